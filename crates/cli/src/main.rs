@@ -1,0 +1,146 @@
+//! `krust`: the broker, the controller and the command-line tools in one binary.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use krust_server::config::ServerConfig;
+
+#[derive(Parser)]
+#[command(
+    name = "krust",
+    version,
+    about = "A Kafka-compatible event streaming platform with a built-in KRaft quorum"
+)]
+struct Cli {
+    /// Log level filter (e.g. info, debug, krust_server=trace). Also read from KRUST_LOG.
+    #[arg(long, global = true)]
+    log_level: Option<String>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a node. With no arguments: a single-node cluster on localhost:9092 (client) and
+    /// localhost:9093 (controller), data under /tmp/krust-logs.
+    Server {
+        /// A Kafka server.properties file.
+        #[arg(long, short = 'c')]
+        config: Option<PathBuf>,
+        /// Override a config key: --override key=value (repeatable).
+        #[arg(long = "override", value_name = "KEY=VALUE")]
+        overrides: Vec<String>,
+    },
+    /// Format storage directories or make a cluster id (kafka-storage).
+    Storage {
+        #[command(subcommand)]
+        command: StorageCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum StorageCommand {
+    /// Print a new random cluster id.
+    RandomUuid,
+    /// Write meta.properties into every log directory of the node.
+    Format {
+        /// The cluster id (22-character base64 UUID, e.g. from `krust storage random-uuid`).
+        #[arg(long = "cluster-id", short = 't')]
+        cluster_id: String,
+        /// The node's server.properties.
+        #[arg(long, short = 'c')]
+        config: PathBuf,
+        /// Override a config key: --override key=value (repeatable).
+        #[arg(long = "override", value_name = "KEY=VALUE")]
+        overrides: Vec<String>,
+        /// Skip directories that are already formatted instead of failing.
+        #[arg(long = "ignore-formatted", short = 'g')]
+        ignore_formatted: bool,
+        /// Format this controller as the only voter of a new quorum.
+        #[arg(long, short = 's')]
+        standalone: bool,
+    },
+}
+
+fn init_logging(level: Option<&str>) {
+    let filter = level
+        .map(String::from)
+        .or_else(|| std::env::var("KRUST_LOG").ok())
+        .unwrap_or_else(|| "info".to_string());
+    let filter = tracing_subscriber::EnvFilter::try_new(&filter)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.log_level.as_deref());
+    let result = match cli.command {
+        Command::Server { config, overrides } => run_server(config, overrides),
+        Command::Storage { command } => storage(command),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("Error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run_server(config: Option<PathBuf>, overrides: Vec<String>) -> anyhow::Result<()> {
+    let config = ServerConfig::load(config.as_deref(), &overrides)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        let server = krust_server::run(config).await?;
+        wait_for_signal().await;
+        server.shutdown().await
+    })
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let term = signal(SignalKind::terminate());
+    let int = signal(SignalKind::interrupt());
+    match (term, int) {
+        (Ok(mut term), Ok(mut int)) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+        }
+        _ => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
+
+fn storage(command: StorageCommand) -> anyhow::Result<()> {
+    match command {
+        StorageCommand::RandomUuid => {
+            println!("{}", krust_server::meta_properties::random_uuid());
+            Ok(())
+        }
+        StorageCommand::Format {
+            cluster_id,
+            config,
+            overrides,
+            ignore_formatted,
+            standalone,
+        } => {
+            let config = ServerConfig::load(Some(&config), &overrides)?;
+            for line in
+                krust_server::format::format(&config, &cluster_id, ignore_formatted, standalone)?
+            {
+                println!("{line}");
+            }
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,148 @@
+//! Shared helpers for the end-to-end tests: rdkafka clients pointed at a test node.
+#![allow(dead_code, unused_imports)]
+
+use std::time::{Duration, Instant};
+
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::{Headers, Message};
+use rdkafka::producer::FutureProducer;
+use rdkafka::{Offset, TopicPartitionList};
+
+pub use krust_testkit::{wait_for, Node};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_krust");
+
+pub fn start(extra: &[&str]) -> Node {
+    Node::start(BIN, extra)
+}
+
+pub fn admin(node: &Node) -> AdminClient<DefaultClientContext> {
+    ClientConfig::new()
+        .set("bootstrap.servers", node.bootstrap())
+        .create()
+        .expect("admin client")
+}
+
+pub fn producer(node: &Node, acks: &str, codec: &str) -> FutureProducer {
+    ClientConfig::new()
+        .set("bootstrap.servers", node.bootstrap())
+        .set("acks", acks)
+        .set("compression.codec", codec)
+        .set("linger.ms", "5")
+        .set("enable.idempotence", "false")
+        .set("message.timeout.ms", "30000")
+        .create()
+        .expect("producer")
+}
+
+pub fn consumer(node: &Node) -> BaseConsumer {
+    ClientConfig::new()
+        .set("bootstrap.servers", node.bootstrap())
+        // librdkafka needs a group id to assign partitions, even without joining a group.
+        .set("group.id", "krust-test-reader")
+        .set("enable.auto.commit", "false")
+        .set("fetch.wait.max.ms", "100")
+        .create()
+        .expect("consumer")
+}
+
+pub async fn create_topic(node: &Node, name: &str, partitions: i32, configs: &[(&str, &str)]) {
+    let admin = admin(node);
+    let mut t = NewTopic::new(name, partitions, TopicReplication::Fixed(1));
+    for (k, v) in configs {
+        t = t.set(k, v);
+    }
+    let res = admin
+        .create_topics([&t], &AdminOptions::new())
+        .await
+        .expect("create_topics");
+    for r in res {
+        r.unwrap_or_else(|(t, e)| panic!("create {t}: {e:?}"));
+    }
+}
+
+/// A consumed record: offset, key, value, timestamp, headers.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Got {
+    pub offset: i64,
+    pub key: Option<Vec<u8>>,
+    pub value: Option<Vec<u8>>,
+    pub timestamp: Option<i64>,
+    pub headers: Vec<(String, Option<Vec<u8>>)>,
+}
+
+/// Reads `count` records from one partition starting at `from`, by assignment.
+pub fn consume(
+    node: &Node,
+    topic: &str,
+    partition: i32,
+    from: Offset,
+    count: usize,
+    timeout: Duration,
+) -> Vec<Got> {
+    let c = consumer(node);
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset(topic, partition, from)
+        .expect("tpl");
+    c.assign(&tpl).expect("assign");
+    let deadline = Instant::now() + timeout;
+    let mut out = Vec::new();
+    while out.len() < count {
+        assert!(
+            Instant::now() < deadline,
+            "consumed {} of {count} from {topic}-{partition}",
+            out.len()
+        );
+        match c.poll(Duration::from_millis(100)) {
+            None => {}
+            Some(Err(e)) => panic!("consume error: {e:?}"),
+            Some(Ok(m)) => out.push(Got {
+                offset: m.offset(),
+                key: m.key().map(<[u8]>::to_vec),
+                value: m.payload().map(<[u8]>::to_vec),
+                timestamp: m.timestamp().to_millis(),
+                headers: m
+                    .headers()
+                    .map(|h| {
+                        h.iter()
+                            .map(|x| (x.key.to_string(), x.value.map(<[u8]>::to_vec)))
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+            }),
+        }
+    }
+    out
+}
+
+/// Polls a consumer for a while and returns how many records arrived (for "nothing more" checks).
+pub fn drain_count(
+    node: &Node,
+    topic: &str,
+    partition: i32,
+    from: Offset,
+    window: Duration,
+) -> usize {
+    let c = consumer(node);
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset(topic, partition, from)
+        .expect("tpl");
+    c.assign(&tpl).expect("assign");
+    let end = Instant::now() + window;
+    let mut n = 0;
+    while Instant::now() < end {
+        if let Some(Ok(_)) = c.poll(Duration::from_millis(50)) {
+            n += 1;
+        }
+    }
+    n
+}
+
+pub fn watermarks(node: &Node, topic: &str, partition: i32) -> (i64, i64) {
+    consumer(node)
+        .fetch_watermarks(topic, partition, Duration::from_secs(10))
+        .expect("watermarks")
+}

@@ -1,0 +1,29 @@
+//! A second and third independent client: kafka-python (pure Python, its own protocol
+//! code) and confluent-kafka, from a venv under target/ that the test creates.
+
+mod common;
+
+use std::process::Command;
+
+use common::*;
+
+#[test]
+fn kafka_python_and_confluent_kafka_work() {
+    let python = krust_testkit::python::python();
+    let node = start(&[]);
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python/clients.py");
+    let out = Command::new(python)
+        .arg(script)
+        .arg(node.bootstrap())
+        .output()
+        .expect("run python");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "python clients failed\nstdout:\n{stdout}\nstderr:\n{stderr}\nnode log:\n{}",
+        node.log()
+    );
+    assert!(stdout.contains("kafka-python: ok"));
+    assert!(stdout.contains("confluent-kafka: ok"));
+}

@@ -1,0 +1,140 @@
+//! Kafka's error codes (`org.apache.kafka.common.protocol.Errors`), the one place numbers live.
+
+/// A Kafka protocol error code. Only the codes krust returns are named; the numbers are Kafka's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(i16)]
+pub enum ErrorCode {
+    UnknownServerError = -1,
+    None = 0,
+    OffsetOutOfRange = 1,
+    CorruptMessage = 2,
+    UnknownTopicOrPartition = 3,
+    InvalidFetchSize = 4,
+    LeaderNotAvailable = 5,
+    NotLeaderOrFollower = 6,
+    RequestTimedOut = 7,
+    MessageTooLarge = 10,
+    CoordinatorLoadInProgress = 14,
+    CoordinatorNotAvailable = 15,
+    NotCoordinator = 16,
+    InvalidTopicException = 17,
+    RecordListTooLarge = 18,
+    NotEnoughReplicas = 19,
+    NotEnoughReplicasAfterAppend = 20,
+    InvalidRequiredAcks = 21,
+    IllegalGeneration = 22,
+    InvalidTimestamp = 32,
+    UnsupportedVersion = 35,
+    TopicAlreadyExists = 36,
+    InvalidPartitions = 37,
+    InvalidReplicationFactor = 38,
+    InvalidReplicaAssignment = 39,
+    InvalidConfig = 40,
+    NotController = 41,
+    InvalidRequest = 42,
+    PolicyViolation = 44,
+    OutOfOrderSequenceNumber = 45,
+    DuplicateSequenceNumber = 46,
+    InvalidProducerEpoch = 47,
+    TopicAuthorizationFailed = 29,
+    ClusterAuthorizationFailed = 31,
+    OperationNotAttempted = 55,
+    KafkaStorageError = 56,
+    UnknownProducerId = 59,
+    FetchSessionIdNotFound = 70,
+    InvalidFetchSessionEpoch = 71,
+    TopicDeletionDisabled = 73,
+    FencedLeaderEpoch = 74,
+    UnknownLeaderEpoch = 75,
+    OffsetNotAvailable = 78,
+    InvalidRecord = 87,
+    UnknownTopicId = 100,
+    InconsistentClusterId = 104,
+    InconsistentTopicId = 103,
+}
+
+impl ErrorCode {
+    /// The wire value.
+    pub fn code(self) -> i16 {
+        self as i16
+    }
+
+    /// Kafka's name for the error, as its tools print it.
+    pub fn name(self) -> &'static str {
+        match self {
+            ErrorCode::UnknownServerError => "UNKNOWN_SERVER_ERROR",
+            ErrorCode::None => "NONE",
+            ErrorCode::OffsetOutOfRange => "OFFSET_OUT_OF_RANGE",
+            ErrorCode::CorruptMessage => "CORRUPT_MESSAGE",
+            ErrorCode::UnknownTopicOrPartition => "UNKNOWN_TOPIC_OR_PARTITION",
+            ErrorCode::InvalidFetchSize => "INVALID_FETCH_SIZE",
+            ErrorCode::LeaderNotAvailable => "LEADER_NOT_AVAILABLE",
+            ErrorCode::NotLeaderOrFollower => "NOT_LEADER_OR_FOLLOWER",
+            ErrorCode::RequestTimedOut => "REQUEST_TIMED_OUT",
+            ErrorCode::MessageTooLarge => "MESSAGE_TOO_LARGE",
+            ErrorCode::CoordinatorLoadInProgress => "COORDINATOR_LOAD_IN_PROGRESS",
+            ErrorCode::CoordinatorNotAvailable => "COORDINATOR_NOT_AVAILABLE",
+            ErrorCode::NotCoordinator => "NOT_COORDINATOR",
+            ErrorCode::InvalidTopicException => "INVALID_TOPIC_EXCEPTION",
+            ErrorCode::RecordListTooLarge => "RECORD_LIST_TOO_LARGE",
+            ErrorCode::NotEnoughReplicas => "NOT_ENOUGH_REPLICAS",
+            ErrorCode::NotEnoughReplicasAfterAppend => "NOT_ENOUGH_REPLICAS_AFTER_APPEND",
+            ErrorCode::InvalidRequiredAcks => "INVALID_REQUIRED_ACKS",
+            ErrorCode::IllegalGeneration => "ILLEGAL_GENERATION",
+            ErrorCode::InvalidTimestamp => "INVALID_TIMESTAMP",
+            ErrorCode::UnsupportedVersion => "UNSUPPORTED_VERSION",
+            ErrorCode::TopicAlreadyExists => "TOPIC_ALREADY_EXISTS",
+            ErrorCode::InvalidPartitions => "INVALID_PARTITIONS",
+            ErrorCode::InvalidReplicationFactor => "INVALID_REPLICATION_FACTOR",
+            ErrorCode::InvalidReplicaAssignment => "INVALID_REPLICA_ASSIGNMENT",
+            ErrorCode::InvalidConfig => "INVALID_CONFIG",
+            ErrorCode::NotController => "NOT_CONTROLLER",
+            ErrorCode::InvalidRequest => "INVALID_REQUEST",
+            ErrorCode::PolicyViolation => "POLICY_VIOLATION",
+            ErrorCode::OutOfOrderSequenceNumber => "OUT_OF_ORDER_SEQUENCE_NUMBER",
+            ErrorCode::DuplicateSequenceNumber => "DUPLICATE_SEQUENCE_NUMBER",
+            ErrorCode::InvalidProducerEpoch => "INVALID_PRODUCER_EPOCH",
+            ErrorCode::TopicAuthorizationFailed => "TOPIC_AUTHORIZATION_FAILED",
+            ErrorCode::ClusterAuthorizationFailed => "CLUSTER_AUTHORIZATION_FAILED",
+            ErrorCode::OperationNotAttempted => "OPERATION_NOT_ATTEMPTED",
+            ErrorCode::KafkaStorageError => "KAFKA_STORAGE_ERROR",
+            ErrorCode::UnknownProducerId => "UNKNOWN_PRODUCER_ID",
+            ErrorCode::FetchSessionIdNotFound => "FETCH_SESSION_ID_NOT_FOUND",
+            ErrorCode::InvalidFetchSessionEpoch => "INVALID_FETCH_SESSION_EPOCH",
+            ErrorCode::TopicDeletionDisabled => "TOPIC_DELETION_DISABLED",
+            ErrorCode::FencedLeaderEpoch => "FENCED_LEADER_EPOCH",
+            ErrorCode::UnknownLeaderEpoch => "UNKNOWN_LEADER_EPOCH",
+            ErrorCode::OffsetNotAvailable => "OFFSET_NOT_AVAILABLE",
+            ErrorCode::InvalidRecord => "INVALID_RECORD",
+            ErrorCode::UnknownTopicId => "UNKNOWN_TOPIC_ID",
+            ErrorCode::InconsistentClusterId => "INCONSISTENT_CLUSTER_ID",
+            ErrorCode::InconsistentTopicId => "INCONSISTENT_TOPIC_ID",
+        }
+    }
+}
+
+impl From<ErrorCode> for i16 {
+    fn from(e: ErrorCode) -> i16 {
+        e.code()
+    }
+}
+
+impl std::fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} ({})", self.name(), self.code())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_match_kafka() {
+        assert_eq!(ErrorCode::UnsupportedVersion.code(), 35);
+        assert_eq!(ErrorCode::CorruptMessage.code(), 2);
+        assert_eq!(ErrorCode::InvalidRecord.code(), 87);
+        assert_eq!(ErrorCode::UnknownServerError.code(), -1);
+        assert_eq!(ErrorCode::InvalidConfig.name(), "INVALID_CONFIG");
+    }
+}

@@ -1,0 +1,141 @@
+//! The API versions krust serves: the single source of truth.
+//!
+//! ApiVersions answers from this table, the dispatcher rejects any request outside it, and
+//! each handler may rely on its version lying inside the range written here. A range may
+//! never exceed what the `kafka-protocol` crate can decode (a unit test checks this).
+
+use kafka_protocol::messages::ApiKey;
+
+/// Which listener a request arrived on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Listener {
+    /// The client listener (`listeners`, not a controller listener name), port 9092 by default.
+    Broker,
+    /// The controller listener (`controller.listener.names`), port 9093 by default.
+    Controller,
+}
+
+/// One row of the table: an API, the versions served, and the listeners that serve it.
+#[derive(Debug, Clone, Copy)]
+pub struct ApiRange {
+    pub key: ApiKey,
+    pub min: i16,
+    pub max: i16,
+    pub broker: bool,
+    pub controller: bool,
+}
+
+const fn both(key: ApiKey, min: i16, max: i16) -> ApiRange {
+    ApiRange {
+        key,
+        min,
+        max,
+        broker: true,
+        controller: true,
+    }
+}
+
+const fn broker(key: ApiKey, min: i16, max: i16) -> ApiRange {
+    ApiRange {
+        key,
+        min,
+        max,
+        broker: true,
+        controller: false,
+    }
+}
+
+/// Every API krust implements, with the versions served.
+///
+/// Floors follow Kafka 4.x (KIP-896) except where older clients still in use need less
+/// (kafka-python 2.0 sends Metadata v1, ListOffsets v1, Fetch v4, Produce v7).
+/// Fetch v13+ addresses topics by id: served because Metadata v10+ returns real topic ids.
+pub const SUPPORTED_APIS: &[ApiRange] = &[
+    broker(ApiKey::Produce, 3, 11),
+    broker(ApiKey::Fetch, 4, 16),
+    broker(ApiKey::ListOffsets, 1, 8),
+    broker(ApiKey::Metadata, 0, 12),
+    broker(ApiKey::OffsetForLeaderEpoch, 2, 4),
+    both(ApiKey::ApiVersions, 0, 4),
+    both(ApiKey::CreateTopics, 2, 7),
+    both(ApiKey::DeleteTopics, 1, 6),
+    broker(ApiKey::DeleteRecords, 0, 2),
+    both(ApiKey::DescribeConfigs, 1, 4),
+    both(ApiKey::AlterConfigs, 0, 2),
+    both(ApiKey::CreatePartitions, 0, 3),
+    both(ApiKey::IncrementalAlterConfigs, 0, 1),
+    both(ApiKey::DescribeCluster, 0, 1),
+];
+
+/// The served range of `key` on `listener`, if krust serves it there.
+pub fn supported(key: ApiKey, listener: Listener) -> Option<&'static ApiRange> {
+    SUPPORTED_APIS.iter().find(|r| {
+        r.key == key
+            && match listener {
+                Listener::Broker => r.broker,
+                Listener::Controller => r.controller,
+            }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kafka_protocol::messages::*;
+    use kafka_protocol::protocol::Message;
+
+    fn crate_range(key: ApiKey) -> (i16, i16) {
+        macro_rules! r {
+            ($t:ty) => {
+                (<$t>::VERSIONS.min, <$t>::VERSIONS.max)
+            };
+        }
+        match key {
+            ApiKey::Produce => r!(ProduceRequest),
+            ApiKey::Fetch => r!(FetchRequest),
+            ApiKey::ListOffsets => r!(ListOffsetsRequest),
+            ApiKey::Metadata => r!(MetadataRequest),
+            ApiKey::OffsetForLeaderEpoch => r!(OffsetForLeaderEpochRequest),
+            ApiKey::ApiVersions => r!(ApiVersionsRequest),
+            ApiKey::CreateTopics => r!(CreateTopicsRequest),
+            ApiKey::DeleteTopics => r!(DeleteTopicsRequest),
+            ApiKey::DeleteRecords => r!(DeleteRecordsRequest),
+            ApiKey::DescribeConfigs => r!(DescribeConfigsRequest),
+            ApiKey::AlterConfigs => r!(AlterConfigsRequest),
+            ApiKey::CreatePartitions => r!(CreatePartitionsRequest),
+            ApiKey::IncrementalAlterConfigs => r!(IncrementalAlterConfigsRequest),
+            ApiKey::DescribeCluster => r!(DescribeClusterRequest),
+            other => panic!("add {other:?} to crate_range"),
+        }
+    }
+
+    #[test]
+    fn table_within_what_the_codec_decodes() {
+        for r in SUPPORTED_APIS {
+            let (min, max) = crate_range(r.key);
+            assert!(
+                r.min >= min && r.max <= max,
+                "{:?} {}-{} outside {min}-{max}",
+                r.key,
+                r.min,
+                r.max
+            );
+            assert!(r.min <= r.max);
+        }
+    }
+
+    #[test]
+    fn clients_minimums_are_served() {
+        // kafka-python 2.0 hard-codes these versions.
+        for (key, v) in [
+            (ApiKey::Metadata, 1),
+            (ApiKey::Produce, 7),
+            (ApiKey::Fetch, 4),
+            (ApiKey::ListOffsets, 1),
+            (ApiKey::ApiVersions, 0),
+        ] {
+            let r = supported(key, Listener::Broker).expect("served");
+            assert!(r.min <= v && v <= r.max, "{key:?} v{v}");
+        }
+    }
+}

@@ -1,0 +1,264 @@
+//! The node's shared state and the operations handlers build on.
+//!
+//! Controller operations go through [`Broker::control`]: take the controller lock, decide
+//! against the current image (pure code in `krust_metadata::controller`), commit the
+//! records, then bring the hosted partitions in line with the new image. Everything a
+//! handler reads (topics, partitions, configs) comes from the image or the partition logs.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use krust_metadata::{MetadataImage, MetadataRecord};
+use krust_storage::{LogConfig, LogManager, SharedLog};
+use tracing::{info, warn};
+use uuid::Uuid;
+
+use crate::config::ServerConfig;
+use crate::metadata_log::MetadataLog;
+use crate::partition::{Partition, Partitions};
+use crate::topic_config;
+
+/// Log settings for a topic: its overrides in `image` over the broker's defaults.
+pub fn log_config_for(config: &ServerConfig, image: &MetadataImage, topic: &str) -> LogConfig {
+    let e = topic_config::effective(&image.topic_configs(topic), config);
+    LogConfig {
+        segment_bytes: e.segment_bytes,
+        segment_ms: e.segment_ms,
+        retention_ms: e.retention_ms,
+        retention_bytes: e.retention_bytes,
+        index_interval_bytes: e.index_interval_bytes,
+        max_message_bytes: e.max_message_bytes,
+        message_timestamp_type_log_append: e.message_timestamp_type_log_append,
+        flush_interval_messages: e.flush_interval_messages,
+        flush_interval_ms: e.flush_interval_ms,
+    }
+}
+
+/// Wall-clock milliseconds since the Unix epoch.
+pub fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+pub struct Broker {
+    pub config: ServerConfig,
+    pub cluster_id: String,
+    pub node_id: i32,
+    pub metadata: MetadataLog,
+    pub logs: LogManager,
+    pub partitions: Partitions,
+    controller_lock: tokio::sync::Mutex<()>,
+    placement_counter: AtomicUsize,
+}
+
+impl Broker {
+    pub fn new(
+        config: ServerConfig,
+        cluster_id: String,
+        metadata: MetadataLog,
+        logs: LogManager,
+    ) -> Broker {
+        Broker {
+            node_id: config.node_id,
+            config,
+            cluster_id,
+            metadata,
+            logs,
+            partitions: Partitions::default(),
+            controller_lock: tokio::sync::Mutex::new(()),
+            placement_counter: AtomicUsize::new(rand::random::<u16>() as usize),
+        }
+    }
+
+    /// The current metadata image.
+    pub fn image(&self) -> Arc<MetadataImage> {
+        self.metadata.image()
+    }
+
+    /// Brokers that can take replicas. A single node has itself.
+    pub fn live_brokers(&self) -> Vec<i32> {
+        vec![self.node_id]
+    }
+
+    /// A starting point for round-robin replica placement, different on each call.
+    pub fn placement_start(&self) -> usize {
+        self.placement_counter.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Runs a controller decision and commits its records. `decide` sees the current image
+    /// and returns the records to write plus a value for the caller. Decisions are
+    /// serialized, so each one sees every earlier one's records.
+    pub async fn control<T>(
+        &self,
+        decide: impl FnOnce(&MetadataImage) -> (Vec<MetadataRecord>, T),
+    ) -> anyhow::Result<T> {
+        let _guard = self.controller_lock.lock().await;
+        let image = self.image();
+        let (records, out) = decide(&image);
+        if !records.is_empty() {
+            self.metadata.commit(&records, now_ms())?;
+            self.reconcile()?;
+        }
+        Ok(out)
+    }
+
+    /// Log settings for a topic: its overrides over the broker's defaults.
+    pub fn log_config(&self, image: &MetadataImage, topic: &str) -> LogConfig {
+        log_config_for(&self.config, image, topic)
+    }
+
+    /// Makes the hosted partitions match the image: opens or creates the logs of
+    /// partitions assigned here, deletes those of topics that are gone, applies config
+    /// changes. Idempotent; runs after every commit and once at startup.
+    pub fn reconcile(&self) -> anyhow::Result<()> {
+        let image = self.image();
+        let mut wanted = std::collections::HashSet::new();
+        for topic in image.topics.values() {
+            let config = self.log_config(&image, &topic.name);
+            for (&index, p) in &topic.partitions {
+                if !p.replicas.contains(&self.node_id) {
+                    continue;
+                }
+                wanted.insert((topic.name.clone(), index));
+                match self.partitions.get(&topic.name, index) {
+                    Some(existing) if existing.topic_id == topic.id => {
+                        existing.set_leader_epoch(p.leader_epoch);
+                        existing.write_log().update_config(config.clone());
+                    }
+                    stale => {
+                        if stale.is_some() {
+                            self.drop_partition(&topic.name, index);
+                        }
+                        let log =
+                            self.open_partition_log(&topic.name, index, topic.id, config.clone())?;
+                        {
+                            let mut l = log.write();
+                            let end = l.log_end_offset();
+                            l.assign_leader_epoch(p.leader_epoch, end)?;
+                        }
+                        self.partitions.insert(Arc::new(Partition::new(
+                            topic.name.clone(),
+                            index,
+                            topic.id,
+                            log,
+                            p.leader_epoch,
+                        )));
+                    }
+                }
+            }
+        }
+        for p in self.partitions.all() {
+            if !wanted.contains(&(p.topic.clone(), p.index)) {
+                self.drop_partition(&p.topic, p.index);
+            }
+        }
+        for (tp, _) in self.logs.logs() {
+            let (topic, index) = (tp.topic, tp.partition);
+            if !wanted.contains(&(topic.clone(), index)) {
+                info!(%topic, partition = index, "deleting the log of a partition no longer assigned here");
+                if let Err(e) = self.logs.delete(&topic, index) {
+                    warn!(%topic, partition = index, error = %e, "could not delete partition log");
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn drop_partition(&self, topic: &str, index: i32) {
+        if let Some(p) = self.partitions.remove(topic, index) {
+            p.wake();
+        }
+        if let Err(e) = self.logs.delete(topic, index) {
+            warn!(%topic, partition = index, error = %e, "could not delete partition log");
+        }
+    }
+
+    /// Opens the partition's log, or creates it. A directory left by an earlier topic of the
+    /// same name (its `partition.metadata` names another topic id) is deleted first.
+    fn open_partition_log(
+        &self,
+        topic: &str,
+        index: i32,
+        topic_id: Uuid,
+        config: LogConfig,
+    ) -> anyhow::Result<SharedLog> {
+        if let Some(log) = self.logs.get(topic, index) {
+            let dir = log.read().dir().to_path_buf();
+            match read_partition_metadata(&dir) {
+                Some(id) if id != topic_id => {
+                    info!(%topic, partition = index, "deleting the log of an earlier topic with the same name");
+                    self.logs.delete(topic, index)?;
+                }
+                _ => {
+                    write_partition_metadata(&dir, topic_id)?;
+                    log.write().update_config(config);
+                    return Ok(log);
+                }
+            }
+        }
+        let log = self.logs.create(topic, index, config)?;
+        let dir = log.read().dir().to_path_buf();
+        write_partition_metadata(&dir, topic_id)?;
+        Ok(log)
+    }
+}
+
+/// Reads the topic id from a partition directory's `partition.metadata`.
+fn read_partition_metadata(dir: &Path) -> Option<Uuid> {
+    let text = std::fs::read_to_string(dir.join("partition.metadata")).ok()?;
+    let line = text.lines().find_map(|l| l.strip_prefix("topic_id:"))?;
+    crate::meta_properties::parse_uuid(line.trim())
+        .ok()
+        .map(Uuid::from_bytes)
+}
+
+/// Writes `partition.metadata` (Kafka's format: `version: 0`, `topic_id: <id>`).
+fn write_partition_metadata(dir: &Path, topic_id: Uuid) -> std::io::Result<()> {
+    let path = dir.join("partition.metadata");
+    let text = format!(
+        "version: 0\ntopic_id: {}\n",
+        crate::meta_properties::uuid_to_string(&topic_id)
+    );
+    if std::fs::read_to_string(&path).ok().as_deref() == Some(text.as_str()) {
+        return Ok(());
+    }
+    let tmp = dir.join("partition.metadata.tmp");
+    std::fs::write(&tmp, text)?;
+    std::fs::rename(tmp, path)
+}
+
+impl Broker {
+    /// Host and port clients should use to reach this node's broker listener.
+    pub fn advertised_endpoint(&self) -> (String, i32) {
+        match self.config.advertised_broker_listener() {
+            Some(l) if !l.host.is_empty() => (l.host.clone(), l.port as i32),
+            Some(l) => (local_hostname(), l.port as i32),
+            None => ("localhost".to_string(), 9092),
+        }
+    }
+}
+
+fn local_hostname() -> String {
+    std::fs::read_to_string("/etc/hostname")
+        .ok()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "localhost".to_string())
+}
+
+impl Broker {
+    /// Host and port of this node's first controller listener, if it is a controller.
+    pub fn advertised_controller_endpoint(&self) -> Option<(String, i32)> {
+        let l = self.config.controller_listener()?;
+        let host = if l.host.is_empty() {
+            local_hostname()
+        } else {
+            l.host.clone()
+        };
+        Some((host, l.port as i32))
+    }
+}

@@ -1,0 +1,2743 @@
+//! Broker / controller configuration: `server.properties` parsing, Kafka's key names and
+//! defaults, and the KRaft validation rules (`KafkaConfig.validateValues`).
+//!
+//! Keys krust implements become typed fields of [`ServerConfig`]. Known Kafka broker keys that
+//! krust does not act on are accepted (and logged once); anything else is a startup error, so a
+//! typo does not silently fall back to a default.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use indexmap::IndexMap;
+
+use crate::topic_config::{
+    self, canonical, parse_bool, split_list, ConfigEntryDesc, ConfigType, SOURCE_DEFAULT_CONFIG,
+    SOURCE_STATIC_BROKER_CONFIG,
+};
+
+/// A configuration problem; the message names the key and the offending value.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{0}")]
+    Invalid(String),
+    #[error("cannot read config file {}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+fn err(msg: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid(msg.into())
+}
+
+fn invalid(key: &str, value: &str, reason: impl fmt::Display) -> ConfigError {
+    err(format!(
+        "Invalid value {value} for configuration {key}: {reason}"
+    ))
+}
+
+/// The settings used when krust starts without a config file: one combined node that is
+/// its own single-voter quorum. Command-line overrides apply on top.
+pub const SINGLE_NODE_DEFAULTS: &[(&str, &str)] = &[
+    ("node.id", "1"),
+    ("process.roles", "broker,controller"),
+    ("listeners", "PLAINTEXT://localhost:9092,CONTROLLER://localhost:9093"),
+    (
+        "advertised.listeners",
+        "PLAINTEXT://localhost:9092,CONTROLLER://localhost:9093",
+    ),
+    ("controller.listener.names", "CONTROLLER"),
+    ("inter.broker.listener.name", "PLAINTEXT"),
+    (
+        "listener.security.protocol.map",
+        "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,SSL:SSL,SASL_PLAINTEXT:SASL_PLAINTEXT,SASL_SSL:SASL_SSL",
+    ),
+    ("controller.quorum.voters", "1@localhost:9093"),
+    ("log.dirs", "/tmp/krust-logs"),
+    ("offsets.topic.replication.factor", "1"),
+    ("transaction.state.log.replication.factor", "1"),
+    ("transaction.state.log.min.isr", "1"),
+];
+
+/// Kafka broker keys krust accepts but does not act on (besides the prefixes in
+/// [`ACCEPTED_UNUSED_PREFIXES`]).
+pub const ACCEPTED_UNUSED_KEYS: &[&str] = &[
+    "alter.config.policy.class.name",
+    "alter.log.dirs.replication.quota.window.num",
+    "alter.log.dirs.replication.quota.window.size.seconds",
+    "authorizer.class.name",
+    "auto.include.jmx.reporter",
+    "auto.leader.rebalance.enable",
+    "background.threads",
+    "client.quota.callback.class",
+    "compression.gzip.level",
+    "compression.lz4.level",
+    "compression.type",
+    "compression.zstd.level",
+    "config.providers",
+    "connection.failed.authentication.delay.ms",
+    "connections.max.idle.ms",
+    "connections.max.reauth.ms",
+    "controlled.shutdown.enable",
+    "controller.quorum.append.linger.ms",
+    "controller.quorum.election.backoff.max.ms",
+    "controller.quorum.retry.backoff.ms",
+    "controller.quota.window.num",
+    "controller.quota.window.size.seconds",
+    "create.topic.policy.class.name",
+    "delete.records.purgatory.purge.interval.requests",
+    "early.start.listeners",
+    "eligible.leader.replicas.enable",
+    "fetch.max.bytes",
+    "fetch.purgatory.purge.interval.requests",
+    "group.max.size",
+    "initial.broker.registration.timeout.ms",
+    "inter.broker.protocol.version",
+    "kafka.metrics.polling.interval.secs",
+    "kafka.metrics.reporters",
+    "leader.imbalance.check.interval.seconds",
+    "leader.imbalance.per.broker.percentage",
+    "log.dir.failure.timeout.ms",
+    "log.flush.offset.checkpoint.interval.ms",
+    "log.flush.start.offset.checkpoint.interval.ms",
+    "log.local.retention.bytes",
+    "log.local.retention.ms",
+    "log.message.downconversion.enable",
+    "log.message.format.version",
+    "log.message.timestamp.after.max.ms",
+    "log.message.timestamp.before.max.ms",
+    "log.preallocate",
+    "log.roll.jitter.hours",
+    "log.roll.jitter.ms",
+    "log.segment.delete.delay.ms",
+    "max.connection.creation.rate",
+    "max.connections",
+    "max.connections.per.ip",
+    "max.connections.per.ip.overrides",
+    "max.incremental.fetch.session.cache.slots",
+    "max.request.partition.size.limit",
+    "metadata.log.max.record.bytes.between.snapshots",
+    "metadata.log.max.snapshot.interval.ms",
+    "metadata.log.segment.bytes",
+    "metadata.log.segment.ms",
+    "metadata.max.idle.interval.ms",
+    "metadata.max.retention.bytes",
+    "metadata.max.retention.ms",
+    "metric.reporters",
+    "num.io.threads",
+    "num.network.threads",
+    "num.recovery.threads.per.data.dir",
+    "num.replica.alter.log.dirs.threads",
+    "num.replica.fetchers",
+    "offset.metadata.max.bytes",
+    "offsets.commit.timeout.ms",
+    "offsets.load.buffer.size",
+    "offsets.retention.check.interval.ms",
+    "offsets.topic.compression.codec",
+    "offsets.topic.segment.bytes",
+    "principal.builder.class",
+    "producer.id.expiration.check.interval.ms",
+    "producer.id.expiration.ms",
+    "producer.purgatory.purge.interval.requests",
+    "queued.max.request.bytes",
+    "queued.max.requests",
+    "quota.window.num",
+    "quota.window.size.seconds",
+    "replica.fetch.backoff.ms",
+    "replica.fetch.max.bytes",
+    "replica.fetch.min.bytes",
+    "replica.fetch.response.max.bytes",
+    "replica.fetch.wait.max.ms",
+    "replica.high.watermark.checkpoint.interval.ms",
+    "replica.selector.class",
+    "replica.socket.receive.buffer.bytes",
+    "replica.socket.timeout.ms",
+    "replication.quota.window.num",
+    "replication.quota.window.size.seconds",
+    "reserved.broker.max.id",
+    "sasl.mechanism.controller.protocol",
+    "security.inter.broker.protocol",
+    "security.providers",
+    "server.max.startup.time.ms",
+    "socket.connection.setup.timeout.max.ms",
+    "socket.connection.setup.timeout.ms",
+    "socket.listen.backlog.size",
+    "socket.receive.buffer.bytes",
+    "socket.send.buffer.bytes",
+    "super.users",
+    "telemetry.max.bytes",
+    "transaction.abort.timed.out.transaction.cleanup.interval.ms",
+    "transaction.max.timeout.ms",
+    "transaction.partition.verification.enable",
+    "transaction.remove.expired.transaction.cleanup.interval.ms",
+    "transaction.state.log.load.buffer.size",
+    "transaction.state.log.num.partitions",
+    "transaction.state.log.segment.bytes",
+    "transactional.id.expiration.ms",
+    "unstable.api.versions.enable",
+    "unstable.feature.versions.enable",
+];
+
+/// Families of Kafka broker keys krust accepts but does not act on.
+pub const ACCEPTED_UNUSED_PREFIXES: &[&str] = &[
+    "delegation.token.",
+    "group.consumer.",
+    "group.coordinator.",
+    "group.share.",
+    "group.streams.",
+    "listener.name.",
+    "log.cleaner.",
+    "metrics.",
+    "password.encoder.",
+    "remote.log.",
+    "sasl.",
+    "share.",
+    "ssl.",
+    "zookeeper.",
+];
+
+const DEFAULT_PROTOCOL_MAP: &str =
+    "PLAINTEXT:PLAINTEXT,SSL:SSL,SASL_PLAINTEXT:SASL_PLAINTEXT,SASL_SSL:SASL_SSL";
+const LONG_MAX: &str = "9223372036854775807";
+const HOUR_MS: i64 = 3_600_000;
+const MINUTE_MS: i64 = 60_000;
+
+struct BrokerKeyDef {
+    name: &'static str,
+    ty: ConfigType,
+    default: Option<&'static str>,
+    doc: &'static str,
+}
+
+const fn key(
+    name: &'static str,
+    ty: ConfigType,
+    default: Option<&'static str>,
+    doc: &'static str,
+) -> BrokerKeyDef {
+    BrokerKeyDef {
+        name,
+        ty,
+        default,
+        doc,
+    }
+}
+
+use ConfigType as T;
+
+/// Every broker key krust implements, sorted by name.
+const BROKER_KEYS: &[BrokerKeyDef] = &[
+    key(
+        "advertised.listeners",
+        T::String,
+        None,
+        "Listeners published to clients and other nodes; defaults to listeners.",
+    ),
+    key(
+        "auto.create.topics.enable",
+        T::Boolean,
+        Some("true"),
+        "Create a topic when a client asks for metadata of one that does not exist.",
+    ),
+    key(
+        "broker.heartbeat.interval.ms",
+        T::Int,
+        Some("2000"),
+        "How often a broker heartbeats to the active controller.",
+    ),
+    key(
+        "broker.id",
+        T::Int,
+        Some("-1"),
+        "Legacy name of node.id; must equal it when both are set.",
+    ),
+    key(
+        "broker.rack",
+        T::String,
+        None,
+        "Rack of this broker, used for rack-aware replica placement.",
+    ),
+    key(
+        "broker.session.timeout.ms",
+        T::Int,
+        Some("9000"),
+        "A broker without a heartbeat for this long is fenced by the controller.",
+    ),
+    key(
+        "controller.listener.names",
+        T::String,
+        None,
+        "Names of the listeners the controllers use.",
+    ),
+    key(
+        "controller.quorum.bootstrap.servers",
+        T::List,
+        Some(""),
+        "host:port list used to find the controller quorum (dynamic quorum).",
+    ),
+    key(
+        "controller.quorum.election.timeout.ms",
+        T::Int,
+        Some("1000"),
+        "Base timeout before a candidate starts a new election.",
+    ),
+    key(
+        "controller.quorum.fetch.timeout.ms",
+        T::Int,
+        Some("2000"),
+        "A follower that cannot fetch from the leader for this long starts an election.",
+    ),
+    key(
+        "controller.quorum.request.timeout.ms",
+        T::Int,
+        Some("2000"),
+        "Timeout of a request between quorum members.",
+    ),
+    key(
+        "controller.quorum.voters",
+        T::List,
+        Some(""),
+        "Static quorum: id@host:port of every voting controller.",
+    ),
+    key(
+        "default.replication.factor",
+        T::Int,
+        Some("1"),
+        "Replication factor of automatically created topics and of CreateTopics with -1.",
+    ),
+    key(
+        "delete.topic.enable",
+        T::Boolean,
+        Some("true"),
+        "Whether DeleteTopics is allowed.",
+    ),
+    key(
+        "group.initial.rebalance.delay.ms",
+        T::Int,
+        Some("3000"),
+        "How long a new classic group waits for more members before its first rebalance.",
+    ),
+    key(
+        "group.max.session.timeout.ms",
+        T::Int,
+        Some("1800000"),
+        "Largest session timeout a consumer may ask for.",
+    ),
+    key(
+        "group.min.session.timeout.ms",
+        T::Int,
+        Some("6000"),
+        "Smallest session timeout a consumer may ask for.",
+    ),
+    key(
+        "http.listener",
+        T::String,
+        Some(""),
+        "krust: host:port of the HTTP endpoint for metrics and health; empty disables it.",
+    ),
+    key(
+        "inter.broker.listener.name",
+        T::String,
+        None,
+        "Listener brokers use to talk to each other; defaults to PLAINTEXT.",
+    ),
+    key(
+        "listener.security.protocol.map",
+        T::String,
+        Some(DEFAULT_PROTOCOL_MAP),
+        "Security protocol of each listener name (krust supports PLAINTEXT only).",
+    ),
+    key(
+        "listeners",
+        T::String,
+        Some("PLAINTEXT://:9092"),
+        "NAME://host:port addresses to bind; an empty host binds all interfaces.",
+    ),
+    key(
+        "log.cleanup.policy",
+        T::List,
+        Some("delete"),
+        "Default cleanup policy of topics: delete and/or compact.",
+    ),
+    key(
+        "log.dir",
+        T::String,
+        Some("/tmp/kafka-logs"),
+        "Data directory, used when log.dirs is not set.",
+    ),
+    key(
+        "log.dirs",
+        T::String,
+        None,
+        "Comma-separated data directories.",
+    ),
+    key(
+        "log.flush.interval.messages",
+        T::Long,
+        Some(LONG_MAX),
+        "Messages appended to a partition before it is fsynced.",
+    ),
+    key(
+        "log.flush.interval.ms",
+        T::Long,
+        None,
+        "Age of unflushed data that forces an fsync; unset means log.flush.scheduler.interval.ms.",
+    ),
+    key(
+        "log.flush.scheduler.interval.ms",
+        T::Long,
+        Some(LONG_MAX),
+        "How often the time-based flush is checked.",
+    ),
+    key(
+        "log.index.interval.bytes",
+        T::Int,
+        Some("4096"),
+        "Bytes appended between two offset-index entries.",
+    ),
+    key(
+        "log.index.size.max.bytes",
+        T::Int,
+        Some("10485760"),
+        "Maximum size of a segment's offset and time indexes.",
+    ),
+    key(
+        "log.message.timestamp.type",
+        T::String,
+        Some("CreateTime"),
+        "Default timestamp type of topics: CreateTime or LogAppendTime.",
+    ),
+    key(
+        "log.retention.bytes",
+        T::Long,
+        Some("-1"),
+        "Default size limit of a partition (-1: none).",
+    ),
+    key(
+        "log.retention.check.interval.ms",
+        T::Long,
+        Some("300000"),
+        "How often retention is enforced.",
+    ),
+    key(
+        "log.retention.hours",
+        T::Int,
+        Some("168"),
+        "Default retention in hours; overridden by log.retention.minutes and log.retention.ms.",
+    ),
+    key(
+        "log.retention.minutes",
+        T::Int,
+        None,
+        "Default retention in minutes; overridden by log.retention.ms.",
+    ),
+    key(
+        "log.retention.ms",
+        T::Long,
+        None,
+        "Default retention in milliseconds (-1: forever).",
+    ),
+    key(
+        "log.roll.hours",
+        T::Int,
+        Some("168"),
+        "Default age in hours at which a segment is rolled; overridden by log.roll.ms.",
+    ),
+    key(
+        "log.roll.ms",
+        T::Long,
+        None,
+        "Default age in milliseconds at which a segment is rolled.",
+    ),
+    key(
+        "log.segment.bytes",
+        T::Int,
+        Some("1073741824"),
+        "Default size at which a segment is rolled.",
+    ),
+    key(
+        "message.max.bytes",
+        T::Int,
+        Some("1048588"),
+        "Largest record batch a topic accepts by default.",
+    ),
+    key(
+        "metadata.log.dir",
+        T::String,
+        None,
+        "Directory of the cluster metadata log; defaults to the first log dir.",
+    ),
+    key(
+        "min.insync.replicas",
+        T::Int,
+        Some("1"),
+        "Default number of replicas that must acknowledge an acks=all write.",
+    ),
+    key(
+        "node.id",
+        T::Int,
+        Some("-1"),
+        "Id of this node in the cluster and in the controller quorum.",
+    ),
+    key(
+        "num.partitions",
+        T::Int,
+        Some("1"),
+        "Partition count of automatically created topics.",
+    ),
+    key(
+        "offsets.retention.minutes",
+        T::Int,
+        Some("10080"),
+        "How long committed offsets of an empty group are kept.",
+    ),
+    key(
+        "offsets.topic.num.partitions",
+        T::Int,
+        Some("50"),
+        "Partition count of __consumer_offsets.",
+    ),
+    key(
+        "offsets.topic.replication.factor",
+        T::Short,
+        Some("3"),
+        "Replication factor of __consumer_offsets.",
+    ),
+    key(
+        "process.roles",
+        T::List,
+        Some(""),
+        "Roles of this node: broker, controller, or both.",
+    ),
+    key(
+        "replica.lag.time.max.ms",
+        T::Long,
+        Some("30000"),
+        "A follower that has not caught up for this long leaves the ISR.",
+    ),
+    key(
+        "socket.request.max.bytes",
+        T::Int,
+        Some("104857600"),
+        "Largest request the server accepts.",
+    ),
+    key(
+        "transaction.state.log.min.isr",
+        T::Int,
+        Some("2"),
+        "min.insync.replicas of __transaction_state.",
+    ),
+    key(
+        "transaction.state.log.replication.factor",
+        T::Short,
+        Some("3"),
+        "Replication factor of __transaction_state.",
+    ),
+    key(
+        "unclean.leader.election.enable",
+        T::Boolean,
+        Some("false"),
+        "Whether an out-of-sync replica may become leader, at the risk of data loss.",
+    ),
+];
+
+fn broker_key_def(name: &str) -> Option<&'static BrokerKeyDef> {
+    BROKER_KEYS.iter().find(|d| d.name == name)
+}
+
+/// `Some(default)` if `name` is a broker key krust implements (the default may be null).
+pub fn broker_key_default(name: &str) -> Option<Option<&'static str>> {
+    broker_key_def(name).map(|d| d.default)
+}
+
+/// The names of every broker key krust implements, sorted.
+pub fn implemented_broker_keys() -> impl Iterator<Item = &'static str> {
+    BROKER_KEYS.iter().map(|d| d.name)
+}
+
+/// Whether `name` is accepted in `server.properties` (implemented or accepted-unused).
+pub fn is_known_broker_key(name: &str) -> bool {
+    broker_key_def(name).is_some() || is_accepted_unused(name)
+}
+
+fn is_accepted_unused(name: &str) -> bool {
+    ACCEPTED_UNUSED_KEYS.contains(&name)
+        || ACCEPTED_UNUSED_PREFIXES.iter().any(|p| name.starts_with(p))
+}
+
+/// A node's roles.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ProcessRole {
+    Broker,
+    Controller,
+}
+
+/// Kafka's `SecurityProtocol`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SecurityProtocol {
+    Plaintext,
+    Ssl,
+    SaslPlaintext,
+    SaslSsl,
+}
+
+impl SecurityProtocol {
+    /// Parses a protocol name, case-insensitively.
+    pub fn parse(s: &str) -> Option<SecurityProtocol> {
+        match s.trim().to_ascii_uppercase().as_str() {
+            "PLAINTEXT" => Some(SecurityProtocol::Plaintext),
+            "SSL" => Some(SecurityProtocol::Ssl),
+            "SASL_PLAINTEXT" => Some(SecurityProtocol::SaslPlaintext),
+            "SASL_SSL" => Some(SecurityProtocol::SaslSsl),
+            _ => None,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            SecurityProtocol::Plaintext => "PLAINTEXT",
+            SecurityProtocol::Ssl => "SSL",
+            SecurityProtocol::SaslPlaintext => "SASL_PLAINTEXT",
+            SecurityProtocol::SaslSsl => "SASL_SSL",
+        }
+    }
+
+    /// The id used on the wire (BrokerRegistration, DescribeCluster...).
+    pub fn id(self) -> i16 {
+        match self {
+            SecurityProtocol::Plaintext => 0,
+            SecurityProtocol::Ssl => 1,
+            SecurityProtocol::SaslPlaintext => 2,
+            SecurityProtocol::SaslSsl => 3,
+        }
+    }
+}
+
+impl fmt::Display for SecurityProtocol {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// `log.message.timestamp.type`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TimestampType {
+    CreateTime,
+    LogAppendTime,
+}
+
+/// One `NAME://host:port` endpoint. `host` is empty for "all interfaces".
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listener {
+    /// Upper-cased listener name, e.g. `PLAINTEXT`, `CONTROLLER`.
+    pub name: String,
+    pub host: String,
+    pub port: u16,
+    pub security_protocol: SecurityProtocol,
+}
+
+impl Listener {
+    /// The socket address to bind (`0.0.0.0:port` for an empty host).
+    pub fn bind_address(&self) -> String {
+        let host = if self.host.is_empty() {
+            "0.0.0.0"
+        } else {
+            self.host.as_str()
+        };
+        join_host_port(host, self.port)
+    }
+
+    /// The host to publish: the configured host, or this machine's host name if empty.
+    pub fn advertised_host(&self) -> String {
+        if self.host.is_empty() {
+            local_hostname()
+        } else {
+            self.host.clone()
+        }
+    }
+}
+
+impl fmt::Display for Listener {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.host.contains(':') {
+            write!(f, "{}://[{}]:{}", self.name, self.host, self.port)
+        } else {
+            write!(f, "{}://{}:{}", self.name, self.host, self.port)
+        }
+    }
+}
+
+/// `host:port` of a bootstrap server or of the HTTP listener.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostPort {
+    pub host: String,
+    pub port: u16,
+}
+
+impl fmt::Display for HostPort {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&join_host_port(&self.host, self.port))
+    }
+}
+
+/// One entry of `controller.quorum.voters`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QuorumVoter {
+    pub id: i32,
+    pub host: String,
+    pub port: u16,
+}
+
+impl fmt::Display for QuorumVoter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}@{}", self.id, join_host_port(&self.host, self.port))
+    }
+}
+
+fn join_host_port(host: &str, port: u16) -> String {
+    if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    }
+}
+
+fn local_hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .or_else(|_| std::fs::read_to_string("/etc/hostname"))
+        .ok()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "localhost".to_string())
+}
+
+/// The typed configuration of a node.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub node_id: i32,
+    pub process_roles: Vec<ProcessRole>,
+    /// Listeners to bind, in configured order.
+    pub listeners: Vec<Listener>,
+    /// The effective advertised listeners: `advertised.listeners` (or `listeners` when unset),
+    /// plus any controller listener of `listeners` that `advertised.listeners` leaves out.
+    pub advertised_listeners: Vec<Listener>,
+    /// Upper-cased; the first one is used to reach the controllers.
+    pub controller_listener_names: Vec<String>,
+    pub inter_broker_listener_name: String,
+    /// The effective map (controller listener names default to PLAINTEXT when the map is
+    /// not set explicitly, like Kafka).
+    pub listener_security_protocol_map: IndexMap<String, SecurityProtocol>,
+    pub controller_quorum_voters: Vec<QuorumVoter>,
+    pub controller_quorum_bootstrap_servers: Vec<HostPort>,
+    pub log_dirs: Vec<PathBuf>,
+    pub metadata_log_dir: Option<PathBuf>,
+    pub num_partitions: i32,
+    /// Kafka's type is INT; krust keeps it as the wire's INT16 (1..=32767).
+    pub default_replication_factor: i16,
+    pub auto_create_topics_enable: bool,
+    pub delete_topic_enable: bool,
+    pub log_segment_bytes: i32,
+    /// Effective: `log.roll.ms`, else `log.roll.hours`.
+    pub log_roll_ms: i64,
+    /// Effective: ms > minutes > hours; any negative value is -1 (unlimited).
+    pub log_retention_ms: i64,
+    pub log_retention_bytes: i64,
+    pub log_retention_check_interval_ms: i64,
+    pub log_index_interval_bytes: i32,
+    pub log_index_size_max_bytes: i32,
+    pub log_flush_interval_messages: i64,
+    /// `None` when unset: time-based flushing then follows `log_flush_scheduler_interval_ms`.
+    pub log_flush_interval_ms: Option<i64>,
+    pub log_flush_scheduler_interval_ms: i64,
+    pub log_message_timestamp_type: TimestampType,
+    /// `delete` and/or `compact`.
+    pub log_cleanup_policy: Vec<String>,
+    pub message_max_bytes: i32,
+    pub socket_request_max_bytes: i32,
+    pub min_insync_replicas: i32,
+    pub offsets_topic_replication_factor: i16,
+    pub offsets_topic_num_partitions: i32,
+    pub transaction_state_log_replication_factor: i16,
+    pub transaction_state_log_min_isr: i32,
+    pub broker_rack: Option<String>,
+    pub unclean_leader_election_enable: bool,
+    pub replica_lag_time_max_ms: i64,
+    pub broker_heartbeat_interval_ms: i32,
+    pub broker_session_timeout_ms: i32,
+    pub controller_quorum_election_timeout_ms: i32,
+    pub controller_quorum_fetch_timeout_ms: i32,
+    pub controller_quorum_request_timeout_ms: i32,
+    pub group_initial_rebalance_delay_ms: i32,
+    pub group_min_session_timeout_ms: i32,
+    pub group_max_session_timeout_ms: i32,
+    pub offsets_retention_minutes: i32,
+    /// krust's HTTP endpoint (metrics, health); `None` = disabled.
+    pub http_listener: Option<HostPort>,
+    explicit: BTreeMap<String, String>,
+    unused_keys: Vec<String>,
+}
+
+/// Typed access to the raw key/value map, with Kafka-style errors.
+struct Raw<'a> {
+    map: &'a BTreeMap<String, String>,
+}
+
+impl Raw<'_> {
+    fn get(&self, key: &str) -> Option<&str> {
+        self.map.get(key).map(String::as_str)
+    }
+
+    fn number<N: std::str::FromStr + Into<i64> + Copy>(
+        &self,
+        key: &str,
+        ty: ConfigType,
+        default: Option<N>,
+        min: i64,
+        max: i64,
+    ) -> Result<Option<N>, ConfigError> {
+        let Some(v) = self.get(key) else {
+            return Ok(default);
+        };
+        let n: N = v
+            .parse()
+            .map_err(|_| invalid(key, v, format!("Not a number of type {}", ty.name())))?;
+        let wide: i64 = n.into();
+        if wide < min {
+            return Err(invalid(key, v, format!("Value must be at least {min}")));
+        }
+        if wide > max {
+            return Err(invalid(key, v, format!("Value must be no more than {max}")));
+        }
+        Ok(Some(n))
+    }
+
+    fn int(&self, key: &str, default: i32, min: i64) -> Result<i32, ConfigError> {
+        Ok(self
+            .number(key, T::Int, Some(default), min, i64::MAX)?
+            .unwrap_or(default))
+    }
+
+    fn opt_int(&self, key: &str, min: i64) -> Result<Option<i32>, ConfigError> {
+        self.number::<i32>(key, T::Int, None, min, i64::MAX)
+    }
+
+    fn short(&self, key: &str, default: i16, min: i64) -> Result<i16, ConfigError> {
+        Ok(self
+            .number(key, T::Short, Some(default), min, i64::MAX)?
+            .unwrap_or(default))
+    }
+
+    fn long(&self, key: &str, default: i64, min: i64) -> Result<i64, ConfigError> {
+        Ok(self
+            .number(key, T::Long, Some(default), min, i64::MAX)?
+            .unwrap_or(default))
+    }
+
+    fn opt_long(&self, key: &str, min: i64) -> Result<Option<i64>, ConfigError> {
+        self.number::<i64>(key, T::Long, None, min, i64::MAX)
+    }
+
+    fn boolean(&self, key: &str, default: bool) -> Result<bool, ConfigError> {
+        match self.get(key) {
+            None => Ok(default),
+            Some(v) => parse_bool(v)
+                .ok_or_else(|| invalid(key, v, "Expected value to be either true or false")),
+        }
+    }
+
+    fn one_of(&self, key: &str, default: &str, allowed: &[&str]) -> Result<String, ConfigError> {
+        let v = self.get(key).unwrap_or(default);
+        if allowed.contains(&v) {
+            Ok(v.to_string())
+        } else {
+            Err(invalid(
+                key,
+                v,
+                format!("String must be one of: {}", allowed.join(", ")),
+            ))
+        }
+    }
+}
+
+/// Splits `host:port` (IPv6 hosts in brackets, or bare when the port is after the last `:`).
+fn split_host_port(s: &str) -> Option<(String, u16)> {
+    let (host, port) = if let Some(rest) = s.strip_prefix('[') {
+        let (host, after) = rest.split_once(']')?;
+        (host, after.strip_prefix(':')?)
+    } else {
+        s.rsplit_once(':')?
+    };
+    let port: u16 = port.trim().parse().ok()?;
+    if host.chars().any(char::is_whitespace) {
+        return None;
+    }
+    Some((host.to_string(), port))
+}
+
+fn is_non_routable(host: &str) -> bool {
+    host == "0.0.0.0" || host == "::" || host == "[::]"
+}
+
+/// Parses `NAME://host:port,...` into `(NAME, host, port)` triples.
+fn parse_endpoints(key: &str, raw: &str) -> Result<Vec<(String, String, u16)>, ConfigError> {
+    let mut out: Vec<(String, String, u16)> = Vec::new();
+    for item in split_list(raw) {
+        if item.is_empty() {
+            continue;
+        }
+        let parsed = item.split_once("://").and_then(|(name, rest)| {
+            let name = name.trim();
+            if name.is_empty() || name.chars().any(|c| c.is_whitespace() || c == ':') {
+                return None;
+            }
+            let (host, port) = split_host_port(rest)?;
+            Some((name.to_ascii_uppercase(), host, port))
+        });
+        let Some(ep) = parsed else {
+            return Err(invalid(
+                key,
+                raw,
+                format!(
+                    "'{item}' is not a listener of the form NAME://host:port \
+                     (leave the host empty to bind all interfaces)"
+                ),
+            ));
+        };
+        if out.iter().any(|(n, _, _)| *n == ep.0) {
+            return Err(invalid(
+                key,
+                raw,
+                format!(
+                    "Each listener must have a different name; {} appears twice",
+                    ep.0
+                ),
+            ));
+        }
+        out.push(ep);
+    }
+    Ok(out)
+}
+
+fn parse_protocol_map(raw: &str) -> Result<IndexMap<String, SecurityProtocol>, ConfigError> {
+    const KEY: &str = "listener.security.protocol.map";
+    let mut map = IndexMap::new();
+    for item in split_list(raw) {
+        if item.is_empty() {
+            continue;
+        }
+        let Some((name, proto)) = item.split_once(':') else {
+            return Err(invalid(
+                KEY,
+                raw,
+                format!("entry '{item}' must have the form LISTENER_NAME:SECURITY_PROTOCOL"),
+            ));
+        };
+        let name = name.trim().to_ascii_uppercase();
+        if name.is_empty() {
+            return Err(invalid(
+                KEY,
+                raw,
+                format!("entry '{item}' has an empty listener name"),
+            ));
+        }
+        let Some(p) = SecurityProtocol::parse(proto) else {
+            return Err(invalid(
+                KEY,
+                raw,
+                format!(
+                    "unknown security protocol '{}' in entry '{item}' \
+                     (expected PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL)",
+                    proto.trim()
+                ),
+            ));
+        };
+        map.insert(name, p);
+    }
+    Ok(map)
+}
+
+fn parse_voters(raw: &str) -> Result<Vec<QuorumVoter>, ConfigError> {
+    const KEY: &str = "controller.quorum.voters";
+    let mut voters: Vec<QuorumVoter> = Vec::new();
+    for item in split_list(raw) {
+        if item.is_empty() {
+            continue;
+        }
+        let parsed = item.split_once('@').and_then(|(id, addr)| {
+            let id: i32 = id.trim().parse().ok().filter(|id| *id >= 0)?;
+            let (host, port) = split_host_port(addr.trim())?;
+            (!host.is_empty()).then_some(QuorumVoter { id, host, port })
+        });
+        let Some(v) = parsed else {
+            return Err(invalid(
+                KEY,
+                raw,
+                format!("entry '{item}' must have the form {{id}}@{{host}}:{{port}}, e.g. 1@localhost:9093"),
+            ));
+        };
+        if is_non_routable(&v.host) {
+            return Err(invalid(
+                KEY,
+                raw,
+                format!(
+                    "voter {} uses the non-routable address {}; use a host other nodes can reach",
+                    v.id, v.host
+                ),
+            ));
+        }
+        if voters.iter().any(|o| o.id == v.id) {
+            return Err(invalid(
+                KEY,
+                raw,
+                format!("voter id {} appears more than once", v.id),
+            ));
+        }
+        voters.push(v);
+    }
+    Ok(voters)
+}
+
+fn parse_host_ports(key: &str, raw: &str) -> Result<Vec<HostPort>, ConfigError> {
+    let mut out = Vec::new();
+    for item in split_list(raw) {
+        if item.is_empty() {
+            continue;
+        }
+        match split_host_port(&item) {
+            Some((host, port)) if !host.is_empty() => out.push(HostPort { host, port }),
+            _ => {
+                return Err(invalid(
+                    key,
+                    raw,
+                    format!("'{item}' is not of the form host:port"),
+                ))
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn names(listeners: &[Listener]) -> String {
+    listeners
+        .iter()
+        .map(|l| l.name.as_str())
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// Parses the Java `.properties` format: `#`/`!` comment lines, `key=value`, `key: value` or
+/// `key value`, backslash line continuation and escapes (`\t \n \r \f \uXXXX`, `\x` → `x`).
+/// Keys and values are trimmed. Later duplicates are kept (the last one wins when applied).
+pub fn parse_properties(text: &str) -> Result<Vec<(String, String)>, ConfigError> {
+    let lines = natural_lines(text);
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < lines.len() {
+        let line_no = i + 1;
+        let line = lines[i].trim_start_matches(is_prop_ws);
+        i += 1;
+        if line.is_empty() || line.starts_with('#') || line.starts_with('!') {
+            continue;
+        }
+        let mut logical = line.to_string();
+        while ends_with_odd_backslashes(&logical) {
+            logical.pop();
+            if i < lines.len() {
+                logical.push_str(lines[i].trim_start_matches(is_prop_ws));
+                i += 1;
+            } else {
+                break;
+            }
+        }
+        out.push(split_key_value(&logical, line_no)?);
+    }
+    Ok(out)
+}
+
+fn is_prop_ws(c: char) -> bool {
+    c == ' ' || c == '\t' || c == '\u{c}'
+}
+
+fn natural_lines(text: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    let bytes = text.as_bytes();
+    let mut start = 0;
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'\n' => {
+                out.push(&text[start..i]);
+                start = i + 1;
+            }
+            b'\r' => {
+                out.push(&text[start..i]);
+                if bytes.get(i + 1) == Some(&b'\n') {
+                    i += 1;
+                }
+                start = i + 1;
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    if start < text.len() {
+        out.push(&text[start..]);
+    }
+    out
+}
+
+fn ends_with_odd_backslashes(s: &str) -> bool {
+    s.chars().rev().take_while(|c| *c == '\\').count() % 2 == 1
+}
+
+fn split_key_value(logical: &str, line_no: usize) -> Result<(String, String), ConfigError> {
+    let chars: Vec<char> = logical.chars().collect();
+    let mut i = 0;
+    let mut key_end = chars.len();
+    while i < chars.len() {
+        let c = chars[i];
+        if c == '\\' {
+            i += 2;
+            continue;
+        }
+        if c == '=' || c == ':' || is_prop_ws(c) {
+            key_end = i;
+            break;
+        }
+        i += 1;
+    }
+    let key_end = key_end.min(chars.len());
+    let mut j = key_end;
+    while j < chars.len() && is_prop_ws(chars[j]) {
+        j += 1;
+    }
+    if j < chars.len() && (chars[j] == '=' || chars[j] == ':') {
+        j += 1;
+        while j < chars.len() && is_prop_ws(chars[j]) {
+            j += 1;
+        }
+    }
+    let key = unescape(&chars[..key_end], line_no)?;
+    let value = unescape(&chars[j..], line_no)?;
+    Ok((key.trim().to_string(), value))
+}
+
+/// Resolves escapes and drops trailing unescaped whitespace.
+fn unescape(chars: &[char], line_no: usize) -> Result<String, ConfigError> {
+    let mut out = String::with_capacity(chars.len());
+    let mut keep = 0;
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        i += 1;
+        if c != '\\' {
+            out.push(c);
+            if !c.is_whitespace() {
+                keep = out.len();
+            }
+            continue;
+        }
+        let Some(&e) = chars.get(i) else {
+            break;
+        };
+        i += 1;
+        let resolved = match e {
+            't' => '\t',
+            'n' => '\n',
+            'r' => '\r',
+            'f' => '\u{c}',
+            'u' => {
+                let hex: String = chars
+                    .get(i..i + 4)
+                    .map(|h| h.iter().collect())
+                    .unwrap_or_default();
+                let code = u32::from_str_radix(&hex, 16)
+                    .ok()
+                    .filter(|_| hex.len() == 4)
+                    .and_then(char::from_u32)
+                    .ok_or_else(|| {
+                        err(format!(
+                            "line {line_no}: malformed \\uxxxx escape '\\u{hex}' in properties"
+                        ))
+                    })?;
+                i += 4;
+                code
+            }
+            other => other,
+        };
+        out.push(resolved);
+        keep = out.len();
+    }
+    out.truncate(keep);
+    Ok(out)
+}
+
+/// Decodes a config file: UTF-8, or ISO-8859-1 (Java's properties encoding) if not valid UTF-8.
+fn decode_file(bytes: Vec<u8>) -> String {
+    match String::from_utf8(bytes) {
+        Ok(s) => s,
+        Err(e) => e.into_bytes().iter().map(|b| char::from(*b)).collect(),
+    }
+}
+
+/// Parses one `key=value` command-line override.
+pub fn parse_override(s: &str) -> Result<(String, String), ConfigError> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_string(), v.trim().to_string())),
+        _ => Err(err(format!(
+            "Invalid config override '{s}': expected key=value, e.g. --override log.dirs=/data"
+        ))),
+    }
+}
+
+impl ServerConfig {
+    /// Loads the config file (or, without one, [`SINGLE_NODE_DEFAULTS`]) and applies the
+    /// `key=value` overrides on top.
+    pub fn load(
+        config_file: Option<&Path>,
+        overrides: &[String],
+    ) -> Result<ServerConfig, ConfigError> {
+        let mut props: Vec<(String, String)> = match config_file {
+            Some(path) => {
+                let bytes = std::fs::read(path).map_err(|source| ConfigError::Io {
+                    path: path.to_path_buf(),
+                    source,
+                })?;
+                parse_properties(&decode_file(bytes))
+                    .map_err(|e| err(format!("{}: {e}", path.display())))?
+            }
+            None => SINGLE_NODE_DEFAULTS
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        };
+        for o in overrides {
+            props.push(parse_override(o)?);
+        }
+        let cfg = ServerConfig::from_properties(&props);
+        match (config_file, cfg) {
+            (Some(path), Err(ConfigError::Invalid(m))) => {
+                Err(err(format!("{m} (in {} or its overrides)", path.display())))
+            }
+            (_, r) => r,
+        }
+    }
+
+    /// Builds and validates a config from key/value pairs (later pairs win).
+    pub fn from_properties(props: &[(String, String)]) -> Result<ServerConfig, ConfigError> {
+        let mut explicit = BTreeMap::new();
+        for (k, v) in props {
+            explicit.insert(k.trim().to_string(), v.trim().to_string());
+        }
+        let mut unused_keys = Vec::new();
+        for (k, v) in &explicit {
+            if k == "zookeeper.connect" && !v.is_empty() {
+                return Err(err(format!(
+                    "ZooKeeper mode is not supported: remove zookeeper.connect={v} \
+                     (krust runs in KRaft mode only)"
+                )));
+            }
+            if k == "control.plane.listener.name" && !v.is_empty() {
+                return Err(err(format!(
+                    "control.plane.listener.name={v} is not supported in KRaft mode"
+                )));
+            }
+            if broker_key_def(k).is_some() {
+                continue;
+            }
+            if is_accepted_unused(k) {
+                if let Some(Err(e)) = topic_config::validate_broker_synonym(k, v) {
+                    return Err(err(e));
+                }
+                unused_keys.push(k.clone());
+                continue;
+            }
+            return Err(err(format!(
+                "Unknown configuration key '{k}' (value '{v}'): it is neither a krust setting \
+                 nor a known Kafka broker setting; check the spelling"
+            )));
+        }
+        for k in &unused_keys {
+            tracing::info!("config {k} accepted, not used by krust");
+        }
+        let raw = Raw { map: &explicit };
+        build(&raw, explicit.clone(), unused_keys)
+    }
+
+    pub fn is_broker(&self) -> bool {
+        self.process_roles.contains(&ProcessRole::Broker)
+    }
+
+    pub fn is_controller(&self) -> bool {
+        self.process_roles.contains(&ProcessRole::Controller)
+    }
+
+    fn is_controller_listener(&self, name: &str) -> bool {
+        self.controller_listener_names.iter().any(|n| n == name)
+    }
+
+    /// The first listener that is not a controller listener.
+    pub fn broker_listener(&self) -> Option<&Listener> {
+        self.listeners
+            .iter()
+            .find(|l| !self.is_controller_listener(&l.name))
+    }
+
+    /// All listeners that serve clients (not controller listeners).
+    pub fn broker_listeners(&self) -> Vec<&Listener> {
+        self.listeners
+            .iter()
+            .filter(|l| !self.is_controller_listener(&l.name))
+            .collect()
+    }
+
+    /// The bound listener named by the first `controller.listener.names` entry (controllers only).
+    pub fn controller_listener(&self) -> Option<&Listener> {
+        let first = self.controller_listener_names.first()?;
+        self.listeners.iter().find(|l| &l.name == first)
+    }
+
+    /// The advertised inter-broker listener (else the first advertised broker listener).
+    pub fn advertised_broker_listener(&self) -> Option<&Listener> {
+        self.advertised_listeners
+            .iter()
+            .find(|l| l.name == self.inter_broker_listener_name)
+            .or_else(|| self.advertised_broker_listeners().into_iter().next())
+    }
+
+    /// Every advertised listener that is not a controller listener, as brokers register them.
+    pub fn advertised_broker_listeners(&self) -> Vec<&Listener> {
+        self.advertised_listeners
+            .iter()
+            .filter(|l| !self.is_controller_listener(&l.name))
+            .collect()
+    }
+
+    /// The advertised address of this node's controller listener.
+    pub fn advertised_controller_listener(&self) -> Option<&Listener> {
+        let first = self.controller_listener_names.first()?;
+        self.advertised_listeners.iter().find(|l| &l.name == first)
+    }
+
+    /// The directory of `__cluster_metadata-0`: `metadata.log.dir`, else the first log dir.
+    pub fn metadata_log_dir(&self) -> &Path {
+        match &self.metadata_log_dir {
+            Some(d) => d,
+            None => self
+                .log_dirs
+                .first()
+                .map(PathBuf::as_path)
+                .unwrap_or_else(|| Path::new("/tmp/kafka-logs")),
+        }
+    }
+
+    /// Log dirs plus the metadata dir if it is separate, without duplicates.
+    pub fn all_log_dirs(&self) -> Vec<PathBuf> {
+        let mut out = self.log_dirs.clone();
+        let meta = self.metadata_log_dir().to_path_buf();
+        if !out.contains(&meta) {
+            out.push(meta);
+        }
+        out
+    }
+
+    /// Effective time-based flush interval (`i64::MAX`: never).
+    pub fn effective_flush_interval_ms(&self) -> i64 {
+        self.log_flush_interval_ms
+            .unwrap_or(self.log_flush_scheduler_interval_ms)
+    }
+
+    /// The keys set explicitly (file, overrides or embedded defaults), trimmed.
+    pub fn explicit(&self) -> &BTreeMap<String, String> {
+        &self.explicit
+    }
+
+    /// Keys that were accepted but are not used by krust.
+    pub fn unused_keys(&self) -> &[String] {
+        &self.unused_keys
+    }
+
+    /// DescribeConfigs for the broker resource: every key krust implements.
+    pub fn describe_broker_configs(&self) -> Vec<ConfigEntryDesc> {
+        BROKER_KEYS
+            .iter()
+            .map(|def| {
+                let value = match self.explicit.get(def.name) {
+                    Some(v) => Some(canonical(def.ty, v)),
+                    None => def.default.map(str::to_string),
+                };
+                let mut synonyms = Vec::new();
+                for syn in broker_synonyms(def.name) {
+                    if let Some(v) = self.explicit.get(*syn) {
+                        let ty = broker_key_def(syn).map_or(def.ty, |d| d.ty);
+                        synonyms.push((
+                            syn.to_string(),
+                            Some(canonical(ty, v)),
+                            SOURCE_STATIC_BROKER_CONFIG,
+                        ));
+                    }
+                    if let Some(d) = broker_key_def(syn).and_then(|d| d.default) {
+                        synonyms.push((
+                            syn.to_string(),
+                            Some(d.to_string()),
+                            SOURCE_DEFAULT_CONFIG,
+                        ));
+                    }
+                }
+                let source = synonyms.first().map_or(SOURCE_DEFAULT_CONFIG, |s| s.2);
+                ConfigEntryDesc {
+                    name: def.name.to_string(),
+                    value,
+                    source,
+                    read_only: true,
+                    sensitive: false,
+                    config_type: def.ty.as_i8(),
+                    documentation: Some(def.doc.to_string()),
+                    synonyms,
+                }
+            })
+            .collect()
+    }
+}
+
+/// Broker keys that stand in for one another, most specific first (Kafka's broker synonyms).
+fn broker_synonyms(name: &str) -> &'static [&'static str] {
+    const ROLL: &[&str] = &["log.roll.ms", "log.roll.hours"];
+    const RETENTION: &[&str] = &[
+        "log.retention.ms",
+        "log.retention.minutes",
+        "log.retention.hours",
+    ];
+    const FLUSH: &[&str] = &["log.flush.interval.ms", "log.flush.scheduler.interval.ms"];
+    match name {
+        "log.roll.ms" | "log.roll.hours" => ROLL,
+        "log.retention.ms" | "log.retention.minutes" | "log.retention.hours" => RETENTION,
+        "log.flush.interval.ms" => FLUSH,
+        _ => BROKER_KEYS
+            .iter()
+            .find(|d| d.name == name)
+            .map_or(&[], |d| std::slice::from_ref(&d.name)),
+    }
+}
+
+fn build(
+    raw: &Raw<'_>,
+    explicit: BTreeMap<String, String>,
+    unused_keys: Vec<String>,
+) -> Result<ServerConfig, ConfigError> {
+    // --- identity and roles ---
+    let node_id_set = raw.opt_int("node.id", i32::MIN as i64)?;
+    let broker_id_set = raw.opt_int("broker.id", i32::MIN as i64)?;
+    let node_id = match (node_id_set, broker_id_set) {
+        (Some(n), Some(b)) if n != b => {
+            return Err(err(format!(
+            "You must set `node.id` to the same value as `broker.id` (node.id={n}, broker.id={b})"
+        )))
+        }
+        (Some(n), _) => n,
+        (None, Some(b)) => b,
+        (None, None) => -1,
+    };
+    if node_id < 0 {
+        let shown = explicit
+            .get("node.id")
+            .or_else(|| explicit.get("broker.id"))
+            .cloned()
+            .unwrap_or_else(|| "-1".to_string());
+        if node_id_set.is_none() && broker_id_set.is_none() {
+            return Err(err(
+                "Missing required configuration `node.id`: set it to a non-negative integer \
+                 identifying this node (it is also the broker id and the voter id)",
+            ));
+        }
+        return Err(invalid("node.id", &shown, "Value must be at least 0"));
+    }
+
+    let roles_raw = raw.get("process.roles").unwrap_or("");
+    let mut process_roles = Vec::new();
+    for role in split_list(roles_raw) {
+        let r = match role.as_str() {
+            "broker" => ProcessRole::Broker,
+            "controller" => ProcessRole::Controller,
+            "" => continue,
+            other => {
+                return Err(invalid(
+                    "process.roles",
+                    roles_raw,
+                    format!("Unknown process role '{other}' (only 'broker' and 'controller' are allowed roles)"),
+                ))
+            }
+        };
+        if process_roles.contains(&r) {
+            return Err(invalid(
+                "process.roles",
+                roles_raw,
+                "Duplicate role names found in `process.roles`",
+            ));
+        }
+        process_roles.push(r);
+    }
+    if process_roles.is_empty() {
+        return Err(err("krust runs in KRaft mode only: set process.roles (broker, controller, or broker,controller)"));
+    }
+    let is_broker = process_roles.contains(&ProcessRole::Broker);
+    let is_controller = process_roles.contains(&ProcessRole::Controller);
+
+    // --- scalar settings ---
+    let num_partitions = raw.int("num.partitions", 1, 1)?;
+    let default_replication_factor = raw
+        .number::<i32>(
+            "default.replication.factor",
+            T::Int,
+            Some(1),
+            1,
+            i64::from(i16::MAX),
+        )?
+        .and_then(|n| i16::try_from(n).ok())
+        .unwrap_or(1);
+    let auto_create_topics_enable = raw.boolean("auto.create.topics.enable", true)?;
+    let delete_topic_enable = raw.boolean("delete.topic.enable", true)?;
+    let log_segment_bytes = raw.int("log.segment.bytes", 1 << 30, 14)?;
+    let log_roll_ms = match raw.opt_long("log.roll.ms", 1)? {
+        Some(ms) => ms,
+        None => i64::from(raw.int("log.roll.hours", 168, 1)?) * HOUR_MS,
+    };
+    // Parse all three so a malformed one is reported even when a more specific one is set.
+    let retention_ms = raw.opt_long("log.retention.ms", i64::MIN)?;
+    let retention_minutes = raw.opt_int("log.retention.minutes", i32::MIN as i64)?;
+    let retention_hours = raw.int("log.retention.hours", 168, i32::MIN as i64)?;
+    let log_retention_ms = {
+        let ms = match (retention_ms, retention_minutes) {
+            (Some(ms), _) => ms,
+            (None, Some(min)) => i64::from(min) * MINUTE_MS,
+            (None, None) => i64::from(retention_hours) * HOUR_MS,
+        };
+        if ms < 0 {
+            -1
+        } else {
+            ms
+        }
+    };
+    if log_retention_ms == 0 {
+        return Err(err(
+            "log.retention.ms must be unlimited (-1) or, equal or greater than 1 \
+             (check log.retention.ms, log.retention.minutes and log.retention.hours)",
+        ));
+    }
+    let log_retention_bytes = raw.long("log.retention.bytes", -1, i64::MIN)?;
+    let log_retention_check_interval_ms =
+        raw.long("log.retention.check.interval.ms", 300_000, 1)?;
+    let log_index_interval_bytes = raw.int("log.index.interval.bytes", 4096, 0)?;
+    let log_index_size_max_bytes = raw.int("log.index.size.max.bytes", 10 * 1024 * 1024, 4)?;
+    let log_flush_interval_messages = raw.long("log.flush.interval.messages", i64::MAX, 1)?;
+    let log_flush_interval_ms = raw.opt_long("log.flush.interval.ms", 0)?;
+    let log_flush_scheduler_interval_ms =
+        raw.long("log.flush.scheduler.interval.ms", i64::MAX, 0)?;
+    let log_message_timestamp_type = match raw
+        .one_of(
+            "log.message.timestamp.type",
+            "CreateTime",
+            &["CreateTime", "LogAppendTime"],
+        )?
+        .as_str()
+    {
+        "LogAppendTime" => TimestampType::LogAppendTime,
+        _ => TimestampType::CreateTime,
+    };
+    let cleanup_raw = raw.get("log.cleanup.policy").unwrap_or("delete");
+    let log_cleanup_policy = split_list(cleanup_raw);
+    for p in &log_cleanup_policy {
+        if p != "delete" && p != "compact" {
+            return Err(invalid(
+                "log.cleanup.policy",
+                cleanup_raw,
+                format!("'{p}' is not a cleanup policy; String must be one of: compact, delete"),
+            ));
+        }
+    }
+    let message_max_bytes = raw.int("message.max.bytes", 1_048_588, 0)?;
+    let socket_request_max_bytes = raw.int("socket.request.max.bytes", 104_857_600, 1)?;
+    let min_insync_replicas = raw.int("min.insync.replicas", 1, 1)?;
+    let offsets_topic_replication_factor = raw.short("offsets.topic.replication.factor", 3, 1)?;
+    let offsets_topic_num_partitions = raw.int("offsets.topic.num.partitions", 50, 1)?;
+    let transaction_state_log_replication_factor =
+        raw.short("transaction.state.log.replication.factor", 3, 1)?;
+    let transaction_state_log_min_isr = raw.int("transaction.state.log.min.isr", 2, 1)?;
+    let broker_rack = raw.get("broker.rack").map(str::to_string);
+    let unclean_leader_election_enable = raw.boolean("unclean.leader.election.enable", false)?;
+    let replica_lag_time_max_ms = raw.long("replica.lag.time.max.ms", 30_000, 1)?;
+    let broker_heartbeat_interval_ms = raw.int("broker.heartbeat.interval.ms", 2000, 1)?;
+    let broker_session_timeout_ms = raw.int("broker.session.timeout.ms", 9000, 1)?;
+    let controller_quorum_election_timeout_ms =
+        raw.int("controller.quorum.election.timeout.ms", 1000, 1)?;
+    let controller_quorum_fetch_timeout_ms =
+        raw.int("controller.quorum.fetch.timeout.ms", 2000, 1)?;
+    let controller_quorum_request_timeout_ms =
+        raw.int("controller.quorum.request.timeout.ms", 2000, 1)?;
+    let group_initial_rebalance_delay_ms = raw.int("group.initial.rebalance.delay.ms", 3000, 0)?;
+    let group_min_session_timeout_ms = raw.int("group.min.session.timeout.ms", 6000, 1)?;
+    let group_max_session_timeout_ms = raw.int("group.max.session.timeout.ms", 1_800_000, 1)?;
+    if group_max_session_timeout_ms < group_min_session_timeout_ms {
+        return Err(err(format!(
+            "group.max.session.timeout.ms ({group_max_session_timeout_ms}) must be at least \
+             group.min.session.timeout.ms ({group_min_session_timeout_ms})"
+        )));
+    }
+    let offsets_retention_minutes = raw.int("offsets.retention.minutes", 10080, 1)?;
+
+    // Replica fetch timing rules (keys krust otherwise does not use).
+    let fetch_wait = raw.int("replica.fetch.wait.max.ms", 500, 0)?;
+    let socket_timeout = raw.int("replica.socket.timeout.ms", 30_000, i32::MIN as i64)?;
+    if socket_timeout < fetch_wait && socket_timeout != -1 {
+        return Err(err(format!(
+            "replica.socket.timeout.ms ({socket_timeout}) should always be at least \
+             replica.fetch.wait.max.ms ({fetch_wait}) to prevent unnecessary socket timeouts"
+        )));
+    }
+    if i64::from(fetch_wait) > replica_lag_time_max_ms {
+        return Err(err(format!(
+            "replica.fetch.wait.max.ms ({fetch_wait}) should always be less than or equal to \
+             replica.lag.time.max.ms ({replica_lag_time_max_ms}) to prevent frequent changes in ISR"
+        )));
+    }
+
+    let http_listener = match raw.get("http.listener").unwrap_or("") {
+        "" => None,
+        v => {
+            let addr = v.strip_prefix("http://").unwrap_or(v);
+            let (host, port) = split_host_port(addr).ok_or_else(|| {
+                invalid(
+                    "http.listener",
+                    v,
+                    "expected host:port, e.g. localhost:8080 (empty disables it)",
+                )
+            })?;
+            Some(HostPort { host, port })
+        }
+    };
+
+    // --- listeners and security protocols ---
+    let controller_listener_names: Vec<String> =
+        split_list(raw.get("controller.listener.names").unwrap_or(""))
+            .into_iter()
+            .filter(|s| !s.is_empty())
+            .map(|s| s.to_ascii_uppercase())
+            .collect();
+    if controller_listener_names.is_empty() {
+        return Err(err(
+            "controller.listener.names must contain at least one value when running in KRaft mode \
+             (e.g. controller.listener.names=CONTROLLER)",
+        ));
+    }
+    for (i, n) in controller_listener_names.iter().enumerate() {
+        if controller_listener_names[..i].contains(n) {
+            return Err(invalid(
+                "controller.listener.names",
+                raw.get("controller.listener.names").unwrap_or(""),
+                format!("{n} appears more than once"),
+            ));
+        }
+    }
+
+    let protocol_map = match raw.get("listener.security.protocol.map") {
+        Some(v) => parse_protocol_map(v)?,
+        None => {
+            // Like Kafka: without an explicit map, controller listeners default to PLAINTEXT
+            // (or to the protocol of the same name).
+            let mut m = parse_protocol_map(DEFAULT_PROTOCOL_MAP)?;
+            for n in &controller_listener_names {
+                if !m.contains_key(n) {
+                    m.insert(
+                        n.clone(),
+                        SecurityProtocol::parse(n).unwrap_or(SecurityProtocol::Plaintext),
+                    );
+                }
+            }
+            m
+        }
+    };
+    let protocol_of = |name: &str| -> Result<SecurityProtocol, ConfigError> {
+        let p = protocol_map.get(name).copied().ok_or_else(|| {
+            err(format!(
+                "No security protocol defined for listener {name}: add {name}:PLAINTEXT to \
+                 listener.security.protocol.map"
+            ))
+        })?;
+        if p != SecurityProtocol::Plaintext {
+            return Err(err(format!(
+                "Listener {name} uses security protocol {p} (listener.security.protocol.map), \
+                 but krust supports only PLAINTEXT for now; SSL and SASL are not implemented"
+            )));
+        }
+        Ok(p)
+    };
+
+    let listeners_raw = raw.get("listeners").unwrap_or("PLAINTEXT://:9092");
+    let mut listeners = Vec::new();
+    for (name, host, port) in parse_endpoints("listeners", listeners_raw)? {
+        let security_protocol = protocol_of(&name)?;
+        listeners.push(Listener {
+            name,
+            host,
+            port,
+            security_protocol,
+        });
+    }
+    for (i, a) in listeners.iter().enumerate() {
+        for b in &listeners[..i] {
+            if a.port != 0
+                && a.port == b.port
+                && (a.host == b.host || a.host.is_empty() || b.host.is_empty())
+            {
+                return Err(invalid(
+                    "listeners",
+                    listeners_raw,
+                    format!(
+                        "Each listener must have a different port; {} and {} both use {}",
+                        b.name, a.name, a.port
+                    ),
+                ));
+            }
+        }
+    }
+
+    let advertised_raw = raw.get("advertised.listeners");
+    let mut advertised_listeners = Vec::new();
+    let mut explicitly_advertised: Vec<String> = Vec::new();
+    if let Some(adv) = advertised_raw {
+        let endpoints = parse_endpoints("advertised.listeners", adv)?;
+        if endpoints
+            .iter()
+            .any(|(name, _, _)| !listeners.iter().any(|l| &l.name == name))
+        {
+            return Err(err(format!(
+                "advertised.listeners listener names must be equal to or a subset of the ones \
+                 defined in listeners. Found {}. The valid options based on the current \
+                 configuration are {}",
+                endpoints
+                    .iter()
+                    .map(|(n, _, _)| n.as_str())
+                    .collect::<Vec<_>>()
+                    .join(","),
+                names(&listeners)
+            )));
+        }
+        for (name, host, port) in endpoints {
+            explicitly_advertised.push(name.clone());
+            let security_protocol = protocol_of(&name)?;
+            advertised_listeners.push(Listener {
+                name,
+                host,
+                port,
+                security_protocol,
+            });
+        }
+        // Controller listeners that are not advertised explicitly fall back to `listeners`.
+        for l in &listeners {
+            if controller_listener_names.contains(&l.name)
+                && !advertised_listeners.iter().any(|a| a.name == l.name)
+            {
+                advertised_listeners.push(l.clone());
+            }
+        }
+    } else {
+        advertised_listeners = listeners.clone();
+    }
+    let is_ctrl_name = |n: &str| controller_listener_names.iter().any(|c| c == n);
+    for a in &advertised_listeners {
+        // Controller listeners taken over from `listeners` may bind 0.0.0.0; anything a
+        // client or peer is told to connect to may not.
+        let checked = !is_ctrl_name(&a.name) || explicitly_advertised.contains(&a.name);
+        if checked && is_non_routable(&a.host) {
+            return Err(err(format!(
+                "advertised.listeners cannot use the nonroutable meta-address {}. Use a routable \
+                 IP address (listener {}{}).",
+                a.host,
+                a.name,
+                if advertised_raw.is_none() {
+                    ", taken from listeners because advertised.listeners is not set"
+                } else {
+                    ""
+                }
+            )));
+        }
+    }
+
+    let inter_broker_listener_name = match (
+        raw.get("inter.broker.listener.name"),
+        raw.get("security.inter.broker.protocol"),
+    ) {
+        (Some(_), Some(_)) => {
+            return Err(err(
+                "Only one of inter.broker.listener.name and security.inter.broker.protocol should be set.",
+            ))
+        }
+        (Some(n), None) => n.trim().to_ascii_uppercase(),
+        (None, Some(p)) => match SecurityProtocol::parse(p) {
+            Some(SecurityProtocol::Plaintext) => "PLAINTEXT".to_string(),
+            Some(other) => {
+                return Err(err(format!(
+                    "security.inter.broker.protocol={other} is not supported: krust supports only PLAINTEXT for now"
+                )))
+            }
+            None => {
+                return Err(invalid(
+                    "security.inter.broker.protocol",
+                    p,
+                    "String must be one of: PLAINTEXT, SSL, SASL_PLAINTEXT, SASL_SSL",
+                ))
+            }
+        },
+        (None, None) => "PLAINTEXT".to_string(),
+    };
+
+    // --- quorum ---
+    let controller_quorum_voters = parse_voters(raw.get("controller.quorum.voters").unwrap_or(""))?;
+    let controller_quorum_bootstrap_servers = parse_host_ports(
+        "controller.quorum.bootstrap.servers",
+        raw.get("controller.quorum.bootstrap.servers").unwrap_or(""),
+    )?;
+    if controller_quorum_voters.is_empty() && controller_quorum_bootstrap_servers.is_empty() {
+        return Err(err(
+            "Missing quorum configuration: set controller.quorum.voters (static quorum, e.g. \
+             1@localhost:9093) or controller.quorum.bootstrap.servers (dynamic quorum, e.g. \
+             localhost:9093)",
+        ));
+    }
+    let voters_str = raw.get("controller.quorum.voters").unwrap_or("");
+    let in_voters = controller_quorum_voters.iter().any(|v| v.id == node_id);
+
+    // --- role rules ---
+    if is_controller {
+        if !controller_quorum_voters.is_empty() && !in_voters {
+            return Err(err(format!(
+                "If process.roles contains the 'controller' role, the node id {node_id} must be \
+                 included in the set of voters controller.quorum.voters={voters_str}"
+            )));
+        }
+        for n in &controller_listener_names {
+            if !listeners.iter().any(|l| &l.name == n) {
+                return Err(err(format!(
+                    "controller.listener.names must only contain values appearing in the \
+                     'listeners' configuration when running the KRaft controller role: {n} is \
+                     not in listeners={listeners_raw}"
+                )));
+            }
+        }
+        if !is_broker {
+            if let Some(l) = listeners.iter().find(|l| !is_ctrl_name(&l.name)) {
+                return Err(err(format!(
+                    "The listeners config must only contain KRaft controller listeners from \
+                     controller.listener.names when process.roles=controller: {} is not a \
+                     controller listener",
+                    l.name
+                )));
+            }
+        }
+    } else {
+        if !controller_quorum_voters.is_empty() && in_voters {
+            return Err(err(format!(
+                "If process.roles contains just the 'broker' role, the node id {node_id} must \
+                 not be included in the set of voters controller.quorum.voters={voters_str}"
+            )));
+        }
+        if let Some(l) = listeners.iter().find(|l| is_ctrl_name(&l.name)) {
+            return Err(err(format!(
+                "The listeners config must not contain KRaft controller listeners from \
+                 controller.listener.names when process.roles contains just the broker role: \
+                 remove {} from listeners",
+                l.name
+            )));
+        }
+        // A broker-only node still needs a protocol to reach the controllers.
+        if let Some(first) = controller_listener_names.first() {
+            protocol_of(first)?;
+        }
+    }
+    if is_broker {
+        if is_ctrl_name(&inter_broker_listener_name) {
+            return Err(err(format!(
+                "inter.broker.listener.name={inter_broker_listener_name} must not be a \
+                 controller listener (controller.listener.names)"
+            )));
+        }
+        let advertised_broker: Vec<Listener> = advertised_listeners
+            .iter()
+            .filter(|l| !is_ctrl_name(&l.name))
+            .cloned()
+            .collect();
+        if !advertised_broker
+            .iter()
+            .any(|l| l.name == inter_broker_listener_name)
+        {
+            return Err(err(format!(
+                "inter.broker.listener.name must be a listener name defined in \
+                 advertised.listeners. The valid options based on currently configured \
+                 listeners are {} (inter.broker.listener.name={inter_broker_listener_name})",
+                names(&advertised_broker)
+            )));
+        }
+    }
+
+    // --- directories ---
+    let dirs_raw = raw
+        .get("log.dirs")
+        .or_else(|| raw.get("log.dir"))
+        .unwrap_or("/tmp/kafka-logs");
+    let mut log_dirs: Vec<PathBuf> = Vec::new();
+    for d in split_list(dirs_raw) {
+        if d.is_empty() {
+            continue;
+        }
+        let p = PathBuf::from(d);
+        if !log_dirs.contains(&p) {
+            log_dirs.push(p);
+        }
+    }
+    if log_dirs.is_empty() {
+        return Err(err(format!(
+            "At least one log directory must be defined via log.dirs or log.dir (got '{dirs_raw}')"
+        )));
+    }
+    let metadata_log_dir = raw
+        .get("metadata.log.dir")
+        .filter(|s| !s.is_empty())
+        .map(PathBuf::from);
+
+    Ok(ServerConfig {
+        node_id,
+        process_roles,
+        listeners,
+        advertised_listeners,
+        controller_listener_names,
+        inter_broker_listener_name,
+        listener_security_protocol_map: protocol_map,
+        controller_quorum_voters,
+        controller_quorum_bootstrap_servers,
+        log_dirs,
+        metadata_log_dir,
+        num_partitions,
+        default_replication_factor,
+        auto_create_topics_enable,
+        delete_topic_enable,
+        log_segment_bytes,
+        log_roll_ms,
+        log_retention_ms,
+        log_retention_bytes,
+        log_retention_check_interval_ms,
+        log_index_interval_bytes,
+        log_index_size_max_bytes,
+        log_flush_interval_messages,
+        log_flush_interval_ms,
+        log_flush_scheduler_interval_ms,
+        log_message_timestamp_type,
+        log_cleanup_policy,
+        message_max_bytes,
+        socket_request_max_bytes,
+        min_insync_replicas,
+        offsets_topic_replication_factor,
+        offsets_topic_num_partitions,
+        transaction_state_log_replication_factor,
+        transaction_state_log_min_isr,
+        broker_rack,
+        unclean_leader_election_enable,
+        replica_lag_time_max_ms,
+        broker_heartbeat_interval_ms,
+        broker_session_timeout_ms,
+        controller_quorum_election_timeout_ms,
+        controller_quorum_fetch_timeout_ms,
+        controller_quorum_request_timeout_ms,
+        group_initial_rebalance_delay_ms,
+        group_min_session_timeout_ms,
+        group_max_session_timeout_ms,
+        offsets_retention_minutes,
+        http_listener,
+        explicit,
+        unused_keys,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const COMBINED: &[(&str, &str)] = &[
+        ("process.roles", "broker,controller"),
+        ("node.id", "1"),
+        ("listeners", "PLAINTEXT://:9092,CONTROLLER://:9093"),
+        (
+            "advertised.listeners",
+            "PLAINTEXT://localhost:9092,CONTROLLER://localhost:9093",
+        ),
+        ("controller.listener.names", "CONTROLLER"),
+        ("inter.broker.listener.name", "PLAINTEXT"),
+        ("controller.quorum.voters", "1@localhost:9093"),
+        ("log.dirs", "/tmp/kraft-combined-logs"),
+    ];
+
+    const BROKER: &[(&str, &str)] = &[
+        ("process.roles", "broker"),
+        ("node.id", "2"),
+        ("listeners", "PLAINTEXT://localhost:9092"),
+        ("controller.listener.names", "CONTROLLER"),
+        ("controller.quorum.voters", "1@localhost:9093"),
+        ("log.dirs", "/tmp/b"),
+    ];
+
+    const CONTROLLER: &[(&str, &str)] = &[
+        ("process.roles", "controller"),
+        ("node.id", "1"),
+        ("listeners", "CONTROLLER://localhost:9093"),
+        ("controller.listener.names", "CONTROLLER"),
+        ("controller.quorum.voters", "1@localhost:9093"),
+        ("log.dirs", "/tmp/c"),
+    ];
+
+    /// `base` with `changes` applied: `Some(v)` sets, `None` removes.
+    fn build_with(
+        base: &[(&str, &str)],
+        changes: &[(&str, Option<&str>)],
+    ) -> Result<ServerConfig, ConfigError> {
+        let mut props: Vec<(String, String)> = base
+            .iter()
+            .filter(|(k, _)| !changes.iter().any(|(c, _)| c == k))
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        for (k, v) in changes {
+            if let Some(v) = v {
+                props.push((k.to_string(), v.to_string()));
+            }
+        }
+        ServerConfig::from_properties(&props)
+    }
+
+    fn ok(base: &[(&str, &str)], changes: &[(&str, Option<&str>)]) -> ServerConfig {
+        match build_with(base, changes) {
+            Ok(c) => c,
+            Err(e) => panic!("expected a valid config, got: {e}"),
+        }
+    }
+
+    fn fails(base: &[(&str, &str)], changes: &[(&str, Option<&str>)]) -> String {
+        match build_with(base, changes) {
+            Ok(_) => panic!("expected {changes:?} to be rejected"),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    fn pairs(v: Vec<(String, String)>) -> Vec<(String, String)> {
+        v
+    }
+
+    #[test]
+    fn properties_basic_forms() {
+        let text = "# comment\n! also comment\n\n  a=1\nb : 2\nc 3\nd\ne=\nf = spaced value  \n";
+        let p = parse_properties(text).expect("parse");
+        assert_eq!(
+            p,
+            pairs(vec![
+                ("a".into(), "1".into()),
+                ("b".into(), "2".into()),
+                ("c".into(), "3".into()),
+                ("d".into(), "".into()),
+                ("e".into(), "".into()),
+                ("f".into(), "spaced value".into()),
+            ])
+        );
+    }
+
+    #[test]
+    fn properties_continuation_and_escapes() {
+        let text = "list=a,\\\n    b,\\\r\n  c\nkey\\=x=v\\=w\nuni=\\u0041\\t!\nsp=keep\\ \nbs=end\\\\\nnext=1\n# comment \\\nafter=2";
+        let p = parse_properties(text).expect("parse");
+        assert_eq!(
+            p,
+            pairs(vec![
+                ("list".into(), "a,b,c".into()),
+                ("key=x".into(), "v=w".into()),
+                ("uni".into(), "A\t!".into()),
+                ("sp".into(), "keep ".into()),
+                ("bs".into(), "end\\".into()),
+                ("next".into(), "1".into()),
+                ("after".into(), "2".into()),
+            ])
+        );
+        // Continuation at end of input, CR-only line endings.
+        let p = parse_properties("a=1\\").expect("parse");
+        assert_eq!(p, pairs(vec![("a".into(), "1".into())]));
+        let p = parse_properties("a=1\rb=2").expect("parse");
+        assert_eq!(p.len(), 2);
+        let e = parse_properties("a=\\u00zz\n").expect_err("bad escape");
+        assert!(e.to_string().contains("line 1"), "{e}");
+    }
+
+    #[test]
+    fn no_file_uses_single_node_defaults() {
+        let c = ServerConfig::load(None, &[]).expect("defaults");
+        assert_eq!(c.node_id, 1);
+        assert!(c.is_broker() && c.is_controller());
+        assert_eq!(c.listeners.len(), 2);
+        assert_eq!(c.broker_listener().map(|l| l.port), Some(9092));
+        assert_eq!(c.controller_listener().map(|l| l.port), Some(9093));
+        assert_eq!(
+            c.advertised_broker_listener().map(ToString::to_string),
+            Some("PLAINTEXT://localhost:9092".to_string())
+        );
+        assert_eq!(
+            c.advertised_controller_listener().map(|l| l.host.as_str()),
+            Some("localhost")
+        );
+        assert_eq!(
+            c.controller_quorum_voters,
+            vec![QuorumVoter {
+                id: 1,
+                host: "localhost".into(),
+                port: 9093
+            }]
+        );
+        assert_eq!(c.log_dirs, vec![PathBuf::from("/tmp/krust-logs")]);
+        assert_eq!(c.metadata_log_dir(), Path::new("/tmp/krust-logs"));
+        assert_eq!(c.offsets_topic_replication_factor, 1);
+        assert_eq!(c.transaction_state_log_replication_factor, 1);
+        assert_eq!(c.transaction_state_log_min_isr, 1);
+        // Kafka defaults for everything else.
+        assert_eq!(c.num_partitions, 1);
+        assert_eq!(c.default_replication_factor, 1);
+        assert!(c.auto_create_topics_enable && c.delete_topic_enable);
+        assert_eq!(c.log_segment_bytes, 1 << 30);
+        assert_eq!(c.log_roll_ms, 604_800_000);
+        assert_eq!(c.log_retention_ms, 604_800_000);
+        assert_eq!(c.log_retention_bytes, -1);
+        assert_eq!(c.log_retention_check_interval_ms, 300_000);
+        assert_eq!(c.log_index_interval_bytes, 4096);
+        assert_eq!(c.log_index_size_max_bytes, 10 * 1024 * 1024);
+        assert_eq!(c.log_flush_interval_messages, i64::MAX);
+        assert_eq!(c.log_flush_interval_ms, None);
+        assert_eq!(c.effective_flush_interval_ms(), i64::MAX);
+        assert_eq!(c.log_message_timestamp_type, TimestampType::CreateTime);
+        assert_eq!(c.log_cleanup_policy, vec!["delete".to_string()]);
+        assert_eq!(c.message_max_bytes, 1_048_588);
+        assert_eq!(c.socket_request_max_bytes, 104_857_600);
+        assert_eq!(c.min_insync_replicas, 1);
+        assert_eq!(c.offsets_topic_num_partitions, 50);
+        assert_eq!(c.broker_rack, None);
+        assert!(!c.unclean_leader_election_enable);
+        assert_eq!(c.replica_lag_time_max_ms, 30_000);
+        assert_eq!(c.broker_heartbeat_interval_ms, 2000);
+        assert_eq!(c.broker_session_timeout_ms, 9000);
+        assert_eq!(c.controller_quorum_election_timeout_ms, 1000);
+        assert_eq!(c.controller_quorum_fetch_timeout_ms, 2000);
+        assert_eq!(c.controller_quorum_request_timeout_ms, 2000);
+        assert_eq!(c.group_initial_rebalance_delay_ms, 3000);
+        assert_eq!(c.group_min_session_timeout_ms, 6000);
+        assert_eq!(c.group_max_session_timeout_ms, 1_800_000);
+        assert_eq!(c.offsets_retention_minutes, 10080);
+        assert_eq!(c.http_listener, None);
+        assert_eq!(c.explicit().len(), SINGLE_NODE_DEFAULTS.len());
+    }
+
+    #[test]
+    fn file_and_overrides() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("server.properties");
+        let text: String = COMBINED
+            .iter()
+            .map(|(k, v)| format!("{k}={v}\n"))
+            .collect::<String>()
+            + "num.partitions=3\nnum.io.threads=8\n";
+        std::fs::write(&path, text).expect("write");
+        let c = ServerConfig::load(
+            Some(&path),
+            &["num.partitions=7".into(), "broker.rack = r1".into()],
+        )
+        .expect("load");
+        assert_eq!(c.num_partitions, 7);
+        assert_eq!(c.broker_rack.as_deref(), Some("r1"));
+        assert_eq!(c.unused_keys(), &["num.io.threads".to_string()]);
+        assert_eq!(
+            c.explicit().get("num.partitions").map(String::as_str),
+            Some("7")
+        );
+        // The sample file's listeners bind all interfaces.
+        assert_eq!(
+            c.broker_listener().map(Listener::bind_address),
+            Some("0.0.0.0:9092".into())
+        );
+        // Without a listener.security.protocol.map, CONTROLLER maps to PLAINTEXT.
+        assert_eq!(
+            c.listener_security_protocol_map.get("CONTROLLER"),
+            Some(&SecurityProtocol::Plaintext)
+        );
+
+        let e = ServerConfig::load(Some(&path), &["num.partitions".into()]).expect_err("malformed");
+        assert!(e.to_string().contains("num.partitions"), "{e}");
+        let e = ServerConfig::load(Some(&dir.path().join("missing.properties")), &[])
+            .expect_err("missing");
+        assert!(matches!(e, ConfigError::Io { .. }));
+        let e = ServerConfig::load(Some(&path), &["num.partitions=x".into()]).expect_err("bad");
+        assert!(e.to_string().contains("server.properties"), "{e}");
+
+        // A file without node.id is an error (no embedded defaults apply).
+        std::fs::write(&path, "process.roles=broker,controller\n").expect("write");
+        let e = ServerConfig::load(Some(&path), &[]).expect_err("no node.id");
+        assert!(
+            e.to_string()
+                .contains("Missing required configuration `node.id`"),
+            "{e}"
+        );
+        // Overrides apply on top of the embedded defaults too.
+        let c = ServerConfig::load(
+            None,
+            &[
+                "log.dirs=/data/a,/data/b".into(),
+                "metadata.log.dir=/meta".into(),
+            ],
+        )
+        .expect("load");
+        assert_eq!(c.log_dirs.len(), 2);
+        assert_eq!(c.metadata_log_dir(), Path::new("/meta"));
+        assert_eq!(c.all_log_dirs().len(), 3);
+    }
+
+    #[test]
+    fn node_id_and_roles() {
+        assert!(fails(COMBINED, &[("node.id", Some("-3"))])
+            .contains("Invalid value -3 for configuration node.id: Value must be at least 0"));
+        assert!(fails(COMBINED, &[("node.id", None)]).contains("`node.id`"));
+        assert!(fails(COMBINED, &[("node.id", Some("one"))])
+            .contains("Invalid value one for configuration node.id: Not a number of type INT"));
+        assert_eq!(
+            ok(COMBINED, &[("node.id", None), ("broker.id", Some("1"))]).node_id,
+            1
+        );
+        assert!(fails(COMBINED, &[("broker.id", Some("5"))]).contains("broker.id"));
+        assert_eq!(
+            fails(COMBINED, &[("process.roles", None)]),
+            "krust runs in KRaft mode only: set process.roles (broker, controller, or broker,controller)"
+        );
+        assert!(fails(COMBINED, &[("process.roles", Some(""))]).contains("set process.roles"));
+        assert!(fails(COMBINED, &[("process.roles", Some("broker,worker"))])
+            .contains("Unknown process role 'worker'"));
+        assert!(fails(COMBINED, &[("process.roles", Some("broker,broker"))]).contains("Duplicate"));
+    }
+
+    #[test]
+    fn unknown_and_accepted_keys() {
+        let e = fails(COMBINED, &[("num.partitons", Some("3"))]);
+        assert!(e.contains("'num.partitons'") && e.contains("'3'"), "{e}");
+        let c = ok(
+            COMBINED,
+            &[
+                ("socket.send.buffer.bytes", Some("102400")),
+                ("log.cleaner.threads", Some("2")),
+                (
+                    "group.coordinator.rebalance.protocols",
+                    Some("classic,consumer"),
+                ),
+                ("zookeeper.connection.timeout.ms", Some("18000")),
+            ],
+        );
+        assert_eq!(c.unused_keys().len(), 4);
+        assert!(
+            fails(COMBINED, &[("zookeeper.connect", Some("localhost:2181"))])
+                .starts_with("ZooKeeper mode is not supported")
+        );
+        assert!(fails(
+            COMBINED,
+            &[("confluent.support.metrics.enable", Some("false"))]
+        )
+        .contains("Unknown configuration key"));
+        assert!(fails(COMBINED, &[("control.plane.listener.name", Some("CP"))]).contains("KRaft"));
+        // Accepted-unused topic synonyms are still validated.
+        assert!(fails(COMBINED, &[("compression.type", Some("brotli"))])
+            .contains("Invalid value brotli for configuration compression.type"));
+        for k in ACCEPTED_UNUSED_KEYS {
+            assert!(
+                broker_key_def(k).is_none(),
+                "{k} is both implemented and unused"
+            );
+        }
+    }
+
+    #[test]
+    fn numbers_and_booleans() {
+        assert_eq!(
+            fails(COMBINED, &[("num.partitions", Some("abc"))]),
+            "Invalid value abc for configuration num.partitions: Not a number of type INT"
+        );
+        assert_eq!(
+            fails(COMBINED, &[("num.partitions", Some("0"))]),
+            "Invalid value 0 for configuration num.partitions: Value must be at least 1"
+        );
+        assert_eq!(
+            fails(COMBINED, &[("offsets.topic.replication.factor", Some("40000"))]),
+            "Invalid value 40000 for configuration offsets.topic.replication.factor: Not a number of type SHORT"
+        );
+        assert_eq!(
+            fails(COMBINED, &[("log.retention.bytes", Some("1e9"))]),
+            "Invalid value 1e9 for configuration log.retention.bytes: Not a number of type LONG"
+        );
+        assert_eq!(
+            fails(COMBINED, &[("log.segment.bytes", Some("13"))]),
+            "Invalid value 13 for configuration log.segment.bytes: Value must be at least 14"
+        );
+        assert_eq!(
+            fails(COMBINED, &[("auto.create.topics.enable", Some("yes"))]),
+            "Invalid value yes for configuration auto.create.topics.enable: Expected value to be either true or false"
+        );
+        assert!(
+            !ok(COMBINED, &[("auto.create.topics.enable", Some("FALSE"))])
+                .auto_create_topics_enable
+        );
+        assert!(
+            fails(COMBINED, &[("log.message.timestamp.type", Some("Now"))])
+                .contains("String must be one of: CreateTime, LogAppendTime")
+        );
+        assert_eq!(
+            ok(
+                COMBINED,
+                &[("log.message.timestamp.type", Some("LogAppendTime"))]
+            )
+            .log_message_timestamp_type,
+            TimestampType::LogAppendTime
+        );
+        assert!(fails(COMBINED, &[("log.cleanup.policy", Some("delete,purge"))]).contains("purge"));
+        assert_eq!(
+            ok(COMBINED, &[("log.cleanup.policy", Some("compact, delete"))]).log_cleanup_policy,
+            vec!["compact".to_string(), "delete".to_string()]
+        );
+        assert!(fails(
+            COMBINED,
+            &[
+                ("group.min.session.timeout.ms", Some("10")),
+                ("group.max.session.timeout.ms", Some("5"))
+            ]
+        )
+        .contains("group.max.session.timeout.ms"));
+        assert!(
+            fails(COMBINED, &[("replica.fetch.wait.max.ms", Some("40000"))])
+                .contains("replica.socket.timeout.ms")
+        );
+        assert_eq!(
+            ok(COMBINED, &[("http.listener", Some("localhost:8080"))]).http_listener,
+            Some(HostPort {
+                host: "localhost".into(),
+                port: 8080
+            })
+        );
+        assert!(fails(COMBINED, &[("http.listener", Some("8080"))]).contains("http.listener"));
+    }
+
+    #[test]
+    fn retention_and_roll_precedence() {
+        let r = |changes: &[(&str, Option<&str>)]| ok(COMBINED, changes).log_retention_ms;
+        assert_eq!(r(&[]), 168 * HOUR_MS);
+        assert_eq!(r(&[("log.retention.hours", Some("1"))]), HOUR_MS);
+        assert_eq!(
+            r(&[
+                ("log.retention.hours", Some("1")),
+                ("log.retention.minutes", Some("5"))
+            ]),
+            5 * MINUTE_MS
+        );
+        assert_eq!(
+            r(&[
+                ("log.retention.hours", Some("1")),
+                ("log.retention.minutes", Some("5")),
+                ("log.retention.ms", Some("1234"))
+            ]),
+            1234
+        );
+        assert_eq!(r(&[("log.retention.ms", Some("-1"))]), -1);
+        assert_eq!(r(&[("log.retention.hours", Some("-1"))]), -1);
+        assert!(fails(COMBINED, &[("log.retention.ms", Some("0"))]).contains("unlimited (-1)"));
+        assert!(fails(
+            COMBINED,
+            &[
+                ("log.retention.minutes", Some("x")),
+                ("log.retention.ms", Some("5"))
+            ]
+        )
+        .contains("log.retention.minutes"));
+        assert_eq!(
+            ok(COMBINED, &[("log.roll.hours", Some("2"))]).log_roll_ms,
+            2 * HOUR_MS
+        );
+        assert_eq!(
+            ok(
+                COMBINED,
+                &[("log.roll.hours", Some("2")), ("log.roll.ms", Some("99"))]
+            )
+            .log_roll_ms,
+            99
+        );
+        assert_eq!(
+            ok(COMBINED, &[("log.flush.interval.ms", Some("1000"))]).effective_flush_interval_ms(),
+            1000
+        );
+    }
+
+    #[test]
+    fn controller_role_rules() {
+        let e = fails(
+            COMBINED,
+            &[("controller.quorum.voters", Some("2@h2:9093,3@h3:9093"))],
+        );
+        assert!(
+            e.contains("the node id 1 must be included in the set of voters"),
+            "{e}"
+        );
+        let e = fails(COMBINED, &[("controller.listener.names", Some("CTRL"))]);
+        assert!(
+            e.contains("CTRL is not in listeners")
+                || e.contains("No security protocol defined for listener"),
+            "{e}"
+        );
+        let e = fails(
+            COMBINED,
+            &[
+                ("controller.listener.names", Some("CTRL")),
+                (
+                    "listener.security.protocol.map",
+                    Some("CTRL:PLAINTEXT,PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT"),
+                ),
+            ],
+        );
+        assert!(
+            e.contains(
+                "controller.listener.names must only contain values appearing in the 'listeners'"
+            ),
+            "{e}"
+        );
+        assert!(fails(COMBINED, &[("controller.listener.names", None)])
+            .contains("controller.listener.names must contain at least one value"));
+        // Controller-only: only controller listeners.
+        let c = ok(CONTROLLER, &[]);
+        assert!(c.is_controller() && !c.is_broker());
+        assert_eq!(c.broker_listener(), None);
+        let e = fails(
+            CONTROLLER,
+            &[(
+                "listeners",
+                Some("CONTROLLER://localhost:9093,PLAINTEXT://localhost:9092"),
+            )],
+        );
+        assert!(
+            e.contains("must only contain KRaft controller listeners"),
+            "{e}"
+        );
+        // Dynamic quorum: no voters list, so no membership check.
+        let c = ok(
+            CONTROLLER,
+            &[
+                ("controller.quorum.voters", None),
+                (
+                    "controller.quorum.bootstrap.servers",
+                    Some("localhost:9093"),
+                ),
+            ],
+        );
+        assert_eq!(c.controller_quorum_bootstrap_servers[0].port, 9093);
+        assert!(fails(CONTROLLER, &[("controller.quorum.voters", None)])
+            .starts_with("Missing quorum configuration"));
+    }
+
+    #[test]
+    fn broker_role_rules() {
+        let c = ok(BROKER, &[]);
+        assert!(c.is_broker() && !c.is_controller());
+        assert_eq!(c.controller_listener(), None);
+        assert_eq!(c.advertised_broker_listener().map(|l| l.port), Some(9092));
+        let e = fails(BROKER, &[("node.id", Some("1"))]);
+        assert!(
+            e.contains("must not be included in the set of voters"),
+            "{e}"
+        );
+        let e = fails(
+            BROKER,
+            &[(
+                "listeners",
+                Some("PLAINTEXT://localhost:9092,CONTROLLER://localhost:9093"),
+            )],
+        );
+        assert!(
+            e.contains("must not contain KRaft controller listeners"),
+            "{e}"
+        );
+        let e = fails(
+            BROKER,
+            &[
+                ("listeners", Some("INTERNAL://localhost:9092")),
+                (
+                    "listener.security.protocol.map",
+                    Some("INTERNAL:PLAINTEXT,CONTROLLER:PLAINTEXT"),
+                ),
+            ],
+        );
+        assert!(e.starts_with("inter.broker.listener.name must be a listener name defined in advertised.listeners"), "{e}");
+        let c = ok(
+            BROKER,
+            &[
+                ("listeners", Some("INTERNAL://localhost:9092")),
+                (
+                    "listener.security.protocol.map",
+                    Some("INTERNAL:PLAINTEXT,CONTROLLER:PLAINTEXT"),
+                ),
+                ("inter.broker.listener.name", Some("internal")),
+            ],
+        );
+        assert_eq!(c.inter_broker_listener_name, "INTERNAL");
+        assert!(fails(
+            BROKER,
+            &[("inter.broker.listener.name", Some("CONTROLLER"))]
+        )
+        .contains("must not be a controller listener"));
+        assert!(fails(
+            BROKER,
+            &[
+                ("security.inter.broker.protocol", Some("PLAINTEXT")),
+                ("inter.broker.listener.name", Some("PLAINTEXT"))
+            ]
+        )
+        .starts_with("Only one of"));
+        assert!(ok(
+            BROKER,
+            &[("security.inter.broker.protocol", Some("PLAINTEXT"))]
+        )
+        .is_broker());
+    }
+
+    #[test]
+    fn listener_rules() {
+        let e = fails(
+            COMBINED,
+            &[(
+                "advertised.listeners",
+                Some("PLAINTEXT://h:9092,EXTERNAL://h:9094"),
+            )],
+        );
+        assert!(
+            e.starts_with("advertised.listeners listener names must be equal to or a subset"),
+            "{e}"
+        );
+        let e = fails(
+            COMBINED,
+            &[("advertised.listeners", Some("PLAINTEXT://0.0.0.0:9092"))],
+        );
+        assert!(e.contains("nonroutable meta-address 0.0.0.0"), "{e}");
+        // listeners on 0.0.0.0 without advertised.listeners would advertise 0.0.0.0.
+        let e = fails(
+            COMBINED,
+            &[
+                (
+                    "listeners",
+                    Some("PLAINTEXT://0.0.0.0:9092,CONTROLLER://localhost:9093"),
+                ),
+                ("advertised.listeners", None),
+            ],
+        );
+        assert!(e.contains("nonroutable"), "{e}");
+        // ... but a controller listener bound to 0.0.0.0 and not advertised is fine.
+        let c = ok(
+            COMBINED,
+            &[
+                (
+                    "listeners",
+                    Some("PLAINTEXT://0.0.0.0:9092,CONTROLLER://0.0.0.0:9093"),
+                ),
+                ("advertised.listeners", Some("PLAINTEXT://localhost:9092")),
+            ],
+        );
+        assert_eq!(c.advertised_listeners.len(), 2);
+        assert_eq!(
+            c.advertised_controller_listener().map(|l| l.host.as_str()),
+            Some("0.0.0.0")
+        );
+        // Advertised defaults to listeners.
+        let c = ok(
+            COMBINED,
+            &[
+                (
+                    "listeners",
+                    Some("PLAINTEXT://h1:9092,CONTROLLER://h1:9093"),
+                ),
+                ("advertised.listeners", None),
+            ],
+        );
+        assert_eq!(c.advertised_listeners, c.listeners);
+        // SSL and SASL are clear errors.
+        let e = fails(
+            COMBINED,
+            &[(
+                "listeners",
+                Some("PLAINTEXT://:9092,CONTROLLER://:9093,SSL://:9094"),
+            )],
+        );
+        assert!(
+            e.contains("SSL") && e.contains("supports only PLAINTEXT"),
+            "{e}"
+        );
+        let e = fails(
+            COMBINED,
+            &[(
+                "listener.security.protocol.map",
+                Some("CONTROLLER:SASL_PLAINTEXT,PLAINTEXT:PLAINTEXT"),
+            )],
+        );
+        assert!(e.contains("SASL_PLAINTEXT"), "{e}");
+        let e = fails(
+            COMBINED,
+            &[(
+                "listener.security.protocol.map",
+                Some("PLAINTEXT:PLAINTEXT"),
+            )],
+        );
+        assert!(
+            e.starts_with("No security protocol defined for listener CONTROLLER"),
+            "{e}"
+        );
+        assert!(fails(
+            COMBINED,
+            &[("listener.security.protocol.map", Some("CONTROLLER:TLS"))]
+        )
+        .contains("unknown security protocol 'TLS'"));
+        assert!(fails(
+            COMBINED,
+            &[("listener.security.protocol.map", Some("CONTROLLER"))]
+        )
+        .contains("LISTENER_NAME:SECURITY_PROTOCOL"));
+        // Malformed or duplicate listeners.
+        for bad in [
+            "PLAINTEXT:9092",
+            "PLAINTEXT://host",
+            "PLAINTEXT://host:99999",
+            "://h:1",
+        ] {
+            let e = fails(COMBINED, &[("listeners", Some(bad))]);
+            assert!(
+                e.contains("Invalid value") && e.contains("listeners"),
+                "{bad}: {e}"
+            );
+        }
+        assert!(fails(
+            COMBINED,
+            &[("listeners", Some("PLAINTEXT://:9092,PLAINTEXT://:9093"))]
+        )
+        .contains("different name"));
+        assert!(fails(
+            COMBINED,
+            &[("listeners", Some("PLAINTEXT://:9092,CONTROLLER://:9092"))]
+        )
+        .contains("different port"));
+        // IPv6 and lower-case names.
+        let c = ok(
+            COMBINED,
+            &[
+                (
+                    "listeners",
+                    Some("plaintext://[::1]:9092,CONTROLLER://:9093"),
+                ),
+                ("advertised.listeners", Some("PLAINTEXT://[::1]:9092")),
+            ],
+        );
+        assert_eq!(c.listeners[0].name, "PLAINTEXT");
+        assert_eq!(c.listeners[0].host, "::1");
+        assert_eq!(c.listeners[0].bind_address(), "[::1]:9092");
+        assert_eq!(c.listeners[0].to_string(), "PLAINTEXT://[::1]:9092");
+    }
+
+    #[test]
+    fn voter_parsing() {
+        let c = ok(
+            COMBINED,
+            &[(
+                "controller.quorum.voters",
+                Some("1@localhost:9093, 2@h2:9093,3@[::1]:9095"),
+            )],
+        );
+        assert_eq!(c.controller_quorum_voters.len(), 3);
+        assert_eq!(c.controller_quorum_voters[2].host, "::1");
+        assert_eq!(c.controller_quorum_voters[1].to_string(), "2@h2:9093");
+        for bad in ["1@localhost", "x@h:1", "1:h:9093", "-1@h:1", "1@:9093"] {
+            let e = fails(COMBINED, &[("controller.quorum.voters", Some(bad))]);
+            assert!(
+                e.contains("controller.quorum.voters") && e.contains(bad),
+                "{bad}: {e}"
+            );
+        }
+        assert!(fails(
+            COMBINED,
+            &[("controller.quorum.voters", Some("1@0.0.0.0:9093"))]
+        )
+        .contains("non-routable"));
+        assert!(fails(
+            COMBINED,
+            &[("controller.quorum.voters", Some("1@a:1,1@b:2"))]
+        )
+        .contains("more than once"));
+        assert!(fails(
+            COMBINED,
+            &[("controller.quorum.bootstrap.servers", Some("nohost"))]
+        )
+        .contains("host:port"));
+    }
+
+    #[test]
+    fn describe_broker() {
+        let c = ok(
+            COMBINED,
+            &[
+                ("log.retention.hours", Some("24")),
+                ("num.partitions", Some(" 03")),
+            ],
+        );
+        let all = c.describe_broker_configs();
+        assert_eq!(all.len(), BROKER_KEYS.len());
+        let get = |n: &str| {
+            all.iter()
+                .find(|e| e.name == n)
+                .unwrap_or_else(|| panic!("{n}"))
+        };
+        let np = get("num.partitions");
+        assert_eq!(np.value.as_deref(), Some("3"));
+        assert_eq!(np.source, SOURCE_STATIC_BROKER_CONFIG);
+        assert_eq!(np.config_type, 3);
+        assert!(np.read_only && !np.sensitive);
+        assert!(np.documentation.is_some());
+        let seg = get("log.segment.bytes");
+        assert_eq!(seg.value.as_deref(), Some("1073741824"));
+        assert_eq!(seg.source, SOURCE_DEFAULT_CONFIG);
+        let ms = get("log.retention.ms");
+        assert_eq!(ms.value, None);
+        assert_eq!(ms.config_type, 5);
+        assert_eq!(ms.source, SOURCE_STATIC_BROKER_CONFIG);
+        assert_eq!(
+            ms.synonyms,
+            vec![
+                ("log.retention.hours".to_string(), Some("24".to_string()), 4),
+                (
+                    "log.retention.hours".to_string(),
+                    Some("168".to_string()),
+                    5
+                ),
+            ]
+        );
+        assert_eq!(
+            get("process.roles").value.as_deref(),
+            Some("broker,controller")
+        );
+        assert_eq!(get("process.roles").config_type, 7);
+        assert_eq!(get("auto.create.topics.enable").config_type, 1);
+        assert_eq!(get("offsets.topic.replication.factor").config_type, 4);
+        assert_eq!(get("listeners").config_type, 2);
+        assert_eq!(get("broker.rack").value, None);
+        assert_eq!(get("broker.rack").source, SOURCE_DEFAULT_CONFIG);
+        let names: Vec<&str> = implemented_broker_keys().collect();
+        let mut sorted = names.clone();
+        sorted.sort();
+        assert_eq!(names, sorted);
+    }
+}

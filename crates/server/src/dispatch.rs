@@ -1,0 +1,129 @@
+//! Request dispatch: header, version check, decode, handler, encode.
+//!
+//! The version table in `krust_protocol::versions` decides what is served. An ApiVersions
+//! request of a version krust does not know is answered, as Kafka does, with a v0 body
+//! carrying UNSUPPORTED_VERSION and the full API list so the client can retry lower. Any
+//! other unknown API, unsupported version or undecodable body closes the connection, which
+//! is also what Kafka does.
+
+use bytes::{Bytes, BytesMut};
+use kafka_protocol::messages::*;
+use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion};
+use krust_protocol::versions::supported;
+use krust_protocol::{decode_request_header, encode_response_with, ErrorCode, Listener};
+
+use crate::broker::Broker;
+use crate::handlers;
+
+/// What the connection does after a request.
+#[derive(Debug)]
+pub enum Outcome {
+    Continue,
+    Close(String),
+}
+
+fn encode<R: Encodable + HeaderVersion>(
+    out: &mut BytesMut,
+    correlation_id: i32,
+    version: i16,
+    resp: &R,
+) -> Outcome {
+    match encode_response_with(out, correlation_id, version, resp) {
+        Ok(()) => Outcome::Continue,
+        Err(e) => Outcome::Close(e.to_string()),
+    }
+}
+
+/// Handles one request frame, appending its response (if any) to `out`.
+pub async fn dispatch(
+    broker: &Broker,
+    listener: Listener,
+    mut frame: Bytes,
+    out: &mut BytesMut,
+) -> Outcome {
+    let header = match decode_request_header(&mut frame) {
+        Ok(h) => h,
+        Err(e) => return Outcome::Close(e.to_string()),
+    };
+    let key = header.api_key;
+    let v = header.api_version;
+    let corr = header.correlation_id;
+    tracing::trace!(api = ?key, version = v, correlation_id = corr, client_id = ?header.client_id, "request");
+    let range = supported(key, listener);
+    let in_range = range.is_some_and(|r| r.min <= v && v <= r.max);
+    if key == ApiKey::ApiVersions && !in_range {
+        let mut resp = handlers::api_versions::response(listener);
+        resp.error_code = ErrorCode::UnsupportedVersion.code();
+        return encode(out, corr, 0, &resp);
+    }
+    if !in_range {
+        return Outcome::Close(format!(
+            "{key:?} v{v} is not supported on the {listener:?} listener (correlation id {corr})"
+        ));
+    }
+
+    macro_rules! decode {
+        ($t:ty) => {
+            match <$t>::decode(&mut frame, v) {
+                Ok(r) => r,
+                Err(e) => return Outcome::Close(format!("malformed {key:?} v{v} request: {e}")),
+            }
+        };
+    }
+    macro_rules! simple {
+        ($t:ty, $h:path) => {{
+            let req = decode!($t);
+            let resp = $h(broker, req, v).await;
+            encode(out, corr, v, &resp)
+        }};
+    }
+
+    match key {
+        ApiKey::ApiVersions => {
+            let req = decode!(ApiVersionsRequest);
+            let resp = handlers::api_versions::handle(listener, req, v);
+            encode(out, corr, v, &resp)
+        }
+        ApiKey::Produce => {
+            let req = decode!(ProduceRequest);
+            match handlers::produce::handle(broker, req, v).await {
+                handlers::produce::Reply::Respond(resp) => encode(out, corr, v, &resp),
+                handlers::produce::Reply::None => Outcome::Continue,
+                handlers::produce::Reply::Close(reason) => Outcome::Close(reason),
+            }
+        }
+        ApiKey::Fetch => simple!(FetchRequest, handlers::fetch::handle),
+        ApiKey::ListOffsets => simple!(ListOffsetsRequest, handlers::list_offsets::handle),
+        ApiKey::Metadata => simple!(MetadataRequest, handlers::metadata::handle),
+        ApiKey::OffsetForLeaderEpoch => {
+            simple!(
+                OffsetForLeaderEpochRequest,
+                handlers::offset_for_leader_epoch::handle
+            )
+        }
+        ApiKey::CreateTopics => simple!(CreateTopicsRequest, handlers::create_topics::handle),
+        ApiKey::DeleteTopics => simple!(DeleteTopicsRequest, handlers::delete_topics::handle),
+        ApiKey::DeleteRecords => simple!(DeleteRecordsRequest, handlers::delete_records::handle),
+        ApiKey::DescribeConfigs => {
+            simple!(DescribeConfigsRequest, handlers::describe_configs::handle)
+        }
+        ApiKey::AlterConfigs => simple!(AlterConfigsRequest, handlers::alter_configs::handle),
+        ApiKey::IncrementalAlterConfigs => {
+            simple!(
+                IncrementalAlterConfigsRequest,
+                handlers::incremental_alter_configs::handle
+            )
+        }
+        ApiKey::CreatePartitions => {
+            simple!(CreatePartitionsRequest, handlers::create_partitions::handle)
+        }
+        ApiKey::DescribeCluster => {
+            let req = decode!(DescribeClusterRequest);
+            let resp = handlers::describe_cluster::handle(broker, listener, req, v);
+            encode(out, corr, v, &resp)
+        }
+        other => Outcome::Close(format!(
+            "{other:?} is listed as supported but has no handler"
+        )),
+    }
+}

@@ -1,0 +1,133 @@
+//! AlterConfigs (33): replaces a topic's whole set of overrides. Broker configs are static
+//! in krust, so altering them is refused as Kafka refuses non-dynamic keys.
+
+use kafka_protocol::messages::alter_configs_response::AlterConfigsResourceResponse;
+use kafka_protocol::messages::{AlterConfigsRequest, AlterConfigsResponse};
+use krust_metadata::controller::{self, ConfigOp, ItemResult};
+use krust_metadata::{RESOURCE_BROKER, RESOURCE_TOPIC};
+use krust_protocol::ErrorCode;
+
+use super::{sb, validate_topic_config};
+use crate::broker::Broker;
+
+/// One resource's requested changes.
+pub struct ResourceChange {
+    pub resource_type: i8,
+    pub resource_name: String,
+    pub ops: Vec<(String, Option<ConfigOp>, Option<String>)>,
+}
+
+/// Applies config changes to several resources; `replace_all` is the legacy AlterConfigs
+/// semantics. Returns one result per resource, in order.
+pub async fn alter(
+    broker: &Broker,
+    changes: Vec<ResourceChange>,
+    replace_all: bool,
+    validate_only: bool,
+) -> Vec<ItemResult> {
+    let outcome = broker
+        .control(|image| {
+            let mut records = Vec::new();
+            let mut results = Vec::new();
+            for c in &changes {
+                let r = match c.resource_type {
+                    RESOURCE_TOPIC => {
+                        let mut ops = Vec::new();
+                        let mut bad = None;
+                        for (k, op, v) in &c.ops {
+                            match op {
+                                Some(op) => ops.push((k.clone(), *op, v.clone())),
+                                None => {
+                                    bad = Some(ItemResult::err(
+                                        ErrorCode::InvalidRequest,
+                                        format!("Unknown config operation for {k}"),
+                                    ))
+                                }
+                            }
+                        }
+                        match bad {
+                            Some(b) => Err(b),
+                            None => controller::alter_topic_configs(
+                                image,
+                                &c.resource_name,
+                                &ops,
+                                replace_all,
+                                &validate_topic_config,
+                                &crate::topic_config::is_list_config,
+                            ),
+                        }
+                    }
+                    RESOURCE_BROKER => Err(ItemResult::err(
+                        ErrorCode::InvalidRequest,
+                        format!(
+                            "Cannot update these configs dynamically: {}",
+                            c.ops
+                                .iter()
+                                .map(|(k, _, _)| k.as_str())
+                                .collect::<Vec<_>>()
+                                .join(",")
+                        ),
+                    )),
+                    other => Err(ItemResult::err(
+                        ErrorCode::InvalidRequest,
+                        format!("Unsupported resource type {other}"),
+                    )),
+                };
+                match r {
+                    Ok(recs) => {
+                        records.extend(recs);
+                        results.push(ItemResult::ok());
+                    }
+                    Err(e) => results.push(e),
+                }
+            }
+            (if validate_only { Vec::new() } else { records }, results)
+        })
+        .await;
+    outcome.unwrap_or_else(|e| {
+        changes
+            .iter()
+            .map(|_| ItemResult::err(ErrorCode::UnknownServerError, e.to_string()))
+            .collect()
+    })
+}
+
+pub async fn handle(
+    broker: &Broker,
+    req: AlterConfigsRequest,
+    _version: i16,
+) -> AlterConfigsResponse {
+    let changes: Vec<ResourceChange> = req
+        .resources
+        .iter()
+        .map(|r| ResourceChange {
+            resource_type: r.resource_type,
+            resource_name: r.resource_name.to_string(),
+            ops: r
+                .configs
+                .iter()
+                .map(|c| {
+                    let v = c.value.as_ref().map(|v| v.to_string());
+                    let op = if v.is_some() {
+                        ConfigOp::Set
+                    } else {
+                        ConfigOp::Delete
+                    };
+                    (c.name.to_string(), Some(op), v)
+                })
+                .collect(),
+        })
+        .collect();
+    let results = alter(broker, changes, true, req.validate_only).await;
+    let mut resp = AlterConfigsResponse::default();
+    for (r, res) in req.resources.iter().zip(results) {
+        resp.responses.push(
+            AlterConfigsResourceResponse::default()
+                .with_resource_type(r.resource_type)
+                .with_resource_name(r.resource_name.clone())
+                .with_error_code(res.error.code())
+                .with_error_message(res.message.map(sb)),
+        );
+    }
+    resp
+}

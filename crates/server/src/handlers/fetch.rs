@@ -1,0 +1,188 @@
+//! Fetch (1): whole stored batches up to the high watermark, with long polling.
+//!
+//! Batches are sent as stored, never decoded. A request that finds fewer than `min_bytes`
+//! parks on every partition it reads and is woken by the next append to any of them, or
+//! answered when `max_wait_ms` runs out. Fetch sessions (KIP-227) are not kept: every
+//! response has session id 0, which tells clients to send full requests.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
+use kafka_protocol::messages::{FetchRequest, FetchResponse, TopicName};
+use krust_protocol::ErrorCode;
+use krust_storage::StorageError;
+use tokio::sync::Notify;
+use uuid::Uuid;
+
+use super::sb;
+use crate::broker::Broker;
+use crate::partition::Partition;
+
+/// Ceiling on a single response, whatever the client asks.
+const RESPONSE_BYTES_MAX: usize = 64 * 1024 * 1024;
+
+struct Wanted {
+    topic: String,
+    topic_id: Uuid,
+    index: i32,
+    partition: Option<Arc<Partition>>,
+    missing_error: ErrorCode,
+    fetch_offset: i64,
+    current_leader_epoch: i32,
+    max_bytes: usize,
+}
+
+pub async fn handle(broker: &Broker, req: FetchRequest, version: i16) -> FetchResponse {
+    let mut resp = FetchResponse::default();
+    if req.session_id != 0 {
+        resp.error_code = ErrorCode::FetchSessionIdNotFound.code();
+        return resp;
+    }
+    if req.session_epoch > 0 {
+        resp.error_code = ErrorCode::InvalidFetchSessionEpoch.code();
+        return resp;
+    }
+    let image = broker.image();
+    let mut wanted = Vec::new();
+    for t in &req.topics {
+        let (name, id, missing_error) = if version >= 13 {
+            match image.topic_by_id(&t.topic_id) {
+                Some(ti) => (
+                    ti.name.clone(),
+                    t.topic_id,
+                    ErrorCode::UnknownTopicOrPartition,
+                ),
+                None => (String::new(), t.topic_id, ErrorCode::UnknownTopicId),
+            }
+        } else {
+            let n = t.topic.to_string();
+            let id = image.topic(&n).map(|ti| ti.id).unwrap_or_default();
+            (n, id, ErrorCode::UnknownTopicOrPartition)
+        };
+        for p in &t.partitions {
+            wanted.push(Wanted {
+                partition: if name.is_empty() {
+                    None
+                } else {
+                    broker.partitions.get(&name, p.partition)
+                },
+                topic: name.clone(),
+                topic_id: id,
+                index: p.partition,
+                missing_error,
+                fetch_offset: p.fetch_offset,
+                current_leader_epoch: p.current_leader_epoch,
+                max_bytes: p.partition_max_bytes.max(0) as usize,
+            });
+        }
+    }
+    let response_max = (req.max_bytes.max(0) as usize).min(RESPONSE_BYTES_MAX);
+    let min_bytes = req.min_bytes.max(0) as usize;
+    let deadline =
+        tokio::time::Instant::now() + Duration::from_millis(req.max_wait_ms.max(0) as u64);
+    let waiter = Arc::new(Notify::new());
+    loop {
+        for w in &wanted {
+            if let Some(p) = &w.partition {
+                p.park(&waiter);
+            }
+        }
+        let (topics, total, errors) = read_all(&wanted, response_max, version);
+        if total >= min_bytes.max(1)
+            || errors
+            || tokio::time::Instant::now() >= deadline
+            || wanted.is_empty()
+        {
+            resp.responses = topics;
+            return resp;
+        }
+        if tokio::time::timeout_at(deadline, waiter.notified())
+            .await
+            .is_err()
+        {
+            let (topics, _, _) = read_all(&wanted, response_max, version);
+            resp.responses = topics;
+            return resp;
+        }
+    }
+}
+
+/// Reads every wanted partition once. Returns the topics, the bytes read, and whether any
+/// partition had an error (which makes the response go out at once, as in Kafka).
+fn read_all(
+    wanted: &[Wanted],
+    response_max: usize,
+    version: i16,
+) -> (Vec<FetchableTopicResponse>, usize, bool) {
+    let mut topics: Vec<FetchableTopicResponse> = Vec::new();
+    let mut total = 0usize;
+    let mut errors = false;
+    for w in wanted {
+        let data = read_one(w, response_max.saturating_sub(total), total == 0);
+        if data.error_code != 0 {
+            errors = true;
+        }
+        total += data.records.as_ref().map_or(0, Bytes::len);
+        let same_topic = topics.last().is_some_and(|t| {
+            if version >= 13 {
+                t.topic_id == w.topic_id
+            } else {
+                t.topic.as_str() == w.topic
+            }
+        });
+        if !same_topic {
+            let mut t = FetchableTopicResponse::default();
+            if version >= 13 {
+                t.topic_id = w.topic_id;
+            } else {
+                t.topic = TopicName(sb(w.topic.clone()));
+            }
+            topics.push(t);
+        }
+        if let Some(t) = topics.last_mut() {
+            t.partitions.push(data);
+        }
+    }
+    (topics, total, errors)
+}
+
+fn read_one(w: &Wanted, budget: usize, first: bool) -> PartitionData {
+    let mut data = PartitionData::default()
+        .with_partition_index(w.index)
+        .with_high_watermark(-1)
+        .with_last_stable_offset(-1)
+        .with_log_start_offset(-1)
+        .with_records(Some(Bytes::new()));
+    data.preferred_read_replica = kafka_protocol::messages::BrokerId(-1);
+    let Some(p) = &w.partition else {
+        data.error_code = w.missing_error.code();
+        return data;
+    };
+    let epoch = p.leader_epoch();
+    if w.current_leader_epoch >= 0 && w.current_leader_epoch < epoch {
+        data.error_code = ErrorCode::FencedLeaderEpoch.code();
+        return data;
+    }
+    if w.current_leader_epoch > epoch {
+        data.error_code = ErrorCode::UnknownLeaderEpoch.code();
+        return data;
+    }
+    let high_watermark = p.high_watermark();
+    let log = p.read_log();
+    data.high_watermark = high_watermark;
+    data.last_stable_offset = high_watermark;
+    data.log_start_offset = log.log_start_offset();
+    let max = w.max_bytes.min(budget);
+    match log.read(w.fetch_offset, max, high_watermark, first) {
+        Ok(r) => data.records = Some(r.records),
+        Err(StorageError::OffsetOutOfRange { .. }) => {
+            data.error_code = ErrorCode::OffsetOutOfRange.code();
+        }
+        Err(e) => {
+            data.error_code = super::produce::storage_error(&e).0.code();
+        }
+    }
+    data
+}

@@ -1,0 +1,71 @@
+//! ListOffsets (2): earliest (-2), latest (-1), max timestamp (-3), earliest local (-4),
+//! or the first offset at or after a timestamp, found through the time index.
+
+use kafka_protocol::messages::list_offsets_response::{
+    ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
+};
+use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
+use krust_protocol::ErrorCode;
+
+use crate::broker::Broker;
+
+const LATEST: i64 = -1;
+const EARLIEST: i64 = -2;
+const MAX_TIMESTAMP: i64 = -3;
+const EARLIEST_LOCAL: i64 = -4;
+
+pub async fn handle(
+    broker: &Broker,
+    req: ListOffsetsRequest,
+    _version: i16,
+) -> ListOffsetsResponse {
+    let mut resp = ListOffsetsResponse::default();
+    for t in req.topics {
+        let name = t.name.to_string();
+        let mut out = ListOffsetsTopicResponse::default().with_name(t.name.clone());
+        for p in t.partitions {
+            let mut r = ListOffsetsPartitionResponse::default()
+                .with_partition_index(p.partition_index)
+                .with_timestamp(-1)
+                .with_offset(-1)
+                .with_leader_epoch(-1);
+            match broker.partitions.get(&name, p.partition_index) {
+                None => r.error_code = ErrorCode::UnknownTopicOrPartition.code(),
+                Some(part) => {
+                    let epoch = part.leader_epoch();
+                    if p.current_leader_epoch >= 0 && p.current_leader_epoch < epoch {
+                        r.error_code = ErrorCode::FencedLeaderEpoch.code();
+                    } else if p.current_leader_epoch > epoch {
+                        r.error_code = ErrorCode::UnknownLeaderEpoch.code();
+                    } else {
+                        let log = part.read_log();
+                        let found = match p.timestamp {
+                            LATEST => Ok(Some((part.high_watermark(), -1))),
+                            EARLIEST | EARLIEST_LOCAL => Ok(Some((log.log_start_offset(), -1))),
+                            MAX_TIMESTAMP => log
+                                .max_timestamp_and_offset()
+                                .map(|o| o.map(|(ts, off)| (off, ts))),
+                            ts if ts >= 0 => log.fetch_offset_by_timestamp(ts),
+                            _ => {
+                                r.error_code = ErrorCode::InvalidRequest.code();
+                                Ok(None)
+                            }
+                        };
+                        match found {
+                            Ok(Some((offset, ts))) => {
+                                r.offset = offset;
+                                r.timestamp = ts;
+                                r.leader_epoch = epoch;
+                            }
+                            Ok(None) => {}
+                            Err(e) => r.error_code = super::produce::storage_error(&e).0.code(),
+                        }
+                    }
+                }
+            }
+            out.partitions.push(r);
+        }
+        resp.topics.push(out);
+    }
+    resp
+}

@@ -1,0 +1,183 @@
+//! Metadata (3): brokers, controller, topics and partitions from the metadata image.
+//! Missing topics are created here when both the request and `auto.create.topics.enable`
+//! allow it, and the new topic is returned in the same response.
+
+use kafka_protocol::messages::metadata_response::{
+    MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
+};
+use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse, TopicName};
+use krust_metadata::controller::{self, Cluster, NewTopic};
+use krust_metadata::{topic_name, MetadataImage, TopicImage};
+use krust_protocol::ErrorCode;
+use uuid::Uuid;
+
+use super::sb;
+use crate::broker::Broker;
+
+/// Kafka's "authorized operations not requested" value.
+const OPERATIONS_OMITTED: i32 = i32::MIN;
+
+/// With no authorizer every operation is allowed. Kafka's AclOperation codes for topics:
+/// READ 3, WRITE 4, CREATE 5, DELETE 6, ALTER 7, DESCRIBE 8, DESCRIBE_CONFIGS 10, ALTER_CONFIGS 11.
+pub(crate) const TOPIC_OPERATIONS_ALL: i32 =
+    (1 << 3) | (1 << 4) | (1 << 5) | (1 << 6) | (1 << 7) | (1 << 8) | (1 << 10) | (1 << 11);
+/// Cluster operations: CREATE 5, ALTER 7, DESCRIBE 8, CLUSTER_ACTION 9, DESCRIBE_CONFIGS 10,
+/// ALTER_CONFIGS 11, IDEMPOTENT_WRITE 12.
+pub(crate) const CLUSTER_OPERATIONS_ALL: i32 =
+    (1 << 5) | (1 << 7) | (1 << 8) | (1 << 9) | (1 << 10) | (1 << 11) | (1 << 12);
+
+pub async fn handle(broker: &Broker, req: MetadataRequest, version: i16) -> MetadataResponse {
+    let auto_create =
+        broker.config.auto_create_topics_enable && (version < 4 || req.allow_auto_topic_creation);
+    let mut image = broker.image();
+
+    // Which topics: None = all; v0 sends an empty list to mean all.
+    let requested: Option<Vec<(Option<String>, Uuid)>> = match &req.topics {
+        None => None,
+        Some(t) if t.is_empty() && version == 0 => None,
+        Some(t) => Some(
+            t.iter()
+                .map(|x| (x.name.as_ref().map(|n| n.to_string()), x.topic_id))
+                .collect(),
+        ),
+    };
+
+    if auto_create {
+        if let Some(req_topics) = &requested {
+            let missing: Vec<String> = req_topics
+                .iter()
+                .filter_map(|(n, _)| n.clone())
+                .filter(|n| {
+                    image.topic(n).is_none()
+                        && topic_name::validate(n).is_ok()
+                        && !topic_name::is_internal(n)
+                })
+                .collect();
+            if !missing.is_empty() {
+                auto_create_topics(broker, &missing).await;
+                image = broker.image();
+            }
+        }
+    }
+
+    let mut resp = MetadataResponse::default();
+    let (host, port) = broker.advertised_endpoint();
+    resp.brokers = vec![MetadataResponseBroker::default()
+        .with_node_id(BrokerId(broker.node_id))
+        .with_host(sb(host))
+        .with_port(port)
+        .with_rack(broker.config.broker_rack.clone().map(sb))];
+    resp.cluster_id = Some(sb(broker.cluster_id.clone()));
+    resp.controller_id = BrokerId(broker.node_id);
+    resp.cluster_authorized_operations = if req.include_cluster_authorized_operations {
+        CLUSTER_OPERATIONS_ALL
+    } else {
+        OPERATIONS_OMITTED
+    };
+    resp.topics = match requested {
+        None => image.topics.values().map(topic_entry).collect(),
+        Some(list) => list
+            .iter()
+            .map(|(name, id)| lookup(&image, name.as_deref(), *id))
+            .collect(),
+    };
+    if req.include_topic_authorized_operations {
+        for t in resp.topics.iter_mut().filter(|t| t.error_code == 0) {
+            t.topic_authorized_operations = TOPIC_OPERATIONS_ALL;
+        }
+    }
+    resp
+}
+
+async fn auto_create_topics(broker: &Broker, names: &[String]) {
+    let topics: Vec<NewTopic> = names
+        .iter()
+        .map(|n| NewTopic {
+            name: n.clone(),
+            num_partitions: -1,
+            replication_factor: -1,
+            ..Default::default()
+        })
+        .collect();
+    let live = broker.live_brokers();
+    let start = broker.placement_start();
+    let defaults = (
+        broker.config.num_partitions,
+        broker.config.default_replication_factor,
+    );
+    let result = broker
+        .control(|image| {
+            let cluster = Cluster {
+                image,
+                live_brokers: &live,
+                default_num_partitions: defaults.0,
+                default_replication_factor: defaults.1,
+            };
+            let (records, results) = controller::create_topics(
+                &cluster,
+                &topics,
+                &crate::handlers::validate_topic_config,
+                &mut Uuid::new_v4,
+                start,
+            );
+            (records, results)
+        })
+        .await;
+    match result {
+        Ok(results) => {
+            for r in results.iter().filter(|r| r.result.is_ok()) {
+                tracing::info!(topic = %r.name, partitions = r.num_partitions, "auto-created topic");
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "auto topic creation failed"),
+    }
+}
+
+fn lookup(image: &MetadataImage, name: Option<&str>, id: Uuid) -> MetadataResponseTopic {
+    let found = match name {
+        Some(n) => image.topic(n),
+        None => image.topic_by_id(&id),
+    };
+    match found {
+        Some(t) => topic_entry(t),
+        None => {
+            let error = match name {
+                None => ErrorCode::UnknownTopicId,
+                Some(n) if topic_name::validate(n).is_err() => ErrorCode::InvalidTopicException,
+                Some(_) => ErrorCode::UnknownTopicOrPartition,
+            };
+            MetadataResponseTopic::default()
+                .with_error_code(error.code())
+                .with_name(name.map(|n| TopicName(sb(n))))
+                .with_topic_id(id)
+                .with_topic_authorized_operations(OPERATIONS_OMITTED)
+        }
+    }
+}
+
+fn topic_entry(t: &TopicImage) -> MetadataResponseTopic {
+    MetadataResponseTopic::default()
+        .with_name(Some(TopicName(sb(t.name.clone()))))
+        .with_topic_id(t.id)
+        .with_is_internal(topic_name::is_internal(&t.name))
+        .with_topic_authorized_operations(OPERATIONS_OMITTED)
+        .with_partitions(
+            t.partitions
+                .iter()
+                .map(|(&index, p)| {
+                    let error = if p.leader < 0 {
+                        ErrorCode::LeaderNotAvailable
+                    } else {
+                        ErrorCode::None
+                    };
+                    MetadataResponsePartition::default()
+                        .with_error_code(error.code())
+                        .with_partition_index(index)
+                        .with_leader_id(BrokerId(p.leader))
+                        .with_leader_epoch(p.leader_epoch)
+                        .with_replica_nodes(p.replicas.iter().map(|&b| BrokerId(b)).collect())
+                        .with_isr_nodes(p.isr.iter().map(|&b| BrokerId(b)).collect())
+                })
+                .collect(),
+        )
+}

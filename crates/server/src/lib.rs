@@ -1,0 +1,20 @@
+//! The krust node: the I/O shell around the pure crates.
+//!
+//! This crate owns every socket and timer of a running node. It reads the config, checks
+//! the storage identity, replays the metadata log into an image, opens the partition logs
+//! the image assigns to this node, and serves the Kafka protocol on the client and
+//! controller listeners. Each Kafka API has its own handler in [`handlers`].
+
+pub mod broker;
+pub mod config;
+pub mod dispatch;
+pub mod format;
+pub mod handlers;
+pub mod meta_properties;
+pub mod metadata_log;
+pub mod network;
+pub mod partition;
+pub mod server;
+pub mod topic_config;
+
+pub use server::{run, RunningServer};

@@ -1,0 +1,173 @@
+//! Startup and shutdown of a node.
+//!
+//! Start: check the storage identity (formatting a fresh standalone node), replay the
+//! metadata log, write the bootstrap records on first start, open the partition logs, bring
+//! them in line with the image, then listen. Stop: stop accepting, close connections, flush
+//! every log, write checkpoints and the clean-shutdown marker.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use krust_metadata::{MetadataRecord, METADATA_VERSION_LEVEL};
+use krust_protocol::Listener;
+use krust_storage::LogManager;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tracing::{info, warn};
+
+use crate::broker::{log_config_for, now_ms, Broker};
+use crate::config::ServerConfig;
+use crate::format::ensure_formatted;
+use crate::metadata_log::MetadataLog;
+use crate::network;
+
+/// How often recovery points and log start offsets are checkpointed.
+const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(60);
+/// How often the flush policy and time-based segment rolls are checked.
+const FLUSH_CHECK_INTERVAL: Duration = Duration::from_millis(1000);
+
+/// A started node. Dropping it does not stop it; call [`RunningServer::shutdown`].
+pub struct RunningServer {
+    pub broker: Arc<Broker>,
+    /// Bound addresses of the listeners, by listener name.
+    pub addresses: Vec<(String, std::net::SocketAddr)>,
+    shutdown_tx: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+/// Starts a node with `config` and returns once it is serving.
+pub async fn run(config: ServerConfig) -> anyhow::Result<RunningServer> {
+    let identity = ensure_formatted(&config)?;
+    if identity.formatted_now {
+        println!(
+            "Formatted a new standalone cluster with cluster id {}",
+            identity.cluster_id
+        );
+    }
+    info!(cluster_id = %identity.cluster_id, node_id = config.node_id, "storage identity verified");
+
+    let metadata = MetadataLog::open(config.metadata_log_dir(), now_ms())?;
+    if metadata.image().offset < 0 {
+        metadata.commit(
+            &[MetadataRecord::FeatureLevel {
+                name: "metadata.version".into(),
+                level: METADATA_VERSION_LEVEL,
+            }],
+            now_ms(),
+        )?;
+    }
+
+    let image = metadata.image();
+    let config_for =
+        |tp: &krust_storage::TopicPartition| log_config_for(&config, &image, &tp.topic);
+    let logs = LogManager::open(&config.log_dirs, &config_for, true, now_ms())
+        .map_err(|e| anyhow::anyhow!("cannot open log directories: {e}"))?;
+    let broker = Arc::new(Broker::new(config, identity.cluster_id, metadata, logs));
+    broker.reconcile()?;
+
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let mut tasks = Vec::new();
+    let mut addresses = Vec::new();
+    let controller_names = broker.config.controller_listener_names.clone();
+    for l in broker.config.listeners.clone() {
+        let kind = if controller_names.contains(&l.name) {
+            Listener::Controller
+        } else {
+            Listener::Broker
+        };
+        let host = if l.host.is_empty() {
+            "0.0.0.0"
+        } else {
+            l.host.as_str()
+        };
+        let listener = network::bind(&format!("{host}:{}", l.port)).await?;
+        addresses.push((l.name.clone(), listener.local_addr()?));
+        tasks.push(tokio::spawn(network::serve(
+            broker.clone(),
+            listener,
+            kind,
+            shutdown_rx.clone(),
+        )));
+    }
+    tasks.push(tokio::spawn(housekeeping(
+        broker.clone(),
+        shutdown_rx.clone(),
+    )));
+    info!(node_id = broker.node_id, "krust node started");
+    Ok(RunningServer {
+        broker,
+        addresses,
+        shutdown_tx,
+        tasks,
+    })
+}
+
+/// Periodic work: flush policy, time-based rolls, retention, checkpoints.
+async fn housekeeping(broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>) {
+    let retention_every =
+        Duration::from_millis(broker.config.log_retention_check_interval_ms.max(1) as u64);
+    let mut flush_tick = tokio::time::interval(FLUSH_CHECK_INTERVAL);
+    let mut retention_tick = tokio::time::interval(retention_every);
+    let mut checkpoint_tick = tokio::time::interval(CHECKPOINT_INTERVAL);
+    loop {
+        tokio::select! {
+            _ = flush_tick.tick() => {
+                let b = broker.clone();
+                let _ = tokio::task::spawn_blocking(move || {
+                    if let Err(e) = b.logs.flush_pass(now_ms()) {
+                        warn!(error = %e, "flush pass failed");
+                    }
+                }).await;
+            }
+            _ = retention_tick.tick() => {
+                let b = broker.clone();
+                let _ = tokio::task::spawn_blocking(move || {
+                    match b.logs.retention_pass(now_ms()) {
+                        Ok(n) if n > 0 => info!(segments = n, "retention deleted segments"),
+                        Ok(_) => {}
+                        Err(e) => warn!(error = %e, "retention pass failed"),
+                    }
+                    for p in b.partitions.all() {
+                        p.refresh_high_watermark();
+                    }
+                }).await;
+            }
+            _ = checkpoint_tick.tick() => {
+                if let Err(e) = broker.logs.checkpoint_all() {
+                    warn!(error = %e, "checkpoint failed");
+                }
+            }
+            _ = shutdown.changed() => break,
+        }
+    }
+}
+
+impl RunningServer {
+    /// The bound address of the first listener with this name.
+    pub fn address(&self, name: &str) -> Option<std::net::SocketAddr> {
+        self.addresses
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, a)| *a)
+    }
+
+    /// Stops listening, closes connections and shuts the logs down cleanly.
+    pub async fn shutdown(self) -> anyhow::Result<()> {
+        info!("shutting down");
+        let _ = self.shutdown_tx.send(true);
+        for t in self.tasks {
+            let _ = t.await;
+        }
+        for p in self.broker.partitions.all() {
+            p.wake();
+        }
+        let broker = self.broker;
+        tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
+            broker.logs.shutdown()?;
+            Ok(())
+        })
+        .await??;
+        info!("shutdown complete");
+        Ok(())
+    }
+}

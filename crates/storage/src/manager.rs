@@ -1,0 +1,407 @@
+//! The log manager: all partition logs of one broker, spread over its log dirs.
+//!
+//! Each log dir holds partition directories `<topic>-<partition>`, the checkpoint files
+//! `recovery-point-offset-checkpoint` and `log-start-offset-checkpoint`, and, after a clean
+//! shutdown, the marker `.kafka_cleanshutdown` (removed once the logs are open again).
+//!
+//! Locking: the map of logs is behind a `parking_lot::RwLock`; each log is a [`SharedLog`]
+//! (`Arc<parking_lot::RwLock<Log>>`). Periodic passes snapshot the map first and then lock one
+//! log at a time, so they never hold the map lock while doing I/O on a log.
+
+use std::collections::HashMap;
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use parking_lot::RwLock;
+use tracing::{info, warn};
+
+use crate::checkpoint::{
+    read_offsets, sync_dir, write_atomically, write_offsets, TopicPartition,
+    LOG_START_OFFSET_CHECKPOINT, RECOVERY_POINT_CHECKPOINT,
+};
+use crate::error::{Result, StorageError};
+use crate::log::{Log, LogConfig};
+
+/// Name of the clean-shutdown marker file in each log dir.
+pub const CLEAN_SHUTDOWN_FILE: &str = ".kafka_cleanshutdown";
+/// Topic of the KRaft metadata log.
+pub const METADATA_TOPIC: &str = "__cluster_metadata";
+/// Suffix of partition directories scheduled for deletion.
+pub const DELETE_DIR_SUFFIX: &str = "-delete";
+
+/// A log shared between threads.
+pub type SharedLog = Arc<RwLock<Log>>;
+
+/// What the manager found at startup for a partition it did not open (the metadata log when
+/// asked to skip it), so its owner can open it with [`Log::open`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecoveryInfo {
+    /// The partition directory.
+    pub dir: PathBuf,
+    /// Recovery point from the checkpoint (0 if absent).
+    pub recovery_point: i64,
+    /// Log start offset from the checkpoint (0 if absent).
+    pub log_start_offset: i64,
+    /// Whether the log dir had a clean-shutdown marker.
+    pub clean_shutdown: bool,
+}
+
+#[derive(Debug)]
+struct Managed {
+    dir_index: usize,
+    log: SharedLog,
+}
+
+/// Owns the logs of several log dirs.
+#[derive(Debug)]
+pub struct LogManager {
+    dirs: Vec<PathBuf>,
+    logs: RwLock<HashMap<TopicPartition, Managed>>,
+    skipped: HashMap<TopicPartition, (usize, RecoveryInfo)>,
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+fn unique_id() -> String {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    format!(
+        "{:016x}{:08x}{:08x}",
+        nanos as u64,
+        std::process::id(),
+        n as u32
+    )
+}
+
+type DirLoad = (
+    Vec<(TopicPartition, Log)>,
+    Vec<(TopicPartition, RecoveryInfo)>,
+);
+
+fn load_dir(
+    dir: &Path,
+    config_for: &(dyn Fn(&TopicPartition) -> LogConfig + Sync),
+    skip_metadata_log: bool,
+    now: i64,
+) -> Result<DirLoad> {
+    fs::create_dir_all(dir)?;
+    let marker = dir.join(CLEAN_SHUTDOWN_FILE);
+    let clean = marker.exists();
+    let recovery_points = read_offsets(&dir.join(RECOVERY_POINT_CHECKPOINT)).unwrap_or_else(|e| {
+        warn!(error = %e, "ignoring recovery point checkpoint; logs will be fully recovered");
+        HashMap::new()
+    });
+    let log_starts = read_offsets(&dir.join(LOG_START_OFFSET_CHECKPOINT)).unwrap_or_else(|e| {
+        warn!(error = %e, "ignoring log start offset checkpoint");
+        HashMap::new()
+    });
+    let mut logs = Vec::new();
+    let mut skipped = Vec::new();
+    for entry in fs::read_dir(dir)? {
+        let entry = entry?;
+        if !entry.file_type()?.is_dir() {
+            continue;
+        }
+        let path = entry.path();
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        if name.ends_with(DELETE_DIR_SUFFIX) {
+            info!(dir = %path.display(), "removing partition directory scheduled for deletion");
+            fs::remove_dir_all(&path)?;
+            continue;
+        }
+        let Some(tp) = TopicPartition::parse_dir_name(name) else {
+            warn!(dir = %path.display(), "skipping directory that is not a partition");
+            continue;
+        };
+        let rp = recovery_points.get(&tp).copied().unwrap_or(0);
+        let ls = log_starts.get(&tp).copied().unwrap_or(0);
+        if skip_metadata_log && tp.topic == METADATA_TOPIC {
+            skipped.push((
+                tp,
+                RecoveryInfo {
+                    dir: path,
+                    recovery_point: rp,
+                    log_start_offset: ls,
+                    clean_shutdown: clean,
+                },
+            ));
+            continue;
+        }
+        let log = Log::open(&path, config_for(&tp), rp, ls, clean, now)?;
+        logs.push((tp, log));
+    }
+    if clean {
+        fs::remove_file(&marker)?;
+        sync_dir(dir)?;
+    }
+    Ok((logs, skipped))
+}
+
+impl LogManager {
+    /// Opens every partition directory of every log dir (one thread per log dir), creating the
+    /// log dirs if missing. `config_for` gives each partition's config. Directories ending in
+    /// `-delete` are removed; with `skip_metadata_log`, `__cluster_metadata-*` is left closed
+    /// and described by [`LogManager::skipped_log`]. Logs are recovered unless their log dir
+    /// has the clean-shutdown marker, which is then removed. The same partition in two log dirs
+    /// is an error.
+    pub fn open(
+        log_dirs: &[PathBuf],
+        config_for: &(dyn Fn(&TopicPartition) -> LogConfig + Sync),
+        skip_metadata_log: bool,
+        now_ms: i64,
+    ) -> Result<LogManager> {
+        if log_dirs.is_empty() {
+            return Err(StorageError::InvalidArgument("no log dirs".into()));
+        }
+        let results: Vec<Result<DirLoad>> = std::thread::scope(|s| {
+            let handles: Vec<_> = log_dirs
+                .iter()
+                .map(|d| s.spawn(move || load_dir(d, config_for, skip_metadata_log, now_ms)))
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| {
+                    h.join().unwrap_or_else(|_| {
+                        Err(StorageError::Io(io::Error::other(
+                            "log dir loader panicked",
+                        )))
+                    })
+                })
+                .collect()
+        });
+        let mut logs = HashMap::new();
+        let mut skipped = HashMap::new();
+        for (dir_index, r) in results.into_iter().enumerate() {
+            let (loaded, skip) = r?;
+            for (tp, log) in loaded {
+                if logs.contains_key(&tp) {
+                    return Err(StorageError::InvalidArgument(format!(
+                        "partition {tp} exists in more than one log dir"
+                    )));
+                }
+                let log = Arc::new(RwLock::new(log));
+                logs.insert(tp, Managed { dir_index, log });
+            }
+            for (tp, info) in skip {
+                skipped.insert(tp, (dir_index, info));
+            }
+        }
+        info!(
+            partitions = logs.len(),
+            dirs = log_dirs.len(),
+            "log manager opened"
+        );
+        Ok(LogManager {
+            dirs: log_dirs.to_vec(),
+            logs: RwLock::new(logs),
+            skipped,
+        })
+    }
+
+    /// The log dirs.
+    pub fn log_dirs(&self) -> &[PathBuf] {
+        &self.dirs
+    }
+
+    /// Startup information for a partition that was skipped (the metadata log).
+    pub fn skipped_log(&self, topic: &str, partition: i32) -> Option<&RecoveryInfo> {
+        self.skipped
+            .get(&TopicPartition::new(topic, partition))
+            .map(|(_, i)| i)
+    }
+
+    /// The log of a partition, if this broker has it.
+    pub fn get(&self, topic: &str, partition: i32) -> Option<SharedLog> {
+        self.logs
+            .read()
+            .get(&TopicPartition::new(topic, partition))
+            .map(|m| m.log.clone())
+    }
+
+    /// All logs.
+    pub fn logs(&self) -> Vec<(TopicPartition, SharedLog)> {
+        self.logs
+            .read()
+            .iter()
+            .map(|(tp, m)| (tp.clone(), m.log.clone()))
+            .collect()
+    }
+
+    /// Creates the log of a partition in the log dir with the fewest partitions, or returns the
+    /// existing one (whose config is left unchanged).
+    pub fn create(&self, topic: &str, partition: i32, config: LogConfig) -> Result<SharedLog> {
+        let tp = TopicPartition::new(topic, partition);
+        tp.validate()?;
+        let mut logs = self.logs.write();
+        if let Some(m) = logs.get(&tp) {
+            return Ok(m.log.clone());
+        }
+        let mut counts = vec![0usize; self.dirs.len()];
+        for m in logs.values() {
+            counts[m.dir_index] += 1;
+        }
+        let dir_index = counts
+            .iter()
+            .enumerate()
+            .min_by_key(|(_, c)| **c)
+            .map_or(0, |(i, _)| i);
+        let path = self.dirs[dir_index].join(tp.dir_name());
+        let log = Log::open(&path, config, 0, 0, true, now_ms())?;
+        sync_dir(&self.dirs[dir_index])?;
+        let log = Arc::new(RwLock::new(log));
+        logs.insert(
+            tp,
+            Managed {
+                dir_index,
+                log: log.clone(),
+            },
+        );
+        Ok(log)
+    }
+
+    /// Deletes a partition's log: removes it from the manager, renames its directory to
+    /// `<topic>-<partition>.<unique id>-delete`, then removes that directory. Returns whether
+    /// the partition existed. Holders of the log see [`StorageError::LogClosed`] afterwards.
+    pub fn delete(&self, topic: &str, partition: i32) -> Result<bool> {
+        let tp = TopicPartition::new(topic, partition);
+        let Some(m) = self.logs.write().remove(&tp) else {
+            return Ok(false);
+        };
+        let mut log = m.log.write();
+        let parent = self.dirs[m.dir_index].clone();
+        let target = parent.join(format!(
+            "{}.{}{}",
+            tp.dir_name(),
+            unique_id(),
+            DELETE_DIR_SUFFIX
+        ));
+        log.rename_dir(&target)?;
+        sync_dir(&parent)?;
+        log.delete_in_place()?;
+        Ok(true)
+    }
+
+    /// Writes `recovery-point-offset-checkpoint` and `log-start-offset-checkpoint` in every log
+    /// dir. Skipped logs keep the values read at startup.
+    pub fn checkpoint_all(&self) -> Result<()> {
+        let mut per_dir: Vec<Vec<(TopicPartition, i64, i64)>> = vec![Vec::new(); self.dirs.len()];
+        for (tp, (dir_index, info)) in &self.skipped {
+            per_dir[*dir_index].push((tp.clone(), info.recovery_point, info.log_start_offset));
+        }
+        let snapshot: Vec<(TopicPartition, usize, SharedLog)> = self
+            .logs
+            .read()
+            .iter()
+            .map(|(tp, m)| (tp.clone(), m.dir_index, m.log.clone()))
+            .collect();
+        for (tp, dir_index, log) in snapshot {
+            let log = log.read();
+            per_dir[dir_index].push((tp, log.recovery_point(), log.log_start_offset()));
+        }
+        for (dir, entries) in self.dirs.iter().zip(per_dir) {
+            write_offsets(
+                &dir.join(RECOVERY_POINT_CHECKPOINT),
+                entries.iter().map(|(tp, rp, _)| (tp, *rp)),
+            )?;
+            write_offsets(
+                &dir.join(LOG_START_OFFSET_CHECKPOINT),
+                entries.iter().map(|(tp, _, ls)| (tp, *ls)),
+            )?;
+        }
+        Ok(())
+    }
+
+    /// Clean shutdown: flushes and closes every log, writes the checkpoints, then writes the
+    /// clean-shutdown marker in every log dir. On error no marker is written for any dir, so the
+    /// next start recovers.
+    pub fn shutdown(&self) -> Result<()> {
+        let mut first_err = None;
+        for (tp, log) in self.logs() {
+            if let Err(e) = log.write().shutdown() {
+                warn!(partition = %tp, error = %e, "failed to close log");
+                first_err.get_or_insert(e);
+            }
+        }
+        if let Some(e) = first_err {
+            return Err(e);
+        }
+        self.checkpoint_all()?;
+        for dir in &self.dirs {
+            write_atomically(&dir.join(CLEAN_SHUTDOWN_FILE), b"")?;
+        }
+        info!("log manager shut down cleanly");
+        Ok(())
+    }
+
+    /// Periodic retention: for every log, rolls an expired active segment (`segment.ms`) and
+    /// enforces retention. Returns the number of deleted segments; every log is processed even
+    /// if one fails, and the first error is returned.
+    pub fn retention_pass(&self, now_ms: i64) -> Result<usize> {
+        let mut deleted = 0;
+        let mut first_err = None;
+        for (tp, log) in self.logs() {
+            let mut log = log.write();
+            let r = log
+                .maybe_roll(now_ms)
+                .and_then(|()| log.enforce_retention(now_ms));
+            match r {
+                Ok(n) => {
+                    deleted += n;
+                    if n > 0 {
+                        info!(partition = %tp, segments = n, "retention deleted segments");
+                    }
+                }
+                Err(StorageError::LogClosed(_)) => {}
+                Err(e) => {
+                    warn!(partition = %tp, error = %e, "retention failed");
+                    first_err.get_or_insert(e);
+                }
+            }
+            log.release_resources();
+        }
+        match first_err {
+            Some(e) => Err(e),
+            None => Ok(deleted),
+        }
+    }
+
+    /// Periodic flush: fsyncs segments rolled since the last pass (without holding the log's
+    /// lock during the fsync) and applies each log's `flush.messages` / `flush.ms`. Every log
+    /// is processed; the first error is returned.
+    pub fn flush_pass(&self, now_ms: i64) -> Result<()> {
+        let mut first_err = None;
+        for (tp, log) in self.logs() {
+            let r = (|| -> Result<()> {
+                let pending = log.read().pending_segment_flush()?;
+                if let Some(p) = pending {
+                    p.sync()?;
+                    log.write().complete_segment_flush(p)?;
+                }
+                log.write().maybe_flush(now_ms)
+            })();
+            match r {
+                Ok(()) | Err(StorageError::LogClosed(_)) => {}
+                Err(e) => {
+                    warn!(partition = %tp, error = %e, "flush failed");
+                    first_err.get_or_insert(e);
+                }
+            }
+        }
+        match first_err {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+}

@@ -1,0 +1,72 @@
+//! A Python virtual environment under `target/` with Kafka's Python clients, created on
+//! first use (under a lock, so parallel test binaries share one).
+
+use std::path::PathBuf;
+use std::process::Command;
+
+/// The packages tests use, pinned.
+pub const PACKAGES: &[&str] = &[
+    "kafka-python==2.3.3",
+    "confluent-kafka==2.16.1",
+    "lz4==4.4.4",
+    "zstandard==0.23.0",
+];
+
+/// Path to the venv's python, creating the venv if needed.
+pub fn python() -> PathBuf {
+    let dir = crate::target_dir().join("pyenv");
+    let py = dir.join("bin/python");
+    let marker = dir.join(".krust-ready");
+    if marker.exists() {
+        return py;
+    }
+    std::fs::create_dir_all(crate::target_dir()).expect("target dir");
+    let lock_path = crate::target_dir().join("pyenv.lock");
+    // A crude lock: create_new succeeds for one process; others wait for the marker.
+    let got_lock = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&lock_path)
+        .is_ok();
+    if !got_lock {
+        crate::wait_for(
+            "the python venv another test is creating",
+            std::time::Duration::from_secs(600),
+            || (marker.exists() || !lock_path.exists()).then_some(()),
+        );
+        if marker.exists() {
+            return py;
+        }
+        return python();
+    }
+    let result = (|| -> Result<(), String> {
+        let status = Command::new("python3")
+            .args(["-m", "venv"])
+            .arg(&dir)
+            .status()
+            .map_err(|e| format!("python3 -m venv: {e}"))?;
+        if !status.success() {
+            return Err("python3 -m venv failed".into());
+        }
+        let status = Command::new(&py)
+            .args([
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+            ])
+            .args(PACKAGES)
+            .status()
+            .map_err(|e| format!("pip: {e}"))?;
+        if !status.success() {
+            return Err(format!("pip install {PACKAGES:?} failed"));
+        }
+        std::fs::write(&marker, b"ok").map_err(|e| e.to_string())
+    })();
+    let _ = std::fs::remove_file(&lock_path);
+    if let Err(e) = result {
+        panic!("could not prepare the Python test environment: {e}");
+    }
+    py
+}
