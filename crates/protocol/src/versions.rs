@@ -60,6 +60,7 @@ pub const SUPPORTED_APIS: &[ApiRange] = &[
     both(ApiKey::CreateTopics, 2, 7),
     both(ApiKey::DeleteTopics, 1, 6),
     broker(ApiKey::DeleteRecords, 0, 2),
+    broker(ApiKey::InitProducerId, 0, 4),
     both(ApiKey::DescribeConfigs, 1, 4),
     both(ApiKey::AlterConfigs, 0, 2),
     both(ApiKey::CreatePartitions, 0, 3),
@@ -105,6 +106,7 @@ mod tests {
             ApiKey::CreatePartitions => r!(CreatePartitionsRequest),
             ApiKey::IncrementalAlterConfigs => r!(IncrementalAlterConfigsRequest),
             ApiKey::DescribeCluster => r!(DescribeClusterRequest),
+            ApiKey::InitProducerId => r!(InitProducerIdRequest),
             other => panic!("add {other:?} to crate_range"),
         }
     }

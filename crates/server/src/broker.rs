@@ -53,7 +53,12 @@ pub struct Broker {
     pub partitions: Partitions,
     controller_lock: tokio::sync::Mutex<()>,
     placement_counter: AtomicUsize,
+    /// The reserved block of producer ids: (next to hand out, end exclusive).
+    producer_ids: tokio::sync::Mutex<(i64, i64)>,
 }
+
+/// Producer ids reserved per ProducerIdsRecord.
+const PRODUCER_ID_BLOCK: i64 = 1000;
 
 impl Broker {
     pub fn new(
@@ -71,6 +76,7 @@ impl Broker {
             partitions: Partitions::default(),
             controller_lock: tokio::sync::Mutex::new(()),
             placement_counter: AtomicUsize::new(rand::random::<u16>() as usize),
+            producer_ids: tokio::sync::Mutex::new((0, 0)),
         }
     }
 
@@ -82,6 +88,33 @@ impl Broker {
     /// Brokers that can take replicas. A single node has itself.
     pub fn live_brokers(&self) -> Vec<i32> {
         vec![self.node_id]
+    }
+
+    /// Hands out a producer id never used before in this cluster, reserving a new block
+    /// through the metadata log when the current one is used up.
+    pub async fn allocate_producer_id(&self) -> anyhow::Result<i64> {
+        let mut block = self.producer_ids.lock().await;
+        if block.0 >= block.1 {
+            let node_id = self.node_id;
+            let (start, end) = self
+                .control(|image| {
+                    let start = image.next_producer_id;
+                    let end = start + PRODUCER_ID_BLOCK;
+                    (
+                        vec![MetadataRecord::ProducerIds {
+                            broker_id: node_id,
+                            broker_epoch: 0,
+                            next_producer_id: end,
+                        }],
+                        (start, end),
+                    )
+                })
+                .await?;
+            *block = (start, end);
+        }
+        let id = block.0;
+        block.0 += 1;
+        Ok(id)
     }
 
     /// A starting point for round-robin replica placement, different on each call.

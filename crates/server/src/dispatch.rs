@@ -101,6 +101,9 @@ pub async fn dispatch(
                 handlers::offset_for_leader_epoch::handle
             )
         }
+        ApiKey::InitProducerId => {
+            simple!(InitProducerIdRequest, handlers::init_producer_id::handle)
+        }
         ApiKey::CreateTopics => simple!(CreateTopicsRequest, handlers::create_topics::handle),
         ApiKey::DeleteTopics => simple!(DeleteTopicsRequest, handlers::delete_topics::handle),
         ApiKey::DeleteRecords => simple!(DeleteRecordsRequest, handlers::delete_records::handle),

@@ -9,7 +9,11 @@ use krust_storage::parking_lot::{RwLockReadGuard, RwLockWriteGuard};
 use krust_storage::SharedLog;
 
 use bytes::Bytes;
-use krust_storage::{AppendInfo, Log, StorageError};
+use krust_storage::batch::{self, RecordBatch};
+use krust_storage::producer::{last_sequence, BatchMeta};
+use krust_storage::{
+    AppendInfo, Log, ProducerStateManager, SequenceCheck, SequenceError, StorageError,
+};
 use tokio::sync::Notify;
 use uuid::Uuid;
 
@@ -25,7 +29,29 @@ pub struct Partition {
     leader_epoch: AtomicI32,
     high_watermark: AtomicI64,
     waiters: Mutex<Vec<Weak<Notify>>>,
+    /// Idempotent-producer state; held across check, append and record so they are atomic.
+    producers: Mutex<ProducerStateManager>,
 }
+
+/// Why an append was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum AppendError {
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    #[error(transparent)]
+    Sequence(#[from] SequenceError),
+}
+
+/// Where an append landed: a fresh append, or the original place of a retried batch.
+#[derive(Debug, Clone, Copy)]
+pub struct Appended {
+    pub first_offset: i64,
+    pub log_append_time: i64,
+    pub duplicate: bool,
+}
+
+/// Largest read while rebuilding producer state.
+const SCAN_READ_BYTES: usize = 4 * 1024 * 1024;
 
 impl Partition {
     pub fn new(
@@ -36,7 +62,9 @@ impl Partition {
         leader_epoch: i32,
     ) -> Partition {
         let end = log.read().log_end_offset();
+        let producers = rebuild_producer_state(&log.read());
         Partition {
+            producers: Mutex::new(producers),
             topic,
             index,
             topic_id,
@@ -73,17 +101,75 @@ impl Partition {
         self.log.write()
     }
 
-    /// Appends a producer's batches as leader and wakes parked fetches.
-    pub fn append(&self, records: &Bytes, now_ms: i64) -> Result<AppendInfo, StorageError> {
-        let info = {
+    /// Appends a producer's batch as leader and wakes parked fetches. A batch with a
+    /// producer id is checked against that producer's state first: a retry of a batch
+    /// already written is answered with its original offsets and not written again.
+    pub fn append(&self, records: &Bytes, now_ms: i64) -> Result<Appended, AppendError> {
+        let idempotent = match RecordBatch::parse(records) {
+            Ok((b, _)) if b.producer_id() >= 0 && b.base_sequence() >= 0 => Some((
+                b.producer_id(),
+                b.producer_epoch(),
+                b.base_sequence(),
+                last_sequence(b.base_sequence(), b.last_offset_delta()),
+            )),
+            _ => None,
+        };
+        let mut producers = self.producers.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((pid, epoch, first_seq, last_seq)) = idempotent {
+            if let SequenceCheck::Duplicate(meta) =
+                producers.check(pid, epoch, first_seq, last_seq)?
+            {
+                return Ok(Appended {
+                    first_offset: meta.first_offset,
+                    log_append_time: -1,
+                    duplicate: true,
+                });
+            }
+        }
+        let info: AppendInfo = {
             let mut log = self.write_log();
             let info = log.append_as_leader(records, self.leader_epoch(), now_ms)?;
             self.high_watermark
                 .store(log.log_end_offset(), Ordering::Release);
             info
         };
+        match idempotent {
+            Some((pid, epoch, first_seq, last_seq)) => producers.record(
+                pid,
+                epoch,
+                BatchMeta {
+                    first_seq,
+                    last_seq,
+                    first_offset: info.first_offset,
+                    last_offset: info.last_offset,
+                    timestamp: now_ms,
+                },
+            ),
+            None => producers.advance(info.last_offset + 1),
+        }
+        drop(producers);
         self.wake();
-        Ok(info)
+        Ok(Appended {
+            first_offset: info.first_offset,
+            log_append_time: info.log_append_time,
+            duplicate: false,
+        })
+    }
+
+    /// Writes the producer-state snapshot next to the log (on shutdown and periodically),
+    /// so a restart replays only the batches written after it.
+    pub fn snapshot_producer_state(&self) -> Result<(), StorageError> {
+        let producers = self.producers.lock().unwrap_or_else(|e| e.into_inner());
+        let dir = self.read_log().dir().to_path_buf();
+        producers.write_snapshot(&dir)
+    }
+
+    /// Forgets producers idle longer than `max_idle_ms` (producer.id.expiration.ms).
+    pub fn expire_producers(&self, now_ms: i64, max_idle_ms: i64) {
+        self.producers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .expire(now_ms, max_idle_ms);
     }
 
     /// Registers a fetch that waits for data; it is notified on the next append.
@@ -110,6 +196,51 @@ impl Partition {
         let end = self.read_log().log_end_offset();
         self.high_watermark.store(end, Ordering::Release);
     }
+}
+
+/// Loads the producer-state snapshot and replays the batches written after it. A missing,
+/// damaged or stale snapshot (beyond the log end after a truncation) means replaying the
+/// whole log.
+fn rebuild_producer_state(log: &Log) -> ProducerStateManager {
+    let dir = log.dir().to_path_buf();
+    let end = log.log_end_offset();
+    let mut state = match ProducerStateManager::read_snapshot(&dir) {
+        Ok(Some(s)) if s.next_offset() <= end && s.next_offset() >= log.log_start_offset() => s,
+        Ok(_) => ProducerStateManager::new(),
+        Err(e) => {
+            tracing::warn!(dir = %dir.display(), error = %e, "ignoring producer state snapshot; rebuilding from the log");
+            ProducerStateManager::new()
+        }
+    };
+    let mut next = state.next_offset().max(log.log_start_offset());
+    while next < end {
+        let read = match log.read(next, SCAN_READ_BYTES, end, true) {
+            Ok(r) if !r.records.is_empty() => r,
+            Ok(_) => break,
+            Err(e) => {
+                tracing::warn!(dir = %dir.display(), error = %e, "could not scan the log for producer state");
+                break;
+            }
+        };
+        for b in batch::batches(&read.records).flatten() {
+            if b.next_offset() <= next {
+                continue;
+            }
+            state.replay_batch(
+                b.producer_id(),
+                b.producer_epoch(),
+                b.base_sequence(),
+                b.last_offset_delta(),
+                b.base_offset(),
+                b.max_timestamp(),
+            );
+        }
+        if read.next_offset <= next {
+            break;
+        }
+        next = read.next_offset;
+    }
+    state
 }
 
 /// Every partition this node hosts, by (topic, index).

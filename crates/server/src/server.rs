@@ -23,6 +23,8 @@ use crate::network;
 
 /// How often recovery points and log start offsets are checkpointed.
 const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(60);
+/// Kafka's producer.id.expiration.ms default: idle producers are forgotten after a day.
+const PRODUCER_ID_EXPIRATION_MS: i64 = 86_400_000;
 /// How often the flush policy and time-based segment rolls are checked.
 const FLUSH_CHECK_INTERVAL: Duration = Duration::from_millis(1000);
 
@@ -133,9 +135,18 @@ async fn housekeeping(broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>) 
                 }).await;
             }
             _ = checkpoint_tick.tick() => {
-                if let Err(e) = broker.logs.checkpoint_all() {
-                    warn!(error = %e, "checkpoint failed");
-                }
+                let b = broker.clone();
+                let _ = tokio::task::spawn_blocking(move || {
+                    for p in b.partitions.all() {
+                        p.expire_producers(now_ms(), PRODUCER_ID_EXPIRATION_MS);
+                        if let Err(e) = p.snapshot_producer_state() {
+                            warn!(topic = %p.topic, partition = p.index, error = %e, "producer state snapshot failed");
+                        }
+                    }
+                    if let Err(e) = b.logs.checkpoint_all() {
+                        warn!(error = %e, "checkpoint failed");
+                    }
+                }).await;
             }
             _ = shutdown.changed() => break,
         }
@@ -163,6 +174,11 @@ impl RunningServer {
         }
         let broker = self.broker;
         tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
+            for p in broker.partitions.all() {
+                if let Err(e) = p.snapshot_producer_state() {
+                    warn!(topic = %p.topic, partition = p.index, error = %e, "producer state snapshot failed");
+                }
+            }
             broker.logs.shutdown()?;
             Ok(())
         })

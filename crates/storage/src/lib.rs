@@ -34,6 +34,7 @@ pub mod error;
 pub mod index;
 pub mod log;
 pub mod manager;
+pub mod producer;
 pub mod segment;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
@@ -48,3 +49,4 @@ pub use log::{AppendInfo, Log, LogConfig, PendingFlush, ReadResult};
 pub use manager::{LogManager, RecoveryInfo, SharedLog};
 /// Re-exported so users name the same lock type as [`SharedLog`].
 pub use parking_lot;
+pub use producer::{ProducerStateManager, SequenceCheck, SequenceError};

@@ -7,10 +7,11 @@
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
 use krust_protocol::ErrorCode;
-use krust_storage::StorageError;
+use krust_storage::{SequenceError, StorageError};
 
 use super::sb;
 use crate::broker::{now_ms, Broker};
+use crate::partition::AppendError;
 
 /// What the connection does with the result.
 pub enum Reply {
@@ -94,13 +95,27 @@ fn append(
             Some("produce request carries no records".into()),
         ));
     };
+    // Since v3 a partition's data is exactly one record batch (Kafka's rule).
+    if krust_storage::batch::batches(records).take(2).count() > 1 {
+        return Err((
+            ErrorCode::InvalidRecord,
+            Some("Produce requests are only allowed to contain exactly one record batch per partition".into()),
+        ));
+    }
     match partition.append(records, now) {
-        Ok(info) => Ok((
-            info.first_offset,
-            info.log_append_time,
+        Ok(a) => Ok((
+            a.first_offset,
+            a.log_append_time,
             partition.log_start_offset(),
         )),
-        Err(e) => Err(storage_error(&e)),
+        Err(AppendError::Storage(e)) => Err(storage_error(&e)),
+        Err(AppendError::Sequence(e)) => {
+            let code = match e {
+                SequenceError::InvalidProducerEpoch { .. } => ErrorCode::InvalidProducerEpoch,
+                SequenceError::OutOfOrder { .. } => ErrorCode::OutOfOrderSequenceNumber,
+            };
+            Err((code, Some(e.to_string())))
+        }
     }
 }
 

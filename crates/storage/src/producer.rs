@@ -1,0 +1,533 @@
+//! Idempotent-producer state of one partition (KIP-98).
+//!
+//! For every producer id the partition remembers the producer epoch and the sequence ranges
+//! and offsets of its last [`BATCHES_RETAINED`] batches. A new batch is checked against it:
+//! a stale epoch is fenced, a retried batch is recognised as a duplicate and answered with
+//! the offsets it got the first time, and a gap in sequence numbers is refused. The state is
+//! rebuilt after a restart from a snapshot file plus the batches written after it.
+//!
+//! This module is pure bookkeeping: the caller decides when to check, record and snapshot.
+
+use std::collections::{HashMap, VecDeque};
+use std::fs;
+use std::io::Write;
+use std::path::Path;
+
+use crate::error::{Result, StorageError};
+
+/// Batches remembered per producer (Kafka keeps five, matching max.in.flight of 5).
+pub const BATCHES_RETAINED: usize = 5;
+
+/// Where one producer batch landed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchMeta {
+    /// Sequence of the batch's first record.
+    pub first_seq: i32,
+    /// Sequence of the batch's last record.
+    pub last_seq: i32,
+    /// Offset given to the first record.
+    pub first_offset: i64,
+    /// Offset given to the last record.
+    pub last_offset: i64,
+    /// When it was appended (ms).
+    pub timestamp: i64,
+}
+
+/// What the partition knows about one producer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProducerEntry {
+    /// The producer's current epoch.
+    pub epoch: i16,
+    /// Its last batches, oldest first.
+    pub batches: VecDeque<BatchMeta>,
+    /// When it last wrote (ms).
+    pub last_timestamp: i64,
+}
+
+/// The verdict on a new batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SequenceCheck {
+    /// In sequence: append it.
+    Append,
+    /// Already written: answer with the original offsets, write nothing.
+    Duplicate(BatchMeta),
+}
+
+/// Why a producer batch is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SequenceError {
+    /// INVALID_PRODUCER_EPOCH (47): a newer epoch of this producer id exists.
+    #[error("producer {producer_id} epoch {epoch} is older than the current epoch {current}")]
+    InvalidProducerEpoch {
+        /// The producer.
+        producer_id: i64,
+        /// The epoch the batch carried.
+        epoch: i16,
+        /// The epoch known here.
+        current: i16,
+    },
+    /// OUT_OF_ORDER_SEQUENCE_NUMBER (45): the batch does not follow the last one.
+    #[error("out of order sequence for producer {producer_id}: expected {expected}, got {got}")]
+    OutOfOrder {
+        /// The producer.
+        producer_id: i64,
+        /// The sequence that would follow.
+        expected: i32,
+        /// The sequence the batch starts with.
+        got: i32,
+    },
+}
+
+impl SequenceError {
+    /// Kafka's error code.
+    pub fn code(&self) -> i16 {
+        match self {
+            SequenceError::InvalidProducerEpoch { .. } => 47,
+            SequenceError::OutOfOrder { .. } => 45,
+        }
+    }
+}
+
+/// The sequence after `seq` (sequences wrap from i32::MAX to 0).
+pub fn next_sequence(seq: i32) -> i32 {
+    if seq == i32::MAX {
+        0
+    } else {
+        seq + 1
+    }
+}
+
+/// The last sequence of a batch of `count` records starting at `first`.
+pub fn last_sequence(first: i32, last_offset_delta: i32) -> i32 {
+    let sum = i64::from(first) + i64::from(last_offset_delta);
+    if sum > i64::from(i32::MAX) {
+        (sum - i64::from(i32::MAX) - 1) as i32
+    } else {
+        sum as i32
+    }
+}
+
+/// All producers of one partition.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ProducerStateManager {
+    producers: HashMap<i64, ProducerEntry>,
+    /// Offset just after the last batch recorded (for snapshots and replay).
+    next_offset: i64,
+}
+
+const SNAPSHOT_MAGIC: &[u8; 4] = b"KPS1";
+/// Name of the snapshot file in the partition directory.
+pub const SNAPSHOT_FILE: &str = "producer-state.snapshot";
+
+impl ProducerStateManager {
+    /// No producers known.
+    pub fn new() -> ProducerStateManager {
+        ProducerStateManager::default()
+    }
+
+    /// Offset after the last batch recorded.
+    pub fn next_offset(&self) -> i64 {
+        self.next_offset
+    }
+
+    /// Number of producers known.
+    pub fn len(&self) -> usize {
+        self.producers.len()
+    }
+
+    /// Whether no producer is known.
+    pub fn is_empty(&self) -> bool {
+        self.producers.is_empty()
+    }
+
+    /// One producer's entry.
+    pub fn get(&self, producer_id: i64) -> Option<&ProducerEntry> {
+        self.producers.get(&producer_id)
+    }
+
+    /// Checks a batch of `producer_id`/`epoch` with sequences `first_seq..=last_seq`.
+    pub fn check(
+        &self,
+        producer_id: i64,
+        epoch: i16,
+        first_seq: i32,
+        last_seq: i32,
+    ) -> std::result::Result<SequenceCheck, SequenceError> {
+        let Some(entry) = self.producers.get(&producer_id) else {
+            return if first_seq == 0 {
+                Ok(SequenceCheck::Append)
+            } else {
+                Err(SequenceError::OutOfOrder {
+                    producer_id,
+                    expected: 0,
+                    got: first_seq,
+                })
+            };
+        };
+        if epoch < entry.epoch {
+            return Err(SequenceError::InvalidProducerEpoch {
+                producer_id,
+                epoch,
+                current: entry.epoch,
+            });
+        }
+        if epoch > entry.epoch {
+            return if first_seq == 0 {
+                Ok(SequenceCheck::Append)
+            } else {
+                Err(SequenceError::OutOfOrder {
+                    producer_id,
+                    expected: 0,
+                    got: first_seq,
+                })
+            };
+        }
+        if let Some(dup) = entry
+            .batches
+            .iter()
+            .find(|b| b.first_seq == first_seq && b.last_seq == last_seq)
+        {
+            return Ok(SequenceCheck::Duplicate(*dup));
+        }
+        let expected = entry
+            .batches
+            .back()
+            .map_or(0, |b| next_sequence(b.last_seq));
+        if first_seq != expected {
+            return Err(SequenceError::OutOfOrder {
+                producer_id,
+                expected,
+                got: first_seq,
+            });
+        }
+        Ok(SequenceCheck::Append)
+    }
+
+    /// Records a batch written at `first_offset..=last_offset`.
+    pub fn record(&mut self, producer_id: i64, epoch: i16, meta: BatchMeta) {
+        let entry = self
+            .producers
+            .entry(producer_id)
+            .or_insert_with(|| ProducerEntry {
+                epoch,
+                batches: VecDeque::new(),
+                last_timestamp: meta.timestamp,
+            });
+        if epoch != entry.epoch {
+            entry.epoch = epoch;
+            entry.batches.clear();
+        }
+        if entry.batches.len() == BATCHES_RETAINED {
+            entry.batches.pop_front();
+        }
+        entry.batches.push_back(meta);
+        entry.last_timestamp = entry.last_timestamp.max(meta.timestamp);
+        self.next_offset = self.next_offset.max(meta.last_offset + 1);
+    }
+
+    /// Notes that the log has data up to `next_offset` (batches without producer ids).
+    pub fn advance(&mut self, next_offset: i64) {
+        self.next_offset = self.next_offset.max(next_offset);
+    }
+
+    /// Records one stored batch found while rebuilding state (no checks).
+    pub fn replay_batch(
+        &mut self,
+        producer_id: i64,
+        epoch: i16,
+        base_sequence: i32,
+        last_offset_delta: i32,
+        base_offset: i64,
+        max_timestamp: i64,
+    ) {
+        let last_offset = base_offset + i64::from(last_offset_delta);
+        if producer_id >= 0 && base_sequence >= 0 {
+            self.record(
+                producer_id,
+                epoch,
+                BatchMeta {
+                    first_seq: base_sequence,
+                    last_seq: last_sequence(base_sequence, last_offset_delta),
+                    first_offset: base_offset,
+                    last_offset,
+                    timestamp: max_timestamp,
+                },
+            );
+        }
+        self.advance(last_offset + 1);
+    }
+
+    /// Forgets producers idle for longer than `max_idle_ms` (producer.id.expiration.ms).
+    pub fn expire(&mut self, now_ms: i64, max_idle_ms: i64) -> usize {
+        let before = self.producers.len();
+        self.producers
+            .retain(|_, e| now_ms.saturating_sub(e.last_timestamp) <= max_idle_ms);
+        before - self.producers.len()
+    }
+
+    /// Writes the state to `dir/producer-state.snapshot` atomically.
+    pub fn write_snapshot(&self, dir: &Path) -> Result<()> {
+        let mut body = Vec::with_capacity(16 + self.producers.len() * 64);
+        body.extend_from_slice(&self.next_offset.to_be_bytes());
+        body.extend_from_slice(&(self.producers.len() as u32).to_be_bytes());
+        let mut ids: Vec<_> = self.producers.keys().copied().collect();
+        ids.sort_unstable();
+        for id in ids {
+            let e = &self.producers[&id];
+            body.extend_from_slice(&id.to_be_bytes());
+            body.extend_from_slice(&e.epoch.to_be_bytes());
+            body.extend_from_slice(&e.last_timestamp.to_be_bytes());
+            body.push(e.batches.len() as u8);
+            for b in &e.batches {
+                body.extend_from_slice(&b.first_seq.to_be_bytes());
+                body.extend_from_slice(&b.last_seq.to_be_bytes());
+                body.extend_from_slice(&b.first_offset.to_be_bytes());
+                body.extend_from_slice(&b.last_offset.to_be_bytes());
+                body.extend_from_slice(&b.timestamp.to_be_bytes());
+            }
+        }
+        let mut out = Vec::with_capacity(body.len() + 8);
+        out.extend_from_slice(SNAPSHOT_MAGIC);
+        out.extend_from_slice(&crc32c::crc32c(&body).to_be_bytes());
+        out.extend_from_slice(&body);
+        let tmp = dir.join(format!("{SNAPSHOT_FILE}.tmp"));
+        {
+            let mut f = fs::File::create(&tmp)?;
+            f.write_all(&out)?;
+            f.sync_all()?;
+        }
+        fs::rename(&tmp, dir.join(SNAPSHOT_FILE))?;
+        Ok(())
+    }
+
+    /// Reads a snapshot written by [`ProducerStateManager::write_snapshot`]. `None` if there
+    /// is none; a damaged snapshot is an error (the caller rebuilds from the log instead).
+    pub fn read_snapshot(dir: &Path) -> Result<Option<ProducerStateManager>> {
+        let path = dir.join(SNAPSHOT_FILE);
+        let data = match fs::read(&path) {
+            Ok(d) => d,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e.into()),
+        };
+        let corrupt = |reason: &str| StorageError::CorruptLog {
+            path: path.clone(),
+            position: 0,
+            reason: format!("producer state snapshot: {reason}"),
+        };
+        if data.len() < 8 || &data[..4] != SNAPSHOT_MAGIC {
+            return Err(corrupt("bad header"));
+        }
+        let crc = u32::from_be_bytes([data[4], data[5], data[6], data[7]]);
+        let body = &data[8..];
+        if crc32c::crc32c(body) != crc {
+            return Err(corrupt("checksum mismatch"));
+        }
+        let mut r = Reader { buf: body };
+        let mut m = ProducerStateManager::new();
+        let parse = |r: &mut Reader<'_>, m: &mut ProducerStateManager| -> Option<()> {
+            m.next_offset = r.i64()?;
+            let count = r.u32()?;
+            for _ in 0..count {
+                let id = r.i64()?;
+                let epoch = r.i16()?;
+                let last_timestamp = r.i64()?;
+                let n = r.u8()?;
+                let mut batches = VecDeque::new();
+                for _ in 0..n {
+                    batches.push_back(BatchMeta {
+                        first_seq: r.i32()?,
+                        last_seq: r.i32()?,
+                        first_offset: r.i64()?,
+                        last_offset: r.i64()?,
+                        timestamp: r.i64()?,
+                    });
+                }
+                m.producers.insert(
+                    id,
+                    ProducerEntry {
+                        epoch,
+                        batches,
+                        last_timestamp,
+                    },
+                );
+            }
+            r.buf.is_empty().then_some(())
+        };
+        parse(&mut r, &mut m).ok_or_else(|| corrupt("truncated or trailing bytes"))?;
+        Ok(Some(m))
+    }
+
+    /// Removes the snapshot file (after truncation makes it stale).
+    pub fn delete_snapshot(dir: &Path) -> Result<()> {
+        match fs::remove_file(dir.join(SNAPSHOT_FILE)) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+}
+
+struct Reader<'a> {
+    buf: &'a [u8],
+}
+
+impl Reader<'_> {
+    fn take<const N: usize>(&mut self) -> Option<[u8; N]> {
+        if self.buf.len() < N {
+            return None;
+        }
+        let (a, b) = self.buf.split_at(N);
+        self.buf = b;
+        a.try_into().ok()
+    }
+    fn u8(&mut self) -> Option<u8> {
+        self.take::<1>().map(|b| b[0])
+    }
+    fn i16(&mut self) -> Option<i16> {
+        self.take::<2>().map(i16::from_be_bytes)
+    }
+    fn i32(&mut self) -> Option<i32> {
+        self.take::<4>().map(i32::from_be_bytes)
+    }
+    fn u32(&mut self) -> Option<u32> {
+        self.take::<4>().map(u32::from_be_bytes)
+    }
+    fn i64(&mut self) -> Option<i64> {
+        self.take::<8>().map(i64::from_be_bytes)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn meta(first_seq: i32, last_seq: i32, first_offset: i64) -> BatchMeta {
+        BatchMeta {
+            first_seq,
+            last_seq,
+            first_offset,
+            last_offset: first_offset + i64::from(last_seq - first_seq),
+            timestamp: 10,
+        }
+    }
+
+    #[test]
+    fn sequences_duplicates_and_fencing() {
+        let mut m = ProducerStateManager::new();
+        assert_eq!(m.check(7, 0, 0, 4), Ok(SequenceCheck::Append));
+        assert!(matches!(
+            m.check(7, 0, 3, 4),
+            Err(SequenceError::OutOfOrder { expected: 0, .. })
+        ));
+        m.record(7, 0, meta(0, 4, 100));
+        assert_eq!(
+            m.check(7, 0, 0, 4),
+            Ok(SequenceCheck::Duplicate(meta(0, 4, 100)))
+        );
+        assert_eq!(m.check(7, 0, 5, 9), Ok(SequenceCheck::Append));
+        assert!(matches!(
+            m.check(7, 0, 6, 9),
+            Err(SequenceError::OutOfOrder {
+                expected: 5,
+                got: 6,
+                ..
+            })
+        ));
+        m.record(7, 0, meta(5, 9, 105));
+        // a new epoch must restart at 0
+        assert!(matches!(
+            m.check(7, 1, 10, 12),
+            Err(SequenceError::OutOfOrder { .. })
+        ));
+        assert_eq!(m.check(7, 1, 0, 0), Ok(SequenceCheck::Append));
+        m.record(7, 1, meta(0, 0, 110));
+        assert!(matches!(
+            m.check(7, 0, 10, 12),
+            Err(SequenceError::InvalidProducerEpoch { current: 1, .. })
+        ));
+        assert_eq!(
+            SequenceError::OutOfOrder {
+                producer_id: 1,
+                expected: 0,
+                got: 1
+            }
+            .code(),
+            45
+        );
+    }
+
+    #[test]
+    fn only_the_last_five_batches_are_remembered() {
+        let mut m = ProducerStateManager::new();
+        for i in 0..7 {
+            m.record(1, 0, meta(i, i, 100 + i64::from(i)));
+        }
+        assert_eq!(m.get(1).map(|e| e.batches.len()), Some(BATCHES_RETAINED));
+        assert!(matches!(
+            m.check(1, 0, 0, 0),
+            Err(SequenceError::OutOfOrder { .. })
+        ));
+        assert!(matches!(
+            m.check(1, 0, 6, 6),
+            Ok(SequenceCheck::Duplicate(_))
+        ));
+    }
+
+    #[test]
+    fn sequences_wrap() {
+        assert_eq!(next_sequence(i32::MAX), 0);
+        assert_eq!(last_sequence(i32::MAX - 1, 3), 1);
+        let mut m = ProducerStateManager::new();
+        m.record(
+            1,
+            0,
+            BatchMeta {
+                first_seq: i32::MAX - 1,
+                last_seq: i32::MAX,
+                first_offset: 0,
+                last_offset: 1,
+                timestamp: 0,
+            },
+        );
+        assert_eq!(m.check(1, 0, 0, 3), Ok(SequenceCheck::Append));
+    }
+
+    #[test]
+    fn snapshot_round_trip_and_corruption() {
+        let dir = tempfile::tempdir().expect("tmp");
+        assert_eq!(
+            ProducerStateManager::read_snapshot(dir.path()).expect("none"),
+            None
+        );
+        let mut m = ProducerStateManager::new();
+        for i in 0..3 {
+            m.record(i, 2, meta(0, 3, 10 * i));
+        }
+        m.advance(500);
+        m.write_snapshot(dir.path()).expect("write");
+        let back = ProducerStateManager::read_snapshot(dir.path())
+            .expect("read")
+            .expect("some");
+        assert_eq!(back, m);
+        let path = dir.path().join(SNAPSHOT_FILE);
+        let mut data = std::fs::read(&path).expect("read");
+        let last = data.len() - 1;
+        data[last] ^= 1;
+        std::fs::write(&path, &data).expect("write");
+        assert!(ProducerStateManager::read_snapshot(dir.path()).is_err());
+        ProducerStateManager::delete_snapshot(dir.path()).expect("delete");
+        assert_eq!(
+            ProducerStateManager::read_snapshot(dir.path()).expect("none"),
+            None
+        );
+    }
+
+    #[test]
+    fn expiry_forgets_idle_producers() {
+        let mut m = ProducerStateManager::new();
+        m.record(1, 0, meta(0, 0, 0));
+        assert_eq!(m.expire(1000, 5000), 0);
+        assert_eq!(m.expire(10_000, 5000), 1);
+        assert!(m.is_empty());
+    }
+}
