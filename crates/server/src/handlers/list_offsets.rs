@@ -9,6 +9,21 @@ use krust_protocol::ErrorCode;
 
 use crate::broker::Broker;
 
+/// The offset and timestamp of the first record at or after `ts` in the batch starting at
+/// `base` (the time index locates batches; Kafka answers with the record). Decodes that one
+/// batch, decompressing it if needed; `None` if it cannot be read, and the batch's base
+/// offset is answered instead.
+fn exact_record(log: &krust_storage::Log, base: i64, ts: i64) -> Option<(i64, i64)> {
+    let read = log.read(base, 1, log.log_end_offset(), true).ok()?;
+    let mut bytes = read.records;
+    let set = kafka_protocol::records::RecordBatchDecoder::decode(&mut bytes).ok()?;
+    set.records
+        .iter()
+        .filter(|r| r.offset >= base)
+        .find(|r| r.timestamp >= ts)
+        .map(|r| (r.offset, r.timestamp))
+}
+
 const LATEST: i64 = -1;
 const EARLIEST: i64 = -2;
 const MAX_TIMESTAMP: i64 = -3;
@@ -45,7 +60,11 @@ pub async fn handle(
                             MAX_TIMESTAMP => log
                                 .max_timestamp_and_offset()
                                 .map(|o| o.map(|(ts, off)| (off, ts))),
-                            ts if ts >= 0 => log.fetch_offset_by_timestamp(ts),
+                            ts if ts >= 0 => log.fetch_offset_by_timestamp(ts).map(|found| {
+                                found.map(|(base, max_ts)| {
+                                    exact_record(&log, base, ts).unwrap_or((base, max_ts))
+                                })
+                            }),
                             _ => {
                                 r.error_code = ErrorCode::InvalidRequest.code();
                                 Ok(None)
