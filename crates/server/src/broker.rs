@@ -16,6 +16,7 @@ use tracing::{info, warn};
 use uuid::Uuid;
 
 use crate::config::ServerConfig;
+use crate::groups::GroupManager;
 use crate::metadata_log::MetadataLog;
 use crate::partition::{Partition, Partitions};
 use crate::topic_config;
@@ -36,6 +37,16 @@ pub fn log_config_for(config: &ServerConfig, image: &MetadataImage, topic: &str)
     }
 }
 
+/// The group coordinator's settings from the broker config.
+fn group_config(config: &ServerConfig) -> krust_group::GroupConfig {
+    krust_group::GroupConfig {
+        initial_rebalance_delay_ms: i64::from(config.group_initial_rebalance_delay_ms),
+        min_session_timeout_ms: config.group_min_session_timeout_ms,
+        max_session_timeout_ms: config.group_max_session_timeout_ms,
+        max_size: None,
+    }
+}
+
 /// Wall-clock milliseconds since the Unix epoch.
 pub fn now_ms() -> i64 {
     SystemTime::now()
@@ -51,6 +62,7 @@ pub struct Broker {
     pub metadata: MetadataLog,
     pub logs: LogManager,
     pub partitions: Partitions,
+    pub groups: GroupManager,
     controller_lock: tokio::sync::Mutex<()>,
     placement_counter: AtomicUsize,
     /// The reserved block of producer ids: (next to hand out, end exclusive).
@@ -68,6 +80,7 @@ impl Broker {
         logs: LogManager,
     ) -> Broker {
         Broker {
+            groups: GroupManager::new(group_config(&config)),
             node_id: config.node_id,
             config,
             cluster_id,
@@ -189,6 +202,7 @@ impl Broker {
                 self.drop_partition(&p.topic, p.index);
             }
         }
+        self.groups.retain_hosted(self);
         for (tp, _) in self.logs.logs() {
             let (topic, index) = (tp.topic, tp.partition);
             if !wanted.contains(&(topic.clone(), index)) {

@@ -34,10 +34,19 @@ fn encode<R: Encodable + HeaderVersion>(
     }
 }
 
+/// Who sent a request, for the handlers that record it (group members).
+#[derive(Debug, Clone)]
+pub struct RequestContext {
+    pub client_id: String,
+    /// Kafka's form: `/<ip>`.
+    pub client_host: String,
+}
+
 /// Handles one request frame, appending its response (if any) to `out`.
 pub async fn dispatch(
     broker: &Broker,
     listener: Listener,
+    peer: std::net::SocketAddr,
     mut frame: Bytes,
     out: &mut BytesMut,
 ) -> Outcome {
@@ -69,6 +78,17 @@ pub async fn dispatch(
                 Err(e) => return Outcome::Close(format!("malformed {key:?} v{v} request: {e}")),
             }
         };
+    }
+    let ctx = RequestContext {
+        client_id: header.client_id.clone().unwrap_or_default(),
+        client_host: format!("/{}", peer.ip()),
+    };
+    macro_rules! with_ctx {
+        ($t:ty, $h:path) => {{
+            let req = decode!($t);
+            let resp = $h(broker, &ctx, req, v).await;
+            encode(out, corr, v, &resp)
+        }};
     }
     macro_rules! simple {
         ($t:ty, $h:path) => {{
@@ -125,6 +145,19 @@ pub async fn dispatch(
             let resp = handlers::describe_cluster::handle(broker, listener, req, v);
             encode(out, corr, v, &resp)
         }
+        ApiKey::FindCoordinator => {
+            simple!(FindCoordinatorRequest, handlers::find_coordinator::handle)
+        }
+        ApiKey::JoinGroup => with_ctx!(JoinGroupRequest, handlers::join_group::handle),
+        ApiKey::SyncGroup => simple!(SyncGroupRequest, handlers::sync_group::handle),
+        ApiKey::Heartbeat => simple!(HeartbeatRequest, handlers::heartbeat::handle),
+        ApiKey::LeaveGroup => simple!(LeaveGroupRequest, handlers::leave_group::handle),
+        ApiKey::OffsetCommit => simple!(OffsetCommitRequest, handlers::offset_commit::handle),
+        ApiKey::OffsetFetch => simple!(OffsetFetchRequest, handlers::offset_fetch::handle),
+        ApiKey::DescribeGroups => simple!(DescribeGroupsRequest, handlers::describe_groups::handle),
+        ApiKey::ListGroups => simple!(ListGroupsRequest, handlers::list_groups::handle),
+        ApiKey::DeleteGroups => simple!(DeleteGroupsRequest, handlers::delete_groups::handle),
+        ApiKey::OffsetDelete => simple!(OffsetDeleteRequest, handlers::offset_delete::handle),
         other => Outcome::Close(format!(
             "{other:?} is listed as supported but has no handler"
         )),

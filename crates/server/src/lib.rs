@@ -9,6 +9,7 @@ pub mod broker;
 pub mod config;
 pub mod dispatch;
 pub mod format;
+pub mod groups;
 pub mod handlers;
 pub mod meta_properties;
 pub mod metadata_log;

@@ -74,7 +74,7 @@ async fn connection(
                     break 'conn;
                 }
             };
-            match dispatch(&broker, kind, frame, &mut write_buf).await {
+            match dispatch(&broker, kind, peer, frame, &mut write_buf).await {
                 Outcome::Continue => {}
                 Outcome::Close(reason) => {
                     warn!(%peer, %reason, "closing connection");

@@ -25,6 +25,10 @@ use crate::network;
 const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(60);
 /// Kafka's producer.id.expiration.ms default: idle producers are forgotten after a day.
 const PRODUCER_ID_EXPIRATION_MS: i64 = 86_400_000;
+/// How often group timers (sessions, rebalance deadlines) are checked.
+const GROUP_TICK_INTERVAL: Duration = Duration::from_millis(100);
+/// Kafka's offsets.retention.check.interval.ms default.
+const OFFSETS_RETENTION_CHECK_INTERVAL: Duration = Duration::from_secs(600);
 /// How often the flush policy and time-based segment rolls are checked.
 const FLUSH_CHECK_INTERVAL: Duration = Duration::from_millis(1000);
 
@@ -111,6 +115,9 @@ async fn housekeeping(broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>) 
     let mut flush_tick = tokio::time::interval(FLUSH_CHECK_INTERVAL);
     let mut retention_tick = tokio::time::interval(retention_every);
     let mut checkpoint_tick = tokio::time::interval(CHECKPOINT_INTERVAL);
+    let mut group_tick = tokio::time::interval(GROUP_TICK_INTERVAL);
+    group_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut offsets_expiry_tick = tokio::time::interval(OFFSETS_RETENTION_CHECK_INTERVAL);
     loop {
         tokio::select! {
             _ = flush_tick.tick() => {
@@ -148,6 +155,8 @@ async fn housekeeping(broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>) 
                     }
                 }).await;
             }
+            _ = group_tick.tick() => broker.group_tick(false).await,
+            _ = offsets_expiry_tick.tick() => broker.group_tick(true).await,
             _ = shutdown.changed() => break,
         }
     }

@@ -5,17 +5,28 @@ pub mod alter_configs;
 pub mod api_versions;
 pub mod create_partitions;
 pub mod create_topics;
+pub mod delete_groups;
 pub mod delete_records;
 pub mod delete_topics;
 pub mod describe_cluster;
 pub mod describe_configs;
+pub mod describe_groups;
 pub mod fetch;
+pub mod find_coordinator;
+pub mod heartbeat;
 pub mod incremental_alter_configs;
 pub mod init_producer_id;
+pub mod join_group;
+pub mod leave_group;
+pub mod list_groups;
 pub mod list_offsets;
 pub mod metadata;
+pub mod offset_commit;
+pub mod offset_delete;
+pub mod offset_fetch;
 pub mod offset_for_leader_epoch;
 pub mod produce;
+pub mod sync_group;
 
 use kafka_protocol::protocol::StrBytes;
 
@@ -27,4 +38,9 @@ pub(crate) fn sb(s: impl Into<String>) -> StrBytes {
 /// Topic config validation in the shape the controller expects.
 pub(crate) fn validate_topic_config(name: &str, value: Option<&str>) -> Result<(), String> {
     crate::topic_config::validate_topic_config(name, value).map_err(|e| e.to_string())
+}
+
+/// An optional string from an optional `StrBytes`.
+pub(crate) fn opt(s: &Option<kafka_protocol::protocol::StrBytes>) -> Option<String> {
+    s.as_ref().map(|x| x.to_string())
 }

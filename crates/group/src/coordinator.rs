@@ -1,0 +1,1642 @@
+//! The coordinator: all groups of one `__consumer_offsets` partition.
+
+use std::collections::BTreeMap;
+
+use bytes::Bytes;
+use rand::rngs::StdRng;
+use rand::{RngCore, SeedableRng};
+
+use crate::api::*;
+use crate::error::ErrorCode;
+use crate::records::{
+    GroupMetadataValue, MemberMetadataValue, OffsetCommitValue, RecordError, RecordKey,
+};
+use crate::state::{Group, GroupState, JoinTimer, Member, OffsetEntry};
+
+/// The largest offset metadata string accepted (`offset.metadata.max.bytes`).
+pub const MAX_OFFSET_METADATA_BYTES: usize = 4096;
+
+/// How many timer events `tick` handles per group and call at most; the rest
+/// is handled at the next call (then `next_deadline` is already due).
+const MAX_EVENTS_PER_TICK: usize = 1024;
+
+/// Broker settings of the group coordinator (Kafka's names and defaults).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupConfig {
+    /// `group.initial.rebalance.delay.ms` (3000).
+    pub initial_rebalance_delay_ms: i64,
+    /// `group.min.session.timeout.ms` (6000).
+    pub min_session_timeout_ms: i32,
+    /// `group.max.session.timeout.ms` (1800000).
+    pub max_session_timeout_ms: i32,
+    /// `group.max.size` (unlimited when `None`).
+    pub max_size: Option<usize>,
+}
+
+impl Default for GroupConfig {
+    fn default() -> Self {
+        GroupConfig {
+            initial_rebalance_delay_ms: 3000,
+            min_session_timeout_ms: 6000,
+            max_session_timeout_ms: 1_800_000,
+            max_size: None,
+        }
+    }
+}
+
+/// The groups of one `__consumer_offsets` partition, as a pure state machine.
+///
+/// Every mutating command returns an [`Output`]: records to persist and
+/// responses to send, in that order (see [`Output`] for the contract). Time is
+/// the `now_ms` argument; call [`GroupCoordinator::tick`] at
+/// [`GroupCoordinator::next_deadline`].
+#[derive(Debug)]
+pub struct GroupCoordinator {
+    config: GroupConfig,
+    rng: StdRng,
+    groups: BTreeMap<String, Group>,
+    loading: bool,
+}
+
+/// What the internal helpers need besides the group.
+struct Cx<'a> {
+    config: &'a GroupConfig,
+    rng: &'a mut StdRng,
+    now: i64,
+    out: &'a mut Output,
+}
+
+impl Cx<'_> {
+    fn join_error(&mut self, id: RequestId, error: ErrorCode, member_id: &str) {
+        self.out
+            .respond(id, Response::Join(JoinResponse::error(error, member_id)));
+    }
+
+    fn sync_error(&mut self, id: RequestId, error: ErrorCode) {
+        self.out
+            .respond(id, Response::Sync(SyncResponse::error(error)));
+    }
+
+    /// `<prefix>-<uuid-like random>`, as Kafka builds member ids.
+    fn member_id(&mut self, prefix: &str) -> String {
+        let mut b = [0u8; 16];
+        self.rng.fill_bytes(&mut b);
+        b[6] = (b[6] & 0x0f) | 0x40;
+        b[8] = (b[8] & 0x3f) | 0x80;
+        let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
+        // Keep the id well inside the int16 string limit of the records.
+        let mut cut = prefix.len().min(1024);
+        while !prefix.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        format!(
+            "{}-{}-{}-{}-{}-{}",
+            &prefix[..cut],
+            &hex[0..8],
+            &hex[8..12],
+            &hex[12..16],
+            &hex[16..20],
+            &hex[20..32]
+        )
+    }
+}
+
+impl GroupCoordinator {
+    /// A coordinator without groups; `seed` drives the generated member ids.
+    pub fn new(config: GroupConfig, seed: u64) -> Self {
+        GroupCoordinator {
+            config,
+            rng: StdRng::seed_from_u64(seed),
+            groups: BTreeMap::new(),
+            loading: false,
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &GroupConfig {
+        &self.config
+    }
+
+    /// Marks the coordinator as loading: until [`GroupCoordinator::end_load`]
+    /// every request is answered with COORDINATOR_LOAD_IN_PROGRESS. Optional:
+    /// a server that replays before serving need not call it.
+    pub fn begin_load(&mut self) {
+        self.loading = true;
+    }
+
+    /// Ends loading (see [`GroupCoordinator::begin_load`]).
+    pub fn end_load(&mut self) {
+        self.loading = false;
+    }
+
+    /// Whether the coordinator is loading.
+    pub fn is_loading(&self) -> bool {
+        self.loading
+    }
+
+    /// The ids of all groups, sorted.
+    pub fn group_ids(&self) -> Vec<String> {
+        self.groups.keys().cloned().collect()
+    }
+
+    /// The state of a group, `None` if unknown.
+    pub fn group_state(&self, group_id: &str) -> Option<GroupState> {
+        self.groups.get(group_id).map(|g| g.state)
+    }
+
+    /// The generation of a group, `None` if unknown.
+    pub fn generation(&self, group_id: &str) -> Option<i32> {
+        self.groups.get(group_id).map(|g| g.generation)
+    }
+
+    /// The leader of a group, `None` if unknown or without members.
+    pub fn leader(&self, group_id: &str) -> Option<String> {
+        self.groups.get(group_id).and_then(|g| g.leader.clone())
+    }
+
+    fn check_group_id(&self, group_id: &str) -> ErrorCode {
+        if self.loading {
+            ErrorCode::CoordinatorLoadInProgress
+        } else if group_id.is_empty() || !fits(group_id) {
+            ErrorCode::InvalidGroupId
+        } else {
+            ErrorCode::None
+        }
+    }
+
+    // ------------------------------------------------------------------
+    // Replay
+    // ------------------------------------------------------------------
+
+    /// Applies one record of the partition's log (in log order) to rebuild
+    /// state. `value == None` is a tombstone. Groups come back Stable when the
+    /// record has members (their session timers start at `now_ms`), Empty
+    /// otherwise. Keys of versions 3 and up (Kafka's new consumer protocol)
+    /// are skipped. Meant for loading, before requests are served.
+    pub fn replay(
+        &mut self,
+        key: &[u8],
+        value: Option<&[u8]>,
+        now_ms: i64,
+    ) -> Result<(), RecordError> {
+        let key = match RecordKey::decode(key) {
+            Ok(k) => k,
+            Err(RecordError::UnsupportedKeyVersion(v)) if v >= 3 => {
+                tracing::debug!(version = v, "skipping record of an unsupported key version");
+                return Ok(());
+            }
+            Err(e) => return Err(e),
+        };
+        match key {
+            RecordKey::OffsetCommit {
+                group,
+                topic,
+                partition,
+            } => match value {
+                Some(v) => {
+                    let v = OffsetCommitValue::decode(v)?;
+                    let g = self
+                        .groups
+                        .entry(group.clone())
+                        .or_insert_with(|| Group::new(&group, now_ms));
+                    g.offsets.entry(topic).or_default().insert(
+                        partition,
+                        OffsetEntry {
+                            offset: v.offset,
+                            leader_epoch: v.leader_epoch,
+                            metadata: v.metadata,
+                            commit_timestamp: v.commit_timestamp,
+                            expire_timestamp: v.expire_timestamp,
+                        },
+                    );
+                }
+                None => {
+                    if let Some(g) = self.groups.get_mut(&group) {
+                        remove_offset(g, &topic, partition);
+                    }
+                }
+            },
+            RecordKey::GroupMetadata { group } => match value {
+                Some(v) => {
+                    let v = GroupMetadataValue::decode(v)?;
+                    let offsets = self
+                        .groups
+                        .remove(&group)
+                        .map(|g| g.offsets)
+                        .unwrap_or_default();
+                    let mut g = group_from_record(&group, v, now_ms);
+                    g.offsets = offsets;
+                    self.groups.insert(group, g);
+                }
+                None => {
+                    self.groups.remove(&group);
+                }
+            },
+        }
+        Ok(())
+    }
+
+    // ------------------------------------------------------------------
+    // JoinGroup
+    // ------------------------------------------------------------------
+
+    /// JoinGroup. The response is usually held until the join phase completes
+    /// (in this or a later [`Output`], e.g. from [`GroupCoordinator::tick`]).
+    pub fn join(&mut self, req: JoinRequest, now_ms: i64) -> Output {
+        let mut out = Output::default();
+        let rid = req.request_id;
+        let err = self.check_group_id(&req.group_id);
+        if !err.is_ok() {
+            out.respond(
+                rid,
+                Response::Join(JoinResponse::error(err, &req.member_id)),
+            );
+            return out;
+        }
+        if req.session_timeout_ms < self.config.min_session_timeout_ms
+            || req.session_timeout_ms > self.config.max_session_timeout_ms
+        {
+            out.respond(
+                rid,
+                Response::Join(JoinResponse::error(
+                    ErrorCode::InvalidSessionTimeout,
+                    &req.member_id,
+                )),
+            );
+            return out;
+        }
+        let field_error = if [&req.member_id, &req.client_id, &req.client_host]
+            .into_iter()
+            .chain(&req.group_instance_id)
+            .any(|s| !fits(s))
+        {
+            ErrorCode::InvalidRequest
+        } else if !fits(&req.protocol_type) || req.protocols.iter().any(|(n, _)| !fits(n)) {
+            ErrorCode::InconsistentGroupProtocol
+        } else {
+            ErrorCode::None
+        };
+        if !field_error.is_ok() {
+            out.respond(
+                rid,
+                Response::Join(JoinResponse::error(field_error, &req.member_id)),
+            );
+            return out;
+        }
+        let existed = self.groups.contains_key(&req.group_id);
+        if !existed && !req.member_id.is_empty() {
+            out.respond(
+                rid,
+                Response::Join(JoinResponse::error(
+                    ErrorCode::UnknownMemberId,
+                    &req.member_id,
+                )),
+            );
+            return out;
+        }
+        let group_id = req.group_id.clone();
+        let g = self
+            .groups
+            .entry(group_id.clone())
+            .or_insert_with(|| Group::new(&group_id, now_ms));
+        let mut cx = Cx {
+            config: &self.config,
+            rng: &mut self.rng,
+            now: now_ms,
+            out: &mut out,
+        };
+        join_group(g, &req, &mut cx);
+        if !existed && g.is_trivially_empty() {
+            self.groups.remove(&group_id);
+        }
+        out
+    }
+
+    // ------------------------------------------------------------------
+    // SyncGroup
+    // ------------------------------------------------------------------
+
+    /// SyncGroup. Followers are held until the leader syncs.
+    pub fn sync(&mut self, req: SyncRequest, now_ms: i64) -> Output {
+        let mut out = Output::default();
+        let rid = req.request_id;
+        let err = self.check_group_id(&req.group_id);
+        let mut cx = Cx {
+            config: &self.config,
+            rng: &mut self.rng,
+            now: now_ms,
+            out: &mut out,
+        };
+        if !err.is_ok() {
+            cx.sync_error(rid, err);
+            return out;
+        }
+        let Some(g) = self.groups.get_mut(&req.group_id) else {
+            cx.sync_error(rid, ErrorCode::UnknownMemberId);
+            return out;
+        };
+        sync_group(g, &req, &mut cx);
+        out
+    }
+
+    // ------------------------------------------------------------------
+    // Heartbeat
+    // ------------------------------------------------------------------
+
+    /// Heartbeat: resets the member's session timer.
+    pub fn heartbeat(&mut self, req: HeartbeatRequest, now_ms: i64) -> Output {
+        let mut out = Output::default();
+        let error = self.heartbeat_error(&req, now_ms);
+        out.respond(
+            req.request_id,
+            Response::Heartbeat(HeartbeatResponse { error }),
+        );
+        out
+    }
+
+    fn heartbeat_error(&mut self, req: &HeartbeatRequest, now_ms: i64) -> ErrorCode {
+        let err = self.check_group_id(&req.group_id);
+        if !err.is_ok() {
+            return err;
+        }
+        let Some(g) = self.groups.get_mut(&req.group_id) else {
+            return ErrorCode::UnknownMemberId;
+        };
+        if g.is_fenced(&req.member_id, req.group_instance_id.as_deref()) {
+            return ErrorCode::FencedInstanceId;
+        }
+        let generation = g.generation;
+        let state = g.state;
+        let Some(m) = g.members.get_mut(&req.member_id) else {
+            return ErrorCode::UnknownMemberId;
+        };
+        if req.generation_id != generation {
+            return ErrorCode::IllegalGeneration;
+        }
+        match state {
+            GroupState::Empty => ErrorCode::UnknownMemberId,
+            GroupState::Dead => ErrorCode::CoordinatorNotAvailable,
+            GroupState::CompletingRebalance | GroupState::Stable => {
+                m.session_deadline = now_ms + i64::from(m.session_timeout_ms);
+                ErrorCode::None
+            }
+            GroupState::PreparingRebalance => {
+                m.session_deadline = now_ms + i64::from(m.session_timeout_ms);
+                ErrorCode::RebalanceInProgress
+            }
+        }
+    }
+
+    // ------------------------------------------------------------------
+    // LeaveGroup
+    // ------------------------------------------------------------------
+
+    /// LeaveGroup: removes the members (a rebalance follows).
+    pub fn leave(&mut self, req: LeaveRequest, now_ms: i64) -> Output {
+        let mut out = Output::default();
+        let err = self.check_group_id(&req.group_id);
+        if !err.is_ok() {
+            out.respond(
+                req.request_id,
+                Response::Leave(LeaveResponse {
+                    error: err,
+                    members: Vec::new(),
+                }),
+            );
+            return out;
+        }
+        let mut results = Vec::new();
+        let mut cx = Cx {
+            config: &self.config,
+            rng: &mut self.rng,
+            now: now_ms,
+            out: &mut out,
+        };
+        let mut group = self.groups.get_mut(&req.group_id);
+        for lm in &req.members {
+            let error = match group.as_deref_mut() {
+                None => ErrorCode::UnknownMemberId,
+                Some(g) => leave_member(g, lm, &mut cx),
+            };
+            if let Some(reason) = &lm.reason {
+                tracing::debug!(group = %req.group_id, member = %lm.member_id, %reason, "leave");
+            }
+            results.push(LeaveMemberResult {
+                member_id: lm.member_id.clone(),
+                group_instance_id: lm.group_instance_id.clone(),
+                error,
+            });
+        }
+        out.respond(
+            req.request_id,
+            Response::Leave(LeaveResponse {
+                error: ErrorCode::None,
+                members: results,
+            }),
+        );
+        out
+    }
+
+    // ------------------------------------------------------------------
+    // Offsets
+    // ------------------------------------------------------------------
+
+    /// OffsetCommit. Committed offsets are visible to
+    /// [`GroupCoordinator::fetch_offsets`] immediately (the server persists the
+    /// records before it answers, see [`Output`]). A request's retention time
+    /// is not supported (KIP-211 deprecated it); the broker-wide retention of
+    /// [`GroupCoordinator::expire_offsets`] applies.
+    pub fn commit_offsets(&mut self, req: OffsetCommitRequest, now_ms: i64) -> Output {
+        let mut out = Output::default();
+        let error = self.commit_check(&req, now_ms);
+        let topics = if error.is_ok() {
+            match self.groups.get_mut(&req.group_id) {
+                Some(g) => commit_partitions(g, &req.topics, now_ms, &mut out),
+                None => all_partitions(&req.topics, ErrorCode::UnknownServerError),
+            }
+        } else {
+            all_partitions(&req.topics, error)
+        };
+        out.respond(
+            req.request_id,
+            Response::OffsetCommit(OffsetCommitResponse { topics }),
+        );
+        out
+    }
+
+    /// Validates a commit; may create a standalone group; resets the session.
+    fn commit_check(&mut self, req: &OffsetCommitRequest, now_ms: i64) -> ErrorCode {
+        let err = self.check_group_id(&req.group_id);
+        if !err.is_ok() {
+            return err;
+        }
+        let Some(g) = self.groups.get_mut(&req.group_id) else {
+            if req.generation_id < 0 {
+                self.groups
+                    .insert(req.group_id.clone(), Group::new(&req.group_id, now_ms));
+                return ErrorCode::None;
+            }
+            return ErrorCode::IllegalGeneration;
+        };
+        if g.is_fenced(&req.member_id, req.group_instance_id.as_deref()) {
+            return ErrorCode::FencedInstanceId;
+        }
+        if req.generation_id < 0 && g.is_in(GroupState::Empty) {
+            return ErrorCode::None;
+        }
+        let generation = g.generation;
+        let state = g.state;
+        let Some(m) = g.members.get_mut(&req.member_id) else {
+            return ErrorCode::UnknownMemberId;
+        };
+        if req.generation_id != generation {
+            return ErrorCode::IllegalGeneration;
+        }
+        match state {
+            GroupState::Stable | GroupState::PreparingRebalance => {
+                m.session_deadline = now_ms + i64::from(m.session_timeout_ms);
+                ErrorCode::None
+            }
+            GroupState::CompletingRebalance => ErrorCode::RebalanceInProgress,
+            GroupState::Empty | GroupState::Dead => ErrorCode::UnknownMemberId,
+        }
+    }
+
+    /// OffsetFetch for one group: -1 / -1 / "" for partitions without a
+    /// committed offset; `topics == None` returns all committed offsets.
+    pub fn fetch_offsets(&self, req: &OffsetFetchRequest) -> OffsetFetchResponse {
+        let err = self.check_group_id(&req.group_id);
+        if !err.is_ok() {
+            return OffsetFetchResponse {
+                error: err,
+                topics: Vec::new(),
+            };
+        }
+        let g = self.groups.get(&req.group_id);
+        let fetched = |partition: i32, e: Option<&OffsetEntry>| match e {
+            Some(e) => FetchedPartition {
+                partition,
+                offset: e.offset,
+                leader_epoch: e.leader_epoch,
+                metadata: e.metadata.clone(),
+                error: ErrorCode::None,
+            },
+            None => FetchedPartition {
+                partition,
+                offset: -1,
+                leader_epoch: -1,
+                metadata: String::new(),
+                error: ErrorCode::None,
+            },
+        };
+        let topics = match &req.topics {
+            Some(list) => list
+                .iter()
+                .map(|(topic, parts)| {
+                    let committed = g.and_then(|g| g.offsets.get(topic));
+                    let parts = parts
+                        .iter()
+                        .map(|p| fetched(*p, committed.and_then(|c| c.get(p))))
+                        .collect();
+                    (topic.clone(), parts)
+                })
+                .collect(),
+            None => g
+                .map(|g| {
+                    g.offsets
+                        .iter()
+                        .map(|(topic, parts)| {
+                            let parts = parts.iter().map(|(p, e)| fetched(*p, Some(e))).collect();
+                            (topic.clone(), parts)
+                        })
+                        .collect()
+                })
+                .unwrap_or_default(),
+        };
+        OffsetFetchResponse {
+            error: ErrorCode::None,
+            topics,
+        }
+    }
+
+    // ------------------------------------------------------------------
+    // Describe / List / Delete
+    // ------------------------------------------------------------------
+
+    /// DescribeGroups. Unknown groups are reported as Dead without error, as
+    /// Kafka does (DescribeGroups v6 servers may map that to GROUP_ID_NOT_FOUND).
+    pub fn describe(&self, group_ids: &[String]) -> Vec<DescribedGroup> {
+        group_ids
+            .iter()
+            .map(|id| {
+                let mut d = DescribedGroup {
+                    error: self.check_group_id(id),
+                    group_id: id.clone(),
+                    state: GroupState::Dead,
+                    protocol_type: String::new(),
+                    protocol_data: String::new(),
+                    members: Vec::new(),
+                };
+                if !d.error.is_ok() {
+                    return d;
+                }
+                let Some(g) = self.groups.get(id) else {
+                    return d;
+                };
+                d.state = g.state;
+                d.protocol_type = g.protocol_type.clone().unwrap_or_default();
+                let stable = g.is_in(GroupState::Stable);
+                if stable {
+                    d.protocol_data = g.protocol_name.clone().unwrap_or_default();
+                }
+                d.members = g
+                    .members
+                    .values()
+                    .map(|m| DescribedMember {
+                        member_id: m.id.clone(),
+                        group_instance_id: m.instance_id.clone(),
+                        client_id: m.client_id.clone(),
+                        client_host: m.client_host.clone(),
+                        metadata: match (&g.protocol_name, stable) {
+                            (Some(p), true) => m.metadata(p),
+                            _ => Bytes::new(),
+                        },
+                        assignment: if stable {
+                            m.assignment.clone()
+                        } else {
+                            Bytes::new()
+                        },
+                    })
+                    .collect();
+                d
+            })
+            .collect()
+    }
+
+    /// ListGroups, filtered by state (an empty filter lists all groups).
+    pub fn list(&self, states: &[GroupState]) -> Result<Vec<ListedGroup>, ErrorCode> {
+        if self.loading {
+            return Err(ErrorCode::CoordinatorLoadInProgress);
+        }
+        Ok(self
+            .groups
+            .values()
+            .filter(|g| states.is_empty() || states.contains(&g.state))
+            .map(|g| ListedGroup {
+                group_id: g.id.clone(),
+                protocol_type: g.protocol_type.clone().unwrap_or_default(),
+                state: g.state,
+            })
+            .collect())
+    }
+
+    /// DeleteGroups: only Empty groups (else NON_EMPTY_GROUP); writes
+    /// tombstones for their offsets and metadata.
+    pub fn delete_groups(&mut self, req: DeleteGroupsRequest, now_ms: i64) -> Output {
+        let mut out = Output::default();
+        let mut results = Vec::new();
+        for id in &req.group_ids {
+            let mut error = self.check_group_id(id);
+            if error.is_ok() {
+                error = match self.groups.get(id) {
+                    None => ErrorCode::GroupIdNotFound,
+                    Some(g) if g.is_in(GroupState::Empty) => ErrorCode::None,
+                    Some(_) => ErrorCode::NonEmptyGroup,
+                };
+            }
+            if error.is_ok() {
+                if let Some(mut g) = self.groups.remove(id) {
+                    delete_group(&mut g, now_ms, &mut out);
+                }
+            }
+            results.push((id.clone(), error));
+        }
+        out.respond(
+            req.request_id,
+            Response::DeleteGroups(DeleteGroupsResponse { results }),
+        );
+        out
+    }
+
+    /// OffsetDelete: deletes committed offsets unless a member is subscribed to
+    /// the topic (GROUP_SUBSCRIBED_TO_TOPIC per partition); groups other than
+    /// Empty ones and "consumer" groups get NON_EMPTY_GROUP.
+    pub fn delete_offsets(&mut self, req: OffsetDeleteRequest, _now_ms: i64) -> Output {
+        let mut out = Output::default();
+        let mut error = self.check_group_id(&req.group_id);
+        let mut topics = Vec::new();
+        if error.is_ok() {
+            match self.groups.get_mut(&req.group_id) {
+                None => error = ErrorCode::GroupIdNotFound,
+                Some(g) => {
+                    let empty = g.is_in(GroupState::Empty);
+                    if !empty && g.protocol_type.as_deref() != Some("consumer") {
+                        error = ErrorCode::NonEmptyGroup;
+                    } else {
+                        for (topic, parts) in &req.topics {
+                            let subscribed = !empty && g.is_subscribed_to(topic);
+                            let mut results = Vec::new();
+                            for p in parts {
+                                let error = if subscribed {
+                                    ErrorCode::GroupSubscribedToTopic
+                                } else {
+                                    if remove_offset(g, topic, *p) {
+                                        out.records.push(offset_tombstone(&g.id, topic, *p));
+                                    }
+                                    ErrorCode::None
+                                };
+                                results.push(PartitionResult {
+                                    partition: *p,
+                                    error,
+                                });
+                            }
+                            topics.push(TopicResult {
+                                name: topic.clone(),
+                                partitions: results,
+                            });
+                        }
+                    }
+                }
+            }
+        }
+        out.respond(
+            req.request_id,
+            Response::OffsetDelete(OffsetDeleteResponse { error, topics }),
+        );
+        out
+    }
+
+    // ------------------------------------------------------------------
+    // Time
+    // ------------------------------------------------------------------
+
+    /// Handles every timer due at `now_ms`: session expiry (including member
+    /// ids handed out with MEMBER_ID_REQUIRED that never rejoined), the
+    /// initial rebalance delay, the rebalance timeout (completing the join
+    /// phase and answering held JoinGroups) and the SyncGroup timeout.
+    pub fn tick(&mut self, now_ms: i64) -> Output {
+        let mut out = Output::default();
+        let mut cx = Cx {
+            config: &self.config,
+            rng: &mut self.rng,
+            now: now_ms,
+            out: &mut out,
+        };
+        let mut drop = Vec::new();
+        for (id, g) in self.groups.iter_mut() {
+            for _ in 0..MAX_EVENTS_PER_TICK {
+                if !tick_group(g, &mut cx) {
+                    break;
+                }
+            }
+            if g.is_trivially_empty() {
+                drop.push(id.clone());
+            }
+        }
+        for id in drop {
+            self.groups.remove(&id);
+        }
+        out
+    }
+
+    /// The earliest time at which [`GroupCoordinator::tick`] has work, if any.
+    pub fn next_deadline(&self) -> Option<i64> {
+        self.groups.values().filter_map(group_deadline).min()
+    }
+
+    /// Offsets retention: removes offsets older than `retention_ms`
+    /// (`offsets.retention.minutes`) and returns their tombstones. KIP-211:
+    /// for an Empty group the age counts from when the group became Empty;
+    /// for a group that only stores offsets, from the commit; for a Stable
+    /// "consumer" group only offsets of topics no member subscribes to
+    /// expire, counted from the commit. An Empty group left without offsets
+    /// is deleted (group tombstone).
+    pub fn expire_offsets(&mut self, now_ms: i64, retention_ms: i64) -> Output {
+        let mut out = Output::default();
+        let mut deleted = Vec::new();
+        for (id, g) in self.groups.iter_mut() {
+            let expired = expired_offsets(g, now_ms, retention_ms);
+            for (topic, p) in expired {
+                remove_offset(g, &topic, p);
+                out.records.push(offset_tombstone(id, &topic, p));
+            }
+            if g.is_in(GroupState::Empty) && g.offsets.is_empty() && g.pending_members.is_empty() {
+                deleted.push(id.clone());
+            }
+        }
+        for id in deleted {
+            if let Some(mut g) = self.groups.remove(&id) {
+                delete_group(&mut g, now_ms, &mut out);
+            }
+        }
+        out
+    }
+}
+
+// ----------------------------------------------------------------------
+// Group logic
+// ----------------------------------------------------------------------
+
+/// Whether a string fits the int16 length prefix of the records.
+fn fits(s: &str) -> bool {
+    s.len() <= i16::MAX as usize
+}
+
+fn join_group(g: &mut Group, req: &JoinRequest, cx: &mut Cx<'_>) {
+    let rid = req.request_id;
+    let unknown = req.member_id.is_empty();
+    let pending = !unknown && g.pending_members.contains_key(&req.member_id);
+    if let Some(reason) = &req.reason {
+        tracing::debug!(group = %g.id, member = %req.member_id, %reason, "join");
+    }
+    if !g.supports_protocols(&req.protocol_type, &req.protocols) {
+        cx.join_error(rid, ErrorCode::InconsistentGroupProtocol, &req.member_id);
+        return;
+    }
+    let known_static = req
+        .group_instance_id
+        .as_ref()
+        .and_then(|i| g.static_members.get(i))
+        .cloned();
+    let size_after_add = g.members.len() + g.pending_members.len() + usize::from(!pending);
+    let full = cx.config.max_size.is_some_and(|max| size_after_add > max);
+    if unknown {
+        if let Some(old_id) = known_static {
+            update_static_member(g, &old_id, req, cx);
+        } else if full {
+            cx.join_error(rid, ErrorCode::GroupMaxSizeReached, &req.member_id);
+            return;
+        } else if let Some(instance) = &req.group_instance_id {
+            let id = cx.member_id(instance);
+            add_member_and_rebalance(g, req, id, cx);
+        } else if req.api_version >= 4 {
+            let id = cx.member_id(&req.client_id);
+            g.pending_members
+                .insert(id.clone(), cx.now + i64::from(req.session_timeout_ms));
+            cx.join_error(rid, ErrorCode::MemberIdRequired, &id);
+            return;
+        } else {
+            let id = cx.member_id(&req.client_id);
+            add_member_and_rebalance(g, req, id, cx);
+        }
+    } else if pending {
+        if full {
+            g.pending_members.remove(&req.member_id);
+            cx.join_error(rid, ErrorCode::GroupMaxSizeReached, &req.member_id);
+            return;
+        }
+        add_member_and_rebalance(g, req, req.member_id.clone(), cx);
+    } else if g.is_fenced(&req.member_id, req.group_instance_id.as_deref()) {
+        cx.join_error(rid, ErrorCode::FencedInstanceId, &req.member_id);
+        return;
+    } else if let Some(m) = g.members.get(&req.member_id) {
+        let same = m.protocols == req.protocols;
+        let is_leader = g.leader.as_deref() == Some(req.member_id.as_str());
+        match g.state {
+            GroupState::PreparingRebalance => update_member_and_rebalance(g, req, cx),
+            GroupState::CompletingRebalance if same => {
+                let resp = join_success(g, &req.member_id, is_leader, None);
+                cx.out.respond(rid, Response::Join(resp));
+            }
+            GroupState::Stable if same && !is_leader => {
+                let resp = join_success(g, &req.member_id, false, None);
+                cx.out.respond(rid, Response::Join(resp));
+            }
+            GroupState::CompletingRebalance | GroupState::Stable => {
+                update_member_and_rebalance(g, req, cx)
+            }
+            GroupState::Empty | GroupState::Dead => {
+                cx.join_error(rid, ErrorCode::UnknownMemberId, &req.member_id);
+                return;
+            }
+        }
+    } else {
+        cx.join_error(rid, ErrorCode::UnknownMemberId, &req.member_id);
+        return;
+    }
+    try_complete_join(g, cx);
+}
+
+/// The JoinGroup response of the current generation.
+fn join_success(
+    g: &Group,
+    member_id: &str,
+    with_members: bool,
+    leader: Option<String>,
+) -> JoinResponse {
+    let protocol = g.protocol_name.clone();
+    let members = if with_members {
+        g.members_by_seq()
+            .into_iter()
+            .map(|m| JoinMember {
+                member_id: m.id.clone(),
+                group_instance_id: m.instance_id.clone(),
+                metadata: protocol
+                    .as_deref()
+                    .map(|p| m.metadata(p))
+                    .unwrap_or_default(),
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    JoinResponse {
+        error: ErrorCode::None,
+        generation_id: g.generation,
+        protocol_type: g.protocol_type.clone(),
+        protocol_name: protocol,
+        leader: leader.or_else(|| g.leader.clone()).unwrap_or_default(),
+        skip_assignment: false,
+        member_id: member_id.to_owned(),
+        members,
+    }
+}
+
+fn add_member_and_rebalance(g: &mut Group, req: &JoinRequest, id: String, cx: &mut Cx<'_>) {
+    if g.members.is_empty() {
+        g.protocol_type = Some(req.protocol_type.clone());
+    }
+    let seq = g.next_seq;
+    g.next_seq += 1;
+    if g.leader.is_none() {
+        g.leader = Some(id.clone());
+    }
+    if let Some(instance) = &req.group_instance_id {
+        g.static_members.insert(instance.clone(), id.clone());
+    }
+    g.pending_members.remove(&id);
+    if matches!(g.join_timer, Some(JoinTimer::Initial { .. })) {
+        g.new_member_added = true;
+    }
+    tracing::debug!(group = %g.id, member = %id, "member added");
+    g.members.insert(
+        id.clone(),
+        Member {
+            id,
+            instance_id: req.group_instance_id.clone(),
+            client_id: req.client_id.clone(),
+            client_host: req.client_host.clone(),
+            session_timeout_ms: req.session_timeout_ms,
+            rebalance_timeout_ms: req.rebalance_timeout_ms,
+            protocol_type: req.protocol_type.clone(),
+            protocols: req.protocols.clone(),
+            assignment: Bytes::new(),
+            awaiting_join: Some(req.request_id),
+            awaiting_sync: None,
+            session_deadline: cx.now + i64::from(req.session_timeout_ms),
+            seq,
+        },
+    );
+    maybe_prepare_rebalance(g, cx);
+}
+
+fn update_member(m: &mut Member, req: &JoinRequest) {
+    m.protocols = req.protocols.clone();
+    m.protocol_type = req.protocol_type.clone();
+    m.session_timeout_ms = req.session_timeout_ms;
+    m.rebalance_timeout_ms = req.rebalance_timeout_ms;
+    m.client_id = req.client_id.clone();
+    m.client_host = req.client_host.clone();
+}
+
+/// Records a held JoinGroup for the member, answering an older one.
+fn hold_join(m: &mut Member, rid: RequestId, cx: &mut Cx<'_>) {
+    if let Some(old) = m.awaiting_join.replace(rid) {
+        if old != rid {
+            cx.join_error(old, ErrorCode::RebalanceInProgress, &m.id);
+        }
+    }
+}
+
+fn update_member_and_rebalance(g: &mut Group, req: &JoinRequest, cx: &mut Cx<'_>) {
+    let m = g.members.get_mut(&req.member_id);
+    assert!(m.is_some(), "updating an unknown member");
+    if let Some(m) = m {
+        update_member(m, req);
+        hold_join(m, req.request_id, cx);
+    }
+    maybe_prepare_rebalance(g, cx);
+}
+
+/// A static member rejoined with an unknown member id: it takes over the old
+/// member (KIP-345); the old id is fenced from now on.
+fn update_static_member(g: &mut Group, old_id: &str, req: &JoinRequest, cx: &mut Cx<'_>) {
+    let Some(instance) = req.group_instance_id.clone() else {
+        unreachable!("static member without instance id");
+    };
+    let Some(mut m) = g.members.remove(old_id) else {
+        unreachable!("static member map points to a missing member");
+    };
+    let new_id = cx.member_id(&instance);
+    let old_leader = g.leader.clone();
+    if let Some(r) = m.awaiting_join.take() {
+        cx.join_error(r, ErrorCode::FencedInstanceId, old_id);
+    }
+    if let Some(r) = m.awaiting_sync.take() {
+        cx.sync_error(r, ErrorCode::FencedInstanceId);
+    }
+    tracing::debug!(group = %g.id, old = %old_id, new = %new_id, %instance, "static member replaced");
+    m.id = new_id.clone();
+    update_member(&mut m, req);
+    m.session_deadline = cx.now + i64::from(m.session_timeout_ms);
+    g.static_members.insert(instance, new_id.clone());
+    if g.leader.as_deref() == Some(old_id) {
+        g.leader = Some(new_id.clone());
+    }
+    if g.pending_sync.remove(old_id) {
+        g.pending_sync.insert(new_id.clone());
+    }
+    g.members.insert(new_id.clone(), m);
+    match g.state {
+        GroupState::Stable if g.select_protocol() == g.protocol_name => {
+            cx.out.records.push(group_record(g));
+            // The old leader id is returned so that a replaced leader does not
+            // compute an assignment a Stable group would not distribute.
+            let resp = join_success(g, &new_id, false, old_leader);
+            cx.out.respond(req.request_id, Response::Join(resp));
+        }
+        GroupState::Stable | GroupState::CompletingRebalance | GroupState::PreparingRebalance => {
+            if let Some(m) = g.members.get_mut(&new_id) {
+                hold_join(m, req.request_id, cx);
+            }
+            maybe_prepare_rebalance(g, cx);
+        }
+        GroupState::Empty | GroupState::Dead => {
+            unreachable!("a group with members is neither Empty nor Dead")
+        }
+    }
+}
+
+fn maybe_prepare_rebalance(g: &mut Group, cx: &mut Cx<'_>) {
+    if matches!(
+        g.state,
+        GroupState::Empty | GroupState::Stable | GroupState::CompletingRebalance
+    ) {
+        prepare_rebalance(g, cx);
+    }
+}
+
+fn prepare_rebalance(g: &mut Group, cx: &mut Cx<'_>) {
+    if g.is_in(GroupState::CompletingRebalance) {
+        for m in g.members.values_mut() {
+            m.assignment = Bytes::new();
+            if let Some(r) = m.awaiting_sync.take() {
+                cx.sync_error(r, ErrorCode::RebalanceInProgress);
+                // Sessions do not expire while a request is held; restart it.
+                m.session_deadline = cx.now + i64::from(m.session_timeout_ms);
+            }
+        }
+    }
+    let was_empty = g.is_in(GroupState::Empty);
+    let rebalance_timeout = g.rebalance_timeout_ms();
+    g.transition(GroupState::PreparingRebalance, cx.now);
+    let delay = cx
+        .config
+        .initial_rebalance_delay_ms
+        .min(rebalance_timeout)
+        .max(0);
+    g.join_timer = Some(if was_empty && delay > 0 {
+        JoinTimer::Initial {
+            deadline: cx.now + delay,
+            remaining_ms: rebalance_timeout - delay,
+        }
+    } else {
+        JoinTimer::Rebalance {
+            deadline: cx.now + rebalance_timeout,
+        }
+    });
+    g.new_member_added = false;
+}
+
+fn try_complete_join(g: &mut Group, cx: &mut Cx<'_>) {
+    if g.is_in(GroupState::PreparingRebalance)
+        && matches!(g.join_timer, Some(JoinTimer::Rebalance { .. }))
+        && g.pending_members.is_empty()
+        && g.members.values().all(|m| m.awaiting_join.is_some())
+    {
+        complete_join(g, cx);
+    }
+}
+
+/// Ends the join phase: drops dynamic members that did not rejoin, starts the
+/// next generation and answers the held JoinGroups.
+fn complete_join(g: &mut Group, cx: &mut Cx<'_>) {
+    assert!(g.is_in(GroupState::PreparingRebalance));
+    let gone: Vec<String> = g
+        .members
+        .values()
+        .filter(|m| m.instance_id.is_none() && m.awaiting_join.is_none())
+        .map(|m| m.id.clone())
+        .collect();
+    for id in gone {
+        tracing::debug!(group = %g.id, member = %id, "member did not rejoin in time");
+        remove_member(g, &id, cx);
+    }
+    g.join_timer = None;
+    let rebalance_timeout = g.rebalance_timeout_ms();
+    if !g.members.is_empty() && g.members.values().all(|m| m.awaiting_join.is_none()) {
+        // Only static members that did not rejoin are left: wait for them
+        // to rejoin or for their sessions to expire.
+        g.join_timer = Some(JoinTimer::Rebalance {
+            deadline: cx.now + rebalance_timeout.max(1),
+        });
+        return;
+    }
+    let leader_joined = g
+        .leader
+        .as_ref()
+        .and_then(|l| g.members.get(l))
+        .is_some_and(|m| m.awaiting_join.is_some());
+    if !leader_joined {
+        g.leader = g.first_member(|m| m.awaiting_join.is_some());
+    }
+    g.generation = g.generation.wrapping_add(1);
+    if g.members.is_empty() {
+        g.protocol_name = None;
+        g.leader = None;
+        g.transition(GroupState::Empty, cx.now);
+        cx.out.records.push(group_record(g));
+        return;
+    }
+    g.protocol_name = g.select_protocol();
+    g.transition(GroupState::CompletingRebalance, cx.now);
+    g.pending_sync = g.members.keys().cloned().collect();
+    g.sync_deadline = Some(cx.now + rebalance_timeout);
+    let leader = g.leader.clone().unwrap_or_default();
+    let for_leader = join_success(g, &leader, true, None);
+    let for_followers = join_success(g, "", false, None);
+    for m in g.members.values_mut() {
+        if let Some(r) = m.awaiting_join.take() {
+            let mut resp = if m.id == leader {
+                for_leader.clone()
+            } else {
+                for_followers.clone()
+            };
+            resp.member_id = m.id.clone();
+            cx.out.respond(r, Response::Join(resp));
+        }
+        m.session_deadline = cx.now + i64::from(m.session_timeout_ms);
+    }
+}
+
+/// Removes a member without state transitions; held requests get UNKNOWN_MEMBER_ID.
+fn remove_member(g: &mut Group, id: &str, cx: &mut Cx<'_>) {
+    let Some(m) = g.members.remove(id) else {
+        return;
+    };
+    if let Some(r) = m.awaiting_join {
+        cx.join_error(r, ErrorCode::UnknownMemberId, id);
+    }
+    if let Some(r) = m.awaiting_sync {
+        cx.sync_error(r, ErrorCode::UnknownMemberId);
+    }
+    if let Some(instance) = &m.instance_id {
+        if g.static_members.get(instance).map(String::as_str) == Some(id) {
+            g.static_members.remove(instance);
+        }
+    }
+    g.pending_sync.remove(id);
+    if g.pending_sync.is_empty() {
+        g.sync_deadline = None;
+    }
+    if g.leader.as_deref() == Some(id) {
+        g.leader = g.first_member(|_| true);
+    }
+}
+
+/// Removes a member and rebalances (or completes a join phase waiting for it).
+fn remove_member_and_update(g: &mut Group, id: &str, cx: &mut Cx<'_>) {
+    remove_member(g, id, cx);
+    match g.state {
+        GroupState::Stable | GroupState::CompletingRebalance => {
+            prepare_rebalance(g, cx);
+            try_complete_join(g, cx);
+        }
+        GroupState::PreparingRebalance => try_complete_join(g, cx),
+        GroupState::Empty | GroupState::Dead => {}
+    }
+}
+
+fn leave_member(g: &mut Group, lm: &LeaveMember, cx: &mut Cx<'_>) -> ErrorCode {
+    if lm.member_id.is_empty() {
+        let target = lm
+            .group_instance_id
+            .as_ref()
+            .and_then(|i| g.static_members.get(i))
+            .cloned();
+        return match target {
+            Some(id) => {
+                remove_member_and_update(g, &id, cx);
+                ErrorCode::None
+            }
+            None => ErrorCode::UnknownMemberId,
+        };
+    }
+    if g.is_fenced(&lm.member_id, lm.group_instance_id.as_deref()) {
+        return ErrorCode::FencedInstanceId;
+    }
+    if g.pending_members.remove(&lm.member_id).is_some() {
+        try_complete_join(g, cx);
+        return ErrorCode::None;
+    }
+    if !g.members.contains_key(&lm.member_id) {
+        return ErrorCode::UnknownMemberId;
+    }
+    remove_member_and_update(g, &lm.member_id, cx);
+    ErrorCode::None
+}
+
+fn sync_group(g: &mut Group, req: &SyncRequest, cx: &mut Cx<'_>) {
+    let rid = req.request_id;
+    if g.is_fenced(&req.member_id, req.group_instance_id.as_deref()) {
+        return cx.sync_error(rid, ErrorCode::FencedInstanceId);
+    }
+    if !g.members.contains_key(&req.member_id) {
+        return cx.sync_error(rid, ErrorCode::UnknownMemberId);
+    }
+    if req.generation_id != g.generation {
+        return cx.sync_error(rid, ErrorCode::IllegalGeneration);
+    }
+    if req
+        .protocol_type
+        .as_ref()
+        .is_some_and(|t| g.protocol_type.as_ref() != Some(t))
+        || req
+            .protocol_name
+            .as_ref()
+            .is_some_and(|p| g.protocol_name.as_ref() != Some(p))
+    {
+        return cx.sync_error(rid, ErrorCode::InconsistentGroupProtocol);
+    }
+    let ok = |assignment: Bytes| {
+        Response::Sync(SyncResponse {
+            error: ErrorCode::None,
+            protocol_type: g.protocol_type.clone(),
+            protocol_name: g.protocol_name.clone(),
+            assignment,
+        })
+    };
+    match g.state {
+        GroupState::Empty | GroupState::Dead => cx.sync_error(rid, ErrorCode::UnknownMemberId),
+        GroupState::PreparingRebalance => cx.sync_error(rid, ErrorCode::RebalanceInProgress),
+        GroupState::Stable => {
+            let assignment = g
+                .members
+                .get(&req.member_id)
+                .map(|m| m.assignment.clone())
+                .unwrap_or_default();
+            let resp = ok(assignment);
+            cx.out.respond(rid, resp);
+            mark_synced(g, &req.member_id, cx.now);
+        }
+        GroupState::CompletingRebalance => {
+            mark_synced(g, &req.member_id, cx.now);
+            if let Some(m) = g.members.get_mut(&req.member_id) {
+                if let Some(old) = m.awaiting_sync.replace(rid) {
+                    if old != rid {
+                        cx.sync_error(old, ErrorCode::RebalanceInProgress);
+                    }
+                }
+            }
+            if g.leader.as_deref() != Some(req.member_id.as_str()) {
+                return;
+            }
+            let assignments: BTreeMap<&str, &Bytes> = req
+                .assignments
+                .iter()
+                .map(|(id, a)| (id.as_str(), a))
+                .collect();
+            for m in g.members.values_mut() {
+                m.assignment = assignments
+                    .get(m.id.as_str())
+                    .map(|a| (*a).clone())
+                    .unwrap_or_default();
+            }
+            g.transition(GroupState::Stable, cx.now);
+            cx.out.records.push(group_record(g));
+            let protocol_type = g.protocol_type.clone();
+            let protocol_name = g.protocol_name.clone();
+            for m in g.members.values_mut() {
+                if let Some(r) = m.awaiting_sync.take() {
+                    m.session_deadline = cx.now + i64::from(m.session_timeout_ms);
+                    cx.out.respond(
+                        r,
+                        Response::Sync(SyncResponse {
+                            error: ErrorCode::None,
+                            protocol_type: protocol_type.clone(),
+                            protocol_name: protocol_name.clone(),
+                            assignment: m.assignment.clone(),
+                        }),
+                    );
+                }
+            }
+        }
+    }
+}
+
+fn mark_synced(g: &mut Group, member_id: &str, now: i64) {
+    g.pending_sync.remove(member_id);
+    if g.pending_sync.is_empty() {
+        g.sync_deadline = None;
+    }
+    if let Some(m) = g.members.get_mut(member_id) {
+        m.session_deadline = now + i64::from(m.session_timeout_ms);
+    }
+}
+
+fn tick_group(g: &mut Group, cx: &mut Cx<'_>) -> bool {
+    let now = cx.now;
+    let expired: Vec<String> = g
+        .pending_members
+        .iter()
+        .filter(|(_, d)| **d <= now)
+        .map(|(id, _)| id.clone())
+        .collect();
+    if !expired.is_empty() {
+        for id in &expired {
+            tracing::debug!(group = %g.id, member = %id, "pending member expired");
+            g.pending_members.remove(id);
+        }
+        try_complete_join(g, cx);
+        return true;
+    }
+    let session_expired = g
+        .members
+        .values()
+        .filter(|m| m.awaiting_join.is_none() && m.awaiting_sync.is_none())
+        .filter(|m| m.session_deadline <= now)
+        .min_by_key(|m| m.seq)
+        .map(|m| m.id.clone());
+    if let Some(id) = session_expired {
+        tracing::debug!(group = %g.id, member = %id, "session expired");
+        remove_member_and_update(g, &id, cx);
+        return true;
+    }
+    if g.sync_deadline.is_some_and(|d| d <= now) {
+        g.sync_deadline = None;
+        let late = std::mem::take(&mut g.pending_sync);
+        for id in late {
+            tracing::debug!(group = %g.id, member = %id, "member did not sync in time");
+            remove_member_and_update(g, &id, cx);
+        }
+        return true;
+    }
+    match g.join_timer {
+        Some(t) if t.deadline() <= now => {
+            match t {
+                JoinTimer::Initial {
+                    remaining_ms,
+                    deadline,
+                } if g.new_member_added && remaining_ms > 0 => {
+                    // Extensions count from the expired deadline, so a late
+                    // tick does not stretch the delay.
+                    let delay = cx.config.initial_rebalance_delay_ms.min(remaining_ms);
+                    g.new_member_added = false;
+                    g.join_timer = Some(if delay > 0 {
+                        JoinTimer::Initial {
+                            deadline: deadline + delay,
+                            remaining_ms: remaining_ms - delay,
+                        }
+                    } else {
+                        JoinTimer::Rebalance { deadline }
+                    });
+                }
+                _ => complete_join(g, cx),
+            }
+            true
+        }
+        _ => false,
+    }
+}
+
+fn group_deadline(g: &Group) -> Option<i64> {
+    let sessions = g
+        .members
+        .values()
+        .filter(|m| m.awaiting_join.is_none() && m.awaiting_sync.is_none())
+        .map(|m| m.session_deadline);
+    sessions
+        .chain(g.pending_members.values().copied())
+        .chain(g.sync_deadline)
+        .chain(g.join_timer.map(JoinTimer::deadline))
+        .min()
+}
+
+// ----------------------------------------------------------------------
+// Offsets helpers
+// ----------------------------------------------------------------------
+
+fn all_partitions(topics: &[(String, Vec<CommitPartition>)], error: ErrorCode) -> Vec<TopicResult> {
+    topics
+        .iter()
+        .map(|(name, parts)| TopicResult {
+            name: name.clone(),
+            partitions: parts
+                .iter()
+                .map(|p| PartitionResult {
+                    partition: p.partition,
+                    error,
+                })
+                .collect(),
+        })
+        .collect()
+}
+
+fn commit_partitions(
+    g: &mut Group,
+    topics: &[(String, Vec<CommitPartition>)],
+    now: i64,
+    out: &mut Output,
+) -> Vec<TopicResult> {
+    let mut results = Vec::new();
+    for (topic, parts) in topics {
+        let mut partitions = Vec::new();
+        for p in parts {
+            let metadata = p.metadata.clone().unwrap_or_default();
+            let error = if !fits(topic) {
+                ErrorCode::UnknownTopicOrPartition
+            } else if metadata.len() > MAX_OFFSET_METADATA_BYTES {
+                ErrorCode::OffsetMetadataTooLarge
+            } else {
+                let value = OffsetCommitValue {
+                    offset: p.offset,
+                    leader_epoch: p.leader_epoch,
+                    metadata: metadata.clone(),
+                    commit_timestamp: now,
+                    expire_timestamp: None,
+                };
+                let key = RecordKey::OffsetCommit {
+                    group: g.id.clone(),
+                    topic: topic.clone(),
+                    partition: p.partition,
+                };
+                out.records.push((key.encode(), Some(value.encode())));
+                g.offsets.entry(topic.clone()).or_default().insert(
+                    p.partition,
+                    OffsetEntry {
+                        offset: p.offset,
+                        leader_epoch: p.leader_epoch,
+                        metadata,
+                        commit_timestamp: now,
+                        expire_timestamp: None,
+                    },
+                );
+                ErrorCode::None
+            };
+            partitions.push(PartitionResult {
+                partition: p.partition,
+                error,
+            });
+        }
+        results.push(TopicResult {
+            name: topic.clone(),
+            partitions,
+        });
+    }
+    results
+}
+
+/// Removes one committed offset; true if it existed.
+fn remove_offset(g: &mut Group, topic: &str, partition: i32) -> bool {
+    let Some(parts) = g.offsets.get_mut(topic) else {
+        return false;
+    };
+    let removed = parts.remove(&partition).is_some();
+    if parts.is_empty() {
+        g.offsets.remove(topic);
+    }
+    removed
+}
+
+fn offset_tombstone(group: &str, topic: &str, partition: i32) -> Record {
+    let key = RecordKey::OffsetCommit {
+        group: group.to_owned(),
+        topic: topic.to_owned(),
+        partition,
+    };
+    (key.encode(), None)
+}
+
+fn expired_offsets(g: &Group, now: i64, retention_ms: i64) -> Vec<(String, i32)> {
+    let is_expired = |e: &OffsetEntry, base: i64| match e.expire_timestamp {
+        Some(t) => now >= t,
+        None => now - base >= retention_ms,
+    };
+    let mut expired = Vec::new();
+    let empty = g.is_in(GroupState::Empty);
+    let subscribed = if empty {
+        None
+    } else if g.protocol_type.as_deref() == Some("consumer") && g.is_in(GroupState::Stable) {
+        match g.subscribed_topics() {
+            Some(s) => Some(s),
+            None => return expired,
+        }
+    } else {
+        return expired;
+    };
+    for (topic, parts) in &g.offsets {
+        if subscribed.as_ref().is_some_and(|s| s.contains(topic)) {
+            continue;
+        }
+        for (p, e) in parts {
+            let base = match (empty, g.protocol_type.is_some()) {
+                (true, true) => g.state_timestamp.unwrap_or(e.commit_timestamp),
+                _ => e.commit_timestamp,
+            };
+            if is_expired(e, base) {
+                expired.push((topic.clone(), *p));
+            }
+        }
+    }
+    expired
+}
+
+/// Writes the tombstones of a group being deleted (already removed from the map).
+fn delete_group(g: &mut Group, now: i64, out: &mut Output) {
+    for (topic, parts) in &g.offsets {
+        for p in parts.keys() {
+            out.records.push(offset_tombstone(&g.id, topic, *p));
+        }
+    }
+    g.offsets.clear();
+    out.records.push((
+        RecordKey::GroupMetadata {
+            group: g.id.clone(),
+        }
+        .encode(),
+        None,
+    ));
+    g.transition(GroupState::Dead, now);
+    tracing::debug!(group = %g.id, "group deleted");
+}
+
+// ----------------------------------------------------------------------
+// Group records
+// ----------------------------------------------------------------------
+
+fn group_record(g: &Group) -> Record {
+    let protocol = g.protocol_name.clone();
+    let members = g
+        .members_by_seq()
+        .into_iter()
+        .map(|m| MemberMetadataValue {
+            member_id: m.id.clone(),
+            group_instance_id: m.instance_id.clone(),
+            client_id: m.client_id.clone(),
+            client_host: m.client_host.clone(),
+            rebalance_timeout_ms: m.rebalance_timeout_ms,
+            session_timeout_ms: m.session_timeout_ms,
+            subscription: protocol
+                .as_deref()
+                .map(|p| m.metadata(p))
+                .unwrap_or_default(),
+            assignment: m.assignment.clone(),
+        })
+        .collect();
+    let value = GroupMetadataValue {
+        protocol_type: g.protocol_type.clone().unwrap_or_default(),
+        generation: g.generation,
+        protocol,
+        leader: g.leader.clone(),
+        current_state_timestamp: g.state_timestamp.unwrap_or(-1),
+        members,
+    };
+    let key = RecordKey::GroupMetadata {
+        group: g.id.clone(),
+    };
+    (key.encode(), Some(value.encode()))
+}
+
+fn group_from_record(id: &str, v: GroupMetadataValue, now: i64) -> Group {
+    let mut g = Group::new(id, now);
+    g.protocol_type = (!v.protocol_type.is_empty()).then(|| v.protocol_type.clone());
+    g.generation = v.generation;
+    g.state_timestamp = (v.current_state_timestamp >= 0).then_some(v.current_state_timestamp);
+    // Kafka never writes members without a protocol; such members could not
+    // take part in protocol selection, so they are dropped.
+    let Some(protocol) = v.protocol.filter(|_| !v.members.is_empty()) else {
+        return g;
+    };
+    for (seq, mv) in v.members.into_iter().enumerate() {
+        if let Some(instance) = &mv.group_instance_id {
+            g.static_members
+                .insert(instance.clone(), mv.member_id.clone());
+        }
+        let member = Member {
+            id: mv.member_id.clone(),
+            instance_id: mv.group_instance_id,
+            client_id: mv.client_id,
+            client_host: mv.client_host,
+            session_timeout_ms: mv.session_timeout_ms,
+            rebalance_timeout_ms: mv.rebalance_timeout_ms,
+            protocol_type: v.protocol_type.clone(),
+            protocols: vec![(protocol.clone(), mv.subscription)],
+            assignment: mv.assignment,
+            awaiting_join: None,
+            awaiting_sync: None,
+            session_deadline: now + i64::from(mv.session_timeout_ms),
+            seq: seq as u64,
+        };
+        g.members.insert(mv.member_id, member);
+    }
+    g.next_seq = g.members.len() as u64;
+    g.protocol_name = Some(protocol);
+    g.leader = v
+        .leader
+        .filter(|l| g.members.contains_key(l))
+        .or_else(|| g.first_member(|_| true));
+    g.state = GroupState::Stable;
+    g
+}
+
+#[cfg(test)]
+impl GroupCoordinator {
+    /// Asserts the invariants every group keeps between commands.
+    pub(crate) fn check_invariants(&self) {
+        for (id, g) in &self.groups {
+            assert_eq!(id, &g.id);
+            assert_ne!(g.state, GroupState::Dead, "{id}: dead groups are removed");
+            if g.is_in(GroupState::Empty) {
+                assert!(g.members.is_empty(), "{id}: Empty with members");
+            }
+            if !g.members.is_empty() {
+                let leader = g
+                    .leader
+                    .as_ref()
+                    .expect("a group with members has a leader");
+                assert!(g.members.contains_key(leader), "{id}: leader not a member");
+            }
+            if matches!(
+                g.state,
+                GroupState::Stable | GroupState::CompletingRebalance
+            ) {
+                let p = g.protocol_name.as_ref().expect("protocol selected");
+                assert!(g.members.values().all(|m| m.supports(p)), "{id}: protocol");
+                assert!(!g.members.is_empty(), "{id}: no members");
+            }
+            assert_eq!(
+                g.join_timer.is_some(),
+                g.is_in(GroupState::PreparingRebalance),
+                "{id}: join timer only while preparing"
+            );
+            for (instance, member) in &g.static_members {
+                let m = g.members.get(member).expect("static member exists");
+                assert_eq!(m.instance_id.as_ref(), Some(instance));
+            }
+            for m in g.members.values() {
+                if let Some(i) = &m.instance_id {
+                    assert_eq!(g.static_members.get(i), Some(&m.id));
+                }
+                if m.awaiting_join.is_some() {
+                    assert!(g.is_in(GroupState::PreparingRebalance), "{id}: held join");
+                }
+                if m.awaiting_sync.is_some() {
+                    assert!(g.is_in(GroupState::CompletingRebalance), "{id}: held sync");
+                }
+            }
+            assert!(g.pending_sync.iter().all(|m| g.members.contains_key(m)));
+            assert_eq!(g.sync_deadline.is_some(), !g.pending_sync.is_empty());
+            assert!(g.offsets.values().all(|p| !p.is_empty()));
+        }
+    }
+}

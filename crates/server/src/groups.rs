@@ -1,0 +1,466 @@
+//! Consumer groups: the `__consumer_offsets` topic and one coordinator per partition of it.
+//!
+//! A group lives in partition `abs(java_hash(group_id)) % partitions` of
+//! `__consumer_offsets` (Kafka's placement, so the same group maps to the same partition
+//! number). Each hosted partition has a [`Shard`]: the pure `krust_group::GroupCoordinator`
+//! plus the parked requests waiting for a rebalance. A command runs under the shard's lock:
+//! the coordinator returns records and responses, the records are appended to the
+//! partition (the durable store) and only then are the responses released. On first use a
+//! shard replays its partition to rebuild the groups.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use kafka_protocol::records::{
+    Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+};
+use krust_group::{GroupConfig, GroupCoordinator, Output, RequestId, Response};
+use krust_metadata::controller::{self, Cluster, NewTopic};
+use krust_protocol::ErrorCode;
+use tokio::sync::oneshot;
+use tracing::{error, info, warn};
+use uuid::Uuid;
+
+use crate::broker::{now_ms, Broker};
+use crate::partition::Partition;
+
+/// The internal topic holding group state and committed offsets.
+pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
+/// Kafka's offsets.topic.segment.bytes default.
+const OFFSETS_SEGMENT_BYTES: &str = "104857600";
+/// Longest a request waits for a rebalance beyond its own timeout.
+const PARKED_GRACE: Duration = Duration::from_secs(5);
+/// Largest read while replaying a partition.
+const REPLAY_READ_BYTES: usize = 8 * 1024 * 1024;
+
+/// Java's `String.hashCode` over UTF-16 code units.
+fn java_hash(s: &str) -> i32 {
+    s.encode_utf16()
+        .fold(0i32, |h, c| h.wrapping_mul(31).wrapping_add(i32::from(c)))
+}
+
+/// Kafka's `Utils.abs`.
+fn kafka_abs(n: i32) -> i32 {
+    if n == i32::MIN {
+        0
+    } else {
+        n.abs()
+    }
+}
+
+/// One `__consumer_offsets` partition's coordinator.
+pub struct Shard {
+    partition: Arc<Partition>,
+    state: tokio::sync::Mutex<ShardState>,
+}
+
+struct ShardState {
+    coordinator: GroupCoordinator,
+    parked: HashMap<RequestId, oneshot::Sender<Response>>,
+}
+
+/// All coordinators of this node.
+pub struct GroupManager {
+    config: GroupConfig,
+    shards: Mutex<BTreeMap<i32, Arc<Shard>>>,
+    next_request_id: AtomicU64,
+    warned_replication: AtomicBool,
+}
+
+impl GroupManager {
+    pub fn new(config: GroupConfig) -> GroupManager {
+        GroupManager {
+            config,
+            shards: Mutex::new(BTreeMap::new()),
+            next_request_id: AtomicU64::new(1),
+            warned_replication: AtomicBool::new(false),
+        }
+    }
+
+    /// A fresh request id for a coordinator command.
+    pub fn request_id(&self) -> RequestId {
+        self.next_request_id.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Forgets shards whose partition is no longer hosted (or was recreated).
+    pub fn retain_hosted(&self, broker: &Broker) {
+        let mut shards = self.shards.lock().unwrap_or_else(|e| e.into_inner());
+        shards.retain(|&p, s| {
+            broker
+                .partitions
+                .get(OFFSETS_TOPIC, p)
+                .is_some_and(|hosted| Arc::ptr_eq(&hosted, &s.partition))
+        });
+    }
+
+    fn all_shards(&self) -> Vec<Arc<Shard>> {
+        self.shards
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .cloned()
+            .collect()
+    }
+}
+
+impl Broker {
+    /// The partition of `__consumer_offsets` that coordinates `group_id`, creating the topic
+    /// on first use. `Err` is the error FindCoordinator should answer.
+    pub async fn group_partition(&self, group_id: &str) -> Result<i32, (ErrorCode, String)> {
+        let count = match self.image().topic(OFFSETS_TOPIC) {
+            Some(t) => t.partitions.len() as i32,
+            None => self.create_offsets_topic().await?,
+        };
+        if count <= 0 {
+            return Err((
+                ErrorCode::CoordinatorNotAvailable,
+                "the offsets topic has no partitions".into(),
+            ));
+        }
+        Ok(kafka_abs(java_hash(group_id)) % count)
+    }
+
+    async fn create_offsets_topic(&self) -> Result<i32, (ErrorCode, String)> {
+        let live = self.live_brokers();
+        let rf = self.config.offsets_topic_replication_factor;
+        if rf as usize > live.len() {
+            let msg = format!(
+                "cannot create {OFFSETS_TOPIC}: offsets.topic.replication.factor is {rf} but only {} broker(s) are available; \
+                 consumer groups stay unavailable until enough brokers join, or set offsets.topic.replication.factor={}",
+                live.len(),
+                live.len()
+            );
+            if !self.groups.warned_replication.swap(true, Ordering::Relaxed) {
+                warn!("{msg}");
+            }
+            return Err((ErrorCode::CoordinatorNotAvailable, msg));
+        }
+        let topic = NewTopic {
+            name: OFFSETS_TOPIC.to_string(),
+            num_partitions: self.config.offsets_topic_num_partitions,
+            replication_factor: rf,
+            assignments: vec![],
+            configs: vec![
+                ("cleanup.policy".into(), Some("compact".into())),
+                ("compression.type".into(), Some("producer".into())),
+                ("segment.bytes".into(), Some(OFFSETS_SEGMENT_BYTES.into())),
+            ],
+        };
+        let start = self.placement_start();
+        let outcome = self
+            .control(|image| {
+                if let Some(t) = image.topic(OFFSETS_TOPIC) {
+                    return (vec![], Ok(t.partitions.len() as i32));
+                }
+                let cluster = Cluster {
+                    image,
+                    live_brokers: &live,
+                    default_num_partitions: 1,
+                    default_replication_factor: 1,
+                };
+                let (records, results) = controller::create_topics(
+                    &cluster,
+                    std::slice::from_ref(&topic),
+                    &crate::handlers::validate_topic_config,
+                    &mut Uuid::new_v4,
+                    start,
+                );
+                match results.first() {
+                    Some(r) if r.result.is_ok() => (records, Ok(r.num_partitions)),
+                    Some(r) => (
+                        vec![],
+                        Err((r.result.error, r.result.message.clone().unwrap_or_default())),
+                    ),
+                    None => (
+                        vec![],
+                        Err((ErrorCode::UnknownServerError, "no result".to_string())),
+                    ),
+                }
+            })
+            .await;
+        match outcome {
+            Ok(Ok(n)) => {
+                info!(partitions = n, "created {OFFSETS_TOPIC}");
+                Ok(n)
+            }
+            Ok(Err(e)) => Err(e),
+            Err(e) => Err((ErrorCode::CoordinatorNotAvailable, e.to_string())),
+        }
+    }
+
+    /// The coordinator shard for `group_id`, loading it on first use.
+    pub async fn group_shard(&self, group_id: &str) -> Result<Arc<Shard>, ErrorCode> {
+        let index = match self.image().topic(OFFSETS_TOPIC) {
+            Some(t) if !t.partitions.is_empty() => {
+                kafka_abs(java_hash(group_id)) % t.partitions.len() as i32
+            }
+            _ => return Err(ErrorCode::CoordinatorNotAvailable),
+        };
+        if let Some(s) = self
+            .groups
+            .shards
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&index)
+        {
+            return Ok(s.clone());
+        }
+        let partition = self
+            .partitions
+            .get(OFFSETS_TOPIC, index)
+            .ok_or(ErrorCode::NotCoordinator)?;
+        let shard = Arc::new(load_shard(partition, self.groups.config.clone()));
+        let mut shards = self.groups.shards.lock().unwrap_or_else(|e| e.into_inner());
+        Ok(shards.entry(index).or_insert(shard).clone())
+    }
+
+    /// Runs one coordinator command for `group_id` and waits for its response, which may
+    /// be held until a rebalance completes (at most `wait`). `Err` is a coordinator-level
+    /// error for the handler to answer with.
+    pub async fn group_command(
+        &self,
+        group_id: &str,
+        wait: Duration,
+        command: impl FnOnce(&mut GroupCoordinator, RequestId, i64) -> Output,
+    ) -> Result<Response, ErrorCode> {
+        let shard = self.group_shard(group_id).await?;
+        let id = self.groups.request_id();
+        let rx = {
+            let mut st = shard.state.lock().await;
+            let out = command(&mut st.coordinator, id, now_ms());
+            match deliver(&shard, &mut st, out, Some(id)) {
+                Some(Ok(r)) => return Ok(r),
+                Some(Err(e)) => return Err(e),
+                None => {
+                    let (tx, rx) = oneshot::channel();
+                    st.parked.insert(id, tx);
+                    rx
+                }
+            }
+        };
+        match tokio::time::timeout(wait + PARKED_GRACE, rx).await {
+            Ok(Ok(r)) => Ok(r),
+            Ok(Err(_)) => Err(ErrorCode::CoordinatorNotAvailable),
+            Err(_) => {
+                shard.state.lock().await.parked.remove(&id);
+                Err(ErrorCode::RequestTimedOut)
+            }
+        }
+    }
+
+    /// Reads from the coordinator without changing it.
+    pub async fn group_read<T>(
+        &self,
+        group_id: &str,
+        read: impl FnOnce(&GroupCoordinator) -> T,
+    ) -> Result<T, ErrorCode> {
+        let shard = self.group_shard(group_id).await?;
+        let st = shard.state.lock().await;
+        if st.coordinator.is_loading() {
+            return Err(ErrorCode::CoordinatorLoadInProgress);
+        }
+        Ok(read(&st.coordinator))
+    }
+
+    /// Every loaded coordinator, for ListGroups.
+    pub async fn group_shards_all(&self) -> Vec<Arc<Shard>> {
+        // Make sure every hosted partition's shard is loaded so ListGroups sees all groups.
+        if let Some(t) = self.image().topic(OFFSETS_TOPIC) {
+            let indexes: Vec<i32> = t.partitions.keys().copied().collect();
+            for i in indexes {
+                let loaded = self
+                    .groups
+                    .shards
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .contains_key(&i);
+                if !loaded {
+                    if let Some(partition) = self.partitions.get(OFFSETS_TOPIC, i) {
+                        let shard = Arc::new(load_shard(partition, self.groups.config.clone()));
+                        self.groups
+                            .shards
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .entry(i)
+                            .or_insert(shard);
+                    }
+                }
+            }
+        }
+        self.groups.all_shards()
+    }
+
+    /// Timers: session expiry, rebalance deadlines, offsets retention. Called periodically.
+    pub async fn group_tick(&self, expire_offsets: bool) {
+        let retention_ms = i64::from(self.config.offsets_retention_minutes) * 60_000;
+        for shard in self.groups.all_shards() {
+            let mut st = shard.state.lock().await;
+            let now = now_ms();
+            if st.coordinator.next_deadline().is_some_and(|d| d <= now) {
+                let out = st.coordinator.tick(now);
+                deliver(&shard, &mut st, out, None);
+            }
+            if expire_offsets {
+                let out = st.coordinator.expire_offsets(now, retention_ms);
+                deliver(&shard, &mut st, out, None);
+            }
+        }
+    }
+}
+
+impl Shard {
+    /// Runs a read against this shard's coordinator.
+    pub async fn read<T>(&self, read: impl FnOnce(&GroupCoordinator) -> T) -> T {
+        read(&self.state.lock().await.coordinator)
+    }
+}
+
+/// Persists the output's records, then releases its responses: the one for `mine` is
+/// returned (None if it is still held), the others go to their parked requests. If the
+/// records cannot be written, no response is released: the held requests fail.
+fn deliver(
+    shard: &Shard,
+    st: &mut ShardState,
+    out: Output,
+    mine: Option<RequestId>,
+) -> Option<Result<Response, ErrorCode>> {
+    if !out.records.is_empty() {
+        if let Err(e) = persist(&shard.partition, &out.records) {
+            error!(partition = shard.partition.index, error = %e, "could not write group records");
+            for (id, _) in &out.responses {
+                st.parked.remove(id);
+            }
+            return mine.map(|_| Err(ErrorCode::CoordinatorNotAvailable));
+        }
+    }
+    let mut result = None;
+    for (id, resp) in out.responses {
+        if Some(id) == mine {
+            result = Some(Ok(resp));
+        } else if let Some(tx) = st.parked.remove(&id) {
+            let _ = tx.send(resp);
+        }
+    }
+    result
+}
+
+/// Appends key/value records (None = tombstone) to the partition as one batch.
+fn persist(partition: &Partition, records: &[(Bytes, Option<Bytes>)]) -> anyhow::Result<()> {
+    let now = now_ms();
+    let recs: Vec<Record> = records
+        .iter()
+        .enumerate()
+        .map(|(i, (k, v))| Record {
+            transactional: false,
+            control: false,
+            delete_horizon: false,
+            partition_leader_epoch: -1,
+            producer_id: -1,
+            producer_epoch: -1,
+            timestamp_type: TimestampType::Creation,
+            offset: i as i64,
+            sequence: -1,
+            timestamp: now,
+            key: Some(k.clone()),
+            value: v.clone(),
+            headers: Default::default(),
+        })
+        .collect();
+    let mut buf = BytesMut::new();
+    RecordBatchEncoder::encode(
+        &mut buf,
+        recs.iter(),
+        &RecordEncodeOptions {
+            version: 2,
+            compression: Compression::None,
+        },
+    )?;
+    partition.append(&buf.freeze(), now)?;
+    Ok(())
+}
+
+/// Builds a shard by replaying its partition.
+fn load_shard(partition: Arc<Partition>, config: GroupConfig) -> Shard {
+    let mut coordinator = GroupCoordinator::new(config, rand::random());
+    coordinator.begin_load();
+    let now = now_ms();
+    let (mut next, end) = {
+        let log = partition.read_log();
+        (log.log_start_offset(), partition.high_watermark())
+    };
+    let mut records = 0u64;
+    while next < end {
+        let read = match partition
+            .read_log()
+            .read(next, REPLAY_READ_BYTES, end, true)
+        {
+            Ok(r) if !r.records.is_empty() => r,
+            Ok(_) => break,
+            Err(e) => {
+                error!(partition = partition.index, error = %e, "cannot read {OFFSETS_TOPIC} while loading groups");
+                break;
+            }
+        };
+        let mut bytes = read.records.clone();
+        while !bytes.is_empty() {
+            match RecordBatchDecoder::decode(&mut bytes) {
+                Ok(set) => {
+                    for r in set
+                        .records
+                        .into_iter()
+                        .filter(|r| r.offset >= next && !r.control)
+                    {
+                        if let Some(key) = &r.key {
+                            if let Err(e) = coordinator.replay(key, r.value.as_deref(), now) {
+                                warn!(partition = partition.index, offset = r.offset, error = %e, "skipping an unreadable group record");
+                            }
+                            records += 1;
+                        }
+                    }
+                }
+                Err(e) => {
+                    error!(partition = partition.index, error = %e, "undecodable batch in {OFFSETS_TOPIC}");
+                    break;
+                }
+            }
+        }
+        if read.next_offset <= next {
+            break;
+        }
+        next = read.next_offset;
+    }
+    coordinator.end_load();
+    info!(
+        partition = partition.index,
+        records,
+        groups = coordinator.group_ids().len(),
+        "loaded consumer groups"
+    );
+    Shard {
+        partition,
+        state: tokio::sync::Mutex::new(ShardState {
+            coordinator,
+            parked: HashMap::new(),
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn placement_matches_kafka() {
+        assert_eq!(java_hash(""), 0);
+        assert_eq!(java_hash("a"), 97);
+        assert_eq!(java_hash("ab"), 97 * 31 + 98);
+        assert_eq!(java_hash("hello"), 99162322);
+        // Characters outside the BMP count as two UTF-16 units, as in Java.
+        assert_eq!(java_hash("\u{1F600}"), 0xD83D * 31 + 0xDE00);
+        assert_eq!(kafka_abs(i32::MIN), 0);
+        assert_eq!(kafka_abs(-5), 5);
+    }
+}

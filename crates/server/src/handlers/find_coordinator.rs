@@ -1,0 +1,64 @@
+//! FindCoordinator (10): the node coordinating a group (v0-3 one key, v4 a batch of keys).
+//! The first request creates `__consumer_offsets`. Transaction coordinators are not
+//! offered: transactions are not implemented.
+
+use kafka_protocol::messages::find_coordinator_response::Coordinator;
+use kafka_protocol::messages::{BrokerId, FindCoordinatorRequest, FindCoordinatorResponse};
+use krust_protocol::ErrorCode;
+
+use super::sb;
+use crate::broker::Broker;
+
+const KEY_GROUP: i8 = 0;
+
+pub async fn handle(
+    broker: &Broker,
+    req: FindCoordinatorRequest,
+    version: i16,
+) -> FindCoordinatorResponse {
+    let keys: Vec<String> = if version >= 4 {
+        req.coordinator_keys.iter().map(|k| k.to_string()).collect()
+    } else {
+        vec![req.key.to_string()]
+    };
+    let (host, port) = broker.advertised_endpoint();
+    let mut coordinators = Vec::new();
+    for key in keys {
+        let mut c = Coordinator::default()
+            .with_key(sb(key.clone()))
+            .with_node_id(BrokerId(-1))
+            .with_host(sb(""))
+            .with_port(-1);
+        let result = if req.key_type != KEY_GROUP {
+            Err((
+                ErrorCode::CoordinatorNotAvailable,
+                "transactions are not supported by this broker".to_string(),
+            ))
+        } else {
+            broker.group_partition(&key).await.map(|_| ())
+        };
+        match result {
+            Ok(()) => {
+                c.node_id = BrokerId(broker.node_id);
+                c.host = sb(host.clone());
+                c.port = port;
+            }
+            Err((code, message)) => {
+                c.error_code = code.code();
+                c.error_message = Some(sb(message));
+            }
+        }
+        coordinators.push(c);
+    }
+    let mut resp = FindCoordinatorResponse::default();
+    if version >= 4 {
+        resp.coordinators = coordinators;
+    } else if let Some(c) = coordinators.into_iter().next() {
+        resp.error_code = c.error_code;
+        resp.error_message = c.error_message;
+        resp.node_id = c.node_id;
+        resp.host = c.host;
+        resp.port = c.port;
+    }
+    resp
+}

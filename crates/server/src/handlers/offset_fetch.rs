@@ -1,0 +1,128 @@
+//! OffsetFetch (9): committed offsets of one group (v1-7) or of several (v8+).
+
+use kafka_protocol::messages::offset_fetch_response::{
+    OffsetFetchResponseGroup, OffsetFetchResponsePartition, OffsetFetchResponsePartitions,
+    OffsetFetchResponseTopic, OffsetFetchResponseTopics,
+};
+use kafka_protocol::messages::{GroupId, OffsetFetchRequest, OffsetFetchResponse, TopicName};
+use krust_group::FetchedPartition;
+
+use super::sb;
+use crate::broker::Broker;
+
+type Fetched = Result<Vec<(String, Vec<FetchedPartition>)>, i16>;
+
+async fn fetch(
+    broker: &Broker,
+    group_id: &str,
+    topics: Option<Vec<(String, Vec<i32>)>>,
+) -> Fetched {
+    let req = krust_group::OffsetFetchRequest {
+        group_id: group_id.to_string(),
+        topics,
+    };
+    match broker.group_read(group_id, |c| c.fetch_offsets(&req)).await {
+        Ok(r) if r.error.is_ok() => Ok(r.topics),
+        Ok(r) => Err(r.error.code()),
+        Err(code) => Err(code.code()),
+    }
+}
+
+pub async fn handle(broker: &Broker, req: OffsetFetchRequest, version: i16) -> OffsetFetchResponse {
+    let mut resp = OffsetFetchResponse::default();
+    if version >= 8 {
+        for g in &req.groups {
+            let topics = g.topics.as_ref().map(|ts| {
+                ts.iter()
+                    .map(|t| (t.name.to_string(), t.partition_indexes.clone()))
+                    .collect()
+            });
+            let mut out = OffsetFetchResponseGroup::default()
+                .with_group_id(GroupId(sb(g.group_id.to_string())));
+            match fetch(broker, &g.group_id, topics).await {
+                Ok(topics) => {
+                    out.topics = topics
+                        .into_iter()
+                        .map(|(name, parts)| {
+                            OffsetFetchResponseTopics::default()
+                                .with_name(TopicName(sb(name)))
+                                .with_partitions(
+                                    parts
+                                        .into_iter()
+                                        .map(|p| {
+                                            OffsetFetchResponsePartitions::default()
+                                                .with_partition_index(p.partition)
+                                                .with_committed_offset(p.offset)
+                                                .with_committed_leader_epoch(p.leader_epoch)
+                                                .with_metadata(Some(sb(p.metadata)))
+                                                .with_error_code(p.error.code())
+                                        })
+                                        .collect(),
+                                )
+                        })
+                        .collect();
+                }
+                Err(code) => out.error_code = code,
+            }
+            resp.groups.push(out);
+        }
+        return resp;
+    }
+    let topics = req.topics.as_ref().map(|ts| {
+        ts.iter()
+            .map(|t| (t.name.to_string(), t.partition_indexes.clone()))
+            .collect()
+    });
+    match fetch(broker, &req.group_id, topics).await {
+        Ok(topics) => {
+            resp.topics = topics
+                .into_iter()
+                .map(|(name, parts)| {
+                    OffsetFetchResponseTopic::default()
+                        .with_name(TopicName(sb(name)))
+                        .with_partitions(
+                            parts
+                                .into_iter()
+                                .map(|p| {
+                                    OffsetFetchResponsePartition::default()
+                                        .with_partition_index(p.partition)
+                                        .with_committed_offset(p.offset)
+                                        .with_committed_leader_epoch(p.leader_epoch)
+                                        .with_metadata(Some(sb(p.metadata)))
+                                        .with_error_code(p.error.code())
+                                })
+                                .collect(),
+                        )
+                })
+                .collect();
+        }
+        Err(code) => {
+            if version >= 2 {
+                resp.error_code = code;
+            } else {
+                // v1 has no top-level error: report it on every requested partition.
+                resp.topics = req
+                    .topics
+                    .iter()
+                    .flatten()
+                    .map(|t| {
+                        OffsetFetchResponseTopic::default()
+                            .with_name(t.name.clone())
+                            .with_partitions(
+                                t.partition_indexes
+                                    .iter()
+                                    .map(|&p| {
+                                        OffsetFetchResponsePartition::default()
+                                            .with_partition_index(p)
+                                            .with_committed_offset(-1)
+                                            .with_error_code(code)
+                                    })
+                                    .collect(),
+                            )
+                    })
+                    .collect();
+            }
+        }
+    }
+    resp
+}
