@@ -1,10 +1,13 @@
 //! `krust`: the broker, the controller and the command-line tools in one binary.
 
+use std::ffi::OsString;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use krust_server::config::ServerConfig;
+
+mod tools;
 
 #[derive(Parser)]
 #[command(
@@ -36,6 +39,53 @@ enum Command {
     Storage {
         #[command(subcommand)]
         command: StorageCommand,
+    },
+    /// Create, list, describe, alter and delete topics (kafka-topics).
+    #[command(disable_help_flag = true)]
+    Topics {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<OsString>,
+    },
+    /// Write stdin lines to a topic (kafka-console-producer).
+    #[command(disable_help_flag = true)]
+    ConsoleProducer {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<OsString>,
+    },
+    /// Print a topic's records (kafka-console-consumer).
+    #[command(disable_help_flag = true)]
+    ConsoleConsumer {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<OsString>,
+    },
+    /// Describe and alter topic and broker configs (kafka-configs).
+    #[command(disable_help_flag = true)]
+    Configs {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<OsString>,
+    },
+    /// Print partition offsets (kafka-get-offsets).
+    #[command(disable_help_flag = true)]
+    GetOffsets {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<OsString>,
+    },
+    /// Delete records before given offsets (kafka-delete-records).
+    #[command(disable_help_flag = true)]
+    DeleteRecords {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<OsString>,
+    },
+    /// Print the cluster id (kafka-cluster cluster-id).
+    #[command(disable_help_flag = true)]
+    ClusterId {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<OsString>,
+    },
+    /// Create kafka-*.sh symlinks to this binary in a directory.
+    InstallAliases {
+        /// The directory for the links (created if missing).
+        dir: PathBuf,
     },
 }
 
@@ -77,11 +127,40 @@ fn init_logging(level: Option<&str>) {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    init_logging(cli.log_level.as_deref());
+    let argv = match tools::aliases::rewrite(std::env::args_os().collect()) {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("Error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let cli = Cli::parse_from(argv);
+    let is_tool = !matches!(
+        cli.command,
+        Command::Server { .. } | Command::Storage { .. }
+    );
+    let level = match (&cli.log_level, is_tool) {
+        (Some(l), _) => Some(l.clone()),
+        // Tools keep stderr for their own messages unless asked for logs.
+        (None, true) if std::env::var("KRUST_LOG").is_err() => Some("warn".to_string()),
+        (None, _) => None,
+    };
+    init_logging(level.as_deref());
     let result = match cli.command {
         Command::Server { config, overrides } => run_server(config, overrides),
         Command::Storage { command } => storage(command),
+        Command::Topics { args } => return tools::topics::run(args),
+        Command::ConsoleProducer { args } => return tools::console_producer::run(args),
+        Command::ConsoleConsumer { args } => return tools::console_consumer::run(args),
+        Command::Configs { args } => return tools::configs::run(args),
+        Command::GetOffsets { args } => return tools::get_offsets::run(args),
+        Command::DeleteRecords { args } => return tools::delete_records::run(args),
+        Command::ClusterId { args } => return tools::cluster_id::run(args),
+        Command::InstallAliases { dir } => tools::aliases::install(&dir).map(|links| {
+            for l in links {
+                println!("{}", l.display());
+            }
+        }),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

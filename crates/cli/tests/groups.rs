@@ -318,3 +318,49 @@ async fn default_offsets_replication_factor_on_one_broker_explains_itself() {
         .count();
     assert_eq!(explained, 1, "logged once");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn consumer_offsets_stay_small_under_many_commits() {
+    let mut node = start(&[
+        "group.initial.rebalance.delay.ms=0",
+        "offsets.topic.num.partitions=1",
+        "offsets.topic.segment.bytes=20000",
+    ]);
+    create_topic(&node, "busy", 1, &[]).await;
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", node.bootstrap())
+        .set("group.id", "committer")
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("consumer");
+    for i in 0..3000i64 {
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition_offset("busy", 0, Offset::Offset(i))
+            .expect("tpl");
+        consumer.commit(&tpl, CommitMode::Sync).expect("commit");
+    }
+    let dir = node.partition_dir("__consumer_offsets", 0);
+    let size = || -> u64 {
+        std::fs::read_dir(&dir)
+            .expect("dir")
+            .filter_map(Result::ok)
+            .filter(|e| e.path().extension().is_some_and(|x| x == "log"))
+            .map(|e| e.metadata().map(|m| m.len()).unwrap_or(0))
+            .sum()
+    };
+    // 3000 commits wrote far more than 20 KB; compaction keeps the partition small.
+    wait_for("__consumer_offsets to be compacted", WAIT, || {
+        (size() < 100_000).then_some(())
+    });
+    node.kill9();
+    node.restart();
+    let mut want = TopicPartitionList::new();
+    want.add_partition("busy", 0);
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", node.bootstrap())
+        .set("group.id", "committer")
+        .create()
+        .expect("consumer");
+    let committed = consumer.committed_offsets(want, WAIT).expect("committed");
+    assert_eq!(committed.elements()[0].offset(), Offset::Offset(2999));
+}

@@ -68,7 +68,9 @@ fn batch(values: &[&str]) -> BytesMut {
             producer_epoch: -1,
             timestamp_type: TimestampType::Creation,
             offset: i as i64,
-            sequence: -1,
+            // One batch: the encoder splits wherever offset - sequence changes, and a
+            // base sequence of -1 marks a batch without a producer.
+            sequence: i as i32 - 1,
             timestamp: 1,
             key: None,
             value: Some(bytes::Bytes::copy_from_slice(v.as_bytes())),

@@ -245,7 +245,7 @@ impl GroupCoordinator {
     pub fn join(&mut self, req: JoinRequest, now_ms: i64) -> Output {
         let mut out = Output::default();
         let rid = req.request_id;
-        let err = self.check_group_id(&req.group_id);
+        let err = self.join_check(&req);
         if !err.is_ok() {
             out.respond(
                 rid,
@@ -253,47 +253,7 @@ impl GroupCoordinator {
             );
             return out;
         }
-        if req.session_timeout_ms < self.config.min_session_timeout_ms
-            || req.session_timeout_ms > self.config.max_session_timeout_ms
-        {
-            out.respond(
-                rid,
-                Response::Join(JoinResponse::error(
-                    ErrorCode::InvalidSessionTimeout,
-                    &req.member_id,
-                )),
-            );
-            return out;
-        }
-        let field_error = if [&req.member_id, &req.client_id, &req.client_host]
-            .into_iter()
-            .chain(&req.group_instance_id)
-            .any(|s| !fits(s))
-        {
-            ErrorCode::InvalidRequest
-        } else if !fits(&req.protocol_type) || req.protocols.iter().any(|(n, _)| !fits(n)) {
-            ErrorCode::InconsistentGroupProtocol
-        } else {
-            ErrorCode::None
-        };
-        if !field_error.is_ok() {
-            out.respond(
-                rid,
-                Response::Join(JoinResponse::error(field_error, &req.member_id)),
-            );
-            return out;
-        }
         let existed = self.groups.contains_key(&req.group_id);
-        if !existed && !req.member_id.is_empty() {
-            out.respond(
-                rid,
-                Response::Join(JoinResponse::error(
-                    ErrorCode::UnknownMemberId,
-                    &req.member_id,
-                )),
-            );
-            return out;
-        }
         let group_id = req.group_id.clone();
         let g = self
             .groups
@@ -310,6 +270,33 @@ impl GroupCoordinator {
             self.groups.remove(&group_id);
         }
         out
+    }
+
+    /// The JoinGroup checks made before the group is looked at or created.
+    fn join_check(&self, req: &JoinRequest) -> ErrorCode {
+        let err = self.check_group_id(&req.group_id);
+        if !err.is_ok() {
+            return err;
+        }
+        if req.session_timeout_ms < self.config.min_session_timeout_ms
+            || req.session_timeout_ms > self.config.max_session_timeout_ms
+        {
+            return ErrorCode::InvalidSessionTimeout;
+        }
+        if [&req.member_id, &req.client_id, &req.client_host]
+            .into_iter()
+            .chain(&req.group_instance_id)
+            .any(|s| !fits(s))
+        {
+            return ErrorCode::InvalidRequest;
+        }
+        if !fits(&req.protocol_type) || req.protocols.iter().any(|(n, _)| !fits(n)) {
+            return ErrorCode::InconsistentGroupProtocol;
+        }
+        if !self.groups.contains_key(&req.group_id) && !req.member_id.is_empty() {
+            return ErrorCode::UnknownMemberId;
+        }
+        ErrorCode::None
     }
 
     // ------------------------------------------------------------------
@@ -500,6 +487,39 @@ impl GroupCoordinator {
             GroupState::CompletingRebalance => ErrorCode::RebalanceInProgress,
             GroupState::Empty | GroupState::Dead => ErrorCode::UnknownMemberId,
         }
+    }
+
+    /// Every live group and committed offset as records, as if the log had been compacted
+    /// to its latest values. Replaying these into an empty coordinator yields the same
+    /// groups and offsets; the server writes them to start a fresh, short log.
+    pub fn snapshot_records(&self) -> Vec<Record> {
+        let mut out = Vec::new();
+        for g in self.groups.values() {
+            if g.is_in(GroupState::Dead) {
+                continue;
+            }
+            if g.protocol_type.is_some() || g.generation > 0 {
+                out.push(group_record(g));
+            }
+            for (topic, parts) in &g.offsets {
+                for (partition, e) in parts {
+                    let key = RecordKey::OffsetCommit {
+                        group: g.id.clone(),
+                        topic: topic.clone(),
+                        partition: *partition,
+                    };
+                    let value = OffsetCommitValue {
+                        offset: e.offset,
+                        leader_epoch: e.leader_epoch,
+                        metadata: e.metadata.clone(),
+                        commit_timestamp: e.commit_timestamp,
+                        expire_timestamp: e.expire_timestamp,
+                    };
+                    out.push((key.encode(), Some(value.encode())));
+                }
+            }
+        }
+        out
     }
 
     /// OffsetFetch for one group: -1 / -1 / "" for partitions without a

@@ -211,7 +211,9 @@ pub fn encode_batch(records: &[MetadataRecord], now_ms: i64) -> Result<Bytes, Re
             producer_epoch: -1,
             timestamp_type: TimestampType::Creation,
             offset: i as i64,
-            sequence: -1,
+            // One batch: the encoder splits wherever offset - sequence changes, and a
+            // base sequence of -1 marks a batch without a producer.
+            sequence: i as i32 - 1,
             timestamp: now_ms,
             key: None,
             value: Some(r.encode()),
@@ -324,6 +326,9 @@ mod tests {
     fn batches_round_trip() {
         let recs = all();
         let batch = encode_batch(&recs, 42).expect("batch");
+        // One batch: its Length field covers the whole buffer.
+        let length = i32::from_be_bytes([batch[8], batch[9], batch[10], batch[11]]) as usize;
+        assert_eq!(length + 12, batch.len());
         let back = decode_batches(batch).expect("decode");
         assert_eq!(back.len(), recs.len());
         for (i, (off, r)) in back.iter().enumerate() {

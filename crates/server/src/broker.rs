@@ -63,6 +63,7 @@ pub struct Broker {
     pub logs: LogManager,
     pub partitions: Partitions,
     pub groups: GroupManager,
+    pub metrics: crate::metrics::Metrics,
     controller_lock: tokio::sync::Mutex<()>,
     placement_counter: AtomicUsize,
     /// The reserved block of producer ids: (next to hand out, end exclusive).
@@ -81,6 +82,7 @@ impl Broker {
     ) -> Broker {
         Broker {
             groups: GroupManager::new(group_config(&config)),
+            metrics: crate::metrics::Metrics::default(),
             node_id: config.node_id,
             config,
             cluster_id,

@@ -137,7 +137,6 @@ pub const ACCEPTED_UNUSED_KEYS: &[&str] = &[
     "offsets.load.buffer.size",
     "offsets.retention.check.interval.ms",
     "offsets.topic.compression.codec",
-    "offsets.topic.segment.bytes",
     "principal.builder.class",
     "producer.id.expiration.check.interval.ms",
     "producer.id.expiration.ms",
@@ -335,8 +334,8 @@ const BROKER_KEYS: &[BrokerKeyDef] = &[
     key(
         "http.listener",
         T::String,
-        Some(""),
-        "krust: host:port of the HTTP endpoint for metrics and health; empty disables it.",
+        Some("http://localhost:9644"),
+        "krust: [http://]host:port of the HTTP endpoint serving Prometheus metrics at /metrics; empty disables it. If the port is taken the node starts without it and logs a warning.",
     ),
     key(
         "inter.broker.listener.name",
@@ -505,6 +504,12 @@ const BROKER_KEYS: &[BrokerKeyDef] = &[
         T::Short,
         Some("3"),
         "Replication factor of __consumer_offsets.",
+    ),
+    key(
+        "offsets.topic.segment.bytes",
+        T::Int,
+        Some("104857600"),
+        "Segment size of __consumer_offsets; also how much a partition of it may grow before it is compacted.",
     ),
     key(
         "process.roles",
@@ -760,6 +765,7 @@ pub struct ServerConfig {
     pub min_insync_replicas: i32,
     pub offsets_topic_replication_factor: i16,
     pub offsets_topic_num_partitions: i32,
+    pub offsets_topic_segment_bytes: i32,
     pub transaction_state_log_replication_factor: i16,
     pub transaction_state_log_min_isr: i32,
     pub broker_rack: Option<String>,
@@ -1563,6 +1569,7 @@ fn build(
     let min_insync_replicas = raw.int("min.insync.replicas", 1, 1)?;
     let offsets_topic_replication_factor = raw.short("offsets.topic.replication.factor", 3, 1)?;
     let offsets_topic_num_partitions = raw.int("offsets.topic.num.partitions", 50, 1)?;
+    let offsets_topic_segment_bytes = raw.int("offsets.topic.segment.bytes", 104_857_600, 1)?;
     let transaction_state_log_replication_factor =
         raw.short("transaction.state.log.replication.factor", 3, 1)?;
     let transaction_state_log_min_isr = raw.int("transaction.state.log.min.isr", 2, 1)?;
@@ -1604,7 +1611,7 @@ fn build(
         )));
     }
 
-    let http_listener = match raw.get("http.listener").unwrap_or("") {
+    let http_listener = match raw.get("http.listener").unwrap_or("http://localhost:9644") {
         "" => None,
         v => {
             let addr = v.strip_prefix("http://").unwrap_or(v);
@@ -1940,6 +1947,7 @@ fn build(
         min_insync_replicas,
         offsets_topic_replication_factor,
         offsets_topic_num_partitions,
+        offsets_topic_segment_bytes,
         transaction_state_log_replication_factor,
         transaction_state_log_min_isr,
         broker_rack,
@@ -2135,7 +2143,13 @@ mod tests {
         assert_eq!(c.group_min_session_timeout_ms, 6000);
         assert_eq!(c.group_max_session_timeout_ms, 1_800_000);
         assert_eq!(c.offsets_retention_minutes, 10080);
-        assert_eq!(c.http_listener, None);
+        assert_eq!(
+            c.http_listener,
+            Some(HostPort {
+                host: "localhost".into(),
+                port: 9644
+            })
+        );
         assert_eq!(c.explicit().len(), SINGLE_NODE_DEFAULTS.len());
     }
 

@@ -55,6 +55,21 @@ pub async fn dispatch(
         Err(e) => return Outcome::Close(e.to_string()),
     };
     let key = header.api_key;
+    let started = std::time::Instant::now();
+    let outcome = dispatch_inner(broker, listener, peer, header, frame, out).await;
+    broker.metrics.record_request(key, started.elapsed());
+    outcome
+}
+
+async fn dispatch_inner(
+    broker: &Broker,
+    listener: Listener,
+    peer: std::net::SocketAddr,
+    header: krust_protocol::RequestHeaderInfo,
+    mut frame: Bytes,
+    out: &mut BytesMut,
+) -> Outcome {
+    let key = header.api_key;
     let v = header.api_version;
     let corr = header.correlation_id;
     tracing::trace!(api = ?key, version = v, correlation_id = corr, client_id = ?header.client_id, "request");

@@ -29,8 +29,8 @@ use crate::partition::Partition;
 
 /// The internal topic holding group state and committed offsets.
 pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
-/// Kafka's offsets.topic.segment.bytes default.
-const OFFSETS_SEGMENT_BYTES: &str = "104857600";
+/// Largest batch written when compacting a partition (under message.max.bytes).
+const SNAPSHOT_BATCH_BYTES: usize = 512 * 1024;
 /// Longest a request waits for a rebalance beyond its own timeout.
 const PARKED_GRACE: Duration = Duration::from_secs(5);
 /// Largest read while replaying a partition.
@@ -60,6 +60,8 @@ pub struct Shard {
 struct ShardState {
     coordinator: GroupCoordinator,
     parked: HashMap<RequestId, oneshot::Sender<Response>>,
+    /// Size of the partition right after the last compaction.
+    compacted_size: u64,
 }
 
 /// All coordinators of this node.
@@ -146,7 +148,10 @@ impl Broker {
             configs: vec![
                 ("cleanup.policy".into(), Some("compact".into())),
                 ("compression.type".into(), Some("producer".into())),
-                ("segment.bytes".into(), Some(OFFSETS_SEGMENT_BYTES.into())),
+                (
+                    "segment.bytes".into(),
+                    Some(self.config.offsets_topic_segment_bytes.to_string()),
+                ),
             ],
         };
         let start = self.placement_start();
@@ -161,10 +166,11 @@ impl Broker {
                     default_num_partitions: 1,
                     default_replication_factor: 1,
                 };
+                // The internal topic's settings come from validated broker config.
                 let (records, results) = controller::create_topics(
                     &cluster,
                     std::slice::from_ref(&topic),
-                    &crate::handlers::validate_topic_config,
+                    &|_, _| Ok(()),
                     &mut Uuid::new_v4,
                     start,
                 );
@@ -307,6 +313,13 @@ impl Broker {
                 let out = st.coordinator.expire_offsets(now, retention_ms);
                 deliver(&shard, &mut st, out, None);
             }
+            let threshold =
+                (self.config.offsets_topic_segment_bytes.max(1) as u64).max(2 * st.compacted_size);
+            if shard.partition.read_log().size_bytes() > threshold {
+                if let Err(e) = compact(&shard.partition, &mut st) {
+                    warn!(partition = shard.partition.index, error = %e, "compacting {OFFSETS_TOPIC} failed");
+                }
+            }
         }
     }
 }
@@ -347,8 +360,56 @@ fn deliver(
     result
 }
 
+/// Keeps a `__consumer_offsets` partition from growing without bound: writes the current
+/// groups and offsets as fresh records, then moves the log start to them. Everything
+/// before is superseded (tombstoned keys simply do not reappear); whole segments below the
+/// new start are deleted. A crash between the two steps leaves history followed by the
+/// snapshot, which replays to the same state.
+fn compact(partition: &Partition, st: &mut ShardState) -> anyhow::Result<()> {
+    let records = st.coordinator.snapshot_records();
+    let before = partition.read_log().size_bytes();
+    // The snapshot starts a segment of its own, so every older segment can go.
+    partition.write_log().roll_now()?;
+    let mut first_offset = None;
+    let mut chunk: Vec<(Bytes, Option<Bytes>)> = Vec::new();
+    let mut chunk_bytes = 0;
+    let flush =
+        |chunk: &mut Vec<(Bytes, Option<Bytes>)>, first: &mut Option<i64>| -> anyhow::Result<()> {
+            if !chunk.is_empty() {
+                let offset = persist_at(partition, chunk)?;
+                first.get_or_insert(offset);
+                chunk.clear();
+            }
+            Ok(())
+        };
+    for r in records {
+        chunk_bytes += r.0.len() + r.1.as_ref().map_or(0, Bytes::len) + 32;
+        chunk.push(r);
+        if chunk_bytes >= SNAPSHOT_BATCH_BYTES {
+            flush(&mut chunk, &mut first_offset)?;
+            chunk_bytes = 0;
+        }
+    }
+    flush(&mut chunk, &mut first_offset)?;
+    let start = first_offset.unwrap_or_else(|| partition.high_watermark());
+    partition.write_log().delete_records_before(start)?;
+    st.compacted_size = partition.read_log().size_bytes();
+    info!(
+        partition = partition.index,
+        before_bytes = before,
+        after_bytes = st.compacted_size,
+        "compacted {OFFSETS_TOPIC}"
+    );
+    Ok(())
+}
+
 /// Appends key/value records (None = tombstone) to the partition as one batch.
 fn persist(partition: &Partition, records: &[(Bytes, Option<Bytes>)]) -> anyhow::Result<()> {
+    persist_at(partition, records).map(|_| ())
+}
+
+/// Like [`persist`], returning the offset of the first record.
+fn persist_at(partition: &Partition, records: &[(Bytes, Option<Bytes>)]) -> anyhow::Result<i64> {
     let now = now_ms();
     let recs: Vec<Record> = records
         .iter()
@@ -362,7 +423,9 @@ fn persist(partition: &Partition, records: &[(Bytes, Option<Bytes>)]) -> anyhow:
             producer_epoch: -1,
             timestamp_type: TimestampType::Creation,
             offset: i as i64,
-            sequence: -1,
+            // One batch: the encoder splits wherever offset - sequence changes, and a
+            // base sequence of -1 marks a batch without a producer.
+            sequence: i as i32 - 1,
             timestamp: now,
             key: Some(k.clone()),
             value: v.clone(),
@@ -378,8 +441,7 @@ fn persist(partition: &Partition, records: &[(Bytes, Option<Bytes>)]) -> anyhow:
             compression: Compression::None,
         },
     )?;
-    partition.append(&buf.freeze(), now)?;
-    Ok(())
+    Ok(partition.append(&buf.freeze(), now)?.first_offset)
 }
 
 /// Builds a shard by replaying its partition.
@@ -444,6 +506,7 @@ fn load_shard(partition: Arc<Partition>, config: GroupConfig) -> Shard {
         state: tokio::sync::Mutex::new(ShardState {
             coordinator,
             parked: HashMap::new(),
+            compacted_size: 0,
         }),
     }
 }

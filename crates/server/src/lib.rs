@@ -13,6 +13,7 @@ pub mod groups;
 pub mod handlers;
 pub mod meta_properties;
 pub mod metadata_log;
+pub mod metrics;
 pub mod network;
 pub mod partition;
 pub mod server;

@@ -63,6 +63,7 @@ async fn connection(
     let mut read_buf = BytesMut::with_capacity(READ_CHUNK);
     let mut write_buf = BytesMut::new();
     debug!(%peer, ?kind, "connection opened");
+    broker.metrics.connection_opened();
     'conn: loop {
         // Handle every whole frame already buffered before touching the socket again.
         loop {
@@ -107,6 +108,7 @@ async fn connection(
         }
     }
     debug!(%peer, "connection closed");
+    broker.metrics.connection_closed();
 }
 
 /// Binds a listener, with a message that names the address on failure.

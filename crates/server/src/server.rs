@@ -99,6 +99,14 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<RunningServer> {
         broker.clone(),
         shutdown_rx.clone(),
     )));
+    if let Some(http) = broker.config.http_listener.clone() {
+        let addr = format!("{}:{}", http.host, http.port);
+        tasks.push(tokio::spawn(crate::metrics::serve(
+            broker.clone(),
+            addr,
+            shutdown_rx.clone(),
+        )));
+    }
     info!(node_id = broker.node_id, "krust node started");
     Ok(RunningServer {
         broker,

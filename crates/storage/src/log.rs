@@ -1063,6 +1063,17 @@ impl Log {
         Ok(())
     }
 
+    /// Starts a new active segment at the log end now, unless the active segment is
+    /// empty. Used when everything before this point is about to be superseded.
+    pub fn roll_now(&mut self) -> Result<()> {
+        self.check_open()?;
+        if self.active_segment().size == 0 {
+            return Ok(());
+        }
+        let end = self.log_end_offset();
+        self.roll(end)
+    }
+
     /// Rolls the active segment if it is non-empty and older than `segment_ms`.
     pub fn maybe_roll(&mut self, now_ms: i64) -> Result<()> {
         self.check_open()?;

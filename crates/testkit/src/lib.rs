@@ -97,6 +97,9 @@ impl Node {
             ),
             "--override".into(),
             format!("log.dirs={}", self.data_dir.display()),
+            // Tests that want metrics set their own port.
+            "--override".into(),
+            "http.listener=".into(),
         ];
         for e in &self.extra {
             a.push("--override".into());

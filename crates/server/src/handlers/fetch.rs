@@ -96,6 +96,7 @@ pub async fn handle(broker: &Broker, req: FetchRequest, version: i16) -> FetchRe
             || wanted.is_empty()
         {
             resp.responses = topics;
+            record_bytes_out(broker, &wanted, &resp);
             return resp;
         }
         if tokio::time::timeout_at(deadline, waiter.notified())
@@ -104,8 +105,21 @@ pub async fn handle(broker: &Broker, req: FetchRequest, version: i16) -> FetchRe
         {
             let (topics, _, _) = read_all(&wanted, response_max, version);
             resp.responses = topics;
+            record_bytes_out(broker, &wanted, &resp);
             return resp;
         }
+    }
+}
+
+/// Counts the bytes sent per topic (responses list partitions in `wanted` order).
+fn record_bytes_out(broker: &Broker, wanted: &[Wanted], resp: &FetchResponse) {
+    let sizes = resp.responses.iter().flat_map(|t| {
+        t.partitions
+            .iter()
+            .map(|p| p.records.as_ref().map_or(0, Bytes::len))
+    });
+    for (w, bytes) in wanted.iter().zip(sizes) {
+        broker.metrics.record_fetch(&w.topic, bytes);
     }
 }
 

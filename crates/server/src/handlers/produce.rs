@@ -103,11 +103,18 @@ fn append(
         ));
     }
     match partition.append(records, now) {
-        Ok(a) => Ok((
-            a.first_offset,
-            a.log_append_time,
-            partition.log_start_offset(),
-        )),
+        Ok(a) => {
+            if !a.duplicate {
+                let count = krust_storage::batch::RecordBatch::parse(records)
+                    .map_or(0, |(b, _)| b.records_count().max(0) as u64);
+                broker.metrics.record_produce(topic, records.len(), count);
+            }
+            Ok((
+                a.first_offset,
+                a.log_append_time,
+                partition.log_start_offset(),
+            ))
+        }
         Err(AppendError::Storage(e)) => Err(storage_error(&e)),
         Err(AppendError::Sequence(e)) => {
             let code = match e {

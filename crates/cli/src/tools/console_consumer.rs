@@ -1,0 +1,765 @@
+//! `krust console-consumer` (kafka-console-consumer.sh): fetches a topic's partitions
+//! directly (no consumer group) and prints records in Kafka's `DefaultMessageFormatter`
+//! layout: `[CreateTime:<ts>\t][Partition:<p>\t][Offset:<o>\t][headers\t][key\t]value`, with
+//! Kafka's defaults (`key.separator` tab, `line.separator` newline, `null.literal` `null`).
+//! Ends on Ctrl-C/SIGTERM, `--max-messages` or `--timeout-ms` and prints
+//! `Processed a total of N messages` on stderr.
+
+use std::collections::{BTreeMap, HashMap};
+use std::ffi::OsString;
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use anyhow::bail;
+use bytes::{Buf, Bytes};
+use clap::Parser;
+use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+use kafka_protocol::messages::{BrokerId, FetchRequest, TopicName};
+use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::records::{Record, RecordBatchDecoder, TimestampType};
+use krust_client::{Client, ClientError};
+
+use super::common::{self, ConnectArgs};
+use super::get_offsets::list_offsets;
+use super::topic_filter::TopicFilter;
+
+const OFFSET_OUT_OF_RANGE: i16 = 1;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "kafka-console-consumer",
+    about = "Consume messages from a topic and print them to standard output.",
+    disable_version_flag = true
+)]
+struct Args {
+    #[command(flatten)]
+    connect: ConnectArgs,
+    /// The topic to consume on.
+    #[arg(long, value_name = "topic")]
+    topic: Option<String>,
+    /// Regular expression of the topics to read (internal topics excluded).
+    #[arg(long, value_name = "Java regex (String)")]
+    include: Option<String>,
+    /// The partition to consume from (all partitions if not given).
+    #[arg(long, value_name = "Integer: partition")]
+    partition: Option<i32>,
+    /// The offset to start from: a non-negative number, 'earliest' or 'latest' (default).
+    #[arg(long, value_name = "consume offset")]
+    offset: Option<String>,
+    /// Start with the earliest message present rather than the latest.
+    #[arg(long = "from-beginning")]
+    from_beginning: bool,
+    /// The maximum number of messages to consume before exiting.
+    #[arg(long = "max-messages", value_name = "Integer: num_messages")]
+    max_messages: Option<u64>,
+    /// Exit if no message is available for consumption for this many ms.
+    #[arg(long = "timeout-ms", value_name = "Integer: timeout_ms")]
+    timeout_ms: Option<u64>,
+    /// Formatter properties: print.key, print.offset, print.partition, print.timestamp,
+    /// print.headers, print.value, key.separator, line.separator, headers.separator, null.literal.
+    #[arg(long = "property", value_name = "prop")]
+    property: Vec<String>,
+    /// The formatter class (only Kafka's default formatter is available).
+    #[arg(long, value_name = "class")]
+    formatter: Option<String>,
+    /// Consumer config properties (key=value).
+    #[arg(long = "consumer-property", value_name = "consumer_prop")]
+    consumer_property: Vec<String>,
+    /// Consumer config properties file.
+    #[arg(long = "consumer.config", value_name = "config file")]
+    consumer_config: Option<PathBuf>,
+    /// Consumer group id: consumer groups are not supported by krust yet.
+    #[arg(long, value_name = "consumer group id")]
+    group: Option<String>,
+    /// read_committed or read_uncommitted (default).
+    #[arg(long = "isolation-level", default_value = "read_uncommitted")]
+    isolation_level: String,
+    /// Accepted for compatibility; records are printed as raw bytes.
+    #[arg(long = "key-deserializer")]
+    key_deserializer: Option<String>,
+    /// Accepted for compatibility; records are printed as raw bytes.
+    #[arg(long = "value-deserializer")]
+    value_deserializer: Option<String>,
+}
+
+/// Kafka's `DefaultMessageFormatter`.
+#[derive(Debug, Clone)]
+struct Formatter {
+    print_timestamp: bool,
+    print_key: bool,
+    print_offset: bool,
+    print_partition: bool,
+    print_headers: bool,
+    print_value: bool,
+    key_separator: Vec<u8>,
+    line_separator: Vec<u8>,
+    headers_separator: Vec<u8>,
+    null_literal: Vec<u8>,
+}
+
+impl Formatter {
+    fn from_props(props: &BTreeMap<String, String>) -> Formatter {
+        let flag = |k: &str, default: bool| {
+            props
+                .get(k)
+                .map(|v| v.trim().eq_ignore_ascii_case("true"))
+                .unwrap_or(default)
+        };
+        let bytes = |k: &str, default: &str| {
+            props
+                .get(k)
+                .map(|v| unescape(v))
+                .unwrap_or_else(|| default.as_bytes().to_vec())
+        };
+        Formatter {
+            print_timestamp: flag("print.timestamp", false),
+            print_key: flag("print.key", false),
+            print_offset: flag("print.offset", false),
+            print_partition: flag("print.partition", false),
+            print_headers: flag("print.headers", false),
+            print_value: flag("print.value", true),
+            key_separator: bytes("key.separator", "\t"),
+            line_separator: bytes("line.separator", "\n"),
+            headers_separator: bytes("headers.separator", ","),
+            null_literal: bytes("null.literal", "null"),
+        }
+    }
+
+    fn write(&self, out: &mut Vec<u8>, partition: i32, r: &Record) {
+        let sep = |out: &mut Vec<u8>, column: bool| {
+            if column {
+                out.extend_from_slice(&self.key_separator);
+            } else {
+                out.extend_from_slice(&self.line_separator);
+            }
+        };
+        if self.print_timestamp {
+            let kind = match r.timestamp_type {
+                TimestampType::Creation => "CreateTime",
+                TimestampType::LogAppend => "LogAppendTime",
+            };
+            out.extend_from_slice(format!("{kind}:{}", r.timestamp).as_bytes());
+            sep(
+                out,
+                self.print_partition
+                    || self.print_offset
+                    || self.print_headers
+                    || self.print_key
+                    || self.print_value,
+            );
+        }
+        if self.print_partition {
+            out.extend_from_slice(format!("Partition:{partition}").as_bytes());
+            sep(
+                out,
+                self.print_offset || self.print_headers || self.print_key || self.print_value,
+            );
+        }
+        if self.print_offset {
+            out.extend_from_slice(format!("Offset:{}", r.offset).as_bytes());
+            sep(
+                out,
+                self.print_headers || self.print_key || self.print_value,
+            );
+        }
+        if self.print_headers {
+            if r.headers.is_empty() {
+                out.extend_from_slice(b"NO_HEADERS");
+            } else {
+                for (i, (k, v)) in r.headers.iter().enumerate() {
+                    if i > 0 {
+                        out.extend_from_slice(&self.headers_separator);
+                    }
+                    out.extend_from_slice(k.as_bytes());
+                    out.push(b':');
+                    out.extend_from_slice(v.as_deref().unwrap_or(&self.null_literal));
+                }
+            }
+            sep(out, self.print_key || self.print_value);
+        }
+        if self.print_key {
+            out.extend_from_slice(r.key.as_deref().unwrap_or(&self.null_literal));
+            sep(out, self.print_value);
+        }
+        if self.print_value {
+            out.extend_from_slice(r.value.as_deref().unwrap_or(&self.null_literal));
+            out.extend_from_slice(&self.line_separator);
+        }
+    }
+}
+
+/// Kafka reads separators from properties files, where `\t` and `\n` are escapes; on the
+/// command line a literal backslash sequence is taken the same way.
+fn unescape(s: &str) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        if c == '\\' {
+            match chars.next() {
+                Some('t') => out.push(b'\t'),
+                Some('n') => out.push(b'\n'),
+                Some('r') => out.push(b'\r'),
+                Some('\\') => out.push(b'\\'),
+                Some(o) => {
+                    out.push(b'\\');
+                    let mut b = [0u8; 4];
+                    out.extend_from_slice(o.encode_utf8(&mut b).as_bytes());
+                }
+                None => out.push(b'\\'),
+            }
+        } else {
+            let mut b = [0u8; 4];
+            out.extend_from_slice(c.encode_utf8(&mut b).as_bytes());
+        }
+    }
+    out
+}
+
+/// Where to start a partition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Start {
+    Earliest,
+    Latest,
+    At(i64),
+}
+
+/// What to read: one topic, or every non-internal topic matching an include list.
+enum Selection {
+    Topic(String),
+    Include(TopicFilter),
+}
+
+fn check_args(args: &Args) -> anyhow::Result<(Selection, Start)> {
+    if args.group.is_some() {
+        bail!("Consumer groups are not supported by krust yet: --group cannot be used. Omit --group to read the topic's partitions without a group.");
+    }
+    let selection = match (&args.topic, &args.include) {
+        (Some(t), None) => Selection::Topic(t.clone()),
+        (None, Some(i)) => Selection::Include(TopicFilter::new(i)?),
+        _ => bail!("Exactly one of --include/--topic is required."),
+    };
+    if args.partition.is_some() && args.topic.is_none() {
+        bail!("The topic is required when partition is specified.");
+    }
+    if args.offset.is_some() && args.partition.is_none() {
+        bail!("The partition is required when offset is specified.");
+    }
+    if args.offset.is_some() && args.from_beginning {
+        bail!("Options from-beginning and offset cannot be specified together.");
+    }
+    if let Some(f) = &args.formatter {
+        if !f.ends_with("DefaultMessageFormatter") {
+            bail!(
+                "Formatter {f} is not supported by krust: only the default formatter is available"
+            );
+        }
+    }
+    let start = match args.offset.as_deref() {
+        Some("earliest") => Start::Earliest,
+        Some("latest") => Start::Latest,
+        Some(n) => match n.parse::<i64>() {
+            Ok(v) if v >= 0 => Start::At(v),
+            _ => bail!("The provided offset value '{n}' is incorrect. Valid values are 'earliest', 'latest', or a non-negative long."),
+        },
+        None if args.from_beginning => Start::Earliest,
+        None => Start::Latest,
+    };
+    Ok((selection, start))
+}
+
+pub fn run(args: Vec<OsString>) -> ExitCode {
+    let args: Args = match common::parse_args("kafka-console-consumer", args) {
+        Ok(a) => a,
+        Err(code) => return code,
+    };
+    let (selection, start) = match check_args(&args) {
+        Ok(v) => v,
+        Err(e) => return common::fail("Error: ", &e),
+    };
+    let mut count = 0u64;
+    let result = common::block_on(async {
+        let consume = consume(&args, &selection, start, &mut count);
+        tokio::select! {
+            r = consume => r,
+            () = shutdown_signal() => Ok(()),
+        }
+    })
+    .and_then(|r| r);
+    common::flush_stdout();
+    match result {
+        Ok(()) => {
+            eprintln!("Processed a total of {count} messages");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            let code = common::fail(
+                "ERROR Error processing message, terminating consumer process: ",
+                &e,
+            );
+            eprintln!("Processed a total of {count} messages");
+            code
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    match (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) {
+        (Ok(mut term), Ok(mut int)) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+        }
+        _ => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
+
+struct PartitionState {
+    leader: i32,
+    next: i64,
+}
+
+/// A topic-partition.
+type Tp = (String, i32);
+
+/// The partitions to read, with their leaders, and the topic ids (for Fetch v13+).
+async fn assignment(
+    client: &mut Client,
+    selection: &Selection,
+    partition: Option<i32>,
+) -> anyhow::Result<(BTreeMap<Tp, i32>, HashMap<String, uuid::Uuid>)> {
+    let mut leaders = BTreeMap::new();
+    let mut ids = HashMap::new();
+    match selection {
+        Selection::Topic(topic) => {
+            let (id, parts) = common::topic_partitions(client, topic, false).await?;
+            ids.insert(topic.clone(), id);
+            for p in parts {
+                if partition.is_none_or(|want| want == p.partition) {
+                    leaders.insert((topic.clone(), p.partition), p.leader);
+                }
+            }
+            if let Some(p) = partition {
+                if leaders.is_empty() {
+                    bail!("Partition {topic}-{p} does not exist");
+                }
+            }
+        }
+        Selection::Include(filter) => {
+            let md = client.metadata(None).await?;
+            for t in &md.topics {
+                let Some(name) = t.name.as_ref().map(|n| n.to_string()) else {
+                    continue;
+                };
+                let internal = t.is_internal || common::is_internal_topic(&name);
+                if t.error_code != 0 || internal || !filter.matches(&name) {
+                    continue;
+                }
+                ids.insert(name.clone(), t.topic_id);
+                for p in &t.partitions {
+                    leaders.insert((name.clone(), p.partition_index), p.leader_id.0);
+                }
+            }
+        }
+    }
+    Ok((leaders, ids))
+}
+
+async fn consume(
+    args: &Args,
+    selection: &Selection,
+    start: Start,
+    count: &mut u64,
+) -> anyhow::Result<()> {
+    let mut props = match &args.consumer_config {
+        Some(p) => common::load_properties(p)?,
+        None => BTreeMap::new(),
+    };
+    props.extend(common::parse_key_values(&args.consumer_property)?);
+    let formatter = Formatter::from_props(&common::parse_key_values(&args.property)?);
+    let isolation: i8 = match args.isolation_level.as_str() {
+        "read_uncommitted" => 0,
+        "read_committed" => 1,
+        other => bail!("Invalid value {other} for configuration isolation.level: String must be one of: read_committed, read_uncommitted"),
+    };
+    let mut config = args.connect.client_config("console-consumer")?;
+    if let Some(id) = props.get("client.id") {
+        config.client_id = id.clone();
+    }
+    if props.contains_key("request.timeout.ms") {
+        config.request_timeout = common::client_config_from(&props, "")?.request_timeout;
+    }
+    let mut client = Client::connect(&args.connect.bootstrap_server, config).await?;
+    let (leaders, topic_ids) = assignment(&mut client, selection, args.partition).await?;
+    let mut state: BTreeMap<Tp, PartitionState> = leaders
+        .into_iter()
+        .map(|(tp, leader)| (tp, PartitionState { leader, next: -1 }))
+        .collect();
+    resolve_offsets(&mut client, &mut state, start).await?;
+    let by_id: HashMap<uuid::Uuid, String> =
+        topic_ids.iter().map(|(n, id)| (*id, n.clone())).collect();
+
+    let max = args.max_messages.unwrap_or(u64::MAX);
+    let idle_timeout = args.timeout_ms.map(Duration::from_millis);
+    let mut last_message = Instant::now();
+    let stdout = std::io::stdout();
+    let mut out: Vec<u8> = Vec::with_capacity(64 * 1024);
+    if max == 0 {
+        return Ok(());
+    }
+    loop {
+        let wait = match idle_timeout {
+            Some(t) => {
+                let left = t.saturating_sub(last_message.elapsed());
+                if left.is_zero() {
+                    return Ok(());
+                }
+                left.min(Duration::from_millis(500))
+            }
+            None => Duration::from_millis(500),
+        };
+        if state.is_empty() {
+            // Nothing matched (yet): wait for the idle timeout or a signal.
+            tokio::time::sleep(wait).await;
+            continue;
+        }
+        // leader -> topic -> partitions
+        let mut by_leader: BTreeMap<i32, BTreeMap<String, Vec<i32>>> = BTreeMap::new();
+        for ((t, p), s) in &state {
+            by_leader
+                .entry(s.leader)
+                .or_default()
+                .entry(t.clone())
+                .or_default()
+                .push(*p);
+        }
+        let mut need_metadata = false;
+        let mut reset: Vec<Tp> = Vec::new();
+        for (leader, topics) in by_leader {
+            if leader < 0 {
+                need_metadata = true;
+                continue;
+            }
+            let req = FetchRequest::default()
+                .with_replica_id(BrokerId(-1))
+                .with_max_wait_ms(wait.as_millis() as i32)
+                .with_min_bytes(1)
+                .with_max_bytes(52_428_800)
+                .with_isolation_level(isolation)
+                .with_session_id(0)
+                .with_session_epoch(-1)
+                .with_topics(
+                    topics
+                        .iter()
+                        .map(|(t, parts)| {
+                            FetchTopic::default()
+                                .with_topic(TopicName(StrBytes::from_string(t.clone())))
+                                .with_topic_id(topic_ids.get(t).copied().unwrap_or_default())
+                                .with_partitions(
+                                    parts
+                                        .iter()
+                                        .map(|p| {
+                                            let next = state
+                                                .get(&(t.clone(), *p))
+                                                .map(|s| s.next)
+                                                .unwrap_or(0);
+                                            FetchPartition::default()
+                                                .with_partition(*p)
+                                                .with_fetch_offset(next)
+                                                .with_partition_max_bytes(1_048_576)
+                                        })
+                                        .collect(),
+                                )
+                        })
+                        .collect(),
+                );
+            let resp = match client.send_to(leader, &req).await {
+                Ok(r) => r,
+                Err(e) if e.is_retriable() => {
+                    tracing::debug!("fetch from {leader}: {e}");
+                    need_metadata = true;
+                    continue;
+                }
+                Err(e) => return Err(e.into()),
+            };
+            ClientError::check(resp.error_code, None)?;
+            for t in resp.responses {
+                // Fetch v13+ answers by topic id, older versions by name.
+                let name = if t.topic.is_empty() {
+                    match by_id.get(&t.topic_id) {
+                        Some(n) => n.clone(),
+                        None => continue,
+                    }
+                } else {
+                    t.topic.to_string()
+                };
+                for pd in t.partitions {
+                    let p = pd.partition_index;
+                    let tp = (name.clone(), p);
+                    let Some(s) = state.get_mut(&tp) else {
+                        continue;
+                    };
+                    if pd.error_code == OFFSET_OUT_OF_RANGE {
+                        reset.push(tp);
+                        continue;
+                    }
+                    if let Err(e) = ClientError::check(pd.error_code, None) {
+                        if e.is_retriable() {
+                            need_metadata = true;
+                            continue;
+                        }
+                        return Err(anyhow::Error::new(e).context(format!("{name}-{p}")));
+                    }
+                    let Some(records) = pd.records else {
+                        continue;
+                    };
+                    for r in decode_complete_batches(records, &mut s.next)? {
+                        formatter.write(&mut out, p, &r);
+                        *count += 1;
+                        last_message = Instant::now();
+                        if *count >= max {
+                            write_out(&stdout, &mut out)?;
+                            return Ok(());
+                        }
+                    }
+                }
+            }
+            write_out(&stdout, &mut out)?;
+        }
+        if !reset.is_empty() {
+            // auto.offset.reset: earliest with --from-beginning, else latest (Kafka's default).
+            let policy = if args.from_beginning || start == Start::Earliest {
+                Start::Earliest
+            } else {
+                Start::Latest
+            };
+            let mut sub: BTreeMap<Tp, PartitionState> = BTreeMap::new();
+            for tp in &reset {
+                if let Some(s) = state.get(tp) {
+                    sub.insert(
+                        tp.clone(),
+                        PartitionState {
+                            leader: s.leader,
+                            next: -1,
+                        },
+                    );
+                }
+            }
+            resolve_offsets(&mut client, &mut sub, policy).await?;
+            for (tp, s) in sub {
+                if let Some(st) = state.get_mut(&tp) {
+                    st.next = s.next;
+                }
+            }
+        }
+        if need_metadata {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            if let Ok((leaders, _)) = assignment(&mut client, selection, args.partition).await {
+                for (tp, leader) in leaders {
+                    if let Some(s) = state.get_mut(&tp) {
+                        s.leader = leader;
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn write_out(stdout: &std::io::Stdout, out: &mut Vec<u8>) -> anyhow::Result<()> {
+    if out.is_empty() {
+        return Ok(());
+    }
+    let mut lock = stdout.lock();
+    let r = lock.write_all(out).and_then(|()| lock.flush());
+    out.clear();
+    match r {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {
+            bail!("standard output was closed")
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Sets each partition's start offset from ListOffsets (`At` is used as given).
+async fn resolve_offsets(
+    client: &mut Client,
+    state: &mut BTreeMap<Tp, PartitionState>,
+    start: Start,
+) -> anyhow::Result<()> {
+    let time = match start {
+        Start::At(o) => {
+            for s in state.values_mut() {
+                s.next = o;
+            }
+            return Ok(());
+        }
+        Start::Earliest => -2,
+        Start::Latest => -1,
+    };
+    let mut by_leader: BTreeMap<i32, BTreeMap<String, Vec<i32>>> = BTreeMap::new();
+    for ((t, p), s) in state.iter() {
+        by_leader
+            .entry(s.leader)
+            .or_default()
+            .entry(t.clone())
+            .or_default()
+            .push(*p);
+    }
+    let deadline = Instant::now() + client.config().request_timeout;
+    let mut results: HashMap<Tp, i64> = HashMap::new();
+    for (leader, topics) in by_leader {
+        if leader < 0 {
+            let (t, ps) = topics
+                .iter()
+                .next()
+                .map(|(t, ps)| (t.clone(), ps.clone()))
+                .unwrap_or_default();
+            bail!(
+                "{t}-{} has no leader",
+                ps.first().copied().unwrap_or_default()
+            );
+        }
+        loop {
+            let r = list_offsets(client, leader, &topics, time).await?;
+            let mut retry = false;
+            for ((t, p), res) in r {
+                match res {
+                    Ok(o) => {
+                        results.insert((t, p), o);
+                    }
+                    Err(e) if e.is_retriable() && Instant::now() < deadline => retry = true,
+                    Err(e) => return Err(anyhow::Error::new(e).context(format!("{t}-{p}"))),
+                }
+            }
+            if !retry {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    for (tp, s) in state.iter_mut() {
+        s.next = results.get(tp).copied().unwrap_or(0);
+    }
+    Ok(())
+}
+
+/// Decodes the complete record batches in a fetch response's records (a trailing partial
+/// batch is ignored), returning the records at or after `*next` and advancing `*next` past
+/// every complete batch. Control records are skipped.
+fn decode_complete_batches(mut data: Bytes, next: &mut i64) -> anyhow::Result<Vec<Record>> {
+    let mut out = Vec::new();
+    // Batch header: baseOffset(8) batchLength(4) partitionLeaderEpoch(4) magic(1) crc(4)
+    // attributes(2) lastOffsetDelta(4) ...
+    while data.len() >= 12 {
+        let base = i64::from_be_bytes(data[0..8].try_into().unwrap_or([0; 8]));
+        let len = i32::from_be_bytes(data[8..12].try_into().unwrap_or([0; 4]));
+        let Ok(len) = usize::try_from(len) else {
+            bail!("invalid record batch length {len}");
+        };
+        let total = 12 + len;
+        if data.len() < total {
+            break;
+        }
+        if len < 49 {
+            bail!("record batch too short ({len} bytes)");
+        }
+        let mut batch = data.split_to(total);
+        let last_delta = i32::from_be_bytes(batch[23..27].try_into().unwrap_or([0; 4]));
+        let magic = batch[16];
+        if magic != 2 {
+            bail!("record batch with magic {magic} is not supported");
+        }
+        let set = RecordBatchDecoder::decode(&mut batch)
+            .map_err(|e| anyhow::anyhow!("cannot decode a record batch: {e}"))?;
+        for r in set.records {
+            if r.control || r.offset < *next {
+                continue;
+            }
+            out.push(r);
+        }
+        let after = base.saturating_add(i64::from(last_delta)).saturating_add(1);
+        if after > *next {
+            *next = after;
+        }
+        let _ = batch.remaining();
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(offset: i64, key: Option<&str>, value: &str) -> Record {
+        Record {
+            transactional: false,
+            control: false,
+            delete_horizon: false,
+            partition_leader_epoch: 0,
+            producer_id: -1,
+            producer_epoch: -1,
+            timestamp_type: TimestampType::Creation,
+            offset,
+            sequence: -1,
+            timestamp: 1000,
+            key: key.map(|k| Bytes::copy_from_slice(k.as_bytes())),
+            value: Some(Bytes::copy_from_slice(value.as_bytes())),
+            headers: Default::default(),
+        }
+    }
+
+    #[test]
+    fn formats_like_kafka_default_formatter() {
+        let mut props = BTreeMap::new();
+        for k in [
+            "print.key",
+            "print.offset",
+            "print.partition",
+            "print.timestamp",
+        ] {
+            props.insert(k.to_string(), "true".to_string());
+        }
+        let f = Formatter::from_props(&props);
+        let mut out = Vec::new();
+        f.write(&mut out, 2, &record(5, None, "v"));
+        assert_eq!(
+            String::from_utf8_lossy(&out),
+            "CreateTime:1000\tPartition:2\tOffset:5\tnull\tv\n"
+        );
+        let f = Formatter::from_props(&BTreeMap::new());
+        let mut out = Vec::new();
+        f.write(&mut out, 0, &record(0, Some("k"), "only"));
+        assert_eq!(String::from_utf8_lossy(&out), "only\n");
+    }
+
+    #[test]
+    fn skips_partial_batches_and_records_before_the_fetch_offset() {
+        use kafka_protocol::records::{Compression, RecordBatchEncoder, RecordEncodeOptions};
+        let recs: Vec<Record> = (10..13).map(|o| record(o, None, "x")).collect();
+        let mut buf = bytes::BytesMut::new();
+        let opts = RecordEncodeOptions {
+            version: 2,
+            compression: Compression::None,
+        };
+        RecordBatchEncoder::encode(&mut buf, recs.iter(), &opts).expect("encode");
+        let one = buf.len();
+        RecordBatchEncoder::encode(&mut buf, recs.iter(), &opts).expect("encode");
+        let data = buf.freeze().slice(..one + 20);
+        let mut next = 11;
+        let got = decode_complete_batches(data, &mut next).expect("decode");
+        assert_eq!(
+            got.iter().map(|r| r.offset).collect::<Vec<_>>(),
+            vec![11, 12]
+        );
+        assert_eq!(next, 13);
+    }
+}

@@ -1,0 +1,20 @@
+//! Kafka's command-line tools, as subcommands of the `krust` binary. Each takes the same
+//! flags and prints the same layout as the Kafka script it is named after.
+
+/// `println!` that ends the process quietly (exit 1) when stdout is closed, e.g. `| head`.
+macro_rules! outln {
+    ($($arg:tt)*) => {
+        $crate::tools::common::write_stdout_line(&format!($($arg)*))
+    };
+}
+
+pub mod aliases;
+pub mod cluster_id;
+pub mod common;
+pub mod configs;
+pub mod console_consumer;
+pub mod console_producer;
+pub mod delete_records;
+pub mod get_offsets;
+pub mod topic_filter;
+pub mod topics;
