@@ -7,9 +7,8 @@
 //! in the `__cluster_metadata` log.
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
-use kafka_protocol::records::{
-    Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-};
+use kafka_protocol::records::RecordBatchDecoder;
+use krust_protocol::records::{Compression, NewRecord};
 use uuid::Uuid;
 
 use crate::codec::*;
@@ -199,38 +198,12 @@ impl MetadataRecord {
 /// Builds one uncompressed record batch (base offset 0; the log assigns offsets) holding
 /// `records` in order.
 pub fn encode_batch(records: &[MetadataRecord], now_ms: i64) -> Result<Bytes, RecordError> {
-    let recs: Vec<Record> = records
+    let recs: Vec<NewRecord> = records
         .iter()
-        .enumerate()
-        .map(|(i, r)| Record {
-            transactional: false,
-            control: false,
-            delete_horizon: false,
-            partition_leader_epoch: 0,
-            producer_id: -1,
-            producer_epoch: -1,
-            timestamp_type: TimestampType::Creation,
-            offset: i as i64,
-            // One batch: the encoder splits wherever offset - sequence changes, and a
-            // base sequence of -1 marks a batch without a producer.
-            sequence: i as i32 - 1,
-            timestamp: now_ms,
-            key: None,
-            value: Some(r.encode()),
-            headers: Default::default(),
-        })
+        .map(|r| NewRecord::value(r.encode()))
         .collect();
-    let mut buf = BytesMut::new();
-    RecordBatchEncoder::encode(
-        &mut buf,
-        recs.iter(),
-        &RecordEncodeOptions {
-            version: 2,
-            compression: Compression::None,
-        },
-    )
-    .map_err(|e| RecordError::Batch(e.to_string()))?;
-    Ok(buf.freeze())
+    krust_protocol::records::encode_batch(&recs, now_ms, Compression::None)
+        .map_err(RecordError::Batch)
 }
 
 /// Decodes every metadata record in a buffer of whole batches, with its offset.

@@ -11,6 +11,7 @@
 
 pub mod error;
 pub mod frame;
+pub mod records;
 pub mod versions;
 
 pub use error::ErrorCode;

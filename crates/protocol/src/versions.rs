@@ -77,6 +77,7 @@ pub const SUPPORTED_APIS: &[ApiRange] = &[
     both(ApiKey::CreatePartitions, 0, 3),
     both(ApiKey::IncrementalAlterConfigs, 0, 1),
     both(ApiKey::DescribeCluster, 0, 1),
+    both(ApiKey::DescribeQuorum, 0, 2),
 ];
 
 /// The served range of `key` on `listener`, if krust serves it there.
@@ -118,6 +119,7 @@ mod tests {
             ApiKey::IncrementalAlterConfigs => r!(IncrementalAlterConfigsRequest),
             ApiKey::DescribeCluster => r!(DescribeClusterRequest),
             ApiKey::InitProducerId => r!(InitProducerIdRequest),
+            ApiKey::DescribeQuorum => r!(DescribeQuorumRequest),
             ApiKey::FindCoordinator => r!(FindCoordinatorRequest),
             ApiKey::JoinGroup => r!(JoinGroupRequest),
             ApiKey::SyncGroup => r!(SyncGroupRequest),

@@ -105,6 +105,38 @@ impl Broker {
         vec![self.node_id]
     }
 
+    /// Validates, places and (unless `validate_only`) commits new topics.
+    pub async fn create_topics(
+        &self,
+        topics: &[krust_metadata::controller::NewTopic],
+        validate_only: bool,
+        validate_config: fn(&str, Option<&str>) -> Result<(), String>,
+    ) -> anyhow::Result<Vec<krust_metadata::controller::CreatedTopic>> {
+        let live = self.live_brokers();
+        let start = self.placement_start();
+        let (partitions, replication) = (
+            self.config.num_partitions,
+            self.config.default_replication_factor,
+        );
+        self.control(|image| {
+            let cluster = krust_metadata::controller::Cluster {
+                image,
+                live_brokers: &live,
+                default_num_partitions: partitions,
+                default_replication_factor: replication,
+            };
+            let (records, results) = krust_metadata::controller::create_topics(
+                &cluster,
+                topics,
+                &validate_config,
+                &mut Uuid::new_v4,
+                start,
+            );
+            (if validate_only { Vec::new() } else { records }, results)
+        })
+        .await
+    }
+
     /// Hands out a producer id never used before in this cluster, reserving a new block
     /// through the metadata log when the current one is used up.
     pub async fn allocate_producer_id(&self) -> anyhow::Result<i64> {

@@ -160,6 +160,7 @@ async fn dispatch_inner(
             let resp = handlers::describe_cluster::handle(broker, listener, req, v);
             encode(out, corr, v, &resp)
         }
+        ApiKey::DescribeQuorum => simple!(DescribeQuorumRequest, handlers::describe_quorum::handle),
         ApiKey::FindCoordinator => {
             simple!(FindCoordinatorRequest, handlers::find_coordinator::handle)
         }

@@ -13,16 +13,14 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
-use kafka_protocol::records::{
-    Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-};
+use bytes::Bytes;
+use kafka_protocol::records::RecordBatchDecoder;
 use krust_group::{GroupConfig, GroupCoordinator, Output, RequestId, Response};
-use krust_metadata::controller::{self, Cluster, NewTopic};
+use krust_metadata::controller::NewTopic;
+use krust_protocol::records::{encode_batch, Compression, NewRecord};
 use krust_protocol::ErrorCode;
 use tokio::sync::oneshot;
 use tracing::{error, info, warn};
-use uuid::Uuid;
 
 use crate::broker::{now_ms, Broker};
 use crate::partition::Partition;
@@ -154,39 +152,23 @@ impl Broker {
                 ),
             ],
         };
-        let start = self.placement_start();
+        if let Some(t) = self.image().topic(OFFSETS_TOPIC) {
+            return Ok(t.partitions.len() as i32);
+        }
+        // The internal topic's settings come from validated broker config.
         let outcome = self
-            .control(|image| {
-                if let Some(t) = image.topic(OFFSETS_TOPIC) {
-                    return (vec![], Ok(t.partitions.len() as i32));
-                }
-                let cluster = Cluster {
-                    image,
-                    live_brokers: &live,
-                    default_num_partitions: 1,
-                    default_replication_factor: 1,
-                };
-                // The internal topic's settings come from validated broker config.
-                let (records, results) = controller::create_topics(
-                    &cluster,
-                    std::slice::from_ref(&topic),
-                    &|_, _| Ok(()),
-                    &mut Uuid::new_v4,
-                    start,
-                );
-                match results.first() {
-                    Some(r) if r.result.is_ok() => (records, Ok(r.num_partitions)),
-                    Some(r) => (
-                        vec![],
-                        Err((r.result.error, r.result.message.clone().unwrap_or_default())),
-                    ),
-                    None => (
-                        vec![],
-                        Err((ErrorCode::UnknownServerError, "no result".to_string())),
-                    ),
-                }
-            })
-            .await;
+            .create_topics(std::slice::from_ref(&topic), false, |_, _| Ok(()))
+            .await
+            .map(|results| match results.into_iter().next() {
+                Some(r) if r.result.is_ok() => Ok(r.num_partitions),
+                // Another request created it first.
+                Some(r) if r.result.error == ErrorCode::TopicAlreadyExists => Ok(self
+                    .image()
+                    .topic(OFFSETS_TOPIC)
+                    .map_or(0, |t| t.partitions.len() as i32)),
+                Some(r) => Err((r.result.error, r.result.message.unwrap_or_default())),
+                None => Err((ErrorCode::UnknownServerError, "no result".to_string())),
+            });
         match outcome {
             Ok(Ok(n)) => {
                 info!(partitions = n, "created {OFFSETS_TOPIC}");
@@ -411,37 +393,12 @@ fn persist(partition: &Partition, records: &[(Bytes, Option<Bytes>)]) -> anyhow:
 /// Like [`persist`], returning the offset of the first record.
 fn persist_at(partition: &Partition, records: &[(Bytes, Option<Bytes>)]) -> anyhow::Result<i64> {
     let now = now_ms();
-    let recs: Vec<Record> = records
+    let recs: Vec<NewRecord> = records
         .iter()
-        .enumerate()
-        .map(|(i, (k, v))| Record {
-            transactional: false,
-            control: false,
-            delete_horizon: false,
-            partition_leader_epoch: -1,
-            producer_id: -1,
-            producer_epoch: -1,
-            timestamp_type: TimestampType::Creation,
-            offset: i as i64,
-            // One batch: the encoder splits wherever offset - sequence changes, and a
-            // base sequence of -1 marks a batch without a producer.
-            sequence: i as i32 - 1,
-            timestamp: now,
-            key: Some(k.clone()),
-            value: v.clone(),
-            headers: Default::default(),
-        })
+        .map(|(k, v)| NewRecord::key_value(k.clone(), v.clone()))
         .collect();
-    let mut buf = BytesMut::new();
-    RecordBatchEncoder::encode(
-        &mut buf,
-        recs.iter(),
-        &RecordEncodeOptions {
-            version: 2,
-            compression: Compression::None,
-        },
-    )?;
-    Ok(partition.append(&buf.freeze(), now)?.first_offset)
+    let batch = encode_batch(&recs, now, Compression::None).map_err(anyhow::Error::msg)?;
+    Ok(partition.append(&batch, now)?.first_offset)
 }
 
 /// Builds a shard by replaying its partition.

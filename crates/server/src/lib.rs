@@ -16,6 +16,7 @@ pub mod metadata_log;
 pub mod metrics;
 pub mod network;
 pub mod partition;
+pub mod quorum;
 pub mod server;
 pub mod topic_config;
 

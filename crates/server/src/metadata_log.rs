@@ -16,6 +16,9 @@ use krust_metadata::{MetadataImage, MetadataRecord};
 use krust_storage::{Log, LogConfig};
 use tracing::info;
 
+/// The metadata topic's name.
+pub const METADATA_TOPIC: &str = "__cluster_metadata";
+
 /// Name of the metadata log's partition directory.
 pub const METADATA_DIR_NAME: &str = "__cluster_metadata-0";
 
@@ -74,6 +77,14 @@ impl MetadataLog {
             log: Mutex::new(log),
             image: RwLock::new(Arc::new(image)),
         })
+    }
+
+    /// The offset after the last committed record.
+    pub fn end_offset(&self) -> i64 {
+        self.log
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .log_end_offset()
     }
 
     /// The current image. Cheap: an `Arc` clone.

@@ -296,41 +296,36 @@ pub async fn render(broker: &Broker) -> String {
         0,
     );
 
-    help(
+    let quorum = broker.quorum_status();
+    let own_end = quorum
+        .voters
+        .iter()
+        .chain(&quorum.observers)
+        .find(|r| r.node_id == node)
+        .map_or(-1, |r| r.log_end_offset);
+    gauge_i64(
         &mut out,
         "kafka_server_raft_metrics_current_leader",
-        "gauge",
         "Id of the metadata quorum leader.",
+        i64::from(quorum.leader_id),
     );
-    let _ = writeln!(out, "kafka_server_raft_metrics_current_leader {node}");
-    help(
+    gauge_i64(
         &mut out,
         "kafka_server_raft_metrics_current_epoch",
-        "gauge",
-        "Epoch of the metadata quorum.",
+        "Leader epoch of the metadata quorum.",
+        i64::from(quorum.leader_epoch),
     );
-    let _ = writeln!(out, "kafka_server_raft_metrics_current_epoch 0");
-    help(
+    gauge_i64(
         &mut out,
         "kafka_server_raft_metrics_high_watermark",
-        "gauge",
         "Committed end of the metadata log.",
+        quorum.high_watermark,
     );
-    let _ = writeln!(
-        out,
-        "kafka_server_raft_metrics_high_watermark {}",
-        image.offset + 1
-    );
-    help(
+    gauge_i64(
         &mut out,
         "kafka_server_raft_metrics_log_end_offset",
-        "gauge",
         "End of the metadata log on this node.",
-    );
-    let _ = writeln!(
-        out,
-        "kafka_server_raft_metrics_log_end_offset {}",
-        image.offset + 1
+        own_end,
     );
 
     help(
@@ -435,6 +430,11 @@ fn help(out: &mut String, name: &str, kind: &str, doc: &str) {
 }
 
 fn gauge(out: &mut String, name: &str, doc: &str, value: usize) {
+    help(out, name, "gauge", doc);
+    let _ = writeln!(out, "{name} {value}");
+}
+
+fn gauge_i64(out: &mut String, name: &str, doc: &str, value: i64) {
     help(out, name, "gauge", doc);
     let _ = writeln!(out, "{name} {value}");
 }

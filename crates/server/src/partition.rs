@@ -79,6 +79,19 @@ impl Partition {
         self.leader_epoch.load(Ordering::Acquire)
     }
 
+    /// Checks the leader epoch a client or follower believes current (-1 = not given):
+    /// older is FENCED_LEADER_EPOCH, newer is UNKNOWN_LEADER_EPOCH. Returns the epoch.
+    pub fn check_leader_epoch(&self, current: i32) -> Result<i32, krust_protocol::ErrorCode> {
+        let epoch = self.leader_epoch();
+        if current >= 0 && current < epoch {
+            Err(krust_protocol::ErrorCode::FencedLeaderEpoch)
+        } else if current > epoch {
+            Err(krust_protocol::ErrorCode::UnknownLeaderEpoch)
+        } else {
+            Ok(epoch)
+        }
+    }
+
     pub fn set_leader_epoch(&self, epoch: i32) {
         self.leader_epoch.store(epoch, Ordering::Release);
     }

@@ -89,6 +89,9 @@ type DirLoad = (
     Vec<(TopicPartition, RecoveryInfo)>,
 );
 
+/// How often a long load reports its progress.
+const PROGRESS_INTERVAL: std::time::Duration = std::time::Duration::from_secs(5);
+
 fn load_dir(
     dir: &Path,
     config_for: &(dyn Fn(&TopicPartition) -> LogConfig + Sync),
@@ -108,8 +111,22 @@ fn load_dir(
     });
     let mut logs = Vec::new();
     let mut skipped = Vec::new();
-    for entry in fs::read_dir(dir)? {
-        let entry = entry?;
+    let entries = fs::read_dir(dir)?.collect::<std::io::Result<Vec<_>>>()?;
+    let total = entries.len();
+    let started = std::time::Instant::now();
+    let mut last_report = started;
+    if !clean && total > 0 {
+        info!(dir = %dir.display(), partitions = total, "no clean shutdown marker: recovering logs from their recovery points");
+    }
+    for (done, entry) in entries.into_iter().enumerate() {
+        if last_report.elapsed() >= PROGRESS_INTERVAL {
+            last_report = std::time::Instant::now();
+            info!(
+                dir = %dir.display(),
+                "loading partitions: {done}/{total} after {:.1}s",
+                started.elapsed().as_secs_f64()
+            );
+        }
         if !entry.file_type()?.is_dir() {
             continue;
         }

@@ -7,9 +7,8 @@ use kafka_protocol::messages::create_topics_response::{
     CreatableTopicConfigs, CreatableTopicResult,
 };
 use kafka_protocol::messages::{CreateTopicsRequest, CreateTopicsResponse, TopicName};
-use krust_metadata::controller::{self, Cluster, NewTopic};
+use krust_metadata::controller::NewTopic;
 use krust_protocol::ErrorCode;
-use uuid::Uuid;
 
 use super::{sb, validate_topic_config};
 use crate::broker::Broker;
@@ -44,30 +43,9 @@ pub async fn handle(
                 .collect(),
         })
         .collect();
-    let live = broker.live_brokers();
-    let start = broker.placement_start();
     let validate_only = req.validate_only;
-    let defaults = (
-        broker.config.num_partitions,
-        broker.config.default_replication_factor,
-    );
     let outcome = broker
-        .control(|image| {
-            let cluster = Cluster {
-                image,
-                live_brokers: &live,
-                default_num_partitions: defaults.0,
-                default_replication_factor: defaults.1,
-            };
-            let (records, results) = controller::create_topics(
-                &cluster,
-                &topics,
-                &validate_topic_config,
-                &mut Uuid::new_v4,
-                start,
-            );
-            (if validate_only { Vec::new() } else { records }, results)
-        })
+        .create_topics(&topics, validate_only, validate_topic_config)
         .await;
     let mut resp = CreateTopicsResponse::default();
     match outcome {

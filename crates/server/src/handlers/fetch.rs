@@ -174,13 +174,8 @@ fn read_one(w: &Wanted, budget: usize, first: bool) -> PartitionData {
         data.error_code = w.missing_error.code();
         return data;
     };
-    let epoch = p.leader_epoch();
-    if w.current_leader_epoch >= 0 && w.current_leader_epoch < epoch {
-        data.error_code = ErrorCode::FencedLeaderEpoch.code();
-        return data;
-    }
-    if w.current_leader_epoch > epoch {
-        data.error_code = ErrorCode::UnknownLeaderEpoch.code();
+    if let Err(code) = p.check_leader_epoch(w.current_leader_epoch) {
+        data.error_code = code.code();
         return data;
     }
     let high_watermark = p.high_watermark();

@@ -46,13 +46,9 @@ pub async fn handle(
                 .with_leader_epoch(-1);
             match broker.partitions.get(&name, p.partition_index) {
                 None => r.error_code = ErrorCode::UnknownTopicOrPartition.code(),
-                Some(part) => {
-                    let epoch = part.leader_epoch();
-                    if p.current_leader_epoch >= 0 && p.current_leader_epoch < epoch {
-                        r.error_code = ErrorCode::FencedLeaderEpoch.code();
-                    } else if p.current_leader_epoch > epoch {
-                        r.error_code = ErrorCode::UnknownLeaderEpoch.code();
-                    } else {
+                Some(part) => match part.check_leader_epoch(p.current_leader_epoch) {
+                    Err(code) => r.error_code = code.code(),
+                    Ok(epoch) => {
                         let log = part.read_log();
                         let found = match p.timestamp {
                             LATEST => Ok(Some((part.high_watermark(), -1))),
@@ -80,7 +76,7 @@ pub async fn handle(
                             Err(e) => r.error_code = super::produce::storage_error(&e).0.code(),
                         }
                     }
-                }
+                },
             }
             out.partitions.push(r);
         }

@@ -6,7 +6,7 @@ use kafka_protocol::messages::metadata_response::{
     MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
 };
 use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse, TopicName};
-use krust_metadata::controller::{self, Cluster, NewTopic};
+use krust_metadata::controller::NewTopic;
 use krust_metadata::{topic_name, MetadataImage, TopicImage};
 use krust_protocol::ErrorCode;
 use uuid::Uuid;
@@ -99,29 +99,8 @@ async fn auto_create_topics(broker: &Broker, names: &[String]) {
             ..Default::default()
         })
         .collect();
-    let live = broker.live_brokers();
-    let start = broker.placement_start();
-    let defaults = (
-        broker.config.num_partitions,
-        broker.config.default_replication_factor,
-    );
     let result = broker
-        .control(|image| {
-            let cluster = Cluster {
-                image,
-                live_brokers: &live,
-                default_num_partitions: defaults.0,
-                default_replication_factor: defaults.1,
-            };
-            let (records, results) = controller::create_topics(
-                &cluster,
-                &topics,
-                &crate::handlers::validate_topic_config,
-                &mut Uuid::new_v4,
-                start,
-            );
-            (records, results)
-        })
+        .create_topics(&topics, false, crate::handlers::validate_topic_config)
         .await;
     match result {
         Ok(results) => {

@@ -28,18 +28,15 @@ pub async fn handle(
                 .with_end_offset(-1);
             match broker.partitions.get(&name, p.partition) {
                 None => r.error_code = ErrorCode::UnknownTopicOrPartition.code(),
-                Some(part) => {
-                    let epoch = part.leader_epoch();
-                    if p.current_leader_epoch >= 0 && p.current_leader_epoch < epoch {
-                        r.error_code = ErrorCode::FencedLeaderEpoch.code();
-                    } else if p.current_leader_epoch > epoch {
-                        r.error_code = ErrorCode::UnknownLeaderEpoch.code();
-                    } else if p.leader_epoch <= epoch {
+                Some(part) => match part.check_leader_epoch(p.current_leader_epoch) {
+                    Err(code) => r.error_code = code.code(),
+                    Ok(epoch) if p.leader_epoch <= epoch => {
                         let (e, end) = part.end_offset_for_epoch(p.leader_epoch);
                         r.leader_epoch = e;
                         r.end_offset = end;
                     }
-                }
+                    Ok(_) => {}
+                },
             }
             out.partitions.push(r);
         }
