@@ -64,6 +64,18 @@ enum Command {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<OsString>,
     },
+    /// List, describe, reset offsets of and delete consumer groups (kafka-consumer-groups).
+    #[command(disable_help_flag = true)]
+    ConsumerGroups {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<OsString>,
+    },
+    /// Describe the KRaft metadata quorum (kafka-metadata-quorum).
+    #[command(disable_help_flag = true)]
+    MetadataQuorum {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<OsString>,
+    },
     /// Print partition offsets (kafka-get-offsets).
     #[command(disable_help_flag = true)]
     GetOffsets {
@@ -153,6 +165,8 @@ fn main() -> ExitCode {
         Command::ConsoleProducer { args } => return tools::console_producer::run(args),
         Command::ConsoleConsumer { args } => return tools::console_consumer::run(args),
         Command::Configs { args } => return tools::configs::run(args),
+        Command::ConsumerGroups { args } => return tools::consumer_groups::run(args),
+        Command::MetadataQuorum { args } => return tools::metadata_quorum::run(args),
         Command::GetOffsets { args } => return tools::get_offsets::run(args),
         Command::DeleteRecords { args } => return tools::delete_records::run(args),
         Command::ClusterId { args } => return tools::cluster_id::run(args),

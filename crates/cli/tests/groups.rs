@@ -76,7 +76,8 @@ impl Member {
         let handle = std::thread::spawn(move || {
             while !s.load(Ordering::Relaxed) {
                 if let Some(Ok(m)) = consumer.poll(Duration::from_millis(50)) {
-                    let _ = m;
+                    // Process, then commit the next offset to read, as applications do.
+                    let _ = consumer.commit_message(&m, CommitMode::Async);
                 }
                 if let Ok(tpl) = consumer.assignment() {
                     *a.lock().expect("lock") =
@@ -178,19 +179,65 @@ while True:
         .expect("kafka-python member")
 }
 
+/// Committed offsets of `group` on `partitions` partitions of `topic` (-1 when none).
+fn committed(node: &Node, group: &str, topic: &str, partitions: i32) -> Vec<i64> {
+    let c: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", node.bootstrap())
+        .set("group.id", group)
+        .create()
+        .expect("consumer");
+    let mut want = TopicPartitionList::new();
+    for p in 0..partitions {
+        want.add_partition(topic, p);
+    }
+    let got = c.committed_offsets(want, WAIT).expect("committed offsets");
+    got.elements()
+        .iter()
+        .map(|e| match e.offset() {
+            Offset::Offset(o) => o,
+            _ => -1,
+        })
+        .collect()
+}
+
+/// Checks that no committed offset went backwards since `before`, and returns the new ones.
+fn committed_never_decrease(node: &Node, before: &[i64]) -> Vec<i64> {
+    let now = committed(node, "billing", "billing-events", 6);
+    for (p, (b, n)) in before.iter().zip(&now).enumerate() {
+        assert!(
+            n >= b,
+            "partition {p}: committed offset went back from {b} to {n}"
+        );
+    }
+    now
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn members_join_leave_crash_and_the_partitions_follow() {
     let node = start(FAST_GROUPS);
     create_topic(&node, "billing-events", 6, &[]).await;
+    let p = producer(&node, "1", "none");
+    for i in 0..600 {
+        let v = format!("bill-{i}");
+        let rec = FutureRecord::<(), _>::to("billing-events")
+            .payload(&v)
+            .partition(i % 6);
+        p.send_result(rec).map_err(|(e, _)| e).expect("enqueue");
+    }
+    use rdkafka::producer::Producer;
+    p.flush(Duration::from_secs(30)).expect("flush");
+    let mut offsets = vec![-1; 6];
 
     let a = Member::start(&node, "billing", "billing-events", "a", None);
     let b = Member::start(&node, "billing", "billing-events", "b", None);
     let c = Member::start(&node, "billing", "billing-events", "c", None);
     wait_balanced(&[&a, &b, &c], 6, &[2, 2, 2]);
+    offsets = committed_never_decrease(&node, &offsets);
 
     // A clean leave: the other two take its partitions.
     c.close();
     wait_balanced(&[&a, &b], 6, &[3, 3]);
+    offsets = committed_never_decrease(&node, &offsets);
 
     // A kafka-python member joins the same group...
     let mut py = kafka_python_member(&node, "billing", "billing-events");
@@ -199,10 +246,17 @@ async fn members_join_leave_crash_and_the_partitions_follow() {
     py.kill().expect("kill python member");
     let _ = py.wait();
     wait_balanced(&[&a, &b], 6, &[3, 3]);
+    offsets = committed_never_decrease(&node, &offsets);
 
     // A new member joins and the group rebalances again.
     let d = Member::start(&node, "billing", "billing-events", "d", None);
     wait_balanced(&[&a, &b, &d], 6, &[2, 2, 2]);
+    // Everything gets consumed and committed in the end.
+    wait_for("all 600 records committed", WAIT, || {
+        let now = committed(&node, "billing", "billing-events", 6);
+        (now.iter().sum::<i64>() == 600).then_some(())
+    });
+    committed_never_decrease(&node, &offsets);
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -1,5 +1,5 @@
-//! A second and third independent client: kafka-python (pure Python, its own protocol
-//! code) and confluent-kafka, from a venv under target/ that the test creates.
+//! More independent clients: kafka-python and aiokafka (pure Python, each with its own
+//! protocol code) and confluent-kafka, from a venv under target/ that the test creates.
 
 mod common;
 
@@ -26,4 +26,5 @@ fn kafka_python_and_confluent_kafka_work() {
     );
     assert!(stdout.contains("kafka-python: ok"));
     assert!(stdout.contains("confluent-kafka: ok"));
+    assert!(stdout.contains("aiokafka: ok"));
 }

@@ -319,7 +319,7 @@ fn compressed_bulk_produce_and_timeout_exit() {
     assert_eq!(stdout(&o).lines().count(), 3);
     assert!(stdout(&o).lines().all(|l| l.starts_with("line-")));
 
-    // Groups are not implemented: a clear error, exit 1.
+    // A group and a fixed partition exclude each other, as in Kafka.
     let o = krust(&[
         "console-consumer",
         "--bootstrap-server",
@@ -328,9 +328,15 @@ fn compressed_bulk_produce_and_timeout_exit() {
         "bulk",
         "--group",
         "g1",
+        "--partition",
+        "0",
     ]);
     assert_eq!(o.status.code(), Some(1));
-    assert!(stderr(&o).contains("not supported"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("Options group and partition cannot be specified together"),
+        "{}",
+        stderr(&o)
+    );
 
     // A line without the key separator stops the producer with Kafka's message.
     let o = krust_stdin(

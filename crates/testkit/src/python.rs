@@ -1,5 +1,6 @@
 //! A Python virtual environment under `target/` with Kafka's Python clients, created on
-//! first use (under a lock, so parallel test binaries share one).
+//! first use (under a lock, so parallel test binaries share one). The marker file holds
+//! the package list, so changing [`PACKAGES`] reinstalls.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -8,6 +9,7 @@ use std::process::Command;
 pub const PACKAGES: &[&str] = &[
     "kafka-python==2.3.3",
     "confluent-kafka==2.16.1",
+    "aiokafka==0.14.0",
     "lz4==4.4.4",
     "zstandard==0.23.0",
 ];
@@ -17,7 +19,9 @@ pub fn python() -> PathBuf {
     let dir = crate::target_dir().join("pyenv");
     let py = dir.join("bin/python");
     let marker = dir.join(".krust-ready");
-    if marker.exists() {
+    let wanted = PACKAGES.join("\n");
+    let ready = || std::fs::read_to_string(&marker).is_ok_and(|m| m == wanted);
+    if ready() {
         return py;
     }
     std::fs::create_dir_all(crate::target_dir()).expect("target dir");
@@ -32,21 +36,23 @@ pub fn python() -> PathBuf {
         crate::wait_for(
             "the python venv another test is creating",
             std::time::Duration::from_secs(600),
-            || (marker.exists() || !lock_path.exists()).then_some(()),
+            || (ready() || !lock_path.exists()).then_some(()),
         );
-        if marker.exists() {
+        if ready() {
             return py;
         }
         return python();
     }
     let result = (|| -> Result<(), String> {
-        let status = Command::new("python3")
-            .args(["-m", "venv"])
-            .arg(&dir)
-            .status()
-            .map_err(|e| format!("python3 -m venv: {e}"))?;
-        if !status.success() {
-            return Err("python3 -m venv failed".into());
+        if !py.exists() {
+            let status = Command::new("python3")
+                .args(["-m", "venv"])
+                .arg(&dir)
+                .status()
+                .map_err(|e| format!("python3 -m venv: {e}"))?;
+            if !status.success() {
+                return Err("python3 -m venv failed".into());
+            }
         }
         let status = Command::new(&py)
             .args([
@@ -62,7 +68,7 @@ pub fn python() -> PathBuf {
         if !status.success() {
             return Err(format!("pip install {PACKAGES:?} failed"));
         }
-        std::fs::write(&marker, b"ok").map_err(|e| e.to_string())
+        std::fs::write(&marker, &wanted).map_err(|e| e.to_string())
     })();
     let _ = std::fs::remove_file(&lock_path);
     if let Err(e) = result {

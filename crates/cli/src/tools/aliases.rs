@@ -10,6 +10,8 @@ pub const ALIASES: &[(&str, &str)] = &[
     ("kafka-console-producer", "console-producer"),
     ("kafka-console-consumer", "console-consumer"),
     ("kafka-configs", "configs"),
+    ("kafka-consumer-groups", "consumer-groups"),
+    ("kafka-metadata-quorum", "metadata-quorum"),
     ("kafka-get-offsets", "get-offsets"),
     ("kafka-delete-records", "delete-records"),
     ("kafka-storage", "storage"),

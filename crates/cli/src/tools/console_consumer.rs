@@ -1,18 +1,21 @@
 //! `krust console-consumer` (kafka-console-consumer.sh): fetches a topic's partitions
-//! directly (no consumer group) and prints records in Kafka's `DefaultMessageFormatter`
-//! layout: `[CreateTime:<ts>\t][Partition:<p>\t][Offset:<o>\t][headers\t][key\t]value`, with
+//! directly, or as a member of a consumer group with `--group` (see `group_member`: range
+//! assignment, committed offsets, heartbeats, commits periodically and on exit, LeaveGroup),
+//! and prints records in Kafka's `DefaultMessageFormatter` layout:
+//! `[CreateTime:<ts>\t][Partition:<p>\t][Offset:<o>\t][headers\t][key\t]value`, with
 //! Kafka's defaults (`key.separator` tab, `line.separator` newline, `null.literal` `null`).
 //! Ends on Ctrl-C/SIGTERM, `--max-messages` or `--timeout-ms` and prints
 //! `Processed a total of N messages` on stderr.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::ffi::OsString;
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use anyhow::bail;
+use anyhow::{bail, Context};
 use bytes::{Buf, Bytes};
 use clap::Parser;
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
@@ -23,6 +26,7 @@ use krust_client::{Client, ClientError};
 
 use super::common::{self, ConnectArgs};
 use super::get_offsets::list_offsets;
+use super::group_member::{CommitOutcome, GroupMember, MemberConfig, MemberState};
 use super::topic_filter::TopicFilter;
 
 const OFFSET_OUT_OF_RANGE: i16 = 1;
@@ -70,7 +74,8 @@ struct Args {
     /// Consumer config properties file.
     #[arg(long = "consumer.config", value_name = "config file")]
     consumer_config: Option<PathBuf>,
-    /// Consumer group id: consumer groups are not supported by krust yet.
+    /// The consumer group id: join the group, read the partitions it assigns from the
+    /// committed offsets and commit what was consumed.
     #[arg(long, value_name = "consumer group id")]
     group: Option<String>,
     /// read_committed or read_uncommitted (default).
@@ -232,8 +237,8 @@ enum Selection {
 }
 
 fn check_args(args: &Args) -> anyhow::Result<(Selection, Start)> {
-    if args.group.is_some() {
-        bail!("Consumer groups are not supported by krust yet: --group cannot be used. Omit --group to read the topic's partitions without a group.");
+    if args.group.is_some() && args.partition.is_some() {
+        bail!("Options group and partition cannot be specified together.");
     }
     let selection = match (&args.topic, &args.include) {
         (Some(t), None) => Selection::Topic(t.clone()),
@@ -278,12 +283,31 @@ pub fn run(args: Vec<OsString>) -> ExitCode {
         Ok(v) => v,
         Err(e) => return common::fail("Error: ", &e),
     };
+    let grouped = match consumer_props(&args).and_then(|p| {
+        if let Some(reset) = p.get("auto.offset.reset") {
+            if args.from_beginning && reset.trim() != "earliest" {
+                bail!("Can't simultaneously specify --from-beginning and 'auto.offset.reset={reset}', exiting.");
+            }
+        }
+        group_id(&args, &p)
+    }) {
+        Ok(g) => g.is_some(),
+        Err(e) => return common::fail("Error: ", &e),
+    };
     let mut count = 0u64;
+    let stop = AtomicBool::new(false);
     let result = common::block_on(async {
-        let consume = consume(&args, &selection, start, &mut count);
+        let consume = consume(&args, &selection, start, &mut count, &stop);
         tokio::select! {
             r = consume => r,
-            () = shutdown_signal() => Ok(()),
+            () = async {
+                shutdown_signal().await;
+                // A group member commits and leaves the group before it ends; give it time.
+                stop.store(true, Ordering::SeqCst);
+                if grouped {
+                    tokio::time::sleep(Duration::from_secs(30)).await;
+                }
+            } => Ok(()),
         }
     })
     .and_then(|r| r);
@@ -373,17 +397,36 @@ async fn assignment(
     Ok((leaders, ids))
 }
 
-async fn consume(
-    args: &Args,
-    selection: &Selection,
-    start: Start,
-    count: &mut u64,
-) -> anyhow::Result<()> {
+/// The consumer properties: `--consumer.config` overlaid with `--consumer-property`.
+fn consumer_props(args: &Args) -> anyhow::Result<BTreeMap<String, String>> {
     let mut props = match &args.consumer_config {
         Some(p) => common::load_properties(p)?,
         None => BTreeMap::new(),
     };
     props.extend(common::parse_key_values(&args.consumer_property)?);
+    Ok(props)
+}
+
+/// The group id from `--group` or the `group.id` consumer property (they must agree).
+fn group_id(args: &Args, props: &BTreeMap<String, String>) -> anyhow::Result<Option<String>> {
+    match (&args.group, props.get("group.id")) {
+        (Some(a), Some(b)) if a != b => bail!(
+            "The group ids provided in different places (directly using '--group', via '--consumer-property', or via '--consumer.config') do not match. Detected group ids: '{a}', '{b}'"
+        ),
+        (Some(a), _) => Ok(Some(a.clone())),
+        (None, Some(b)) if !b.is_empty() => Ok(Some(b.clone())),
+        _ => Ok(None),
+    }
+}
+
+async fn consume(
+    args: &Args,
+    selection: &Selection,
+    start: Start,
+    count: &mut u64,
+    stop: &AtomicBool,
+) -> anyhow::Result<()> {
+    let props = consumer_props(args)?;
     let formatter = Formatter::from_props(&common::parse_key_values(&args.property)?);
     let isolation: i8 = match args.isolation_level.as_str() {
         "read_uncommitted" => 0,
@@ -398,21 +441,42 @@ async fn consume(
         config.request_timeout = common::client_config_from(&props, "")?.request_timeout;
     }
     let mut client = Client::connect(&args.connect.bootstrap_server, config).await?;
+    if let Some(group) = group_id(args, &props)? {
+        let ctx = FetchCtx {
+            topic_ids: HashMap::new(),
+            isolation,
+            formatter: &formatter,
+            max: args.max_messages.unwrap_or(u64::MAX),
+        };
+        return consume_group(
+            &mut client,
+            args,
+            selection,
+            &group,
+            &props,
+            ctx,
+            count,
+            stop,
+        )
+        .await;
+    }
     let (leaders, topic_ids) = assignment(&mut client, selection, args.partition).await?;
     let mut state: BTreeMap<Tp, PartitionState> = leaders
         .into_iter()
         .map(|(tp, leader)| (tp, PartitionState { leader, next: -1 }))
         .collect();
     resolve_offsets(&mut client, &mut state, start).await?;
-    let by_id: HashMap<uuid::Uuid, String> =
-        topic_ids.iter().map(|(n, id)| (*id, n.clone())).collect();
+    let ctx = FetchCtx {
+        topic_ids,
+        isolation,
+        formatter: &formatter,
+        max: args.max_messages.unwrap_or(u64::MAX),
+    };
 
-    let max = args.max_messages.unwrap_or(u64::MAX);
     let idle_timeout = args.timeout_ms.map(Duration::from_millis);
     let mut last_message = Instant::now();
-    let stdout = std::io::stdout();
     let mut out: Vec<u8> = Vec::with_capacity(64 * 1024);
-    if max == 0 {
+    if ctx.max == 0 {
         return Ok(());
     }
     loop {
@@ -431,136 +495,29 @@ async fn consume(
             tokio::time::sleep(wait).await;
             continue;
         }
-        // leader -> topic -> partitions
-        let mut by_leader: BTreeMap<i32, BTreeMap<String, Vec<i32>>> = BTreeMap::new();
-        for ((t, p), s) in &state {
-            by_leader
-                .entry(s.leader)
-                .or_default()
-                .entry(t.clone())
-                .or_default()
-                .push(*p);
+        let round = fetch_round(
+            &mut client,
+            &mut state,
+            &ctx,
+            wait,
+            &mut out,
+            count,
+            &mut last_message,
+        )
+        .await?;
+        if round.done {
+            return Ok(());
         }
-        let mut need_metadata = false;
-        let mut reset: Vec<Tp> = Vec::new();
-        for (leader, topics) in by_leader {
-            if leader < 0 {
-                need_metadata = true;
-                continue;
-            }
-            let req = FetchRequest::default()
-                .with_replica_id(BrokerId(-1))
-                .with_max_wait_ms(wait.as_millis() as i32)
-                .with_min_bytes(1)
-                .with_max_bytes(52_428_800)
-                .with_isolation_level(isolation)
-                .with_session_id(0)
-                .with_session_epoch(-1)
-                .with_topics(
-                    topics
-                        .iter()
-                        .map(|(t, parts)| {
-                            FetchTopic::default()
-                                .with_topic(TopicName(StrBytes::from_string(t.clone())))
-                                .with_topic_id(topic_ids.get(t).copied().unwrap_or_default())
-                                .with_partitions(
-                                    parts
-                                        .iter()
-                                        .map(|p| {
-                                            let next = state
-                                                .get(&(t.clone(), *p))
-                                                .map(|s| s.next)
-                                                .unwrap_or(0);
-                                            FetchPartition::default()
-                                                .with_partition(*p)
-                                                .with_fetch_offset(next)
-                                                .with_partition_max_bytes(1_048_576)
-                                        })
-                                        .collect(),
-                                )
-                        })
-                        .collect(),
-                );
-            let resp = match client.send_to(leader, &req).await {
-                Ok(r) => r,
-                Err(e) if e.is_retriable() => {
-                    tracing::debug!("fetch from {leader}: {e}");
-                    need_metadata = true;
-                    continue;
-                }
-                Err(e) => return Err(e.into()),
-            };
-            ClientError::check(resp.error_code, None)?;
-            for t in resp.responses {
-                // Fetch v13+ answers by topic id, older versions by name.
-                let name = if t.topic.is_empty() {
-                    match by_id.get(&t.topic_id) {
-                        Some(n) => n.clone(),
-                        None => continue,
-                    }
-                } else {
-                    t.topic.to_string()
-                };
-                for pd in t.partitions {
-                    let p = pd.partition_index;
-                    let tp = (name.clone(), p);
-                    let Some(s) = state.get_mut(&tp) else {
-                        continue;
-                    };
-                    if pd.error_code == OFFSET_OUT_OF_RANGE {
-                        reset.push(tp);
-                        continue;
-                    }
-                    if let Err(e) = ClientError::check(pd.error_code, None) {
-                        if e.is_retriable() {
-                            need_metadata = true;
-                            continue;
-                        }
-                        return Err(anyhow::Error::new(e).context(format!("{name}-{p}")));
-                    }
-                    let Some(records) = pd.records else {
-                        continue;
-                    };
-                    for r in decode_complete_batches(records, &mut s.next)? {
-                        formatter.write(&mut out, p, &r);
-                        *count += 1;
-                        last_message = Instant::now();
-                        if *count >= max {
-                            write_out(&stdout, &mut out)?;
-                            return Ok(());
-                        }
-                    }
-                }
-            }
-            write_out(&stdout, &mut out)?;
-        }
-        if !reset.is_empty() {
+        if !round.reset.is_empty() {
             // auto.offset.reset: earliest with --from-beginning, else latest (Kafka's default).
             let policy = if args.from_beginning || start == Start::Earliest {
                 Start::Earliest
             } else {
                 Start::Latest
             };
-            let mut sub: BTreeMap<Tp, PartitionState> = BTreeMap::new();
-            for tp in &reset {
-                if let Some(s) = state.get(tp) {
-                    sub.insert(
-                        tp.clone(),
-                        PartitionState {
-                            leader: s.leader,
-                            next: -1,
-                        },
-                    );
-                }
-            }
-            resolve_offsets(&mut client, &mut sub, policy).await?;
-            for (tp, s) in sub {
-                if let Some(st) = state.get_mut(&tp) {
-                    st.next = s.next;
-                }
-            }
+            reset_partitions(&mut client, &mut state, &round.reset, policy).await?;
         }
-        if need_metadata {
+        if round.need_metadata {
             tokio::time::sleep(Duration::from_millis(100)).await;
             if let Ok((leaders, _)) = assignment(&mut client, selection, args.partition).await {
                 for (tp, leader) in leaders {
@@ -570,6 +527,388 @@ async fn consume(
                 }
             }
         }
+    }
+}
+
+/// Moves `partitions` to the `policy` offset.
+async fn reset_partitions(
+    client: &mut Client,
+    state: &mut BTreeMap<Tp, PartitionState>,
+    partitions: &[Tp],
+    policy: Start,
+) -> anyhow::Result<()> {
+    let mut sub: BTreeMap<Tp, PartitionState> = BTreeMap::new();
+    for tp in partitions {
+        if let Some(s) = state.get(tp) {
+            sub.insert(
+                tp.clone(),
+                PartitionState {
+                    leader: s.leader,
+                    next: -1,
+                },
+            );
+        }
+    }
+    resolve_offsets(client, &mut sub, policy).await?;
+    for (tp, s) in sub {
+        if let Some(st) = state.get_mut(&tp) {
+            st.next = s.next;
+        }
+    }
+    Ok(())
+}
+
+/// What one fetch round needs from its caller.
+#[derive(Default)]
+struct Round {
+    need_metadata: bool,
+    reset: Vec<Tp>,
+    /// `--max-messages` reached.
+    done: bool,
+}
+
+/// What every fetch round shares.
+struct FetchCtx<'a> {
+    topic_ids: HashMap<String, uuid::Uuid>,
+    isolation: i8,
+    formatter: &'a Formatter,
+    max: u64,
+}
+
+/// One Fetch to each partition leader; prints the records and advances the positions. When
+/// `--max-messages` is reached mid-batch, the position is just after the last printed record.
+async fn fetch_round(
+    client: &mut Client,
+    state: &mut BTreeMap<Tp, PartitionState>,
+    ctx: &FetchCtx<'_>,
+    wait: Duration,
+    out: &mut Vec<u8>,
+    count: &mut u64,
+    last_message: &mut Instant,
+) -> anyhow::Result<Round> {
+    let stdout = std::io::stdout();
+    let mut round = Round::default();
+    // leader -> topic -> partitions
+    let mut by_leader: BTreeMap<i32, BTreeMap<String, Vec<i32>>> = BTreeMap::new();
+    for ((t, p), s) in state.iter() {
+        by_leader
+            .entry(s.leader)
+            .or_default()
+            .entry(t.clone())
+            .or_default()
+            .push(*p);
+    }
+    for (leader, topics) in by_leader {
+        if leader < 0 {
+            round.need_metadata = true;
+            continue;
+        }
+        let req = FetchRequest::default()
+            .with_replica_id(BrokerId(-1))
+            .with_max_wait_ms(wait.as_millis() as i32)
+            .with_min_bytes(1)
+            .with_max_bytes(52_428_800)
+            .with_isolation_level(ctx.isolation)
+            .with_session_id(0)
+            .with_session_epoch(-1)
+            .with_topics(
+                topics
+                    .iter()
+                    .map(|(t, parts)| {
+                        FetchTopic::default()
+                            .with_topic(TopicName(StrBytes::from_string(t.clone())))
+                            .with_topic_id(ctx.topic_ids.get(t).copied().unwrap_or_default())
+                            .with_partitions(
+                                parts
+                                    .iter()
+                                    .map(|p| {
+                                        let next = state
+                                            .get(&(t.clone(), *p))
+                                            .map(|s| s.next)
+                                            .unwrap_or(0);
+                                        FetchPartition::default()
+                                            .with_partition(*p)
+                                            .with_fetch_offset(next)
+                                            .with_partition_max_bytes(1_048_576)
+                                    })
+                                    .collect(),
+                            )
+                    })
+                    .collect(),
+            );
+        let resp = match client.send_to(leader, &req).await {
+            Ok(r) => r,
+            Err(e) if e.is_retriable() => {
+                tracing::debug!("fetch from {leader}: {e}");
+                round.need_metadata = true;
+                continue;
+            }
+            Err(e) => return Err(e.into()),
+        };
+        ClientError::check(resp.error_code, None)?;
+        for t in resp.responses {
+            // Fetch v13+ answers by topic id, older versions by name.
+            let name = if t.topic.is_empty() {
+                match ctx
+                    .topic_ids
+                    .iter()
+                    .find(|(_, id)| **id == t.topic_id)
+                    .map(|(n, _)| n.clone())
+                {
+                    Some(n) => n,
+                    None => continue,
+                }
+            } else {
+                t.topic.to_string()
+            };
+            for pd in t.partitions {
+                let p = pd.partition_index;
+                let tp = (name.clone(), p);
+                let Some(s) = state.get_mut(&tp) else {
+                    continue;
+                };
+                if pd.error_code == OFFSET_OUT_OF_RANGE {
+                    round.reset.push(tp);
+                    continue;
+                }
+                if let Err(e) = ClientError::check(pd.error_code, None) {
+                    if e.is_retriable() {
+                        round.need_metadata = true;
+                        continue;
+                    }
+                    return Err(anyhow::Error::new(e).context(format!("{name}-{p}")));
+                }
+                let Some(records) = pd.records else {
+                    continue;
+                };
+                for r in decode_complete_batches(records, &mut s.next)? {
+                    ctx.formatter.write(out, p, &r);
+                    *count += 1;
+                    *last_message = Instant::now();
+                    if *count >= ctx.max {
+                        s.next = r.offset + 1;
+                        write_out(&stdout, out)?;
+                        round.done = true;
+                        return Ok(round);
+                    }
+                }
+            }
+        }
+        write_out(&stdout, out)?;
+    }
+    Ok(round)
+}
+
+/// The topics a group member subscribes to: the topic, or the non-internal topics matching
+/// `--include` now.
+async fn subscribed_topics(
+    client: &mut Client,
+    selection: &Selection,
+) -> anyhow::Result<Vec<String>> {
+    match selection {
+        Selection::Topic(t) => Ok(vec![t.clone()]),
+        Selection::Include(filter) => {
+            let md = client.metadata(None).await?;
+            let mut topics: Vec<String> = md
+                .topics
+                .iter()
+                .filter(|t| t.error_code == 0 && !t.is_internal)
+                .filter_map(|t| t.name.as_ref().map(|n| n.to_string()))
+                .filter(|n| !common::is_internal_topic(n) && filter.matches(n))
+                .collect();
+            topics.sort();
+            Ok(topics)
+        }
+    }
+}
+
+/// The positions to commit: every assigned partition with a known position.
+fn positions(state: &BTreeMap<Tp, PartitionState>) -> BTreeMap<Tp, i64> {
+    state
+        .iter()
+        .filter(|(_, s)| s.next >= 0)
+        .map(|(tp, s)| (tp.clone(), s.next))
+        .collect()
+}
+
+/// Consumes as a member of `group`: join, read the assigned partitions from the committed
+/// offsets (else `auto.offset.reset`), heartbeat, commit every `auto.commit.interval.ms`,
+/// rejoin on a rebalance; on the end (max messages, idle timeout, signal) commit and leave.
+#[allow(clippy::too_many_arguments)]
+async fn consume_group(
+    client: &mut Client,
+    args: &Args,
+    selection: &Selection,
+    group: &str,
+    props: &BTreeMap<String, String>,
+    mut ctx: FetchCtx<'_>,
+    count: &mut u64,
+    stop: &AtomicBool,
+) -> anyhow::Result<()> {
+    let config = MemberConfig::from_props(group, props)?;
+    let heartbeat_interval = config.heartbeat_interval;
+    let auto_commit = props
+        .get("enable.auto.commit")
+        .is_none_or(|v| v.trim().eq_ignore_ascii_case("true"));
+    let commit_interval = match props.get("auto.commit.interval.ms") {
+        Some(v) => Duration::from_millis(v.trim().parse().with_context(|| {
+            format!("Invalid value {v} for configuration auto.commit.interval.ms")
+        })?),
+        None => Duration::from_secs(5),
+    };
+    let policy = if args.from_beginning {
+        Some(Start::Earliest)
+    } else {
+        match props.get("auto.offset.reset").map(|s| s.trim()) {
+            None | Some("latest") => Some(Start::Latest),
+            Some("earliest") => Some(Start::Earliest),
+            Some("none") => None,
+            Some(other) => bail!("Invalid value {other} for configuration auto.offset.reset: Invalid value `{other}` for configuration auto.offset.reset. The value must be either 'earliest', 'latest', 'none' or of the format 'by_duration:<PnDTnHnMn.nS.>'."),
+        }
+    };
+    let idle_timeout = args.timeout_ms.map(Duration::from_millis);
+    let mut last_message = Instant::now();
+    let mut out: Vec<u8> = Vec::with_capacity(64 * 1024);
+    let mut member = GroupMember::new(config);
+    let mut state: BTreeMap<Tp, PartitionState> = BTreeMap::new();
+    if ctx.max == 0 {
+        return Ok(());
+    }
+    let stopped = || stop.load(Ordering::SeqCst);
+    'outer: loop {
+        if stopped() {
+            break;
+        }
+        let topics = subscribed_topics(client, selection).await?;
+        let joined = tokio::select! {
+            a = member.join(client, &topics) => Some(a?),
+            () = wait_for_flag(stop) => None,
+        };
+        let Some(assigned) = joined else {
+            break;
+        };
+        tracing::debug!(
+            "joined group {group} as {} (generation {}): {assigned:?}",
+            member.member_id(),
+            member.generation()
+        );
+        state.clear();
+        ctx.topic_ids.clear();
+        for (topic, parts) in &assigned {
+            let (id, leaders) = common::topic_partitions(client, topic, false).await?;
+            ctx.topic_ids.insert(topic.clone(), id);
+            for p in parts {
+                let leader = leaders
+                    .iter()
+                    .find(|l| l.partition == *p)
+                    .map(|l| l.leader)
+                    .unwrap_or(-1);
+                state.insert((topic.clone(), *p), PartitionState { leader, next: -1 });
+            }
+        }
+        let committed = member.committed(client, &assigned).await?;
+        let mut missing: Vec<Tp> = Vec::new();
+        for (tp, s) in state.iter_mut() {
+            match committed.get(tp).copied().flatten() {
+                Some(o) => s.next = o,
+                None => missing.push(tp.clone()),
+            }
+        }
+        if !missing.is_empty() {
+            let Some(policy) = policy else {
+                let list: Vec<String> = missing.iter().map(|(t, p)| format!("{t}-{p}")).collect();
+                bail!(
+                    "Undefined offset with no reset policy for partitions: [{}]",
+                    list.join(", ")
+                );
+            };
+            reset_partitions(client, &mut state, &missing, policy).await?;
+        }
+        let mut last_commit = Instant::now();
+        loop {
+            if stopped() {
+                break 'outer;
+            }
+            if member.heartbeat_due() {
+                member.heartbeat(client).await?;
+            }
+            if member.state() != MemberState::Stable {
+                if auto_commit {
+                    // Commit before rejoining, as Kafka's consumer does; a refusal only means
+                    // those records may be read again.
+                    let _ = member.commit(client, &positions(&state)).await?;
+                }
+                continue 'outer;
+            }
+            if auto_commit && last_commit.elapsed() >= commit_interval {
+                last_commit = Instant::now();
+                if let CommitOutcome::MustRejoin = member.commit(client, &positions(&state)).await?
+                {
+                    continue 'outer;
+                }
+            }
+            let mut wait = Duration::from_millis(500).min(heartbeat_interval);
+            if let Some(t) = idle_timeout {
+                let left = t.saturating_sub(last_message.elapsed());
+                if left.is_zero() {
+                    break 'outer;
+                }
+                wait = wait.min(left);
+            }
+            if state.is_empty() {
+                tokio::time::sleep(wait).await;
+                continue;
+            }
+            let round = fetch_round(
+                client,
+                &mut state,
+                &ctx,
+                wait,
+                &mut out,
+                count,
+                &mut last_message,
+            )
+            .await?;
+            if round.done {
+                break 'outer;
+            }
+            if !round.reset.is_empty() {
+                let Some(policy) = policy else {
+                    bail!(
+                        "Offsets out of range with no configured reset policy for partitions: {:?}",
+                        round.reset
+                    );
+                };
+                reset_partitions(client, &mut state, &round.reset, policy).await?;
+            }
+            if round.need_metadata {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                let topics: BTreeSet<String> = state.keys().map(|(t, _)| t.clone()).collect();
+                for t in topics {
+                    if let Ok((_, leaders)) = common::topic_partitions(client, &t, false).await {
+                        for l in leaders {
+                            if let Some(s) = state.get_mut(&(t.clone(), l.partition)) {
+                                s.leader = l.leader;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    if auto_commit && member.state() == MemberState::Stable {
+        if let Err(e) = member.commit(client, &positions(&state)).await {
+            tracing::warn!("committing offsets on exit: {e:#}");
+        }
+    }
+    member.leave(client).await;
+    Ok(())
+}
+
+/// Resolves once `flag` is set (polled every 100 ms).
+async fn wait_for_flag(flag: &AtomicBool) {
+    while !flag.load(Ordering::SeqCst) {
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 

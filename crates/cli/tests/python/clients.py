@@ -106,6 +106,49 @@ def confluent():
     print("confluent-kafka: ok")
 
 
+def aiokafka_client():
+    """A third protocol implementation: an idempotent producer (InitProducerId, sequence
+    numbers) and a consumer group member (join, sync, commit) in asyncio."""
+    import asyncio
+    from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+    async def run():
+        admin = AIOKafkaAdminClient(bootstrap_servers=BOOTSTRAP)
+        await admin.start()
+        await admin.create_topics([NewTopic("aio", num_partitions=3, replication_factor=1)])
+        await admin.close()
+        producer = AIOKafkaProducer(bootstrap_servers=BOOTSTRAP, enable_idempotence=True, acks="all",
+                                    compression_type="gzip")
+        await producer.start()
+        try:
+            for i in range(300):
+                await producer.send("aio", value=f"a{i}".encode(), partition=i % 3)
+            await producer.flush()
+        finally:
+            await producer.stop()
+        consumer = AIOKafkaConsumer("aio", bootstrap_servers=BOOTSTRAP, group_id="aio-group",
+                                    auto_offset_reset="earliest", enable_auto_commit=False)
+        await consumer.start()
+        got = []
+        try:
+            deadline = time.time() + DEADLINE_S
+            while len(got) < 300 and time.time() < deadline:
+                batch = await consumer.getmany(timeout_ms=500)
+                for msgs in batch.values():
+                    got.extend(m.value for m in msgs)
+            await consumer.commit()
+            committed = {tp.partition: await consumer.committed(tp) for tp in consumer.assignment()}
+        finally:
+            await consumer.stop()
+        check(sorted(got) == sorted(f"a{i}".encode() for i in range(300)), f"aiokafka consumed {len(got)}")
+        check(committed == {0: 100, 1: 100, 2: 100}, f"aiokafka committed {committed}")
+
+    asyncio.run(run())
+    print("aiokafka: ok")
+
+
 if __name__ == "__main__":
     kafka_python()
     confluent()
+    aiokafka_client()

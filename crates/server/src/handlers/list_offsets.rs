@@ -29,11 +29,7 @@ const EARLIEST: i64 = -2;
 const MAX_TIMESTAMP: i64 = -3;
 const EARLIEST_LOCAL: i64 = -4;
 
-pub async fn handle(
-    broker: &Broker,
-    req: ListOffsetsRequest,
-    _version: i16,
-) -> ListOffsetsResponse {
+pub async fn handle(broker: &Broker, req: ListOffsetsRequest, version: i16) -> ListOffsetsResponse {
     let mut resp = ListOffsetsResponse::default();
     for t in req.topics {
         let name = t.name.to_string();
@@ -70,7 +66,9 @@ pub async fn handle(
                             Ok(Some((offset, ts))) => {
                                 r.offset = offset;
                                 r.timestamp = ts;
-                                r.leader_epoch = epoch;
+                                if version >= 4 {
+                                    r.leader_epoch = epoch;
+                                }
                             }
                             Ok(None) => {}
                             Err(e) => r.error_code = super::produce::storage_error(&e).0.code(),

@@ -1,0 +1,142 @@
+//! `krust metadata-quorum describe` against a running node, through the client listener
+//! and through the controller listener, in Kafka 4.1's layout.
+
+use std::process::{Command, Output};
+
+use krust_testkit::Node;
+
+const BIN: &str = env!("CARGO_BIN_EXE_krust");
+
+fn krust(args: &[&str]) -> Output {
+    Command::new(BIN).args(args).output().expect("run krust")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+#[test]
+fn describe_status_and_replication_match_kafkas_layout() {
+    let node = Node::start(BIN, &[]);
+    let controller = format!("127.0.0.1:{}", node.controller_port);
+    for (flag, addr) in [
+        ("--bootstrap-server", node.bootstrap()),
+        ("--bootstrap-controller", controller.clone()),
+    ] {
+        let o = krust(&["metadata-quorum", flag, &addr, "describe", "--status"]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let text = stdout(&o);
+        let lines: Vec<&str> = text.lines().collect();
+        let labels = [
+            "ClusterId:",
+            "LeaderId:",
+            "LeaderEpoch:",
+            "HighWatermark:",
+            "MaxFollowerLag:",
+            "MaxFollowerLagTimeMs:",
+            "CurrentVoters:",
+            "CurrentObservers:",
+        ];
+        assert_eq!(lines.len(), labels.len(), "{text}");
+        for (line, label) in lines.iter().zip(labels) {
+            assert!(line.starts_with(label), "{line}");
+            // Labels are padded to 24 characters, values follow.
+            assert_eq!(
+                &line[label.len()..24],
+                " ".repeat(24 - label.len()),
+                "{line}"
+            );
+            assert_ne!(line.as_bytes().get(24), Some(&b' '), "{line}");
+        }
+        assert_eq!(lines[1], "LeaderId:               1");
+        assert!(
+            lines[3]["HighWatermark:".len()..]
+                .trim()
+                .parse::<i64>()
+                .expect("number")
+                >= 1
+        );
+        assert_eq!(
+            lines[6],
+            format!("CurrentVoters:          [{{\"id\": 1, \"endpoints\": [\"CONTROLLER://127.0.0.1:{}\"]}}]", node.controller_port)
+        );
+        assert_eq!(lines[7], "CurrentObservers:       []");
+    }
+
+    let o = krust(&[
+        "metadata-quorum",
+        "--bootstrap-controller",
+        &controller,
+        "describe",
+        "--replication",
+    ]);
+    assert!(o.status.success());
+    let text = stdout(&o);
+    let lines: Vec<&str> = text.lines().collect();
+    let header: Vec<&str> = lines[0].split('\t').map(str::trim_end).collect();
+    assert_eq!(
+        header,
+        [
+            "NodeId",
+            "DirectoryId",
+            "LogEndOffset",
+            "Lag",
+            "LastFetchTimestamp",
+            "LastCaughtUpTimestamp",
+            "Status",
+            ""
+        ]
+    );
+    assert!(
+        lines.iter().all(|l| l.ends_with('\t')),
+        "every cell is followed by a tab"
+    );
+    let row: Vec<&str> = lines[1].split('\t').map(str::trim_end).collect();
+    assert_eq!(row[0], "1");
+    assert_eq!(row[1], "AAAAAAAAAAAAAAAAAAAAAA");
+    assert_eq!(row[3], "0");
+    assert_eq!(row[6], "Leader");
+    // Columns line up: every line has its tabs at the same places.
+    let tabs = |l: &str| l.match_indices('\t').map(|(i, _)| i).collect::<Vec<_>>();
+    assert_eq!(tabs(lines[0]), tabs(lines[1]));
+}
+
+#[test]
+fn bad_arguments_and_unreachable_nodes_exit_1() {
+    for args in [
+        vec![
+            "metadata-quorum",
+            "--bootstrap-server",
+            "127.0.0.1:1",
+            "describe",
+        ],
+        vec![
+            "metadata-quorum",
+            "--bootstrap-server",
+            "127.0.0.1:1",
+            "describe",
+            "--status",
+            "--replication",
+        ],
+        vec!["metadata-quorum", "describe", "--status"],
+        vec![
+            "metadata-quorum",
+            "--bootstrap-server",
+            "127.0.0.1:1",
+            "describe",
+            "--status",
+            "--human-readable",
+        ],
+        vec![
+            "metadata-quorum",
+            "--bootstrap-server",
+            "127.0.0.1:1",
+            "describe",
+            "--status",
+        ],
+    ] {
+        let o = krust(&args);
+        assert_eq!(o.status.code(), Some(1), "{args:?}");
+        assert!(!o.stderr.is_empty(), "{args:?} explains itself");
+    }
+}
