@@ -1352,7 +1352,7 @@ impl Log {
     }
 
     /// Removes every segment and starts an empty log at `offset`.
-    fn truncate_fully_and_start_at(&mut self, offset: i64) -> Result<()> {
+    pub fn truncate_fully_and_start_at(&mut self, offset: i64) -> Result<()> {
         self.generation += 1;
         let old: Vec<i64> = self.segments.iter().map(|s| s.base_offset).collect();
         for base in old {
