@@ -140,3 +140,59 @@ fn bad_arguments_and_unreachable_nodes_exit_1() {
         assert!(!o.stderr.is_empty(), "{args:?} explains itself");
     }
 }
+
+fn status_field(node: &Node, label: &str) -> i64 {
+    let o = krust(&[
+        "metadata-quorum",
+        "--bootstrap-server",
+        &node.bootstrap(),
+        "describe",
+        "--status",
+    ]);
+    assert!(o.status.success());
+    let text = stdout(&o);
+    let line = text.lines().find(|l| l.starts_with(label)).expect("label");
+    line[label.len()..].trim().parse().expect("number")
+}
+
+#[test]
+fn a_restart_elects_again_in_a_higher_epoch_and_keeps_the_log() {
+    let mut node = Node::start(BIN, &[]);
+    let o = krust(&[
+        "topics",
+        "--bootstrap-server",
+        &node.bootstrap(),
+        "--create",
+        "--topic",
+        "q",
+        "--partitions",
+        "3",
+    ]);
+    assert!(o.status.success());
+    let epoch = status_field(&node, "LeaderEpoch:");
+    let high_watermark = status_field(&node, "HighWatermark:");
+    node.kill9();
+    node.restart();
+    assert!(
+        status_field(&node, "LeaderEpoch:") > epoch,
+        "a new election after restart"
+    );
+    assert!(
+        status_field(&node, "HighWatermark:") > high_watermark,
+        "the log kept and a new leader marker committed"
+    );
+    let o = krust(&[
+        "topics",
+        "--bootstrap-server",
+        &node.bootstrap(),
+        "--describe",
+        "--topic",
+        "q",
+    ]);
+    assert!(stdout(&o).contains("PartitionCount: 3"), "{}", stdout(&o));
+    assert!(node
+        .data_dir
+        .join("__cluster_metadata-0")
+        .join("quorum-state")
+        .exists());
+}

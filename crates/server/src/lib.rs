@@ -17,6 +17,7 @@ pub mod metrics;
 pub mod network;
 pub mod partition;
 pub mod quorum;
+pub mod quorum_state;
 pub mod raft_log;
 pub mod server;
 pub mod topic_config;

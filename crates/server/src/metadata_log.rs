@@ -1,20 +1,29 @@
-//! The metadata log of a single-node quorum.
+//! The metadata log: `__cluster_metadata-0` behind the KRaft core.
 //!
-//! `__cluster_metadata-0` lives in `metadata.log.dir` and uses the same log engine as every
-//! partition. This module is the seam between deciding and committing: callers propose
-//! records with [`MetadataLog::commit`]; once they are durable in the log (fsynced) they
-//! are applied, in order, to a fresh copy of the image, which then replaces the current
-//! one. On start the whole log is replayed to rebuild the image. A Raft quorum will sit
-//! behind this same interface: propose, wait for the high watermark, apply.
+//! The log lives in `metadata.log.dir` on the shared log engine ([`DiskRaftLog`]) and is
+//! replicated by a [`RaftNode`]. This module is the seam between deciding and committing:
+//! callers propose records with [`MetadataLog::commit`]; once Raft has committed them
+//! (durable on a majority of voters — here, the node itself: a standalone node is the
+//! single voter of its quorum) they are applied, in offset order, to a fresh copy of the
+//! image, which then replaces the current one. On start the node elects itself and every
+//! entry up to the high watermark is applied to rebuild the image.
+//!
+//! The host side of the Raft contract is here: effects are executed in order, and the
+//! election state is durable (the `quorum-state` file) before the node acts on it. Time
+//! is the wall clock plus a skew that only grows: a standalone node jumps to its election
+//! deadline instead of sleeping through it.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
+use std::time::{SystemTime, UNIX_EPOCH};
 
-use bytes::Bytes;
-use krust_metadata::records::{decode_batches, encode_batch};
 use krust_metadata::{MetadataImage, MetadataRecord};
-use krust_storage::{Log, LogConfig};
-use tracing::info;
+use krust_raft::messages::DescribeQuorumData;
+use krust_raft::{Effect, EntryKind, NodeId, Offset, RaftConfig, RaftLog, RaftNode, RoleKind};
+use tracing::{info, warn};
+
+use crate::quorum_state;
+use crate::raft_log::DiskRaftLog;
 
 /// The metadata topic's name.
 pub const METADATA_TOPIC: &str = "__cluster_metadata";
@@ -22,69 +31,191 @@ pub const METADATA_TOPIC: &str = "__cluster_metadata";
 /// Name of the metadata log's partition directory.
 pub const METADATA_DIR_NAME: &str = "__cluster_metadata-0";
 
-/// Largest read while replaying.
-const REPLAY_READ_BYTES: usize = 8 * 1024 * 1024;
+/// Ticks a commit may take before it is declared stuck (a standalone quorum commits in
+/// one or two).
+const COMMIT_TICKS_MAX: usize = 50;
+/// Entries read at a time while applying.
+const APPLY_BATCH: usize = 1024;
 
+fn wall_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+struct Inner {
+    node: RaftNode<DiskRaftLog>,
+    dir: PathBuf,
+    cluster_id: String,
+    /// Added to the wall clock; only grows, so the node's time never goes back.
+    clock_skew_ms: u64,
+    /// Next offset to apply to the image.
+    applied: i64,
+}
+
+impl Inner {
+    fn now(&self) -> u64 {
+        wall_ms() + self.clock_skew_ms
+    }
+
+    /// Executes every pending effect in order, applying committed entries to `image`.
+    fn drain(&mut self, image: &mut MetadataImage) -> anyhow::Result<()> {
+        loop {
+            let effects = self.node.poll_effects();
+            if effects.is_empty() {
+                return Ok(());
+            }
+            for effect in effects {
+                match effect {
+                    Effect::PersistQuorumState(record) => {
+                        quorum_state::write(&self.dir, &self.cluster_id, &record)?
+                    }
+                    Effect::Committed { high_watermark } => {
+                        self.apply_up_to(high_watermark, image)?
+                    }
+                    Effect::LeaderChanged { epoch, leader } => {
+                        info!(epoch = epoch.0, leader = ?leader.map(|l| l.0), "metadata quorum leader changed");
+                    }
+                    Effect::SendRequest { to, .. } | Effect::SendResponse { to, .. } => {
+                        warn!(peer = to.0, "a standalone quorum has no peers to send to");
+                    }
+                    Effect::SnapshotLoaded { .. } => {}
+                }
+            }
+        }
+    }
+
+    fn apply_up_to(
+        &mut self,
+        high_watermark: Offset,
+        image: &mut MetadataImage,
+    ) -> anyhow::Result<()> {
+        while self.applied < high_watermark.0 {
+            let entries = self.node.log().read(Offset(self.applied), APPLY_BATCH);
+            if entries.is_empty() {
+                anyhow::bail!(
+                    "committed metadata entry {} is missing from the log",
+                    self.applied
+                );
+            }
+            for e in entries
+                .into_iter()
+                .take_while(|e| e.offset < high_watermark)
+            {
+                if e.kind == EntryKind::Data {
+                    let record = MetadataRecord::decode(&e.data).map_err(|err| {
+                        anyhow::anyhow!(
+                            "metadata record at offset {} is corrupt: {err}",
+                            e.offset.0
+                        )
+                    })?;
+                    image.apply(e.offset.0, &record).map_err(|err| {
+                        anyhow::anyhow!(
+                            "metadata record at offset {} does not apply: {err}",
+                            e.offset.0
+                        )
+                    })?;
+                }
+                self.applied = e.offset.0 + 1;
+            }
+        }
+        Ok(())
+    }
+
+    /// Ticks at the node's next deadline, jumping the clock there if it is ahead.
+    fn tick_to_deadline(&mut self, image: &mut MetadataImage) -> anyhow::Result<()> {
+        let deadline = self.node.next_deadline_ms();
+        let now = self.now();
+        if deadline > now {
+            self.clock_skew_ms += deadline - now;
+        }
+        let now = self.now();
+        self.node.tick(now);
+        self.drain(image)
+    }
+}
+
+/// The metadata log and the image built from it.
 pub struct MetadataLog {
-    log: Mutex<Log>,
+    inner: Mutex<Inner>,
     image: RwLock<Arc<MetadataImage>>,
 }
 
 impl MetadataLog {
-    /// Opens (or creates) the metadata log under `metadata_dir` and replays it.
-    pub fn open(metadata_dir: &Path, now_ms: i64) -> anyhow::Result<MetadataLog> {
+    /// Opens (or creates) the metadata log under `metadata_dir`, elects this node (the
+    /// single voter) and applies the committed log to rebuild the image.
+    pub fn open(
+        metadata_dir: &Path,
+        node_id: i32,
+        cluster_id: &str,
+        now_ms: i64,
+    ) -> anyhow::Result<MetadataLog> {
         let dir = metadata_dir.join(METADATA_DIR_NAME);
-        let config = LogConfig {
-            segment_bytes: 8 * 1024 * 1024,
-            ..LogConfig::default()
+        let log = DiskRaftLog::open(&dir, now_ms).map_err(anyhow::Error::msg)?;
+        let persisted = quorum_state::read(&dir)?;
+        let config = RaftConfig {
+            cluster_id: Some(cluster_id.to_string()),
+            append_linger_ms: 0,
+            ..RaftConfig::default()
         };
-        // The metadata log is always fsynced before records are applied, so its recovery
-        // point is its end: validate it fully on every start.
-        let log = Log::open(&dir, config, 0, 0, false, now_ms)
-            .map_err(|e| anyhow::anyhow!("cannot open metadata log {}: {e}", dir.display()))?;
+        let end = log.end_offset();
+        let node = RaftNode::new(
+            config,
+            NodeId(node_id),
+            [NodeId(node_id)],
+            log,
+            persisted,
+            wall_ms(),
+            rand::random(),
+        );
+        let mut inner = Inner {
+            node,
+            dir,
+            cluster_id: cluster_id.to_string(),
+            clock_skew_ms: 0,
+            applied: 0,
+        };
         let mut image = MetadataImage::new();
-        let mut next = log.log_start_offset();
-        let end = log.log_end_offset();
-        let mut count = 0u64;
-        while next < end {
-            let read = log
-                .read(next, REPLAY_READ_BYTES, end, true)
-                .map_err(|e| anyhow::anyhow!("cannot read metadata log at offset {next}: {e}"))?;
-            if read.records.is_empty() {
+        inner.drain(&mut image)?;
+        for _ in 0..COMMIT_TICKS_MAX {
+            if inner.node.role() == RoleKind::Leader
+                && inner.node.high_watermark() >= end
+                && inner.applied >= end.0
+            {
                 break;
             }
-            for (offset, record) in decode_batches(read.records.clone())
-                .map_err(|e| anyhow::anyhow!("metadata log is corrupt near offset {next}: {e}"))?
-            {
-                if offset < next {
-                    continue;
-                }
-                image.apply(offset, &record).map_err(|e| {
-                    anyhow::anyhow!("metadata record at offset {offset} does not apply: {e}")
-                })?;
-                next = offset + 1;
-                count += 1;
-            }
-            next = next.max(read.next_offset);
+            inner.tick_to_deadline(&mut image)?;
+        }
+        if inner.node.role() != RoleKind::Leader {
+            anyhow::bail!("the metadata quorum did not elect this node, its only voter");
         }
         info!(
-            records = count,
-            end_offset = end,
+            epoch = inner.node.epoch().0,
+            high_watermark = inner.node.high_watermark().0,
             topics = image.topics.len(),
             "metadata log replayed"
         );
         Ok(MetadataLog {
-            log: Mutex::new(log),
+            inner: Mutex::new(inner),
             image: RwLock::new(Arc::new(image)),
         })
     }
 
     /// The offset after the last committed record.
     pub fn end_offset(&self) -> i64 {
-        self.log
+        self.inner
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .log_end_offset()
+            .node
+            .high_watermark()
+            .0
+    }
+
+    /// The quorum as DescribeQuorum reports it.
+    pub fn describe(&self) -> Option<DescribeQuorumData> {
+        let inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        inner.node.describe_quorum(inner.now()).ok()
     }
 
     /// The current image. Cheap: an `Arc` clone.
@@ -92,31 +223,35 @@ impl MetadataLog {
         self.image.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
-    /// Appends `records` as one batch, makes them durable, applies them and publishes the
-    /// new image. Returns the offset of the last record. An empty list is a no-op.
-    pub fn commit(&self, records: &[MetadataRecord], now_ms: i64) -> anyhow::Result<i64> {
+    /// Proposes `records`, waits until they are committed, applies them and publishes
+    /// the new image. Returns the offset of the last record. An empty list is a no-op.
+    pub fn commit(&self, records: &[MetadataRecord], _now_ms: i64) -> anyhow::Result<i64> {
         if records.is_empty() {
             return Ok(self.image().offset);
         }
-        let batch: Bytes = encode_batch(records, now_ms)?;
-        let mut log = self.log.lock().unwrap_or_else(|e| e.into_inner());
-        let info = log.append_as_leader(&batch, 0, now_ms)?;
-        log.flush()?;
-        let mut next = (*self.image()).clone();
-        for (i, r) in records.iter().enumerate() {
-            // The records were validated by the controller against this same image; a
-            // failure here is a bug, not bad input.
-            next.apply(info.first_offset + i as i64, r)
-                .map_err(|e| anyhow::anyhow!("committed metadata record does not apply: {e}"))?;
+        let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let mut image = (*self.image()).clone();
+        let data = records.iter().map(MetadataRecord::encode).collect();
+        let now = inner.now();
+        let last = inner
+            .node
+            .propose(data, now)
+            .map_err(|e| anyhow::anyhow!("the metadata quorum refused the records: {e:?}"))?
+            .0;
+        let first = last - records.len() as i64 + 1;
+        let now = inner.now();
+        inner.node.tick(now);
+        inner.drain(&mut image)?;
+        for _ in 0..COMMIT_TICKS_MAX {
+            if inner.applied > last {
+                break;
+            }
+            inner.tick_to_deadline(&mut image)?;
         }
-        *self.image.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(next);
-        Ok(info.last_offset)
-    }
-
-    /// Flushes and closes the log.
-    pub fn close(self) -> anyhow::Result<()> {
-        let log = self.log.into_inner().unwrap_or_else(|e| e.into_inner());
-        log.close()?;
-        Ok(())
+        if inner.applied <= last {
+            anyhow::bail!("metadata records at {first}..={last} were not committed");
+        }
+        *self.image.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(image);
+        Ok(last)
     }
 }

@@ -1,17 +1,11 @@
 //! The metadata quorum as the outside world sees it (DescribeQuorum, metrics).
 //!
-//! A standalone node is the single voter of its quorum and its leader; every record it
-//! commits is immediately below the high watermark. The figures here are what
+//! The figures come from the Raft node behind the metadata log and are what
 //! `kafka-metadata-quorum describe` prints.
-
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use uuid::Uuid;
 
 use crate::broker::Broker;
-
-/// The leader epoch of a standalone quorum: it elected itself once.
-pub const STANDALONE_LEADER_EPOCH: i32 = 1;
 
 /// One replica of the metadata log.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -45,18 +39,9 @@ pub struct QuorumStatus {
     pub endpoints: Vec<VoterEndpoint>,
 }
 
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
-
 impl Broker {
     /// The metadata quorum's current state.
     pub fn quorum_status(&self) -> QuorumStatus {
-        let end = self.metadata.end_offset();
-        let now = now_ms();
         let endpoints = self
             .config
             .advertised_controller_listener()
@@ -72,20 +57,31 @@ impl Broker {
             })
             .into_iter()
             .collect();
-        QuorumStatus {
-            leader_id: self.node_id,
-            leader_epoch: STANDALONE_LEADER_EPOCH,
-            high_watermark: end,
-            voters: vec![ReplicaStatus {
-                node_id: self.node_id,
-                // A static quorum does not know directory ids (Kafka prints the zero id).
-                directory_id: Uuid::nil(),
-                log_end_offset: end,
-                last_fetch_timestamp: now,
-                last_caught_up_timestamp: now,
-            }],
-            observers: vec![],
-            endpoints,
+        let replica = |r: &krust_raft::messages::ReplicaState| ReplicaStatus {
+            node_id: r.replica_id.0,
+            // A static quorum does not know directory ids (Kafka prints the zero id).
+            directory_id: Uuid::nil(),
+            log_end_offset: r.log_end_offset.map_or(-1, |o| o.0),
+            last_fetch_timestamp: r.last_fetch_timestamp_ms.map_or(-1, |t| t as i64),
+            last_caught_up_timestamp: r.last_caught_up_timestamp_ms.map_or(-1, |t| t as i64),
+        };
+        match self.metadata.describe() {
+            Some(d) => QuorumStatus {
+                leader_id: d.leader_id.0,
+                leader_epoch: d.leader_epoch.0,
+                high_watermark: d.high_watermark.0,
+                voters: d.current_voters.iter().map(replica).collect(),
+                observers: d.observers.iter().map(replica).collect(),
+                endpoints,
+            },
+            None => QuorumStatus {
+                leader_id: -1,
+                leader_epoch: -1,
+                high_watermark: -1,
+                voters: vec![],
+                observers: vec![],
+                endpoints,
+            },
         }
     }
 }

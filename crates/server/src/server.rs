@@ -52,7 +52,12 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<RunningServer> {
     }
     info!(cluster_id = %identity.cluster_id, node_id = config.node_id, "storage identity verified");
 
-    let metadata = MetadataLog::open(config.metadata_log_dir(), now_ms())?;
+    let metadata = MetadataLog::open(
+        config.metadata_log_dir(),
+        config.node_id,
+        &identity.cluster_id,
+        now_ms(),
+    )?;
     if metadata.image().offset < 0 {
         metadata.commit(
             &[MetadataRecord::FeatureLevel {
