@@ -121,6 +121,32 @@ fn a_multi_voter_node_refuses_to_start_unformatted() {
 }
 
 #[test]
+fn a_formatted_multi_voter_node_explains_what_is_not_supported() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let cfg = write_config(
+        dir.path(),
+        1,
+        "1@127.0.0.1:19093,2@127.0.0.1:19095,3@127.0.0.1:19097",
+    );
+    let o = krust(&[
+        "storage",
+        "format",
+        "-t",
+        "J8aAPcGqQWyyMZGNXz0n1w",
+        "-c",
+        cfg.to_str().expect("utf8"),
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    let o = krust(&["server", "--config", cfg.to_str().expect("utf8")]);
+    assert!(
+        !o.status.success(),
+        "must not run as an isolated cluster of one"
+    );
+    assert!(text(&o).contains("single voter"), "{}", text(&o));
+    assert!(text(&o).contains("2@127.0.0.1:19095"), "{}", text(&o));
+}
+
+#[test]
 fn a_directory_of_another_node_is_refused() {
     let dir = tempfile::tempdir().expect("tmp");
     let cfg = write_config(dir.path(), 1, "1@127.0.0.1:19093");

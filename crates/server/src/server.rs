@@ -44,6 +44,7 @@ pub struct RunningServer {
 /// Starts a node with `config` and returns once it is serving.
 pub async fn run(config: ServerConfig) -> anyhow::Result<RunningServer> {
     let identity = ensure_formatted(&config)?;
+    check_quorum_supported(&config)?;
     if identity.formatted_now {
         println!(
             "Formatted a new standalone cluster with cluster id {}",
@@ -119,6 +120,34 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<RunningServer> {
         shutdown_tx,
         tasks,
     })
+}
+
+/// A node serves a metadata quorum it is the only voter of. Joining a quorum of several
+/// controllers, or following one as a broker-only node, is refused with the reason
+/// rather than run as an isolated cluster of one.
+fn check_quorum_supported(config: &ServerConfig) -> anyhow::Result<()> {
+    if !config.is_controller() {
+        anyhow::bail!(
+            "process.roles={} needs a remote controller quorum to follow, which this version of krust cannot join yet; \
+             run the node with process.roles=broker,controller as the only voter",
+            if config.is_broker() { "broker" } else { "" }
+        );
+    }
+    let others: Vec<String> = config
+        .controller_quorum_voters
+        .iter()
+        .filter(|v| v.id != config.node_id)
+        .map(|v| format!("{}@{}:{}", v.id, v.host, v.port))
+        .collect();
+    if !others.is_empty() || config.controller_quorum_voters.is_empty() {
+        anyhow::bail!(
+            "this version of krust runs a metadata quorum with a single voter: controller.quorum.voters must list only \
+             node {} (other voters: {}); quorums of several controllers are not implemented yet",
+            config.node_id,
+            if others.is_empty() { "none; controller.quorum.bootstrap.servers is not supported".to_string() } else { others.join(",") }
+        );
+    }
+    Ok(())
 }
 
 /// Periodic work: flush policy, time-based rolls, retention, checkpoints.
