@@ -196,3 +196,58 @@ fn a_restart_elects_again_in_a_higher_epoch_and_keeps_the_log() {
         .join("quorum-state")
         .exists());
 }
+
+#[test]
+fn metadata_snapshots_rebuild_the_image_after_a_restart() {
+    let mut node = Node::start(
+        BIN,
+        &["metadata.log.max.record.bytes.between.snapshots=2000"],
+    );
+    for i in 0..30 {
+        let t = format!("snap-{i}");
+        let o = krust(&[
+            "topics",
+            "--bootstrap-server",
+            &node.bootstrap(),
+            "--create",
+            "--topic",
+            &t,
+            "--partitions",
+            "2",
+        ]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+    let meta = node.data_dir.join("__cluster_metadata-0");
+    let snapshots = || {
+        std::fs::read_dir(&meta)
+            .expect("metadata dir")
+            .filter_map(Result::ok)
+            .filter(|e| e.file_name().to_string_lossy().ends_with(".checkpoint"))
+            .count()
+    };
+    assert_eq!(snapshots(), 1, "one snapshot kept, older ones removed");
+    node.kill9();
+    node.restart();
+    assert!(
+        node.log().contains("loaded metadata snapshot"),
+        "{}",
+        node.log()
+    );
+    let o = krust(&["topics", "--bootstrap-server", &node.bootstrap(), "--list"]);
+    let listed = stdout(&o);
+    for i in 0..30 {
+        assert!(
+            listed.lines().any(|l| l == format!("snap-{i}")),
+            "snap-{i} missing after restart:\n{listed}"
+        );
+    }
+    let o = krust(&[
+        "topics",
+        "--bootstrap-server",
+        &node.bootstrap(),
+        "--describe",
+        "--topic",
+        "snap-29",
+    ]);
+    assert!(stdout(&o).contains("PartitionCount: 2"), "{}", stdout(&o));
+}

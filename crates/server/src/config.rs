@@ -119,8 +119,6 @@ pub const ACCEPTED_UNUSED_KEYS: &[&str] = &[
     "max.connections.per.ip.overrides",
     "max.incremental.fetch.session.cache.slots",
     "max.request.partition.size.limit",
-    "metadata.log.max.record.bytes.between.snapshots",
-    "metadata.log.max.snapshot.interval.ms",
     "metadata.log.segment.bytes",
     "metadata.log.segment.ms",
     "metadata.max.idle.interval.ms",
@@ -470,6 +468,18 @@ const BROKER_KEYS: &[BrokerKeyDef] = &[
         "Directory of the cluster metadata log; defaults to the first log dir.",
     ),
     key(
+        "metadata.log.max.record.bytes.between.snapshots",
+        T::Long,
+        Some("20971520"),
+        "Bytes of metadata records after which the metadata image is written as a snapshot and the log before it can go.",
+    ),
+    key(
+        "metadata.log.max.snapshot.interval.ms",
+        T::Long,
+        Some("3600000"),
+        "Longest time between metadata snapshots while records keep arriving (0 disables the time trigger).",
+    ),
+    key(
         "min.insync.replicas",
         T::Int,
         Some("1"),
@@ -739,6 +749,8 @@ pub struct ServerConfig {
     pub controller_quorum_bootstrap_servers: Vec<HostPort>,
     pub log_dirs: Vec<PathBuf>,
     pub metadata_log_dir: Option<PathBuf>,
+    pub metadata_log_max_record_bytes_between_snapshots: i64,
+    pub metadata_log_max_snapshot_interval_ms: i64,
     pub num_partitions: i32,
     /// Kafka's type is INT; krust keeps it as the wire's INT16 (1..=32767).
     pub default_replication_factor: i16,
@@ -1909,6 +1921,13 @@ fn build(
             "At least one log directory must be defined via log.dirs or log.dir (got '{dirs_raw}')"
         )));
     }
+    let metadata_log_max_record_bytes_between_snapshots = raw.long(
+        "metadata.log.max.record.bytes.between.snapshots",
+        20_971_520,
+        1,
+    )?;
+    let metadata_log_max_snapshot_interval_ms =
+        raw.long("metadata.log.max.snapshot.interval.ms", 3_600_000, 0)?;
     let metadata_log_dir = raw
         .get("metadata.log.dir")
         .filter(|s| !s.is_empty())
@@ -1926,6 +1945,8 @@ fn build(
         controller_quorum_bootstrap_servers,
         log_dirs,
         metadata_log_dir,
+        metadata_log_max_record_bytes_between_snapshots,
+        metadata_log_max_snapshot_interval_ms,
         num_partitions,
         default_replication_factor,
         auto_create_topics_enable,

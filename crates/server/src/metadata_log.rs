@@ -14,6 +14,8 @@
 //! deadline instead of sleeping through it.
 
 use std::path::{Path, PathBuf};
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -52,6 +54,48 @@ struct Inner {
     clock_skew_ms: u64,
     /// Next offset to apply to the image.
     applied: i64,
+    snapshots: SnapshotPolicy,
+    /// Record bytes committed since the last snapshot.
+    bytes_since_snapshot: u64,
+    /// When the last snapshot was taken (node clock).
+    last_snapshot_ms: u64,
+}
+
+/// When the image is written as a snapshot (Kafka's
+/// `metadata.log.max.record.bytes.between.snapshots` and
+/// `metadata.log.max.snapshot.interval.ms`).
+#[derive(Debug, Clone, Copy)]
+pub struct SnapshotPolicy {
+    pub max_record_bytes: u64,
+    /// 0 disables the time trigger.
+    pub max_interval_ms: u64,
+}
+
+/// A snapshot's content: every record of the image, each as a 4-byte length and the
+/// record's encoding.
+fn encode_snapshot(image: &MetadataImage) -> Bytes {
+    let mut b = BytesMut::new();
+    for r in image.to_records() {
+        let e = r.encode();
+        b.put_u32(e.len() as u32);
+        b.put_slice(&e);
+    }
+    b.freeze()
+}
+
+fn decode_snapshot(mut data: Bytes) -> anyhow::Result<Vec<MetadataRecord>> {
+    let mut out = Vec::new();
+    while data.has_remaining() {
+        anyhow::ensure!(data.remaining() >= 4, "metadata snapshot is truncated");
+        let len = data.get_u32() as usize;
+        anyhow::ensure!(data.remaining() >= len, "metadata snapshot is truncated");
+        let record = data.split_to(len);
+        out.push(
+            MetadataRecord::decode(&record)
+                .map_err(|e| anyhow::anyhow!("metadata snapshot is corrupt: {e}"))?,
+        );
+    }
+    Ok(out)
 }
 
 impl Inner {
@@ -149,6 +193,7 @@ impl MetadataLog {
         metadata_dir: &Path,
         node_id: i32,
         cluster_id: &str,
+        snapshots: SnapshotPolicy,
         now_ms: i64,
     ) -> anyhow::Result<MetadataLog> {
         let dir = metadata_dir.join(METADATA_DIR_NAME);
@@ -175,8 +220,30 @@ impl MetadataLog {
             cluster_id: cluster_id.to_string(),
             clock_skew_ms: 0,
             applied: 0,
+            snapshots,
+            bytes_since_snapshot: 0,
+            last_snapshot_ms: wall_ms(),
         };
         let mut image = MetadataImage::new();
+        if let Some(id) = inner.node.log().latest_snapshot() {
+            let (data, _) = inner
+                .node
+                .log()
+                .read_snapshot(id, 0, usize::MAX)
+                .ok_or_else(|| anyhow::anyhow!("the metadata snapshot {id:?} cannot be read"))?;
+            let records = decode_snapshot(data)?;
+            for r in &records {
+                image
+                    .apply(id.end_offset.0 - 1, r)
+                    .map_err(|e| anyhow::anyhow!("the metadata snapshot does not apply: {e}"))?;
+            }
+            inner.applied = id.end_offset.0;
+            info!(
+                end_offset = id.end_offset.0,
+                records = records.len(),
+                "loaded metadata snapshot"
+            );
+        }
         inner.drain(&mut image)?;
         for _ in 0..COMMIT_TICKS_MAX {
             if inner.node.role() == RoleKind::Leader
@@ -250,6 +317,25 @@ impl MetadataLog {
         }
         if inner.applied <= last {
             anyhow::bail!("metadata records at {first}..={last} were not committed");
+        }
+        inner.bytes_since_snapshot += records.iter().map(|r| r.encode().len() as u64).sum::<u64>();
+        let now = inner.now();
+        let by_time = inner.snapshots.max_interval_ms > 0
+            && now.saturating_sub(inner.last_snapshot_ms) >= inner.snapshots.max_interval_ms;
+        if inner.bytes_since_snapshot >= inner.snapshots.max_record_bytes || by_time {
+            let end = Offset(inner.applied);
+            match inner.node.create_snapshot(end, encode_snapshot(&image)) {
+                Ok(id) => {
+                    info!(
+                        end_offset = id.end_offset.0,
+                        epoch = id.epoch.0,
+                        "wrote metadata snapshot"
+                    );
+                    inner.bytes_since_snapshot = 0;
+                    inner.last_snapshot_ms = now;
+                }
+                Err(e) => warn!(error = ?e, "could not write a metadata snapshot"),
+            }
         }
         *self.image.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(image);
         Ok(last)

@@ -18,7 +18,7 @@ use tracing::{info, warn};
 use crate::broker::{log_config_for, now_ms, Broker};
 use crate::config::ServerConfig;
 use crate::format::ensure_formatted;
-use crate::metadata_log::MetadataLog;
+use crate::metadata_log::{MetadataLog, SnapshotPolicy};
 use crate::network;
 
 /// How often recovery points and log start offsets are checkpointed.
@@ -57,6 +57,12 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<RunningServer> {
         config.metadata_log_dir(),
         config.node_id,
         &identity.cluster_id,
+        SnapshotPolicy {
+            max_record_bytes: config
+                .metadata_log_max_record_bytes_between_snapshots
+                .max(1) as u64,
+            max_interval_ms: config.metadata_log_max_snapshot_interval_ms.max(0) as u64,
+        },
         now_ms(),
     )?;
     if metadata.image().offset < 0 {
