@@ -88,6 +88,18 @@ enum Command {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<OsString>,
     },
+    /// Measure producer throughput and latency (kafka-producer-perf-test).
+    #[command(disable_help_flag = true)]
+    ProducerPerfTest {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<OsString>,
+    },
+    /// Measure consumer throughput (kafka-consumer-perf-test).
+    #[command(disable_help_flag = true)]
+    ConsumerPerfTest {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<OsString>,
+    },
     /// Print the cluster id (kafka-cluster cluster-id).
     #[command(disable_help_flag = true)]
     ClusterId {
@@ -169,6 +181,8 @@ fn main() -> ExitCode {
         Command::MetadataQuorum { args } => return tools::metadata_quorum::run(args),
         Command::GetOffsets { args } => return tools::get_offsets::run(args),
         Command::DeleteRecords { args } => return tools::delete_records::run(args),
+        Command::ProducerPerfTest { args } => return tools::producer_perf::run(args),
+        Command::ConsumerPerfTest { args } => return tools::consumer_perf::run(args),
         Command::ClusterId { args } => return tools::cluster_id::run(args),
         Command::InstallAliases { dir } => tools::aliases::install(&dir).map(|links| {
             for l in links {

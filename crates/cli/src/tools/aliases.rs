@@ -13,6 +13,8 @@ pub const ALIASES: &[(&str, &str)] = &[
     ("kafka-consumer-groups", "consumer-groups"),
     ("kafka-metadata-quorum", "metadata-quorum"),
     ("kafka-get-offsets", "get-offsets"),
+    ("kafka-producer-perf-test", "producer-perf-test"),
+    ("kafka-consumer-perf-test", "consumer-perf-test"),
     ("kafka-delete-records", "delete-records"),
     ("kafka-storage", "storage"),
     ("kafka-server-start", "server"),

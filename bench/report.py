@@ -1,0 +1,139 @@
+#!/usr/bin/env python3
+"""Turns bench/run's raw measurements (one JSON object per line) into results.json,
+results.csv, results.svg and a table on stdout. Standard library only."""
+
+import csv
+import json
+import re
+import sys
+from html import escape
+
+FINAL = re.compile(
+    r"(\d+) records sent, ([\d.]+) records/sec \(([\d.]+) MB/sec\), ([\d.]+) ms avg latency, "
+    r"([\d.]+) ms max latency, (\d+) ms 50th, (\d+) ms 95th, (\d+) ms 99th, (\d+) ms 99\.9th\."
+)
+
+
+def parse(raw):
+    limits, rows = {}, []
+    for m in raw:
+        if m["kind"] == "limit":
+            limits[m["name"]] = {"mb_per_sec": m["mb_per_sec"], "tool": m["tool"]}
+            continue
+        row = {
+            k: m[k]
+            for k in ("name", "kind", "client", "partitions", "acks", "record_size", "records")
+        }
+        row["acks"] = str(row["acks"])
+        out = str(m.get("output", ""))
+        row.update(mb_per_sec=None, records_per_sec=None, p50_ms=None, p99_ms=None,
+                   p999_ms=None, avg_ms=None)
+        if m["client"] == "krust" and m["kind"] == "produce":
+            f = FINAL.search(out)
+            if f:
+                row.update(records_per_sec=float(f[2]), mb_per_sec=float(f[3]),
+                           avg_ms=float(f[4]), p50_ms=int(f[6]), p99_ms=int(f[8]),
+                           p999_ms=int(f[9]))
+        elif m["client"] == "krust" and m["kind"] == "consume":
+            cols = [c.strip() for c in out.split(",")]
+            if len(cols) == 10:
+                row.update(mb_per_sec=float(cols[3]), records_per_sec=float(cols[5]))
+        else:
+            # Timed from outside: includes connecting and metadata.
+            secs = float(m["wall_secs"])
+            row.update(records_per_sec=m["records"] / secs,
+                       mb_per_sec=m["records"] * m["record_size"] / secs / 1048576)
+        row["wall_secs"] = round(float(m["wall_secs"]), 3)
+        row["broker_cpu_secs"] = round(float(m["broker_cpu_secs"]), 3)
+        row["broker_rss_mb"] = round(int(m["broker_rss_kb"]) / 1024, 1)
+        row["broker_peak_rss_mb"] = round(int(m["broker_hwm_kb"]) / 1024, 1)
+        rows.append(row)
+    return limits, rows
+
+
+def relevant_limit(row, limits):
+    tcp = limits.get("tcp_loopback", {}).get("mb_per_sec")
+    disk = limits.get("disk_write_nofsync", {}).get("mb_per_sec")
+    if row["kind"] == "consume":
+        return "tcp_loopback", tcp
+    cands = [(n, v) for n, v in (("tcp_loopback", tcp), ("disk_write_nofsync", disk)) if v]
+    return min(cands, key=lambda c: c[1]) if cands else (None, None)
+
+
+def svg(limits, rows):
+    bars = [(f"limit: {n} ({l['tool']})", l["mb_per_sec"], "#999999") for n, l in limits.items()]
+    colors = {"krust": "#d9534f", "kcat": "#337ab7"}
+    for r in rows:
+        if r["mb_per_sec"] is not None:
+            bars.append((f"{r['client']} {r['kind']} {r['record_size']}B p={r['partitions']} acks={r['acks']}",
+                         r["mb_per_sec"], colors.get(r["client"], "#5cb85c")))
+    top = max([b[1] for b in bars] + [1.0])
+    label_w, bar_w, h, pad = 330, 520, 18, 4
+    height = 40 + len(bars) * (h + pad) + 20
+    width = label_w + bar_w + 110
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+           f'font-family="sans-serif" font-size="11">',
+           f'<rect width="{width}" height="{height}" fill="white"/>',
+           f'<text x="10" y="20" font-size="14" font-weight="bold">krust bench: throughput (MiB/s)</text>']
+    for i, (label, v, color) in enumerate(bars):
+        y = 35 + i * (h + pad)
+        w = max(1.0, bar_w * v / top)
+        out.append(f'<text x="{label_w - 6}" y="{y + 13}" text-anchor="end">{escape(label)}</text>')
+        out.append(f'<rect x="{label_w}" y="{y}" width="{w:.1f}" height="{h}" fill="{color}"/>')
+        out.append(f'<text x="{label_w + w + 4:.1f}" y="{y + 13}">{v:.1f}</text>')
+    out.append("</svg>")
+    return "\n".join(out) + "\n"
+
+
+def fmt(v, spec):
+    if v is None:
+        return "-".rjust(int(re.match(r"\d+", spec)[0]))
+    return format(v, spec)
+
+
+def main():
+    raw_path, out_dir, mode = sys.argv[1], sys.argv[2], sys.argv[3]
+    with open(raw_path) as f:
+        raw = [json.loads(line) for line in f if line.strip()]
+    limits, rows = parse(raw)
+    for r in rows:
+        name, lim = relevant_limit(r, limits)
+        r["limit"] = name
+        r["ratio_to_limit"] = (round(r["mb_per_sec"] / lim, 4)
+                               if lim and r["mb_per_sec"] is not None else None)
+    with open(f"{out_dir}/results.json", "w") as f:
+        json.dump({"mode": mode, "limits": limits, "workloads": rows}, f, indent=2)
+    cols = ["name", "kind", "client", "partitions", "acks", "record_size", "records",
+            "mb_per_sec", "records_per_sec", "avg_ms", "p50_ms", "p99_ms", "p999_ms",
+            "broker_cpu_secs", "broker_rss_mb", "broker_peak_rss_mb", "wall_secs", "limit",
+            "ratio_to_limit"]
+    with open(f"{out_dir}/results.csv", "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=cols)
+        w.writeheader()
+        for r in rows:
+            w.writerow({c: r.get(c) for c in cols})
+    with open(f"{out_dir}/results.svg", "w") as f:
+        f.write(svg(limits, rows))
+
+    print(f"\nPhysical limits ({mode} run):")
+    for n, l in limits.items():
+        print(f"  {n:<20} {l['mb_per_sec']:>10.1f} MiB/s  ({l['tool']})")
+    head = (f"{'workload':<8} {'client':<6} {'size':>5} {'parts':>5} {'acks':>4} {'MiB/s':>8} "
+            f"{'records/s':>11} {'p50':>5} {'p99':>5} {'p99.9':>6} {'cpu s':>6} {'RSS MiB':>8} "
+            f"{'peak':>6}  ratio to limit")
+    print("\n" + head)
+    print("-" * len(head))
+    for r in rows:
+        ratio = ("-" if r["ratio_to_limit"] is None
+                 else f"{r['ratio_to_limit']:.3f} of {r['limit']}")
+        print(f"{r['kind']:<8} {r['client']:<6} {r['record_size']:>5} {r['partitions']:>5} "
+              f"{r['acks']:>4} {fmt(r['mb_per_sec'], '8.1f')} {fmt(r['records_per_sec'], '11.0f')} "
+              f"{fmt(r['p50_ms'], '5d')} {fmt(r['p99_ms'], '5d')} {fmt(r['p999_ms'], '6d')} "
+              f"{r['broker_cpu_secs']:6.2f} {r['broker_rss_mb']:8.1f} {r['broker_peak_rss_mb']:6.1f}  {ratio}")
+    print("\nLatencies in ms (krust producer-perf-test: enqueue to ack, unthrottled, so they "
+          "include time queued in the producer's 32 MiB buffer); '-' = not measured.")
+    print(f"Results: {out_dir}/results.json, results.csv, results.svg")
+
+
+if __name__ == "__main__":
+    main()

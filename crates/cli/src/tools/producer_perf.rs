@@ -1,0 +1,1241 @@
+//! `krust producer-perf-test` (kafka-producer-perf-test.sh, Kafka's `ProducerPerformance`):
+//! sends `--num-records` records of `--record-size` bytes as fast as allowed and prints
+//! Kafka's progress line every 5 s and its summary line with latency percentiles.
+//!
+//! The producer is built for speed: the payload is made once, keyless records stick to one
+//! partition until its batch is full (`batch.size`, default 16384) or has waited `linger.ms`
+//! (default 5), and each leader gets one connection carrying up to
+//! `max.in.flight.requests.per.connection` (default 5) Produce requests at once: requests
+//! are written back to back and a reader task takes the responses in order (a broker
+//! answers a connection's requests in order). Unsent batches may hold up to
+//! `buffer.memory` (default 32 MiB); beyond that the sender waits, as Kafka's does.
+//! A record's latency is the time from its enqueue to the ack of its batch (acks=0: to the
+//! write of its request).
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use bytes::{Bytes, BytesMut};
+use clap::Parser;
+use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+use kafka_protocol::messages::{
+    ApiKey, ProduceRequest, ProduceResponse, RequestHeader, ResponseHeader, TopicName,
+};
+use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, StrBytes};
+use kafka_protocol::records::{
+    Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+};
+use krust_client::{Client, ClientConfig, ClientError};
+use rand::Rng;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
+
+use super::common::{self, PartitionLeader};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "producer-performance",
+    about = "This tool is used to verify the producer performance.",
+    disable_version_flag = true
+)]
+struct Args {
+    /// produce messages to this topic
+    #[arg(long, value_name = "TOPIC")]
+    topic: String,
+    /// number of messages to produce
+    #[arg(
+        long = "num-records",
+        value_name = "NUM-RECORDS",
+        allow_hyphen_values = true
+    )]
+    num_records: i64,
+    /// message size in bytes (exactly one of --record-size, --payload-file,
+    /// --payload-monotonic)
+    #[arg(
+        long = "record-size",
+        value_name = "RECORD-SIZE",
+        allow_hyphen_values = true
+    )]
+    record_size: Option<i32>,
+    /// file to read the message payloads from (UTF-8 text, split at --payload-delimiter);
+    /// a payload is picked at random for each record
+    #[arg(long = "payload-file", value_name = "PAYLOAD-FILE")]
+    payload_file: Option<PathBuf>,
+    /// payload is a monotonically increasing integer
+    #[arg(long = "payload-monotonic")]
+    payload_monotonic: bool,
+    /// delimiter of --payload-file
+    #[arg(
+        long = "payload-delimiter",
+        value_name = "PAYLOAD-DELIMITER",
+        default_value = "\\n"
+    )]
+    payload_delimiter: String,
+    /// throttle maximum message throughput to *approximately* THROUGHPUT messages/sec. Set
+    /// this to -1 to disable throttling.
+    #[arg(long, value_name = "THROUGHPUT", allow_hyphen_values = true)]
+    throughput: f64,
+    /// kafka producer related configuration properties like bootstrap.servers,client.id
+    /// etc. These configs take precedence over those passed via --producer.config.
+    #[arg(long = "producer-props", value_name = "PROP-NAME=PROP-VALUE", num_args = 1..)]
+    producer_props: Vec<String>,
+    /// producer config properties file.
+    #[arg(long = "producer.config", value_name = "CONFIG-FILE")]
+    producer_config: Option<PathBuf>,
+    /// print out metrics at the end of the test.
+    #[arg(long = "print-metrics")]
+    print_metrics: bool,
+}
+
+pub fn run(args: Vec<OsString>) -> ExitCode {
+    let args: Args = match common::parse_args("producer-performance", args) {
+        Ok(a) => a,
+        Err(code) => return code,
+    };
+    let settings = match Settings::from_args(&args) {
+        Ok(s) => s,
+        Err(e) => return common::fail("Error: ", &e),
+    };
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => return common::fail("Error: ", &e.into()),
+    };
+    match rt.block_on(execute(settings)) {
+        Ok(()) => {
+            common::flush_stdout();
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            common::flush_stdout();
+            common::fail("Error: ", &e)
+        }
+    }
+}
+
+/// Where record values come from.
+#[derive(Debug, Clone)]
+enum Payload {
+    /// The same random printable bytes for every record.
+    Fixed(Bytes),
+    /// One of these, at random.
+    List(Vec<Bytes>),
+    /// The record's number as text.
+    Monotonic,
+}
+
+impl Payload {
+    fn value(&self, i: u64, rng: &mut impl Rng) -> Bytes {
+        match self {
+            Payload::Fixed(b) => b.clone(),
+            Payload::List(l) => l[rng.random_range(0..l.len())].clone(),
+            Payload::Monotonic => Bytes::from(i.to_string()),
+        }
+    }
+}
+
+/// The validated run settings.
+#[derive(Debug, Clone)]
+struct Settings {
+    topic: String,
+    num_records: u64,
+    payload: Payload,
+    /// Records per second; None = unthrottled.
+    throughput: Option<f64>,
+    bootstrap: String,
+    client: ClientConfig,
+    acks: i16,
+    linger: Duration,
+    batch_size: usize,
+    compression: Compression,
+    max_in_flight: usize,
+    buffer_memory: usize,
+    max_request_size: usize,
+    print_metrics: bool,
+}
+
+fn parse_num<T: std::str::FromStr>(
+    props: &BTreeMap<String, String>,
+    key: &str,
+    default: T,
+) -> anyhow::Result<T> {
+    match props.get(key) {
+        None => Ok(default),
+        Some(v) => v
+            .trim()
+            .parse()
+            .map_err(|_| anyhow::anyhow!("Invalid value {v} for configuration {key}")),
+    }
+}
+
+impl Settings {
+    fn from_args(args: &Args) -> anyhow::Result<Settings> {
+        // Kafka's ConfigPostProcessor checks, in its order and words.
+        if args.num_records <= 0 {
+            bail!("--num-records should be greater than zero");
+        }
+        let payload_options = usize::from(args.record_size.is_some())
+            + usize::from(args.payload_file.is_some())
+            + usize::from(args.payload_monotonic);
+        if payload_options == 0 {
+            bail!(
+                "one of the arguments --record-size --payload-file --payload-monotonic is required"
+            );
+        }
+        if payload_options > 1 {
+            bail!("only one of the arguments --record-size --payload-file --payload-monotonic is allowed");
+        }
+        if let Some(size) = args.record_size {
+            if size <= 0 {
+                bail!("--record-size should be greater than zero");
+            }
+        }
+        if args.producer_props.is_empty() && args.producer_config.is_none() {
+            bail!("Either --producer-props or --producer.config must be specified.");
+        }
+        let payload = if let Some(size) = args.record_size {
+            let mut rng = rand::rng();
+            let bytes: Vec<u8> = (0..size).map(|_| rng.random_range(b'A'..=b'Z')).collect();
+            Payload::Fixed(Bytes::from(bytes))
+        } else if let Some(path) = &args.payload_file {
+            let delimiter = if args.payload_delimiter == "\\n" {
+                "\n"
+            } else {
+                args.payload_delimiter.as_str()
+            };
+            println!("Reading payloads from: {}", absolute(path).display());
+            let text = std::fs::read_to_string(path).unwrap_or_default();
+            if text.is_empty() {
+                bail!("File does not exist or empty file provided.");
+            }
+            let list: Vec<Bytes> = text
+                .split(delimiter)
+                .filter(|s| !s.is_empty())
+                .map(|s| Bytes::copy_from_slice(s.as_bytes()))
+                .collect();
+            println!("Number of messages read: {}", list.len());
+            if list.is_empty() {
+                bail!("File does not exist or empty file provided.");
+            }
+            Payload::List(list)
+        } else {
+            Payload::Monotonic
+        };
+        let throughput = if args.throughput < 0.0 {
+            None
+        } else if args.throughput == 0.0 || args.throughput.is_nan() {
+            bail!("--throughput must be positive, or -1 to disable throttling");
+        } else {
+            Some(args.throughput)
+        };
+
+        let mut props = match &args.producer_config {
+            Some(p) => common::load_properties(p)?,
+            None => BTreeMap::new(),
+        };
+        for prop in &args.producer_props {
+            let pieces: Vec<&str> = prop.split('=').collect();
+            if pieces.len() != 2 {
+                bail!("Invalid property: {prop}");
+            }
+            props.insert(pieces[0].to_string(), pieces[1].to_string());
+        }
+        let bootstrap = props
+            .get("bootstrap.servers")
+            .cloned()
+            .filter(|s| !s.trim().is_empty())
+            .ok_or_else(|| {
+                anyhow::anyhow!(
+                    "Missing required configuration \"bootstrap.servers\" which has no default value."
+                )
+            })?;
+        let client = common::client_config_from(&props, "perf-producer-client")?;
+        let acks = match props.get("acks").map(|s| s.trim()).unwrap_or("all") {
+            "all" | "-1" => -1,
+            "0" => 0,
+            "1" => 1,
+            other => bail!(
+                "Invalid value {other} for configuration acks: String must be one of: all, -1, 0, 1"
+            ),
+        };
+        let compression = match props
+            .get("compression.type")
+            .map(|s| s.trim())
+            .unwrap_or("none")
+        {
+            "none" => Compression::None,
+            "gzip" => Compression::Gzip,
+            "snappy" => Compression::Snappy,
+            "lz4" => Compression::Lz4,
+            "zstd" => Compression::Zstd,
+            other => bail!("Invalid value {other} for configuration compression.type: String must be one of: none, gzip, snappy, lz4, zstd"),
+        };
+        let linger_ms: u64 = parse_num(&props, "linger.ms", 5)?;
+        let batch_size: usize = parse_num(&props, "batch.size", 16384)?;
+        let max_in_flight: usize = parse_num(&props, "max.in.flight.requests.per.connection", 5)?;
+        if max_in_flight == 0 {
+            bail!("Invalid value 0 for configuration max.in.flight.requests.per.connection: Value must be at least 1");
+        }
+        let buffer_memory: usize = parse_num(&props, "buffer.memory", 32 * 1024 * 1024)?;
+        let max_request_size: usize = parse_num(&props, "max.request.size", 1024 * 1024)?;
+        Ok(Settings {
+            topic: args.topic.clone(),
+            num_records: args.num_records as u64,
+            payload,
+            throughput,
+            bootstrap,
+            client,
+            acks,
+            linger: Duration::from_millis(linger_ms),
+            batch_size: batch_size.max(1),
+            compression,
+            max_in_flight,
+            buffer_memory: buffer_memory.max(1),
+            max_request_size: max_request_size.max(1),
+            print_metrics: args.print_metrics,
+        })
+    }
+}
+
+fn absolute(p: &std::path::Path) -> PathBuf {
+    std::env::current_dir()
+        .map(|d| d.join(p))
+        .unwrap_or_else(|_| p.to_path_buf())
+}
+
+/// Kafka's `ProducerPerformance.Stats`: whole-run and 5-second window counters, and a
+/// sample of at most 500000 latencies for the percentiles. Latencies are kept in
+/// microseconds and printed in milliseconds.
+struct Stats {
+    start: Instant,
+    latencies: Vec<u64>,
+    sampling: u64,
+    iteration: u64,
+    count: u64,
+    bytes: u64,
+    max_latency: u64,
+    total_latency: u64,
+    window_count: u64,
+    window_max_latency: u64,
+    window_total_latency: u64,
+    window_bytes: u64,
+    window_start: Instant,
+    reporting_interval: Duration,
+}
+
+impl Stats {
+    fn new(num_records: u64, start: Instant) -> Stats {
+        let sampling = (num_records / num_records.clamp(1, 500_000)).max(1);
+        Stats {
+            start,
+            latencies: Vec::with_capacity((num_records / sampling + 1) as usize),
+            sampling,
+            iteration: 0,
+            count: 0,
+            bytes: 0,
+            max_latency: 0,
+            total_latency: 0,
+            window_count: 0,
+            window_max_latency: 0,
+            window_total_latency: 0,
+            window_bytes: 0,
+            window_start: start,
+            reporting_interval: Duration::from_secs(5),
+        }
+    }
+
+    fn record(&mut self, latency_us: u64, bytes: u64, now: Instant) {
+        self.count += 1;
+        self.bytes += bytes;
+        self.total_latency += latency_us;
+        self.max_latency = self.max_latency.max(latency_us);
+        self.window_count += 1;
+        self.window_bytes += bytes;
+        self.window_total_latency += latency_us;
+        self.window_max_latency = self.window_max_latency.max(latency_us);
+        if self.iteration.is_multiple_of(self.sampling) {
+            self.latencies.push(latency_us);
+        }
+        if now.saturating_duration_since(self.window_start) >= self.reporting_interval {
+            self.print_window();
+            self.new_window();
+        }
+        self.iteration += 1;
+    }
+
+    fn print_window(&self) {
+        let line = self.window_line(self.window_start.elapsed());
+        outln!("{line}");
+    }
+
+    fn window_line(&self, elapsed: Duration) -> String {
+        let elapsed = elapsed.as_secs_f64().max(1e-9);
+        let recs_per_sec = self.window_count as f64 / elapsed;
+        let mb_per_sec = self.window_bytes as f64 / elapsed / (1024.0 * 1024.0);
+        format!(
+            "{} records sent, {:.1} records/sec ({:.2} MB/sec), {:.1} ms avg latency, {:.1} ms max latency.",
+            self.window_count,
+            recs_per_sec,
+            mb_per_sec,
+            self.window_total_latency as f64 / self.window_count.max(1) as f64 / 1000.0,
+            self.window_max_latency as f64 / 1000.0
+        )
+    }
+
+    fn new_window(&mut self) {
+        self.window_start = Instant::now();
+        self.window_count = 0;
+        self.window_max_latency = 0;
+        self.window_total_latency = 0;
+        self.window_bytes = 0;
+    }
+
+    fn total_line(&mut self) -> String {
+        let elapsed = self.start.elapsed().as_secs_f64().max(1e-9);
+        let recs_per_sec = self.count as f64 / elapsed;
+        let mb_per_sec = self.bytes as f64 / elapsed / (1024.0 * 1024.0);
+        let p = percentiles(&mut self.latencies, &[0.5, 0.95, 0.99, 0.999]);
+        format!(
+            "{} records sent, {:.6} records/sec ({:.2} MB/sec), {:.2} ms avg latency, {:.2} ms max latency, {} ms 50th, {} ms 95th, {} ms 99th, {} ms 99.9th.",
+            self.count,
+            recs_per_sec,
+            mb_per_sec,
+            self.total_latency as f64 / self.count.max(1) as f64 / 1000.0,
+            self.max_latency as f64 / 1000.0,
+            p[0] / 1000,
+            p[1] / 1000,
+            p[2] / 1000,
+            p[3] / 1000,
+        )
+    }
+}
+
+/// Kafka's percentile pick: sort, then the value at `(int)(p * size)`.
+fn percentiles(latencies: &mut [u64], ps: &[f64]) -> Vec<u64> {
+    latencies.sort_unstable();
+    ps.iter()
+        .map(|p| {
+            if latencies.is_empty() {
+                0
+            } else {
+                let i = ((p * latencies.len() as f64) as usize).min(latencies.len() - 1);
+                latencies[i]
+            }
+        })
+        .collect()
+}
+
+/// Counters for `--print-metrics`.
+#[derive(Default)]
+struct Counters {
+    requests: AtomicU64,
+    request_bytes: AtomicU64,
+    batches: AtomicU64,
+    errors: AtomicU64,
+    request_latency_us: AtomicU64,
+    responses: AtomicU64,
+}
+
+/// A batch being filled for one partition.
+struct OpenBatch {
+    values: Vec<Bytes>,
+    /// Enqueue time of each record, microseconds since the run started.
+    enqueued: Vec<u64>,
+    size: usize,
+    created: Instant,
+}
+
+/// A batch encoded and waiting to be sent (or in flight).
+struct Sealed {
+    partition: i32,
+    enqueued: Vec<u64>,
+    bytes: u64,
+    data: Bytes,
+}
+
+/// What the reader needs to account for one in-flight request.
+struct Inflight {
+    correlation: i32,
+    sent: Instant,
+    batches: Vec<Sealed>,
+    _permit: OwnedSemaphorePermit,
+}
+
+/// One pipelined connection to a partition leader.
+struct Leader {
+    write: OwnedWriteHalf,
+    permits: Arc<Semaphore>,
+    inflight_tx: Option<mpsc::UnboundedSender<Inflight>>,
+    reader: Option<tokio::task::JoinHandle<()>>,
+    next_correlation: i32,
+    version: i16,
+    ready: VecDeque<Sealed>,
+    addr: String,
+}
+
+/// Shared by the sender and the reader tasks.
+struct Shared {
+    stats: Mutex<Stats>,
+    counters: Counters,
+    failed: AtomicU64,
+    /// The first fatal error (a broken connection).
+    fatal: Mutex<Option<String>>,
+    t0: Instant,
+}
+
+impl Shared {
+    fn record_batch(&self, batch: &Sealed, now: Instant) {
+        let now_us = now.saturating_duration_since(self.t0).as_micros() as u64;
+        let per_record = batch.bytes / batch.enqueued.len().max(1) as u64;
+        let Ok(mut stats) = self.stats.lock() else {
+            return;
+        };
+        for e in &batch.enqueued {
+            stats.record(now_us.saturating_sub(*e), per_record, now);
+        }
+    }
+
+    fn fail_batch(&self, topic: &str, batch: &Sealed, why: &str) {
+        self.failed
+            .fetch_add(batch.enqueued.len() as u64, Ordering::Relaxed);
+        self.counters.errors.fetch_add(1, Ordering::Relaxed);
+        eprintln!(
+            "ERROR Error when sending {} records to topic {topic} partition {}: {why}",
+            batch.enqueued.len(),
+            batch.partition
+        );
+    }
+
+    fn set_fatal(&self, why: String) {
+        if let Ok(mut f) = self.fatal.lock() {
+            if f.is_none() {
+                *f = Some(why);
+            }
+        }
+    }
+
+    fn fatal(&self) -> Option<String> {
+        self.fatal.lock().ok().and_then(|f| f.clone())
+    }
+}
+
+struct Producer {
+    settings: Settings,
+    shared: Arc<Shared>,
+    partitions: Vec<PartitionLeader>,
+    open: HashMap<i32, OpenBatch>,
+    leaders: BTreeMap<i32, Leader>,
+    leader_of: HashMap<i32, i32>,
+    sticky: usize,
+    buffered: usize,
+    epoch_ms: i64,
+}
+
+async fn execute(settings: Settings) -> anyhow::Result<()> {
+    let mut client = Client::connect(&settings.bootstrap, settings.client.clone()).await?;
+    let (_, partitions) = common::topic_partitions(&mut client, &settings.topic, true).await?;
+    let mut leaders = BTreeMap::new();
+    let mut leader_of = HashMap::new();
+    let t0 = Instant::now();
+    let shared = Arc::new(Shared {
+        stats: Mutex::new(Stats::new(settings.num_records, t0)),
+        counters: Counters::default(),
+        failed: AtomicU64::new(0),
+        fatal: Mutex::new(None),
+        t0,
+    });
+    for p in &partitions {
+        if p.leader < 0 {
+            bail!("Partition {}-{} has no leader", settings.topic, p.partition);
+        }
+        leader_of.insert(p.partition, p.leader);
+        if leaders.contains_key(&p.leader) {
+            continue;
+        }
+        let conn = client.connection_to(p.leader).await?;
+        // Produce v13 addresses topics by id; names are enough below it.
+        let version = conn.version_for::<ProduceRequest>()?.min(12);
+        let addr = conn.addr().to_string();
+        let stream = TcpStream::connect(&addr)
+            .await
+            .map_err(|e| ClientError::Connect {
+                addr: addr.clone(),
+                reason: e.to_string(),
+            })?;
+        let _ = stream.set_nodelay(true);
+        let (read, write) = stream.into_split();
+        let permits = Arc::new(Semaphore::new(settings.max_in_flight));
+        let (inflight_tx, reader) = if settings.acks == 0 {
+            (None, None)
+        } else {
+            let (tx, rx) = mpsc::unbounded_channel();
+            let task = tokio::spawn(read_responses(
+                read,
+                rx,
+                shared.clone(),
+                settings.topic.clone(),
+                version,
+                settings.client.request_timeout,
+                addr.clone(),
+            ));
+            (Some(tx), Some(task))
+        };
+        leaders.insert(
+            p.leader,
+            Leader {
+                write,
+                permits,
+                inflight_tx,
+                reader,
+                next_correlation: 1,
+                version,
+                ready: VecDeque::new(),
+                addr,
+            },
+        );
+    }
+    let mut producer = Producer {
+        sticky: rand::random_range(0..partitions.len()),
+        settings,
+        shared: shared.clone(),
+        partitions,
+        open: HashMap::new(),
+        leaders,
+        leader_of,
+        buffered: 0,
+        epoch_ms: common::now_ms(),
+    };
+    // The run starts now, as Kafka's Stats start just before the send loop.
+    if let Ok(mut s) = shared.stats.lock() {
+        let now = Instant::now();
+        s.start = now;
+        s.window_start = now;
+    }
+    producer.produce_all().await?;
+    producer.close().await?;
+
+    let line = match shared.stats.lock() {
+        Ok(mut s) => s.total_line(),
+        Err(_) => bail!("statistics unavailable"),
+    };
+    outln!("{line}");
+    if producer.settings.print_metrics {
+        producer.print_metrics();
+    }
+    let failed = shared.failed.load(Ordering::Relaxed);
+    if failed > 0 {
+        bail!("{failed} records could not be sent");
+    }
+    Ok(())
+}
+
+impl Producer {
+    fn now_us(&self) -> u64 {
+        self.shared.t0.elapsed().as_micros() as u64
+    }
+
+    /// The record loop: throttle, enqueue, seal full batches, send what may be sent.
+    async fn produce_all(&mut self) -> anyhow::Result<()> {
+        let mut rng = rand::rng();
+        let start = Instant::now();
+        let n = self.settings.num_records;
+        for i in 0..n {
+            if let Some(rate) = self.settings.throughput {
+                let due = start + Duration::from_secs_f64(i as f64 / rate);
+                if Instant::now() < due {
+                    self.idle_until(due).await?;
+                }
+            }
+            let value = self.settings.payload.value(i, &mut rng);
+            self.enqueue(value);
+            if i % 64 == 63 {
+                self.seal_lingering(false);
+                self.pump().await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Appends one record to the sticky partition's batch.
+    fn enqueue(&mut self, value: Bytes) {
+        let partition = self.partitions[self.sticky].partition;
+        let size = value.len() + 12;
+        let now_us = self.now_us();
+        let full = self
+            .open
+            .get(&partition)
+            .is_some_and(|b| !b.values.is_empty() && b.size + size > self.settings.batch_size);
+        if full {
+            self.seal(partition);
+            // Sticky partitioning: a new partition once a batch is complete.
+            self.next_sticky();
+            let partition = self.partitions[self.sticky].partition;
+            return self.push(partition, value, size, now_us);
+        }
+        self.push(partition, value, size, now_us);
+    }
+
+    fn push(&mut self, partition: i32, value: Bytes, size: usize, now_us: u64) {
+        let b = self.open.entry(partition).or_insert_with(|| OpenBatch {
+            values: Vec::new(),
+            enqueued: Vec::new(),
+            size: 61,
+            created: Instant::now(),
+        });
+        b.values.push(value);
+        b.enqueued.push(now_us);
+        b.size += size;
+        self.buffered += size;
+    }
+
+    fn next_sticky(&mut self) {
+        let n = self.partitions.len();
+        if n > 1 {
+            let step = rand::random_range(1..n);
+            self.sticky = (self.sticky + step) % n;
+        }
+    }
+
+    /// Encodes the open batch of `partition` and queues it for its leader.
+    fn seal(&mut self, partition: i32) {
+        let Some(batch) = self.open.remove(&partition) else {
+            return;
+        };
+        if batch.values.is_empty() {
+            return;
+        }
+        let bytes: u64 = batch.values.iter().map(|v| v.len() as u64).sum();
+        let data = match self.encode(&batch) {
+            Ok(d) => d,
+            Err(e) => {
+                let sealed = Sealed {
+                    partition,
+                    enqueued: batch.enqueued,
+                    bytes,
+                    data: Bytes::new(),
+                };
+                self.shared
+                    .fail_batch(&self.settings.topic, &sealed, &e.to_string());
+                return;
+            }
+        };
+        let leader = self.leader_of.get(&partition).copied().unwrap_or(-1);
+        let sealed = Sealed {
+            partition,
+            enqueued: batch.enqueued,
+            bytes,
+            data,
+        };
+        match self.leaders.get_mut(&leader) {
+            Some(l) => l.ready.push_back(sealed),
+            None => self
+                .shared
+                .fail_batch(&self.settings.topic, &sealed, "no leader"),
+        }
+    }
+
+    fn encode(&self, batch: &OpenBatch) -> anyhow::Result<Bytes> {
+        let records: Vec<Record> = batch
+            .values
+            .iter()
+            .zip(&batch.enqueued)
+            .enumerate()
+            .map(|(i, (v, e))| Record {
+                transactional: false,
+                control: false,
+                delete_horizon: false,
+                partition_leader_epoch: -1,
+                producer_id: -1,
+                producer_epoch: -1,
+                timestamp_type: TimestampType::Creation,
+                offset: i as i64,
+                // One batch with base sequence -1 (see console_producer).
+                sequence: i as i32 - 1,
+                timestamp: self.epoch_ms + (*e / 1000) as i64,
+                key: None,
+                value: Some(v.clone()),
+                headers: Default::default(),
+            })
+            .collect();
+        let mut buf = BytesMut::with_capacity(batch.size + 64);
+        RecordBatchEncoder::encode(
+            &mut buf,
+            records.iter(),
+            &RecordEncodeOptions {
+                version: 2,
+                compression: self.settings.compression,
+            },
+        )
+        .map_err(|e| anyhow::anyhow!("cannot encode records: {e}"))?;
+        Ok(buf.freeze())
+    }
+
+    /// Seals batches that have waited `linger.ms` (all open batches with `all`).
+    fn seal_lingering(&mut self, all: bool) {
+        let linger = self.settings.linger;
+        let due: Vec<i32> = self
+            .open
+            .iter()
+            .filter(|(_, b)| all || b.created.elapsed() >= linger)
+            .map(|(p, _)| *p)
+            .collect();
+        for p in due {
+            self.seal(p);
+            if self.partitions.get(self.sticky).map(|x| x.partition) == Some(p) {
+                self.next_sticky();
+            }
+        }
+    }
+
+    /// When the oldest open batch is due.
+    fn linger_deadline(&self) -> Option<Instant> {
+        self.open
+            .values()
+            .map(|b| b.created + self.settings.linger)
+            .min()
+    }
+
+    fn check_fatal(&self) -> anyhow::Result<()> {
+        match self.shared.fatal() {
+            Some(why) => bail!("{why}"),
+            None => Ok(()),
+        }
+    }
+
+    /// Sends ready batches while in-flight slots are free; waits for slots while more than
+    /// `buffer.memory` bytes are waiting.
+    async fn pump(&mut self) -> anyhow::Result<()> {
+        self.check_fatal()?;
+        let leaders: Vec<i32> = self.leaders.keys().copied().collect();
+        for id in &leaders {
+            loop {
+                let permit = {
+                    let Some(l) = self.leaders.get(id) else {
+                        break;
+                    };
+                    if l.ready.is_empty() {
+                        break;
+                    }
+                    match l.permits.clone().try_acquire_owned() {
+                        Ok(p) => p,
+                        Err(_) => break,
+                    }
+                };
+                self.send_one(*id, permit).await?;
+            }
+        }
+        while self.buffered > self.settings.buffer_memory {
+            // Wait for the leader with the most queued data.
+            let Some(id) = self
+                .leaders
+                .iter()
+                .filter(|(_, l)| !l.ready.is_empty())
+                .max_by_key(|(_, l)| l.ready.len())
+                .map(|(id, _)| *id)
+            else {
+                break;
+            };
+            let permit = self.acquire(id).await?;
+            self.send_one(id, permit).await?;
+            self.check_fatal()?;
+        }
+        Ok(())
+    }
+
+    async fn acquire(&self, id: i32) -> anyhow::Result<OwnedSemaphorePermit> {
+        let l = self.leaders.get(&id).context("unknown leader")?;
+        l.permits
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| anyhow::anyhow!("connection closed"))
+    }
+
+    /// Waits until `deadline` (throttling), sealing lingering batches and sending meanwhile.
+    async fn idle_until(&mut self, deadline: Instant) -> anyhow::Result<()> {
+        loop {
+            self.seal_lingering(false);
+            self.pump().await?;
+            let now = Instant::now();
+            if now >= deadline {
+                return Ok(());
+            }
+            let wake = self
+                .linger_deadline()
+                .map_or(deadline, |l| l.min(deadline))
+                .max(now + Duration::from_micros(50));
+            let waiting = self
+                .leaders
+                .iter()
+                .find(|(_, l)| !l.ready.is_empty())
+                .map(|(id, l)| (*id, l.permits.clone()));
+            match waiting {
+                Some((id, permits)) => {
+                    tokio::select! {
+                        _ = tokio::time::sleep_until(wake.into()) => {}
+                        p = permits.acquire_owned() => {
+                            let p = p.map_err(|_| anyhow::anyhow!("connection closed"))?;
+                            self.send_one(id, p).await?;
+                        }
+                    }
+                }
+                None => tokio::time::sleep_until(wake.into()).await,
+            }
+        }
+    }
+
+    /// Builds one Produce request from the head of a leader's ready queue (one batch per
+    /// partition, up to `max.request.size`) and writes it.
+    async fn send_one(&mut self, id: i32, permit: OwnedSemaphorePermit) -> anyhow::Result<()> {
+        let max_request = self.settings.max_request_size;
+        let acks = self.settings.acks;
+        let timeout_ms = self
+            .settings
+            .client
+            .request_timeout
+            .as_millis()
+            .min(i32::MAX as u128) as i32;
+        let topic = TopicName(StrBytes::from_string(self.settings.topic.clone()));
+        let client_id = StrBytes::from_string(self.settings.client.client_id.clone());
+        let Some(l) = self.leaders.get_mut(&id) else {
+            return Ok(());
+        };
+        let mut batches: Vec<Sealed> = Vec::new();
+        let mut size = 0;
+        while let Some(front) = l.ready.front() {
+            let dup = batches.iter().any(|b| b.partition == front.partition);
+            if dup || (!batches.is_empty() && size + front.data.len() > max_request) {
+                break;
+            }
+            size += front.data.len();
+            if let Some(b) = l.ready.pop_front() {
+                batches.push(b);
+            }
+        }
+        if batches.is_empty() {
+            return Ok(());
+        }
+        let req = ProduceRequest::default()
+            .with_acks(acks)
+            .with_timeout_ms(timeout_ms)
+            .with_topic_data(vec![TopicProduceData::default()
+                .with_name(topic)
+                .with_partition_data(
+                    batches
+                        .iter()
+                        .map(|b| {
+                            PartitionProduceData::default()
+                                .with_index(b.partition)
+                                .with_records(Some(b.data.clone()))
+                        })
+                        .collect(),
+                )]);
+        let correlation = l.next_correlation;
+        l.next_correlation = l.next_correlation.wrapping_add(1);
+        let version = l.version;
+        let header = RequestHeader::default()
+            .with_request_api_key(ApiKey::Produce as i16)
+            .with_request_api_version(version)
+            .with_correlation_id(correlation)
+            .with_client_id(Some(client_id));
+        let mut frame = BytesMut::with_capacity(size + 256);
+        frame.extend_from_slice(&[0, 0, 0, 0]);
+        header
+            .encode(&mut frame, ApiKey::Produce.request_header_version(version))
+            .map_err(|e| anyhow::anyhow!("encoding the request header: {e}"))?;
+        req.encode(&mut frame, version)
+            .map_err(|e| anyhow::anyhow!("encoding the Produce request: {e}"))?;
+        let len = (frame.len() - 4) as i32;
+        frame[0..4].copy_from_slice(&len.to_be_bytes());
+
+        let freed: usize = batches
+            .iter()
+            .map(|b| b.bytes as usize + 12 * b.enqueued.len())
+            .sum();
+        self.buffered = self.buffered.saturating_sub(freed);
+        let counters = &self.shared.counters;
+        counters.requests.fetch_add(1, Ordering::Relaxed);
+        counters
+            .request_bytes
+            .fetch_add(frame.len() as u64, Ordering::Relaxed);
+        counters
+            .batches
+            .fetch_add(batches.len() as u64, Ordering::Relaxed);
+
+        let sent = Instant::now();
+        if let Some(tx) = &l.inflight_tx {
+            // The reader learns of the request before its response can arrive.
+            let _ = tx.send(Inflight {
+                correlation,
+                sent,
+                batches,
+                _permit: permit,
+            });
+            if let Err(e) = l.write.write_all(&frame).await {
+                let why = format!("Connection to {} failed: {e}", l.addr);
+                self.shared.set_fatal(why.clone());
+                bail!("{why}");
+            }
+        } else {
+            let r = l.write.write_all(&frame).await;
+            drop(permit);
+            match r {
+                Ok(()) => {
+                    let now = Instant::now();
+                    for b in &batches {
+                        self.shared.record_batch(b, now);
+                    }
+                }
+                Err(e) => {
+                    let why = format!("Connection to {} failed: {e}", l.addr);
+                    for b in &batches {
+                        self.shared.fail_batch(&self.settings.topic, b, &why);
+                    }
+                    bail!("{why}");
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Sends everything still open or queued and waits for every response.
+    async fn close(&mut self) -> anyhow::Result<()> {
+        self.seal_lingering(true);
+        let ids: Vec<i32> = self.leaders.keys().copied().collect();
+        for id in &ids {
+            while self.leaders.get(id).is_some_and(|l| !l.ready.is_empty()) {
+                self.check_fatal()?;
+                let permit = self.acquire(*id).await?;
+                self.send_one(*id, permit).await?;
+            }
+        }
+        let max = self.settings.max_in_flight as u32;
+        for id in &ids {
+            let Some(l) = self.leaders.get_mut(id) else {
+                continue;
+            };
+            // All permits back: every response has been read.
+            let all = l.permits.clone().acquire_many_owned(max).await;
+            drop(all);
+            l.inflight_tx = None;
+            if let Some(r) = l.reader.take() {
+                let _ = r.await;
+            }
+            let _ = l.write.shutdown().await;
+        }
+        self.check_fatal()
+    }
+
+    fn print_metrics(&self) {
+        let c = &self.shared.counters;
+        let elapsed = self
+            .shared
+            .stats
+            .lock()
+            .map(|s| s.start.elapsed().as_secs_f64())
+            .unwrap_or(1.0)
+            .max(1e-9);
+        let (count, bytes) = self
+            .shared
+            .stats
+            .lock()
+            .map(|s| (s.count, s.bytes))
+            .unwrap_or((0, 0));
+        let requests = c.requests.load(Ordering::Relaxed) as f64;
+        let batches = c.batches.load(Ordering::Relaxed) as f64;
+        let responses = c.responses.load(Ordering::Relaxed) as f64;
+        let id = format!("{{client-id={}}}", self.settings.client.client_id);
+        let metrics: Vec<(String, f64)> = vec![
+            ("batch-size-avg", bytes as f64 / batches.max(1.0)),
+            (
+                "outgoing-byte-rate",
+                c.request_bytes.load(Ordering::Relaxed) as f64 / elapsed,
+            ),
+            (
+                "outgoing-byte-total",
+                c.request_bytes.load(Ordering::Relaxed) as f64,
+            ),
+            (
+                "record-error-total",
+                self.shared.failed.load(Ordering::Relaxed) as f64,
+            ),
+            ("record-send-rate", count as f64 / elapsed),
+            ("record-send-total", count as f64),
+            ("records-per-request-avg", count as f64 / requests.max(1.0)),
+            (
+                "request-latency-avg",
+                c.request_latency_us.load(Ordering::Relaxed) as f64 / responses.max(1.0) / 1000.0,
+            ),
+            ("request-rate", requests / elapsed),
+            ("request-total", requests),
+        ]
+        .into_iter()
+        .map(|(k, v)| (format!("producer-metrics:{k}:{id}"), v))
+        .collect();
+        let width = metrics.iter().map(|(k, _)| k.len()).max().unwrap_or(11);
+        outln!("");
+        outln!("{:<width$}   {}", "Metric Name", "Value");
+        for (k, v) in metrics {
+            outln!("{k:<width$} : {v:.3}");
+        }
+    }
+}
+
+/// Reads the responses of one connection in order and accounts each request's batches.
+async fn read_responses(
+    mut read: OwnedReadHalf,
+    mut inflight: mpsc::UnboundedReceiver<Inflight>,
+    shared: Arc<Shared>,
+    topic: String,
+    version: i16,
+    timeout: Duration,
+    addr: String,
+) {
+    let header_version = ProduceResponse::header_version(version);
+    let mut broken: Option<String> = None;
+    while let Some(req) = inflight.recv().await {
+        if let Some(why) = &broken {
+            for b in &req.batches {
+                shared.fail_batch(&topic, b, why);
+            }
+            continue;
+        }
+        let frame = match tokio::time::timeout(timeout, read_frame(&mut read)).await {
+            Ok(Ok(f)) => f,
+            Ok(Err(e)) => {
+                let why = format!("Connection to {addr} failed: {e}");
+                shared.set_fatal(why.clone());
+                for b in &req.batches {
+                    shared.fail_batch(&topic, b, &why);
+                }
+                broken = Some(why);
+                continue;
+            }
+            Err(_) => {
+                let why = format!(
+                    "Timed out after {}ms waiting for a Produce response from {addr}",
+                    timeout.as_millis()
+                );
+                shared.set_fatal(why.clone());
+                for b in &req.batches {
+                    shared.fail_batch(&topic, b, &why);
+                }
+                broken = Some(why);
+                continue;
+            }
+        };
+        let now = Instant::now();
+        shared.counters.responses.fetch_add(1, Ordering::Relaxed);
+        shared.counters.request_latency_us.fetch_add(
+            now.saturating_duration_since(req.sent).as_micros() as u64,
+            Ordering::Relaxed,
+        );
+        match decode_response(frame, header_version, version, req.correlation) {
+            Ok(resp) => {
+                for b in &req.batches {
+                    let answer = resp
+                        .responses
+                        .iter()
+                        .flat_map(|t| t.partition_responses.iter())
+                        .find(|p| p.index == b.partition);
+                    match answer {
+                        Some(p) if p.error_code == 0 => shared.record_batch(b, now),
+                        Some(p) => {
+                            let e = ClientError::broker(
+                                p.error_code,
+                                p.error_message.as_ref().map(|m| m.as_str()),
+                            );
+                            shared.fail_batch(&topic, b, &e.to_string());
+                        }
+                        None => shared.fail_batch(&topic, b, "no answer for the partition"),
+                    }
+                }
+            }
+            Err(why) => {
+                shared.set_fatal(why.clone());
+                for b in &req.batches {
+                    shared.fail_batch(&topic, b, &why);
+                }
+                broken = Some(why);
+            }
+        }
+    }
+}
+
+fn decode_response(
+    mut frame: Bytes,
+    header_version: i16,
+    version: i16,
+    correlation: i32,
+) -> Result<ProduceResponse, String> {
+    let header = ResponseHeader::decode(&mut frame, header_version)
+        .map_err(|e| format!("Protocol error: bad Produce response header: {e}"))?;
+    if header.correlation_id != correlation {
+        return Err(format!(
+            "Protocol error: correlation id mismatch: sent {correlation}, got {}",
+            header.correlation_id
+        ));
+    }
+    ProduceResponse::decode(&mut frame, version)
+        .map_err(|e| format!("Protocol error: cannot decode ProduceResponse v{version}: {e}"))
+}
+
+async fn read_frame(read: &mut OwnedReadHalf) -> std::io::Result<Bytes> {
+    let mut len = [0u8; 4];
+    read.read_exact(&mut len).await?;
+    let len = i32::from_be_bytes(len);
+    let len = usize::try_from(len)
+        .ok()
+        .filter(|l| *l <= krust_client::MAX_RESPONSE_BYTES)
+        .ok_or_else(|| {
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("invalid response size {len}"),
+            )
+        })?;
+    let mut buf = vec![0u8; len];
+    read.read_exact(&mut buf).await?;
+    Ok(Bytes::from(buf))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_pick_like_kafka() {
+        let mut v: Vec<u64> = (0..1000).rev().collect();
+        assert_eq!(
+            percentiles(&mut v, &[0.5, 0.95, 0.99, 0.999]),
+            vec![500, 950, 990, 999]
+        );
+        assert_eq!(percentiles(&mut [], &[0.5]), vec![0]);
+    }
+
+    #[test]
+    fn stats_line_layout() {
+        let start = Instant::now();
+        let mut s = Stats::new(10, start);
+        for i in 0..10 {
+            s.record(1000 * i, 100, start);
+        }
+        assert_eq!(
+            s.window_line(Duration::from_secs(2)),
+            "10 records sent, 5.0 records/sec (0.00 MB/sec), 4.5 ms avg latency, 9.0 ms max latency."
+        );
+        let line = s.total_line();
+        assert!(line.starts_with("10 records sent, "), "{line}");
+        assert!(line.contains(" ms avg latency, 9.00 ms max latency, 5 ms 50th, 9 ms 95th, 9 ms 99th, 9 ms 99.9th."), "{line}");
+    }
+}

@@ -1,0 +1,369 @@
+//! producer-perf-test and consumer-perf-test against a real node: Kafka's summary layouts,
+//! every record written and read back, and Kafka's argument errors.
+
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use krust_testkit::{wait_for, Node};
+
+const BIN: &str = env!("CARGO_BIN_EXE_krust");
+
+fn krust(args: &[&str]) -> Output {
+    Command::new(BIN).args(args).output().expect("run krust")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn create_topic(node: &Node, topic: &str, partitions: &str) {
+    let bs = node.bootstrap();
+    let o = krust(&[
+        "topics",
+        "--bootstrap-server",
+        &bs,
+        "--create",
+        "--topic",
+        topic,
+        "--partitions",
+        partitions,
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    wait_for("topic in metadata", Duration::from_secs(20), || {
+        let o = krust(&[
+            "topics",
+            "--bootstrap-server",
+            &bs,
+            "--describe",
+            "--topic",
+            topic,
+        ]);
+        (o.status.success() && stdout(&o).contains("Leader: 1")).then_some(())
+    });
+}
+
+/// Splits `text` at the literal pieces of `layout`, where `{}` marks a field; returns the
+/// fields, or None if the text does not have the layout.
+fn fields(text: &str, layout: &str) -> Option<Vec<String>> {
+    let pieces: Vec<&str> = layout.split("{}").collect();
+    let mut rest = text.strip_prefix(pieces[0])?;
+    let mut out = Vec::new();
+    for (i, lit) in pieces.iter().enumerate().skip(1) {
+        let end = if lit.is_empty() && i == pieces.len() - 1 {
+            rest.len()
+        } else {
+            rest.find(lit)?
+        };
+        out.push(rest[..end].to_string());
+        rest = &rest[end + lit.len()..];
+    }
+    rest.is_empty().then_some(out)
+}
+
+fn decimals(s: &str) -> Option<usize> {
+    s.parse::<f64>().ok()?;
+    Some(s.split_once('.').map_or(0, |(_, d)| d.len()))
+}
+
+const FINAL: &str = "{} records sent, {} records/sec ({} MB/sec), {} ms avg latency, {} ms max latency, {} ms 50th, {} ms 95th, {} ms 99th, {} ms 99.9th.";
+
+#[test]
+fn perf_tools_produce_and_consume_every_record() {
+    let node = Node::start(BIN, &[]);
+    let bs = node.bootstrap();
+    create_topic(&node, "perf", "3");
+
+    let props = format!("bootstrap.servers={bs}");
+    let o = krust(&[
+        "producer-perf-test",
+        "--topic",
+        "perf",
+        "--num-records",
+        "20000",
+        "--record-size",
+        "100",
+        "--throughput",
+        "-1",
+        "--producer-props",
+        &props,
+        "acks=1",
+        "linger.ms=2",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    let last = out.lines().last().expect("a summary line");
+    let f = fields(last, FINAL).unwrap_or_else(|| panic!("layout of {last:?}"));
+    assert_eq!(f[0], "20000", "{last}");
+    // Kafka's printf: %f records/sec, %.2f MB/sec and latencies, %d percentiles.
+    assert_eq!(decimals(&f[1]), Some(6), "{last}");
+    assert_eq!(decimals(&f[2]), Some(2), "{last}");
+    assert_eq!(decimals(&f[3]), Some(2), "{last}");
+    assert_eq!(decimals(&f[4]), Some(2), "{last}");
+    let p: Vec<u64> = f[5..]
+        .iter()
+        .map(|s| {
+            s.parse()
+                .unwrap_or_else(|_| panic!("percentile {s} in {last}"))
+        })
+        .collect();
+    assert!(p.windows(2).all(|w| w[0] <= w[1]), "{last}");
+    let rate: f64 = f[1].parse().expect("rate");
+    assert!(rate > 0.0, "{last}");
+
+    // Every record is in the log: the end offsets add up to --num-records.
+    let o = krust(&["get-offsets", "--bootstrap-server", &bs, "--topic", "perf"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let total: i64 = stdout(&o)
+        .lines()
+        .map(|l| {
+            l.rsplit(':')
+                .next()
+                .and_then(|n| n.parse::<i64>().ok())
+                .expect("offset")
+        })
+        .sum();
+    assert_eq!(total, 20000, "{}", stdout(&o));
+
+    let o = krust(&[
+        "consumer-perf-test",
+        "--bootstrap-server",
+        &bs,
+        "--topic",
+        "perf",
+        "--messages",
+        "20000",
+        "--timeout",
+        "20000",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(
+        lines[0],
+        "start.time, end.time, data.consumed.in.MB, MB.sec, data.consumed.in.nMsg, nMsg.sec, rebalance.time.ms, fetch.time.ms, fetch.MB.sec, fetch.nMsg.sec",
+        "{out}"
+    );
+    let row: Vec<&str> = lines[1].split(", ").collect();
+    assert_eq!(row.len(), 10, "{out}");
+    assert_eq!(row[4], "20000", "{out}");
+    // 20000 records of 100 bytes: 1.9073 MB .
+    assert_eq!(row[2], "1.9073", "{out}");
+    // yyyy-MM-dd HH:mm:ss:SSS
+    assert_eq!(row[0].len(), 23, "{out}");
+    assert_eq!(&row[0][4..5], "-", "{out}");
+    assert_eq!(row[6], "0", "{out}");
+
+    // Throttled, acks=all, compressed, with metrics.
+    let o = krust(&[
+        "producer-perf-test",
+        "--topic",
+        "perf",
+        "--num-records",
+        "1000",
+        "--record-size",
+        "10",
+        "--throughput",
+        "5000",
+        "--producer-props",
+        &props,
+        "acks=all",
+        "compression.type=gzip",
+        "--print-metrics",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    assert!(
+        out.lines()
+            .any(|l| fields(l, FINAL).is_some_and(|f| f[0] == "1000")),
+        "{out}"
+    );
+    assert!(
+        out.contains("producer-metrics:record-send-total:{client-id=perf-producer-client}"),
+        "{out}"
+    );
+
+    // acks=0: no responses; the records still all arrive.
+    let o = krust(&[
+        "producer-perf-test",
+        "--topic",
+        "perf",
+        "--num-records",
+        "500",
+        "--record-size",
+        "10",
+        "--throughput",
+        "-1",
+        "--producer-props",
+        &props,
+        "acks=0",
+        "compression.type=lz4",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stdout(&o)
+            .lines()
+            .any(|l| fields(l, FINAL).is_some_and(|f| f[0] == "500")),
+        "{}",
+        stdout(&o)
+    );
+    wait_for("all records in the log", Duration::from_secs(10), || {
+        let o = krust(&["get-offsets", "--bootstrap-server", &bs, "--topic", "perf"]);
+        let total: i64 = stdout(&o)
+            .lines()
+            .filter_map(|l| l.rsplit(':').next().and_then(|n| n.parse::<i64>().ok()))
+            .sum();
+        (total == 21500).then_some(())
+    });
+
+    // All 21500 records with a large request: a timeout warning, still a summary row.
+    let o = krust(&[
+        "consumer-perf-test",
+        "--bootstrap-server",
+        &bs,
+        "--topic",
+        "perf",
+        "--messages",
+        "50000",
+        "--timeout",
+        "1000",
+        "--hide-header",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    assert!(out.starts_with("WARNING: Exiting before consuming the expected number of messages: timeout (1000 ms) exceeded."), "{out}");
+    let row: Vec<&str> = out.lines().nth(1).expect("row").split(", ").collect();
+    assert_eq!(row[4], "21500", "{out}");
+}
+
+#[test]
+fn perf_tools_refuse_bad_arguments() {
+    let cases: &[(&[&str], &str)] = &[
+        (
+            &[
+                "producer-perf-test",
+                "--topic",
+                "t",
+                "--num-records",
+                "0",
+                "--record-size",
+                "1",
+                "--throughput",
+                "-1",
+                "--producer-props",
+                "bootstrap.servers=x:1",
+            ],
+            "Error: --num-records should be greater than zero",
+        ),
+        (
+            &[
+                "producer-perf-test",
+                "--topic",
+                "t",
+                "--num-records",
+                "5",
+                "--record-size",
+                "0",
+                "--throughput",
+                "-1",
+                "--producer-props",
+                "bootstrap.servers=x:1",
+            ],
+            "Error: --record-size should be greater than zero",
+        ),
+        (
+            &[
+                "producer-perf-test",
+                "--topic",
+                "t",
+                "--num-records",
+                "5",
+                "--record-size",
+                "1",
+                "--throughput",
+                "-1",
+            ],
+            "Error: Either --producer-props or --producer.config must be specified.",
+        ),
+        (
+            &[
+                "producer-perf-test",
+                "--topic",
+                "t",
+                "--num-records",
+                "5",
+                "--record-size",
+                "1",
+                "--throughput",
+                "-1",
+                "--producer-props",
+                "acks",
+            ],
+            "Error: Invalid property: acks",
+        ),
+        (
+            &[
+                "producer-perf-test",
+                "--topic",
+                "t",
+                "--num-records",
+                "5",
+                "--record-size",
+                "1",
+                "--throughput",
+                "-1",
+                "--producer-props",
+                "acks=2",
+                "bootstrap.servers=x:1",
+            ],
+            "Error: Invalid value 2 for configuration acks",
+        ),
+        (
+            &[
+                "producer-perf-test",
+                "--topic",
+                "t",
+                "--num-records",
+                "five",
+                "--record-size",
+                "1",
+                "--throughput",
+                "-1",
+            ],
+            "Error: invalid value 'five' for '--num-records",
+        ),
+        (
+            &[
+                "consumer-perf-test",
+                "--bootstrap-server",
+                "x:1",
+                "--topic",
+                "t",
+            ],
+            "Error: Missing required argument \"[messages]\"",
+        ),
+        (
+            &[
+                "consumer-perf-test",
+                "--bootstrap-server",
+                "127.0.0.1:1",
+                "--topic",
+                "t",
+                "--messages",
+                "5",
+            ],
+            "Error: Failed to connect to 127.0.0.1:1",
+        ),
+    ];
+    for (args, want) in cases {
+        let o = krust(args);
+        assert_eq!(o.status.code(), Some(1), "{args:?}: {}", stderr(&o));
+        let err = stderr(&o);
+        let lines: Vec<&str> = err.lines().collect();
+        assert_eq!(lines.len(), 1, "{args:?}: {err}");
+        assert!(lines[0].starts_with(want), "{args:?}: {err}");
+    }
+}
