@@ -15,14 +15,12 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use clap::Parser;
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::{ProduceRequest, TopicName};
 use kafka_protocol::protocol::StrBytes;
-use kafka_protocol::records::{
-    Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-};
+use krust_protocol::records::{encode_batch, Compression, NewRecord};
 use krust_client::{Client, ClientError};
 
 use super::common::{self, ConnectArgs, PartitionLeader};
@@ -559,43 +557,16 @@ impl Producer {
     }
 
     fn encode(&self, records: &[KeyValue]) -> anyhow::Result<Bytes> {
-        let now = common::now_ms();
-        let recs: Vec<Record> = records
+        let recs: Vec<NewRecord> = records
             .iter()
-            .enumerate()
-            .map(|(i, r)| Record {
-                transactional: false,
-                control: false,
-                delete_horizon: false,
-                partition_leader_epoch: -1,
-                producer_id: -1,
-                producer_epoch: -1,
-                timestamp_type: TimestampType::Creation,
-                offset: i as i64,
-                // The encoder starts a new batch whenever offset - sequence changes; this
-                // keeps one batch with base sequence -1 (no sequence, not idempotent).
-                sequence: i as i32 - 1,
-                timestamp: now,
+            .map(|r| NewRecord {
                 key: r.key.clone(),
                 value: r.value.clone(),
-                headers: r
-                    .headers
-                    .iter()
-                    .map(|(k, v)| (StrBytes::from_string(k.clone()), v.clone()))
-                    .collect(),
+                headers: r.headers.clone(),
             })
             .collect();
-        let mut buf = BytesMut::new();
-        RecordBatchEncoder::encode(
-            &mut buf,
-            recs.iter(),
-            &RecordEncodeOptions {
-                version: 2,
-                compression: self.settings.compression,
-            },
-        )
-        .map_err(|e| anyhow::anyhow!("cannot encode records: {e}"))?;
-        Ok(buf.freeze())
+        encode_batch(&recs, common::now_ms(), self.settings.compression)
+            .map_err(|e| anyhow::anyhow!("cannot encode records: {e}"))
     }
 }
 
