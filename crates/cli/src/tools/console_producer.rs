@@ -20,8 +20,8 @@ use clap::Parser;
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::{ProduceRequest, TopicName};
 use kafka_protocol::protocol::StrBytes;
-use krust_protocol::records::{encode_batch, Compression, NewRecord};
 use krust_client::{Client, ClientError};
+use krust_protocol::records::{encode_batch, Compression, NewRecord};
 
 use super::common::{self, ConnectArgs, PartitionLeader};
 
