@@ -197,3 +197,50 @@ fn bad_config_is_a_clear_startup_error() {
     let o = krust(&["server", "--override", "no-equals-sign"]);
     assert!(!o.status.success());
 }
+
+#[test]
+fn two_nodes_cannot_share_a_log_directory() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let data = format!("log.dirs={}", dir.path().join("d").display());
+    let (p1, p2) = (krust_testkit::free_port(), krust_testkit::free_port());
+    let listeners = format!("listeners=PLAINTEXT://127.0.0.1:{p1},CONTROLLER://127.0.0.1:{p2}");
+    let voters = format!("controller.quorum.voters=1@127.0.0.1:{p2}");
+    let mut first = Command::new(BIN)
+        .args([
+            "server",
+            "--override",
+            &data,
+            "--override",
+            &listeners,
+            "--override",
+            &voters,
+        ])
+        .args(["--override", "http.listener="])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("first node");
+    krust_testkit::wait_for("the first node", std::time::Duration::from_secs(30), || {
+        krust_testkit::api_versions_ok(std::net::SocketAddr::from(([127, 0, 0, 1], p1)))
+            .then_some(())
+    });
+    let (q1, q2) = (krust_testkit::free_port(), krust_testkit::free_port());
+    let o = krust(&[
+        "server",
+        "--override",
+        &data,
+        "--override",
+        &format!("listeners=PLAINTEXT://127.0.0.1:{q1},CONTROLLER://127.0.0.1:{q2}"),
+        "--override",
+        &format!("controller.quorum.voters=1@127.0.0.1:{q2}"),
+        "--override",
+        "http.listener=",
+    ]);
+    let _ = first.kill();
+    let _ = first.wait();
+    assert!(
+        !o.status.success(),
+        "a second node on the same directory must not start"
+    );
+    assert!(text(&o).contains("Failed to acquire lock"), "{}", text(&o));
+}

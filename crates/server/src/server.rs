@@ -39,12 +39,15 @@ pub struct RunningServer {
     pub addresses: Vec<(String, std::net::SocketAddr)>,
     shutdown_tx: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
+    /// Held until shutdown completes.
+    dir_locks: Vec<std::fs::File>,
 }
 
 /// Starts a node with `config` and returns once it is serving.
 pub async fn run(config: ServerConfig) -> anyhow::Result<RunningServer> {
     let identity = ensure_formatted(&config)?;
     check_quorum_supported(&config)?;
+    let dir_locks = lock_dirs(&config)?;
     if identity.formatted_now {
         println!(
             "Formatted a new standalone cluster with cluster id {}",
@@ -125,7 +128,39 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<RunningServer> {
         addresses,
         shutdown_tx,
         tasks,
+        dir_locks,
     })
+}
+
+/// Takes an exclusive lock on `.lock` in every log directory (and the metadata log
+/// directory), held for the life of the process: two nodes writing one directory would
+/// corrupt it. The operating system releases the locks if the process dies.
+fn lock_dirs(config: &ServerConfig) -> anyhow::Result<Vec<std::fs::File>> {
+    let mut dirs = config.all_log_dirs();
+    let metadata = config.metadata_log_dir().to_path_buf();
+    if !dirs.contains(&metadata) {
+        dirs.push(metadata);
+    }
+    let mut locks = Vec::new();
+    for dir in dirs {
+        std::fs::create_dir_all(&dir).map_err(|e| anyhow::anyhow!("cannot create {}: {e}", dir.display()))?;
+        let path = dir.join(".lock");
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|e| anyhow::anyhow!("cannot open {}: {e}", path.display()))?;
+        match file.try_lock() {
+            Ok(()) => locks.push(file),
+            Err(std::fs::TryLockError::WouldBlock) => anyhow::bail!(
+                "Failed to acquire lock on file .lock in {}. A krust or Kafka instance in another process or thread is using this directory.",
+                dir.display()
+            ),
+            Err(std::fs::TryLockError::Error(e)) => anyhow::bail!("cannot lock {}: {e}", path.display()),
+        }
+    }
+    Ok(locks)
 }
 
 /// A node serves a metadata quorum it is the only voter of. Joining a quorum of several
@@ -240,6 +275,7 @@ impl RunningServer {
             Ok(())
         })
         .await??;
+        drop(self.dir_locks);
         info!("shutdown complete");
         Ok(())
     }
