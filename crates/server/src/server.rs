@@ -143,7 +143,8 @@ fn lock_dirs(config: &ServerConfig) -> anyhow::Result<Vec<std::fs::File>> {
     }
     let mut locks = Vec::new();
     for dir in dirs {
-        std::fs::create_dir_all(&dir).map_err(|e| anyhow::anyhow!("cannot create {}: {e}", dir.display()))?;
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", dir.display()))?;
         let path = dir.join(".lock");
         let file = std::fs::OpenOptions::new()
             .create(true)
