@@ -129,12 +129,26 @@ async fn producer_state_survives_a_broker_kill() {
             .unwrap_or_else(|(e, _)| panic!("{e:?}"));
     }
     assert_eq!(watermarks(&node, "idem-restart", 0), (0, 1000));
+    // A clean stop writes the producer-state snapshot; the restart starts from it.
+    assert!(node.stop(), "clean stop");
+    assert!(node
+        .partition_dir("idem-restart", 0)
+        .join("producer-state.snapshot")
+        .exists());
+    node.restart();
+    for i in 1000..1500 {
+        send(i)
+            .await
+            .expect("report")
+            .unwrap_or_else(|(e, _)| panic!("{e:?}"));
+    }
+    assert_eq!(watermarks(&node, "idem-restart", 0), (0, 1500));
     let got = consume(
         &node,
         "idem-restart",
         0,
         Offset::Beginning,
-        1000,
+        1500,
         Duration::from_secs(30),
     );
     for (i, g) in got.iter().enumerate() {

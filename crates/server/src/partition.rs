@@ -2,7 +2,7 @@
 //! requests waiting for new data.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicI32, AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, RwLock, Weak};
 
 use krust_storage::parking_lot::{RwLockReadGuard, RwLockWriteGuard};
@@ -31,6 +31,8 @@ pub struct Partition {
     waiters: Mutex<Vec<Weak<Notify>>>,
     /// Idempotent-producer state; held across check, append and record so they are atomic.
     producers: Mutex<ProducerStateManager>,
+    /// Whether the producer state moved since its snapshot was written.
+    producers_dirty: AtomicBool,
 }
 
 /// Why an append was refused.
@@ -62,8 +64,9 @@ impl Partition {
         leader_epoch: i32,
     ) -> Partition {
         let end = log.read().log_end_offset();
-        let producers = rebuild_producer_state(&log.read());
+        let (producers, snapshot_offset) = rebuild_producer_state(&log.read());
         Partition {
+            producers_dirty: AtomicBool::new(producers.next_offset() != snapshot_offset),
             producers: Mutex::new(producers),
             topic,
             index,
@@ -161,6 +164,7 @@ impl Partition {
             None => producers.advance(info.last_offset + 1),
         }
         drop(producers);
+        self.producers_dirty.store(true, Ordering::Release);
         self.wake();
         Ok(Appended {
             first_offset: info.first_offset,
@@ -171,18 +175,26 @@ impl Partition {
 
     /// Writes the producer-state snapshot next to the log (on shutdown and periodically),
     /// so a restart replays only the batches written after it.
+    /// Partitions without appends since the last snapshot are skipped.
     pub fn snapshot_producer_state(&self) -> Result<(), StorageError> {
         let producers = self.producers.lock().unwrap_or_else(|e| e.into_inner());
+        if !self.producers_dirty.swap(false, Ordering::AcqRel) {
+            return Ok(());
+        }
         let dir = self.read_log().dir().to_path_buf();
         producers.write_snapshot(&dir)
     }
 
     /// Forgets producers idle longer than `max_idle_ms` (producer.id.expiration.ms).
     pub fn expire_producers(&self, now_ms: i64, max_idle_ms: i64) {
-        self.producers
+        let expired = self
+            .producers
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .expire(now_ms, max_idle_ms);
+        if expired > 0 {
+            self.producers_dirty.store(true, Ordering::Release);
+        }
     }
 
     /// Registers a fetch that waits for data; it is notified on the next append.
@@ -214,7 +226,8 @@ impl Partition {
 /// Loads the producer-state snapshot and replays the batches written after it. A missing,
 /// damaged or stale snapshot (beyond the log end after a truncation) means replaying the
 /// whole log.
-fn rebuild_producer_state(log: &Log) -> ProducerStateManager {
+/// Returns the state and the offset its snapshot covered (-1 without a usable one).
+fn rebuild_producer_state(log: &Log) -> (ProducerStateManager, i64) {
     let dir = log.dir().to_path_buf();
     let end = log.log_end_offset();
     let mut state = match ProducerStateManager::read_snapshot(&dir) {
@@ -224,6 +237,11 @@ fn rebuild_producer_state(log: &Log) -> ProducerStateManager {
             tracing::warn!(dir = %dir.display(), error = %e, "ignoring producer state snapshot; rebuilding from the log");
             ProducerStateManager::new()
         }
+    };
+    let snapshot_offset = if state.is_empty() && state.next_offset() == 0 {
+        -1
+    } else {
+        state.next_offset()
     };
     let mut next = state.next_offset().max(log.log_start_offset());
     while next < end {
@@ -253,7 +271,7 @@ fn rebuild_producer_state(log: &Log) -> ProducerStateManager {
         }
         next = read.next_offset;
     }
-    state
+    (state, snapshot_offset)
 }
 
 /// Every partition this node hosts, by (topic, index).

@@ -1509,6 +1509,18 @@ impl Log {
     /// the recovery point to the log end offset.
     pub fn flush(&mut self) -> Result<()> {
         self.check_open()?;
+        // Nothing written since the last flush: skip the fsyncs (an idle broker with many
+        // partitions would otherwise pay three per partition at every checkpoint).
+        let a = &self.active;
+        let index_current = a.on_disk.offsets == a.builder.index.offsets.len()
+            && a.on_disk.times == a.builder.index.times.len();
+        if self.recovery_point == self.log_end_offset()
+            && !self.dir_dirty
+            && index_current
+            && self.segments.iter().all(|s| !s.unflushed)
+        {
+            return Ok(());
+        }
         for i in 0..self.segments.len() - 1 {
             if self.segments[i].unflushed {
                 self.segment_file(i)?.sync_data()?;
