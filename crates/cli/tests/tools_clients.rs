@@ -2,6 +2,7 @@
 //! console-consumer reading them back in Kafka's formatter layout, configs describe/alter,
 //! get-offsets and delete-records.
 
+use krust_testkit::cli::{stderr, stdout};
 use std::io::Write;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -11,7 +12,7 @@ use krust_testkit::{wait_for, Node};
 const BIN: &str = env!("CARGO_BIN_EXE_krust");
 
 fn krust(args: &[&str]) -> Output {
-    Command::new(BIN).args(args).output().expect("run krust")
+    krust_testkit::cli::run(BIN, args)
 }
 
 fn krust_stdin(args: &[&str], input: &str) -> Output {
@@ -29,40 +30,6 @@ fn krust_stdin(args: &[&str], input: &str) -> Output {
         .write_all(input.as_bytes())
         .expect("write stdin");
     child.wait_with_output().expect("wait")
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-fn create_topic(node: &Node, topic: &str, partitions: &str) {
-    let bs = node.bootstrap();
-    let o = krust(&[
-        "topics",
-        "--bootstrap-server",
-        &bs,
-        "--create",
-        "--topic",
-        topic,
-        "--partitions",
-        partitions,
-    ]);
-    assert!(o.status.success(), "{}", stderr(&o));
-    wait_for("topic in metadata", Duration::from_secs(20), || {
-        let o = krust(&[
-            "topics",
-            "--bootstrap-server",
-            &bs,
-            "--describe",
-            "--topic",
-            topic,
-        ]);
-        (o.status.success() && stdout(&o).contains("Leader: 1")).then_some(())
-    });
 }
 
 /// Kafka's default partitioner for the test keys with 3 partitions, computed from murmur2.
@@ -708,4 +675,8 @@ fn headers_round_trip_and_sigterm_ends_the_consumer() {
     std::io::Read::read_to_string(&mut child.stderr.take().expect("stderr"), &mut err)
         .expect("stderr");
     assert_eq!(err, "Processed a total of 2 messages\n");
+}
+
+fn create_topic(node: &Node, topic: &str, partitions: &str) {
+    krust_testkit::cli::create_topic(BIN, &node.bootstrap(), topic, partitions);
 }

@@ -3,6 +3,7 @@
 //! processes, commit and LeaveGroup on exit) and consumer-groups (list, describe views,
 //! reset-offsets, delete, delete-offsets) in Kafka's layouts and messages.
 
+use krust_testkit::cli::{stderr, stdout};
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, Command, Output, Stdio};
@@ -15,44 +16,11 @@ use krust_testkit::{wait_for, Node};
 const BIN: &str = env!("CARGO_BIN_EXE_krust");
 
 fn krust(args: &[&str]) -> Output {
-    Command::new(BIN).args(args).output().expect("run krust")
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
+    krust_testkit::cli::run(BIN, args)
 }
 
 fn start_node() -> Node {
     Node::start(BIN, &["group.initial.rebalance.delay.ms=0"])
-}
-
-fn create_topic(bs: &str, topic: &str, partitions: &str) {
-    let o = krust(&[
-        "topics",
-        "--bootstrap-server",
-        bs,
-        "--create",
-        "--topic",
-        topic,
-        "--partitions",
-        partitions,
-    ]);
-    assert!(o.status.success(), "{}", stderr(&o));
-    wait_for("topic in metadata", Duration::from_secs(20), || {
-        let o = krust(&[
-            "topics",
-            "--bootstrap-server",
-            bs,
-            "--describe",
-            "--topic",
-            topic,
-        ]);
-        (o.status.success() && stdout(&o).contains("Leader: 1")).then_some(())
-    });
 }
 
 /// Produces `key:value` lines (keyed, so they spread over the partitions).
@@ -648,4 +616,8 @@ fn bad_arguments_exit_1() {
         "{}",
         stderr(&o)
     );
+}
+
+fn create_topic(bs: &str, topic: &str, partitions: &str) {
+    krust_testkit::cli::create_topic(BIN, bs, topic, partitions);
 }

@@ -1,7 +1,8 @@
 //! producer-perf-test and consumer-perf-test against a real node: Kafka's summary layouts,
 //! every record written and read back, and Kafka's argument errors.
 
-use std::process::{Command, Output};
+use krust_testkit::cli::{stderr, stdout};
+use std::process::Output;
 use std::time::Duration;
 
 use krust_testkit::{wait_for, Node};
@@ -9,41 +10,7 @@ use krust_testkit::{wait_for, Node};
 const BIN: &str = env!("CARGO_BIN_EXE_krust");
 
 fn krust(args: &[&str]) -> Output {
-    Command::new(BIN).args(args).output().expect("run krust")
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-fn create_topic(node: &Node, topic: &str, partitions: &str) {
-    let bs = node.bootstrap();
-    let o = krust(&[
-        "topics",
-        "--bootstrap-server",
-        &bs,
-        "--create",
-        "--topic",
-        topic,
-        "--partitions",
-        partitions,
-    ]);
-    assert!(o.status.success(), "{}", stderr(&o));
-    wait_for("topic in metadata", Duration::from_secs(20), || {
-        let o = krust(&[
-            "topics",
-            "--bootstrap-server",
-            &bs,
-            "--describe",
-            "--topic",
-            topic,
-        ]);
-        (o.status.success() && stdout(&o).contains("Leader: 1")).then_some(())
-    });
+    krust_testkit::cli::run(BIN, args)
 }
 
 /// Splits `text` at the literal pieces of `layout`, where `{}` marks a field; returns the
@@ -366,4 +333,8 @@ fn perf_tools_refuse_bad_arguments() {
         assert_eq!(lines.len(), 1, "{args:?}: {err}");
         assert!(lines[0].starts_with(want), "{args:?}: {err}");
     }
+}
+
+fn create_topic(node: &Node, topic: &str, partitions: &str) {
+    krust_testkit::cli::create_topic(BIN, &node.bootstrap(), topic, partitions);
 }

@@ -1,18 +1,15 @@
 //! `krust metadata-quorum describe` against a running node, through the client listener
 //! and through the controller listener, in Kafka 4.1's layout.
 
-use std::process::{Command, Output};
+use krust_testkit::cli::stdout;
+use std::process::Output;
 
 use krust_testkit::Node;
 
 const BIN: &str = env!("CARGO_BIN_EXE_krust");
 
 fn krust(args: &[&str]) -> Output {
-    Command::new(BIN).args(args).output().expect("run krust")
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
+    krust_testkit::cli::run(BIN, args)
 }
 
 #[test]

@@ -1,6 +1,7 @@
 //! `krust topics` and `krust cluster-id` against a real node, run as subprocesses: output
 //! layout as Kafka's tools print it, exit codes, errors, and the script-name aliases.
 
+use krust_testkit::cli::{stderr, stdout};
 use std::net::TcpListener;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
@@ -10,15 +11,7 @@ use krust_testkit::{wait_for, Node};
 const BIN: &str = env!("CARGO_BIN_EXE_krust");
 
 fn krust(args: &[&str]) -> Output {
-    Command::new(BIN).args(args).output().expect("run krust")
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
+    krust_testkit::cli::run(BIN, args)
 }
 
 fn topics(node: &Node, args: &[&str]) -> Output {
