@@ -48,6 +48,7 @@ pub enum AppendError {
 #[derive(Debug, Clone, Copy)]
 pub struct Appended {
     pub first_offset: i64,
+    pub last_offset: i64,
     pub log_append_time: i64,
     pub duplicate: bool,
 }
@@ -137,6 +138,7 @@ impl Partition {
             {
                 return Ok(Appended {
                     first_offset: meta.first_offset,
+                    last_offset: meta.last_offset,
                     log_append_time: -1,
                     duplicate: true,
                 });
@@ -168,6 +170,7 @@ impl Partition {
         self.wake();
         Ok(Appended {
             first_offset: info.first_offset,
+            last_offset: info.last_offset,
             log_append_time: info.log_append_time,
             duplicate: false,
         })

@@ -105,8 +105,7 @@ fn append(
     match partition.append(records, now) {
         Ok(a) => {
             if !a.duplicate {
-                let count = krust_storage::batch::RecordBatch::parse(records)
-                    .map_or(0, |(b, _)| b.records_count().max(0) as u64);
+                let count = (a.last_offset - a.first_offset + 1).max(0) as u64;
                 broker.metrics.record_produce(topic, records.len(), count);
             }
             Ok((
