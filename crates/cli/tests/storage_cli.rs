@@ -121,7 +121,7 @@ fn a_multi_voter_node_refuses_to_start_unformatted() {
 }
 
 #[test]
-fn a_formatted_multi_voter_node_explains_what_is_not_supported() {
+fn a_lone_member_of_a_larger_quorum_waits_for_the_others() {
     let dir = tempfile::tempdir().expect("tmp");
     let cfg = write_config(
         dir.path(),
@@ -137,13 +137,37 @@ fn a_formatted_multi_voter_node_explains_what_is_not_supported() {
         cfg.to_str().expect("utf8"),
     ]);
     assert!(o.status.success(), "{}", text(&o));
-    let o = krust(&["server", "--config", cfg.to_str().expect("utf8")]);
-    assert!(
-        !o.status.success(),
-        "must not run as an isolated cluster of one"
+    let log_path = dir.path().join("server.log");
+    let log = std::fs::File::create(&log_path).expect("log file");
+    let mut child = std::process::Command::new(BIN)
+        .args([
+            "server",
+            "--config",
+            cfg.to_str().expect("utf8"),
+            "--override",
+            "controller.quorum.election.timeout.ms=100",
+        ])
+        .env("KRUST_LOG", "info")
+        .stdout(log.try_clone().expect("log"))
+        .stderr(log)
+        .spawn()
+        .expect("start krust");
+    // It must not serve as an isolated cluster of one: it keeps asking for votes and says
+    // what it waits for.
+    let waited = krust_testkit::wait_for(
+        "the node to say it waits for the quorum",
+        std::time::Duration::from_secs(30),
+        || {
+            let text = std::fs::read_to_string(&log_path).unwrap_or_default();
+            text.contains("waiting for the metadata quorum")
+                .then_some(text)
+        },
     );
-    assert!(text(&o).contains("single voter"), "{}", text(&o));
-    assert!(text(&o).contains("2@127.0.0.1:19095"), "{}", text(&o));
+    let still_running = child.try_wait().expect("status").is_none();
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(still_running, "{waited}");
+    assert!(!waited.contains("krust node started"), "{waited}");
 }
 
 #[test]

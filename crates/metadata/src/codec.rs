@@ -109,10 +109,80 @@ fixed!(get_i8, i8, get_i8, 1);
 fixed!(get_i16, i16, get_i16, 2);
 fixed!(get_i32, i32, get_i32, 4);
 fixed!(get_i64, i64, get_i64, 8);
+fixed!(get_u16, u16, get_u16, 2);
+
+/// Reads a boolean byte; like Kafka, any non-zero value is `true`.
+pub fn get_bool(buf: &mut impl Buf) -> Result<bool, RecordError> {
+    Ok(get_i8(buf)? != 0)
+}
+
+/// Reads a compact array length (`None` for a null array) and checks that the buffer holds
+/// at least `min_element_size` bytes per element, so a forged length cannot make the caller
+/// allocate more than the input could fill.
+pub fn get_compact_len(
+    buf: &mut impl Buf,
+    min_element_size: usize,
+) -> Result<Option<usize>, RecordError> {
+    let n = get_uvarint(buf)?;
+    if n == 0 {
+        return Ok(None);
+    }
+    let len = usize::try_from(n - 1).map_err(|_| RecordError::Malformed("array length"))?;
+    if buf.remaining() < len.saturating_mul(min_element_size) {
+        return Err(RecordError::Truncated);
+    }
+    Ok(Some(len))
+}
+
+/// Writes a compact array of UUIDs.
+pub fn put_compact_uuids(buf: &mut impl BufMut, ids: &[uuid::Uuid]) {
+    put_uvarint(buf, ids.len() as u64 + 1);
+    for id in ids {
+        put_uuid(buf, id);
+    }
+}
+
+/// Reads a compact array of UUIDs (`None` for a null array).
+pub fn get_compact_uuids(buf: &mut impl Buf) -> Result<Option<Vec<uuid::Uuid>>, RecordError> {
+    let Some(len) = get_compact_len(buf, 16)? else {
+        return Ok(None);
+    };
+    (0..len)
+        .map(|_| get_uuid(buf))
+        .collect::<Result<_, _>>()
+        .map(Some)
+}
 
 /// Writes an empty tagged-field section.
 pub fn put_no_tags(buf: &mut impl BufMut) {
     put_uvarint(buf, 0);
+}
+
+/// Writes a tagged-field section holding `fields` as (tag, serialized value) pairs, which
+/// must be in ascending tag order as Kafka writes them.
+pub fn put_tags(buf: &mut impl BufMut, fields: &[(u64, Vec<u8>)]) {
+    put_uvarint(buf, fields.len() as u64);
+    for (tag, data) in fields {
+        put_uvarint(buf, *tag);
+        put_uvarint(buf, data.len() as u64);
+        buf.put_slice(data);
+    }
+}
+
+/// Reads a tagged-field section into (tag, serialized value) pairs, in the order found.
+pub fn get_tags(buf: &mut impl Buf) -> Result<Vec<(u64, bytes::Bytes)>, RecordError> {
+    let count = get_uvarint(buf)?;
+    let mut out = Vec::new();
+    for _ in 0..count {
+        let tag = get_uvarint(buf)?;
+        let size =
+            usize::try_from(get_uvarint(buf)?).map_err(|_| RecordError::Malformed("tag size"))?;
+        if buf.remaining() < size {
+            return Err(RecordError::Truncated);
+        }
+        out.push((tag, buf.copy_to_bytes(size)));
+    }
+    Ok(out)
 }
 
 /// Skips a tagged-field section (unknown tags are allowed and ignored).

@@ -10,8 +10,11 @@ use std::collections::{BTreeMap, BTreeSet, HashSet};
 use krust_protocol::ErrorCode;
 use uuid::Uuid;
 
-use crate::image::MetadataImage;
-use crate::records::{MetadataRecord, PartitionRecord};
+use crate::image::{BrokerRegistration, MetadataImage};
+use crate::records::{
+    BrokerEndpoint, BrokerFeature, BrokerFencingChange, MetadataRecord, PartitionRecord,
+    RegisterBrokerRecord,
+};
 use crate::topic_name;
 use crate::RESOURCE_TOPIC;
 
@@ -548,6 +551,365 @@ pub fn alter_topic_configs(
     Ok(records)
 }
 
+/// The Kafka error codes the broker lifecycle functions below return (numbers from Kafka's
+/// `Errors`). `krust_protocol::ErrorCode` does not name 77, 101, 102 or 119, and this crate
+/// does not change that one, so the lifecycle results carry this type; [`code`] gives the
+/// wire value.
+///
+/// [`code`]: BrokerErrorCode::code
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(i16)]
+pub enum BrokerErrorCode {
+    /// The broker does not support a finalized feature level (35).
+    UnsupportedVersion = 35,
+    /// The broker epoch in the request is not the registration's (77).
+    StaleBrokerEpoch = 77,
+    /// Another live incarnation holds the broker id (101).
+    DuplicateBrokerRegistration = 101,
+    /// No broker is registered with the id (102).
+    BrokerIdNotRegistered = 102,
+    /// The request's cluster id is not this cluster's (104).
+    InconsistentClusterId = 104,
+    /// The registration's log directories are invalid (119).
+    InvalidRegistration = 119,
+}
+
+impl BrokerErrorCode {
+    /// The wire value.
+    pub fn code(self) -> i16 {
+        self as i16
+    }
+
+    /// Kafka's name for the error.
+    pub fn name(self) -> &'static str {
+        match self {
+            BrokerErrorCode::UnsupportedVersion => "UNSUPPORTED_VERSION",
+            BrokerErrorCode::StaleBrokerEpoch => "STALE_BROKER_EPOCH",
+            BrokerErrorCode::DuplicateBrokerRegistration => "DUPLICATE_BROKER_REGISTRATION",
+            BrokerErrorCode::BrokerIdNotRegistered => "BROKER_ID_NOT_REGISTERED",
+            BrokerErrorCode::InconsistentClusterId => "INCONSISTENT_CLUSTER_ID",
+            BrokerErrorCode::InvalidRegistration => "INVALID_REGISTRATION",
+        }
+    }
+
+    /// The same error as a `krust_protocol::ErrorCode`, where that type names it.
+    pub fn as_protocol(self) -> Option<ErrorCode> {
+        match self {
+            BrokerErrorCode::UnsupportedVersion => Some(ErrorCode::UnsupportedVersion),
+            BrokerErrorCode::InconsistentClusterId => Some(ErrorCode::InconsistentClusterId),
+            _ => None,
+        }
+    }
+}
+
+impl From<BrokerErrorCode> for i16 {
+    fn from(e: BrokerErrorCode) -> i16 {
+        e.code()
+    }
+}
+
+impl std::fmt::Display for BrokerErrorCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} ({})", self.name(), self.code())
+    }
+}
+
+const METADATA_VERSION: &str = "metadata.version";
+/// The metadata.version a broker that names none is taken to support (Kafka's 3.0-IV1).
+const MINIMUM_KRAFT_METADATA_VERSION: i16 = 1;
+
+/// A broker's registration request, as BrokerRegistrationRequest carries it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BrokerRegistrationInput {
+    /// The broker id.
+    pub broker_id: i32,
+    /// The cluster id the broker believes it belongs to.
+    pub cluster_id: String,
+    /// The id of this run of the broker process.
+    pub incarnation_id: Uuid,
+    /// The listeners the broker can be reached on.
+    pub listeners: Vec<BrokerEndpoint>,
+    /// The feature ranges the broker supports.
+    pub features: Vec<BrokerFeature>,
+    /// The broker rack, if any.
+    pub rack: Option<String>,
+    /// Set by a ZooKeeper broker in migration mode; always refused.
+    pub is_migrating_zk_broker: bool,
+    /// The broker's online log directory ids (may be empty).
+    pub log_dirs: Vec<Uuid>,
+}
+
+/// Plans a broker registration (BrokerRegistration), following Kafka's
+/// `ClusterControlManager.registerBroker`. Returns the records to commit and the broker
+/// epoch to answer with.
+///
+/// - The request's cluster id must be `cluster_id` (else INCONSISTENT_CLUSTER_ID).
+/// - If the id is registered with another incarnation and `old_session_alive` (the caller's
+///   heartbeat tracking says that incarnation's session has not timed out), the request is
+///   refused with DUPLICATE_BROKER_REGISTRATION.
+/// - A ZooKeeper broker in migration mode is refused with BROKER_ID_NOT_REGISTERED.
+/// - Each feature range the broker sends must include the finalized level (metadata.version
+///   defaults to 1, others to 0); a broker that sends no metadata.version range is taken to
+///   support only level 1; every finalized feature with a non-zero level must be sent.
+///   Otherwise UNSUPPORTED_VERSION.
+/// - Log directories, if sent, must be distinct, not among Kafka's 100 reserved ids and not
+///   registered to another broker (else INVALID_REGISTRATION). Unlike Kafka at
+///   metadata.version 3.7-IV2 and later, an empty list is accepted.
+/// - A new incarnation gets a fenced registration with epoch `next_epoch`, which must be
+///   the offset the returned record will be committed at.
+/// - The same incarnation keeps its epoch, fencing and controlled-shutdown state: if
+///   nothing else changed there are no records, otherwise one amending record.
+pub fn register_broker(
+    image: &MetadataImage,
+    cluster_id: &str,
+    req: &BrokerRegistrationInput,
+    old_session_alive: bool,
+    next_epoch: i64,
+) -> Result<(Vec<MetadataRecord>, i64), (BrokerErrorCode, String)> {
+    if req.cluster_id != cluster_id {
+        return Err((
+            BrokerErrorCode::InconsistentClusterId,
+            format!(
+                "Expected cluster ID {cluster_id}, but got cluster ID {}",
+                req.cluster_id
+            ),
+        ));
+    }
+    let existing = image.broker(req.broker_id);
+    if let Some(e) = existing {
+        if old_session_alive && e.incarnation_id != req.incarnation_id {
+            return Err((
+                BrokerErrorCode::DuplicateBrokerRegistration,
+                "Another broker is registered with that broker id.".into(),
+            ));
+        }
+    }
+    if req.is_migrating_zk_broker {
+        return Err((
+            BrokerErrorCode::BrokerIdNotRegistered,
+            "Controller does not support registering ZK brokers.".into(),
+        ));
+    }
+    check_log_dirs(image, req)?;
+    let features = registered_features(image, req)?;
+    let mut record = RegisterBrokerRecord {
+        broker_id: req.broker_id,
+        is_migrating_zk_broker: false,
+        incarnation_id: req.incarnation_id,
+        broker_epoch: next_epoch,
+        endpoints: req.listeners.clone(),
+        features,
+        rack: req.rack.clone(),
+        fenced: true,
+        in_controlled_shutdown: false,
+        log_dirs: req.log_dirs.clone(),
+    };
+    match existing {
+        Some(e) if e.incarnation_id == req.incarnation_id => {
+            record.broker_epoch = e.epoch;
+            record.fenced = e.fenced;
+            record.in_controlled_shutdown = e.in_controlled_shutdown;
+            if e.to_record() == record {
+                Ok((Vec::new(), e.epoch))
+            } else {
+                Ok((vec![MetadataRecord::RegisterBroker(record)], e.epoch))
+            }
+        }
+        _ => Ok((vec![MetadataRecord::RegisterBroker(record)], next_epoch)),
+    }
+}
+
+fn check_log_dirs(
+    image: &MetadataImage,
+    req: &BrokerRegistrationInput,
+) -> Result<(), (BrokerErrorCode, String)> {
+    let invalid = |m: String| Err((BrokerErrorCode::InvalidRegistration, m));
+    let mut seen = HashSet::new();
+    for d in &req.log_dirs {
+        // Kafka reserves the ids whose high half is 0 and whose low half, as a signed
+        // long, is below 100.
+        let (hi, lo) = d.as_u64_pair();
+        if hi == 0 && (lo as i64) < 100 {
+            return invalid("Reserved directory ID in request".into());
+        }
+        if !seen.insert(d) {
+            return invalid("Duplicate directory ID in request".into());
+        }
+        if let Some(other) = image
+            .brokers
+            .values()
+            .find(|b| b.id != req.broker_id && b.log_dirs.contains(d))
+        {
+            return invalid(format!(
+                "Broker {} is already registered with directory {d}",
+                other.id
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Checks the broker's feature ranges against the finalized levels and returns the ranges
+/// to record.
+fn registered_features(
+    image: &MetadataImage,
+    req: &BrokerRegistrationInput,
+) -> Result<Vec<BrokerFeature>, (BrokerErrorCode, String)> {
+    let check = |f: &BrokerFeature| {
+        let default = if f.name == METADATA_VERSION { 1 } else { 0 };
+        let finalized = image.features.get(&f.name).copied().unwrap_or(default);
+        if finalized < f.min_supported_version || finalized > f.max_supported_version {
+            return Err((
+                BrokerErrorCode::UnsupportedVersion,
+                format!(
+                    "Unable to register because the broker does not support finalized version {finalized} of {}. The broker wants a version between {} and {}, inclusive.",
+                    f.name, f.min_supported_version, f.max_supported_version
+                ),
+            ));
+        }
+        Ok(())
+    };
+    let mut out = Vec::with_capacity(req.features.len() + 1);
+    for f in &req.features {
+        check(f)?;
+        out.push(f.clone());
+    }
+    if !req.features.iter().any(|f| f.name == METADATA_VERSION) {
+        let f = BrokerFeature {
+            name: METADATA_VERSION.into(),
+            min_supported_version: MINIMUM_KRAFT_METADATA_VERSION,
+            max_supported_version: MINIMUM_KRAFT_METADATA_VERSION,
+        };
+        check(&f)?;
+        out.push(f);
+    }
+    for (name, &level) in &image.features {
+        if level != 0 && name != METADATA_VERSION && !req.features.iter().any(|f| &f.name == name) {
+            check(&BrokerFeature {
+                name: name.clone(),
+                min_supported_version: 0,
+                max_supported_version: 0,
+            })?;
+        }
+    }
+    Ok(out)
+}
+
+/// What a heartbeat answer tells the broker (BrokerHeartbeatResponse's flags).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HeartbeatOutcome {
+    /// The broker's metadata offset has reached its registration record.
+    pub is_caught_up: bool,
+    /// The broker is fenced once the returned records are committed.
+    pub is_fenced: bool,
+    /// The broker may shut down now.
+    pub should_shut_down: bool,
+}
+
+fn registration_change(b: &BrokerRegistration, fenced: BrokerFencingChange) -> MetadataRecord {
+    MetadataRecord::BrokerRegistrationChange {
+        broker_id: b.id,
+        broker_epoch: b.epoch,
+        fenced,
+        in_controlled_shutdown: false,
+        log_dirs: Vec::new(),
+    }
+}
+
+/// Plans the answer to a broker heartbeat (BrokerHeartbeat), following Kafka's broker
+/// state machine (`BrokerHeartbeatManager.calculateNextBrokerState`) with the state taken
+/// from the image. `registration_offset` is the offset of the broker's registration record
+/// (its epoch, unless the registration was amended since); the broker is caught up when
+/// `current_metadata_offset` has reached it.
+///
+/// - An unregistered id gets BROKER_ID_NOT_REGISTERED (Kafka answers STALE_BROKER_EPOCH
+///   there); an epoch other than the registration's gets STALE_BROKER_EPOCH.
+/// - A fenced broker is unfenced when it does not want fencing and is caught up; if it
+///   wants to shut down it may do so at once.
+/// - An unfenced broker that wants to shut down is fenced and told to shut down; one that
+///   wants fencing is fenced.
+/// - A broker in controlled shutdown is fenced if it is not already and told to shut down,
+///   whatever it asks: only a new registration ends controlled shutdown, so it is never
+///   unfenced.
+///
+/// Fencing and unfencing are written as `BrokerRegistrationChange` records, as Kafka does
+/// from metadata.version 3.3-IV2 on. Kafka moves partition leadership away before letting a
+/// broker that leads partitions shut down (controlled shutdown) and shrinks ISRs when it
+/// fences one; neither happens here, so the broker is fenced straight away.
+pub fn broker_heartbeat(
+    image: &MetadataImage,
+    broker_id: i32,
+    broker_epoch: i64,
+    current_metadata_offset: i64,
+    want_fence: bool,
+    want_shut_down: bool,
+    registration_offset: i64,
+) -> Result<(Vec<MetadataRecord>, HeartbeatOutcome), BrokerErrorCode> {
+    let b = image
+        .broker(broker_id)
+        .ok_or(BrokerErrorCode::BrokerIdNotRegistered)?;
+    if b.epoch != broker_epoch {
+        return Err(BrokerErrorCode::StaleBrokerEpoch);
+    }
+    let is_caught_up = current_metadata_offset >= registration_offset;
+    let fence = || vec![registration_change(b, BrokerFencingChange::Fence)];
+    let (records, is_fenced, should_shut_down) = if b.in_controlled_shutdown {
+        // Only a new registration ends controlled shutdown: never unfence such a broker.
+        let records = if b.fenced { Vec::new() } else { fence() };
+        (records, true, true)
+    } else if b.fenced {
+        if want_shut_down {
+            (Vec::new(), true, true)
+        } else if !want_fence && is_caught_up {
+            (
+                vec![registration_change(b, BrokerFencingChange::Unfence)],
+                false,
+                false,
+            )
+        } else {
+            (Vec::new(), true, false)
+        }
+    } else if want_shut_down {
+        (fence(), true, true)
+    } else if want_fence {
+        (fence(), true, false)
+    } else {
+        (Vec::new(), false, false)
+    };
+    Ok((
+        records,
+        HeartbeatOutcome {
+            is_caught_up,
+            is_fenced,
+            should_shut_down,
+        },
+    ))
+}
+
+/// Plans fencing a broker whose session timed out: one `BrokerRegistrationChange` record,
+/// or none if the broker is unknown or already fenced.
+pub fn fence_broker(image: &MetadataImage, broker_id: i32) -> Vec<MetadataRecord> {
+    match image.broker(broker_id) {
+        Some(b) if !b.fenced => vec![registration_change(b, BrokerFencingChange::Fence)],
+        _ => Vec::new(),
+    }
+}
+
+/// Plans removing a broker's registration (UnregisterBroker); BROKER_ID_NOT_REGISTERED if
+/// there is none.
+pub fn unregister_broker(
+    image: &MetadataImage,
+    broker_id: i32,
+) -> Result<Vec<MetadataRecord>, BrokerErrorCode> {
+    let b = image
+        .broker(broker_id)
+        .ok_or(BrokerErrorCode::BrokerIdNotRegistered)?;
+    Ok(vec![MetadataRecord::UnregisterBroker {
+        broker_id,
+        broker_epoch: b.epoch,
+    }])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -697,6 +1059,412 @@ mod tests {
         assert_eq!(recs.len(), 3);
         apply_all(&mut img, &recs);
         assert_eq!(img.topic("t").map(|t| t.partitions.len()), Some(5));
+    }
+
+    const CLUSTER: &str = "cluster-1";
+
+    fn mv_image() -> MetadataImage {
+        let mut img = MetadataImage::new();
+        apply_all(
+            &mut img,
+            &[MetadataRecord::FeatureLevel {
+                name: "metadata.version".into(),
+                level: 27,
+            }],
+        );
+        img
+    }
+
+    fn registration(id: i32, incarnation: u128) -> BrokerRegistrationInput {
+        BrokerRegistrationInput {
+            broker_id: id,
+            cluster_id: CLUSTER.into(),
+            incarnation_id: Uuid::from_u128(incarnation),
+            listeners: vec![BrokerEndpoint {
+                name: "PLAINTEXT".into(),
+                host: "localhost".into(),
+                port: 9092,
+                security_protocol: 0,
+            }],
+            features: vec![BrokerFeature {
+                name: "metadata.version".into(),
+                min_supported_version: 1,
+                max_supported_version: 27,
+            }],
+            ..Default::default()
+        }
+    }
+
+    /// Registers `req` as a new incarnation and commits it; returns the epoch.
+    fn register(img: &mut MetadataImage, req: &BrokerRegistrationInput) -> i64 {
+        let next = img.offset + 1;
+        let (recs, epoch) = register_broker(img, CLUSTER, req, false, next).expect("register");
+        assert_eq!(epoch, next);
+        apply_all(img, &recs);
+        epoch
+    }
+
+    fn heartbeat(
+        img: &MetadataImage,
+        id: i32,
+        epoch: i64,
+        offset: i64,
+        want_fence: bool,
+        want_shut_down: bool,
+    ) -> Result<(Vec<MetadataRecord>, HeartbeatOutcome), BrokerErrorCode> {
+        broker_heartbeat(img, id, epoch, offset, want_fence, want_shut_down, epoch)
+    }
+
+    fn outcome(is_caught_up: bool, is_fenced: bool, should_shut_down: bool) -> HeartbeatOutcome {
+        HeartbeatOutcome {
+            is_caught_up,
+            is_fenced,
+            should_shut_down,
+        }
+    }
+
+    fn fencing(records: &[MetadataRecord]) -> Vec<BrokerFencingChange> {
+        records
+            .iter()
+            .map(|r| match r {
+                MetadataRecord::BrokerRegistrationChange { fenced, .. } => *fenced,
+                other => panic!("unexpected record {other:?}"),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn broker_error_codes_match_kafka() {
+        assert_eq!(BrokerErrorCode::UnsupportedVersion.code(), 35);
+        assert_eq!(BrokerErrorCode::StaleBrokerEpoch.code(), 77);
+        assert_eq!(BrokerErrorCode::DuplicateBrokerRegistration.code(), 101);
+        assert_eq!(BrokerErrorCode::BrokerIdNotRegistered.code(), 102);
+        assert_eq!(BrokerErrorCode::InconsistentClusterId.code(), 104);
+        assert_eq!(BrokerErrorCode::InvalidRegistration.code(), 119);
+        for c in [
+            BrokerErrorCode::UnsupportedVersion,
+            BrokerErrorCode::InconsistentClusterId,
+        ] {
+            assert_eq!(c.as_protocol().map(ErrorCode::code), Some(c.code()));
+        }
+        assert_eq!(
+            BrokerErrorCode::StaleBrokerEpoch.to_string(),
+            "STALE_BROKER_EPOCH (77)"
+        );
+    }
+
+    #[test]
+    fn new_registration_is_fenced_with_the_next_offset_as_epoch() {
+        let img = mv_image();
+        let req = registration(1, 1);
+        let (recs, epoch) = register_broker(&img, CLUSTER, &req, false, 42).expect("register");
+        assert_eq!(epoch, 42);
+        match recs.as_slice() {
+            [MetadataRecord::RegisterBroker(r)] => {
+                assert_eq!(r.broker_id, 1);
+                assert_eq!(r.broker_epoch, 42);
+                assert_eq!(r.incarnation_id, req.incarnation_id);
+                assert!(r.fenced && !r.in_controlled_shutdown);
+                assert_eq!(r.endpoints, req.listeners);
+                assert_eq!(r.features, req.features);
+            }
+            other => panic!("unexpected records {other:?}"),
+        }
+    }
+
+    #[test]
+    fn same_incarnation_keeps_its_epoch() {
+        let mut img = mv_image();
+        let mut req = registration(1, 1);
+        let epoch = register(&mut img, &req);
+        let (recs, _) = heartbeat(&img, 1, epoch, epoch, false, false).expect("heartbeat");
+        apply_all(&mut img, &recs);
+        assert_eq!(img.live_brokers(), vec![1]);
+
+        // Nothing changed: no records, same epoch, whether or not the session is alive.
+        for alive in [true, false] {
+            let (recs, e) = register_broker(&img, CLUSTER, &req, alive, 99).expect("re-register");
+            assert!(recs.is_empty());
+            assert_eq!(e, epoch);
+        }
+
+        // A changed listener amends the registration but keeps epoch and fencing state.
+        req.listeners[0].port = 9093;
+        let (recs, e) = register_broker(&img, CLUSTER, &req, true, 99).expect("amend");
+        assert_eq!(e, epoch);
+        match recs.as_slice() {
+            [MetadataRecord::RegisterBroker(r)] => {
+                assert_eq!(r.broker_epoch, epoch);
+                assert!(!r.fenced);
+                assert_eq!(r.endpoints[0].port, 9093);
+            }
+            other => panic!("unexpected records {other:?}"),
+        }
+        apply_all(&mut img, &recs);
+        assert_eq!(img.live_brokers(), vec![1]);
+        assert_eq!(img.broker(1).map(|b| b.epoch), Some(epoch));
+    }
+
+    #[test]
+    fn new_incarnation_needs_the_old_session_gone() {
+        let mut img = mv_image();
+        let epoch = register(&mut img, &registration(1, 1));
+        let req = registration(1, 2);
+        let (code, _) = register_broker(&img, CLUSTER, &req, true, 50).expect_err("duplicate");
+        assert_eq!(code, BrokerErrorCode::DuplicateBrokerRegistration);
+
+        let (recs, new_epoch) = register_broker(&img, CLUSTER, &req, false, 50).expect("take over");
+        assert_eq!(new_epoch, 50);
+        assert_ne!(new_epoch, epoch);
+        apply_all(&mut img, &recs);
+        let b = img.broker(1).expect("broker");
+        assert_eq!(b.incarnation_id, Uuid::from_u128(2));
+        assert!(b.fenced);
+    }
+
+    #[test]
+    fn registration_rejections() {
+        let mut img = mv_image();
+        register(&mut img, &registration(2, 2));
+        let dir = Uuid::from_u128(1 << 64);
+        apply_all(
+            &mut img,
+            &[MetadataRecord::BrokerRegistrationChange {
+                broker_id: 2,
+                broker_epoch: 1,
+                fenced: BrokerFencingChange::NoChange,
+                in_controlled_shutdown: false,
+                log_dirs: vec![dir],
+            }],
+        );
+        let reject = |req: BrokerRegistrationInput| {
+            register_broker(&img, CLUSTER, &req, false, 10)
+                .expect_err("rejected")
+                .0
+        };
+
+        let mut req = registration(1, 1);
+        req.cluster_id = "other".into();
+        assert_eq!(reject(req), BrokerErrorCode::InconsistentClusterId);
+
+        let mut req = registration(1, 1);
+        req.is_migrating_zk_broker = true;
+        assert_eq!(reject(req), BrokerErrorCode::BrokerIdNotRegistered);
+
+        let mut req = registration(1, 1);
+        req.features[0].max_supported_version = 26;
+        assert_eq!(reject(req), BrokerErrorCode::UnsupportedVersion);
+        // No metadata.version range means level 1 only.
+        let mut req = registration(1, 1);
+        req.features.clear();
+        assert_eq!(reject(req), BrokerErrorCode::UnsupportedVersion);
+
+        for dirs in [
+            vec![Uuid::from_u128(99)],
+            vec![Uuid::from_u128(7 << 64), Uuid::from_u128(7 << 64)],
+            vec![dir],
+        ] {
+            let mut req = registration(1, 1);
+            req.log_dirs = dirs;
+            assert_eq!(reject(req), BrokerErrorCode::InvalidRegistration);
+        }
+        // The broker that owns a directory may register it again.
+        let mut req = registration(2, 3);
+        req.log_dirs = vec![dir];
+        assert!(register_broker(&img, CLUSTER, &req, false, 10).is_ok());
+    }
+
+    #[test]
+    fn finalized_features_must_be_supported() {
+        let mut img = mv_image();
+        apply_all(
+            &mut img,
+            &[MetadataRecord::FeatureLevel {
+                name: "kraft.version".into(),
+                level: 1,
+            }],
+        );
+        let mut req = registration(1, 1);
+        let (code, msg) = register_broker(&img, CLUSTER, &req, false, 5).expect_err("missing");
+        assert_eq!(code, BrokerErrorCode::UnsupportedVersion);
+        assert!(msg.contains("kraft.version"), "{msg}");
+        req.features.push(BrokerFeature {
+            name: "kraft.version".into(),
+            min_supported_version: 0,
+            max_supported_version: 1,
+        });
+        let (recs, _) = register_broker(&img, CLUSTER, &req, false, 5).expect("supported");
+        assert!(matches!(&recs[..], [MetadataRecord::RegisterBroker(r)] if r.features.len() == 2));
+        // A range for a feature the controller has not finalized must include level 0.
+        req.features.push(BrokerFeature {
+            name: "group.version".into(),
+            min_supported_version: 1,
+            max_supported_version: 1,
+        });
+        assert_eq!(
+            register_broker(&img, CLUSTER, &req, false, 5)
+                .expect_err("unsupported")
+                .0,
+            BrokerErrorCode::UnsupportedVersion
+        );
+    }
+
+    #[test]
+    fn heartbeat_rejects_unknown_brokers_and_stale_epochs() {
+        let mut img = mv_image();
+        let epoch = register(&mut img, &registration(1, 1));
+        assert_eq!(
+            heartbeat(&img, 2, epoch, epoch, false, false),
+            Err(BrokerErrorCode::BrokerIdNotRegistered)
+        );
+        assert_eq!(
+            heartbeat(&img, 1, epoch - 1, epoch, false, false),
+            Err(BrokerErrorCode::StaleBrokerEpoch)
+        );
+    }
+
+    #[test]
+    fn heartbeat_unfences_once_caught_up() {
+        let mut img = mv_image();
+        let epoch = register(&mut img, &registration(1, 1));
+
+        // Behind its registration record: stays fenced.
+        let (recs, out) = heartbeat(&img, 1, epoch, epoch - 1, false, false).expect("behind");
+        assert!(recs.is_empty());
+        assert_eq!(out, outcome(false, true, false));
+
+        // Caught up but still asking to be fenced: stays fenced.
+        let (recs, out) = heartbeat(&img, 1, epoch, epoch, true, false).expect("want fence");
+        assert!(recs.is_empty());
+        assert_eq!(out, outcome(true, true, false));
+
+        // Caught up and willing: unfenced.
+        let (recs, out) = heartbeat(&img, 1, epoch, epoch, false, false).expect("unfence");
+        assert_eq!(fencing(&recs), vec![BrokerFencingChange::Unfence]);
+        assert_eq!(out, outcome(true, false, false));
+        apply_all(&mut img, &recs);
+        assert_eq!(img.live_brokers(), vec![1]);
+
+        // Unfenced and content: nothing to do.
+        let (recs, out) = heartbeat(&img, 1, epoch, img.offset, false, false).expect("steady");
+        assert!(recs.is_empty());
+        assert_eq!(out, outcome(true, false, false));
+
+        // An amended registration moves the offset to catch up to.
+        let (_, out) = broker_heartbeat(&img, 1, epoch, img.offset, false, false, img.offset + 5)
+            .expect("amended");
+        assert!(!out.is_caught_up);
+    }
+
+    #[test]
+    fn heartbeat_fences_on_request() {
+        let mut img = mv_image();
+        let epoch = register(&mut img, &registration(1, 1));
+        let (recs, _) = heartbeat(&img, 1, epoch, epoch, false, false).expect("unfence");
+        apply_all(&mut img, &recs);
+
+        let (recs, out) = heartbeat(&img, 1, epoch, epoch, true, false).expect("fence");
+        assert_eq!(fencing(&recs), vec![BrokerFencingChange::Fence]);
+        assert_eq!(out, outcome(true, true, false));
+        apply_all(&mut img, &recs);
+        assert!(img.live_brokers().is_empty());
+    }
+
+    #[test]
+    fn heartbeat_shut_down() {
+        let mut img = mv_image();
+        let epoch = register(&mut img, &registration(1, 1));
+
+        // A fenced broker may go at once; nothing to write.
+        let (recs, out) = heartbeat(&img, 1, epoch, epoch, true, true).expect("fenced");
+        assert!(recs.is_empty());
+        assert_eq!(out, outcome(true, true, true));
+
+        let (recs, _) = heartbeat(&img, 1, epoch, epoch, false, false).expect("unfence");
+        apply_all(&mut img, &recs);
+
+        // An unfenced broker is fenced first, with or without asking for fencing.
+        for want_fence in [false, true] {
+            let (recs, out) =
+                heartbeat(&img, 1, epoch, epoch, want_fence, true).expect("shut down");
+            assert_eq!(fencing(&recs), vec![BrokerFencingChange::Fence]);
+            assert_eq!(out, outcome(true, true, true));
+        }
+        let (recs, _) = heartbeat(&img, 1, epoch, epoch, false, true).expect("shut down");
+        apply_all(&mut img, &recs);
+        assert!(img.live_brokers().is_empty());
+        assert!(img.broker(1).is_some_and(|b| b.fenced));
+    }
+
+    #[test]
+    fn broker_in_controlled_shutdown_is_told_to_go() {
+        let mut img = mv_image();
+        let epoch = register(&mut img, &registration(1, 1));
+        apply_all(
+            &mut img,
+            &[MetadataRecord::BrokerRegistrationChange {
+                broker_id: 1,
+                broker_epoch: epoch,
+                fenced: BrokerFencingChange::Unfence,
+                in_controlled_shutdown: true,
+                log_dirs: vec![],
+            }],
+        );
+        assert!(img.live_brokers().is_empty());
+        let (recs, out) = heartbeat(&img, 1, epoch, img.offset, false, false).expect("go");
+        assert_eq!(fencing(&recs), vec![BrokerFencingChange::Fence]);
+        assert_eq!(out, outcome(true, true, true));
+        apply_all(&mut img, &recs);
+        // Once fenced it stays fenced and is still told to go.
+        let (recs, out) = heartbeat(&img, 1, epoch, img.offset, false, false).expect("again");
+        assert!(recs.is_empty());
+        assert_eq!(out, outcome(true, true, true));
+    }
+
+    #[test]
+    fn session_timeout_fences_once() {
+        let mut img = mv_image();
+        let epoch = register(&mut img, &registration(1, 1));
+        // Unknown, and registered but still fenced: nothing to write.
+        assert!(fence_broker(&img, 7).is_empty());
+        assert!(fence_broker(&img, 1).is_empty());
+
+        let (recs, _) = heartbeat(&img, 1, epoch, epoch, false, false).expect("unfence");
+        apply_all(&mut img, &recs);
+        let recs = fence_broker(&img, 1);
+        assert_eq!(
+            recs,
+            vec![MetadataRecord::BrokerRegistrationChange {
+                broker_id: 1,
+                broker_epoch: epoch,
+                fenced: BrokerFencingChange::Fence,
+                in_controlled_shutdown: false,
+                log_dirs: vec![],
+            }]
+        );
+        apply_all(&mut img, &recs);
+        assert!(img.live_brokers().is_empty());
+        assert!(fence_broker(&img, 1).is_empty());
+    }
+
+    #[test]
+    fn unregister_removes_the_registration() {
+        let mut img = mv_image();
+        let epoch = register(&mut img, &registration(1, 1));
+        assert_eq!(
+            unregister_broker(&img, 2),
+            Err(BrokerErrorCode::BrokerIdNotRegistered)
+        );
+        let recs = unregister_broker(&img, 1).expect("unregister");
+        assert_eq!(
+            recs,
+            vec![MetadataRecord::UnregisterBroker {
+                broker_id: 1,
+                broker_epoch: epoch,
+            }]
+        );
+        apply_all(&mut img, &recs);
+        assert!(img.broker(1).is_none());
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! Cluster metadata: the records, the image they build, and the controller logic.
 //!
 //! Every change to the cluster (a topic created, partitions added, a config set, a topic
-//! deleted) is a [`MetadataRecord`] appended to the `__cluster_metadata` log. The
+//! deleted, a broker registered, fenced or unfenced) is a [`MetadataRecord`] appended to
+//! the `__cluster_metadata` log. The
 //! [`MetadataImage`] is the state obtained by replaying those records in order;
 //! [`MetadataImage::apply`] is the only way it changes, live and on recovery alike.
 //!
@@ -16,8 +17,11 @@ pub mod image;
 pub mod records;
 pub mod topic_name;
 
-pub use image::{MetadataImage, PartitionImage, TopicImage};
-pub use records::{MetadataRecord, PartitionRecord, RecordError};
+pub use image::{BrokerRegistration, MetadataImage, PartitionImage, TopicImage};
+pub use records::{
+    BrokerEndpoint, BrokerFeature, BrokerFencingChange, MetadataRecord, PartitionRecord,
+    RecordError, RegisterBrokerRecord,
+};
 
 /// Kafka's resource type number for topics in ConfigRecord and DescribeConfigs.
 pub const RESOURCE_TOPIC: i8 = 2;

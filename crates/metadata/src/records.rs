@@ -5,6 +5,12 @@
 //! strings and arrays, a trailing tagged-field section). The api keys and field order follow
 //! Kafka's metadata record schemas. Records travel in ordinary record batches (key null)
 //! in the `__cluster_metadata` log.
+//!
+//! Every record is written at version 0 except `RegisterBrokerRecord` (version 3, the one
+//! Kafka writes from metadata.version 3.7-IV2 on: `IsMigratingZkBroker`,
+//! `InControlledShutdown` and the tagged `LogDirs`) and `BrokerRegistrationChangeRecord`
+//! (version 2, so every tagged field it can carry is defined). Those two are also read at
+//! their older versions, which Kafka-written logs may hold.
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use kafka_protocol::records::RecordBatchDecoder;
@@ -42,6 +48,88 @@ pub struct PartitionRecord {
     pub partition_epoch: i32,
 }
 
+/// A listener a broker accepts connections on (`RegisterBrokerRecord.EndPoints`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BrokerEndpoint {
+    /// The listener name, e.g. `PLAINTEXT`.
+    pub name: String,
+    /// The host clients connect to.
+    pub host: String,
+    /// The port clients connect to.
+    pub port: u16,
+    /// Kafka's security protocol id (0 PLAINTEXT, 1 SSL, 2 SASL_PLAINTEXT, 3 SASL_SSL).
+    pub security_protocol: i16,
+}
+
+/// A feature version range a broker supports (`RegisterBrokerRecord.Features`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BrokerFeature {
+    /// The feature name, e.g. `metadata.version`.
+    pub name: String,
+    /// The lowest level the broker supports.
+    pub min_supported_version: i16,
+    /// The highest level the broker supports.
+    pub max_supported_version: i16,
+}
+
+/// A broker's registration (`RegisterBrokerRecord`, api key 0, written at version 3).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RegisterBrokerRecord {
+    /// The broker id.
+    pub broker_id: i32,
+    /// A ZooKeeper broker in migration mode (version 2+; krust never registers one).
+    pub is_migrating_zk_broker: bool,
+    /// The id of this run of the broker process.
+    pub incarnation_id: Uuid,
+    /// The broker epoch: the offset of the record that first registered this incarnation.
+    pub broker_epoch: i64,
+    /// The listeners the broker can be reached on.
+    pub endpoints: Vec<BrokerEndpoint>,
+    /// The feature ranges the broker supports.
+    pub features: Vec<BrokerFeature>,
+    /// The broker rack, if any.
+    pub rack: Option<String>,
+    /// Whether the broker is fenced (a new registration always is).
+    pub fenced: bool,
+    /// Whether the broker is in controlled shutdown (version 1+).
+    pub in_controlled_shutdown: bool,
+    /// The broker's online log directory ids (tagged field 0, version 3+; empty = none).
+    pub log_dirs: Vec<Uuid>,
+}
+
+/// The `Fenced` field of `BrokerRegistrationChangeRecord`: Kafka writes 1 to fence, 0 for
+/// no change and -1 to unfence.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BrokerFencingChange {
+    /// The broker becomes fenced (1).
+    Fence,
+    /// The fencing state is unchanged (0).
+    NoChange,
+    /// The broker becomes unfenced (-1).
+    Unfence,
+}
+
+impl BrokerFencingChange {
+    /// Kafka's wire value.
+    pub fn value(self) -> i8 {
+        match self {
+            BrokerFencingChange::Fence => 1,
+            BrokerFencingChange::NoChange => 0,
+            BrokerFencingChange::Unfence => -1,
+        }
+    }
+
+    /// The change for a wire value; `None` for a value Kafka does not define.
+    pub fn from_value(value: i8) -> Option<BrokerFencingChange> {
+        match value {
+            1 => Some(BrokerFencingChange::Fence),
+            0 => Some(BrokerFencingChange::NoChange),
+            -1 => Some(BrokerFencingChange::Unfence),
+            _ => None,
+        }
+    }
+}
+
 /// Every kind of metadata record krust writes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MetadataRecord {
@@ -69,6 +157,110 @@ pub enum MetadataRecord {
     },
     /// Nothing; written to show the log is alive (api key 20).
     NoOp,
+    /// A broker registered, or amended its registration (api key 0). It replaces any
+    /// earlier registration of the same broker id.
+    RegisterBroker(RegisterBrokerRecord),
+    /// A broker's registration is removed (api key 1); the epoch must match it.
+    UnregisterBroker { broker_id: i32, broker_epoch: i64 },
+    /// A broker is fenced (api key 7). Kafka writes `BrokerRegistrationChange` instead from
+    /// metadata.version 3.3-IV2 on, and so does krust; this is read for older logs.
+    FenceBroker { id: i32, epoch: i64 },
+    /// A broker is unfenced (api key 8). Read for older logs, like `FenceBroker`.
+    UnfenceBroker { id: i32, epoch: i64 },
+    /// A change to a broker's registration (api key 17, written at version 2): its fencing
+    /// (tagged field 0), entry into controlled shutdown (tagged field 1, `true` = Kafka's 1;
+    /// there is no way out but re-registering), and its online log directories (tagged
+    /// field 2; empty means unchanged).
+    BrokerRegistrationChange {
+        broker_id: i32,
+        broker_epoch: i64,
+        fenced: BrokerFencingChange,
+        in_controlled_shutdown: bool,
+        log_dirs: Vec<Uuid>,
+    },
+}
+
+/// The highest version of each record type krust reads; `None` for an unknown api key.
+fn max_version(api_key: u64) -> Option<u64> {
+    match api_key {
+        0 => Some(3),
+        17 => Some(2),
+        1 | 2 | 3 | 4 | 7 | 8 | 9 | 12 | 15 | 20 => Some(0),
+        _ => None,
+    }
+}
+
+/// Decodes a compact array of structs that may not be null.
+fn get_struct_array<'a, T>(
+    b: &mut &'a [u8],
+    min_element_size: usize,
+    mut element: impl FnMut(&mut &'a [u8]) -> Result<T, RecordError>,
+) -> Result<Vec<T>, RecordError> {
+    let len = get_compact_len(b, min_element_size)?
+        .ok_or(RecordError::Malformed("null array in a required field"))?;
+    let mut out = Vec::with_capacity(len);
+    for _ in 0..len {
+        out.push(element(b)?);
+    }
+    Ok(out)
+}
+
+/// Decodes one tagged field's value, which must use all of its bytes.
+fn tag_value<T>(
+    mut data: &[u8],
+    read: impl FnOnce(&mut &[u8]) -> Result<T, RecordError>,
+) -> Result<T, RecordError> {
+    let v = read(&mut data)?;
+    if !data.is_empty() {
+        return Err(RecordError::Malformed("tagged field longer than its value"));
+    }
+    Ok(v)
+}
+
+fn get_required_uuids(b: &mut &[u8]) -> Result<Vec<Uuid>, RecordError> {
+    get_compact_uuids(b)?.ok_or(RecordError::Malformed("null array in a required field"))
+}
+
+fn uuids_bytes(ids: &[Uuid]) -> Vec<u8> {
+    let mut v = Vec::with_capacity(1 + 16 * ids.len());
+    put_compact_uuids(&mut v, ids);
+    v
+}
+
+fn decode_register_broker(
+    b: &mut &[u8],
+    version: u64,
+) -> Result<RegisterBrokerRecord, RecordError> {
+    Ok(RegisterBrokerRecord {
+        broker_id: get_i32(b)?,
+        is_migrating_zk_broker: if version >= 2 { get_bool(b)? } else { false },
+        incarnation_id: get_uuid(b)?,
+        broker_epoch: get_i64(b)?,
+        // Smallest element: two empty strings (1 byte each), port, protocol, no tags.
+        endpoints: get_struct_array(b, 7, |b| {
+            let e = BrokerEndpoint {
+                name: get_required_str(b)?,
+                host: get_required_str(b)?,
+                port: get_u16(b)?,
+                security_protocol: get_i16(b)?,
+            };
+            skip_tags(b)?;
+            Ok(e)
+        })?,
+        features: get_struct_array(b, 6, |b| {
+            let f = BrokerFeature {
+                name: get_required_str(b)?,
+                min_supported_version: get_i16(b)?,
+                max_supported_version: get_i16(b)?,
+            };
+            skip_tags(b)?;
+            Ok(f)
+        })?,
+        rack: get_compact_str(b)?,
+        fenced: get_bool(b)?,
+        in_controlled_shutdown: if version >= 1 { get_bool(b)? } else { false },
+        log_dirs: Vec::new(),
+    })
 }
 
 impl MetadataRecord {
@@ -82,7 +274,87 @@ impl MetadataRecord {
             MetadataRecord::FeatureLevel { .. } => 12,
             MetadataRecord::ProducerIds { .. } => 15,
             MetadataRecord::NoOp => 20,
+            MetadataRecord::RegisterBroker(_) => 0,
+            MetadataRecord::UnregisterBroker { .. } => 1,
+            MetadataRecord::FenceBroker { .. } => 7,
+            MetadataRecord::UnfenceBroker { .. } => 8,
+            MetadataRecord::BrokerRegistrationChange { .. } => 17,
         }
+    }
+
+    /// The version this record type is written at.
+    pub fn version(&self) -> u64 {
+        match self {
+            MetadataRecord::RegisterBroker(_) => 3,
+            MetadataRecord::BrokerRegistrationChange { .. } => 2,
+            _ => 0,
+        }
+    }
+
+    /// The tagged fields this record carries, as (tag, value bytes) in tag order. Like
+    /// Kafka, a field at its default value is left out.
+    fn tagged_fields(&self) -> Vec<(u64, Vec<u8>)> {
+        let mut out = Vec::new();
+        match self {
+            MetadataRecord::RegisterBroker(r) if !r.log_dirs.is_empty() => {
+                out.push((0, uuids_bytes(&r.log_dirs)));
+            }
+            MetadataRecord::BrokerRegistrationChange {
+                fenced,
+                in_controlled_shutdown,
+                log_dirs,
+                ..
+            } => {
+                if *fenced != BrokerFencingChange::NoChange {
+                    out.push((0, fenced.value().to_be_bytes().to_vec()));
+                }
+                if *in_controlled_shutdown {
+                    out.push((1, vec![1]));
+                }
+                if !log_dirs.is_empty() {
+                    out.push((2, uuids_bytes(log_dirs)));
+                }
+            }
+            _ => {}
+        }
+        out
+    }
+
+    /// Applies one tagged field read at `version`; tags the version does not define are
+    /// ignored, as Kafka ignores unknown tags.
+    fn read_tag(&mut self, version: u64, tag: u64, data: &[u8]) -> Result<(), RecordError> {
+        match self {
+            MetadataRecord::RegisterBroker(r) if version >= 3 && tag == 0 => {
+                r.log_dirs = tag_value(data, get_required_uuids)?;
+            }
+            MetadataRecord::BrokerRegistrationChange {
+                fenced,
+                in_controlled_shutdown,
+                log_dirs,
+                ..
+            } => match tag {
+                0 => {
+                    let v = tag_value(data, |b| get_i8(b))?;
+                    *fenced = BrokerFencingChange::from_value(v)
+                        .ok_or(RecordError::Malformed("unknown fencing change"))?;
+                }
+                1 if version >= 1 => {
+                    *in_controlled_shutdown = match tag_value(data, |b| get_i8(b))? {
+                        0 => false,
+                        1 => true,
+                        _ => {
+                            return Err(RecordError::Malformed(
+                                "unknown controlled shutdown change",
+                            ))
+                        }
+                    };
+                }
+                2 if version >= 2 => *log_dirs = tag_value(data, get_required_uuids)?,
+                _ => {}
+            },
+            _ => {}
+        }
+        Ok(())
     }
 
     /// Encodes the record value (frame header and body).
@@ -90,7 +362,7 @@ impl MetadataRecord {
         let mut b = BytesMut::with_capacity(64);
         put_uvarint(&mut b, FRAME_VERSION);
         put_uvarint(&mut b, self.api_key());
-        put_uvarint(&mut b, 0);
+        put_uvarint(&mut b, self.version());
         match self {
             MetadataRecord::FeatureLevel { name, level } => {
                 put_compact_str(&mut b, Some(name));
@@ -133,8 +405,49 @@ impl MetadataRecord {
                 b.put_i64(*next_producer_id);
             }
             MetadataRecord::NoOp => {}
+            MetadataRecord::RegisterBroker(r) => {
+                b.put_i32(r.broker_id);
+                b.put_u8(u8::from(r.is_migrating_zk_broker));
+                put_uuid(&mut b, &r.incarnation_id);
+                b.put_i64(r.broker_epoch);
+                put_uvarint(&mut b, r.endpoints.len() as u64 + 1);
+                for e in &r.endpoints {
+                    put_compact_str(&mut b, Some(&e.name));
+                    put_compact_str(&mut b, Some(&e.host));
+                    b.put_u16(e.port);
+                    b.put_i16(e.security_protocol);
+                    put_no_tags(&mut b);
+                }
+                put_uvarint(&mut b, r.features.len() as u64 + 1);
+                for f in &r.features {
+                    put_compact_str(&mut b, Some(&f.name));
+                    b.put_i16(f.min_supported_version);
+                    b.put_i16(f.max_supported_version);
+                    put_no_tags(&mut b);
+                }
+                put_compact_str(&mut b, r.rack.as_deref());
+                b.put_u8(u8::from(r.fenced));
+                b.put_u8(u8::from(r.in_controlled_shutdown));
+            }
+            MetadataRecord::UnregisterBroker {
+                broker_id,
+                broker_epoch,
+            }
+            | MetadataRecord::BrokerRegistrationChange {
+                broker_id,
+                broker_epoch,
+                ..
+            } => {
+                b.put_i32(*broker_id);
+                b.put_i64(*broker_epoch);
+            }
+            MetadataRecord::FenceBroker { id, epoch }
+            | MetadataRecord::UnfenceBroker { id, epoch } => {
+                b.put_i32(*id);
+                b.put_i64(*epoch);
+            }
         }
-        put_no_tags(&mut b);
+        put_tags(&mut b, &self.tagged_fields());
         b.freeze()
     }
 
@@ -147,10 +460,31 @@ impl MetadataRecord {
         }
         let api_key = get_uvarint(b)?;
         let version = get_uvarint(b)?;
-        if version != 0 {
-            return Err(RecordError::Unsupported { api_key, version });
+        match max_version(api_key) {
+            Some(max) if version <= max => {}
+            _ => return Err(RecordError::Unsupported { api_key, version }),
         }
-        let rec = match api_key {
+        let mut rec = match api_key {
+            0 => MetadataRecord::RegisterBroker(decode_register_broker(b, version)?),
+            1 => MetadataRecord::UnregisterBroker {
+                broker_id: get_i32(b)?,
+                broker_epoch: get_i64(b)?,
+            },
+            7 => MetadataRecord::FenceBroker {
+                id: get_i32(b)?,
+                epoch: get_i64(b)?,
+            },
+            8 => MetadataRecord::UnfenceBroker {
+                id: get_i32(b)?,
+                epoch: get_i64(b)?,
+            },
+            17 => MetadataRecord::BrokerRegistrationChange {
+                broker_id: get_i32(b)?,
+                broker_epoch: get_i64(b)?,
+                fenced: BrokerFencingChange::NoChange,
+                in_controlled_shutdown: false,
+                log_dirs: Vec::new(),
+            },
             2 => MetadataRecord::Topic {
                 name: get_required_str(b)?,
                 topic_id: get_uuid(b)?,
@@ -187,7 +521,9 @@ impl MetadataRecord {
             20 => MetadataRecord::NoOp,
             _ => return Err(RecordError::Unsupported { api_key, version }),
         };
-        skip_tags(b)?;
+        for (tag, data) in get_tags(b)? {
+            rec.read_tag(version, tag, &data)?;
+        }
         if b.has_remaining() {
             return Err(RecordError::Malformed("trailing bytes after record"));
         }
@@ -272,7 +608,87 @@ mod tests {
                 next_producer_id: 2000,
             },
             MetadataRecord::NoOp,
+            MetadataRecord::RegisterBroker(register(vec![Uuid::from_u128(0xab)], Some("r1"))),
+            MetadataRecord::RegisterBroker(RegisterBrokerRecord {
+                endpoints: vec![],
+                features: vec![],
+                in_controlled_shutdown: true,
+                fenced: false,
+                is_migrating_zk_broker: true,
+                ..register(vec![], None)
+            }),
+            MetadataRecord::UnregisterBroker {
+                broker_id: 1,
+                broker_epoch: 7,
+            },
+            MetadataRecord::FenceBroker { id: 1, epoch: 7 },
+            MetadataRecord::UnfenceBroker { id: 1, epoch: 7 },
+            change(BrokerFencingChange::Fence, false, vec![]),
+            change(BrokerFencingChange::Unfence, false, vec![]),
+            change(BrokerFencingChange::NoChange, true, vec![]),
+            change(BrokerFencingChange::NoChange, false, vec![]),
+            change(
+                BrokerFencingChange::Fence,
+                true,
+                vec![Uuid::from_u128(0xab), Uuid::from_u128(0xcd)],
+            ),
         ]
+    }
+
+    fn register(log_dirs: Vec<Uuid>, rack: Option<&str>) -> RegisterBrokerRecord {
+        RegisterBrokerRecord {
+            broker_id: 1,
+            is_migrating_zk_broker: false,
+            incarnation_id: Uuid::from_u128(5),
+            broker_epoch: 7,
+            endpoints: vec![BrokerEndpoint {
+                name: "PLAINTEXT".into(),
+                host: "h".into(),
+                port: 9092,
+                security_protocol: 0,
+            }],
+            features: vec![BrokerFeature {
+                name: "metadata.version".into(),
+                min_supported_version: 1,
+                max_supported_version: 27,
+            }],
+            rack: rack.map(String::from),
+            fenced: true,
+            in_controlled_shutdown: false,
+            log_dirs,
+        }
+    }
+
+    fn change(
+        fenced: BrokerFencingChange,
+        in_controlled_shutdown: bool,
+        log_dirs: Vec<Uuid>,
+    ) -> MetadataRecord {
+        MetadataRecord::BrokerRegistrationChange {
+            broker_id: 2,
+            broker_epoch: 9,
+            fenced,
+            in_controlled_shutdown,
+            log_dirs,
+        }
+    }
+
+    fn uuid_bytes(last: u8) -> Vec<u8> {
+        let mut v = vec![0; 15];
+        v.push(last);
+        v
+    }
+
+    /// A tiny deterministic generator, so the garbage tests are reproducible.
+    struct XorShift(u64);
+
+    impl XorShift {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0
+        }
     }
 
     #[test]
@@ -291,6 +707,178 @@ mod tests {
                     MetadataRecord::decode(&e[..cut]).is_err(),
                     "{r:?} cut at {cut}"
                 );
+            }
+        }
+    }
+
+    #[test]
+    fn broker_records_have_kafkas_layout() {
+        // RegisterBrokerRecord v3: fixed fields, the endpoint and feature structs each with
+        // an empty tag section, then LogDirs as tagged field 0.
+        let mut want = vec![1, 0, 3];
+        want.extend([0, 0, 0, 1, 0]);
+        want.extend(uuid_bytes(5));
+        want.extend([0, 0, 0, 0, 0, 0, 0, 7]);
+        want.extend([2, 10]);
+        want.extend(b"PLAINTEXT");
+        want.extend([2, b'h', 0x23, 0x84, 0, 0, 0]);
+        want.extend([2, 17]);
+        want.extend(b"metadata.version");
+        want.extend([0, 1, 0, 27, 0]);
+        want.extend([2, b'r', 1, 0]);
+        want.extend([1, 0, 17, 2]);
+        want.extend(uuid_bytes(0xab));
+        let r = MetadataRecord::RegisterBroker(register(vec![Uuid::from_u128(0xab)], Some("r")));
+        assert_eq!(r.encode().to_vec(), want);
+
+        // BrokerRegistrationChangeRecord v2: Fenced (-1 = unfence) and InControlledShutdown
+        // are tagged fields 0 and 1.
+        let r = change(BrokerFencingChange::Unfence, true, vec![]);
+        let mut want = vec![1, 17, 2, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 9];
+        want.extend([2, 0, 1, 0xff, 1, 1, 1]);
+        assert_eq!(r.encode().to_vec(), want);
+        let r = change(BrokerFencingChange::Fence, false, vec![]);
+        assert_eq!(
+            r.encode().to_vec(),
+            vec![1, 17, 2, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 9, 1, 0, 1, 1]
+        );
+
+        let r = MetadataRecord::FenceBroker { id: 3, epoch: 4 };
+        assert_eq!(
+            r.encode().to_vec(),
+            vec![1, 7, 0, 0, 0, 0, 3, 0, 0, 0, 0, 0, 0, 0, 4, 0]
+        );
+        let r = MetadataRecord::UnfenceBroker { id: 3, epoch: 4 };
+        assert_eq!(r.encode()[1], 8);
+        let r = MetadataRecord::UnregisterBroker {
+            broker_id: 3,
+            broker_epoch: 4,
+        };
+        assert_eq!(r.encode()[1], 1);
+    }
+
+    #[test]
+    fn older_broker_record_versions_decode() {
+        // RegisterBrokerRecord v0: no IsMigratingZkBroker, no InControlledShutdown.
+        let mut v0 = vec![1, 0, 0, 0, 0, 0, 1];
+        v0.extend(uuid_bytes(5));
+        v0.extend([0, 0, 0, 0, 0, 0, 0, 7]);
+        v0.extend([1, 1, 0, 0, 0]); // no endpoints, no features, null rack, unfenced, no tags
+        let want = RegisterBrokerRecord {
+            endpoints: vec![],
+            features: vec![],
+            fenced: false,
+            ..register(vec![], None)
+        };
+        assert_eq!(
+            MetadataRecord::decode(&v0),
+            Ok(MetadataRecord::RegisterBroker(want.clone()))
+        );
+
+        // v2 does not define tag 0, so a LogDirs-shaped tag is skipped as unknown.
+        let mut v2 = vec![1, 0, 2, 0, 0, 0, 1, 0];
+        v2.extend(uuid_bytes(5));
+        v2.extend([0, 0, 0, 0, 0, 0, 0, 7]);
+        v2.extend([1, 1, 0, 0, 0]);
+        v2.extend([1, 0, 17, 2]);
+        v2.extend(uuid_bytes(0xab));
+        assert_eq!(
+            MetadataRecord::decode(&v2),
+            Ok(MetadataRecord::RegisterBroker(want))
+        );
+
+        // BrokerRegistrationChangeRecord v0 knows tag 0 only; tag 1 is skipped.
+        let v0 = [
+            1, 17, 0, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 9, 2, 0, 1, 1, 1, 1, 1,
+        ];
+        assert_eq!(
+            MetadataRecord::decode(&v0),
+            Ok(change(BrokerFencingChange::Fence, false, vec![]))
+        );
+    }
+
+    #[test]
+    fn bad_broker_records_are_errors() {
+        let head = [1, 17, 2, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 9];
+        let with_tags = |tags: &[u8]| {
+            let mut v = head.to_vec();
+            v.extend(tags);
+            MetadataRecord::decode(&v)
+        };
+        assert!(matches!(
+            with_tags(&[1, 0, 1, 5]),
+            Err(RecordError::Malformed(_))
+        ));
+        assert!(matches!(
+            with_tags(&[1, 1, 1, 2]),
+            Err(RecordError::Malformed(_))
+        ));
+        // A tagged value longer than the field.
+        assert!(matches!(
+            with_tags(&[1, 0, 2, 1, 0]),
+            Err(RecordError::Malformed(_))
+        ));
+        // A null LogDirs array.
+        assert!(matches!(
+            with_tags(&[1, 2, 1, 0]),
+            Err(RecordError::Malformed(_))
+        ));
+        assert_eq!(with_tags(&[1, 0, 5, 1]), Err(RecordError::Truncated));
+        // Versions past the ones krust reads.
+        for (api_key, version) in [(0u8, 4u8), (17, 3), (1, 1), (7, 1), (8, 1)] {
+            assert_eq!(
+                MetadataRecord::decode(&[1, api_key, version, 0]),
+                Err(RecordError::Unsupported {
+                    api_key: api_key.into(),
+                    version: version.into()
+                })
+            );
+        }
+        // Array and string lengths far past the input.
+        let mut v = vec![1, 0, 3, 0, 0, 0, 1, 0];
+        v.extend(uuid_bytes(5));
+        v.extend([0, 0, 0, 0, 0, 0, 0, 7]);
+        let mut huge = v.clone();
+        huge.extend([0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01]);
+        assert_eq!(MetadataRecord::decode(&huge), Err(RecordError::Truncated));
+        let mut null = v.clone();
+        null.push(0);
+        assert!(matches!(
+            MetadataRecord::decode(&null),
+            Err(RecordError::Malformed(_))
+        ));
+        let mut long_name = v;
+        long_name.extend([2, 0xff, 0xff, 0xff, 0x0f]);
+        assert_eq!(
+            MetadataRecord::decode(&long_name),
+            Err(RecordError::Truncated)
+        );
+    }
+
+    #[test]
+    fn garbage_never_panics() {
+        let mut rng = XorShift(0x9e37_79b9_7f4a_7c15);
+        let api_keys = [0u8, 1, 2, 3, 4, 7, 8, 9, 12, 15, 17, 20];
+        for i in 0..20_000 {
+            let len = (rng.next() % 96) as usize;
+            let mut v: Vec<u8> = (0..len).map(|_| rng.next() as u8).collect();
+            // Half the inputs get a plausible header so the bodies are exercised.
+            if i % 2 == 0 && v.len() >= 3 {
+                v[0] = 1;
+                v[1] = api_keys[(rng.next() % api_keys.len() as u64) as usize];
+                v[2] = (rng.next() % 4) as u8;
+            }
+            let _ = MetadataRecord::decode(&v);
+        }
+        // Every single-byte corruption of every valid record.
+        for r in all() {
+            let e = r.encode().to_vec();
+            for pos in 0..e.len() {
+                for byte in [0x00, 0x01, 0x02, 0x7f, 0x80, 0xfe, 0xff] {
+                    let mut v = e.clone();
+                    v[pos] = byte;
+                    let _ = MetadataRecord::decode(&v);
+                }
             }
         }
     }

@@ -54,6 +54,62 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
+    /// Every named code.
+    pub const ALL: &'static [ErrorCode] = &[
+        ErrorCode::UnknownServerError,
+        ErrorCode::None,
+        ErrorCode::OffsetOutOfRange,
+        ErrorCode::CorruptMessage,
+        ErrorCode::UnknownTopicOrPartition,
+        ErrorCode::InvalidFetchSize,
+        ErrorCode::LeaderNotAvailable,
+        ErrorCode::NotLeaderOrFollower,
+        ErrorCode::RequestTimedOut,
+        ErrorCode::MessageTooLarge,
+        ErrorCode::CoordinatorLoadInProgress,
+        ErrorCode::CoordinatorNotAvailable,
+        ErrorCode::NotCoordinator,
+        ErrorCode::InvalidTopicException,
+        ErrorCode::RecordListTooLarge,
+        ErrorCode::NotEnoughReplicas,
+        ErrorCode::NotEnoughReplicasAfterAppend,
+        ErrorCode::InvalidRequiredAcks,
+        ErrorCode::IllegalGeneration,
+        ErrorCode::InvalidTimestamp,
+        ErrorCode::UnsupportedVersion,
+        ErrorCode::TopicAlreadyExists,
+        ErrorCode::InvalidPartitions,
+        ErrorCode::InvalidReplicationFactor,
+        ErrorCode::InvalidReplicaAssignment,
+        ErrorCode::InvalidConfig,
+        ErrorCode::NotController,
+        ErrorCode::InvalidRequest,
+        ErrorCode::PolicyViolation,
+        ErrorCode::OutOfOrderSequenceNumber,
+        ErrorCode::DuplicateSequenceNumber,
+        ErrorCode::InvalidProducerEpoch,
+        ErrorCode::TopicAuthorizationFailed,
+        ErrorCode::ClusterAuthorizationFailed,
+        ErrorCode::OperationNotAttempted,
+        ErrorCode::KafkaStorageError,
+        ErrorCode::UnknownProducerId,
+        ErrorCode::FetchSessionIdNotFound,
+        ErrorCode::InvalidFetchSessionEpoch,
+        ErrorCode::TopicDeletionDisabled,
+        ErrorCode::FencedLeaderEpoch,
+        ErrorCode::UnknownLeaderEpoch,
+        ErrorCode::OffsetNotAvailable,
+        ErrorCode::InvalidRecord,
+        ErrorCode::UnknownTopicId,
+        ErrorCode::InconsistentClusterId,
+        ErrorCode::InconsistentTopicId,
+    ];
+
+    /// The named error for a Kafka code, if krust names it.
+    pub fn from_code(code: i16) -> Option<ErrorCode> {
+        ErrorCode::ALL.iter().copied().find(|e| e.code() == code)
+    }
+
     /// The wire value.
     pub fn code(self) -> i16 {
         self as i16

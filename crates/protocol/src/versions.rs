@@ -45,14 +45,27 @@ const fn broker(key: ApiKey, min: i16, max: i16) -> ApiRange {
     }
 }
 
+const fn controller(key: ApiKey, min: i16, max: i16) -> ApiRange {
+    ApiRange {
+        key,
+        min,
+        max,
+        broker: false,
+        controller: true,
+    }
+}
+
 /// Every API krust implements, with the versions served.
 ///
 /// Floors follow Kafka 4.x (KIP-896) except where older clients still in use need less
 /// (kafka-python 2.0 sends Metadata v1, ListOffsets v1, Fetch v4, Produce v7).
 /// Fetch v13+ addresses topics by id: served because Metadata v10+ returns real topic ids.
+/// Fetch is also the metadata quorum's replication RPC, hence on the controller listener.
+/// The quorum's own RPCs (KIP-595, KIP-630) start where the request names its receiver
+/// (`VoterId`, v1), which the Raft core checks; pre-vote needs Vote v2.
 pub const SUPPORTED_APIS: &[ApiRange] = &[
     broker(ApiKey::Produce, 3, 11),
-    broker(ApiKey::Fetch, 4, 16),
+    both(ApiKey::Fetch, 4, 16),
     broker(ApiKey::ListOffsets, 1, 8),
     broker(ApiKey::Metadata, 0, 12),
     broker(ApiKey::OffsetForLeaderEpoch, 2, 4),
@@ -78,6 +91,13 @@ pub const SUPPORTED_APIS: &[ApiRange] = &[
     both(ApiKey::IncrementalAlterConfigs, 0, 1),
     both(ApiKey::DescribeCluster, 0, 1),
     both(ApiKey::DescribeQuorum, 0, 2),
+    controller(ApiKey::Vote, 1, 2),
+    controller(ApiKey::BeginQuorumEpoch, 1, 1),
+    controller(ApiKey::EndQuorumEpoch, 0, 1),
+    controller(ApiKey::FetchSnapshot, 0, 1),
+    controller(ApiKey::BrokerRegistration, 0, 4),
+    controller(ApiKey::BrokerHeartbeat, 0, 1),
+    controller(ApiKey::AllocateProducerIds, 0, 0),
 ];
 
 /// The served range of `key` on `listener`, if krust serves it there.
@@ -131,6 +151,13 @@ mod tests {
             ApiKey::ListGroups => r!(ListGroupsRequest),
             ApiKey::DeleteGroups => r!(DeleteGroupsRequest),
             ApiKey::OffsetDelete => r!(OffsetDeleteRequest),
+            ApiKey::Vote => r!(VoteRequest),
+            ApiKey::BeginQuorumEpoch => r!(BeginQuorumEpochRequest),
+            ApiKey::EndQuorumEpoch => r!(EndQuorumEpochRequest),
+            ApiKey::FetchSnapshot => r!(FetchSnapshotRequest),
+            ApiKey::BrokerRegistration => r!(BrokerRegistrationRequest),
+            ApiKey::BrokerHeartbeat => r!(BrokerHeartbeatRequest),
+            ApiKey::AllocateProducerIds => r!(AllocateProducerIdsRequest),
             other => panic!("add {other:?} to crate_range"),
         }
     }
@@ -162,6 +189,41 @@ mod tests {
         ] {
             let r = supported(key, Listener::Broker).expect("served");
             assert!(r.min <= v && v <= r.max, "{key:?} v{v}");
+        }
+    }
+
+    #[test]
+    fn the_metadata_quorum_is_served_on_the_controller_listener_only() {
+        // The versions krust's quorum sends at (the highest of each) are served.
+        for (key, v) in [
+            (ApiKey::Vote, 2),
+            (ApiKey::BeginQuorumEpoch, 1),
+            (ApiKey::EndQuorumEpoch, 1),
+            (ApiKey::FetchSnapshot, 1),
+            (ApiKey::Fetch, 16),
+        ] {
+            let r = supported(key, Listener::Controller).expect("served");
+            assert!(r.min <= v && v <= r.max, "{key:?} v{v}");
+        }
+        for key in [
+            ApiKey::Vote,
+            ApiKey::BeginQuorumEpoch,
+            ApiKey::EndQuorumEpoch,
+            ApiKey::FetchSnapshot,
+        ] {
+            assert!(supported(key, Listener::Broker).is_none(), "{key:?}");
+        }
+        assert!(supported(ApiKey::Fetch, Listener::Broker).is_some());
+    }
+
+    #[test]
+    fn each_api_appears_once() {
+        for (i, r) in SUPPORTED_APIS.iter().enumerate() {
+            assert!(
+                SUPPORTED_APIS[..i].iter().all(|o| o.key != r.key),
+                "{:?} twice",
+                r.key
+            );
         }
     }
 }

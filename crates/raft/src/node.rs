@@ -232,6 +232,15 @@ impl<L: RaftLog> RaftNode<L> {
         }
     }
 
+    /// As leader, the offset of this epoch's LeaderChange entry: once the high watermark
+    /// is above it, everything from earlier epochs is committed. `None` on a non-leader.
+    pub fn epoch_start_offset(&self) -> Option<Offset> {
+        match &self.state.role {
+            Role::Leader(leader) => Some(leader.epoch_start_offset),
+            _ => None,
+        }
+    }
+
     /// Entries below this offset are committed. Never decreases within one incarnation.
     pub fn high_watermark(&self) -> Offset {
         self.high_watermark

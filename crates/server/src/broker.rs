@@ -59,25 +59,48 @@ pub struct Broker {
     pub config: ServerConfig,
     pub cluster_id: String,
     pub node_id: i32,
-    pub metadata: MetadataLog,
+    pub metadata: Arc<MetadataLog>,
     pub logs: LogManager,
     pub partitions: Partitions,
     pub groups: GroupManager,
     pub metrics: crate::metrics::Metrics,
     controller_lock: tokio::sync::Mutex<()>,
+    /// Serializes [`Broker::reconcile`] between the commit path and the image watcher.
+    reconcile_lock: std::sync::Mutex<()>,
+    /// The connection requests are forwarded over to the active controller.
+    pub(crate) forward_connection: tokio::sync::Mutex<Option<krust_client::Connection>>,
+    /// The active controller's view of the brokers' sessions.
+    pub controller: crate::controller::ControllerState,
+    /// Whether this node's broker is fenced (true until the controller unfences it).
+    pub(crate) fenced: tokio::sync::watch::Sender<bool>,
+    /// This broker's registration epoch.
+    pub(crate) broker_epoch: crate::controller::BrokerEpoch,
     placement_counter: AtomicUsize,
     /// The reserved block of producer ids: (next to hand out, end exclusive).
     producer_ids: tokio::sync::Mutex<(i64, i64)>,
 }
 
+/// How long the active controller waits for the quorum to commit a decision.
+pub const COMMIT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// The Kafka error for a failed controller operation.
+pub fn control_error_code(e: &anyhow::Error) -> krust_protocol::ErrorCode {
+    use crate::metadata_log::CommitError;
+    match e.downcast_ref::<CommitError>() {
+        Some(CommitError::NotController) => krust_protocol::ErrorCode::NotController,
+        Some(CommitError::Timeout(_)) => krust_protocol::ErrorCode::RequestTimedOut,
+        _ => krust_protocol::ErrorCode::UnknownServerError,
+    }
+}
+
 /// Producer ids reserved per ProducerIdsRecord.
-const PRODUCER_ID_BLOCK: i64 = 1000;
+pub(crate) const PRODUCER_ID_BLOCK: i64 = 1000;
 
 impl Broker {
     pub fn new(
         config: ServerConfig,
         cluster_id: String,
-        metadata: MetadataLog,
+        metadata: Arc<MetadataLog>,
         logs: LogManager,
     ) -> Broker {
         Broker {
@@ -90,6 +113,11 @@ impl Broker {
             logs,
             partitions: Partitions::default(),
             controller_lock: tokio::sync::Mutex::new(()),
+            reconcile_lock: std::sync::Mutex::new(()),
+            forward_connection: tokio::sync::Mutex::new(None),
+            controller: crate::controller::ControllerState::default(),
+            fenced: tokio::sync::watch::Sender::new(true),
+            broker_epoch: Default::default(),
             placement_counter: AtomicUsize::new(rand::random::<u16>() as usize),
             producer_ids: tokio::sync::Mutex::new((0, 0)),
         }
@@ -100,64 +128,155 @@ impl Broker {
         self.metadata.image()
     }
 
-    /// Brokers that can take replicas. A single node has itself.
+    /// Brokers that can take replicas: registered and not fenced.
     pub fn live_brokers(&self) -> Vec<i32> {
-        vec![self.node_id]
+        self.image().live_brokers()
     }
 
-    /// Validates, places and (unless `validate_only`) commits new topics.
+    /// Validates, places and (unless `validate_only`) commits new topics. On a node that
+    /// is not the active controller the request is forwarded there.
     pub async fn create_topics(
         &self,
         topics: &[krust_metadata::controller::NewTopic],
         validate_only: bool,
         validate_config: fn(&str, Option<&str>) -> Result<(), String>,
     ) -> anyhow::Result<Vec<krust_metadata::controller::CreatedTopic>> {
-        let live = self.live_brokers();
+        if !self.metadata.is_active() {
+            return self.forward_create_topics(topics, validate_only).await;
+        }
         let start = self.placement_start();
         let (partitions, replication) = (
             self.config.num_partitions,
             self.config.default_replication_factor,
         );
         self.control(|image| {
+            let live = image.live_brokers();
             let cluster = krust_metadata::controller::Cluster {
                 image,
                 live_brokers: &live,
                 default_num_partitions: partitions,
                 default_replication_factor: replication,
             };
-            let (records, results) = krust_metadata::controller::create_topics(
+            let (mut records, mut results) = krust_metadata::controller::create_topics(
                 &cluster,
                 topics,
                 &validate_config,
                 &mut Uuid::new_v4,
                 start,
             );
+            refuse_replicated(&mut records, &mut results);
             (if validate_only { Vec::new() } else { records }, results)
         })
         .await
     }
 
+    /// CreateTopics through the active controller, for this node's own needs (automatic
+    /// topic creation, the offsets topic).
+    async fn forward_create_topics(
+        &self,
+        topics: &[krust_metadata::controller::NewTopic],
+        validate_only: bool,
+    ) -> anyhow::Result<Vec<krust_metadata::controller::CreatedTopic>> {
+        use kafka_protocol::messages::create_topics_request::{
+            CreatableReplicaAssignment, CreatableTopic, CreatableTopicConfig,
+        };
+        use kafka_protocol::messages::{BrokerId, CreateTopicsRequest, TopicName};
+        use krust_metadata::controller::{CreatedTopic, ItemResult};
+        let sb = |s: &str| kafka_protocol::protocol::StrBytes::from_string(s.to_string());
+        let req = CreateTopicsRequest::default()
+            .with_timeout_ms(30_000)
+            .with_validate_only(validate_only)
+            .with_topics(
+                topics
+                    .iter()
+                    .map(|t| {
+                        CreatableTopic::default()
+                            .with_name(TopicName(sb(&t.name)))
+                            .with_num_partitions(t.num_partitions)
+                            .with_replication_factor(t.replication_factor)
+                            .with_assignments(
+                                t.assignments
+                                    .iter()
+                                    .map(|(p, brokers)| {
+                                        CreatableReplicaAssignment::default()
+                                            .with_partition_index(*p)
+                                            .with_broker_ids(
+                                                brokers.iter().map(|b| BrokerId(*b)).collect(),
+                                            )
+                                    })
+                                    .collect(),
+                            )
+                            .with_configs(
+                                t.configs
+                                    .iter()
+                                    .map(|(k, v)| {
+                                        CreatableTopicConfig::default()
+                                            .with_name(sb(k))
+                                            .with_value(v.as_deref().map(sb))
+                                    })
+                                    .collect(),
+                            )
+                    })
+                    .collect(),
+            );
+        let resp = match self.forward(&req, None).await? {
+            crate::forward::Route::Remote(r) => r,
+            crate::forward::Route::Local => {
+                return Box::pin(self.create_topics(
+                    topics,
+                    validate_only,
+                    crate::handlers::validate_topic_config,
+                ))
+                .await
+            }
+        };
+        self.wait_caught_up(std::time::Duration::from_secs(5)).await;
+        Ok(resp
+            .topics
+            .iter()
+            .map(|t| CreatedTopic {
+                name: t.name.to_string(),
+                result: match krust_protocol::ErrorCode::from_code(t.error_code) {
+                    Some(krust_protocol::ErrorCode::None) => ItemResult::ok(),
+                    code => ItemResult::err(
+                        code.unwrap_or(krust_protocol::ErrorCode::UnknownServerError),
+                        t.error_message.as_ref().map_or_else(
+                            || krust_client::error_description(t.error_code),
+                            |m| m.to_string(),
+                        ),
+                    ),
+                },
+                topic_id: t.topic_id,
+                num_partitions: t.num_partitions,
+                replication_factor: t.replication_factor,
+            })
+            .collect())
+    }
+
     /// Hands out a producer id never used before in this cluster, reserving a new block
-    /// through the metadata log when the current one is used up.
+    /// from the active controller when the current one is used up.
     pub async fn allocate_producer_id(&self) -> anyhow::Result<i64> {
         let mut block = self.producer_ids.lock().await;
         if block.0 >= block.1 {
-            let node_id = self.node_id;
-            let (start, end) = self
-                .control(|image| {
-                    let start = image.next_producer_id;
-                    let end = start + PRODUCER_ID_BLOCK;
-                    (
-                        vec![MetadataRecord::ProducerIds {
-                            broker_id: node_id,
-                            broker_epoch: 0,
-                            next_producer_id: end,
-                        }],
-                        (start, end),
-                    )
-                })
-                .await?;
-            *block = (start, end);
+            let epoch = self.broker_epoch.load(Ordering::Relaxed);
+            let req = kafka_protocol::messages::AllocateProducerIdsRequest::default()
+                .with_broker_id(kafka_protocol::messages::BrokerId(self.node_id))
+                .with_broker_epoch(epoch);
+            let (start, len) = match self.forward(&req, None).await? {
+                crate::forward::Route::Local => {
+                    self.allocate_producer_id_block(self.node_id, epoch).await?
+                }
+                crate::forward::Route::Remote(r) => {
+                    if r.error_code != 0 {
+                        anyhow::bail!(
+                            "the controller did not allocate producer ids: {}",
+                            krust_client::error_description(r.error_code)
+                        );
+                    }
+                    (r.producer_id_start.0, r.producer_id_len)
+                }
+            };
+            *block = (start, start + i64::from(len));
         }
         let id = block.0;
         block.0 += 1;
@@ -180,10 +299,25 @@ impl Broker {
         let image = self.image();
         let (records, out) = decide(&image);
         if !records.is_empty() {
-            self.metadata.commit(&records, now_ms())?;
+            self.metadata.commit(&records, COMMIT_TIMEOUT).await?;
             self.reconcile()?;
         }
         Ok(out)
+    }
+
+    /// After a forwarded change: waits until this node's image has it (at most `timeout`).
+    pub async fn wait_caught_up(&self, timeout: std::time::Duration) {
+        self.metadata.sync_with_leader(timeout).await;
+        let b = self;
+        if let Err(e) = b.reconcile() {
+            warn!(error = %e, "could not apply the new metadata to the hosted partitions");
+        }
+    }
+
+    /// Waits until the active controller has unfenced this node's broker.
+    pub async fn wait_unfenced(&self) {
+        let mut rx = self.fenced.subscribe();
+        let _ = rx.wait_for(|fenced| !*fenced).await;
     }
 
     /// Log settings for a topic: its overrides over the broker's defaults.
@@ -195,6 +329,15 @@ impl Broker {
     /// partitions assigned here, deletes those of topics that are gone, applies config
     /// changes. Idempotent; runs after every commit and once at startup.
     pub fn reconcile(&self) -> anyhow::Result<()> {
+        // An image that has not caught up could lack topics whose logs are here: acting
+        // on it would delete them.
+        if !self.config.is_broker() || !self.metadata.is_ready() {
+            return Ok(());
+        }
+        let _guard = self
+            .reconcile_lock
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
         let image = self.image();
         let mut wanted = std::collections::HashSet::new();
         for topic in image.topics.values() {
@@ -288,6 +431,39 @@ impl Broker {
     }
 }
 
+/// Refuses topics with more than one replica per partition: partitions are not
+/// replicated between brokers in this version, and a replication factor that is not
+/// really there must not be pretended.
+fn refuse_replicated(
+    records: &mut Vec<MetadataRecord>,
+    results: &mut [krust_metadata::controller::CreatedTopic],
+) {
+    let mut ids = std::collections::HashSet::new();
+    let mut names = std::collections::HashSet::new();
+    for r in results.iter_mut() {
+        if r.result.is_ok() && r.replication_factor > 1 {
+            r.result = krust_metadata::controller::ItemResult::err(
+                krust_protocol::ErrorCode::InvalidReplicationFactor,
+                format!(
+                    "replication factor {} is not available: partitions are not replicated between brokers in this version of krust; use 1",
+                    r.replication_factor
+                ),
+            );
+            ids.insert(r.topic_id);
+            names.insert(r.name.clone());
+        }
+    }
+    if ids.is_empty() {
+        return;
+    }
+    records.retain(|rec| match rec {
+        MetadataRecord::Topic { topic_id, .. } => !ids.contains(topic_id),
+        MetadataRecord::Partition(p) => !ids.contains(&p.topic_id),
+        MetadataRecord::Config { resource_name, .. } => !names.contains(resource_name),
+        _ => true,
+    });
+}
+
 /// Reads the topic id from a partition directory's `partition.metadata`.
 fn read_partition_metadata(dir: &Path) -> Option<Uuid> {
     let text = std::fs::read_to_string(dir.join("partition.metadata")).ok()?;
@@ -323,7 +499,7 @@ impl Broker {
     }
 }
 
-fn local_hostname() -> String {
+pub(crate) fn local_hostname() -> String {
     std::fs::read_to_string("/etc/hostname")
         .ok()
         .map(|s| s.trim().to_string())

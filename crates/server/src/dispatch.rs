@@ -14,6 +14,7 @@ use krust_protocol::{decode_request_header, encode_response_with, ErrorCode, Lis
 
 use crate::broker::Broker;
 use crate::handlers;
+use crate::raft_wire::{WireRequest, WireResponse};
 
 /// What the connection does after a request.
 #[derive(Debug)]
@@ -31,6 +32,34 @@ fn encode<R: Encodable + HeaderVersion>(
     match encode_response_with(out, correlation_id, version, resp) {
         Ok(()) => Outcome::Continue,
         Err(e) => Outcome::Close(e.to_string()),
+    }
+}
+
+/// After a forwarded change succeeded: give this node's image a moment to catch up, so
+/// that the client's next request here sees the change (clients retry anyway).
+async fn after_forward(broker: &Broker, key: ApiKey) {
+    if matches!(
+        key,
+        ApiKey::CreateTopics | ApiKey::DeleteTopics | ApiKey::CreatePartitions
+    ) {
+        broker
+            .wait_caught_up(std::time::Duration::from_secs(5))
+            .await;
+    }
+}
+
+fn encode_wire(
+    out: &mut BytesMut,
+    correlation_id: i32,
+    version: i16,
+    resp: &WireResponse,
+) -> Outcome {
+    match resp {
+        WireResponse::Vote(r) => encode(out, correlation_id, version, r),
+        WireResponse::BeginQuorumEpoch(r) => encode(out, correlation_id, version, r),
+        WireResponse::EndQuorumEpoch(r) => encode(out, correlation_id, version, r),
+        WireResponse::Fetch(r) => encode(out, correlation_id, version, r),
+        WireResponse::FetchSnapshot(r) => encode(out, correlation_id, version, r),
     }
 }
 
@@ -113,6 +142,45 @@ async fn dispatch_inner(
         }};
     }
 
+    // A decision only the active controller makes: forwarded there unless this node is it
+    // (or the request was already forwarded once).
+    macro_rules! forwardable {
+        ($t:ty, $h:path) => {{
+            let req = decode!($t);
+            // A controller answers DescribeQuorum itself (NOT_LEADER_OR_FOLLOWER unless it
+            // leads); a broker asks the leader, briefly.
+            let (forward, patience) = if key == ApiKey::DescribeQuorum {
+                (listener == Listener::Broker, std::time::Duration::from_secs(5))
+            } else {
+                (true, crate::broker::COMMIT_TIMEOUT)
+            };
+            if forward
+                && ctx.client_id != crate::forward::FORWARDED_CLIENT_ID
+                && !broker.metadata.is_active()
+            {
+                match broker.forward_within(&req, Some(v), patience).await {
+                    Ok(crate::forward::Route::Remote(resp)) => {
+                        after_forward(broker, key).await;
+                        return encode(out, corr, v, &resp);
+                    }
+                    Ok(crate::forward::Route::Local) => {}
+                    Err(e) => tracing::warn!(api = ?key, error = %e, "could not forward to the active controller"),
+                }
+            }
+            let resp = $h(broker, req, v).await;
+            encode(out, corr, v, &resp)
+        }};
+    }
+    macro_rules! raft {
+        ($t:ty, $variant:ident) => {{
+            let req = decode!($t);
+            match handlers::raft::handle(&broker.metadata, WireRequest::$variant(req), v).await {
+                handlers::raft::Reply::Respond(resp) => encode_wire(out, corr, v, &resp),
+                handlers::raft::Reply::Close(reason) => Outcome::Close(reason),
+            }
+        }};
+    }
+
     match key {
         ApiKey::ApiVersions => {
             let req = decode!(ApiVersionsRequest);
@@ -127,7 +195,12 @@ async fn dispatch_inner(
                 handlers::produce::Reply::Close(reason) => Outcome::Close(reason),
             }
         }
+        ApiKey::Fetch if listener == Listener::Controller => raft!(FetchRequest, Fetch),
         ApiKey::Fetch => simple!(FetchRequest, handlers::fetch::handle),
+        ApiKey::Vote => raft!(VoteRequest, Vote),
+        ApiKey::BeginQuorumEpoch => raft!(BeginQuorumEpochRequest, BeginQuorumEpoch),
+        ApiKey::EndQuorumEpoch => raft!(EndQuorumEpochRequest, EndQuorumEpoch),
+        ApiKey::FetchSnapshot => raft!(FetchSnapshotRequest, FetchSnapshot),
         ApiKey::ListOffsets => simple!(ListOffsetsRequest, handlers::list_offsets::handle),
         ApiKey::Metadata => simple!(MetadataRequest, handlers::metadata::handle),
         ApiKey::OffsetForLeaderEpoch => {
@@ -139,28 +212,36 @@ async fn dispatch_inner(
         ApiKey::InitProducerId => {
             simple!(InitProducerIdRequest, handlers::init_producer_id::handle)
         }
-        ApiKey::CreateTopics => simple!(CreateTopicsRequest, handlers::create_topics::handle),
-        ApiKey::DeleteTopics => simple!(DeleteTopicsRequest, handlers::delete_topics::handle),
+        ApiKey::CreateTopics => {
+            forwardable!(CreateTopicsRequest, handlers::create_topics::handle)
+        }
+        ApiKey::DeleteTopics => {
+            forwardable!(DeleteTopicsRequest, handlers::delete_topics::handle)
+        }
         ApiKey::DeleteRecords => simple!(DeleteRecordsRequest, handlers::delete_records::handle),
         ApiKey::DescribeConfigs => {
             simple!(DescribeConfigsRequest, handlers::describe_configs::handle)
         }
-        ApiKey::AlterConfigs => simple!(AlterConfigsRequest, handlers::alter_configs::handle),
+        ApiKey::AlterConfigs => {
+            forwardable!(AlterConfigsRequest, handlers::alter_configs::handle)
+        }
         ApiKey::IncrementalAlterConfigs => {
-            simple!(
+            forwardable!(
                 IncrementalAlterConfigsRequest,
                 handlers::incremental_alter_configs::handle
             )
         }
         ApiKey::CreatePartitions => {
-            simple!(CreatePartitionsRequest, handlers::create_partitions::handle)
+            forwardable!(CreatePartitionsRequest, handlers::create_partitions::handle)
         }
         ApiKey::DescribeCluster => {
             let req = decode!(DescribeClusterRequest);
             let resp = handlers::describe_cluster::handle(broker, listener, req, v);
             encode(out, corr, v, &resp)
         }
-        ApiKey::DescribeQuorum => simple!(DescribeQuorumRequest, handlers::describe_quorum::handle),
+        ApiKey::DescribeQuorum => {
+            forwardable!(DescribeQuorumRequest, handlers::describe_quorum::handle)
+        }
         ApiKey::FindCoordinator => {
             simple!(FindCoordinatorRequest, handlers::find_coordinator::handle)
         }
@@ -174,6 +255,24 @@ async fn dispatch_inner(
         ApiKey::ListGroups => simple!(ListGroupsRequest, handlers::list_groups::handle),
         ApiKey::DeleteGroups => simple!(DeleteGroupsRequest, handlers::delete_groups::handle),
         ApiKey::OffsetDelete => simple!(OffsetDeleteRequest, handlers::offset_delete::handle),
+        ApiKey::AllocateProducerIds => {
+            forwardable!(
+                AllocateProducerIdsRequest,
+                handlers::controller::allocate_producer_ids
+            )
+        }
+        ApiKey::BrokerRegistration => {
+            forwardable!(
+                BrokerRegistrationRequest,
+                handlers::controller::broker_registration
+            )
+        }
+        ApiKey::BrokerHeartbeat => {
+            forwardable!(
+                BrokerHeartbeatRequest,
+                handlers::controller::broker_heartbeat
+            )
+        }
         other => Outcome::Close(format!(
             "{other:?} is listed as supported but has no handler"
         )),

@@ -7,8 +7,10 @@
 
 pub mod broker;
 pub mod config;
+pub mod controller;
 pub mod dispatch;
 pub mod format;
+pub mod forward;
 pub mod groups;
 pub mod handlers;
 pub mod meta_properties;
@@ -19,6 +21,7 @@ pub mod partition;
 pub mod quorum;
 pub mod quorum_state;
 pub mod raft_log;
+pub mod raft_wire;
 pub mod server;
 pub mod topic_config;
 

@@ -42,20 +42,22 @@ pub struct QuorumStatus {
 impl Broker {
     /// The metadata quorum's current state.
     pub fn quorum_status(&self) -> QuorumStatus {
+        let listener = self
+            .config
+            .controller_listener_names
+            .first()
+            .cloned()
+            .unwrap_or_else(|| "CONTROLLER".to_string());
         let endpoints = self
             .config
-            .advertised_controller_listener()
-            .map(|l| VoterEndpoint {
-                node_id: self.node_id,
-                listener: l.name.clone(),
-                host: if l.host.is_empty() {
-                    "localhost".into()
-                } else {
-                    l.host.clone()
-                },
-                port: l.port,
+            .controller_quorum_voters
+            .iter()
+            .map(|v| VoterEndpoint {
+                node_id: v.id,
+                listener: listener.clone(),
+                host: v.host.clone(),
+                port: v.port,
             })
-            .into_iter()
             .collect();
         let replica = |r: &krust_raft::messages::ReplicaState| ReplicaStatus {
             node_id: r.replica_id.0,

@@ -15,16 +15,12 @@ use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use bytes::{Bytes, BytesMut};
-use kafka_protocol::records::{
-    Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-};
+use bytes::Bytes;
+use kafka_protocol::records::RecordBatchDecoder;
 use krust_raft::messages::SnapshotId;
 use krust_raft::{Entry, EntryKind, Epoch, Offset, RaftLog};
 use krust_storage::{Log, LogConfig};
 
-/// Control record key of a LeaderChange marker: version 0, type 2.
-const LEADER_CHANGE_KEY: [u8; 4] = [0, 0, 0, 2];
 /// Largest read when scanning or serving entries.
 const READ_BYTES: usize = 4 * 1024 * 1024;
 const SNAPSHOT_SUFFIX: &str = ".checkpoint";
@@ -124,37 +120,6 @@ impl DiskRaftLog {
             self.epoch_starts.push((epoch, offset));
         }
     }
-
-    fn encode(entry: &Entry) -> Bytes {
-        let control = entry.kind == EntryKind::LeaderChange;
-        let record = Record {
-            transactional: false,
-            control,
-            delete_horizon: false,
-            partition_leader_epoch: entry.epoch.0,
-            producer_id: -1,
-            producer_epoch: -1,
-            timestamp_type: TimestampType::Creation,
-            offset: entry.offset.0,
-            sequence: -1,
-            timestamp: crate::broker::now_ms(),
-            key: control.then(|| Bytes::from_static(&LEADER_CHANGE_KEY)),
-            value: Some(entry.data.clone()),
-            headers: Default::default(),
-        };
-        let mut buf = BytesMut::new();
-        if let Err(e) = RecordBatchEncoder::encode(
-            &mut buf,
-            std::iter::once(&record),
-            &RecordEncodeOptions {
-                version: 2,
-                compression: Compression::None,
-            },
-        ) {
-            fatal("cannot encode an entry", e);
-        }
-        buf.freeze()
-    }
 }
 
 impl RaftLog for DiskRaftLog {
@@ -229,7 +194,7 @@ impl RaftLog for DiskRaftLog {
         for entry in entries {
             assert_eq!(entry.offset, self.end_offset(), "append must be contiguous");
             assert!(entry.epoch >= self.last_epoch(), "epochs must not decrease");
-            let batch = Self::encode(entry);
+            let batch = crate::raft_wire::encode_entry(entry);
             if let Err(e) = self.log.append_batches_with_offsets(&batch) {
                 fatal("cannot append", e);
             }

@@ -8,7 +8,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use krust_metadata::{MetadataRecord, METADATA_VERSION_LEVEL};
 use krust_protocol::Listener;
 use krust_storage::LogManager;
 use tokio::sync::watch;
@@ -18,7 +17,7 @@ use tracing::{info, warn};
 use crate::broker::{log_config_for, now_ms, Broker};
 use crate::config::ServerConfig;
 use crate::format::ensure_formatted;
-use crate::metadata_log::{MetadataLog, SnapshotPolicy};
+use crate::metadata_log::{MetadataLog, QuorumConfig, SnapshotPolicy};
 use crate::network;
 
 /// How often recovery points and log start offsets are checkpointed.
@@ -43,7 +42,42 @@ pub struct RunningServer {
     dir_locks: Vec<std::fs::File>,
 }
 
+/// The quorum settings of this node, from its config.
+fn quorum_config(config: &ServerConfig) -> QuorumConfig {
+    QuorumConfig {
+        node_id: config.node_id,
+        voters: config
+            .controller_quorum_voters
+            .iter()
+            .map(|v| {
+                let host = if v.host.contains(':') {
+                    format!("[{}]", v.host)
+                } else {
+                    v.host.clone()
+                };
+                (v.id, format!("{host}:{}", v.port))
+            })
+            .collect(),
+        election_timeout_ms: config.controller_quorum_election_timeout_ms.max(1) as u64,
+        fetch_timeout_ms: config.controller_quorum_fetch_timeout_ms.max(1) as u64,
+        request_timeout_ms: config.controller_quorum_request_timeout_ms.max(1) as u64,
+        snapshots: SnapshotPolicy {
+            max_record_bytes: config
+                .metadata_log_max_record_bytes_between_snapshots
+                .max(1) as u64,
+            max_interval_ms: config.metadata_log_max_snapshot_interval_ms.max(0) as u64,
+        },
+    }
+}
+
+/// How often startup reports that it is still waiting for the metadata quorum.
+const QUORUM_WAIT_REPORT: Duration = Duration::from_secs(5);
+
 /// Starts a node with `config` and returns once it is serving.
+///
+/// The controller listener serves from the start (the quorum needs it to form); the
+/// broker listener only once the metadata image has caught up with the quorum and this
+/// node's broker is registered, so clients never see a stale or empty cluster.
 pub async fn run(config: ServerConfig) -> anyhow::Result<RunningServer> {
     let identity = ensure_formatted(&config)?;
     check_quorum_supported(&config)?;
@@ -56,40 +90,27 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<RunningServer> {
     }
     info!(cluster_id = %identity.cluster_id, node_id = config.node_id, "storage identity verified");
 
-    let metadata = MetadataLog::open(
+    let quorum = quorum_config(&config);
+    let metadata = Arc::new(MetadataLog::open(
         config.metadata_log_dir(),
-        config.node_id,
         &identity.cluster_id,
-        SnapshotPolicy {
-            max_record_bytes: config
-                .metadata_log_max_record_bytes_between_snapshots
-                .max(1) as u64,
-            max_interval_ms: config.metadata_log_max_snapshot_interval_ms.max(0) as u64,
-        },
+        quorum,
         now_ms(),
-    )?;
-    if metadata.image().offset < 0 {
-        metadata.commit(
-            &[MetadataRecord::FeatureLevel {
-                name: "metadata.version".into(),
-                level: METADATA_VERSION_LEVEL,
-            }],
-            now_ms(),
-        )?;
-    }
+    )?);
 
     let image = metadata.image();
     let config_for =
         |tp: &krust_storage::TopicPartition| log_config_for(&config, &image, &tp.topic);
     let logs = LogManager::open(&config.log_dirs, &config_for, true, now_ms())
         .map_err(|e| anyhow::anyhow!("cannot open log directories: {e}"))?;
+    drop(image);
     let broker = Arc::new(Broker::new(config, identity.cluster_id, metadata, logs));
-    broker.reconcile()?;
 
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let mut tasks = Vec::new();
     let mut addresses = Vec::new();
     let controller_names = broker.config.controller_listener_names.clone();
+    let mut broker_listeners = Vec::new();
     for l in broker.config.listeners.clone() {
         let kind = if controller_names.contains(&l.name) {
             Listener::Controller
@@ -103,12 +124,54 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<RunningServer> {
         };
         let listener = network::bind(&format!("{host}:{}", l.port)).await?;
         addresses.push((l.name.clone(), listener.local_addr()?));
-        tasks.push(tokio::spawn(network::serve(
+        if kind == Listener::Controller {
+            tasks.push(tokio::spawn(network::serve(
+                broker.clone(),
+                listener,
+                kind,
+                shutdown_rx.clone(),
+            )));
+        } else {
+            broker_listeners.push(listener);
+        }
+    }
+    tasks.push(broker.metadata.start(shutdown_rx.clone()));
+    tasks.push(tokio::spawn(crate::controller::run(
+        broker.clone(),
+        shutdown_rx.clone(),
+    )));
+
+    let mut waited = tokio::time::interval(QUORUM_WAIT_REPORT);
+    waited.tick().await;
+    loop {
+        tokio::select! {
+            _ = broker.metadata.wait_ready() => break,
+            _ = waited.tick() => info!(
+                leader = ?broker.metadata.leader(),
+                voters = ?broker.metadata.voter_ids(),
+                "waiting for the metadata quorum to elect a leader and for this node to catch up"
+            ),
+        }
+    }
+    if broker.config.is_broker() {
+        broker.reconcile()?;
+        tasks.push(tokio::spawn(crate::controller::register_and_heartbeat(
             broker.clone(),
-            listener,
-            kind,
             shutdown_rx.clone(),
         )));
+        broker.wait_unfenced().await;
+        tasks.push(tokio::spawn(follow_image(
+            broker.clone(),
+            shutdown_rx.clone(),
+        )));
+        for listener in broker_listeners {
+            tasks.push(tokio::spawn(network::serve(
+                broker.clone(),
+                listener,
+                Listener::Broker,
+                shutdown_rx.clone(),
+            )));
+        }
     }
     tasks.push(tokio::spawn(housekeeping(
         broker.clone(),
@@ -130,6 +193,24 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<RunningServer> {
         tasks,
         dir_locks,
     })
+}
+
+/// Brings the hosted partitions in line with every new image.
+async fn follow_image(broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>) {
+    let mut applied = broker.metadata.subscribe_applied();
+    loop {
+        tokio::select! {
+            r = applied.changed() => if r.is_err() { break },
+            _ = shutdown.changed() => break,
+        }
+        let b = broker.clone();
+        let _ = tokio::task::spawn_blocking(move || {
+            if let Err(e) = b.reconcile() {
+                warn!(error = %e, "could not apply the new metadata to the hosted partitions");
+            }
+        })
+        .await;
+    }
 }
 
 /// Takes an exclusive lock on `.lock` in every log directory (and the metadata log
@@ -164,29 +245,14 @@ fn lock_dirs(config: &ServerConfig) -> anyhow::Result<Vec<std::fs::File>> {
     Ok(locks)
 }
 
-/// A node serves a metadata quorum it is the only voter of. Joining a quorum of several
-/// controllers, or following one as a broker-only node, is refused with the reason
-/// rather than run as an isolated cluster of one.
+/// The quorum must be given by `controller.quorum.voters`: joining a dynamic quorum
+/// through `controller.quorum.bootstrap.servers` alone (KIP-853) is refused with the reason.
 fn check_quorum_supported(config: &ServerConfig) -> anyhow::Result<()> {
-    if !config.is_controller() {
+    if config.controller_quorum_voters.is_empty() {
         anyhow::bail!(
-            "process.roles={} needs a remote controller quorum to follow, which this version of krust cannot join yet; \
-             run the node with process.roles=broker,controller as the only voter",
-            if config.is_broker() { "broker" } else { "" }
-        );
-    }
-    let others: Vec<String> = config
-        .controller_quorum_voters
-        .iter()
-        .filter(|v| v.id != config.node_id)
-        .map(|v| format!("{}@{}:{}", v.id, v.host, v.port))
-        .collect();
-    if !others.is_empty() || config.controller_quorum_voters.is_empty() {
-        anyhow::bail!(
-            "this version of krust runs a metadata quorum with a single voter: controller.quorum.voters must list only \
-             node {} (other voters: {}); quorums of several controllers are not implemented yet",
-            config.node_id,
-            if others.is_empty() { "none; controller.quorum.bootstrap.servers is not supported".to_string() } else { others.join(",") }
+            "controller.quorum.voters is empty: krust needs the static voter set \
+             (id@host:port of every controller); dynamic quorums through \
+             controller.quorum.bootstrap.servers alone are not supported"
         );
     }
     Ok(())
@@ -258,6 +324,11 @@ impl RunningServer {
     /// Stops listening, closes connections and shuts the logs down cleanly.
     pub async fn shutdown(self) -> anyhow::Result<()> {
         info!("shutting down");
+        if self.broker.config.is_broker() {
+            self.broker.controlled_shutdown().await;
+        }
+        // A leaving leader hands over at once instead of letting the others time out.
+        self.broker.metadata.resign();
         let _ = self.shutdown_tx.send(true);
         for t in self.tasks {
             let _ = t.await;

@@ -45,17 +45,30 @@ pub struct Node {
     pub extra: Vec<String>,
     child: Option<Child>,
     log_path: PathBuf,
+    pub node_id: i32,
+    /// `process.roles`.
+    pub roles: String,
+    /// `controller.quorum.voters`.
+    pub voters: String,
 }
 
 impl Node {
     /// Starts a single-node cluster with default settings plus `extra` overrides.
     pub fn start(binary: &str, extra: &[&str]) -> Node {
+        let mut node = Node::unstarted(binary, 1, "broker,controller", extra);
+        node.voters = format!("1@127.0.0.1:{}", node.controller_port);
+        node.spawn();
+        node
+    }
+
+    /// A node on fresh ports and data, not started yet (its `voters` still to be set).
+    fn unstarted(binary: &str, node_id: i32, roles: &str, extra: &[&str]) -> Node {
         let temp = tempfile::Builder::new()
             .prefix("krust-test-")
             .tempdir()
             .expect("temp dir");
         let data_dir = temp.path().join("data");
-        let mut node = Node {
+        Node {
             binary: PathBuf::from(binary),
             log_path: temp.path().join("node.log"),
             data_dir,
@@ -64,9 +77,23 @@ impl Node {
             controller_port: free_port(),
             extra: extra.iter().map(|s| s.to_string()).collect(),
             child: None,
-        };
-        node.spawn();
-        node
+            node_id,
+            roles: roles.to_string(),
+            voters: String::new(),
+        }
+    }
+
+    fn is_controller(&self) -> bool {
+        self.roles.contains("controller")
+    }
+
+    fn is_broker(&self) -> bool {
+        self.roles.contains("broker")
+    }
+
+    /// `host:port` of the controller listener.
+    pub fn controller_bootstrap(&self) -> String {
+        format!("127.0.0.1:{}", self.controller_port)
     }
 
     /// `host:port` of the client listener.
@@ -78,24 +105,29 @@ impl Node {
         SocketAddr::from(([127, 0, 0, 1], self.client_port))
     }
 
-    fn args(&self) -> Vec<String> {
+    /// The settings of this node as `--override` arguments.
+    fn overrides(&self) -> Vec<String> {
+        let mut listeners = Vec::new();
+        if self.is_broker() {
+            listeners.push(format!("PLAINTEXT://127.0.0.1:{}", self.client_port));
+        }
+        if self.is_controller() {
+            listeners.push(format!("CONTROLLER://127.0.0.1:{}", self.controller_port));
+        }
+        let listeners = listeners.join(",");
         let mut a = vec![
-            "server".to_string(),
+            "--override".to_string(),
+            format!("node.id={}", self.node_id),
             "--override".into(),
-            format!(
-                "listeners=PLAINTEXT://127.0.0.1:{},CONTROLLER://127.0.0.1:{}",
-                self.client_port, self.controller_port
-            ),
+            format!("process.roles={}", self.roles),
             "--override".into(),
-            format!(
-                "advertised.listeners=PLAINTEXT://127.0.0.1:{},CONTROLLER://127.0.0.1:{}",
-                self.client_port, self.controller_port
-            ),
+            "controller.listener.names=CONTROLLER".into(),
             "--override".into(),
-            format!(
-                "controller.quorum.voters=1@127.0.0.1:{}",
-                self.controller_port
-            ),
+            format!("listeners={listeners}"),
+            "--override".into(),
+            format!("advertised.listeners={listeners}"),
+            "--override".into(),
+            format!("controller.quorum.voters={}", self.voters),
             "--override".into(),
             format!("log.dirs={}", self.data_dir.display()),
             // Tests that want metrics set their own port.
@@ -109,7 +141,43 @@ impl Node {
         a
     }
 
+    fn args(&self) -> Vec<String> {
+        let mut a = vec!["server".to_string()];
+        a.extend(self.overrides());
+        a
+    }
+
+    /// Formats the node's storage with `cluster_id` (`krust storage format`).
+    fn format(&self, cluster_id: &str) {
+        let empty = self.log_path.with_file_name("empty.properties");
+        std::fs::write(&empty, "").expect("write an empty config");
+        let mut args = vec![
+            "storage".to_string(),
+            "format".into(),
+            "-t".into(),
+            cluster_id.into(),
+            "-c".into(),
+            empty.display().to_string(),
+        ];
+        args.extend(self.overrides());
+        let out = Command::new(&self.binary)
+            .args(&args)
+            .output()
+            .expect("run krust storage format");
+        assert!(
+            out.status.success(),
+            "krust storage format failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
     fn spawn(&mut self) {
+        self.spawn_process();
+        self.wait_ready();
+    }
+
+    fn spawn_process(&mut self) {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -124,12 +192,26 @@ impl Node {
             .spawn()
             .expect("start krust");
         self.child = Some(child);
-        self.wait_ready();
     }
 
-    /// Waits until the client port answers an ApiVersions request.
+    /// Starts the node again on the same ports and data without waiting for it to serve
+    /// (a quorum member cannot serve until a majority of voters runs).
+    pub fn restart_nowait(&mut self) {
+        assert!(
+            self.child.is_none(),
+            "stop or kill the node before restarting it"
+        );
+        self.spawn_process();
+    }
+
+    /// Waits until the client port (the controller port on a controller-only node) answers
+    /// an ApiVersions request.
     pub fn wait_ready(&mut self) {
-        let addr = self.client_addr();
+        let addr = if self.is_broker() {
+            self.client_addr()
+        } else {
+            SocketAddr::from(([127, 0, 0, 1], self.controller_port))
+        };
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             if let Some(child) = self.child.as_mut() {
@@ -206,6 +288,76 @@ impl Node {
 impl Drop for Node {
     fn drop(&mut self) {
         self.kill9();
+    }
+}
+
+/// Several nodes forming one cluster: one metadata quorum, one cluster id.
+pub struct Cluster {
+    pub nodes: Vec<Node>,
+}
+
+impl Cluster {
+    /// Starts `n` combined nodes (broker and controller; node ids 1..=n, all voters) and
+    /// waits until every one serves.
+    pub fn start(binary: &str, n: usize, extra: &[&str]) -> Cluster {
+        let roles = vec!["broker,controller"; n];
+        Cluster::start_with_roles(binary, &roles, extra)
+    }
+
+    /// Starts one node per entry of `roles` (`process.roles` of node ids 1, 2, ...); the
+    /// nodes with the controller role are the voters.
+    pub fn start_with_roles(binary: &str, roles: &[&str], extra: &[&str]) -> Cluster {
+        let mut nodes: Vec<Node> = roles
+            .iter()
+            .enumerate()
+            .map(|(i, r)| Node::unstarted(binary, i as i32 + 1, r, extra))
+            .collect();
+        let voters = nodes
+            .iter()
+            .filter(|n| n.is_controller())
+            .map(|n| format!("{}@127.0.0.1:{}", n.node_id, n.controller_port))
+            .collect::<Vec<_>>()
+            .join(",");
+        let cluster_id = "MkU3OEVBNTcwNTJENDM2Qg";
+        for n in &mut nodes {
+            n.voters = voters.clone();
+            n.format(cluster_id);
+        }
+        for n in &mut nodes {
+            n.spawn_process();
+        }
+        for n in &mut nodes {
+            n.wait_ready();
+        }
+        Cluster { nodes }
+    }
+
+    /// The node with this id.
+    pub fn node(&mut self, id: i32) -> &mut Node {
+        self.nodes
+            .iter_mut()
+            .find(|n| n.node_id == id)
+            .expect("no node with that id")
+    }
+
+    /// Bootstrap servers of every broker.
+    pub fn bootstrap(&self) -> String {
+        self.nodes
+            .iter()
+            .filter(|n| n.is_broker())
+            .map(Node::bootstrap)
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    /// Controller listener addresses of every controller.
+    pub fn controller_bootstrap(&self) -> String {
+        self.nodes
+            .iter()
+            .filter(|n| n.is_controller())
+            .map(Node::controller_bootstrap)
+            .collect::<Vec<_>>()
+            .join(",")
     }
 }
 

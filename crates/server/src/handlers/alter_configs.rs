@@ -87,7 +87,7 @@ pub async fn alter(
     outcome.unwrap_or_else(|e| {
         changes
             .iter()
-            .map(|_| ItemResult::err(ErrorCode::UnknownServerError, e.to_string()))
+            .map(|_| ItemResult::err(crate::broker::control_error_code(&e), e.to_string()))
             .collect()
     })
 }

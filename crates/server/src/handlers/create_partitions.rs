@@ -78,7 +78,7 @@ pub async fn handle(
         Err(e) => req
             .topics
             .iter()
-            .map(|_| ItemResult::err(ErrorCode::UnknownServerError, e.to_string()))
+            .map(|_| ItemResult::err(crate::broker::control_error_code(&e), e.to_string()))
             .collect(),
     };
     for (t, r) in req.topics.iter().zip(results) {

@@ -8,7 +8,6 @@ use kafka_protocol::messages::create_topics_response::{
 };
 use kafka_protocol::messages::{CreateTopicsRequest, CreateTopicsResponse, TopicName};
 use krust_metadata::controller::NewTopic;
-use krust_protocol::ErrorCode;
 
 use super::{sb, validate_topic_config};
 use crate::broker::Broker;
@@ -93,7 +92,7 @@ pub async fn handle(
                 resp.topics.push(
                     CreatableTopicResult::default()
                         .with_name(TopicName(sb(t.name.clone())))
-                        .with_error_code(ErrorCode::UnknownServerError.code())
+                        .with_error_code(crate::broker::control_error_code(&e).code())
                         .with_error_message(Some(sb(e.to_string())))
                         .with_num_partitions(-1)
                         .with_replication_factor(-1),

@@ -85,7 +85,7 @@ pub async fn handle(
                     DeletableTopicResult::default()
                         .with_name(name.map(|n| TopicName(sb(n))))
                         .with_topic_id(id)
-                        .with_error_code(ErrorCode::UnknownServerError.code()),
+                        .with_error_code(crate::broker::control_error_code(&e).code()),
                 );
             }
         }

@@ -22,25 +22,45 @@ pub fn handle(
     } else {
         ENDPOINT_BROKER
     };
+    // Through the controller listener the active controller is the one to talk to;
+    // through a broker, any broker can take admin requests (they are forwarded).
+    let controller_id = if endpoint_type == ENDPOINT_CONTROLLER {
+        broker.metadata.leader().unwrap_or(broker.node_id)
+    } else {
+        broker.node_id
+    };
     let mut resp = DescribeClusterResponse::default()
         .with_cluster_id(sb(broker.cluster_id.clone()))
-        .with_controller_id(BrokerId(broker.node_id))
+        .with_controller_id(BrokerId(controller_id))
         .with_endpoint_type(endpoint_type)
         .with_cluster_authorized_operations(if req.include_cluster_authorized_operations {
             super::metadata::CLUSTER_OPERATIONS_ALL
         } else {
             i32::MIN
         });
-    let (host, port) = if endpoint_type == ENDPOINT_CONTROLLER {
-        broker.advertised_controller_endpoint()
+    resp.brokers = if endpoint_type == ENDPOINT_CONTROLLER {
+        broker
+            .config
+            .controller_quorum_voters
+            .iter()
+            .map(|v| {
+                DescribeClusterBroker::default()
+                    .with_broker_id(BrokerId(v.id))
+                    .with_host(sb(v.host.clone()))
+                    .with_port(i32::from(v.port))
+            })
+            .collect()
     } else {
-        Some(broker.advertised_endpoint())
-    }
-    .unwrap_or_else(|| ("localhost".into(), 0));
-    resp.brokers = vec![DescribeClusterBroker::default()
-        .with_broker_id(BrokerId(broker.node_id))
-        .with_host(sb(host))
-        .with_port(port)
-        .with_rack(broker.config.broker_rack.clone().map(sb))];
+        super::metadata::live_broker_endpoints(broker)
+            .into_iter()
+            .map(|b| {
+                DescribeClusterBroker::default()
+                    .with_broker_id(BrokerId(b.id))
+                    .with_host(sb(b.host))
+                    .with_port(b.port)
+                    .with_rack(b.rack.map(sb))
+            })
+            .collect()
+    };
     resp
 }

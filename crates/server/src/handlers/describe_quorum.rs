@@ -34,6 +34,13 @@ pub async fn handle(
             if t.topic_name.as_str() != METADATA_TOPIC || p.partition_index != 0 {
                 data.error_code = ErrorCode::UnknownTopicOrPartition.code();
                 data.error_message = Some(sb("only __cluster_metadata-0 has a quorum"));
+            } else if status.leader_id < 0 {
+                // Only the leader knows the replicas' progress.
+                data.error_code = ErrorCode::NotLeaderOrFollower.code();
+                data.error_message = Some(sb("this node is not the metadata quorum's leader"));
+                data.leader_id = BrokerId(broker.metadata.leader().unwrap_or(-1));
+                data.leader_epoch = -1;
+                data.high_watermark = -1;
             } else {
                 data.leader_id = BrokerId(status.leader_id);
                 data.leader_epoch = status.leader_epoch;

@@ -21,7 +21,6 @@ pub async fn handle(
     } else {
         vec![req.key.to_string()]
     };
-    let (host, port) = broker.advertised_endpoint();
     let mut coordinators = Vec::new();
     for key in keys {
         let mut c = Coordinator::default()
@@ -35,13 +34,16 @@ pub async fn handle(
                 "transactions are not supported by this broker".to_string(),
             ))
         } else {
-            broker.group_partition(&key).await.map(|_| ())
+            match broker.group_partition(&key).await {
+                Ok(p) => coordinator_of(broker, p),
+                Err(e) => Err(e),
+            }
         };
         match result {
-            Ok(()) => {
-                c.node_id = BrokerId(broker.node_id);
-                c.host = sb(host.clone());
-                c.port = port;
+            Ok(node) => {
+                c.node_id = BrokerId(node.id);
+                c.host = sb(node.host);
+                c.port = node.port;
             }
             Err((code, message)) => {
                 c.error_code = code.code();
@@ -61,4 +63,26 @@ pub async fn handle(
         resp.port = c.port;
     }
     resp
+}
+
+/// The broker leading the offsets topic partition `partition`: the group's coordinator.
+fn coordinator_of(
+    broker: &Broker,
+    partition: i32,
+) -> Result<super::metadata::BrokerEndpointView, (ErrorCode, String)> {
+    let image = broker.image();
+    let leader = image
+        .topic(crate::groups::OFFSETS_TOPIC)
+        .and_then(|t| t.partitions.get(&partition))
+        .map_or(-1, |p| p.leader);
+    if !image.live_brokers().contains(&leader) {
+        return Err((
+            ErrorCode::CoordinatorNotAvailable,
+            format!("the leader of partition {partition} of the offsets topic is not available"),
+        ));
+    }
+    super::metadata::broker_endpoint(broker, &image, leader).ok_or((
+        ErrorCode::CoordinatorNotAvailable,
+        format!("broker {leader} has no endpoint for this listener"),
+    ))
 }

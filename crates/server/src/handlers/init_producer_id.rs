@@ -31,7 +31,7 @@ pub async fn handle(
         }
         Err(e) => {
             tracing::error!(error = %e, "could not allocate a producer id");
-            resp.error_code = ErrorCode::UnknownServerError.code();
+            resp.error_code = crate::broker::control_error_code(&e).code();
         }
     }
     resp

@@ -61,13 +61,18 @@ pub async fn handle(broker: &Broker, req: MetadataRequest, version: i16) -> Meta
     }
 
     let mut resp = MetadataResponse::default();
-    let (host, port) = broker.advertised_endpoint();
-    resp.brokers = vec![MetadataResponseBroker::default()
-        .with_node_id(BrokerId(broker.node_id))
-        .with_host(sb(host))
-        .with_port(port)
-        .with_rack(broker.config.broker_rack.clone().map(sb))];
+    resp.brokers = live_broker_endpoints(broker)
+        .into_iter()
+        .map(|b| {
+            MetadataResponseBroker::default()
+                .with_node_id(BrokerId(b.id))
+                .with_host(sb(b.host))
+                .with_port(b.port)
+                .with_rack(b.rack.map(sb))
+        })
+        .collect();
     resp.cluster_id = Some(sb(broker.cluster_id.clone()));
+    // Any broker takes admin requests (they are forwarded to the active controller).
     resp.controller_id = BrokerId(broker.node_id);
     resp.cluster_authorized_operations = if req.include_cluster_authorized_operations {
         CLUSTER_OPERATIONS_ALL
@@ -81,6 +86,14 @@ pub async fn handle(broker: &Broker, req: MetadataRequest, version: i16) -> Meta
             .map(|(name, id)| lookup(&image, name.as_deref(), *id))
             .collect(),
     };
+    // A partition whose leader is fenced has no leader until it comes back.
+    let live = image.live_brokers();
+    for p in resp.topics.iter_mut().flat_map(|t| t.partitions.iter_mut()) {
+        if p.leader_id.0 >= 0 && !live.contains(&p.leader_id.0) {
+            p.leader_id = BrokerId(-1);
+            p.error_code = ErrorCode::LeaderNotAvailable.code();
+        }
+    }
     if req.include_topic_authorized_operations {
         for t in resp.topics.iter_mut().filter(|t| t.error_code == 0) {
             t.topic_authorized_operations = TOPIC_OPERATIONS_ALL;
@@ -159,4 +172,46 @@ fn topic_entry(t: &TopicImage) -> MetadataResponseTopic {
                 })
                 .collect(),
         )
+}
+
+/// A live broker as clients reach it.
+pub struct BrokerEndpointView {
+    pub id: i32,
+    pub host: String,
+    pub port: i32,
+    pub rack: Option<String>,
+}
+
+/// The live (registered, unfenced) brokers' endpoints on this node's client listener.
+pub fn live_broker_endpoints(broker: &Broker) -> Vec<BrokerEndpointView> {
+    let image = broker.image();
+    image
+        .live_brokers()
+        .into_iter()
+        .filter_map(|id| broker_endpoint(broker, &image, id))
+        .collect()
+}
+
+/// The endpoint of broker `id` for the listener clients of this node use.
+pub fn broker_endpoint(
+    broker: &Broker,
+    image: &MetadataImage,
+    id: i32,
+) -> Option<BrokerEndpointView> {
+    let b = image.broker(id)?;
+    let name = broker
+        .config
+        .advertised_broker_listener()
+        .map(|l| l.name.clone());
+    let e = b
+        .endpoints
+        .iter()
+        .find(|e| Some(&e.name) == name.as_ref())
+        .or_else(|| b.endpoints.first())?;
+    Some(BrokerEndpointView {
+        id,
+        host: e.host.clone(),
+        port: i32::from(e.port),
+        rack: b.rack.clone(),
+    })
 }

@@ -3,6 +3,7 @@
 
 pub mod alter_configs;
 pub mod api_versions;
+pub mod controller;
 pub mod create_partitions;
 pub mod create_topics;
 pub mod delete_groups;
@@ -27,6 +28,7 @@ pub mod offset_delete;
 pub mod offset_fetch;
 pub mod offset_for_leader_epoch;
 pub mod produce;
+pub mod raft;
 pub mod sync_group;
 
 use kafka_protocol::protocol::StrBytes;

@@ -1,0 +1,458 @@
+//! The broker lifecycle (KIP-631): the active controller's side (sessions, fencing,
+//! bootstrap records) and every broker's side (registration, heartbeats, controlled
+//! shutdown).
+//!
+//! A broker registers with the active controller (a `RegisterBrokerRecord`, fenced, whose
+//! offset becomes the broker epoch), then heartbeats every `broker.heartbeat.interval.ms`.
+//! Once its metadata has caught up with its own registration, the controller unfences it;
+//! from then on it is among the live brokers that replicas are placed on and that Metadata
+//! lists. A broker whose heartbeats stop for `broker.session.timeout.ms` is fenced; one
+//! that shuts down asks to be fenced first. Sessions live in the active controller's
+//! memory only: a new active controller starts every registered broker with a fresh
+//! session, as Kafka's does.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use kafka_protocol::messages::broker_registration_request::Listener;
+use kafka_protocol::messages::*;
+use krust_metadata::controller::{
+    self, BrokerErrorCode, BrokerRegistrationInput, HeartbeatOutcome,
+};
+use krust_metadata::{MetadataImage, MetadataRecord, METADATA_VERSION_LEVEL};
+use tokio::sync::watch;
+use tracing::{debug, info, warn};
+use uuid::Uuid;
+
+use crate::broker::{local_hostname, Broker};
+use crate::config::SecurityProtocol;
+use crate::forward::Route;
+use crate::handlers::sb;
+use crate::metadata_log::CommitError;
+
+/// How often the active controller checks sessions.
+const SESSION_CHECK_INTERVAL: Duration = Duration::from_millis(100);
+/// Heartbeat interval while registering or fenced, so that startup is quick.
+const EAGER_HEARTBEAT_INTERVAL: Duration = Duration::from_millis(100);
+/// How long a shutting-down broker waits for the controller to fence it.
+const CONTROLLED_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(5);
+
+#[derive(Debug, Clone, Copy)]
+struct Session {
+    deadline: Instant,
+    /// The offset of the broker's latest registration record: once its metadata reaches
+    /// it, the broker may be unfenced.
+    registration_offset: i64,
+}
+
+/// The active controller's view of broker sessions.
+#[derive(Debug, Default)]
+pub struct ControllerState {
+    sessions: Mutex<HashMap<i32, Session>>,
+}
+
+impl ControllerState {
+    fn sessions(&self) -> std::sync::MutexGuard<'_, HashMap<i32, Session>> {
+        self.sessions.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Gives every registered broker a fresh session (a new active controller).
+    fn reset(&self, image: &MetadataImage, deadline: Instant) {
+        let mut sessions = self.sessions();
+        sessions.clear();
+        for b in image.brokers.values() {
+            sessions.insert(
+                b.id,
+                Session {
+                    deadline,
+                    registration_offset: b.epoch,
+                },
+            );
+        }
+    }
+
+    /// Removes and returns the brokers whose sessions ran out.
+    fn take_expired(&self, now: Instant) -> Vec<i32> {
+        let mut sessions = self.sessions();
+        let expired: Vec<i32> = sessions
+            .iter()
+            .filter(|(_, s)| s.deadline <= now)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in &expired {
+            sessions.remove(id);
+        }
+        expired
+    }
+}
+
+/// The records that start a cluster's metadata, if the image lacks them.
+fn bootstrap_records(image: &MetadataImage) -> Vec<MetadataRecord> {
+    if image.features.contains_key("metadata.version") {
+        return Vec::new();
+    }
+    vec![MetadataRecord::FeatureLevel {
+        name: "metadata.version".into(),
+        level: METADATA_VERSION_LEVEL,
+    }]
+}
+
+impl Broker {
+    fn session_timeout(&self) -> Duration {
+        Duration::from_millis(self.config.broker_session_timeout_ms.max(1) as u64)
+    }
+
+    /// Registers a broker (active controller only). The inner error is a Kafka error code
+    /// and message for the broker.
+    pub async fn register_broker(
+        &self,
+        input: &BrokerRegistrationInput,
+    ) -> anyhow::Result<Result<i64, (i16, String)>> {
+        if !self.metadata.is_active() {
+            anyhow::bail!(CommitError::NotController);
+        }
+        let id = input.broker_id;
+        let now = Instant::now();
+        let alive = self
+            .controller
+            .sessions()
+            .get(&id)
+            .is_some_and(|s| s.deadline > now);
+        let cluster_id = self.cluster_id.clone();
+        let metadata = self.metadata.clone();
+        let outcome = self
+            .control(|image| {
+                let mut records = bootstrap_records(image);
+                let mut staged = image.clone();
+                let next = metadata.log_end_offset() + records.len() as i64;
+                for r in &records {
+                    let _ = staged.apply(next - 1, r);
+                }
+                match controller::register_broker(&staged, &cluster_id, input, alive, next) {
+                    Ok((more, epoch)) => {
+                        let offset = (!more.is_empty()).then_some(next);
+                        records.extend(more);
+                        (records, Ok((epoch, offset)))
+                    }
+                    Err((code, message)) => (Vec::new(), Err((code.code(), message))),
+                }
+            })
+            .await?;
+        Ok(outcome.map(|(epoch, offset)| {
+            let mut sessions = self.controller.sessions();
+            let previous = sessions.get(&id).map(|s| s.registration_offset);
+            sessions.insert(
+                id,
+                Session {
+                    deadline: Instant::now() + self.session_timeout(),
+                    registration_offset: offset.or(previous).unwrap_or(epoch),
+                },
+            );
+            info!(broker = id, epoch, "broker registered");
+            epoch
+        }))
+    }
+
+    /// A broker's heartbeat (active controller only): renews its session, unfences it once
+    /// caught up, fences it when it asks to shut down.
+    pub async fn broker_heartbeat(
+        &self,
+        id: i32,
+        epoch: i64,
+        metadata_offset: i64,
+        want_fence: bool,
+        want_shut_down: bool,
+    ) -> anyhow::Result<Result<HeartbeatOutcome, i16>> {
+        if !self.metadata.is_active() {
+            anyhow::bail!(CommitError::NotController);
+        }
+        let registration_offset = {
+            let mut sessions = self.controller.sessions();
+            let deadline = Instant::now() + self.session_timeout();
+            let image = self.image();
+            match image.broker(id) {
+                Some(b) if b.epoch == epoch => {
+                    let s = sessions.entry(id).or_insert(Session {
+                        deadline,
+                        registration_offset: b.epoch,
+                    });
+                    s.deadline = deadline;
+                    s.registration_offset
+                }
+                _ => epoch,
+            }
+        };
+        let outcome = self
+            .control(|image| {
+                match controller::broker_heartbeat(
+                    image,
+                    id,
+                    epoch,
+                    metadata_offset,
+                    want_fence,
+                    want_shut_down,
+                    registration_offset,
+                ) {
+                    Ok((records, outcome)) => (records, Ok(outcome)),
+                    Err(code) => (Vec::new(), Err(code)),
+                }
+            })
+            .await?;
+        if let Err(code) = &outcome {
+            if *code == BrokerErrorCode::BrokerIdNotRegistered {
+                self.controller.sessions().remove(&id);
+            }
+        }
+        if let Ok(o) = &outcome {
+            if want_shut_down && o.should_shut_down {
+                info!(broker = id, "broker fenced for shutdown");
+            }
+        }
+        Ok(outcome.map_err(|c| c.code()))
+    }
+
+    /// Reserves a block of producer ids (active controller only).
+    pub async fn allocate_producer_id_block(
+        &self,
+        broker_id: i32,
+        broker_epoch: i64,
+    ) -> anyhow::Result<(i64, i32)> {
+        self.control(|image| {
+            let start = image.next_producer_id;
+            let end = start + crate::broker::PRODUCER_ID_BLOCK;
+            (
+                vec![MetadataRecord::ProducerIds {
+                    broker_id,
+                    broker_epoch,
+                    next_producer_id: end,
+                }],
+                (start, crate::broker::PRODUCER_ID_BLOCK as i32),
+            )
+        })
+        .await
+    }
+
+    /// This broker's registration request.
+    fn registration_request(&self, incarnation: Uuid) -> BrokerRegistrationRequest {
+        let listeners = self
+            .config
+            .advertised_broker_listeners()
+            .into_iter()
+            .map(|l| {
+                Listener::default()
+                    .with_name(sb(l.name.clone()))
+                    .with_host(sb(if l.host.is_empty() {
+                        local_hostname()
+                    } else {
+                        l.host.clone()
+                    }))
+                    .with_port(l.port)
+                    .with_security_protocol(security_protocol_id(l.security_protocol))
+            })
+            .collect();
+        BrokerRegistrationRequest::default()
+            .with_broker_id(BrokerId(self.node_id))
+            .with_cluster_id(sb(self.cluster_id.clone()))
+            .with_incarnation_id(incarnation)
+            .with_listeners(listeners)
+            .with_features(crate::handlers::controller::supported_features())
+            .with_rack(self.config.broker_rack.clone().map(sb))
+            .with_previous_broker_epoch(-1)
+    }
+
+    async fn send_registration(&self, incarnation: Uuid) -> anyhow::Result<i64> {
+        let req = self.registration_request(incarnation);
+        let resp = match self.forward(&req, None).await? {
+            Route::Local => crate::handlers::controller::broker_registration(self, req, 0).await,
+            Route::Remote(r) => r,
+        };
+        if resp.error_code != 0 {
+            anyhow::bail!(
+                "broker registration refused: {}",
+                krust_client::error_description(resp.error_code)
+            );
+        }
+        Ok(resp.broker_epoch)
+    }
+
+    async fn send_heartbeat(
+        &self,
+        epoch: i64,
+        want_shut_down: bool,
+    ) -> anyhow::Result<BrokerHeartbeatResponse> {
+        let req = BrokerHeartbeatRequest::default()
+            .with_broker_id(BrokerId(self.node_id))
+            .with_broker_epoch(epoch)
+            .with_current_metadata_offset(self.metadata.applied_offset() - 1)
+            .with_want_fence(!self.metadata.is_ready())
+            .with_want_shut_down(want_shut_down);
+        Ok(match self.forward(&req, None).await? {
+            Route::Local => crate::handlers::controller::broker_heartbeat(self, req, 0).await,
+            Route::Remote(r) => r,
+        })
+    }
+
+    /// Asks the active controller to fence this broker before it stops (controlled
+    /// shutdown), waiting at most a few seconds.
+    pub async fn controlled_shutdown(&self) {
+        let epoch = self.broker_epoch.load(Ordering::Relaxed);
+        if epoch < 0 {
+            return;
+        }
+        match tokio::time::timeout(
+            CONTROLLED_SHUTDOWN_TIMEOUT,
+            self.send_heartbeat(epoch, true),
+        )
+        .await
+        {
+            Ok(Ok(r)) if r.error_code == 0 => {
+                info!("the controller fenced this broker for shutdown")
+            }
+            Ok(Ok(r)) => warn!(
+                error = %krust_client::error_description(r.error_code),
+                "controlled shutdown refused"
+            ),
+            Ok(Err(e)) => warn!(error = %e, "controlled shutdown failed"),
+            Err(_) => warn!("controlled shutdown timed out"),
+        }
+    }
+}
+
+fn security_protocol_id(p: SecurityProtocol) -> i16 {
+    match p {
+        SecurityProtocol::Plaintext => 0,
+        SecurityProtocol::Ssl => 1,
+        SecurityProtocol::SaslPlaintext => 2,
+        SecurityProtocol::SaslSsl => 3,
+    }
+}
+
+/// The broker epoch of this node's registration (-1 before it registered).
+#[derive(Debug)]
+pub struct BrokerEpoch(AtomicI64);
+
+impl Default for BrokerEpoch {
+    fn default() -> Self {
+        BrokerEpoch(AtomicI64::new(-1))
+    }
+}
+
+impl std::ops::Deref for BrokerEpoch {
+    type Target = AtomicI64;
+    fn deref(&self) -> &AtomicI64 {
+        &self.0
+    }
+}
+
+/// The active controller's duties: bootstrap records for a new cluster, fresh sessions
+/// when it takes over, fencing brokers whose sessions ran out.
+pub async fn run(broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>) {
+    let mut active_epoch = None;
+    let mut tick = tokio::time::interval(SESSION_CHECK_INTERVAL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = shutdown.changed() => break,
+        }
+        if !broker.metadata.is_active() {
+            active_epoch = None;
+            continue;
+        }
+        let epoch = broker.metadata.epoch();
+        if active_epoch != Some(epoch) {
+            active_epoch = Some(epoch);
+            info!(epoch, "this node is the active controller");
+            broker
+                .controller
+                .reset(&broker.image(), Instant::now() + broker.session_timeout());
+            if let Err(e) = broker.control(|image| (bootstrap_records(image), ())).await {
+                warn!(error = %e, "could not write the cluster's bootstrap records");
+                active_epoch = None;
+                continue;
+            }
+        }
+        for id in broker.controller.take_expired(Instant::now()) {
+            let result = broker
+                .control(|image| {
+                    let records = controller::fence_broker(image, id);
+                    let fenced = !records.is_empty();
+                    (records, fenced)
+                })
+                .await;
+            match result {
+                Ok(true) => info!(
+                    broker = id,
+                    "fenced broker: no heartbeat within broker.session.timeout.ms"
+                ),
+                Ok(false) => {}
+                Err(e) => warn!(broker = id, error = %e, "could not fence broker"),
+            }
+        }
+    }
+}
+
+/// This broker's side: register, then heartbeat until shutdown, re-registering when the
+/// controller no longer knows the registration.
+pub async fn register_and_heartbeat(broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>) {
+    let incarnation = Uuid::new_v4();
+    let interval = Duration::from_millis(broker.config.broker_heartbeat_interval_ms.max(1) as u64);
+    let mut epoch: Option<i64> = None;
+    let mut last_complaint: Option<Instant> = None;
+    let mut complain = |what: String| {
+        if last_complaint.is_none_or(|t| t.elapsed() > Duration::from_secs(5)) {
+            warn!("{what}");
+            last_complaint = Some(Instant::now());
+        } else {
+            debug!("{what}");
+        }
+    };
+    loop {
+        match epoch {
+            None => match broker.send_registration(incarnation).await {
+                Ok(e) => {
+                    epoch = Some(e);
+                    broker.broker_epoch.store(e, Ordering::Relaxed);
+                }
+                Err(e) => complain(format!("{e:#}")),
+            },
+            Some(e) => match broker.send_heartbeat(e, false).await {
+                Ok(r) if r.error_code == 0 => {
+                    broker.fenced.send_if_modified(|f| {
+                        let changed = *f != r.is_fenced;
+                        if changed {
+                            info!(fenced = r.is_fenced, "broker fencing changed");
+                        }
+                        *f = r.is_fenced;
+                        changed
+                    });
+                }
+                Ok(r) => {
+                    complain(format!(
+                        "broker heartbeat refused: {}",
+                        krust_client::error_description(r.error_code)
+                    ));
+                    if r.error_code == BrokerErrorCode::StaleBrokerEpoch.code()
+                        || r.error_code == BrokerErrorCode::BrokerIdNotRegistered.code()
+                    {
+                        epoch = None;
+                        broker.broker_epoch.store(-1, Ordering::Relaxed);
+                        broker.fenced.send_replace(true);
+                    }
+                }
+                Err(e) => complain(format!("broker heartbeat failed: {e:#}")),
+            },
+        }
+        let wait = if epoch.is_none() || *broker.fenced.borrow() {
+            EAGER_HEARTBEAT_INTERVAL
+        } else {
+            interval
+        };
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = shutdown.changed() => break,
+        }
+    }
+}
