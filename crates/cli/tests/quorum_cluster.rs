@@ -309,3 +309,49 @@ fn without_a_majority_nothing_commits_and_the_quorum_resumes_with_one() {
     wait_for("the topic from before", WAIT, || leaders(&b1, "before"));
     create_topic(&b1, "after", "1");
 }
+
+#[test]
+fn an_isolated_leader_steps_down_and_rejoins_when_the_network_heals() {
+    let mut c = Cluster::start_partitionable(BIN, 3, &FAST_SESSIONS);
+    let controllers = c.controller_bootstrap();
+    let s = wait_for("a quorum leader", WAIT, || {
+        status("--bootstrap-controller", &controllers).filter(|s| num(s, "LeaderId") > 0)
+    });
+    let leader = num(&s, "LeaderId") as i32;
+    let epoch = num(&s, "LeaderEpoch");
+    let rest: Vec<i32> = (1..=3).filter(|id| *id != leader).collect();
+    let majority = rest
+        .iter()
+        .map(|id| c.node(*id).controller_bootstrap())
+        .collect::<Vec<_>>()
+        .join(",");
+
+    // Cut the leader off: the majority elects another leader in a later epoch, and the
+    // old one stops claiming leadership (check quorum) instead of serving as a second one.
+    c.isolate(leader, true);
+    let s = wait_for("a new leader on the majority side", WAIT, || {
+        status("--bootstrap-controller", &majority).filter(|s| {
+            let l = num(s, "LeaderId") as i32;
+            l > 0 && l != leader && num(s, "LeaderEpoch") > epoch
+        })
+    });
+    let new_leader = num(&s, "LeaderId") as i32;
+    let isolated = c.node(leader).controller_bootstrap();
+    wait_for("the isolated node to step down", WAIT, || {
+        status("--bootstrap-controller", &isolated)
+            .is_none_or(|s| num(&s, "LeaderId") as i32 != leader)
+            .then_some(())
+    });
+    create_topic(&c.node(rest[0]).bootstrap(), "majority-side", "1");
+
+    // Heal: the old leader follows the new one and learns what was decided without it.
+    c.isolate(leader, false);
+    wait_for("the old leader caught up as a follower", WAIT, || {
+        status("--bootstrap-controller", &controllers)
+            .filter(|s| num(s, "LeaderId") as i32 == new_leader && num(s, "MaxFollowerLag") == 0)
+    });
+    let old = c.node(leader).bootstrap();
+    wait_for("the topic visible on the old leader", WAIT, || {
+        leaders(&old, "majority-side")
+    });
+}

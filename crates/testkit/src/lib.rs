@@ -294,6 +294,9 @@ impl Drop for Node {
 /// Several nodes forming one cluster: one metadata quorum, one cluster id.
 pub struct Cluster {
     pub nodes: Vec<Node>,
+    /// With [`Cluster::start_partitionable`]: `(from, to, proxy)`, the link node `from`
+    /// uses to reach node `to`'s controller listener.
+    links: Vec<(i32, i32, proxy::Proxy)>,
 }
 
 impl Cluster {
@@ -318,9 +321,42 @@ impl Cluster {
             .map(|n| format!("{}@127.0.0.1:{}", n.node_id, n.controller_port))
             .collect::<Vec<_>>()
             .join(",");
-        let cluster_id = "MkU3OEVBNTcwNTJENDM2Qg";
         for n in &mut nodes {
             n.voters = voters.clone();
+        }
+        Cluster::launch(nodes, Vec::new())
+    }
+
+    /// Like [`Cluster::start`], but every node reaches every other node's controller
+    /// listener through its own proxy, so that a node can be cut off from the others
+    /// ([`Cluster::isolate`]) while clients still reach it.
+    pub fn start_partitionable(binary: &str, n: usize, extra: &[&str]) -> Cluster {
+        let mut nodes: Vec<Node> = (1..=n as i32)
+            .map(|id| Node::unstarted(binary, id, "broker,controller", extra))
+            .collect();
+        let mut links = Vec::new();
+        for from in 1..=n as i32 {
+            let mut voters = Vec::new();
+            for to in &nodes {
+                let port = if to.node_id == from {
+                    to.controller_port
+                } else {
+                    let target = SocketAddr::from(([127, 0, 0, 1], to.controller_port));
+                    let p = proxy::Proxy::start(free_port(), target);
+                    let port = p.port;
+                    links.push((from, to.node_id, p));
+                    port
+                };
+                voters.push(format!("{}@127.0.0.1:{port}", to.node_id));
+            }
+            nodes[from as usize - 1].voters = voters.join(",");
+        }
+        Cluster::launch(nodes, links)
+    }
+
+    fn launch(mut nodes: Vec<Node>, links: Vec<(i32, i32, proxy::Proxy)>) -> Cluster {
+        let cluster_id = "MkU3OEVBNTcwNTJENDM2Qg";
+        for n in &mut nodes {
             n.format(cluster_id);
         }
         for n in &mut nodes {
@@ -329,7 +365,21 @@ impl Cluster {
         for n in &mut nodes {
             n.wait_ready();
         }
-        Cluster { nodes }
+        Cluster { nodes, links }
+    }
+
+    /// Cuts node `id` off from the other nodes (both directions) or, with `false`,
+    /// connects it again. Needs [`Cluster::start_partitionable`].
+    pub fn isolate(&self, id: i32, isolated: bool) {
+        assert!(
+            !self.links.is_empty(),
+            "start the cluster with start_partitionable"
+        );
+        for (from, to, p) in &self.links {
+            if *from == id || *to == id {
+                p.set_blocked(isolated);
+            }
+        }
     }
 
     /// The node with this id.

@@ -14,6 +14,8 @@ pub struct Proxy {
     conns: Arc<Mutex<Vec<TcpStream>>>,
     stop: Arc<AtomicBool>,
     cuts: Arc<AtomicU64>,
+    /// While set, connections are refused (accepted and closed at once).
+    blocked: Arc<AtomicBool>,
 }
 
 impl Proxy {
@@ -36,6 +38,8 @@ impl Proxy {
         let conns: Arc<Mutex<Vec<TcpStream>>> = Arc::default();
         let stop = Arc::new(AtomicBool::new(false));
         let (c, s) = (conns.clone(), stop.clone());
+        let blocked = Arc::new(AtomicBool::new(false));
+        let blocked_in_thread = blocked.clone();
         let cuts = Arc::new(AtomicU64::new(0));
         let cuts_in_thread = cuts.clone();
         thread::spawn(move || {
@@ -43,6 +47,10 @@ impl Proxy {
             while !s.load(Ordering::Relaxed) {
                 match listener.accept() {
                     Ok((client, _)) => {
+                        if blocked_in_thread.load(Ordering::Relaxed) {
+                            let _ = client.shutdown(Shutdown::Both);
+                            continue;
+                        }
                         let _ = client.set_nonblocking(false);
                         let Ok(server) = TcpStream::connect(target) else {
                             continue;
@@ -76,6 +84,15 @@ impl Proxy {
             conns,
             stop,
             cuts,
+            blocked,
+        }
+    }
+
+    /// Blocks the link (cutting open connections and refusing new ones) or opens it again.
+    pub fn set_blocked(&self, blocked: bool) {
+        self.blocked.store(blocked, Ordering::Relaxed);
+        if blocked {
+            self.cut_all();
         }
     }
 
