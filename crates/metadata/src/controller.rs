@@ -4,16 +4,25 @@
 //! that carry it out plus a result per item. Nothing here mutates the image: the caller
 //! commits the records to the metadata log and applies them. Randomness (topic ids, the
 //! placement start) is passed in so the logic is deterministic under test.
+//!
+//! Partition leadership and ISRs follow Kafka's KRaft controller
+//! (`ReplicationControlManager` and `PartitionChangeBuilder`): [`alter_partition`]
+//! (AlterPartition, KIP-497/KIP-841/KIP-903), [`fence_broker_partitions`] (a broker fenced
+//! or entering controlled shutdown), [`unfence_broker_partitions`] and [`elect_leaders`]
+//! (ElectLeaders, preferred or unclean) each return `PartitionChangeRecord`s. "Live" is
+//! [`MetadataImage::is_live`] everywhere: registered, unfenced and not in controlled
+//! shutdown. Eligible leader replicas (KIP-966), log directory assignment (KIP-858) and
+//! reassignments are not implemented.
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 use krust_protocol::ErrorCode;
 use uuid::Uuid;
 
-use crate::image::{BrokerRegistration, MetadataImage};
+use crate::image::{BrokerRegistration, MetadataImage, PartitionImage};
 use crate::records::{
-    BrokerEndpoint, BrokerFeature, BrokerFencingChange, MetadataRecord, PartitionRecord,
-    RegisterBrokerRecord,
+    BrokerEndpoint, BrokerFeature, BrokerFencingChange, LeaderRecoveryState, MetadataRecord,
+    PartitionChangeRecord, PartitionRecord, RegisterBrokerRecord, NO_LEADER,
 };
 use crate::topic_name;
 use crate::RESOURCE_TOPIC;
@@ -157,6 +166,7 @@ fn partition_record(topic_id: Uuid, partition_id: i32, replicas: Vec<i32>) -> Me
         replicas,
         removing_replicas: vec![],
         adding_replicas: vec![],
+        leader_recovery_state: LeaderRecoveryState::Recovered,
         leader_epoch: 0,
         partition_epoch: 0,
     })
@@ -235,7 +245,7 @@ fn plan_topic(
             "Replication factor must be larger than 0, or -1 to use the default value.",
         ));
     }
-    place(cluster.live_brokers, partitions, rf, placement_start, 0)
+    place_on_cluster(cluster, partitions, rf, placement_start, 0)
 }
 
 fn manual_assignment(
@@ -293,12 +303,7 @@ pub fn place(
 ) -> Result<Vec<Vec<i32>>, ItemResult> {
     let n = live_brokers.len();
     if replication_factor as usize > n || n == 0 {
-        return Err(ItemResult::err(
-            ErrorCode::InvalidReplicationFactor,
-            format!(
-                "Unable to replicate the partition {replication_factor} time(s): The target replication factor of {replication_factor} cannot be reached because only {n} broker(s) are registered."
-            ),
-        ));
+        return Err(too_few_brokers(replication_factor, n));
     }
     Ok((0..partitions)
         .map(|i| {
@@ -306,6 +311,109 @@ pub fn place(
             (0..replication_factor as usize)
                 .map(|r| live_brokers[(start + p + r) % n])
                 .collect()
+        })
+        .collect())
+}
+
+fn too_few_brokers(replication_factor: i16, n: usize) -> ItemResult {
+    ItemResult::err(
+        ErrorCode::InvalidReplicationFactor,
+        format!(
+            "Unable to replicate the partition {replication_factor} time(s): The target replication factor of {replication_factor} cannot be reached because only {n} broker(s) are registered."
+        ),
+    )
+}
+
+/// Places replicas on the cluster's live brokers: [`place_rack_aware`] when any of them has
+/// a rack, else [`place`].
+fn place_on_cluster(
+    cluster: &Cluster<'_>,
+    partitions: i32,
+    replication_factor: i16,
+    start: usize,
+    first_partition: i32,
+) -> Result<Vec<Vec<i32>>, ItemResult> {
+    let brokers: Vec<(i32, Option<&str>)> = cluster
+        .live_brokers
+        .iter()
+        .map(|&id| {
+            let rack = cluster.image.broker(id).and_then(|b| b.rack.as_deref());
+            (id, rack)
+        })
+        .collect();
+    if brokers.iter().any(|(_, rack)| rack.is_some()) {
+        place_rack_aware(
+            &brokers,
+            partitions,
+            replication_factor,
+            start,
+            first_partition,
+        )
+    } else {
+        place(
+            cluster.live_brokers,
+            partitions,
+            replication_factor,
+            start,
+            first_partition,
+        )
+    }
+}
+
+/// Rack-aware placement, the idea of Kafka's `StripedReplicaPlacer` simplified: the
+/// brokers are grouped by rack (brokers without a rack form one more group), and each
+/// partition takes its replicas from the racks in turn, starting one rack further along
+/// than the previous partition, so a partition spans `min(replication factor, racks)`
+/// racks and leaders rotate over the racks. Within a rack, partition `p` (counting from
+/// `start`) starts at broker `p / racks` of the rack's id-sorted list, so over enough
+/// partitions every broker of a rack leads in turn; a rack gives a partition a second
+/// replica only once every rack has given one. As in Kafka, spreading over racks comes
+/// before spreading over brokers: a rack with fewer brokers gets more replicas per broker.
+pub fn place_rack_aware(
+    brokers: &[(i32, Option<&str>)],
+    partitions: i32,
+    replication_factor: i16,
+    start: usize,
+    first_partition: i32,
+) -> Result<Vec<Vec<i32>>, ItemResult> {
+    let n = brokers.len();
+    if replication_factor as usize > n || n == 0 {
+        return Err(too_few_brokers(replication_factor, n));
+    }
+    let mut by_rack: BTreeMap<Option<&str>, Vec<i32>> = BTreeMap::new();
+    for &(id, rack) in brokers {
+        by_rack.entry(rack).or_default().push(id);
+    }
+    let racks: Vec<Vec<i32>> = by_rack
+        .into_values()
+        .map(|mut ids| {
+            ids.sort_unstable();
+            ids.dedup();
+            ids
+        })
+        .collect();
+    let distinct: usize = racks.iter().map(Vec::len).sum();
+    if replication_factor as usize > distinct {
+        return Err(too_few_brokers(replication_factor, distinct));
+    }
+    let r = racks.len();
+    Ok((0..partitions)
+        .map(|i| {
+            let p = start + (first_partition + i) as usize;
+            let mut taken = vec![0usize; r];
+            let mut replicas = Vec::with_capacity(replication_factor as usize);
+            let mut k = 0;
+            while replicas.len() < replication_factor as usize {
+                let rack = (p + k) % r;
+                k += 1;
+                let ids = &racks[rack];
+                if taken[rack] == ids.len() {
+                    continue;
+                }
+                replicas.push(ids[(p / r + taken[rack]) % ids.len()]);
+                taken[rack] += 1;
+            }
+            replicas
         })
         .collect())
 }
@@ -406,7 +514,7 @@ pub fn create_partitions(
             }
             a.to_vec()
         }
-        None => place(cluster.live_brokers, new, rf, placement_start, current)?,
+        None => place_on_cluster(cluster, new, rf, placement_start, current)?,
     };
     Ok(placed
         .into_iter()
@@ -833,9 +941,12 @@ fn registration_change(b: &BrokerRegistration, fenced: BrokerFencingChange) -> M
 ///   unfenced.
 ///
 /// Fencing and unfencing are written as `BrokerRegistrationChange` records, as Kafka does
-/// from metadata.version 3.3-IV2 on. Kafka moves partition leadership away before letting a
-/// broker that leads partitions shut down (controlled shutdown) and shrinks ISRs when it
-/// fences one; neither happens here, so the broker is fenced straight away.
+/// from metadata.version 3.3-IV2 on. Only the broker's own records are returned: the
+/// partition side (ISR shrinks and new leaders on fencing, leaders back on unfencing) is
+/// [`fence_broker_partitions`] / [`unfence_broker_partitions`], which the caller adds to
+/// the same commit. Kafka also keeps a broker in controlled shutdown, rather than telling
+/// it to shut down, until it leads no partition; that does not happen here, so the broker
+/// is fenced straight away.
 pub fn broker_heartbeat(
     image: &MetadataImage,
     broker_id: i32,
@@ -887,7 +998,8 @@ pub fn broker_heartbeat(
 }
 
 /// Plans fencing a broker whose session timed out: one `BrokerRegistrationChange` record,
-/// or none if the broker is unknown or already fenced.
+/// or none if the broker is unknown or already fenced. The partition changes that go with
+/// it are [`fence_broker_partitions`]'s.
 pub fn fence_broker(image: &MetadataImage, broker_id: i32) -> Vec<MetadataRecord> {
     match image.broker(broker_id) {
         Some(b) if !b.fenced => vec![registration_change(b, BrokerFencingChange::Fence)],
@@ -908,6 +1020,558 @@ pub fn unregister_broker(
         broker_id,
         broker_epoch: b.epoch,
     }])
+}
+
+/// The Kafka error codes the partition leadership functions below return (numbers from
+/// Kafka's `Errors`). `krust_protocol::ErrorCode` does not name 77, 80, 83, 84, 95, 107 or
+/// 108, so, as [`BrokerErrorCode`] does for the broker lifecycle, these functions carry this
+/// type: [`code`] gives the wire value and [`as_protocol`] the `ErrorCode` where that type
+/// has one.
+///
+/// [`code`]: PartitionErrorCode::code
+/// [`as_protocol`]: PartitionErrorCode::as_protocol
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(i16)]
+pub enum PartitionErrorCode {
+    /// No such partition (3); also ElectLeaders' answer for an unknown topic.
+    UnknownTopicOrPartition = 3,
+    /// The request carries a leader or partition epoch newer than the image's: this node
+    /// is probably no longer the active controller (41).
+    NotController = 41,
+    /// The requester is not the leader, or the new ISR is malformed (42).
+    InvalidRequest = 42,
+    /// The request's leader epoch is older than the partition's (74).
+    FencedLeaderEpoch = 74,
+    /// The requesting broker is not registered with that epoch (77).
+    StaleBrokerEpoch = 77,
+    /// The preferred replica cannot lead: not live or not in the ISR (80).
+    PreferredLeaderNotAvailable = 80,
+    /// No replica can lead, even uncleanly (83).
+    EligibleLeadersNotAvailable = 83,
+    /// The partition already has the leader the election asks for (84).
+    ElectionNotNeeded = 84,
+    /// The request's partition epoch is older than the partition's (95).
+    InvalidUpdateVersion = 95,
+    /// No topic has the id (100).
+    UnknownTopicId = 100,
+    /// The new ISR names a broker that is not registered, fenced, in controlled shutdown, or
+    /// registered with another epoch (107).
+    IneligibleReplica = 107,
+    /// The change was made but the leader changed with it (108).
+    NewLeaderElected = 108,
+}
+
+impl PartitionErrorCode {
+    /// The wire value.
+    pub fn code(self) -> i16 {
+        self as i16
+    }
+
+    /// Kafka's name for the error.
+    pub fn name(self) -> &'static str {
+        match self {
+            PartitionErrorCode::UnknownTopicOrPartition => "UNKNOWN_TOPIC_OR_PARTITION",
+            PartitionErrorCode::NotController => "NOT_CONTROLLER",
+            PartitionErrorCode::InvalidRequest => "INVALID_REQUEST",
+            PartitionErrorCode::FencedLeaderEpoch => "FENCED_LEADER_EPOCH",
+            PartitionErrorCode::StaleBrokerEpoch => "STALE_BROKER_EPOCH",
+            PartitionErrorCode::PreferredLeaderNotAvailable => "PREFERRED_LEADER_NOT_AVAILABLE",
+            PartitionErrorCode::EligibleLeadersNotAvailable => "ELIGIBLE_LEADERS_NOT_AVAILABLE",
+            PartitionErrorCode::ElectionNotNeeded => "ELECTION_NOT_NEEDED",
+            PartitionErrorCode::InvalidUpdateVersion => "INVALID_UPDATE_VERSION",
+            PartitionErrorCode::UnknownTopicId => "UNKNOWN_TOPIC_ID",
+            PartitionErrorCode::IneligibleReplica => "INELIGIBLE_REPLICA",
+            PartitionErrorCode::NewLeaderElected => "NEW_LEADER_ELECTED",
+        }
+    }
+
+    /// The same error as a `krust_protocol::ErrorCode`, where that type names it.
+    pub fn as_protocol(self) -> Option<ErrorCode> {
+        match self {
+            PartitionErrorCode::UnknownTopicOrPartition => Some(ErrorCode::UnknownTopicOrPartition),
+            PartitionErrorCode::NotController => Some(ErrorCode::NotController),
+            PartitionErrorCode::InvalidRequest => Some(ErrorCode::InvalidRequest),
+            PartitionErrorCode::FencedLeaderEpoch => Some(ErrorCode::FencedLeaderEpoch),
+            PartitionErrorCode::UnknownTopicId => Some(ErrorCode::UnknownTopicId),
+            _ => None,
+        }
+    }
+}
+
+impl From<PartitionErrorCode> for i16 {
+    fn from(e: PartitionErrorCode) -> i16 {
+        e.code()
+    }
+}
+
+impl std::fmt::Display for PartitionErrorCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} ({})", self.name(), self.code())
+    }
+}
+
+/// How a partition change picks its leader (Kafka's `PartitionChangeBuilder.Election`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Election {
+    /// The first replica if it can lead; else keep the leader if it can; else the next
+    /// replica that can.
+    Preferred,
+    /// Keep the leader if it can lead; else the first replica that can.
+    Online,
+    /// As `Online`; failing that, the first acceptable replica outside the ISR.
+    Unclean,
+}
+
+/// The leader an election picks and whether the pick was unclean (outside the ISR).
+/// A replica can lead cleanly when it is in `target_isr` and `acceptable`.
+fn elect_leader(
+    current: &PartitionImage,
+    target_isr: &[i32],
+    election: Election,
+    acceptable: &dyn Fn(i32) -> bool,
+) -> (i32, bool) {
+    let valid = |r: i32| target_isr.contains(&r) && acceptable(r);
+    if election == Election::Preferred {
+        if let Some(&preferred) = current.replicas.first() {
+            if valid(preferred) {
+                return (preferred, false);
+            }
+        }
+        if valid(current.leader) {
+            return (current.leader, false);
+        }
+        return match current.replicas.iter().skip(1).find(|&&r| valid(r)) {
+            Some(&r) => (r, false),
+            None => (NO_LEADER, false),
+        };
+    }
+    if valid(current.leader) {
+        return (current.leader, false);
+    }
+    if let Some(&r) = current.replicas.iter().find(|&&r| valid(r)) {
+        return (r, false);
+    }
+    if election == Election::Unclean {
+        if let Some(&r) = current.replicas.iter().find(|&&r| acceptable(r)) {
+            return (r, true);
+        }
+    }
+    (NO_LEADER, false)
+}
+
+/// The change to one partition, following Kafka's `PartitionChangeBuilder.build` for
+/// krust's metadata.version (leader recovery supported, no leader epoch bump on an ISR
+/// shrink) without eligible leader replicas or reassignments:
+///
+/// 1. elect a leader among `target_isr` (see [`Election`]); a new leader is written, and an
+///    unclean one also sets the ISR to itself alone and marks the leader as recovering;
+/// 2. otherwise a changed, non-empty `target_isr` is written (an empty ISR never is: the
+///    last member stays, so the partition can come back when it does);
+/// 3. a `target_recovery` other than the current state is written.
+///
+/// `None` when nothing changes.
+fn build_change(
+    topic_id: Uuid,
+    partition_id: i32,
+    current: &PartitionImage,
+    target_isr: Vec<i32>,
+    target_recovery: LeaderRecoveryState,
+    election: Election,
+    acceptable: &dyn Fn(i32) -> bool,
+) -> Option<PartitionChangeRecord> {
+    let mut change = PartitionChangeRecord::new(topic_id, partition_id);
+    let (leader, unclean) = elect_leader(current, &target_isr, election, acceptable);
+    if leader != current.leader {
+        change.leader = leader;
+        if unclean {
+            change.isr = Some(vec![leader]);
+            if current.leader_recovery_state != LeaderRecoveryState::Recovering {
+                change.leader_recovery_state = Some(LeaderRecoveryState::Recovering);
+            }
+        }
+    }
+    if change.isr.is_none() && !target_isr.is_empty() && target_isr != current.isr {
+        change.isr = Some(target_isr);
+    }
+    if target_recovery != current.leader_recovery_state {
+        change.leader_recovery_state = Some(target_recovery);
+    }
+    (!change.is_noop()).then_some(change)
+}
+
+/// Plans an AlterPartition (KIP-497, at request version 2 or later: topics by id) for one
+/// partition: the leader `broker_id` asks to set the ISR to `new_isr`. Returns the records
+/// (none when nothing changes, e.g. the same ISR) and the partition as it will be once they
+/// are applied, which is what the response reports. Each ISR member's broker epoch is
+/// not checked; see [`alter_partition_with_broker_epochs`] for request version 3.
+///
+/// Checks, in Kafka's order (`ReplicationControlManager.alterPartition`):
+/// - `broker_id` registered with `broker_epoch`, else STALE_BROKER_EPOCH (Kafka fails the
+///   whole request with it: answer it as the top-level error);
+/// - the topic id known, else UNKNOWN_TOPIC_ID; the partition, else
+///   UNKNOWN_TOPIC_OR_PARTITION;
+/// - a leader or partition epoch above the partition's: NOT_CONTROLLER (the requester has
+///   seen a newer controller);
+/// - a leader epoch below the partition's: FENCED_LEADER_EPOCH;
+/// - the requester not the leader: INVALID_REQUEST (Kafka's code here; not
+///   NOT_LEADER_OR_FOLLOWER);
+/// - a partition epoch below the partition's: INVALID_UPDATE_VERSION;
+/// - `new_isr` with a negative or duplicate id, a non-replica, or without the leader:
+///   INVALID_REQUEST;
+/// - `leader_recovery_state` not 0 or 1, RECOVERING with more than one ISR member, or
+///   RECOVERING while the partition is RECOVERED: INVALID_REQUEST;
+/// - an ISR member that is not live ([`MetadataImage::is_live`]: unregistered, fenced or in
+///   controlled shutdown): INELIGIBLE_REPLICA.
+///
+/// If the returned state's leader is not `broker_id`, Kafka answers NEW_LEADER_ELECTED and
+/// still commits the records. That only happens when the change completes a reassignment,
+/// which krust does not do, so it cannot happen yet.
+#[allow(clippy::too_many_arguments)]
+pub fn alter_partition(
+    image: &MetadataImage,
+    broker_id: i32,
+    broker_epoch: i64,
+    topic_id: Uuid,
+    partition: i32,
+    leader_epoch: i32,
+    partition_epoch: i32,
+    new_isr: &[i32],
+    leader_recovery_state: i8,
+) -> Result<(Vec<MetadataRecord>, PartitionImage), PartitionErrorCode> {
+    let with_epochs: Vec<(i32, i64)> = new_isr.iter().map(|&b| (b, -1)).collect();
+    alter_partition_with_broker_epochs(
+        image,
+        broker_id,
+        broker_epoch,
+        topic_id,
+        partition,
+        leader_epoch,
+        partition_epoch,
+        &with_epochs,
+        leader_recovery_state,
+    )
+}
+
+/// [`alter_partition`] with a broker epoch for each new ISR member, as AlterPartition v3
+/// carries them (`NewIsrWithEpochs`, KIP-903): a member registered with another epoch is
+/// ineligible (INELIGIBLE_REPLICA); an epoch of -1 skips that check.
+#[allow(clippy::too_many_arguments)]
+pub fn alter_partition_with_broker_epochs(
+    image: &MetadataImage,
+    broker_id: i32,
+    broker_epoch: i64,
+    topic_id: Uuid,
+    partition: i32,
+    leader_epoch: i32,
+    partition_epoch: i32,
+    new_isr: &[(i32, i64)],
+    leader_recovery_state: i8,
+) -> Result<(Vec<MetadataRecord>, PartitionImage), PartitionErrorCode> {
+    use PartitionErrorCode as E;
+    match image.broker(broker_id) {
+        Some(b) if b.epoch == broker_epoch => {}
+        _ => return Err(E::StaleBrokerEpoch),
+    }
+    let current = image
+        .topic_by_id(&topic_id)
+        .ok_or(E::UnknownTopicId)?
+        .partitions
+        .get(&partition)
+        .ok_or(E::UnknownTopicOrPartition)?;
+    if leader_epoch > current.leader_epoch || partition_epoch > current.partition_epoch {
+        return Err(E::NotController);
+    }
+    if leader_epoch < current.leader_epoch {
+        return Err(E::FencedLeaderEpoch);
+    }
+    if broker_id != current.leader {
+        return Err(E::InvalidRequest);
+    }
+    if partition_epoch < current.partition_epoch {
+        return Err(E::InvalidUpdateVersion);
+    }
+    let isr: Vec<i32> = new_isr.iter().map(|&(b, _)| b).collect();
+    let mut seen = HashSet::new();
+    if !isr
+        .iter()
+        .all(|&b| b >= 0 && seen.insert(b) && current.replicas.contains(&b))
+        || !isr.contains(&current.leader)
+    {
+        return Err(E::InvalidRequest);
+    }
+    let recovery =
+        LeaderRecoveryState::from_value(leader_recovery_state).ok_or(E::InvalidRequest)?;
+    if recovery == LeaderRecoveryState::Recovering
+        && (isr.len() > 1 || current.leader_recovery_state == LeaderRecoveryState::Recovered)
+    {
+        return Err(E::InvalidRequest);
+    }
+    let eligible = |&(b, epoch): &(i32, i64)| {
+        image
+            .broker(b)
+            .is_some_and(|r| r.is_live() && (epoch == -1 || epoch == r.epoch))
+    };
+    if !new_isr.iter().all(eligible) {
+        return Err(E::IneligibleReplica);
+    }
+    let acceptable = |r: i32| image.is_live(r);
+    let change = build_change(
+        topic_id,
+        partition,
+        current,
+        isr,
+        recovery,
+        Election::Online,
+        &acceptable,
+    );
+    Ok(match change {
+        Some(c) => {
+            let after = current.merged(&c);
+            (vec![MetadataRecord::PartitionChange(c)], after)
+        }
+        None => (Vec::new(), current.clone()),
+    })
+}
+
+/// Plans the partition changes for a broker that is being fenced or is entering controlled
+/// shutdown (Kafka's `handleBrokerFenced` / `handleBrokerInControlledShutdown`): for every
+/// partition whose ISR holds `broker_id`, or that it leads:
+///
+/// - the broker leaves the ISR, unless it is the last member: an ISR is never emptied, so
+///   the partition can come back when that broker does;
+/// - if it led, the first replica (in replica order) that is in the new ISR and live
+///   becomes leader, with a leader epoch bump; if there is none, and `unclean_allowed` says
+///   so for the topic (its `unclean.leader.election.enable`), the first live replica becomes
+///   leader with the ISR set to it alone and its recovery state RECOVERING (KIP-704);
+///   otherwise the partition has no leader (-1).
+///
+/// `broker_id` is never a candidate, so the result is the same whether or not the image
+/// already shows the broker fenced. The caller adds the broker's own fencing or
+/// controlled-shutdown record.
+pub fn fence_broker_partitions(
+    image: &MetadataImage,
+    broker_id: i32,
+    unclean_allowed: impl Fn(&str) -> bool,
+) -> Vec<MetadataRecord> {
+    let acceptable = |r: i32| r != broker_id && image.is_live(r);
+    let mut out = Vec::new();
+    for t in image.topics.values() {
+        let mut election = None;
+        for (&index, p) in &t.partitions {
+            if p.leader != broker_id && !p.isr.contains(&broker_id) {
+                continue;
+            }
+            let election = *election.get_or_insert_with(|| {
+                if unclean_allowed(&t.name) {
+                    Election::Unclean
+                } else {
+                    Election::Online
+                }
+            });
+            let isr = p.isr.iter().copied().filter(|&r| r != broker_id).collect();
+            if let Some(c) = build_change(
+                t.id,
+                index,
+                p,
+                isr,
+                p.leader_recovery_state,
+                election,
+                &acceptable,
+            ) {
+                out.push(MetadataRecord::PartitionChange(c));
+            }
+        }
+    }
+    out
+}
+
+/// Plans the partition changes for a broker that is being unfenced (Kafka's
+/// `handleBrokerUnfenced`): every partition without a leader elects the first replica (in
+/// replica order) that is in its ISR and live, counting `broker_id` as live. A partition
+/// whose ISR was left holding only this broker gets it back as leader, with a leader epoch
+/// bump. The ISR is not changed.
+///
+/// The result is the same whether or not the image already shows the broker unfenced. The
+/// caller adds the broker's own unfencing record. Kafka also tries unclean elections here
+/// for topics that allow them; krust does not.
+pub fn unfence_broker_partitions(image: &MetadataImage, broker_id: i32) -> Vec<MetadataRecord> {
+    let acceptable = |r: i32| r == broker_id || image.is_live(r);
+    let mut out = Vec::new();
+    for t in image.topics.values() {
+        for (&index, p) in &t.partitions {
+            if p.has_leader() {
+                continue;
+            }
+            if let Some(c) = build_change(
+                t.id,
+                index,
+                p,
+                p.isr.clone(),
+                p.leader_recovery_state,
+                Election::Online,
+                &acceptable,
+            ) {
+                out.push(MetadataRecord::PartitionChange(c));
+            }
+        }
+    }
+    out
+}
+
+/// ElectLeaders' election type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ElectionType {
+    /// Move leadership to the preferred (first) replica (0).
+    Preferred,
+    /// Give a leaderless partition a leader, from outside the ISR if need be (1).
+    Unclean,
+}
+
+impl ElectionType {
+    /// Kafka's wire value.
+    pub fn value(self) -> i8 {
+        match self {
+            ElectionType::Preferred => 0,
+            ElectionType::Unclean => 1,
+        }
+    }
+
+    /// The type for a wire value; `None` for one Kafka does not define (Kafka answers
+    /// INVALID_REQUEST).
+    pub fn from_value(value: i8) -> Option<ElectionType> {
+        match value {
+            0 => Some(ElectionType::Preferred),
+            1 => Some(ElectionType::Unclean),
+            _ => None,
+        }
+    }
+}
+
+/// The outcome of an election for one partition.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ElectionResult {
+    /// The topic's id.
+    pub topic_id: Uuid,
+    /// The partition index.
+    pub partition: i32,
+    /// `None` when a leader was elected.
+    pub error: Option<PartitionErrorCode>,
+    /// Kafka's message, where it sends one.
+    pub message: Option<String>,
+}
+
+/// Plans preferred leader elections (ElectLeaders with election type 0); see
+/// [`elect_leaders`].
+pub fn elect_preferred_leaders(
+    image: &MetadataImage,
+    partitions: Option<&[(Uuid, i32)]>,
+) -> (Vec<MetadataRecord>, Vec<ElectionResult>) {
+    elect_leaders(image, ElectionType::Preferred, partitions)
+}
+
+/// Plans leader elections (ElectLeaders, Kafka's `ReplicationControlManager.electLeaders`)
+/// for the named partitions, or for every partition when `partitions` is `None`; then the
+/// results leave out the partitions that needed no election, as Kafka's do. A partition
+/// named twice is elected once.
+///
+/// - Unknown topic id or partition: UNKNOWN_TOPIC_OR_PARTITION (the caller answers unknown
+///   topic names the same way).
+/// - Preferred: ELECTION_NOT_NEEDED if the first replica already leads. Otherwise the first
+///   replica becomes leader if it is live and in the ISR; if it cannot, Kafka's builder
+///   keeps a live ISR leader, or gives a leaderless partition the first live ISR replica
+///   (and answers success); if that changes nothing, PREFERRED_LEADER_NOT_AVAILABLE.
+/// - Unclean: ELECTION_NOT_NEEDED if the partition has a leader. Otherwise the first live
+///   ISR replica, else the first live replica (the ISR becomes it alone, recovering);
+///   ELIGIBLE_LEADERS_NOT_AVAILABLE if no replica is live.
+pub fn elect_leaders(
+    image: &MetadataImage,
+    election_type: ElectionType,
+    partitions: Option<&[(Uuid, i32)]>,
+) -> (Vec<MetadataRecord>, Vec<ElectionResult>) {
+    let mut records = Vec::new();
+    let mut results = Vec::new();
+    let mut done: BTreeMap<(Uuid, i32), (Option<PartitionErrorCode>, Option<String>)> =
+        BTreeMap::new();
+    let all: Vec<(Uuid, i32)>;
+    let wanted = match partitions {
+        Some(p) => p,
+        None => {
+            all = image
+                .topics
+                .values()
+                .flat_map(|t| t.partitions.keys().map(move |&p| (t.id, p)))
+                .collect();
+            &all
+        }
+    };
+    for &(topic_id, partition) in wanted {
+        let (error, message) = done
+            .entry((topic_id, partition))
+            .or_insert_with(|| elect_one(image, election_type, topic_id, partition, &mut records))
+            .clone();
+        if partitions.is_none() && error == Some(PartitionErrorCode::ElectionNotNeeded) {
+            continue;
+        }
+        results.push(ElectionResult {
+            topic_id,
+            partition,
+            error,
+            message,
+        });
+    }
+    (records, results)
+}
+
+fn elect_one(
+    image: &MetadataImage,
+    election_type: ElectionType,
+    topic_id: Uuid,
+    partition: i32,
+    records: &mut Vec<MetadataRecord>,
+) -> (Option<PartitionErrorCode>, Option<String>) {
+    let Some(topic) = image.topic_by_id(&topic_id) else {
+        return (
+            Some(PartitionErrorCode::UnknownTopicOrPartition),
+            Some(format!("No such topic id as {topic_id}")),
+        );
+    };
+    let Some(current) = topic.partitions.get(&partition) else {
+        return (
+            Some(PartitionErrorCode::UnknownTopicOrPartition),
+            Some(format!("No such partition as {}-{partition}", topic.name)),
+        );
+    };
+    let (not_needed, election, unavailable) = match election_type {
+        ElectionType::Preferred => (
+            current.leader == current.preferred_leader(),
+            Election::Preferred,
+            PartitionErrorCode::PreferredLeaderNotAvailable,
+        ),
+        ElectionType::Unclean => (
+            current.has_leader(),
+            Election::Unclean,
+            PartitionErrorCode::EligibleLeadersNotAvailable,
+        ),
+    };
+    if not_needed {
+        return (Some(PartitionErrorCode::ElectionNotNeeded), None);
+    }
+    let acceptable = |r: i32| image.is_live(r);
+    match build_change(
+        topic_id,
+        partition,
+        current,
+        current.isr.clone(),
+        current.leader_recovery_state,
+        election,
+        &acceptable,
+    ) {
+        Some(c) => {
+            records.push(MetadataRecord::PartitionChange(c));
+            (None, None)
+        }
+        None => (Some(unavailable), None),
+    }
 }
 
 #[cfg(test)]
@@ -1525,5 +2189,715 @@ mod tests {
         apply_all(&mut img, &recs);
         assert!(img.topics.is_empty());
         assert!(img.configs.is_empty());
+    }
+
+    // ---- Partition leadership and ISR ----
+
+    /// An image with `ids` registered and unfenced.
+    fn live_cluster(ids: &[i32]) -> MetadataImage {
+        let mut img = mv_image();
+        for &id in ids {
+            let epoch = register(&mut img, &registration(id, id as u128));
+            let (recs, _) = heartbeat(&img, id, epoch, epoch, false, false).expect("unfence");
+            apply_all(&mut img, &recs);
+        }
+        img
+    }
+
+    /// Adds topic `name` with id `id`, one partition per replica list, leader the first
+    /// replica and every replica in the ISR.
+    fn add_topic(img: &mut MetadataImage, name: &str, id: u128, partitions: &[&[i32]]) -> Uuid {
+        let id = Uuid::from_u128(id);
+        let mut recs = vec![MetadataRecord::Topic {
+            name: name.into(),
+            topic_id: id,
+        }];
+        for (p, replicas) in partitions.iter().enumerate() {
+            recs.push(partition_record(id, p as i32, replicas.to_vec()));
+        }
+        apply_all(img, &recs);
+        id
+    }
+
+    fn part(img: &MetadataImage, id: Uuid, p: i32) -> PartitionImage {
+        img.partition(&id, p).cloned().expect("partition")
+    }
+
+    fn changes(records: &[MetadataRecord]) -> Vec<PartitionChangeRecord> {
+        records
+            .iter()
+            .map(|r| match r {
+                MetadataRecord::PartitionChange(c) => c.clone(),
+                other => panic!("unexpected record {other:?}"),
+            })
+            .collect()
+    }
+
+    fn epoch_of(img: &MetadataImage, id: i32) -> i64 {
+        img.broker(id).map(|b| b.epoch).expect("registered")
+    }
+
+    /// Fences `id` as the active controller would: partition changes, then the broker's
+    /// own record. Returns the partition changes.
+    fn fence(img: &mut MetadataImage, id: i32, unclean: bool) -> Vec<PartitionChangeRecord> {
+        let recs = fence_broker_partitions(img, id, |_| unclean);
+        let out = changes(&recs);
+        let own = fence_broker(img, id);
+        apply_all(img, &recs);
+        apply_all(img, &own);
+        out
+    }
+
+    /// Unfences `id`: its own record, then the partition changes (planned on the image
+    /// before the unfencing, as the controller does).
+    fn unfence(img: &mut MetadataImage, id: i32) -> Vec<PartitionChangeRecord> {
+        let recs = unfence_broker_partitions(img, id);
+        let epoch = epoch_of(img, id);
+        let (own, _) = heartbeat(img, id, epoch, img.offset, false, false).expect("unfence");
+        assert_eq!(fencing(&own), vec![BrokerFencingChange::Unfence]);
+        apply_all(img, &own);
+        // Planning after the broker's own record gives the same changes.
+        assert_eq!(unfence_broker_partitions(img, id), recs);
+        apply_all(img, &recs);
+        changes(&recs)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn alter(
+        img: &MetadataImage,
+        broker: i32,
+        id: Uuid,
+        p: i32,
+        leader_epoch: i32,
+        partition_epoch: i32,
+        isr: &[i32],
+        recovery: i8,
+    ) -> Result<(Vec<MetadataRecord>, PartitionImage), PartitionErrorCode> {
+        alter_partition(
+            img,
+            broker,
+            epoch_of(img, broker),
+            id,
+            p,
+            leader_epoch,
+            partition_epoch,
+            isr,
+            recovery,
+        )
+    }
+
+    #[test]
+    fn partition_error_codes_match_kafka() {
+        use PartitionErrorCode as E;
+        let want = [
+            (E::UnknownTopicOrPartition, 3),
+            (E::NotController, 41),
+            (E::InvalidRequest, 42),
+            (E::FencedLeaderEpoch, 74),
+            (E::StaleBrokerEpoch, 77),
+            (E::PreferredLeaderNotAvailable, 80),
+            (E::EligibleLeadersNotAvailable, 83),
+            (E::ElectionNotNeeded, 84),
+            (E::InvalidUpdateVersion, 95),
+            (E::UnknownTopicId, 100),
+            (E::IneligibleReplica, 107),
+            (E::NewLeaderElected, 108),
+        ];
+        for (e, code) in want {
+            assert_eq!(e.code(), code);
+            assert_eq!(i16::from(e), code);
+            if let Some(p) = e.as_protocol() {
+                assert_eq!(p.code(), code);
+            }
+        }
+        assert_eq!(E::IneligibleReplica.to_string(), "INELIGIBLE_REPLICA (107)");
+        assert_eq!(ElectionType::from_value(0), Some(ElectionType::Preferred));
+        assert_eq!(ElectionType::from_value(1), Some(ElectionType::Unclean));
+        assert_eq!(ElectionType::from_value(2), None);
+        assert_eq!(ElectionType::Unclean.value(), 1);
+    }
+
+    #[test]
+    fn live_means_unfenced_and_not_shutting_down() {
+        let mut img = live_cluster(&[1, 2, 3]);
+        let epoch = epoch_of(&img, 3);
+        apply_all(
+            &mut img,
+            &[MetadataRecord::BrokerRegistrationChange {
+                broker_id: 3,
+                broker_epoch: epoch,
+                fenced: BrokerFencingChange::NoChange,
+                in_controlled_shutdown: true,
+                log_dirs: vec![],
+            }],
+        );
+        fence(&mut img, 2, false);
+        assert_eq!(img.live_brokers(), vec![1]);
+        for id in [1, 2, 3, 4] {
+            assert_eq!(img.is_live(id), img.live_brokers().contains(&id), "{id}");
+        }
+    }
+
+    #[test]
+    fn fencing_the_leader_elects_the_next_isr_replica() {
+        let mut img = live_cluster(&[1, 2, 3]);
+        let id = add_topic(
+            &mut img,
+            "t",
+            1,
+            &[&[1, 2, 3], &[2, 1, 3], &[1, 3, 2], &[2, 3]],
+        );
+        let got = fence(&mut img, 1, false);
+        // Partition 3 does not involve broker 1: no record.
+        assert_eq!(
+            got,
+            vec![
+                PartitionChangeRecord {
+                    isr: Some(vec![2, 3]),
+                    leader: 2,
+                    ..PartitionChangeRecord::new(id, 0)
+                },
+                PartitionChangeRecord {
+                    isr: Some(vec![2, 3]),
+                    ..PartitionChangeRecord::new(id, 1)
+                },
+                PartitionChangeRecord {
+                    isr: Some(vec![3, 2]),
+                    leader: 3,
+                    ..PartitionChangeRecord::new(id, 2)
+                },
+            ]
+        );
+        let p0 = part(&img, id, 0);
+        assert_eq!((p0.leader, p0.isr.clone()), (2, vec![2, 3]));
+        assert_eq!((p0.leader_epoch, p0.partition_epoch), (1, 1));
+        // A follower leaving the ISR bumps only the partition epoch.
+        let p1 = part(&img, id, 1);
+        assert_eq!((p1.leader, p1.leader_epoch, p1.partition_epoch), (2, 0, 1));
+        // Replica order decides, not ISR order.
+        assert_eq!(part(&img, id, 2).leader, 3);
+        assert_eq!(part(&img, id, 3).partition_epoch, 0);
+
+        // Fencing again finds nothing to do.
+        assert!(fence_broker_partitions(&img, 1, |_| true).is_empty());
+
+        // A live replica that is not live any more is skipped: fencing 2 leaves 3.
+        let got = fence(&mut img, 2, false);
+        assert_eq!(got.len(), 4);
+        for p in 0..4 {
+            let now = part(&img, id, p);
+            assert_eq!((now.leader, now.isr.clone()), (3, vec![3]), "partition {p}");
+        }
+    }
+
+    #[test]
+    fn fencing_the_last_isr_member_keeps_it_and_unfencing_restores_it() {
+        let mut img = live_cluster(&[1, 2]);
+        let id = add_topic(&mut img, "t", 1, &[&[1], &[1, 2]]);
+        // Partition 1's ISR is down to broker 1.
+        let (recs, _) = alter(&img, 1, id, 1, 0, 0, &[1], 0).expect("shrink");
+        apply_all(&mut img, &recs);
+
+        let got = fence(&mut img, 1, false);
+        assert_eq!(
+            got,
+            vec![
+                PartitionChangeRecord {
+                    leader: NO_LEADER,
+                    ..PartitionChangeRecord::new(id, 0)
+                },
+                PartitionChangeRecord {
+                    leader: NO_LEADER,
+                    ..PartitionChangeRecord::new(id, 1)
+                },
+            ]
+        );
+        let p0 = part(&img, id, 0);
+        assert_eq!((p0.leader, p0.isr.clone()), (NO_LEADER, vec![1]));
+        assert_eq!((p0.leader_epoch, p0.partition_epoch), (1, 1));
+        // Broker 2 is live but not in the ISR: no clean candidate.
+        let p1 = part(&img, id, 1);
+        assert_eq!((p1.leader, p1.isr.clone()), (NO_LEADER, vec![1]));
+        assert!(fence_broker_partitions(&img, 1, |_| false).is_empty());
+
+        // Unfencing brings broker 1 back as leader of both.
+        let got = unfence(&mut img, 1);
+        assert_eq!(got.len(), 2);
+        assert!(got.iter().all(|c| c.leader == 1 && c.isr.is_none()));
+        let p0 = part(&img, id, 0);
+        assert_eq!((p0.leader, p0.isr.clone()), (1, vec![1]));
+        assert_eq!((p0.leader_epoch, p0.partition_epoch), (2, 2));
+        assert_eq!(part(&img, id, 1).leader, 1);
+        // Partitions that have a leader are left alone.
+        assert!(unfence_broker_partitions(&img, 2).is_empty());
+    }
+
+    #[test]
+    fn unfencing_elects_only_from_the_isr() {
+        let mut img = live_cluster(&[1, 2, 3]);
+        let id = add_topic(&mut img, "t", 1, &[&[1, 2, 3]]);
+        fence(&mut img, 2, false);
+        fence(&mut img, 3, false);
+        fence(&mut img, 1, false);
+        assert_eq!(part(&img, id, 0).isr, vec![1]);
+        // Broker 2 was dropped from the ISR: it cannot lead on its return.
+        assert!(unfence(&mut img, 2).is_empty());
+        assert!(!part(&img, id, 0).has_leader());
+        assert_eq!(unfence(&mut img, 1).len(), 1);
+        assert_eq!(part(&img, id, 0).leader, 1);
+    }
+
+    #[test]
+    fn unclean_election_when_the_topic_allows_it() {
+        let mut img = live_cluster(&[1, 2, 3]);
+        let id = add_topic(&mut img, "t", 1, &[&[1, 2, 3]]);
+        let (recs, _) = alter(&img, 1, id, 0, 0, 0, &[1], 0).expect("shrink");
+        apply_all(&mut img, &recs);
+
+        let recs = fence_broker_partitions(&img, 1, |topic| topic == "t");
+        assert_eq!(
+            changes(&recs),
+            vec![PartitionChangeRecord {
+                isr: Some(vec![2]),
+                leader: 2,
+                leader_recovery_state: Some(LeaderRecoveryState::Recovering),
+                ..PartitionChangeRecord::new(id, 0)
+            }]
+        );
+        apply_all(&mut img, &recs);
+        let own = fence_broker(&img, 1);
+        apply_all(&mut img, &own);
+        let p = part(&img, id, 0);
+        assert_eq!(p.leader_recovery_state, LeaderRecoveryState::Recovering);
+        assert_eq!((p.leader, p.leader_epoch, p.partition_epoch), (2, 1, 2));
+
+        // While recovering the leader may only report itself, still recovering...
+        assert_eq!(
+            alter(&img, 2, id, 0, 1, 2, &[2, 3], 1).map(|r| r.0),
+            Err(PartitionErrorCode::InvalidRequest)
+        );
+        let (recs, after) = alter(&img, 2, id, 0, 1, 2, &[2], 1).expect("still recovering");
+        assert!(recs.is_empty());
+        assert_eq!(after, p);
+        // ...then recovered, with a larger ISR in the same change.
+        let (recs, after) = alter(&img, 2, id, 0, 1, 2, &[2, 3], 0).expect("recovered");
+        assert_eq!(
+            changes(&recs),
+            vec![PartitionChangeRecord {
+                isr: Some(vec![2, 3]),
+                leader_recovery_state: Some(LeaderRecoveryState::Recovered),
+                ..PartitionChangeRecord::new(id, 0)
+            }]
+        );
+        apply_all(&mut img, &recs);
+        assert_eq!(part(&img, id, 0), after);
+        assert_eq!(after.leader_recovery_state, LeaderRecoveryState::Recovered);
+        // And never back to recovering.
+        assert_eq!(
+            alter(&img, 2, id, 0, 1, 3, &[2], 1).map(|r| r.0),
+            Err(PartitionErrorCode::InvalidRequest)
+        );
+
+        // With no live replica at all, even an unclean election finds nobody.
+        let mut img = live_cluster(&[1]);
+        let id = add_topic(&mut img, "u", 2, &[&[1]]);
+        let got = fence(&mut img, 1, true);
+        assert_eq!(got[0].leader, NO_LEADER);
+        assert_eq!(part(&img, id, 0).isr, vec![1]);
+    }
+
+    #[test]
+    fn controlled_shutdown_moves_leadership() {
+        let mut img = live_cluster(&[1, 2]);
+        let id = add_topic(&mut img, "t", 1, &[&[1, 2]]);
+        let epoch = epoch_of(&img, 1);
+        // The controller plans the partition changes with the shutdown record.
+        let mut recs = vec![MetadataRecord::BrokerRegistrationChange {
+            broker_id: 1,
+            broker_epoch: epoch,
+            fenced: BrokerFencingChange::NoChange,
+            in_controlled_shutdown: true,
+            log_dirs: vec![],
+        }];
+        recs.extend(fence_broker_partitions(&img, 1, |_| false));
+        apply_all(&mut img, &recs);
+        let p = part(&img, id, 0);
+        assert_eq!((p.leader, p.isr.clone(), p.leader_epoch), (2, vec![2], 1));
+        // A broker in controlled shutdown may not rejoin the ISR.
+        assert_eq!(
+            alter(&img, 2, id, 0, 1, 1, &[2, 1], 0).map(|r| r.0),
+            Err(PartitionErrorCode::IneligibleReplica)
+        );
+    }
+
+    #[test]
+    fn alter_partition_shrinks_and_expands_the_isr() {
+        let mut img = live_cluster(&[1, 2, 3]);
+        let id = add_topic(&mut img, "t", 1, &[&[1, 2, 3]]);
+
+        // The same ISR: nothing to write, the current state back.
+        let (recs, after) = alter(&img, 1, id, 0, 0, 0, &[1, 2, 3], 0).expect("same");
+        assert!(recs.is_empty());
+        assert_eq!(after, part(&img, id, 0));
+
+        let (recs, after) = alter(&img, 1, id, 0, 0, 0, &[1, 3], 0).expect("shrink");
+        assert_eq!(
+            changes(&recs),
+            vec![PartitionChangeRecord {
+                isr: Some(vec![1, 3]),
+                ..PartitionChangeRecord::new(id, 0)
+            }]
+        );
+        apply_all(&mut img, &recs);
+        assert_eq!(part(&img, id, 0), after);
+        assert_eq!(
+            (after.leader, after.leader_epoch, after.partition_epoch),
+            (1, 0, 1)
+        );
+
+        // The old partition epoch is now stale.
+        assert_eq!(
+            alter(&img, 1, id, 0, 0, 0, &[1, 2, 3], 0).map(|r| r.0),
+            Err(PartitionErrorCode::InvalidUpdateVersion)
+        );
+        let (recs, after) = alter(&img, 1, id, 0, 0, 1, &[1, 3, 2], 0).expect("expand");
+        apply_all(&mut img, &recs);
+        assert_eq!(after.isr, vec![1, 3, 2]);
+        assert_eq!(after.partition_epoch, 2);
+
+        // Per-member broker epochs (AlterPartition v3): -1 skips the check.
+        let epochs = |e2: i64| vec![(1, -1), (2, e2)];
+        let call = |isr: &[(i32, i64)]| {
+            alter_partition_with_broker_epochs(&img, 1, epoch_of(&img, 1), id, 0, 0, 2, isr, 0)
+                .map(|r| r.1.isr)
+        };
+        assert_eq!(call(&epochs(-1)), Ok(vec![1, 2]));
+        assert_eq!(call(&epochs(epoch_of(&img, 2))), Ok(vec![1, 2]));
+        assert_eq!(
+            call(&epochs(epoch_of(&img, 2) + 1)),
+            Err(PartitionErrorCode::IneligibleReplica)
+        );
+    }
+
+    #[test]
+    fn alter_partition_rejections() {
+        use PartitionErrorCode as E;
+        let mut img = live_cluster(&[1, 2, 3, 4]);
+        let id = add_topic(&mut img, "t", 1, &[&[1, 2, 3]]);
+        // Leader epoch 1, partition epoch 1: a change naming the same leader bumps both.
+        apply_all(
+            &mut img,
+            &[MetadataRecord::PartitionChange(PartitionChangeRecord {
+                leader: 1,
+                ..PartitionChangeRecord::new(id, 0)
+            })],
+        );
+        let ok = alter(&img, 1, id, 0, 1, 1, &[1, 2], 0);
+        assert!(ok.is_ok());
+        let code = |r: Result<(Vec<MetadataRecord>, PartitionImage), E>| r.err();
+
+        // Broker epoch: stale, or not registered at all.
+        let e1 = epoch_of(&img, 1);
+        let with_epoch =
+            |broker: i32, epoch: i64| alter_partition(&img, broker, epoch, id, 0, 1, 1, &[1, 2], 0);
+        assert_eq!(code(with_epoch(1, e1 + 1)), Some(E::StaleBrokerEpoch));
+        assert_eq!(code(with_epoch(9, e1)), Some(E::StaleBrokerEpoch));
+
+        // Unknown topic id, unknown partition.
+        let other = Uuid::from_u128(99);
+        assert_eq!(
+            code(alter(&img, 1, other, 0, 1, 1, &[1], 0)),
+            Some(E::UnknownTopicId)
+        );
+        assert_eq!(
+            code(alter(&img, 1, id, 5, 1, 1, &[1], 0)),
+            Some(E::UnknownTopicOrPartition)
+        );
+
+        // Epochs newer than the image's: the requester saw a newer controller.
+        assert_eq!(
+            code(alter(&img, 1, id, 0, 2, 1, &[1], 0)),
+            Some(E::NotController)
+        );
+        assert_eq!(
+            code(alter(&img, 1, id, 0, 1, 2, &[1], 0)),
+            Some(E::NotController)
+        );
+        // An older leader epoch is fenced; an older partition epoch is stale.
+        assert_eq!(
+            code(alter(&img, 1, id, 0, 0, 1, &[1], 0)),
+            Some(E::FencedLeaderEpoch)
+        );
+        assert_eq!(
+            code(alter(&img, 1, id, 0, 1, 0, &[1], 0)),
+            Some(E::InvalidUpdateVersion)
+        );
+        // Not the leader (checked before the partition epoch).
+        assert_eq!(
+            code(alter(&img, 2, id, 0, 1, 0, &[1, 2], 0)),
+            Some(E::InvalidRequest)
+        );
+
+        // Malformed ISRs.
+        for isr in [&[2, 3][..], &[1, 1], &[1, 4], &[1, -1], &[]] {
+            assert_eq!(
+                code(alter(&img, 1, id, 0, 1, 1, isr, 0)),
+                Some(E::InvalidRequest),
+                "{isr:?}"
+            );
+        }
+        assert_eq!(
+            code(alter(&img, 1, id, 0, 1, 1, &[1], 7)),
+            Some(E::InvalidRequest)
+        );
+
+        // ISR expansion with a fenced broker, or an unregistered replica.
+        fence(&mut img, 3, false);
+        let p = part(&img, id, 0);
+        assert_eq!(p.isr, vec![1, 2]);
+        assert_eq!(
+            code(alter(&img, 1, id, 0, 1, p.partition_epoch, &[1, 2, 3], 0)),
+            Some(E::IneligibleReplica)
+        );
+        let id2 = add_topic(&mut img, "u", 2, &[&[1, 7]]);
+        apply_all(
+            &mut img,
+            &[MetadataRecord::PartitionChange(PartitionChangeRecord {
+                isr: Some(vec![1]),
+                ..PartitionChangeRecord::new(id2, 0)
+            })],
+        );
+        assert_eq!(
+            code(alter(&img, 1, id2, 0, 0, 1, &[1, 7], 0)),
+            Some(E::IneligibleReplica)
+        );
+        // Nothing above changed the image.
+        assert_eq!(part(&img, id, 0), p);
+    }
+
+    #[test]
+    fn preferred_leader_election() {
+        use PartitionErrorCode as E;
+        let mut img = live_cluster(&[1, 2, 3]);
+        let id = add_topic(&mut img, "t", 1, &[&[1, 2, 3], &[2, 3, 1]]);
+        // Everyone leads where preferred: nothing to do, and nothing reported for "all".
+        let (recs, results) = elect_preferred_leaders(&img, None);
+        assert!(recs.is_empty() && results.is_empty());
+
+        // Broker 1 goes away and comes back: partition 0 is led by 2, and 1 is not in
+        // its ISR yet.
+        fence(&mut img, 1, false);
+        unfence(&mut img, 1);
+        let p = part(&img, id, 0);
+        assert_eq!((p.leader, p.isr.clone()), (2, vec![2, 3]));
+        let wanted = [(id, 0), (id, 1), (id, 7), (Uuid::from_u128(5), 0)];
+        let (recs, results) = elect_preferred_leaders(&img, Some(&wanted));
+        assert!(recs.is_empty());
+        let errors: Vec<_> = results.iter().map(|r| r.error).collect();
+        assert_eq!(
+            errors,
+            vec![
+                Some(E::PreferredLeaderNotAvailable),
+                Some(E::ElectionNotNeeded),
+                Some(E::UnknownTopicOrPartition),
+                Some(E::UnknownTopicOrPartition),
+            ]
+        );
+        assert_eq!(
+            results[2].message.as_deref(),
+            Some("No such partition as t-7")
+        );
+
+        // The leader takes 1 back into the ISR; now the election moves leadership.
+        let (recs, _) = alter(
+            &img,
+            2,
+            id,
+            0,
+            p.leader_epoch,
+            p.partition_epoch,
+            &[2, 3, 1],
+            0,
+        )
+        .expect("expand");
+        apply_all(&mut img, &recs);
+        let (recs, results) = elect_preferred_leaders(&img, Some(&[(id, 0), (id, 0)]));
+        assert_eq!(
+            changes(&recs),
+            vec![PartitionChangeRecord {
+                leader: 1,
+                ..PartitionChangeRecord::new(id, 0)
+            }]
+        );
+        assert_eq!(results.len(), 2);
+        assert!(results.iter().all(|r| r.error.is_none()));
+        let before = part(&img, id, 0);
+        apply_all(&mut img, &recs);
+        let after = part(&img, id, 0);
+        assert_eq!(after.leader, 1);
+        assert_eq!(after.isr, vec![2, 3, 1]);
+        assert_eq!(after.leader_epoch, before.leader_epoch + 1);
+        let (recs, results) = elect_preferred_leaders(&img, Some(&[(id, 0)]));
+        assert!(recs.is_empty());
+        assert_eq!(results[0].error, Some(E::ElectionNotNeeded));
+
+        // A leaderless partition whose preferred replica is down gets another ISR leader.
+        let mut img = live_cluster(&[1, 2]);
+        let id = add_topic(&mut img, "t", 1, &[&[1, 2]]);
+        apply_all(
+            &mut img,
+            &[MetadataRecord::PartitionChange(PartitionChangeRecord {
+                leader: NO_LEADER,
+                ..PartitionChangeRecord::new(id, 0)
+            })],
+        );
+        let own = fence_broker(&img, 1);
+        apply_all(&mut img, &own);
+        let (recs, results) = elect_preferred_leaders(&img, None);
+        assert_eq!(changes(&recs)[0].leader, 2);
+        assert_eq!(results[0].error, None);
+    }
+
+    #[test]
+    fn unclean_leader_election() {
+        use PartitionErrorCode as E;
+        let mut img = live_cluster(&[1, 2]);
+        let id = add_topic(&mut img, "t", 1, &[&[1, 2], &[2, 1]]);
+        let (recs, _) = alter(&img, 1, id, 0, 0, 0, &[1], 0).expect("shrink");
+        apply_all(&mut img, &recs);
+        fence(&mut img, 1, false);
+        assert!(!part(&img, id, 0).has_leader());
+
+        let (recs, results) = elect_leaders(&img, ElectionType::Unclean, Some(&[(id, 0), (id, 1)]));
+        assert_eq!(
+            changes(&recs),
+            vec![PartitionChangeRecord {
+                isr: Some(vec![2]),
+                leader: 2,
+                leader_recovery_state: Some(LeaderRecoveryState::Recovering),
+                ..PartitionChangeRecord::new(id, 0)
+            }]
+        );
+        assert_eq!(results[0].error, None);
+        assert_eq!(results[1].error, Some(E::ElectionNotNeeded));
+
+        // Nobody live: not available.
+        fence(&mut img, 2, false);
+        let (recs, results) = elect_leaders(&img, ElectionType::Unclean, None);
+        assert!(recs.is_empty());
+        assert_eq!(results.len(), 2);
+        assert!(results
+            .iter()
+            .all(|r| r.error == Some(E::EligibleLeadersNotAvailable)));
+    }
+
+    // ---- Rack-aware placement ----
+
+    fn rack_of(id: i32) -> &'static str {
+        match id {
+            1..=3 => "a",
+            4..=6 => "b",
+            _ => "c",
+        }
+    }
+
+    #[test]
+    fn rack_aware_placement_stripes_over_racks() {
+        let brokers: Vec<(i32, Option<&str>)> = (1..=9).map(|id| (id, Some(rack_of(id)))).collect();
+        let placed = place_rack_aware(&brokers, 9, 3, 0, 0).expect("place");
+        let mut leaders = BTreeMap::new();
+        for replicas in &placed {
+            let racks: BTreeSet<_> = replicas.iter().map(|&id| rack_of(id)).collect();
+            assert_eq!(racks.len(), 3, "{replicas:?}");
+            *leaders.entry(replicas[0]).or_insert(0) += 1;
+        }
+        // Every broker leads exactly once over 9 partitions.
+        assert_eq!(leaders.len(), 9);
+        assert!(leaders.values().all(|&n| n == 1));
+        // The first three partitions start on racks a, b, c in turn.
+        let first_racks: Vec<_> = placed[..3].iter().map(|r| rack_of(r[0])).collect();
+        assert_eq!(first_racks, vec!["a", "b", "c"]);
+
+        // Two racks of two, replication factor 2: both racks every time, leaders even.
+        let brokers = [
+            (1, Some("a")),
+            (2, Some("a")),
+            (4, Some("b")),
+            (5, Some("b")),
+        ];
+        let placed = place_rack_aware(&brokers, 4, 2, 0, 0).expect("place");
+        for replicas in &placed {
+            assert_ne!(rack_of(replicas[0]), rack_of(replicas[1]), "{replicas:?}");
+        }
+        let leaders: BTreeSet<_> = placed.iter().map(|r| r[0]).collect();
+        assert_eq!(leaders.len(), 4);
+
+        // More replicas than racks: distinct brokers, racks used as evenly as possible.
+        let brokers = [
+            (1, Some("a")),
+            (2, Some("a")),
+            (3, Some("a")),
+            (4, Some("b")),
+            (5, Some("b")),
+        ];
+        for start in 0..6 {
+            for replicas in place_rack_aware(&brokers, 5, 4, start, 0).expect("place") {
+                let distinct: BTreeSet<_> = replicas.iter().collect();
+                assert_eq!(distinct.len(), 4);
+                let in_b = replicas.iter().filter(|&&id| rack_of(id) == "b").count();
+                assert_eq!(in_b, 2, "{replicas:?}");
+            }
+            let all = place_rack_aware(&brokers, 1, 5, start, 0).expect("place");
+            assert_eq!(all[0].iter().collect::<BTreeSet<_>>().len(), 5);
+        }
+        // Brokers without a rack are one more group.
+        let brokers = [(1, Some("a")), (2, None), (3, Some("a"))];
+        for replicas in place_rack_aware(&brokers, 4, 2, 0, 0).expect("place") {
+            assert!(replicas.contains(&2), "{replicas:?}");
+        }
+        assert_eq!(
+            place_rack_aware(&brokers, 1, 4, 0, 0)
+                .err()
+                .map(|e| e.error),
+            Some(ErrorCode::InvalidReplicationFactor)
+        );
+        assert!(place_rack_aware(&[], 1, 1, 0, 0).is_err());
+    }
+
+    #[test]
+    fn topics_are_placed_across_racks_when_brokers_have_them() {
+        let mut img = mv_image();
+        for (id, rack) in [(1, "a"), (2, "a"), (3, "b"), (4, "b")] {
+            let mut req = registration(id, id as u128);
+            req.rack = Some(rack.into());
+            register(&mut img, &req);
+        }
+        let rack = |id: i32| if id <= 2 { "a" } else { "b" };
+        let (recs, res) = create(&img, &[1, 2, 3, 4], topic("t", 4, 2));
+        assert!(res[0].result.is_ok());
+        let mut leaders = BTreeSet::new();
+        for r in &recs {
+            if let MetadataRecord::Partition(p) = r {
+                assert_ne!(rack(p.replicas[0]), rack(p.replicas[1]), "{p:?}");
+                leaders.insert(p.leader);
+            }
+        }
+        assert_eq!(leaders.len(), 4);
+        apply_all(&mut img, &recs);
+
+        // Added partitions carry on across racks.
+        let cluster = Cluster {
+            image: &img,
+            live_brokers: &[1, 2, 3, 4],
+            default_num_partitions: 1,
+            default_replication_factor: 1,
+        };
+        let recs = create_partitions(&cluster, "t", 8, None, 0).expect("grow");
+        assert_eq!(recs.len(), 4);
+        for r in &recs {
+            if let MetadataRecord::Partition(p) = r {
+                assert_ne!(rack(p.replicas[0]), rack(p.replicas[1]), "{p:?}");
+            }
+        }
     }
 }

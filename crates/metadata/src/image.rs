@@ -5,18 +5,104 @@ use std::collections::{BTreeMap, HashMap};
 use uuid::Uuid;
 
 use crate::records::{
-    BrokerEndpoint, BrokerFeature, BrokerFencingChange, MetadataRecord, PartitionRecord,
-    RegisterBrokerRecord,
+    BrokerEndpoint, BrokerFeature, BrokerFencingChange, LeaderRecoveryState, MetadataRecord,
+    PartitionChangeRecord, PartitionRecord, RegisterBrokerRecord, NO_LEADER_CHANGE,
 };
 
 /// A partition's replicas and leadership.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PartitionImage {
+    /// The replicas, in preferred order (the first is the preferred leader).
     pub replicas: Vec<i32>,
+    /// The in-sync replicas.
     pub isr: Vec<i32>,
+    /// Replicas being removed by a reassignment.
+    pub removing_replicas: Vec<i32>,
+    /// Replicas being added by a reassignment.
+    pub adding_replicas: Vec<i32>,
+    /// The leader, or -1 ([`crate::records::NO_LEADER`]).
     pub leader: i32,
+    /// Whether the leader is recovering from an unclean election (KIP-704).
+    pub leader_recovery_state: LeaderRecoveryState,
+    /// The leader epoch: bumped whenever a change names a leader.
     pub leader_epoch: i32,
+    /// The partition epoch: bumped by every change.
     pub partition_epoch: i32,
+}
+
+impl PartitionImage {
+    /// The state a full `PartitionRecord` describes.
+    pub fn from_record(p: &PartitionRecord) -> PartitionImage {
+        PartitionImage {
+            replicas: p.replicas.clone(),
+            isr: p.isr.clone(),
+            removing_replicas: p.removing_replicas.clone(),
+            adding_replicas: p.adding_replicas.clone(),
+            leader: p.leader,
+            leader_recovery_state: p.leader_recovery_state,
+            leader_epoch: p.leader_epoch,
+            partition_epoch: p.partition_epoch,
+        }
+    }
+
+    /// The partition as the `PartitionRecord` that recreates it.
+    pub fn to_record(&self, topic_id: Uuid, partition_id: i32) -> PartitionRecord {
+        PartitionRecord {
+            partition_id,
+            topic_id,
+            replicas: self.replicas.clone(),
+            isr: self.isr.clone(),
+            removing_replicas: self.removing_replicas.clone(),
+            adding_replicas: self.adding_replicas.clone(),
+            leader: self.leader,
+            leader_recovery_state: self.leader_recovery_state,
+            leader_epoch: self.leader_epoch,
+            partition_epoch: self.partition_epoch,
+        }
+    }
+
+    /// The state after a `PartitionChangeRecord`, following Kafka's
+    /// `PartitionRegistration.merge`: each field present replaces the current one; a leader
+    /// other than "no change" (-2) replaces the leader and bumps the leader epoch, even if
+    /// it names the same leader; the partition epoch is bumped by every change.
+    pub fn merged(&self, c: &PartitionChangeRecord) -> PartitionImage {
+        let (leader, leader_epoch) = if c.leader == NO_LEADER_CHANGE {
+            (self.leader, self.leader_epoch)
+        } else {
+            (c.leader, self.leader_epoch.wrapping_add(1))
+        };
+        PartitionImage {
+            replicas: c.replicas.clone().unwrap_or_else(|| self.replicas.clone()),
+            isr: c.isr.clone().unwrap_or_else(|| self.isr.clone()),
+            removing_replicas: c
+                .removing_replicas
+                .clone()
+                .unwrap_or_else(|| self.removing_replicas.clone()),
+            adding_replicas: c
+                .adding_replicas
+                .clone()
+                .unwrap_or_else(|| self.adding_replicas.clone()),
+            leader,
+            leader_recovery_state: c
+                .leader_recovery_state
+                .unwrap_or(self.leader_recovery_state),
+            leader_epoch,
+            partition_epoch: self.partition_epoch.wrapping_add(1),
+        }
+    }
+
+    /// Whether the partition has a leader.
+    pub fn has_leader(&self) -> bool {
+        self.leader >= 0
+    }
+
+    /// The preferred leader: the first replica, or -1 if there are no replicas.
+    pub fn preferred_leader(&self) -> i32 {
+        self.replicas
+            .first()
+            .copied()
+            .unwrap_or(crate::records::NO_LEADER)
+    }
 }
 
 /// A topic and its partitions.
@@ -95,6 +181,9 @@ pub enum ApplyError {
     TopicExists { name: String, id: Uuid },
     #[error("partition record for unknown topic id {0}")]
     UnknownTopicId(Uuid),
+    /// A partition change names a partition the topic does not have.
+    #[error("partition change record for unknown partition {partition} of topic id {topic_id}")]
+    UnknownPartition { topic_id: Uuid, partition: i32 },
     /// A broker record names a broker id with no registration.
     #[error("broker record for broker {0}, which is not registered")]
     UnknownBroker(i32),
@@ -154,6 +243,7 @@ impl MetadataImage {
                 self.topic_names_by_id.insert(*topic_id, name.clone());
             }
             MetadataRecord::Partition(p) => self.apply_partition(p)?,
+            MetadataRecord::PartitionChange(c) => self.apply_partition_change(c)?,
             MetadataRecord::Config {
                 resource_type,
                 resource_name,
@@ -263,16 +353,28 @@ impl MetadataImage {
             .topics
             .get_mut(name)
             .ok_or(ApplyError::UnknownTopicId(p.topic_id))?;
-        topic.partitions.insert(
-            p.partition_id,
-            PartitionImage {
-                replicas: p.replicas.clone(),
-                isr: p.isr.clone(),
-                leader: p.leader,
-                leader_epoch: p.leader_epoch,
-                partition_epoch: p.partition_epoch,
-            },
-        );
+        topic
+            .partitions
+            .insert(p.partition_id, PartitionImage::from_record(p));
+        Ok(())
+    }
+
+    fn apply_partition_change(&mut self, c: &PartitionChangeRecord) -> Result<(), ApplyError> {
+        let name = self
+            .topic_names_by_id
+            .get(&c.topic_id)
+            .ok_or(ApplyError::UnknownTopicId(c.topic_id))?;
+        let part = self
+            .topics
+            .get_mut(name)
+            .ok_or(ApplyError::UnknownTopicId(c.topic_id))?
+            .partitions
+            .get_mut(&c.partition_id)
+            .ok_or(ApplyError::UnknownPartition {
+                topic_id: c.topic_id,
+                partition: c.partition_id,
+            })?;
+        *part = part.merged(c);
         Ok(())
     }
 
@@ -303,17 +405,7 @@ impl MetadataImage {
                 topic_id: t.id,
             });
             for (&index, p) in &t.partitions {
-                out.push(MetadataRecord::Partition(PartitionRecord {
-                    partition_id: index,
-                    topic_id: t.id,
-                    replicas: p.replicas.clone(),
-                    isr: p.isr.clone(),
-                    removing_replicas: vec![],
-                    adding_replicas: vec![],
-                    leader: p.leader,
-                    leader_epoch: p.leader_epoch,
-                    partition_epoch: p.partition_epoch,
-                }));
+                out.push(MetadataRecord::Partition(p.to_record(t.id, index)));
             }
         }
         for ((resource_type, resource_name), entries) in &self.configs {
@@ -341,13 +433,26 @@ impl MetadataImage {
             .and_then(|n| self.topics.get(n))
     }
 
+    /// A partition by topic id and index.
+    pub fn partition(&self, topic_id: &Uuid, partition: i32) -> Option<&PartitionImage> {
+        self.topic_by_id(topic_id)?.partitions.get(&partition)
+    }
+
     /// A broker's registration by id.
     pub fn broker(&self, id: i32) -> Option<&BrokerRegistration> {
         self.brokers.get(&id)
     }
 
-    /// Ids of the registered brokers that are neither fenced nor in controlled shutdown,
-    /// sorted.
+    /// Whether a broker is live: registered, not fenced and not in controlled shutdown
+    /// (Kafka's `ClusterControlManager.isActive`). Only live brokers take new replicas,
+    /// join an ISR or become leaders.
+    pub fn is_live(&self, id: i32) -> bool {
+        self.brokers
+            .get(&id)
+            .is_some_and(BrokerRegistration::is_live)
+    }
+
+    /// Ids of the live brokers ([`MetadataImage::is_live`]), sorted.
     pub fn live_brokers(&self) -> Vec<i32> {
         self.brokers
             .values()
@@ -379,6 +484,7 @@ mod tests {
             removing_replicas: vec![],
             adding_replicas: vec![],
             leader: 1,
+            leader_recovery_state: LeaderRecoveryState::Recovered,
             leader_epoch: 0,
             partition_epoch: 0,
         })
@@ -628,6 +734,134 @@ mod tests {
             decoded.apply(img.offset, &r).expect("apply decoded");
         }
         assert_eq!(decoded, img);
+    }
+
+    fn pchange(topic_id: Uuid, partition: i32) -> PartitionChangeRecord {
+        PartitionChangeRecord::new(topic_id, partition)
+    }
+
+    #[test]
+    fn partition_changes_merge_like_kafka() {
+        let id = Uuid::from_u128(7);
+        let mut img = MetadataImage::new();
+        img.apply(
+            0,
+            &MetadataRecord::Topic {
+                name: "t".into(),
+                topic_id: id,
+            },
+        )
+        .expect("topic");
+        img.apply(
+            1,
+            &MetadataRecord::Partition(PartitionRecord {
+                replicas: vec![1, 2, 3],
+                isr: vec![1, 2, 3],
+                ..match part(id, 0) {
+                    MetadataRecord::Partition(p) => p,
+                    _ => unreachable!(),
+                }
+            }),
+        )
+        .expect("partition");
+        let p = |img: &MetadataImage| img.partition(&id, 0).cloned().expect("partition");
+
+        // An ISR shrink alone: partition epoch only (krust's metadata.version is past
+        // 3.6-IV0, which stopped bumping the leader epoch on a controller ISR shrink).
+        let shrink = PartitionChangeRecord {
+            isr: Some(vec![1, 2]),
+            ..pchange(id, 0)
+        };
+        img.apply(2, &MetadataRecord::PartitionChange(shrink))
+            .expect("shrink");
+        let now = p(&img);
+        assert_eq!(now.isr, vec![1, 2]);
+        assert_eq!(
+            (now.leader, now.leader_epoch, now.partition_epoch),
+            (1, 0, 1)
+        );
+
+        // A new leader bumps both epochs.
+        let elect = PartitionChangeRecord {
+            isr: Some(vec![2]),
+            leader: 2,
+            ..pchange(id, 0)
+        };
+        img.apply(3, &MetadataRecord::PartitionChange(elect))
+            .expect("elect");
+        let now = p(&img);
+        assert_eq!(
+            (now.leader, now.leader_epoch, now.partition_epoch),
+            (2, 1, 2)
+        );
+        assert_eq!(now.isr, vec![2]);
+
+        // Naming the current leader still bumps the leader epoch.
+        let same = PartitionChangeRecord {
+            leader: 2,
+            ..pchange(id, 0)
+        };
+        img.apply(4, &MetadataRecord::PartitionChange(same))
+            .expect("same leader");
+        assert_eq!((p(&img).leader_epoch, p(&img).partition_epoch), (2, 3));
+
+        // No leader; then replicas, reassignment fields and recovery state.
+        let none = PartitionChangeRecord {
+            leader: crate::records::NO_LEADER,
+            ..pchange(id, 0)
+        };
+        img.apply(5, &MetadataRecord::PartitionChange(none))
+            .expect("no leader");
+        assert!(!p(&img).has_leader());
+        let unclean = PartitionChangeRecord {
+            isr: Some(vec![3]),
+            leader: 3,
+            replicas: Some(vec![3, 2, 1, 4]),
+            adding_replicas: Some(vec![4]),
+            removing_replicas: Some(vec![1]),
+            leader_recovery_state: Some(LeaderRecoveryState::Recovering),
+            ..pchange(id, 0)
+        };
+        img.apply(6, &MetadataRecord::PartitionChange(unclean))
+            .expect("unclean");
+        let want = PartitionImage {
+            replicas: vec![3, 2, 1, 4],
+            isr: vec![3],
+            removing_replicas: vec![1],
+            adding_replicas: vec![4],
+            leader: 3,
+            leader_recovery_state: LeaderRecoveryState::Recovering,
+            leader_epoch: 4,
+            partition_epoch: 5,
+        };
+        assert_eq!(p(&img), want);
+        assert_eq!(want.preferred_leader(), 3);
+
+        // Snapshots carry every field.
+        let mut rebuilt = MetadataImage::new();
+        for r in img.to_records() {
+            let r = MetadataRecord::decode(&r.encode()).expect("decode");
+            rebuilt
+                .apply(img.offset, &r)
+                .expect("apply snapshot record");
+        }
+        assert_eq!(rebuilt, img);
+
+        // Unknown topic or partition.
+        let other = Uuid::from_u128(8);
+        assert_eq!(
+            img.apply(7, &MetadataRecord::PartitionChange(pchange(other, 0))),
+            Err(ApplyError::UnknownTopicId(other))
+        );
+        assert_eq!(
+            img.apply(7, &MetadataRecord::PartitionChange(pchange(id, 1))),
+            Err(ApplyError::UnknownPartition {
+                topic_id: id,
+                partition: 1
+            })
+        );
+        assert_eq!(img.offset, 6);
+        assert_eq!(p(&img), want);
     }
 
     #[test]

@@ -1,8 +1,8 @@
 //! Cluster metadata: the records, the image they build, and the controller logic.
 //!
 //! Every change to the cluster (a topic created, partitions added, a config set, a topic
-//! deleted, a broker registered, fenced or unfenced) is a [`MetadataRecord`] appended to
-//! the `__cluster_metadata` log. The
+//! deleted, a broker registered, fenced or unfenced, a partition's ISR or leader changed)
+//! is a [`MetadataRecord`] appended to the `__cluster_metadata` log. The
 //! [`MetadataImage`] is the state obtained by replaying those records in order;
 //! [`MetadataImage::apply`] is the only way it changes, live and on recovery alike.
 //!
@@ -19,8 +19,9 @@ pub mod topic_name;
 
 pub use image::{BrokerRegistration, MetadataImage, PartitionImage, TopicImage};
 pub use records::{
-    BrokerEndpoint, BrokerFeature, BrokerFencingChange, MetadataRecord, PartitionRecord,
-    RecordError, RegisterBrokerRecord,
+    BrokerEndpoint, BrokerFeature, BrokerFencingChange, LeaderRecoveryState, MetadataRecord,
+    PartitionChangeRecord, PartitionRecord, RecordError, RegisterBrokerRecord, NO_LEADER,
+    NO_LEADER_CHANGE,
 };
 
 /// Kafka's resource type number for topics in ConfigRecord and DescribeConfigs.

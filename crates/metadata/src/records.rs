@@ -11,6 +11,13 @@
 //! `InControlledShutdown` and the tagged `LogDirs`) and `BrokerRegistrationChangeRecord`
 //! (version 2, so every tagged field it can carry is defined). Those two are also read at
 //! their older versions, which Kafka-written logs may hold.
+//!
+//! `PartitionRecord` and `PartitionChangeRecord` are written and read at version 0: krust
+//! does not assign replicas to log directories (KIP-858, version 1's `Directories`) nor
+//! track eligible leader replicas (KIP-966, version 2's `EligibleLeaderReplicas` and
+//! `LastKnownElr`). Version 0 carries everything else, including the tagged
+//! `LeaderRecoveryState` of KIP-704. The later versions' extra tags are unknown at version 0
+//! and skipped, as Kafka skips unknown tags.
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use kafka_protocol::records::RecordBatchDecoder;
@@ -34,18 +41,120 @@ pub enum RecordError {
 
 const FRAME_VERSION: u64 = 1;
 
-/// One partition's full state, as written when a partition is created.
+/// Kafka's leader id for "no leader" (`LeaderConstants.NO_LEADER`).
+pub const NO_LEADER: i32 = -1;
+/// Kafka's leader id in a `PartitionChangeRecord` for "the leader did not change"
+/// (`LeaderConstants.NO_LEADER_CHANGE`).
+pub const NO_LEADER_CHANGE: i32 = -2;
+
+/// Whether a partition's leader is recovering from an unclean election (KIP-704).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub enum LeaderRecoveryState {
+    /// The leader was elected from the ISR, or has recovered from an unclean election (0).
+    #[default]
+    Recovered,
+    /// The leader was elected by an unclean election and is still recovering (1).
+    Recovering,
+}
+
+impl LeaderRecoveryState {
+    /// Kafka's wire value.
+    pub fn value(self) -> i8 {
+        match self {
+            LeaderRecoveryState::Recovered => 0,
+            LeaderRecoveryState::Recovering => 1,
+        }
+    }
+
+    /// The state for a wire value; `None` for a value Kafka does not define (including
+    /// `PartitionChangeRecord`'s -1, "no change").
+    pub fn from_value(value: i8) -> Option<LeaderRecoveryState> {
+        match value {
+            0 => Some(LeaderRecoveryState::Recovered),
+            1 => Some(LeaderRecoveryState::Recovering),
+            _ => None,
+        }
+    }
+}
+
+/// One partition's full state (`PartitionRecord`, api key 3, version 0), as written when a
+/// partition is created and in snapshots.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PartitionRecord {
+    /// The partition index.
     pub partition_id: i32,
+    /// The topic's id.
     pub topic_id: Uuid,
+    /// The replicas, in preferred order.
     pub replicas: Vec<i32>,
+    /// The in-sync replicas.
     pub isr: Vec<i32>,
+    /// Replicas being removed by a reassignment (Kafka's null is read as empty).
     pub removing_replicas: Vec<i32>,
+    /// Replicas being added by a reassignment (Kafka's null is read as empty).
     pub adding_replicas: Vec<i32>,
+    /// The leader, or [`NO_LEADER`].
     pub leader: i32,
+    /// Whether the leader is recovering from an unclean election (tagged field 0; left out
+    /// when `Recovered`).
+    pub leader_recovery_state: LeaderRecoveryState,
+    /// The leader epoch.
     pub leader_epoch: i32,
+    /// The partition epoch: bumped by every change to the partition.
     pub partition_epoch: i32,
+}
+
+/// A change to one partition (`PartitionChangeRecord`, api key 5, written at version 0).
+/// Every field but the ids is tagged and left out when it did not change: `None` (or
+/// [`NO_LEADER_CHANGE`] for the leader) means "unchanged".
+///
+/// Applying one bumps the partition epoch; a leader other than [`NO_LEADER_CHANGE`] also
+/// bumps the leader epoch, even when it names the current leader (Kafka uses that to force
+/// a leader epoch bump).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartitionChangeRecord {
+    /// The partition index.
+    pub partition_id: i32,
+    /// The topic's id.
+    pub topic_id: Uuid,
+    /// The new ISR (tag 0).
+    pub isr: Option<Vec<i32>>,
+    /// The new leader (tag 1): [`NO_LEADER`] for none, [`NO_LEADER_CHANGE`] for no change.
+    pub leader: i32,
+    /// The new replicas (tag 2).
+    pub replicas: Option<Vec<i32>>,
+    /// The new removing replicas (tag 3).
+    pub removing_replicas: Option<Vec<i32>>,
+    /// The new adding replicas (tag 4).
+    pub adding_replicas: Option<Vec<i32>>,
+    /// The new leader recovery state (tag 5; Kafka's -1 is `None`).
+    pub leader_recovery_state: Option<LeaderRecoveryState>,
+}
+
+impl PartitionChangeRecord {
+    /// A change of nothing to a partition; set the fields that change.
+    pub fn new(topic_id: Uuid, partition_id: i32) -> PartitionChangeRecord {
+        PartitionChangeRecord {
+            partition_id,
+            topic_id,
+            isr: None,
+            leader: NO_LEADER_CHANGE,
+            replicas: None,
+            removing_replicas: None,
+            adding_replicas: None,
+            leader_recovery_state: None,
+        }
+    }
+
+    /// Whether the record changes nothing (Kafka never writes such a record).
+    pub fn is_noop(&self) -> bool {
+        self.isr.is_none()
+            && self.leader == NO_LEADER_CHANGE
+            && self.replicas.is_none()
+            && self.removing_replicas.is_none()
+            && self.adding_replicas.is_none()
+            && self.leader_recovery_state.is_none()
+    }
 }
 
 /// A listener a broker accepts connections on (`RegisterBrokerRecord.EndPoints`).
@@ -139,6 +248,8 @@ pub enum MetadataRecord {
     Topic { name: String, topic_id: Uuid },
     /// A partition of a topic, with its replicas and leadership (api key 3).
     Partition(PartitionRecord),
+    /// A change to a partition's ISR, leadership or replicas (api key 5).
+    PartitionChange(PartitionChangeRecord),
     /// A config key set (value `Some`) or removed (`None`) on a resource (api key 4).
     Config {
         resource_type: i8,
@@ -185,7 +296,7 @@ fn max_version(api_key: u64) -> Option<u64> {
     match api_key {
         0 => Some(3),
         17 => Some(2),
-        1 | 2 | 3 | 4 | 7 | 8 | 9 | 12 | 15 | 20 => Some(0),
+        1 | 2 | 3 | 4 | 5 | 7 | 8 | 9 | 12 | 15 | 20 => Some(0),
         _ => None,
     }
 }
@@ -219,6 +330,12 @@ fn tag_value<T>(
 
 fn get_required_uuids(b: &mut &[u8]) -> Result<Vec<Uuid>, RecordError> {
     get_compact_uuids(b)?.ok_or(RecordError::Malformed("null array in a required field"))
+}
+
+fn i32s_bytes(v: &[i32]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(1 + 4 * v.len());
+    put_compact_i32s(&mut out, Some(v));
+    out
 }
 
 fn uuids_bytes(ids: &[Uuid]) -> Vec<u8> {
@@ -269,6 +386,7 @@ impl MetadataRecord {
         match self {
             MetadataRecord::Topic { .. } => 2,
             MetadataRecord::Partition(_) => 3,
+            MetadataRecord::PartitionChange(_) => 5,
             MetadataRecord::Config { .. } => 4,
             MetadataRecord::RemoveTopic { .. } => 9,
             MetadataRecord::FeatureLevel { .. } => 12,
@@ -299,6 +417,31 @@ impl MetadataRecord {
             MetadataRecord::RegisterBroker(r) if !r.log_dirs.is_empty() => {
                 out.push((0, uuids_bytes(&r.log_dirs)));
             }
+            MetadataRecord::Partition(p)
+                if p.leader_recovery_state != LeaderRecoveryState::Recovered =>
+            {
+                out.push((0, vec![p.leader_recovery_state.value() as u8]));
+            }
+            MetadataRecord::PartitionChange(c) => {
+                let arrays = [
+                    (0, &c.isr),
+                    (2, &c.replicas),
+                    (3, &c.removing_replicas),
+                    (4, &c.adding_replicas),
+                ];
+                for (tag, v) in arrays {
+                    if let Some(v) = v {
+                        out.push((tag, i32s_bytes(v)));
+                    }
+                }
+                if c.leader != NO_LEADER_CHANGE {
+                    out.push((1, c.leader.to_be_bytes().to_vec()));
+                }
+                if let Some(s) = c.leader_recovery_state {
+                    out.push((5, vec![s.value() as u8]));
+                }
+                out.sort_by_key(|(tag, _)| *tag);
+            }
             MetadataRecord::BrokerRegistrationChange {
                 fenced,
                 in_controlled_shutdown,
@@ -327,6 +470,28 @@ impl MetadataRecord {
             MetadataRecord::RegisterBroker(r) if version >= 3 && tag == 0 => {
                 r.log_dirs = tag_value(data, get_required_uuids)?;
             }
+            MetadataRecord::Partition(p) if tag == 0 => {
+                p.leader_recovery_state =
+                    LeaderRecoveryState::from_value(tag_value(data, |b| get_i8(b))?)
+                        .ok_or(RecordError::Malformed("unknown leader recovery state"))?;
+            }
+            MetadataRecord::PartitionChange(c) => match tag {
+                0 => c.isr = tag_value(data, |b| get_compact_i32s(b))?,
+                1 => c.leader = tag_value(data, |b| get_i32(b))?,
+                2 => c.replicas = tag_value(data, |b| get_compact_i32s(b))?,
+                3 => c.removing_replicas = tag_value(data, |b| get_compact_i32s(b))?,
+                4 => c.adding_replicas = tag_value(data, |b| get_compact_i32s(b))?,
+                5 => {
+                    c.leader_recovery_state = match tag_value(data, |b| get_i8(b))? {
+                        -1 => None,
+                        v => Some(
+                            LeaderRecoveryState::from_value(v)
+                                .ok_or(RecordError::Malformed("unknown leader recovery state"))?,
+                        ),
+                    };
+                }
+                _ => {}
+            },
             MetadataRecord::BrokerRegistrationChange {
                 fenced,
                 in_controlled_shutdown,
@@ -382,6 +547,10 @@ impl MetadataRecord {
                 b.put_i32(p.leader);
                 b.put_i32(p.leader_epoch);
                 b.put_i32(p.partition_epoch);
+            }
+            MetadataRecord::PartitionChange(c) => {
+                b.put_i32(c.partition_id);
+                put_uuid(&mut b, &c.topic_id);
             }
             MetadataRecord::Config {
                 resource_type,
@@ -497,9 +666,15 @@ impl MetadataRecord {
                 removing_replicas: get_compact_i32s(b)?.unwrap_or_default(),
                 adding_replicas: get_compact_i32s(b)?.unwrap_or_default(),
                 leader: get_i32(b)?,
+                leader_recovery_state: LeaderRecoveryState::Recovered,
                 leader_epoch: get_i32(b)?,
                 partition_epoch: get_i32(b)?,
             }),
+            5 => {
+                let partition_id = get_i32(b)?;
+                let topic_id = get_uuid(b)?;
+                MetadataRecord::PartitionChange(PartitionChangeRecord::new(topic_id, partition_id))
+            }
             4 => MetadataRecord::Config {
                 resource_type: get_i8(b)?,
                 resource_name: get_required_str(b)?,
@@ -586,8 +761,44 @@ mod tests {
                 removing_replicas: vec![],
                 adding_replicas: vec![],
                 leader: 1,
+                leader_recovery_state: LeaderRecoveryState::Recovered,
                 leader_epoch: 0,
                 partition_epoch: 0,
+            }),
+            MetadataRecord::Partition(PartitionRecord {
+                partition_id: 0,
+                topic_id: id,
+                replicas: vec![3, 1, 2],
+                isr: vec![3],
+                removing_replicas: vec![2],
+                adding_replicas: vec![1],
+                leader: 3,
+                leader_recovery_state: LeaderRecoveryState::Recovering,
+                leader_epoch: 4,
+                partition_epoch: 9,
+            }),
+            MetadataRecord::PartitionChange(PartitionChangeRecord::new(id, 1)),
+            MetadataRecord::PartitionChange(PartitionChangeRecord {
+                isr: Some(vec![2, 1]),
+                leader: 2,
+                ..PartitionChangeRecord::new(id, 1)
+            }),
+            MetadataRecord::PartitionChange(PartitionChangeRecord {
+                leader: NO_LEADER,
+                ..PartitionChangeRecord::new(id, 7)
+            }),
+            MetadataRecord::PartitionChange(PartitionChangeRecord {
+                isr: Some(vec![]),
+                leader: 3,
+                replicas: Some(vec![3, 1, 2]),
+                removing_replicas: Some(vec![2]),
+                adding_replicas: Some(vec![]),
+                leader_recovery_state: Some(LeaderRecoveryState::Recovering),
+                ..PartitionChangeRecord::new(id, 0)
+            }),
+            MetadataRecord::PartitionChange(PartitionChangeRecord {
+                leader_recovery_state: Some(LeaderRecoveryState::Recovered),
+                ..PartitionChangeRecord::new(id, 0)
             }),
             MetadataRecord::Config {
                 resource_type: 2,
@@ -758,6 +969,144 @@ mod tests {
     }
 
     #[test]
+    fn partition_records_have_kafkas_layout() {
+        let id = Uuid::from_u128(0x1234);
+        let mut uuid = vec![0; 14];
+        uuid.extend([0x12, 0x34]);
+
+        // PartitionRecord v0: LeaderRecoveryState is tagged field 0, left out at 0.
+        let mut p = PartitionRecord {
+            partition_id: 2,
+            topic_id: id,
+            replicas: vec![1, 2],
+            isr: vec![1],
+            removing_replicas: vec![],
+            adding_replicas: vec![],
+            leader: 1,
+            leader_recovery_state: LeaderRecoveryState::Recovered,
+            leader_epoch: 5,
+            partition_epoch: 6,
+        };
+        let mut want = vec![1, 3, 0, 0, 0, 0, 2];
+        want.extend(&uuid);
+        want.extend([3, 0, 0, 0, 1, 0, 0, 0, 2]); // replicas
+        want.extend([2, 0, 0, 0, 1]); // isr
+        want.extend([1, 1]); // removing, adding
+        want.extend([0, 0, 0, 1, 0, 0, 0, 5, 0, 0, 0, 6]); // leader, epochs
+        let mut recovered = want.clone();
+        recovered.push(0);
+        assert_eq!(
+            MetadataRecord::Partition(p.clone()).encode().to_vec(),
+            recovered
+        );
+        p.leader_recovery_state = LeaderRecoveryState::Recovering;
+        want.extend([1, 0, 1, 1]);
+        assert_eq!(MetadataRecord::Partition(p.clone()).encode().to_vec(), want);
+        assert_eq!(
+            MetadataRecord::decode(&want),
+            Ok(MetadataRecord::Partition(p))
+        );
+
+        // PartitionChangeRecord v0: only PartitionId and TopicId are fixed; the rest are
+        // tags in ascending order, each left out when unchanged.
+        let c = PartitionChangeRecord {
+            isr: Some(vec![2, 3]),
+            leader: 2,
+            leader_recovery_state: Some(LeaderRecoveryState::Recovered),
+            ..PartitionChangeRecord::new(id, 3)
+        };
+        let mut want = vec![1, 5, 0, 0, 0, 0, 3];
+        want.extend(&uuid);
+        want.push(3); // three tags
+        want.extend([0, 9, 3, 0, 0, 0, 2, 0, 0, 0, 3]); // Isr
+        want.extend([1, 4, 0, 0, 0, 2]); // Leader
+        want.extend([5, 1, 0]); // LeaderRecoveryState
+        assert_eq!(
+            MetadataRecord::PartitionChange(c.clone()).encode().to_vec(),
+            want
+        );
+        assert_eq!(
+            MetadataRecord::decode(&want),
+            Ok(MetadataRecord::PartitionChange(c))
+        );
+
+        // No leader: -1 is written; -2 (no change) is left out.
+        let c = PartitionChangeRecord {
+            leader: NO_LEADER,
+            ..PartitionChangeRecord::new(id, 3)
+        };
+        let mut want = vec![1, 5, 0, 0, 0, 0, 3];
+        want.extend(&uuid);
+        want.extend([1, 1, 4, 0xff, 0xff, 0xff, 0xff]);
+        assert_eq!(MetadataRecord::PartitionChange(c).encode().to_vec(), want);
+
+        // Replicas, RemovingReplicas, AddingReplicas are tags 2, 3 and 4.
+        let c = PartitionChangeRecord {
+            replicas: Some(vec![4]),
+            removing_replicas: Some(vec![]),
+            adding_replicas: Some(vec![4]),
+            ..PartitionChangeRecord::new(id, 0)
+        };
+        let mut want = vec![1, 5, 0, 0, 0, 0, 0];
+        want.extend(&uuid);
+        want.extend([3, 2, 5, 2, 0, 0, 0, 4, 3, 1, 1, 4, 5, 2, 0, 0, 0, 4]);
+        assert_eq!(MetadataRecord::PartitionChange(c).encode().to_vec(), want);
+    }
+
+    #[test]
+    fn partition_change_decoding() {
+        let id = Uuid::from_u128(0x1234);
+        let mut head = vec![1, 5, 0, 0, 0, 0, 3];
+        head.extend(id.as_bytes());
+        let with_tags = |tags: &[u8]| {
+            let mut v = head.clone();
+            v.extend(tags);
+            MetadataRecord::decode(&v)
+        };
+        // Tags in any order; explicit defaults (null ISR, leader -2, recovery -1) decode
+        // to "unchanged".
+        assert_eq!(
+            with_tags(&[3, 5, 1, 0xff, 0, 1, 0, 1, 4, 0xff, 0xff, 0xff, 0xfe]),
+            Ok(MetadataRecord::PartitionChange(PartitionChangeRecord::new(
+                id, 3
+            )))
+        );
+        // Version 1 and 2 tags (Directories 8, ELR 6 and 7) are unknown at version 0.
+        assert_eq!(
+            with_tags(&[2, 6, 1, 1, 8, 1, 1]),
+            Ok(MetadataRecord::PartitionChange(PartitionChangeRecord::new(
+                id, 3
+            )))
+        );
+        // A recovery state Kafka does not define, a short leader, a truncated ISR.
+        assert!(matches!(
+            with_tags(&[1, 5, 1, 2]),
+            Err(RecordError::Malformed(_))
+        ));
+        assert_eq!(with_tags(&[1, 1, 2, 0, 0]), Err(RecordError::Truncated));
+        assert!(with_tags(&[1, 0, 2, 3, 0]).is_err());
+        assert_eq!(with_tags(&[]), Err(RecordError::Truncated));
+        // Versions 1 and 2 are not read.
+        for version in [1u8, 2] {
+            assert_eq!(
+                MetadataRecord::decode(&[1, 5, version, 0]),
+                Err(RecordError::Unsupported {
+                    api_key: 5,
+                    version: version.into()
+                })
+            );
+        }
+        // A PartitionRecord with an unknown recovery state.
+        let mut v = vec![1, 3, 0, 0, 0, 0, 2];
+        v.extend(id.as_bytes());
+        v.extend([1, 1, 1, 1, 0, 0, 0, 1, 0, 0, 0, 5, 0, 0, 0, 6, 1, 0, 1, 7]);
+        assert!(matches!(
+            MetadataRecord::decode(&v),
+            Err(RecordError::Malformed(_))
+        ));
+    }
+
+    #[test]
     fn older_broker_record_versions_decode() {
         // RegisterBrokerRecord v0: no IsMigratingZkBroker, no InControlledShutdown.
         let mut v0 = vec![1, 0, 0, 0, 0, 0, 1];
@@ -858,7 +1207,7 @@ mod tests {
     #[test]
     fn garbage_never_panics() {
         let mut rng = XorShift(0x9e37_79b9_7f4a_7c15);
-        let api_keys = [0u8, 1, 2, 3, 4, 7, 8, 9, 12, 15, 17, 20];
+        let api_keys = [0u8, 1, 2, 3, 4, 5, 7, 8, 9, 12, 15, 17, 20];
         for i in 0..20_000 {
             let len = (rng.next() % 96) as usize;
             let mut v: Vec<u8> = (0..len).map(|_| rng.next() as u8).collect();

@@ -98,6 +98,7 @@ pub const SUPPORTED_APIS: &[ApiRange] = &[
     controller(ApiKey::BrokerRegistration, 0, 4),
     controller(ApiKey::BrokerHeartbeat, 0, 1),
     controller(ApiKey::AllocateProducerIds, 0, 0),
+    controller(ApiKey::AlterPartition, 2, 3),
 ];
 
 /// The served range of `key` on `listener`, if krust serves it there.
@@ -158,6 +159,7 @@ mod tests {
             ApiKey::BrokerRegistration => r!(BrokerRegistrationRequest),
             ApiKey::BrokerHeartbeat => r!(BrokerHeartbeatRequest),
             ApiKey::AllocateProducerIds => r!(AllocateProducerIdsRequest),
+            ApiKey::AlterPartition => r!(AlterPartitionRequest),
             other => panic!("add {other:?} to crate_range"),
         }
     }

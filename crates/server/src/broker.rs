@@ -75,6 +75,8 @@ pub struct Broker {
     pub(crate) fenced: tokio::sync::watch::Sender<bool>,
     /// This broker's registration epoch.
     pub(crate) broker_epoch: crate::controller::BrokerEpoch,
+    /// Follower fetchers, one per leader this node follows partitions of.
+    pub replication: crate::replication::ReplicaManager,
     placement_counter: AtomicUsize,
     /// The reserved block of producer ids: (next to hand out, end exclusive).
     producer_ids: tokio::sync::Mutex<(i64, i64)>,
@@ -118,6 +120,7 @@ impl Broker {
             controller: crate::controller::ControllerState::default(),
             fenced: tokio::sync::watch::Sender::new(true),
             broker_epoch: Default::default(),
+            replication: Default::default(),
             placement_counter: AtomicUsize::new(rand::random::<u16>() as usize),
             producer_ids: tokio::sync::Mutex::new((0, 0)),
         }
@@ -157,14 +160,13 @@ impl Broker {
                 default_num_partitions: partitions,
                 default_replication_factor: replication,
             };
-            let (mut records, mut results) = krust_metadata::controller::create_topics(
+            let (records, results) = krust_metadata::controller::create_topics(
                 &cluster,
                 topics,
                 &validate_config,
                 &mut Uuid::new_v4,
                 start,
             );
-            refuse_replicated(&mut records, &mut results);
             (if validate_only { Vec::new() } else { records }, results)
         })
         .await
@@ -340,6 +342,8 @@ impl Broker {
             .unwrap_or_else(|e| e.into_inner());
         let image = self.image();
         let mut wanted = std::collections::HashSet::new();
+        let mut followed: std::collections::HashMap<i32, Vec<Arc<Partition>>> =
+            std::collections::HashMap::new();
         for topic in image.topics.values() {
             let config = self.log_config(&image, &topic.name);
             for (&index, p) in &topic.partitions {
@@ -347,10 +351,10 @@ impl Broker {
                     continue;
                 }
                 wanted.insert((topic.name.clone(), index));
-                match self.partitions.get(&topic.name, index) {
+                let partition = match self.partitions.get(&topic.name, index) {
                     Some(existing) if existing.topic_id == topic.id => {
-                        existing.set_leader_epoch(p.leader_epoch);
                         existing.write_log().update_config(config.clone());
+                        existing
                     }
                     stale => {
                         if stale.is_some() {
@@ -358,22 +362,40 @@ impl Broker {
                         }
                         let log =
                             self.open_partition_log(&topic.name, index, topic.id, config.clone())?;
-                        {
-                            let mut l = log.write();
-                            let end = l.log_end_offset();
-                            l.assign_leader_epoch(p.leader_epoch, end)?;
-                        }
-                        self.partitions.insert(Arc::new(Partition::new(
+                        let created = Arc::new(Partition::new(
                             topic.name.clone(),
                             index,
                             topic.id,
                             log,
-                            p.leader_epoch,
-                        )));
+                            -1,
+                            self.node_id,
+                        ));
+                        self.partitions.insert(created.clone());
+                        created
                     }
+                };
+                let became_leader = partition.update_leadership(
+                    p.leader,
+                    p.leader_epoch,
+                    &p.replicas,
+                    &p.isr,
+                    p.partition_epoch,
+                );
+                if became_leader {
+                    // The new epoch starts at this replica's log end (KIP-101): anything a
+                    // follower has beyond it in an older epoch is divergent.
+                    let mut log = partition.write_log();
+                    let end = log.log_end_offset();
+                    log.assign_leader_epoch(p.leader_epoch, end)?;
+                    drop(log);
+                    info!(topic = %topic.name, partition = index, epoch = p.leader_epoch, "leading partition");
+                }
+                if p.leader >= 0 && p.leader != self.node_id {
+                    followed.entry(p.leader).or_default().push(partition);
                 }
             }
         }
+        self.replication.follow(self, followed);
         for p in self.partitions.all() {
             if !wanted.contains(&(p.topic.clone(), p.index)) {
                 self.drop_partition(&p.topic, p.index);
@@ -429,39 +451,6 @@ impl Broker {
         write_partition_metadata(&dir, topic_id)?;
         Ok(log)
     }
-}
-
-/// Refuses topics with more than one replica per partition: partitions are not
-/// replicated between brokers in this version, and a replication factor that is not
-/// really there must not be pretended.
-fn refuse_replicated(
-    records: &mut Vec<MetadataRecord>,
-    results: &mut [krust_metadata::controller::CreatedTopic],
-) {
-    let mut ids = std::collections::HashSet::new();
-    let mut names = std::collections::HashSet::new();
-    for r in results.iter_mut() {
-        if r.result.is_ok() && r.replication_factor > 1 {
-            r.result = krust_metadata::controller::ItemResult::err(
-                krust_protocol::ErrorCode::InvalidReplicationFactor,
-                format!(
-                    "replication factor {} is not available: partitions are not replicated between brokers in this version of krust; use 1",
-                    r.replication_factor
-                ),
-            );
-            ids.insert(r.topic_id);
-            names.insert(r.name.clone());
-        }
-    }
-    if ids.is_empty() {
-        return;
-    }
-    records.retain(|rec| match rec {
-        MetadataRecord::Topic { topic_id, .. } => !ids.contains(topic_id),
-        MetadataRecord::Partition(p) => !ids.contains(&p.topic_id),
-        MetadataRecord::Config { resource_name, .. } => !names.contains(resource_name),
-        _ => true,
-    });
 }
 
 /// Reads the topic id from a partition directory's `partition.metadata`.

@@ -783,6 +783,14 @@ pub struct ServerConfig {
     pub broker_rack: Option<String>,
     pub unclean_leader_election_enable: bool,
     pub replica_lag_time_max_ms: i64,
+    /// `replica.fetch.wait.max.ms`: how long a follower's fetch may wait at the leader.
+    pub replica_fetch_wait_max_ms: i32,
+    /// `replica.fetch.backoff.ms`: pause after a failed follower fetch.
+    pub replica_fetch_backoff_ms: i32,
+    /// `replica.fetch.max.bytes`: per partition in a follower's fetch.
+    pub replica_fetch_max_bytes: i32,
+    /// `replica.fetch.response.max.bytes`: per follower fetch response.
+    pub replica_fetch_response_max_bytes: i32,
     pub broker_heartbeat_interval_ms: i32,
     pub broker_session_timeout_ms: i32,
     pub controller_quorum_election_timeout_ms: i32,
@@ -1607,8 +1615,12 @@ fn build(
     }
     let offsets_retention_minutes = raw.int("offsets.retention.minutes", 10080, 1)?;
 
-    // Replica fetch timing rules (keys krust otherwise does not use).
+    // Follower fetching.
     let fetch_wait = raw.int("replica.fetch.wait.max.ms", 500, 0)?;
+    let replica_fetch_backoff_ms = raw.int("replica.fetch.backoff.ms", 1000, 0)?;
+    let replica_fetch_max_bytes = raw.int("replica.fetch.max.bytes", 1_048_576, 0)?;
+    let replica_fetch_response_max_bytes =
+        raw.int("replica.fetch.response.max.bytes", 10_485_760, 0)?;
     let socket_timeout = raw.int("replica.socket.timeout.ms", 30_000, i32::MIN as i64)?;
     if socket_timeout < fetch_wait && socket_timeout != -1 {
         return Err(err(format!(
@@ -1974,6 +1986,10 @@ fn build(
         broker_rack,
         unclean_leader_election_enable,
         replica_lag_time_max_ms,
+        replica_fetch_wait_max_ms: fetch_wait,
+        replica_fetch_backoff_ms,
+        replica_fetch_max_bytes,
+        replica_fetch_response_max_bytes,
         broker_heartbeat_interval_ms,
         broker_session_timeout_ms,
         controller_quorum_election_timeout_ms,

@@ -88,6 +88,42 @@ impl ControllerState {
     }
 }
 
+/// Adds the partition leadership changes that follow from `records` changing whether
+/// `broker_id` is live: a broker that stops being live (fenced, shut down, re-registered)
+/// leaves the ISRs and hands its leaderships to in-sync replicas; one that becomes live
+/// again takes back partitions left without a leader.
+fn with_leadership_changes(
+    broker: &Broker,
+    image: &MetadataImage,
+    mut records: Vec<MetadataRecord>,
+    broker_id: i32,
+) -> Vec<MetadataRecord> {
+    if records.is_empty() {
+        return records;
+    }
+    let mut staged = image.clone();
+    for r in &records {
+        let _ = staged.apply(staged.offset + 1, r);
+    }
+    let (was, is) = (image.is_live(broker_id), staged.is_live(broker_id));
+    let unclean = |topic: &str| {
+        image
+            .topic_configs(topic)
+            .get("unclean.leader.election.enable")
+            .map_or(broker.config.unclean_leader_election_enable, |v| {
+                v == "true"
+            })
+    };
+    if was && !is {
+        records.extend(controller::fence_broker_partitions(
+            &staged, broker_id, unclean,
+        ));
+    } else if !was && is {
+        records.extend(controller::unfence_broker_partitions(&staged, broker_id));
+    }
+    records
+}
+
 /// The records that start a cluster's metadata, if the image lacks them.
 fn bootstrap_records(image: &MetadataImage) -> Vec<MetadataRecord> {
     if image.features.contains_key("metadata.version") {
@@ -133,7 +169,7 @@ impl Broker {
                 match controller::register_broker(&staged, &cluster_id, input, alive, next) {
                     Ok((more, epoch)) => {
                         let offset = (!more.is_empty()).then_some(next);
-                        records.extend(more);
+                        records.extend(with_leadership_changes(self, &staged, more, id));
                         (records, Ok((epoch, offset)))
                     }
                     Err((code, message)) => (Vec::new(), Err((code.code(), message))),
@@ -195,7 +231,10 @@ impl Broker {
                     want_shut_down,
                     registration_offset,
                 ) {
-                    Ok((records, outcome)) => (records, Ok(outcome)),
+                    Ok((records, outcome)) => (
+                        with_leadership_changes(self, image, records, id),
+                        Ok(outcome),
+                    ),
                     Err(code) => (Vec::new(), Err(code)),
                 }
             })
@@ -379,7 +418,7 @@ pub async fn run(broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>) {
                 .control(|image| {
                     let records = controller::fence_broker(image, id);
                     let fenced = !records.is_empty();
-                    (records, fenced)
+                    (with_leadership_changes(&broker, image, records, id), fenced)
                 })
                 .await;
             match result {

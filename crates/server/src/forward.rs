@@ -79,6 +79,12 @@ impl Forward for DescribeQuorumRequest {
     }
 }
 
+impl Forward for AlterPartitionRequest {
+    fn not_controller(resp: &AlterPartitionResponse) -> bool {
+        resp.error_code == NOT_CONTROLLER
+    }
+}
+
 impl Forward for AllocateProducerIdsRequest {
     fn not_controller(resp: &AllocateProducerIdsResponse) -> bool {
         resp.error_code == NOT_CONTROLLER

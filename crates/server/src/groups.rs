@@ -31,6 +31,9 @@ pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
 const SNAPSHOT_BATCH_BYTES: usize = 512 * 1024;
 /// Longest a request waits for a rebalance beyond its own timeout.
 const PARKED_GRACE: Duration = Duration::from_secs(5);
+/// Kafka's offsets.commit.timeout.ms default: how long a write to the offsets topic may
+/// wait for the in-sync replicas.
+const OFFSETS_COMMIT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Largest read while replaying a partition.
 const REPLAY_READ_BYTES: usize = 8 * 1024 * 1024;
 
@@ -92,7 +95,7 @@ impl GroupManager {
             broker
                 .partitions
                 .get(OFFSETS_TOPIC, p)
-                .is_some_and(|hosted| Arc::ptr_eq(&hosted, &s.partition))
+                .is_some_and(|hosted| Arc::ptr_eq(&hosted, &s.partition) && hosted.is_leader())
         });
     }
 
@@ -199,6 +202,7 @@ impl Broker {
         let partition = self
             .partitions
             .get(OFFSETS_TOPIC, index)
+            .filter(|p| p.is_leader())
             .ok_or(ErrorCode::NotCoordinator)?;
         let shard = Arc::new(load_shard(partition, self.groups.config.clone()));
         let mut shards = self.groups.shards.lock().unwrap_or_else(|e| e.into_inner());
@@ -220,8 +224,20 @@ impl Broker {
             let mut st = shard.state.lock().await;
             let out = command(&mut st.coordinator, id, now_ms());
             match deliver(&shard, &mut st, out, Some(id)) {
-                Some(Ok(r)) => return Ok(r),
-                Some(Err(e)) => return Err(e),
+                Some(answer) => {
+                    let written_end = shard.partition.read_log().log_end_offset();
+                    drop(st);
+                    // What the command wrote is acknowledged once every in-sync replica
+                    // has it.
+                    if !shard
+                        .partition
+                        .wait_for_high_watermark(written_end - 1, OFFSETS_COMMIT_TIMEOUT)
+                        .await
+                    {
+                        return Err(ErrorCode::RequestTimedOut);
+                    }
+                    return answer;
+                }
                 None => {
                     let (tx, rx) = oneshot::channel();
                     st.parked.insert(id, tx);
@@ -266,7 +282,11 @@ impl Broker {
                     .unwrap_or_else(|e| e.into_inner())
                     .contains_key(&i);
                 if !loaded {
-                    if let Some(partition) = self.partitions.get(OFFSETS_TOPIC, i) {
+                    if let Some(partition) = self
+                        .partitions
+                        .get(OFFSETS_TOPIC, i)
+                        .filter(|p| p.is_leader())
+                    {
                         let shard = Arc::new(load_shard(partition, self.groups.config.clone()));
                         self.groups
                             .shards

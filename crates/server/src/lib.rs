@@ -22,6 +22,7 @@ pub mod quorum;
 pub mod quorum_state;
 pub mod raft_log;
 pub mod raft_wire;
+pub mod replication;
 pub mod server;
 pub mod topic_config;
 

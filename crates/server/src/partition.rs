@@ -20,14 +20,47 @@ use uuid::Uuid;
 /// Parked fetches per partition above which finished ones are pruned on the next park.
 const WAITERS_PRUNE_AT: usize = 64;
 
+/// A follower's progress as its leader sees it.
+#[derive(Debug, Clone, Copy)]
+pub struct FollowerState {
+    /// The follower's log end offset (its last fetch offset).
+    pub log_end_offset: i64,
+    /// When it last fetched.
+    pub last_fetch_ms: i64,
+    /// When its fetch last reached the leader's log end offset.
+    pub last_caught_up_ms: i64,
+}
+
+/// Leadership and replica set, as the metadata image says, plus what the leader learns.
+#[derive(Debug, Clone, Default)]
+pub struct ReplicaSet {
+    /// The leader's node id (-1: none).
+    pub leader: i32,
+    pub replicas: Vec<i32>,
+    pub isr: Vec<i32>,
+    pub partition_epoch: i32,
+    /// As leader: each follower's progress.
+    pub followers: HashMap<i32, FollowerState>,
+    /// As leader: an ISR change sent to the controller and not yet in the image.
+    pub pending_isr: Option<Vec<i32>>,
+    /// As leader: when this node took the current leader epoch (a follower that has not
+    /// fetched yet counts as caught up at that moment).
+    pub leader_since_ms: i64,
+}
+
 /// One hosted partition.
 pub struct Partition {
     pub topic: String,
     pub index: i32,
     pub topic_id: Uuid,
     pub log: SharedLog,
+    /// This node's id.
+    node_id: i32,
     leader_epoch: AtomicI32,
     high_watermark: AtomicI64,
+    replica_set: Mutex<ReplicaSet>,
+    /// Woken whenever the high watermark moves (acks=all producers wait on it).
+    high_watermark_moved: Notify,
     waiters: Mutex<Vec<Weak<Notify>>>,
     /// Idempotent-producer state; held across check, append and record so they are atomic.
     producers: Mutex<ProducerStateManager>,
@@ -63,6 +96,7 @@ impl Partition {
         topic_id: Uuid,
         log: SharedLog,
         leader_epoch: i32,
+        node_id: i32,
     ) -> Partition {
         let end = log.read().log_end_offset();
         let (producers, snapshot_offset) = rebuild_producer_state(&log.read());
@@ -73,8 +107,14 @@ impl Partition {
             index,
             topic_id,
             log,
+            node_id,
             leader_epoch: AtomicI32::new(leader_epoch),
             high_watermark: AtomicI64::new(end),
+            replica_set: Mutex::new(ReplicaSet {
+                leader: -1,
+                ..ReplicaSet::default()
+            }),
+            high_watermark_moved: Notify::new(),
             waiters: Mutex::new(Vec::new()),
         }
     }
@@ -100,10 +140,247 @@ impl Partition {
         self.leader_epoch.store(epoch, Ordering::Release);
     }
 
-    /// Offset below which records are committed and visible to consumers. This node is the
-    /// only replica, so it is the log end once an append returns.
+    /// Offset below which records are committed and visible to consumers: on the leader,
+    /// what every in-sync replica has; on a follower, what the leader last reported.
     pub fn high_watermark(&self) -> i64 {
         self.high_watermark.load(Ordering::Acquire)
+    }
+
+    fn replica_set(&self) -> std::sync::MutexGuard<'_, ReplicaSet> {
+        self.replica_set.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A copy of the leadership and replica state.
+    pub fn replicas(&self) -> ReplicaSet {
+        self.replica_set().clone()
+    }
+
+    /// Whether this node leads the partition.
+    pub fn is_leader(&self) -> bool {
+        self.replica_set().leader == self.node_id
+    }
+
+    /// Takes leadership and replica set from the metadata image. Returns whether this node
+    /// just became the leader (a new leader epoch with this node as leader).
+    pub fn update_leadership(
+        &self,
+        leader: i32,
+        leader_epoch: i32,
+        replicas: &[i32],
+        isr: &[i32],
+        partition_epoch: i32,
+    ) -> bool {
+        let previous_epoch = self.leader_epoch();
+        let mut set = self.replica_set();
+        let was_leader = set.leader == self.node_id;
+        let epoch_changed = leader_epoch != previous_epoch;
+        set.leader = leader;
+        set.replicas = replicas.to_vec();
+        set.isr = isr.to_vec();
+        set.partition_epoch = partition_epoch;
+        if set.pending_isr.as_deref() == Some(isr) || epoch_changed {
+            set.pending_isr = None;
+        }
+        let leading = leader == self.node_id;
+        if !leading || epoch_changed {
+            set.followers.clear();
+            set.leader_since_ms = crate::broker::now_ms();
+        }
+        set.followers.retain(|id, _| replicas.contains(id));
+        drop(set);
+        self.set_leader_epoch(leader_epoch);
+        if leading {
+            self.maybe_advance_high_watermark();
+        }
+        // Whoever waits must re-check who leads.
+        self.wake();
+        self.high_watermark_moved.notify_waiters();
+        leading && (!was_leader || epoch_changed)
+    }
+
+    /// As leader: moves the high watermark up to what every in-sync replica (and any
+    /// replica an ISR change is adding) has. Never moves it down.
+    pub fn maybe_advance_high_watermark(&self) {
+        let end = self.read_log().log_end_offset();
+        let candidate = {
+            let set = self.replica_set();
+            if set.leader != self.node_id {
+                return;
+            }
+            let mut members: Vec<i32> = set.isr.clone();
+            if let Some(p) = &set.pending_isr {
+                members.extend(p.iter().copied());
+            }
+            members
+                .iter()
+                .filter(|id| **id != self.node_id)
+                .map(|id| set.followers.get(id).map_or(i64::MIN, |f| f.log_end_offset))
+                .fold(end, i64::min)
+        };
+        let mut current = self.high_watermark();
+        while candidate > current {
+            match self.high_watermark.compare_exchange(
+                current,
+                candidate,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => {
+                    self.high_watermark_moved.notify_waiters();
+                    self.wake();
+                    break;
+                }
+                Err(now) => current = now,
+            }
+        }
+    }
+
+    /// As leader: records a follower's fetch at `fetch_offset` (its log end offset) and
+    /// advances the high watermark. Returns the ISR the leader should now ask for if the
+    /// follower caught up and is not in it yet.
+    pub fn follower_fetched(
+        &self,
+        replica: i32,
+        fetch_offset: i64,
+        now_ms: i64,
+    ) -> Option<Vec<i32>> {
+        let end = self.read_log().log_end_offset();
+        let hw = self.high_watermark();
+        let expand = {
+            let mut set = self.replica_set();
+            if set.leader != self.node_id || !set.replicas.contains(&replica) {
+                return None;
+            }
+            let f = set.followers.entry(replica).or_insert(FollowerState {
+                log_end_offset: fetch_offset,
+                last_fetch_ms: now_ms,
+                last_caught_up_ms: -1,
+            });
+            f.log_end_offset = fetch_offset;
+            f.last_fetch_ms = now_ms;
+            if fetch_offset >= end {
+                f.last_caught_up_ms = now_ms;
+            }
+            let in_isr = set.isr.contains(&replica);
+            (!in_isr && set.pending_isr.is_none() && fetch_offset >= hw).then(|| {
+                let mut isr = set.isr.clone();
+                isr.push(replica);
+                isr.sort_unstable();
+                set.pending_isr = Some(isr.clone());
+                isr
+            })
+        };
+        self.maybe_advance_high_watermark();
+        expand
+    }
+
+    /// As leader: the ISR without the followers that have not caught up within
+    /// `max_lag_ms`, if that drops anyone (and no other ISR change is in flight).
+    pub fn shrunk_isr(&self, now_ms: i64, max_lag_ms: i64) -> Option<Vec<i32>> {
+        let mut set = self.replica_set();
+        if set.leader != self.node_id || set.pending_isr.is_some() {
+            return None;
+        }
+        let since = set.leader_since_ms;
+        let lagging = |id: &i32| {
+            let caught_up = set
+                .followers
+                .get(id)
+                .map_or(since, |f| f.last_caught_up_ms.max(since));
+            *id != self.node_id && now_ms - caught_up > max_lag_ms
+        };
+        if !set.isr.iter().any(lagging) {
+            return None;
+        }
+        let isr: Vec<i32> = set.isr.iter().copied().filter(|id| !lagging(id)).collect();
+        set.pending_isr = Some(isr.clone());
+        Some(isr)
+    }
+
+    /// Forgets an ISR change that failed, so that it can be tried again.
+    pub fn clear_pending_isr(&self) {
+        self.replica_set().pending_isr = None;
+    }
+
+    /// As follower: takes the leader's high watermark, never beyond the local log end.
+    pub fn follow_high_watermark(&self, leader_high_watermark: i64) {
+        let end = self.read_log().log_end_offset();
+        let hw = leader_high_watermark.min(end);
+        if self.high_watermark.swap(hw, Ordering::AcqRel) != hw {
+            self.wake();
+        }
+    }
+
+    /// Waits until the high watermark passes `offset` (acks=all), the partition stops
+    /// being led here, or `timeout` runs out. Returns whether it passed.
+    pub async fn wait_for_high_watermark(&self, offset: i64, timeout: std::time::Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let moved = self.high_watermark_moved.notified();
+            tokio::pin!(moved);
+            moved.as_mut().enable();
+            if self.high_watermark() > offset {
+                return true;
+            }
+            if !self.is_leader() {
+                return false;
+            }
+            if tokio::time::timeout_at(deadline, moved).await.is_err() {
+                return self.high_watermark() > offset;
+            }
+        }
+    }
+
+    /// As follower: appends batches copied from the leader, offsets and epochs as they
+    /// are, and replays them into the producer state so that idempotence survives a
+    /// failover.
+    pub fn append_as_follower(&self, records: &Bytes) -> Result<(), AppendError> {
+        let mut producers = self.producers.lock().unwrap_or_else(|e| e.into_inner());
+        self.write_log().append_batches_with_offsets(records)?;
+        for b in batch::batches(records).flatten() {
+            producers.replay_batch(
+                b.producer_id(),
+                b.producer_epoch(),
+                b.base_sequence(),
+                b.last_offset_delta(),
+                b.base_offset(),
+                b.max_timestamp(),
+            );
+        }
+        drop(producers);
+        self.producers_dirty.store(true, Ordering::Release);
+        Ok(())
+    }
+
+    /// As follower: removes everything from `offset` on (divergence from the leader) and
+    /// rebuilds the producer state from what is left.
+    pub fn truncate_to(&self, offset: i64) -> Result<(), StorageError> {
+        let mut producers = self.producers.lock().unwrap_or_else(|e| e.into_inner());
+        {
+            let mut log = self.write_log();
+            log.truncate_to(offset)?;
+        }
+        let _ = std::fs::remove_file(
+            self.read_log()
+                .dir()
+                .join(krust_storage::producer::SNAPSHOT_FILE),
+        );
+        *producers = rebuild_producer_state(&self.read_log()).0;
+        self.producers_dirty.store(true, Ordering::Release);
+        let end = self.read_log().log_end_offset();
+        self.high_watermark.fetch_min(end, Ordering::AcqRel);
+        Ok(())
+    }
+
+    /// As follower: the leader's log starts after this one ends; start over there.
+    pub fn restart_at(&self, offset: i64) -> Result<(), StorageError> {
+        let mut producers = self.producers.lock().unwrap_or_else(|e| e.into_inner());
+        self.write_log().truncate_fully_and_start_at(offset)?;
+        *producers = ProducerStateManager::new();
+        producers.advance(offset);
+        self.producers_dirty.store(true, Ordering::Release);
+        self.high_watermark.store(offset, Ordering::Release);
+        Ok(())
     }
 
     pub fn log_start_offset(&self) -> i64 {
@@ -146,11 +423,9 @@ impl Partition {
         }
         let info: AppendInfo = {
             let mut log = self.write_log();
-            let info = log.append_as_leader(records, self.leader_epoch(), now_ms)?;
-            self.high_watermark
-                .store(log.log_end_offset(), Ordering::Release);
-            info
+            log.append_as_leader(records, self.leader_epoch(), now_ms)?
         };
+        self.maybe_advance_high_watermark();
         match idempotent {
             Some((pid, epoch, first_seq, last_seq)) => producers.record(
                 pid,
@@ -219,10 +494,16 @@ impl Partition {
         }
     }
 
-    /// Re-reads the high watermark after the log changed underneath (truncation, deletion).
+    /// Re-reads the high watermark after the log changed underneath (deletion): it stays
+    /// within the log.
     pub fn refresh_high_watermark(&self) {
-        let end = self.read_log().log_end_offset();
-        self.high_watermark.store(end, Ordering::Release);
+        let (start, end) = {
+            let log = self.read_log();
+            (log.log_start_offset(), log.log_end_offset())
+        };
+        let hw = self.high_watermark().clamp(start, end);
+        self.high_watermark.store(hw, Ordering::Release);
+        self.maybe_advance_high_watermark();
     }
 }
 

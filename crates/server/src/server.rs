@@ -105,8 +105,9 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<RunningServer> {
         .map_err(|e| anyhow::anyhow!("cannot open log directories: {e}"))?;
     drop(image);
     let broker = Arc::new(Broker::new(config, identity.cluster_id, metadata, logs));
-
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    broker.replication.start(&broker, shutdown_rx.clone());
+
     let mut tasks = Vec::new();
     let mut addresses = Vec::new();
     let controller_names = broker.config.controller_listener_names.clone();
@@ -268,6 +269,9 @@ async fn housekeeping(broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>) 
     let mut group_tick = tokio::time::interval(GROUP_TICK_INTERVAL);
     group_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut offsets_expiry_tick = tokio::time::interval(OFFSETS_RETENTION_CHECK_INTERVAL);
+    let mut isr_tick = tokio::time::interval(Duration::from_millis(
+        (broker.config.replica_lag_time_max_ms / 2).max(1) as u64,
+    ));
     loop {
         tokio::select! {
             _ = flush_tick.tick() => {
@@ -306,6 +310,7 @@ async fn housekeeping(broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>) 
                 }).await;
             }
             _ = group_tick.tick() => broker.group_tick(false).await,
+            _ = isr_tick.tick() => broker.shrink_lagging_isrs().await,
             _ = offsets_expiry_tick.tick() => broker.group_tick(true).await,
             _ = shutdown.changed() => break,
         }

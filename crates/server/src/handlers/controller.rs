@@ -4,7 +4,7 @@
 //! node that is not the active controller answers NOT_CONTROLLER.
 
 use kafka_protocol::messages::*;
-use krust_metadata::controller::BrokerRegistrationInput;
+use krust_metadata::controller::{self, BrokerRegistrationInput};
 use krust_metadata::{BrokerEndpoint, BrokerFeature};
 use krust_protocol::ErrorCode;
 
@@ -111,4 +111,62 @@ pub fn supported_features() -> Vec<broker_registration_request::Feature> {
         .with_name(sb("metadata.version"))
         .with_min_supported_version(krust_metadata::METADATA_VERSION_LEVEL)
         .with_max_supported_version(krust_metadata::METADATA_VERSION_LEVEL)]
+}
+
+pub async fn alter_partition(
+    broker: &Broker,
+    req: AlterPartitionRequest,
+    version: i16,
+) -> AlterPartitionResponse {
+    let mut resp = AlterPartitionResponse::default();
+    if !broker.metadata.is_active() {
+        resp.error_code = ErrorCode::NotController.code();
+        return resp;
+    }
+    for t in &req.topics {
+        let mut out = alter_partition_response::TopicData::default().with_topic_id(t.topic_id);
+        for p in &t.partitions {
+            let new_isr: Vec<i32> = if version >= 3 {
+                p.new_isr_with_epochs
+                    .iter()
+                    .map(|b| b.broker_id.0)
+                    .collect()
+            } else {
+                p.new_isr.iter().map(|b| b.0).collect()
+            };
+            let outcome = broker
+                .control(|image| {
+                    match controller::alter_partition(
+                        image,
+                        req.broker_id.0,
+                        req.broker_epoch,
+                        t.topic_id,
+                        p.partition_index,
+                        p.leader_epoch,
+                        p.partition_epoch,
+                        &new_isr,
+                        p.leader_recovery_state,
+                    ) {
+                        Ok((records, after)) => (records, Ok(after)),
+                        Err(code) => (Vec::new(), Err(code)),
+                    }
+                })
+                .await;
+            let mut r = alter_partition_response::PartitionData::default()
+                .with_partition_index(p.partition_index);
+            match outcome {
+                Ok(Ok(after)) => {
+                    r.leader_id = BrokerId(after.leader);
+                    r.leader_epoch = after.leader_epoch;
+                    r.isr = after.isr.iter().map(|b| BrokerId(*b)).collect();
+                    r.partition_epoch = after.partition_epoch;
+                }
+                Ok(Err(code)) => r.error_code = code.code(),
+                Err(e) => r.error_code = control_error_code(&e).code(),
+            }
+            out.partitions.push(r);
+        }
+        resp.topics.push(out);
+    }
+    resp
 }

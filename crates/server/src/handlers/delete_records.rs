@@ -22,9 +22,9 @@ pub async fn handle(
             let mut r = DeleteRecordsPartitionResult::default()
                 .with_partition_index(p.partition_index)
                 .with_low_watermark(-1);
-            match broker.partitions.get(&name, p.partition_index) {
-                None => r.error_code = ErrorCode::UnknownTopicOrPartition.code(),
-                Some(part) => {
+            match broker.leader_partition(&name, p.partition_index) {
+                Err(code) => r.error_code = code.code(),
+                Ok(part) => {
                     let high_watermark = part.high_watermark();
                     let target = if p.offset == -1 {
                         high_watermark

@@ -1,5 +1,10 @@
 //! Fetch (1): whole stored batches up to the high watermark, with long polling.
 //!
+//! A fetch with a replica id is a follower's: it reads up to the log end, tells the
+//! leader how far the follower has got (which may move the high watermark and grow the
+//! ISR), and gets a diverging epoch instead of data when the follower's last epoch ends
+//! earlier on the leader (KIP-320). Only the leader serves fetches.
+//!
 //! Batches are sent as stored, never decoded. A request that finds fewer than `min_bytes`
 //! parks on every partition it reads and is woken by the next append to any of them, or
 //! answered when `max_wait_ms` runs out. Fetch sessions (KIP-227) are not kept: every
@@ -31,7 +36,11 @@ struct Wanted {
     missing_error: ErrorCode,
     fetch_offset: i64,
     current_leader_epoch: i32,
+    /// The epoch of the follower's last fetched batch (-1: not given).
+    last_fetched_epoch: i32,
     max_bytes: usize,
+    /// The follower's id, for a replica fetch.
+    replica: Option<i32>,
 }
 
 pub async fn handle(broker: &Broker, req: FetchRequest, version: i16) -> FetchResponse {
@@ -45,6 +54,12 @@ pub async fn handle(broker: &Broker, req: FetchRequest, version: i16) -> FetchRe
         return resp;
     }
     let image = broker.image();
+    let replica_id = if version >= 15 {
+        req.replica_state.replica_id.0
+    } else {
+        req.replica_id.0
+    };
+    let replica = (replica_id >= 0).then_some(replica_id);
     let mut wanted = Vec::new();
     for t in &req.topics {
         let (name, id, missing_error) = if version >= 13 {
@@ -62,19 +77,36 @@ pub async fn handle(broker: &Broker, req: FetchRequest, version: i16) -> FetchRe
             (n, id, ErrorCode::UnknownTopicOrPartition)
         };
         for p in &t.partitions {
+            let partition = if name.is_empty() {
+                None
+            } else {
+                broker.partitions.get(&name, p.partition)
+            };
+            // A partition of the cluster that this node does not hold: ask its leader.
+            let missing_error = if partition.is_none()
+                && image
+                    .topic(&name)
+                    .is_some_and(|t| t.partitions.contains_key(&p.partition))
+            {
+                ErrorCode::NotLeaderOrFollower
+            } else {
+                missing_error
+            };
             wanted.push(Wanted {
-                partition: if name.is_empty() {
-                    None
-                } else {
-                    broker.partitions.get(&name, p.partition)
-                },
+                partition,
                 topic: name.clone(),
                 topic_id: id,
                 index: p.partition,
                 missing_error,
                 fetch_offset: p.fetch_offset,
                 current_leader_epoch: p.current_leader_epoch,
+                last_fetched_epoch: if version >= 12 {
+                    p.last_fetched_epoch
+                } else {
+                    -1
+                },
                 max_bytes: p.partition_max_bytes.max(0) as usize,
+                replica,
             });
         }
     }
@@ -82,6 +114,23 @@ pub async fn handle(broker: &Broker, req: FetchRequest, version: i16) -> FetchRe
     let min_bytes = req.min_bytes.max(0) as usize;
     let deadline =
         tokio::time::Instant::now() + Duration::from_millis(req.max_wait_ms.max(0) as u64);
+    if let Some(id) = replica {
+        let now = crate::broker::now_ms();
+        for w in &wanted {
+            let Some(p) = w.partition.as_ref().filter(|p| p.is_leader()) else {
+                continue;
+            };
+            if p.check_leader_epoch(w.current_leader_epoch).is_err() {
+                continue;
+            }
+            if let Some(isr) = p.follower_fetched(id, w.fetch_offset, now) {
+                if let Some(b) = broker.self_arc() {
+                    let p = p.clone();
+                    tokio::spawn(async move { b.alter_isr(&p, isr).await });
+                }
+            }
+        }
+    }
     let waiter = Arc::new(Notify::new());
     loop {
         for w in &wanted {
@@ -178,13 +227,35 @@ fn read_one(w: &Wanted, budget: usize, first: bool) -> PartitionData {
         data.error_code = code.code();
         return data;
     }
+    if !p.is_leader() {
+        data.error_code = ErrorCode::NotLeaderOrFollower.code();
+        return data;
+    }
     let high_watermark = p.high_watermark();
     let log = p.read_log();
     data.high_watermark = high_watermark;
     data.last_stable_offset = high_watermark;
     data.log_start_offset = log.log_start_offset();
+    if w.replica.is_some() && w.last_fetched_epoch >= 0 {
+        // KIP-320: where the follower's last epoch ends here; if that is before its fetch
+        // offset (or the epoch is unknown here), its log diverged.
+        let (epoch, end) = log.end_offset_for_epoch(w.last_fetched_epoch);
+        if epoch != w.last_fetched_epoch || end < w.fetch_offset {
+            data.diverging_epoch =
+                kafka_protocol::messages::fetch_response::EpochEndOffset::default()
+                    .with_epoch(epoch)
+                    .with_end_offset(end);
+            return data;
+        }
+    }
+    // Followers read everything written; consumers what is committed.
+    let max_offset = if w.replica.is_some() {
+        log.log_end_offset()
+    } else {
+        high_watermark
+    };
     let max = w.max_bytes.min(budget);
-    match log.read(w.fetch_offset, max, high_watermark, first) {
+    match log.read(w.fetch_offset, max, max_offset, first) {
         Ok(r) => data.records = Some(r.records),
         Err(StorageError::OffsetOutOfRange { .. }) => {
             data.error_code = ErrorCode::OffsetOutOfRange.code();

@@ -40,9 +40,9 @@ pub async fn handle(broker: &Broker, req: ListOffsetsRequest, version: i16) -> L
                 .with_timestamp(-1)
                 .with_offset(-1)
                 .with_leader_epoch(-1);
-            match broker.partitions.get(&name, p.partition_index) {
-                None => r.error_code = ErrorCode::UnknownTopicOrPartition.code(),
-                Some(part) => match part.check_leader_epoch(p.current_leader_epoch) {
+            match broker.leader_partition(&name, p.partition_index) {
+                Err(code) => r.error_code = code.code(),
+                Ok(part) => match part.check_leader_epoch(p.current_leader_epoch) {
                     Err(code) => r.error_code = code.code(),
                     Ok(epoch) => {
                         let log = part.read_log();

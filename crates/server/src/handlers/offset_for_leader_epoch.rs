@@ -8,7 +8,6 @@ use kafka_protocol::messages::offset_for_leader_epoch_response::{
     EpochEndOffset, OffsetForLeaderTopicResult,
 };
 use kafka_protocol::messages::{OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse};
-use krust_protocol::ErrorCode;
 
 use crate::broker::Broker;
 
@@ -26,9 +25,9 @@ pub async fn handle(
                 .with_partition(p.partition)
                 .with_leader_epoch(-1)
                 .with_end_offset(-1);
-            match broker.partitions.get(&name, p.partition) {
-                None => r.error_code = ErrorCode::UnknownTopicOrPartition.code(),
-                Some(part) => match part.check_leader_epoch(p.current_leader_epoch) {
+            match broker.leader_partition(&name, p.partition) {
+                Err(code) => r.error_code = code.code(),
+                Ok(part) => match part.check_leader_epoch(p.current_leader_epoch) {
                     Err(code) => r.error_code = code.code(),
                     Ok(epoch) if p.leader_epoch <= epoch => {
                         let (e, end) = part.end_offset_for_epoch(p.leader_epoch);

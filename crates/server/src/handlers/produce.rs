@@ -27,6 +27,8 @@ pub async fn handle(broker: &Broker, req: ProduceRequest, _version: i16) -> Repl
     let now = now_ms();
     let mut resp = ProduceResponse::default();
     let mut first_error: Option<String> = None;
+    // acks=all: (topic index, partition index in it, partition, last offset) to wait for.
+    let mut waits = Vec::new();
     for topic in req.topic_data {
         let name = topic.name.to_string();
         let mut out = TopicProduceResponse::default().with_name(topic.name.clone());
@@ -44,13 +46,21 @@ pub async fn handle(broker: &Broker, req: ProduceRequest, _version: i16) -> Repl
                     Some("transactions are not supported by this broker".to_string()),
                 ))
             } else {
-                append(broker, &name, pd.index, pd.records.as_ref(), now)
+                append(broker, &name, pd.index, pd.records.as_ref(), acks, now)
             };
             match result {
-                Ok((base, append_time, log_start)) => {
+                Ok((base, append_time, log_start, wait)) => {
                     pr.base_offset = base;
                     pr.log_append_time_ms = append_time;
                     pr.log_start_offset = log_start;
+                    if let Some((partition, last)) = wait {
+                        waits.push((
+                            resp.responses.len(),
+                            out.partition_responses.len(),
+                            partition,
+                            last,
+                        ));
+                    }
                 }
                 Err((code, message)) => {
                     pr.error_code = code.code();
@@ -68,6 +78,26 @@ pub async fn handle(broker: &Broker, req: ProduceRequest, _version: i16) -> Repl
         }
         resp.responses.push(out);
     }
+    // acks=all: answer once every in-sync replica has the records (the high watermark
+    // passed them), or with REQUEST_TIMED_OUT after the request's timeout.
+    let deadline = tokio::time::Instant::now()
+        + std::time::Duration::from_millis(req.timeout_ms.max(0) as u64);
+    for (t, i, partition, last) in waits {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        if partition.wait_for_high_watermark(last, left).await {
+            continue;
+        }
+        let code = if partition.is_leader() {
+            ErrorCode::RequestTimedOut
+        } else {
+            ErrorCode::NotLeaderOrFollower
+        };
+        let pr = &mut resp.responses[t].partition_responses[i];
+        pr.error_code = code.code();
+        pr.error_message = Some(sb(format!(
+            "the in-sync replicas did not acknowledge offset {last} in time"
+        )));
+    }
     if acks == 0 {
         return match first_error {
             Some(e) => Reply::Close(e),
@@ -77,18 +107,54 @@ pub async fn handle(broker: &Broker, req: ProduceRequest, _version: i16) -> Repl
     Reply::Respond(resp)
 }
 
-type AppendResult = Result<(i64, i64, i64), (ErrorCode, Option<String>)>;
+/// Base offset, log append time, log start offset, and for acks=all what to wait for.
+type AppendResult = Result<
+    (
+        i64,
+        i64,
+        i64,
+        Option<(std::sync::Arc<crate::partition::Partition>, i64)>,
+    ),
+    (ErrorCode, Option<String>),
+>;
 
 fn append(
     broker: &Broker,
     topic: &str,
     index: i32,
     records: Option<&bytes::Bytes>,
+    acks: i16,
     now: i64,
 ) -> AppendResult {
     let Some(partition) = broker.partitions.get(topic, index) else {
-        return Err((ErrorCode::UnknownTopicOrPartition, None));
+        let known = broker
+            .image()
+            .topic(topic)
+            .is_some_and(|t| t.partitions.contains_key(&index));
+        return Err((
+            if known {
+                ErrorCode::NotLeaderOrFollower
+            } else {
+                ErrorCode::UnknownTopicOrPartition
+            },
+            None,
+        ));
     };
+    if !partition.is_leader() {
+        return Err((ErrorCode::NotLeaderOrFollower, None));
+    }
+    if acks == -1 {
+        let min_isr = broker.min_insync_replicas(topic);
+        let isr = partition.replicas().isr.len() as i32;
+        if isr < min_isr {
+            return Err((
+                ErrorCode::NotEnoughReplicas,
+                Some(format!(
+                    "the in-sync replicas ({isr}) are fewer than min.insync.replicas ({min_isr})"
+                )),
+            ));
+        }
+    }
     let Some(records) = records.filter(|r| !r.is_empty()) else {
         return Err((
             ErrorCode::CorruptMessage,
@@ -108,11 +174,9 @@ fn append(
                 let count = (a.last_offset - a.first_offset + 1).max(0) as u64;
                 broker.metrics.record_produce(topic, records.len(), count);
             }
-            Ok((
-                a.first_offset,
-                a.log_append_time,
-                partition.log_start_offset(),
-            ))
+            let log_start = partition.log_start_offset();
+            let wait = (acks == -1).then(|| (partition.clone(), a.last_offset));
+            Ok((a.first_offset, a.log_append_time, log_start, wait))
         }
         Err(AppendError::Storage(e)) => Err(storage_error(&e)),
         Err(AppendError::Sequence(e)) => {

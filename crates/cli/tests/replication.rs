@@ -1,0 +1,420 @@
+//! Replicated partitions across three brokers: acks=all production through the loss of a
+//! partition leader, with every acknowledged record kept once, and identical logs on every
+//! replica afterwards; too few in-sync replicas refuse acks=all writes.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use krust_testkit::cli::{run, stderr, stdout};
+use krust_testkit::{wait_for, Cluster};
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::{Message, Offset, TopicPartitionList};
+
+const BIN: &str = env!("CARGO_BIN_EXE_krust");
+const WAIT: Duration = Duration::from_secs(40);
+const SETTINGS: [&str; 3] = [
+    "broker.session.timeout.ms=3000",
+    "broker.heartbeat.interval.ms=500",
+    "replica.lag.time.max.ms=4000",
+];
+
+fn create_replicated(bootstrap: &str, topic: &str, partitions: &str, min_isr: &str) {
+    let o = run(
+        BIN,
+        &[
+            "topics",
+            "--bootstrap-server",
+            bootstrap,
+            "--create",
+            "--topic",
+            topic,
+            "--partitions",
+            partitions,
+            "--replication-factor",
+            "3",
+            "--config",
+            &format!("min.insync.replicas={min_isr}"),
+        ],
+    );
+    assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
+}
+
+/// Partition → (leader, isr) from `krust topics --describe`.
+fn describe(bootstrap: &str, topic: &str) -> Option<BTreeMap<i32, (i32, Vec<i32>)>> {
+    let o = run(
+        BIN,
+        &[
+            "topics",
+            "--bootstrap-server",
+            bootstrap,
+            "--describe",
+            "--topic",
+            topic,
+        ],
+    );
+    if !o.status.success() {
+        return None;
+    }
+    let mut out = BTreeMap::new();
+    for line in stdout(&o).lines().filter(|l| l.contains("Partition: ")) {
+        let field = |name: &str| {
+            line.split('\t')
+                .find_map(|f| f.trim().strip_prefix(name))
+                .map(|v| v.trim().to_string())
+        };
+        let p: i32 = field("Partition:")?.parse().ok()?;
+        let leader = match field("Leader:")?.as_str() {
+            "none" => -1,
+            l => l.parse().ok()?,
+        };
+        let isr = field("Isr:")?
+            .split(',')
+            .filter(|s| !s.is_empty())
+            .filter_map(|s| s.parse().ok())
+            .collect();
+        out.insert(p, (leader, isr));
+    }
+    Some(out)
+}
+
+/// Every `.log` segment of a partition directory, in order, concatenated.
+fn log_bytes(dir: &Path) -> Vec<u8> {
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .map(|d| {
+            d.filter_map(Result::ok)
+                .map(|e| e.path())
+                .filter(|p| p.extension().is_some_and(|e| e == "log"))
+                .collect()
+        })
+        .unwrap_or_default();
+    files.sort();
+    files
+        .iter()
+        .flat_map(|f| std::fs::read(f).unwrap_or_default())
+        .collect()
+}
+
+fn producer(bootstrap: &str) -> FutureProducer {
+    ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("acks", "all")
+        .set("enable.idempotence", "true")
+        .set("message.timeout.ms", "60000")
+        .set("linger.ms", "5")
+        .set("retry.backoff.ms", "100")
+        .create()
+        .expect("producer")
+}
+
+/// Reads every record of partition `p` from the start, as (offset, value).
+fn read_all(bootstrap: &str, topic: &str, p: i32, expected: usize) -> Vec<(i64, String)> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", "replication-check")
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("consumer");
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset(topic, p, Offset::Beginning)
+        .expect("assign");
+    consumer.assign(&tpl).expect("assign");
+    let mut out = Vec::new();
+    let deadline = Instant::now() + WAIT;
+    while out.len() < expected && Instant::now() < deadline {
+        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(200)) {
+            let v = String::from_utf8_lossy(m.payload().unwrap_or_default()).into_owned();
+            out.push((m.offset(), v));
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn acks_all_production_survives_killing_the_partition_leader() {
+    let mut c = Cluster::start(BIN, 3, &SETTINGS);
+    let bootstrap = c.bootstrap();
+    create_replicated(&bootstrap, "orders", "1", "2");
+    let initial = wait_for("orders fully in sync", WAIT, || {
+        describe(&bootstrap, "orders").filter(|d| d[&0].0 > 0 && d[&0].1.len() == 3)
+    });
+    let leader = initial[&0].0;
+
+    let p = producer(&bootstrap);
+    let total = 3000usize;
+    let mut pending = Vec::new();
+    let mut killed = false;
+    for i in 0..total {
+        let value = format!("record-{i:05}");
+        let rec = FutureRecord::<(), _>::to("orders")
+            .payload(&value)
+            .partition(0);
+        pending.push((
+            value.clone(),
+            p.send_result(rec).map_err(|(e, _)| e).expect("enqueue"),
+        ));
+        if i == total / 3 {
+            // Let some of the first third be acknowledged, then kill the leader.
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            c.node(leader).kill9();
+            killed = true;
+        }
+        if i % 100 == 0 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+    assert!(killed);
+    let mut acked = Vec::new();
+    for (value, f) in pending {
+        if let Ok(Ok(_)) = f.await {
+            acked.push(value);
+        }
+    }
+    assert!(
+        acked.len() > total / 2,
+        "most records should be acknowledged ({} of {total})",
+        acked.len()
+    );
+
+    // A new leader from the ISR, in a later epoch; the old one comes back and catches up.
+    let after = wait_for("a new leader", WAIT, || {
+        describe(&bootstrap, "orders").filter(|d| d[&0].0 > 0 && d[&0].0 != leader)
+    });
+    assert!(after[&0].1.len() >= 2, "{after:?}");
+    c.node(leader).restart_nowait();
+    c.node(leader).wait_ready();
+    wait_for("all three in sync again", WAIT, || {
+        describe(&bootstrap, "orders").filter(|d| d[&0].1.len() == 3)
+    });
+
+    // Every acknowledged record is there exactly once.
+    let records = read_all(&bootstrap, "orders", 0, acked.len());
+    let mut seen = BTreeMap::new();
+    for (offset, value) in &records {
+        assert!(
+            seen.insert(value.clone(), *offset).is_none(),
+            "{value} stored twice"
+        );
+    }
+    let missing: Vec<&String> = acked.iter().filter(|v| !seen.contains_key(*v)).collect();
+    assert!(missing.is_empty(), "acknowledged but lost: {missing:?}");
+
+    // The three replicas hold the same batches at the same offsets.
+    let dirs: Vec<_> = c
+        .nodes
+        .iter()
+        .map(|n| n.partition_dir("orders", 0))
+        .collect();
+    wait_for("identical replica logs", WAIT, || {
+        let logs: Vec<Vec<u8>> = dirs.iter().map(|d| log_bytes(d)).collect();
+        (!logs[0].is_empty() && logs.iter().all(|l| *l == logs[0])).then_some(())
+    });
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn too_few_in_sync_replicas_refuse_acks_all() {
+    // A separate controller, so that the quorum outlives the brokers.
+    let mut c = Cluster::start_with_roles(
+        BIN,
+        &["controller", "broker", "broker", "broker"],
+        &SETTINGS,
+    );
+    let bootstrap = c.bootstrap();
+    create_replicated(&bootstrap, "strict", "1", "2");
+    let d = wait_for("strict fully in sync", WAIT, || {
+        describe(&bootstrap, "strict").filter(|d| d[&0].0 > 0 && d[&0].1.len() == 3)
+    });
+    let leader = d[&0].0;
+    let others: Vec<i32> = (2..=4).filter(|id| *id != leader).collect();
+    for id in &others {
+        c.node(*id).kill9();
+    }
+    let alone = c.node(leader).bootstrap();
+    wait_for("the ISR down to the leader", WAIT, || {
+        describe(&alone, "strict").filter(|d| d[&0].1 == vec![leader])
+    });
+    let p: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", &alone)
+        .set("acks", "all")
+        .set("retries", "0")
+        .set("message.timeout.ms", "10000")
+        .create()
+        .expect("producer");
+    let r = p
+        .send(
+            FutureRecord::<(), _>::to("strict")
+                .payload("x")
+                .partition(0),
+            Duration::from_secs(5),
+        )
+        .await;
+    let err = r
+        .expect_err("acks=all must fail with one in-sync replica")
+        .0;
+    assert!(format!("{err:?}").contains("NotEnoughReplicas"), "{err:?}");
+    // acks=1 still works on the leader.
+    let p1: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", &alone)
+        .set("acks", "1")
+        .create()
+        .expect("producer");
+    p1.send(
+        FutureRecord::<(), _>::to("strict")
+            .payload("y")
+            .partition(0),
+        Duration::from_secs(10),
+    )
+    .await
+    .expect("acks=1 accepted");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_paused_follower_leaves_the_isr_and_rejoins_after_resuming() {
+    let mut c = Cluster::start(BIN, 3, &SETTINGS);
+    let bootstrap = c.bootstrap();
+    create_replicated(&bootstrap, "lagging", "1", "1");
+    let d = wait_for("lagging fully in sync", WAIT, || {
+        describe(&bootstrap, "lagging").filter(|d| d[&0].0 > 0 && d[&0].1.len() == 3)
+    });
+    let leader = d[&0].0;
+    // Pause a follower that is not the active controller, so the quorum carries on.
+    let controller = status_leader(&c.controller_bootstrap());
+    let follower = (1..=3)
+        .find(|id| *id != leader && *id != controller)
+        .expect("a plain follower");
+    let leader_addr = c.node(leader).bootstrap();
+    c.node(follower).pause();
+    let p = producer(&leader_addr);
+    for i in 0..20 {
+        p.send(
+            FutureRecord::<(), _>::to("lagging")
+                .payload(&format!("r{i}"))
+                .partition(0),
+            Duration::from_secs(10),
+        )
+        .await
+        .expect("acks=all with the paused follower out of the ISR");
+    }
+    wait_for("the paused follower out of the ISR", WAIT, || {
+        describe(&leader_addr, "lagging").filter(|d| !d[&0].1.contains(&follower))
+    });
+    c.node(follower).resume();
+    wait_for("the follower back in the ISR", WAIT, || {
+        describe(&leader_addr, "lagging").filter(|d| d[&0].1.contains(&follower))
+    });
+}
+
+/// The leader of the metadata quorum.
+fn status_leader(controllers: &str) -> i32 {
+    wait_for("a quorum leader", WAIT, || {
+        let o = run(
+            BIN,
+            &[
+                "metadata-quorum",
+                "--bootstrap-controller",
+                controllers,
+                "describe",
+                "--status",
+            ],
+        );
+        stdout(&o)
+            .lines()
+            .find_map(|l| l.strip_prefix("LeaderId:"))
+            .and_then(|v| v.trim().parse::<i32>().ok())
+            .filter(|id| *id > 0)
+    })
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_dead_leaders_unreplicated_tail_is_truncated_when_it_returns() {
+    // A separate controller keeps the quorum out of the way of the brokers' fates.
+    let mut c = Cluster::start_with_roles(
+        BIN,
+        &["controller", "broker", "broker", "broker"],
+        &SETTINGS,
+    );
+    let bootstrap = c.bootstrap();
+    create_replicated(&bootstrap, "diverge", "1", "1");
+    let d = wait_for("diverge fully in sync", WAIT, || {
+        describe(&bootstrap, "diverge").filter(|d| d[&0].0 > 0 && d[&0].1.len() == 3)
+    });
+    let leader = d[&0].0;
+    let followers: Vec<i32> = (2..=4).filter(|id| *id != leader).collect();
+    let leader_addr = c.node(leader).bootstrap();
+    let p = producer(&leader_addr);
+    p.send(
+        FutureRecord::<(), _>::to("diverge")
+            .payload("committed")
+            .partition(0),
+        Duration::from_secs(10),
+    )
+    .await
+    .expect("first record");
+
+    // The followers freeze; the leader takes acks=1 writes only it has, then dies.
+    for f in &followers {
+        c.node(*f).pause();
+    }
+    let p1: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", &leader_addr)
+        .set("acks", "1")
+        .create()
+        .expect("producer");
+    for i in 0..5 {
+        p1.send(
+            FutureRecord::<(), _>::to("diverge")
+                .payload(&format!("lost-{i}"))
+                .partition(0),
+            Duration::from_secs(10),
+        )
+        .await
+        .expect("acks=1 on the leader alone");
+    }
+    c.node(leader).kill9();
+    for f in &followers {
+        c.node(*f).resume();
+    }
+    let others = followers
+        .iter()
+        .map(|f| c.node(*f).bootstrap())
+        .collect::<Vec<_>>()
+        .join(",");
+    let d = wait_for("a new leader from the ISR", WAIT, || {
+        describe(&others, "diverge").filter(|d| d[&0].0 > 0 && d[&0].0 != leader)
+    });
+    let new_leader = d[&0].0;
+    let p = producer(&c.node(new_leader).bootstrap());
+    p.send(
+        FutureRecord::<(), _>::to("diverge")
+            .payload("after")
+            .partition(0),
+        Duration::from_secs(20),
+    )
+    .await
+    .expect("acks=all on the new leader");
+
+    // The old leader returns: its tail goes, and its log becomes the new leader's.
+    c.node(leader).restart_nowait();
+    c.node(leader).wait_ready();
+    let dirs: Vec<_> = c
+        .nodes
+        .iter()
+        .filter(|n| n.node_id != 1)
+        .map(|n| n.partition_dir("diverge", 0))
+        .collect();
+    wait_for("identical replica logs", WAIT, || {
+        let logs: Vec<Vec<u8>> = dirs.iter().map(|d| log_bytes(d)).collect();
+        (!logs[0].is_empty() && logs.iter().all(|l| *l == logs[0])).then_some(())
+    });
+    // A frozen follower may still take in the response to the fetch it had parked at the
+    // leader (the first acks=1 batch) when it resumes; nothing after that can reach it.
+    let values: Vec<String> = read_all(&bootstrap, "diverge", 0, 3)
+        .into_iter()
+        .map(|(_, v)| v)
+        .collect();
+    assert_eq!(values.first().map(String::as_str), Some("committed"), "{values:?}");
+    assert_eq!(values.last().map(String::as_str), Some("after"), "{values:?}");
+    assert!(!values.iter().any(|v| v == "lost-4"), "{values:?}");
+}

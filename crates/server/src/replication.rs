@@ -1,0 +1,441 @@
+//! Partition replication between brokers, after Kafka's: followers fetch from leaders.
+//!
+//! For every broker that leads partitions this node follows, one fetcher task sends Fetch
+//! requests with this node's replica id (and broker epoch) over the inter-broker listener,
+//! for all those partitions at once, each from its local log end offset and with the epoch
+//! of its last batch. The leader answers with the batches (beyond its high watermark too),
+//! its high watermark, or a diverging epoch (KIP-320) when the follower's log went further
+//! in an older epoch than the leader's: the follower then truncates to where that epoch
+//! ends on the leader, and fetches again. Batches are appended byte for byte with the
+//! leader's offsets and epochs.
+//!
+//! The leader tracks each follower's log end offset from its fetches; the high watermark
+//! is what every in-sync replica has (`Partition::maybe_advance_high_watermark`). A follower
+//! that catches up joins the ISR, one that stops catching up for `replica.lag.time.max.ms`
+//! leaves it; both through AlterPartition to the active controller, which writes the change
+//! to the metadata log (the leader applies it when its image has it).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::time::Duration;
+
+use bytes::Bytes;
+use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic, ReplicaState};
+use kafka_protocol::messages::*;
+use krust_client::Connection;
+use tokio::sync::{watch, Notify};
+use tracing::{debug, info, warn};
+
+use crate::broker::{now_ms, Broker};
+use crate::forward::Route;
+use crate::partition::Partition;
+
+/// Error codes the fetcher reacts to.
+const OFFSET_OUT_OF_RANGE: i16 = 1;
+
+struct Fetcher {
+    partitions: Arc<Mutex<Vec<Arc<Partition>>>>,
+    changed: Arc<Notify>,
+}
+
+/// The follower side: one fetcher per leader.
+#[derive(Default)]
+pub struct ReplicaManager {
+    broker: OnceLock<Weak<Broker>>,
+    shutdown: OnceLock<watch::Receiver<bool>>,
+    fetchers: Mutex<HashMap<i32, Fetcher>>,
+}
+
+impl ReplicaManager {
+    /// Lets fetchers run; until then `follow` only records what to follow.
+    pub fn start(&self, broker: &Arc<Broker>, shutdown: watch::Receiver<bool>) {
+        let _ = self.broker.set(Arc::downgrade(broker));
+        let _ = self.shutdown.set(shutdown);
+        broker.reconcile_quietly();
+    }
+
+    /// Makes the fetchers follow exactly `followed` (leader id → partitions).
+    pub fn follow(&self, _broker: &Broker, mut followed: HashMap<i32, Vec<Arc<Partition>>>) {
+        let (Some(weak), Some(shutdown)) = (self.broker.get(), self.shutdown.get()) else {
+            return;
+        };
+        let mut fetchers = self.fetchers.lock().unwrap_or_else(|e| e.into_inner());
+        for (leader, f) in fetchers.iter() {
+            let mut parts = f.partitions.lock().unwrap_or_else(|e| e.into_inner());
+            *parts = followed.remove(leader).unwrap_or_default();
+            f.changed.notify_one();
+        }
+        for (leader, partitions) in followed {
+            let f = Fetcher {
+                partitions: Arc::new(Mutex::new(partitions)),
+                changed: Arc::new(Notify::new()),
+            };
+            tokio::spawn(run_fetcher(
+                weak.clone(),
+                leader,
+                f.partitions.clone(),
+                f.changed.clone(),
+                shutdown.clone(),
+            ));
+            fetchers.insert(leader, f);
+        }
+    }
+}
+
+impl Broker {
+    /// This broker as an `Arc`, once the replica manager has started.
+    pub fn self_arc(&self) -> Option<Arc<Broker>> {
+        self.replication.broker.get()?.upgrade()
+    }
+
+    /// The partition if this node leads it; else Kafka's error for a client that asked the
+    /// wrong broker (NOT_LEADER_OR_FOLLOWER) or for a partition that does not exist.
+    pub fn leader_partition(
+        &self,
+        topic: &str,
+        index: i32,
+    ) -> Result<Arc<Partition>, krust_protocol::ErrorCode> {
+        match self.partitions.get(topic, index) {
+            Some(p) if p.is_leader() => Ok(p),
+            _ if self
+                .image()
+                .topic(topic)
+                .is_some_and(|t| t.partitions.contains_key(&index)) =>
+            {
+                Err(krust_protocol::ErrorCode::NotLeaderOrFollower)
+            }
+            _ => Err(krust_protocol::ErrorCode::UnknownTopicOrPartition),
+        }
+    }
+
+    /// `min.insync.replicas` for a topic: its override, else the broker's.
+    pub fn min_insync_replicas(&self, topic: &str) -> i32 {
+        self.image()
+            .topic_configs(topic)
+            .get("min.insync.replicas")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(self.config.min_insync_replicas)
+    }
+
+    /// Reconcile, logging instead of failing (for callers with nobody to report to).
+    pub fn reconcile_quietly(&self) {
+        if let Err(e) = self.reconcile() {
+            warn!(error = %e, "could not apply the metadata to the hosted partitions");
+        }
+    }
+
+    /// The address of broker `id`'s inter-broker listener.
+    fn inter_broker_address(&self, id: i32) -> Option<String> {
+        let image = self.image();
+        let b = image.broker(id)?;
+        let name = &self.config.inter_broker_listener_name;
+        let e = b
+            .endpoints
+            .iter()
+            .find(|e| &e.name == name)
+            .or_else(|| b.endpoints.first())?;
+        Some(if e.host.contains(':') {
+            format!("[{}]:{}", e.host, e.port)
+        } else {
+            format!("{}:{}", e.host, e.port)
+        })
+    }
+
+    /// Asks the active controller to set a partition's ISR (AlterPartition), as its
+    /// leader. The change takes effect when the metadata image has it; on failure the
+    /// pending change is dropped so that it can be tried again.
+    pub async fn alter_isr(&self, p: &Arc<Partition>, new_isr: Vec<i32>) {
+        let set = p.replicas();
+        let req = AlterPartitionRequest::default()
+            .with_broker_id(BrokerId(self.node_id))
+            .with_broker_epoch(self.broker_epoch.load(std::sync::atomic::Ordering::Relaxed))
+            .with_topics(vec![alter_partition_request::TopicData::default()
+                .with_topic_id(p.topic_id)
+                .with_partitions(vec![
+                    alter_partition_request::PartitionData::default()
+                        .with_partition_index(p.index)
+                        .with_leader_epoch(p.leader_epoch())
+                        .with_partition_epoch(set.partition_epoch)
+                        .with_new_isr_with_epochs(
+                            new_isr
+                                .iter()
+                                .map(|id| {
+                                    alter_partition_request::BrokerState::default()
+                                        .with_broker_id(BrokerId(*id))
+                                        .with_broker_epoch(-1)
+                                })
+                                .collect(),
+                        ),
+                ])]);
+        let outcome = match self.forward(&req, None).await {
+            Ok(Route::Local) => crate::handlers::controller::alter_partition(self, req, 3).await,
+            Ok(Route::Remote(r)) => r,
+            Err(e) => {
+                warn!(topic = %p.topic, partition = p.index, error = %e, "could not change the ISR");
+                p.clear_pending_isr();
+                return;
+            }
+        };
+        let code = outcome
+            .topics
+            .first()
+            .and_then(|t| t.partitions.first())
+            .map_or(outcome.error_code, |r| {
+                if outcome.error_code != 0 {
+                    outcome.error_code
+                } else {
+                    r.error_code
+                }
+            });
+        if code != 0 {
+            info!(topic = %p.topic, partition = p.index, isr = ?new_isr,
+                  error = %krust_client::error_description(code), "ISR change refused");
+            p.clear_pending_isr();
+            return;
+        }
+        info!(topic = %p.topic, partition = p.index, isr = ?new_isr, "ISR changed");
+        // Apply it as soon as this node's image has it.
+        self.wait_caught_up(Duration::from_secs(5)).await;
+    }
+
+    /// As leader: drops followers that stopped keeping up from the ISR.
+    pub async fn shrink_lagging_isrs(self: &Arc<Self>) {
+        let now = now_ms();
+        let max_lag = self.config.replica_lag_time_max_ms;
+        for p in self.partitions.all() {
+            if let Some(isr) = p.shrunk_isr(now, max_lag) {
+                let b = self.clone();
+                tokio::spawn(async move { b.alter_isr(&p, isr).await });
+            }
+        }
+    }
+}
+
+/// Follows the partitions `leader` leads until there are none or the node stops.
+async fn run_fetcher(
+    broker: Weak<Broker>,
+    leader: i32,
+    partitions: Arc<Mutex<Vec<Arc<Partition>>>>,
+    changed: Arc<Notify>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut conn: Option<Connection> = None;
+    loop {
+        if *shutdown.borrow() {
+            return;
+        }
+        let Some(b) = broker.upgrade() else { return };
+        let parts = partitions.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let backoff = Duration::from_millis(b.config.replica_fetch_backoff_ms.max(1) as u64);
+        if parts.is_empty() {
+            conn = None;
+            drop(b);
+            tokio::select! {
+                _ = changed.notified() => continue,
+                _ = shutdown.changed() => return,
+            }
+        }
+        if conn.is_none() {
+            let Some(addr) = b.inter_broker_address(leader) else {
+                drop(b);
+                pause(&mut shutdown, backoff).await;
+                continue;
+            };
+            let timeout =
+                Duration::from_millis((b.config.replica_fetch_wait_max_ms.max(0) as u64) + 30_000);
+            match Connection::connect(&addr, "krust-replica-fetcher", timeout).await {
+                Ok(c) => conn = Some(c),
+                Err(e) => {
+                    debug!(leader, %addr, error = %e, "cannot reach the leader");
+                    drop(b);
+                    pause(&mut shutdown, backoff).await;
+                    continue;
+                }
+            }
+        }
+        let Some(c) = conn.as_mut() else { continue };
+        let version = match c.version_for::<FetchRequest>() {
+            Ok(v) if v >= 12 => v,
+            _ => {
+                warn!(
+                    leader,
+                    "the leader does not serve Fetch v12 or later; cannot follow it"
+                );
+                conn = None;
+                drop(b);
+                pause(&mut shutdown, backoff * 10).await;
+                continue;
+            }
+        };
+        let req = fetch_request(&b, &parts, version);
+        let result = tokio::select! {
+            r = c.send_version(&req, version) => r,
+            _ = shutdown.changed() => return,
+        };
+        match result {
+            Ok(resp) => {
+                let failed = handle_response(&b, leader, &parts, resp, version);
+                if failed {
+                    drop(b);
+                    pause(&mut shutdown, backoff).await;
+                }
+            }
+            Err(e) => {
+                debug!(leader, error = %e, "follower fetch failed");
+                conn = None;
+                drop(b);
+                pause(&mut shutdown, backoff).await;
+            }
+        }
+    }
+}
+
+async fn pause(shutdown: &mut watch::Receiver<bool>, d: Duration) {
+    tokio::select! {
+        _ = tokio::time::sleep(d) => {}
+        _ = shutdown.changed() => {}
+    }
+}
+
+fn fetch_request(b: &Broker, parts: &[Arc<Partition>], version: i16) -> FetchRequest {
+    let mut topics: Vec<FetchTopic> = Vec::new();
+    for p in parts {
+        let (end, last_epoch) = {
+            let log = p.read_log();
+            (
+                log.log_end_offset(),
+                log.leader_epoch_cache().latest_epoch().unwrap_or(-1),
+            )
+        };
+        let fp = FetchPartition::default()
+            .with_partition(p.index)
+            .with_current_leader_epoch(p.leader_epoch())
+            .with_fetch_offset(end)
+            .with_last_fetched_epoch(last_epoch)
+            .with_log_start_offset(p.log_start_offset())
+            .with_partition_max_bytes(b.config.replica_fetch_max_bytes);
+        let same = topics.last().is_some_and(|t| {
+            if version >= 13 {
+                t.topic_id == p.topic_id
+            } else {
+                t.topic.as_str() == p.topic
+            }
+        });
+        if !same {
+            let mut t = FetchTopic::default();
+            if version >= 13 {
+                t.topic_id = p.topic_id;
+            } else {
+                t.topic = TopicName(crate::handlers::sb(p.topic.clone()));
+            }
+            topics.push(t);
+        }
+        if let Some(t) = topics.last_mut() {
+            t.partitions.push(fp);
+        }
+    }
+    let mut req = FetchRequest::default()
+        .with_max_wait_ms(b.config.replica_fetch_wait_max_ms)
+        .with_min_bytes(1)
+        .with_max_bytes(b.config.replica_fetch_response_max_bytes)
+        .with_isolation_level(0)
+        .with_session_id(0)
+        .with_session_epoch(-1)
+        .with_topics(topics);
+    if version >= 15 {
+        req.replica_state = ReplicaState::default()
+            .with_replica_id(BrokerId(b.node_id))
+            .with_replica_epoch(b.broker_epoch.load(std::sync::atomic::Ordering::Relaxed));
+    } else {
+        req.replica_id = BrokerId(b.node_id);
+    }
+    req
+}
+
+/// Applies a fetch response. Returns whether every partition failed (back off then).
+fn handle_response(
+    b: &Broker,
+    leader: i32,
+    parts: &[Arc<Partition>],
+    resp: FetchResponse,
+    version: i16,
+) -> bool {
+    if resp.error_code != 0 {
+        debug!(leader, error = %krust_client::error_description(resp.error_code), "follower fetch refused");
+        return true;
+    }
+    let mut any_ok = false;
+    let image = b.image();
+    for t in &resp.responses {
+        let name = if version >= 13 {
+            image.topic_by_id(&t.topic_id).map(|ti| ti.name.clone())
+        } else {
+            Some(t.topic.to_string())
+        };
+        let Some(name) = name else { continue };
+        for pd in &t.partitions {
+            let Some(p) = parts
+                .iter()
+                .find(|p| p.topic == name && p.index == pd.partition_index)
+            else {
+                continue;
+            };
+            match apply_partition(p, pd) {
+                Ok(()) => any_ok = true,
+                Err(e) => {
+                    debug!(topic = %p.topic, partition = p.index, leader, error = %e, "follower fetch");
+                }
+            }
+        }
+    }
+    !any_ok
+}
+
+fn apply_partition(p: &Partition, pd: &fetch_response::PartitionData) -> Result<(), String> {
+    match pd.error_code {
+        0 => {}
+        OFFSET_OUT_OF_RANGE => {
+            let end = p.read_log().log_end_offset();
+            if pd.log_start_offset > end {
+                // The leader deleted what this replica still needs: start at its log start.
+                p.restart_at(pd.log_start_offset)
+                    .map_err(|e| e.to_string())?;
+                info!(topic = %p.topic, partition = p.index, offset = pd.log_start_offset,
+                      "follower restarted at the leader's log start");
+                return Ok(());
+            }
+            return Err("offset out of range".into());
+        }
+        code => return Err(krust_client::error_description(code)),
+    }
+    let diverging = &pd.diverging_epoch;
+    if diverging.epoch >= 0 {
+        let end = p.read_log().log_end_offset();
+        let to = diverging.end_offset.min(end);
+        info!(topic = %p.topic, partition = p.index, epoch = diverging.epoch, from = end, to,
+              "follower truncates its divergent tail");
+        p.truncate_to(to).map_err(|e| e.to_string())?;
+        return Ok(());
+    }
+    if let Some(records) = pd.records.as_ref().filter(|r| !r.is_empty()) {
+        append_complete_batches(p, records)?;
+    }
+    p.follow_high_watermark(pd.high_watermark);
+    Ok(())
+}
+
+/// Appends the whole batches of `records` (a response may end in a partial batch).
+fn append_complete_batches(p: &Partition, records: &Bytes) -> Result<(), String> {
+    let mut len = 0usize;
+    for b in krust_storage::batch::batches(records) {
+        match b {
+            Ok(b) => len += b.size(),
+            Err(_) => break,
+        }
+    }
+    if len == 0 {
+        return Ok(());
+    }
+    p.append_as_follower(&records.slice(..len))
+        .map_err(|e| e.to_string())
+}
