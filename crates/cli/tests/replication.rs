@@ -15,10 +15,11 @@ use rdkafka::{Message, Offset, TopicPartitionList};
 
 const BIN: &str = env!("CARGO_BIN_EXE_krust");
 const WAIT: Duration = Duration::from_secs(40);
-const SETTINGS: [&str; 3] = [
+const SETTINGS: [&str; 4] = [
     "broker.session.timeout.ms=3000",
     "broker.heartbeat.interval.ms=500",
     "replica.lag.time.max.ms=4000",
+    "leader.imbalance.check.interval.seconds=2",
 ];
 
 fn create_replicated(bootstrap: &str, topic: &str, partitions: &str, min_isr: &str) {
@@ -210,6 +211,11 @@ async fn acks_all_production_survives_killing_the_partition_leader() {
     wait_for("identical replica logs", WAIT, || {
         let logs: Vec<Vec<u8>> = dirs.iter().map(|d| log_bytes(d)).collect();
         (!logs[0].is_empty() && logs.iter().all(|l| *l == logs[0])).then_some(())
+    });
+
+    // The preferred replica (the first one, the original leader) gets leadership back.
+    wait_for("the preferred leader back", WAIT, || {
+        describe(&bootstrap, "orders").filter(|d| d[&0].0 == leader)
     });
 }
 
@@ -414,7 +420,15 @@ async fn a_dead_leaders_unreplicated_tail_is_truncated_when_it_returns() {
         .into_iter()
         .map(|(_, v)| v)
         .collect();
-    assert_eq!(values.first().map(String::as_str), Some("committed"), "{values:?}");
-    assert_eq!(values.last().map(String::as_str), Some("after"), "{values:?}");
+    assert_eq!(
+        values.first().map(String::as_str),
+        Some("committed"),
+        "{values:?}"
+    );
+    assert_eq!(
+        values.last().map(String::as_str),
+        Some("after"),
+        "{values:?}"
+    );
     assert!(!values.iter().any(|v| v == "lost-4"), "{values:?}");
 }

@@ -99,6 +99,7 @@ pub const SUPPORTED_APIS: &[ApiRange] = &[
     controller(ApiKey::BrokerHeartbeat, 0, 1),
     controller(ApiKey::AllocateProducerIds, 0, 0),
     controller(ApiKey::AlterPartition, 2, 3),
+    both(ApiKey::ElectLeaders, 0, 2),
 ];
 
 /// The served range of `key` on `listener`, if krust serves it there.
@@ -160,6 +161,7 @@ mod tests {
             ApiKey::BrokerHeartbeat => r!(BrokerHeartbeatRequest),
             ApiKey::AllocateProducerIds => r!(AllocateProducerIdsRequest),
             ApiKey::AlterPartition => r!(AlterPartitionRequest),
+            ApiKey::ElectLeaders => r!(ElectLeadersRequest),
             other => panic!("add {other:?} to crate_range"),
         }
     }

@@ -70,7 +70,6 @@ pub const ACCEPTED_UNUSED_KEYS: &[&str] = &[
     "alter.log.dirs.replication.quota.window.size.seconds",
     "authorizer.class.name",
     "auto.include.jmx.reporter",
-    "auto.leader.rebalance.enable",
     "background.threads",
     "client.quota.callback.class",
     "compression.gzip.level",
@@ -98,7 +97,6 @@ pub const ACCEPTED_UNUSED_KEYS: &[&str] = &[
     "inter.broker.protocol.version",
     "kafka.metrics.polling.interval.secs",
     "kafka.metrics.reporters",
-    "leader.imbalance.check.interval.seconds",
     "leader.imbalance.per.broker.percentage",
     "log.dir.failure.timeout.ms",
     "log.flush.offset.checkpoint.interval.ms",
@@ -143,11 +141,7 @@ pub const ACCEPTED_UNUSED_KEYS: &[&str] = &[
     "queued.max.requests",
     "quota.window.num",
     "quota.window.size.seconds",
-    "replica.fetch.backoff.ms",
-    "replica.fetch.max.bytes",
     "replica.fetch.min.bytes",
-    "replica.fetch.response.max.bytes",
-    "replica.fetch.wait.max.ms",
     "replica.high.watermark.checkpoint.interval.ms",
     "replica.selector.class",
     "replica.socket.receive.buffer.bytes",
@@ -238,6 +232,12 @@ const BROKER_KEYS: &[BrokerKeyDef] = &[
         T::Boolean,
         Some("true"),
         "Create a topic when a client asks for metadata of one that does not exist.",
+    ),
+    key(
+        "auto.leader.rebalance.enable",
+        T::Boolean,
+        Some("true"),
+        "Whether the active controller moves leadership back to preferred replicas periodically.",
     ),
     key(
         "broker.heartbeat.interval.ms",
@@ -340,6 +340,12 @@ const BROKER_KEYS: &[BrokerKeyDef] = &[
         T::String,
         None,
         "Listener brokers use to talk to each other; defaults to PLAINTEXT.",
+    ),
+    key(
+        "leader.imbalance.check.interval.seconds",
+        T::Long,
+        Some("300"),
+        "How often the active controller moves leadership back to preferred replicas.",
     ),
     key(
         "listener.security.protocol.map",
@@ -526,6 +532,30 @@ const BROKER_KEYS: &[BrokerKeyDef] = &[
         T::List,
         Some(""),
         "Roles of this node: broker, controller, or both.",
+    ),
+    key(
+        "replica.fetch.backoff.ms",
+        T::Int,
+        Some("1000"),
+        "Pause after a follower fetch fails.",
+    ),
+    key(
+        "replica.fetch.max.bytes",
+        T::Int,
+        Some("1048576"),
+        "Bytes per partition a follower asks for in one fetch.",
+    ),
+    key(
+        "replica.fetch.response.max.bytes",
+        T::Int,
+        Some("10485760"),
+        "Bytes a follower asks for in one fetch response.",
+    ),
+    key(
+        "replica.fetch.wait.max.ms",
+        T::Int,
+        Some("500"),
+        "How long a follower's fetch waits at the leader for new data.",
     ),
     key(
         "replica.lag.time.max.ms",
@@ -783,6 +813,10 @@ pub struct ServerConfig {
     pub broker_rack: Option<String>,
     pub unclean_leader_election_enable: bool,
     pub replica_lag_time_max_ms: i64,
+    /// `auto.leader.rebalance.enable`: the active controller moves leadership back to
+    /// preferred replicas every `leader.imbalance.check.interval.seconds`.
+    pub auto_leader_rebalance_enable: bool,
+    pub leader_imbalance_check_interval_seconds: i64,
     /// `replica.fetch.wait.max.ms`: how long a follower's fetch may wait at the leader.
     pub replica_fetch_wait_max_ms: i32,
     /// `replica.fetch.backoff.ms`: pause after a failed follower fetch.
@@ -1615,6 +1649,9 @@ fn build(
     }
     let offsets_retention_minutes = raw.int("offsets.retention.minutes", 10080, 1)?;
 
+    let auto_leader_rebalance_enable = raw.boolean("auto.leader.rebalance.enable", true)?;
+    let leader_imbalance_check_interval_seconds =
+        raw.long("leader.imbalance.check.interval.seconds", 300, 1)?;
     // Follower fetching.
     let fetch_wait = raw.int("replica.fetch.wait.max.ms", 500, 0)?;
     let replica_fetch_backoff_ms = raw.int("replica.fetch.backoff.ms", 1000, 0)?;
@@ -1987,6 +2024,8 @@ fn build(
         unclean_leader_election_enable,
         replica_lag_time_max_ms,
         replica_fetch_wait_max_ms: fetch_wait,
+        auto_leader_rebalance_enable,
+        leader_imbalance_check_interval_seconds,
         replica_fetch_backoff_ms,
         replica_fetch_max_bytes,
         replica_fetch_response_max_bytes,

@@ -389,11 +389,17 @@ impl std::ops::Deref for BrokerEpoch {
 /// when it takes over, fencing brokers whose sessions ran out.
 pub async fn run(broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>) {
     let mut active_epoch = None;
+    let mut rebalance = tokio::time::interval(Duration::from_secs(
+        broker.config.leader_imbalance_check_interval_seconds.max(1) as u64,
+    ));
+    rebalance.tick().await;
     let mut tick = tokio::time::interval(SESSION_CHECK_INTERVAL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
+        let mut rebalance_now = false;
         tokio::select! {
             _ = tick.tick() => {}
+            _ = rebalance.tick() => rebalance_now = broker.config.auto_leader_rebalance_enable,
             _ = shutdown.changed() => break,
         }
         if !broker.metadata.is_active() {
@@ -411,6 +417,26 @@ pub async fn run(broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>) {
                 warn!(error = %e, "could not write the cluster's bootstrap records");
                 active_epoch = None;
                 continue;
+            }
+        }
+        if rebalance_now {
+            // Leadership back to the preferred replicas (the first of each replica list)
+            // where they are live and in sync.
+            let moved = broker
+                .control(|image| {
+                    let (records, _) =
+                        controller::elect_leaders(image, controller::ElectionType::Preferred, None);
+                    let n = records.len();
+                    (records, n)
+                })
+                .await;
+            match moved {
+                Ok(n) if n > 0 => info!(
+                    partitions = n,
+                    "moved leadership back to preferred replicas"
+                ),
+                Ok(_) => {}
+                Err(e) => warn!(error = %e, "preferred leader election failed"),
             }
         }
         for id in broker.controller.take_expired(Instant::now()) {

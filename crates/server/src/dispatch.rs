@@ -255,6 +255,9 @@ async fn dispatch_inner(
         ApiKey::ListGroups => simple!(ListGroupsRequest, handlers::list_groups::handle),
         ApiKey::DeleteGroups => simple!(DeleteGroupsRequest, handlers::delete_groups::handle),
         ApiKey::OffsetDelete => simple!(OffsetDeleteRequest, handlers::offset_delete::handle),
+        ApiKey::ElectLeaders => {
+            forwardable!(ElectLeadersRequest, handlers::controller::elect_leaders)
+        }
         ApiKey::AlterPartition => {
             forwardable!(AlterPartitionRequest, handlers::controller::alter_partition)
         }

@@ -421,6 +421,12 @@ fn apply_partition(p: &Partition, pd: &fetch_response::PartitionData) -> Result<
         append_complete_batches(p, records)?;
     }
     p.follow_high_watermark(pd.high_watermark);
+    // Records the leader deleted (DeleteRecords, retention) go here too.
+    if pd.log_start_offset > p.log_start_offset() && pd.log_start_offset <= p.high_watermark() {
+        p.write_log()
+            .delete_records_before(pd.log_start_offset)
+            .map_err(|e| e.to_string())?;
+    }
     Ok(())
 }
 

@@ -170,3 +170,80 @@ pub async fn alter_partition(
     }
     resp
 }
+
+/// ElectLeaders (43): preferred (or unclean) leader election for the named partitions,
+/// or for every partition when none are named.
+pub async fn elect_leaders(
+    broker: &Broker,
+    req: ElectLeadersRequest,
+    version: i16,
+) -> ElectLeadersResponse {
+    use std::collections::BTreeMap;
+    let mut resp = ElectLeadersResponse::default();
+    let election_type = if version >= 1 {
+        controller::ElectionType::from_value(req.election_type)
+    } else {
+        Some(controller::ElectionType::Preferred)
+    };
+    let Some(election_type) = election_type else {
+        resp.error_code = ErrorCode::InvalidRequest.code();
+        return resp;
+    };
+    let image = broker.image();
+    // Partitions named in the request that do not exist get their error here.
+    let mut unknown: BTreeMap<String, Vec<i32>> = BTreeMap::new();
+    let wanted: Option<Vec<(uuid::Uuid, i32)>> = req.topic_partitions.as_ref().map(|tps| {
+        let mut out = Vec::new();
+        for tp in tps {
+            for p in &tp.partitions {
+                match image.topic(tp.topic.as_str()) {
+                    Some(t) if t.partitions.contains_key(p) => out.push((t.id, *p)),
+                    _ => unknown.entry(tp.topic.to_string()).or_default().push(*p),
+                }
+            }
+        }
+        out
+    });
+    let outcome = broker
+        .control(|image| controller::elect_leaders(image, election_type, wanted.as_deref()))
+        .await;
+    let results = match outcome {
+        Ok(r) => r,
+        Err(e) => {
+            resp.error_code = control_error_code(&e).code();
+            return resp;
+        }
+    };
+    let mut by_topic: BTreeMap<String, Vec<elect_leaders_response::PartitionResult>> =
+        BTreeMap::new();
+    for r in results {
+        let Some(t) = image.topic_by_id(&r.topic_id) else {
+            continue;
+        };
+        by_topic.entry(t.name.clone()).or_default().push(
+            elect_leaders_response::PartitionResult::default()
+                .with_partition_id(r.partition)
+                .with_error_code(r.error.map_or(0, |e| e.code()))
+                .with_error_message(r.message.map(sb)),
+        );
+    }
+    for (topic, partitions) in unknown {
+        let out = by_topic.entry(topic).or_default();
+        for p in partitions {
+            out.push(
+                elect_leaders_response::PartitionResult::default()
+                    .with_partition_id(p)
+                    .with_error_code(ErrorCode::UnknownTopicOrPartition.code()),
+            );
+        }
+    }
+    resp.replica_election_results = by_topic
+        .into_iter()
+        .map(|(topic, partition_result)| {
+            elect_leaders_response::ReplicaElectionResult::default()
+                .with_topic(TopicName(sb(topic)))
+                .with_partition_result(partition_result)
+        })
+        .collect();
+    resp
+}
