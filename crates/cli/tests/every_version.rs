@@ -351,6 +351,21 @@ async fn every_supported_version_answers() {
                         "DescribeQuorum v{v}"
                     );
                 }
+                ApiKey::ElectLeaders => {
+                    // Preferred election for a partition that has its preferred leader.
+                    let req = ElectLeadersRequest::default()
+                        .with_topic_partitions(Some(vec![
+                            elect_leaders_request::TopicPartitions::default()
+                                .with_topic(TopicName(s("v")))
+                                .with_partitions(vec![0]),
+                        ]))
+                        .with_timeout_ms(5000);
+                    let r = w.call(&req, v);
+                    assert_eq!(r.error_code, 0, "ElectLeaders v{v}");
+                    let p = &r.replica_election_results[0].partition_result[0];
+                    // ELECTION_NOT_NEEDED (84).
+                    assert_eq!(p.error_code, 84, "ElectLeaders v{v}");
+                }
                 other => {
                     panic!("{other:?} is advertised but this test does not exercise it; add it")
                 }

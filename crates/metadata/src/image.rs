@@ -281,7 +281,11 @@ impl MetadataImage {
             } => {
                 self.next_producer_id = self.next_producer_id.max(*next_producer_id);
             }
-            MetadataRecord::NoOp => {}
+            // Transaction markers: the log's reader stages what lies between them.
+            MetadataRecord::NoOp
+            | MetadataRecord::BeginTransaction { .. }
+            | MetadataRecord::EndTransaction
+            | MetadataRecord::AbortTransaction { .. } => {}
             MetadataRecord::RegisterBroker(r) => {
                 self.brokers
                     .insert(r.broker_id, BrokerRegistration::from_record(r));

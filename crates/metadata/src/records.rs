@@ -268,6 +268,14 @@ pub enum MetadataRecord {
     },
     /// Nothing; written to show the log is alive (api key 20).
     NoOp,
+    /// The records up to the matching [`MetadataRecord::EndTransaction`] are one decision,
+    /// applied all at once or (after [`MetadataRecord::AbortTransaction`]) not at all
+    /// (api key 22, KIP-868).
+    BeginTransaction { name: Option<String> },
+    /// The end of a transaction begun earlier (api key 24).
+    EndTransaction,
+    /// The transaction begun earlier is abandoned: its records are not applied (api key 25).
+    AbortTransaction { reason: Option<String> },
     /// A broker registered, or amended its registration (api key 0). It replaces any
     /// earlier registration of the same broker id.
     RegisterBroker(RegisterBrokerRecord),
@@ -296,7 +304,7 @@ fn max_version(api_key: u64) -> Option<u64> {
     match api_key {
         0 => Some(3),
         17 => Some(2),
-        1 | 2 | 3 | 4 | 5 | 7 | 8 | 9 | 12 | 15 | 20 => Some(0),
+        1 | 2 | 3 | 4 | 5 | 7 | 8 | 9 | 12 | 15 | 20 | 22 | 24 | 25 => Some(0),
         _ => None,
     }
 }
@@ -392,6 +400,9 @@ impl MetadataRecord {
             MetadataRecord::FeatureLevel { .. } => 12,
             MetadataRecord::ProducerIds { .. } => 15,
             MetadataRecord::NoOp => 20,
+            MetadataRecord::BeginTransaction { .. } => 22,
+            MetadataRecord::EndTransaction => 24,
+            MetadataRecord::AbortTransaction { .. } => 25,
             MetadataRecord::RegisterBroker(_) => 0,
             MetadataRecord::UnregisterBroker { .. } => 1,
             MetadataRecord::FenceBroker { .. } => 7,
@@ -442,6 +453,12 @@ impl MetadataRecord {
                 }
                 out.sort_by_key(|(tag, _)| *tag);
             }
+            MetadataRecord::BeginTransaction { name: Some(text) }
+            | MetadataRecord::AbortTransaction { reason: Some(text) } => {
+                let mut v = Vec::new();
+                put_compact_str(&mut v, Some(text));
+                out.push((0, v));
+            }
             MetadataRecord::BrokerRegistrationChange {
                 fenced,
                 in_controlled_shutdown,
@@ -469,6 +486,12 @@ impl MetadataRecord {
         match self {
             MetadataRecord::RegisterBroker(r) if version >= 3 && tag == 0 => {
                 r.log_dirs = tag_value(data, get_required_uuids)?;
+            }
+            MetadataRecord::BeginTransaction { name: text }
+            | MetadataRecord::AbortTransaction { reason: text }
+                if tag == 0 =>
+            {
+                *text = tag_value(data, |b| get_compact_str(b))?;
             }
             MetadataRecord::Partition(p) if tag == 0 => {
                 p.leader_recovery_state =
@@ -573,7 +596,10 @@ impl MetadataRecord {
                 b.put_i64(*broker_epoch);
                 b.put_i64(*next_producer_id);
             }
-            MetadataRecord::NoOp => {}
+            MetadataRecord::NoOp
+            | MetadataRecord::BeginTransaction { .. }
+            | MetadataRecord::EndTransaction
+            | MetadataRecord::AbortTransaction { .. } => {}
             MetadataRecord::RegisterBroker(r) => {
                 b.put_i32(r.broker_id);
                 b.put_u8(u8::from(r.is_migrating_zk_broker));
@@ -694,6 +720,9 @@ impl MetadataRecord {
                 next_producer_id: get_i64(b)?,
             },
             20 => MetadataRecord::NoOp,
+            22 => MetadataRecord::BeginTransaction { name: None },
+            24 => MetadataRecord::EndTransaction,
+            25 => MetadataRecord::AbortTransaction { reason: None },
             _ => return Err(RecordError::Unsupported { api_key, version }),
         };
         for (tag, data) in get_tags(b)? {
@@ -819,6 +848,14 @@ mod tests {
                 next_producer_id: 2000,
             },
             MetadataRecord::NoOp,
+            MetadataRecord::BeginTransaction {
+                name: Some("create topics".into()),
+            },
+            MetadataRecord::BeginTransaction { name: None },
+            MetadataRecord::EndTransaction,
+            MetadataRecord::AbortTransaction {
+                reason: Some("leader changed".into()),
+            },
             MetadataRecord::RegisterBroker(register(vec![Uuid::from_u128(0xab)], Some("r1"))),
             MetadataRecord::RegisterBroker(RegisterBrokerRecord {
                 endpoints: vec![],

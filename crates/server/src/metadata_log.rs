@@ -181,6 +181,14 @@ struct Inner {
     ready: bool,
     /// Fetch responses from the leader received so far.
     leader_fetches: u64,
+    /// Inside a metadata transaction (BeginTransaction seen, no End/Abort yet): the image
+    /// as it was before it, to go back to on an abort. The image is not published meanwhile.
+    txn_base: Option<MetadataImage>,
+    /// The offset of the open transaction's BeginTransaction.
+    txn_begin: i64,
+    /// As leader: an AbortTransaction for a transaction an earlier leader left open has
+    /// been proposed.
+    abort_proposed: bool,
 }
 
 impl Inner {
@@ -191,9 +199,27 @@ impl Inner {
     /// Executes every pending effect in order.
     fn drain(&mut self) -> anyhow::Result<()> {
         loop {
-            let effects = self.node.poll_effects();
+            let mut effects = self.node.poll_effects();
             if effects.is_empty() {
-                break;
+                // A new leader whose log ends inside a transaction that an earlier leader
+                // did not finish abandons it before anything else is decided.
+                let left_open = self
+                    .epoch_start()
+                    .is_some_and(|start| self.txn_begin < start && self.applied > start);
+                if self.txn_base.is_some() && !self.abort_proposed && left_open {
+                    let abort = MetadataRecord::AbortTransaction {
+                        reason: Some("the leader that began it lost leadership".into()),
+                    };
+                    let now = self.now();
+                    if self.node.propose(vec![abort.encode()], now).is_ok() {
+                        self.abort_proposed = true;
+                        info!("aborting a metadata transaction left open by an earlier leader");
+                    }
+                    effects = self.node.poll_effects();
+                }
+                if effects.is_empty() {
+                    break;
+                }
             }
             for effect in effects {
                 match effect {
@@ -219,6 +245,7 @@ impl Inner {
                         }
                     }
                     Effect::SnapshotLoaded { snapshot_id } => {
+                        self.txn_base = None;
                         self.image = image_from_snapshot(self.node.log(), snapshot_id)?;
                         self.applied = snapshot_id.end_offset.0;
                         self.image_dirty = true;
@@ -283,6 +310,23 @@ impl Inner {
                             e.offset.0
                         )
                     })?;
+                    match &record {
+                        MetadataRecord::BeginTransaction { .. } if self.txn_base.is_none() => {
+                            self.txn_base = Some(self.image.clone());
+                            self.txn_begin = e.offset.0;
+                        }
+                        MetadataRecord::EndTransaction => {
+                            self.txn_base = None;
+                            self.abort_proposed = false;
+                        }
+                        MetadataRecord::AbortTransaction { .. } => {
+                            if let Some(base) = self.txn_base.take() {
+                                self.image = base;
+                            }
+                            self.abort_proposed = false;
+                        }
+                        _ => {}
+                    }
                     self.image.apply(e.offset.0, &record).map_err(|err| {
                         anyhow::anyhow!(
                             "metadata record at offset {} does not apply: {err}",
@@ -300,7 +344,8 @@ impl Inner {
     }
 
     fn maybe_snapshot(&mut self) {
-        if self.bytes_since_snapshot == 0 {
+        // A snapshot holds whole decisions only.
+        if self.bytes_since_snapshot == 0 || self.txn_base.is_some() {
             return;
         }
         let now = self.now();
@@ -405,6 +450,9 @@ impl MetadataLog {
             leader_high_watermark: 0,
             ready: false,
             leader_fetches: 0,
+            txn_base: None,
+            txn_begin: -1,
+            abort_proposed: false,
         };
         if let Some(id) = inner.node.log().latest_snapshot() {
             inner.image = image_from_snapshot(inner.node.log(), id)?;
@@ -417,6 +465,7 @@ impl MetadataLog {
                 if inner.node.role() == RoleKind::Leader
                     && inner.node.high_watermark() >= end
                     && inner.is_active()
+                    && inner.txn_base.is_none()
                 {
                     break;
                 }
@@ -472,7 +521,8 @@ impl MetadataLog {
                 tracing::error!(error = %e, "the metadata log failed");
                 self.failed.send_replace(Some(e.to_string()));
             }
-            let image = inner.image_dirty.then(|| {
+            // Half a decision is never published.
+            let image = (inner.image_dirty && inner.txn_base.is_none()).then(|| {
                 inner.image_dirty = false;
                 Arc::new(inner.image.clone())
             });
@@ -725,10 +775,16 @@ impl MetadataLog {
         if records.is_empty() {
             return Ok(self.image().offset);
         }
-        let data: Vec<Bytes> = records.iter().map(MetadataRecord::encode).collect();
+        // A decision of several records is one transaction (KIP-868): followers apply it
+        // whole, and a leader change half-way through abandons it.
+        let mut data: Vec<Bytes> = records.iter().map(MetadataRecord::encode).collect();
+        if data.len() > 1 {
+            data.insert(0, MetadataRecord::BeginTransaction { name: None }.encode());
+            data.push(MetadataRecord::EndTransaction.encode());
+        }
         let mut proposed = Err(CommitError::NotController);
         self.step(|inner, now| {
-            if !inner.is_active() {
+            if !inner.is_active() || (inner.txn_base.is_some() && !inner.abort_proposed) {
                 return;
             }
             let epoch = inner.node.epoch();
@@ -763,5 +819,79 @@ impl MetadataLog {
     /// Resigns leadership gracefully (EndQuorumEpoch to the other voters), for shutdown.
     pub fn resign(self: &Arc<Self>) {
         self.step(|inner, now| inner.node.resign(now));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn standalone() -> QuorumConfig {
+        QuorumConfig {
+            node_id: 1,
+            voters: [(1, "127.0.0.1:1".to_string())].into_iter().collect(),
+            election_timeout_ms: 1000,
+            fetch_timeout_ms: 2000,
+            request_timeout_ms: 2000,
+            snapshots: SnapshotPolicy {
+                max_record_bytes: u64::MAX,
+                max_interval_ms: 0,
+            },
+        }
+    }
+
+    fn topic(name: &str, id: u128) -> MetadataRecord {
+        MetadataRecord::Topic {
+            name: name.into(),
+            topic_id: uuid::Uuid::from_u128(id),
+        }
+    }
+
+    #[tokio::test]
+    async fn decisions_apply_whole_and_a_transaction_left_open_is_aborted() {
+        let dir = tempfile::tempdir().expect("tmp");
+        {
+            let log = Arc::new(MetadataLog::open(dir.path(), "c", standalone(), 0).expect("open"));
+            let (stop, stopped) = watch::channel(false);
+            let driver = log.start(stopped);
+            log.commit(&[topic("a", 1), topic("b", 2)], Duration::from_secs(5))
+                .await
+                .expect("commit");
+            assert!(log.image().topic("a").is_some() && log.image().topic("b").is_some());
+            // A leader writes the start of a decision and dies before the rest.
+            let _ = stop.send(true);
+            driver.await.expect("driver");
+            let mut inner = log.lock();
+            let now = inner.now();
+            inner
+                .node
+                .propose(
+                    vec![
+                        MetadataRecord::BeginTransaction { name: None }.encode(),
+                        topic("half", 3).encode(),
+                    ],
+                    now,
+                )
+                .expect("propose");
+            for _ in 0..5 {
+                inner.tick_to_deadline().expect("tick");
+            }
+            assert!(inner.txn_base.is_some(), "the transaction is open");
+            assert!(inner.image.topic("half").is_some());
+            assert!(!inner.abort_proposed, "its own leader does not abort it");
+        }
+        // Not published while open; after a restart (a new epoch) it is abandoned.
+        let log = MetadataLog::open(dir.path(), "c", standalone(), 0).expect("reopen");
+        assert!(log.image().topic("half").is_none());
+        assert!(log.image().topic("a").is_some());
+        let inner = log.lock();
+        assert!(inner.txn_base.is_none());
+        let end = inner.node.log().end_offset().0;
+        let last = inner.node.log().read(Offset(end - 1), 1);
+        let record = MetadataRecord::decode(&last[0].data).expect("decode");
+        assert!(
+            matches!(record, MetadataRecord::AbortTransaction { .. }),
+            "{record:?}"
+        );
     }
 }
