@@ -28,13 +28,14 @@ def parse(raw):
         out = str(m.get("output", ""))
         row.update(mb_per_sec=None, records_per_sec=None, p50_ms=None, p99_ms=None,
                    p999_ms=None, avg_ms=None)
-        if m["client"] == "krust" and m["kind"] == "produce":
+        ours = m["client"] in ("krust", "krust-rf3")
+        if ours and m["kind"] == "produce":
             f = FINAL.search(out)
             if f:
                 row.update(records_per_sec=float(f[2]), mb_per_sec=float(f[3]),
                            avg_ms=float(f[4]), p50_ms=int(f[6]), p99_ms=int(f[8]),
                            p999_ms=int(f[9]))
-        elif m["client"] == "krust" and m["kind"] == "consume":
+        elif ours and m["kind"] == "consume":
             cols = [c.strip() for c in out.split(",")]
             if len(cols) == 10:
                 row.update(mb_per_sec=float(cols[3]), records_per_sec=float(cols[5]))
@@ -62,7 +63,7 @@ def relevant_limit(row, limits):
 
 def svg(limits, rows):
     bars = [(f"limit: {n} ({l['tool']})", l["mb_per_sec"], "#999999") for n, l in limits.items()]
-    colors = {"krust": "#d9534f", "kcat": "#337ab7"}
+    colors = {"krust": "#d9534f", "kcat": "#337ab7", "krust-rf3": "#f0ad4e"}
     for r in rows:
         if r["mb_per_sec"] is not None:
             bars.append((f"{r['client']} {r['kind']} {r['record_size']}B p={r['partitions']} acks={r['acks']}",
@@ -101,12 +102,20 @@ def main():
         r["limit"] = name
         r["ratio_to_limit"] = (round(r["mb_per_sec"] / lim, 4)
                                if lim and r["mb_per_sec"] is not None else None)
+    # Three nodes (RF=3, acks=all) against one node (acks=all), same workload.
+    single = {(r["partitions"], r["record_size"]): r["mb_per_sec"] for r in rows
+              if r["client"] == "krust" and r["kind"] == "produce" and r["acks"] == "all"}
+    for r in rows:
+        base = single.get((r["partitions"], r["record_size"]))
+        r["ratio_to_single_node"] = (round(r["mb_per_sec"] / base, 4)
+                                     if r["client"] == "krust-rf3" and r["kind"] == "produce"
+                                     and base and r["mb_per_sec"] else None)
     with open(f"{out_dir}/results.json", "w") as f:
         json.dump({"mode": mode, "limits": limits, "workloads": rows}, f, indent=2)
     cols = ["name", "kind", "client", "partitions", "acks", "record_size", "records",
             "mb_per_sec", "records_per_sec", "avg_ms", "p50_ms", "p99_ms", "p999_ms",
             "broker_cpu_secs", "broker_rss_mb", "broker_peak_rss_mb", "wall_secs", "limit",
-            "ratio_to_limit"]
+            "ratio_to_limit", "ratio_to_single_node"]
     with open(f"{out_dir}/results.csv", "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=cols)
         w.writeheader()
@@ -118,7 +127,7 @@ def main():
     print(f"\nPhysical limits ({mode} run):")
     for n, l in limits.items():
         print(f"  {n:<20} {l['mb_per_sec']:>10.1f} MiB/s  ({l['tool']})")
-    head = (f"{'workload':<8} {'client':<6} {'size':>5} {'parts':>5} {'acks':>4} {'MiB/s':>8} "
+    head = (f"{'workload':<8} {'client':<9} {'size':>5} {'parts':>5} {'acks':>4} {'MiB/s':>8} "
             f"{'records/s':>11} {'p50':>5} {'p99':>5} {'p99.9':>6} {'cpu s':>6} {'RSS MiB':>8} "
             f"{'peak':>6}  ratio to limit")
     print("\n" + head)
@@ -126,12 +135,16 @@ def main():
     for r in rows:
         ratio = ("-" if r["ratio_to_limit"] is None
                  else f"{r['ratio_to_limit']:.3f} of {r['limit']}")
-        print(f"{r['kind']:<8} {r['client']:<6} {r['record_size']:>5} {r['partitions']:>5} "
+        if r["ratio_to_single_node"] is not None:
+            ratio += f"; {r['ratio_to_single_node']:.3f} of one node"
+        print(f"{r['kind']:<8} {r['client']:<9} {r['record_size']:>5} {r['partitions']:>5} "
               f"{r['acks']:>4} {fmt(r['mb_per_sec'], '8.1f')} {fmt(r['records_per_sec'], '11.0f')} "
               f"{fmt(r['p50_ms'], '5d')} {fmt(r['p99_ms'], '5d')} {fmt(r['p999_ms'], '6d')} "
               f"{r['broker_cpu_secs']:6.2f} {r['broker_rss_mb']:8.1f} {r['broker_peak_rss_mb']:6.1f}  {ratio}")
     print("\nLatencies in ms (krust producer-perf-test: enqueue to ack, unthrottled, so they "
           "include time queued in the producer's 32 MiB buffer); '-' = not measured.")
+    print("krust-rf3: three nodes, replication factor 3, min.insync.replicas=2; CPU and RSS "
+          "summed over the three; 'of one node' compares with krust alone at acks=all.")
     print(f"Results: {out_dir}/results.json, results.csv, results.svg")
 
 
