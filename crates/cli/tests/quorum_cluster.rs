@@ -6,7 +6,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use krust_testkit::cli::{run, stderr, stdout};
+use krust_testkit::cli::{create_topic_with, describe_topic, quorum_status, run, stderr, stdout};
 use krust_testkit::{wait_for, Cluster};
 
 const BIN: &str = env!("CARGO_BIN_EXE_krust");
@@ -17,80 +17,22 @@ const FAST_SESSIONS: [&str; 2] = [
     "broker.heartbeat.interval.ms=500",
 ];
 
-/// `metadata-quorum describe --status` as label → value, if the command succeeded.
 fn status(flag: &str, addrs: &str) -> Option<BTreeMap<String, String>> {
-    let o = run(
-        BIN,
-        &["metadata-quorum", flag, addrs, "describe", "--status"],
-    );
-    if !o.status.success() {
-        return None;
-    }
-    Some(
-        stdout(&o)
-            .lines()
-            .filter_map(|l| l.split_once(':'))
-            .map(|(k, v)| (k.to_string(), v.trim().to_string()))
-            .collect(),
-    )
+    quorum_status(BIN, flag, addrs)
 }
 
 fn num(s: &BTreeMap<String, String>, key: &str) -> i64 {
     s[key].parse().expect("a number")
 }
 
-/// Partition → leader (-1 for none) from `krust topics --describe`.
+/// Partition → leader (-1 for none).
 fn leaders(bootstrap: &str, topic: &str) -> Option<BTreeMap<i32, i32>> {
-    let o = run(
-        BIN,
-        &[
-            "topics",
-            "--bootstrap-server",
-            bootstrap,
-            "--describe",
-            "--topic",
-            topic,
-        ],
-    );
-    if !o.status.success() {
-        return None;
-    }
-    let mut out = BTreeMap::new();
-    for line in stdout(&o).lines().filter(|l| l.contains("Partition: ")) {
-        let field = |name: &str| {
-            line.split('\t')
-                .find_map(|f| f.trim().strip_prefix(name))
-                .map(|v| v.trim().to_string())
-        };
-        let p: i32 = field("Partition:")?.parse().ok()?;
-        let leader = field("Leader:")?;
-        out.insert(
-            p,
-            if leader == "none" {
-                -1
-            } else {
-                leader.parse().ok()?
-            },
-        );
-    }
-    Some(out)
+    describe_topic(BIN, bootstrap, topic)
+        .map(|d| d.into_iter().map(|(p, r)| (p, r.leader)).collect())
 }
 
 fn create_topic(bootstrap: &str, topic: &str, partitions: &str) {
-    let o = run(
-        BIN,
-        &[
-            "topics",
-            "--bootstrap-server",
-            bootstrap,
-            "--create",
-            "--topic",
-            topic,
-            "--partitions",
-            partitions,
-        ],
-    );
-    assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
+    create_topic_with(BIN, bootstrap, topic, &["--partitions", partitions]);
 }
 
 /// The end offsets of a topic's partitions summed, through `krust get-offsets`.

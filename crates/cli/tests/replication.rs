@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use krust_testkit::cli::{run, stderr, stdout};
+use krust_testkit::cli::{create_topic_with, describe_topic, quorum_status};
 use krust_testkit::{wait_for, Cluster};
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -23,62 +23,26 @@ const SETTINGS: [&str; 4] = [
 ];
 
 fn create_replicated(bootstrap: &str, topic: &str, partitions: &str, min_isr: &str) {
-    let o = run(
+    let min_isr = format!("min.insync.replicas={min_isr}");
+    create_topic_with(
         BIN,
+        bootstrap,
+        topic,
         &[
-            "topics",
-            "--bootstrap-server",
-            bootstrap,
-            "--create",
-            "--topic",
-            topic,
             "--partitions",
             partitions,
             "--replication-factor",
             "3",
             "--config",
-            &format!("min.insync.replicas={min_isr}"),
+            &min_isr,
         ],
     );
-    assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
 }
 
-/// Partition → (leader, isr) from `krust topics --describe`.
+/// Partition → (leader, isr).
 fn describe(bootstrap: &str, topic: &str) -> Option<BTreeMap<i32, (i32, Vec<i32>)>> {
-    let o = run(
-        BIN,
-        &[
-            "topics",
-            "--bootstrap-server",
-            bootstrap,
-            "--describe",
-            "--topic",
-            topic,
-        ],
-    );
-    if !o.status.success() {
-        return None;
-    }
-    let mut out = BTreeMap::new();
-    for line in stdout(&o).lines().filter(|l| l.contains("Partition: ")) {
-        let field = |name: &str| {
-            line.split('\t')
-                .find_map(|f| f.trim().strip_prefix(name))
-                .map(|v| v.trim().to_string())
-        };
-        let p: i32 = field("Partition:")?.parse().ok()?;
-        let leader = match field("Leader:")?.as_str() {
-            "none" => -1,
-            l => l.parse().ok()?,
-        };
-        let isr = field("Isr:")?
-            .split(',')
-            .filter(|s| !s.is_empty())
-            .filter_map(|s| s.parse().ok())
-            .collect();
-        out.insert(p, (leader, isr));
-    }
-    Some(out)
+    describe_topic(BIN, bootstrap, topic)
+        .map(|d| d.into_iter().map(|(p, r)| (p, (r.leader, r.isr))).collect())
 }
 
 /// Every `.log` segment of a partition directory, in order, concatenated.
@@ -315,20 +279,8 @@ async fn a_paused_follower_leaves_the_isr_and_rejoins_after_resuming() {
 /// The leader of the metadata quorum.
 fn status_leader(controllers: &str) -> i32 {
     wait_for("a quorum leader", WAIT, || {
-        let o = run(
-            BIN,
-            &[
-                "metadata-quorum",
-                "--bootstrap-controller",
-                controllers,
-                "describe",
-                "--status",
-            ],
-        );
-        stdout(&o)
-            .lines()
-            .find_map(|l| l.strip_prefix("LeaderId:"))
-            .and_then(|v| v.trim().parse::<i32>().ok())
+        quorum_status(BIN, "--bootstrap-controller", controllers)
+            .and_then(|s| s["LeaderId"].parse::<i32>().ok())
             .filter(|id| *id > 0)
     })
 }

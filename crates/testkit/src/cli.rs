@@ -47,3 +47,100 @@ pub fn create_topic(bin: &str, bootstrap: &str, topic: &str, partitions: &str) {
         (o.status.success() && stdout(&o).contains("Leader: 1")).then_some(())
     });
 }
+
+/// One partition of `krust topics --describe`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartitionRow {
+    /// -1 when the partition has no leader ("Leader: none").
+    pub leader: i32,
+    pub replicas: Vec<i32>,
+    pub isr: Vec<i32>,
+}
+
+/// Partition → row from `krust topics --describe --topic <topic>`, if the command worked.
+pub fn describe_topic(
+    bin: &str,
+    bootstrap: &str,
+    topic: &str,
+) -> Option<std::collections::BTreeMap<i32, PartitionRow>> {
+    let o = run(
+        bin,
+        &[
+            "topics",
+            "--bootstrap-server",
+            bootstrap,
+            "--describe",
+            "--topic",
+            topic,
+        ],
+    );
+    if !o.status.success() {
+        return None;
+    }
+    let ids = |v: String| -> Vec<i32> {
+        v.split(',')
+            .filter(|s| !s.is_empty())
+            .filter_map(|s| s.parse().ok())
+            .collect()
+    };
+    let mut out = std::collections::BTreeMap::new();
+    for line in stdout(&o).lines().filter(|l| l.contains("Partition: ")) {
+        let field = |name: &str| {
+            line.split('\t')
+                .find_map(|f| f.trim().strip_prefix(name))
+                .map(|v| v.trim().to_string())
+        };
+        let p: i32 = field("Partition:")?.parse().ok()?;
+        let leader = match field("Leader:")?.as_str() {
+            "none" => -1,
+            l => l.parse().ok()?,
+        };
+        out.insert(
+            p,
+            PartitionRow {
+                leader,
+                replicas: ids(field("Replicas:")?),
+                isr: ids(field("Isr:")?),
+            },
+        );
+    }
+    Some(out)
+}
+
+/// `krust metadata-quorum <flag> <addrs> describe --status` as label → value, if the
+/// command worked (`flag`: `--bootstrap-server` or `--bootstrap-controller`).
+pub fn quorum_status(
+    bin: &str,
+    flag: &str,
+    addrs: &str,
+) -> Option<std::collections::BTreeMap<String, String>> {
+    let o = run(
+        bin,
+        &["metadata-quorum", flag, addrs, "describe", "--status"],
+    );
+    if !o.status.success() {
+        return None;
+    }
+    Some(
+        stdout(&o)
+            .lines()
+            .filter_map(|l| l.split_once(':'))
+            .map(|(k, v)| (k.to_string(), v.trim().to_string()))
+            .collect(),
+    )
+}
+
+/// `krust topics --create --topic <topic>` with further arguments; panics if it fails.
+pub fn create_topic_with(bin: &str, bootstrap: &str, topic: &str, args: &[&str]) {
+    let mut all = vec![
+        "topics",
+        "--bootstrap-server",
+        bootstrap,
+        "--create",
+        "--topic",
+        topic,
+    ];
+    all.extend_from_slice(args);
+    let o = run(bin, &all);
+    assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
+}
