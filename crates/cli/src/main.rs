@@ -88,6 +88,12 @@ enum Command {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<OsString>,
     },
+    /// Move partition replicas between brokers (kafka-reassign-partitions).
+    #[command(disable_help_flag = true)]
+    ReassignPartitions {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<OsString>,
+    },
     /// Measure producer throughput and latency (kafka-producer-perf-test).
     #[command(disable_help_flag = true)]
     ProducerPerfTest {
@@ -105,6 +111,23 @@ enum Command {
     ClusterId {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<OsString>,
+    },
+    /// Run a local cluster of combined nodes as child processes (see --help).
+    #[command(disable_help_flag = true)]
+    DevCluster {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<OsString>,
+    },
+    /// Run a node configured from KRUST_<KEY>/KAFKA_<KEY> environment variables (node.id is
+    /// KRUST_NODE_ID); formats the storage first if KRUST_CLUSTER_ID is set. The container
+    /// image's entrypoint.
+    ContainerStart {
+        /// A Kafka server.properties file (without one: container defaults).
+        #[arg(long, short = 'c')]
+        config: Option<PathBuf>,
+        /// Override a config key: --override key=value (repeatable; wins over the environment).
+        #[arg(long = "override", value_name = "KEY=VALUE")]
+        overrides: Vec<String>,
     },
     /// Create kafka-*.sh symlinks to this binary in a directory.
     InstallAliases {
@@ -161,7 +184,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse_from(argv);
     let is_tool = !matches!(
         cli.command,
-        Command::Server { .. } | Command::Storage { .. }
+        Command::Server { .. } | Command::Storage { .. } | Command::ContainerStart { .. }
     );
     let level = match (&cli.log_level, is_tool) {
         (Some(l), _) => Some(l.clone()),
@@ -181,9 +204,15 @@ fn main() -> ExitCode {
         Command::MetadataQuorum { args } => return tools::metadata_quorum::run(args),
         Command::GetOffsets { args } => return tools::get_offsets::run(args),
         Command::DeleteRecords { args } => return tools::delete_records::run(args),
+        Command::ReassignPartitions { args } => return tools::reassign_partitions::run(args),
         Command::ProducerPerfTest { args } => return tools::producer_perf::run(args),
         Command::ConsumerPerfTest { args } => return tools::consumer_perf::run(args),
         Command::ClusterId { args } => return tools::cluster_id::run(args),
+        Command::DevCluster { args } => return tools::dev_cluster::run(args),
+        Command::ContainerStart { config, overrides } => {
+            tools::container_start::prepare(config.as_deref(), &overrides)
+                .and_then(|overrides| run_server(config, overrides))
+        }
         Command::InstallAliases { dir } => tools::aliases::install(&dir).map(|links| {
             for l in links {
                 println!("{}", l.display());

@@ -351,6 +351,32 @@ async fn every_supported_version_answers() {
                         "DescribeQuorum v{v}"
                     );
                 }
+                ApiKey::AlterPartitionReassignments => {
+                    // Cancelling where nothing is in progress.
+                    let req = AlterPartitionReassignmentsRequest::default()
+                        .with_timeout_ms(5000)
+                        .with_topics(vec![
+                            alter_partition_reassignments_request::ReassignableTopic::default()
+                                .with_name(TopicName(s("v")))
+                                .with_partitions(vec![
+                                    alter_partition_reassignments_request::ReassignablePartition::default()
+                                        .with_partition_index(0)
+                                        .with_replicas(None),
+                                ]),
+                        ]);
+                    let r = w.call(&req, v);
+                    assert_eq!(r.error_code, 0, "AlterPartitionReassignments v{v}");
+                    // NO_REASSIGNMENT_IN_PROGRESS (85).
+                    assert_eq!(
+                        r.responses[0].partitions[0].error_code, 85,
+                        "AlterPartitionReassignments v{v}"
+                    );
+                }
+                ApiKey::ListPartitionReassignments => {
+                    let r = w.call(&ListPartitionReassignmentsRequest::default(), v);
+                    assert_eq!(r.error_code, 0, "ListPartitionReassignments v{v}");
+                    assert!(r.topics.is_empty(), "ListPartitionReassignments v{v}");
+                }
                 ApiKey::ElectLeaders => {
                     // Preferred election for a partition that has its preferred leader.
                     let req = ElectLeadersRequest::default()

@@ -1,6 +1,7 @@
 //! Replicated partitions across three brokers: acks=all production through the loss of a
 //! partition leader, with every acknowledged record kept once, and identical logs on every
-//! replica afterwards; too few in-sync replicas refuse acks=all writes.
+//! replica afterwards; too few in-sync replicas refuse acks=all writes; a reassignment moves
+//! a partition and its data to another broker.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -383,4 +384,120 @@ async fn a_dead_leaders_unreplicated_tail_is_truncated_when_it_returns() {
         "{values:?}"
     );
     assert!(!values.iter().any(|v| v == "lost-4"), "{values:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn reassignment_moves_a_partition_to_another_broker_with_its_data() {
+    let mut c = Cluster::start_with_roles(
+        BIN,
+        &["controller", "broker", "broker", "broker"],
+        &SETTINGS,
+    );
+    let bootstrap = c.bootstrap();
+    create_topic_with(
+        BIN,
+        &bootstrap,
+        "moving",
+        &["--partitions", "1", "--replication-factor", "2"],
+    );
+    let before = wait_for("moving placed", WAIT, || {
+        describe_topic(BIN, &bootstrap, "moving")
+            .filter(|d| d[&0].leader > 0 && d[&0].isr.len() == 2)
+    });
+    let old = before[&0].replicas.clone();
+    let spare = (2..=4)
+        .find(|b| !old.contains(b))
+        .expect("a broker without it");
+    let p = producer(&bootstrap);
+    for i in 0..100 {
+        p.send(
+            FutureRecord::<(), _>::to("moving")
+                .payload(&format!("m{i}"))
+                .partition(0),
+            Duration::from_secs(10),
+        )
+        .await
+        .expect("produce");
+    }
+
+    // Move it off its first replica (its leader) to the spare broker.
+    let target = vec![spare, old[1]];
+    let dir = tempfile::tempdir().expect("tmp");
+    let plan = dir.path().join("plan.json");
+    std::fs::write(
+        &plan,
+        format!(
+            r#"{{"version":1,"partitions":[{{"topic":"moving","partition":0,"replicas":[{},{}]}}]}}"#,
+            target[0], target[1]
+        ),
+    )
+    .expect("write plan");
+    let plan = plan.to_str().expect("utf8");
+    let o = krust_testkit::cli::run(
+        BIN,
+        &[
+            "reassign-partitions",
+            "--bootstrap-server",
+            &bootstrap,
+            "--reassignment-json-file",
+            plan,
+            "--execute",
+        ],
+    );
+    let out = krust_testkit::cli::stdout(&o);
+    assert!(
+        o.status.success(),
+        "{out}{}",
+        krust_testkit::cli::stderr(&o)
+    );
+    assert!(
+        out.contains("Current partition replica assignment"),
+        "{out}"
+    );
+    assert!(
+        out.contains("Successfully started partition reassignments for moving-0"),
+        "{out}"
+    );
+    wait_for("the reassignment to complete", WAIT, || {
+        let o = krust_testkit::cli::run(
+            BIN,
+            &[
+                "reassign-partitions",
+                "--bootstrap-server",
+                &bootstrap,
+                "--reassignment-json-file",
+                plan,
+                "--verify",
+            ],
+        );
+        krust_testkit::cli::stdout(&o)
+            .contains("Reassignment of partition moving-0 is completed.")
+            .then_some(())
+    });
+    let after = describe_topic(BIN, &bootstrap, "moving").expect("describe");
+    assert_eq!(after[&0].replicas, target);
+    assert!(target.contains(&after[&0].leader), "{after:?}");
+    let o = krust_testkit::cli::run(
+        BIN,
+        &[
+            "reassign-partitions",
+            "--bootstrap-server",
+            &bootstrap,
+            "--list",
+        ],
+    );
+    assert!(
+        krust_testkit::cli::stdout(&o).contains("No partition reassignments found."),
+        "{}",
+        krust_testkit::cli::stdout(&o)
+    );
+
+    // The data moved with it, and the old replica's log is gone.
+    let records = read_all(&bootstrap, "moving", 0, 100);
+    assert_eq!(records.len(), 100);
+    assert_eq!(records[99].1, "m99");
+    let old_dir = c.node(old[0]).partition_dir("moving", 0);
+    wait_for("the removed replica's log deleted", WAIT, || {
+        (!old_dir.exists()).then_some(())
+    });
 }

@@ -9,12 +9,16 @@
 //! (`ReplicationControlManager` and `PartitionChangeBuilder`): [`alter_partition`]
 //! (AlterPartition, KIP-497/KIP-841/KIP-903), [`fence_broker_partitions`] (a broker fenced
 //! or entering controlled shutdown), [`unfence_broker_partitions`] and [`elect_leaders`]
-//! (ElectLeaders, preferred or unclean) each return `PartitionChangeRecord`s. "Live" is
+//! (ElectLeaders, preferred or unclean) each return `PartitionChangeRecord`s, as do the
+//! partition reassignments of KIP-455: [`alter_partition_reassignments`] starts, replaces
+//! or cancels them, [`list_partition_reassignments`] lists them, and a reassignment
+//! finishes ([`complete_reassignment`]) in the change that brings every replica it keeps
+//! into the ISR, which [`alter_partition`] does by itself. "Live" is
 //! [`MetadataImage::is_live`] everywhere: registered, unfenced and not in controlled
-//! shutdown. Eligible leader replicas (KIP-966), log directory assignment (KIP-858) and
-//! reassignments are not implemented.
+//! shutdown. Eligible leader replicas (KIP-966) and log directory assignment (KIP-858) are
+//! not implemented.
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use krust_protocol::ErrorCode;
 use uuid::Uuid;
@@ -1022,11 +1026,11 @@ pub fn unregister_broker(
     }])
 }
 
-/// The Kafka error codes the partition leadership functions below return (numbers from
-/// Kafka's `Errors`). `krust_protocol::ErrorCode` does not name 77, 80, 83, 84, 95, 107 or
-/// 108, so, as [`BrokerErrorCode`] does for the broker lifecycle, these functions carry this
-/// type: [`code`] gives the wire value and [`as_protocol`] the `ErrorCode` where that type
-/// has one.
+/// The Kafka error codes the partition leadership and reassignment functions below return
+/// (numbers from Kafka's `Errors`). `krust_protocol::ErrorCode` does not name 77, 80, 83,
+/// 84, 85, 95, 107 or 108, so, as [`BrokerErrorCode`] does for the broker lifecycle, these
+/// functions carry this type: [`code`] gives the wire value and [`as_protocol`] the
+/// `ErrorCode` where that type has one.
 ///
 /// [`code`]: PartitionErrorCode::code
 /// [`as_protocol`]: PartitionErrorCode::as_protocol
@@ -1035,6 +1039,10 @@ pub fn unregister_broker(
 pub enum PartitionErrorCode {
     /// No such partition (3); also ElectLeaders' answer for an unknown topic.
     UnknownTopicOrPartition = 3,
+    /// A reassignment's target replicas are empty, name a broker twice or name a broker
+    /// that is not registered; or cancelling it would need an unclean leader election
+    /// that the topic does not allow (39).
+    InvalidReplicaAssignment = 39,
     /// The request carries a leader or partition epoch newer than the image's: this node
     /// is probably no longer the active controller (41).
     NotController = 41,
@@ -1050,6 +1058,8 @@ pub enum PartitionErrorCode {
     EligibleLeadersNotAvailable = 83,
     /// The partition already has the leader the election asks for (84).
     ElectionNotNeeded = 84,
+    /// A reassignment cancellation for a partition that has none in progress (85).
+    NoReassignmentInProgress = 85,
     /// The request's partition epoch is older than the partition's (95).
     InvalidUpdateVersion = 95,
     /// No topic has the id (100).
@@ -1071,6 +1081,7 @@ impl PartitionErrorCode {
     pub fn name(self) -> &'static str {
         match self {
             PartitionErrorCode::UnknownTopicOrPartition => "UNKNOWN_TOPIC_OR_PARTITION",
+            PartitionErrorCode::InvalidReplicaAssignment => "INVALID_REPLICA_ASSIGNMENT",
             PartitionErrorCode::NotController => "NOT_CONTROLLER",
             PartitionErrorCode::InvalidRequest => "INVALID_REQUEST",
             PartitionErrorCode::FencedLeaderEpoch => "FENCED_LEADER_EPOCH",
@@ -1078,6 +1089,7 @@ impl PartitionErrorCode {
             PartitionErrorCode::PreferredLeaderNotAvailable => "PREFERRED_LEADER_NOT_AVAILABLE",
             PartitionErrorCode::EligibleLeadersNotAvailable => "ELIGIBLE_LEADERS_NOT_AVAILABLE",
             PartitionErrorCode::ElectionNotNeeded => "ELECTION_NOT_NEEDED",
+            PartitionErrorCode::NoReassignmentInProgress => "NO_REASSIGNMENT_IN_PROGRESS",
             PartitionErrorCode::InvalidUpdateVersion => "INVALID_UPDATE_VERSION",
             PartitionErrorCode::UnknownTopicId => "UNKNOWN_TOPIC_ID",
             PartitionErrorCode::IneligibleReplica => "INELIGIBLE_REPLICA",
@@ -1089,6 +1101,9 @@ impl PartitionErrorCode {
     pub fn as_protocol(self) -> Option<ErrorCode> {
         match self {
             PartitionErrorCode::UnknownTopicOrPartition => Some(ErrorCode::UnknownTopicOrPartition),
+            PartitionErrorCode::InvalidReplicaAssignment => {
+                Some(ErrorCode::InvalidReplicaAssignment)
+            }
             PartitionErrorCode::NotController => Some(ErrorCode::NotController),
             PartitionErrorCode::InvalidRequest => Some(ErrorCode::InvalidRequest),
             PartitionErrorCode::FencedLeaderEpoch => Some(ErrorCode::FencedLeaderEpoch),
@@ -1123,16 +1138,18 @@ enum Election {
 }
 
 /// The leader an election picks and whether the pick was unclean (outside the ISR).
-/// A replica can lead cleanly when it is in `target_isr` and `acceptable`.
+/// A replica can lead cleanly when it is in `target_isr` and `acceptable`; candidates are
+/// taken in the order of `replicas` (the replicas the change leaves).
 fn elect_leader(
     current: &PartitionImage,
+    replicas: &[i32],
     target_isr: &[i32],
     election: Election,
     acceptable: &dyn Fn(i32) -> bool,
 ) -> (i32, bool) {
     let valid = |r: i32| target_isr.contains(&r) && acceptable(r);
     if election == Election::Preferred {
-        if let Some(&preferred) = current.replicas.first() {
+        if let Some(&preferred) = replicas.first() {
             if valid(preferred) {
                 return (preferred, false);
             }
@@ -1140,7 +1157,7 @@ fn elect_leader(
         if valid(current.leader) {
             return (current.leader, false);
         }
-        return match current.replicas.iter().skip(1).find(|&&r| valid(r)) {
+        return match replicas.iter().skip(1).find(|&&r| valid(r)) {
             Some(&r) => (r, false),
             None => (NO_LEADER, false),
         };
@@ -1148,28 +1165,131 @@ fn elect_leader(
     if valid(current.leader) {
         return (current.leader, false);
     }
-    if let Some(&r) = current.replicas.iter().find(|&&r| valid(r)) {
+    if let Some(&r) = replicas.iter().find(|&&r| valid(r)) {
         return (r, false);
     }
     if election == Election::Unclean {
-        if let Some(&r) = current.replicas.iter().find(|&&r| acceptable(r)) {
+        if let Some(&r) = replicas.iter().find(|&&r| acceptable(r)) {
             return (r, true);
         }
     }
     (NO_LEADER, false)
 }
 
+/// The state a partition change aims at (the targets of Kafka's `PartitionChangeBuilder`).
+#[derive(Debug, Clone)]
+struct ChangeTarget {
+    isr: Vec<i32>,
+    replicas: Vec<i32>,
+    removing: Vec<i32>,
+    adding: Vec<i32>,
+    recovery: LeaderRecoveryState,
+}
+
+impl ChangeTarget {
+    /// The partition as it is: a change towards it alters nothing by itself.
+    fn of(current: &PartitionImage) -> ChangeTarget {
+        ChangeTarget {
+            isr: current.isr.clone(),
+            replicas: current.replicas.clone(),
+            removing: current.removing_replicas.clone(),
+            adding: current.adding_replicas.clone(),
+            recovery: current.leader_recovery_state,
+        }
+    }
+
+    /// Whether the target has a reassignment in progress (replicas being added or removed).
+    fn reassigning(&self) -> bool {
+        !self.removing.is_empty() || !self.adding.is_empty()
+    }
+
+    /// The replicas and ISR that finish the target's reassignment, if it can finish
+    /// (Kafka's `PartitionReassignmentReplicas.maybeCompleteReassignment`): the removing
+    /// replicas leave the replicas and the ISR, and every remaining replica must be in the
+    /// remaining ISR, which must not be empty. `None` without a reassignment in progress.
+    fn completed(&self) -> Option<(Vec<i32>, Vec<i32>)> {
+        if !self.reassigning() {
+            return None;
+        }
+        let kept = |r: &&i32| !self.removing.contains(r);
+        let isr: Vec<i32> = self.isr.iter().filter(kept).copied().collect();
+        let replicas: Vec<i32> = self.replicas.iter().filter(kept).copied().collect();
+        if isr.is_empty() || replicas.is_empty() || !replicas.iter().all(|r| isr.contains(r)) {
+            return None;
+        }
+        Some((replicas, isr))
+    }
+}
+
 /// The change to one partition, following Kafka's `PartitionChangeBuilder.build` for
 /// krust's metadata.version (leader recovery supported, no leader epoch bump on an ISR
-/// shrink) without eligible leader replicas or reassignments:
+/// shrink) without eligible leader replicas:
 ///
-/// 1. elect a leader among `target_isr` (see [`Election`]); a new leader is written, and an
-///    unclean one also sets the ISR to itself alone and marks the leader as recovering;
-/// 2. otherwise a changed, non-empty `target_isr` is written (an empty ISR never is: the
-///    last member stays, so the partition can come back when it does);
-/// 3. a `target_recovery` other than the current state is written.
+/// 1. a reassignment in progress that the target allows to finish
+///    ([`ChangeTarget::completed`]) is finished: replicas and ISR lose the removing
+///    replicas, adding and removing are cleared;
+/// 2. elect a leader among the target ISR, in target replica order (see [`Election`]); a
+///    new leader is written, and an unclean one also sets the ISR to itself alone and marks
+///    the leader as recovering;
+/// 3. if the leader does not change but the replicas lose a member, the current leader is
+///    written again, so the leader epoch is bumped (Kafka's
+///    `triggerLeaderEpochBumpForReplicaReassignmentIfNeeded`);
+/// 4. unless an unclean election already set it, a changed, non-empty ISR is written (an
+///    empty ISR never is: the last member stays, so the partition can come back when it
+///    does);
+/// 5. changed (non-empty) replicas, changed removing and adding lists, and a recovery
+///    state other than the current one are written.
 ///
 /// `None` when nothing changes.
+fn build_partition_change(
+    topic_id: Uuid,
+    partition_id: i32,
+    current: &PartitionImage,
+    target: ChangeTarget,
+    election: Election,
+    acceptable: &dyn Fn(i32) -> bool,
+) -> Option<PartitionChangeRecord> {
+    let mut target = target;
+    if let Some((replicas, isr)) = target.completed() {
+        target.replicas = replicas;
+        target.isr = isr;
+        target.removing.clear();
+        target.adding.clear();
+    }
+    let mut change = PartitionChangeRecord::new(topic_id, partition_id);
+    let (leader, unclean) =
+        elect_leader(current, &target.replicas, &target.isr, election, acceptable);
+    if leader != current.leader {
+        change.leader = leader;
+        if unclean {
+            change.isr = Some(vec![leader]);
+            if current.leader_recovery_state != LeaderRecoveryState::Recovering {
+                change.leader_recovery_state = Some(LeaderRecoveryState::Recovering);
+            }
+        }
+    } else if !current.replicas.iter().all(|r| target.replicas.contains(r)) {
+        change.leader = current.leader;
+    }
+    if change.isr.is_none() && !target.isr.is_empty() && target.isr != current.isr {
+        change.isr = Some(target.isr);
+    }
+    if !target.replicas.is_empty() && target.replicas != current.replicas {
+        change.replicas = Some(target.replicas);
+    }
+    if target.removing != current.removing_replicas {
+        change.removing_replicas = Some(target.removing);
+    }
+    if target.adding != current.adding_replicas {
+        change.adding_replicas = Some(target.adding);
+    }
+    if target.recovery != current.leader_recovery_state {
+        change.leader_recovery_state = Some(target.recovery);
+    }
+    (!change.is_noop()).then_some(change)
+}
+
+/// [`build_partition_change`] towards a new ISR and recovery state, the replicas as they
+/// are (a reassignment in progress still finishes if the new ISR allows it).
 fn build_change(
     topic_id: Uuid,
     partition_id: i32,
@@ -1179,24 +1299,19 @@ fn build_change(
     election: Election,
     acceptable: &dyn Fn(i32) -> bool,
 ) -> Option<PartitionChangeRecord> {
-    let mut change = PartitionChangeRecord::new(topic_id, partition_id);
-    let (leader, unclean) = elect_leader(current, &target_isr, election, acceptable);
-    if leader != current.leader {
-        change.leader = leader;
-        if unclean {
-            change.isr = Some(vec![leader]);
-            if current.leader_recovery_state != LeaderRecoveryState::Recovering {
-                change.leader_recovery_state = Some(LeaderRecoveryState::Recovering);
-            }
-        }
-    }
-    if change.isr.is_none() && !target_isr.is_empty() && target_isr != current.isr {
-        change.isr = Some(target_isr);
-    }
-    if target_recovery != current.leader_recovery_state {
-        change.leader_recovery_state = Some(target_recovery);
-    }
-    (!change.is_noop()).then_some(change)
+    let target = ChangeTarget {
+        isr: target_isr,
+        recovery: target_recovery,
+        ..ChangeTarget::of(current)
+    };
+    build_partition_change(
+        topic_id,
+        partition_id,
+        current,
+        target,
+        election,
+        acceptable,
+    )
 }
 
 /// Plans an AlterPartition (KIP-497, at request version 2 or later: topics by id) for one
@@ -1223,9 +1338,14 @@ fn build_change(
 /// - an ISR member that is not live ([`MetadataImage::is_live`]: unregistered, fenced or in
 ///   controlled shutdown): INELIGIBLE_REPLICA.
 ///
-/// If the returned state's leader is not `broker_id`, Kafka answers NEW_LEADER_ELECTED and
-/// still commits the records. That only happens when the change completes a reassignment,
-/// which krust does not do, so it cannot happen yet.
+/// If the partition has a reassignment in progress and the new ISR lets it finish (every
+/// replica it keeps is in the ISR, see [`complete_reassignment`]), the same record also
+/// finishes it, as Kafka's `PartitionChangeBuilder` does: the replicas and the ISR lose the
+/// removing replicas, adding and removing are cleared, the leader epoch is bumped, and if
+/// the leader was being removed the first kept replica (in replica order) that is in the
+/// ISR and live becomes leader. The returned state is the final one. When its leader is not
+/// `broker_id`, Kafka answers NEW_LEADER_ELECTED (FENCED_LEADER_EPOCH to request versions
+/// 0 and 1) and still commits the records.
 #[allow(clippy::too_many_arguments)]
 pub fn alter_partition(
     image: &MetadataImage,
@@ -1571,6 +1691,352 @@ fn elect_one(
             (None, None)
         }
         None => (Some(unavailable), None),
+    }
+}
+
+/// The outcome of one partition of an AlterPartitionReassignments request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReassignmentResult {
+    /// The topic's id.
+    pub topic_id: Uuid,
+    /// The partition index.
+    pub partition: i32,
+    /// `None` when the reassignment was started, replaced, finished or cancelled (or
+    /// nothing needed to change).
+    pub error: Option<PartitionErrorCode>,
+    /// Kafka's message for the error.
+    pub message: Option<String>,
+}
+
+/// One ongoing reassignment as ListPartitionReassignments reports it: topic id, partition,
+/// replicas (the target first, then the replicas being removed), adding replicas, removing
+/// replicas.
+pub type OngoingReassignment = (Uuid, i32, Vec<i32>, Vec<i32>, Vec<i32>);
+
+/// Plans an AlterPartitionReassignments (KIP-455) request for partitions named by topic id
+/// (the caller answers unknown topic names with UNKNOWN_TOPIC_OR_PARTITION). Each item is a
+/// partition and its target replicas, or `None` to cancel its reassignment. A cancellation
+/// that would need an unclean leader election is refused; see
+/// [`alter_partition_reassignments_with_unclean`] to allow it per topic.
+pub fn alter_partition_reassignments(
+    image: &MetadataImage,
+    requests: &[(Uuid, i32, Option<Vec<i32>>)],
+) -> (Vec<MetadataRecord>, Vec<ReassignmentResult>) {
+    alter_partition_reassignments_with_unclean(image, requests, |_| false)
+}
+
+/// [`alter_partition_reassignments`], with `unclean_allowed` saying for a topic name
+/// whether its `unclean.leader.election.enable` is on. Follows Kafka's
+/// `ReplicationControlManager.alterPartitionReassignments`; every item gets a result, in
+/// request order, and the records of the successful items are returned together (Kafka
+/// commits them atomically).
+///
+/// - Unknown topic id or partition: UNKNOWN_TOPIC_OR_PARTITION.
+/// - Cancel (`None`): NO_REASSIGNMENT_IN_PROGRESS if the partition has none. Otherwise
+///   Kafka's revert (`PartitionReassignmentRevert`): the replicas become the current ones
+///   without the adding ones (in replica order), the ISR loses the adding ones, adding and
+///   removing are cleared. If that would empty the ISR, the ISR becomes the first remaining
+///   replica, which is an unclean election: refused with INVALID_REPLICA_ASSIGNMENT unless
+///   the topic allows unclean elections. A leader that is removed is replaced by the first
+///   remaining replica in the new ISR that is live (or, if the topic allows it, uncleanly
+///   by the first live one).
+/// - New target: INVALID_REPLICA_ASSIGNMENT if it is empty, or (checking its ids in
+///   ascending order) names a broker that is not registered (fenced brokers count as
+///   registered, as in Kafka) or names one twice. Otherwise
+///   (`PartitionReassignmentReplicas`) adding = target − current replicas and removing =
+///   current replicas − target, both sorted; the replicas become the target followed by
+///   the removing ones. "Current replicas" is the whole replica list, so a target that
+///   replaces an ongoing reassignment is merged with everything the partition holds now
+///   (the original replicas and the ones the previous reassignment was adding); a later
+///   cancel reverts to that list without the new adding ones. If the ISR already holds
+///   every target replica, the reassignment finishes in the same record (see
+///   [`complete_reassignment`]); a target equal to the current replicas changes nothing.
+///   Unlike Kafka's builder, which leaves the previous adding (or removing) list in place
+///   when the new one is empty, the new lists are always written.
+///
+/// Whenever the replicas lose a member the leader epoch is bumped, even if the leader
+/// stays (Kafka's `triggerLeaderEpochBumpForReplicaReassignmentIfNeeded`); a leader change
+/// bumps it anyway. A partition named more than once is planned against the state the
+/// earlier items leave, so the records apply cleanly in order.
+pub fn alter_partition_reassignments_with_unclean(
+    image: &MetadataImage,
+    requests: &[(Uuid, i32, Option<Vec<i32>>)],
+    unclean_allowed: impl Fn(&str) -> bool,
+) -> (Vec<MetadataRecord>, Vec<ReassignmentResult>) {
+    let mut records = Vec::new();
+    let mut results = Vec::new();
+    let mut staged: HashMap<(Uuid, i32), PartitionImage> = HashMap::new();
+    for (topic_id, partition, target) in requests {
+        let (topic_id, partition) = (*topic_id, *partition);
+        let outcome = reassign_one(
+            image,
+            &staged,
+            topic_id,
+            partition,
+            target.as_deref(),
+            &unclean_allowed,
+        );
+        let (error, message) = match outcome {
+            Ok(Some((change, after))) => {
+                staged.insert((topic_id, partition), after);
+                records.push(MetadataRecord::PartitionChange(change));
+                (None, None)
+            }
+            Ok(None) => (None, None),
+            Err((code, message)) => (Some(code), Some(message)),
+        };
+        results.push(ReassignmentResult {
+            topic_id,
+            partition,
+            error,
+            message,
+        });
+    }
+    (records, results)
+}
+
+/// One item of [`alter_partition_reassignments_with_unclean`]: the change (if any) and the
+/// partition after it.
+fn reassign_one(
+    image: &MetadataImage,
+    staged: &HashMap<(Uuid, i32), PartitionImage>,
+    topic_id: Uuid,
+    partition: i32,
+    target: Option<&[i32]>,
+    unclean_allowed: &dyn Fn(&str) -> bool,
+) -> Result<Option<(PartitionChangeRecord, PartitionImage)>, (PartitionErrorCode, String)> {
+    use PartitionErrorCode as E;
+    let topic = image.topic_by_id(&topic_id).ok_or_else(|| {
+        (
+            E::UnknownTopicOrPartition,
+            format!("Unable to find a topic with ID {topic_id}."),
+        )
+    })?;
+    let current = staged
+        .get(&(topic_id, partition))
+        .or_else(|| topic.partitions.get(&partition))
+        .ok_or_else(|| {
+            (
+                E::UnknownTopicOrPartition,
+                format!("Unable to find partition {}:{partition}.", topic.name),
+            )
+        })?;
+    let acceptable = |r: i32| image.is_live(r);
+    let (change_target, election) = match target {
+        None => {
+            let (change_target, unclean) = revert_reassignment(current)?;
+            let allowed = unclean_allowed(&topic.name);
+            if unclean && !allowed {
+                return Err((
+                    E::InvalidReplicaAssignment,
+                    format!(
+                        "Unable to revert partition assignment for {}:{partition} because it would require an unclean leader election.",
+                        topic.name
+                    ),
+                ));
+            }
+            let election = if allowed {
+                Election::Unclean
+            } else {
+                Election::Online
+            };
+            (change_target, election)
+        }
+        Some(target) => {
+            validate_reassignment_target(image, target)?;
+            (reassignment_target(current, target), Election::Online)
+        }
+    };
+    Ok(build_partition_change(
+        topic_id,
+        partition,
+        current,
+        change_target,
+        election,
+        &acceptable,
+    )
+    .map(|c| {
+        let after = current.merged(&c);
+        (c, after)
+    }))
+}
+
+/// Kafka's `PartitionReassignmentRevert`: the target that cancels `current`'s reassignment,
+/// and whether it needs an unclean election (the ISR held only adding replicas).
+fn revert_reassignment(
+    current: &PartitionImage,
+) -> Result<(ChangeTarget, bool), (PartitionErrorCode, String)> {
+    if current.removing_replicas.is_empty() && current.adding_replicas.is_empty() {
+        return Err((
+            PartitionErrorCode::NoReassignmentInProgress,
+            "No partition reassignment is in progress.".into(),
+        ));
+    }
+    let not_adding = |r: &&i32| !current.adding_replicas.contains(r);
+    let replicas: Vec<i32> = current
+        .replicas
+        .iter()
+        .filter(not_adding)
+        .copied()
+        .collect();
+    let mut isr: Vec<i32> = current.isr.iter().filter(not_adding).copied().collect();
+    let unclean = isr.is_empty();
+    if unclean {
+        let Some(&first) = replicas.first() else {
+            return Err((
+                PartitionErrorCode::InvalidReplicaAssignment,
+                "Invalid replica assignment: addingReplicas contains all replicas.".into(),
+            ));
+        };
+        isr.push(first);
+    }
+    let target = ChangeTarget {
+        isr,
+        replicas,
+        removing: Vec::new(),
+        adding: Vec::new(),
+        recovery: current.leader_recovery_state,
+    };
+    Ok((target, unclean))
+}
+
+/// Kafka's `validateManualPartitionAssignment` for a reassignment target: not empty, and
+/// (in ascending id order) every broker registered and named once.
+fn validate_reassignment_target(
+    image: &MetadataImage,
+    target: &[i32],
+) -> Result<(), (PartitionErrorCode, String)> {
+    let invalid = |m: String| (PartitionErrorCode::InvalidReplicaAssignment, m);
+    if target.is_empty() {
+        return Err(invalid(
+            "The manual partition assignment includes an empty replica list.".into(),
+        ));
+    }
+    let mut sorted = target.to_vec();
+    sorted.sort_unstable();
+    let mut previous = None;
+    for b in sorted {
+        if image.broker(b).is_none() {
+            return Err(invalid(format!(
+                "The manual partition assignment includes broker {b}, but no such broker is registered."
+            )));
+        }
+        if previous == Some(b) {
+            return Err(invalid(format!(
+                "The manual partition assignment includes the broker {b} more than once."
+            )));
+        }
+        previous = Some(b);
+    }
+    Ok(())
+}
+
+/// Kafka's `PartitionReassignmentReplicas` for a new target: the change target that starts
+/// moving `current` to `target` (the ISR and recovery state as they are).
+fn reassignment_target(current: &PartitionImage, target: &[i32]) -> ChangeTarget {
+    let removing: Vec<i32> = current
+        .replicas
+        .iter()
+        .filter(|r| !target.contains(r))
+        .copied()
+        .collect::<BTreeSet<i32>>()
+        .into_iter()
+        .collect();
+    let adding: Vec<i32> = target
+        .iter()
+        .filter(|r| !current.replicas.contains(r))
+        .copied()
+        .collect::<BTreeSet<i32>>()
+        .into_iter()
+        .collect();
+    let mut replicas = target.to_vec();
+    replicas.extend(&removing);
+    ChangeTarget {
+        replicas,
+        removing,
+        adding,
+        ..ChangeTarget::of(current)
+    }
+}
+
+/// Plans finishing a partition's reassignment: the record that does it if the partition
+/// has one in progress and its ISR, without the removing replicas, is not empty and holds
+/// every replica that stays (so every adding replica has joined, and no staying replica has
+/// dropped out: Kafka's condition); otherwise nothing. The record sets the replicas to the
+/// target (the replicas without the removing ones, in order), the ISR to its members that
+/// stay, clears adding and removing, and bumps the leader epoch if replicas are removed; a
+/// leader that is removed (or not live) is replaced by the first staying replica that is in
+/// the new ISR and live, or none (-1).
+///
+/// [`alter_partition`] and [`alter_partition_reassignments`] already finish a
+/// reassignment in the change that allows it; this is for a caller that changes the ISR
+/// some other way, or to finish one an image holds ready.
+pub fn complete_reassignment(
+    image: &MetadataImage,
+    topic_id: Uuid,
+    partition: i32,
+) -> Vec<MetadataRecord> {
+    let Some(current) = image.partition(&topic_id, partition) else {
+        return Vec::new();
+    };
+    let target = ChangeTarget::of(current);
+    if target.completed().is_none() {
+        return Vec::new();
+    }
+    let acceptable = |r: i32| image.is_live(r);
+    build_partition_change(
+        topic_id,
+        partition,
+        current,
+        target,
+        Election::Online,
+        &acceptable,
+    )
+    .map(MetadataRecord::PartitionChange)
+    .into_iter()
+    .collect()
+}
+
+/// Lists the reassignments in progress (ListPartitionReassignments, Kafka's
+/// `listPartitionReassignments`): for the named partitions, in request order, leaving out
+/// unknown ones, ones named twice and ones without a reassignment; or, when `partitions`
+/// is `None`, for every partition with one (topics by name, partitions by index).
+pub fn list_partition_reassignments(
+    image: &MetadataImage,
+    partitions: Option<&[(Uuid, i32)]>,
+) -> Vec<OngoingReassignment> {
+    let ongoing = |topic_id: Uuid, partition: i32, p: &PartitionImage| {
+        (!p.adding_replicas.is_empty() || !p.removing_replicas.is_empty()).then(|| {
+            (
+                topic_id,
+                partition,
+                p.replicas.clone(),
+                p.adding_replicas.clone(),
+                p.removing_replicas.clone(),
+            )
+        })
+    };
+    match partitions {
+        None => image
+            .topics
+            .values()
+            .flat_map(|t| {
+                t.partitions
+                    .iter()
+                    .filter_map(move |(&index, p)| ongoing(t.id, index, p))
+            })
+            .collect(),
+        Some(wanted) => {
+            let mut seen = HashSet::new();
+            wanted
+                .iter()
+                .filter(|&&key| seen.insert(key))
+                .filter_map(|&(topic_id, partition)| {
+                    let p = image.partition(&topic_id, partition)?;
+                    ongoing(topic_id, partition, p)
+                })
+                .collect()
+        }
     }
 }
 
@@ -2291,6 +2757,7 @@ mod tests {
         use PartitionErrorCode as E;
         let want = [
             (E::UnknownTopicOrPartition, 3),
+            (E::InvalidReplicaAssignment, 39),
             (E::NotController, 41),
             (E::InvalidRequest, 42),
             (E::FencedLeaderEpoch, 74),
@@ -2298,6 +2765,7 @@ mod tests {
             (E::PreferredLeaderNotAvailable, 80),
             (E::EligibleLeadersNotAvailable, 83),
             (E::ElectionNotNeeded, 84),
+            (E::NoReassignmentInProgress, 85),
             (E::InvalidUpdateVersion, 95),
             (E::UnknownTopicId, 100),
             (E::IneligibleReplica, 107),
@@ -2899,5 +3367,479 @@ mod tests {
                 assert_ne!(rack(p.replicas[0]), rack(p.replicas[1]), "{p:?}");
             }
         }
+    }
+
+    // ---- Partition reassignment (KIP-455) ----
+
+    fn reassign(
+        img: &MetadataImage,
+        requests: &[(Uuid, i32, Option<Vec<i32>>)],
+    ) -> (Vec<MetadataRecord>, Vec<ReassignmentResult>) {
+        alter_partition_reassignments(img, requests)
+    }
+
+    fn errors(results: &[ReassignmentResult]) -> Vec<Option<PartitionErrorCode>> {
+        results.iter().map(|r| r.error).collect()
+    }
+
+    #[test]
+    fn reassignment_starts_and_finishes_when_the_new_replica_joins_the_isr() {
+        let mut img = live_cluster(&[1, 2, 3, 4]);
+        let id = add_topic(&mut img, "t", 1, &[&[1, 2, 3], &[1, 2, 3]]);
+        let (recs, results) = reassign(&img, &[(id, 0, Some(vec![2, 3, 4]))]);
+        assert_eq!(
+            results,
+            vec![ReassignmentResult {
+                topic_id: id,
+                partition: 0,
+                error: None,
+                message: None,
+            }]
+        );
+        // The target first, then the replicas being removed; the ISR and leader stay.
+        assert_eq!(
+            changes(&recs),
+            vec![PartitionChangeRecord {
+                replicas: Some(vec![2, 3, 4, 1]),
+                removing_replicas: Some(vec![1]),
+                adding_replicas: Some(vec![4]),
+                ..PartitionChangeRecord::new(id, 0)
+            }]
+        );
+        apply_all(&mut img, &recs);
+        let p = part(&img, id, 0);
+        assert_eq!(
+            (p.leader, p.leader_epoch, p.partition_epoch, p.isr.clone()),
+            (1, 0, 1, vec![1, 2, 3])
+        );
+        let ongoing = (id, 0, vec![2, 3, 4, 1], vec![4], vec![1]);
+        assert_eq!(
+            list_partition_reassignments(&img, None),
+            vec![ongoing.clone()]
+        );
+        let other = Uuid::from_u128(9);
+        let wanted = [(id, 1), (id, 0), (id, 0), (id, 7), (other, 0)];
+        assert_eq!(
+            list_partition_reassignments(&img, Some(&wanted)),
+            vec![ongoing]
+        );
+        // 4 has not joined the ISR: nothing to finish yet.
+        assert!(complete_reassignment(&img, id, 0).is_empty());
+
+        // The leader takes 4 into the ISR: the same record finishes the reassignment, and
+        // leadership moves off broker 1, which is removed, to the first target replica.
+        let (recs, after) = alter(&img, 1, id, 0, 0, 1, &[1, 2, 3, 4], 0).expect("expand");
+        assert_eq!(
+            changes(&recs),
+            vec![PartitionChangeRecord {
+                isr: Some(vec![2, 3, 4]),
+                leader: 2,
+                replicas: Some(vec![2, 3, 4]),
+                removing_replicas: Some(vec![]),
+                adding_replicas: Some(vec![]),
+                ..PartitionChangeRecord::new(id, 0)
+            }]
+        );
+        apply_all(&mut img, &recs);
+        assert_eq!(part(&img, id, 0), after);
+        assert_eq!(
+            (after.leader, after.leader_epoch, after.partition_epoch),
+            (2, 1, 2)
+        );
+        assert!(after.adding_replicas.is_empty() && after.removing_replicas.is_empty());
+        assert!(list_partition_reassignments(&img, None).is_empty());
+        assert!(complete_reassignment(&img, id, 0).is_empty());
+    }
+
+    #[test]
+    fn reassignment_waits_for_every_staying_replica_in_the_isr() {
+        let mut img = live_cluster(&[1, 2, 3]);
+        let id = add_topic(&mut img, "t", 1, &[&[1, 2, 3]]);
+        let (recs, _) = alter(&img, 1, id, 0, 0, 0, &[1, 3], 0).expect("shrink");
+        apply_all(&mut img, &recs);
+
+        // Nothing to add, but 2 stays and is out of the ISR: the removal waits for it.
+        let (recs, results) = reassign(&img, &[(id, 0, Some(vec![1, 2]))]);
+        assert_eq!(errors(&results), vec![None]);
+        assert_eq!(
+            changes(&recs),
+            vec![PartitionChangeRecord {
+                removing_replicas: Some(vec![3]),
+                ..PartitionChangeRecord::new(id, 0)
+            }]
+        );
+        apply_all(&mut img, &recs);
+        assert!(complete_reassignment(&img, id, 0).is_empty());
+
+        // 2 rejoins: finished; the leader stays, with a new leader epoch since 3 goes.
+        let (recs, after) = alter(&img, 1, id, 0, 0, 2, &[1, 3, 2], 0).expect("expand");
+        assert_eq!(
+            changes(&recs),
+            vec![PartitionChangeRecord {
+                isr: Some(vec![1, 2]),
+                leader: 1,
+                replicas: Some(vec![1, 2]),
+                removing_replicas: Some(vec![]),
+                ..PartitionChangeRecord::new(id, 0)
+            }]
+        );
+        apply_all(&mut img, &recs);
+        assert_eq!(part(&img, id, 0), after);
+        assert_eq!(
+            (after.replicas.clone(), after.isr.clone(), after.leader),
+            (vec![1, 2], vec![1, 2], 1)
+        );
+        assert_eq!((after.leader_epoch, after.partition_epoch), (1, 3));
+    }
+
+    #[test]
+    fn complete_reassignment_finishes_one_the_isr_allows() {
+        let mut img = live_cluster(&[1, 2, 3, 4]);
+        let id = add_topic(&mut img, "t", 1, &[&[1, 2, 3]]);
+        let (recs, _) = reassign(&img, &[(id, 0, Some(vec![1, 2, 4]))]);
+        apply_all(&mut img, &recs);
+        assert_eq!(part(&img, id, 0).replicas, vec![1, 2, 4, 3]);
+        assert!(complete_reassignment(&img, id, 0).is_empty());
+        assert!(complete_reassignment(&img, id, 9).is_empty());
+        assert!(complete_reassignment(&img, Uuid::from_u128(9), 0).is_empty());
+
+        // An ISR change written without finishing the reassignment.
+        apply_all(
+            &mut img,
+            &[MetadataRecord::PartitionChange(PartitionChangeRecord {
+                isr: Some(vec![1, 2, 3, 4]),
+                ..PartitionChangeRecord::new(id, 0)
+            })],
+        );
+        let recs = complete_reassignment(&img, id, 0);
+        assert_eq!(
+            changes(&recs),
+            vec![PartitionChangeRecord {
+                isr: Some(vec![1, 2, 4]),
+                leader: 1,
+                replicas: Some(vec![1, 2, 4]),
+                removing_replicas: Some(vec![]),
+                adding_replicas: Some(vec![]),
+                ..PartitionChangeRecord::new(id, 0)
+            }]
+        );
+        apply_all(&mut img, &recs);
+        let p = part(&img, id, 0);
+        assert_eq!((p.leader, p.leader_epoch, p.partition_epoch), (1, 1, 3));
+        assert!(complete_reassignment(&img, id, 0).is_empty());
+    }
+
+    #[test]
+    fn reassignment_within_the_isr_finishes_at_once() {
+        let mut img = live_cluster(&[1, 2, 3]);
+        let id = add_topic(&mut img, "t", 1, &[&[1, 2, 3], &[1, 2, 3], &[1, 2, 3]]);
+        let (recs, results) = reassign(
+            &img,
+            &[
+                (id, 0, Some(vec![3, 2])),
+                (id, 1, Some(vec![3, 1, 2])),
+                (id, 2, Some(vec![1, 2, 3])),
+            ],
+        );
+        assert_eq!(errors(&results), vec![None, None, None]);
+        assert_eq!(
+            changes(&recs),
+            vec![
+                // The leader is removed: the first target replica in the ISR leads.
+                PartitionChangeRecord {
+                    isr: Some(vec![2, 3]),
+                    leader: 3,
+                    replicas: Some(vec![3, 2]),
+                    ..PartitionChangeRecord::new(id, 0)
+                },
+                // A new order only: no leader change, no epoch bump.
+                PartitionChangeRecord {
+                    replicas: Some(vec![3, 1, 2]),
+                    ..PartitionChangeRecord::new(id, 1)
+                },
+                // The same replicas: nothing to write.
+            ]
+        );
+        apply_all(&mut img, &recs);
+        let p0 = part(&img, id, 0);
+        assert_eq!((p0.leader, p0.leader_epoch, p0.partition_epoch), (3, 1, 1));
+        let p1 = part(&img, id, 1);
+        assert_eq!((p1.leader, p1.leader_epoch, p1.partition_epoch), (1, 0, 1));
+        assert!(list_partition_reassignments(&img, None).is_empty());
+    }
+
+    #[test]
+    fn cancelling_reverts_to_the_original_replicas() {
+        let mut img = live_cluster(&[1, 2, 3, 4]);
+        let id = add_topic(&mut img, "t", 1, &[&[1, 2], &[1, 2, 3]]);
+        let (recs, _) = reassign(
+            &img,
+            &[(id, 0, Some(vec![1, 3, 4])), (id, 1, Some(vec![2, 3, 4]))],
+        );
+        apply_all(&mut img, &recs);
+        assert_eq!(part(&img, id, 0).replicas, vec![1, 3, 4, 2]);
+        // 3 catches up on partition 0; 4 has not, so the reassignment goes on.
+        let (recs, _) = alter(&img, 1, id, 0, 0, 1, &[1, 2, 3], 0).expect("expand");
+        assert_eq!(
+            changes(&recs),
+            vec![PartitionChangeRecord {
+                isr: Some(vec![1, 2, 3]),
+                ..PartitionChangeRecord::new(id, 0)
+            }]
+        );
+        apply_all(&mut img, &recs);
+
+        let (recs, results) = reassign(&img, &[(id, 0, None), (id, 1, None)]);
+        assert_eq!(errors(&results), vec![None, None]);
+        assert_eq!(
+            changes(&recs),
+            vec![
+                PartitionChangeRecord {
+                    isr: Some(vec![1, 2]),
+                    leader: 1,
+                    replicas: Some(vec![1, 2]),
+                    removing_replicas: Some(vec![]),
+                    adding_replicas: Some(vec![]),
+                    ..PartitionChangeRecord::new(id, 0)
+                },
+                // Kafka's revert keeps the merged order: [2, 3, 4, 1] without 4.
+                PartitionChangeRecord {
+                    leader: 1,
+                    replicas: Some(vec![2, 3, 1]),
+                    removing_replicas: Some(vec![]),
+                    adding_replicas: Some(vec![]),
+                    ..PartitionChangeRecord::new(id, 1)
+                },
+            ]
+        );
+        apply_all(&mut img, &recs);
+        let p0 = part(&img, id, 0);
+        assert_eq!(
+            (
+                p0.replicas.clone(),
+                p0.isr.clone(),
+                p0.leader,
+                p0.leader_epoch
+            ),
+            (vec![1, 2], vec![1, 2], 1, 1)
+        );
+        assert!(list_partition_reassignments(&img, None).is_empty());
+
+        let (recs, results) = reassign(&img, &[(id, 0, None)]);
+        assert!(recs.is_empty());
+        assert_eq!(
+            errors(&results),
+            vec![Some(PartitionErrorCode::NoReassignmentInProgress)]
+        );
+        assert_eq!(
+            results[0].message.as_deref(),
+            Some("No partition reassignment is in progress.")
+        );
+    }
+
+    #[test]
+    fn cancelling_when_only_adding_replicas_are_in_sync_needs_unclean_election() {
+        let mut img = live_cluster(&[1, 2, 3]);
+        let id = add_topic(&mut img, "t", 1, &[&[1]]);
+        let (recs, _) = reassign(&img, &[(id, 0, Some(vec![2, 3]))]);
+        apply_all(&mut img, &recs);
+        let (recs, _) = alter(&img, 1, id, 0, 0, 1, &[1, 2], 0).expect("expand");
+        apply_all(&mut img, &recs);
+        // Broker 1 goes away and comes back: 2 leads and the ISR is [2], an adding replica.
+        fence(&mut img, 1, false);
+        unfence(&mut img, 1);
+        let p = part(&img, id, 0);
+        assert_eq!(
+            (p.leader, p.isr.clone(), p.replicas.clone()),
+            (2, vec![2], vec![2, 3, 1])
+        );
+
+        let (recs, results) = reassign(&img, &[(id, 0, None)]);
+        assert!(recs.is_empty());
+        assert_eq!(
+            errors(&results),
+            vec![Some(PartitionErrorCode::InvalidReplicaAssignment)]
+        );
+        assert_eq!(
+            results[0].message.as_deref(),
+            Some("Unable to revert partition assignment for t:0 because it would require an unclean leader election.")
+        );
+
+        let (recs, results) =
+            alter_partition_reassignments_with_unclean(&img, &[(id, 0, None)], |t| t == "t");
+        assert_eq!(errors(&results), vec![None]);
+        assert_eq!(
+            changes(&recs),
+            vec![PartitionChangeRecord {
+                isr: Some(vec![1]),
+                leader: 1,
+                replicas: Some(vec![1]),
+                removing_replicas: Some(vec![]),
+                adding_replicas: Some(vec![]),
+                ..PartitionChangeRecord::new(id, 0)
+            }]
+        );
+    }
+
+    #[test]
+    fn a_new_target_replaces_an_ongoing_reassignment() {
+        let mut img = live_cluster(&[1, 2, 3, 4, 5]);
+        let id = add_topic(&mut img, "t", 1, &[&[1, 2, 3]]);
+        let (recs, _) = reassign(&img, &[(id, 0, Some(vec![2, 3, 4]))]);
+        apply_all(&mut img, &recs);
+
+        // Merged with the whole current replica list, 4 (being added) included.
+        let (recs, results) = reassign(&img, &[(id, 0, Some(vec![2, 3, 5]))]);
+        assert_eq!(errors(&results), vec![None]);
+        assert_eq!(
+            changes(&recs),
+            vec![PartitionChangeRecord {
+                replicas: Some(vec![2, 3, 5, 1, 4]),
+                removing_replicas: Some(vec![1, 4]),
+                adding_replicas: Some(vec![5]),
+                ..PartitionChangeRecord::new(id, 0)
+            }]
+        );
+        apply_all(&mut img, &recs);
+        assert_eq!(
+            list_partition_reassignments(&img, None),
+            vec![(id, 0, vec![2, 3, 5, 1, 4], vec![5], vec![1, 4])]
+        );
+        assert_eq!(part(&img, id, 0).leader_epoch, 0);
+
+        // Cancelling now keeps everything but the replica being added.
+        let (recs, _) = reassign(&img, &[(id, 0, None)]);
+        assert_eq!(
+            changes(&recs),
+            vec![PartitionChangeRecord {
+                leader: 1,
+                replicas: Some(vec![2, 3, 1, 4]),
+                removing_replicas: Some(vec![]),
+                adding_replicas: Some(vec![]),
+                ..PartitionChangeRecord::new(id, 0)
+            }]
+        );
+
+        // Going back to the original replicas finishes at once: all are in the ISR.
+        let (recs, _) = reassign(&img, &[(id, 0, Some(vec![1, 2, 3]))]);
+        assert_eq!(
+            changes(&recs),
+            vec![PartitionChangeRecord {
+                leader: 1,
+                replicas: Some(vec![1, 2, 3]),
+                removing_replicas: Some(vec![]),
+                adding_replicas: Some(vec![]),
+                ..PartitionChangeRecord::new(id, 0)
+            }]
+        );
+        apply_all(&mut img, &recs);
+        let p = part(&img, id, 0);
+        assert_eq!(
+            (p.replicas.clone(), p.isr.clone(), p.leader, p.leader_epoch),
+            (vec![1, 2, 3], vec![1, 2, 3], 1, 1)
+        );
+    }
+
+    #[test]
+    fn reassignment_rejections() {
+        use PartitionErrorCode as E;
+        let mut img = live_cluster(&[1, 2, 3]);
+        let id = add_topic(&mut img, "t", 1, &[&[1, 2]]);
+        // Registered but fenced: a valid target, as in Kafka.
+        register(&mut img, &registration(4, 4));
+        let other = Uuid::from_u128(77);
+        let requests = [
+            (other, 0, Some(vec![1])),
+            (id, 5, Some(vec![1])),
+            (id, 0, Some(vec![])),
+            (id, 0, Some(vec![2, 1, 2])),
+            (id, 0, Some(vec![1, 9, 7])),
+            (id, 0, None),
+            (id, 0, Some(vec![1, 4])),
+        ];
+        let (recs, results) = reassign(&img, &requests);
+        assert_eq!(
+            errors(&results),
+            vec![
+                Some(E::UnknownTopicOrPartition),
+                Some(E::UnknownTopicOrPartition),
+                Some(E::InvalidReplicaAssignment),
+                Some(E::InvalidReplicaAssignment),
+                Some(E::InvalidReplicaAssignment),
+                Some(E::NoReassignmentInProgress),
+                None,
+            ]
+        );
+        let messages: Vec<_> = results.iter().map(|r| r.message.clone()).collect();
+        assert_eq!(
+            messages,
+            vec![
+                Some(format!("Unable to find a topic with ID {other}.")),
+                Some("Unable to find partition t:5.".into()),
+                Some("The manual partition assignment includes an empty replica list.".into()),
+                Some(
+                    "The manual partition assignment includes the broker 2 more than once."
+                        .into()
+                ),
+                Some("The manual partition assignment includes broker 7, but no such broker is registered.".into()),
+                Some("No partition reassignment is in progress.".into()),
+                None,
+            ]
+        );
+        let keys: Vec<_> = results.iter().map(|r| (r.topic_id, r.partition)).collect();
+        let want: Vec<_> = requests.iter().map(|r| (r.0, r.1)).collect();
+        assert_eq!(keys, want);
+        assert_eq!(
+            changes(&recs),
+            vec![PartitionChangeRecord {
+                replicas: Some(vec![1, 4, 2]),
+                removing_replicas: Some(vec![2]),
+                adding_replicas: Some(vec![4]),
+                ..PartitionChangeRecord::new(id, 0)
+            }]
+        );
+        assert_eq!(E::NoReassignmentInProgress.as_protocol(), None);
+        assert_eq!(
+            E::InvalidReplicaAssignment.as_protocol(),
+            Some(ErrorCode::InvalidReplicaAssignment)
+        );
+        assert_eq!(
+            E::NoReassignmentInProgress.to_string(),
+            "NO_REASSIGNMENT_IN_PROGRESS (85)"
+        );
+    }
+
+    #[test]
+    fn a_partition_named_twice_is_planned_on_the_staged_state() {
+        let mut img = live_cluster(&[1, 2, 3]);
+        let id = add_topic(&mut img, "t", 1, &[&[1, 2]]);
+        let (recs, results) = reassign(&img, &[(id, 0, Some(vec![2, 3])), (id, 0, None)]);
+        assert_eq!(errors(&results), vec![None, None]);
+        assert_eq!(
+            changes(&recs),
+            vec![
+                PartitionChangeRecord {
+                    replicas: Some(vec![2, 3, 1]),
+                    removing_replicas: Some(vec![1]),
+                    adding_replicas: Some(vec![3]),
+                    ..PartitionChangeRecord::new(id, 0)
+                },
+                PartitionChangeRecord {
+                    leader: 1,
+                    replicas: Some(vec![2, 1]),
+                    removing_replicas: Some(vec![]),
+                    adding_replicas: Some(vec![]),
+                    ..PartitionChangeRecord::new(id, 0)
+                },
+            ]
+        );
+        apply_all(&mut img, &recs);
+        let p = part(&img, id, 0);
+        assert_eq!(
+            (p.replicas.clone(), p.isr.clone(), p.leader),
+            (vec![2, 1], vec![1, 2], 1)
+        );
+        assert_eq!((p.leader_epoch, p.partition_epoch), (1, 2));
+        assert!(list_partition_reassignments(&img, None).is_empty());
     }
 }

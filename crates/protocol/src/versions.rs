@@ -100,6 +100,8 @@ pub const SUPPORTED_APIS: &[ApiRange] = &[
     controller(ApiKey::AllocateProducerIds, 0, 0),
     controller(ApiKey::AlterPartition, 2, 3),
     both(ApiKey::ElectLeaders, 0, 2),
+    both(ApiKey::AlterPartitionReassignments, 0, 1),
+    both(ApiKey::ListPartitionReassignments, 0, 0),
 ];
 
 /// The served range of `key` on `listener`, if krust serves it there.
@@ -162,6 +164,8 @@ mod tests {
             ApiKey::AllocateProducerIds => r!(AllocateProducerIdsRequest),
             ApiKey::AlterPartition => r!(AlterPartitionRequest),
             ApiKey::ElectLeaders => r!(ElectLeadersRequest),
+            ApiKey::AlterPartitionReassignments => r!(AlterPartitionReassignmentsRequest),
+            ApiKey::ListPartitionReassignments => r!(ListPartitionReassignmentsRequest),
             other => panic!("add {other:?} to crate_range"),
         }
     }

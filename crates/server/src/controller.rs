@@ -337,7 +337,8 @@ impl Broker {
     /// shutdown), waiting at most a few seconds.
     pub async fn controlled_shutdown(&self) {
         let epoch = self.broker_epoch.load(Ordering::Relaxed);
-        if epoch < 0 {
+        // Without a registration or a known active controller there is nobody to ask.
+        if epoch < 0 || self.metadata.leader().is_none() {
             return;
         }
         match tokio::time::timeout(
@@ -459,6 +460,12 @@ pub async fn run(broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>) {
     }
 }
 
+/// The answer to one step of the broker lifecycle.
+enum Step {
+    Registered(anyhow::Result<i64>),
+    Heartbeat(anyhow::Result<BrokerHeartbeatResponse>),
+}
+
 /// This broker's side: register, then heartbeat until shutdown, re-registering when the
 /// controller no longer knows the registration.
 pub async fn register_and_heartbeat(broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>) {
@@ -475,15 +482,26 @@ pub async fn register_and_heartbeat(broker: Arc<Broker>, mut shutdown: watch::Re
         }
     };
     loop {
-        match epoch {
-            None => match broker.send_registration(incarnation).await {
+        // A request the quorum cannot answer (it is gone) must not hold up shutdown.
+        let step = async {
+            match epoch {
+                None => Step::Registered(broker.send_registration(incarnation).await),
+                Some(e) => Step::Heartbeat(broker.send_heartbeat(e, false).await),
+            }
+        };
+        let step = tokio::select! {
+            s = step => s,
+            _ = shutdown.changed() => break,
+        };
+        match step {
+            Step::Registered(r) => match r {
                 Ok(e) => {
                     epoch = Some(e);
                     broker.broker_epoch.store(e, Ordering::Relaxed);
                 }
                 Err(e) => complain(format!("{e:#}")),
             },
-            Some(e) => match broker.send_heartbeat(e, false).await {
+            Step::Heartbeat(r) => match r {
                 Ok(r) if r.error_code == 0 => {
                     broker.fenced.send_if_modified(|f| {
                         let changed = *f != r.is_fenced;

@@ -69,12 +69,16 @@ pub struct RequestContext {
     pub client_id: String,
     /// Kafka's form: `/<ip>`.
     pub client_host: String,
+    /// The name of the listener the request came in on (`PLAINTEXT`, ...): brokers are
+    /// described to the client by their endpoints on this listener, as Kafka does.
+    pub listener_name: String,
 }
 
 /// Handles one request frame, appending its response (if any) to `out`.
 pub async fn dispatch(
     broker: &Broker,
     listener: Listener,
+    listener_name: &str,
     peer: std::net::SocketAddr,
     mut frame: Bytes,
     out: &mut BytesMut,
@@ -85,7 +89,7 @@ pub async fn dispatch(
     };
     let key = header.api_key;
     let started = std::time::Instant::now();
-    let outcome = dispatch_inner(broker, listener, peer, header, frame, out).await;
+    let outcome = dispatch_inner(broker, listener, listener_name, peer, header, frame, out).await;
     broker.metrics.record_request(key, started.elapsed());
     outcome
 }
@@ -93,6 +97,7 @@ pub async fn dispatch(
 async fn dispatch_inner(
     broker: &Broker,
     listener: Listener,
+    listener_name: &str,
     peer: std::net::SocketAddr,
     header: krust_protocol::RequestHeaderInfo,
     mut frame: Bytes,
@@ -126,6 +131,7 @@ async fn dispatch_inner(
     let ctx = RequestContext {
         client_id: header.client_id.clone().unwrap_or_default(),
         client_host: format!("/{}", peer.ip()),
+        listener_name: listener_name.to_string(),
     };
     macro_rules! with_ctx {
         ($t:ty, $h:path) => {{
@@ -202,7 +208,7 @@ async fn dispatch_inner(
         ApiKey::EndQuorumEpoch => raft!(EndQuorumEpochRequest, EndQuorumEpoch),
         ApiKey::FetchSnapshot => raft!(FetchSnapshotRequest, FetchSnapshot),
         ApiKey::ListOffsets => simple!(ListOffsetsRequest, handlers::list_offsets::handle),
-        ApiKey::Metadata => simple!(MetadataRequest, handlers::metadata::handle),
+        ApiKey::Metadata => with_ctx!(MetadataRequest, handlers::metadata::handle),
         ApiKey::OffsetForLeaderEpoch => {
             simple!(
                 OffsetForLeaderEpochRequest,
@@ -236,14 +242,14 @@ async fn dispatch_inner(
         }
         ApiKey::DescribeCluster => {
             let req = decode!(DescribeClusterRequest);
-            let resp = handlers::describe_cluster::handle(broker, listener, req, v);
+            let resp = handlers::describe_cluster::handle(broker, &ctx, req, v);
             encode(out, corr, v, &resp)
         }
         ApiKey::DescribeQuorum => {
             forwardable!(DescribeQuorumRequest, handlers::describe_quorum::handle)
         }
         ApiKey::FindCoordinator => {
-            simple!(FindCoordinatorRequest, handlers::find_coordinator::handle)
+            with_ctx!(FindCoordinatorRequest, handlers::find_coordinator::handle)
         }
         ApiKey::JoinGroup => with_ctx!(JoinGroupRequest, handlers::join_group::handle),
         ApiKey::SyncGroup => simple!(SyncGroupRequest, handlers::sync_group::handle),
@@ -255,6 +261,18 @@ async fn dispatch_inner(
         ApiKey::ListGroups => simple!(ListGroupsRequest, handlers::list_groups::handle),
         ApiKey::DeleteGroups => simple!(DeleteGroupsRequest, handlers::delete_groups::handle),
         ApiKey::OffsetDelete => simple!(OffsetDeleteRequest, handlers::offset_delete::handle),
+        ApiKey::AlterPartitionReassignments => {
+            forwardable!(
+                AlterPartitionReassignmentsRequest,
+                handlers::reassignments::alter
+            )
+        }
+        ApiKey::ListPartitionReassignments => {
+            simple!(
+                ListPartitionReassignmentsRequest,
+                handlers::reassignments::list
+            )
+        }
         ApiKey::ElectLeaders => {
             forwardable!(ElectLeadersRequest, handlers::controller::elect_leaders)
         }

@@ -79,6 +79,12 @@ impl Forward for DescribeQuorumRequest {
     }
 }
 
+impl Forward for AlterPartitionReassignmentsRequest {
+    fn not_controller(resp: &AlterPartitionReassignmentsResponse) -> bool {
+        resp.error_code == NOT_CONTROLLER
+    }
+}
+
 impl Forward for ElectLeadersRequest {
     fn not_controller(resp: &ElectLeadersResponse) -> bool {
         resp.error_code == NOT_CONTROLLER

@@ -29,6 +29,7 @@ pub async fn serve(
     broker: Arc<Broker>,
     listener: TcpListener,
     kind: Listener,
+    name: Arc<str>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     loop {
@@ -38,8 +39,9 @@ pub async fn serve(
                     let _ = stream.set_nodelay(true);
                     let broker = broker.clone();
                     let shutdown = shutdown.clone();
+                    let name = name.clone();
                     tokio::spawn(async move {
-                        connection(broker, stream, peer, kind, shutdown).await;
+                        connection(broker, stream, peer, kind, name, shutdown).await;
                     });
                 }
                 Err(e) => {
@@ -57,6 +59,7 @@ async fn connection(
     mut stream: TcpStream,
     peer: SocketAddr,
     kind: Listener,
+    name: Arc<str>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let max_request = broker.config.socket_request_max_bytes as usize;
@@ -75,7 +78,7 @@ async fn connection(
                     break 'conn;
                 }
             };
-            match dispatch(&broker, kind, peer, frame, &mut write_buf).await {
+            match dispatch(&broker, kind, &name, peer, frame, &mut write_buf).await {
                 Outcome::Continue => {}
                 Outcome::Close(reason) => {
                     warn!(%peer, %reason, "closing connection");

@@ -125,15 +125,17 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<RunningServer> {
         };
         let listener = network::bind(&format!("{host}:{}", l.port)).await?;
         addresses.push((l.name.clone(), listener.local_addr()?));
+        let name: Arc<str> = Arc::from(l.name.as_str());
         if kind == Listener::Controller {
             tasks.push(tokio::spawn(network::serve(
                 broker.clone(),
                 listener,
                 kind,
+                name,
                 shutdown_rx.clone(),
             )));
         } else {
-            broker_listeners.push(listener);
+            broker_listeners.push((listener, name));
         }
     }
     tasks.push(broker.metadata.start(shutdown_rx.clone()));
@@ -165,11 +167,12 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<RunningServer> {
             broker.clone(),
             shutdown_rx.clone(),
         )));
-        for listener in broker_listeners {
+        for (listener, name) in broker_listeners {
             tasks.push(tokio::spawn(network::serve(
                 broker.clone(),
                 listener,
                 Listener::Broker,
+                name,
                 shutdown_rx.clone(),
             )));
         }

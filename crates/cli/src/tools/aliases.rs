@@ -16,6 +16,7 @@ pub const ALIASES: &[(&str, &str)] = &[
     ("kafka-producer-perf-test", "producer-perf-test"),
     ("kafka-consumer-perf-test", "consumer-perf-test"),
     ("kafka-delete-records", "delete-records"),
+    ("kafka-reassign-partitions", "reassign-partitions"),
     ("kafka-storage", "storage"),
     ("kafka-server-start", "server"),
     ("kafka-cluster", "cluster-id"),

@@ -113,6 +113,9 @@ pub fn supported_features() -> Vec<broker_registration_request::Feature> {
         .with_max_supported_version(krust_metadata::METADATA_VERSION_LEVEL)]
 }
 
+/// NEW_LEADER_ELECTED: the AlterPartition was applied but the requester no longer leads.
+const NEW_LEADER_ELECTED: i16 = 108;
+
 pub async fn alter_partition(
     broker: &Broker,
     req: AlterPartitionRequest,
@@ -156,6 +159,10 @@ pub async fn alter_partition(
                 .with_partition_index(p.partition_index);
             match outcome {
                 Ok(Ok(after)) => {
+                    // The change (finishing a reassignment) moved leadership away.
+                    if after.leader != req.broker_id.0 {
+                        r.error_code = NEW_LEADER_ELECTED;
+                    }
                     r.leader_id = BrokerId(after.leader);
                     r.leader_epoch = after.leader_epoch;
                     r.isr = after.isr.iter().map(|b| BrokerId(*b)).collect();

@@ -3,17 +3,17 @@
 
 use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
 use kafka_protocol::messages::{BrokerId, DescribeClusterRequest, DescribeClusterResponse};
-use krust_protocol::Listener;
 
 use super::sb;
 use crate::broker::Broker;
+use crate::dispatch::RequestContext;
 
 const ENDPOINT_BROKER: i8 = 1;
 const ENDPOINT_CONTROLLER: i8 = 2;
 
 pub fn handle(
     broker: &Broker,
-    _listener: Listener,
+    ctx: &RequestContext,
     req: DescribeClusterRequest,
     version: i16,
 ) -> DescribeClusterResponse {
@@ -51,7 +51,7 @@ pub fn handle(
             })
             .collect()
     } else {
-        super::metadata::live_broker_endpoints(broker)
+        super::metadata::live_broker_endpoints(broker, &ctx.listener_name)
             .into_iter()
             .map(|b| {
                 DescribeClusterBroker::default()

@@ -8,11 +8,13 @@ use krust_protocol::ErrorCode;
 
 use super::sb;
 use crate::broker::Broker;
+use crate::dispatch::RequestContext;
 
 const KEY_GROUP: i8 = 0;
 
 pub async fn handle(
     broker: &Broker,
+    ctx: &RequestContext,
     req: FindCoordinatorRequest,
     version: i16,
 ) -> FindCoordinatorResponse {
@@ -35,7 +37,7 @@ pub async fn handle(
             ))
         } else {
             match broker.group_partition(&key).await {
-                Ok(p) => coordinator_of(broker, p),
+                Ok(p) => coordinator_of(broker, p, &ctx.listener_name),
                 Err(e) => Err(e),
             }
         };
@@ -69,6 +71,7 @@ pub async fn handle(
 fn coordinator_of(
     broker: &Broker,
     partition: i32,
+    listener: &str,
 ) -> Result<super::metadata::BrokerEndpointView, (ErrorCode, String)> {
     let image = broker.image();
     let leader = image
@@ -81,7 +84,7 @@ fn coordinator_of(
             format!("the leader of partition {partition} of the offsets topic is not available"),
         ));
     }
-    super::metadata::broker_endpoint(broker, &image, leader).ok_or((
+    super::metadata::broker_endpoint(broker, &image, leader, listener).ok_or((
         ErrorCode::CoordinatorNotAvailable,
         format!("broker {leader} has no endpoint for this listener"),
     ))

@@ -13,6 +13,7 @@ use uuid::Uuid;
 
 use super::sb;
 use crate::broker::Broker;
+use crate::dispatch::RequestContext;
 
 /// Kafka's "authorized operations not requested" value.
 const OPERATIONS_OMITTED: i32 = i32::MIN;
@@ -26,7 +27,12 @@ pub(crate) const TOPIC_OPERATIONS_ALL: i32 =
 pub(crate) const CLUSTER_OPERATIONS_ALL: i32 =
     (1 << 5) | (1 << 7) | (1 << 8) | (1 << 9) | (1 << 10) | (1 << 11) | (1 << 12);
 
-pub async fn handle(broker: &Broker, req: MetadataRequest, version: i16) -> MetadataResponse {
+pub async fn handle(
+    broker: &Broker,
+    ctx: &RequestContext,
+    req: MetadataRequest,
+    version: i16,
+) -> MetadataResponse {
     let auto_create =
         broker.config.auto_create_topics_enable && (version < 4 || req.allow_auto_topic_creation);
     let mut image = broker.image();
@@ -61,7 +67,7 @@ pub async fn handle(broker: &Broker, req: MetadataRequest, version: i16) -> Meta
     }
 
     let mut resp = MetadataResponse::default();
-    resp.brokers = live_broker_endpoints(broker)
+    resp.brokers = live_broker_endpoints(broker, &ctx.listener_name)
         .into_iter()
         .map(|b| {
             MetadataResponseBroker::default()
@@ -182,31 +188,38 @@ pub struct BrokerEndpointView {
     pub rack: Option<String>,
 }
 
-/// The live (registered, unfenced) brokers' endpoints on this node's client listener.
-pub fn live_broker_endpoints(broker: &Broker) -> Vec<BrokerEndpointView> {
+/// The live (registered, unfenced) brokers' endpoints on listener `listener`.
+pub fn live_broker_endpoints(broker: &Broker, listener: &str) -> Vec<BrokerEndpointView> {
     let image = broker.image();
     image
         .live_brokers()
         .into_iter()
-        .filter_map(|id| broker_endpoint(broker, &image, id))
+        .filter_map(|id| broker_endpoint(broker, &image, id, listener))
         .collect()
 }
 
-/// The endpoint of broker `id` for the listener clients of this node use.
+/// The endpoint of broker `id` on listener `listener` (the one the client's request came in
+/// on, as Kafka answers), else on this node's first broker listener.
 pub fn broker_endpoint(
     broker: &Broker,
     image: &MetadataImage,
     id: i32,
+    listener: &str,
 ) -> Option<BrokerEndpointView> {
     let b = image.broker(id)?;
-    let name = broker
+    let fallback = broker
         .config
         .advertised_broker_listener()
         .map(|l| l.name.clone());
     let e = b
         .endpoints
         .iter()
-        .find(|e| Some(&e.name) == name.as_ref())
+        .find(|e| e.name == listener)
+        .or_else(|| {
+            b.endpoints
+                .iter()
+                .find(|e| Some(&e.name) == fallback.as_ref())
+        })
         .or_else(|| b.endpoints.first())?;
     Some(BrokerEndpointView {
         id,

@@ -29,6 +29,7 @@ pub mod offset_fetch;
 pub mod offset_for_leader_epoch;
 pub mod produce;
 pub mod raft;
+pub mod reassignments;
 pub mod sync_group;
 
 use kafka_protocol::protocol::StrBytes;
