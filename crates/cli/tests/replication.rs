@@ -1,7 +1,8 @@
 //! Replicated partitions across three brokers: acks=all production through the loss of a
 //! partition leader, with every acknowledged record kept once, and identical logs on every
 //! replica afterwards; too few in-sync replicas refuse acks=all writes; a reassignment moves
-//! a partition and its data to another broker.
+//! a partition and its data to another broker; a leader cut off from the cluster cannot
+//! commit, and what it alone took is gone when it returns.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -500,4 +501,80 @@ async fn reassignment_moves_a_partition_to_another_broker_with_its_data() {
     wait_for("the removed replica's log deleted", WAIT, || {
         (!old_dir.exists()).then_some(())
     });
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_isolated_partition_leader_cannot_commit_and_its_writes_vanish_on_return() {
+    let mut c = Cluster::start_isolatable_brokers(BIN, 3, &SETTINGS);
+    let bootstrap = c.bootstrap();
+    create_replicated(&bootstrap, "split", "1", "2");
+    let d = wait_for("split fully in sync", WAIT, || {
+        describe(&bootstrap, "split").filter(|d| d[&0].0 > 0 && d[&0].1.len() == 3)
+    });
+    let leader = d[&0].0;
+    producer(&bootstrap)
+        .send(
+            FutureRecord::<(), _>::to("split")
+                .payload("before")
+                .partition(0),
+            Duration::from_secs(10),
+        )
+        .await
+        .expect("acks=all before the split");
+
+    // Cut the leader off from the controller and the other brokers; clients still reach it.
+    c.isolate(leader, true);
+    let majority = (2..=4)
+        .filter(|id| *id != leader)
+        .map(|id| c.node(id).bootstrap())
+        .collect::<Vec<_>>()
+        .join(",");
+    wait_for("a new leader on the majority side", WAIT, || {
+        describe(&majority, "split").filter(|d| d[&0].0 > 0 && d[&0].0 != leader)
+    });
+    // The old leader, which has not heard of it, cannot get acks=all writes acknowledged.
+    let stale: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", c.node(leader).bootstrap())
+        .set("acks", "all")
+        .set("retries", "0")
+        .set("request.timeout.ms", "3000")
+        .set("message.timeout.ms", "6000")
+        .create()
+        .expect("producer");
+    let refused = stale
+        .send(
+            FutureRecord::<(), _>::to("split")
+                .payload("minority")
+                .partition(0),
+            Duration::from_secs(10),
+        )
+        .await;
+    assert!(refused.is_err(), "the minority side acknowledged a write");
+    producer(&majority)
+        .send(
+            FutureRecord::<(), _>::to("split")
+                .payload("majority")
+                .partition(0),
+            Duration::from_secs(20),
+        )
+        .await
+        .expect("acks=all on the majority side");
+
+    // Heal: the old leader follows the new one and drops what it alone had.
+    c.isolate(leader, false);
+    let dirs: Vec<_> = c
+        .nodes
+        .iter()
+        .filter(|n| n.node_id != 1)
+        .map(|n| n.partition_dir("split", 0))
+        .collect();
+    wait_for("identical replica logs", WAIT, || {
+        let logs: Vec<Vec<u8>> = dirs.iter().map(|d| log_bytes(d)).collect();
+        (!logs[0].is_empty() && logs.iter().all(|l| *l == logs[0])).then_some(())
+    });
+    let values: Vec<String> = read_all(&bootstrap, "split", 0, 2)
+        .into_iter()
+        .map(|(_, v)| v)
+        .collect();
+    assert_eq!(values, ["before", "majority"]);
 }

@@ -50,6 +50,9 @@ pub struct Node {
     pub roles: String,
     /// `controller.quorum.voters`.
     pub voters: String,
+    /// A second broker listener for the other brokers (`INTERNAL`, the inter-broker
+    /// listener): the port it listens on and the port it is advertised at (a proxy).
+    internal: Option<(u16, u16)>,
 }
 
 impl Node {
@@ -80,6 +83,7 @@ impl Node {
             node_id,
             roles: roles.to_string(),
             voters: String::new(),
+            internal: None,
         }
     }
 
@@ -108,14 +112,30 @@ impl Node {
     /// The settings of this node as `--override` arguments.
     fn overrides(&self) -> Vec<String> {
         let mut listeners = Vec::new();
+        let mut advertised = Vec::new();
         if self.is_broker() {
             listeners.push(format!("PLAINTEXT://127.0.0.1:{}", self.client_port));
+            advertised.push(format!("PLAINTEXT://127.0.0.1:{}", self.client_port));
+            if let Some((port, proxy)) = self.internal {
+                listeners.push(format!("INTERNAL://127.0.0.1:{port}"));
+                advertised.push(format!("INTERNAL://127.0.0.1:{proxy}"));
+            }
         }
         if self.is_controller() {
             listeners.push(format!("CONTROLLER://127.0.0.1:{}", self.controller_port));
+            advertised.push(format!("CONTROLLER://127.0.0.1:{}", self.controller_port));
         }
-        let listeners = listeners.join(",");
-        let mut a = vec![
+        let (listeners, advertised) = (listeners.join(","), advertised.join(","));
+        let mut a = vec![];
+        if self.internal.is_some() {
+            a.extend([
+                "--override".to_string(),
+                "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,INTERNAL:PLAINTEXT,CONTROLLER:PLAINTEXT".into(),
+                "--override".into(),
+                "inter.broker.listener.name=INTERNAL".into(),
+            ]);
+        }
+        a.extend([
             "--override".to_string(),
             format!("node.id={}", self.node_id),
             "--override".into(),
@@ -125,7 +145,7 @@ impl Node {
             "--override".into(),
             format!("listeners={listeners}"),
             "--override".into(),
-            format!("advertised.listeners={listeners}"),
+            format!("advertised.listeners={advertised}"),
             "--override".into(),
             format!("controller.quorum.voters={}", self.voters),
             "--override".into(),
@@ -133,7 +153,7 @@ impl Node {
             // Tests that want metrics set their own port.
             "--override".into(),
             "http.listener=".into(),
-        ];
+        ]);
         for e in &self.extra {
             a.push("--override".into());
             a.push(e.clone());
@@ -368,6 +388,30 @@ impl Cluster {
                 voters.push(format!("{}@127.0.0.1:{port}", to.node_id));
             }
             nodes[from as usize - 1].voters = voters.join(",");
+        }
+        Cluster::launch(nodes, links)
+    }
+
+    /// One controller (node 1) and `brokers` brokers (nodes 2, 3, ...), where each broker
+    /// reaches the controller, and is reached by the other brokers (replication), through
+    /// its own proxies; clients reach every broker directly. [`Cluster::isolate`] then cuts
+    /// a broker off from the cluster while clients can still talk to it.
+    pub fn start_isolatable_brokers(binary: &str, brokers: usize, extra: &[&str]) -> Cluster {
+        let mut nodes = vec![Node::unstarted(binary, 1, "controller", extra)];
+        nodes[0].voters = format!("1@127.0.0.1:{}", nodes[0].controller_port);
+        let controller = SocketAddr::from(([127, 0, 0, 1], nodes[0].controller_port));
+        let mut links = Vec::new();
+        for id in 2..=brokers as i32 + 1 {
+            let mut n = Node::unstarted(binary, id, "broker", extra);
+            let to_controller = proxy::Proxy::start(free_port(), controller);
+            n.voters = format!("1@127.0.0.1:{}", to_controller.port);
+            links.push((id, 1, to_controller));
+            let internal = free_port();
+            let to_internal =
+                proxy::Proxy::start(free_port(), SocketAddr::from(([127, 0, 0, 1], internal)));
+            n.internal = Some((internal, to_internal.port));
+            links.push((0, id, to_internal));
+            nodes.push(n);
         }
         Cluster::launch(nodes, links)
     }
