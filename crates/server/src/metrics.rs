@@ -46,6 +46,9 @@ pub struct Metrics {
     topics: Mutex<HashMap<String, Arc<TopicStats>>>,
     connections_opened: AtomicU64,
     connections_closed: AtomicU64,
+    /// ISR changes this node asked for as leader and the controller accepted.
+    pub isr_shrinks: AtomicU64,
+    pub isr_expands: AtomicU64,
 }
 
 impl Default for Metrics {
@@ -55,6 +58,8 @@ impl Default for Metrics {
             topics: Mutex::new(HashMap::new()),
             connections_opened: AtomicU64::new(0),
             connections_closed: AtomicU64::new(0),
+            isr_shrinks: AtomicU64::new(0),
+            isr_expands: AtomicU64::new(0),
         }
     }
 }
@@ -274,14 +279,22 @@ pub async fn render(broker: &Broker) -> String {
         "counter",
         "ISR shrinks on partitions led here.",
     );
-    let _ = writeln!(out, "kafka_server_replicamanager_isrshrinks_total 0");
+    let _ = writeln!(
+        out,
+        "kafka_server_replicamanager_isrshrinks_total {}",
+        broker.metrics.isr_shrinks.load(Ordering::Relaxed)
+    );
     help(
         &mut out,
         "kafka_server_replicamanager_isrexpands_total",
         "counter",
         "ISR expansions on partitions led here.",
     );
-    let _ = writeln!(out, "kafka_server_replicamanager_isrexpands_total 0");
+    let _ = writeln!(
+        out,
+        "kafka_server_replicamanager_isrexpands_total {}",
+        broker.metrics.isr_expands.load(Ordering::Relaxed)
+    );
     let live = broker.live_brokers();
     gauge(
         &mut out,
@@ -293,7 +306,7 @@ pub async fn render(broker: &Broker) -> String {
         &mut out,
         "kafka_controller_kafkacontroller_fencedbrokercount",
         "Registered, fenced brokers.",
-        0,
+        image.brokers.len().saturating_sub(live.len()),
     );
 
     let quorum = broker.quorum_status();

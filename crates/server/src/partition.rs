@@ -58,6 +58,8 @@ pub struct Partition {
     node_id: i32,
     leader_epoch: AtomicI32,
     high_watermark: AtomicI64,
+    /// The leader's id, mirrored from `replica_set` for a lock-free `is_leader`.
+    leader: AtomicI32,
     replica_set: Mutex<ReplicaSet>,
     /// Woken whenever the high watermark moves (acks=all producers wait on it).
     high_watermark_moved: Notify,
@@ -110,6 +112,7 @@ impl Partition {
             node_id,
             leader_epoch: AtomicI32::new(leader_epoch),
             high_watermark: AtomicI64::new(end),
+            leader: AtomicI32::new(-1),
             replica_set: Mutex::new(ReplicaSet {
                 leader: -1,
                 ..ReplicaSet::default()
@@ -157,7 +160,7 @@ impl Partition {
 
     /// Whether this node leads the partition.
     pub fn is_leader(&self) -> bool {
-        self.replica_set().leader == self.node_id
+        self.leader.load(Ordering::Acquire) == self.node_id
     }
 
     /// Takes leadership and replica set from the metadata image. Returns whether this node
@@ -174,6 +177,7 @@ impl Partition {
         let mut set = self.replica_set();
         let was_leader = set.leader == self.node_id;
         let epoch_changed = leader_epoch != previous_epoch;
+        let changed = epoch_changed || set.leader != leader || set.isr != isr;
         set.leader = leader;
         set.replicas = replicas.to_vec();
         set.isr = isr.to_vec();
@@ -189,6 +193,10 @@ impl Partition {
         set.followers.retain(|id, _| replicas.contains(id));
         drop(set);
         self.set_leader_epoch(leader_epoch);
+        self.leader.store(leader, Ordering::Release);
+        if !changed {
+            return false;
+        }
         if leading {
             self.maybe_advance_high_watermark();
         }

@@ -194,6 +194,12 @@ impl Broker {
             return;
         }
         info!(topic = %p.topic, partition = p.index, isr = ?new_isr, "ISR changed");
+        let counter = if new_isr.len() < set.isr.len() {
+            &self.metrics.isr_shrinks
+        } else {
+            &self.metrics.isr_expands
+        };
+        counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         // Apply it as soon as this node's image has it.
         self.wait_caught_up(Duration::from_secs(5)).await;
     }
