@@ -6,12 +6,11 @@
 //! Skipped, with the reason printed, when Docker or Compose is not usable here.
 
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use krust_testkit::cli::{run, stderr, stdout};
+use krust_testkit::cli::{stderr, stdout};
 use krust_testkit::{free_port, wait_for};
 
 const BIN: &str = env!("CARGO_BIN_EXE_krust");
@@ -142,54 +141,22 @@ fn create_topic(bootstrap: &str, topic: &str, partitions: usize, replication: us
 }
 
 fn produce(bootstrap: &str, topic: &str, records: &[String]) {
-    let mut child = Command::new(BIN)
-        .args([
-            "console-producer",
-            "--bootstrap-server",
-            bootstrap,
-            "--topic",
-            topic,
+    krust_testkit::cli::console_produce(
+        BIN,
+        bootstrap,
+        topic,
+        records,
+        &[
             "--producer-property",
             "acks=all",
             "--message-send-max-retries",
             "20",
-        ])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn console-producer");
-    let input = format!("{}\n", records.join("\n"));
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(input.as_bytes())
-        .expect("write stdin");
-    let o = child.wait_with_output().expect("wait");
-    assert!(o.status.success(), "{}", stderr(&o));
+        ],
+    );
 }
 
 fn consume(bootstrap: &str, topic: &str, n: usize) -> Vec<String> {
-    let o = run(
-        BIN,
-        &[
-            "console-consumer",
-            "--bootstrap-server",
-            bootstrap,
-            "--topic",
-            topic,
-            "--from-beginning",
-            "--max-messages",
-            &n.to_string(),
-            "--timeout-ms",
-            "20000",
-        ],
-    );
-    assert!(o.status.success(), "{}", stderr(&o));
-    let mut got: Vec<String> = stdout(&o).lines().map(String::from).collect();
-    got.sort();
-    got
+    krust_testkit::cli::console_consume(BIN, bootstrap, topic, n)
 }
 
 #[test]

@@ -218,25 +218,7 @@ fn controllers(base: u16) -> String {
 }
 
 fn consume(bs: &str, topic: &str, n: usize) -> Vec<String> {
-    let o = run(
-        BIN,
-        &[
-            "console-consumer",
-            "--bootstrap-server",
-            bs,
-            "--topic",
-            topic,
-            "--from-beginning",
-            "--max-messages",
-            &n.to_string(),
-            "--timeout-ms",
-            "20000",
-        ],
-    );
-    assert!(o.status.success(), "{}", stderr(&o));
-    let mut got: Vec<String> = stdout(&o).lines().map(String::from).collect();
-    got.sort();
-    got
+    krust_testkit::cli::console_consume(BIN, bs, topic, n)
 }
 
 /// Waits until `broker`'s own metadata shows a leader for each of the topic's 3 partitions.

@@ -59,29 +59,8 @@ fn total_records(bootstrap: &str, topic: &str) -> Option<i64> {
 }
 
 fn produce(bootstrap: &str, topic: &str, n: usize) {
-    let input: String = (0..n).map(|i| format!("record-{i}\n")).collect();
-    let mut child = std::process::Command::new(BIN)
-        .args([
-            "console-producer",
-            "--bootstrap-server",
-            bootstrap,
-            "--topic",
-            topic,
-        ])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("start console-producer");
-    use std::io::Write;
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(input.as_bytes())
-        .expect("write records");
-    let o = child.wait_with_output().expect("console-producer");
-    assert!(o.status.success(), "{}", stderr(&o));
+    let records: Vec<String> = (0..n).map(|i| format!("record-{i}")).collect();
+    krust_testkit::cli::console_produce(BIN, bootstrap, topic, &records, &[]);
 }
 
 #[test]
@@ -242,10 +221,15 @@ fn without_a_majority_nothing_commits_and_the_quorum_resumes_with_one() {
     // One comes back: a leader again, everything committed before is still there.
     c.node(2).restart_nowait();
     let pair = format!("{only},{}", c.node(2).controller_bootstrap());
-    let s = wait_for("a leader with a majority", WAIT, || {
-        status("--bootstrap-controller", &pair).filter(|s| num(s, "LeaderId") > 0)
-    });
-    assert!(num(&s, "HighWatermark") >= hw);
+    // (A new leader knows its high watermark once its first entry of the epoch commits.)
+    wait_for(
+        "a leader with a majority and everything committed before",
+        WAIT,
+        || {
+            status("--bootstrap-controller", &pair)
+                .filter(|s| num(s, "LeaderId") > 0 && num(s, "HighWatermark") >= hw)
+        },
+    );
     c.node(2).wait_ready();
     let b1 = c.node(1).bootstrap();
     wait_for("the topic from before", WAIT, || leaders(&b1, "before"));

@@ -47,6 +47,21 @@ fn describe(bootstrap: &str, topic: &str) -> Option<BTreeMap<i32, (i32, Vec<i32>
         .map(|d| d.into_iter().map(|(p, r)| (p, (r.leader, r.isr))).collect())
 }
 
+/// Waits until every broker's copy of `topic`-0 holds the same bytes (node 1 left out
+/// when it is a controller only).
+fn wait_identical_logs(c: &Cluster, topic: &str, skip_controller: bool) {
+    let dirs: Vec<_> = c
+        .nodes
+        .iter()
+        .filter(|n| !(skip_controller && n.node_id == 1))
+        .map(|n| n.partition_dir(topic, 0))
+        .collect();
+    wait_for("identical replica logs", WAIT, || {
+        let logs: Vec<Vec<u8>> = dirs.iter().map(|d| log_bytes(d)).collect();
+        (!logs[0].is_empty() && logs.iter().all(|l| *l == logs[0])).then_some(())
+    });
+}
+
 /// Every `.log` segment of a partition directory, in order, concatenated.
 fn log_bytes(dir: &Path) -> Vec<u8> {
     let mut files: Vec<_> = std::fs::read_dir(dir)
@@ -169,15 +184,7 @@ async fn acks_all_production_survives_killing_the_partition_leader() {
     assert!(missing.is_empty(), "acknowledged but lost: {missing:?}");
 
     // The three replicas hold the same batches at the same offsets.
-    let dirs: Vec<_> = c
-        .nodes
-        .iter()
-        .map(|n| n.partition_dir("orders", 0))
-        .collect();
-    wait_for("identical replica logs", WAIT, || {
-        let logs: Vec<Vec<u8>> = dirs.iter().map(|d| log_bytes(d)).collect();
-        (!logs[0].is_empty() && logs.iter().all(|l| *l == logs[0])).then_some(())
-    });
+    wait_identical_logs(&c, "orders", false);
 
     // The preferred replica (the first one, the original leader) gets leadership back.
     wait_for("the preferred leader back", WAIT, || {
@@ -358,16 +365,7 @@ async fn a_dead_leaders_unreplicated_tail_is_truncated_when_it_returns() {
     // The old leader returns: its tail goes, and its log becomes the new leader's.
     c.node(leader).restart_nowait();
     c.node(leader).wait_ready();
-    let dirs: Vec<_> = c
-        .nodes
-        .iter()
-        .filter(|n| n.node_id != 1)
-        .map(|n| n.partition_dir("diverge", 0))
-        .collect();
-    wait_for("identical replica logs", WAIT, || {
-        let logs: Vec<Vec<u8>> = dirs.iter().map(|d| log_bytes(d)).collect();
-        (!logs[0].is_empty() && logs.iter().all(|l| *l == logs[0])).then_some(())
-    });
+    wait_identical_logs(&c, "diverge", true);
     // A frozen follower may still take in the response to the fetch it had parked at the
     // leader (the first acks=1 batch) when it resumes; nothing after that can reach it.
     let values: Vec<String> = read_all(&bootstrap, "diverge", 0, 3)
@@ -562,19 +560,84 @@ async fn an_isolated_partition_leader_cannot_commit_and_its_writes_vanish_on_ret
 
     // Heal: the old leader follows the new one and drops what it alone had.
     c.isolate(leader, false);
-    let dirs: Vec<_> = c
-        .nodes
-        .iter()
-        .filter(|n| n.node_id != 1)
-        .map(|n| n.partition_dir("split", 0))
-        .collect();
-    wait_for("identical replica logs", WAIT, || {
-        let logs: Vec<Vec<u8>> = dirs.iter().map(|d| log_bytes(d)).collect();
-        (!logs[0].is_empty() && logs.iter().all(|l| *l == logs[0])).then_some(())
-    });
+    wait_identical_logs(&c, "split", true);
     let values: Vec<String> = read_all(&bootstrap, "split", 0, 2)
         .into_iter()
         .map(|(_, v)| v)
         .collect();
     assert_eq!(values, ["before", "majority"]);
+}
+
+#[test]
+fn committed_group_offsets_survive_losing_the_coordinator() {
+    let mut settings = SETTINGS.to_vec();
+    settings.extend([
+        "offsets.topic.replication.factor=3",
+        "offsets.topic.num.partitions=1",
+    ]);
+    let mut c = Cluster::start(BIN, 3, &settings);
+    let bootstrap = c.bootstrap();
+    create_replicated(&bootstrap, "work", "1", "2");
+    let records: Vec<String> = (0..10).map(|i| format!("job-{i}")).collect();
+    krust_testkit::cli::console_produce(
+        BIN,
+        &bootstrap,
+        "work",
+        &records,
+        &["--producer-property", "acks=all"],
+    );
+    let read = krust_testkit::cli::run(
+        BIN,
+        &[
+            "console-consumer",
+            "--bootstrap-server",
+            &bootstrap,
+            "--topic",
+            "work",
+            "--group",
+            "workers",
+            "--from-beginning",
+            "--max-messages",
+            "10",
+        ],
+    );
+    assert!(
+        read.status.success(),
+        "{}",
+        krust_testkit::cli::stderr(&read)
+    );
+
+    // The coordinator is the leader of the (single) offsets partition: kill it.
+    let offsets = wait_for("the offsets topic in sync", WAIT, || {
+        describe_topic(BIN, &bootstrap, "__consumer_offsets")
+            .filter(|d| d.get(&0).is_some_and(|p| p.leader > 0 && p.isr.len() == 3))
+    });
+    let coordinator = offsets[&0].leader;
+    c.node(coordinator).kill9();
+    let survivors = (1..=3)
+        .filter(|id| *id != coordinator)
+        .map(|id| c.node(id).bootstrap())
+        .collect::<Vec<_>>()
+        .join(",");
+
+    // A new coordinator on another broker knows the committed offset.
+    let described = wait_for("the group's offsets from the new coordinator", WAIT, || {
+        let o = krust_testkit::cli::run(
+            BIN,
+            &[
+                "consumer-groups",
+                "--bootstrap-server",
+                &survivors,
+                "--describe",
+                "--group",
+                "workers",
+            ],
+        );
+        let out = krust_testkit::cli::stdout(&o);
+        out.lines()
+            .find(|l| l.starts_with("workers "))
+            .map(|l| l.split_whitespace().map(String::from).collect::<Vec<_>>())
+    });
+    assert_eq!(described[1], "work", "{described:?}");
+    assert_eq!(described[3], "10", "current offset: {described:?}");
 }

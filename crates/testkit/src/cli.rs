@@ -144,3 +144,55 @@ pub fn create_topic_with(bin: &str, bootstrap: &str, topic: &str, args: &[&str])
     let o = run(bin, &all);
     assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
 }
+
+/// Produces `records` (one per line) with `krust console-producer` plus `args`; panics if
+/// it fails.
+pub fn console_produce(bin: &str, bootstrap: &str, topic: &str, records: &[String], args: &[&str]) {
+    use std::io::Write;
+    let mut child = std::process::Command::new(bin)
+        .args([
+            "console-producer",
+            "--bootstrap-server",
+            bootstrap,
+            "--topic",
+            topic,
+        ])
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start console-producer");
+    let input: String = records.iter().map(|r| format!("{r}\n")).collect();
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(input.as_bytes())
+        .expect("write records");
+    let o = child.wait_with_output().expect("console-producer");
+    assert!(o.status.success(), "{}", stderr(&o));
+}
+
+/// Reads `n` records of `topic` from the beginning with `krust console-consumer`, sorted.
+pub fn console_consume(bin: &str, bootstrap: &str, topic: &str, n: usize) -> Vec<String> {
+    let o = run(
+        bin,
+        &[
+            "console-consumer",
+            "--bootstrap-server",
+            bootstrap,
+            "--topic",
+            topic,
+            "--from-beginning",
+            "--max-messages",
+            &n.to_string(),
+            "--timeout-ms",
+            "20000",
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let mut got: Vec<String> = stdout(&o).lines().map(String::from).collect();
+    got.sort();
+    got
+}
