@@ -100,6 +100,7 @@ fn three_voters_elect_replace_a_killed_leader_and_take_it_back() {
         placed.values().copied().collect::<BTreeSet<i32>>(),
         BTreeSet::from([1, 2, 3])
     );
+    krust_testkit::cli::wait_topic_served(BIN, &bootstrap, "orders");
     produce(&bootstrap, "orders", 30);
     wait_for("30 records stored", WAIT, || {
         total_records(&bootstrap, "orders").filter(|n| *n == 30)
@@ -175,6 +176,7 @@ fn brokers_are_observers_and_a_silent_broker_is_fenced() {
         placed.values().copied().collect::<BTreeSet<i32>>(),
         BTreeSet::from([4, 5])
     );
+    krust_testkit::cli::wait_topic_served(BIN, &c.bootstrap(), "events");
     produce(&c.bootstrap(), "events", 20);
     wait_for("20 records stored", WAIT, || {
         total_records(&c.bootstrap(), "events").filter(|n| *n == 20)

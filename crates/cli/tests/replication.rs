@@ -39,6 +39,7 @@ fn create_replicated(bootstrap: &str, topic: &str, partitions: &str, min_isr: &s
             &min_isr,
         ],
     );
+    krust_testkit::cli::wait_topic_served(BIN, bootstrap, topic);
 }
 
 /// Partition → (leader, isr).

@@ -64,6 +64,9 @@ pub struct Partition {
     /// Woken whenever the high watermark moves (acks=all producers wait on it).
     high_watermark_moved: Notify,
     waiters: Mutex<Vec<Weak<Notify>>>,
+    /// Parked follower fetches: woken by appends only (they read up to the log end, so a
+    /// moving high watermark gives them nothing new).
+    replica_waiters: Mutex<Vec<Weak<Notify>>>,
     /// Idempotent-producer state; held across check, append and record so they are atomic.
     producers: Mutex<ProducerStateManager>,
     /// Whether the producer state moved since its snapshot was written.
@@ -119,6 +122,7 @@ impl Partition {
             }),
             high_watermark_moved: Notify::new(),
             waiters: Mutex::new(Vec::new()),
+            replica_waiters: Mutex::new(Vec::new()),
         }
     }
 
@@ -235,7 +239,7 @@ impl Partition {
             ) {
                 Ok(_) => {
                     self.high_watermark_moved.notify_waiters();
-                    self.wake();
+                    wake_all(&self.waiters);
                     break;
                 }
                 Err(now) => current = now,
@@ -487,19 +491,18 @@ impl Partition {
     /// Only a weak reference is kept: a fetch that completes or is dropped leaves nothing
     /// behind but a dead entry, pruned here or on the next append.
     pub fn park(&self, waiter: &Arc<Notify>) {
-        let mut w = self.waiters.lock().unwrap_or_else(|e| e.into_inner());
-        if w.len() >= WAITERS_PRUNE_AT {
-            w.retain(|n| n.strong_count() > 0);
-        }
-        w.push(Arc::downgrade(waiter));
+        park_in(&self.waiters, waiter);
+    }
+
+    /// Like [`Partition::park`], for a follower's fetch.
+    pub fn park_replica(&self, waiter: &Arc<Notify>) {
+        park_in(&self.replica_waiters, waiter);
     }
 
     /// Wakes every parked fetch.
     pub fn wake(&self) {
-        let waiters = std::mem::take(&mut *self.waiters.lock().unwrap_or_else(|e| e.into_inner()));
-        for n in waiters.iter().filter_map(Weak::upgrade) {
-            n.notify_one();
-        }
+        wake_all(&self.waiters);
+        wake_all(&self.replica_waiters);
     }
 
     /// Re-reads the high watermark after the log changed underneath (deletion): it stays
@@ -512,6 +515,21 @@ impl Partition {
         let hw = self.high_watermark().clamp(start, end);
         self.high_watermark.store(hw, Ordering::Release);
         self.maybe_advance_high_watermark();
+    }
+}
+
+fn park_in(list: &Mutex<Vec<Weak<Notify>>>, waiter: &Arc<Notify>) {
+    let mut w = list.lock().unwrap_or_else(|e| e.into_inner());
+    if w.len() >= WAITERS_PRUNE_AT {
+        w.retain(|n| n.strong_count() > 0);
+    }
+    w.push(Arc::downgrade(waiter));
+}
+
+fn wake_all(list: &Mutex<Vec<Weak<Notify>>>) {
+    let waiters = std::mem::take(&mut *list.lock().unwrap_or_else(|e| e.into_inner()));
+    for n in waiters.iter().filter_map(Weak::upgrade) {
+        n.notify_one();
     }
 }
 

@@ -145,6 +145,32 @@ pub fn create_topic_with(bin: &str, bootstrap: &str, topic: &str, args: &[&str])
     assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
 }
 
+/// Waits until every broker of `bootstrap` knows `topic` and every partition's leader
+/// serves it (each broker's metadata catches up on its own, a moment after the controller
+/// committed the topic): `get-offsets` through each answers without errors.
+pub fn wait_topic_served(bin: &str, bootstrap: &str, topic: &str) {
+    for broker in bootstrap.split(',') {
+        crate::wait_for(
+            "the topic served by every leader",
+            Duration::from_secs(30),
+            || {
+                let o = run(
+                    bin,
+                    &[
+                        "get-offsets",
+                        "--bootstrap-server",
+                        broker,
+                        "--topic",
+                        topic,
+                    ],
+                );
+                (o.status.success() && stderr(&o).trim().is_empty() && !stdout(&o).is_empty())
+                    .then_some(())
+            },
+        );
+    }
+}
+
 /// Produces `records` (one per line) with `krust console-producer` plus `args`; panics if
 /// it fails.
 pub fn console_produce(bin: &str, bootstrap: &str, topic: &str, records: &[String], args: &[&str]) {

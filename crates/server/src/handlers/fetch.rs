@@ -135,7 +135,11 @@ pub async fn handle(broker: &Broker, req: FetchRequest, version: i16) -> FetchRe
     loop {
         for w in &wanted {
             if let Some(p) = &w.partition {
-                p.park(&waiter);
+                if w.replica.is_some() {
+                    p.park_replica(&waiter);
+                } else {
+                    p.park(&waiter);
+                }
             }
         }
         let (topics, total, errors) = read_all(&wanted, response_max, version);
