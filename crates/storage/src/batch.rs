@@ -267,29 +267,19 @@ impl<'a> RecordBatch<'a> {
         BatchHeader { bytes }
     }
 
-    /// CRC-32C of the records part (bytes 61..end); combine with a header CRC via
-    /// [`BatchHeader::crc_with_records_crc`].
-    pub fn records_crc(&self) -> u32 {
-        crc32c::crc32c(self.records_bytes())
-    }
-
     /// CRC-32C over bytes 21..end, as it should be stored in the CRC field.
     pub fn compute_crc(&self) -> u32 {
         crc32c::crc32c(&self.data[ATTRIBUTES_OFFSET..])
     }
 
-    /// Checks the stored CRC. Returns the CRC of the records part (bytes 61..end) so a caller
-    /// that patches the header can recompute the batch CRC without another pass over the records.
-    pub fn verify_crc(&self) -> Result<u32> {
-        let records_crc = self.records_crc();
-        let computed = self
-            .header()
-            .crc_with_records_crc(records_crc, self.records_bytes().len());
+    /// Checks the stored CRC: one pass of CRC-32C over bytes 21..end.
+    pub fn verify_crc(&self) -> Result<()> {
+        let computed = self.compute_crc();
         let stored = self.crc();
         if computed != stored {
             return Err(StorageError::CrcMismatch { stored, computed });
         }
-        Ok(records_crc)
+        Ok(())
     }
 }
 
@@ -374,9 +364,8 @@ pub fn batches(buf: &[u8]) -> BatchIter<'_> {
 ///
 /// Checks, in order: size <= `max_message_bytes` (whole batch, prefix included), CRC, the
 /// compression codec is defined, RecordsCount > 0 and == LastOffsetDelta + 1, not a control
-/// batch, and a producer id >= 0 comes with a base sequence >= 0. Returns the CRC of the records
-/// part (see [`RecordBatch::verify_crc`]).
-pub fn validate_client_batch(batch: &RecordBatch<'_>, max_message_bytes: usize) -> Result<u32> {
+/// batch, and a producer id >= 0 comes with a base sequence >= 0.
+pub fn validate_client_batch(batch: &RecordBatch<'_>, max_message_bytes: usize) -> Result<()> {
     let size = batch.size();
     if size > max_message_bytes {
         return Err(StorageError::MessageTooLarge {
@@ -384,7 +373,7 @@ pub fn validate_client_batch(batch: &RecordBatch<'_>, max_message_bytes: usize) 
             max: max_message_bytes,
         });
     }
-    let records_crc = batch.verify_crc()?;
+    batch.verify_crc()?;
     if batch.compression().is_none() {
         return Err(StorageError::InvalidCompression {
             codec: batch.compression_code(),
@@ -407,7 +396,7 @@ pub fn validate_client_batch(batch: &RecordBatch<'_>, max_message_bytes: usize) 
             base_sequence: batch.base_sequence(),
         });
     }
-    Ok(records_crc)
+    Ok(())
 }
 
 /// An owned copy of a batch's 61-byte header, patchable before it is written out.
@@ -471,28 +460,17 @@ impl BatchHeader {
         self.bytes[CRC_OFFSET..CRC_OFFSET + 4].copy_from_slice(&crc.to_be_bytes());
     }
 
-    /// The batch CRC given the CRC-32C of the records part (`records_len` bytes after the header).
-    pub fn crc_with_records_crc(&self, records_crc: u32, records_len: usize) -> u32 {
-        let head = crc32c::crc32c(&self.bytes[ATTRIBUTES_OFFSET..]);
-        crc32c::crc32c_combine(head, records_crc, records_len)
-    }
-
-    /// Marks the batch as LogAppendTime with MaxTimestamp `timestamp` and recomputes the CRC.
-    /// `records_crc` is the CRC-32C of the `records_len` bytes after the header (as returned by
-    /// [`RecordBatch::verify_crc`]), so the records are not read again.
-    pub fn set_log_append_time(&mut self, timestamp: i64, records_crc: u32, records_len: usize) {
+    /// Marks the batch as LogAppendTime with MaxTimestamp `timestamp` and recomputes the CRC
+    /// over the patched header and `records` (the bytes after the header). The CRC continues
+    /// from the header's into the records (no CRC combination, which costs more than a pass
+    /// over a batch).
+    pub fn set_log_append_time(&mut self, timestamp: i64, records: &[u8]) {
         let attrs = self.attributes() | TIMESTAMP_TYPE_BIT;
         self.bytes[ATTRIBUTES_OFFSET..ATTRIBUTES_OFFSET + 2].copy_from_slice(&attrs.to_be_bytes());
         self.bytes[MAX_TIMESTAMP_OFFSET..MAX_TIMESTAMP_OFFSET + 8]
             .copy_from_slice(&timestamp.to_be_bytes());
-        let crc = self.crc_with_records_crc(records_crc, records_len);
-        self.set_crc(crc);
-    }
-
-    /// Like [`BatchHeader::set_log_append_time`], computing the records' CRC from `records`
-    /// (the bytes after the header).
-    pub fn set_log_append_time_with_records(&mut self, timestamp: i64, records: &[u8]) {
-        self.set_log_append_time(timestamp, crc32c::crc32c(records), records.len());
+        let head = crc32c::crc32c(&self.bytes[ATTRIBUTES_OFFSET..]);
+        self.set_crc(crc32c::crc32c_append(head, records));
     }
 }
 
@@ -567,7 +545,7 @@ mod tests {
     fn patch_keeps_crc_and_log_append_time_recomputes_it() {
         let b = simple_batch(0, 3, 100);
         let (batch, _) = RecordBatch::parse(&b).expect("parse");
-        let records_crc = batch.verify_crc().expect("crc");
+        batch.verify_crc().expect("crc");
         let mut h = batch.header();
         h.patch_offset_and_epoch(42, 9);
         let mut patched = h.as_bytes().to_vec();
@@ -577,7 +555,7 @@ mod tests {
         assert_eq!(p.partition_leader_epoch(), 9);
         p.verify_crc().expect("crc still valid");
 
-        h.set_log_append_time(777, records_crc, batch.records_bytes().len());
+        h.set_log_append_time(777, batch.records_bytes());
         let mut lat = h.as_bytes().to_vec();
         lat.extend_from_slice(batch.records_bytes());
         let (l, _) = RecordBatch::parse(&lat).expect("parse");

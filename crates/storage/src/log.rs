@@ -799,7 +799,7 @@ impl Log {
         let mut next = self.log_end_offset();
         for b in batch::batches(records) {
             let b = b?;
-            let records_crc = batch::validate_client_batch(&b, max_message_bytes)?;
+            batch::validate_client_batch(&b, max_message_bytes)?;
             let mut header = b.header();
             let base = next;
             let last = base.checked_add(i64::from(b.last_offset_delta())).ok_or(
@@ -810,7 +810,7 @@ impl Log {
             )?;
             header.patch_offset_and_epoch(base, leader_epoch);
             if log_append {
-                header.set_log_append_time(now_ms, records_crc, b.records_bytes().len());
+                header.set_log_append_time(now_ms, b.records_bytes());
             }
             prepared.push(Prepared {
                 header: Some(header),
