@@ -221,6 +221,14 @@ fn compose_cluster_serves_the_host_and_survives_losing_its_leader() {
             "{status:?}"
         );
     }
+    // A broker serves clients once the controller has unfenced it.
+    for n in 1..=3 {
+        let one = compose.bootstrap(&[n]);
+        wait_for("every broker registered and serving", WAIT, || {
+            let o = krust_testkit::cli::run(BIN, &["topics", "--bootstrap-server", &one, "--list"]);
+            o.status.success().then_some(())
+        });
+    }
     eprintln!("cluster up after {:.1}s", started.elapsed().as_secs_f64());
 
     // From the host, through the published ports: the metadata sends the client to each
