@@ -466,6 +466,14 @@ impl MetadataImage {
     }
 
     /// The config overrides of a topic (empty if none).
+    /// One config override of a topic, without copying the topic's whole config map.
+    pub fn topic_config(&self, name: &str, key: &str) -> Option<&str> {
+        self.configs
+            .get(&(crate::RESOURCE_TOPIC, name.to_string()))?
+            .get(key)
+            .map(String::as_str)
+    }
+
     pub fn topic_configs(&self, name: &str) -> BTreeMap<String, String> {
         self.configs
             .get(&(crate::RESOURCE_TOPIC, name.to_string()))

@@ -310,10 +310,7 @@ impl Broker {
     /// After a forwarded change: waits until this node's image has it (at most `timeout`).
     pub async fn wait_caught_up(&self, timeout: std::time::Duration) {
         self.metadata.sync_with_leader(timeout).await;
-        let b = self;
-        if let Err(e) = b.reconcile() {
-            warn!(error = %e, "could not apply the new metadata to the hosted partitions");
-        }
+        self.reconcile_quietly();
     }
 
     /// Waits until the active controller has unfenced this node's broker.

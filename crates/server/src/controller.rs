@@ -108,8 +108,7 @@ fn with_leadership_changes(
     let (was, is) = (image.is_live(broker_id), staged.is_live(broker_id));
     let unclean = |topic: &str| {
         image
-            .topic_configs(topic)
-            .get("unclean.leader.election.enable")
+            .topic_config(topic, "unclean.leader.election.enable")
             .map_or(broker.config.unclean_leader_election_enable, |v| {
                 v == "true"
             })

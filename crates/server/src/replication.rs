@@ -111,8 +111,7 @@ impl Broker {
     /// `min.insync.replicas` for a topic: its override, else the broker's.
     pub fn min_insync_replicas(&self, topic: &str) -> i32 {
         self.image()
-            .topic_configs(topic)
-            .get("min.insync.replicas")
+            .topic_config(topic, "min.insync.replicas")
             .and_then(|v| v.parse().ok())
             .unwrap_or(self.config.min_insync_replicas)
     }

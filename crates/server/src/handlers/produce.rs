@@ -126,23 +126,9 @@ fn append(
     acks: i16,
     now: i64,
 ) -> AppendResult {
-    let Some(partition) = broker.partitions.get(topic, index) else {
-        let known = broker
-            .image()
-            .topic(topic)
-            .is_some_and(|t| t.partitions.contains_key(&index));
-        return Err((
-            if known {
-                ErrorCode::NotLeaderOrFollower
-            } else {
-                ErrorCode::UnknownTopicOrPartition
-            },
-            None,
-        ));
-    };
-    if !partition.is_leader() {
-        return Err((ErrorCode::NotLeaderOrFollower, None));
-    }
+    let partition = broker
+        .leader_partition(topic, index)
+        .map_err(|code| (code, None))?;
     if acks == -1 {
         let min_isr = broker.min_insync_replicas(topic);
         let isr = partition.replicas().isr.len() as i32;
