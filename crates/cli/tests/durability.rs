@@ -93,6 +93,53 @@ async fn clean_shutdown_and_restart_keep_topics_configs_and_data() {
     );
 }
 
+/// A node that shut down cleanly was fenced on the way out, so the restarted node (a new
+/// incarnation) registers at once, even with a session timeout far beyond the test's
+/// deadlines, and leads its partitions again in a later epoch whose data is recorded in the
+/// leader-epoch checkpoint once flushed.
+#[tokio::test(flavor = "multi_thread")]
+async fn restarted_node_registers_again_without_waiting_out_its_session() {
+    let mut node = start(&["broker.session.timeout.ms=600000"]);
+    create_topic(&node, "again", 1, &[]).await;
+    produce_n(&node, "again", 0, 100, false).await;
+    for round in 0..2 {
+        assert!(node.stop(), "clean stop:\n{}", node.log());
+        node.restart();
+        produce_n(&node, "again", 100 * (round + 1), 100, false).await;
+    }
+    check_all(&node, "again", 300);
+    assert!(
+        !node.log().contains("registration refused"),
+        "{}",
+        node.log()
+    );
+    assert!(node.stop(), "clean stop:\n{}", node.log());
+    let checkpoint = std::fs::read_to_string(
+        node.partition_dir("again", 0)
+            .join("leader-epoch-checkpoint"),
+    )
+    .expect("leader-epoch-checkpoint");
+    let epochs: Vec<(i32, i64)> = checkpoint
+        .lines()
+        .skip(2)
+        .map(|l| {
+            let (e, o) = l.split_once(' ').expect("epoch offset");
+            (e.parse().expect("epoch"), o.parse().expect("offset"))
+        })
+        .collect();
+    // Three runs wrote data, each as leader in a newer epoch.
+    let with_data: Vec<i64> = epochs
+        .iter()
+        .map(|(_, o)| *o)
+        .filter(|o| *o < 300)
+        .collect();
+    assert!(
+        with_data.contains(&0) && with_data.contains(&100) && with_data.contains(&200),
+        "{checkpoint}"
+    );
+    assert!(epochs.windows(2).all(|w| w[0].0 < w[1].0), "{checkpoint}");
+}
+
 /// Offsets of each batch in a segment file: (position, size).
 fn batches_in(path: &std::path::Path) -> Vec<(usize, usize)> {
     let data = std::fs::read(path).expect("segment");

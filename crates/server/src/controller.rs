@@ -58,11 +58,12 @@ impl ControllerState {
         self.sessions.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Gives every registered broker a fresh session (a new active controller).
+    /// Gives every registered, unfenced broker a fresh session (a new active controller). A
+    /// fenced broker has no session: it may register again at once, as in Kafka.
     fn reset(&self, image: &MetadataImage, deadline: Instant) {
         let mut sessions = self.sessions();
         sessions.clear();
-        for b in image.brokers.values() {
+        for b in image.brokers.values().filter(|b| !b.fenced) {
             sessions.insert(
                 b.id,
                 Session {
@@ -150,11 +151,14 @@ impl Broker {
         }
         let id = input.broker_id;
         let now = Instant::now();
+        // A fenced broker holds no valid session (it shut down or timed out), so a new
+        // incarnation may replace it.
         let alive = self
             .controller
             .sessions()
             .get(&id)
-            .is_some_and(|s| s.deadline > now);
+            .is_some_and(|s| s.deadline > now)
+            && self.image().broker(id).is_some_and(|b| !b.fenced);
         let cluster_id = self.cluster_id.clone();
         let metadata = self.metadata.clone();
         let outcome = self
