@@ -65,8 +65,9 @@ pub struct Broker {
     pub groups: GroupManager,
     pub metrics: crate::metrics::Metrics,
     controller_lock: tokio::sync::Mutex<()>,
-    /// Serializes [`Broker::reconcile`] between the commit path and the image watcher.
-    reconcile_lock: std::sync::Mutex<()>,
+    /// Serializes [`Broker::reconcile`] between the commit path and the image watcher, and
+    /// holds what the last successful one applied.
+    reconcile_lock: std::sync::Mutex<Reconciled>,
     /// The connection requests are forwarded over to the active controller.
     pub(crate) forward_connection: tokio::sync::Mutex<Option<krust_client::Connection>>,
     /// The active controller's view of the brokers' sessions.
@@ -115,7 +116,7 @@ impl Broker {
             logs,
             partitions: Partitions::default(),
             controller_lock: tokio::sync::Mutex::new(()),
-            reconcile_lock: std::sync::Mutex::new(()),
+            reconcile_lock: std::sync::Mutex::new(Reconciled::default()),
             forward_connection: tokio::sync::Mutex::new(None),
             controller: crate::controller::ControllerState::default(),
             fenced: tokio::sync::watch::Sender::new(true),
@@ -297,11 +298,14 @@ impl Broker {
         &self,
         decide: impl FnOnce(&MetadataImage) -> (Vec<MetadataRecord>, T),
     ) -> anyhow::Result<T> {
-        let _guard = self.controller_lock.lock().await;
+        let guard = self.controller_lock.lock().await;
         let image = self.image();
         let (records, out) = decide(&image);
         if !records.is_empty() {
             self.metadata.commit(&records, COMMIT_TIMEOUT).await?;
+            // The next decision sees these records already; bringing the hosted partitions
+            // in line need not hold it up (heartbeats wait on this lock).
+            drop(guard);
             self.reconcile()?;
         }
         Ok(out)
@@ -333,7 +337,7 @@ impl Broker {
         if !self.config.is_broker() || !self.metadata.is_ready() {
             return Ok(());
         }
-        let _guard = self
+        let mut last = self
             .reconcile_lock
             .lock()
             .unwrap_or_else(|e| e.into_inner());
@@ -341,8 +345,15 @@ impl Broker {
         let mut wanted = std::collections::HashSet::new();
         let mut followed: std::collections::HashMap<i32, Vec<Arc<Partition>>> =
             std::collections::HashMap::new();
+        let mut configs = std::collections::HashMap::new();
         for topic in image.topics.values() {
             let config = self.log_config(&image, &topic.name);
+            let config_same = last.configs.get(&topic.name) == Some(&config);
+            let before = last
+                .image
+                .as_ref()
+                .and_then(|i| i.topics.get(&topic.name))
+                .filter(|t| t.id == topic.id);
             for (&index, p) in &topic.partitions {
                 if !p.replicas.contains(&self.node_id) {
                     continue;
@@ -350,7 +361,17 @@ impl Broker {
                 wanted.insert((topic.name.clone(), index));
                 let partition = match self.partitions.get(&topic.name, index) {
                     Some(existing) if existing.topic_id == topic.id => {
-                        existing.write_log().update_config(config.clone());
+                        // Nothing changed since the last pass: only the follow list needs
+                        // the partition (with many partitions, most passes are like this).
+                        if config_same && before.and_then(|t| t.partitions.get(&index)) == Some(p) {
+                            if p.leader >= 0 && p.leader != self.node_id {
+                                followed.entry(p.leader).or_default().push(existing);
+                            }
+                            continue;
+                        }
+                        if !config_same {
+                            existing.write_log().update_config(config.clone());
+                        }
                         existing
                     }
                     stale => {
@@ -391,7 +412,10 @@ impl Broker {
                     followed.entry(p.leader).or_default().push(partition);
                 }
             }
+            configs.insert(topic.name.clone(), config);
         }
+        last.image = Some(image.clone());
+        last.configs = configs;
         self.replication.follow(self, followed);
         for p in self.partitions.all() {
             if !wanted.contains(&(p.topic.clone(), p.index)) {
@@ -448,6 +472,14 @@ impl Broker {
         write_partition_metadata(&dir, topic_id)?;
         Ok(log)
     }
+}
+
+/// What the last successful [`Broker::reconcile`] applied: partitions whose image and topic
+/// config are unchanged since are skipped.
+#[derive(Default)]
+struct Reconciled {
+    image: Option<Arc<MetadataImage>>,
+    configs: std::collections::HashMap<String, LogConfig>,
 }
 
 /// Reads the topic id from a partition directory's `partition.metadata`.

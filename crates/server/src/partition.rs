@@ -104,9 +104,15 @@ impl Partition {
         node_id: i32,
     ) -> Partition {
         let end = log.read().log_end_offset();
+        let start = log.read().log_start_offset();
         let (producers, snapshot_offset) = rebuild_producer_state(&log.read());
+        // A new snapshot pays off only if batches beyond the last one were replayed; an empty
+        // log needs none.
+        let replayed = snapshot_offset.max(start) < end;
         Partition {
-            producers_dirty: AtomicBool::new(producers.next_offset() != snapshot_offset),
+            producers_dirty: AtomicBool::new(
+                replayed && producers.next_offset() != snapshot_offset,
+            ),
             producers: Mutex::new(producers),
             topic,
             index,

@@ -28,9 +28,18 @@ pub struct EpochEntry {
 
 /// The leader epoch cache of one partition; epochs and start offsets strictly increase.
 #[derive(Debug)]
+///
+/// Changes stay in memory until [`Self::sync`] writes the checkpoint durably; the log calls
+/// it before it moves its recovery point (every flush, and at shutdown). Epochs of data above
+/// the recovery point are found again by recovery's scan of the batches, so a crash before
+/// the write loses nothing. An epoch that starts at the log end holds no data yet and says
+/// nothing a follower's truncation could use, so it is written with the first data in it: a
+/// leadership change over many idle partitions costs no file write at all.
 pub struct LeaderEpochCache {
     path: PathBuf,
     entries: Vec<EpochEntry>,
+    /// What the checkpoint file holds.
+    on_disk: Vec<EpochEntry>,
 }
 
 impl LeaderEpochCache {
@@ -63,6 +72,7 @@ impl LeaderEpochCache {
             }
         }
         Ok(LeaderEpochCache {
+            on_disk: entries.clone(),
             path: path.to_path_buf(),
             entries,
         })
@@ -71,6 +81,7 @@ impl LeaderEpochCache {
     /// An empty cache that will be persisted at `path` on its first change.
     pub fn empty(path: &Path) -> LeaderEpochCache {
         LeaderEpochCache {
+            on_disk: Vec::new(),
             path: path.to_path_buf(),
             entries: Vec::new(),
         }
@@ -187,13 +198,33 @@ impl LeaderEpochCache {
         Ok(())
     }
 
-    fn persist(&self) -> Result<()> {
+    /// Changes are written by [`Self::sync`].
+    fn persist(&mut self) -> Result<()> {
+        Ok(())
+    }
+
+    /// Writes the checkpoint durably unless the file already holds every epoch with data
+    /// below `log_end_offset` and nothing the cache has dropped.
+    pub fn sync(&mut self, log_end_offset: i64) -> Result<()> {
+        let with_data = |v: &[EpochEntry]| -> Vec<EpochEntry> {
+            v.iter()
+                .copied()
+                .filter(|e| e.start_offset < log_end_offset)
+                .collect()
+        };
+        let dropped = self.on_disk.iter().any(|e| !self.entries.contains(e));
+        if !dropped && with_data(&self.entries) == with_data(&self.on_disk) {
+            return Ok(());
+        }
         write_entries(
             &self.path,
             self.entries
                 .iter()
                 .map(|e| [e.epoch.to_string(), e.start_offset.to_string()]),
-        )
+            true,
+        )?;
+        self.on_disk = self.entries.clone();
+        Ok(())
     }
 }
 
@@ -233,6 +264,11 @@ mod tests {
         assert_eq!(c.epoch_for_offset(15), Some(3));
         assert_eq!(c.epoch_for_offset(0), Some(1));
 
+        // Changes reach the file only when synced.
+        let before =
+            LeaderEpochCache::open(&dir.path().join(LEADER_EPOCH_CHECKPOINT)).expect("open");
+        assert!(before.entries().is_empty());
+        c.sync(i64::MAX).expect("sync");
         let reopened =
             LeaderEpochCache::open(&dir.path().join(LEADER_EPOCH_CHECKPOINT)).expect("open");
         assert_eq!(reopened.entries(), c.entries());
@@ -291,6 +327,7 @@ mod tests {
         );
         c.truncate_from_end(100).expect("no-op");
         assert_eq!(c.entries().len(), 1);
+        c.sync(i64::MAX).expect("sync");
         let reopened =
             LeaderEpochCache::open(&dir.path().join(LEADER_EPOCH_CHECKPOINT)).expect("open");
         assert_eq!(reopened.entries(), c.entries());

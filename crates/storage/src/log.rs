@@ -1509,6 +1509,9 @@ impl Log {
     /// the recovery point to the log end offset.
     pub fn flush(&mut self) -> Result<()> {
         self.check_open()?;
+        // Epochs first: the recovery point must not pass data whose epoch is not durable.
+        let leo = self.log_end_offset();
+        self.epochs.sync(leo)?;
         // Nothing written since the last flush: skip the fsyncs (an idle broker with many
         // partitions would otherwise pay three per partition at every checkpoint).
         let a = &self.active;

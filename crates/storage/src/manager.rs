@@ -13,7 +13,7 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use parking_lot::RwLock;
@@ -88,6 +88,9 @@ type DirLoad = (
     Vec<(TopicPartition, Log)>,
     Vec<(TopicPartition, RecoveryInfo)>,
 );
+
+/// Threads that close logs at shutdown.
+const SHUTDOWN_THREADS: usize = 8;
 
 /// How often a long load reports its progress.
 const PROGRESS_INTERVAL: std::time::Duration = std::time::Duration::from_secs(5);
@@ -266,8 +269,10 @@ impl LogManager {
             return Ok(m.log.clone());
         }
         let mut counts = vec![0usize; self.dirs.len()];
-        for m in logs.values() {
-            counts[m.dir_index] += 1;
+        if self.dirs.len() > 1 {
+            for m in logs.values() {
+                counts[m.dir_index] += 1;
+            }
         }
         let dir_index = counts
             .iter()
@@ -343,15 +348,29 @@ impl LogManager {
     /// Clean shutdown: flushes and closes every log, writes the checkpoints, then writes the
     /// clean-shutdown marker in every log dir. On error no marker is written for any dir, so the
     /// next start recovers.
+    /// Logs are closed by a few threads at once: each close waits on fsyncs, which the device
+    /// serves faster when several are queued.
     pub fn shutdown(&self) -> Result<()> {
-        let mut first_err = None;
-        for (tp, log) in self.logs() {
-            if let Err(e) = log.write().shutdown() {
-                warn!(partition = %tp, error = %e, "failed to close log");
-                first_err.get_or_insert(e);
+        let logs = self.logs();
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        let first_err: Mutex<Option<StorageError>> = Mutex::new(None);
+        let threads = SHUTDOWN_THREADS.min(logs.len()).max(1);
+        std::thread::scope(|s| {
+            for _ in 0..threads {
+                s.spawn(|| loop {
+                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let Some((tp, log)) = logs.get(i) else { break };
+                    if let Err(e) = log.write().shutdown() {
+                        warn!(partition = %tp, error = %e, "failed to close log");
+                        first_err
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .get_or_insert(e);
+                    }
+                });
             }
-        }
-        if let Some(e) = first_err {
+        });
+        if let Some(e) = first_err.into_inner().unwrap_or_else(|e| e.into_inner()) {
             return Err(e);
         }
         self.checkpoint_all()?;

@@ -978,3 +978,37 @@ fn shared_log_concurrent_readers_and_writer() {
     });
     assert_eq!(log.read().log_end_offset(), 400);
 }
+
+#[test]
+fn epochs_are_written_with_their_first_data_and_recovered_from_unflushed_batches() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let ckpt = dir.path().join("leader-epoch-checkpoint");
+    let mut log = open(dir.path(), LogConfig::default());
+    log.append_as_leader(&simple_batch(0, 2, 0), 1, 0)
+        .expect("append");
+    log.flush().expect("flush");
+    let written = fs::read_to_string(&ckpt).expect("checkpoint written by the flush");
+    assert!(written.contains("\n1 0\n"), "{written}");
+
+    // An epoch starting at the log end has no data: closing does not rewrite the file.
+    log.assign_leader_epoch(2, log.log_end_offset())
+        .expect("epoch");
+    log.close().expect("close");
+    assert_eq!(fs::read_to_string(&ckpt).expect("read"), written);
+    let mut log = reopen(dir.path(), LogConfig::default(), true, 0, 0);
+    assert_eq!(log.leader_epoch_cache().latest_epoch(), Some(1));
+
+    // Data in a new epoch, then a crash before any flush: recovery scans past the recovery
+    // point and finds the epoch in the batches.
+    log.assign_leader_epoch(3, log.log_end_offset())
+        .expect("epoch");
+    log.append_as_leader(&simple_batch(0, 1, 0), 3, 0)
+        .expect("append");
+    let rp = log.recovery_point();
+    assert_eq!(fs::read_to_string(&ckpt).expect("read"), written);
+    drop(log);
+    let log = reopen(dir.path(), LogConfig::default(), false, rp, 0);
+    assert_eq!(log.leader_epoch_cache().latest_epoch(), Some(3));
+    assert_eq!(log.end_offset_for_epoch(1), (1, 2));
+    assert_eq!(log.end_offset_for_epoch(3), (3, 3));
+}
