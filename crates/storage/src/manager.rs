@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -92,6 +92,13 @@ type DirLoad = (
 /// Threads that close logs at shutdown.
 const SHUTDOWN_THREADS: usize = 8;
 
+/// Threads that open the logs of one log dir at startup.
+const LOAD_THREADS: usize = 8;
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// How often a long load reports its progress.
 const PROGRESS_INTERVAL: std::time::Duration = std::time::Duration::from_secs(5);
 
@@ -112,24 +119,15 @@ fn load_dir(
         warn!(error = %e, "ignoring log start offset checkpoint");
         HashMap::new()
     });
-    let mut logs = Vec::new();
     let mut skipped = Vec::new();
     let entries = fs::read_dir(dir)?.collect::<std::io::Result<Vec<_>>>()?;
     let total = entries.len();
-    let started = std::time::Instant::now();
-    let mut last_report = started;
     if !clean && total > 0 {
         info!(dir = %dir.display(), partitions = total, "no clean shutdown marker: recovering logs from their recovery points");
     }
-    for (done, entry) in entries.into_iter().enumerate() {
-        if last_report.elapsed() >= PROGRESS_INTERVAL {
-            last_report = std::time::Instant::now();
-            info!(
-                dir = %dir.display(),
-                "loading partitions: {done}/{total} after {:.1}s",
-                started.elapsed().as_secs_f64()
-            );
-        }
+    // What to open; removals and skips happen here, in this thread.
+    let mut to_open = Vec::new();
+    for entry in entries {
         if !entry.file_type()?.is_dir() {
             continue;
         }
@@ -159,9 +157,52 @@ fn load_dir(
             ));
             continue;
         }
-        let log = Log::open(&path, config_for(&tp), rp, ls, clean, now)?;
-        logs.push((tp, log));
+        to_open.push((tp, path, rp, ls));
     }
+    // Opened by a few threads: each open is a handful of small reads (or a recovery scan)
+    // that the page cache or the device serves faster several at a time.
+    let started = std::time::Instant::now();
+    let next = AtomicUsize::new(0);
+    let done = AtomicUsize::new(0);
+    let last_report = Mutex::new(started);
+    let opened: Mutex<Vec<(TopicPartition, Log)>> = Mutex::new(Vec::with_capacity(to_open.len()));
+    let first_err: Mutex<Option<StorageError>> = Mutex::new(None);
+    let threads = LOAD_THREADS.min(to_open.len()).max(1);
+    std::thread::scope(|s| {
+        for _ in 0..threads {
+            s.spawn(|| loop {
+                if lock(&first_err).is_some() {
+                    break;
+                }
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some((tp, path, rp, ls)) = to_open.get(i) else {
+                    break;
+                };
+                match Log::open(path, config_for(tp), *rp, *ls, clean, now) {
+                    Ok(log) => lock(&opened).push((tp.clone(), log)),
+                    Err(e) => {
+                        lock(&first_err).get_or_insert(e);
+                        break;
+                    }
+                }
+                let n = done.fetch_add(1, Ordering::Relaxed) + 1;
+                let mut last = lock(&last_report);
+                if last.elapsed() >= PROGRESS_INTERVAL {
+                    *last = std::time::Instant::now();
+                    info!(
+                        dir = %dir.display(),
+                        "loading partitions: {n}/{} after {:.1}s",
+                        to_open.len(),
+                        started.elapsed().as_secs_f64()
+                    );
+                }
+            });
+        }
+    });
+    if let Some(e) = first_err.into_inner().unwrap_or_else(|e| e.into_inner()) {
+        return Err(e);
+    }
+    let logs = opened.into_inner().unwrap_or_else(|e| e.into_inner());
     if clean {
         fs::remove_file(&marker)?;
         sync_dir(dir)?;
