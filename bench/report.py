@@ -15,16 +15,20 @@ FINAL = re.compile(
 
 
 def parse(raw):
-    limits, rows = {}, []
+    limits, rows, scale = {}, [], []
     for m in raw:
         if m["kind"] == "limit":
             limits[m["name"]] = {"mb_per_sec": m["mb_per_sec"], "tool": m["tool"]}
+            continue
+        if m["kind"] in ("idle", "lifecycle", "anomaly"):
+            scale.append(m)
             continue
         row = {
             k: m[k]
             for k in ("name", "kind", "client", "partitions", "acks", "record_size", "records")
         }
         row["acks"] = str(row["acks"])
+        row["broker"] = m.get("broker", "krust")
         out = str(m.get("output", ""))
         row.update(mb_per_sec=None, records_per_sec=None, p50_ms=None, p99_ms=None,
                    p999_ms=None, avg_ms=None)
@@ -49,7 +53,7 @@ def parse(raw):
         row["broker_rss_mb"] = round(int(m["broker_rss_kb"]) / 1024, 1)
         row["broker_peak_rss_mb"] = round(int(m["broker_hwm_kb"]) / 1024, 1)
         rows.append(row)
-    return limits, rows
+    return limits, rows, scale
 
 
 def relevant_limit(row, limits):
@@ -57,6 +61,8 @@ def relevant_limit(row, limits):
     disk = limits.get("disk_write_nofsync", {}).get("mb_per_sec")
     if row["kind"] == "consume":
         return "tcp_loopback", tcp
+    if row["broker"] == "krust-fsync":
+        return "disk_write_fsync", limits.get("disk_write_fsync", {}).get("mb_per_sec")
     cands = [(n, v) for n, v in (("tcp_loopback", tcp), ("disk_write_nofsync", disk)) if v]
     return min(cands, key=lambda c: c[1]) if cands else (None, None)
 
@@ -66,10 +72,11 @@ def svg(limits, rows):
     colors = {"krust": "#d9534f", "kcat": "#337ab7", "krust-rf3": "#f0ad4e"}
     for r in rows:
         if r["mb_per_sec"] is not None:
-            bars.append((f"{r['client']} {r['kind']} {r['record_size']}B p={r['partitions']} acks={r['acks']}",
-                         r["mb_per_sec"], colors.get(r["client"], "#5cb85c")))
+            color = colors.get(r["client"], "#5cb85c") if r["broker"] == "krust" else "#5cb85c"
+            bars.append((f"{r['broker']} ({r['client']}) {r['kind']} {r['record_size']}B "
+                         f"p={r['partitions']} acks={r['acks']}", r["mb_per_sec"], color))
     top = max([b[1] for b in bars] + [1.0])
-    label_w, bar_w, h, pad = 330, 520, 18, 4
+    label_w, bar_w, h, pad = 400, 520, 18, 4
     height = 40 + len(bars) * (h + pad) + 20
     width = label_w + bar_w + 110
     out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
@@ -96,7 +103,7 @@ def main():
     raw_path, out_dir, mode = sys.argv[1], sys.argv[2], sys.argv[3]
     with open(raw_path) as f:
         raw = [json.loads(line) for line in f if line.strip()]
-    limits, rows = parse(raw)
+    limits, rows, scale = parse(raw)
     for r in rows:
         name, lim = relevant_limit(r, limits)
         r["limit"] = name
@@ -104,18 +111,41 @@ def main():
                                if lim and r["mb_per_sec"] is not None else None)
     # Three nodes (RF=3, acks=all) against one node (acks=all), same workload.
     single = {(r["partitions"], r["record_size"]): r["mb_per_sec"] for r in rows
-              if r["client"] == "krust" and r["kind"] == "produce" and r["acks"] == "all"}
+              if r["client"] == "krust" and r["broker"] == "krust" and r["kind"] == "produce"
+              and r["acks"] == "all"}
     for r in rows:
         base = single.get((r["partitions"], r["record_size"]))
         r["ratio_to_single_node"] = (round(r["mb_per_sec"] / base, 4)
-                                     if r["client"] == "krust-rf3" and r["kind"] == "produce"
-                                     and base and r["mb_per_sec"] else None)
+                                     if (r["client"] == "krust-rf3" or r["broker"] == "krust-fsync")
+                                     and r["kind"] == "produce" and base and r["mb_per_sec"] else None)
+    # krust against each Tansu engine: same workload, same client.
+    def key(r):
+        return (r["kind"], r["client"], r["partitions"], r["acks"], r["record_size"])
+    peers = {}
+    for r in rows:
+        if r["broker"].startswith("tansu"):
+            peers[(r["broker"],) + key(r)] = r
+    for r in rows:
+        for engine in ("tansu-memory", "tansu-sqlite"):
+            col = engine.replace("-", "_")
+            r[f"ratio_to_{col}"] = None
+            r[f"p99_ratio_to_{col}"] = None
+            peer = peers.get((engine,) + key(r))
+            if r["broker"] != "krust" or peer is None:
+                continue
+            if r["mb_per_sec"] and peer["mb_per_sec"]:
+                r[f"ratio_to_{col}"] = round(r["mb_per_sec"] / peer["mb_per_sec"], 3)
+            if r["p99_ms"] is not None and peer["p99_ms"]:
+                r[f"p99_ratio_to_{col}"] = round(r["p99_ms"] / peer["p99_ms"], 3)
     with open(f"{out_dir}/results.json", "w") as f:
-        json.dump({"mode": mode, "limits": limits, "workloads": rows}, f, indent=2)
-    cols = ["name", "kind", "client", "partitions", "acks", "record_size", "records",
+        json.dump({"mode": mode, "limits": limits, "workloads": rows,
+                   "many_partitions": [m for m in scale if m["kind"] != "anomaly"],
+                   "anomalies": [m for m in scale if m["kind"] == "anomaly"]}, f, indent=2)
+    cols = ["name", "kind", "broker", "client", "partitions", "acks", "record_size", "records",
             "mb_per_sec", "records_per_sec", "avg_ms", "p50_ms", "p99_ms", "p999_ms",
             "broker_cpu_secs", "broker_rss_mb", "broker_peak_rss_mb", "wall_secs", "limit",
-            "ratio_to_limit", "ratio_to_single_node"]
+            "ratio_to_limit", "ratio_to_single_node", "ratio_to_tansu_memory",
+            "p99_ratio_to_tansu_memory", "ratio_to_tansu_sqlite", "p99_ratio_to_tansu_sqlite"]
     with open(f"{out_dir}/results.csv", "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=cols)
         w.writeheader()
@@ -127,7 +157,7 @@ def main():
     print(f"\nPhysical limits ({mode} run):")
     for n, l in limits.items():
         print(f"  {n:<20} {l['mb_per_sec']:>10.1f} MiB/s  ({l['tool']})")
-    head = (f"{'workload':<8} {'client':<9} {'size':>5} {'parts':>5} {'acks':>4} {'MiB/s':>8} "
+    head = (f"{'workload':<8} {'broker':<12} {'client':<9} {'size':>5} {'parts':>5} {'acks':>4} {'MiB/s':>8} "
             f"{'records/s':>11} {'p50':>5} {'p99':>5} {'p99.9':>6} {'cpu s':>6} {'RSS MiB':>8} "
             f"{'peak':>6}  ratio to limit")
     print("\n" + head)
@@ -137,7 +167,12 @@ def main():
                  else f"{r['ratio_to_limit']:.3f} of {r['limit']}")
         if r["ratio_to_single_node"] is not None:
             ratio += f"; {r['ratio_to_single_node']:.3f} of one node"
-        print(f"{r['kind']:<8} {r['client']:<9} {r['record_size']:>5} {r['partitions']:>5} "
+        for engine in ("tansu_memory", "tansu_sqlite"):
+            if r[f"ratio_to_{engine}"] is not None:
+                ratio += f"; {r[f'ratio_to_{engine}']:.2f}x {engine.replace('_', '-')}"
+                if r[f"p99_ratio_to_{engine}"] is not None:
+                    ratio += f" (p99 {r[f'p99_ratio_to_{engine}']:.2f}x)"
+        print(f"{r['kind']:<8} {r['broker']:<12} {r['client']:<9} {r['record_size']:>5} {r['partitions']:>5} "
               f"{r['acks']:>4} {fmt(r['mb_per_sec'], '8.1f')} {fmt(r['records_per_sec'], '11.0f')} "
               f"{fmt(r['p50_ms'], '5d')} {fmt(r['p99_ms'], '5d')} {fmt(r['p999_ms'], '6d')} "
               f"{r['broker_cpu_secs']:6.2f} {r['broker_rss_mb']:8.1f} {r['broker_peak_rss_mb']:6.1f}  {ratio}")
@@ -145,6 +180,28 @@ def main():
           "include time queued in the producer's 32 MiB buffer); '-' = not measured.")
     print("krust-rf3: three nodes, replication factor 3, min.insync.replicas=2; CPU and RSS "
           "summed over the three; 'of one node' compares with krust alone at acks=all.")
+    print("krust-fsync: one node with log.flush.interval.messages=1 (fsync after every append); "
+          "'of one node' compares with the default flush policy at acks=all.")
+    if any(r["broker"] != "krust" for r in rows):
+        print("Nx tansu-*: krust's throughput over Tansu's (same client, workload); p99 Nx: krust's "
+              "p99 latency over Tansu's (below 1 is better).")
+    for m in scale:
+        if m["kind"] == "anomaly":
+            if "error" in m:
+                print(f"\nWARNING {m['name']}: failed against {m['broker']}: {m['error']}")
+            else:
+                print(f"\nWARNING {m['name']}: {m['broker']} acknowledged {m['records_sent']} records; "
+                      f"its log ends at {m['records_in_log']}")
+    if any(m["kind"] != "anomaly" for m in scale):
+        print("\nMany partitions (one node):")
+        for m in scale:
+            if m["kind"] == "anomaly":
+                continue
+            if m["kind"] == "idle":
+                print(f"  {m['name']:<28} {m['partitions']:>6} partitions  RSS {m['rss_kb'] / 1024:6.1f} MiB"
+                      f"  (peak {m['hwm_kb'] / 1024:6.1f})  open files {m['open_files']}")
+            else:
+                print(f"  {m['name']:<28} {m['partitions']:>6} partitions  {m['secs']:8.3f} s")
     print(f"Results: {out_dir}/results.json, results.csv, results.svg")
 
 
