@@ -32,7 +32,7 @@ def parse(raw):
         out = str(m.get("output", ""))
         row.update(mb_per_sec=None, records_per_sec=None, p50_ms=None, p99_ms=None,
                    p999_ms=None, avg_ms=None)
-        ours = m["client"] in ("krust", "krust-rf3")
+        ours = m["client"] in ("krust", "krust-rf3", "krust-rf3-half")
         if ours and m["kind"] == "produce":
             f = FINAL.search(out)
             if f:
@@ -69,7 +69,8 @@ def relevant_limit(row, limits):
 
 def svg(limits, rows):
     bars = [(f"limit: {n} ({l['tool']})", l["mb_per_sec"], "#999999") for n, l in limits.items()]
-    colors = {"krust": "#d9534f", "kcat": "#337ab7", "krust-rf3": "#f0ad4e"}
+    colors = {"krust": "#d9534f", "kcat": "#337ab7", "krust-rf3": "#f0ad4e",
+              "krust-rf3-half": "#f7d08a"}
     for r in rows:
         if r["mb_per_sec"] is not None:
             color = colors.get(r["client"], "#5cb85c") if r["broker"] == "krust" else "#5cb85c"
@@ -157,7 +158,7 @@ def main():
     print(f"\nPhysical limits ({mode} run):")
     for n, l in limits.items():
         print(f"  {n:<20} {l['mb_per_sec']:>10.1f} MiB/s  ({l['tool']})")
-    head = (f"{'workload':<8} {'broker':<12} {'client':<9} {'size':>5} {'parts':>5} {'acks':>4} {'MiB/s':>8} "
+    head = (f"{'workload':<8} {'broker':<12} {'client':<14} {'size':>5} {'parts':>5} {'acks':>4} {'MiB/s':>8} "
             f"{'records/s':>11} {'p50':>5} {'p99':>5} {'p99.9':>6} {'cpu s':>6} {'RSS MiB':>8} "
             f"{'peak':>6}  ratio to limit")
     print("\n" + head)
@@ -172,16 +173,18 @@ def main():
                 ratio += f"; {r[f'ratio_to_{engine}']:.2f}x {engine.replace('_', '-')}"
                 if r[f"p99_ratio_to_{engine}"] is not None:
                     ratio += f" (p99 {r[f'p99_ratio_to_{engine}']:.2f}x)"
-        print(f"{r['kind']:<8} {r['broker']:<12} {r['client']:<9} {r['record_size']:>5} {r['partitions']:>5} "
+        print(f"{r['kind']:<8} {r['broker']:<12} {r['client']:<14} {r['record_size']:>5} {r['partitions']:>5} "
               f"{r['acks']:>4} {fmt(r['mb_per_sec'], '8.1f')} {fmt(r['records_per_sec'], '11.0f')} "
               f"{fmt(r['p50_ms'], '5d')} {fmt(r['p99_ms'], '5d')} {fmt(r['p999_ms'], '6d')} "
               f"{r['broker_cpu_secs']:6.2f} {r['broker_rss_mb']:8.1f} {r['broker_peak_rss_mb']:6.1f}  {ratio}")
     print("\nLatencies in ms (krust producer-perf-test: enqueue to ack, unthrottled, so they "
           "include time queued in the producer's 32 MiB buffer); '-' = not measured.")
     print("krust-rf3: three nodes, replication factor 3, min.insync.replicas=2; CPU and RSS "
-          "summed over the three; 'of one node' compares with krust alone at acks=all.")
-    print("krust-fsync: one node with log.flush.interval.messages=1 (fsync after every append); "
-          "'of one node' compares with the default flush policy at acks=all.")
+          "summed over the three; 'of one node' compares with krust alone at acks=all; "
+          "krust-rf3-half: the same at half the throughput krust-rf3 reached (service latency).")
+    if any(r["broker"] == "krust-fsync" for r in rows):
+        print("krust-fsync: one node with log.flush.interval.messages=1 (fsync after every append); "
+              "'of one node' compares with the default flush policy at acks=all.")
     if any(r["broker"] != "krust" for r in rows):
         print("Nx tansu-*: krust's throughput over Tansu's (same client, workload); p99 Nx: krust's "
               "p99 latency over Tansu's (below 1 is better).")
