@@ -16,6 +16,7 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{Message, Offset, TopicPartitionList};
 
 const BIN: &str = env!("CARGO_BIN_EXE_krust");
+
 const WAIT: Duration = Duration::from_secs(40);
 const SETTINGS: [&str; 4] = [
     "broker.session.timeout.ms=3000",
@@ -23,6 +24,20 @@ const SETTINGS: [&str; 4] = [
     "replica.lag.time.max.ms=4000",
     "leader.imbalance.check.interval.seconds=2",
 ];
+
+/// Sends one record to partition 0 of `topic`, waiting at most `secs` for its delivery.
+async fn send_p0(
+    p: &FutureProducer,
+    topic: &str,
+    value: &str,
+    secs: u64,
+) -> rdkafka::producer::future_producer::OwnedDeliveryResult {
+    p.send(
+        FutureRecord::<(), _>::to(topic).payload(value).partition(0),
+        Duration::from_secs(secs),
+    )
+    .await
+}
 
 fn create_replicated(bootstrap: &str, topic: &str, partitions: &str, min_isr: &str) {
     let min_isr = format!("min.insync.replicas={min_isr}");
@@ -222,14 +237,7 @@ async fn too_few_in_sync_replicas_refuse_acks_all() {
         .set("message.timeout.ms", "10000")
         .create()
         .expect("producer");
-    let r = p
-        .send(
-            FutureRecord::<(), _>::to("strict")
-                .payload("x")
-                .partition(0),
-            Duration::from_secs(5),
-        )
-        .await;
+    let r = send_p0(&p, "strict", "x", 5).await;
     let err = r
         .expect_err("acks=all must fail with one in-sync replica")
         .0;
@@ -240,14 +248,9 @@ async fn too_few_in_sync_replicas_refuse_acks_all() {
         .set("acks", "1")
         .create()
         .expect("producer");
-    p1.send(
-        FutureRecord::<(), _>::to("strict")
-            .payload("y")
-            .partition(0),
-        Duration::from_secs(10),
-    )
-    .await
-    .expect("acks=1 accepted");
+    send_p0(&p1, "strict", "y", 10)
+        .await
+        .expect("acks=1 accepted");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -268,14 +271,9 @@ async fn a_paused_follower_leaves_the_isr_and_rejoins_after_resuming() {
     c.node(follower).pause();
     let p = producer(&leader_addr);
     for i in 0..20 {
-        p.send(
-            FutureRecord::<(), _>::to("lagging")
-                .payload(&format!("r{i}"))
-                .partition(0),
-            Duration::from_secs(10),
-        )
-        .await
-        .expect("acks=all with the paused follower out of the ISR");
+        send_p0(&p, "lagging", &format!("r{i}"), 10)
+            .await
+            .expect("acks=all with the paused follower out of the ISR");
     }
     wait_for("the paused follower out of the ISR", WAIT, || {
         describe(&leader_addr, "lagging").filter(|d| !d[&0].1.contains(&follower))
@@ -312,14 +310,9 @@ async fn a_dead_leaders_unreplicated_tail_is_truncated_when_it_returns() {
     let followers: Vec<i32> = (2..=4).filter(|id| *id != leader).collect();
     let leader_addr = c.node(leader).bootstrap();
     let p = producer(&leader_addr);
-    p.send(
-        FutureRecord::<(), _>::to("diverge")
-            .payload("committed")
-            .partition(0),
-        Duration::from_secs(10),
-    )
-    .await
-    .expect("first record");
+    send_p0(&p, "diverge", "committed", 10)
+        .await
+        .expect("first record");
 
     // The followers freeze; the leader takes acks=1 writes only it has, then dies.
     for f in &followers {
@@ -331,14 +324,9 @@ async fn a_dead_leaders_unreplicated_tail_is_truncated_when_it_returns() {
         .create()
         .expect("producer");
     for i in 0..5 {
-        p1.send(
-            FutureRecord::<(), _>::to("diverge")
-                .payload(&format!("lost-{i}"))
-                .partition(0),
-            Duration::from_secs(10),
-        )
-        .await
-        .expect("acks=1 on the leader alone");
+        send_p0(&p1, "diverge", &format!("lost-{i}"), 10)
+            .await
+            .expect("acks=1 on the leader alone");
     }
     c.node(leader).kill9();
     for f in &followers {
@@ -354,14 +342,9 @@ async fn a_dead_leaders_unreplicated_tail_is_truncated_when_it_returns() {
     });
     let new_leader = d[&0].0;
     let p = producer(&c.node(new_leader).bootstrap());
-    p.send(
-        FutureRecord::<(), _>::to("diverge")
-            .payload("after")
-            .partition(0),
-        Duration::from_secs(20),
-    )
-    .await
-    .expect("acks=all on the new leader");
+    send_p0(&p, "diverge", "after", 20)
+        .await
+        .expect("acks=all on the new leader");
 
     // The old leader returns: its tail goes, and its log becomes the new leader's.
     c.node(leader).restart_nowait();
@@ -410,14 +393,9 @@ async fn reassignment_moves_a_partition_to_another_broker_with_its_data() {
         .expect("a broker without it");
     let p = producer(&bootstrap);
     for i in 0..100 {
-        p.send(
-            FutureRecord::<(), _>::to("moving")
-                .payload(&format!("m{i}"))
-                .partition(0),
-            Duration::from_secs(10),
-        )
-        .await
-        .expect("produce");
+        send_p0(&p, "moving", &format!("m{i}"), 10)
+            .await
+            .expect("produce");
     }
 
     // Move it off its first replica (its leader) to the spare broker.
@@ -511,13 +489,7 @@ async fn an_isolated_partition_leader_cannot_commit_and_its_writes_vanish_on_ret
         describe(&bootstrap, "split").filter(|d| d[&0].0 > 0 && d[&0].1.len() == 3)
     });
     let leader = d[&0].0;
-    producer(&bootstrap)
-        .send(
-            FutureRecord::<(), _>::to("split")
-                .payload("before")
-                .partition(0),
-            Duration::from_secs(10),
-        )
+    send_p0(&producer(&bootstrap), "split", "before", 10)
         .await
         .expect("acks=all before the split");
 
@@ -540,22 +512,9 @@ async fn an_isolated_partition_leader_cannot_commit_and_its_writes_vanish_on_ret
         .set("message.timeout.ms", "6000")
         .create()
         .expect("producer");
-    let refused = stale
-        .send(
-            FutureRecord::<(), _>::to("split")
-                .payload("minority")
-                .partition(0),
-            Duration::from_secs(10),
-        )
-        .await;
+    let refused = send_p0(&stale, "split", "minority", 10).await;
     assert!(refused.is_err(), "the minority side acknowledged a write");
-    producer(&majority)
-        .send(
-            FutureRecord::<(), _>::to("split")
-                .payload("majority")
-                .partition(0),
-            Duration::from_secs(20),
-        )
+    send_p0(&producer(&majority), "split", "majority", 20)
         .await
         .expect("acks=all on the majority side");
 

@@ -140,9 +140,7 @@ pub fn read_entries(path: &Path, columns: usize) -> Result<Option<Vec<Vec<String
 }
 
 /// Writes a checkpoint file with the given entries (each a list of columns) atomically.
-/// With `sync`, the new file is durable on return; without, it replaces the old one
-/// atomically but reaches the disk when the kernel writes it back.
-pub fn write_entries<I, R>(path: &Path, entries: I, sync: bool) -> Result<()>
+pub fn write_entries<I, R>(path: &Path, entries: I) -> Result<()>
 where
     I: IntoIterator<Item = R>,
     R: IntoIterator,
@@ -163,21 +161,7 @@ where
         count += 1;
     }
     let text = format!("{CHECKPOINT_VERSION}\n{count}\n{body}");
-    if sync {
-        write_atomically(path, text.as_bytes())
-    } else {
-        write_replacing(path, text.as_bytes())
-    }
-}
-
-/// Writes `contents` to `path.tmp` and renames it over `path`, without fsync.
-pub fn write_replacing(path: &Path, contents: &[u8]) -> Result<()> {
-    let mut tmp_name = path.as_os_str().to_owned();
-    tmp_name.push(".tmp");
-    let tmp = PathBuf::from(tmp_name);
-    fs::write(&tmp, contents)?;
-    fs::rename(&tmp, path)?;
-    Ok(())
+    write_atomically(path, text.as_bytes())
 }
 
 /// Writes `contents` to `path` via `path.tmp`: write, fsync, rename, fsync the directory.
@@ -237,7 +221,6 @@ where
         path,
         v.into_iter()
             .map(|(tp, off)| [tp.topic.clone(), tp.partition.to_string(), off.to_string()]),
-        true,
     )
 }
 

@@ -78,7 +78,7 @@ impl LeaderEpochCache {
         })
     }
 
-    /// An empty cache that will be persisted at `path` on its first change.
+    /// An empty cache whose checkpoint at `path` is written by its first [`Self::sync`].
     pub fn empty(path: &Path) -> LeaderEpochCache {
         LeaderEpochCache {
             on_disk: Vec::new(),
@@ -134,7 +134,6 @@ impl LeaderEpochCache {
             epoch,
             start_offset,
         });
-        self.persist()?;
         Ok(true)
     }
 
@@ -164,11 +163,7 @@ impl LeaderEpochCache {
 
     /// Removes every entry whose start offset is >= `end_offset` (after a log truncation).
     pub fn truncate_from_end(&mut self, end_offset: i64) -> Result<()> {
-        let before = self.entries.len();
         self.entries.retain(|e| e.start_offset < end_offset);
-        if self.entries.len() != before {
-            self.persist()?;
-        }
         Ok(())
     }
 
@@ -186,20 +181,12 @@ impl LeaderEpochCache {
         }
         self.entries.drain(..keep);
         self.entries[0].start_offset = start_offset;
-        self.persist()
+        Ok(())
     }
 
     /// Removes all entries.
     pub fn clear(&mut self) -> Result<()> {
-        if !self.entries.is_empty() {
-            self.entries.clear();
-            self.persist()?;
-        }
-        Ok(())
-    }
-
-    /// Changes are written by [`Self::sync`].
-    fn persist(&mut self) -> Result<()> {
+        self.entries.clear();
         Ok(())
     }
 
@@ -221,7 +208,6 @@ impl LeaderEpochCache {
             self.entries
                 .iter()
                 .map(|e| [e.epoch.to_string(), e.start_offset.to_string()]),
-            true,
         )?;
         self.on_disk = self.entries.clone();
         Ok(())

@@ -89,14 +89,42 @@ type DirLoad = (
     Vec<(TopicPartition, RecoveryInfo)>,
 );
 
-/// Threads that close logs at shutdown.
-const SHUTDOWN_THREADS: usize = 8;
-
-/// Threads that open the logs of one log dir at startup.
-const LOAD_THREADS: usize = 8;
+/// Threads that open a log dir's logs at startup and close the logs at shutdown: each open
+/// or close waits on small reads or fsyncs that the device serves faster several at a time.
+const IO_THREADS: usize = 8;
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Runs `f` on every item from [`IO_THREADS`] threads; returns the first error. With
+/// `stop_on_error`, items not yet started are skipped once one fails.
+fn for_each_parallel<T: Sync>(
+    items: &[T],
+    stop_on_error: bool,
+    f: impl Fn(&T) -> Result<()> + Sync,
+) -> Result<()> {
+    let next = AtomicUsize::new(0);
+    let first_err: Mutex<Option<StorageError>> = Mutex::new(None);
+    std::thread::scope(|s| {
+        for _ in 0..IO_THREADS.min(items.len()) {
+            s.spawn(|| loop {
+                if stop_on_error && lock(&first_err).is_some() {
+                    break;
+                }
+                let Some(item) = items.get(next.fetch_add(1, Ordering::Relaxed)) else {
+                    break;
+                };
+                if let Err(e) = f(item) {
+                    lock(&first_err).get_or_insert(e);
+                }
+            });
+        }
+    });
+    match first_err.into_inner().unwrap_or_else(|e| e.into_inner()) {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
 }
 
 /// How often a long load reports its progress.
@@ -159,49 +187,28 @@ fn load_dir(
         }
         to_open.push((tp, path, rp, ls));
     }
-    // Opened by a few threads: each open is a handful of small reads (or a recovery scan)
-    // that the page cache or the device serves faster several at a time.
     let started = std::time::Instant::now();
-    let next = AtomicUsize::new(0);
-    let done = AtomicUsize::new(0);
     let last_report = Mutex::new(started);
     let opened: Mutex<Vec<(TopicPartition, Log)>> = Mutex::new(Vec::with_capacity(to_open.len()));
-    let first_err: Mutex<Option<StorageError>> = Mutex::new(None);
-    let threads = LOAD_THREADS.min(to_open.len()).max(1);
-    std::thread::scope(|s| {
-        for _ in 0..threads {
-            s.spawn(|| loop {
-                if lock(&first_err).is_some() {
-                    break;
-                }
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                let Some((tp, path, rp, ls)) = to_open.get(i) else {
-                    break;
-                };
-                match Log::open(path, config_for(tp), *rp, *ls, clean, now) {
-                    Ok(log) => lock(&opened).push((tp.clone(), log)),
-                    Err(e) => {
-                        lock(&first_err).get_or_insert(e);
-                        break;
-                    }
-                }
-                let n = done.fetch_add(1, Ordering::Relaxed) + 1;
-                let mut last = lock(&last_report);
-                if last.elapsed() >= PROGRESS_INTERVAL {
-                    *last = std::time::Instant::now();
-                    info!(
-                        dir = %dir.display(),
-                        "loading partitions: {n}/{} after {:.1}s",
-                        to_open.len(),
-                        started.elapsed().as_secs_f64()
-                    );
-                }
-            });
+    for_each_parallel(&to_open, true, |(tp, path, rp, ls)| {
+        let log = Log::open(path, config_for(tp), *rp, *ls, clean, now)?;
+        let n = {
+            let mut opened = lock(&opened);
+            opened.push((tp.clone(), log));
+            opened.len()
+        };
+        let mut last = lock(&last_report);
+        if last.elapsed() >= PROGRESS_INTERVAL {
+            *last = std::time::Instant::now();
+            info!(
+                dir = %dir.display(),
+                "loading partitions: {n}/{} after {:.1}s",
+                to_open.len(),
+                started.elapsed().as_secs_f64()
+            );
         }
-    });
-    if let Some(e) = first_err.into_inner().unwrap_or_else(|e| e.into_inner()) {
-        return Err(e);
-    }
+        Ok(())
+    })?;
     let logs = opened.into_inner().unwrap_or_else(|e| e.into_inner());
     if clean {
         fs::remove_file(&marker)?;
@@ -389,31 +396,13 @@ impl LogManager {
     /// Clean shutdown: flushes and closes every log, writes the checkpoints, then writes the
     /// clean-shutdown marker in every log dir. On error no marker is written for any dir, so the
     /// next start recovers.
-    /// Logs are closed by a few threads at once: each close waits on fsyncs, which the device
-    /// serves faster when several are queued.
+    /// Logs are closed from [`IO_THREADS`] threads.
     pub fn shutdown(&self) -> Result<()> {
-        let logs = self.logs();
-        let next = std::sync::atomic::AtomicUsize::new(0);
-        let first_err: Mutex<Option<StorageError>> = Mutex::new(None);
-        let threads = SHUTDOWN_THREADS.min(logs.len()).max(1);
-        std::thread::scope(|s| {
-            for _ in 0..threads {
-                s.spawn(|| loop {
-                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    let Some((tp, log)) = logs.get(i) else { break };
-                    if let Err(e) = log.write().shutdown() {
-                        warn!(partition = %tp, error = %e, "failed to close log");
-                        first_err
-                            .lock()
-                            .unwrap_or_else(|e| e.into_inner())
-                            .get_or_insert(e);
-                    }
-                });
-            }
-        });
-        if let Some(e) = first_err.into_inner().unwrap_or_else(|e| e.into_inner()) {
-            return Err(e);
-        }
+        for_each_parallel(&self.logs(), false, |(tp, log)| {
+            log.write().shutdown().inspect_err(|e| {
+                warn!(partition = %tp, error = %e, "failed to close log");
+            })
+        })?;
         self.checkpoint_all()?;
         for dir in &self.dirs {
             write_atomically(&dir.join(CLEAN_SHUTDOWN_FILE), b"")?;

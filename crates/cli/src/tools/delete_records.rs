@@ -39,20 +39,10 @@ pub fn run(args: Vec<OsString>) -> ExitCode {
         Ok(a) => a,
         Err(code) => return code,
     };
-    match common::block_on(execute(&args)).and_then(|r| r) {
-        Ok(failed) => {
-            common::flush_stdout();
-            if failed {
-                ExitCode::FAILURE
-            } else {
-                ExitCode::SUCCESS
-            }
-        }
-        Err(e) => {
-            common::flush_stdout();
-            common::fail("Error: ", &e)
-        }
-    }
+    let succeeded = common::block_on(execute(&args))
+        .and_then(|r| r)
+        .map(|failed| !failed);
+    common::exit_code(succeeded, "Error: ")
 }
 
 /// Parses Kafka's offset JSON into (topic, partition, offset) in file order.

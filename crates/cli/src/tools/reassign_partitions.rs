@@ -65,20 +65,7 @@ pub fn run(args: Vec<OsString>) -> ExitCode {
         Ok(a) => a,
         Err(code) => return code,
     };
-    match common::block_on(execute(&args)).and_then(|r| r) {
-        Ok(ok) => {
-            common::flush_stdout();
-            if ok {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::FAILURE
-            }
-        }
-        Err(e) => {
-            common::flush_stdout();
-            common::fail("Error: ", &e)
-        }
-    }
+    common::exit_code(common::block_on(execute(&args)).and_then(|r| r), "Error: ")
 }
 
 /// Parses Kafka's reassignment JSON.
