@@ -465,7 +465,6 @@ impl MetadataImage {
             .collect()
     }
 
-    /// The config overrides of a topic (empty if none).
     /// One config override of a topic, without copying the topic's whole config map.
     pub fn topic_config(&self, name: &str, key: &str) -> Option<&str> {
         self.configs
@@ -474,6 +473,7 @@ impl MetadataImage {
             .map(String::as_str)
     }
 
+    /// The config overrides of a topic (empty if none).
     pub fn topic_configs(&self, name: &str) -> BTreeMap<String, String> {
         self.configs
             .get(&(crate::RESOURCE_TOPIC, name.to_string()))

@@ -107,13 +107,7 @@ fn with_leadership_changes(
         let _ = staged.apply(staged.offset + 1, r);
     }
     let (was, is) = (image.is_live(broker_id), staged.is_live(broker_id));
-    let unclean = |topic: &str| {
-        image
-            .topic_config(topic, "unclean.leader.election.enable")
-            .map_or(broker.config.unclean_leader_election_enable, |v| {
-                v == "true"
-            })
-    };
+    let unclean = |topic: &str| broker.unclean_allowed(image, topic);
     if was && !is {
         records.extend(controller::fence_broker_partitions(
             &staged, broker_id, unclean,
@@ -136,6 +130,13 @@ fn bootstrap_records(image: &MetadataImage) -> Vec<MetadataRecord> {
 }
 
 impl Broker {
+    /// Whether a topic's `unclean.leader.election.enable` (or the broker default) is on.
+    pub fn unclean_allowed(&self, image: &MetadataImage, topic: &str) -> bool {
+        image
+            .topic_config(topic, "unclean.leader.election.enable")
+            .map_or(self.config.unclean_leader_election_enable, |v| v == "true")
+    }
+
     fn session_timeout(&self) -> Duration {
         Duration::from_millis(self.config.broker_session_timeout_ms.max(1) as u64)
     }

@@ -103,12 +103,15 @@ impl Partition {
         leader_epoch: i32,
         node_id: i32,
     ) -> Partition {
-        let end = log.read().log_end_offset();
-        let start = log.read().log_start_offset();
-        let (producers, snapshot_offset) = rebuild_producer_state(&log.read());
-        // A new snapshot pays off only if batches beyond the last one were replayed; an empty
-        // log needs none.
-        let replayed = snapshot_offset.max(start) < end;
+        let (end, replayed, producers, snapshot_offset) = {
+            let log = log.read();
+            let (producers, snapshot_offset) = rebuild_producer_state(&log);
+            let end = log.log_end_offset();
+            // A new snapshot pays off only if batches beyond the last one were replayed; an
+            // empty log needs none.
+            let replayed = snapshot_offset.max(log.log_start_offset()) < end;
+            (end, replayed, producers, snapshot_offset)
+        };
         Partition {
             producers_dirty: AtomicBool::new(
                 replayed && producers.next_offset() != snapshot_offset,

@@ -156,7 +156,6 @@ pub fn block_on<F: Future>(f: F) -> anyhow::Result<F::Output> {
     Ok(rt.block_on(f))
 }
 
-/// Prints `prefix` + the error's message as one line on stderr and returns exit code 1.
 /// The exit code of a tool whose run says whether it succeeded; stdout is flushed first and
 /// an error is reported after `prefix`.
 pub fn exit_code(outcome: anyhow::Result<bool>, prefix: &str) -> ExitCode {
@@ -168,6 +167,7 @@ pub fn exit_code(outcome: anyhow::Result<bool>, prefix: &str) -> ExitCode {
     }
 }
 
+/// Prints `prefix` + the error's message as one line on stderr and returns exit code 1.
 pub fn fail(prefix: &str, e: &anyhow::Error) -> ExitCode {
     let msg = format!("{e:#}").replace('\n', " ");
     eprintln!("{prefix}{msg}");

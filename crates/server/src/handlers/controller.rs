@@ -113,9 +113,6 @@ pub fn supported_features() -> Vec<broker_registration_request::Feature> {
         .with_max_supported_version(krust_metadata::METADATA_VERSION_LEVEL)]
 }
 
-/// NEW_LEADER_ELECTED: the AlterPartition was applied but the requester no longer leads.
-const NEW_LEADER_ELECTED: i16 = 108;
-
 pub async fn alter_partition(
     broker: &Broker,
     req: AlterPartitionRequest,
@@ -159,9 +156,15 @@ pub async fn alter_partition(
                 .with_partition_index(p.partition_index);
             match outcome {
                 Ok(Ok(after)) => {
-                    // The change (finishing a reassignment) moved leadership away.
+                    // The change (finishing a reassignment) moved leadership away: applied,
+                    // but the requester no longer leads (versions 0-1 know no such code).
                     if after.leader != req.broker_id.0 {
-                        r.error_code = NEW_LEADER_ELECTED;
+                        r.error_code = if version >= 2 {
+                            controller::PartitionErrorCode::NewLeaderElected
+                        } else {
+                            controller::PartitionErrorCode::FencedLeaderEpoch
+                        }
+                        .code();
                     }
                     r.leader_id = BrokerId(after.leader);
                     r.leader_epoch = after.leader_epoch;

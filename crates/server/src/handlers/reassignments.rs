@@ -78,7 +78,11 @@ pub async fn alter(
         }
     }
     let outcome = broker
-        .control(|image| controller::alter_partition_reassignments(image, &requests))
+        .control(|image| {
+            controller::alter_partition_reassignments_with_unclean(image, &requests, |topic| {
+                broker.unclean_allowed(image, topic)
+            })
+        })
         .await;
     let results = match outcome {
         Ok(r) => r,
@@ -88,21 +92,16 @@ pub async fn alter(
             return resp;
         }
     };
-    let by_partition: BTreeMap<(Uuid, i32), &controller::ReassignmentResult> = results
-        .iter()
-        .map(|r| ((r.topic_id, r.partition), r))
-        .collect();
+    // One result per request, in request order: the answers left open take them in turn.
+    let mut results = results.into_iter();
     let mut topics: Vec<ReassignableTopicResponse> = Vec::new();
     for (name, index, answer) in answers {
         let (code, message) = match answer {
             Some((c, m)) => (c, Some(m)),
-            None => {
-                let id = image.topic(&name).map(|t| t.id).unwrap_or_default();
-                match by_partition.get(&(id, index)) {
-                    Some(r) => (r.error.map_or(0, |e| e.code()), r.message.clone()),
-                    None => (ErrorCode::UnknownServerError.code(), None),
-                }
-            }
+            None => match results.next() {
+                Some(r) => (r.error.map_or(0, |e| e.code()), r.message),
+                None => (ErrorCode::UnknownServerError.code(), None),
+            },
         };
         if topics.last().is_none_or(|t| t.name.as_str() != name) {
             topics.push(ReassignableTopicResponse::default().with_name(TopicName(sb(name))));
@@ -129,8 +128,7 @@ pub async fn list(
     let wanted: Option<Vec<(Uuid, i32)>> = req.topics.as_ref().map(|topics| {
         topics
             .iter()
-            .filter_map(|t| image.topic(t.name.as_str()))
-            .zip(topics.iter())
+            .filter_map(|t| Some((image.topic(t.name.as_str())?, t)))
             .flat_map(|(ti, t)| t.partition_indexes.iter().map(move |p| (ti.id, *p)))
             .collect()
     });
