@@ -10,11 +10,13 @@
 //! every malformed frame is a [`FrameError`].
 
 pub mod error;
+pub mod fetch;
 pub mod frame;
 pub mod records;
 pub mod versions;
 
 pub use error::ErrorCode;
+pub use fetch::encode_fetch_response_split;
 pub use frame::{
     decode_request_header, encode_response, encode_response_with, take_frame, FrameError,
     RequestHeaderInfo,

@@ -6,7 +6,7 @@
 //! other unknown API, unsupported version or undecodable body closes the connection, which
 //! is also what Kafka does.
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion};
 use krust_protocol::versions::supported;
@@ -14,6 +14,7 @@ use krust_protocol::{decode_request_header, encode_response_with, ErrorCode, Lis
 
 use crate::broker::Broker;
 use crate::handlers;
+use crate::outbound::Outbound;
 use crate::raft_wire::{WireRequest, WireResponse};
 
 /// What the connection does after a request.
@@ -24,12 +25,12 @@ pub enum Outcome {
 }
 
 fn encode<R: Encodable + HeaderVersion>(
-    out: &mut BytesMut,
+    out: &mut Outbound,
     correlation_id: i32,
     version: i16,
     resp: &R,
 ) -> Outcome {
-    match encode_response_with(out, correlation_id, version, resp) {
+    match encode_response_with(&mut out.buf, correlation_id, version, resp) {
         Ok(()) => Outcome::Continue,
         Err(e) => Outcome::Close(e.to_string()),
     }
@@ -49,7 +50,7 @@ async fn after_forward(broker: &Broker, key: ApiKey) {
 }
 
 fn encode_wire(
-    out: &mut BytesMut,
+    out: &mut Outbound,
     correlation_id: i32,
     version: i16,
     resp: &WireResponse,
@@ -74,14 +75,14 @@ pub struct RequestContext {
     pub listener_name: String,
 }
 
-/// Handles one request frame, appending its response (if any) to `out`.
+/// Handles one request frame, queueing its response (if any) on `out`.
 pub async fn dispatch(
     broker: &Broker,
     listener: Listener,
     listener_name: &str,
     peer: std::net::SocketAddr,
     mut frame: Bytes,
-    out: &mut BytesMut,
+    out: &mut Outbound,
 ) -> Outcome {
     let header = match decode_request_header(&mut frame) {
         Ok(h) => h,
@@ -101,7 +102,7 @@ async fn dispatch_inner(
     peer: std::net::SocketAddr,
     header: krust_protocol::RequestHeaderInfo,
     mut frame: Bytes,
-    out: &mut BytesMut,
+    out: &mut Outbound,
 ) -> Outcome {
     let key = header.api_key;
     let v = header.api_version;
@@ -202,7 +203,14 @@ async fn dispatch_inner(
             }
         }
         ApiKey::Fetch if listener == Listener::Controller => raft!(FetchRequest, Fetch),
-        ApiKey::Fetch => simple!(FetchRequest, handlers::fetch::handle),
+        ApiKey::Fetch => {
+            let req = decode!(FetchRequest);
+            let answer = handlers::fetch::handle(broker, req, v).await;
+            match answer.write(out, corr, v) {
+                Ok(()) => Outcome::Continue,
+                Err(e) => Outcome::Close(e),
+            }
+        }
         ApiKey::Vote => raft!(VoteRequest, Vote),
         ApiKey::BeginQuorumEpoch => raft!(BeginQuorumEpochRequest, BeginQuorumEpoch),
         ApiKey::EndQuorumEpoch => raft!(EndQuorumEpochRequest, EndQuorumEpoch),

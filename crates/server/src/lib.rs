@@ -17,6 +17,7 @@ pub mod meta_properties;
 pub mod metadata_log;
 pub mod metrics;
 pub mod network;
+pub mod outbound;
 pub mod partition;
 pub mod quorum;
 pub mod quorum_state;

@@ -2,8 +2,8 @@
 //!
 //! Each connection reads whole frames into one buffer, handles requests one at a time in
 //! arrival order (as Kafka does: a connection is muted while a request is in flight, so
-//! responses leave in request order), and writes responses through a buffer that is flushed
-//! once no further request is already waiting. A framing error closes the connection after
+//! responses leave in request order), and writes responses through an [`Outbound`] queue
+//! that is flushed once no further request is already waiting (or once it holds 1 MiB). A framing error closes the connection after
 //! logging why; it never affects other connections.
 
 use std::net::SocketAddr;
@@ -11,18 +11,19 @@ use std::sync::Arc;
 
 use bytes::BytesMut;
 use krust_protocol::{take_frame, Listener};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncReadExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tracing::{debug, info, warn};
 
 use crate::broker::Broker;
 use crate::dispatch::{dispatch, Outcome};
+use crate::outbound::Outbound;
 
 /// Read buffer growth step.
 const READ_CHUNK: usize = 64 * 1024;
 /// Flush the write buffer once it holds this much even if more requests are queued.
-const WRITE_BUFFER_FLUSH_BYTES: usize = 1024 * 1024;
+const WRITE_BUFFER_FLUSH_BYTES: u64 = 1024 * 1024;
 
 /// Accepts connections on `listener` until `shutdown` turns true.
 pub async fn serve(
@@ -64,7 +65,7 @@ async fn connection(
 ) {
     let max_request = broker.config.socket_request_max_bytes as usize;
     let mut read_buf = BytesMut::with_capacity(READ_CHUNK);
-    let mut write_buf = BytesMut::new();
+    let mut out = Outbound::default();
     debug!(%peer, ?kind, "connection opened");
     broker.metrics.connection_opened();
     'conn: loop {
@@ -78,26 +79,26 @@ async fn connection(
                     break 'conn;
                 }
             };
-            match dispatch(&broker, kind, &name, peer, frame, &mut write_buf).await {
+            match dispatch(&broker, kind, &name, peer, frame, &mut out).await {
                 Outcome::Continue => {}
                 Outcome::Close(reason) => {
                     warn!(%peer, %reason, "closing connection");
-                    let _ = stream.write_all(&write_buf).await;
+                    let _ = out.write_to(&mut stream).await;
                     break 'conn;
                 }
             }
-            if write_buf.len() >= WRITE_BUFFER_FLUSH_BYTES {
-                if stream.write_all(&write_buf).await.is_err() {
+            if out.len() >= WRITE_BUFFER_FLUSH_BYTES {
+                if let Err(e) = out.write_to(&mut stream).await {
+                    debug!(%peer, error = %e, "write failed");
                     break 'conn;
                 }
-                write_buf.clear();
             }
         }
-        if !write_buf.is_empty() {
-            if stream.write_all(&write_buf).await.is_err() {
+        if !out.is_empty() {
+            if let Err(e) = out.write_to(&mut stream).await {
+                debug!(%peer, error = %e, "write failed");
                 break;
             }
-            write_buf.clear();
         }
         if read_buf.capacity() - read_buf.len() < READ_CHUNK / 4 {
             read_buf.reserve(READ_CHUNK);

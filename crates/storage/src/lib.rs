@@ -45,7 +45,7 @@ mod tests;
 pub use checkpoint::TopicPartition;
 pub use epoch::{EpochEntry, LeaderEpochCache};
 pub use error::{Result, StorageError};
-pub use log::{AppendInfo, Log, LogConfig, PendingFlush, ReadResult};
+pub use log::{AppendInfo, FileSlice, Log, LogConfig, PendingFlush, ReadResult};
 pub use manager::{LogManager, RecoveryInfo, SharedLog};
 /// Re-exported so users name the same lock type as [`SharedLog`].
 pub use parking_lot;

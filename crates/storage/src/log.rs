@@ -119,6 +119,29 @@ pub struct ReadResult {
     pub log_end_offset: i64,
 }
 
+/// A byte range of one segment file holding whole batches as stored, for sending without
+/// copying them through memory (see [`Log::read_slices`]). The file handle stays valid if the
+/// segment is deleted meanwhile; if it is truncated meanwhile, fewer bytes than `len` remain.
+#[derive(Debug, Clone)]
+pub struct FileSlice {
+    /// The segment's data file.
+    pub file: Arc<File>,
+    /// Where the first batch starts.
+    pub position: u64,
+    /// Bytes from `position`: whole batches.
+    pub len: u64,
+}
+
+impl FileSlice {
+    /// Reads the slice into memory.
+    pub fn read_into(&self, out: &mut Vec<u8>) -> io::Result<()> {
+        let len = usize::try_from(self.len).map_err(|_| io::Error::other("slice too large"))?;
+        let at = out.len();
+        out.resize(at + len, 0);
+        self.file.read_exact_at(&mut out[at..], self.position)
+    }
+}
+
 /// Fsync work for segments that were rolled since the last flush, done without holding the log
 /// lock: get it with [`Log::pending_segment_flush`] (shared lock), run [`PendingFlush::sync`]
 /// (no lock), then hand it to [`Log::complete_segment_flush`] (exclusive lock), which advances
@@ -1194,6 +1217,120 @@ impl Log {
         }
         result.records = Bytes::from(out);
         Ok(result)
+    }
+
+    /// The same batches as [`Log::read`] would return, as ranges of segment files instead of
+    /// bytes: only batch headers near the start and the end are read (the offset index finds
+    /// batch boundaries), so a fetch can hand the ranges to the kernel (sendfile) without the
+    /// records ever being copied into memory. Batches are not validated here; recovery did that.
+    pub fn read_slices(
+        &self,
+        start_offset: i64,
+        max_bytes: usize,
+        max_offset_exclusive: i64,
+        min_one_batch: bool,
+    ) -> Result<Vec<FileSlice>> {
+        self.check_open()?;
+        let leo = self.log_end_offset();
+        if start_offset < self.log_start_offset || start_offset > leo {
+            return Err(StorageError::OffsetOutOfRange {
+                offset: start_offset,
+                log_start_offset: self.log_start_offset,
+                log_end_offset: leo,
+            });
+        }
+        let mut slices = Vec::new();
+        let limit = max_offset_exclusive.min(leo);
+        if start_offset >= limit {
+            return Ok(slices);
+        }
+        let mut seg_i = self.segment_for(start_offset);
+        let (mut pos, first) = loop {
+            if let Some(found) = self.find_batch(seg_i, start_offset)? {
+                break found;
+            }
+            seg_i += 1;
+            if seg_i >= self.segments.len() {
+                return Ok(slices);
+            }
+        };
+        if first.base_offset() >= limit {
+            return Ok(slices);
+        }
+        let budget = if first.size() > max_bytes {
+            if !min_one_batch {
+                return Ok(slices);
+            }
+            first.size() as u64
+        } else {
+            max_bytes as u64
+        };
+        let mut taken = 0u64;
+        while seg_i < self.segments.len() {
+            let seg = &self.segments[seg_i];
+            // Where this segment's readable data ends: before the first batch starting at or
+            // past `limit` (a batch straddling it is included, as `read` does).
+            let limit_here = self
+                .segments
+                .get(seg_i + 1)
+                .is_none_or(|next| limit < next.base_offset);
+            let at_log_end = self.is_active(seg_i) && limit >= self.active.next_offset;
+            let end = if limit_here && !at_log_end {
+                match self.find_batch(seg_i, limit)? {
+                    Some((p, h)) if h.base_offset() < limit => p + h.size() as u64,
+                    Some((p, _)) => p,
+                    None => seg.size,
+                }
+            } else {
+                seg.size
+            };
+            let avail = end.saturating_sub(pos);
+            let room = budget - taken;
+            if avail > room {
+                let cut = self.boundary_at_or_before(seg_i, pos, pos + room)?;
+                if cut > pos {
+                    slices.push(FileSlice {
+                        file: self.segment_file(seg_i)?,
+                        position: pos,
+                        len: cut - pos,
+                    });
+                }
+                break;
+            }
+            if avail > 0 {
+                slices.push(FileSlice {
+                    file: self.segment_file(seg_i)?,
+                    position: pos,
+                    len: avail,
+                });
+                taken += avail;
+            }
+            if limit_here || taken >= budget {
+                break;
+            }
+            seg_i += 1;
+            pos = 0;
+        }
+        Ok(slices)
+    }
+
+    /// The last batch boundary of segment `i` in `[from, target]`, `from` being one: starts at
+    /// the offset index's last entry at or before `target` and walks batch headers from there.
+    fn boundary_at_or_before(&self, i: usize, from: u64, target: u64) -> Result<u64> {
+        let indexed = {
+            let ix = self.segment_index(i)?;
+            let n = ix.offsets.partition_point(|e| e.pos as u64 <= target);
+            n.checked_sub(1).map_or(0, |n| ix.offsets[n].pos as u64)
+        };
+        let file = self.segment_file(i)?;
+        let mut sc = FileScanner::new(&file, self.segments[i].size, 1024);
+        let mut pos = indexed.max(from);
+        loop {
+            match sc.header_at(pos)? {
+                HeaderAt::Batch(h) if pos + h.size() as u64 <= target => pos += h.size() as u64,
+                _ => return Ok(pos),
+            }
+        }
     }
 
     /// ListOffsets by timestamp: the first batch whose MaxTimestamp is at least `timestamp`, as

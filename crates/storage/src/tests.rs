@@ -1012,3 +1012,55 @@ fn epochs_are_written_with_their_first_data_and_recovered_from_unflushed_batches
     assert_eq!(log.end_offset_for_epoch(1), (1, 2));
     assert_eq!(log.end_offset_for_epoch(3), (3, 3));
 }
+
+/// `read_slices` names exactly the bytes `read` returns, for every start offset, budget and
+/// limit (including limits inside a batch), across segments and with sparse or dense indexes.
+#[test]
+fn read_slices_name_the_bytes_read_returns() {
+    for (segment_bytes, index_interval_bytes) in [(1024, 100), (4096, 4096), (1 << 20, 1)] {
+        let dir = tempfile::tempdir().expect("tmp");
+        let config = LogConfig {
+            segment_bytes,
+            index_interval_bytes,
+            retention_ms: -1,
+            ..LogConfig::default()
+        };
+        let mut log = open(dir.path(), config);
+        for i in 0..60usize {
+            let b = if i % 3 == 0 {
+                simple_batch(0, 1 + i % 4, i as i64)
+            } else {
+                sized_batch(0, 20 + (i * 37) % 300, i as i64)
+            };
+            log.append_as_leader(&b, 0, 0).expect("append");
+        }
+        let leo = log.log_end_offset();
+        let budgets = [0usize, 1, 60, 100, 250, 700, 1500, 5000, 1 << 20];
+        for start in 0..=leo {
+            for limit in [start, start + 1, start + 3, leo - 1, leo] {
+                for max_bytes in budgets {
+                    for min_one in [false, true] {
+                        let want = log.read(start, max_bytes, limit, min_one).expect("read");
+                        let slices = log
+                            .read_slices(start, max_bytes, limit, min_one)
+                            .expect("slices");
+                        let mut got = Vec::new();
+                        for s in &slices {
+                            assert!(s.len > 0, "empty slice");
+                            s.read_into(&mut got).expect("read slice");
+                        }
+                        assert_eq!(
+                            got,
+                            want.records.as_ref(),
+                            "start {start} limit {limit} max {max_bytes} min_one {min_one}"
+                        );
+                    }
+                }
+            }
+        }
+        assert!(matches!(
+            log.read_slices(leo + 1, 1000, leo, false),
+            Err(StorageError::OffsetOutOfRange { .. })
+        ));
+    }
+}

@@ -5,7 +5,11 @@
 //! ISR), and gets a diverging epoch instead of data when the follower's last epoch ends
 //! earlier on the leader (KIP-320). Only the leader serves fetches.
 //!
-//! Batches are sent as stored, never decoded. A request that finds fewer than `min_bytes`
+//! Batches are sent as stored, never decoded: a partition's answer names ranges of its
+//! segment files, and record sets of at least [`SENDFILE_MIN_BYTES`] go from the page cache
+//! to the socket by sendfile without passing through this process (smaller ones are read
+//! and sent with the rest of the frame, which costs fewer system calls). A request that
+//! finds fewer than `min_bytes`
 //! parks on every partition it reads and is woken by the next append to any of them, or
 //! answered when `max_wait_ms` runs out. Fetch sessions (KIP-227) are not kept: every
 //! response has session id 0, which tells clients to send full requests.
@@ -16,17 +20,84 @@ use std::time::Duration;
 use bytes::Bytes;
 use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
 use kafka_protocol::messages::{FetchRequest, FetchResponse, TopicName};
+use krust_protocol::encode_fetch_response_split;
 use krust_protocol::ErrorCode;
-use krust_storage::StorageError;
+use krust_storage::{FileSlice, StorageError};
 use tokio::sync::Notify;
 use uuid::Uuid;
 
 use super::sb;
 use crate::broker::Broker;
+use crate::outbound::Outbound;
 use crate::partition::Partition;
 
 /// Ceiling on a single response, whatever the client asks.
 const RESPONSE_BYTES_MAX: usize = 64 * 1024 * 1024;
+
+/// Record sets at least this large are sent by sendfile; smaller ones are copied.
+pub const SENDFILE_MIN_BYTES: u64 = 32 * 1024;
+
+/// A Fetch response whose record sets are still ranges of segment files.
+pub struct FetchAnswer {
+    resp: FetchResponse,
+    /// Per partition, in response order across topics.
+    records: Vec<Vec<FileSlice>>,
+}
+
+impl FetchAnswer {
+    fn empty(resp: FetchResponse) -> Self {
+        FetchAnswer {
+            resp,
+            records: Vec::new(),
+        }
+    }
+
+    /// Queues the response frame on `out`; an error means the frame could not be encoded.
+    pub fn write(
+        mut self,
+        out: &mut Outbound,
+        correlation_id: i32,
+        version: i16,
+    ) -> Result<(), String> {
+        let parts = self
+            .resp
+            .responses
+            .iter_mut()
+            .flat_map(|t| t.partitions.iter_mut());
+        let mut external = Vec::with_capacity(self.records.len());
+        let mut sent = Vec::new();
+        for (p, slices) in parts.zip(std::mem::take(&mut self.records)) {
+            let len: u64 = slices.iter().map(|s| s.len).sum();
+            if len >= SENDFILE_MIN_BYTES {
+                external.push(Some(len));
+                sent.push(slices);
+                continue;
+            }
+            let mut bytes = Vec::with_capacity(len as usize);
+            if let Err(e) = slices.iter().try_for_each(|s| s.read_into(&mut bytes)) {
+                tracing::warn!(partition = p.partition_index, error = %e, "cannot read records for a fetch");
+                p.error_code = ErrorCode::KafkaStorageError.code();
+                bytes.clear();
+            }
+            p.records = Some(Bytes::from(bytes));
+            external.push(None);
+        }
+        let holes = encode_fetch_response_split(
+            &mut out.buf,
+            correlation_id,
+            version,
+            &mut self.resp,
+            &external,
+        )
+        .map_err(|e| e.to_string())?;
+        let mut sealed = 0;
+        for (at, slices) in holes.into_iter().zip(sent) {
+            out.push_files_at(at - sealed, slices);
+            sealed = at;
+        }
+        Ok(())
+    }
+}
 
 struct Wanted {
     topic: String,
@@ -43,15 +114,15 @@ struct Wanted {
     replica: Option<i32>,
 }
 
-pub async fn handle(broker: &Broker, req: FetchRequest, version: i16) -> FetchResponse {
+pub async fn handle(broker: &Broker, req: FetchRequest, version: i16) -> FetchAnswer {
     let mut resp = FetchResponse::default();
     if req.session_id != 0 {
         resp.error_code = ErrorCode::FetchSessionIdNotFound.code();
-        return resp;
+        return FetchAnswer::empty(resp);
     }
     if req.session_epoch > 0 {
         resp.error_code = ErrorCode::InvalidFetchSessionEpoch.code();
-        return resp;
+        return FetchAnswer::empty(resp);
     }
     let image = broker.image();
     let replica_id = if version >= 15 {
@@ -142,56 +213,67 @@ pub async fn handle(broker: &Broker, req: FetchRequest, version: i16) -> FetchRe
                 }
             }
         }
-        let (topics, total, errors) = read_all(&wanted, response_max, version);
-        if total >= min_bytes.max(1)
-            || errors
+        let read = read_all(&wanted, response_max, version);
+        if read.total >= min_bytes.max(1)
+            || read.errors
             || tokio::time::Instant::now() >= deadline
             || wanted.is_empty()
         {
-            resp.responses = topics;
-            record_bytes_out(broker, &wanted, &resp);
-            return resp;
+            return answer(broker, &wanted, resp, read);
         }
         if tokio::time::timeout_at(deadline, waiter.notified())
             .await
             .is_err()
         {
-            let (topics, _, _) = read_all(&wanted, response_max, version);
-            resp.responses = topics;
-            record_bytes_out(broker, &wanted, &resp);
-            return resp;
+            let read = read_all(&wanted, response_max, version);
+            return answer(broker, &wanted, resp, read);
         }
     }
 }
 
-/// Counts the bytes sent per topic (responses list partitions in `wanted` order).
-fn record_bytes_out(broker: &Broker, wanted: &[Wanted], resp: &FetchResponse) {
-    let sizes = resp.responses.iter().flat_map(|t| {
-        t.partitions
-            .iter()
-            .map(|p| p.records.as_ref().map_or(0, Bytes::len))
-    });
-    for (w, bytes) in wanted.iter().zip(sizes) {
-        broker.metrics.record_fetch(&w.topic, bytes);
+/// The answer from a final read, counting the bytes sent per topic (the read lists
+/// partitions in `wanted` order).
+fn answer(
+    broker: &Broker,
+    wanted: &[Wanted],
+    mut resp: FetchResponse,
+    read: ReadAll,
+) -> FetchAnswer {
+    for (w, slices) in wanted.iter().zip(&read.records) {
+        let bytes: u64 = slices.iter().map(|s| s.len).sum();
+        broker.metrics.record_fetch(&w.topic, bytes as usize);
+    }
+    resp.responses = read.topics;
+    FetchAnswer {
+        resp,
+        records: read.records,
     }
 }
 
-/// Reads every wanted partition once. Returns the topics, the bytes read, and whether any
-/// partition had an error (which makes the response go out at once, as in Kafka).
-fn read_all(
-    wanted: &[Wanted],
-    response_max: usize,
-    version: i16,
-) -> (Vec<FetchableTopicResponse>, usize, bool) {
+/// One pass over the wanted partitions.
+struct ReadAll {
+    topics: Vec<FetchableTopicResponse>,
+    /// Each partition's record set, in `wanted` order.
+    records: Vec<Vec<FileSlice>>,
+    total: usize,
+    /// Whether any partition had an error (which makes the response go out at once, as in
+    /// Kafka).
+    errors: bool,
+}
+
+/// Reads every wanted partition once.
+fn read_all(wanted: &[Wanted], response_max: usize, version: i16) -> ReadAll {
     let mut topics: Vec<FetchableTopicResponse> = Vec::new();
+    let mut records = Vec::with_capacity(wanted.len());
     let mut total = 0usize;
     let mut errors = false;
     for w in wanted {
-        let data = read_one(w, response_max.saturating_sub(total), total == 0);
+        let (data, slices) = read_one(w, response_max.saturating_sub(total), total == 0);
         if data.error_code != 0 {
             errors = true;
         }
-        total += data.records.as_ref().map_or(0, Bytes::len);
+        total += slices.iter().map(|s| s.len as usize).sum::<usize>();
+        records.push(slices);
         let same_topic = topics.last().is_some_and(|t| {
             if version >= 13 {
                 t.topic_id == w.topic_id
@@ -212,10 +294,15 @@ fn read_all(
             t.partitions.push(data);
         }
     }
-    (topics, total, errors)
+    ReadAll {
+        topics,
+        records,
+        total,
+        errors,
+    }
 }
 
-fn read_one(w: &Wanted, budget: usize, first: bool) -> PartitionData {
+fn read_one(w: &Wanted, budget: usize, first: bool) -> (PartitionData, Vec<FileSlice>) {
     let mut data = PartitionData::default()
         .with_partition_index(w.index)
         .with_high_watermark(-1)
@@ -225,15 +312,15 @@ fn read_one(w: &Wanted, budget: usize, first: bool) -> PartitionData {
     data.preferred_read_replica = kafka_protocol::messages::BrokerId(-1);
     let Some(p) = &w.partition else {
         data.error_code = w.missing_error.code();
-        return data;
+        return (data, Vec::new());
     };
     if let Err(code) = p.check_leader_epoch(w.current_leader_epoch) {
         data.error_code = code.code();
-        return data;
+        return (data, Vec::new());
     }
     if !p.is_leader() {
         data.error_code = ErrorCode::NotLeaderOrFollower.code();
-        return data;
+        return (data, Vec::new());
     }
     let high_watermark = p.high_watermark();
     let log = p.read_log();
@@ -249,7 +336,7 @@ fn read_one(w: &Wanted, budget: usize, first: bool) -> PartitionData {
                 kafka_protocol::messages::fetch_response::EpochEndOffset::default()
                     .with_epoch(epoch)
                     .with_end_offset(end);
-            return data;
+            return (data, Vec::new());
         }
     }
     // Followers read everything written; consumers what is committed.
@@ -259,8 +346,8 @@ fn read_one(w: &Wanted, budget: usize, first: bool) -> PartitionData {
         high_watermark
     };
     let max = w.max_bytes.min(budget);
-    match log.read(w.fetch_offset, max, max_offset, first) {
-        Ok(r) => data.records = Some(r.records),
+    match log.read_slices(w.fetch_offset, max, max_offset, first) {
+        Ok(slices) => return (data, slices),
         Err(StorageError::OffsetOutOfRange { .. }) => {
             data.error_code = ErrorCode::OffsetOutOfRange.code();
         }
@@ -268,5 +355,5 @@ fn read_one(w: &Wanted, budget: usize, first: bool) -> PartitionData {
             data.error_code = super::produce::storage_error(&e).0.code();
         }
     }
-    data
+    (data, Vec::new())
 }
