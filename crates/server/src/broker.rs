@@ -460,8 +460,10 @@ impl Broker {
                     info!(%topic, partition = index, "deleting the log of an earlier topic with the same name");
                     self.logs.delete(topic, index)?;
                 }
-                _ => {
-                    write_partition_metadata(&dir, topic_id)?;
+                found => {
+                    if found.is_none() {
+                        write_partition_metadata(&dir, topic_id)?;
+                    }
                     log.write().update_config(config);
                     return Ok(log);
                 }
