@@ -167,6 +167,8 @@ impl SegmentIndex {
 pub(crate) struct OnDisk {
     pub offsets: usize,
     pub times: usize,
+    /// Entries were written since the files were last fsynced.
+    pub unsynced: bool,
 }
 
 impl OnDisk {
@@ -216,6 +218,8 @@ pub(crate) fn persist(
     sync: bool,
 ) -> io::Result<()> {
     on_disk.clamp(index);
+    let wrote = on_disk.offsets < index.offsets.len() || on_disk.times < index.times.len();
+    on_disk.unsynced = !sync && (on_disk.unsynced || wrote);
     let tail = index.encode_offsets(on_disk.offsets);
     if write_file_tail(offsets_path, OFFSET_ENTRY_LEN, on_disk.offsets, &tail, sync).is_err() {
         write_file_tail(

@@ -1064,3 +1064,50 @@ fn read_slices_name_the_bytes_read_returns() {
         ));
     }
 }
+
+/// A flush fsyncs the active segment's data but not its index files; losing or damaging
+/// those (as a power loss may) costs a rebuild or a longer scan, never data or correct reads.
+#[test]
+fn active_index_files_lost_after_a_flush_are_rebuilt() {
+    let config = LogConfig {
+        segment_bytes: 1 << 20,
+        index_interval_bytes: 100,
+        retention_ms: -1,
+        ..LogConfig::default()
+    };
+    for (clean, damage) in [(true, 0), (true, 1), (true, 2), (false, 0), (false, 2)] {
+        let dir = tempfile::tempdir().expect("tmp");
+        let mut log = open(dir.path(), config.clone());
+        fill(&mut log, 40);
+        log.flush().expect("flush");
+        let leo = log.log_end_offset();
+        drop(log);
+        let index = dir.path().join(segment_file_name(0, ".index"));
+        let times = dir.path().join(segment_file_name(0, ".timeindex"));
+        let full = fs::read(&index).expect("index");
+        assert!(full.len() >= 16, "index entries were written");
+        match damage {
+            // Only the older half of the entries reached the disk.
+            0 => fs::write(&index, &full[..full.len() / 16 * 8]).expect("w"),
+            // Nothing reached it.
+            1 => {
+                fs::write(&index, []).expect("w");
+                fs::write(&times, []).expect("w");
+            }
+            // Zeroed pages.
+            _ => fs::write(&index, vec![0u8; full.len()]).expect("w"),
+        }
+        let log = reopen(dir.path(), config.clone(), clean, leo, 0);
+        assert_eq!(log.log_end_offset(), leo, "clean {clean} damage {damage}");
+        for off in 0..leo {
+            check_read_at(&log, off);
+        }
+        assert_eq!(log.fetch_offset_by_timestamp(0).expect("ts"), Some((0, 0)));
+        assert_eq!(
+            log.fetch_offset_by_timestamp(1000 * 39)
+                .expect("ts")
+                .map(|(o, _)| o),
+            Some(leo - 4)
+        );
+    }
+}
