@@ -27,4 +27,5 @@ fn kafka_python_and_confluent_kafka_work() {
     assert!(stdout.contains("kafka-python: ok"));
     assert!(stdout.contains("confluent-kafka: ok"));
     assert!(stdout.contains("aiokafka: ok"));
+    assert!(stdout.contains("large fetches: ok"));
 }

@@ -148,7 +148,91 @@ def aiokafka_client():
     print("aiokafka: ok")
 
 
+def large_fetches():
+    """Record sets large enough to be sent from the segment files by sendfile, read back by
+    all three clients: kafka-python and aiokafka with non-flexible Fetch versions,
+    confluent-kafka with flexible ones. Every value must come back intact and in order."""
+    import asyncio
+    import hashlib
+    from confluent_kafka import Consumer, Producer, TopicPartition, OFFSET_BEGINNING
+    from confluent_kafka.admin import AdminClient, NewTopic
+    from kafka import KafkaConsumer
+    from kafka import TopicPartition as KTopicPartition
+    from aiokafka import AIOKafkaConsumer
+    from aiokafka.structs import TopicPartition as ATopicPartition
+
+    parts, per_part = 3, 1000
+
+    def value(p, i):
+        seed = hashlib.sha256(f"{p}-{i}".encode()).digest()
+        return seed * 32  # 1 KiB
+
+    admin = AdminClient({"bootstrap.servers": BOOTSTRAP})
+    for f in admin.create_topics([NewTopic("big", num_partitions=parts, replication_factor=1)]).values():
+        f.result(10)
+    errors = []
+    p = Producer({"bootstrap.servers": BOOTSTRAP, "acks": "all", "linger.ms": 5,
+                  "batch.size": 65536})
+    for i in range(per_part):
+        for part in range(parts):
+            p.produce("big", value=value(part, i), partition=part,
+                      on_delivery=lambda err, msg: errors.append(err) if err else None)
+    check(p.flush(30) == 0, "all delivered")
+    check(not errors, f"delivery errors {errors[:3]}")
+    want = {part: [value(part, i) for i in range(per_part)] for part in range(parts)}
+
+    def verify(name, got):
+        for part in range(parts):
+            check(got.get(part) == want[part],
+                  f"{name}: partition {part} read {len(got.get(part, []))} of {per_part} intact")
+
+    c = Consumer({"bootstrap.servers": BOOTSTRAP, "group.id": "unused", "enable.auto.commit": False})
+    c.assign([TopicPartition("big", part, OFFSET_BEGINNING) for part in range(parts)])
+    got = {}
+    deadline = time.time() + DEADLINE_S
+    while sum(map(len, got.values())) < parts * per_part and time.time() < deadline:
+        m = c.poll(0.5)
+        if m is None or m.error():
+            continue
+        got.setdefault(m.partition(), []).append(m.value())
+    c.close()
+    verify("confluent-kafka", got)
+
+    k = KafkaConsumer(bootstrap_servers=BOOTSTRAP, enable_auto_commit=False)
+    tps = [KTopicPartition("big", part) for part in range(parts)]
+    k.assign(tps)
+    k.seek_to_beginning(*tps)
+    got = {}
+    deadline = time.time() + DEADLINE_S
+    while sum(map(len, got.values())) < parts * per_part and time.time() < deadline:
+        for tp, msgs in k.poll(timeout_ms=500).items():
+            got.setdefault(tp.partition, []).extend(m.value for m in msgs)
+    k.close()
+    verify("kafka-python", got)
+
+    async def aio():
+        a = AIOKafkaConsumer(bootstrap_servers=BOOTSTRAP, enable_auto_commit=False)
+        await a.start()
+        got = {}
+        try:
+            tps = [ATopicPartition("big", part) for part in range(parts)]
+            a.assign(tps)
+            await a.seek_to_beginning(*tps)
+            deadline = time.time() + DEADLINE_S
+            while sum(map(len, got.values())) < parts * per_part and time.time() < deadline:
+                batch = await a.getmany(timeout_ms=500)
+                for tp, msgs in batch.items():
+                    got.setdefault(tp.partition, []).extend(m.value for m in msgs)
+        finally:
+            await a.stop()
+        return got
+
+    verify("aiokafka", asyncio.run(aio()))
+    print("large fetches: ok")
+
+
 if __name__ == "__main__":
     kafka_python()
     confluent()
     aiokafka_client()
+    large_fetches()
