@@ -34,8 +34,11 @@ use crate::metadata_log::CommitError;
 
 /// How often the active controller checks sessions.
 const SESSION_CHECK_INTERVAL: Duration = Duration::from_millis(100);
-/// Heartbeat interval while registering or fenced, so that startup is quick.
-const EAGER_HEARTBEAT_INTERVAL: Duration = Duration::from_millis(100);
+/// Retry interval of a registration or heartbeat that failed.
+const RETRY_INTERVAL: Duration = Duration::from_millis(100);
+/// Heartbeat interval while registered but still fenced (catching up with the metadata
+/// log), so that a starting broker is unfenced as soon as it may be.
+const FENCED_HEARTBEAT_INTERVAL: Duration = Duration::from_millis(10);
 /// How long a shutting-down broker waits for the controller to fence it.
 const CONTROLLED_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -497,16 +500,20 @@ pub async fn register_and_heartbeat(broker: Arc<Broker>, mut shutdown: watch::Re
             s = step => s,
             _ = shutdown.changed() => break,
         };
+        let mut ok = false;
         match step {
             Step::Registered(r) => match r {
                 Ok(e) => {
                     epoch = Some(e);
                     broker.broker_epoch.store(e, Ordering::Relaxed);
+                    // The first heartbeat goes at once: it is what unfences the broker.
+                    continue;
                 }
                 Err(e) => complain(format!("{e:#}")),
             },
             Step::Heartbeat(r) => match r {
                 Ok(r) if r.error_code == 0 => {
+                    ok = true;
                     broker.fenced.send_if_modified(|f| {
                         let changed = *f != r.is_fenced;
                         if changed {
@@ -532,8 +539,10 @@ pub async fn register_and_heartbeat(broker: Arc<Broker>, mut shutdown: watch::Re
                 Err(e) => complain(format!("broker heartbeat failed: {e:#}")),
             },
         }
-        let wait = if epoch.is_none() || *broker.fenced.borrow() {
-            EAGER_HEARTBEAT_INTERVAL
+        let wait = if !ok {
+            RETRY_INTERVAL
+        } else if *broker.fenced.borrow() {
+            FENCED_HEARTBEAT_INTERVAL.min(interval)
         } else {
             interval
         };
