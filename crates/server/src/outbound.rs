@@ -1,12 +1,13 @@
 //! A connection's pending response bytes: encoded responses in a buffer, and record sets
 //! that go straight from segment files to the socket (sendfile), in order.
 //!
-//! Most responses are encoded into [`Outbound::buf`]. A Fetch response carries ranges of
-//! segment files instead of copies of them ([`Outbound::push_files_at`]): the encoded bytes
-//! before each range are sealed into a chunk first, so bytes leave in frame order.
+//! Most responses are encoded into [`Outbound::buf`]. A Fetch response is encoded without
+//! its record sets, which are queued as chunks of their own ([`Outbound::push_at`]): the
+//! encoded bytes before each are sealed into a chunk first, so bytes leave in frame order.
+//! Runs of in-memory chunks go out in one vectored write; file ranges by sendfile.
 
 use std::collections::VecDeque;
-use std::io;
+use std::io::{self, IoSlice};
 
 use bytes::{Bytes, BytesMut};
 use krust_storage::FileSlice;
@@ -15,10 +16,22 @@ use tokio::net::TcpStream;
 
 /// Largest single sendfile call (Linux caps one call a little below 2 GiB).
 const SENDFILE_MAX: u64 = 1 << 30;
+/// At most this many buffers per vectored write (Linux's IOV_MAX is 1024).
+const IOV_MAX: usize = 64;
 
-enum Chunk {
+/// Bytes to send: in memory, or a range of a segment file.
+pub enum Chunk {
     Bytes(Bytes),
     File(FileSlice),
+}
+
+impl Chunk {
+    fn len(&self) -> u64 {
+        match self {
+            Chunk::Bytes(b) => b.len() as u64,
+            Chunk::File(s) => s.len,
+        }
+    }
 }
 
 /// Response bytes waiting to be written to one connection.
@@ -40,36 +53,57 @@ impl Outbound {
         self.len() == 0
     }
 
-    /// Seals `buf[..at]` into a chunk.
-    fn seal(&mut self, at: usize) {
+    /// Queues `chunks` to go after `buf[..at]` (which is sealed into a chunk first) and
+    /// before the rest of `buf`.
+    pub fn push_at(&mut self, at: usize, chunks: impl IntoIterator<Item = Chunk>) {
         if at > 0 {
             let b = self.buf.split_to(at).freeze();
             self.chunk_bytes += b.len() as u64;
             self.chunks.push_back(Chunk::Bytes(b));
         }
-    }
-
-    /// Queues file ranges to go after `buf[..at]` (which is sealed first) and before the
-    /// rest of `buf`.
-    pub fn push_files_at(&mut self, at: usize, slices: impl IntoIterator<Item = FileSlice>) {
-        self.seal(at);
-        for s in slices {
-            self.chunk_bytes += s.len;
-            self.chunks.push_back(Chunk::File(s));
+        for c in chunks {
+            if c.len() > 0 {
+                self.chunk_bytes += c.len();
+                self.chunks.push_back(c);
+            }
         }
     }
 
     /// Writes everything queued, in order.
     pub async fn write_to(&mut self, stream: &mut TcpStream) -> io::Result<()> {
-        while let Some(chunk) = self.chunks.pop_front() {
-            match chunk {
-                Chunk::Bytes(b) => {
-                    self.chunk_bytes -= b.len() as u64;
-                    stream.write_all(&b).await?;
+        loop {
+            match self.chunks.front() {
+                None => break,
+                Some(Chunk::File(_)) => {
+                    if let Some(Chunk::File(s)) = self.chunks.pop_front() {
+                        self.chunk_bytes -= s.len;
+                        send_file(stream, &s).await?;
+                    }
                 }
-                Chunk::File(s) => {
-                    self.chunk_bytes -= s.len;
-                    send_file(stream, &s).await?;
+                Some(Chunk::Bytes(_)) => {
+                    // This run of in-memory chunks (and `buf`, if nothing else follows).
+                    let mut run: Vec<Bytes> = Vec::new();
+                    while run.len() < IOV_MAX {
+                        match self.chunks.front() {
+                            Some(Chunk::Bytes(_)) => {
+                                if let Some(Chunk::Bytes(b)) = self.chunks.pop_front() {
+                                    self.chunk_bytes -= b.len() as u64;
+                                    run.push(b);
+                                }
+                            }
+                            _ => break,
+                        }
+                    }
+                    let with_buf = self.chunks.is_empty() && !self.buf.is_empty();
+                    let mut slices: Vec<IoSlice<'_>> =
+                        run.iter().map(|b| IoSlice::new(b)).collect();
+                    if with_buf {
+                        slices.push(IoSlice::new(&self.buf));
+                    }
+                    write_all_vectored(stream, &mut slices).await?;
+                    if with_buf {
+                        self.buf.clear();
+                    }
                 }
             }
         }
@@ -79,6 +113,21 @@ impl Outbound {
         }
         Ok(())
     }
+}
+
+async fn write_all_vectored(
+    stream: &mut TcpStream,
+    mut slices: &mut [IoSlice<'_>],
+) -> io::Result<()> {
+    IoSlice::advance_slices(&mut slices, 0);
+    while !slices.is_empty() {
+        let n = stream.write_vectored(slices).await?;
+        if n == 0 {
+            return Err(io::ErrorKind::WriteZero.into());
+        }
+        IoSlice::advance_slices(&mut slices, n);
+    }
+    Ok(())
 }
 
 /// Sends a file range with sendfile: page cache to socket, no copy through this process.

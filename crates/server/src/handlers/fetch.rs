@@ -8,7 +8,8 @@
 //! Batches are sent as stored, never decoded: a partition's answer names ranges of its
 //! segment files, and record sets of at least [`SENDFILE_MIN_BYTES`] go from the page cache
 //! to the socket by sendfile without passing through this process (smaller ones are read
-//! and sent with the rest of the frame, which costs fewer system calls). A request that
+//! into memory and leave with the rest of the frame in one vectored write, which costs
+//! fewer system calls). A request that
 //! finds fewer than `min_bytes`
 //! parks on every partition it reads and is woken by the next append to any of them, or
 //! answered when `max_wait_ms` runs out. Fetch sessions (KIP-227) are not kept: every
@@ -28,7 +29,7 @@ use uuid::Uuid;
 
 use super::sb;
 use crate::broker::Broker;
-use crate::outbound::Outbound;
+use crate::outbound::{Chunk, Outbound};
 use crate::partition::Partition;
 
 /// Ceiling on a single response, whatever the client asks.
@@ -53,6 +54,8 @@ impl FetchAnswer {
     }
 
     /// Queues the response frame on `out`; an error means the frame could not be encoded.
+    /// The frame is encoded without record sets; large ones follow as file ranges (sent by
+    /// sendfile), small ones are read into memory first.
     pub fn write(
         mut self,
         out: &mut Outbound,
@@ -64,13 +67,13 @@ impl FetchAnswer {
             .responses
             .iter_mut()
             .flat_map(|t| t.partitions.iter_mut());
-        let mut external = Vec::with_capacity(self.records.len());
-        let mut sent = Vec::new();
+        let mut sizes = Vec::with_capacity(self.records.len());
+        let mut chunks: Vec<Vec<Chunk>> = Vec::with_capacity(self.records.len());
         for (p, slices) in parts.zip(std::mem::take(&mut self.records)) {
             let len: u64 = slices.iter().map(|s| s.len).sum();
             if len >= SENDFILE_MIN_BYTES {
-                external.push(Some(len));
-                sent.push(slices);
+                sizes.push(Some(len));
+                chunks.push(slices.into_iter().map(Chunk::File).collect());
                 continue;
             }
             let mut bytes = Vec::with_capacity(len as usize);
@@ -79,20 +82,20 @@ impl FetchAnswer {
                 p.error_code = ErrorCode::KafkaStorageError.code();
                 bytes.clear();
             }
-            p.records = Some(Bytes::from(bytes));
-            external.push(None);
+            sizes.push(Some(bytes.len() as u64));
+            chunks.push(vec![Chunk::Bytes(Bytes::from(bytes))]);
         }
         let holes = encode_fetch_response_split(
             &mut out.buf,
             correlation_id,
             version,
             &mut self.resp,
-            &external,
+            &sizes,
         )
         .map_err(|e| e.to_string())?;
         let mut sealed = 0;
-        for (at, slices) in holes.into_iter().zip(sent) {
-            out.push_files_at(at - sealed, slices);
+        for (at, c) in holes.into_iter().zip(chunks) {
+            out.push_at(at - sealed, c);
             sealed = at;
         }
         Ok(())
