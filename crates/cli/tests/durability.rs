@@ -140,6 +140,91 @@ async fn restarted_node_registers_again_without_waiting_out_its_session() {
     assert!(epochs.windows(2).all(|w| w[0].0 < w[1].0), "{checkpoint}");
 }
 
+/// The node's log without terminal colour codes.
+fn plain_log(node: &Node) -> String {
+    let log = node.log();
+    let mut out = String::with_capacity(log.len());
+    let mut chars = log.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// After a clean shutdown the partition logs are not opened at startup: each is opened
+/// when a request needs it (or by the background pass), with its data, offsets and
+/// consumer-group offsets intact, and takes writes at the right offsets.
+#[tokio::test(flavor = "multi_thread")]
+async fn logs_left_unopened_after_a_clean_shutdown_serve_on_first_use() {
+    let mut node = start(&[]);
+    create_topic(&node, "lazy", 8, &[]).await;
+    let p = producer(&node, "all", "none");
+    for part in 0..8 {
+        let v = format!("before-{part}");
+        p.send(
+            FutureRecord::<(), _>::to("lazy")
+                .payload(&v)
+                .partition(part),
+            Duration::from_secs(10),
+        )
+        .await
+        .unwrap_or_else(|(e, _)| panic!("delivery: {e:?}"));
+    }
+    drop(p);
+    assert!(node.stop(), "clean stop:\n{}", node.log());
+    node.restart();
+    let log = plain_log(&node);
+    let opened = log
+        .lines()
+        .rfind(|l| l.contains("log manager opened"))
+        .expect("log manager line");
+    assert!(opened.contains("deferred=8"), "{opened}");
+    let p = producer(&node, "all", "none");
+    for part in 0..8 {
+        assert_eq!(watermarks(&node, "lazy", part), (0, 1), "partition {part}");
+        let got = consume(&node, "lazy", part, Offset::Beginning, 1, WAIT);
+        assert_eq!(
+            got[0].value.as_deref(),
+            Some(format!("before-{part}").as_bytes())
+        );
+        let v = format!("after-{part}");
+        let delivered = p
+            .send(
+                FutureRecord::<(), _>::to("lazy")
+                    .payload(&v)
+                    .partition(part),
+                Duration::from_secs(10),
+            )
+            .await
+            .unwrap_or_else(|(e, _)| panic!("delivery: {e:?}"));
+        assert_eq!(delivered.offset, 1, "partition {part}");
+    }
+    assert!(node.stop(), "clean stop:\n{}", node.log());
+    node.restart();
+    for part in 0..8 {
+        let got = consume(&node, "lazy", part, Offset::Beginning, 2, WAIT);
+        let values: Vec<_> = got
+            .iter()
+            .map(|g| g.value.clone().unwrap_or_default())
+            .collect();
+        assert_eq!(
+            values,
+            [
+                format!("before-{part}").into_bytes(),
+                format!("after-{part}").into_bytes()
+            ]
+        );
+    }
+}
+
 /// Offsets of each batch in a segment file: (position, size).
 fn batches_in(path: &std::path::Path) -> Vec<(usize, usize)> {
     let data = std::fs::read(path).expect("segment");

@@ -377,6 +377,13 @@ impl Broker {
                     stale => {
                         if stale.is_some() {
                             self.drop_partition(&topic.name, index);
+                        } else if p.leader < 0 || p.leader == self.node_id {
+                            // A log left unopened at startup stays so until it is used
+                            // (`Broker::partition`) or its turn comes in the background;
+                            // followers are opened now, their fetcher needs them.
+                            if self.logs.is_deferred(&topic.name, index) {
+                                continue;
+                            }
                         }
                         let log =
                             self.open_partition_log(&topic.name, index, topic.id, config.clone())?;
@@ -423,7 +430,7 @@ impl Broker {
             }
         }
         self.groups.retain_hosted(self);
-        for (tp, _) in self.logs.logs() {
+        for tp in self.logs.partitions() {
             let (topic, index) = (tp.topic, tp.partition);
             if !wanted.contains(&(topic.clone(), index)) {
                 info!(%topic, partition = index, "deleting the log of a partition no longer assigned here");
@@ -433,6 +440,87 @@ impl Broker {
             }
         }
         Ok(())
+    }
+
+    /// The hosted partition `topic`-`index`, opening its log first if it was left
+    /// unopened at startup (as of the last reconciled image). `None` if this node does not
+    /// host it.
+    pub fn partition(&self, topic: &str, index: i32) -> Option<Arc<Partition>> {
+        if let Some(p) = self.partitions.get(topic, index) {
+            return Some(p);
+        }
+        if !self.logs.is_deferred(topic, index) {
+            return None;
+        }
+        let last = self
+            .reconcile_lock
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if let Some(p) = self.partitions.get(topic, index) {
+            return Some(p);
+        }
+        let image = last.image.clone()?;
+        let t = image.topic(topic)?;
+        let p = t.partitions.get(&index)?;
+        if !p.replicas.contains(&self.node_id) {
+            return None;
+        }
+        let config = self.log_config(&image, topic);
+        match self.open_deferred_partition(topic, index, t.id, p, config) {
+            Ok(partition) => Some(partition),
+            Err(e) => {
+                warn!(%topic, partition = index, error = %e, "could not open the partition's log");
+                None
+            }
+        }
+    }
+
+    /// Opens every log still left unopened since startup, one at a time, so that
+    /// retention, flushes and metrics cover them too. Returns how many it opened; stops early once `stop` says so.
+    pub fn open_deferred_partitions(&self, stop: impl Fn() -> bool) -> usize {
+        let mut opened = 0;
+        for tp in self.logs.deferred() {
+            if stop() {
+                break;
+            }
+            if self.partition(&tp.topic, tp.partition).is_some() {
+                opened += 1;
+            }
+        }
+        opened
+    }
+
+    fn open_deferred_partition(
+        &self,
+        topic: &str,
+        index: i32,
+        topic_id: Uuid,
+        p: &krust_metadata::image::PartitionImage,
+        config: LogConfig,
+    ) -> anyhow::Result<Arc<Partition>> {
+        let log = self.open_partition_log(topic, index, topic_id, config)?;
+        let partition = Arc::new(Partition::new(
+            topic.to_string(),
+            index,
+            topic_id,
+            log,
+            -1,
+            self.node_id,
+        ));
+        let became_leader = partition.update_leadership(
+            p.leader,
+            p.leader_epoch,
+            &p.replicas,
+            &p.isr,
+            p.partition_epoch,
+        );
+        if became_leader {
+            let mut log = partition.write_log();
+            let end = log.log_end_offset();
+            log.assign_leader_epoch(p.leader_epoch, end)?;
+        }
+        self.partitions.insert(partition.clone());
+        Ok(partition)
     }
 
     fn drop_partition(&self, topic: &str, index: i32) {
@@ -453,7 +541,7 @@ impl Broker {
         topic_id: Uuid,
         config: LogConfig,
     ) -> anyhow::Result<SharedLog> {
-        if let Some(log) = self.logs.get(topic, index) {
+        if let Some(log) = self.logs.open_deferred(topic, index, config.clone())? {
             let dir = log.read().dir().to_path_buf();
             match read_partition_metadata(&dir) {
                 Some(id) if id != topic_id => {

@@ -200,8 +200,7 @@ impl Broker {
             return Ok(s.clone());
         }
         let partition = self
-            .partitions
-            .get(OFFSETS_TOPIC, index)
+            .partition(OFFSETS_TOPIC, index)
             .filter(|p| p.is_leader())
             .ok_or(ErrorCode::NotCoordinator)?;
         let shard = Arc::new(load_shard(partition, self.groups.config.clone()));
@@ -282,10 +281,8 @@ impl Broker {
                     .unwrap_or_else(|e| e.into_inner())
                     .contains_key(&i);
                 if !loaded {
-                    if let Some(partition) = self
-                        .partitions
-                        .get(OFFSETS_TOPIC, i)
-                        .filter(|p| p.is_leader())
+                    if let Some(partition) =
+                        self.partition(OFFSETS_TOPIC, i).filter(|p| p.is_leader())
                     {
                         let shard = Arc::new(load_shard(partition, self.groups.config.clone()));
                         self.groups

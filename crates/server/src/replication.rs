@@ -95,7 +95,7 @@ impl Broker {
         topic: &str,
         index: i32,
     ) -> Result<Arc<Partition>, krust_protocol::ErrorCode> {
-        match self.partitions.get(topic, index) {
+        match self.partition(topic, index) {
             Some(p) if p.is_leader() => Ok(p),
             _ if self
                 .image()

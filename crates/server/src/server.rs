@@ -101,7 +101,9 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<RunningServer> {
     let image = metadata.image();
     let config_for =
         |tp: &krust_storage::TopicPartition| log_config_for(&config, &image, &tp.topic);
-    let logs = LogManager::open(&config.log_dirs, &config_for, true, now_ms())
+    // After a clean shutdown, partition logs open when first used (or in the background
+    // once the node serves), so a node with many partitions starts serving at once.
+    let logs = LogManager::open_with(&config.log_dirs, &config_for, true, true, now_ms())
         .map_err(|e| anyhow::anyhow!("cannot open log directories: {e}"))?;
     drop(image);
     let broker = Arc::new(Broker::new(config, identity.cluster_id, metadata, logs));
@@ -176,6 +178,19 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<RunningServer> {
                 shutdown_rx.clone(),
             )));
         }
+        let b = broker.clone();
+        let stop = shutdown_rx.clone();
+        tasks.push(tokio::task::spawn_blocking(move || {
+            let started = std::time::Instant::now();
+            let n = b.open_deferred_partitions(|| *stop.borrow());
+            if n > 0 {
+                info!(
+                    partitions = n,
+                    secs = started.elapsed().as_secs_f64(),
+                    "opened the logs left unopened at startup"
+                );
+            }
+        }));
     }
     tasks.push(tokio::spawn(housekeeping(
         broker.clone(),

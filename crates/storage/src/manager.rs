@@ -53,7 +53,32 @@ pub struct RecoveryInfo {
 #[derive(Debug)]
 struct Managed {
     dir_index: usize,
-    log: SharedLog,
+    slot: Slot,
+}
+
+/// A log is open, or left unopened after a clean shutdown until someone needs it
+/// ([`LogManager::open_deferred`]).
+#[derive(Debug)]
+enum Slot {
+    Open(SharedLog),
+    Deferred(Deferred),
+}
+
+/// What opening a deferred log needs (read from the checkpoints at startup).
+#[derive(Debug, Clone)]
+struct Deferred {
+    path: PathBuf,
+    recovery_point: i64,
+    log_start_offset: i64,
+}
+
+impl Managed {
+    fn open_log(&self) -> Option<&SharedLog> {
+        match &self.slot {
+            Slot::Open(log) => Some(log),
+            Slot::Deferred(_) => None,
+        }
+    }
 }
 
 /// Owns the logs of several log dirs.
@@ -86,6 +111,7 @@ fn unique_id() -> String {
 
 type DirLoad = (
     Vec<(TopicPartition, Log)>,
+    Vec<(TopicPartition, Deferred)>,
     Vec<(TopicPartition, RecoveryInfo)>,
 );
 
@@ -134,6 +160,7 @@ fn load_dir(
     dir: &Path,
     config_for: &(dyn Fn(&TopicPartition) -> LogConfig + Sync),
     skip_metadata_log: bool,
+    defer: bool,
     now: i64,
 ) -> Result<DirLoad> {
     fs::create_dir_all(dir)?;
@@ -187,6 +214,23 @@ fn load_dir(
         }
         to_open.push((tp, path, rp, ls));
     }
+    // After a clean shutdown nothing needs recovery: the logs can wait until they are used.
+    if clean && defer {
+        fs::remove_file(&marker)?;
+        sync_dir(dir)?;
+        let deferred = to_open
+            .into_iter()
+            .map(|(tp, path, rp, ls)| {
+                let d = Deferred {
+                    path,
+                    recovery_point: rp,
+                    log_start_offset: ls,
+                };
+                (tp, d)
+            })
+            .collect();
+        return Ok((Vec::new(), deferred, skipped));
+    }
     let started = std::time::Instant::now();
     let last_report = Mutex::new(started);
     let opened: Mutex<Vec<(TopicPartition, Log)>> = Mutex::new(Vec::with_capacity(to_open.len()));
@@ -214,7 +258,7 @@ fn load_dir(
         fs::remove_file(&marker)?;
         sync_dir(dir)?;
     }
-    Ok((logs, skipped))
+    Ok((logs, Vec::new(), skipped))
 }
 
 impl LogManager {
@@ -230,13 +274,27 @@ impl LogManager {
         skip_metadata_log: bool,
         now_ms: i64,
     ) -> Result<LogManager> {
+        Self::open_with(log_dirs, config_for, skip_metadata_log, false, now_ms)
+    }
+
+    /// [`LogManager::open`], but with `defer`, the logs of a log dir that was shut down
+    /// cleanly are not opened: they stay deferred (listed by [`LogManager::deferred`],
+    /// kept in the checkpoints, deletable) until [`LogManager::open_deferred`] opens one.
+    /// Logs that need recovery are always opened at once.
+    pub fn open_with(
+        log_dirs: &[PathBuf],
+        config_for: &(dyn Fn(&TopicPartition) -> LogConfig + Sync),
+        skip_metadata_log: bool,
+        defer: bool,
+        now_ms: i64,
+    ) -> Result<LogManager> {
         if log_dirs.is_empty() {
             return Err(StorageError::InvalidArgument("no log dirs".into()));
         }
         let results: Vec<Result<DirLoad>> = std::thread::scope(|s| {
             let handles: Vec<_> = log_dirs
                 .iter()
-                .map(|d| s.spawn(move || load_dir(d, config_for, skip_metadata_log, now_ms)))
+                .map(|d| s.spawn(move || load_dir(d, config_for, skip_metadata_log, defer, now_ms)))
                 .collect();
             handles
                 .into_iter()
@@ -251,16 +309,21 @@ impl LogManager {
         });
         let mut logs = HashMap::new();
         let mut skipped = HashMap::new();
+        let mut deferred_count = 0;
         for (dir_index, r) in results.into_iter().enumerate() {
-            let (loaded, skip) = r?;
-            for (tp, log) in loaded {
+            let (loaded, deferred, skip) = r?;
+            deferred_count += deferred.len();
+            let slots = loaded
+                .into_iter()
+                .map(|(tp, log)| (tp, Slot::Open(Arc::new(RwLock::new(log)))))
+                .chain(deferred.into_iter().map(|(tp, d)| (tp, Slot::Deferred(d))));
+            for (tp, slot) in slots {
                 if logs.contains_key(&tp) {
                     return Err(StorageError::InvalidArgument(format!(
                         "partition {tp} exists in more than one log dir"
                     )));
                 }
-                let log = Arc::new(RwLock::new(log));
-                logs.insert(tp, Managed { dir_index, log });
+                logs.insert(tp, Managed { dir_index, slot });
             }
             for (tp, info) in skip {
                 skipped.insert(tp, (dir_index, info));
@@ -268,6 +331,7 @@ impl LogManager {
         }
         info!(
             partitions = logs.len(),
+            deferred = deferred_count,
             dirs = log_dirs.len(),
             "log manager opened"
         );
@@ -290,21 +354,81 @@ impl LogManager {
             .map(|(_, i)| i)
     }
 
-    /// The log of a partition, if this broker has it.
+    /// The log of a partition, if this broker has it open.
     pub fn get(&self, topic: &str, partition: i32) -> Option<SharedLog> {
         self.logs
             .read()
             .get(&TopicPartition::new(topic, partition))
-            .map(|m| m.log.clone())
+            .and_then(|m| m.open_log().cloned())
     }
 
-    /// All logs.
+    /// All open logs.
     pub fn logs(&self) -> Vec<(TopicPartition, SharedLog)> {
         self.logs
             .read()
             .iter()
-            .map(|(tp, m)| (tp.clone(), m.log.clone()))
+            .filter_map(|(tp, m)| Some((tp.clone(), m.open_log()?.clone())))
             .collect()
+    }
+
+    /// Every partition with a log here, open or deferred.
+    pub fn partitions(&self) -> Vec<TopicPartition> {
+        self.logs.read().keys().cloned().collect()
+    }
+
+    /// Whether the partition's log is here but not opened yet.
+    pub fn is_deferred(&self, topic: &str, partition: i32) -> bool {
+        self.logs
+            .read()
+            .get(&TopicPartition::new(topic, partition))
+            .is_some_and(|m| matches!(m.slot, Slot::Deferred(_)))
+    }
+
+    /// Partitions whose logs are not opened yet.
+    pub fn deferred(&self) -> Vec<TopicPartition> {
+        self.logs
+            .read()
+            .iter()
+            .filter(|(_, m)| matches!(m.slot, Slot::Deferred(_)))
+            .map(|(tp, _)| tp.clone())
+            .collect()
+    }
+
+    /// Opens a deferred log with `config` (it was shut down cleanly, so no recovery), or
+    /// returns the log if it is open already; `None` if the partition has no log here.
+    pub fn open_deferred(
+        &self,
+        topic: &str,
+        partition: i32,
+        config: LogConfig,
+    ) -> Result<Option<SharedLog>> {
+        let tp = TopicPartition::new(topic, partition);
+        let d = match self.logs.read().get(&tp).map(|m| &m.slot) {
+            None => return Ok(None),
+            Some(Slot::Open(log)) => return Ok(Some(log.clone())),
+            Some(Slot::Deferred(d)) => d.clone(),
+        };
+        // Opened without holding the map lock; a racing open or delete wins.
+        let log = Log::open(
+            &d.path,
+            config,
+            d.recovery_point,
+            d.log_start_offset,
+            true,
+            now_ms(),
+        )?;
+        let mut logs = self.logs.write();
+        match logs.get_mut(&tp) {
+            Some(m) => match &m.slot {
+                Slot::Open(existing) => Ok(Some(existing.clone())),
+                Slot::Deferred(_) => {
+                    let log = Arc::new(RwLock::new(log));
+                    m.slot = Slot::Open(log.clone());
+                    Ok(Some(log))
+                }
+            },
+            None => Ok(None),
+        }
     }
 
     /// Creates the log of a partition in the log dir with the fewest partitions, or returns the
@@ -313,8 +437,15 @@ impl LogManager {
         let tp = TopicPartition::new(topic, partition);
         tp.validate()?;
         let mut logs = self.logs.write();
-        if let Some(m) = logs.get(&tp) {
-            return Ok(m.log.clone());
+        match logs.get(&tp).map(|m| &m.slot) {
+            Some(Slot::Open(log)) => return Ok(log.clone()),
+            Some(Slot::Deferred(_)) => {
+                drop(logs);
+                return self
+                    .open_deferred(topic, partition, config)?
+                    .ok_or_else(|| StorageError::LogClosed(self.dirs[0].join(tp.dir_name())));
+            }
+            None => {}
         }
         let mut counts = vec![0usize; self.dirs.len()];
         if self.dirs.len() > 1 {
@@ -335,7 +466,7 @@ impl LogManager {
             tp,
             Managed {
                 dir_index,
-                log: log.clone(),
+                slot: Slot::Open(log.clone()),
             },
         );
         Ok(log)
@@ -349,7 +480,6 @@ impl LogManager {
         let Some(m) = self.logs.write().remove(&tp) else {
             return Ok(false);
         };
-        let mut log = m.log.write();
         let parent = self.dirs[m.dir_index].clone();
         let target = parent.join(format!(
             "{}.{}{}",
@@ -357,9 +487,19 @@ impl LogManager {
             unique_id(),
             DELETE_DIR_SUFFIX
         ));
-        log.rename_dir(&target)?;
-        sync_dir(&parent)?;
-        log.delete_in_place()?;
+        match m.slot {
+            Slot::Open(log) => {
+                let mut log = log.write();
+                log.rename_dir(&target)?;
+                sync_dir(&parent)?;
+                log.delete_in_place()?;
+            }
+            Slot::Deferred(d) => {
+                fs::rename(&d.path, &target)?;
+                sync_dir(&parent)?;
+                fs::remove_dir_all(&target)?;
+            }
+        }
         Ok(true)
     }
 
@@ -370,12 +510,16 @@ impl LogManager {
         for (tp, (dir_index, info)) in &self.skipped {
             per_dir[*dir_index].push((tp.clone(), info.recovery_point, info.log_start_offset));
         }
-        let snapshot: Vec<(TopicPartition, usize, SharedLog)> = self
-            .logs
-            .read()
-            .iter()
-            .map(|(tp, m)| (tp.clone(), m.dir_index, m.log.clone()))
-            .collect();
+        let mut snapshot: Vec<(TopicPartition, usize, SharedLog)> = Vec::new();
+        for (tp, m) in self.logs.read().iter() {
+            match &m.slot {
+                Slot::Open(log) => snapshot.push((tp.clone(), m.dir_index, log.clone())),
+                // Untouched since startup: the values read then still hold.
+                Slot::Deferred(d) => {
+                    per_dir[m.dir_index].push((tp.clone(), d.recovery_point, d.log_start_offset))
+                }
+            }
+        }
         for (tp, dir_index, log) in snapshot {
             let log = log.read();
             per_dir[dir_index].push((tp, log.recovery_point(), log.log_start_offset()));

@@ -1111,3 +1111,74 @@ fn active_index_files_lost_after_a_flush_are_rebuilt() {
         );
     }
 }
+
+/// After a clean shutdown, `open_with(defer)` leaves logs unopened until asked for; their
+/// checkpoints survive untouched, they can be deleted unopened, and the next shutdown is
+/// clean. After a crash every log is opened (and recovered) at once.
+#[test]
+fn deferred_logs_open_on_demand_after_a_clean_shutdown() {
+    let root = tempfile::tempdir().expect("tmp");
+    let dirs = vec![root.path().join("d1")];
+    let cfg = |_: &TopicPartition| LogConfig::default();
+    let m = LogManager::open(&dirs, &cfg, true, 0).expect("open");
+    for p in 0..3 {
+        let log = m.create("t", p, LogConfig::default()).expect("create");
+        log.write()
+            .append_as_leader(&simple_batch(0, p as usize + 2, 0), 0, 0)
+            .expect("append");
+    }
+    m.get("t", 2)
+        .expect("t-2")
+        .write()
+        .delete_records_before(1)
+        .expect("delete records");
+    m.shutdown().expect("shutdown");
+    drop(m);
+
+    let m = LogManager::open_with(&dirs, &cfg, true, true, 0).expect("reopen deferred");
+    assert!(!dirs[0].join(".kafka_cleanshutdown").exists());
+    assert!(m.logs().is_empty(), "nothing opened");
+    assert_eq!(m.deferred().len(), 3);
+    assert_eq!(m.partitions().len(), 3);
+    assert!(m.get("t", 0).is_none() && m.is_deferred("t", 0));
+    // Checkpoints keep deferred logs' values.
+    m.checkpoint_all().expect("checkpoint");
+    let ls = read_offsets(&dirs[0].join(LOG_START_OFFSET_CHECKPOINT)).expect("ls");
+    assert_eq!(ls.get(&TopicPartition::new("t", 2)), Some(&1));
+    let rp = read_offsets(&dirs[0].join(RECOVERY_POINT_CHECKPOINT)).expect("rp");
+    assert_eq!(rp.get(&TopicPartition::new("t", 1)), Some(&3));
+    // Opened on demand, with its data and log start.
+    let log = m
+        .open_deferred("t", 2, LogConfig::default())
+        .expect("open")
+        .expect("exists");
+    assert_eq!(log.read().log_end_offset(), 4);
+    assert_eq!(log.read().log_start_offset(), 1);
+    assert!(!m.is_deferred("t", 2));
+    assert!(std::sync::Arc::ptr_eq(
+        &log,
+        &m.get("t", 2).expect("open now")
+    ));
+    assert!(m
+        .open_deferred("t", 9, LogConfig::default())
+        .expect("absent")
+        .is_none());
+    // `create` of a deferred partition opens it rather than making a new one.
+    let log0 = m.create("t", 0, LogConfig::default()).expect("create");
+    assert_eq!(log0.read().log_end_offset(), 2);
+    // A deferred log is deleted without being opened.
+    assert!(m.delete("t", 1).expect("delete"));
+    assert!(!dirs[0].join("t-1").exists());
+    assert_eq!(m.partitions().len(), 2);
+    m.shutdown().expect("shutdown");
+    drop(m);
+
+    // A crash after a deferred start: logs are opened and recovered eagerly.
+    let m = LogManager::open_with(&dirs, &cfg, true, true, 0).expect("reopen");
+    assert_eq!(m.deferred().len(), 2, "clean again");
+    drop(m);
+    let m = LogManager::open_with(&dirs, &cfg, true, true, 0).expect("reopen after crash");
+    assert!(m.deferred().is_empty(), "no marker: everything opened");
+    assert_eq!(m.get("t", 0).expect("t-0").read().log_end_offset(), 2);
+    assert_eq!(m.get("t", 2).expect("t-2").read().log_start_offset(), 1);
+}

@@ -154,7 +154,7 @@ pub async fn handle(broker: &Broker, req: FetchRequest, version: i16) -> FetchAn
             let partition = if name.is_empty() {
                 None
             } else {
-                broker.partitions.get(&name, p.partition)
+                broker.partition(&name, p.partition)
             };
             // A partition of the cluster that this node does not hold: ask its leader.
             let missing_error = if partition.is_none()
