@@ -449,34 +449,41 @@ impl Broker {
         if let Some(p) = self.partitions.get(topic, index) {
             return Some(p);
         }
-        if !self.logs.is_deferred(topic, index) {
+        // A log here without its partition: deferred, or being opened by another thread
+        // right now (which holds the lock until the partition is in place).
+        if !self.logs.contains(topic, index) {
             return None;
         }
-        let last = self
-            .reconcile_lock
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
-        if let Some(p) = self.partitions.get(topic, index) {
-            return Some(p);
-        }
-        let image = last.image.clone()?;
-        let t = image.topic(topic)?;
-        let p = t.partitions.get(&index)?;
-        if !p.replicas.contains(&self.node_id) {
-            return None;
-        }
-        let config = self.log_config(&image, topic);
-        match self.open_deferred_partition(topic, index, t.id, p, config) {
-            Ok(partition) => Some(partition),
-            Err(e) => {
-                warn!(%topic, partition = index, error = %e, "could not open the partition's log");
-                None
+        blocking(|| {
+            let last = self
+                .reconcile_lock
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            if let Some(p) = self.partitions.get(topic, index) {
+                return Some(p);
             }
-        }
+            let image = last.image.clone()?;
+            let t = image.topic(topic)?;
+            let p = t.partitions.get(&index)?;
+            // Followers are reconcile's (their fetcher must know them).
+            let leads_or_leaderless = p.leader < 0 || p.leader == self.node_id;
+            if !p.replicas.contains(&self.node_id) || !leads_or_leaderless {
+                return None;
+            }
+            let config = self.log_config(&image, topic);
+            match self.open_deferred_partition(topic, index, t.id, p, config) {
+                Ok(partition) => Some(partition),
+                Err(e) => {
+                    warn!(%topic, partition = index, error = %e, "could not open the partition's log");
+                    None
+                }
+            }
+        })
     }
 
     /// Opens every log still left unopened since startup, one at a time, so that
-    /// retention, flushes and metrics cover them too. Returns how many it opened; stops early once `stop` says so.
+    /// retention, flushes and metrics cover them too. Returns how many it opened; stops
+    /// early once `stop` says so.
     pub fn open_deferred_partitions(&self, stop: impl Fn() -> bool) -> usize {
         let mut opened = 0;
         for tp in self.logs.deferred() {
@@ -561,6 +568,17 @@ impl Broker {
         let dir = log.read().dir().to_path_buf();
         write_partition_metadata(&dir, topic_id)?;
         Ok(log)
+    }
+}
+
+/// Runs `f`, which may block on a lock or disk I/O, without stalling the other tasks of a
+/// multi-threaded runtime's worker (they move to another thread meanwhile).
+fn blocking<R>(f: impl FnOnce() -> R) -> R {
+    match tokio::runtime::Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(f)
+        }
+        _ => f(),
     }
 }
 

@@ -217,11 +217,16 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<RunningServer> {
 /// Brings the hosted partitions in line with every new image.
 async fn follow_image(broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>) {
     let mut applied = broker.metadata.subscribe_applied();
+    // The first pass catches up with whatever was applied before the subscription.
+    let mut first = true;
     loop {
-        tokio::select! {
-            r = applied.changed() => if r.is_err() { break },
-            _ = shutdown.changed() => break,
+        if !first {
+            tokio::select! {
+                r = applied.changed() => if r.is_err() { break },
+                _ = shutdown.changed() => break,
+            }
         }
+        first = false;
         let b = broker.clone();
         let _ = tokio::task::spawn_blocking(move || {
             if let Err(e) = b.reconcile() {

@@ -87,6 +87,8 @@ pub struct LogManager {
     dirs: Vec<PathBuf>,
     logs: RwLock<HashMap<TopicPartition, Managed>>,
     skipped: HashMap<TopicPartition, (usize, RecoveryInfo)>,
+    /// Set by [`LogManager::shutdown`]: no log opens or is created after it.
+    closing: std::sync::atomic::AtomicBool,
 }
 
 fn now_ms() -> i64 {
@@ -339,6 +341,7 @@ impl LogManager {
             dirs: log_dirs.to_vec(),
             logs: RwLock::new(logs),
             skipped,
+            closing: Default::default(),
         })
     }
 
@@ -376,6 +379,20 @@ impl LogManager {
         self.logs.read().keys().cloned().collect()
     }
 
+    fn check_not_closing(&self, path: &Path) -> Result<()> {
+        if self.closing.load(Ordering::Acquire) {
+            return Err(StorageError::LogClosed(path.to_path_buf()));
+        }
+        Ok(())
+    }
+
+    /// Whether the partition has a log here, open or deferred.
+    pub fn contains(&self, topic: &str, partition: i32) -> bool {
+        self.logs
+            .read()
+            .contains_key(&TopicPartition::new(topic, partition))
+    }
+
     /// Whether the partition's log is here but not opened yet.
     pub fn is_deferred(&self, topic: &str, partition: i32) -> bool {
         self.logs
@@ -408,16 +425,23 @@ impl LogManager {
             Some(Slot::Open(log)) => return Ok(Some(log.clone())),
             Some(Slot::Deferred(d)) => d.clone(),
         };
-        // Opened without holding the map lock; a racing open or delete wins.
-        let log = Log::open(
-            &d.path,
-            config,
-            d.recovery_point,
-            d.log_start_offset,
-            true,
-            now_ms(),
-        )?;
+        self.check_not_closing(&d.path)?;
+        // Opened without holding the map lock; a racing open or delete wins. A log that
+        // does not open as cleanly shut down is recovered from its recovery point.
+        let (rp, ls) = (d.recovery_point, d.log_start_offset);
+        let log = match Log::open(&d.path, config.clone(), rp, ls, true, now_ms()) {
+            Ok(log) => log,
+            Err(e) => {
+                warn!(partition = %tp, error = %e, "deferred log did not open cleanly; recovering it");
+                Log::open(&d.path, config, rp, ls, false, now_ms())?
+            }
+        };
         let mut logs = self.logs.write();
+        if self.closing.load(Ordering::Acquire) {
+            drop(logs);
+            log.close()?;
+            return Err(StorageError::LogClosed(d.path));
+        }
         match logs.get_mut(&tp) {
             Some(m) => match &m.slot {
                 Slot::Open(existing) => Ok(Some(existing.clone())),
@@ -436,6 +460,7 @@ impl LogManager {
     pub fn create(&self, topic: &str, partition: i32, config: LogConfig) -> Result<SharedLog> {
         let tp = TopicPartition::new(topic, partition);
         tp.validate()?;
+        self.check_not_closing(&self.dirs[0].join(tp.dir_name()))?;
         let mut logs = self.logs.write();
         match logs.get(&tp).map(|m| &m.slot) {
             Some(Slot::Open(log)) => return Ok(log.clone()),
@@ -542,6 +567,12 @@ impl LogManager {
     /// next start recovers.
     /// Logs are closed from [`IO_THREADS`] threads.
     pub fn shutdown(&self) -> Result<()> {
+        // Set under the map lock: a log opened concurrently is either in the map already
+        // (and closed below) or sees the flag and closes itself.
+        {
+            let _map = self.logs.write();
+            self.closing.store(true, Ordering::Release);
+        }
         for_each_parallel(&self.logs(), false, |(tp, log)| {
             log.write().shutdown().inspect_err(|e| {
                 warn!(partition = %tp, error = %e, "failed to close log");

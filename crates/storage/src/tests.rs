@@ -1173,6 +1173,16 @@ fn deferred_logs_open_on_demand_after_a_clean_shutdown() {
     m.shutdown().expect("shutdown");
     drop(m);
 
+    // Once shutdown began, no log opens and none is created.
+    let m = LogManager::open_with(&dirs, &cfg, true, true, 0).expect("reopen");
+    assert_eq!(m.deferred().len(), 2, "clean again");
+    m.shutdown().expect("shutdown");
+    assert!(matches!(
+        m.open_deferred("t", 0, LogConfig::default()),
+        Err(StorageError::LogClosed(_))
+    ));
+    assert!(m.create("t", 7, LogConfig::default()).is_err());
+    drop(m);
     // A crash after a deferred start: logs are opened and recovered eagerly.
     let m = LogManager::open_with(&dirs, &cfg, true, true, 0).expect("reopen");
     assert_eq!(m.deferred().len(), 2, "clean again");
