@@ -561,6 +561,11 @@ fn committed_group_offsets_survive_losing_the_coordinator() {
             "10",
         ],
     );
+    if !read.status.success() {
+        for id in 1..=3 {
+            eprintln!("==== node {id}\n{}", c.node(id).log());
+        }
+    }
     assert!(
         read.status.success(),
         "{}",
