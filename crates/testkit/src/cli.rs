@@ -150,24 +150,44 @@ pub fn create_topic_with(bin: &str, bootstrap: &str, topic: &str, args: &[&str])
 /// committed the topic): `get-offsets` through each answers without errors.
 pub fn wait_topic_served(bin: &str, bootstrap: &str, topic: &str) {
     for broker in bootstrap.split(',') {
-        crate::wait_for(
-            "the topic served by every leader",
-            Duration::from_secs(30),
-            || {
-                let o = run(
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let o = run(
+                bin,
+                &[
+                    "get-offsets",
+                    "--bootstrap-server",
+                    broker,
+                    "--topic",
+                    topic,
+                ],
+            );
+            if o.status.success() && stderr(&o).trim().is_empty() && !stdout(&o).is_empty() {
+                break;
+            }
+            if std::time::Instant::now() > deadline {
+                let described = run(
                     bin,
                     &[
-                        "get-offsets",
+                        "topics",
                         "--bootstrap-server",
                         broker,
+                        "--describe",
                         "--topic",
                         topic,
                     ],
                 );
-                (o.status.success() && stderr(&o).trim().is_empty() && !stdout(&o).is_empty())
-                    .then_some(())
-            },
-        );
+                panic!(
+                    "timed out after 30s waiting for {topic} to be served through {broker}: \
+                     get-offsets said {:?} / {:?}; describe said {:?} / {:?}",
+                    stdout(&o),
+                    stderr(&o),
+                    stdout(&described),
+                    stderr(&described)
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 }
 
