@@ -37,8 +37,12 @@ const SESSION_CHECK_INTERVAL: Duration = Duration::from_millis(100);
 /// Retry interval of a registration or heartbeat that failed.
 const RETRY_INTERVAL: Duration = Duration::from_millis(100);
 /// Heartbeat interval while registered but still fenced (catching up with the metadata
-/// log), so that a starting broker is unfenced as soon as it may be.
+/// log), so that a starting broker is unfenced as soon as it may be...
 const FENCED_HEARTBEAT_INTERVAL: Duration = Duration::from_millis(10);
+/// ...for this long after registering; after that (a slow catch-up, or a broker fenced
+/// later) every `RETRY_INTERVAL`, so that fenced brokers of a loaded cluster do not add
+/// to the load that fenced them.
+const EAGER_HEARTBEAT_WINDOW: Duration = Duration::from_secs(1);
 /// How long a shutting-down broker waits for the controller to fence it.
 const CONTROLLED_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -479,6 +483,7 @@ pub async fn register_and_heartbeat(broker: Arc<Broker>, mut shutdown: watch::Re
     let incarnation = Uuid::new_v4();
     let interval = Duration::from_millis(broker.config.broker_heartbeat_interval_ms.max(1) as u64);
     let mut epoch: Option<i64> = None;
+    let mut registered_at = Instant::now();
     let mut last_complaint: Option<Instant> = None;
     let mut complain = |what: String| {
         if last_complaint.is_none_or(|t| t.elapsed() > Duration::from_secs(5)) {
@@ -505,6 +510,7 @@ pub async fn register_and_heartbeat(broker: Arc<Broker>, mut shutdown: watch::Re
             Step::Registered(r) => match r {
                 Ok(e) => {
                     epoch = Some(e);
+                    registered_at = Instant::now();
                     broker.broker_epoch.store(e, Ordering::Relaxed);
                     // The first heartbeat goes at once: it is what unfences the broker.
                     continue;
@@ -542,7 +548,11 @@ pub async fn register_and_heartbeat(broker: Arc<Broker>, mut shutdown: watch::Re
         let wait = if !ok {
             RETRY_INTERVAL
         } else if *broker.fenced.borrow() {
-            FENCED_HEARTBEAT_INTERVAL.min(interval)
+            if registered_at.elapsed() < EAGER_HEARTBEAT_WINDOW {
+                FENCED_HEARTBEAT_INTERVAL.min(interval)
+            } else {
+                RETRY_INTERVAL.min(interval)
+            }
         } else {
             interval
         };
