@@ -62,17 +62,8 @@ impl ReplicaManager {
         let mut fetchers = self.fetchers.lock().unwrap_or_else(|e| e.into_inner());
         for (leader, f) in fetchers.iter() {
             let mut parts = f.partitions.lock().unwrap_or_else(|e| e.into_inner());
-            let new = followed.remove(leader).unwrap_or_default();
-            let old: std::collections::HashSet<*const Partition> =
-                parts.iter().map(Arc::as_ptr).collect();
-            let same =
-                new.len() == parts.len() && new.iter().all(|p| old.contains(&Arc::as_ptr(p)));
-            *parts = new;
-            drop(parts);
-            if !same {
-                // Interrupts the fetcher's long poll: new partitions are not held back.
-                f.changed.notify_waiters();
-            }
+            *parts = followed.remove(leader).unwrap_or_default();
+            f.changed.notify_one();
         }
         for (leader, partitions) in followed {
             let f = Fetcher {
@@ -239,17 +230,13 @@ async fn run_fetcher(
             return;
         }
         let Some(b) = broker.upgrade() else { return };
-        // Registered before the partitions are read, so no change is missed.
-        let changed_since = changed.notified();
-        tokio::pin!(changed_since);
-        changed_since.as_mut().enable();
         let parts = partitions.lock().unwrap_or_else(|e| e.into_inner()).clone();
         let backoff = Duration::from_millis(b.config.replica_fetch_backoff_ms.max(1) as u64);
         if parts.is_empty() {
             conn = None;
             drop(b);
             tokio::select! {
-                _ = &mut changed_since => continue,
+                _ = changed.notified() => continue,
                 _ = shutdown.changed() => return,
             }
         }
@@ -287,17 +274,8 @@ async fn run_fetcher(
         };
         let req = fetch_request(&b, &parts, version);
         let result = tokio::select! {
-            r = c.send_version(&req, version) => Some(r),
-            // The partitions to follow changed: the long poll in flight would hold new
-            // ones back for up to replica.fetch.wait.max.ms (the first acks=all write to a
-            // new topic would wait that long). Drop it, and the connection that still
-            // expects its answer, and fetch again at once.
-            _ = &mut changed_since => None,
+            r = c.send_version(&req, version) => r,
             _ = shutdown.changed() => return,
-        };
-        let Some(result) = result else {
-            conn = None;
-            continue;
         };
         match result {
             Ok(resp) => {
