@@ -411,7 +411,7 @@ impl Cluster {
                     to.controller_port
                 } else {
                     let target = SocketAddr::from(([127, 0, 0, 1], to.controller_port));
-                    let p = proxy::Proxy::start(free_port(), target);
+                    let p = proxy::Proxy::start(0, target);
                     let port = p.port;
                     links.push((from, to.node_id, p));
                     port
@@ -434,12 +434,11 @@ impl Cluster {
         let mut links = Vec::new();
         for id in 2..=brokers as i32 + 1 {
             let mut n = Node::unstarted(binary, id, "broker", extra);
-            let to_controller = proxy::Proxy::start(free_port(), controller);
+            let to_controller = proxy::Proxy::start(0, controller);
             n.voters = format!("1@127.0.0.1:{}", to_controller.port);
             links.push((id, 1, to_controller));
             let internal = free_port();
-            let to_internal =
-                proxy::Proxy::start(free_port(), SocketAddr::from(([127, 0, 0, 1], internal)));
+            let to_internal = proxy::Proxy::start(0, SocketAddr::from(([127, 0, 0, 1], internal)));
             n.internal = Some((internal, to_internal.port));
             links.push((0, id, to_internal));
             nodes.push(n);

@@ -19,7 +19,8 @@ pub struct Proxy {
 }
 
 impl Proxy {
-    /// Starts forwarding `127.0.0.1:<port>` to `target`.
+    /// Starts forwarding `127.0.0.1:<port>` to `target`; port 0 takes a free port (then
+    /// read [`Proxy::port`]), which no other process can take before the proxy has it.
     pub fn start(port: u16, target: SocketAddr) -> Proxy {
         Proxy::start_cutting(port, target, 0, 0)
     }
@@ -34,6 +35,7 @@ impl Proxy {
         bytes_per_connection: usize,
     ) -> Proxy {
         let listener = TcpListener::bind(("127.0.0.1", port)).expect("bind proxy");
+        let port = listener.local_addr().expect("proxy address").port();
         listener.set_nonblocking(true).expect("nonblocking");
         let conns: Arc<Mutex<Vec<TcpStream>>> = Arc::default();
         let stop = Arc::new(AtomicBool::new(false));
