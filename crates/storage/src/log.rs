@@ -119,6 +119,14 @@ pub struct ReadResult {
     pub log_end_offset: i64,
 }
 
+/// See [`Log::read_start`].
+struct ReadStart {
+    seg_i: usize,
+    pos: u64,
+    limit: i64,
+    budget: usize,
+}
+
 /// A byte range of one segment file holding whole batches as stored, for sending without
 /// copying them through memory (see [`Log::read_slices`]). The file handle stays valid if the
 /// segment is deleted meanwhile; if it is truncated meanwhile, fewer bytes than `len` remain.
@@ -1125,15 +1133,7 @@ impl Log {
         max_offset_exclusive: i64,
         min_one_batch: bool,
     ) -> Result<ReadResult> {
-        self.check_open()?;
         let leo = self.log_end_offset();
-        if start_offset < self.log_start_offset || start_offset > leo {
-            return Err(StorageError::OffsetOutOfRange {
-                offset: start_offset,
-                log_start_offset: self.log_start_offset,
-                log_end_offset: leo,
-            });
-        }
         let mut result = ReadResult {
             records: Bytes::new(),
             num_batches: 0,
@@ -1141,30 +1141,14 @@ impl Log {
             log_start_offset: self.log_start_offset,
             log_end_offset: leo,
         };
-        let limit = max_offset_exclusive.min(leo);
-        if start_offset >= limit {
+        let Some(ReadStart {
+            mut seg_i,
+            mut pos,
+            limit,
+            budget,
+        }) = self.read_start(start_offset, max_bytes, max_offset_exclusive, min_one_batch)?
+        else {
             return Ok(result);
-        }
-        let mut seg_i = self.segment_for(start_offset);
-        let (mut pos, first) = loop {
-            if let Some(found) = self.find_batch(seg_i, start_offset)? {
-                break found;
-            }
-            seg_i += 1;
-            if seg_i >= self.segments.len() {
-                return Ok(result);
-            }
-        };
-        if first.base_offset() >= limit {
-            return Ok(result);
-        }
-        let budget = if first.size() > max_bytes {
-            if !min_one_batch {
-                return Ok(result);
-            }
-            first.size()
-        } else {
-            max_bytes
         };
         let mut out: Vec<u8> = Vec::new();
         'segments: while seg_i < self.segments.len() {
@@ -1230,41 +1214,17 @@ impl Log {
         max_offset_exclusive: i64,
         min_one_batch: bool,
     ) -> Result<Vec<FileSlice>> {
-        self.check_open()?;
-        let leo = self.log_end_offset();
-        if start_offset < self.log_start_offset || start_offset > leo {
-            return Err(StorageError::OffsetOutOfRange {
-                offset: start_offset,
-                log_start_offset: self.log_start_offset,
-                log_end_offset: leo,
-            });
-        }
         let mut slices = Vec::new();
-        let limit = max_offset_exclusive.min(leo);
-        if start_offset >= limit {
+        let Some(ReadStart {
+            mut seg_i,
+            mut pos,
+            limit,
+            budget,
+        }) = self.read_start(start_offset, max_bytes, max_offset_exclusive, min_one_batch)?
+        else {
             return Ok(slices);
-        }
-        let mut seg_i = self.segment_for(start_offset);
-        let (mut pos, first) = loop {
-            if let Some(found) = self.find_batch(seg_i, start_offset)? {
-                break found;
-            }
-            seg_i += 1;
-            if seg_i >= self.segments.len() {
-                return Ok(slices);
-            }
         };
-        if first.base_offset() >= limit {
-            return Ok(slices);
-        }
-        let budget = if first.size() > max_bytes {
-            if !min_one_batch {
-                return Ok(slices);
-            }
-            first.size() as u64
-        } else {
-            max_bytes as u64
-        };
+        let budget = budget as u64;
         let mut taken = 0u64;
         while seg_i < self.segments.len() {
             let seg = &self.segments[seg_i];
@@ -1312,6 +1272,60 @@ impl Log {
             pos = 0;
         }
         Ok(slices)
+    }
+
+    /// Where a read from `start_offset` begins (shared by [`Log::read`] and
+    /// [`Log::read_slices`]): the segment and position of the batch holding it, the offset
+    /// limit, and the byte budget (the first batch alone when it exceeds `max_bytes` and
+    /// `min_one_batch` is set). `None` when nothing is to be read; an offset outside the
+    /// log is [`StorageError::OffsetOutOfRange`].
+    fn read_start(
+        &self,
+        start_offset: i64,
+        max_bytes: usize,
+        max_offset_exclusive: i64,
+        min_one_batch: bool,
+    ) -> Result<Option<ReadStart>> {
+        self.check_open()?;
+        let leo = self.log_end_offset();
+        if start_offset < self.log_start_offset || start_offset > leo {
+            return Err(StorageError::OffsetOutOfRange {
+                offset: start_offset,
+                log_start_offset: self.log_start_offset,
+                log_end_offset: leo,
+            });
+        }
+        let limit = max_offset_exclusive.min(leo);
+        if start_offset >= limit {
+            return Ok(None);
+        }
+        let mut seg_i = self.segment_for(start_offset);
+        let (pos, first) = loop {
+            if let Some(found) = self.find_batch(seg_i, start_offset)? {
+                break found;
+            }
+            seg_i += 1;
+            if seg_i >= self.segments.len() {
+                return Ok(None);
+            }
+        };
+        if first.base_offset() >= limit {
+            return Ok(None);
+        }
+        let budget = if first.size() > max_bytes {
+            if !min_one_batch {
+                return Ok(None);
+            }
+            first.size()
+        } else {
+            max_bytes
+        };
+        Ok(Some(ReadStart {
+            seg_i,
+            pos,
+            limit,
+            budget,
+        }))
     }
 
     /// The last batch boundary of segment `i` in `[from, target]`, `from` being one: starts at
