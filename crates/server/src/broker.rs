@@ -385,36 +385,13 @@ impl Broker {
                                 continue;
                             }
                         }
-                        let log =
-                            self.open_partition_log(&topic.name, index, topic.id, config.clone())?;
-                        let created = Arc::new(Partition::new(
-                            topic.name.clone(),
-                            index,
-                            topic.id,
-                            log,
-                            -1,
-                            self.node_id,
-                        ));
+                        let created =
+                            self.new_partition(&topic.name, index, topic.id, config.clone())?;
                         self.partitions.insert(created.clone());
                         created
                     }
                 };
-                let became_leader = partition.update_leadership(
-                    p.leader,
-                    p.leader_epoch,
-                    &p.replicas,
-                    &p.isr,
-                    p.partition_epoch,
-                );
-                if became_leader {
-                    // The new epoch starts at this replica's log end (KIP-101): anything a
-                    // follower has beyond it in an older epoch is divergent.
-                    let mut log = partition.write_log();
-                    let end = log.log_end_offset();
-                    log.assign_leader_epoch(p.leader_epoch, end)?;
-                    drop(log);
-                    info!(topic = %topic.name, partition = index, epoch = p.leader_epoch, "leading partition");
-                }
+                apply_leadership(&partition, p)?;
                 if p.leader >= 0 && p.leader != self.node_id {
                     followed.entry(p.leader).or_default().push(partition);
                 }
@@ -505,29 +482,29 @@ impl Broker {
         p: &krust_metadata::image::PartitionImage,
         config: LogConfig,
     ) -> anyhow::Result<Arc<Partition>> {
+        let partition = self.new_partition(topic, index, topic_id, config)?;
+        apply_leadership(&partition, p)?;
+        self.partitions.insert(partition.clone());
+        Ok(partition)
+    }
+
+    /// A hosted partition over its opened (or created) log, with no leadership yet.
+    fn new_partition(
+        &self,
+        topic: &str,
+        index: i32,
+        topic_id: Uuid,
+        config: LogConfig,
+    ) -> anyhow::Result<Arc<Partition>> {
         let log = self.open_partition_log(topic, index, topic_id, config)?;
-        let partition = Arc::new(Partition::new(
+        Ok(Arc::new(Partition::new(
             topic.to_string(),
             index,
             topic_id,
             log,
             -1,
             self.node_id,
-        ));
-        let became_leader = partition.update_leadership(
-            p.leader,
-            p.leader_epoch,
-            &p.replicas,
-            &p.isr,
-            p.partition_epoch,
-        );
-        if became_leader {
-            let mut log = partition.write_log();
-            let end = log.log_end_offset();
-            log.assign_leader_epoch(p.leader_epoch, end)?;
-        }
-        self.partitions.insert(partition.clone());
-        Ok(partition)
+        )))
     }
 
     fn drop_partition(&self, topic: &str, index: i32) {
@@ -569,6 +546,30 @@ impl Broker {
         write_partition_metadata(&dir, topic_id)?;
         Ok(log)
     }
+}
+
+/// Gives a hosted partition the leadership in `p`. A replica that becomes leader starts
+/// the new epoch at its log end (KIP-101): anything a follower has beyond it in an older
+/// epoch is divergent.
+fn apply_leadership(
+    partition: &Partition,
+    p: &krust_metadata::image::PartitionImage,
+) -> anyhow::Result<()> {
+    let became_leader = partition.update_leadership(
+        p.leader,
+        p.leader_epoch,
+        &p.replicas,
+        &p.isr,
+        p.partition_epoch,
+    );
+    if became_leader {
+        let mut log = partition.write_log();
+        let end = log.log_end_offset();
+        log.assign_leader_epoch(p.leader_epoch, end)?;
+        drop(log);
+        info!(topic = %partition.topic, partition = partition.index, epoch = p.leader_epoch, "leading partition");
+    }
+    Ok(())
 }
 
 /// Runs `f`, which may block on a lock or disk I/O, without stalling the other tasks of a
