@@ -15,13 +15,7 @@ async fn produce_n(node: &Node, topic: &str, from: usize, n: usize, batch_each: 
     let p = producer(node, "all", "lz4");
     if batch_each {
         for i in from..from + n {
-            let v = format!("record-{i}");
-            p.send(
-                FutureRecord::<(), _>::to(topic).payload(&v).partition(0),
-                Duration::from_secs(10),
-            )
-            .await
-            .unwrap_or_else(|(e, _)| panic!("delivery: {e:?}"));
+            send_to(&p, topic, 0, &format!("record-{i}")).await;
         }
     } else {
         let mut pending = Vec::new();
@@ -168,15 +162,7 @@ async fn logs_left_unopened_after_a_clean_shutdown_serve_on_first_use() {
     create_topic(&node, "lazy", 8, &[]).await;
     let p = producer(&node, "all", "none");
     for part in 0..8 {
-        let v = format!("before-{part}");
-        p.send(
-            FutureRecord::<(), _>::to("lazy")
-                .payload(&v)
-                .partition(part),
-            Duration::from_secs(10),
-        )
-        .await
-        .unwrap_or_else(|(e, _)| panic!("delivery: {e:?}"));
+        send_to(&p, "lazy", part, &format!("before-{part}")).await;
     }
     drop(p);
     assert!(node.stop(), "clean stop:\n{}", node.log());
@@ -195,16 +181,7 @@ async fn logs_left_unopened_after_a_clean_shutdown_serve_on_first_use() {
             got[0].value.as_deref(),
             Some(format!("before-{part}").as_bytes())
         );
-        let v = format!("after-{part}");
-        let delivered = p
-            .send(
-                FutureRecord::<(), _>::to("lazy")
-                    .payload(&v)
-                    .partition(part),
-                Duration::from_secs(10),
-            )
-            .await
-            .unwrap_or_else(|(e, _)| panic!("delivery: {e:?}"));
+        let delivered = send_to(&p, "lazy", part, &format!("after-{part}")).await;
         assert_eq!(delivered.offset, 1, "partition {part}");
     }
     assert!(node.stop(), "clean stop:\n{}", node.log());

@@ -8,7 +8,8 @@ use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Headers, Message};
-use rdkafka::producer::FutureProducer;
+use rdkafka::producer::future_producer::Delivery;
+use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{Offset, TopicPartitionList};
 
 pub use krust_testkit::{wait_for, Node};
@@ -36,6 +37,19 @@ pub fn producer(node: &Node, acks: &str, codec: &str) -> FutureProducer {
         .set("message.timeout.ms", "30000")
         .create()
         .expect("producer")
+}
+
+/// Sends one record to `topic`-`partition` and waits for its acknowledgement; panics if
+/// delivery fails.
+pub async fn send_to(p: &FutureProducer, topic: &str, partition: i32, value: &str) -> Delivery {
+    p.send(
+        FutureRecord::<(), _>::to(topic)
+            .payload(value)
+            .partition(partition),
+        Duration::from_secs(10),
+    )
+    .await
+    .unwrap_or_else(|(e, _)| panic!("delivery to {topic}-{partition}: {e:?}"))
 }
 
 pub fn consumer(node: &Node) -> BaseConsumer {
