@@ -111,6 +111,8 @@ pub(crate) struct ReplicaProgress {
     pub(crate) last_caught_up_ms: Option<u64>,
     /// The leader's end offset at the time of the previous fetch.
     pub(crate) leader_end_at_last_fetch: Offset,
+    /// The high watermark in the last Fetch response sent to this replica: what it knows.
+    pub(crate) high_watermark_sent: Option<Offset>,
 }
 
 /// A Fetch with no data to return yet, answered when data arrives, the high watermark

@@ -552,6 +552,50 @@ fn high_watermark_waits_for_the_epoch_start_and_ignores_observers() {
 }
 
 #[test]
+fn a_fetch_that_commits_is_answered_with_the_new_high_watermark() {
+    let mut node = elected_leader(MemoryLog::new());
+    let epoch = node.epoch().0;
+    node.tick(100); // flush the LeaderChange entry at offset 0
+    node.poll_effects();
+    let long_poll = |from: i32, offset: i64| match fetch(from, offset, epoch, epoch) {
+        Request::Fetch(f) => Request::Fetch(FetchRequest {
+            max_wait_ms: 500,
+            ..f
+        }),
+        other => other,
+    };
+    let responses = |node: &mut RaftNode<MemoryLog>| -> Vec<FetchResponse> {
+        node.poll_effects()
+            .into_iter()
+            .filter_map(|e| match e {
+                Effect::SendResponse {
+                    response: Response::Fetch(r),
+                    ..
+                } => Some(r),
+                _ => None,
+            })
+            .collect()
+    };
+    // Voter 2 has the entry: its fetch commits it, and the answer says so at once rather
+    // than after the long poll.
+    node.handle_request(NodeId(2), 1, long_poll(2, 1), 110);
+    assert_eq!(node.high_watermark(), Offset(1));
+    let answered = responses(&mut node);
+    assert_eq!(answered.len(), 1);
+    assert_eq!(answered[0].high_watermark, Offset(1));
+    // Voter 2 now knows: its next fetch waits.
+    node.handle_request(NodeId(2), 2, long_poll(2, 1), 120);
+    assert!(responses(&mut node).is_empty(), "parked");
+    // Voter 3 has not heard of the commit: answered at once too.
+    node.handle_request(NodeId(3), 3, long_poll(3, 1), 130);
+    let answered = responses(&mut node);
+    assert_eq!(answered.len(), 1);
+    assert_eq!(answered[0].high_watermark, Offset(1));
+    node.handle_request(NodeId(3), 4, long_poll(3, 1), 140);
+    assert!(responses(&mut node).is_empty(), "parked");
+}
+
+#[test]
 fn leader_counts_only_its_flushed_entries() {
     let mut node = elected_leader(MemoryLog::new());
     let epoch = node.epoch().0;

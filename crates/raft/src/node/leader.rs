@@ -67,7 +67,7 @@ impl<L: RaftLog> RaftNode<L> {
         request: FetchRequest,
     ) {
         if let Some(response) = self.validate_fetch(from, &request) {
-            self.send_response(from, request_id, Response::Fetch(response));
+            self.reply_fetch(from, request_id, response);
             return;
         }
         self.record_fetch(from, &request);
@@ -75,7 +75,18 @@ impl<L: RaftLog> RaftNode<L> {
         let records = self
             .log
             .read(request.fetch_offset, self.config.fetch_entries_max);
-        if records.is_empty() && request.max_wait_ms > 0 {
+        // A replica that has not yet heard of the current high watermark (this very fetch
+        // may have raised it) is answered at once: parked, it would learn of the commit only
+        // at the next append or when its wait ran out.
+        let knows_high_watermark = match &self.state.role {
+            Role::Leader(leader) => leader
+                .voters
+                .get(&from)
+                .or_else(|| leader.observers.get(&from))
+                .is_none_or(|p| p.high_watermark_sent == Some(self.high_watermark)),
+            _ => true,
+        };
+        if records.is_empty() && request.max_wait_ms > 0 && knows_high_watermark {
             let deadline_ms = self.now_ms + u64::try_from(request.max_wait_ms).unwrap_or(0);
             let high_watermark = self.high_watermark;
             // A replica keeps one fetch parked (bounding the list by the replica count).
@@ -92,7 +103,7 @@ impl<L: RaftLog> RaftNode<L> {
             }
             for parked in earlier {
                 let response = self.fetch_response(ErrorCode::None, Vec::new(), None);
-                self.send_response(parked.from, parked.request_id, Response::Fetch(response));
+                self.reply_fetch(parked.from, parked.request_id, response);
             }
             if let Role::Leader(leader) = &mut self.state.role {
                 leader.parked.push(ParkedFetch {
@@ -106,7 +117,7 @@ impl<L: RaftLog> RaftNode<L> {
             return;
         }
         let response = self.fetch_response(ErrorCode::None, records, None);
-        self.send_response(from, request_id, Response::Fetch(response));
+        self.reply_fetch(from, request_id, response);
     }
 
     /// Returns the response to send right away for an invalid or diverging fetch, or
@@ -220,8 +231,22 @@ impl<L: RaftLog> RaftNode<L> {
                 .log
                 .read(parked.request.fetch_offset, self.config.fetch_entries_max);
             let response = self.fetch_response(ErrorCode::None, records, None);
-            self.send_response(parked.from, parked.request_id, Response::Fetch(response));
+            self.reply_fetch(parked.from, parked.request_id, response);
         }
+    }
+
+    /// Sends a Fetch response, noting the high watermark the replica now knows.
+    fn reply_fetch(&mut self, to: NodeId, request_id: RequestId, response: FetchResponse) {
+        if let Role::Leader(leader) = &mut self.state.role {
+            if let Some(p) = leader
+                .voters
+                .get_mut(&to)
+                .or_else(|| leader.observers.get_mut(&to))
+            {
+                p.high_watermark_sent = Some(response.high_watermark);
+            }
+        }
+        self.send_response(to, request_id, Response::Fetch(response));
     }
 
     pub(super) fn answer_parked_after_leadership(&mut self, parked: Vec<ParkedFetch>) {
@@ -232,7 +257,7 @@ impl<L: RaftLog> RaftNode<L> {
                 ErrorCode::NotLeaderOrFollower
             };
             let response = self.fetch_response(error, Vec::new(), None);
-            self.send_response(p.from, p.request_id, Response::Fetch(response));
+            self.reply_fetch(p.from, p.request_id, response);
         }
     }
 
