@@ -536,14 +536,16 @@ impl MetadataLog {
         if let Some(image) = image {
             *self.image.write().unwrap_or_else(|e| e.into_inner()) = image;
         }
+        // Readiness first: a subscriber woken by the applied offset that then finds the
+        // image not ready would skip this change and wait for the next one.
+        if ready && !*self.ready_tx.borrow() {
+            self.ready_tx.send_replace(true);
+        }
         self.applied_tx.send_if_modified(|a| {
             let changed = *a != applied;
             *a = applied;
             changed
         });
-        if ready && !*self.ready_tx.borrow() {
-            self.ready_tx.send_replace(true);
-        }
         for (to, request_id, request) in outbox {
             tokio::spawn(self.clone().send(to, request_id, request));
         }

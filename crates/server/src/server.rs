@@ -217,7 +217,12 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<RunningServer> {
 /// Brings the hosted partitions in line with every new image.
 async fn follow_image(broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>) {
     let mut applied = broker.metadata.subscribe_applied();
-    // The first pass catches up with whatever was applied before the subscription.
+    // Reconciling an image that has not caught up does nothing: the first pass waits for
+    // it, then catches up with whatever was applied before the subscription.
+    tokio::select! {
+        _ = broker.metadata.wait_ready() => {}
+        _ = shutdown.changed() => return,
+    }
     let mut first = true;
     loop {
         if !first {
