@@ -420,6 +420,16 @@ impl Partition {
     /// producer id is checked against that producer's state first: a retry of a batch
     /// already written is answered with its original offsets and not written again.
     pub fn append(&self, records: &Bytes, now_ms: i64) -> Result<Appended, AppendError> {
+        let appended = self.append_unwoken(records, now_ms)?;
+        self.wake();
+        Ok(appended)
+    }
+
+    /// [`Partition::append`] without waking the parked fetches: a Produce request wakes
+    /// them once all of its partitions are appended, so that a follower (or consumer)
+    /// fetching several of them is answered with all their new batches at once rather
+    /// than with the first one alone.
+    pub fn append_unwoken(&self, records: &Bytes, now_ms: i64) -> Result<Appended, AppendError> {
         let idempotent = match RecordBatch::parse(records) {
             Ok((b, _)) if b.producer_id() >= 0 && b.base_sequence() >= 0 => Some((
                 b.producer_id(),
@@ -463,7 +473,6 @@ impl Partition {
         }
         drop(producers);
         self.producers_dirty.store(true, Ordering::Release);
-        self.wake();
         Ok(Appended {
             first_offset: info.first_offset,
             last_offset: info.last_offset,

@@ -29,6 +29,8 @@ pub async fn handle(broker: &Broker, req: ProduceRequest, _version: i16) -> Repl
     let mut first_error: Option<String> = None;
     // acks=all: (topic index, partition index in it, partition, last offset) to wait for.
     let mut waits = Vec::new();
+    // Partitions appended to, whose parked fetches are woken once all are appended.
+    let mut appended = Vec::new();
     for topic in req.topic_data {
         let name = topic.name.to_string();
         let mut out = TopicProduceResponse::default().with_name(topic.name.clone());
@@ -46,7 +48,15 @@ pub async fn handle(broker: &Broker, req: ProduceRequest, _version: i16) -> Repl
                     Some("transactions are not supported by this broker".to_string()),
                 ))
             } else {
-                append(broker, &name, pd.index, pd.records.as_ref(), acks, now)
+                append(
+                    broker,
+                    &name,
+                    pd.index,
+                    pd.records.as_ref(),
+                    acks,
+                    now,
+                    &mut appended,
+                )
             };
             match result {
                 Ok((base, append_time, log_start, wait)) => {
@@ -77,6 +87,9 @@ pub async fn handle(broker: &Broker, req: ProduceRequest, _version: i16) -> Repl
             out.partition_responses.push(pr);
         }
         resp.responses.push(out);
+    }
+    for p in appended {
+        p.wake();
     }
     // acks=all: answer once every in-sync replica has the records (the high watermark
     // passed them), or with REQUEST_TIMED_OUT after the request's timeout.
@@ -125,6 +138,7 @@ fn append(
     records: Option<&bytes::Bytes>,
     acks: i16,
     now: i64,
+    appended: &mut Vec<std::sync::Arc<crate::partition::Partition>>,
 ) -> AppendResult {
     let partition = broker
         .leader_partition(topic, index)
@@ -154,8 +168,11 @@ fn append(
             Some("Produce requests are only allowed to contain exactly one record batch per partition".into()),
         ));
     }
-    match partition.append(records, now) {
+    match partition.append_unwoken(records, now) {
         Ok(a) => {
+            if !a.duplicate {
+                appended.push(partition.clone());
+            }
             if !a.duplicate {
                 let count = (a.last_offset - a.first_offset + 1).max(0) as u64;
                 broker.metrics.record_produce(topic, records.len(), count);
