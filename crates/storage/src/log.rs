@@ -14,6 +14,7 @@
 //! (lazily opened file handles and lazily loaded indexes of inactive segments), which have their
 //! own small mutexes. Writers take `&mut self`.
 
+use std::collections::VecDeque;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, IoSlice, Write};
 use std::os::unix::fs::FileExt;
@@ -210,6 +211,30 @@ struct Active {
     next_offset: i64,
     /// Time of the first append (for `segment.ms`), `None` while empty.
     first_append_ms: Option<i64>,
+    /// Position and header of the last batches appended in this process (oldest first,
+    /// contiguous, ending at the segment's end): followers and tailing consumers read
+    /// from here, and finding their batch needs no header reads from the file.
+    recent: VecDeque<(u64, BatchHeader)>,
+}
+
+/// How many recently appended batches [`Active::recent`] remembers.
+const RECENT_BATCHES: usize = 32;
+
+impl Active {
+    /// The batch holding `offset` among the recent ones: `Some(None)` when `offset` is
+    /// past them all (at or beyond the log end), `None` when it precedes them.
+    fn recent_batch(&self, offset: i64) -> Option<Option<(u64, BatchHeader)>> {
+        let (_, first) = self.recent.front()?;
+        if offset < first.base_offset() {
+            return None;
+        }
+        Some(
+            self.recent
+                .iter()
+                .find(|(_, h)| h.last_offset() >= offset)
+                .copied(),
+        )
+    }
 }
 
 /// A validated batch of an append, with its patched header.
@@ -621,6 +646,7 @@ impl Log {
             on_disk: OnDisk::default(),
             next_offset,
             first_append_ms,
+            recent: VecDeque::new(),
         })
     }
 
@@ -714,6 +740,11 @@ impl Log {
 
     /// Finds, in segment `i`, the first batch whose last offset is >= `offset`.
     fn find_batch(&self, i: usize, offset: i64) -> Result<Option<(u64, BatchHeader)>> {
+        if self.is_active(i) {
+            if let Some(found) = self.active.recent_batch(offset) {
+                return Ok(found);
+            }
+        }
         let seg = &self.segments[i];
         let start = self
             .segment_index(i)?
@@ -1033,6 +1064,20 @@ impl Log {
             self.active
                 .builder
                 .on_batch(pos, it.base, it.last, it.max_ts, it.size as u64);
+            let header = match it.header {
+                Some(h) => Some(h),
+                None => BatchHeader::from_slice(&src[it.start..it.start + it.size]).ok(),
+            };
+            match header {
+                Some(h) => {
+                    if self.active.recent.len() == RECENT_BATCHES {
+                        self.active.recent.pop_front();
+                    }
+                    self.active.recent.push_back((pos, h));
+                }
+                // Not expected (batches were validated): the list must stay contiguous.
+                None => self.active.recent.clear(),
+            }
             pos += it.size as u64;
         }
         self.segments[seg_idx].size = pos;
@@ -1088,6 +1133,7 @@ impl Log {
             on_disk: OnDisk::default(),
             next_offset,
             first_append_ms: None,
+            recent: VecDeque::new(),
         };
         self.dir_dirty = true;
         debug!(log = %self.dir.display(), base = new_base, "rolled new segment");
@@ -1517,6 +1563,7 @@ impl Log {
             on_disk: OnDisk::default(),
             next_offset: offset,
             first_append_ms: None,
+            recent: VecDeque::new(),
         };
         self.log_start_offset = offset;
         self.recovery_point = self.recovery_point.min(offset);
@@ -1569,11 +1616,13 @@ impl Log {
                 on_disk: OnDisk::default(),
                 next_offset: res.next_offset.unwrap_or(seg.base_offset),
                 first_append_ms: (seg.size > 0).then(system_now_ms),
+                recent: VecDeque::new(),
             };
         }
         // Truncate inside the (new) active segment.
         if let Some((pos, h)) = self.find_batch(last, offset)? {
             let base = self.segments[last].base_offset;
+            self.active.recent.clear();
             self.active.file.set_len(pos)?;
             self.segments[last].size = pos;
             let mut ix = std::mem::take(&mut self.active.builder.index);

@@ -1192,3 +1192,58 @@ fn deferred_logs_open_on_demand_after_a_clean_shutdown() {
     assert_eq!(m.get("t", 0).expect("t-0").read().log_end_offset(), 2);
     assert_eq!(m.get("t", 2).expect("t-2").read().log_start_offset(), 1);
 }
+
+#[test]
+fn reads_located_by_recent_batches_match_reads_from_the_files() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let config = LogConfig {
+        segment_bytes: 4096,
+        index_interval_bytes: 4096,
+        retention_ms: -1,
+        ..LogConfig::default()
+    };
+    let mut log = open(dir.path(), config.clone());
+    let mut append = |log: &mut Log, n: usize, seed: usize| {
+        for i in 0..n {
+            let b = if (i + seed) % 3 == 0 {
+                simple_batch(0, 1 + i % 4, i as i64)
+            } else {
+                sized_batch(0, 20 + ((i + seed) * 37) % 300, i as i64)
+            };
+            log.append_as_leader(&b, 0, 0).expect("append");
+        }
+    };
+    append(&mut log, 80, 0);
+    // Truncation inside the active segment forgets what it removed.
+    let leo = log.log_end_offset();
+    log.truncate_to(leo - 5).expect("truncate");
+    append(&mut log, 10, 1);
+    // Follower-style appends (offsets as given) are remembered too.
+    let from_leader = simple_batch(log.log_end_offset(), 3, 7);
+    log.append_batches_with_offsets(&from_leader)
+        .expect("follower append");
+    let leo = log.log_end_offset();
+    let reads = |log: &Log| -> Vec<(Bytes, i64)> {
+        let mut out = Vec::new();
+        for start in log.log_start_offset()..=leo {
+            for max_bytes in [1usize, 100, 1 << 20] {
+                let r = log.read(start, max_bytes, leo, true).expect("read");
+                out.push((r.records, r.next_offset));
+                let mut sliced = Vec::new();
+                for s in log
+                    .read_slices(start, max_bytes, leo, true)
+                    .expect("slices")
+                {
+                    s.read_into(&mut sliced).expect("read slice");
+                }
+                assert_eq!(sliced, out.last().expect("read").0.as_ref());
+            }
+        }
+        out
+    };
+    let with_recent = reads(&log);
+    log.close().expect("close");
+    let reopened = reopen(dir.path(), config, true, leo, 0);
+    assert_eq!(reopened.log_end_offset(), leo);
+    assert_eq!(with_recent, reads(&reopened));
+}
