@@ -25,11 +25,14 @@ use kafka_protocol::messages::{
     RequestHeader, ResponseHeader, TopicName,
 };
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Request, StrBytes};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 
 /// Largest response frame accepted (Kafka's clients have no hard limit; this guards memory).
 pub const MAX_RESPONSE_BYTES: usize = 256 * 1024 * 1024;
+
+/// Bytes read from a connection at a time.
+const READ_BUFFER: usize = 64 * 1024;
 
 /// Kafka's UNSUPPORTED_VERSION error code.
 const UNSUPPORTED_VERSION: i16 = 35;
@@ -165,7 +168,8 @@ impl Default for ClientConfig {
 
 /// One connection to one broker, with the API versions it serves.
 pub struct Connection {
-    stream: TcpStream,
+    /// Buffered for reading: a response's length and body come in one system call.
+    stream: BufReader<TcpStream>,
     addr: String,
     client_id: StrBytes,
     timeout: Duration,
@@ -208,7 +212,7 @@ impl Connection {
         };
         let _ = stream.set_nodelay(true);
         let mut conn = Connection {
-            stream,
+            stream: BufReader::with_capacity(READ_BUFFER, stream),
             addr: addr.to_string(),
             client_id: StrBytes::from_string(client_id.to_string()),
             timeout,

@@ -33,7 +33,7 @@ use kafka_protocol::records::{
 };
 use krust_client::{Client, ClientConfig, ClientError};
 use rand::Rng;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
@@ -1094,7 +1094,7 @@ impl Producer {
 
 /// Reads the responses of one connection in order and accounts each request's batches.
 async fn read_responses(
-    mut read: OwnedReadHalf,
+    read: OwnedReadHalf,
     mut inflight: mpsc::UnboundedReceiver<Inflight>,
     shared: Arc<Shared>,
     topic: String,
@@ -1103,6 +1103,8 @@ async fn read_responses(
     addr: String,
 ) {
     let header_version = ProduceResponse::header_version(version);
+    // Buffered: small responses that arrive together are read in one system call.
+    let mut read = BufReader::with_capacity(READ_BUFFER, read);
     let mut broken: Option<String> = None;
     while let Some(req) = inflight.recv().await {
         if let Some(why) = &broken {
@@ -1191,7 +1193,10 @@ fn decode_response(
         .map_err(|e| format!("Protocol error: cannot decode ProduceResponse v{version}: {e}"))
 }
 
-async fn read_frame(read: &mut OwnedReadHalf) -> std::io::Result<Bytes> {
+/// Bytes read from a connection at a time.
+const READ_BUFFER: usize = 64 * 1024;
+
+async fn read_frame(read: &mut BufReader<OwnedReadHalf>) -> std::io::Result<Bytes> {
     let mut len = [0u8; 4];
     read.read_exact(&mut len).await?;
     let len = i32::from_be_bytes(len);
