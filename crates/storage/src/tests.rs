@@ -1203,9 +1203,9 @@ fn reads_located_by_recent_batches_match_reads_from_the_files() {
         ..LogConfig::default()
     };
     let mut log = open(dir.path(), config.clone());
-    let mut append = |log: &mut Log, n: usize, seed: usize| {
+    let append = |log: &mut Log, n: usize, seed: usize| {
         for i in 0..n {
-            let b = if (i + seed) % 3 == 0 {
+            let b = if (i + seed).is_multiple_of(3) {
                 simple_batch(0, 1 + i % 4, i as i64)
             } else {
                 sized_batch(0, 20 + ((i + seed) * 37) % 300, i as i64)
