@@ -172,8 +172,6 @@ fn append(
         Ok(a) => {
             if !a.duplicate {
                 appended.push(partition.clone());
-            }
-            if !a.duplicate {
                 let count = (a.last_offset - a.first_offset + 1).max(0) as u64;
                 broker.metrics.record_produce(topic, records.len(), count);
             }
