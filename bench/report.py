@@ -187,9 +187,10 @@ def main():
               f"{r['broker_cpu_secs']:6.2f} {r['broker_rss_mb']:8.1f} {r['broker_peak_rss_mb']:6.1f}  {ratio}")
     print("\nLatencies in ms (krust producer-perf-test: enqueue to ack, unthrottled, so they "
           "include time queued in the producer's 32 MiB buffer); '-' = not measured.")
-    print("krust-rf3: three nodes, replication factor 3, min.insync.replicas=2; CPU and RSS "
-          "summed over the three; 'of one node' compares with krust alone at acks=all; "
-          "krust-rf3-half: the same at half the throughput krust-rf3 reached (service latency).")
+    if any(r["client"].startswith("krust-rf3") for r in rows):
+        print("krust-rf3: three nodes, replication factor 3, min.insync.replicas=2; CPU and RSS "
+              "summed over the three; 'of one node' compares with krust alone at acks=all; "
+              "krust-rf3-half: the same at half the throughput krust-rf3 reached (service latency).")
     if any(r["broker"] == "krust-fsync" for r in rows):
         print("krust-fsync: one node with log.flush.interval.messages=1 (fsync after every append); "
               "'of one node' compares with the default flush policy at acks=all.")
