@@ -344,6 +344,12 @@ impl Inner {
     }
 
     fn maybe_snapshot(&mut self) {
+        self.snapshot(false);
+    }
+
+    /// Writes the image as a snapshot when the policy says so, or with `now` whenever
+    /// anything was applied since the last one.
+    fn snapshot(&mut self, now_anyway: bool) {
         // A snapshot holds whole decisions only.
         if self.bytes_since_snapshot == 0 || self.txn_base.is_some() {
             return;
@@ -351,7 +357,7 @@ impl Inner {
         let now = self.now();
         let by_time = self.snapshots.max_interval_ms > 0
             && now.saturating_sub(self.last_snapshot_ms) >= self.snapshots.max_interval_ms;
-        if self.bytes_since_snapshot < self.snapshots.max_record_bytes && !by_time {
+        if self.bytes_since_snapshot < self.snapshots.max_record_bytes && !by_time && !now_anyway {
             return;
         }
         let end = Offset(self.applied);
@@ -822,6 +828,12 @@ impl MetadataLog {
     pub fn resign(self: &Arc<Self>) {
         self.step(|inner, now| inner.node.resign(now));
     }
+
+    /// Writes the image as a snapshot if anything was applied since the last one: at a
+    /// clean shutdown, so that the next start loads it instead of replaying the log.
+    pub fn snapshot_now(&self) {
+        self.lock().snapshot(true);
+    }
 }
 
 #[cfg(test)]
@@ -895,5 +907,39 @@ mod tests {
             matches!(record, MetadataRecord::AbortTransaction { .. }),
             "{record:?}"
         );
+    }
+
+    #[tokio::test]
+    async fn a_snapshot_at_shutdown_is_what_the_next_start_loads() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let committed_end = {
+            let log = Arc::new(MetadataLog::open(dir.path(), "c", standalone(), 0).expect("open"));
+            let (stop, stopped) = watch::channel(false);
+            let driver = log.start(stopped);
+            log.commit(&[topic("a", 1)], Duration::from_secs(5))
+                .await
+                .expect("commit");
+            log.commit(&[topic("b", 2)], Duration::from_secs(5))
+                .await
+                .expect("commit");
+            let _ = stop.send(true);
+            driver.await.expect("driver");
+            log.snapshot_now();
+            let inner = log.lock();
+            let snapshot = inner.node.log().latest_snapshot().expect("a snapshot");
+            assert_eq!(snapshot.end_offset.0, inner.applied);
+            // What it covers is no longer replayed.
+            assert_eq!(inner.node.log().start_offset(), snapshot.end_offset);
+            inner.applied
+        };
+        let log = MetadataLog::open(dir.path(), "c", standalone(), 0).expect("reopen");
+        assert!(log.image().topic("a").is_some() && log.image().topic("b").is_some());
+        let inner = log.lock();
+        assert!(inner.applied >= committed_end);
+        // Nothing new since: a second shutdown writes no other snapshot.
+        let before = inner.node.log().latest_snapshot();
+        drop(inner);
+        log.snapshot_now();
+        assert_eq!(log.lock().node.log().latest_snapshot(), before);
     }
 }

@@ -370,6 +370,10 @@ impl RunningServer {
             p.wake();
         }
         let broker = self.broker;
+        {
+            let b = broker.clone();
+            tokio::task::spawn_blocking(move || b.metadata.snapshot_now()).await?;
+        }
         tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
             for p in broker.partitions.all() {
                 if let Err(e) = p.snapshot_producer_state() {
