@@ -14,6 +14,12 @@ FINAL = re.compile(
 )
 
 
+def wall_rate(m):
+    """(records/s, MiB/s) over the measurement's wall time."""
+    secs = float(m["wall_secs"])
+    return m["records"] / secs, m["records"] * m["record_size"] / secs / 1048576
+
+
 def parse(raw):
     limits, rows, scale = {}, [], []
     for m in raw:
@@ -45,16 +51,12 @@ def parse(raw):
                 row.update(mb_per_sec=float(cols[3]), records_per_sec=float(cols[5]))
         else:
             # Timed from outside: includes connecting and metadata.
-            secs = float(m["wall_secs"])
-            row.update(records_per_sec=m["records"] / secs,
-                       mb_per_sec=m["records"] * m["record_size"] / secs / 1048576)
+            row["records_per_sec"], row["mb_per_sec"] = wall_rate(m)
         if row["broker"] == "krust-sustained":
             # Timed until synced to the device: the wall time, not the producer's own rate
             # (which is how fast the page cache took the records).
             row["acked_mb_per_sec"] = row["mb_per_sec"]
-            secs = float(m["wall_secs"])
-            row.update(records_per_sec=m["records"] / secs,
-                       mb_per_sec=m["records"] * m["record_size"] / secs / 1048576)
+            row["records_per_sec"], row["mb_per_sec"] = wall_rate(m)
         row["wall_secs"] = round(float(m["wall_secs"]), 3)
         row["broker_cpu_secs"] = round(float(m["broker_cpu_secs"]), 3)
         row["broker_rss_mb"] = round(int(m["broker_rss_kb"]) / 1024, 1)

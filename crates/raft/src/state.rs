@@ -141,6 +141,20 @@ pub(crate) struct LeaderState {
     pub(crate) parked: Vec<ParkedFetch>,
 }
 
+impl LeaderState {
+    /// What the leader knows about voter or observer `id`.
+    pub(crate) fn progress(&self, id: NodeId) -> Option<&ReplicaProgress> {
+        self.voters.get(&id).or_else(|| self.observers.get(&id))
+    }
+
+    pub(crate) fn progress_mut(&mut self, id: NodeId) -> Option<&mut ReplicaProgress> {
+        match self.voters.get_mut(&id) {
+            Some(p) => Some(p),
+            None => self.observers.get_mut(&id),
+        }
+    }
+}
+
 impl Role {
     pub(crate) fn kind(&self) -> RoleKind {
         match self {

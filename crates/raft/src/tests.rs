@@ -143,16 +143,24 @@ fn fetch_answer(
     now: u64,
 ) -> FetchResponse {
     node.handle_request(NodeId(from), 9, request, now);
+    fetch_responses(node)
+        .into_iter()
+        .next()
+        .expect("a fetch response")
+}
+
+/// The Fetch responses among the node's pending effects.
+fn fetch_responses(node: &mut RaftNode<MemoryLog>) -> Vec<FetchResponse> {
     node.poll_effects()
         .into_iter()
-        .find_map(|e| match e {
+        .filter_map(|e| match e {
             Effect::SendResponse {
                 response: Response::Fetch(r),
                 ..
             } => Some(r),
             _ => None,
         })
-        .expect("a fetch response")
+        .collect()
 }
 
 // ----- voting ------------------------------------------------------------------------------
@@ -564,35 +572,23 @@ fn a_fetch_that_commits_is_answered_with_the_new_high_watermark() {
         }),
         other => other,
     };
-    let responses = |node: &mut RaftNode<MemoryLog>| -> Vec<FetchResponse> {
-        node.poll_effects()
-            .into_iter()
-            .filter_map(|e| match e {
-                Effect::SendResponse {
-                    response: Response::Fetch(r),
-                    ..
-                } => Some(r),
-                _ => None,
-            })
-            .collect()
-    };
     // Voter 2 has the entry: its fetch commits it, and the answer says so at once rather
     // than after the long poll.
     node.handle_request(NodeId(2), 1, long_poll(2, 1), 110);
     assert_eq!(node.high_watermark(), Offset(1));
-    let answered = responses(&mut node);
+    let answered = fetch_responses(&mut node);
     assert_eq!(answered.len(), 1);
     assert_eq!(answered[0].high_watermark, Offset(1));
     // Voter 2 now knows: its next fetch waits.
     node.handle_request(NodeId(2), 2, long_poll(2, 1), 120);
-    assert!(responses(&mut node).is_empty(), "parked");
+    assert!(fetch_responses(&mut node).is_empty(), "parked");
     // Voter 3 has not heard of the commit: answered at once too.
     node.handle_request(NodeId(3), 3, long_poll(3, 1), 130);
-    let answered = responses(&mut node);
+    let answered = fetch_responses(&mut node);
     assert_eq!(answered.len(), 1);
     assert_eq!(answered[0].high_watermark, Offset(1));
     node.handle_request(NodeId(3), 4, long_poll(3, 1), 140);
-    assert!(responses(&mut node).is_empty(), "parked");
+    assert!(fetch_responses(&mut node).is_empty(), "parked");
 }
 
 #[test]

@@ -339,16 +339,12 @@ impl Inner {
                 self.applied = e.offset.0 + 1;
             }
         }
-        self.maybe_snapshot();
+        self.snapshot(false);
         Ok(())
     }
 
-    fn maybe_snapshot(&mut self) {
-        self.snapshot(false);
-    }
-
-    /// Writes the image as a snapshot when the policy says so, or with `now` whenever
-    /// anything was applied since the last one.
+    /// Writes the image as a snapshot when the policy says so, or with `now_anyway`
+    /// whenever anything was applied since the last one.
     fn snapshot(&mut self, now_anyway: bool) {
         // A snapshot holds whole decisions only.
         if self.bytes_since_snapshot == 0 || self.txn_base.is_some() {

@@ -43,6 +43,16 @@ fn fill(log: &mut Log, n: usize) -> Vec<(i64, i64)> {
     out
 }
 
+/// Batch `i` of a mix of sizes: every third of 1..=4 small records, the others one record
+/// of 20..320 bytes.
+fn mixed_batch(i: usize) -> Bytes {
+    if i.is_multiple_of(3) {
+        simple_batch(0, 1 + i % 4, i as i64)
+    } else {
+        sized_batch(0, 20 + (i * 37) % 300, i as i64)
+    }
+}
+
 fn batches_of(records: &Bytes) -> Vec<RecordBatch<'_>> {
     batch::batches(records)
         .collect::<Result<Vec<_>, _>>()
@@ -1027,12 +1037,7 @@ fn read_slices_name_the_bytes_read_returns() {
         };
         let mut log = open(dir.path(), config);
         for i in 0..60usize {
-            let b = if i % 3 == 0 {
-                simple_batch(0, 1 + i % 4, i as i64)
-            } else {
-                sized_batch(0, 20 + (i * 37) % 300, i as i64)
-            };
-            log.append_as_leader(&b, 0, 0).expect("append");
+            log.append_as_leader(&mixed_batch(i), 0, 0).expect("append");
         }
         let leo = log.log_end_offset();
         let budgets = [0usize, 1, 60, 100, 250, 700, 1500, 5000, 1 << 20];
@@ -1204,13 +1209,8 @@ fn reads_located_by_recent_batches_match_reads_from_the_files() {
     };
     let mut log = open(dir.path(), config.clone());
     let append = |log: &mut Log, n: usize, seed: usize| {
-        for i in 0..n {
-            let b = if (i + seed).is_multiple_of(3) {
-                simple_batch(0, 1 + i % 4, i as i64)
-            } else {
-                sized_batch(0, 20 + ((i + seed) * 37) % 300, i as i64)
-            };
-            log.append_as_leader(&b, 0, 0).expect("append");
+        for i in seed..seed + n {
+            log.append_as_leader(&mixed_batch(i), 0, 0).expect("append");
         }
     };
     append(&mut log, 80, 0);

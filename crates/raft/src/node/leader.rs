@@ -80,9 +80,7 @@ impl<L: RaftLog> RaftNode<L> {
         // at the next append or when its wait ran out.
         let knows_high_watermark = match &self.state.role {
             Role::Leader(leader) => leader
-                .voters
-                .get(&from)
-                .or_else(|| leader.observers.get(&from))
+                .progress(from)
                 .is_none_or(|p| p.high_watermark_sent == Some(self.high_watermark)),
             _ => true,
         };
@@ -238,11 +236,7 @@ impl<L: RaftLog> RaftNode<L> {
     /// Sends a Fetch response, noting the high watermark the replica now knows.
     fn reply_fetch(&mut self, to: NodeId, request_id: RequestId, response: FetchResponse) {
         if let Role::Leader(leader) = &mut self.state.role {
-            if let Some(p) = leader
-                .voters
-                .get_mut(&to)
-                .or_else(|| leader.observers.get_mut(&to))
-            {
+            if let Some(p) = leader.progress_mut(to) {
                 p.high_watermark_sent = Some(response.high_watermark);
             }
         }
