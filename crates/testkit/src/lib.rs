@@ -131,6 +131,11 @@ impl Node {
         format!("127.0.0.1:{}", self.controller_port)
     }
 
+    /// The process id while the node runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// `host:port` of the client listener.
     pub fn bootstrap(&self) -> String {
         format!("127.0.0.1:{}", self.client_port)
