@@ -208,6 +208,48 @@ async fn acks_all_production_survives_killing_the_partition_leader() {
     });
 }
 
+/// Followers' fetches wait at the leader up to `replica.fetch.wait.max.ms` (30 s here); a
+/// partition created meanwhile is fetched at once, not when the waiting fetch returns, so
+/// its first acks=all write is acknowledged long before that.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_new_partition_is_replicated_without_waiting_for_a_parked_fetch() {
+    let c = Cluster::start(
+        BIN,
+        3,
+        &[
+            "replica.fetch.wait.max.ms=30000",
+            "replica.lag.time.max.ms=60000",
+        ],
+    );
+    let bootstrap = c.bootstrap();
+    // One partition led by each broker: every broker's fetchers then wait on all leaders.
+    create_replicated(&bootstrap, "first", "3", "3");
+    wait_for("first fully in sync", WAIT, || {
+        describe(&bootstrap, "first")
+            .filter(|d| d.values().all(|(l, isr)| *l > 0 && isr.len() == 3))
+    });
+    let p = producer(&bootstrap);
+    for i in 0..3 {
+        p.send(
+            FutureRecord::<(), _>::to("first").payload("a").partition(i),
+            Duration::from_secs(20),
+        )
+        .await
+        .expect("acks=all write to first");
+    }
+    create_replicated(&bootstrap, "second", "1", "3");
+    let started = Instant::now();
+    send_p0(&p, "second", "b", 20)
+        .await
+        .expect("acks=all write to the new topic");
+    // Without the fetchers' switch it would wait for their 30 s fetches.
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "the first acks=all write to a new topic took {:?}",
+        started.elapsed()
+    );
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn too_few_in_sync_replicas_refuse_acks_all() {
     // A separate controller, so that the quorum outlives the brokers.

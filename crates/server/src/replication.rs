@@ -16,6 +16,7 @@
 //! to the metadata log (the leader applies it when its image has it).
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::Duration;
 
@@ -35,7 +36,19 @@ const OFFSET_OUT_OF_RANGE: i16 = 1;
 
 struct Fetcher {
     partitions: Arc<Mutex<Vec<Arc<Partition>>>>,
+    /// Counts the changes of `partitions`; `changed` is notified on each.
+    generation: Arc<AtomicU64>,
     changed: Arc<Notify>,
+}
+
+/// The same partitions (the same objects), in any order.
+fn same_partitions(a: &[Arc<Partition>], b: &[Arc<Partition>]) -> bool {
+    let ids = |v: &[Arc<Partition>]| {
+        let mut ids: Vec<*const Partition> = v.iter().map(Arc::as_ptr).collect();
+        ids.sort_unstable();
+        ids
+    };
+    a.len() == b.len() && ids(a) == ids(b)
 }
 
 /// The follower side: one fetcher per leader.
@@ -62,18 +75,25 @@ impl ReplicaManager {
         let mut fetchers = self.fetchers.lock().unwrap_or_else(|e| e.into_inner());
         for (leader, f) in fetchers.iter() {
             let mut parts = f.partitions.lock().unwrap_or_else(|e| e.into_inner());
-            *parts = followed.remove(leader).unwrap_or_default();
+            let new = followed.remove(leader).unwrap_or_default();
+            if same_partitions(&parts, &new) {
+                continue;
+            }
+            *parts = new;
+            f.generation.fetch_add(1, Ordering::AcqRel);
             f.changed.notify_one();
         }
         for (leader, partitions) in followed {
             let f = Fetcher {
                 partitions: Arc::new(Mutex::new(partitions)),
+                generation: Arc::new(AtomicU64::new(0)),
                 changed: Arc::new(Notify::new()),
             };
             tokio::spawn(run_fetcher(
                 weak.clone(),
                 leader,
                 f.partitions.clone(),
+                f.generation.clone(),
                 f.changed.clone(),
                 shutdown.clone(),
             ));
@@ -217,10 +237,16 @@ impl Broker {
 }
 
 /// Follows the partitions `leader` leads until there are none or the node stops.
+///
+/// When the partitions change while a fetch waits at the leader (up to
+/// `replica.fetch.wait.max.ms`), that fetch is abandoned with its connection and the next
+/// one asks for the new set at once: a new partition's first acks=all writes would wait
+/// for the old fetch otherwise.
 async fn run_fetcher(
     broker: Weak<Broker>,
     leader: i32,
     partitions: Arc<Mutex<Vec<Arc<Partition>>>>,
+    generation: Arc<AtomicU64>,
     changed: Arc<Notify>,
     mut shutdown: watch::Receiver<bool>,
 ) {
@@ -230,7 +256,10 @@ async fn run_fetcher(
             return;
         }
         let Some(b) = broker.upgrade() else { return };
-        let parts = partitions.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let (parts, fetched_generation) = {
+            let parts = partitions.lock().unwrap_or_else(|e| e.into_inner());
+            (parts.clone(), generation.load(Ordering::Acquire))
+        };
         let backoff = Duration::from_millis(b.config.replica_fetch_backoff_ms.max(1) as u64);
         if parts.is_empty() {
             conn = None;
@@ -273,9 +302,26 @@ async fn run_fetcher(
             }
         };
         let req = fetch_request(&b, &parts, version);
-        let result = tokio::select! {
-            r = c.send_version(&req, version) => r,
-            _ = shutdown.changed() => return,
+        let result = {
+            let fetch = c.send_version(&req, version);
+            tokio::pin!(fetch);
+            loop {
+                tokio::select! {
+                    r = &mut fetch => break Some(r),
+                    _ = changed.notified() => {
+                        // A permit left from a change this fetch already has is no change.
+                        if generation.load(Ordering::Acquire) != fetched_generation {
+                            break None;
+                        }
+                    }
+                    _ = shutdown.changed() => return,
+                }
+            }
+        };
+        let Some(result) = result else {
+            debug!(leader, "followed partitions changed; fetching the new set");
+            conn = None;
+            continue;
         };
         match result {
             Ok(resp) => {
