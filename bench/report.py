@@ -198,7 +198,8 @@ def main():
               "'of one node' compares with the default flush policy at acks=all.")
     if any(r["broker"] == "krust-sustained" for r in rows):
         print("krust-sustained: one node, acks=1, timed until the data is synced to the device "
-              "(syncfs after the producer finishes), against fio's write-then-fsync bandwidth.")
+              "(syncfs after the producer finishes), against fio's write-then-fsync bandwidth for "
+              "the same number of bytes.")
     if any(r["broker"].startswith("tansu") for r in rows):
         print("Nx tansu-*: krust's throughput over Tansu's (same client, workload); p99 Nx: krust's "
               "p99 latency over Tansu's (below 1 is better).")
