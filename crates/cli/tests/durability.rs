@@ -54,6 +54,49 @@ async fn acknowledged_records_survive_kill_9() {
     assert_eq!(watermarks(&node, "durable", 0), (0, 20_010));
 }
 
+/// With an fsync after every append (`flush.messages=1`), a request's partitions are synced
+/// together; every acknowledged record is there after kill -9, in every partition.
+#[tokio::test(flavor = "multi_thread")]
+async fn flushing_every_append_across_partitions_keeps_every_acknowledged_record() {
+    const PARTITIONS: i32 = 8;
+    const PER_PARTITION: usize = 50;
+    let mut node = start(&[]);
+    create_topic(&node, "synced", PARTITIONS, &[("flush.messages", "1")]).await;
+    let p = producer(&node, "all", "none");
+    let mut pending = Vec::new();
+    let values: Vec<String> = (0..PER_PARTITION).map(|i| format!("record-{i}")).collect();
+    // Queued before any is sent: requests carry several partitions' batches.
+    for v in &values {
+        for part in 0..PARTITIONS {
+            let rec = FutureRecord::<(), _>::to("synced")
+                .payload(v)
+                .partition(part);
+            pending.push(p.send_result(rec).map_err(|(e, _)| e).expect("enqueue"));
+        }
+    }
+    for f in pending {
+        f.await
+            .expect("delivery report")
+            .unwrap_or_else(|(e, _)| panic!("delivery: {e:?}"));
+    }
+    node.kill9();
+    node.restart();
+    for part in 0..PARTITIONS {
+        assert_eq!(watermarks(&node, "synced", part), (0, PER_PARTITION as i64));
+        let got = consume(
+            &node,
+            "synced",
+            part,
+            Offset::Beginning,
+            PER_PARTITION,
+            WAIT,
+        );
+        let got: Vec<_> = got.iter().map(|g| g.value.clone()).collect();
+        let want: Vec<_> = values.iter().map(|v| Some(v.as_bytes().to_vec())).collect();
+        assert_eq!(got, want, "partition {part}");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn clean_shutdown_and_restart_keep_topics_configs_and_data() {
     let mut node = start(&[]);

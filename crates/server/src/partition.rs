@@ -430,6 +430,41 @@ impl Partition {
     /// fetching several of them is answered with all their new batches at once rather
     /// than with the first one alone.
     pub fn append_unwoken(&self, records: &Bytes, now_ms: i64) -> Result<Appended, AppendError> {
+        self.append_as_leader(records, now_ms, false)
+    }
+
+    /// [`Partition::append_unwoken`] that leaves to the caller a flush the append makes due
+    /// (`log.flush.interval.messages`) and the high watermark's advance, both done by
+    /// [`Partition::complete_append`]: a Produce request then syncs all its partitions
+    /// at once, and its records become visible only once synced, as with an inline flush.
+    pub fn append_unflushed(&self, records: &Bytes, now_ms: i64) -> Result<Appended, AppendError> {
+        self.append_as_leader(records, now_ms, true)
+    }
+
+    /// Whether a flush is due after [`Partition::append_unflushed`].
+    pub fn flush_due(&self) -> bool {
+        self.read_log().flush_due()
+    }
+
+    /// Finishes [`Partition::append_unflushed`]: flushes if due, then moves the high
+    /// watermark. Parked fetches are still to be woken.
+    pub fn complete_append(&self) -> Result<(), StorageError> {
+        {
+            let mut log = self.write_log();
+            if log.flush_due() {
+                log.flush()?;
+            }
+        }
+        self.maybe_advance_high_watermark();
+        Ok(())
+    }
+
+    fn append_as_leader(
+        &self,
+        records: &Bytes,
+        now_ms: i64,
+        deferred: bool,
+    ) -> Result<Appended, AppendError> {
         let idempotent = match RecordBatch::parse(records) {
             Ok((b, _)) if b.producer_id() >= 0 && b.base_sequence() >= 0 => Some((
                 b.producer_id(),
@@ -454,9 +489,15 @@ impl Partition {
         }
         let info: AppendInfo = {
             let mut log = self.write_log();
-            log.append_as_leader(records, self.leader_epoch(), now_ms)?
+            if deferred {
+                log.append_as_leader_unflushed(records, self.leader_epoch(), now_ms)?
+            } else {
+                log.append_as_leader(records, self.leader_epoch(), now_ms)?
+            }
         };
-        self.maybe_advance_high_watermark();
+        if !deferred {
+            self.maybe_advance_high_watermark();
+        }
         match idempotent {
             Some((pid, epoch, first_seq, last_seq)) => producers.record(
                 pid,

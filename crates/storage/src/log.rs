@@ -853,6 +853,28 @@ impl Log {
         leader_epoch: i32,
         now_ms: i64,
     ) -> Result<AppendInfo> {
+        self.append_as_leader_with(records, leader_epoch, now_ms, true)
+    }
+
+    /// [`Log::append_as_leader`] that leaves a flush `log.flush.interval.messages` makes due
+    /// to the caller ([`Log::flush_due`], [`Log::flush`]): a request appending to several
+    /// partitions then syncs them all at once rather than one after another.
+    pub fn append_as_leader_unflushed(
+        &mut self,
+        records: &Bytes,
+        leader_epoch: i32,
+        now_ms: i64,
+    ) -> Result<AppendInfo> {
+        self.append_as_leader_with(records, leader_epoch, now_ms, false)
+    }
+
+    fn append_as_leader_with(
+        &mut self,
+        records: &Bytes,
+        leader_epoch: i32,
+        now_ms: i64,
+        flush_when_due: bool,
+    ) -> Result<AppendInfo> {
         self.check_open()?;
         let max_message_bytes = self.config.max_message_bytes as usize;
         let log_append = self.config.message_timestamp_type_log_append;
@@ -894,7 +916,7 @@ impl Log {
         if let Some(first) = prepared.first() {
             self.epochs.assign(leader_epoch, first.base)?;
         }
-        let mut info = self.write_prepared(records, &prepared, now_ms)?;
+        let mut info = self.write_prepared(records, &prepared, now_ms, flush_when_due)?;
         if log_append && !prepared.is_empty() {
             info.log_append_time = now_ms;
         }
@@ -946,7 +968,7 @@ impl Log {
         for (epoch, offset) in epochs {
             self.epochs.assign(epoch, offset)?;
         }
-        self.write_prepared(records, &prepared, system_now_ms())
+        self.write_prepared(records, &prepared, system_now_ms(), true)
     }
 
     fn should_roll(&self, size: u64, last: i64, now_ms: i64) -> bool {
@@ -968,6 +990,7 @@ impl Log {
         src: &Bytes,
         items: &[Prepared],
         now_ms: i64,
+        flush_when_due: bool,
     ) -> Result<AppendInfo> {
         let mut info = AppendInfo {
             first_offset: -1,
@@ -1014,11 +1037,16 @@ impl Log {
             info.num_batches += 1;
             info.bytes += it.size;
         }
-        let unflushed = u64::try_from(self.log_end_offset() - self.recovery_point).unwrap_or(0);
-        if unflushed >= self.config.flush_interval_messages {
+        if flush_when_due && self.flush_due() {
             self.flush()?;
         }
         Ok(info)
+    }
+
+    /// Whether `log.flush.interval.messages` offsets are written but not flushed.
+    pub fn flush_due(&self) -> bool {
+        let unflushed = u64::try_from(self.log_end_offset() - self.recovery_point).unwrap_or(0);
+        unflushed > 0 && unflushed >= self.config.flush_interval_messages
     }
 
     fn write_group(&mut self, src: &Bytes, group: &[Prepared], now_ms: i64) -> Result<()> {

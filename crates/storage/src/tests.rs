@@ -802,6 +802,14 @@ fn flushing_and_pending_flush() {
     log.append_as_leader(&simple_batch(0, 3, 0), 0, 0)
         .expect("a");
     assert_eq!(log.recovery_point(), 5, "flush.messages reached");
+    // A flush left to the caller: due, not done, until it flushes.
+    log.append_as_leader_unflushed(&simple_batch(0, 5, 0), 0, 0)
+        .expect("a");
+    assert!(log.flush_due());
+    assert_eq!(log.recovery_point(), 5);
+    log.flush().expect("flush");
+    assert!(!log.flush_due());
+    assert_eq!(log.recovery_point(), 10);
     log.update_config(small_config());
     fill(&mut log, 20);
     let pending = log.pending_segment_flush().expect("p").expect("some");

@@ -29,7 +29,8 @@ pub async fn handle(broker: &Broker, req: ProduceRequest, _version: i16) -> Repl
     let mut first_error: Option<String> = None;
     // acks=all: (topic index, partition index in it, partition, last offset) to wait for.
     let mut waits = Vec::new();
-    // Partitions appended to, whose parked fetches are woken once all are appended.
+    // Partitions appended to, with where their answers go: flushed when due, then their
+    // high watermarks moved and their parked fetches woken, once all are appended.
     let mut appended = Vec::new();
     for topic in req.topic_data {
         let name = topic.name.to_string();
@@ -55,7 +56,11 @@ pub async fn handle(broker: &Broker, req: ProduceRequest, _version: i16) -> Repl
                     pd.records.as_ref(),
                     acks,
                     now,
-                    &mut appended,
+                    (
+                        &mut appended,
+                        resp.responses.len(),
+                        out.partition_responses.len(),
+                    ),
                 )
             };
             match result {
@@ -88,7 +93,14 @@ pub async fn handle(broker: &Broker, req: ProduceRequest, _version: i16) -> Repl
         }
         resp.responses.push(out);
     }
-    for p in appended {
+    for (t, i, e) in complete_appends(&appended).await {
+        let (code, message) = storage_error(&e);
+        let pr = &mut resp.responses[t].partition_responses[i];
+        pr.error_code = code.code();
+        pr.error_message = message.map(sb);
+        waits.retain(|w| (w.0, w.1) != (t, i));
+    }
+    for (p, _, _) in &appended {
         p.wake();
     }
     // acks=all: answer once every in-sync replica has the records (the high watermark
@@ -120,6 +132,54 @@ pub async fn handle(broker: &Broker, req: ProduceRequest, _version: i16) -> Repl
     Reply::Respond(resp)
 }
 
+/// Appended partitions, each with its topic's and its own index in the response.
+type Appended = Vec<(std::sync::Arc<crate::partition::Partition>, usize, usize)>;
+
+/// Completes the appends of a request: the partitions whose flush is due
+/// (`log.flush.interval.messages`) are synced together, each on a blocking thread, so their
+/// fsyncs overlap rather than queue; then every one's high watermark moves. Returns the
+/// partitions whose flush failed, by response index.
+async fn complete_appends(appended: &Appended) -> Vec<(usize, usize, StorageError)> {
+    /// Partitions synced at once, at most.
+    const PARALLEL_FLUSHES: usize = 32;
+    let mut failed = Vec::new();
+    let (due, rest): (Vec<_>, Vec<_>) = appended.iter().partition(|(p, _, _)| p.flush_due());
+    if due.len() > 1 {
+        for chunk in due.chunks(PARALLEL_FLUSHES) {
+            let syncs: Vec<_> = chunk
+                .iter()
+                .map(|(p, t, i)| {
+                    let p = p.clone();
+                    let at = (*t, *i);
+                    (at, tokio::task::spawn_blocking(move || p.complete_append()))
+                })
+                .collect();
+            for ((t, i), sync) in syncs {
+                match sync.await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => failed.push((t, i, e)),
+                    Err(e) => failed.push((
+                        t,
+                        i,
+                        StorageError::Io(std::io::Error::other(format!("flush task: {e}"))),
+                    )),
+                }
+            }
+        }
+    }
+    let inline = if due.len() > 1 {
+        rest
+    } else {
+        appended.iter().collect()
+    };
+    for (p, t, i) in inline {
+        if let Err(e) = p.complete_append() {
+            failed.push((*t, *i, e));
+        }
+    }
+    failed
+}
+
 /// Base offset, log append time, log start offset, and for acks=all what to wait for.
 type AppendResult = Result<
     (
@@ -138,7 +198,7 @@ fn append(
     records: Option<&bytes::Bytes>,
     acks: i16,
     now: i64,
-    appended: &mut Vec<std::sync::Arc<crate::partition::Partition>>,
+    (appended, t, i): (&mut Appended, usize, usize),
 ) -> AppendResult {
     let partition = broker
         .leader_partition(topic, index)
@@ -168,10 +228,10 @@ fn append(
             Some("Produce requests are only allowed to contain exactly one record batch per partition".into()),
         ));
     }
-    match partition.append_unwoken(records, now) {
+    match partition.append_unflushed(records, now) {
         Ok(a) => {
             if !a.duplicate {
-                appended.push(partition.clone());
+                appended.push((partition.clone(), t, i));
                 let count = (a.last_offset - a.first_offset + 1).max(0) as u64;
                 broker.metrics.record_produce(topic, records.len(), count);
             }
