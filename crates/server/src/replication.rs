@@ -7,7 +7,8 @@
 //! its high watermark, or a diverging epoch (KIP-320) when the follower's log went further
 //! in an older epoch than the leader's: the follower then truncates to where that epoch
 //! ends on the leader, and fetches again. Batches are appended byte for byte with the
-//! leader's offsets and epochs.
+//! leader's offsets and epochs. A partition whose fetch fails is left out of the next
+//! fetches until its retry is due (`Delays`).
 //!
 //! The leader tracks each follower's log end offset from its fetches; the high watermark
 //! is what every in-sync replica has (`Partition::maybe_advance_high_watermark`). A follower
@@ -18,7 +19,7 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic, ReplicaState};
@@ -33,6 +34,79 @@ use crate::partition::Partition;
 
 /// Error codes the fetcher reacts to.
 const OFFSET_OUT_OF_RANGE: i16 = 1;
+
+/// Errors that mean the leader's metadata and the follower's disagree for now (one of them
+/// has not applied the latest change yet): retried soon, not after the full backoff.
+const METADATA_LAG_ERRORS: [i16; 6] = [
+    3,   // UNKNOWN_TOPIC_OR_PARTITION
+    5,   // LEADER_NOT_AVAILABLE
+    6,   // NOT_LEADER_OR_FOLLOWER
+    74,  // FENCED_LEADER_EPOCH
+    76,  // UNKNOWN_LEADER_EPOCH
+    100, // UNKNOWN_TOPIC_ID
+];
+
+/// The first retry of a partition whose fetch failed with a metadata-lag error; it doubles
+/// with each failure in a row, up to `replica.fetch.backoff.ms`.
+const FIRST_RETRY: Duration = Duration::from_millis(10);
+
+/// Partitions whose last fetch failed, held back until their retry is due (Kafka's
+/// per-partition fetch backoff): one partition in error neither makes the fetcher spin nor
+/// holds up the others. Keyed by anything that names a partition (the fetcher uses its
+/// address).
+struct Delays<K> {
+    /// When each may be fetched again, and its failures in a row.
+    held: HashMap<K, (Instant, u32)>,
+}
+
+impl<K: std::hash::Hash + Eq + Copy> Delays<K> {
+    fn new() -> Self {
+        Delays {
+            held: HashMap::new(),
+        }
+    }
+
+    /// Which of `keys` may be fetched at `now`, and when the next held-back one may.
+    /// Forgets keys no longer followed.
+    fn ready(&mut self, keys: &[K], now: Instant) -> (Vec<bool>, Option<Instant>) {
+        self.held.retain(|k, _| keys.contains(k));
+        let mut next: Option<Instant> = None;
+        let ready = keys
+            .iter()
+            .map(|k| match self.held.get(k) {
+                Some((until, _)) if *until > now => {
+                    next = Some(next.map_or(*until, |n| n.min(*until)));
+                    false
+                }
+                _ => true,
+            })
+            .collect();
+        (ready, next)
+    }
+
+    /// Holds `key` back after a failure with error `code` at `now`.
+    fn failed(&mut self, key: K, code: i16, backoff: Duration, now: Instant) {
+        let entry = self.held.entry(key).or_insert((now, 0));
+        entry.1 = entry.1.saturating_add(1);
+        let delay = if METADATA_LAG_ERRORS.contains(&code) {
+            FIRST_RETRY
+                .saturating_mul(1 << entry.1.saturating_sub(1).min(16))
+                .min(backoff)
+        } else {
+            backoff
+        };
+        entry.0 = now + delay;
+    }
+
+    fn succeeded(&mut self, key: K) {
+        self.held.remove(&key);
+    }
+}
+
+/// The key a fetcher's `Delays` knows a partition by.
+fn delay_key(p: &Arc<Partition>) -> usize {
+    Arc::as_ptr(p) as usize
+}
 
 struct Fetcher {
     partitions: Arc<Mutex<Vec<Arc<Partition>>>>,
@@ -251,23 +325,43 @@ async fn run_fetcher(
     mut shutdown: watch::Receiver<bool>,
 ) {
     let mut conn: Option<Connection> = None;
+    let mut delays = Delays::new();
     loop {
         if *shutdown.borrow() {
             return;
         }
         let Some(b) = broker.upgrade() else { return };
-        let (parts, fetched_generation) = {
+        let (all_parts, fetched_generation) = {
             let parts = partitions.lock().unwrap_or_else(|e| e.into_inner());
             (parts.clone(), generation.load(Ordering::Acquire))
         };
         let backoff = Duration::from_millis(b.config.replica_fetch_backoff_ms.max(1) as u64);
-        if parts.is_empty() {
+        if all_parts.is_empty() {
             conn = None;
             drop(b);
             tokio::select! {
                 _ = changed.notified() => continue,
                 _ = shutdown.changed() => return,
             }
+        }
+        let keys: Vec<usize> = all_parts.iter().map(delay_key).collect();
+        let (ready, next_due) = delays.ready(&keys, Instant::now());
+        let parts: Vec<Arc<Partition>> = all_parts
+            .iter()
+            .zip(ready)
+            .filter(|(_, r)| *r)
+            .map(|(p, _)| p.clone())
+            .collect();
+        if parts.is_empty() {
+            // Every partition waits for its retry.
+            drop(b);
+            let due = next_due.unwrap_or_else(|| Instant::now() + backoff);
+            tokio::select! {
+                _ = tokio::time::sleep_until(due.into()) => {}
+                _ = changed.notified() => {}
+                _ = shutdown.changed() => return,
+            }
+            continue;
         }
         if conn.is_none() {
             let Some(addr) = b.inter_broker_address(leader) else {
@@ -325,7 +419,8 @@ async fn run_fetcher(
         };
         match result {
             Ok(resp) => {
-                let failed = handle_response(&b, leader, &parts, resp, version);
+                let failed =
+                    handle_response(&b, leader, &parts, resp, version, &mut delays, backoff);
                 if failed {
                     drop(b);
                     pause(&mut shutdown, backoff).await;
@@ -403,19 +498,21 @@ fn fetch_request(b: &Broker, parts: &[Arc<Partition>], version: i16) -> FetchReq
     req
 }
 
-/// Applies a fetch response. Returns whether every partition failed (back off then).
+/// Applies a fetch response; a partition that failed is held back (`delays`). Returns
+/// whether the whole response was refused (back off then).
 fn handle_response(
     b: &Broker,
     leader: i32,
     parts: &[Arc<Partition>],
     resp: FetchResponse,
     version: i16,
+    delays: &mut Delays<usize>,
+    backoff: Duration,
 ) -> bool {
     if resp.error_code != 0 {
         debug!(leader, error = %krust_client::error_description(resp.error_code), "follower fetch refused");
         return true;
     }
-    let mut any_ok = false;
     let image = b.image();
     for t in &resp.responses {
         let name = if version >= 13 {
@@ -432,32 +529,39 @@ fn handle_response(
                 continue;
             };
             match apply_partition(p, pd) {
-                Ok(()) => any_ok = true,
-                Err(e) => {
+                Ok(()) => delays.succeeded(delay_key(p)),
+                Err((code, e)) => {
                     debug!(topic = %p.topic, partition = p.index, leader, error = %e, "follower fetch");
+                    delays.failed(delay_key(p), code, backoff, Instant::now());
                 }
             }
         }
     }
-    !any_ok
+    false
 }
 
-fn apply_partition(p: &Partition, pd: &fetch_response::PartitionData) -> Result<(), String> {
+/// An error applying a partition's data: its Kafka error code (-1 when local) and why.
+type ApplyError = (i16, String);
+
+fn local(e: impl std::fmt::Display) -> ApplyError {
+    (-1, e.to_string())
+}
+
+fn apply_partition(p: &Partition, pd: &fetch_response::PartitionData) -> Result<(), ApplyError> {
     match pd.error_code {
         0 => {}
         OFFSET_OUT_OF_RANGE => {
             let end = p.read_log().log_end_offset();
             if pd.log_start_offset > end {
                 // The leader deleted what this replica still needs: start at its log start.
-                p.restart_at(pd.log_start_offset)
-                    .map_err(|e| e.to_string())?;
+                p.restart_at(pd.log_start_offset).map_err(local)?;
                 info!(topic = %p.topic, partition = p.index, offset = pd.log_start_offset,
                       "follower restarted at the leader's log start");
                 return Ok(());
             }
-            return Err("offset out of range".into());
+            return Err((OFFSET_OUT_OF_RANGE, "offset out of range".into()));
         }
-        code => return Err(krust_client::error_description(code)),
+        code => return Err((code, krust_client::error_description(code))),
     }
     let diverging = &pd.diverging_epoch;
     if diverging.epoch >= 0 {
@@ -465,18 +569,18 @@ fn apply_partition(p: &Partition, pd: &fetch_response::PartitionData) -> Result<
         let to = diverging.end_offset.min(end);
         info!(topic = %p.topic, partition = p.index, epoch = diverging.epoch, from = end, to,
               "follower truncates its divergent tail");
-        p.truncate_to(to).map_err(|e| e.to_string())?;
+        p.truncate_to(to).map_err(local)?;
         return Ok(());
     }
     if let Some(records) = pd.records.as_ref().filter(|r| !r.is_empty()) {
-        append_complete_batches(p, records)?;
+        append_complete_batches(p, records).map_err(local)?;
     }
     p.follow_high_watermark(pd.high_watermark);
     // Records the leader deleted (DeleteRecords, retention) go here too.
     if pd.log_start_offset > p.log_start_offset() && pd.log_start_offset <= p.high_watermark() {
         p.write_log()
             .delete_records_before(pd.log_start_offset)
-            .map_err(|e| e.to_string())?;
+            .map_err(local)?;
     }
     Ok(())
 }
@@ -495,4 +599,51 @@ fn append_complete_batches(p: &Partition, records: &Bytes) -> Result<(), String>
     }
     p.append_as_follower(&records.slice(..len))
         .map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BACKOFF: Duration = Duration::from_millis(1000);
+    const NOT_LEADER_OR_FOLLOWER: i16 = 6;
+    const KAFKA_STORAGE_ERROR: i16 = 56;
+
+    #[test]
+    fn a_failed_partition_is_held_back_alone_until_its_retry() {
+        let mut d = Delays::new();
+        let t0 = Instant::now();
+        d.failed(2, NOT_LEADER_OR_FOLLOWER, BACKOFF, t0);
+        let (ready, next) = d.ready(&[1, 2, 3], t0);
+        assert_eq!(ready, vec![true, false, true]);
+        assert_eq!(next, Some(t0 + FIRST_RETRY));
+        let (ready, _) = d.ready(&[1, 2, 3], t0 + FIRST_RETRY);
+        assert_eq!(ready, vec![true, true, true]);
+    }
+
+    #[test]
+    fn metadata_lag_retries_double_up_to_the_backoff_and_reset_on_success() {
+        let mut d = Delays::new();
+        let t0 = Instant::now();
+        let mut waits = Vec::new();
+        for _ in 0..10 {
+            d.failed(7, NOT_LEADER_OR_FOLLOWER, BACKOFF, t0);
+            waits.push(d.ready(&[7], t0).1.expect("held") - t0);
+        }
+        let ms: Vec<u128> = waits.iter().map(Duration::as_millis).collect();
+        assert_eq!(ms, vec![10, 20, 40, 80, 160, 320, 640, 1000, 1000, 1000]);
+        d.succeeded(7);
+        d.failed(7, NOT_LEADER_OR_FOLLOWER, BACKOFF, t0);
+        assert_eq!(d.ready(&[7], t0).1, Some(t0 + FIRST_RETRY));
+    }
+
+    #[test]
+    fn other_errors_wait_the_full_backoff_and_unfollowed_partitions_are_forgotten() {
+        let mut d = Delays::new();
+        let t0 = Instant::now();
+        d.failed(1, KAFKA_STORAGE_ERROR, BACKOFF, t0);
+        assert_eq!(d.ready(&[1], t0).1, Some(t0 + BACKOFF));
+        d.ready(&[2], t0);
+        assert!(d.held.is_empty());
+    }
 }
