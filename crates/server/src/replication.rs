@@ -395,7 +395,15 @@ async fn run_fetcher(
                 continue;
             }
         };
-        let req = fetch_request(&b, &parts, version);
+        // While partitions are held back, a fetch waits at the leader no longer than until
+        // the first of them is due, or their retry would wait for it.
+        let max_wait_ms = next_due.map_or(b.config.replica_fetch_wait_max_ms, |due| {
+            let left = due.saturating_duration_since(Instant::now()).as_millis();
+            b.config
+                .replica_fetch_wait_max_ms
+                .min(i32::try_from(left).unwrap_or(i32::MAX))
+        });
+        let req = fetch_request(&b, &parts, version, max_wait_ms);
         let result = {
             let fetch = c.send_version(&req, version);
             tokio::pin!(fetch);
@@ -443,7 +451,12 @@ async fn pause(shutdown: &mut watch::Receiver<bool>, d: Duration) {
     }
 }
 
-fn fetch_request(b: &Broker, parts: &[Arc<Partition>], version: i16) -> FetchRequest {
+fn fetch_request(
+    b: &Broker,
+    parts: &[Arc<Partition>],
+    version: i16,
+    max_wait_ms: i32,
+) -> FetchRequest {
     let mut topics: Vec<FetchTopic> = Vec::new();
     for p in parts {
         let (end, last_epoch) = {
@@ -481,7 +494,7 @@ fn fetch_request(b: &Broker, parts: &[Arc<Partition>], version: i16) -> FetchReq
         }
     }
     let mut req = FetchRequest::default()
-        .with_max_wait_ms(b.config.replica_fetch_wait_max_ms)
+        .with_max_wait_ms(max_wait_ms)
         .with_min_bytes(1)
         .with_max_bytes(b.config.replica_fetch_response_max_bytes)
         .with_isolation_level(0)
