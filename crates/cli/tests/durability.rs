@@ -64,23 +64,13 @@ async fn flushing_every_append_across_partitions_keeps_every_acknowledged_record
     const RECORDS: i64 = 4000;
     let mut node = start(&[]);
     create_topic(&node, "synced", PARTITIONS, &[("flush.messages", "1")]).await;
-    let props = format!("bootstrap.servers={}", node.bootstrap());
-    let o = krust_testkit::cli::run(
+    let o = krust_testkit::cli::producer_perf(
         BIN,
-        &[
-            "producer-perf-test",
-            "--topic",
-            "synced",
-            "--num-records",
-            &RECORDS.to_string(),
-            "--record-size",
-            "100",
-            "--throughput",
-            "-1",
-            "--producer-props",
-            &props,
-            "acks=all",
-        ],
+        &node.bootstrap(),
+        "synced",
+        RECORDS as u64,
+        100,
+        &["acks=all"],
     );
     assert!(o.status.success(), "{}", krust_testkit::cli::stderr(&o));
     let acknowledged = |node: &Node| -> Vec<(i64, i64)> {

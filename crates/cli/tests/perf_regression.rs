@@ -78,8 +78,7 @@ fn thread_cpu_ns(pid: u32) -> BTreeMap<String, u64> {
         return out;
     };
     for task in dir.flatten() {
-        let stat = std::fs::read_to_string(task.path().join("schedstat")).unwrap_or_default();
-        if let Some(ns) = stat.split_whitespace().next().and_then(|v| v.parse().ok()) {
+        if let Some(ns) = schedstat_ns(&task.path().join("schedstat")) {
             out.insert(task.file_name().to_string_lossy().into_owned(), ns);
         }
     }
@@ -145,11 +144,18 @@ impl Rate {
 
 /// Nanoseconds of CPU the calling thread has used.
 fn this_thread_cpu_ns() -> u64 {
-    let stat = std::fs::read_to_string("/proc/thread-self/schedstat").expect("schedstat");
-    stat.split_whitespace()
-        .next()
-        .and_then(|v| v.parse().ok())
-        .expect("schedstat's first field")
+    schedstat_ns(std::path::Path::new("/proc/thread-self/schedstat"))
+        .expect("/proc/thread-self/schedstat")
+}
+
+/// The first field of a `schedstat` file: nanoseconds of CPU the task has used.
+fn schedstat_ns(path: &std::path::Path) -> Option<u64> {
+    std::fs::read_to_string(path)
+        .ok()?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
 }
 
 /// MiB/s between two threads over loopback TCP, 1 MiB writes for about half a second.
@@ -217,12 +223,12 @@ fn loopback() -> (f64, f64) {
 }
 
 /// Runs a perf tool and accounts its CPU and the broker's.
-fn measured(node: &Node, args: &[&str], mib: f64) -> (Output, Rate) {
+fn measured(node: &Node, mib: f64, tool: impl FnOnce() -> Output) -> (Output, Rate) {
     let pid = node.pid().expect("the node runs");
     let broker_before = thread_cpu_ns(pid);
     let tools_before = waited_children_cpu();
     let start = Instant::now();
-    let o = krust_testkit::cli::run(BIN, args);
+    let o = tool();
     let wall = start.elapsed().as_secs_f64();
     let cpu = process_cpu_since(pid, &broker_before) + waited_children_cpu() - tools_before;
     assert!(o.status.success(), "{}", stderr(&o));
@@ -235,27 +241,11 @@ fn produce_and_consume(node: &Node, topic: &str) -> (Rate, Rate) {
     let bs = node.bootstrap();
     krust_testkit::cli::create_topic(BIN, &bs, topic, "1");
     krust_testkit::cli::wait_topic_served(BIN, &bs, topic);
-    let props = format!("bootstrap.servers={bs}");
     let n = RECORDS.to_string();
     let mib = RECORDS as f64 * 1024.0 / 1048576.0;
-    let (o, mut produce) = measured(
-        node,
-        &[
-            "producer-perf-test",
-            "--topic",
-            topic,
-            "--num-records",
-            &n,
-            "--record-size",
-            "1024",
-            "--throughput",
-            "-1",
-            "--producer-props",
-            &props,
-            "acks=1",
-        ],
-        mib,
-    );
+    let (o, mut produce) = measured(node, mib, || {
+        krust_testkit::cli::producer_perf(BIN, &bs, topic, RECORDS, 1024, &["acks=1"])
+    });
     let out = stdout(&o);
     let last = out.lines().last().unwrap_or_default();
     // "... records/sec (X MB/sec), ..."
@@ -265,21 +255,22 @@ fn produce_and_consume(node: &Node, topic: &str) -> (Rate, Rate) {
         .and_then(|(v, _)| v.parse().ok())
         .unwrap_or_else(|| panic!("no MB/sec in {last:?}"));
     produce.wall = mib / per_sec;
-    let (o, mut consume) = measured(
-        node,
-        &[
-            "consumer-perf-test",
-            "--bootstrap-server",
-            &bs,
-            "--topic",
-            topic,
-            "--messages",
-            &n,
-            "--timeout",
-            "30000",
-        ],
-        mib,
-    );
+    let (o, mut consume) = measured(node, mib, || {
+        krust_testkit::cli::run(
+            BIN,
+            &[
+                "consumer-perf-test",
+                "--bootstrap-server",
+                &bs,
+                "--topic",
+                topic,
+                "--messages",
+                &n,
+                "--timeout",
+                "30000",
+            ],
+        )
+    });
     let out = stdout(&o);
     let row: Vec<&str> = out.lines().nth(1).unwrap_or_default().split(", ").collect();
     assert_eq!(row.get(4).copied(), Some(n.as_str()), "{out}");

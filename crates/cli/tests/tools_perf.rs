@@ -45,21 +45,8 @@ fn perf_tools_produce_and_consume_every_record() {
     create_topic(&node, "perf", "3");
 
     let props = format!("bootstrap.servers={bs}");
-    let o = krust(&[
-        "producer-perf-test",
-        "--topic",
-        "perf",
-        "--num-records",
-        "20000",
-        "--record-size",
-        "100",
-        "--throughput",
-        "-1",
-        "--producer-props",
-        &props,
-        "acks=1",
-        "linger.ms=2",
-    ]);
+    let o =
+        krust_testkit::cli::producer_perf(BIN, &bs, "perf", 20000, 100, &["acks=1", "linger.ms=2"]);
     assert!(o.status.success(), "{}", stderr(&o));
     let out = stdout(&o);
     let last = out.lines().last().expect("a summary line");

@@ -103,8 +103,9 @@ impl<K: std::hash::Hash + Eq + Copy> Delays<K> {
     }
 }
 
-/// The key a fetcher's `Delays` knows a partition by.
-fn delay_key(p: &Arc<Partition>) -> usize {
+/// A followed partition's identity (the object itself): the key of a fetcher's `Delays`,
+/// and what tells whether its set changed.
+fn partition_key(p: &Arc<Partition>) -> usize {
     Arc::as_ptr(p) as usize
 }
 
@@ -118,7 +119,7 @@ struct Fetcher {
 /// The same partitions (the same objects), in any order.
 fn same_partitions(a: &[Arc<Partition>], b: &[Arc<Partition>]) -> bool {
     let ids = |v: &[Arc<Partition>]| {
-        let mut ids: Vec<*const Partition> = v.iter().map(Arc::as_ptr).collect();
+        let mut ids: Vec<usize> = v.iter().map(partition_key).collect();
         ids.sort_unstable();
         ids
     };
@@ -344,7 +345,7 @@ async fn run_fetcher(
                 _ = shutdown.changed() => return,
             }
         }
-        let keys: Vec<usize> = all_parts.iter().map(delay_key).collect();
+        let keys: Vec<usize> = all_parts.iter().map(partition_key).collect();
         let (ready, next_due) = delays.ready(&keys, Instant::now());
         let parts: Vec<Arc<Partition>> = all_parts
             .iter()
@@ -542,10 +543,10 @@ fn handle_response(
                 continue;
             };
             match apply_partition(p, pd) {
-                Ok(()) => delays.succeeded(delay_key(p)),
+                Ok(()) => delays.succeeded(partition_key(p)),
                 Err((code, e)) => {
                     debug!(topic = %p.topic, partition = p.index, leader, error = %e, "follower fetch");
-                    delays.failed(delay_key(p), code, backoff, Instant::now());
+                    delays.failed(partition_key(p), code, backoff, Instant::now());
                 }
             }
         }

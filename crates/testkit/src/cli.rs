@@ -191,6 +191,36 @@ pub fn wait_topic_served(bin: &str, bootstrap: &str, topic: &str) {
     }
 }
 
+/// Runs `krust producer-perf-test` unthrottled: `records` records of `record_size` bytes to
+/// `topic`, with `bootstrap.servers` and `props` as producer properties.
+pub fn producer_perf(
+    bin: &str,
+    bootstrap: &str,
+    topic: &str,
+    records: u64,
+    record_size: usize,
+    props: &[&str],
+) -> Output {
+    let n = records.to_string();
+    let size = record_size.to_string();
+    let servers = format!("bootstrap.servers={bootstrap}");
+    let mut args = vec![
+        "producer-perf-test",
+        "--topic",
+        topic,
+        "--num-records",
+        &n,
+        "--record-size",
+        &size,
+        "--throughput",
+        "-1",
+        "--producer-props",
+        &servers,
+    ];
+    args.extend_from_slice(props);
+    run(bin, &args)
+}
+
 /// Produces `records` (one per line) with `krust console-producer` plus `args`; panics if
 /// it fails.
 pub fn console_produce(bin: &str, bootstrap: &str, topic: &str, records: &[String], args: &[&str]) {

@@ -136,45 +136,45 @@ pub async fn handle(broker: &Broker, req: ProduceRequest, _version: i16) -> Repl
 type Appended = Vec<(std::sync::Arc<crate::partition::Partition>, usize, usize)>;
 
 /// Completes the appends of a request: the partitions whose flush is due
-/// (`log.flush.interval.messages`) are synced together, each on a blocking thread, so their
-/// fsyncs overlap rather than queue; then every one's high watermark moves. Returns the
-/// partitions whose flush failed, by response index.
+/// (`log.flush.interval.messages`) are synced, several of them together, each on a blocking
+/// thread, so their fsyncs overlap rather than queue; then every one's high watermark moves.
+/// Returns the partitions whose flush failed, by response index.
 async fn complete_appends(appended: &Appended) -> Vec<(usize, usize, StorageError)> {
     /// Partitions synced at once, at most.
     const PARALLEL_FLUSHES: usize = 32;
     let mut failed = Vec::new();
     let (due, rest): (Vec<_>, Vec<_>) = appended.iter().partition(|(p, _, _)| p.flush_due());
-    if due.len() > 1 {
-        for chunk in due.chunks(PARALLEL_FLUSHES) {
-            let syncs: Vec<_> = chunk
-                .iter()
-                .map(|(p, t, i)| {
-                    let p = p.clone();
-                    let at = (*t, *i);
-                    (at, tokio::task::spawn_blocking(move || p.complete_append()))
-                })
-                .collect();
-            for ((t, i), sync) in syncs {
-                match sync.await {
-                    Ok(Ok(())) => {}
-                    Ok(Err(e)) => failed.push((t, i, e)),
-                    Err(e) => failed.push((
-                        t,
-                        i,
-                        StorageError::Io(std::io::Error::other(format!("flush task: {e}"))),
-                    )),
-                }
-            }
-        }
+    // Nothing to sync (the default policy): only the high watermarks move.
+    for (p, _, _) in rest {
+        p.maybe_advance_high_watermark();
     }
-    let inline = if due.len() > 1 {
-        rest
-    } else {
-        appended.iter().collect()
-    };
-    for (p, t, i) in inline {
+    if let [(p, t, i)] = due.as_slice() {
         if let Err(e) = p.complete_append() {
             failed.push((*t, *i, e));
+        }
+        return failed;
+    }
+    for chunk in due.chunks(PARALLEL_FLUSHES) {
+        let syncs: Vec<_> = chunk
+            .iter()
+            .map(|(p, t, i)| {
+                let p = p.clone();
+                (
+                    (*t, *i),
+                    tokio::task::spawn_blocking(move || p.complete_append()),
+                )
+            })
+            .collect();
+        for ((t, i), sync) in syncs {
+            match sync.await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => failed.push((t, i, e)),
+                Err(e) => failed.push((
+                    t,
+                    i,
+                    StorageError::Io(std::io::Error::other(format!("flush task: {e}"))),
+                )),
+            }
         }
     }
     failed
