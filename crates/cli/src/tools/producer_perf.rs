@@ -104,8 +104,7 @@ pub fn run(args: Vec<OsString>) -> ExitCode {
         Ok(s) => s,
         Err(e) => return common::fail("Error: ", &e),
     };
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+    let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
     {
