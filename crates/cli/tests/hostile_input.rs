@@ -7,14 +7,10 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
-use bytes::{BufMut, BytesMut};
 use common::*;
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::*;
-use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
-use kafka_protocol::records::{
-    Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-};
+use kafka_protocol::protocol::{Decodable, StrBytes};
 
 fn connect(node: &Node) -> TcpStream {
     let s = TcpStream::connect(node.client_addr()).expect("connect");
@@ -27,67 +23,6 @@ fn connect(node: &Node) -> TcpStream {
 fn closed(s: &mut TcpStream) -> bool {
     let mut b = [0u8; 1];
     matches!(s.read(&mut b), Ok(0) | Err(_))
-}
-
-fn frame<R: Encodable>(key: ApiKey, version: i16, corr: i32, body: &R) -> Vec<u8> {
-    let mut buf = BytesMut::new();
-    let header = RequestHeader::default()
-        .with_request_api_key(key as i16)
-        .with_request_api_version(version)
-        .with_correlation_id(corr)
-        .with_client_id(Some(StrBytes::from_static_str("hostile")));
-    header
-        .encode(&mut buf, key.request_header_version(version))
-        .expect("header");
-    body.encode(&mut buf, version).expect("body");
-    let mut out = Vec::new();
-    out.put_i32(buf.len() as i32);
-    out.extend_from_slice(&buf);
-    out
-}
-
-fn read_response(s: &mut TcpStream, header_version: i16) -> bytes::Bytes {
-    let mut size = [0u8; 4];
-    s.read_exact(&mut size).expect("response size");
-    let mut body = vec![0u8; i32::from_be_bytes(size) as usize];
-    s.read_exact(&mut body).expect("response body");
-    let skip = if header_version >= 1 { 5 } else { 4 };
-    bytes::Bytes::from(body).split_off(skip)
-}
-
-fn batch(values: &[&str]) -> BytesMut {
-    let recs: Vec<Record> = values
-        .iter()
-        .enumerate()
-        .map(|(i, v)| Record {
-            transactional: false,
-            control: false,
-            delete_horizon: false,
-            partition_leader_epoch: -1,
-            producer_id: -1,
-            producer_epoch: -1,
-            timestamp_type: TimestampType::Creation,
-            offset: i as i64,
-            // One batch: the encoder splits wherever offset - sequence changes, and a
-            // base sequence of -1 marks a batch without a producer.
-            sequence: i as i32 - 1,
-            timestamp: 1,
-            key: None,
-            value: Some(bytes::Bytes::copy_from_slice(v.as_bytes())),
-            headers: Default::default(),
-        })
-        .collect();
-    let mut buf = BytesMut::new();
-    RecordBatchEncoder::encode(
-        &mut buf,
-        recs.iter(),
-        &RecordEncodeOptions {
-            version: 2,
-            compression: Compression::None,
-        },
-    )
-    .expect("batch");
-    buf
 }
 
 fn produce(s: &mut TcpStream, topic: &str, records: bytes::Bytes) -> i16 {

@@ -15,6 +15,8 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{Message, Offset, TopicPartitionList};
 
+mod common;
+
 const BIN: &str = env!("CARGO_BIN_EXE_krust");
 
 const WAIT: Duration = Duration::from_secs(40);
@@ -520,6 +522,81 @@ async fn reassignment_moves_a_partition_to_another_broker_with_its_data() {
     wait_for("the removed replica's log deleted", WAIT, || {
         (!old_dir.exists()).then_some(())
     });
+}
+
+/// An acks=all Produce waiting for a follower does not hold back the next Produce on the
+/// same connection: that one is appended (and replicated) at once, and the two answers
+/// still leave in request order.
+#[test]
+fn produce_requests_behind_a_waiting_acks_all_one_are_appended_at_once_and_answered_in_order() {
+    use std::io::{Read, Write};
+
+    use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+    use kafka_protocol::messages::{ApiKey, ProduceRequest, ProduceResponse, TopicName};
+    use kafka_protocol::protocol::{Decodable, StrBytes};
+
+    // A paused follower stays in the ISR (and its broker unfenced) for the whole test.
+    let mut c = Cluster::start(
+        BIN,
+        3,
+        &[
+            "broker.session.timeout.ms=60000",
+            "broker.heartbeat.interval.ms=500",
+            "replica.lag.time.max.ms=60000",
+        ],
+    );
+    let bootstrap = c.bootstrap();
+    create_replicated(&bootstrap, "pipelined", "1", "2");
+    let d = wait_for("pipelined fully in sync", WAIT, || {
+        describe(&bootstrap, "pipelined").filter(|d| d[&0].0 > 0 && d[&0].1.len() == 3)
+    });
+    let leader = d[&0].0;
+    let controller = status_leader(&c.controller_bootstrap());
+    let paused = (1..=3)
+        .find(|id| *id != leader && *id != controller)
+        .expect("a plain follower");
+    let other = (1..=3)
+        .find(|id| *id != leader && *id != paused)
+        .expect("the other follower");
+    let other_dir = c.node(other).partition_dir("pipelined", 0);
+    c.node(paused).pause();
+
+    let mut s = std::net::TcpStream::connect(c.node(leader).client_addr()).expect("connect");
+    s.set_read_timeout(Some(WAIT)).expect("timeout");
+    for (corr, value) in [(1, "first-of-two"), (2, "second-of-two")] {
+        let req = ProduceRequest::default()
+            .with_acks(-1)
+            .with_timeout_ms(60_000)
+            .with_topic_data(vec![TopicProduceData::default()
+                .with_name(TopicName(StrBytes::from_static_str("pipelined")))
+                .with_partition_data(vec![PartitionProduceData::default()
+                    .with_index(0)
+                    .with_records(Some(common::batch(&[value]).freeze()))])]);
+        s.write_all(&common::frame(ApiKey::Produce, 8, corr, &req))
+            .expect("send");
+    }
+    // The first waits for the paused follower; the second reached the other follower.
+    wait_for("both batches on the other follower", WAIT, || {
+        let log = log_bytes(&other_dir);
+        let has = |v: &[u8]| log.windows(v.len()).any(|w| w == v);
+        (has(b"first-of-two") && has(b"second-of-two")).then_some(())
+    });
+    c.node(paused).resume();
+    let mut offsets = Vec::new();
+    for expected in [1, 2] {
+        let mut size = [0u8; 4];
+        s.read_exact(&mut size).expect("response size");
+        let mut body = vec![0u8; i32::from_be_bytes(size) as usize];
+        s.read_exact(&mut body).expect("response body");
+        let corr = i32::from_be_bytes([body[0], body[1], body[2], body[3]]);
+        assert_eq!(corr, expected, "responses out of request order");
+        let resp =
+            ProduceResponse::decode(&mut bytes::Bytes::from(body).split_off(4), 8).expect("decode");
+        let p = &resp.responses[0].partition_responses[0];
+        assert_eq!(p.error_code, 0, "request {expected}: {:?}", p.error_message);
+        offsets.push(p.base_offset);
+    }
+    assert_eq!(offsets[1], offsets[0] + 1);
 }
 
 #[tokio::test(flavor = "multi_thread")]

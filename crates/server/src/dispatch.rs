@@ -6,7 +6,11 @@
 //! other unknown API, unsupported version or undecodable body closes the connection, which
 //! is also what Kafka does.
 
-use bytes::Bytes;
+use std::future::Future;
+use std::pin::Pin;
+use std::time::Instant;
+
+use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion};
 use krust_protocol::versions::supported;
@@ -18,10 +22,20 @@ use crate::outbound::Outbound;
 use crate::raft_wire::{WireRequest, WireResponse};
 
 /// What the connection does after a request.
-#[derive(Debug)]
 pub enum Outcome {
     Continue,
     Close(String),
+    /// The response comes later (an acks=all Produce waiting for the in-sync replicas);
+    /// the connection queues every later response behind it.
+    Defer(Deferred),
+}
+
+/// A response that is not ready yet: its encoded bytes, or why to close the connection.
+pub struct Deferred {
+    pub response: Pin<Box<dyn Future<Output = Result<BytesMut, String>> + Send>>,
+    pub api: ApiKey,
+    /// When the request arrived, for the request latency metric.
+    pub started: Instant,
 }
 
 fn encode<R: Encodable + HeaderVersion>(
@@ -89,10 +103,19 @@ pub async fn dispatch(
         Err(e) => return Outcome::Close(e.to_string()),
     };
     let key = header.api_key;
-    let started = std::time::Instant::now();
+    let started = Instant::now();
     let outcome = dispatch_inner(broker, listener, listener_name, peer, header, frame, out).await;
-    broker.metrics.record_request(key, started.elapsed());
-    outcome
+    match outcome {
+        // Counted when its response is ready.
+        Outcome::Defer(mut d) => {
+            d.started = started;
+            Outcome::Defer(d)
+        }
+        other => {
+            broker.metrics.record_request(key, started.elapsed());
+            other
+        }
+    }
 }
 
 async fn dispatch_inner(
@@ -198,6 +221,17 @@ async fn dispatch_inner(
             let req = decode!(ProduceRequest);
             match handlers::produce::handle(broker, req, v).await {
                 handlers::produce::Reply::Respond(resp) => encode(out, corr, v, &resp),
+                handlers::produce::Reply::Wait(pending) => Outcome::Defer(Deferred {
+                    response: Box::pin(async move {
+                        let resp = pending.finish().await;
+                        let mut buf = BytesMut::new();
+                        encode_response_with(&mut buf, corr, v, &resp)
+                            .map_err(|e| e.to_string())?;
+                        Ok(buf)
+                    }),
+                    api: key,
+                    started: Instant::now(),
+                }),
                 handlers::produce::Reply::None => Outcome::Continue,
                 handlers::produce::Reply::Close(reason) => Outcome::Close(reason),
             }

@@ -1,15 +1,23 @@
 //! Listeners and connections.
 //!
-//! Each connection reads whole frames into one buffer, handles requests one at a time in
-//! arrival order (as Kafka does: a connection is muted while a request is in flight, so
-//! responses leave in request order), and writes responses through an [`Outbound`] queue
-//! that is flushed once no further request is already waiting (or once it holds 1 MiB). A framing error closes the connection after
-//! logging why; it never affects other connections.
+//! Each connection reads whole frames into one buffer and handles requests one at a time
+//! in arrival order; responses always leave in request order, through an [`Outbound`]
+//! queue that is flushed once no further request is already waiting (or once it holds
+//! 1 MiB). One overlap is allowed: an acks=all Produce that is appended and only waits for
+//! the in-sync replicas does not hold back the Produce requests behind it (up to
+//! [`MAX_PENDING_RESPONSES`]), which are appended meanwhile and answered after it. (Kafka
+//! mutes a connection until its response is sent, so a producer's pipelined requests to
+//! one partition replicate one at a time there.) Any other request waits until the
+//! answers before it are out. A framing error closes the connection after logging why; it
+//! never affects other connections.
 
+use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Instant;
 
 use bytes::BytesMut;
+use kafka_protocol::messages::ApiKey;
 use krust_protocol::{take_frame, Listener};
 use tokio::io::AsyncReadExt;
 use tokio::net::{TcpListener, TcpStream};
@@ -17,13 +25,16 @@ use tokio::sync::watch;
 use tracing::{debug, info, warn};
 
 use crate::broker::Broker;
-use crate::dispatch::{dispatch, Outcome};
+use crate::dispatch::{dispatch, Deferred, Outcome};
 use crate::outbound::Outbound;
 
 /// Read buffer growth step.
 const READ_CHUNK: usize = 64 * 1024;
 /// Flush the write buffer once it holds this much even if more requests are queued.
 const WRITE_BUFFER_FLUSH_BYTES: u64 = 1024 * 1024;
+/// Requests whose responses may wait at once on one connection (acks=all Produce
+/// requests pipelined behind each other); Kafka's clients send at most 5 by default.
+const MAX_PENDING_RESPONSES: usize = 32;
 
 /// Accepts connections on `listener` until `shutdown` turns true.
 pub async fn serve(
@@ -66,11 +77,20 @@ async fn connection(
     let max_request = broker.config.socket_request_max_bytes as usize;
     let mut read_buf = BytesMut::with_capacity(READ_CHUNK);
     let mut out = Outbound::default();
+    // Responses not yet in `out`, in request order: the first is an acks=all Produce
+    // waiting for the in-sync replicas; any later one waits behind it.
+    let mut pending: VecDeque<Deferred> = VecDeque::new();
     debug!(%peer, ?kind, "connection opened");
     broker.metrics.connection_opened();
     'conn: loop {
-        // Handle every whole frame already buffered before touching the socket again.
+        // Handle every whole frame already buffered before touching the socket again;
+        // behind a waiting response, only further Produce requests (up to a limit).
         loop {
+            if !pending.is_empty()
+                && (pending.len() >= MAX_PENDING_RESPONSES || !next_is_produce(&read_buf))
+            {
+                break;
+            }
             let frame = match take_frame(&mut read_buf, max_request) {
                 Ok(Some(f)) => f,
                 Ok(None) => break,
@@ -79,13 +99,26 @@ async fn connection(
                     break 'conn;
                 }
             };
-            match dispatch(&broker, kind, &name, peer, frame, &mut out).await {
+            let queued = !pending.is_empty();
+            let mut behind = Outbound::default();
+            let target = if queued { &mut behind } else { &mut out };
+            match dispatch(&broker, kind, &name, peer, frame, target).await {
                 Outcome::Continue => {}
+                Outcome::Defer(d) => pending.push_back(d),
                 Outcome::Close(reason) => {
                     warn!(%peer, %reason, "closing connection");
                     let _ = out.write_to(&mut stream).await;
                     break 'conn;
                 }
+            }
+            if queued && !behind.is_empty() {
+                // A Produce answer: encoded bytes only, never file ranges.
+                let bytes = behind.buf.split();
+                pending.push_back(Deferred {
+                    response: Box::pin(std::future::ready(Ok(bytes))),
+                    api: ApiKey::Produce,
+                    started: Instant::now(),
+                });
             }
             if out.len() >= WRITE_BUFFER_FLUSH_BYTES {
                 if let Err(e) = out.write_to(&mut stream).await {
@@ -103,8 +136,41 @@ async fn connection(
         if read_buf.capacity() - read_buf.len() < READ_CHUNK / 4 {
             read_buf.reserve(READ_CHUNK);
         }
+        // Behind a waiting response, read only what completes the next frame.
+        let may_read = pending.is_empty() || !frame_complete(&read_buf, max_request);
         tokio::select! {
-            n = stream.read_buf(&mut read_buf) => match n {
+            done = async {
+                match pending.front_mut() {
+                    Some(d) => (&mut d.response).await,
+                    None => std::future::pending().await,
+                }
+            } => {
+                let Some(d) = pending.pop_front() else { continue };
+                broker.metrics.record_request(d.api, d.started.elapsed());
+                match done {
+                    Ok(bytes) => out.buf.extend_from_slice(&bytes),
+                    Err(reason) => {
+                        warn!(%peer, %reason, "closing connection");
+                        let _ = out.write_to(&mut stream).await;
+                        break;
+                    }
+                }
+                // Answers already complete behind it leave in the same write.
+                while let Some(d) = pending.front_mut() {
+                    let Some(done) = ready_now(&mut d.response) else { break };
+                    broker.metrics.record_request(d.api, d.started.elapsed());
+                    pending.pop_front();
+                    match done {
+                        Ok(bytes) => out.buf.extend_from_slice(&bytes),
+                        Err(reason) => {
+                            warn!(%peer, %reason, "closing connection");
+                            let _ = out.write_to(&mut stream).await;
+                            break 'conn;
+                        }
+                    }
+                }
+            }
+            n = stream.read_buf(&mut read_buf), if may_read => match n {
                 Ok(0) | Err(_) => break,
                 Ok(_) => {}
             },
@@ -113,6 +179,31 @@ async fn connection(
     }
     debug!(%peer, "connection closed");
     broker.metrics.connection_closed();
+}
+
+/// The output of `f` if it is ready without waiting.
+fn ready_now<F: std::future::Future + Unpin>(f: &mut F) -> Option<F::Output> {
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    match std::pin::Pin::new(f).poll(&mut cx) {
+        std::task::Poll::Ready(v) => Some(v),
+        std::task::Poll::Pending => None,
+    }
+}
+
+/// Whether the next buffered frame is a Produce request (its api key is the first field
+/// after the size).
+fn next_is_produce(buf: &[u8]) -> bool {
+    buf.len() >= 6 && i16::from_be_bytes([buf[4], buf[5]]) == ApiKey::Produce as i16
+}
+
+/// Whether a whole frame is buffered, or its size is already known to be refused (so
+/// reading on would only buffer a frame that will never be handled).
+fn frame_complete(buf: &[u8], max_request: usize) -> bool {
+    if buf.len() < 4 {
+        return false;
+    }
+    let size = i32::from_be_bytes([buf[0], buf[1], buf[2], buf[3]]);
+    size < 0 || size as usize > max_request || buf.len() - 4 >= size as usize
 }
 
 /// Binds a listener, with a message that names the address on failure.

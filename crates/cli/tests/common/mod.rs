@@ -1,7 +1,16 @@
 //! Shared helpers for the end-to-end tests: rdkafka clients pointed at a test node.
 #![allow(dead_code, unused_imports)]
 
+use std::io::Read;
+use std::net::TcpStream;
 use std::time::{Duration, Instant};
+
+use bytes::{BufMut, BytesMut};
+use kafka_protocol::messages::{ApiKey, RequestHeader};
+use kafka_protocol::protocol::{Encodable, StrBytes};
+use kafka_protocol::records::{
+    Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+};
 
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
@@ -159,4 +168,68 @@ pub fn watermarks(node: &Node, topic: &str, partition: i32) -> (i64, i64) {
     consumer(node)
         .fetch_watermarks(topic, partition, Duration::from_secs(10))
         .expect("watermarks")
+}
+
+/// One request frame: size, header v1/v2 (client id `test`), body.
+pub fn frame<R: Encodable>(key: ApiKey, version: i16, corr: i32, body: &R) -> Vec<u8> {
+    let mut buf = BytesMut::new();
+    let header = RequestHeader::default()
+        .with_request_api_key(key as i16)
+        .with_request_api_version(version)
+        .with_correlation_id(corr)
+        .with_client_id(Some(StrBytes::from_static_str("test")));
+    header
+        .encode(&mut buf, key.request_header_version(version))
+        .expect("header");
+    body.encode(&mut buf, version).expect("body");
+    let mut out = Vec::new();
+    out.put_i32(buf.len() as i32);
+    out.extend_from_slice(&buf);
+    out
+}
+
+/// One response frame's body, after its header.
+pub fn read_response(s: &mut TcpStream, header_version: i16) -> bytes::Bytes {
+    let mut size = [0u8; 4];
+    s.read_exact(&mut size).expect("response size");
+    let mut body = vec![0u8; i32::from_be_bytes(size) as usize];
+    s.read_exact(&mut body).expect("response body");
+    let skip = if header_version >= 1 { 5 } else { 4 };
+    bytes::Bytes::from(body).split_off(skip)
+}
+
+/// One v2 record batch without a producer, holding `values`.
+pub fn batch(values: &[&str]) -> BytesMut {
+    let recs: Vec<Record> = values
+        .iter()
+        .enumerate()
+        .map(|(i, v)| Record {
+            transactional: false,
+            control: false,
+            delete_horizon: false,
+            partition_leader_epoch: -1,
+            producer_id: -1,
+            producer_epoch: -1,
+            timestamp_type: TimestampType::Creation,
+            offset: i as i64,
+            // One batch: the encoder splits wherever offset - sequence changes, and a
+            // base sequence of -1 marks a batch without a producer.
+            sequence: i as i32 - 1,
+            timestamp: 1,
+            key: None,
+            value: Some(bytes::Bytes::copy_from_slice(v.as_bytes())),
+            headers: Default::default(),
+        })
+        .collect();
+    let mut buf = BytesMut::new();
+    RecordBatchEncoder::encode(
+        &mut buf,
+        recs.iter(),
+        &RecordEncodeOptions {
+            version: 2,
+            compression: Compression::None,
+        },
+    )
+    .expect("batch");
+    buf
 }

@@ -16,6 +16,9 @@ use crate::partition::AppendError;
 /// What the connection does with the result.
 pub enum Reply {
     Respond(ProduceResponse),
+    /// acks=all: appended; the answer waits until the in-sync replicas have the records.
+    /// The connection may go on with its next Produce requests meanwhile.
+    Wait(PendingAcks),
     /// acks=0 and everything succeeded.
     None,
     /// acks=0 and something failed: close the connection (Kafka's behaviour).
@@ -103,33 +106,60 @@ pub async fn handle(broker: &Broker, req: ProduceRequest, _version: i16) -> Repl
     for (p, _, _) in &appended {
         p.wake();
     }
-    // acks=all: answer once every in-sync replica has the records (the high watermark
-    // passed them), or with REQUEST_TIMED_OUT after the request's timeout.
-    let deadline = tokio::time::Instant::now()
-        + std::time::Duration::from_millis(req.timeout_ms.max(0) as u64);
-    for (t, i, partition, last) in waits {
-        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-        if partition.wait_for_high_watermark(last, left).await {
-            continue;
-        }
-        let code = if partition.is_leader() {
-            ErrorCode::RequestTimedOut
-        } else {
-            ErrorCode::NotLeaderOrFollower
-        };
-        let pr = &mut resp.responses[t].partition_responses[i];
-        pr.error_code = code.code();
-        pr.error_message = Some(sb(format!(
-            "the in-sync replicas did not acknowledge offset {last} in time"
-        )));
-    }
     if acks == 0 {
         return match first_error {
             Some(e) => Reply::Close(e),
             None => Reply::None,
         };
     }
-    Reply::Respond(resp)
+    if waits.is_empty() {
+        return Reply::Respond(resp);
+    }
+    Reply::Wait(PendingAcks {
+        resp,
+        waits,
+        deadline: tokio::time::Instant::now()
+            + std::time::Duration::from_millis(req.timeout_ms.max(0) as u64),
+    })
+}
+
+/// An acks=all answer waiting for the in-sync replicas.
+pub struct PendingAcks {
+    resp: ProduceResponse,
+    /// (topic index, partition index in it, partition, last offset appended).
+    waits: Vec<(
+        usize,
+        usize,
+        std::sync::Arc<crate::partition::Partition>,
+        i64,
+    )>,
+    deadline: tokio::time::Instant,
+}
+
+impl PendingAcks {
+    /// The answer, once every in-sync replica has the records (the high watermark passed
+    /// them), with REQUEST_TIMED_OUT for those still missing at the request's timeout.
+    pub async fn finish(mut self) -> ProduceResponse {
+        for (t, i, partition, last) in self.waits {
+            let left = self
+                .deadline
+                .saturating_duration_since(tokio::time::Instant::now());
+            if partition.wait_for_high_watermark(last, left).await {
+                continue;
+            }
+            let code = if partition.is_leader() {
+                ErrorCode::RequestTimedOut
+            } else {
+                ErrorCode::NotLeaderOrFollower
+            };
+            let pr = &mut self.resp.responses[t].partition_responses[i];
+            pr.error_code = code.code();
+            pr.error_message = Some(sb(format!(
+                "the in-sync replicas did not acknowledge offset {last} in time"
+            )));
+        }
+        self.resp
+    }
 }
 
 /// Appended partitions, each with its topic's and its own index in the response.
