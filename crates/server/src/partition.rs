@@ -222,7 +222,7 @@ impl Partition {
     /// As leader: moves the high watermark up to what every in-sync replica (and any
     /// replica an ISR change is adding) has. Never moves it down.
     pub fn maybe_advance_high_watermark(&self) {
-        let end = self.read_log().log_end_offset();
+        let end = self.read_log().high_watermark_limit();
         let candidate = {
             let set = self.replica_set();
             if set.leader != self.node_id {

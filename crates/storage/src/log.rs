@@ -1049,6 +1049,18 @@ impl Log {
         unflushed > 0 && unflushed >= self.config.flush_interval_messages
     }
 
+    /// How far the high watermark may go: the log end, but only the flushed offset while a
+    /// flush is due, so that records which must be synced before they are acknowledged are
+    /// not visible before that either (another append may land between an appender's
+    /// flush and its high watermark update).
+    pub fn high_watermark_limit(&self) -> i64 {
+        if self.flush_due() {
+            self.recovery_point
+        } else {
+            self.log_end_offset()
+        }
+    }
+
     fn write_group(&mut self, src: &Bytes, group: &[Prepared], now_ms: i64) -> Result<()> {
         enum Piece {
             Header(usize),
