@@ -524,15 +524,18 @@ async fn reassignment_moves_a_partition_to_another_broker_with_its_data() {
     });
 }
 
-/// An acks=all Produce waiting for a follower does not hold back the next Produce on the
-/// same connection: that one is appended (and replicated) at once, and the two answers
-/// still leave in request order.
+/// An acks=all Produce waiting for a follower does not hold back the next Produce requests
+/// on the same connection: they are appended (and replicated) at once; a request of
+/// another kind waits its turn; every answer leaves in request order, even after the
+/// client has half-closed the connection.
 #[test]
 fn produce_requests_behind_a_waiting_acks_all_one_are_appended_at_once_and_answered_in_order() {
     use std::io::{Read, Write};
 
     use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
-    use kafka_protocol::messages::{ApiKey, ProduceRequest, ProduceResponse, TopicName};
+    use kafka_protocol::messages::{
+        ApiKey, ApiVersionsRequest, ProduceRequest, ProduceResponse, TopicName,
+    };
     use kafka_protocol::protocol::{Decodable, StrBytes};
 
     // A paused follower stays in the ISR (and its broker unfenced) for the whole test.
@@ -561,11 +564,15 @@ fn produce_requests_behind_a_waiting_acks_all_one_are_appended_at_once_and_answe
     let other_dir = c.node(other).partition_dir("pipelined", 0);
     c.node(paused).pause();
 
-    let mut s = std::net::TcpStream::connect(c.node(leader).client_addr()).expect("connect");
-    s.set_read_timeout(Some(WAIT)).expect("timeout");
-    for (corr, value) in [(1, "first-of-two"), (2, "second-of-two")] {
+    let addr = c.node(leader).client_addr();
+    let connect = || {
+        let s = std::net::TcpStream::connect(addr).expect("connect");
+        s.set_read_timeout(Some(WAIT)).expect("timeout");
+        s
+    };
+    let produce = |s: &mut std::net::TcpStream, corr: i32, acks: i16, value: &str| {
         let req = ProduceRequest::default()
-            .with_acks(-1)
+            .with_acks(acks)
             .with_timeout_ms(60_000)
             .with_topic_data(vec![TopicProduceData::default()
                 .with_name(TopicName(StrBytes::from_static_str("pipelined")))
@@ -574,29 +581,64 @@ fn produce_requests_behind_a_waiting_acks_all_one_are_appended_at_once_and_answe
                     .with_records(Some(common::batch(&[value]).freeze()))])]);
         s.write_all(&common::frame(ApiKey::Produce, 8, corr, &req))
             .expect("send");
-    }
-    // The first waits for the paused follower; the second reached the other follower.
-    wait_for("both batches on the other follower", WAIT, || {
+    };
+    // One connection: acks=all, acks=all, acks=1, then a request of another kind.
+    let mut s = connect();
+    produce(&mut s, 1, -1, "first-of-three");
+    produce(&mut s, 2, -1, "second-of-three");
+    produce(&mut s, 3, 1, "third-of-three");
+    let versions = ApiVersionsRequest::default();
+    s.write_all(&common::frame(ApiKey::ApiVersions, 0, 4, &versions))
+        .expect("send");
+    // Another: acks=all, acks=1, then the client half-closes it.
+    let mut h = connect();
+    produce(&mut h, 1, -1, "fourth-half-closed");
+    produce(&mut h, 2, 1, "fifth-half-closed");
+    h.shutdown(std::net::Shutdown::Write).expect("half-close");
+    // The acks=all ones wait for the paused follower; every batch reached the other one.
+    let values = [
+        "first-of-three",
+        "second-of-three",
+        "third-of-three",
+        "fourth-half-closed",
+        "fifth-half-closed",
+    ];
+    wait_for("every batch on the other follower", WAIT, || {
         let log = log_bytes(&other_dir);
         let has = |v: &[u8]| log.windows(v.len()).any(|w| w == v);
-        (has(b"first-of-two") && has(b"second-of-two")).then_some(())
+        values.iter().all(|v| has(v.as_bytes())).then_some(())
     });
     c.node(paused).resume();
-    let mut offsets = Vec::new();
-    for expected in [1, 2] {
-        let mut size = [0u8; 4];
-        s.read_exact(&mut size).expect("response size");
-        let mut body = vec![0u8; i32::from_be_bytes(size) as usize];
-        s.read_exact(&mut body).expect("response body");
-        let corr = i32::from_be_bytes([body[0], body[1], body[2], body[3]]);
-        assert_eq!(corr, expected, "responses out of request order");
-        let resp =
-            ProduceResponse::decode(&mut bytes::Bytes::from(body).split_off(4), 8).expect("decode");
-        let p = &resp.responses[0].partition_responses[0];
-        assert_eq!(p.error_code, 0, "request {expected}: {:?}", p.error_message);
-        offsets.push(p.base_offset);
-    }
-    assert_eq!(offsets[1], offsets[0] + 1);
+    // Correlation id and, for a Produce (ids up to `produces`), its base offset, of each
+    // of `n` responses in turn.
+    let answers = |s: &mut std::net::TcpStream, n: i32, produces: i32| -> Vec<(i32, i64)> {
+        (0..n)
+            .map(|_| {
+                let mut size = [0u8; 4];
+                s.read_exact(&mut size).expect("response size");
+                let mut body = vec![0u8; i32::from_be_bytes(size) as usize];
+                s.read_exact(&mut body).expect("response body");
+                let corr = i32::from_be_bytes([body[0], body[1], body[2], body[3]]);
+                if corr > produces {
+                    return (corr, -1);
+                }
+                let resp = ProduceResponse::decode(&mut bytes::Bytes::from(body).split_off(4), 8)
+                    .expect("decode");
+                let p = &resp.responses[0].partition_responses[0];
+                assert_eq!(p.error_code, 0, "request {corr}: {:?}", p.error_message);
+                (corr, p.base_offset)
+            })
+            .collect()
+    };
+    let first = answers(&mut s, 4, 3);
+    let corrs: Vec<i32> = first.iter().map(|a| a.0).collect();
+    assert_eq!(corrs, [1, 2, 3, 4], "responses out of request order");
+    let base = first[0].1;
+    assert_eq!(first[1].1, base + 1);
+    assert_eq!(first[2].1, base + 2);
+    let second = answers(&mut h, 2, 2);
+    assert_eq!(second.iter().map(|a| a.0).collect::<Vec<_>>(), [1, 2]);
+    assert_eq!(second[1].1, second[0].1 + 1);
 }
 
 #[tokio::test(flavor = "multi_thread")]

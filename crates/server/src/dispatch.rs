@@ -33,7 +33,8 @@ pub enum Outcome {
 /// A response that is not ready yet: its encoded bytes, or why to close the connection.
 pub struct Deferred {
     pub response: Pin<Box<dyn Future<Output = Result<BytesMut, String>> + Send>>,
-    pub api: ApiKey,
+    /// The request's API, for the request metrics (None: already counted).
+    pub api: Option<ApiKey>,
     /// When the request arrived, for the request latency metric.
     pub started: Instant,
 }
@@ -229,7 +230,7 @@ async fn dispatch_inner(
                             .map_err(|e| e.to_string())?;
                         Ok(buf)
                     }),
-                    api: key,
+                    api: Some(key),
                     started: Instant::now(),
                 }),
                 handlers::produce::Reply::None => Outcome::Continue,

@@ -8,8 +8,10 @@
 //! [`MAX_PENDING_RESPONSES`]), which are appended meanwhile and answered after it. (Kafka
 //! mutes a connection until its response is sent, so a producer's pipelined requests to
 //! one partition replicate one at a time there.) Any other request waits until the
-//! answers before it are out. A framing error closes the connection after logging why; it
-//! never affects other connections.
+//! answers before it are out, and whatever ends a connection (a request that closes it,
+//! the client's half-close, shutdown), the answers owed for requests already handled are
+//! still sent first. A framing error closes the connection after logging why; it never
+//! affects other connections.
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -82,6 +84,8 @@ async fn connection(
     let mut pending: VecDeque<Deferred> = VecDeque::new();
     debug!(%peer, ?kind, "connection opened");
     broker.metrics.connection_opened();
+    // Whether the answers still owed can be written when the connection ends.
+    let mut writable = true;
     'conn: loop {
         // Handle every whole frame already buffered before touching the socket again;
         // behind a waiting response, only further Produce requests (up to a limit).
@@ -107,22 +111,22 @@ async fn connection(
                 Outcome::Defer(d) => pending.push_back(d),
                 Outcome::Close(reason) => {
                     warn!(%peer, %reason, "closing connection");
-                    let _ = out.write_to(&mut stream).await;
                     break 'conn;
                 }
             }
             if queued && !behind.is_empty() {
-                // A Produce answer: encoded bytes only, never file ranges.
+                // A Produce answer (already counted): encoded bytes, never file ranges.
                 let bytes = behind.buf.split();
                 pending.push_back(Deferred {
                     response: Box::pin(std::future::ready(Ok(bytes))),
-                    api: ApiKey::Produce,
+                    api: None,
                     started: Instant::now(),
                 });
             }
             if out.len() >= WRITE_BUFFER_FLUSH_BYTES {
                 if let Err(e) = out.write_to(&mut stream).await {
                     debug!(%peer, error = %e, "write failed");
+                    writable = false;
                     break 'conn;
                 }
             }
@@ -130,6 +134,7 @@ async fn connection(
         if !out.is_empty() {
             if let Err(e) = out.write_to(&mut stream).await {
                 debug!(%peer, error = %e, "write failed");
+                writable = false;
                 break;
             }
         }
@@ -146,27 +151,17 @@ async fn connection(
                 }
             } => {
                 let Some(d) = pending.pop_front() else { continue };
-                broker.metrics.record_request(d.api, d.started.elapsed());
-                match done {
-                    Ok(bytes) => out.buf.extend_from_slice(&bytes),
-                    Err(reason) => {
-                        warn!(%peer, %reason, "closing connection");
-                        let _ = out.write_to(&mut stream).await;
-                        break;
-                    }
+                if !finish(&broker, &d, done, &mut out) {
+                    pending.clear();
+                    break;
                 }
                 // Answers already complete behind it leave in the same write.
                 while let Some(d) = pending.front_mut() {
                     let Some(done) = ready_now(&mut d.response) else { break };
-                    broker.metrics.record_request(d.api, d.started.elapsed());
-                    pending.pop_front();
-                    match done {
-                        Ok(bytes) => out.buf.extend_from_slice(&bytes),
-                        Err(reason) => {
-                            warn!(%peer, %reason, "closing connection");
-                            let _ = out.write_to(&mut stream).await;
-                            break 'conn;
-                        }
+                    let Some(d) = pending.pop_front() else { break };
+                    if !finish(&broker, &d, done, &mut out) {
+                        pending.clear();
+                        break 'conn;
                     }
                 }
             }
@@ -177,8 +172,43 @@ async fn connection(
             _ = shutdown.changed() => break,
         }
     }
+    // Requests behind a waiting answer were appended: their answers are owed, in order,
+    // whatever ends the connection (a request that closes it, the client's half-close,
+    // shutdown).
+    if writable {
+        while let Some(mut d) = pending.pop_front() {
+            let done = (&mut d.response).await;
+            if !finish(&broker, &d, done, &mut out) {
+                break;
+            }
+        }
+        let _ = out.write_to(&mut stream).await;
+    }
     debug!(%peer, "connection closed");
     broker.metrics.connection_closed();
+}
+
+/// Queues a deferred response that is ready on `out` and counts it; false if it could not
+/// be encoded (the connection closes).
+fn finish(
+    broker: &Broker,
+    d: &Deferred,
+    done: Result<BytesMut, String>,
+    out: &mut Outbound,
+) -> bool {
+    if let Some(api) = d.api {
+        broker.metrics.record_request(api, d.started.elapsed());
+    }
+    match done {
+        Ok(bytes) => {
+            out.buf.extend_from_slice(&bytes);
+            true
+        }
+        Err(reason) => {
+            warn!(reason = %reason, "closing connection: a response could not be encoded");
+            false
+        }
+    }
 }
 
 /// The output of `f` if it is ready without waiting.

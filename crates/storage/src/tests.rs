@@ -807,14 +807,22 @@ fn flushing_and_pending_flush() {
         .expect("a");
     assert!(log.flush_due());
     assert_eq!(log.recovery_point(), 5);
-    assert_eq!(log.high_watermark_limit(), 5, "unflushed records stay invisible");
+    assert_eq!(
+        log.high_watermark_limit(),
+        5,
+        "unflushed records stay invisible"
+    );
     log.flush().expect("flush");
     assert!(!log.flush_due());
     assert_eq!(log.recovery_point(), 10);
     assert_eq!(log.high_watermark_limit(), 10);
     log.append_as_leader_unflushed(&simple_batch(0, 2, 0), 0, 0)
         .expect("a");
-    assert_eq!(log.high_watermark_limit(), 12, "below flush.messages: visible");
+    assert_eq!(
+        log.high_watermark_limit(),
+        12,
+        "below flush.messages: visible"
+    );
     log.flush().expect("flush");
     log.update_config(small_config());
     fill(&mut log, 20);
