@@ -446,14 +446,23 @@ impl Partition {
         self.read_log().flush_due()
     }
 
-    /// Finishes [`Partition::append_unflushed`]: flushes if due, then moves the high
-    /// watermark. Parked fetches are still to be woken.
-    pub fn complete_append(&self) -> Result<(), StorageError> {
-        {
+    /// Finishes [`Partition::append_unflushed`] of records up to `last_offset`: flushes if
+    /// due and they are not flushed yet (a flush for a later append may have covered them),
+    /// then moves the high watermark. Parked fetches are still to be woken. The fsyncs run
+    /// without the log's lock, so further appends go on meanwhile and the next flush covers
+    /// them all; the high watermark does not pass what is flushed while a flush is due.
+    pub fn complete_append(&self, last_offset: i64) -> Result<(), StorageError> {
+        let pending = {
             let mut log = self.write_log();
-            if log.flush_due() {
-                log.flush()?;
+            if log.recovery_point() <= last_offset && log.flush_due() {
+                log.pending_flush()?
+            } else {
+                None
             }
+        };
+        if let Some(p) = pending {
+            p.sync()?;
+            self.write_log().complete_segment_flush(p)?;
         }
         self.maybe_advance_high_watermark();
         Ok(())

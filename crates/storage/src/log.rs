@@ -1725,6 +1725,46 @@ impl Log {
         Ok((!p.bases.is_empty()).then_some(p))
     }
 
+    /// Collects the fsync work for everything written so far, so that the fsyncs can run
+    /// without the log's lock while appends go on ([`PendingFlush::sync`], then
+    /// [`Log::complete_segment_flush`] moves the recovery point to the log end as of now).
+    /// What a flush does besides the fsyncs happens here: the leader-epoch checkpoint and the
+    /// active segment's new index entries are written. `None` if nothing is unflushed.
+    pub fn pending_flush(&mut self) -> Result<Option<PendingFlush>> {
+        self.check_open()?;
+        // Epochs first: the recovery point must not pass data whose epoch is not durable.
+        let leo = self.log_end_offset();
+        self.epochs.sync(leo)?;
+        let Some(mut p) = self.pending_segment_flush()? else {
+            if self.recovery_point >= leo && !self.dir_dirty {
+                return Ok(None);
+            }
+            return self.pending_active_flush(PendingFlush {
+                files: Vec::new(),
+                index_paths: Vec::new(),
+                bases: Vec::new(),
+                up_to: leo,
+                generation: self.generation,
+            });
+        };
+        p.up_to = leo;
+        self.pending_active_flush(p)
+    }
+
+    fn pending_active_flush(&mut self, mut p: PendingFlush) -> Result<Option<PendingFlush>> {
+        let base = self.active_segment().base_offset;
+        let a = &mut self.active;
+        index::persist(
+            &segment_path(&self.dir, base, INDEX_SUFFIX),
+            &segment_path(&self.dir, base, TIME_INDEX_SUFFIX),
+            &a.builder.index,
+            &mut a.on_disk,
+            false,
+        )?;
+        p.files.push(a.file.clone());
+        Ok(Some(p))
+    }
+
     /// Completes a [`PendingFlush`] that was synced: advances the recovery point. Ignored if the
     /// log was truncated meanwhile.
     pub fn complete_segment_flush(&mut self, pending: PendingFlush) -> Result<()> {

@@ -824,6 +824,37 @@ fn flushing_and_pending_flush() {
         "below flush.messages: visible"
     );
     log.flush().expect("flush");
+    // A flush whose fsyncs run outside the lock: appends go on meanwhile, and completing
+    // it moves the recovery point only to the log end it was prepared at.
+    assert!(
+        log.pending_flush().expect("p").is_none(),
+        "nothing to flush"
+    );
+    log.append_as_leader_unflushed(&simple_batch(0, 5, 0), 0, 0)
+        .expect("a");
+    let pending = log.pending_flush().expect("p").expect("some");
+    log.append_as_leader_unflushed(&simple_batch(0, 5, 0), 0, 0)
+        .expect("a");
+    pending.sync().expect("sync");
+    log.complete_segment_flush(pending).expect("complete");
+    assert_eq!(log.recovery_point(), 17);
+    assert!(log.flush_due(), "the later append is still unflushed");
+    assert_eq!(log.high_watermark_limit(), 17);
+    let pending = log.pending_flush().expect("p").expect("some");
+    pending.sync().expect("sync");
+    log.complete_segment_flush(pending).expect("complete");
+    assert_eq!(log.recovery_point(), 22);
+    // Completing after a truncation changes nothing, though the log has grown back past
+    // where the flush was prepared (with data it never synced).
+    log.append_as_leader_unflushed(&simple_batch(0, 5, 0), 0, 0)
+        .expect("a");
+    let pending = log.pending_flush().expect("p").expect("some");
+    log.truncate_to(22).expect("truncate");
+    log.append_as_leader_unflushed(&simple_batch(0, 5, 0), 0, 0)
+        .expect("a");
+    pending.sync().expect("sync");
+    log.complete_segment_flush(pending).expect("complete");
+    assert_eq!(log.recovery_point(), 22);
     log.update_config(small_config());
     fill(&mut log, 20);
     let pending = log.pending_segment_flush().expect("p").expect("some");

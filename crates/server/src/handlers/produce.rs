@@ -16,8 +16,8 @@ use crate::partition::AppendError;
 /// What the connection does with the result.
 pub enum Reply {
     Respond(ProduceResponse),
-    /// acks=all: appended; the answer waits until the in-sync replicas have the records.
-    /// The connection may go on with its next Produce requests meanwhile.
+    /// Appended; the answer waits for a due fsync and, under acks=all, for the in-sync
+    /// replicas. The connection may go on with its next Produce requests meanwhile.
     Wait(PendingAcks),
     /// acks=0 and everything succeeded.
     None,
@@ -30,8 +30,8 @@ pub async fn handle(broker: &Broker, req: ProduceRequest, _version: i16) -> Repl
     let now = now_ms();
     let mut resp = ProduceResponse::default();
     let mut first_error: Option<String> = None;
-    // acks=all: (topic index, partition index in it, partition, last offset) to wait for.
-    let mut waits = Vec::new();
+    // acks=all: what to wait for.
+    let mut waits: Vec<Wait> = Vec::new();
     // Partitions appended to, with where their answers go: flushed when due, then their
     // high watermarks moved and their parked fetches woken, once all are appended.
     let mut appended = Vec::new();
@@ -96,50 +96,59 @@ pub async fn handle(broker: &Broker, req: ProduceRequest, _version: i16) -> Repl
         }
         resp.responses.push(out);
     }
-    for (t, i, e) in complete_appends(&appended).await {
-        let (code, message) = storage_error(&e);
-        let pr = &mut resp.responses[t].partition_responses[i];
-        pr.error_code = code.code();
-        pr.error_message = message.map(sb);
-        waits.retain(|w| (w.0, w.1) != (t, i));
-    }
-    for (p, _, _) in &appended {
+    // Partitions whose flush is due (`flush.messages`) count their records only once
+    // synced; the others' high watermarks move now.
+    let (due, rest): (Appended, Appended) =
+        appended.into_iter().partition(|(p, _, _, _)| p.flush_due());
+    for (p, _, _, _) in &rest {
+        p.maybe_advance_high_watermark();
         p.wake();
     }
     if acks == 0 {
+        flush(&due, &mut resp, &mut waits).await;
         return match first_error {
             Some(e) => Reply::Close(e),
             None => Reply::None,
         };
     }
-    if waits.is_empty() {
+    if waits.is_empty() && due.is_empty() {
         return Reply::Respond(resp);
     }
     Reply::Wait(PendingAcks {
         resp,
+        due,
         waits,
         deadline: tokio::time::Instant::now()
             + std::time::Duration::from_millis(req.timeout_ms.max(0) as u64),
     })
 }
 
-/// An acks=all answer waiting for the in-sync replicas.
+/// (topic index, partition index in it, partition, last offset appended): an acks=all
+/// answer waits until the high watermark passes that offset.
+type Wait = (
+    usize,
+    usize,
+    std::sync::Arc<crate::partition::Partition>,
+    i64,
+);
+
+/// An answer that waits: for the fsync of partitions whose flush is due, and under acks=all
+/// for the in-sync replicas. The connection goes on with its next Produce requests
+/// meanwhile, so their appends overlap this request's fsync, and the next fsync covers
+/// all of them.
 pub struct PendingAcks {
     resp: ProduceResponse,
-    /// (topic index, partition index in it, partition, last offset appended).
-    waits: Vec<(
-        usize,
-        usize,
-        std::sync::Arc<crate::partition::Partition>,
-        i64,
-    )>,
+    due: Appended,
+    waits: Vec<Wait>,
     deadline: tokio::time::Instant,
 }
 
 impl PendingAcks {
-    /// The answer, once every in-sync replica has the records (the high watermark passed
-    /// them), with REQUEST_TIMED_OUT for those still missing at the request's timeout.
+    /// The answer, once the due partitions are synced and (acks=all) every in-sync replica
+    /// has the records (the high watermark passed them), with REQUEST_TIMED_OUT for those
+    /// still missing at the request's timeout.
     pub async fn finish(mut self) -> ProduceResponse {
+        flush(&self.due, &mut self.resp, &mut self.waits).await;
         for (t, i, partition, last) in self.waits {
             let left = self
                 .deadline
@@ -162,52 +171,49 @@ impl PendingAcks {
     }
 }
 
-/// Appended partitions, each with its topic's and its own index in the response.
-type Appended = Vec<(std::sync::Arc<crate::partition::Partition>, usize, usize)>;
+/// Appended partitions, each with its topic's and its own index in the response and the
+/// last offset appended.
+type Appended = Vec<(
+    std::sync::Arc<crate::partition::Partition>,
+    usize,
+    usize,
+    i64,
+)>;
 
-/// Completes the appends of a request: the partitions whose flush is due
-/// (`log.flush.interval.messages`) are synced, several of them together, each on a blocking
-/// thread, so their fsyncs overlap rather than queue; then every one's high watermark moves.
-/// Returns the partitions whose flush failed, by response index.
-async fn complete_appends(appended: &Appended) -> Vec<(usize, usize, StorageError)> {
+/// Syncs the partitions whose flush is due, several together, each on a blocking thread
+/// (so their fsyncs overlap rather than queue), moves their high watermarks and wakes
+/// their parked fetches. A partition whose flush failed gets the error in `resp` and is
+/// no longer waited for.
+async fn flush(due: &Appended, resp: &mut ProduceResponse, waits: &mut Vec<Wait>) {
     /// Partitions synced at once, at most.
     const PARALLEL_FLUSHES: usize = 32;
-    let mut failed = Vec::new();
-    let (due, rest): (Vec<_>, Vec<_>) = appended.iter().partition(|(p, _, _)| p.flush_due());
-    // Nothing to sync (the default policy): only the high watermarks move.
-    for (p, _, _) in rest {
-        p.maybe_advance_high_watermark();
-    }
-    if let [(p, t, i)] = due.as_slice() {
-        if let Err(e) = p.complete_append() {
-            failed.push((*t, *i, e));
-        }
-        return failed;
-    }
     for chunk in due.chunks(PARALLEL_FLUSHES) {
         let syncs: Vec<_> = chunk
             .iter()
-            .map(|(p, t, i)| {
-                let p = p.clone();
+            .map(|(p, t, i, last)| {
+                let (p, last) = (p.clone(), *last);
                 (
                     (*t, *i),
-                    tokio::task::spawn_blocking(move || p.complete_append()),
+                    tokio::task::spawn_blocking(move || p.complete_append(last)),
                 )
             })
             .collect();
         for ((t, i), sync) in syncs {
-            match sync.await {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => failed.push((t, i, e)),
-                Err(e) => failed.push((
-                    t,
-                    i,
-                    StorageError::Io(std::io::Error::other(format!("flush task: {e}"))),
-                )),
-            }
+            let failed = match sync.await {
+                Ok(Ok(())) => continue,
+                Ok(Err(e)) => e,
+                Err(e) => StorageError::Io(std::io::Error::other(format!("flush task: {e}"))),
+            };
+            let (code, message) = storage_error(&failed);
+            let pr = &mut resp.responses[t].partition_responses[i];
+            pr.error_code = code.code();
+            pr.error_message = message.map(sb);
+            waits.retain(|w| (w.0, w.1) != (t, i));
         }
     }
-    failed
+    for (p, _, _, _) in due {
+        p.wake();
+    }
 }
 
 /// Base offset, log append time, log start offset, and for acks=all what to wait for.
@@ -261,7 +267,7 @@ fn append(
     match partition.append_unflushed(records, now) {
         Ok(a) => {
             if !a.duplicate {
-                appended.push((partition.clone(), t, i));
+                appended.push((partition.clone(), t, i, a.last_offset));
                 let count = (a.last_offset - a.first_offset + 1).max(0) as u64;
                 broker.metrics.record_produce(topic, records.len(), count);
             }
