@@ -63,6 +63,8 @@ pub struct Partition {
     replica_set: Mutex<ReplicaSet>,
     /// Woken whenever the high watermark moves (acks=all producers wait on it).
     high_watermark_moved: Notify,
+    /// Held by [`Partition::complete_append`] while it flushes.
+    flushing: Mutex<()>,
     waiters: Mutex<Vec<Weak<Notify>>>,
     /// Parked follower fetches: woken by appends only (they read up to the log end, so a
     /// moving high watermark gives them nothing new).
@@ -130,6 +132,7 @@ impl Partition {
                 ..ReplicaSet::default()
             }),
             high_watermark_moved: Notify::new(),
+            flushing: Mutex::new(()),
             waiters: Mutex::new(Vec::new()),
             replica_waiters: Mutex::new(Vec::new()),
         }
@@ -452,17 +455,25 @@ impl Partition {
     /// without the log's lock, so further appends go on meanwhile and the next flush covers
     /// them all; the high watermark does not pass what is flushed while a flush is due.
     pub fn complete_append(&self, last_offset: i64) -> Result<(), StorageError> {
-        let pending = {
-            let mut log = self.write_log();
-            if log.recovery_point() <= last_offset && log.flush_due() {
-                log.pending_flush()?
-            } else {
-                None
+        {
+            // One flush at a time: one that waited here finds its records covered by the
+            // flush before it when they were appended meanwhile (group commit).
+            let _flushing = self.flushing.lock().unwrap_or_else(|e| e.into_inner());
+            let pending = {
+                let mut log = self.write_log();
+                if log.recovery_point() <= last_offset && log.flush_due() {
+                    log.pending_flush()?
+                } else {
+                    None
+                }
+            };
+            if let Some(p) = pending {
+                if let Err(e) = p.sync() {
+                    self.write_log().fail(&e);
+                    return Err(e);
+                }
+                self.write_log().complete_segment_flush(p)?;
             }
-        };
-        if let Some(p) = pending {
-            p.sync()?;
-            self.write_log().complete_segment_flush(p)?;
         }
         self.maybe_advance_high_watermark();
         Ok(())

@@ -154,7 +154,8 @@ impl FileSlice {
 /// Fsync work for segments that were rolled since the last flush, done without holding the log
 /// lock: get it with [`Log::pending_segment_flush`] (shared lock), run [`PendingFlush::sync`]
 /// (no lock), then hand it to [`Log::complete_segment_flush`] (exclusive lock), which advances
-/// the recovery point to the base offset of the segment that was active when it was collected.
+/// the recovery point to the base offset of the segment that was active when it was collected
+/// ([`Log::pending_flush`]: to the log end then).
 #[derive(Debug)]
 pub struct PendingFlush {
     files: Vec<Arc<File>>,
@@ -162,6 +163,8 @@ pub struct PendingFlush {
     bases: Vec<i64>,
     up_to: i64,
     generation: u64,
+    /// The active segment whose data file is among `files`, if it is.
+    active_base: Option<i64>,
 }
 
 impl PendingFlush {
@@ -405,6 +408,11 @@ pub struct Log {
     /// Segment files were created or removed since the directory was last fsynced.
     dir_dirty: bool,
     closed: bool,
+    /// Why the log stopped serving: an fsync failed. The kernel may have dropped the
+    /// unwritten pages and a later fsync would report success, so nothing here can be
+    /// trusted to be durable any more; everything but deletion fails until a restart
+    /// recovers the log from its last good recovery point.
+    failed: Option<String>,
 }
 
 impl Log {
@@ -557,6 +565,7 @@ impl Log {
             generation: 0,
             dir_dirty: false,
             closed: false,
+            failed: None,
         };
         let leo = log.log_end_offset();
         log.log_start_offset = log_start_offset.max(log.segments[0].base_offset);
@@ -654,7 +663,21 @@ impl Log {
         if self.closed {
             return Err(StorageError::LogClosed(self.dir.clone()));
         }
+        if let Some(why) = &self.failed {
+            return Err(StorageError::Io(io::Error::other(format!(
+                "log {} is offline after a failed fsync ({why})",
+                self.dir.display()
+            ))));
+        }
         Ok(())
+    }
+
+    /// Takes the log offline after a failed fsync (see `failed`).
+    pub fn fail(&mut self, why: &StorageError) {
+        if self.failed.is_none() {
+            tracing::error!(dir = %self.dir.display(), error = %why, "fsync failed; the log goes offline until a restart");
+            self.failed = Some(why.to_string());
+        }
     }
 
     fn path(&self, base: i64, suffix: &str) -> PathBuf {
@@ -1712,6 +1735,7 @@ impl Log {
             bases: Vec::new(),
             up_to: self.active_segment().base_offset,
             generation: self.generation,
+            active_base: None,
         };
         for (i, seg) in self.segments.iter().enumerate() {
             if seg.unflushed && !self.is_active(i) {
@@ -1745,6 +1769,7 @@ impl Log {
                 bases: Vec::new(),
                 up_to: leo,
                 generation: self.generation,
+                active_base: None,
             });
         };
         p.up_to = leo;
@@ -1762,19 +1787,21 @@ impl Log {
             false,
         )?;
         p.files.push(a.file.clone());
+        p.active_base = Some(base);
         Ok(Some(p))
     }
 
     /// Completes a [`PendingFlush`] that was synced: advances the recovery point. Ignored if the
     /// log was truncated meanwhile.
     pub fn complete_segment_flush(&mut self, pending: PendingFlush) -> Result<()> {
-        if pending.generation != self.generation || self.closed {
+        if pending.generation != self.generation || self.closed || self.failed.is_some() {
             return Ok(());
         }
-        if self.dir_dirty {
-            sync_dir(&self.dir)?;
-            self.dir_dirty = false;
+        let r = self.sync_before_completing(&pending);
+        if let Err(e) = &r {
+            self.fail(e);
         }
+        r?;
         for seg in &mut self.segments {
             if pending.bases.contains(&seg.base_offset) {
                 seg.unflushed = false;
@@ -1782,6 +1809,29 @@ impl Log {
         }
         let target = pending.up_to.min(self.log_end_offset());
         self.recovery_point = self.recovery_point.max(target);
+        Ok(())
+    }
+
+    /// What must be durable besides the synced files before the recovery point passes them:
+    /// the epochs of their data, the directory entries of new segments, and the indexes of
+    /// a segment that was active when the flush was collected and has rolled since (the
+    /// roll wrote them without fsync, and recovery trusts a segment's indexes below the
+    /// recovery point).
+    fn sync_before_completing(&mut self, pending: &PendingFlush) -> Result<()> {
+        let target = pending.up_to.min(self.log_end_offset());
+        self.epochs.sync(target)?;
+        if self.dir_dirty {
+            sync_dir(&self.dir)?;
+            self.dir_dirty = false;
+        }
+        if let Some(base) = pending.active_base {
+            let rolled = base != self.active_segment().base_offset
+                && self.segments.iter().any(|s| s.base_offset == base);
+            if rolled {
+                index::sync_path(&self.path(base, INDEX_SUFFIX))?;
+                index::sync_path(&self.path(base, TIME_INDEX_SUFFIX))?;
+            }
+        }
         Ok(())
     }
 
@@ -1801,6 +1851,14 @@ impl Log {
 
     fn flush_with(&mut self, sync_active_index: bool) -> Result<()> {
         self.check_open()?;
+        let r = self.flush_open(sync_active_index);
+        if let Err(e) = &r {
+            self.fail(e);
+        }
+        r
+    }
+
+    fn flush_open(&mut self, sync_active_index: bool) -> Result<()> {
         // Epochs first: the recovery point must not pass data whose epoch is not durable.
         let leo = self.log_end_offset();
         self.epochs.sync(leo)?;

@@ -627,7 +627,10 @@ impl LogManager {
             let r = (|| -> Result<()> {
                 let pending = log.read().pending_segment_flush()?;
                 if let Some(p) = pending {
-                    p.sync()?;
+                    if let Err(e) = p.sync() {
+                        log.write().fail(&e);
+                        return Err(e);
+                    }
                     log.write().complete_segment_flush(p)?;
                 }
                 log.write().maybe_flush(now_ms)

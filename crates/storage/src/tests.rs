@@ -874,6 +874,28 @@ fn flushing_and_pending_flush() {
 }
 
 #[test]
+fn a_failed_fsync_takes_the_log_offline() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let mut log = open(&dir.path().join("t-0"), small_config());
+    log.append_as_leader(&simple_batch(0, 2, 0), 0, 0)
+        .expect("a");
+    let pending = log.pending_flush().expect("p").expect("some");
+    // The kernel may have dropped the pages a failed fsync did not write, and a later
+    // fsync would succeed: nothing counts as flushed any more.
+    log.fail(&StorageError::Io(std::io::Error::other("EIO")));
+    pending.sync().expect("sync");
+    log.complete_segment_flush(pending).expect("ignored");
+    assert_eq!(log.recovery_point(), 0);
+    let e = log
+        .append_as_leader(&simple_batch(0, 1, 0), 0, 0)
+        .expect_err("offline");
+    assert_eq!(e.kafka_error_code(), 56, "KAFKA_STORAGE_ERROR: {e}");
+    assert!(log.flush().is_err());
+    assert!(log.read(0, 1024, 2, true).is_err());
+    log.delete().expect("a failed log can still be deleted");
+}
+
+#[test]
 fn closed_log_rejects_operations() {
     let dir = tempfile::tempdir().expect("tmp");
     let mut log = open(dir.path(), LogConfig::default());

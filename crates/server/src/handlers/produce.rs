@@ -104,8 +104,12 @@ pub async fn handle(broker: &Broker, req: ProduceRequest, _version: i16) -> Repl
         p.maybe_advance_high_watermark();
         p.wake();
     }
+    // The fsyncs start now, whenever the answer is looked at.
+    let flushes = start_flushes(&due);
     if acks == 0 {
-        flush(&due, &mut resp, &mut waits).await;
+        if let Some(e) = finish_flushes(flushes, &due, &mut resp, &mut waits).await {
+            first_error.get_or_insert(e);
+        }
         return match first_error {
             Some(e) => Reply::Close(e),
             None => Reply::None,
@@ -117,6 +121,7 @@ pub async fn handle(broker: &Broker, req: ProduceRequest, _version: i16) -> Repl
     Reply::Wait(PendingAcks {
         resp,
         due,
+        flushes,
         waits,
         deadline: tokio::time::Instant::now()
             + std::time::Duration::from_millis(req.timeout_ms.max(0) as u64),
@@ -139,6 +144,7 @@ type Wait = (
 pub struct PendingAcks {
     resp: ProduceResponse,
     due: Appended,
+    flushes: Vec<Flush>,
     waits: Vec<Wait>,
     deadline: tokio::time::Instant,
 }
@@ -148,7 +154,8 @@ impl PendingAcks {
     /// has the records (the high watermark passed them), with REQUEST_TIMED_OUT for those
     /// still missing at the request's timeout.
     pub async fn finish(mut self) -> ProduceResponse {
-        flush(&self.due, &mut self.resp, &mut self.waits).await;
+        let flushes = std::mem::take(&mut self.flushes);
+        finish_flushes(flushes, &self.due, &mut self.resp, &mut self.waits).await;
         for (t, i, partition, last) in self.waits {
             let left = self
                 .deadline
@@ -180,40 +187,76 @@ type Appended = Vec<(
     i64,
 )>;
 
-/// Syncs the partitions whose flush is due, several together, each on a blocking thread
-/// (so their fsyncs overlap rather than queue), moves their high watermarks and wakes
-/// their parked fetches. A partition whose flush failed gets the error in `resp` and is
-/// no longer waited for.
-async fn flush(due: &Appended, resp: &mut ProduceResponse, waits: &mut Vec<Wait>) {
-    /// Partitions synced at once, at most.
+/// Flushes running on a blocking thread, in turn, with where their partitions' answers go.
+type Flush = (
+    Vec<(usize, usize)>,
+    tokio::task::JoinHandle<Vec<Result<(), StorageError>>>,
+);
+
+/// Syncs the partitions whose flush is due on blocking threads (up to 32, each taking
+/// its share in turn), so that the fsyncs of several partitions overlap rather than
+/// queue. Those of one partition take turns, each covering whatever was appended by then.
+fn start_flushes(due: &Appended) -> Vec<Flush> {
+    /// Blocking threads one request's flushes use, at most.
     const PARALLEL_FLUSHES: usize = 32;
-    for chunk in due.chunks(PARALLEL_FLUSHES) {
-        let syncs: Vec<_> = chunk
-            .iter()
-            .map(|(p, t, i, last)| {
-                let (p, last) = (p.clone(), *last);
-                (
-                    (*t, *i),
-                    tokio::task::spawn_blocking(move || p.complete_append(last)),
-                )
-            })
-            .collect();
-        for ((t, i), sync) in syncs {
-            let failed = match sync.await {
-                Ok(Ok(())) => continue,
-                Ok(Err(e)) => e,
-                Err(e) => StorageError::Io(std::io::Error::other(format!("flush task: {e}"))),
-            };
-            let (code, message) = storage_error(&failed);
-            let pr = &mut resp.responses[t].partition_responses[i];
-            pr.error_code = code.code();
-            pr.error_message = message.map(sb);
-            waits.retain(|w| (w.0, w.1) != (t, i));
+    let threads = due.len().min(PARALLEL_FLUSHES);
+    (0..threads)
+        .map(|k| {
+            let share: Vec<_> = due.iter().skip(k).step_by(threads).collect();
+            let at = share.iter().map(|(_, t, i, _)| (*t, *i)).collect();
+            let work: Vec<_> = share
+                .iter()
+                .map(|(p, _, _, last)| (p.clone(), *last))
+                .collect();
+            let task = tokio::task::spawn_blocking(move || {
+                work.into_iter()
+                    .map(|(p, last)| p.complete_append(last))
+                    .collect()
+            });
+            (at, task)
+        })
+        .collect()
+}
+
+/// Waits for the flushes, then wakes the fetches parked on their partitions. A partition
+/// whose flush failed gets the error in `resp` and is no longer waited for; the first
+/// failure is returned.
+async fn finish_flushes(
+    flushes: Vec<Flush>,
+    due: &Appended,
+    resp: &mut ProduceResponse,
+    waits: &mut Vec<Wait>,
+) -> Option<String> {
+    let mut first = None;
+    let mut failed = Vec::new();
+    for (at, task) in flushes {
+        match task.await {
+            Ok(results) => failed.extend(
+                at.into_iter()
+                    .zip(results)
+                    .filter_map(|(at, r)| Some((at, r.err()?))),
+            ),
+            Err(e) => {
+                let why = format!("flush task: {e}");
+                failed.extend(
+                    at.into_iter()
+                        .map(|at| (at, StorageError::Io(std::io::Error::other(why.clone())))),
+                );
+            }
         }
+    }
+    for ((t, i), e) in failed {
+        let (code, message) = storage_error(&e);
+        first.get_or_insert_with(|| e.to_string());
+        let pr = &mut resp.responses[t].partition_responses[i];
+        pr.error_code = code.code();
+        pr.error_message = message.map(sb);
+        waits.retain(|w| (w.0, w.1) != (t, i));
     }
     for (p, _, _, _) in due {
         p.wake();
     }
+    first
 }
 
 /// Base offset, log append time, log start offset, and for acks=all what to wait for.
@@ -266,8 +309,10 @@ fn append(
     }
     match partition.append_unflushed(records, now) {
         Ok(a) => {
+            // A retried batch already written is still synced before it is answered, in
+            // case its first write has not been yet.
+            appended.push((partition.clone(), t, i, a.last_offset));
             if !a.duplicate {
-                appended.push((partition.clone(), t, i, a.last_offset));
                 let count = (a.last_offset - a.first_offset + 1).max(0) as u64;
                 broker.metrics.record_produce(topic, records.len(), count);
             }
