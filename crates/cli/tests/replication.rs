@@ -643,6 +643,103 @@ fn produce_requests_behind_a_waiting_acks_all_one_are_appended_at_once_and_answe
     assert!(second[0].1 < second[1].1, "{second:?}");
 }
 
+/// The records a topic holds, summed over its partitions (`krust get-offsets`).
+fn log_end_sum(bootstrap: &str, topic: &str) -> Option<i64> {
+    let out = krust_testkit::cli::run(
+        BIN,
+        &[
+            "get-offsets",
+            "--bootstrap-server",
+            bootstrap,
+            "--topic",
+            topic,
+        ],
+    );
+    if !out.status.success() {
+        return None;
+    }
+    krust_testkit::cli::stdout(&out)
+        .lines()
+        .map(|l| l.rsplit(':').next()?.trim().parse::<i64>().ok())
+        .sum()
+}
+
+/// Kills a child process when dropped (a failed test leaves nothing running).
+struct KillOnDrop(Option<std::process::Child>);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if let Some(c) = &mut self.0 {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// As Kafka's producer does, `producer-perf-test` sends batches again after a retriable
+/// error or a lost connection, to the partition's new leader: killing the leader
+/// mid-run loses no acknowledged record and the run completes.
+#[test]
+fn producer_perf_test_rides_out_losing_the_partition_leader() {
+    let mut c = Cluster::start(BIN, 3, &SETTINGS);
+    let bootstrap = c.bootstrap();
+    create_replicated(&bootstrap, "perf-failover", "1", "2");
+    let d = wait_for("perf-failover fully in sync", WAIT, || {
+        describe(&bootstrap, "perf-failover").filter(|d| d[&0].0 > 0 && d[&0].1.len() == 3)
+    });
+    let leader = d[&0].0;
+    let servers = format!("bootstrap.servers={bootstrap}");
+    let tool = std::process::Command::new(BIN)
+        .args([
+            "producer-perf-test",
+            "--topic",
+            "perf-failover",
+            "--num-records",
+            "40000",
+            "--record-size",
+            "100",
+            "--throughput",
+            "5000",
+            "--producer-props",
+            &servers,
+            "acks=all",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start producer-perf-test");
+    let mut tool = KillOnDrop(Some(tool));
+    wait_for("records written before the kill", WAIT, || {
+        log_end_sum(&bootstrap, "perf-failover").filter(|n| *n > 0)
+    });
+    c.node(leader).kill9();
+    let out = tool
+        .0
+        .take()
+        .expect("running")
+        .wait_with_output()
+        .expect("wait for producer-perf-test");
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(
+        out.status.success(),
+        "producer-perf-test failed: {stderr}\n{stdout}"
+    );
+    assert!(stdout.contains("40000 records sent"), "{stdout}");
+    let others = (1..=3)
+        .filter(|id| *id != leader)
+        .map(|id| c.node(id).bootstrap())
+        .collect::<Vec<_>>()
+        .join(",");
+    let held = log_end_sum(&others, "perf-failover").expect("offsets");
+    assert!(
+        held >= 40000,
+        "only {held} of 40000 acknowledged records are in the log"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn an_isolated_partition_leader_cannot_commit_and_its_writes_vanish_on_return() {
     let mut c = Cluster::start_isolatable_brokers(BIN, 3, &SETTINGS);

@@ -11,6 +11,13 @@
 //! `buffer.memory` (default 32 MiB); beyond that the sender waits, as Kafka's does.
 //! A record's latency is the time from its enqueue to the ack of its batch (acks=0: to the
 //! write of its request).
+//!
+//! As Kafka's producer does, a batch refused with a retriable error (not leader, not
+//! enough replicas, timeout...) or lost with its connection is sent again after
+//! `retry.backoff.ms` (default 100) to its partition's current leader, looked up again and
+//! reconnected to as needed, until `delivery.timeout.ms` (default 120000) after it was
+//! sealed; `retries=0` turns this off. Without idempotence a retried batch may be written
+//! twice or out of order, as with Kafka's producer configured the same way.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::ffi::OsString;
@@ -161,6 +168,11 @@ struct Settings {
     max_in_flight: usize,
     buffer_memory: usize,
     max_request_size: usize,
+    /// Retriable failures are sent again (`retries` > 0) after `retry.backoff.ms`, until
+    /// `delivery.timeout.ms` after the batch was sealed.
+    retries: bool,
+    retry_backoff: Duration,
+    delivery_timeout: Duration,
     print_metrics: bool,
 }
 
@@ -288,6 +300,9 @@ impl Settings {
         }
         let buffer_memory: usize = parse_num(&props, "buffer.memory", 32 * 1024 * 1024)?;
         let max_request_size: usize = parse_num(&props, "max.request.size", 1024 * 1024)?;
+        let retries: i64 = parse_num(&props, "retries", i64::from(i32::MAX))?;
+        let retry_backoff_ms: u64 = parse_num(&props, "retry.backoff.ms", 100)?;
+        let delivery_timeout_ms: u64 = parse_num(&props, "delivery.timeout.ms", 120_000)?;
         Ok(Settings {
             topic: args.topic.clone(),
             num_records: args.num_records as u64,
@@ -302,6 +317,9 @@ impl Settings {
             max_in_flight,
             buffer_memory: buffer_memory.max(1),
             max_request_size: max_request_size.max(1),
+            retries: retries > 0 && acks != 0,
+            retry_backoff: Duration::from_millis(retry_backoff_ms),
+            delivery_timeout: Duration::from_millis(delivery_timeout_ms),
             print_metrics: args.print_metrics,
         })
     }
@@ -461,6 +479,7 @@ struct Sealed {
     enqueued: Vec<u64>,
     bytes: u64,
     data: Bytes,
+    sealed: Instant,
 }
 
 /// What the reader needs to account for one in-flight request.
@@ -481,6 +500,58 @@ struct Leader {
     version: i16,
     ready: VecDeque<Sealed>,
     addr: String,
+    /// Set when the connection failed: its batches go to the partitions' leaders again.
+    broken: Arc<std::sync::atomic::AtomicBool>,
+}
+
+/// Opens a pipelined connection to broker `id`, with its response reader.
+async fn connect_leader(
+    client: &mut Client,
+    id: i32,
+    settings: &Settings,
+    shared: &Arc<Shared>,
+) -> anyhow::Result<Leader> {
+    let conn = client.connection_to(id).await?;
+    // Produce v13 addresses topics by id; names are enough below it.
+    let version = conn.version_for::<ProduceRequest>()?.min(12);
+    let addr = conn.addr().to_string();
+    let stream = TcpStream::connect(&addr)
+        .await
+        .map_err(|e| ClientError::Connect {
+            addr: addr.clone(),
+            reason: e.to_string(),
+        })?;
+    let _ = stream.set_nodelay(true);
+    let (read, write) = stream.into_split();
+    let permits = Arc::new(Semaphore::new(settings.max_in_flight));
+    let broken = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (inflight_tx, reader) = if settings.acks == 0 {
+        (None, None)
+    } else {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let task = tokio::spawn(read_responses(
+            read,
+            rx,
+            shared.clone(),
+            settings.topic.clone(),
+            version,
+            settings.client.request_timeout,
+            addr.clone(),
+            broken.clone(),
+        ));
+        (Some(tx), Some(task))
+    };
+    Ok(Leader {
+        write,
+        permits,
+        inflight_tx,
+        reader,
+        next_correlation: 1,
+        version,
+        ready: VecDeque::new(),
+        addr,
+        broken,
+    })
 }
 
 /// Shared by the sender and the reader tasks.
@@ -488,8 +559,11 @@ struct Shared {
     stats: Mutex<Stats>,
     counters: Counters,
     failed: AtomicU64,
-    /// The first fatal error (a broken connection).
+    /// The first fatal error.
     fatal: Mutex<Option<String>>,
+    /// Batches to send again (retriable errors, broken connections), with why.
+    retries: Mutex<Vec<(Sealed, String)>>,
+    retry_enabled: bool,
     t0: Instant,
 }
 
@@ -516,6 +590,24 @@ impl Shared {
         );
     }
 
+    /// Hands a batch back for another try if retries are on, else fails it.
+    fn retry(&self, topic: &str, batch: Sealed, why: String) {
+        if !self.retry_enabled {
+            return self.fail_batch(topic, &batch, &why);
+        }
+        match self.retries.lock() {
+            Ok(mut r) => r.push((batch, why)),
+            Err(_) => self.fail_batch(topic, &batch, &why),
+        }
+    }
+
+    fn take_retries(&self) -> Vec<(Sealed, String)> {
+        self.retries
+            .lock()
+            .map(|mut r| std::mem::take(&mut *r))
+            .unwrap_or_default()
+    }
+
     fn set_fatal(&self, why: String) {
         if let Ok(mut f) = self.fatal.lock() {
             if f.is_none() {
@@ -530,6 +622,9 @@ impl Shared {
 }
 
 struct Producer {
+    client: Client,
+    /// Batches waiting to be sent again, each with when.
+    retrying: Vec<(Instant, Sealed)>,
     settings: Settings,
     shared: Arc<Shared>,
     partitions: Vec<PartitionLeader>,
@@ -552,6 +647,8 @@ async fn execute(settings: Settings) -> anyhow::Result<()> {
         counters: Counters::default(),
         failed: AtomicU64::new(0),
         fatal: Mutex::new(None),
+        retries: Mutex::new(Vec::new()),
+        retry_enabled: settings.retries,
         t0,
     });
     for p in &partitions {
@@ -562,49 +659,12 @@ async fn execute(settings: Settings) -> anyhow::Result<()> {
         if leaders.contains_key(&p.leader) {
             continue;
         }
-        let conn = client.connection_to(p.leader).await?;
-        // Produce v13 addresses topics by id; names are enough below it.
-        let version = conn.version_for::<ProduceRequest>()?.min(12);
-        let addr = conn.addr().to_string();
-        let stream = TcpStream::connect(&addr)
-            .await
-            .map_err(|e| ClientError::Connect {
-                addr: addr.clone(),
-                reason: e.to_string(),
-            })?;
-        let _ = stream.set_nodelay(true);
-        let (read, write) = stream.into_split();
-        let permits = Arc::new(Semaphore::new(settings.max_in_flight));
-        let (inflight_tx, reader) = if settings.acks == 0 {
-            (None, None)
-        } else {
-            let (tx, rx) = mpsc::unbounded_channel();
-            let task = tokio::spawn(read_responses(
-                read,
-                rx,
-                shared.clone(),
-                settings.topic.clone(),
-                version,
-                settings.client.request_timeout,
-                addr.clone(),
-            ));
-            (Some(tx), Some(task))
-        };
-        leaders.insert(
-            p.leader,
-            Leader {
-                write,
-                permits,
-                inflight_tx,
-                reader,
-                next_correlation: 1,
-                version,
-                ready: VecDeque::new(),
-                addr,
-            },
-        );
+        let leader = connect_leader(&mut client, p.leader, &settings, &shared).await?;
+        leaders.insert(p.leader, leader);
     }
     let mut producer = Producer {
+        client,
+        retrying: Vec::new(),
         sticky: rand::random_range(0..partitions.len()),
         settings,
         shared: shared.clone(),
@@ -723,6 +783,7 @@ impl Producer {
                     enqueued: batch.enqueued,
                     bytes,
                     data: Bytes::new(),
+                    sealed: Instant::now(),
                 };
                 self.shared
                     .fail_batch(&self.settings.topic, &sealed, &e.to_string());
@@ -735,9 +796,12 @@ impl Producer {
             enqueued: batch.enqueued,
             bytes,
             data,
+            sealed: Instant::now(),
         };
         match self.leaders.get_mut(&leader) {
             Some(l) => l.ready.push_back(sealed),
+            // Its leader's connection broke: it goes where the partition leads now.
+            None if self.settings.retries => self.retrying.push((Instant::now(), sealed)),
             None => self
                 .shared
                 .fail_batch(&self.settings.topic, &sealed, "no leader"),
@@ -816,6 +880,7 @@ impl Producer {
     /// `buffer.memory` bytes are waiting.
     async fn pump(&mut self) -> anyhow::Result<()> {
         self.check_fatal()?;
+        self.reroute().await?;
         let leaders: Vec<i32> = self.leaders.keys().copied().collect();
         for id in &leaders {
             loop {
@@ -982,9 +1047,13 @@ impl Producer {
                 _permit: permit,
             });
             if let Err(e) = l.write.write_all(&frame).await {
-                let why = format!("Connection to {} failed: {e}", l.addr);
-                self.shared.set_fatal(why.clone());
-                bail!("{why}");
+                // The reader meets the failure too and hands the batches back.
+                l.broken.store(true, Ordering::Release);
+                if !self.settings.retries {
+                    let why = format!("Connection to {} failed: {e}", l.addr);
+                    self.shared.set_fatal(why.clone());
+                    bail!("{why}");
+                }
             }
         } else {
             let r = l.write.write_all(&frame).await;
@@ -1008,25 +1077,128 @@ impl Producer {
         Ok(())
     }
 
-    /// Sends everything still open or queued and waits for every response.
-    async fn close(&mut self) -> anyhow::Result<()> {
-        self.seal_lingering(true);
-        let ids: Vec<i32> = self.leaders.keys().copied().collect();
-        for id in &ids {
-            while self.leaders.get(id).is_some_and(|l| !l.ready.is_empty()) {
-                self.check_fatal()?;
-                let permit = self.acquire(*id).await?;
-                self.send_one(*id, permit).await?;
+    /// Batches handed back for another try (retriable errors, broken connections): fails
+    /// those past `delivery.timeout.ms`; once one is due (`retry.backoff.ms` after its
+    /// failure), looks up the partitions' leaders again, reconnecting where needed, and
+    /// queues it ahead of newer batches. A broken connection is dropped and its queued
+    /// batches go the same way (its reader hands back those in flight).
+    async fn reroute(&mut self) -> anyhow::Result<()> {
+        let now = Instant::now();
+        let broken: Vec<i32> = self
+            .leaders
+            .iter()
+            .filter(|(_, l)| l.broken.load(Ordering::Acquire))
+            .map(|(id, _)| *id)
+            .collect();
+        for id in broken {
+            if let Some(mut l) = self.leaders.remove(&id) {
+                self.retrying.extend(l.ready.drain(..).map(|b| (now, b)));
+                // The reader hands back what is in flight, then ends.
+                l.inflight_tx = None;
             }
         }
-        let max = self.settings.max_in_flight as u32;
-        for id in &ids {
-            let Some(l) = self.leaders.get_mut(id) else {
+        for (b, why) in self.shared.take_retries() {
+            // Sent once: back in the buffer until sent again.
+            self.buffered += b.bytes as usize + 12 * b.enqueued.len();
+            if b.sealed.elapsed() >= self.settings.delivery_timeout {
+                self.expire(b, &why);
+            } else {
+                self.retrying.push((now + self.settings.retry_backoff, b));
+            }
+        }
+        if !self.retrying.iter().any(|(due, _)| *due <= now) {
+            return Ok(());
+        }
+        if let Ok((_, parts)) =
+            common::topic_partitions(&mut self.client, &self.settings.topic, false).await
+        {
+            for p in parts.iter().filter(|p| p.leader >= 0) {
+                self.leader_of.insert(p.partition, p.leader);
+            }
+        }
+        let now = Instant::now();
+        let (mut due, later): (Vec<_>, Vec<_>) = std::mem::take(&mut self.retrying)
+            .into_iter()
+            .partition(|(at, _)| *at <= now);
+        self.retrying = later;
+        // Oldest last, so that pushing each to the front leaves them oldest first.
+        due.sort_by_key(|(_, b)| std::cmp::Reverse(b.sealed));
+        for (_, b) in due {
+            if b.sealed.elapsed() >= self.settings.delivery_timeout {
+                self.expire(b, "no leader could be reached");
                 continue;
-            };
-            // All permits back: every response has been read.
-            let all = l.permits.clone().acquire_many_owned(max).await;
-            drop(all);
+            }
+            let leader = self.leader_of.get(&b.partition).copied().unwrap_or(-1);
+            if leader >= 0 && !self.leaders.contains_key(&leader) {
+                if let Ok(l) =
+                    connect_leader(&mut self.client, leader, &self.settings, &self.shared).await
+                {
+                    self.leaders.insert(leader, l);
+                }
+            }
+            match self.leaders.get_mut(&leader) {
+                Some(l) => l.ready.push_front(b),
+                None => self
+                    .retrying
+                    .push((Instant::now() + self.settings.retry_backoff, b)),
+            }
+        }
+        Ok(())
+    }
+
+    fn expire(&mut self, b: Sealed, why: &str) {
+        self.buffered = self
+            .buffered
+            .saturating_sub(b.bytes as usize + 12 * b.enqueued.len());
+        let why = format!(
+            "Expiring {} record(s) for {}-{}: {} ms has passed since batch creation ({why})",
+            b.enqueued.len(),
+            self.settings.topic,
+            b.partition,
+            self.settings.delivery_timeout.as_millis()
+        );
+        self.shared.fail_batch(&self.settings.topic, &b, &why);
+    }
+
+    /// Sends everything still open or queued and waits for every response, and for every
+    /// batch sent again.
+    async fn close(&mut self) -> anyhow::Result<()> {
+        self.seal_lingering(true);
+        let max = self.settings.max_in_flight as u32;
+        loop {
+            self.reroute().await?;
+            let ids: Vec<i32> = self.leaders.keys().copied().collect();
+            for id in &ids {
+                while self.leaders.get(id).is_some_and(|l| !l.ready.is_empty()) {
+                    self.check_fatal()?;
+                    let permit = self.acquire(*id).await?;
+                    self.send_one(*id, permit).await?;
+                }
+            }
+            for id in &ids {
+                if let Some(l) = self.leaders.get(id) {
+                    // All permits back: every response has been read.
+                    let all = l.permits.clone().acquire_many_owned(max).await;
+                    drop(all);
+                }
+            }
+            self.check_fatal()?;
+            let handed_back = self.shared.retries.lock().is_ok_and(|r| !r.is_empty());
+            let broken = self
+                .leaders
+                .values()
+                .any(|l| l.broken.load(Ordering::Acquire));
+            if !handed_back && !broken && self.retrying.is_empty() {
+                break;
+            }
+            if !handed_back && !broken {
+                let next = self.retrying.iter().map(|(at, _)| *at).min();
+                if let Some(at) = next {
+                    tokio::time::sleep_until(at.into()).await;
+                }
+            }
+        }
+        for l in self.leaders.values_mut() {
             l.inflight_tx = None;
             if let Some(r) = l.reader.take() {
                 let _ = r.await;
@@ -1092,6 +1264,7 @@ impl Producer {
 }
 
 /// Reads the responses of one connection in order and accounts each request's batches.
+#[allow(clippy::too_many_arguments)]
 async fn read_responses(
     read: OwnedReadHalf,
     mut inflight: mpsc::UnboundedReceiver<Inflight>,
@@ -1100,6 +1273,7 @@ async fn read_responses(
     version: i16,
     timeout: Duration,
     addr: String,
+    failed: Arc<std::sync::atomic::AtomicBool>,
 ) {
     let header_version = ProduceResponse::header_version(version);
     // Buffered: small responses that arrive together are read in one system call.
@@ -1107,18 +1281,19 @@ async fn read_responses(
     let mut broken: Option<String> = None;
     while let Some(req) = inflight.recv().await {
         if let Some(why) = &broken {
-            for b in &req.batches {
-                shared.fail_batch(&topic, b, why);
+            for b in req.batches {
+                shared.retry(&topic, b, why.clone());
             }
             continue;
         }
         let frame = match tokio::time::timeout(timeout, read_frame(&mut read)).await {
             Ok(Ok(f)) => f,
             Ok(Err(e)) => {
+                // As Kafka's producer: a lost connection is retriable.
                 let why = format!("Connection to {addr} failed: {e}");
-                shared.set_fatal(why.clone());
-                for b in &req.batches {
-                    shared.fail_batch(&topic, b, &why);
+                failed.store(true, Ordering::Release);
+                for b in req.batches {
+                    shared.retry(&topic, b, why.clone());
                 }
                 broken = Some(why);
                 continue;
@@ -1128,9 +1303,9 @@ async fn read_responses(
                     "Timed out after {}ms waiting for a Produce response from {addr}",
                     timeout.as_millis()
                 );
-                shared.set_fatal(why.clone());
-                for b in &req.batches {
-                    shared.fail_batch(&topic, b, &why);
+                failed.store(true, Ordering::Release);
+                for b in req.batches {
+                    shared.retry(&topic, b, why.clone());
                 }
                 broken = Some(why);
                 continue;
@@ -1144,26 +1319,31 @@ async fn read_responses(
         );
         match decode_response(frame, header_version, version, req.correlation) {
             Ok(resp) => {
-                for b in &req.batches {
+                for b in req.batches {
                     let answer = resp
                         .responses
                         .iter()
                         .flat_map(|t| t.partition_responses.iter())
                         .find(|p| p.index == b.partition);
                     match answer {
-                        Some(p) if p.error_code == 0 => shared.record_batch(b, now),
+                        Some(p) if p.error_code == 0 => shared.record_batch(&b, now),
                         Some(p) => {
                             let e = ClientError::broker(
                                 p.error_code,
                                 p.error_message.as_ref().map(|m| m.as_str()),
                             );
-                            shared.fail_batch(&topic, b, &e.to_string());
+                            if e.is_retriable() {
+                                shared.retry(&topic, b, e.to_string());
+                            } else {
+                                shared.fail_batch(&topic, &b, &e.to_string());
+                            }
                         }
-                        None => shared.fail_batch(&topic, b, "no answer for the partition"),
+                        None => shared.fail_batch(&topic, &b, "no answer for the partition"),
                     }
                 }
             }
             Err(why) => {
+                failed.store(true, Ordering::Release);
                 shared.set_fatal(why.clone());
                 for b in &req.batches {
                     shared.fail_batch(&topic, b, &why);
