@@ -515,8 +515,13 @@ async fn connect_leader(
     // Produce v13 addresses topics by id; names are enough below it.
     let version = conn.version_for::<ProduceRequest>()?.min(12);
     let addr = conn.addr().to_string();
-    let stream = TcpStream::connect(&addr)
+    // Kafka's socket.connection.setup.timeout.ms.
+    let stream = tokio::time::timeout(Duration::from_secs(10), TcpStream::connect(&addr))
         .await
+        .map_err(|_| ClientError::Connect {
+            addr: addr.clone(),
+            reason: "timed out".into(),
+        })?
         .map_err(|e| ClientError::Connect {
             addr: addr.clone(),
             reason: e.to_string(),
@@ -625,6 +630,8 @@ struct Producer {
     client: Client,
     /// Batches waiting to be sent again, each with when.
     retrying: Vec<(Instant, Sealed)>,
+    /// Response readers of dropped connections, still handing back what was in flight.
+    draining: Vec<tokio::task::JoinHandle<()>>,
     settings: Settings,
     shared: Arc<Shared>,
     partitions: Vec<PartitionLeader>,
@@ -665,6 +672,7 @@ async fn execute(settings: Settings) -> anyhow::Result<()> {
     let mut producer = Producer {
         client,
         retrying: Vec::new(),
+        draining: Vec::new(),
         sticky: rand::random_range(0..partitions.len()),
         settings,
         shared: shared.clone(),
@@ -785,6 +793,9 @@ impl Producer {
                     data: Bytes::new(),
                     sealed: Instant::now(),
                 };
+                self.buffered = self
+                    .buffered
+                    .saturating_sub(sealed.bytes as usize + 12 * sealed.enqueued.len());
                 self.shared
                     .fail_batch(&self.settings.topic, &sealed, &e.to_string());
                 return;
@@ -800,11 +811,17 @@ impl Producer {
         };
         match self.leaders.get_mut(&leader) {
             Some(l) => l.ready.push_back(sealed),
-            // Its leader's connection broke: it goes where the partition leads now.
-            None if self.settings.retries => self.retrying.push((Instant::now(), sealed)),
-            None => self
-                .shared
-                .fail_batch(&self.settings.topic, &sealed, "no leader"),
+            // Its leader's connection broke: it goes where the partition leads by then.
+            None if self.settings.retries => self
+                .retrying
+                .push((Instant::now() + self.settings.retry_backoff, sealed)),
+            None => {
+                self.buffered = self
+                    .buffered
+                    .saturating_sub(sealed.bytes as usize + 12 * sealed.enqueued.len());
+                self.shared
+                    .fail_batch(&self.settings.topic, &sealed, "no leader");
+            }
         }
     }
 
@@ -888,7 +905,7 @@ impl Producer {
                     let Some(l) = self.leaders.get(id) else {
                         break;
                     };
-                    if l.ready.is_empty() {
+                    if l.ready.is_empty() || l.broken.load(Ordering::Acquire) {
                         break;
                     }
                     match l.permits.clone().try_acquire_owned() {
@@ -904,11 +921,18 @@ impl Producer {
             let Some(id) = self
                 .leaders
                 .iter()
-                .filter(|(_, l)| !l.ready.is_empty())
+                .filter(|(_, l)| !l.ready.is_empty() && !l.broken.load(Ordering::Acquire))
                 .max_by_key(|(_, l)| l.ready.len())
                 .map(|(id, _)| *id)
             else {
-                break;
+                // What fills the buffer waits to be sent again: wait for the first due.
+                let Some(at) = self.retrying.iter().map(|(at, _)| *at).min() else {
+                    break;
+                };
+                tokio::time::sleep_until(at.into()).await;
+                self.reroute().await?;
+                self.check_fatal()?;
+                continue;
             };
             let permit = self.acquire(id).await?;
             self.send_one(id, permit).await?;
@@ -1083,6 +1107,9 @@ impl Producer {
     /// queues it ahead of newer batches. A broken connection is dropped and its queued
     /// batches go the same way (its reader hands back those in flight).
     async fn reroute(&mut self) -> anyhow::Result<()> {
+        if !self.settings.retries {
+            return Ok(());
+        }
         let now = Instant::now();
         let broken: Vec<i32> = self
             .leaders
@@ -1093,8 +1120,9 @@ impl Producer {
         for id in broken {
             if let Some(mut l) = self.leaders.remove(&id) {
                 self.retrying.extend(l.ready.drain(..).map(|b| (now, b)));
-                // The reader hands back what is in flight, then ends.
+                // The reader hands back what is in flight, then ends; close() waits for it.
                 l.inflight_tx = None;
+                self.draining.extend(l.reader.take());
             }
         }
         for (b, why) in self.shared.take_retries() {
@@ -1109,13 +1137,19 @@ impl Producer {
         if !self.retrying.iter().any(|(due, _)| *due <= now) {
             return Ok(());
         }
-        if let Ok((_, parts)) =
-            common::topic_partitions(&mut self.client, &self.settings.topic, false).await
-        {
-            for p in parts.iter().filter(|p| p.leader >= 0) {
-                self.leader_of.insert(p.partition, p.leader);
+        // One look at the metadata; partitions still without a leader wait for the next.
+        let topics = [self.settings.topic.clone()];
+        if let Ok(md) = self.client.metadata_with(Some(&topics), false).await {
+            let parts = md
+                .topics
+                .iter()
+                .filter(|t| t.name.as_ref().map(|n| n.as_str()) == Some(topics[0].as_str()))
+                .flat_map(|t| t.partitions.iter());
+            for p in parts.filter(|p| p.error_code == 0 && p.leader_id.0 >= 0) {
+                self.leader_of.insert(p.partition_index, p.leader_id.0);
             }
         }
+        let mut unreachable = std::collections::HashSet::new();
         let now = Instant::now();
         let (mut due, later): (Vec<_>, Vec<_>) = std::mem::take(&mut self.retrying)
             .into_iter()
@@ -1129,11 +1163,15 @@ impl Producer {
                 continue;
             }
             let leader = self.leader_of.get(&b.partition).copied().unwrap_or(-1);
-            if leader >= 0 && !self.leaders.contains_key(&leader) {
-                if let Ok(l) =
-                    connect_leader(&mut self.client, leader, &self.settings, &self.shared).await
-                {
-                    self.leaders.insert(leader, l);
+            if leader >= 0 && !self.leaders.contains_key(&leader) && !unreachable.contains(&leader)
+            {
+                match connect_leader(&mut self.client, leader, &self.settings, &self.shared).await {
+                    Ok(l) => {
+                        self.leaders.insert(leader, l);
+                    }
+                    Err(_) => {
+                        unreachable.insert(leader);
+                    }
                 }
             }
             match self.leaders.get_mut(&leader) {
@@ -1181,6 +1219,10 @@ impl Producer {
                     let all = l.permits.clone().acquire_many_owned(max).await;
                     drop(all);
                 }
+            }
+            // Readers of dropped connections hand back what they still had in flight.
+            for r in std::mem::take(&mut self.draining) {
+                let _ = r.await;
             }
             self.check_fatal()?;
             let handed_back = self.shared.retries.lock().is_ok_and(|r| !r.is_empty());
@@ -1292,6 +1334,9 @@ async fn read_responses(
                 // As Kafka's producer: a lost connection is retriable.
                 let why = format!("Connection to {addr} failed: {e}");
                 failed.store(true, Ordering::Release);
+                if !shared.retry_enabled {
+                    shared.set_fatal(why.clone());
+                }
                 for b in req.batches {
                     shared.retry(&topic, b, why.clone());
                 }
@@ -1304,6 +1349,9 @@ async fn read_responses(
                     timeout.as_millis()
                 );
                 failed.store(true, Ordering::Release);
+                if !shared.retry_enabled {
+                    shared.set_fatal(why.clone());
+                }
                 for b in req.batches {
                     shared.retry(&topic, b, why.clone());
                 }
