@@ -6,7 +6,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use krust_testkit::cli::{create_topic_with, describe_topic, quorum_status, run, stderr, stdout};
+use krust_testkit::cli::{create_topic_with, describe_topic, quorum_status, total_records};
 use krust_testkit::{wait_for, Cluster};
 
 const BIN: &str = env!("CARGO_BIN_EXE_krust");
@@ -33,29 +33,6 @@ fn leaders(bootstrap: &str, topic: &str) -> Option<BTreeMap<i32, i32>> {
 
 fn create_topic(bootstrap: &str, topic: &str, partitions: &str) {
     create_topic_with(BIN, bootstrap, topic, &["--partitions", partitions]);
-}
-
-/// The end offsets of a topic's partitions summed, through `krust get-offsets`.
-fn total_records(bootstrap: &str, topic: &str) -> Option<i64> {
-    let o = run(
-        BIN,
-        &[
-            "get-offsets",
-            "--bootstrap-server",
-            bootstrap,
-            "--topic",
-            topic,
-        ],
-    );
-    if !o.status.success() || !stderr(&o).is_empty() {
-        return None;
-    }
-    Some(
-        stdout(&o)
-            .lines()
-            .filter_map(|l| l.rsplit(':').next()?.parse::<i64>().ok())
-            .sum(),
-    )
 }
 
 fn produce(bootstrap: &str, topic: &str, n: usize) {
@@ -103,7 +80,7 @@ fn three_voters_elect_replace_a_killed_leader_and_take_it_back() {
     krust_testkit::cli::wait_topic_served(BIN, &bootstrap, "orders");
     produce(&bootstrap, "orders", 30);
     wait_for("30 records stored", WAIT, || {
-        total_records(&bootstrap, "orders").filter(|n| *n == 30)
+        total_records(BIN, &bootstrap, "orders").filter(|n| *n == 30)
     });
 
     // Kill the leader: the other two elect a new one in a later epoch.
@@ -148,7 +125,7 @@ fn three_voters_elect_replace_a_killed_leader_and_take_it_back() {
         leaders(&bootstrap, "orders").filter(|l| l[&dead_partition] == leader)
     });
     wait_for("every record back", WAIT, || {
-        total_records(&bootstrap, "orders").filter(|n| *n == 30)
+        total_records(BIN, &bootstrap, "orders").filter(|n| *n == 30)
     });
     assert!(leaders(&c.node(leader).bootstrap(), "after-failover").is_some());
 }
@@ -179,7 +156,7 @@ fn brokers_are_observers_and_a_silent_broker_is_fenced() {
     krust_testkit::cli::wait_topic_served(BIN, &c.bootstrap(), "events");
     produce(&c.bootstrap(), "events", 20);
     wait_for("20 records stored", WAIT, || {
-        total_records(&c.bootstrap(), "events").filter(|n| *n == 20)
+        total_records(BIN, &c.bootstrap(), "events").filter(|n| *n == 20)
     });
 
     // Broker 5 stops: after its session times out its partitions have no leader.

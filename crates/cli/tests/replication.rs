@@ -643,27 +643,6 @@ fn produce_requests_behind_a_waiting_acks_all_one_are_appended_at_once_and_answe
     assert!(second[0].1 < second[1].1, "{second:?}");
 }
 
-/// The records a topic holds, summed over its partitions (`krust get-offsets`).
-fn log_end_sum(bootstrap: &str, topic: &str) -> Option<i64> {
-    let out = krust_testkit::cli::run(
-        BIN,
-        &[
-            "get-offsets",
-            "--bootstrap-server",
-            bootstrap,
-            "--topic",
-            topic,
-        ],
-    );
-    if !out.status.success() {
-        return None;
-    }
-    krust_testkit::cli::stdout(&out)
-        .lines()
-        .map(|l| l.rsplit(':').next()?.trim().parse::<i64>().ok())
-        .sum()
-}
-
 /// Kills a child process when dropped (a failed test leaves nothing running).
 struct KillOnDrop(Option<std::process::Child>);
 
@@ -710,7 +689,7 @@ fn producer_perf_test_rides_out_losing_the_partition_leader() {
         .expect("start producer-perf-test");
     let mut tool = KillOnDrop(Some(tool));
     wait_for("records written before the kill", WAIT, || {
-        log_end_sum(&bootstrap, "perf-failover").filter(|n| *n > 0)
+        krust_testkit::cli::total_records(BIN, &bootstrap, "perf-failover").filter(|n| *n > 0)
     });
     c.node(leader).kill9();
     let out = tool
@@ -733,7 +712,7 @@ fn producer_perf_test_rides_out_losing_the_partition_leader() {
         .map(|id| c.node(id).bootstrap())
         .collect::<Vec<_>>()
         .join(",");
-    let held = log_end_sum(&others, "perf-failover").expect("offsets");
+    let held = krust_testkit::cli::total_records(BIN, &others, "perf-failover").expect("offsets");
     assert!(
         held >= 40000,
         "only {held} of 40000 acknowledged records are in the log"

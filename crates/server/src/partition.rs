@@ -468,11 +468,8 @@ impl Partition {
                 }
             };
             if let Some(p) = pending {
-                if let Err(e) = p.sync() {
-                    self.write_log().fail(&e);
-                    return Err(e);
-                }
-                self.write_log().complete_segment_flush(p)?;
+                let synced = p.sync();
+                self.write_log().complete_segment_flush(p, synced)?;
             }
         }
         self.maybe_advance_high_watermark();

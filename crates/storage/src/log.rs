@@ -1169,15 +1169,9 @@ impl Log {
                 remove_if_exists(&self.path(old_base, suffix))?;
             }
         } else {
+            self.active.builder.maybe_append_time();
+            self.persist_active_index(false)?;
             let a = &mut self.active;
-            a.builder.maybe_append_time();
-            index::persist(
-                &segment_path(&self.dir, old_base, INDEX_SUFFIX),
-                &segment_path(&self.dir, old_base, TIME_INDEX_SUFFIX),
-                &a.builder.index,
-                &mut a.on_disk,
-                false,
-            )?;
             let ix = std::mem::take(&mut a.builder.index);
             let seg = &mut self.segments[old];
             *seg.index.get_mut() = Some(Arc::new(ix));
@@ -1729,6 +1723,12 @@ impl Log {
     /// Collects the fsync work for rolled segments not yet flushed; `None` if there is none.
     pub fn pending_segment_flush(&self) -> Result<Option<PendingFlush>> {
         self.check_open()?;
+        let p = self.rolled_unflushed()?;
+        Ok((!p.bases.is_empty()).then_some(p))
+    }
+
+    /// The fsync work for the rolled segments not yet flushed, up to the active segment.
+    fn rolled_unflushed(&self) -> Result<PendingFlush> {
         let mut p = PendingFlush {
             files: Vec::new(),
             index_paths: Vec::new(),
@@ -1746,7 +1746,7 @@ impl Log {
                 p.bases.push(seg.base_offset);
             }
         }
-        Ok((!p.bases.is_empty()).then_some(p))
+        Ok(p)
     }
 
     /// Collects the fsync work for everything written so far, so that the fsyncs can run
@@ -1759,24 +1759,20 @@ impl Log {
         // Epochs first: the recovery point must not pass data whose epoch is not durable.
         let leo = self.log_end_offset();
         self.epochs.sync(leo)?;
-        let Some(mut p) = self.pending_segment_flush()? else {
-            if self.recovery_point >= leo && !self.dir_dirty {
-                return Ok(None);
-            }
-            return self.pending_active_flush(PendingFlush {
-                files: Vec::new(),
-                index_paths: Vec::new(),
-                bases: Vec::new(),
-                up_to: leo,
-                generation: self.generation,
-                active_base: None,
-            });
-        };
+        let mut p = self.rolled_unflushed()?;
+        if p.bases.is_empty() && self.recovery_point >= leo && !self.dir_dirty {
+            return Ok(None);
+        }
+        self.persist_active_index(false)?;
         p.up_to = leo;
-        self.pending_active_flush(p)
+        p.files.push(self.active.file.clone());
+        p.active_base = Some(self.active_segment().base_offset);
+        Ok(Some(p))
     }
 
-    fn pending_active_flush(&mut self, mut p: PendingFlush) -> Result<Option<PendingFlush>> {
+    /// Writes the active segment's index entries not yet on disk (fsyncing them with
+    /// `sync`).
+    fn persist_active_index(&mut self, sync: bool) -> Result<()> {
         let base = self.active_segment().base_offset;
         let a = &mut self.active;
         index::persist(
@@ -1784,16 +1780,23 @@ impl Log {
             &segment_path(&self.dir, base, TIME_INDEX_SUFFIX),
             &a.builder.index,
             &mut a.on_disk,
-            false,
+            sync,
         )?;
-        p.files.push(a.file.clone());
-        p.active_base = Some(base);
-        Ok(Some(p))
+        Ok(())
     }
 
-    /// Completes a [`PendingFlush`] that was synced: advances the recovery point. Ignored if the
-    /// log was truncated meanwhile.
-    pub fn complete_segment_flush(&mut self, pending: PendingFlush) -> Result<()> {
+    /// Completes a [`PendingFlush`] given the result of its [`PendingFlush::sync`]: advances
+    /// the recovery point (ignored if the log was truncated meanwhile), or takes the log
+    /// offline if the sync failed.
+    pub fn complete_segment_flush(
+        &mut self,
+        pending: PendingFlush,
+        synced: Result<()>,
+    ) -> Result<()> {
+        if let Err(e) = synced {
+            self.fail(&e);
+            return Err(e);
+        }
         if pending.generation != self.generation || self.closed || self.failed.is_some() {
             return Ok(());
         }
@@ -1884,16 +1887,8 @@ impl Log {
                 self.segments[i].unflushed = false;
             }
         }
-        let base = self.active_segment().base_offset;
-        let a = &mut self.active;
-        index::persist(
-            &segment_path(&self.dir, base, INDEX_SUFFIX),
-            &segment_path(&self.dir, base, TIME_INDEX_SUFFIX),
-            &a.builder.index,
-            &mut a.on_disk,
-            sync_active_index,
-        )?;
-        a.file.sync_data()?;
+        self.persist_active_index(sync_active_index)?;
+        self.active.file.sync_data()?;
         if self.dir_dirty {
             sync_dir(&self.dir)?;
             self.dir_dirty = false;

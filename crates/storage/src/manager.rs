@@ -627,11 +627,8 @@ impl LogManager {
             let r = (|| -> Result<()> {
                 let pending = log.read().pending_segment_flush()?;
                 if let Some(p) = pending {
-                    if let Err(e) = p.sync() {
-                        log.write().fail(&e);
-                        return Err(e);
-                    }
-                    log.write().complete_segment_flush(p)?;
+                    let synced = p.sync();
+                    log.write().complete_segment_flush(p, synced)?;
                 }
                 log.write().maybe_flush(now_ms)
             })();

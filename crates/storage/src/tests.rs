@@ -835,14 +835,16 @@ fn flushing_and_pending_flush() {
     let pending = log.pending_flush().expect("p").expect("some");
     log.append_as_leader_unflushed(&simple_batch(0, 5, 0), 0, 0)
         .expect("a");
-    pending.sync().expect("sync");
-    log.complete_segment_flush(pending).expect("complete");
+    let synced = pending.sync();
+    log.complete_segment_flush(pending, synced)
+        .expect("complete");
     assert_eq!(log.recovery_point(), 17);
     assert!(log.flush_due(), "the later append is still unflushed");
     assert_eq!(log.high_watermark_limit(), 17);
     let pending = log.pending_flush().expect("p").expect("some");
-    pending.sync().expect("sync");
-    log.complete_segment_flush(pending).expect("complete");
+    let synced = pending.sync();
+    log.complete_segment_flush(pending, synced)
+        .expect("complete");
     assert_eq!(log.recovery_point(), 22);
     // Completing after a truncation changes nothing, though the log has grown back past
     // where the flush was prepared (with data it never synced).
@@ -852,15 +854,17 @@ fn flushing_and_pending_flush() {
     log.truncate_to(22).expect("truncate");
     log.append_as_leader_unflushed(&simple_batch(0, 5, 0), 0, 0)
         .expect("a");
-    pending.sync().expect("sync");
-    log.complete_segment_flush(pending).expect("complete");
+    let synced = pending.sync();
+    log.complete_segment_flush(pending, synced)
+        .expect("complete");
     assert_eq!(log.recovery_point(), 22);
     log.update_config(small_config());
     fill(&mut log, 20);
     let pending = log.pending_segment_flush().expect("p").expect("some");
-    pending.sync().expect("sync");
+    let synced = pending.sync();
     let active_base = *log.segment_base_offsets().last().expect("some");
-    log.complete_segment_flush(pending).expect("complete");
+    log.complete_segment_flush(pending, synced)
+        .expect("complete");
     assert_eq!(log.recovery_point(), active_base);
     assert!(log.pending_segment_flush().expect("p").is_none());
     log.maybe_flush(10).expect("not due");
@@ -883,8 +887,9 @@ fn a_failed_fsync_takes_the_log_offline() {
     // The kernel may have dropped the pages a failed fsync did not write, and a later
     // fsync would succeed: nothing counts as flushed any more.
     log.fail(&StorageError::Io(std::io::Error::other("EIO")));
-    pending.sync().expect("sync");
-    log.complete_segment_flush(pending).expect("ignored");
+    let synced = pending.sync();
+    log.complete_segment_flush(pending, synced)
+        .expect("ignored");
     assert_eq!(log.recovery_point(), 0);
     let e = log
         .append_as_leader(&simple_batch(0, 1, 0), 0, 0)

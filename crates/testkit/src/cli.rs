@@ -272,3 +272,27 @@ pub fn console_consume(bin: &str, bootstrap: &str, topic: &str, n: usize) -> Vec
     got.sort();
     got
 }
+
+/// The end offsets of a topic's partitions summed, through `krust get-offsets`; `None` if
+/// it fails or reports an error.
+pub fn total_records(bin: &str, bootstrap: &str, topic: &str) -> Option<i64> {
+    let o = run(
+        bin,
+        &[
+            "get-offsets",
+            "--bootstrap-server",
+            bootstrap,
+            "--topic",
+            topic,
+        ],
+    );
+    if !o.status.success() || !stderr(&o).is_empty() {
+        return None;
+    }
+    Some(
+        stdout(&o)
+            .lines()
+            .filter_map(|l| l.rsplit(':').next()?.trim().parse::<i64>().ok())
+            .sum(),
+    )
+}

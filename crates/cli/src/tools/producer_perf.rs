@@ -482,6 +482,13 @@ struct Sealed {
     sealed: Instant,
 }
 
+impl Sealed {
+    /// What the batch counts for against `buffer.memory`.
+    fn buffered_size(&self) -> usize {
+        self.bytes as usize + 12 * self.enqueued.len()
+    }
+}
+
 /// What the reader needs to account for one in-flight request.
 struct Inflight {
     correlation: i32,
@@ -793,9 +800,7 @@ impl Producer {
                     data: Bytes::new(),
                     sealed: Instant::now(),
                 };
-                self.buffered = self
-                    .buffered
-                    .saturating_sub(sealed.bytes as usize + 12 * sealed.enqueued.len());
+                self.buffered = self.buffered.saturating_sub(sealed.buffered_size());
                 self.shared
                     .fail_batch(&self.settings.topic, &sealed, &e.to_string());
                 return;
@@ -816,9 +821,7 @@ impl Producer {
                 .retrying
                 .push((Instant::now() + self.settings.retry_backoff, sealed)),
             None => {
-                self.buffered = self
-                    .buffered
-                    .saturating_sub(sealed.bytes as usize + 12 * sealed.enqueued.len());
+                self.buffered = self.buffered.saturating_sub(sealed.buffered_size());
                 self.shared
                     .fail_batch(&self.settings.topic, &sealed, "no leader");
             }
@@ -1047,10 +1050,7 @@ impl Producer {
         let len = (frame.len() - 4) as i32;
         frame[0..4].copy_from_slice(&len.to_be_bytes());
 
-        let freed: usize = batches
-            .iter()
-            .map(|b| b.bytes as usize + 12 * b.enqueued.len())
-            .sum();
+        let freed: usize = batches.iter().map(|b| b.buffered_size()).sum();
         self.buffered = self.buffered.saturating_sub(freed);
         let counters = &self.shared.counters;
         counters.requests.fetch_add(1, Ordering::Relaxed);
@@ -1127,7 +1127,7 @@ impl Producer {
         }
         for (b, why) in self.shared.take_retries() {
             // Sent once: back in the buffer until sent again.
-            self.buffered += b.bytes as usize + 12 * b.enqueued.len();
+            self.buffered += b.buffered_size();
             if b.sealed.elapsed() >= self.settings.delivery_timeout {
                 self.expire(b, &why);
             } else {
@@ -1185,9 +1185,7 @@ impl Producer {
     }
 
     fn expire(&mut self, b: Sealed, why: &str) {
-        self.buffered = self
-            .buffered
-            .saturating_sub(b.bytes as usize + 12 * b.enqueued.len());
+        self.buffered = self.buffered.saturating_sub(b.buffered_size());
         let why = format!(
             "Expiring {} record(s) for {}-{}: {} ms has passed since batch creation ({why})",
             b.enqueued.len(),
@@ -1330,24 +1328,15 @@ async fn read_responses(
         }
         let frame = match tokio::time::timeout(timeout, read_frame(&mut read)).await {
             Ok(Ok(f)) => f,
-            Ok(Err(e)) => {
+            lost => {
                 // As Kafka's producer: a lost connection is retriable.
-                let why = format!("Connection to {addr} failed: {e}");
-                failed.store(true, Ordering::Release);
-                if !shared.retry_enabled {
-                    shared.set_fatal(why.clone());
-                }
-                for b in req.batches {
-                    shared.retry(&topic, b, why.clone());
-                }
-                broken = Some(why);
-                continue;
-            }
-            Err(_) => {
-                let why = format!(
-                    "Timed out after {}ms waiting for a Produce response from {addr}",
-                    timeout.as_millis()
-                );
+                let why = match lost {
+                    Ok(Err(e)) => format!("Connection to {addr} failed: {e}"),
+                    _ => format!(
+                        "Timed out after {}ms waiting for a Produce response from {addr}",
+                        timeout.as_millis()
+                    ),
+                };
                 failed.store(true, Ordering::Release);
                 if !shared.retry_enabled {
                     shared.set_fatal(why.clone());

@@ -8,9 +8,8 @@ use std::time::{Duration, Instant};
 use bytes::{BufMut, BytesMut};
 use kafka_protocol::messages::{ApiKey, RequestHeader};
 use kafka_protocol::protocol::{Encodable, StrBytes};
-use kafka_protocol::records::{
-    Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-};
+use kafka_protocol::records::Compression;
+use krust_protocol::records::{encode_batch, NewRecord};
 
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
@@ -200,36 +199,10 @@ pub fn read_response(s: &mut TcpStream, header_version: i16) -> bytes::Bytes {
 
 /// One v2 record batch without a producer, holding `values`.
 pub fn batch(values: &[&str]) -> BytesMut {
-    let recs: Vec<Record> = values
+    let records: Vec<NewRecord> = values
         .iter()
-        .enumerate()
-        .map(|(i, v)| Record {
-            transactional: false,
-            control: false,
-            delete_horizon: false,
-            partition_leader_epoch: -1,
-            producer_id: -1,
-            producer_epoch: -1,
-            timestamp_type: TimestampType::Creation,
-            offset: i as i64,
-            // One batch: the encoder splits wherever offset - sequence changes, and a
-            // base sequence of -1 marks a batch without a producer.
-            sequence: i as i32 - 1,
-            timestamp: 1,
-            key: None,
-            value: Some(bytes::Bytes::copy_from_slice(v.as_bytes())),
-            headers: Default::default(),
-        })
+        .map(|v| NewRecord::value(bytes::Bytes::copy_from_slice(v.as_bytes())))
         .collect();
-    let mut buf = BytesMut::new();
-    RecordBatchEncoder::encode(
-        &mut buf,
-        recs.iter(),
-        &RecordEncodeOptions {
-            version: 2,
-            compression: Compression::None,
-        },
-    )
-    .expect("batch");
-    buf
+    let encoded = encode_batch(&records, 1, Compression::None).expect("batch");
+    BytesMut::from(&encoded[..])
 }
