@@ -544,6 +544,7 @@ impl Broker {
         let log = self.logs.create(topic, index, config)?;
         let dir = log.read().dir().to_path_buf();
         write_partition_metadata(&dir, topic_id)?;
+        info!(%topic, partition = index, dir = %dir.display(), "created the log of a partition assigned here");
         Ok(log)
     }
 }

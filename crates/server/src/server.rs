@@ -214,6 +214,9 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<RunningServer> {
     })
 }
 
+/// How long a pass of [`follow_image`] may take before it is reported as slow.
+const SLOW_RECONCILE: Duration = Duration::from_secs(10);
+
 /// Brings the hosted partitions in line with every new image.
 async fn follow_image(broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>) {
     let mut applied = broker.metadata.subscribe_applied();
@@ -233,12 +236,22 @@ async fn follow_image(broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>) 
         }
         first = false;
         let b = broker.clone();
-        let _ = tokio::task::spawn_blocking(move || {
+        let mut pass = tokio::task::spawn_blocking(move || {
             if let Err(e) = b.reconcile() {
                 warn!(error = %e, "could not apply the new metadata to the hosted partitions");
             }
-        })
-        .await;
+        });
+        let started = tokio::time::Instant::now();
+        // A pass that does not end holds up every later change: say so.
+        while tokio::time::timeout(SLOW_RECONCILE, &mut pass)
+            .await
+            .is_err()
+        {
+            warn!(
+                secs = started.elapsed().as_secs(),
+                "still applying a metadata change to the hosted partitions"
+            );
+        }
     }
 }
 

@@ -362,8 +362,25 @@ impl Node {
 impl Drop for Node {
     fn drop(&mut self) {
         self.kill9();
+        // A failing test's nodes tell what they were doing: their logs end up beside the
+        // failure (the data directory goes away with the node).
+        if std::thread::panicking() {
+            let log = self.log();
+            let lines: Vec<&str> = log.lines().collect();
+            let tail = &lines[lines.len().saturating_sub(LOG_LINES_ON_FAILURE)..];
+            eprintln!(
+                "==== node {} ({}), last {} log lines\n{}",
+                self.node_id,
+                self.roles,
+                tail.len(),
+                tail.join("\n")
+            );
+        }
     }
 }
+
+/// How much of each node's log a failing test prints.
+const LOG_LINES_ON_FAILURE: usize = 300;
 
 /// Several nodes forming one cluster: one metadata quorum, one cluster id.
 pub struct Cluster {
