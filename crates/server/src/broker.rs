@@ -68,8 +68,10 @@ pub struct Broker {
     /// Serializes [`Broker::reconcile`] between the commit path and the image watcher, and
     /// holds what the last successful one applied.
     reconcile_lock: std::sync::Mutex<Reconciled>,
-    /// The connection requests are forwarded over to the active controller.
-    pub(crate) forward_connection: tokio::sync::Mutex<Option<krust_client::Connection>>,
+    /// The connections requests are forwarded over to the active controller, one per
+    /// [`crate::forward::Channel`].
+    pub(crate) forward_connections:
+        [tokio::sync::Mutex<Option<krust_client::Connection>>; crate::forward::CHANNELS],
     /// The active controller's view of the brokers' sessions.
     pub controller: crate::controller::ControllerState,
     /// Whether this node's broker is fenced (true until the controller unfences it).
@@ -117,7 +119,7 @@ impl Broker {
             partitions: Partitions::default(),
             controller_lock: tokio::sync::Mutex::new(()),
             reconcile_lock: std::sync::Mutex::new(Reconciled::default()),
-            forward_connection: tokio::sync::Mutex::new(None),
+            forward_connections: Default::default(),
             controller: crate::controller::ControllerState::default(),
             fenced: tokio::sync::watch::Sender::new(true),
             broker_epoch: Default::default(),

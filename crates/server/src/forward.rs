@@ -7,6 +7,12 @@
 //! its response. A request that arrived forwarded is never forwarded again: a node that is
 //! no longer the active controller answers it with NOT_CONTROLLER, and the forwarding node
 //! retries with the next leader it learns about until its deadline.
+//!
+//! A request waiting at a node that stops being the quorum leader (it crashed, stalled or
+//! lost an election) is abandoned as soon as this node learns of another leader, and goes
+//! to that one. As in Kafka, three connections carry the forwarded requests, so that one
+//! kind does not wait behind another: the broker's registration and heartbeats, its ISR
+//! changes, and everything else (a CreateTopics, for one, waits for its commit).
 
 use std::time::{Duration, Instant};
 
@@ -27,8 +33,24 @@ const NOT_CONTROLLER: i16 = 41;
 /// NOT_LEADER_OR_FOLLOWER: DescribeQuorum's answer from a node that is not the leader.
 const NOT_LEADER_OR_FOLLOWER: i16 = 6;
 
+/// Which connection to the active controller a forwarded request goes over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Channel {
+    /// BrokerRegistration and BrokerHeartbeat: late, the broker is fenced.
+    Lifecycle = 0,
+    /// AlterPartition.
+    AlterPartition = 1,
+    /// Admin requests and producer id blocks.
+    Other = 2,
+}
+
+/// How many [`Channel`]s there are.
+pub const CHANNELS: usize = 3;
+
 /// A request the active controller answers, and how its response says "not me".
 pub trait Forward: Request {
+    /// The connection it goes over.
+    const CHANNEL: Channel = Channel::Other;
     fn not_controller(resp: &Self::Response) -> bool;
 }
 
@@ -92,6 +114,7 @@ impl Forward for ElectLeadersRequest {
 }
 
 impl Forward for AlterPartitionRequest {
+    const CHANNEL: Channel = Channel::AlterPartition;
     fn not_controller(resp: &AlterPartitionResponse) -> bool {
         resp.error_code == NOT_CONTROLLER
     }
@@ -104,12 +127,14 @@ impl Forward for AllocateProducerIdsRequest {
 }
 
 impl Forward for BrokerRegistrationRequest {
+    const CHANNEL: Channel = Channel::Lifecycle;
     fn not_controller(resp: &BrokerRegistrationResponse) -> bool {
         resp.error_code == NOT_CONTROLLER
     }
 }
 
 impl Forward for BrokerHeartbeatRequest {
+    const CHANNEL: Channel = Channel::Lifecycle;
     fn not_controller(resp: &BrokerHeartbeatResponse) -> bool {
         resp.error_code == NOT_CONTROLLER
     }
@@ -151,15 +176,34 @@ impl Broker {
             if Instant::now() >= deadline {
                 anyhow::bail!(crate::metadata_log::CommitError::Timeout(patience));
             }
-            let leader = self.metadata.leader().filter(|l| *l != self.node_id);
+            let known = self.metadata.leader();
+            let leader = known.filter(|l| *l != self.node_id);
             if let Some(addr) = leader.and_then(|l| self.metadata.voter_address(l)) {
-                match self.forward_once(addr, req, version).await {
-                    Ok(resp) if !R::not_controller(&resp) => return Ok(Route::Remote(resp)),
-                    Ok(_) => last_error = format!("node {leader:?} is not the active controller"),
-                    Err(e) => last_error = e.to_string(),
+                let outcome = tokio::select! {
+                    r = self.forward_once(addr, req, version) => Some(r),
+                    _ = self.leader_moves_from(known) => None,
+                    _ = tokio::time::sleep_until(deadline.into()) => {
+                        anyhow::bail!(crate::metadata_log::CommitError::Timeout(patience))
+                    }
+                };
+                match outcome {
+                    Some(Ok(resp)) if !R::not_controller(&resp) => return Ok(Route::Remote(resp)),
+                    Some(Ok(_)) => {
+                        last_error = format!("node {leader:?} is not the active controller")
+                    }
+                    Some(Err(e)) => last_error = e.to_string(),
+                    // Abandoned: another node leads now.
+                    None => continue,
                 }
             }
             tracing::debug!(error = %last_error, "waiting for an active controller");
+            tokio::time::sleep(RETRY_PAUSE).await;
+        }
+    }
+
+    /// Returns once the quorum leader this node knows of is no longer `leader`.
+    async fn leader_moves_from(&self, leader: Option<i32>) {
+        while self.metadata.leader() == leader {
             tokio::time::sleep(RETRY_PAUSE).await;
         }
     }
@@ -170,25 +214,27 @@ impl Broker {
         req: &R,
         version: Option<i16>,
     ) -> anyhow::Result<R::Response> {
-        let mut slot = self.forward_connection.lock().await;
+        let mut slot = self.forward_connections[R::CHANNEL as usize].lock().await;
         let reusable = matches!(&*slot, Some(c) if c.addr() == addr && !c.is_broken());
-        if !reusable {
-            *slot = Some(
+        let mut conn = match slot.take() {
+            Some(c) if reusable => c,
+            _ => {
                 Connection::connect(
                     addr,
                     FORWARDED_CLIENT_ID,
                     COMMIT_TIMEOUT + Duration::from_secs(5),
                 )
-                .await?,
-            );
-        }
-        let conn = slot.as_mut().expect("connection was just set");
+                .await?
+            }
+        };
+        // Out of the slot while its request is out: if this is abandoned, the connection
+        // (with a response still to come) goes with it.
         let result = match version {
             Some(v) => conn.send_version(req, v).await,
             None => conn.send(req).await,
         };
-        if result.is_err() {
-            *slot = None;
+        if result.is_ok() {
+            *slot = Some(conn);
         }
         Ok(result?)
     }

@@ -16,8 +16,16 @@
 //! enough replicas, timeout...) or lost with its connection is sent again after
 //! `retry.backoff.ms` (default 100) to its partition's current leader, looked up again and
 //! reconnected to as needed, until `delivery.timeout.ms` (default 120000) after it was
-//! sealed; `retries=0` turns this off. Without idempotence a retried batch may be written
-//! twice or out of order, as with Kafka's producer configured the same way.
+//! sealed; `retries=0` turns this off.
+//!
+//! As with Kafka's producer, idempotence (`enable.idempotence`) is on unless the settings
+//! conflict with it (acks other than all, retries=0, more than 5 requests in flight), or
+//! it is turned off: the tool takes a producer id (InitProducerId) and numbers each
+//! partition's batches, so that the broker writes a retried batch once and in order (it
+//! refuses one that arrives ahead of its turn, which is then sent again). When one batch of
+//! a partition is handed back for another try, the partition's later batches that have not
+//! been sent go back with it and all of them are sent again in order. Without idempotence
+//! a retried batch may be written twice or out of order.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::ffi::OsString;
@@ -173,6 +181,8 @@ struct Settings {
     retries: bool,
     retry_backoff: Duration,
     delivery_timeout: Duration,
+    /// Batches carry a producer id and sequence numbers (`enable.idempotence`).
+    idempotent: bool,
     print_metrics: bool,
 }
 
@@ -303,6 +313,27 @@ impl Settings {
         let retries: i64 = parse_num(&props, "retries", i64::from(i32::MAX))?;
         let retry_backoff_ms: u64 = parse_num(&props, "retry.backoff.ms", 100)?;
         let delivery_timeout_ms: u64 = parse_num(&props, "delivery.timeout.ms", 120_000)?;
+        // Kafka's rule: on by default, quietly off when other settings conflict with it, an
+        // error when asked for explicitly alongside them.
+        let idempotent = match props.get("enable.idempotence").map(|s| s.trim()) {
+            None => acks == -1 && retries > 0 && max_in_flight <= 5,
+            Some(v) if v.eq_ignore_ascii_case("false") => false,
+            Some(v) if v.eq_ignore_ascii_case("true") => {
+                if max_in_flight > 5 {
+                    bail!("enable.idempotence=true needs max.in.flight.requests.per.connection of at most 5, not {max_in_flight}");
+                }
+                if retries <= 0 {
+                    bail!("enable.idempotence=true needs retries greater than 0");
+                }
+                if acks != -1 {
+                    bail!("enable.idempotence=true needs acks=all: otherwise a retried batch could still be lost or written twice");
+                }
+                true
+            }
+            Some(v) => bail!(
+                "Invalid value {v} for configuration enable.idempotence: Expected value to be either true or false"
+            ),
+        };
         Ok(Settings {
             topic: args.topic.clone(),
             num_records: args.num_records as u64,
@@ -320,6 +351,7 @@ impl Settings {
             retries: retries > 0 && acks != 0,
             retry_backoff: Duration::from_millis(retry_backoff_ms),
             delivery_timeout: Duration::from_millis(delivery_timeout_ms),
+            idempotent,
             print_metrics: args.print_metrics,
         })
     }
@@ -576,6 +608,9 @@ struct Shared {
     /// Batches to send again (retriable errors, broken connections), with why.
     retries: Mutex<Vec<(Sealed, String)>>,
     retry_enabled: bool,
+    /// Out-of-order refusals are retried (an earlier batch is being sent again) and
+    /// duplicates count as written.
+    idempotent: bool,
     t0: Instant,
 }
 
@@ -648,11 +683,42 @@ struct Producer {
     sticky: usize,
     buffered: usize,
     epoch_ms: i64,
+    /// Producer id and epoch, with idempotence.
+    producer_id: Option<(i64, i16)>,
+    /// The sequence number of each partition's next batch, with idempotence.
+    next_sequence: HashMap<i32, i32>,
+}
+
+/// A producer id for an idempotent run (InitProducerId without a transactional id),
+/// retried as long as the error is retriable, up to `delivery.timeout.ms`.
+async fn init_producer_id(client: &mut Client, settings: &Settings) -> anyhow::Result<(i64, i16)> {
+    use kafka_protocol::messages::InitProducerIdRequest;
+    let deadline = Instant::now() + settings.delivery_timeout;
+    let req = InitProducerIdRequest::default()
+        .with_transactional_id(None)
+        .with_transaction_timeout_ms(60_000);
+    let resp = client
+        .retry(deadline, settings.retry_backoff, |c| {
+            let req = req.clone();
+            Box::pin(async move {
+                let r = c.send_any(&req).await?;
+                ClientError::check(r.error_code, None)?;
+                Ok(r)
+            })
+        })
+        .await
+        .context("cannot get a producer id")?;
+    Ok((resp.producer_id.0, resp.producer_epoch))
 }
 
 async fn execute(settings: Settings) -> anyhow::Result<()> {
     let mut client = Client::connect(&settings.bootstrap, settings.client.clone()).await?;
     let (_, partitions) = common::topic_partitions(&mut client, &settings.topic, true).await?;
+    let producer_id = if settings.idempotent {
+        Some(init_producer_id(&mut client, &settings).await?)
+    } else {
+        None
+    };
     let mut leaders = BTreeMap::new();
     let mut leader_of = HashMap::new();
     let t0 = Instant::now();
@@ -663,6 +729,7 @@ async fn execute(settings: Settings) -> anyhow::Result<()> {
         fatal: Mutex::new(None),
         retries: Mutex::new(Vec::new()),
         retry_enabled: settings.retries,
+        idempotent: settings.idempotent,
         t0,
     });
     for p in &partitions {
@@ -689,6 +756,8 @@ async fn execute(settings: Settings) -> anyhow::Result<()> {
         leader_of,
         buffered: 0,
         epoch_ms: common::now_ms(),
+        producer_id,
+        next_sequence: HashMap::new(),
     };
     // The run starts now, as Kafka's Stats start just before the send loop.
     if let Ok(mut s) = shared.stats.lock() {
@@ -790,7 +859,14 @@ impl Producer {
             return;
         }
         let bytes: u64 = batch.values.iter().map(|v| v.len() as u64).sum();
-        let data = match self.encode(&batch) {
+        let sequence = self.producer_id.map(|_| {
+            let next = self.next_sequence.entry(partition).or_insert(0);
+            let base = *next;
+            // Sequence numbers wrap around to 0 after i32::MAX, as Kafka's do.
+            *next = next.wrapping_add(batch.values.len() as i32) & i32::MAX;
+            base
+        });
+        let data = match self.encode(&batch, sequence) {
             Ok(d) => d,
             Err(e) => {
                 let sealed = Sealed {
@@ -814,8 +890,13 @@ impl Producer {
             data,
             sealed: Instant::now(),
         };
+        // Behind its partition's batches that wait to be sent again, in order.
+        let behind_retries = self.retrying.iter().any(|(_, b)| b.partition == partition);
         match self.leaders.get_mut(&leader) {
-            Some(l) => l.ready.push_back(sealed),
+            Some(l) if !behind_retries => l.ready.push_back(sealed),
+            Some(_) => self
+                .retrying
+                .push((Instant::now() + self.settings.retry_backoff, sealed)),
             // Its leader's connection broke: it goes where the partition leads by then.
             None if self.settings.retries => self
                 .retrying
@@ -828,7 +909,9 @@ impl Producer {
         }
     }
 
-    fn encode(&self, batch: &OpenBatch) -> anyhow::Result<Bytes> {
+    /// The batch's bytes; with idempotence, `sequence` is its base sequence number.
+    fn encode(&self, batch: &OpenBatch, sequence: Option<i32>) -> anyhow::Result<Bytes> {
+        let (producer_id, producer_epoch) = self.producer_id.unwrap_or((-1, -1));
         let records: Vec<Record> = batch
             .values
             .iter()
@@ -839,12 +922,15 @@ impl Producer {
                 control: false,
                 delete_horizon: false,
                 partition_leader_epoch: -1,
-                producer_id: -1,
-                producer_epoch: -1,
+                producer_id,
+                producer_epoch,
                 timestamp_type: TimestampType::Creation,
                 offset: i as i64,
-                // One batch with base sequence -1 (see console_producer).
-                sequence: i as i32 - 1,
+                // Without idempotence: one batch with base sequence -1 (see console_producer).
+                sequence: match sequence {
+                    Some(base) => base.wrapping_add(i as i32) & i32::MAX,
+                    None => i as i32 - 1,
+                },
                 timestamp: self.epoch_ms + (*e / 1000) as i64,
                 key: None,
                 value: Some(v.clone()),
@@ -1125,16 +1211,38 @@ impl Producer {
                 self.draining.extend(l.reader.take());
             }
         }
+        let mut handed_back = std::collections::HashSet::new();
         for (b, why) in self.shared.take_retries() {
             // Sent once: back in the buffer until sent again.
             self.buffered += b.buffered_size();
+            handed_back.insert(b.partition);
             if b.sealed.elapsed() >= self.settings.delivery_timeout {
                 self.expire(b, &why);
             } else {
                 self.retrying.push((now + self.settings.retry_backoff, b));
             }
         }
-        if !self.retrying.iter().any(|(due, _)| *due <= now) {
+        // Their partitions' batches not sent yet wait with them, to go again in order.
+        if !handed_back.is_empty() {
+            let backoff = self.settings.retry_backoff;
+            for l in self.leaders.values_mut() {
+                let (held, keep): (VecDeque<Sealed>, VecDeque<Sealed>) = l
+                    .ready
+                    .drain(..)
+                    .partition(|b| handed_back.contains(&b.partition));
+                l.ready = keep;
+                self.retrying
+                    .extend(held.into_iter().map(|b| (now + backoff, b)));
+            }
+        }
+        // A partition's batches go together, once the first of them is due.
+        let due_partitions: std::collections::HashSet<i32> = self
+            .retrying
+            .iter()
+            .filter(|(due, _)| *due <= now)
+            .map(|(_, b)| b.partition)
+            .collect();
+        if due_partitions.is_empty() {
             return Ok(());
         }
         // One look at the metadata; partitions still without a leader wait for the next.
@@ -1150,10 +1258,9 @@ impl Producer {
             }
         }
         let mut unreachable = std::collections::HashSet::new();
-        let now = Instant::now();
         let (mut due, later): (Vec<_>, Vec<_>) = std::mem::take(&mut self.retrying)
             .into_iter()
-            .partition(|(at, _)| *at <= now);
+            .partition(|(_, b)| due_partitions.contains(&b.partition));
         self.retrying = later;
         // Oldest last, so that pushing each to the front leaves them oldest first.
         due.sort_by_key(|(_, b)| std::cmp::Reverse(b.sealed));
@@ -1364,12 +1471,20 @@ async fn read_responses(
                         .find(|p| p.index == b.partition);
                     match answer {
                         Some(p) if p.error_code == 0 => shared.record_batch(&b, now),
+                        // Written before: a retry of a batch whose answer was lost.
+                        Some(p) if shared.idempotent && p.error_code == DUPLICATE_SEQUENCE => {
+                            shared.record_batch(&b, now)
+                        }
                         Some(p) => {
                             let e = ClientError::broker(
                                 p.error_code,
                                 p.error_message.as_ref().map(|m| m.as_str()),
                             );
-                            if e.is_retriable() {
+                            // Ahead of its turn: an earlier batch of the partition is being
+                            // sent again, and this one goes again behind it.
+                            let out_of_order =
+                                shared.idempotent && p.error_code == OUT_OF_ORDER_SEQUENCE;
+                            if e.is_retriable() || out_of_order {
                                 shared.retry(&topic, b, e.to_string());
                             } else {
                                 shared.fail_batch(&topic, &b, &e.to_string());
@@ -1408,6 +1523,10 @@ fn decode_response(
     ProduceResponse::decode(&mut frame, version)
         .map_err(|e| format!("Protocol error: cannot decode ProduceResponse v{version}: {e}"))
 }
+
+/// OUT_OF_ORDER_SEQUENCE_NUMBER and DUPLICATE_SEQUENCE_NUMBER.
+const OUT_OF_ORDER_SEQUENCE: i16 = 45;
+const DUPLICATE_SEQUENCE: i16 = 46;
 
 /// Bytes read from a connection at a time.
 const READ_BUFFER: usize = 64 * 1024;
