@@ -332,13 +332,15 @@ impl Broker {
 
     /// Makes the hosted partitions match the image: opens or creates the logs of
     /// partitions assigned here, deletes those of topics that are gone, applies config
-    /// changes. Idempotent; runs after every commit and once at startup.
-    pub fn reconcile(&self) -> anyhow::Result<()> {
+    /// changes. Idempotent; runs after every commit and once at startup. Returns how
+    /// many partitions it started or stopped hosting.
+    pub fn reconcile(&self) -> anyhow::Result<usize> {
         // An image that has not caught up could lack topics whose logs are here: acting
         // on it would delete them.
         if !self.config.is_broker() || !self.metadata.is_ready() {
-            return Ok(());
+            return Ok(0);
         }
+        let mut changed = 0;
         let mut last = self
             .reconcile_lock
             .lock()
@@ -390,6 +392,7 @@ impl Broker {
                         let created =
                             self.new_partition(&topic.name, index, topic.id, config.clone())?;
                         self.partitions.insert(created.clone());
+                        changed += 1;
                         created
                     }
                 };
@@ -406,6 +409,7 @@ impl Broker {
         for p in self.partitions.all() {
             if !wanted.contains(&(p.topic.clone(), p.index)) {
                 self.drop_partition(&p.topic, p.index);
+                changed += 1;
             }
         }
         self.groups.retain_hosted(self);
@@ -418,7 +422,7 @@ impl Broker {
                 }
             }
         }
-        Ok(())
+        Ok(changed)
     }
 
     /// The hosted partition `topic`-`index`, opening its log first if it was left

@@ -214,6 +214,9 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<RunningServer> {
     })
 }
 
+/// How often [`follow_image`] makes a pass with no change to trigger it.
+const RECONCILE_INTERVAL: Duration = Duration::from_secs(2);
+
 /// How long a pass of [`follow_image`] may take before it is reported as slow.
 const SLOW_RECONCILE: Duration = Duration::from_secs(10);
 
@@ -227,18 +230,29 @@ async fn follow_image(broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>) 
         _ = shutdown.changed() => return,
     }
     let mut first = true;
+    // Every change triggers a pass; a pass now and then besides finds anything a
+    // triggered one left undone, and says so.
+    let mut safety_net = tokio::time::interval(RECONCILE_INTERVAL);
+    safety_net.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
+        let mut triggered = true;
         if !first {
             tokio::select! {
                 r = applied.changed() => if r.is_err() { break },
+                _ = safety_net.tick() => triggered = false,
                 _ = shutdown.changed() => break,
             }
         }
         first = false;
         let b = broker.clone();
-        let mut pass = tokio::task::spawn_blocking(move || {
-            if let Err(e) = b.reconcile() {
-                warn!(error = %e, "could not apply the new metadata to the hosted partitions");
+        let mut pass = tokio::task::spawn_blocking(move || match b.reconcile() {
+            Ok(n) if n > 0 && !triggered => warn!(
+                partitions = n,
+                "hosted partitions were behind the metadata image; caught up"
+            ),
+            Ok(_) => {}
+            Err(e) => {
+                warn!(error = %e, "could not apply the new metadata to the hosted partitions")
             }
         });
         let started = tokio::time::Instant::now();

@@ -27,7 +27,7 @@
 //! been sent go back with it and all of them are sent again in order. Without idempotence
 //! a retried batch may be written twice or out of order.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::ffi::OsString;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -512,6 +512,8 @@ struct Sealed {
     bytes: u64,
     data: Bytes,
     sealed: Instant,
+    /// Sealing order (a partition's batches carry their sequence numbers in this order).
+    order: u64,
 }
 
 impl Sealed {
@@ -611,10 +613,54 @@ struct Shared {
     /// Out-of-order refusals are retried (an earlier batch is being sent again) and
     /// duplicates count as written.
     idempotent: bool,
+    /// Batches of each partition sent and not answered yet.
+    inflight: Mutex<HashMap<i32, usize>>,
+    /// Partitions with a batch handed back for another try: none of their batches is sent
+    /// until none is in flight any more, then they all go again, in order. Otherwise a
+    /// later batch could be written ahead of an earlier one, or push it out of the
+    /// broker's memory of recent batches, so that its retry is refused forever.
+    held: Mutex<HashSet<i32>>,
     t0: Instant,
 }
 
 impl Shared {
+    fn sent(&self, partitions: impl Iterator<Item = i32>) {
+        if let Ok(mut m) = self.inflight.lock() {
+            for p in partitions {
+                *m.entry(p).or_default() += 1;
+            }
+        }
+    }
+
+    fn answered(&self, partition: i32) {
+        if let Ok(mut m) = self.inflight.lock() {
+            if let Some(n) = m.get_mut(&partition) {
+                *n = n.saturating_sub(1);
+            }
+        }
+    }
+
+    fn in_flight(&self, partition: i32) -> usize {
+        self.inflight
+            .lock()
+            .map(|m| m.get(&partition).copied().unwrap_or(0))
+            .unwrap_or(0)
+    }
+
+    fn held(&self) -> HashSet<i32> {
+        self.held.lock().map(|h| h.clone()).unwrap_or_default()
+    }
+
+    fn is_held(&self, partition: i32) -> bool {
+        self.held.lock().is_ok_and(|h| h.contains(&partition))
+    }
+
+    fn release(&self, partition: i32) {
+        if let Ok(mut h) = self.held.lock() {
+            h.remove(&partition);
+        }
+    }
+
     fn record_batch(&self, batch: &Sealed, now: Instant) {
         let now_us = now.saturating_duration_since(self.t0).as_micros() as u64;
         let per_record = batch.bytes / batch.enqueued.len().max(1) as u64;
@@ -635,12 +681,23 @@ impl Shared {
             batch.enqueued.len(),
             batch.partition
         );
+        // The partition's later batches would be refused for the gap in its sequence
+        // numbers.
+        if self.idempotent {
+            self.set_fatal(format!(
+                "a batch for {topic}-{} failed: {why}",
+                batch.partition
+            ));
+        }
     }
 
     /// Hands a batch back for another try if retries are on, else fails it.
     fn retry(&self, topic: &str, batch: Sealed, why: String) {
         if !self.retry_enabled {
             return self.fail_batch(topic, &batch, &why);
+        }
+        if let Ok(mut h) = self.held.lock() {
+            h.insert(batch.partition);
         }
         match self.retries.lock() {
             Ok(mut r) => r.push((batch, why)),
@@ -687,6 +744,8 @@ struct Producer {
     producer_id: Option<(i64, i16)>,
     /// The sequence number of each partition's next batch, with idempotence.
     next_sequence: HashMap<i32, i32>,
+    /// Batches sealed so far.
+    sealed_count: u64,
 }
 
 /// A producer id for an idempotent run (InitProducerId without a transactional id),
@@ -730,6 +789,8 @@ async fn execute(settings: Settings) -> anyhow::Result<()> {
         retries: Mutex::new(Vec::new()),
         retry_enabled: settings.retries,
         idempotent: settings.idempotent,
+        inflight: Mutex::new(HashMap::new()),
+        held: Mutex::new(HashSet::new()),
         t0,
     });
     for p in &partitions {
@@ -758,6 +819,7 @@ async fn execute(settings: Settings) -> anyhow::Result<()> {
         epoch_ms: common::now_ms(),
         producer_id,
         next_sequence: HashMap::new(),
+        sealed_count: 0,
     };
     // The run starts now, as Kafka's Stats start just before the send loop.
     if let Ok(mut s) = shared.stats.lock() {
@@ -859,13 +921,11 @@ impl Producer {
             return;
         }
         let bytes: u64 = batch.values.iter().map(|v| v.len() as u64).sum();
-        let sequence = self.producer_id.map(|_| {
-            let next = self.next_sequence.entry(partition).or_insert(0);
-            let base = *next;
-            // Sequence numbers wrap around to 0 after i32::MAX, as Kafka's do.
-            *next = next.wrapping_add(batch.values.len() as i32) & i32::MAX;
-            base
-        });
+        let sequence = self
+            .producer_id
+            .map(|_| self.next_sequence.get(&partition).copied().unwrap_or(0));
+        self.sealed_count += 1;
+        let order = self.sealed_count;
         let data = match self.encode(&batch, sequence) {
             Ok(d) => d,
             Err(e) => {
@@ -875,6 +935,7 @@ impl Producer {
                     bytes,
                     data: Bytes::new(),
                     sealed: Instant::now(),
+                    order,
                 };
                 self.buffered = self.buffered.saturating_sub(sealed.buffered_size());
                 self.shared
@@ -882,6 +943,11 @@ impl Producer {
                 return;
             }
         };
+        if let Some(base) = sequence {
+            // Sequence numbers wrap around to 0 after i32::MAX, as Kafka's do.
+            let next = base.wrapping_add(batch.values.len() as i32) & i32::MAX;
+            self.next_sequence.insert(partition, next);
+        }
         let leader = self.leader_of.get(&partition).copied().unwrap_or(-1);
         let sealed = Sealed {
             partition,
@@ -889,9 +955,11 @@ impl Producer {
             bytes,
             data,
             sealed: Instant::now(),
+            order,
         };
         // Behind its partition's batches that wait to be sent again, in order.
-        let behind_retries = self.retrying.iter().any(|(_, b)| b.partition == partition);
+        let behind_retries = self.shared.is_held(partition)
+            || self.retrying.iter().any(|(_, b)| b.partition == partition);
         match self.leaders.get_mut(&leader) {
             Some(l) if !behind_retries => l.ready.push_back(sealed),
             Some(_) => self
@@ -1014,10 +1082,12 @@ impl Producer {
                 .max_by_key(|(_, l)| l.ready.len())
                 .map(|(id, _)| *id)
             else {
-                // What fills the buffer waits to be sent again: wait for the first due.
+                // What fills the buffer waits to be sent again: wait for the first due (a
+                // little at least: its partition may wait for answers still to come).
                 let Some(at) = self.retrying.iter().map(|(at, _)| *at).min() else {
                     break;
                 };
+                let at = at.max(Instant::now() + Duration::from_millis(10));
                 tokio::time::sleep_until(at.into()).await;
                 self.reroute().await?;
                 self.check_fatal()?;
@@ -1085,6 +1155,7 @@ impl Producer {
             .min(i32::MAX as u128) as i32;
         let topic = TopicName(StrBytes::from_string(self.settings.topic.clone()));
         let client_id = StrBytes::from_string(self.settings.client.client_id.clone());
+        self.hold_back();
         let Some(l) = self.leaders.get_mut(&id) else {
             return Ok(());
         };
@@ -1149,6 +1220,7 @@ impl Producer {
 
         let sent = Instant::now();
         if let Some(tx) = &l.inflight_tx {
+            self.shared.sent(batches.iter().map(|b| b.partition));
             // The reader learns of the request before its response can arrive.
             let _ = tx.send(Inflight {
                 correlation,
@@ -1211,35 +1283,22 @@ impl Producer {
                 self.draining.extend(l.reader.take());
             }
         }
-        let mut handed_back = std::collections::HashSet::new();
         for (b, why) in self.shared.take_retries() {
             // Sent once: back in the buffer until sent again.
             self.buffered += b.buffered_size();
-            handed_back.insert(b.partition);
             if b.sealed.elapsed() >= self.settings.delivery_timeout {
                 self.expire(b, &why);
             } else {
                 self.retrying.push((now + self.settings.retry_backoff, b));
             }
         }
-        // Their partitions' batches not sent yet wait with them, to go again in order.
-        if !handed_back.is_empty() {
-            let backoff = self.settings.retry_backoff;
-            for l in self.leaders.values_mut() {
-                let (held, keep): (VecDeque<Sealed>, VecDeque<Sealed>) = l
-                    .ready
-                    .drain(..)
-                    .partition(|b| handed_back.contains(&b.partition));
-                l.ready = keep;
-                self.retrying
-                    .extend(held.into_iter().map(|b| (now + backoff, b)));
-            }
-        }
-        // A partition's batches go together, once the first of them is due.
-        let due_partitions: std::collections::HashSet<i32> = self
+        self.hold_back();
+        // A partition's batches go together, once the first of them is due and none of
+        // its batches is still in flight.
+        let due_partitions: HashSet<i32> = self
             .retrying
             .iter()
-            .filter(|(due, _)| *due <= now)
+            .filter(|(due, b)| *due <= now && self.shared.in_flight(b.partition) == 0)
             .map(|(_, b)| b.partition)
             .collect();
         if due_partitions.is_empty() {
@@ -1263,7 +1322,10 @@ impl Producer {
             .partition(|(_, b)| due_partitions.contains(&b.partition));
         self.retrying = later;
         // Oldest last, so that pushing each to the front leaves them oldest first.
-        due.sort_by_key(|(_, b)| std::cmp::Reverse(b.sealed));
+        due.sort_by_key(|(_, b)| std::cmp::Reverse(b.order));
+        for p in &due_partitions {
+            self.shared.release(*p);
+        }
         for (_, b) in due {
             if b.sealed.elapsed() >= self.settings.delivery_timeout {
                 self.expire(b, "no leader could be reached");
@@ -1289,6 +1351,25 @@ impl Producer {
             }
         }
         Ok(())
+    }
+
+    /// Moves the not yet sent batches of held partitions (see [`Shared::held`]) out of
+    /// the ready queues, to wait with the ones to be sent again.
+    fn hold_back(&mut self) {
+        let held = self.shared.held();
+        if held.is_empty() {
+            return;
+        }
+        let due = Instant::now() + self.settings.retry_backoff;
+        for l in self.leaders.values_mut() {
+            if !l.ready.iter().any(|b| held.contains(&b.partition)) {
+                continue;
+            }
+            let (out, keep): (VecDeque<Sealed>, VecDeque<Sealed>) =
+                l.ready.drain(..).partition(|b| held.contains(&b.partition));
+            l.ready = keep;
+            self.retrying.extend(out.into_iter().map(|b| (due, b)));
+        }
     }
 
     fn expire(&mut self, b: Sealed, why: &str) {
@@ -1429,7 +1510,9 @@ async fn read_responses(
     while let Some(req) = inflight.recv().await {
         if let Some(why) = &broken {
             for b in req.batches {
+                let p = b.partition;
                 shared.retry(&topic, b, why.clone());
+                shared.answered(p);
             }
             continue;
         }
@@ -1449,7 +1532,9 @@ async fn read_responses(
                     shared.set_fatal(why.clone());
                 }
                 for b in req.batches {
+                    let p = b.partition;
                     shared.retry(&topic, b, why.clone());
+                    shared.answered(p);
                 }
                 broken = Some(why);
                 continue;
@@ -1464,6 +1549,7 @@ async fn read_responses(
         match decode_response(frame, header_version, version, req.correlation) {
             Ok(resp) => {
                 for b in req.batches {
+                    let partition = b.partition;
                     let answer = resp
                         .responses
                         .iter()
@@ -1492,6 +1578,7 @@ async fn read_responses(
                         }
                         None => shared.fail_batch(&topic, &b, "no answer for the partition"),
                     }
+                    shared.answered(partition);
                 }
             }
             Err(why) => {
@@ -1499,6 +1586,7 @@ async fn read_responses(
                 shared.set_fatal(why.clone());
                 for b in &req.batches {
                     shared.fail_batch(&topic, b, &why);
+                    shared.answered(b.partition);
                 }
                 broken = Some(why);
             }
