@@ -513,7 +513,7 @@ impl MetadataLog {
     }
 
     fn step_inner(self: &Arc<Self>, input: impl FnOnce(&mut Inner, u64)) {
-        let (outbox, image, applied, ready) = {
+        let outbox = {
             let mut inner = self.lock();
             let now = inner.now();
             input(&mut inner, now);
@@ -523,31 +523,27 @@ impl MetadataLog {
                 tracing::error!(error = %e, "the metadata log failed");
                 self.failed.send_replace(Some(e.to_string()));
             }
-            // Half a decision is never published.
-            let image = (inner.image_dirty && inner.txn_base.is_none()).then(|| {
+            // Half a decision is never published. Published under the lock: two steps
+            // racing to publish could otherwise leave the older image (and applied
+            // offset) in place, with nothing left to announce the newer one.
+            if inner.image_dirty && inner.txn_base.is_none() {
                 inner.image_dirty = false;
-                Arc::new(inner.image.clone())
+                let image = Arc::new(inner.image.clone());
+                *self.image.write().unwrap_or_else(|e| e.into_inner()) = image;
+            }
+            // Readiness first: a subscriber woken by the applied offset that then finds
+            // the image not ready would skip this change and wait for the next one.
+            if inner.ready && !*self.ready_tx.borrow() {
+                self.ready_tx.send_replace(true);
+            }
+            let applied = inner.applied;
+            self.applied_tx.send_if_modified(|a| {
+                let changed = *a != applied;
+                *a = applied;
+                changed
             });
-            (
-                std::mem::take(&mut inner.outbox),
-                image,
-                inner.applied,
-                inner.ready,
-            )
+            std::mem::take(&mut inner.outbox)
         };
-        if let Some(image) = image {
-            *self.image.write().unwrap_or_else(|e| e.into_inner()) = image;
-        }
-        // Readiness first: a subscriber woken by the applied offset that then finds the
-        // image not ready would skip this change and wait for the next one.
-        if ready && !*self.ready_tx.borrow() {
-            self.ready_tx.send_replace(true);
-        }
-        self.applied_tx.send_if_modified(|a| {
-            let changed = *a != applied;
-            *a = applied;
-            changed
-        });
         for (to, request_id, request) in outbox {
             tokio::spawn(self.clone().send(to, request_id, request));
         }
@@ -799,7 +795,11 @@ impl MetadataLog {
         });
         let (last, epoch) = proposed?;
         let mut applied = self.applied_tx.subscribe();
-        let waited = tokio::time::timeout(timeout, applied.wait_for(|a| *a > last)).await;
+        // The value's guard goes at once: it holds the channel's lock, which a step takes
+        // under the node's lock.
+        let waited = tokio::time::timeout(timeout, applied.wait_for(|a| *a > last))
+            .await
+            .map(|r| r.map(|_| ()));
         match waited {
             Err(_) => return Err(CommitError::Timeout(timeout)),
             Ok(Err(_)) => return Err(CommitError::NotController),
