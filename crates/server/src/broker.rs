@@ -425,6 +425,17 @@ impl Broker {
         Ok(changed)
     }
 
+    /// The offset of the image the last completed [`Broker::reconcile`] applied (-1 before
+    /// the first).
+    pub fn reconciled_offset(&self) -> i64 {
+        self.reconcile_lock
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .image
+            .as_ref()
+            .map_or(-1, |i| i.offset)
+    }
+
     /// The hosted partition `topic`-`index`, opening its log first if it was left
     /// unopened at startup (as of the last reconciled image). `None` if this node does not
     /// host it.

@@ -230,8 +230,8 @@ async fn follow_image(broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>) 
         _ = shutdown.changed() => return,
     }
     let mut first = true;
-    // Every change triggers a pass; a pass now and then besides finds anything a
-    // triggered one left undone, and says so.
+    // Every change triggers a pass; a check now and then besides finds an image no pass
+    // has applied, applies it and says so.
     let mut safety_net = tokio::time::interval(RECONCILE_INTERVAL);
     safety_net.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -241,6 +241,10 @@ async fn follow_image(broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>) 
                 r = applied.changed() => if r.is_err() { break },
                 _ = safety_net.tick() => triggered = false,
                 _ = shutdown.changed() => break,
+            }
+            // Nothing to find unless an image went unreconciled.
+            if !triggered && broker.reconciled_offset() == broker.image().offset {
+                continue;
             }
         }
         first = false;
