@@ -425,15 +425,22 @@ impl Broker {
         Ok(changed)
     }
 
-    /// The offset of the image the last completed [`Broker::reconcile`] applied (-1 before
-    /// the first).
-    pub fn reconciled_offset(&self) -> i64 {
-        self.reconcile_lock
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .image
-            .as_ref()
-            .map_or(-1, |i| i.offset)
+    /// [`Broker::reconcile`], or with `only_if_behind` nothing when the last completed
+    /// pass applied the current image already. Blocks while a pass is under way.
+    pub fn reconcile_unless_current(&self, only_if_behind: bool) -> anyhow::Result<usize> {
+        if only_if_behind {
+            let last = self
+                .reconcile_lock
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .image
+                .as_ref()
+                .map_or(-1, |i| i.offset);
+            if last == self.image().offset {
+                return Ok(0);
+            }
+        }
+        self.reconcile()
     }
 
     /// The hosted partition `topic`-`index`, opening its log first if it was left

@@ -242,23 +242,21 @@ async fn follow_image(broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>) 
                 _ = safety_net.tick() => triggered = false,
                 _ = shutdown.changed() => break,
             }
-            // Nothing to find unless an image went unreconciled.
-            if !triggered && broker.reconciled_offset() == broker.image().offset {
-                continue;
-            }
         }
         first = false;
         let b = broker.clone();
-        let mut pass = tokio::task::spawn_blocking(move || match b.reconcile() {
-            Ok(n) if n > 0 && !triggered => warn!(
-                partitions = n,
-                "hosted partitions were behind the metadata image; caught up"
-            ),
-            Ok(_) => {}
-            Err(e) => {
-                warn!(error = %e, "could not apply the new metadata to the hosted partitions")
-            }
-        });
+        // On a blocking thread, as the pass itself: the check waits for a pass under way.
+        let mut pass =
+            tokio::task::spawn_blocking(move || match b.reconcile_unless_current(!triggered) {
+                Ok(n) if n > 0 && !triggered => warn!(
+                    partitions = n,
+                    "hosted partitions were behind the metadata image; caught up"
+                ),
+                Ok(_) => {}
+                Err(e) => {
+                    warn!(error = %e, "could not apply the new metadata to the hosted partitions")
+                }
+            });
         let started = tokio::time::Instant::now();
         // A pass that does not end holds up every later change: say so.
         while tokio::time::timeout(SLOW_RECONCILE, &mut pass)
