@@ -693,7 +693,7 @@ fn produce_p0(
 /// partition's error code. A client library would not do: it asks any broker it knows for
 /// metadata, and could send the record to the partition's leader elsewhere.
 fn produce_p0_on(node: &krust_testkit::Node, topic: &str, value: &str, timeout_ms: i32) -> i16 {
-    use std::io::{Read, Write};
+    use std::io::Write;
 
     use kafka_protocol::messages::{ApiKey, ProduceResponse};
     use kafka_protocol::protocol::Decodable;
@@ -702,12 +702,7 @@ fn produce_p0_on(node: &krust_testkit::Node, topic: &str, value: &str, timeout_m
     let req = produce_p0(topic, value, -1, timeout_ms);
     s.write_all(&common::frame(ApiKey::Produce, 8, 1, &req))
         .expect("send");
-    let mut size = [0u8; 4];
-    s.read_exact(&mut size).expect("response size");
-    let mut body = vec![0u8; i32::from_be_bytes(size) as usize];
-    s.read_exact(&mut body).expect("response body");
-    let resp =
-        ProduceResponse::decode(&mut bytes::Bytes::from(body).split_off(4), 8).expect("decode");
+    let resp = ProduceResponse::decode(&mut common::read_response(&mut s, 0), 8).expect("decode");
     resp.responses[0].partition_responses[0].error_code
 }
 
