@@ -237,6 +237,41 @@ async fn logs_left_unopened_after_a_clean_shutdown_serve_on_first_use() {
     }
 }
 
+/// A partition whose log cannot be created (a file stands where its directory goes) holds
+/// up no other partition of the pass, and its log is created once the obstacle is gone.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_partition_whose_log_cannot_be_created_holds_up_no_other() {
+    let node = start(&[]);
+    let obstacle = node.partition_dir("blocked", 0);
+    std::fs::write(&obstacle, b"not a directory").expect("obstacle");
+    create_topic(&node, "blocked", 3, &[]).await;
+    let p = producer(&node, "all", "none");
+    for part in [1, 2] {
+        let delivered = send_to(&p, "blocked", part, "served").await;
+        assert_eq!(delivered.offset, 0, "partition {part}");
+    }
+    wait_for("the failure reported", WAIT, || {
+        plain_log(&node)
+            .lines()
+            .any(|l| {
+                l.contains("could not open or create the log of a partition assigned here")
+                    && l.contains("blocked")
+            })
+            .then_some(())
+    });
+    std::fs::remove_file(&obstacle).expect("remove the obstacle");
+    let delivered = send_to(&p, "blocked", 0, "served at last").await;
+    assert_eq!(delivered.offset, 0);
+    assert!(obstacle.is_dir());
+    let log = plain_log(&node);
+    assert_eq!(
+        log.matches("could not open or create the log").count(),
+        1,
+        "reported once, not on every retry:\n{log}"
+    );
+    assert!(log.contains("in line with the metadata again"), "{log}");
+}
+
 /// Offsets of each batch in a segment file: (position, size).
 fn batches_in(path: &std::path::Path) -> Vec<(usize, usize)> {
     let data = std::fs::read(path).expect("segment");

@@ -308,7 +308,7 @@ impl Broker {
             // The next decision sees these records already; bringing the hosted partitions
             // in line need not hold it up (heartbeats wait on this lock).
             drop(guard);
-            self.reconcile()?;
+            blocking(|| self.reconcile());
         }
         Ok(out)
     }
@@ -316,7 +316,7 @@ impl Broker {
     /// After a forwarded change: waits until this node's image has it (at most `timeout`).
     pub async fn wait_caught_up(&self, timeout: std::time::Duration) {
         self.metadata.sync_with_leader(timeout).await;
-        self.reconcile_quietly();
+        blocking(|| self.reconcile());
     }
 
     /// Waits until the active controller has unfenced this node's broker.
@@ -334,11 +334,14 @@ impl Broker {
     /// partitions assigned here, deletes those of topics that are gone, applies config
     /// changes. Idempotent; runs after every commit and once at startup. Returns how
     /// many partitions it started or stopped hosting.
-    pub fn reconcile(&self) -> anyhow::Result<usize> {
+    ///
+    /// A partition that cannot be brought in line (its log does not open, say) holds up
+    /// no other: it is reported the first time, and every later pass tries it again.
+    pub fn reconcile(&self) -> usize {
         // An image that has not caught up could lack topics whose logs are here: acting
         // on it would delete them.
         if !self.config.is_broker() || !self.metadata.is_ready() {
-            return Ok(0);
+            return 0;
         }
         let mut changed = 0;
         let mut last = self
@@ -350,6 +353,7 @@ impl Broker {
         let mut followed: std::collections::HashMap<i32, Vec<Arc<Partition>>> =
             std::collections::HashMap::new();
         let mut configs = std::collections::HashMap::new();
+        let mut failed = std::collections::HashSet::new();
         for topic in image.topics.values() {
             let config = self.log_config(&image, &topic.name);
             let config_same = last.configs.get(&topic.name) == Some(&config);
@@ -362,12 +366,17 @@ impl Broker {
                 if !p.replicas.contains(&self.node_id) {
                     continue;
                 }
-                wanted.insert((topic.name.clone(), index));
+                let key = (topic.name.clone(), index);
+                wanted.insert(key.clone());
+                let retry = last.failed.contains(&key);
                 let partition = match self.partitions.get(&topic.name, index) {
                     Some(existing) if existing.topic_id == topic.id => {
                         // Nothing changed since the last pass: only the follow list needs
                         // the partition (with many partitions, most passes are like this).
-                        if config_same && before.and_then(|t| t.partitions.get(&index)) == Some(p) {
+                        if config_same
+                            && !retry
+                            && before.and_then(|t| t.partitions.get(&index)) == Some(p)
+                        {
                             if p.leader >= 0 && p.leader != self.node_id {
                                 followed.entry(p.leader).or_default().push(existing);
                             }
@@ -389,14 +398,32 @@ impl Broker {
                                 continue;
                             }
                         }
-                        let created =
-                            self.new_partition(&topic.name, index, topic.id, config.clone())?;
-                        self.partitions.insert(created.clone());
-                        changed += 1;
-                        created
+                        match self.new_partition(&topic.name, index, topic.id, config.clone()) {
+                            Ok(created) => {
+                                self.partitions.insert(created.clone());
+                                changed += 1;
+                                created
+                            }
+                            Err(e) => {
+                                if !retry {
+                                    warn!(topic = %topic.name, partition = index, error = %e, "could not open or create the log of a partition assigned here; retrying");
+                                }
+                                failed.insert(key);
+                                continue;
+                            }
+                        }
                     }
                 };
-                apply_leadership(&partition, p)?;
+                if let Err(e) = apply_leadership(&partition, p) {
+                    if !retry {
+                        warn!(topic = %topic.name, partition = index, error = %e, "could not apply a partition's new leadership; retrying");
+                    }
+                    failed.insert(key);
+                    continue;
+                }
+                if retry {
+                    info!(topic = %topic.name, partition = index, "the partition's log is in line with the metadata again");
+                }
                 if p.leader >= 0 && p.leader != self.node_id {
                     followed.entry(p.leader).or_default().push(partition);
                 }
@@ -405,6 +432,7 @@ impl Broker {
         }
         last.image = Some(image.clone());
         last.configs = configs;
+        last.failed = failed;
         self.replication.follow(self, followed);
         for p in self.partitions.all() {
             if !wanted.contains(&(p.topic.clone(), p.index)) {
@@ -422,22 +450,21 @@ impl Broker {
                 }
             }
         }
-        Ok(changed)
+        changed
     }
 
     /// [`Broker::reconcile`], or with `only_if_behind` nothing when the last completed
-    /// pass applied the current image already. Blocks while a pass is under way.
-    pub fn reconcile_unless_current(&self, only_if_behind: bool) -> anyhow::Result<usize> {
+    /// pass applied the current image already and left no partition to retry. Blocks
+    /// while a pass is under way.
+    pub fn reconcile_unless_current(&self, only_if_behind: bool) -> usize {
         if only_if_behind {
             let last = self
                 .reconcile_lock
                 .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .image
-                .as_ref()
-                .map_or(-1, |i| i.offset);
-            if last == self.image().offset {
-                return Ok(0);
+                .unwrap_or_else(|e| e.into_inner());
+            let applied = last.image.as_ref().map_or(-1, |i| i.offset);
+            if applied == self.image().offset && last.failed.is_empty() {
+                return 0;
             }
         }
         self.reconcile()
@@ -614,6 +641,8 @@ fn blocking<R>(f: impl FnOnce() -> R) -> R {
 struct Reconciled {
     image: Option<Arc<MetadataImage>>,
     configs: std::collections::HashMap<String, LogConfig>,
+    /// Partitions that pass could not bring in line: the next one tries them again.
+    failed: std::collections::HashSet<(String, i32)>,
 }
 
 /// Reads the topic id from a partition directory's `partition.metadata`.

@@ -139,7 +139,7 @@ impl ReplicaManager {
     pub fn start(&self, broker: &Arc<Broker>, shutdown: watch::Receiver<bool>) {
         let _ = self.broker.set(Arc::downgrade(broker));
         let _ = self.shutdown.set(shutdown);
-        broker.reconcile_quietly();
+        broker.reconcile();
     }
 
     /// Makes the fetchers follow exactly `followed` (leader id → partitions).
@@ -209,13 +209,6 @@ impl Broker {
             .topic_config(topic, "min.insync.replicas")
             .and_then(|v| v.parse().ok())
             .unwrap_or(self.config.min_insync_replicas)
-    }
-
-    /// Reconcile, logging instead of failing (for callers with nobody to report to).
-    pub fn reconcile_quietly(&self) {
-        if let Err(e) = self.reconcile() {
-            warn!(error = %e, "could not apply the metadata to the hosted partitions");
-        }
     }
 
     /// The address of broker `id`'s inter-broker listener.

@@ -159,7 +159,7 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<RunningServer> {
         }
     }
     if broker.config.is_broker() {
-        broker.reconcile()?;
+        broker.reconcile();
         tasks.push(tokio::spawn(crate::controller::register_and_heartbeat(
             broker.clone(),
             shutdown_rx.clone(),
@@ -246,17 +246,15 @@ async fn follow_image(broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>) 
         first = false;
         let b = broker.clone();
         // On a blocking thread, as the pass itself: the check waits for a pass under way.
-        let mut pass =
-            tokio::task::spawn_blocking(move || match b.reconcile_unless_current(!triggered) {
-                Ok(n) if n > 0 && !triggered => warn!(
+        let mut pass = tokio::task::spawn_blocking(move || {
+            let n = b.reconcile_unless_current(!triggered);
+            if n > 0 && !triggered {
+                warn!(
                     partitions = n,
                     "hosted partitions were behind the metadata image; caught up"
-                ),
-                Ok(_) => {}
-                Err(e) => {
-                    warn!(error = %e, "could not apply the new metadata to the hosted partitions")
-                }
-            });
+                );
+            }
+        });
         let started = tokio::time::Instant::now();
         // A pass that does not end holds up every later change: say so.
         while tokio::time::timeout(SLOW_RECONCILE, &mut pass)

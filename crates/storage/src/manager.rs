@@ -89,6 +89,9 @@ pub struct LogManager {
     skipped: HashMap<TopicPartition, (usize, RecoveryInfo)>,
     /// Set by [`LogManager::shutdown`]: no log opens or is created after it.
     closing: std::sync::atomic::AtomicBool,
+    /// Taken for the whole of [`LogManager::create`]: creations take turns, while the
+    /// map's lock is held only to look up and to insert.
+    creating: Mutex<()>,
 }
 
 fn now_ms() -> i64 {
@@ -342,6 +345,7 @@ impl LogManager {
             logs: RwLock::new(logs),
             skipped,
             closing: Default::default(),
+            creating: Mutex::new(()),
         })
     }
 
@@ -461,31 +465,42 @@ impl LogManager {
         let tp = TopicPartition::new(topic, partition);
         tp.validate()?;
         self.check_not_closing(&self.dirs[0].join(tp.dir_name()))?;
-        let mut logs = self.logs.write();
-        match logs.get(&tp).map(|m| &m.slot) {
-            Some(Slot::Open(log)) => return Ok(log.clone()),
-            Some(Slot::Deferred(_)) => {
-                drop(logs);
-                return self
-                    .open_deferred(topic, partition, config)?
-                    .ok_or_else(|| StorageError::LogClosed(self.dirs[0].join(tp.dir_name())));
+        let _creating = lock(&self.creating);
+        let dir_index = {
+            let logs = self.logs.read();
+            match logs.get(&tp).map(|m| &m.slot) {
+                Some(Slot::Open(log)) => return Ok(log.clone()),
+                Some(Slot::Deferred(_)) => {
+                    drop(logs);
+                    return self
+                        .open_deferred(topic, partition, config)?
+                        .ok_or_else(|| StorageError::LogClosed(self.dirs[0].join(tp.dir_name())));
+                }
+                None => {}
             }
-            None => {}
-        }
-        let mut counts = vec![0usize; self.dirs.len()];
-        if self.dirs.len() > 1 {
-            for m in logs.values() {
-                counts[m.dir_index] += 1;
+            let mut counts = vec![0usize; self.dirs.len()];
+            if self.dirs.len() > 1 {
+                for m in logs.values() {
+                    counts[m.dir_index] += 1;
+                }
             }
-        }
-        let dir_index = counts
-            .iter()
-            .enumerate()
-            .min_by_key(|(_, c)| **c)
-            .map_or(0, |(i, _)| i);
+            counts
+                .iter()
+                .enumerate()
+                .min_by_key(|(_, c)| **c)
+                .map_or(0, |(i, _)| i)
+        };
+        // Created and its directory synced without holding the map's lock: lookups of
+        // other partitions need not wait for the disk.
         let path = self.dirs[dir_index].join(tp.dir_name());
         let log = Log::open(&path, config, 0, 0, true, now_ms())?;
         sync_dir(&self.dirs[dir_index])?;
+        let mut logs = self.logs.write();
+        if self.closing.load(Ordering::Acquire) {
+            drop(logs);
+            log.close()?;
+            return Err(StorageError::LogClosed(path));
+        }
         let log = Arc::new(RwLock::new(log));
         logs.insert(
             tp,
