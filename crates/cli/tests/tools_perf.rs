@@ -357,6 +357,65 @@ fn perf_tools_refuse_bad_arguments() {
     }
 }
 
+/// Under idempotence, a batch refused for good (here: larger than the topic's
+/// max.message.bytes) would leave a gap in the partition's sequence numbers. As Kafka's
+/// producer does (KIP-360), the tool takes a new producer id and goes on: every other
+/// record is written, once.
+#[test]
+fn an_idempotent_run_goes_on_after_a_batch_fails_for_good() {
+    let node = Node::start(BIN, &[]);
+    let bs = node.bootstrap();
+    krust_testkit::cli::create_topic_with(
+        BIN,
+        &bs,
+        "oversized",
+        &["--partitions", "1", "--config", "max.message.bytes=1200"],
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let payloads = dir.path().join("payloads");
+    let small = "s".repeat(20);
+    std::fs::write(&payloads, format!("{small}\n{}\n", "b".repeat(1500))).expect("payloads");
+    let servers = format!("bootstrap.servers={bs}");
+    let o = krust(&[
+        "producer-perf-test",
+        "--topic",
+        "oversized",
+        "--num-records",
+        "300",
+        "--payload-file",
+        payloads.to_str().expect("utf-8 path"),
+        "--throughput",
+        "300",
+        "--producer-props",
+        &servers,
+        "acks=all",
+        "linger.ms=0",
+    ]);
+    let (out, err) = (stdout(&o), stderr(&o));
+    assert!(
+        !o.status.success(),
+        "some records cannot be written:\n{out}\n{err}"
+    );
+    let failed: i64 = err
+        .lines()
+        .find(|l| l.contains(" records could not be sent"))
+        .and_then(|l| l.split(" records could not be sent").next())
+        .and_then(|head| head.rsplit(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("a count of failed records:\n{err}"));
+    assert!((1..300).contains(&failed), "{failed} failed:\n{err}");
+    assert!(err.contains("ERROR Error when sending 1 records"), "{err}");
+    assert!(err.contains("anew under producer id"), "{err}");
+    let written = krust_testkit::cli::total_records(BIN, &bs, "oversized").expect("offsets");
+    assert_eq!(
+        written,
+        300 - failed,
+        "every record but the refused ones, once:\n{err}"
+    );
+    let values = krust_testkit::cli::console_consume(BIN, &bs, "oversized", written as usize);
+    assert!(values.iter().all(|v| *v == small), "only the small records");
+}
+
 fn create_topic(node: &Node, topic: &str, partitions: &str) {
     krust_testkit::cli::create_topic(BIN, &node.bootstrap(), topic, partitions);
 }

@@ -26,12 +26,18 @@
 //! a partition is handed back for another try, the partition's later batches that have not
 //! been sent go back with it and all of them are sent again in order. Without idempotence
 //! a retried batch may be written twice or out of order.
+//!
+//! A batch that fails for good under idempotence (its delivery timeout passed, or a
+//! non-retriable error) leaves a gap in its partition's sequence numbers that the broker
+//! would refuse every later batch for. As Kafka's producer does since KIP-360, the tool
+//! then waits for every answer in flight, takes a new producer id, and numbers every batch
+//! not yet written anew from 0; the run goes on, and the failed records are reported.
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::ffi::OsString;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -620,6 +626,9 @@ struct Shared {
     /// later batch could be written ahead of an earlier one, or push it out of the
     /// broker's memory of recent batches, so that its retry is refused forever.
     held: Mutex<HashSet<i32>>,
+    /// Under idempotence, a batch failed for good: the producer id must be renewed (see
+    /// [`Producer::renew_producer_id`]) before anything more is sent.
+    renew: AtomicBool,
     t0: Instant,
 }
 
@@ -682,12 +691,9 @@ impl Shared {
             batch.partition
         );
         // The partition's later batches would be refused for the gap in its sequence
-        // numbers.
+        // numbers: they go with a new producer id.
         if self.idempotent {
-            self.set_fatal(format!(
-                "a batch for {topic}-{} failed: {why}",
-                batch.partition
-            ));
+            self.renew.store(true, Ordering::Release);
         }
     }
 
@@ -791,6 +797,7 @@ async fn execute(settings: Settings) -> anyhow::Result<()> {
         idempotent: settings.idempotent,
         inflight: Mutex::new(HashMap::new()),
         held: Mutex::new(HashSet::new()),
+        renew: AtomicBool::new(false),
         t0,
     });
     for p in &partitions {
@@ -1054,6 +1061,7 @@ impl Producer {
     /// `buffer.memory` bytes are waiting.
     async fn pump(&mut self) -> anyhow::Result<()> {
         self.check_fatal()?;
+        self.renew_producer_id().await?;
         self.reroute().await?;
         let leaders: Vec<i32> = self.leaders.keys().copied().collect();
         for id in &leaders {
@@ -1353,6 +1361,57 @@ impl Producer {
         Ok(())
     }
 
+    /// After a batch failed for good under idempotence (see [`Shared::renew`]): once no
+    /// request is in flight, takes a new producer id and numbers every batch not yet
+    /// written anew, each partition's from 0 in the order sealed. They are then sent as
+    /// batches handed back are, oldest first.
+    async fn renew_producer_id(&mut self) -> anyhow::Result<()> {
+        if !self.shared.renew.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        // Every permit back: every answer read, so nothing numbered the old way is still
+        // on its way to a broker.
+        let max = self.settings.max_in_flight as u32;
+        for l in self.leaders.values() {
+            drop(l.permits.clone().acquire_many_owned(max).await);
+        }
+        for r in std::mem::take(&mut self.draining) {
+            let _ = r.await;
+        }
+        // Cleared before the batches are collected: a failure from here on asks again.
+        self.shared.renew.store(false, Ordering::Release);
+        let mut unsent: Vec<Sealed> = Vec::new();
+        for (b, _) in self.shared.take_retries() {
+            self.buffered += b.buffered_size();
+            unsent.push(b);
+        }
+        unsent.extend(self.retrying.drain(..).map(|(_, b)| b));
+        for l in self.leaders.values_mut() {
+            unsent.extend(l.ready.drain(..));
+        }
+        unsent.sort_by_key(|b| b.order);
+        let (producer_id, epoch) = init_producer_id(&mut self.client, &self.settings).await?;
+        eprintln!(
+            "WARN A batch failed for good; numbering the {} batch(es) not yet written anew under producer id {producer_id}",
+            unsent.len()
+        );
+        self.producer_id = Some((producer_id, epoch));
+        self.next_sequence.clear();
+        let now = Instant::now();
+        for mut b in unsent {
+            let base = self.next_sequence.get(&b.partition).copied().unwrap_or(0);
+            b.data = restamp(&b.data, producer_id, epoch, base)?;
+            let next = base.wrapping_add(b.enqueued.len() as i32) & i32::MAX;
+            self.next_sequence.insert(b.partition, next);
+            self.retrying.push((now, b));
+        }
+        // Nothing is in flight: no partition waits for an answer any more.
+        if let Ok(mut h) = self.shared.held.lock() {
+            h.clear();
+        }
+        Ok(())
+    }
+
     /// Moves the not yet sent batches of held partitions (see [`Shared::held`]) out of
     /// the ready queues, to wait with the ones to be sent again.
     fn hold_back(&mut self) {
@@ -1390,6 +1449,7 @@ impl Producer {
         self.seal_lingering(true);
         let max = self.settings.max_in_flight as u32;
         loop {
+            self.renew_producer_id().await?;
             self.reroute().await?;
             let ids: Vec<i32> = self.leaders.keys().copied().collect();
             for id in &ids {
@@ -1411,7 +1471,8 @@ impl Producer {
                 let _ = r.await;
             }
             self.check_fatal()?;
-            let handed_back = self.shared.retries.lock().is_ok_and(|r| !r.is_empty());
+            let handed_back = self.shared.retries.lock().is_ok_and(|r| !r.is_empty())
+                || self.shared.renew.load(Ordering::Acquire);
             let broken = self
                 .leaders
                 .values()
@@ -1613,6 +1674,35 @@ fn decode_response(
 }
 
 /// OUT_OF_ORDER_SEQUENCE_NUMBER and DUPLICATE_SEQUENCE_NUMBER.
+/// Where a v2 record batch keeps its CRC, the first byte the CRC covers (attributes), and
+/// its producer id, producer epoch and base sequence.
+const CRC_AT: usize = 17;
+const ATTRIBUTES_AT: usize = 21;
+const PRODUCER_ID_AT: usize = 43;
+const PRODUCER_EPOCH_AT: usize = 51;
+const BASE_SEQUENCE_AT: usize = 53;
+const RECORDS_COUNT_AT: usize = 57;
+
+/// An encoded batch under another producer id, epoch and base sequence (the records'
+/// sequences are the base plus their offset delta), with its CRC computed again.
+fn restamp(
+    batch: &Bytes,
+    producer_id: i64,
+    epoch: i16,
+    base_sequence: i32,
+) -> anyhow::Result<Bytes> {
+    if batch.len() < RECORDS_COUNT_AT {
+        bail!("a batch of {} bytes has no full header", batch.len());
+    }
+    let mut b = BytesMut::from(&batch[..]);
+    b[PRODUCER_ID_AT..PRODUCER_ID_AT + 8].copy_from_slice(&producer_id.to_be_bytes());
+    b[PRODUCER_EPOCH_AT..PRODUCER_EPOCH_AT + 2].copy_from_slice(&epoch.to_be_bytes());
+    b[BASE_SEQUENCE_AT..BASE_SEQUENCE_AT + 4].copy_from_slice(&base_sequence.to_be_bytes());
+    let crc = crc32c::crc32c(&b[ATTRIBUTES_AT..]);
+    b[CRC_AT..CRC_AT + 4].copy_from_slice(&crc.to_be_bytes());
+    Ok(b.freeze())
+}
+
 const OUT_OF_ORDER_SEQUENCE: i16 = 45;
 const DUPLICATE_SEQUENCE: i16 = 46;
 
@@ -1640,6 +1730,48 @@ async fn read_frame(read: &mut BufReader<OwnedReadHalf>) -> std::io::Result<Byte
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn restamping_renumbers_a_batch_under_a_new_producer_id() {
+        let records: Vec<Record> = (0..3)
+            .map(|i| Record {
+                transactional: false,
+                control: false,
+                delete_horizon: false,
+                partition_leader_epoch: -1,
+                producer_id: 7,
+                producer_epoch: 0,
+                timestamp_type: TimestampType::Creation,
+                offset: i,
+                sequence: 40 + i as i32,
+                timestamp: 1_700_000_000_000,
+                key: None,
+                value: Some(Bytes::from(format!("v{i}"))),
+                headers: Default::default(),
+            })
+            .collect();
+        let mut buf = BytesMut::new();
+        RecordBatchEncoder::encode(
+            &mut buf,
+            records.iter(),
+            &RecordEncodeOptions {
+                version: 2,
+                compression: Compression::None,
+            },
+        )
+        .expect("encode");
+        let out = restamp(&buf.freeze(), 99, 0, 0).expect("restamp");
+        let mut again = out.clone();
+        let decoded = kafka_protocol::records::RecordBatchDecoder::decode(&mut again)
+            .expect("decodes, CRC included");
+        let got: Vec<(i64, i16, i32)> = decoded
+            .records
+            .iter()
+            .map(|r| (r.producer_id, r.producer_epoch, r.sequence))
+            .collect();
+        assert_eq!(got, vec![(99, 0, 0), (99, 0, 1), (99, 0, 2)]);
+        assert!(restamp(&Bytes::from_static(b"short"), 1, 0, 0).is_err());
+    }
 
     #[test]
     fn percentiles_pick_like_kafka() {
