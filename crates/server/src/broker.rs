@@ -626,7 +626,7 @@ fn apply_leadership(
 
 /// Runs `f`, which may block on a lock or disk I/O, without stalling the other tasks of a
 /// multi-threaded runtime's worker (they move to another thread meanwhile).
-fn blocking<R>(f: impl FnOnce() -> R) -> R {
+pub(crate) fn blocking<R>(f: impl FnOnce() -> R) -> R {
     match tokio::runtime::Handle::try_current() {
         Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
             tokio::task::block_in_place(f)

@@ -500,8 +500,17 @@ impl MetadataLog {
         })
     }
 
+    /// The node's state. Its holder may be writing and syncing the log (a step), which can
+    /// take long on a busy disk: a caller that has to wait does so off the async workers,
+    /// which the node's timers, heartbeats and requests need meanwhile.
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
-        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+        match self.inner.try_lock() {
+            Ok(inner) => inner,
+            Err(std::sync::TryLockError::Poisoned(e)) => e.into_inner(),
+            Err(std::sync::TryLockError::WouldBlock) => {
+                crate::broker::blocking(|| self.inner.lock().unwrap_or_else(|e| e.into_inner()))
+            }
+        }
     }
 
     /// Runs `input` on the node, executes the effects, publishes what changed and sends
@@ -513,7 +522,8 @@ impl MetadataLog {
     }
 
     fn step_inner(self: &Arc<Self>, input: impl FnOnce(&mut Inner, u64)) {
-        let outbox = {
+        // A step may append to the log and sync it: off the async workers.
+        let outbox = crate::broker::blocking(|| {
             let mut inner = self.lock();
             let now = inner.now();
             input(&mut inner, now);
@@ -543,7 +553,7 @@ impl MetadataLog {
                 changed
             });
             std::mem::take(&mut inner.outbox)
-        };
+        });
         for (to, request_id, request) in outbox {
             tokio::spawn(self.clone().send(to, request_id, request));
         }
