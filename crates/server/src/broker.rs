@@ -401,7 +401,10 @@ impl Broker {
                         match self.new_partition(&topic.name, index, topic.id, config.clone()) {
                             Ok(created) => {
                                 self.partitions.insert(created.clone());
-                                changed += 1;
+                                // A partition tried again reports itself (below).
+                                if !retry {
+                                    changed += 1;
+                                }
                                 created
                             }
                             Err(e) => {
@@ -614,7 +617,17 @@ fn apply_leadership(
         &p.isr,
         p.partition_epoch,
     );
-    if became_leader {
+    // Also when a pass before failed to record the epoch in the log (the leadership
+    // itself was taken then, so it is no news now).
+    let leading = partition.is_leader();
+    let missing = || {
+        partition
+            .read_log()
+            .leader_epoch_cache()
+            .latest_epoch()
+            .is_none_or(|e| e < p.leader_epoch)
+    };
+    if became_leader || (leading && missing()) {
         let mut log = partition.write_log();
         let end = log.log_end_offset();
         log.assign_leader_epoch(p.leader_epoch, end)?;
@@ -635,8 +648,8 @@ pub(crate) fn blocking<R>(f: impl FnOnce() -> R) -> R {
     }
 }
 
-/// What the last successful [`Broker::reconcile`] applied: partitions whose image and topic
-/// config are unchanged since are skipped.
+/// What the last [`Broker::reconcile`] pass applied: partitions whose image and topic config
+/// are unchanged since are skipped, unless that pass failed them.
 #[derive(Default)]
 struct Reconciled {
     image: Option<Arc<MetadataImage>>,

@@ -139,7 +139,7 @@ impl ReplicaManager {
     pub fn start(&self, broker: &Arc<Broker>, shutdown: watch::Receiver<bool>) {
         let _ = self.broker.set(Arc::downgrade(broker));
         let _ = self.shutdown.set(shutdown);
-        broker.reconcile();
+        crate::broker::blocking(|| broker.reconcile());
     }
 
     /// Makes the fetchers follow exactly `followed` (leader id → partitions).

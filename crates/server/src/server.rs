@@ -159,7 +159,7 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<RunningServer> {
         }
     }
     if broker.config.is_broker() {
-        broker.reconcile();
+        crate::broker::blocking(|| broker.reconcile());
         tasks.push(tokio::spawn(crate::controller::register_and_heartbeat(
             broker.clone(),
             shutdown_rx.clone(),

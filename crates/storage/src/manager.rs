@@ -460,7 +460,9 @@ impl LogManager {
     }
 
     /// Creates the log of a partition in the log dir with the fewest partitions, or returns the
-    /// existing one (whose config is left unchanged).
+    /// existing one (whose config is left unchanged). Creations take turns; the caller keeps
+    /// the deletion and the deferred opening of the same partition from running meanwhile
+    /// (the broker does all three under its reconcile lock).
     pub fn create(&self, topic: &str, partition: i32, config: LogConfig) -> Result<SharedLog> {
         let tp = TopicPartition::new(topic, partition);
         tp.validate()?;

@@ -30,8 +30,10 @@
 //! A batch that fails for good under idempotence (its delivery timeout passed, or a
 //! non-retriable error) leaves a gap in its partition's sequence numbers that the broker
 //! would refuse every later batch for. As Kafka's producer does since KIP-360, the tool
-//! then waits for every answer in flight, takes a new producer id, and numbers every batch
-//! not yet written anew from 0; the run goes on, and the failed records are reported.
+//! then waits for every answer in flight, bumps its producer epoch (a new producer id once
+//! the epoch runs out), and numbers every batch not yet written anew from 0; the run goes
+//! on, and the failed records are reported. A batch whose answer never came may have been
+//! written all the same, and is then written twice, as with Kafka's producer.
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::ffi::OsString;
@@ -1362,7 +1364,7 @@ impl Producer {
     }
 
     /// After a batch failed for good under idempotence (see [`Shared::renew`]): once no
-    /// request is in flight, takes a new producer id and numbers every batch not yet
+    /// request is in flight, bumps the producer epoch and numbers every batch not yet
     /// written anew, each partition's from 0 in the order sealed. They are then sent as
     /// batches handed back are, oldest first.
     async fn renew_producer_id(&mut self) -> anyhow::Result<()> {
@@ -1378,21 +1380,38 @@ impl Producer {
         for r in std::mem::take(&mut self.draining) {
             let _ = r.await;
         }
-        // Cleared before the batches are collected: a failure from here on asks again.
-        self.shared.renew.store(false, Ordering::Release);
         let mut unsent: Vec<Sealed> = Vec::new();
-        for (b, _) in self.shared.take_retries() {
+        for (b, why) in self.shared.take_retries() {
             self.buffered += b.buffered_size();
-            unsent.push(b);
+            if b.sealed.elapsed() >= self.settings.delivery_timeout {
+                self.expire(b, &why);
+            } else {
+                unsent.push(b);
+            }
         }
-        unsent.extend(self.retrying.drain(..).map(|(_, b)| b));
+        for (_, b) in std::mem::take(&mut self.retrying) {
+            if b.sealed.elapsed() >= self.settings.delivery_timeout {
+                self.expire(b, "not sent again in time");
+            } else {
+                unsent.push(b);
+            }
+        }
         for l in self.leaders.values_mut() {
             unsent.extend(l.ready.drain(..));
         }
+        // Cleared once the expired batches are failed (which asks again): a failure from
+        // here on asks for another renewal.
+        self.shared.renew.store(false, Ordering::Release);
         unsent.sort_by_key(|b| b.order);
-        let (producer_id, epoch) = init_producer_id(&mut self.client, &self.settings).await?;
+        // As Kafka's idempotent producer: the same producer id under the next epoch, so
+        // that a late request of the old epoch is refused (INVALID_PRODUCER_EPOCH) wherever
+        // a batch of the new one has arrived; a new producer id once the epoch runs out.
+        let (producer_id, epoch) = match self.producer_id {
+            Some((id, epoch)) if epoch < i16::MAX => (id, epoch + 1),
+            _ => init_producer_id(&mut self.client, &self.settings).await?,
+        };
         eprintln!(
-            "WARN A batch failed for good; numbering the {} batch(es) not yet written anew under producer id {producer_id}",
+            "WARN A batch failed for good; numbering the {} batch(es) not yet written anew under producer id {producer_id} epoch {epoch}",
             unsent.len()
         );
         self.producer_id = Some((producer_id, epoch));
@@ -1673,15 +1692,16 @@ fn decode_response(
         .map_err(|e| format!("Protocol error: cannot decode ProduceResponse v{version}: {e}"))
 }
 
-/// OUT_OF_ORDER_SEQUENCE_NUMBER and DUPLICATE_SEQUENCE_NUMBER.
-/// Where a v2 record batch keeps its CRC, the first byte the CRC covers (attributes), and
-/// its producer id, producer epoch and base sequence.
+/// Where a v2 record batch keeps its magic byte, its CRC, the first byte the CRC covers
+/// (attributes), its producer id, producer epoch and base sequence, and how long its header
+/// is.
+const MAGIC_AT: usize = 16;
 const CRC_AT: usize = 17;
 const ATTRIBUTES_AT: usize = 21;
 const PRODUCER_ID_AT: usize = 43;
 const PRODUCER_EPOCH_AT: usize = 51;
 const BASE_SEQUENCE_AT: usize = 53;
-const RECORDS_COUNT_AT: usize = 57;
+const HEADER_LEN: usize = 61;
 
 /// An encoded batch under another producer id, epoch and base sequence (the records'
 /// sequences are the base plus their offset delta), with its CRC computed again.
@@ -1691,8 +1711,8 @@ fn restamp(
     epoch: i16,
     base_sequence: i32,
 ) -> anyhow::Result<Bytes> {
-    if batch.len() < RECORDS_COUNT_AT {
-        bail!("a batch of {} bytes has no full header", batch.len());
+    if batch.len() < HEADER_LEN || batch[MAGIC_AT] != 2 {
+        bail!("not a v2 record batch ({} bytes)", batch.len());
     }
     let mut b = BytesMut::from(&batch[..]);
     b[PRODUCER_ID_AT..PRODUCER_ID_AT + 8].copy_from_slice(&producer_id.to_be_bytes());
@@ -1703,6 +1723,7 @@ fn restamp(
     Ok(b.freeze())
 }
 
+/// OUT_OF_ORDER_SEQUENCE_NUMBER and DUPLICATE_SEQUENCE_NUMBER.
 const OUT_OF_ORDER_SEQUENCE: i16 = 45;
 const DUPLICATE_SEQUENCE: i16 = 46;
 
@@ -1760,7 +1781,7 @@ mod tests {
             },
         )
         .expect("encode");
-        let out = restamp(&buf.freeze(), 99, 0, 0).expect("restamp");
+        let out = restamp(&buf.freeze(), 99, 1, 0).expect("restamp");
         let mut again = out.clone();
         let decoded = kafka_protocol::records::RecordBatchDecoder::decode(&mut again)
             .expect("decodes, CRC included");
@@ -1769,8 +1790,12 @@ mod tests {
             .iter()
             .map(|r| (r.producer_id, r.producer_epoch, r.sequence))
             .collect();
-        assert_eq!(got, vec![(99, 0, 0), (99, 0, 1), (99, 0, 2)]);
+        assert_eq!(got, vec![(99, 1, 0), (99, 1, 1), (99, 1, 2)]);
         assert!(restamp(&Bytes::from_static(b"short"), 1, 0, 0).is_err());
+        assert!(
+            restamp(&Bytes::from(vec![0u8; 70]), 1, 0, 0).is_err(),
+            "magic 0"
+        );
     }
 
     #[test]
