@@ -193,11 +193,29 @@ fn perf_tools_produce_and_consume_every_record() {
     assert_eq!(row[4], "21500", "{out}");
 }
 
+/// producer-perf-test's arguments for 5 records of 1 byte, unthrottled, with `props`.
+fn producer_props<'a>(props: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec![
+        "producer-perf-test",
+        "--topic",
+        "t",
+        "--num-records",
+        "5",
+        "--record-size",
+        "1",
+        "--throughput",
+        "-1",
+        "--producer-props",
+    ];
+    args.extend_from_slice(props);
+    args
+}
+
 #[test]
 fn perf_tools_refuse_bad_arguments() {
-    let cases: &[(&[&str], &str)] = &[
+    let cases: Vec<(Vec<&str>, &str)> = vec![
         (
-            &[
+            vec![
                 "producer-perf-test",
                 "--topic",
                 "t",
@@ -213,7 +231,7 @@ fn perf_tools_refuse_bad_arguments() {
             "Error: --num-records should be greater than zero",
         ),
         (
-            &[
+            vec![
                 "producer-perf-test",
                 "--topic",
                 "t",
@@ -229,7 +247,7 @@ fn perf_tools_refuse_bad_arguments() {
             "Error: --record-size should be greater than zero",
         ),
         (
-            &[
+            vec![
                 "producer-perf-test",
                 "--topic",
                 "t",
@@ -242,76 +260,21 @@ fn perf_tools_refuse_bad_arguments() {
             ],
             "Error: Either --producer-props or --producer.config must be specified.",
         ),
+        (producer_props(&["acks"]), "Error: Invalid property: acks"),
         (
-            &[
-                "producer-perf-test",
-                "--topic",
-                "t",
-                "--num-records",
-                "5",
-                "--record-size",
-                "1",
-                "--throughput",
-                "-1",
-                "--producer-props",
-                "acks",
-            ],
-            "Error: Invalid property: acks",
-        ),
-        (
-            &[
-                "producer-perf-test",
-                "--topic",
-                "t",
-                "--num-records",
-                "5",
-                "--record-size",
-                "1",
-                "--throughput",
-                "-1",
-                "--producer-props",
-                "acks=2",
-                "bootstrap.servers=x:1",
-            ],
+            producer_props(&["acks=2", "bootstrap.servers=x:1"]),
             "Error: Invalid value 2 for configuration acks",
         ),
         (
-            &[
-                "producer-perf-test",
-                "--topic",
-                "t",
-                "--num-records",
-                "5",
-                "--record-size",
-                "1",
-                "--throughput",
-                "-1",
-                "--producer-props",
-                "acks=1",
-                "enable.idempotence=true",
-                "bootstrap.servers=x:1",
-            ],
+            producer_props(&["acks=1", "enable.idempotence=true", "bootstrap.servers=x:1"]),
             "Error: enable.idempotence=true needs acks=all",
         ),
         (
-            &[
-                "producer-perf-test",
-                "--topic",
-                "t",
-                "--num-records",
-                "5",
-                "--record-size",
-                "1",
-                "--throughput",
-                "-1",
-                "--producer-props",
-                "enable.idempotence=yes",
-                "bootstrap.servers=x:1",
-            ],
+            producer_props(&["enable.idempotence=yes", "bootstrap.servers=x:1"]),
             "Error: Invalid value yes for configuration enable.idempotence",
         ),
         (
-            &[
+            vec![
                 "producer-perf-test",
                 "--topic",
                 "t",
@@ -325,7 +288,7 @@ fn perf_tools_refuse_bad_arguments() {
             "Error: invalid value 'five' for '--num-records",
         ),
         (
-            &[
+            vec![
                 "consumer-perf-test",
                 "--bootstrap-server",
                 "x:1",
@@ -335,7 +298,7 @@ fn perf_tools_refuse_bad_arguments() {
             "Error: Missing required argument \"[messages]\"",
         ),
         (
-            &[
+            vec![
                 "consumer-perf-test",
                 "--bootstrap-server",
                 "127.0.0.1:1",
@@ -347,7 +310,7 @@ fn perf_tools_refuse_bad_arguments() {
             "Error: Failed to connect to 127.0.0.1:1",
         ),
     ];
-    for (args, want) in cases {
+    for (args, want) in &cases {
         let o = krust(args);
         assert_eq!(o.status.code(), Some(1), "{args:?}: {}", stderr(&o));
         let err = stderr(&o);

@@ -617,21 +617,16 @@ fn apply_leadership(
         &p.isr,
         p.partition_epoch,
     );
-    // Also when a pass before failed to record the epoch in the log (the leadership
-    // itself was taken then, so it is no news now).
-    let leading = partition.is_leader();
-    let missing = || {
-        partition
-            .read_log()
-            .leader_epoch_cache()
-            .latest_epoch()
-            .is_none_or(|e| e < p.leader_epoch)
-    };
-    if became_leader || (leading && missing()) {
+    if partition.is_leader() {
+        // Whenever the log lacks the epoch: also one a failed pass did not record.
         let mut log = partition.write_log();
-        let end = log.log_end_offset();
-        log.assign_leader_epoch(p.leader_epoch, end)?;
-        drop(log);
+        let latest = log.leader_epoch_cache().latest_epoch();
+        if latest.is_none_or(|e| e < p.leader_epoch) {
+            let end = log.log_end_offset();
+            log.assign_leader_epoch(p.leader_epoch, end)?;
+        }
+    }
+    if became_leader {
         info!(topic = %partition.topic, partition = partition.index, epoch = p.leader_epoch, "leading partition");
     }
     Ok(())

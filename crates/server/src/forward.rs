@@ -215,9 +215,8 @@ impl Broker {
         version: Option<i16>,
     ) -> anyhow::Result<R::Response> {
         let mut slot = self.forward_connections[R::CHANNEL as usize].lock().await;
-        let reusable = matches!(&*slot, Some(c) if c.addr() == addr && !c.is_broken());
         let mut conn = match slot.take() {
-            Some(c) if reusable => c,
+            Some(c) if c.addr() == addr && !c.is_broken() => c,
             _ => {
                 Connection::connect(
                     addr,

@@ -672,6 +672,12 @@ impl Shared {
         }
     }
 
+    fn release_all(&self) {
+        if let Ok(mut h) = self.held.lock() {
+            h.clear();
+        }
+    }
+
     fn record_batch(&self, batch: &Sealed, now: Instant) {
         let now_us = now.saturating_duration_since(self.t0).as_micros() as u64;
         let per_record = batch.bytes / batch.enqueued.len().max(1) as u64;
@@ -932,7 +938,7 @@ impl Producer {
         let bytes: u64 = batch.values.iter().map(|v| v.len() as u64).sum();
         let sequence = self
             .producer_id
-            .map(|_| self.next_sequence.get(&partition).copied().unwrap_or(0));
+            .map(|_| self.take_sequence(partition, batch.values.len()));
         self.sealed_count += 1;
         let order = self.sealed_count;
         let data = match self.encode(&batch, sequence) {
@@ -952,11 +958,6 @@ impl Producer {
                 return;
             }
         };
-        if let Some(base) = sequence {
-            // Sequence numbers wrap around to 0 after i32::MAX, as Kafka's do.
-            let next = base.wrapping_add(batch.values.len() as i32) & i32::MAX;
-            self.next_sequence.insert(partition, next);
-        }
         let leader = self.leader_of.get(&partition).copied().unwrap_or(-1);
         let sealed = Sealed {
             partition,
@@ -986,6 +987,15 @@ impl Producer {
         }
     }
 
+    /// The base sequence number of `partition`'s next batch, of `records` records; the one
+    /// after it is next.
+    fn take_sequence(&mut self, partition: i32, records: usize) -> i32 {
+        let base = self.next_sequence.get(&partition).copied().unwrap_or(0);
+        self.next_sequence
+            .insert(partition, sequence_after(base, records));
+        base
+    }
+
     /// The batch's bytes; with idempotence, `sequence` is its base sequence number.
     fn encode(&self, batch: &OpenBatch, sequence: Option<i32>) -> anyhow::Result<Bytes> {
         let (producer_id, producer_epoch) = self.producer_id.unwrap_or((-1, -1));
@@ -1005,7 +1015,7 @@ impl Producer {
                 offset: i as i64,
                 // Without idempotence: one batch with base sequence -1 (see console_producer).
                 sequence: match sequence {
-                    Some(base) => base.wrapping_add(i as i32) & i32::MAX,
+                    Some(base) => sequence_after(base, i),
                     None => i as i32 - 1,
                 },
                 timestamp: self.epoch_ms + (*e / 1000) as i64,
@@ -1293,12 +1303,8 @@ impl Producer {
                 self.draining.extend(l.reader.take());
             }
         }
-        for (b, why) in self.shared.take_retries() {
-            // Sent once: back in the buffer until sent again.
-            self.buffered += b.buffered_size();
-            if b.sealed.elapsed() >= self.settings.delivery_timeout {
-                self.expire(b, &why);
-            } else {
+        for (b, why) in self.take_retries() {
+            if let Some(b) = self.unless_expired(b, &why) {
                 self.retrying.push((now + self.settings.retry_backoff, b));
             }
         }
@@ -1337,10 +1343,9 @@ impl Producer {
             self.shared.release(*p);
         }
         for (_, b) in due {
-            if b.sealed.elapsed() >= self.settings.delivery_timeout {
-                self.expire(b, "no leader could be reached");
+            let Some(b) = self.unless_expired(b, "no leader could be reached") else {
                 continue;
-            }
+            };
             let leader = self.leader_of.get(&b.partition).copied().unwrap_or(-1);
             if leader >= 0 && !self.leaders.contains_key(&leader) && !unreachable.contains(&leader)
             {
@@ -1381,20 +1386,11 @@ impl Producer {
             let _ = r.await;
         }
         let mut unsent: Vec<Sealed> = Vec::new();
-        for (b, why) in self.shared.take_retries() {
-            self.buffered += b.buffered_size();
-            if b.sealed.elapsed() >= self.settings.delivery_timeout {
-                self.expire(b, &why);
-            } else {
-                unsent.push(b);
-            }
+        for (b, why) in self.take_retries() {
+            unsent.extend(self.unless_expired(b, &why));
         }
         for (_, b) in std::mem::take(&mut self.retrying) {
-            if b.sealed.elapsed() >= self.settings.delivery_timeout {
-                self.expire(b, "not sent again in time");
-            } else {
-                unsent.push(b);
-            }
+            unsent.extend(self.unless_expired(b, "not sent again in time"));
         }
         for l in self.leaders.values_mut() {
             unsent.extend(l.ready.drain(..));
@@ -1418,16 +1414,12 @@ impl Producer {
         self.next_sequence.clear();
         let now = Instant::now();
         for mut b in unsent {
-            let base = self.next_sequence.get(&b.partition).copied().unwrap_or(0);
+            let base = self.take_sequence(b.partition, b.enqueued.len());
             b.data = restamp(&b.data, producer_id, epoch, base)?;
-            let next = base.wrapping_add(b.enqueued.len() as i32) & i32::MAX;
-            self.next_sequence.insert(b.partition, next);
             self.retrying.push((now, b));
         }
         // Nothing is in flight: no partition waits for an answer any more.
-        if let Ok(mut h) = self.shared.held.lock() {
-            h.clear();
-        }
+        self.shared.release_all();
         Ok(())
     }
 
@@ -1448,6 +1440,26 @@ impl Producer {
             l.ready = keep;
             self.retrying.extend(out.into_iter().map(|b| (due, b)));
         }
+    }
+
+    /// The batches handed back for another try, counted in the buffer again (until sent
+    /// again), with why.
+    fn take_retries(&mut self) -> Vec<(Sealed, String)> {
+        let retries = self.shared.take_retries();
+        self.buffered += retries
+            .iter()
+            .map(|(b, _)| b.buffered_size())
+            .sum::<usize>();
+        retries
+    }
+
+    /// `b`, or `None` when its `delivery.timeout.ms` has passed: then it is failed (`why`).
+    fn unless_expired(&mut self, b: Sealed, why: &str) -> Option<Sealed> {
+        if b.sealed.elapsed() < self.settings.delivery_timeout {
+            return Some(b);
+        }
+        self.expire(b, why);
+        None
     }
 
     fn expire(&mut self, b: Sealed, why: &str) {
@@ -1721,6 +1733,12 @@ fn restamp(
     let crc = crc32c::crc32c(&b[ATTRIBUTES_AT..]);
     b[CRC_AT..CRC_AT + 4].copy_from_slice(&crc.to_be_bytes());
     Ok(b.freeze())
+}
+
+/// The sequence number `n` after `base`: they wrap around to 0 after i32::MAX, as Kafka's
+/// do.
+fn sequence_after(base: i32, n: usize) -> i32 {
+    base.wrapping_add(n as i32) & i32::MAX
 }
 
 /// OUT_OF_ORDER_SEQUENCE_NUMBER and DUPLICATE_SEQUENCE_NUMBER.
