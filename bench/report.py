@@ -10,8 +10,15 @@ from html import escape
 
 FINAL = re.compile(
     r"(\d+) records sent, ([\d.]+) records/sec \(([\d.]+) MB/sec\), ([\d.]+) ms avg latency, "
-    r"([\d.]+) ms max latency, (\d+) ms 50th, (\d+) ms 95th, (\d+) ms 99th, (\d+) ms 99\.9th\."
+    r"([\d.]+) ms max latency, ([\d.]+) ms 50th, ([\d.]+) ms 95th, ([\d.]+) ms 99th, "
+    r"([\d.]+) ms 99\.9th\."
 )
+
+
+def ms(v):
+    """A latency from the summary line: whole milliseconds, or three decimals with
+    --precise-latency."""
+    return float(v) if "." in v else int(v)
 
 
 def wall_rate(m):
@@ -35,16 +42,18 @@ def parse(raw):
         }
         row["acks"] = str(row["acks"])
         row["broker"] = m.get("broker", "krust")
+        # A paced run keeps to half the rate this Tansu engine reached (see bench/run).
+        row["paced_to"] = m.get("paced_to") or None
         out = str(m.get("output", ""))
         row.update(mb_per_sec=None, records_per_sec=None, p50_ms=None, p99_ms=None,
                    p999_ms=None, avg_ms=None)
-        ours = m["client"] in ("krust", "krust-rf3", "krust-rf3-half")
+        ours = m["client"] in ("krust", "krust-rf3", "krust-rf3-half", "krust-paced")
         if ours and m["kind"] == "produce":
             f = FINAL.search(out)
             if f:
                 row.update(records_per_sec=float(f[2]), mb_per_sec=float(f[3]),
-                           avg_ms=float(f[4]), p50_ms=int(f[6]), p99_ms=int(f[8]),
-                           p999_ms=int(f[9]))
+                           avg_ms=float(f[4]), p50_ms=ms(f[6]), p99_ms=ms(f[8]),
+                           p999_ms=ms(f[9]))
         elif ours and m["kind"] == "consume":
             cols = [c.strip() for c in out.split(",")]
             if len(cols) == 10:
@@ -81,7 +90,8 @@ def svg(limits, rows):
     colors = {"krust": "#d9534f", "kcat": "#337ab7", "krust-rf3": "#f0ad4e",
               "krust-rf3-half": "#f7d08a"}
     for r in rows:
-        if r["mb_per_sec"] is not None:
+        # Paced runs keep to a rate chosen for them: their throughput says nothing.
+        if r["mb_per_sec"] is not None and r["paced_to"] is None:
             color = colors.get(r["client"], "#5cb85c") if r["broker"] == "krust" else "#5cb85c"
             bars.append((f"{r['broker']} ({r['client']}) {r['kind']} {r['record_size']}B "
                          f"p={r['partitions']} acks={r['acks']}", r["mb_per_sec"], color))
@@ -104,8 +114,12 @@ def svg(limits, rows):
 
 
 def fmt(v, spec):
+    width = int(re.match(r"\d+", spec)[0])
     if v is None:
-        return "-".rjust(int(re.match(r"\d+", spec)[0]))
+        return "-".rjust(width)
+    if isinstance(v, float) and spec.endswith("d"):
+        # A latency printed to the microsecond: as many decimals as the column has room for.
+        return format(v, f"{width}.{2 if v < 10 else 1 if v < 100 else 0}f")
     return format(v, spec)
 
 
@@ -118,7 +132,8 @@ def main():
         name, lim = relevant_limit(r, limits)
         r["limit"] = name
         r["ratio_to_limit"] = (round(r["mb_per_sec"] / lim, 4)
-                               if lim and r["mb_per_sec"] is not None else None)
+                               if lim and r["mb_per_sec"] is not None and r["paced_to"] is None
+                               else None)
     # Three nodes (RF=3, acks=all) against one node (acks=all), same workload.
     single = {(r["partitions"], r["record_size"]): r["mb_per_sec"] for r in rows
               if r["client"] == "krust" and r["broker"] == "krust" and r["kind"] == "produce"
@@ -128,9 +143,12 @@ def main():
         r["ratio_to_single_node"] = (round(r["mb_per_sec"] / base, 4)
                                      if (r["client"] == "krust-rf3" or r["broker"] == "krust-fsync")
                                      and r["kind"] == "produce" and base and r["mb_per_sec"] else None)
-    # krust against each Tansu engine: same workload, same client.
+    # krust against each Tansu engine: same workload, same client. Throughput from the
+    # unthrottled runs; p99 from the paced ones, where both brokers got the same load (an
+    # unthrottled p99 is mostly time queued in the producer).
     def key(r):
-        return (r["kind"], r["client"], r["partitions"], r["acks"], r["record_size"])
+        return (r["kind"], r["client"], r["partitions"], r["acks"], r["record_size"],
+                r["paced_to"])
     peers = {}
     for r in rows:
         if r["broker"].startswith("tansu"):
@@ -143,9 +161,10 @@ def main():
             peer = peers.get((engine,) + key(r))
             if r["broker"] != "krust" or peer is None:
                 continue
-            if r["mb_per_sec"] and peer["mb_per_sec"]:
-                r[f"ratio_to_{col}"] = round(r["mb_per_sec"] / peer["mb_per_sec"], 3)
-            if r["p99_ms"] is not None and peer["p99_ms"]:
+            if r["paced_to"] is None:
+                if r["mb_per_sec"] and peer["mb_per_sec"]:
+                    r[f"ratio_to_{col}"] = round(r["mb_per_sec"] / peer["mb_per_sec"], 3)
+            elif r["p99_ms"] and peer["p99_ms"]:
                 r[f"p99_ratio_to_{col}"] = round(r["p99_ms"] / peer["p99_ms"], 3)
     with open(f"{out_dir}/results.json", "w") as f:
         json.dump({"mode": mode, "limits": limits, "workloads": rows,
@@ -154,7 +173,7 @@ def main():
     cols = ["name", "kind", "broker", "client", "partitions", "acks", "record_size", "records",
             "mb_per_sec", "records_per_sec", "avg_ms", "p50_ms", "p99_ms", "p999_ms",
             "broker_cpu_secs", "broker_rss_mb", "broker_peak_rss_mb", "wall_secs",
-            "acked_mb_per_sec", "limit",
+            "acked_mb_per_sec", "paced_to", "limit",
             "ratio_to_limit", "ratio_to_single_node", "ratio_to_tansu_memory",
             "p99_ratio_to_tansu_memory", "ratio_to_tansu_sqlite", "p99_ratio_to_tansu_sqlite"]
     with open(f"{out_dir}/results.csv", "w", newline="") as f:
@@ -178,11 +197,13 @@ def main():
                  else f"{r['ratio_to_limit']:.3f} of {r['limit']}")
         if r["ratio_to_single_node"] is not None:
             ratio += f"; {r['ratio_to_single_node']:.3f} of one node"
+        if r["paced_to"] is not None:
+            ratio = f"paced to {r['paced_to']}"
         for engine in ("tansu_memory", "tansu_sqlite"):
             if r[f"ratio_to_{engine}"] is not None:
                 ratio += f"; {r[f'ratio_to_{engine}']:.2f}x {engine.replace('_', '-')}"
-                if r[f"p99_ratio_to_{engine}"] is not None:
-                    ratio += f" (p99 {r[f'p99_ratio_to_{engine}']:.2f}x)"
+            if r[f"p99_ratio_to_{engine}"] is not None:
+                ratio += f"; p99 {r[f'p99_ratio_to_{engine}']:.2f}x {engine.replace('_', '-')}'s"
         print(f"{r['kind']:<8} {r['broker']:<15} {r['client']:<14} {r['record_size']:>5} {r['partitions']:>5} "
               f"{r['acks']:>4} {fmt(r['mb_per_sec'], '8.1f')} {fmt(r['records_per_sec'], '11.0f')} "
               f"{fmt(r['p50_ms'], '5d')} {fmt(r['p99_ms'], '5d')} {fmt(r['p999_ms'], '6d')} "
@@ -201,8 +222,10 @@ def main():
               "(syncfs after the producer finishes), against fio's write-then-fsync bandwidth for "
               "the same number of bytes.")
     if any(r["broker"].startswith("tansu") for r in rows):
-        print("Nx tansu-*: krust's throughput over Tansu's (same client, workload); p99 Nx: krust's "
-              "p99 latency over Tansu's (below 1 is better).")
+        print("Nx tansu-*: krust's throughput over Tansu's (same client, workload). Paced rows "
+              "(client krust-paced): the same produce at half the records/s that Tansu engine "
+              "reached (latencies to the microsecond), against it and against krust; "
+              "p99 Nx: krust's p99 over Tansu's at that same load (below 1 is better).")
     for m in scale:
         if m["kind"] == "anomaly":
             if "error" in m:

@@ -111,7 +111,7 @@ fn perf_tools_produce_and_consume_every_record() {
     assert_eq!(&row[0][4..5], "-", "{out}");
     assert_eq!(row[6], "0", "{out}");
 
-    // Throttled, acks=all, compressed, with metrics.
+    // Throttled, acks=all, compressed, with metrics and percentiles to the microsecond.
     let o = krust(&[
         "producer-perf-test",
         "--topic",
@@ -127,14 +127,18 @@ fn perf_tools_produce_and_consume_every_record() {
         "acks=all",
         "compression.type=gzip",
         "--print-metrics",
+        "--precise-latency",
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
     let out = stdout(&o);
-    assert!(
-        out.lines()
-            .any(|l| fields(l, FINAL).is_some_and(|f| f[0] == "1000")),
-        "{out}"
-    );
+    let summary = out
+        .lines()
+        .find_map(|l| fields(l, FINAL).filter(|f| f[0] == "1000"))
+        .unwrap_or_else(|| panic!("no summary line: {out}"));
+    for p in &summary[5..9] {
+        let decimals = p.split_once('.').map(|(_, d)| d.len());
+        assert_eq!(decimals, Some(3), "percentile {p} in {out}");
+    }
     assert!(
         out.contains("producer-metrics:record-send-total:{client-id=perf-producer-client}"),
         "{out}"

@@ -116,6 +116,10 @@ struct Args {
     /// print out metrics at the end of the test.
     #[arg(long = "print-metrics")]
     print_metrics: bool,
+    /// print the summary's latency percentiles in milliseconds with three decimals
+    /// instead of whole milliseconds (a krust extension).
+    #[arg(long = "precise-latency")]
+    precise_latency: bool,
 }
 
 pub fn run(args: Vec<OsString>) -> ExitCode {
@@ -192,6 +196,7 @@ struct Settings {
     /// Batches carry a producer id and sequence numbers (`enable.idempotence`).
     idempotent: bool,
     print_metrics: bool,
+    precise_latency: bool,
 }
 
 fn parse_num<T: std::str::FromStr>(
@@ -361,6 +366,7 @@ impl Settings {
             delivery_timeout: Duration::from_millis(delivery_timeout_ms),
             idempotent,
             print_metrics: args.print_metrics,
+            precise_latency: args.precise_latency,
         })
     }
 }
@@ -458,11 +464,22 @@ impl Stats {
         self.window_bytes = 0;
     }
 
-    fn total_line(&mut self) -> String {
+    /// The summary line; `precise` prints the percentiles with three decimals instead of
+    /// in whole milliseconds (rounded down, as Kafka's tool does).
+    fn total_line(&mut self, precise: bool) -> String {
         let elapsed = self.start.elapsed().as_secs_f64().max(1e-9);
         let recs_per_sec = self.count as f64 / elapsed;
         let mb_per_sec = self.bytes as f64 / elapsed / (1024.0 * 1024.0);
-        let p = percentiles(&mut self.latencies, &[0.5, 0.95, 0.99, 0.999]);
+        let p: Vec<String> = percentiles(&mut self.latencies, &[0.5, 0.95, 0.99, 0.999])
+            .into_iter()
+            .map(|us| {
+                if precise {
+                    format!("{:.3}", us as f64 / 1000.0)
+                } else {
+                    (us / 1000).to_string()
+                }
+            })
+            .collect();
         format!(
             "{} records sent, {:.6} records/sec ({:.2} MB/sec), {:.2} ms avg latency, {:.2} ms max latency, {} ms 50th, {} ms 95th, {} ms 99th, {} ms 99.9th.",
             self.count,
@@ -470,10 +487,10 @@ impl Stats {
             mb_per_sec,
             self.total_latency as f64 / self.count.max(1) as f64 / 1000.0,
             self.max_latency as f64 / 1000.0,
-            p[0] / 1000,
-            p[1] / 1000,
-            p[2] / 1000,
-            p[3] / 1000,
+            p[0],
+            p[1],
+            p[2],
+            p[3],
         )
     }
 }
@@ -846,7 +863,7 @@ async fn execute(settings: Settings) -> anyhow::Result<()> {
     producer.close().await?;
 
     let line = match shared.stats.lock() {
-        Ok(mut s) => s.total_line(),
+        Ok(mut s) => s.total_line(producer.settings.precise_latency),
         Err(_) => bail!("statistics unavailable"),
     };
     outln!("{line}");
@@ -1837,8 +1854,19 @@ mod tests {
             s.window_line(Duration::from_secs(2)),
             "10 records sent, 5.0 records/sec (0.00 MB/sec), 4.5 ms avg latency, 9.0 ms max latency."
         );
-        let line = s.total_line();
+        let line = s.total_line(false);
         assert!(line.starts_with("10 records sent, "), "{line}");
         assert!(line.contains(" ms avg latency, 9.00 ms max latency, 5 ms 50th, 9 ms 95th, 9 ms 99th, 9 ms 99.9th."), "{line}");
+        let mut s = Stats::new(4, start);
+        for us in [250, 1999, 420, 3001] {
+            s.record(us, 100, start);
+        }
+        let line = s.total_line(true);
+        assert!(
+            line.contains(
+                " ms max latency, 1.999 ms 50th, 3.001 ms 95th, 3.001 ms 99th, 3.001 ms 99.9th."
+            ),
+            "{line}"
+        );
     }
 }
