@@ -158,12 +158,19 @@ def main():
             col = engine.replace("-", "_")
             r[f"ratio_to_{col}"] = None
             r[f"p99_ratio_to_{col}"] = None
+            r[f"cpu_ratio_to_{col}"] = None
             peer = peers.get((engine,) + key(r))
             if r["broker"] != "krust" or peer is None:
                 continue
             if r["paced_to"] is None:
                 if r["mb_per_sec"] and peer["mb_per_sec"]:
                     r[f"ratio_to_{col}"] = round(r["mb_per_sec"] / peer["mb_per_sec"], 3)
+                # Broker CPU per record: the client shares the two cores, so throughput
+                # alone understates how much less work a broker does for the same records.
+                if r["broker_cpu_secs"] and peer["broker_cpu_secs"] and r["records"] and peer["records"]:
+                    r[f"cpu_ratio_to_{col}"] = round(
+                        (r["broker_cpu_secs"] / r["records"])
+                        / (peer["broker_cpu_secs"] / peer["records"]), 3)
             elif r["p99_ms"] and peer["p99_ms"]:
                 r[f"p99_ratio_to_{col}"] = round(r["p99_ms"] / peer["p99_ms"], 3)
     with open(f"{out_dir}/results.json", "w") as f:
@@ -175,7 +182,8 @@ def main():
             "broker_cpu_secs", "broker_rss_mb", "broker_peak_rss_mb", "wall_secs",
             "acked_mb_per_sec", "paced_to", "limit",
             "ratio_to_limit", "ratio_to_single_node", "ratio_to_tansu_memory",
-            "p99_ratio_to_tansu_memory", "ratio_to_tansu_sqlite", "p99_ratio_to_tansu_sqlite"]
+            "p99_ratio_to_tansu_memory", "cpu_ratio_to_tansu_memory", "ratio_to_tansu_sqlite",
+            "p99_ratio_to_tansu_sqlite", "cpu_ratio_to_tansu_sqlite"]
     with open(f"{out_dir}/results.csv", "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=cols)
         w.writeheader()
@@ -202,14 +210,17 @@ def main():
         for engine in ("tansu_memory", "tansu_sqlite"):
             if r[f"ratio_to_{engine}"] is not None:
                 ratio += f"; {r[f'ratio_to_{engine}']:.2f}x {engine.replace('_', '-')}"
+                if r[f"cpu_ratio_to_{engine}"] is not None:
+                    ratio += f" (CPU/record {r[f'cpu_ratio_to_{engine}']:.2f}x)"
             if r[f"p99_ratio_to_{engine}"] is not None:
                 ratio += f"; p99 {r[f'p99_ratio_to_{engine}']:.2f}x {engine.replace('_', '-')}'s"
         print(f"{r['kind']:<8} {r['broker']:<15} {r['client']:<14} {r['record_size']:>5} {r['partitions']:>5} "
               f"{r['acks']:>4} {fmt(r['mb_per_sec'], '8.1f')} {fmt(r['records_per_sec'], '11.0f')} "
               f"{fmt(r['p50_ms'], '5d')} {fmt(r['p99_ms'], '5d')} {fmt(r['p999_ms'], '6d')} "
               f"{r['broker_cpu_secs']:6.2f} {r['broker_rss_mb']:8.1f} {r['broker_peak_rss_mb']:6.1f}  {ratio}")
-    print("\nLatencies in ms (krust producer-perf-test: enqueue to ack, unthrottled, so they "
-          "include time queued in the producer's 32 MiB buffer); '-' = not measured.")
+    print("\nLatencies in ms (krust producer-perf-test: enqueue to ack; unthrottled except in "
+          "the half-load and paced rows, so they include time queued in the producer's 32 MiB "
+          "buffer); '-' = not measured.")
     if any(r["client"].startswith("krust-rf3") for r in rows):
         print("krust-rf3: three nodes, replication factor 3, min.insync.replicas=2; CPU and RSS "
               "summed over the three; 'of one node' compares with krust alone at acks=all; "
@@ -222,7 +233,8 @@ def main():
               "(syncfs after the producer finishes), against fio's write-then-fsync bandwidth for "
               "the same number of bytes.")
     if any(r["broker"].startswith("tansu") for r in rows):
-        print("Nx tansu-*: krust's throughput over Tansu's (same client, workload). Paced rows "
+        print("Nx tansu-*: krust's throughput over Tansu's (same client, workload); CPU/record: "
+              "krust's broker CPU per record over Tansu's (below 1 is better). Paced rows "
               "(client krust-paced): the same produce at half the records/s that Tansu engine "
               "reached (latencies to the microsecond), against it and against krust; "
               "p99 Nx: krust's p99 over Tansu's at that same load (below 1 is better).")
