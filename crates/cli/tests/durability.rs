@@ -169,6 +169,28 @@ async fn restarted_node_registers_again_without_waiting_out_its_session() {
     assert!(epochs.windows(2).all(|w| w[0].0 < w[1].0), "{checkpoint}");
 }
 
+/// A combined node killed with kill -9 was never fenced, and its controller, restarted with
+/// it, takes the old registration for live until `broker.session.timeout.ms` has passed.
+/// That old incarnation was this node's previous process, though, so the new one registers
+/// at once instead of being refused as a duplicate until the session runs out. Enough
+/// partitions that the node's startup work lets its controller take over before the broker
+/// registers (with few, registration usually comes first and hid the wait).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_node_killed_with_kill_9_registers_again_at_once() {
+    let mut node = start(&["broker.session.timeout.ms=600000"]);
+    create_topic(&node, "crashed", 300, &[]).await;
+    produce_n(&node, "crashed", 0, 100, false).await;
+    node.kill9();
+    node.restart();
+    produce_n(&node, "crashed", 100, 100, false).await;
+    check_all(&node, "crashed", 200);
+    assert!(
+        !node.log().contains("registration refused"),
+        "{}",
+        node.log()
+    );
+}
+
 /// The node's log without terminal colour codes.
 fn plain_log(node: &Node) -> String {
     let log = node.log();

@@ -78,6 +78,8 @@ pub struct Broker {
     pub(crate) fenced: tokio::sync::watch::Sender<bool>,
     /// This broker's registration epoch.
     pub(crate) broker_epoch: crate::controller::BrokerEpoch,
+    /// This process's broker incarnation: the id it registers with, new at every start.
+    pub(crate) incarnation: Uuid,
     /// Follower fetchers, one per leader this node follows partitions of.
     pub replication: crate::replication::ReplicaManager,
     placement_counter: AtomicUsize,
@@ -123,6 +125,7 @@ impl Broker {
             controller: crate::controller::ControllerState::default(),
             fenced: tokio::sync::watch::Sender::new(true),
             broker_epoch: Default::default(),
+            incarnation: Uuid::new_v4(),
             replication: Default::default(),
             placement_counter: AtomicUsize::new(rand::random::<u16>() as usize),
             producer_ids: tokio::sync::Mutex::new((0, 0)),

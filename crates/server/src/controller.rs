@@ -52,6 +52,9 @@ struct Session {
     /// The offset of the broker's latest registration record: once its metadata reaches
     /// it, the broker may be unfenced.
     registration_offset: i64,
+    /// Whether this controller has heard from the broker (a registration or a heartbeat)
+    /// since it became active; false for a session it only presumes from the image.
+    heard: bool,
 }
 
 /// The active controller's view of broker sessions.
@@ -76,6 +79,7 @@ impl ControllerState {
                 Session {
                     deadline,
                     registration_offset: b.epoch,
+                    heard: false,
                 },
             );
         }
@@ -160,12 +164,16 @@ impl Broker {
         let id = input.broker_id;
         let now = Instant::now();
         // A fenced broker holds no valid session (it shut down or timed out), so a new
-        // incarnation may replace it.
+        // incarnation may replace it. Neither does this node's own broker, registering from
+        // this process, while its session is only presumed: the registration it replaces is
+        // its previous process's (killed without being fenced), which this controller, as
+        // new as this process, has not heard from.
+        let own = id == self.node_id && input.incarnation_id == self.incarnation;
         let alive = self
             .controller
             .sessions()
             .get(&id)
-            .is_some_and(|s| s.deadline > now)
+            .is_some_and(|s| s.deadline > now && (s.heard || !own))
             && self.image().broker(id).is_some_and(|b| !b.fenced);
         let cluster_id = self.cluster_id.clone();
         let metadata = self.metadata.clone();
@@ -195,6 +203,7 @@ impl Broker {
                 Session {
                     deadline: Instant::now() + self.session_timeout(),
                     registration_offset: offset.or(previous).unwrap_or(epoch),
+                    heard: true,
                 },
             );
             info!(broker = id, epoch, "broker registered");
@@ -224,8 +233,10 @@ impl Broker {
                     let s = sessions.entry(id).or_insert(Session {
                         deadline,
                         registration_offset: b.epoch,
+                        heard: true,
                     });
                     s.deadline = deadline;
+                    s.heard = true;
                     s.registration_offset
                 }
                 _ => epoch,
@@ -480,7 +491,7 @@ enum Step {
 /// This broker's side: register, then heartbeat until shutdown, re-registering when the
 /// controller no longer knows the registration.
 pub async fn register_and_heartbeat(broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>) {
-    let incarnation = Uuid::new_v4();
+    let incarnation = broker.incarnation;
     let interval = Duration::from_millis(broker.config.broker_heartbeat_interval_ms.max(1) as u64);
     let mut epoch: Option<i64> = None;
     let mut registered_at = Instant::now();
