@@ -21,7 +21,7 @@ use kafka_protocol::messages::*;
 use krust_metadata::controller::{
     self, BrokerErrorCode, BrokerRegistrationInput, HeartbeatOutcome,
 };
-use krust_metadata::{MetadataImage, MetadataRecord, METADATA_VERSION_LEVEL};
+use krust_metadata::{BrokerEndpoint, MetadataImage, MetadataRecord, METADATA_VERSION_LEVEL};
 use tokio::sync::watch;
 use tracing::{debug, info, warn};
 use uuid::Uuid;
@@ -61,11 +61,25 @@ struct Session {
 #[derive(Debug, Default)]
 pub struct ControllerState {
     sessions: Mutex<HashMap<i32, Session>>,
+    /// The quorum epoch these sessions belong to (the term this node became active in).
+    term: Mutex<Option<i32>>,
 }
 
 impl ControllerState {
     fn sessions(&self) -> std::sync::MutexGuard<'_, HashMap<i32, Session>> {
         self.sessions.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Starts the sessions of term `epoch` ([`ControllerState::reset`]) unless they are
+    /// started already: whichever comes first after this node becomes active, the periodic
+    /// check or a broker's registration or heartbeat, so that none is judged against an
+    /// earlier term's sessions (or none at all).
+    fn begin_term(&self, epoch: i32, image: &MetadataImage, deadline: Instant) {
+        let mut term = self.term.lock().unwrap_or_else(|e| e.into_inner());
+        if *term != Some(epoch) {
+            *term = Some(epoch);
+            self.reset(image, deadline);
+        }
     }
 
     /// Gives every registered, unfenced broker a fresh session (a new active controller). A
@@ -152,6 +166,15 @@ impl Broker {
         Duration::from_millis(self.config.broker_session_timeout_ms.max(1) as u64)
     }
 
+    /// Starts the broker sessions of the current quorum epoch if not started yet.
+    fn begin_controller_term(&self) {
+        self.controller.begin_term(
+            self.metadata.epoch(),
+            &self.image(),
+            Instant::now() + self.session_timeout(),
+        );
+    }
+
     /// Registers a broker (active controller only). The inner error is a Kafka error code
     /// and message for the broker.
     pub async fn register_broker(
@@ -162,19 +185,26 @@ impl Broker {
             anyhow::bail!(CommitError::NotController);
         }
         let id = input.broker_id;
+        self.begin_controller_term();
         let now = Instant::now();
         // A fenced broker holds no valid session (it shut down or timed out), so a new
-        // incarnation may replace it. Neither does this node's own broker, registering from
-        // this process, while its session is only presumed: the registration it replaces is
-        // its previous process's (killed without being fenced), which this controller, as
-        // new as this process, has not heard from.
-        let own = id == self.node_id && input.incarnation_id == self.incarnation;
+        // incarnation may replace it. So may this node's own broker, registering from this
+        // process with the listeners the old registration has, while that registration's
+        // session is only presumed (nothing heard from it since this controller, as new as
+        // this process, became active): the old one is taken for this node's previous
+        // process, killed without being fenced.
+        let image = self.image();
+        let own = id == self.node_id
+            && input.incarnation_id == self.incarnation
+            && image
+                .broker(id)
+                .is_some_and(|b| same_listeners(&b.endpoints, &input.listeners));
         let alive = self
             .controller
             .sessions()
             .get(&id)
             .is_some_and(|s| s.deadline > now && (s.heard || !own))
-            && self.image().broker(id).is_some_and(|b| !b.fenced);
+            && image.broker(id).is_some_and(|b| !b.fenced);
         let cluster_id = self.cluster_id.clone();
         let metadata = self.metadata.clone();
         let outcome = self
@@ -224,6 +254,7 @@ impl Broker {
         if !self.metadata.is_active() {
             anyhow::bail!(CommitError::NotController);
         }
+        self.begin_controller_term();
         let registration_offset = {
             let mut sessions = self.controller.sessions();
             let deadline = Instant::now() + self.session_timeout();
@@ -382,6 +413,11 @@ impl Broker {
     }
 }
 
+/// Whether two registrations name the same listeners, in any order.
+fn same_listeners(a: &[BrokerEndpoint], b: &[BrokerEndpoint]) -> bool {
+    a.len() == b.len() && a.iter().all(|e| b.contains(e))
+}
+
 fn security_protocol_id(p: SecurityProtocol) -> i16 {
     match p {
         SecurityProtocol::Plaintext => 0,
@@ -433,9 +469,11 @@ pub async fn run(broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>) {
         if active_epoch != Some(epoch) {
             active_epoch = Some(epoch);
             info!(epoch, "this node is the active controller");
-            broker
-                .controller
-                .reset(&broker.image(), Instant::now() + broker.session_timeout());
+            broker.controller.begin_term(
+                epoch,
+                &broker.image(),
+                Instant::now() + broker.session_timeout(),
+            );
             if let Err(e) = broker.control(|image| (bootstrap_records(image), ())).await {
                 warn!(error = %e, "could not write the cluster's bootstrap records");
                 active_epoch = None;
