@@ -197,71 +197,45 @@ fn perf_tools_produce_and_consume_every_record() {
     assert_eq!(row[4], "21500", "{out}");
 }
 
-/// producer-perf-test's arguments for 5 records of 1 byte, unthrottled, with `props`.
-fn producer_props<'a>(props: &[&'a str]) -> Vec<&'a str> {
+/// producer-perf-test's arguments for `records` records of `size` bytes, unthrottled, with
+/// `--producer-props` and `props` unless `props` is `None`.
+fn producer_args<'a>(records: &'a str, size: &'a str, props: Option<&[&'a str]>) -> Vec<&'a str> {
     let mut args = vec![
         "producer-perf-test",
         "--topic",
         "t",
         "--num-records",
-        "5",
+        records,
         "--record-size",
-        "1",
+        size,
         "--throughput",
         "-1",
-        "--producer-props",
     ];
-    args.extend_from_slice(props);
+    if let Some(props) = props {
+        args.push("--producer-props");
+        args.extend_from_slice(props);
+    }
     args
+}
+
+/// producer-perf-test's arguments for 5 records of 1 byte, unthrottled, with `props`.
+fn producer_props<'a>(props: &[&'a str]) -> Vec<&'a str> {
+    producer_args("5", "1", Some(props))
 }
 
 #[test]
 fn perf_tools_refuse_bad_arguments() {
     let cases: Vec<(Vec<&str>, &str)> = vec![
         (
-            vec![
-                "producer-perf-test",
-                "--topic",
-                "t",
-                "--num-records",
-                "0",
-                "--record-size",
-                "1",
-                "--throughput",
-                "-1",
-                "--producer-props",
-                "bootstrap.servers=x:1",
-            ],
+            producer_args("0", "1", Some(&["bootstrap.servers=x:1"])),
             "Error: --num-records should be greater than zero",
         ),
         (
-            vec![
-                "producer-perf-test",
-                "--topic",
-                "t",
-                "--num-records",
-                "5",
-                "--record-size",
-                "0",
-                "--throughput",
-                "-1",
-                "--producer-props",
-                "bootstrap.servers=x:1",
-            ],
+            producer_args("5", "0", Some(&["bootstrap.servers=x:1"])),
             "Error: --record-size should be greater than zero",
         ),
         (
-            vec![
-                "producer-perf-test",
-                "--topic",
-                "t",
-                "--num-records",
-                "5",
-                "--record-size",
-                "1",
-                "--throughput",
-                "-1",
-            ],
+            producer_args("5", "1", None),
             "Error: Either --producer-props or --producer.config must be specified.",
         ),
         (producer_props(&["acks"]), "Error: Invalid property: acks"),

@@ -166,13 +166,24 @@ impl Broker {
         Duration::from_millis(self.config.broker_session_timeout_ms.max(1) as u64)
     }
 
-    /// Starts the broker sessions of the current quorum epoch if not started yet.
-    fn begin_controller_term(&self) {
+    /// Starts the broker sessions of quorum epoch `epoch` if not started yet.
+    fn begin_controller_term(&self, epoch: i32) {
         self.controller.begin_term(
-            self.metadata.epoch(),
+            epoch,
             &self.image(),
             Instant::now() + self.session_timeout(),
         );
+    }
+
+    /// The epoch this node is the active controller in, with its sessions started; else
+    /// NOT_CONTROLLER.
+    fn controller_term(&self) -> anyhow::Result<i32> {
+        let epoch = self
+            .metadata
+            .active_epoch()
+            .ok_or(CommitError::NotController)?;
+        self.begin_controller_term(epoch);
+        Ok(epoch)
     }
 
     /// Registers a broker (active controller only). The inner error is a Kafka error code
@@ -181,11 +192,8 @@ impl Broker {
         &self,
         input: &BrokerRegistrationInput,
     ) -> anyhow::Result<Result<i64, (i16, String)>> {
-        if !self.metadata.is_active() {
-            anyhow::bail!(CommitError::NotController);
-        }
+        self.controller_term()?;
         let id = input.broker_id;
-        self.begin_controller_term();
         let now = Instant::now();
         // A fenced broker holds no valid session (it shut down or timed out), so a new
         // incarnation may replace it. So may this node's own broker, registering from this
@@ -251,10 +259,7 @@ impl Broker {
         want_fence: bool,
         want_shut_down: bool,
     ) -> anyhow::Result<Result<HeartbeatOutcome, i16>> {
-        if !self.metadata.is_active() {
-            anyhow::bail!(CommitError::NotController);
-        }
-        self.begin_controller_term();
+        self.controller_term()?;
         let registration_offset = {
             let mut sessions = self.controller.sessions();
             let deadline = Instant::now() + self.session_timeout();
@@ -461,19 +466,14 @@ pub async fn run(broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>) {
             _ = rebalance.tick() => rebalance_now = broker.config.auto_leader_rebalance_enable,
             _ = shutdown.changed() => break,
         }
-        if !broker.metadata.is_active() {
+        let Some(epoch) = broker.metadata.active_epoch() else {
             active_epoch = None;
             continue;
-        }
-        let epoch = broker.metadata.epoch();
+        };
         if active_epoch != Some(epoch) {
             active_epoch = Some(epoch);
             info!(epoch, "this node is the active controller");
-            broker.controller.begin_term(
-                epoch,
-                &broker.image(),
-                Instant::now() + broker.session_timeout(),
-            );
+            broker.begin_controller_term(epoch);
             if let Err(e) = broker.control(|image| (bootstrap_records(image), ())).await {
                 warn!(error = %e, "could not write the cluster's bootstrap records");
                 active_epoch = None;

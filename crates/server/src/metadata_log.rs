@@ -707,6 +707,12 @@ impl MetadataLog {
         self.lock().node.epoch().0
     }
 
+    /// The current Raft epoch if this node is the active controller, read at once.
+    pub fn active_epoch(&self) -> Option<i32> {
+        let inner = self.lock();
+        inner.is_active().then(|| inner.node.epoch().0)
+    }
+
     /// The offset the next appended entry gets (on the leader: the next proposal's).
     pub fn log_end_offset(&self) -> i64 {
         self.lock().node.log().end_offset().0
