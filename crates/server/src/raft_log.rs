@@ -191,13 +191,23 @@ impl RaftLog for DiskRaftLog {
     }
 
     fn append(&mut self, entries: &[Entry]) {
+        let (mut next, mut epoch) = (self.end_offset(), self.last_epoch());
         for entry in entries {
-            assert_eq!(entry.offset, self.end_offset(), "append must be contiguous");
-            assert!(entry.epoch >= self.last_epoch(), "epochs must not decrease");
-            let batch = crate::raft_wire::encode_entry(entry);
-            if let Err(e) = self.log.append_batches_with_offsets(&batch) {
-                fatal("cannot append", e);
-            }
+            assert_eq!(entry.offset, next, "append must be contiguous");
+            assert!(entry.epoch >= epoch, "epochs must not decrease");
+            next = Offset(next.0 + 1);
+            epoch = entry.epoch;
+        }
+        if entries.is_empty() {
+            return;
+        }
+        // Still one batch per entry, written together: a decision of thousands of records
+        // (a broker with thousands of partitions coming back) is one write, not thousands.
+        let batches = crate::raft_wire::encode_entries(entries);
+        if let Err(e) = self.log.append_batches_with_offsets(&batches) {
+            fatal("cannot append", e);
+        }
+        for entry in entries {
             self.note_epoch(entry.epoch, entry.offset);
         }
     }
