@@ -1,6 +1,7 @@
 //! The metadata image: the cluster state obtained by replaying metadata records in order.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 use uuid::Uuid;
 
@@ -200,7 +201,10 @@ pub struct MetadataImage {
     /// Offset of the last record applied; -1 for an empty image.
     pub offset: i64,
     pub features: BTreeMap<String, i16>,
-    pub topics: BTreeMap<String, TopicImage>,
+    /// Each topic behind its own `Arc`: cloning an image (every published version, every
+    /// staged decision) copies one pointer per topic, and a change copies only the topic
+    /// it touches.
+    pub topics: BTreeMap<String, Arc<TopicImage>>,
     pub topic_names_by_id: HashMap<Uuid, String>,
     /// Config overrides by (resource type, resource name), then key.
     pub configs: BTreeMap<(i8, String), BTreeMap<String, String>>,
@@ -234,11 +238,11 @@ impl MetadataImage {
                 }
                 self.topics.insert(
                     name.clone(),
-                    TopicImage {
+                    Arc::new(TopicImage {
                         name: name.clone(),
                         id: *topic_id,
                         partitions: BTreeMap::new(),
-                    },
+                    }),
                 );
                 self.topic_names_by_id.insert(*topic_id, name.clone());
             }
@@ -357,7 +361,7 @@ impl MetadataImage {
             .topics
             .get_mut(name)
             .ok_or(ApplyError::UnknownTopicId(p.topic_id))?;
-        topic
+        Arc::make_mut(topic)
             .partitions
             .insert(p.partition_id, PartitionImage::from_record(p));
         Ok(())
@@ -368,10 +372,11 @@ impl MetadataImage {
             .topic_names_by_id
             .get(&c.topic_id)
             .ok_or(ApplyError::UnknownTopicId(c.topic_id))?;
-        let part = self
+        let topic = self
             .topics
             .get_mut(name)
-            .ok_or(ApplyError::UnknownTopicId(c.topic_id))?
+            .ok_or(ApplyError::UnknownTopicId(c.topic_id))?;
+        let part = Arc::make_mut(topic)
             .partitions
             .get_mut(&c.partition_id)
             .ok_or(ApplyError::UnknownPartition {
@@ -427,7 +432,7 @@ impl MetadataImage {
 
     /// A topic by name.
     pub fn topic(&self, name: &str) -> Option<&TopicImage> {
-        self.topics.get(name)
+        self.topics.get(name).map(|t| &**t)
     }
 
     /// A topic by id.
@@ -435,6 +440,7 @@ impl MetadataImage {
         self.topic_names_by_id
             .get(id)
             .and_then(|n| self.topics.get(n))
+            .map(|t| &**t)
     }
 
     /// A partition by topic id and index.

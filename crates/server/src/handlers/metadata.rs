@@ -86,7 +86,7 @@ pub async fn handle(
         OPERATIONS_OMITTED
     };
     resp.topics = match requested {
-        None => image.topics.values().map(topic_entry).collect(),
+        None => image.topics.values().map(|t| topic_entry(t)).collect(),
         Some(list) => list
             .iter()
             .map(|(name, id)| lookup(&image, name.as_deref(), *id))
