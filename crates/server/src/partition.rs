@@ -663,7 +663,8 @@ fn rebuild_producer_state(log: &Log) -> (ProducerStateManager, i64) {
 /// Every partition this node hosts, by (topic, index).
 #[derive(Default)]
 pub struct Partitions {
-    map: RwLock<HashMap<(String, i32), Arc<Partition>>>,
+    /// By topic, then index: a lookup by `&str` needs no key built.
+    map: RwLock<HashMap<String, HashMap<i32, Arc<Partition>>>>,
 }
 
 impl Partitions {
@@ -671,7 +672,8 @@ impl Partitions {
         self.map
             .read()
             .unwrap_or_else(|e| e.into_inner())
-            .get(&(topic.to_string(), index))
+            .get(topic)?
+            .get(&index)
             .cloned()
     }
 
@@ -679,14 +681,19 @@ impl Partitions {
         self.map
             .write()
             .unwrap_or_else(|e| e.into_inner())
-            .insert((p.topic.clone(), p.index), p);
+            .entry(p.topic.clone())
+            .or_default()
+            .insert(p.index, p);
     }
 
     pub fn remove(&self, topic: &str, index: i32) -> Option<Arc<Partition>> {
-        self.map
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&(topic.to_string(), index))
+        let mut map = self.map.write().unwrap_or_else(|e| e.into_inner());
+        let partitions = map.get_mut(topic)?;
+        let removed = partitions.remove(&index);
+        if partitions.is_empty() {
+            map.remove(topic);
+        }
+        removed
     }
 
     pub fn all(&self) -> Vec<Arc<Partition>> {
@@ -694,7 +701,7 @@ impl Partitions {
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .values()
-            .cloned()
+            .flat_map(|t| t.values().cloned())
             .collect()
     }
 }

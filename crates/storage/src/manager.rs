@@ -383,6 +383,16 @@ impl LogManager {
         self.logs.read().keys().cloned().collect()
     }
 
+    /// The partitions with a log here, open or deferred, that `pick` selects.
+    pub fn partitions_where(&self, pick: impl Fn(&TopicPartition) -> bool) -> Vec<TopicPartition> {
+        self.logs
+            .read()
+            .keys()
+            .filter(|tp| pick(tp))
+            .cloned()
+            .collect()
+    }
+
     fn check_not_closing(&self, path: &Path) -> Result<()> {
         if self.closing.load(Ordering::Acquire) {
             return Err(StorageError::LogClosed(path.to_path_buf()));
