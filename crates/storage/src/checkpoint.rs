@@ -97,9 +97,26 @@ fn corrupt(path: &Path, line: usize, reason: impl Into<String>) -> StorageError 
 /// Reads a checkpoint file whose entries have `columns` columns. `Ok(None)` if the file does not
 /// exist.
 pub fn read_entries(path: &Path, columns: usize) -> Result<Option<Vec<Vec<String>>>> {
+    let mut entries = Vec::new();
+    let found = visit_entries(path, columns, |_, cols| {
+        entries.push(cols.iter().map(|c| (*c).to_owned()).collect());
+        Ok(())
+    })?;
+    Ok(found.then_some(entries))
+}
+
+/// Hands each entry of a checkpoint file with `columns` columns (at most 4) to `visit`, with its
+/// line number, without copying it. `Ok(false)` if the file does not exist.
+fn visit_entries(
+    path: &Path,
+    columns: usize,
+    mut visit: impl FnMut(usize, &[&str]) -> Result<()>,
+) -> Result<bool> {
+    const MAX_COLUMNS: usize = 4;
+    debug_assert!(columns <= MAX_COLUMNS);
     let text = match fs::read_to_string(path) {
         Ok(t) => t,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
         Err(e) => return Err(e.into()),
     };
     let mut lines = text.lines();
@@ -114,29 +131,37 @@ pub fn read_entries(path: &Path, columns: usize) -> Result<Option<Vec<Vec<String
         .trim()
         .parse()
         .map_err(|_| corrupt(path, 2, format!("bad entry count {count_line:?}")))?;
-    let mut entries = Vec::with_capacity(count.min(1 << 16));
+    let mut found = 0;
+    let mut cols = [""; MAX_COLUMNS];
     for (i, line) in lines.enumerate() {
-        if line.trim().is_empty() {
+        let mut n = 0;
+        for word in line.split_whitespace() {
+            if n < MAX_COLUMNS {
+                cols[n] = word;
+            }
+            n += 1;
+        }
+        if n == 0 {
             continue;
         }
-        let cols: Vec<String> = line.split_whitespace().map(str::to_owned).collect();
-        if cols.len() != columns {
+        if n != columns {
             return Err(corrupt(
                 path,
                 i + 3,
                 format!("expected {columns} columns, got {line:?}"),
             ));
         }
-        entries.push(cols);
+        visit(i + 3, &cols[..n])?;
+        found += 1;
     }
-    if entries.len() != count {
+    if found != count {
         return Err(corrupt(
             path,
             2,
-            format!("header says {count} entries, found {}", entries.len()),
+            format!("header says {count} entries, found {found}"),
         ));
     }
-    Ok(Some(entries))
+    Ok(true)
 }
 
 /// Writes a checkpoint file with the given entries (each a list of columns) atomically.
@@ -195,18 +220,16 @@ pub fn sync_dir(dir: &Path) -> Result<()> {
 /// Reads an offset checkpoint (`topic partition offset` entries). A missing file is empty.
 pub fn read_offsets(path: &Path) -> Result<HashMap<TopicPartition, i64>> {
     let mut out = HashMap::new();
-    let Some(entries) = read_entries(path, 3)? else {
-        return Ok(out);
-    };
-    for (i, cols) in entries.iter().enumerate() {
+    visit_entries(path, 3, |line, cols| {
         let partition: i32 = cols[1]
             .parse()
-            .map_err(|_| corrupt(path, i + 3, format!("bad partition {:?}", cols[1])))?;
+            .map_err(|_| corrupt(path, line, format!("bad partition {:?}", cols[1])))?;
         let offset: i64 = cols[2]
             .parse()
-            .map_err(|_| corrupt(path, i + 3, format!("bad offset {:?}", cols[2])))?;
-        out.insert(TopicPartition::new(cols[0].clone(), partition), offset);
-    }
+            .map_err(|_| corrupt(path, line, format!("bad offset {:?}", cols[2])))?;
+        out.insert(TopicPartition::new(cols[0], partition), offset);
+        Ok(())
+    })?;
     Ok(out)
 }
 
