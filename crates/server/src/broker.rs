@@ -515,7 +515,7 @@ impl Broker {
             return None;
         }
         blocking(|| {
-            let last = self
+            let mut last = self
                 .reconcile_lock
                 .lock()
                 .unwrap_or_else(|e| e.into_inner());
@@ -535,6 +535,9 @@ impl Broker {
                 Ok(partition) => Some(partition),
                 Err(e) => {
                     warn!(%topic, partition = index, error = %e, "could not open the partition's log");
+                    // Every later pass tries it again (a pass skips a topic it saw unchanged
+                    // unless something in it is to be retried).
+                    last.failed.insert((topic.to_string(), index));
                     None
                 }
             }

@@ -113,7 +113,11 @@ fn visit_entries(
     mut visit: impl FnMut(usize, &[&str]) -> Result<()>,
 ) -> Result<bool> {
     const MAX_COLUMNS: usize = 4;
-    debug_assert!(columns <= MAX_COLUMNS);
+    if columns > MAX_COLUMNS {
+        return Err(StorageError::InvalidArgument(format!(
+            "a checkpoint has at most {MAX_COLUMNS} columns, not {columns}"
+        )));
+    }
     let text = match fs::read_to_string(path) {
         Ok(t) => t,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
