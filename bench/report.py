@@ -47,7 +47,8 @@ def parse(raw):
         out = str(m.get("output", ""))
         row.update(mb_per_sec=None, records_per_sec=None, p50_ms=None, p99_ms=None,
                    p999_ms=None, avg_ms=None)
-        ours = m["client"] in ("krust", "krust-rf3", "krust-rf3-half", "krust-paced")
+        ours = m["client"] in ("krust", "krust-rf3", "krust-rf3-half", "krust-paced",
+                               "krust-l0", "krust-paced-l0")
         if ours and m["kind"] == "produce":
             f = FINAL.search(out)
             if f:
@@ -90,8 +91,9 @@ def svg(limits, rows):
     colors = {"krust": "#d9534f", "kcat": "#337ab7", "krust-rf3": "#f0ad4e",
               "krust-rf3-half": "#f7d08a"}
     for r in rows:
-        # Paced runs keep to a rate chosen for them: their throughput says nothing.
-        if r["mb_per_sec"] is not None and r["paced_to"] is None:
+        # Paced runs keep to a rate chosen for them: their throughput says nothing; the
+        # linger.ms=0 runs only find the rate for the paced ones.
+        if r["mb_per_sec"] is not None and r["paced_to"] is None and r["client"] != "krust-l0":
             color = colors.get(r["client"], "#5cb85c") if r["broker"] == "krust" else "#5cb85c"
             bars.append((f"{r['broker']} ({r['client']}) {r['kind']} {r['record_size']}B "
                          f"p={r['partitions']} acks={r['acks']}", r["mb_per_sec"], color))
@@ -172,7 +174,8 @@ def main():
                         (r["broker_cpu_secs"] / r["records"])
                         / (peer["broker_cpu_secs"] / peer["records"]), 3)
             elif r["p99_ms"] and peer["p99_ms"]:
-                r[f"p99_ratio_to_{col}"] = round(r["p99_ms"] / peer["p99_ms"], 3)
+                # Three significant digits: a peer that fell behind can be 1000x slower.
+                r[f"p99_ratio_to_{col}"] = float(f"{r['p99_ms'] / peer['p99_ms']:.3g}")
     with open(f"{out_dir}/results.json", "w") as f:
         json.dump({"mode": mode, "limits": limits, "workloads": rows,
                    "many_partitions": [m for m in scale if m["kind"] != "anomaly"],
@@ -213,7 +216,7 @@ def main():
                 if r[f"cpu_ratio_to_{engine}"] is not None:
                     ratio += f" (CPU/record {r[f'cpu_ratio_to_{engine}']:.2f}x)"
             if r[f"p99_ratio_to_{engine}"] is not None:
-                ratio += f"; p99 {r[f'p99_ratio_to_{engine}']:.2f}x {engine.replace('_', '-')}'s"
+                ratio += f"; p99 {r[f'p99_ratio_to_{engine}']:.2g}x {engine.replace('_', '-')}'s"
         print(f"{r['kind']:<8} {r['broker']:<15} {r['client']:<14} {r['record_size']:>5} {r['partitions']:>5} "
               f"{r['acks']:>4} {fmt(r['mb_per_sec'], '8.1f')} {fmt(r['records_per_sec'], '11.0f')} "
               f"{fmt(r['p50_ms'], '5d')} {fmt(r['p99_ms'], '5d')} {fmt(r['p999_ms'], '6d')} "
@@ -237,7 +240,10 @@ def main():
               "krust's broker CPU per record over Tansu's (below 1 is better). Paced rows "
               "(client krust-paced): the same produce at half the records/s that Tansu engine "
               "reached (latencies to the microsecond), against it and against krust; "
-              "p99 Nx: krust's p99 over Tansu's at that same load (below 1 is better).")
+              "p99 Nx: krust's p99 over Tansu's at that same load (below 1 is better). "
+              "krust-l0: Tansu unthrottled with linger.ms=0, to find its rate there; "
+              "krust-paced-l0: paced at half that rate, with linger.ms=0, against it and "
+              "against krust (no batching wait in the producer: the brokers' latency).")
     for m in scale:
         if m["kind"] == "anomaly":
             if "error" in m:
