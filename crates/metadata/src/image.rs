@@ -491,7 +491,7 @@ impl MetadataImage {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::records::PartitionRecord;
+    use crate::records::{PartitionChangeRecord, PartitionRecord};
 
     fn part(topic_id: Uuid, id: i32) -> MetadataRecord {
         MetadataRecord::Partition(PartitionRecord {
@@ -506,6 +506,45 @@ mod tests {
             leader_epoch: 0,
             partition_epoch: 0,
         })
+    }
+
+    #[test]
+    fn a_copy_shares_its_topics_until_one_changes() {
+        let (a, b) = (Uuid::from_u128(1), Uuid::from_u128(2));
+        let mut img = MetadataImage::new();
+        let records = [
+            MetadataRecord::Topic {
+                name: "a".into(),
+                topic_id: a,
+            },
+            part(a, 0),
+            MetadataRecord::Topic {
+                name: "b".into(),
+                topic_id: b,
+            },
+            part(b, 0),
+        ];
+        for (i, r) in records.iter().enumerate() {
+            img.apply(i as i64, r).expect("apply");
+        }
+        let before = img.clone();
+        assert!(Arc::ptr_eq(&before.topics["a"], &img.topics["a"]));
+        let mut change = PartitionChangeRecord::new(a, 0);
+        change.leader = 2;
+        img.apply(4, &MetadataRecord::PartitionChange(change))
+            .expect("apply");
+        // The changed topic is copied; the copy taken before keeps the old leader.
+        assert!(!Arc::ptr_eq(&before.topics["a"], &img.topics["a"]));
+        assert_eq!(before.topics["a"].partitions[&0].leader, 1);
+        assert_eq!(img.topics["a"].partitions[&0].leader, 2);
+        // The other topic is still shared.
+        assert!(Arc::ptr_eq(&before.topics["b"], &img.topics["b"]));
+        // A change to a partition that does not exist is refused and changes nothing.
+        let missing = PartitionChangeRecord::new(b, 9);
+        assert!(img
+            .apply(5, &MetadataRecord::PartitionChange(missing))
+            .is_err());
+        assert_eq!(img.topics["b"], before.topics["b"]);
     }
 
     #[test]

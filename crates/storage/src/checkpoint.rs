@@ -288,6 +288,8 @@ mod tests {
             "0\n1\nt x 1\n",
             "0\n1\nt 0\n",
             "0\nz\n",
+            "0\n1\nt 0 1 2 3 4 5\n",
+            "0\n2\nt 0 1\n\nt 1 x\n",
         ] {
             fs::write(&path, bad).expect("write");
             assert!(
@@ -298,6 +300,25 @@ mod tests {
                 "{bad:?}"
             );
         }
+    }
+
+    #[test]
+    fn blank_lines_are_skipped_and_errors_name_their_line() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let path = dir.path().join("cp");
+        fs::write(&path, "0\n2\n\nt 0 1\n  \nt 1 2\n").expect("write");
+        let m = read_offsets(&path).expect("read");
+        assert_eq!(m[&TopicPartition::new("t", 1)], 2);
+        fs::write(&path, "0\n2\n\nt 0 1\nt x 2\n").expect("write");
+        match read_offsets(&path) {
+            Err(StorageError::CorruptCheckpoint { line, .. }) => assert_eq!(line, 5),
+            other => panic!("{other:?}"),
+        }
+        // Rows of more columns than a reader keeps are refused, not read.
+        assert!(matches!(
+            read_entries(&path, 5),
+            Err(StorageError::InvalidArgument(_))
+        ));
     }
 
     #[test]
