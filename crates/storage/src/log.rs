@@ -218,10 +218,117 @@ struct Active {
     /// contiguous, ending at the segment's end): followers and tailing consumers read
     /// from here, and finding their batch needs no header reads from the file.
     recent: VecDeque<(u64, BatchHeader)>,
+    /// Position up to which writeback has been started ([`Log::write_behind`]).
+    written_behind: u64,
 }
 
 /// How many recently appended batches [`Active::recent`] remembers.
 const RECENT_BATCHES: usize = 32;
+
+/// Writeback of an active segment starts once this much of it is written and not yet
+/// handed to writeback ([`Log::write_behind`]).
+const WRITE_BEHIND_BYTES: u64 = 1 << 20;
+/// Ranges handed to writeback end on a page boundary (the last page is still filling).
+const WRITE_BEHIND_ALIGN: u64 = 4096;
+/// Ranges waiting for the write-behind thread; beyond this an append does not wait, the
+/// range is left to the next one (which then covers it) or to the kernel.
+const WRITE_BEHIND_QUEUE: usize = 1024;
+
+/// The write-behind thread's queue: (file, start, length) of ranges to start writing back.
+fn write_behind_queue() -> &'static std::sync::mpsc::SyncSender<(Arc<File>, u64, u64)> {
+    static QUEUE: std::sync::OnceLock<std::sync::mpsc::SyncSender<(Arc<File>, u64, u64)>> =
+        std::sync::OnceLock::new();
+    QUEUE.get_or_init(|| {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<(Arc<File>, u64, u64)>(WRITE_BEHIND_QUEUE);
+        let spawned = std::thread::Builder::new()
+            .name("write-behind".into())
+            .spawn(move || {
+                let mut pressure = DirtyPressure::default();
+                for (file, offset, len) in rx {
+                    if pressure.high() {
+                        start_writeback(&file, offset, len);
+                    }
+                }
+            });
+        if let Err(e) = spawned {
+            warn!(error = %e, "no write-behind thread; the kernel alone writes segments back");
+        }
+        tx
+    })
+}
+
+/// Whether the system holds enough dirty data for write-behind to act: at least half of
+/// what makes the kernel start background writeback (`vm.dirty_background_bytes`, or
+/// `vm.dirty_background_ratio` of available memory). Below that, a burst of appends stays in
+/// memory untouched, as it would without write-behind; above it, ranges are written back as
+/// they fill, so the kernel's own background writeback (and its stalls) is not reached.
+/// Read from `/proc` at most every [`DIRTY_CHECK_INTERVAL`]; where it cannot be read,
+/// write-behind stays off.
+#[derive(Default)]
+struct DirtyPressure {
+    checked: Option<std::time::Instant>,
+    high: bool,
+}
+
+const DIRTY_CHECK_INTERVAL: std::time::Duration = std::time::Duration::from_millis(100);
+
+impl DirtyPressure {
+    fn high(&mut self) -> bool {
+        if self
+            .checked
+            .is_none_or(|t| t.elapsed() >= DIRTY_CHECK_INTERVAL)
+        {
+            self.checked = Some(std::time::Instant::now());
+            self.high = dirty_above_half_background().unwrap_or(false);
+        }
+        self.high
+    }
+}
+
+pub(crate) fn dirty_above_half_background() -> Option<bool> {
+    let meminfo = fs::read_to_string("/proc/meminfo").ok()?;
+    let kib = |key: &str| -> Option<u64> {
+        let line = meminfo.lines().find(|l| l.starts_with(key))?;
+        line[key.len()..]
+            .trim()
+            .trim_end_matches("kB")
+            .trim()
+            .parse()
+            .ok()
+    };
+    let dirty = (kib("Dirty:")? + kib("Writeback:")?) * 1024;
+    let read = |name: &str| -> Option<u64> {
+        fs::read_to_string(format!("/proc/sys/vm/{name}"))
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
+    };
+    let threshold = match read("dirty_background_bytes")? {
+        0 => kib("MemAvailable:")? * 1024 / 100 * read("dirty_background_ratio")?,
+        bytes => bytes,
+    };
+    Some(dirty >= threshold / 2)
+}
+
+/// Starts writing `len` bytes of `file` from `offset` back to the disk, without waiting for
+/// it (`sync_file_range` with `SYNC_FILE_RANGE_WRITE`). Best effort: durability comes from
+/// the flushes, this only keeps dirty data from piling up.
+#[allow(unsafe_code)]
+fn start_writeback(file: &File, offset: u64, len: u64) {
+    use std::os::fd::AsRawFd;
+    let (Ok(offset), Ok(len)) = (
+        libc::off64_t::try_from(offset),
+        libc::off64_t::try_from(len),
+    ) else {
+        return;
+    };
+    // SAFETY: a system call on a descriptor that `file` keeps open, with integer arguments
+    // and no memory passed.
+    let _ = unsafe {
+        libc::sync_file_range(file.as_raw_fd(), offset, len, libc::SYNC_FILE_RANGE_WRITE)
+    };
+}
 
 impl Active {
     /// The batch holding `offset` among the recent ones: `Some(None)` when `offset` is
@@ -656,6 +763,7 @@ impl Log {
             next_offset,
             first_append_ms,
             recent: VecDeque::new(),
+            written_behind: 0,
         })
     }
 
@@ -1084,6 +1192,24 @@ impl Log {
         }
     }
 
+    /// Hands what the active segment holds up to `end` (to a page boundary) to the
+    /// write-behind thread once that is [`WRITE_BEHIND_BYTES`] or more. Left to the kernel,
+    /// written data piles up until `vm.dirty_background_ratio` of memory is dirty, and then
+    /// writeback of gigabytes at once holds each file's block allocation while appends to it
+    /// wait (tens to hundreds of milliseconds on ext4); started as it is written, dirty data
+    /// stays small and writeback steady.
+    fn write_behind(&mut self, end: u64) {
+        let a = &mut self.active;
+        let to = end & !(WRITE_BEHIND_ALIGN - 1);
+        if to < a.written_behind.saturating_add(WRITE_BEHIND_BYTES) {
+            return;
+        }
+        let range = (a.file.clone(), a.written_behind, to - a.written_behind);
+        if write_behind_queue().try_send(range).is_ok() {
+            a.written_behind = to;
+        }
+    }
+
     fn write_group(&mut self, src: &Bytes, group: &[Prepared], now_ms: i64) -> Result<()> {
         enum Piece {
             Header(usize),
@@ -1144,6 +1270,7 @@ impl Log {
             pos += it.size as u64;
         }
         self.segments[seg_idx].size = pos;
+        self.write_behind(pos);
         if let Some(last) = group.last() {
             self.active.next_offset = last.last + 1;
         }
@@ -1191,6 +1318,7 @@ impl Log {
             next_offset,
             first_append_ms: None,
             recent: VecDeque::new(),
+            written_behind: 0,
         };
         self.dir_dirty = true;
         debug!(log = %self.dir.display(), base = new_base, "rolled new segment");
@@ -1621,6 +1749,7 @@ impl Log {
             next_offset: offset,
             first_append_ms: None,
             recent: VecDeque::new(),
+            written_behind: 0,
         };
         self.log_start_offset = offset;
         self.recovery_point = self.recovery_point.min(offset);
@@ -1674,12 +1803,14 @@ impl Log {
                 next_offset: res.next_offset.unwrap_or(seg.base_offset),
                 first_append_ms: (seg.size > 0).then(system_now_ms),
                 recent: VecDeque::new(),
+                written_behind: 0,
             };
         }
         // Truncate inside the (new) active segment.
         if let Some((pos, h)) = self.find_batch(last, offset)? {
             let base = self.segments[last].base_offset;
             self.active.recent.clear();
+            self.active.written_behind = self.active.written_behind.min(pos);
             self.active.file.set_len(pos)?;
             self.segments[last].size = pos;
             let mut ix = std::mem::take(&mut self.active.builder.index);

@@ -1327,3 +1327,41 @@ fn reads_located_by_recent_batches_match_reads_from_the_files() {
     assert_eq!(reopened.log_end_offset(), leo);
     assert_eq!(with_recent, reads(&reopened));
 }
+
+#[test]
+fn megabytes_of_appends_pass_write_behind_and_truncate_below_it() {
+    // Past the write-behind threshold (1 MiB), in one segment: the ranges handed to
+    // writeback change nothing a reader sees, before or after a truncation below them.
+    let dir = tempfile::tempdir().expect("tmp");
+    let mut log = open(dir.path(), LogConfig::default());
+    let mut last = -1;
+    for i in 0..400 {
+        let info = log
+            .append_as_leader(&sized_batch(0, 8000, i), 0, 0)
+            .expect("append");
+        last = info.last_offset;
+    }
+    assert_eq!(last, 399);
+    assert!(crate::log::dirty_above_half_background().is_some());
+    log.truncate_to(100).expect("truncate");
+    for i in 0..300 {
+        log.append_as_leader(&sized_batch(0, 8000, i), 0, 0)
+            .expect("append");
+    }
+    assert_eq!(log.log_end_offset(), 400);
+    let read_at = |log: &Log, offset: i64| {
+        let r = log
+            .read(offset, 1 << 16, log.log_end_offset(), false)
+            .expect("read");
+        let b = &batches_of(&r.records)[0];
+        assert_eq!(b.base_offset(), offset);
+        b.verify_crc().expect("crc");
+    };
+    for offset in [0, 99, 100, 250, 399] {
+        read_at(&log, offset);
+    }
+    log.close().expect("close");
+    let log = reopen(dir.path(), LogConfig::default(), true, 400, 0);
+    assert_eq!(log.log_end_offset(), 400);
+    read_at(&log, 399);
+}
