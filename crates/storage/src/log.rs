@@ -228,24 +228,29 @@ const RECENT_BATCHES: usize = 32;
 /// Writeback of an active segment starts once this much of it is written and not yet
 /// handed to writeback ([`Log::write_behind`]).
 const WRITE_BEHIND_BYTES: u64 = 1 << 20;
-/// Ranges handed to writeback end on a page boundary (the last page is still filling).
-const WRITE_BEHIND_ALIGN: u64 = 4096;
+/// Ranges handed to writeback end on a page boundary (the last page is still filling): a
+/// multiple of every page size Linux uses.
+const WRITE_BEHIND_ALIGN: u64 = 64 << 10;
 /// Ranges waiting for the write-behind thread; beyond this an append does not wait, the
 /// range is left to the next one (which then covers it) or to the kernel.
 const WRITE_BEHIND_QUEUE: usize = 1024;
 
-/// The write-behind thread's queue: (file, start, length) of ranges to start writing back.
-fn write_behind_queue() -> &'static std::sync::mpsc::SyncSender<(Arc<File>, u64, u64)> {
-    static QUEUE: std::sync::OnceLock<std::sync::mpsc::SyncSender<(Arc<File>, u64, u64)>> =
+/// A range to start writing back: the file (not kept open for it: a segment deleted
+/// meanwhile is skipped), start, length.
+type WriteBehind = (std::sync::Weak<File>, u64, u64);
+
+/// The write-behind thread's queue.
+fn write_behind_queue() -> &'static std::sync::mpsc::SyncSender<WriteBehind> {
+    static QUEUE: std::sync::OnceLock<std::sync::mpsc::SyncSender<WriteBehind>> =
         std::sync::OnceLock::new();
     QUEUE.get_or_init(|| {
-        let (tx, rx) = std::sync::mpsc::sync_channel::<(Arc<File>, u64, u64)>(WRITE_BEHIND_QUEUE);
+        let (tx, rx) = std::sync::mpsc::sync_channel::<WriteBehind>(WRITE_BEHIND_QUEUE);
         let spawned = std::thread::Builder::new()
             .name("write-behind".into())
             .spawn(move || {
                 let mut pressure = DirtyPressure::default();
                 for (file, offset, len) in rx {
-                    if pressure.high() {
+                    if let Some(file) = file.upgrade().filter(|_| pressure.high()) {
                         start_writeback(&file, offset, len);
                     }
                 }
@@ -256,6 +261,10 @@ fn write_behind_queue() -> &'static std::sync::mpsc::SyncSender<(Arc<File>, u64,
         tx
     })
 }
+
+/// Elsewhere the kernel alone writes segments back.
+#[cfg(not(target_os = "linux"))]
+fn start_writeback(_file: &File, _offset: u64, _len: u64) {}
 
 /// Whether the system holds enough dirty data for write-behind to act: at least half of
 /// what makes the kernel start background writeback (`vm.dirty_background_bytes`, or
@@ -285,7 +294,7 @@ impl DirtyPressure {
     }
 }
 
-pub(crate) fn dirty_above_half_background() -> Option<bool> {
+fn dirty_above_half_background() -> Option<bool> {
     let meminfo = fs::read_to_string("/proc/meminfo").ok()?;
     let kib = |key: &str| -> Option<u64> {
         let line = meminfo.lines().find(|l| l.starts_with(key))?;
@@ -296,7 +305,9 @@ pub(crate) fn dirty_above_half_background() -> Option<bool> {
             .parse()
             .ok()
     };
-    let dirty = (kib("Dirty:")? + kib("Writeback:")?) * 1024;
+    let dirty = kib("Dirty:")?
+        .saturating_add(kib("Writeback:")?)
+        .saturating_mul(1024);
     let read = |name: &str| -> Option<u64> {
         fs::read_to_string(format!("/proc/sys/vm/{name}"))
             .ok()?
@@ -305,7 +316,8 @@ pub(crate) fn dirty_above_half_background() -> Option<bool> {
             .ok()
     };
     let threshold = match read("dirty_background_bytes")? {
-        0 => kib("MemAvailable:")? * 1024 / 100 * read("dirty_background_ratio")?,
+        0 => (kib("MemAvailable:")?.saturating_mul(1024) / 100)
+            .saturating_mul(read("dirty_background_ratio")?),
         bytes => bytes,
     };
     Some(dirty >= threshold / 2)
@@ -314,6 +326,7 @@ pub(crate) fn dirty_above_half_background() -> Option<bool> {
 /// Starts writing `len` bytes of `file` from `offset` back to the disk, without waiting for
 /// it (`sync_file_range` with `SYNC_FILE_RANGE_WRITE`). Best effort: durability comes from
 /// the flushes, this only keeps dirty data from piling up.
+#[cfg(target_os = "linux")]
 #[allow(unsafe_code)]
 fn start_writeback(file: &File, offset: u64, len: u64) {
     use std::os::fd::AsRawFd;
@@ -763,7 +776,8 @@ impl Log {
             next_offset,
             first_append_ms,
             recent: VecDeque::new(),
-            written_behind: 0,
+            // What an earlier process wrote is the kernel's to write back.
+            written_behind: seg.size & !(WRITE_BEHIND_ALIGN - 1),
         })
     }
 
@@ -1194,17 +1208,23 @@ impl Log {
 
     /// Hands what the active segment holds up to `end` (to a page boundary) to the
     /// write-behind thread once that is [`WRITE_BEHIND_BYTES`] or more. Left to the kernel,
-    /// written data piles up until `vm.dirty_background_ratio` of memory is dirty, and then
-    /// writeback of gigabytes at once holds each file's block allocation while appends to it
-    /// wait (tens to hundreds of milliseconds on ext4); started as it is written, dirty data
-    /// stays small and writeback steady.
+    /// written data piles up until `vm.dirty_background_ratio` of memory is dirty (or ages
+    /// past `vm.dirty_expire_centisecs`), and then writeback of gigabytes at once holds each
+    /// file's block allocation while appends to it wait (tens to hundreds of milliseconds on
+    /// ext4); started as it is written, once dirty data is half that much, it stays below
+    /// the kernel's threshold and writeback is steady. Ranges handed over below that level
+    /// are left to the kernel.
     fn write_behind(&mut self, end: u64) {
         let a = &mut self.active;
         let to = end & !(WRITE_BEHIND_ALIGN - 1);
         if to < a.written_behind.saturating_add(WRITE_BEHIND_BYTES) {
             return;
         }
-        let range = (a.file.clone(), a.written_behind, to - a.written_behind);
+        let range = (
+            Arc::downgrade(&a.file),
+            a.written_behind,
+            to - a.written_behind,
+        );
         if write_behind_queue().try_send(range).is_ok() {
             a.written_behind = to;
         }
@@ -1803,7 +1823,7 @@ impl Log {
                 next_offset: res.next_offset.unwrap_or(seg.base_offset),
                 first_append_ms: (seg.size > 0).then(system_now_ms),
                 recent: VecDeque::new(),
-                written_behind: 0,
+                written_behind: seg.size & !(WRITE_BEHIND_ALIGN - 1),
             };
         }
         // Truncate inside the (new) active segment.
