@@ -356,8 +356,6 @@ impl Broker {
             std::collections::HashMap::new();
         let mut configs = std::collections::HashMap::new();
         let mut failed = std::collections::HashSet::new();
-        let retried_topics: std::collections::HashSet<String> =
-            last.failed.iter().map(|(t, _)| t.clone()).collect();
         for topic in image.topics.values() {
             let config = self.log_config(&image, &topic.name);
             let config_same = last.configs.get(&topic.name) == Some(&config);
@@ -371,7 +369,7 @@ impl Broker {
             // left them, and only the follow list needs its followers.
             let unchanged = config_same
                 && before.is_some_and(|b| Arc::ptr_eq(b, topic))
-                && !retried_topics.contains(&topic.name);
+                && !last.failed.iter().any(|(t, _)| *t == topic.name);
             for (&index, p) in &topic.partitions {
                 if !p.replicas.contains(&self.node_id) {
                     continue;

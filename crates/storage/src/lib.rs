@@ -38,6 +38,7 @@ pub mod producer;
 pub mod segment;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
+mod write_behind;
 
 #[cfg(test)]
 mod tests;

@@ -35,6 +35,7 @@ use crate::segment::{
     parse_segment_file_name, scan, segment_path, FileScanner, HeaderAt, ScanResult, INDEX_SUFFIX,
     LOG_SUFFIX, TIME_INDEX_SUFFIX,
 };
+use crate::write_behind;
 
 /// Per-log configuration (Kafka topic-level settings).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -218,130 +219,12 @@ struct Active {
     /// contiguous, ending at the segment's end): followers and tailing consumers read
     /// from here, and finding their batch needs no header reads from the file.
     recent: VecDeque<(u64, BatchHeader)>,
-    /// Position up to which writeback has been started ([`Log::write_behind`]).
+    /// Position up to which the segment was handed to write-behind ([`Log::write_behind`]).
     written_behind: u64,
 }
 
 /// How many recently appended batches [`Active::recent`] remembers.
 const RECENT_BATCHES: usize = 32;
-
-/// Writeback of an active segment starts once this much of it is written and not yet
-/// handed to writeback ([`Log::write_behind`]).
-const WRITE_BEHIND_BYTES: u64 = 1 << 20;
-/// Ranges handed to writeback end on a page boundary (the last page is still filling): a
-/// multiple of every page size Linux uses.
-const WRITE_BEHIND_ALIGN: u64 = 64 << 10;
-/// Ranges waiting for the write-behind thread; beyond this an append does not wait, the
-/// range is left to the next one (which then covers it) or to the kernel.
-const WRITE_BEHIND_QUEUE: usize = 1024;
-
-/// A range to start writing back: the file (not kept open for it: a segment deleted
-/// meanwhile is skipped), start, length.
-type WriteBehind = (std::sync::Weak<File>, u64, u64);
-
-/// The write-behind thread's queue.
-fn write_behind_queue() -> &'static std::sync::mpsc::SyncSender<WriteBehind> {
-    static QUEUE: std::sync::OnceLock<std::sync::mpsc::SyncSender<WriteBehind>> =
-        std::sync::OnceLock::new();
-    QUEUE.get_or_init(|| {
-        let (tx, rx) = std::sync::mpsc::sync_channel::<WriteBehind>(WRITE_BEHIND_QUEUE);
-        let spawned = std::thread::Builder::new()
-            .name("write-behind".into())
-            .spawn(move || {
-                let mut pressure = DirtyPressure::default();
-                for (file, offset, len) in rx {
-                    if let Some(file) = file.upgrade().filter(|_| pressure.high()) {
-                        start_writeback(&file, offset, len);
-                    }
-                }
-            });
-        if let Err(e) = spawned {
-            warn!(error = %e, "no write-behind thread; the kernel alone writes segments back");
-        }
-        tx
-    })
-}
-
-/// Elsewhere the kernel alone writes segments back.
-#[cfg(not(target_os = "linux"))]
-fn start_writeback(_file: &File, _offset: u64, _len: u64) {}
-
-/// Whether the system holds enough dirty data for write-behind to act: at least half of
-/// what makes the kernel start background writeback (`vm.dirty_background_bytes`, or
-/// `vm.dirty_background_ratio` of available memory). Below that, a burst of appends stays in
-/// memory untouched, as it would without write-behind; above it, ranges are written back as
-/// they fill, so the kernel's own background writeback (and its stalls) is not reached.
-/// Read from `/proc` at most every [`DIRTY_CHECK_INTERVAL`]; where it cannot be read,
-/// write-behind stays off.
-#[derive(Default)]
-struct DirtyPressure {
-    checked: Option<std::time::Instant>,
-    high: bool,
-}
-
-const DIRTY_CHECK_INTERVAL: std::time::Duration = std::time::Duration::from_millis(100);
-
-impl DirtyPressure {
-    fn high(&mut self) -> bool {
-        if self
-            .checked
-            .is_none_or(|t| t.elapsed() >= DIRTY_CHECK_INTERVAL)
-        {
-            self.checked = Some(std::time::Instant::now());
-            self.high = dirty_above_half_background().unwrap_or(false);
-        }
-        self.high
-    }
-}
-
-fn dirty_above_half_background() -> Option<bool> {
-    let meminfo = fs::read_to_string("/proc/meminfo").ok()?;
-    let kib = |key: &str| -> Option<u64> {
-        let line = meminfo.lines().find(|l| l.starts_with(key))?;
-        line[key.len()..]
-            .trim()
-            .trim_end_matches("kB")
-            .trim()
-            .parse()
-            .ok()
-    };
-    let dirty = kib("Dirty:")?
-        .saturating_add(kib("Writeback:")?)
-        .saturating_mul(1024);
-    let read = |name: &str| -> Option<u64> {
-        fs::read_to_string(format!("/proc/sys/vm/{name}"))
-            .ok()?
-            .trim()
-            .parse()
-            .ok()
-    };
-    let threshold = match read("dirty_background_bytes")? {
-        0 => (kib("MemAvailable:")?.saturating_mul(1024) / 100)
-            .saturating_mul(read("dirty_background_ratio")?),
-        bytes => bytes,
-    };
-    Some(dirty >= threshold / 2)
-}
-
-/// Starts writing `len` bytes of `file` from `offset` back to the disk, without waiting for
-/// it (`sync_file_range` with `SYNC_FILE_RANGE_WRITE`). Best effort: durability comes from
-/// the flushes, this only keeps dirty data from piling up.
-#[cfg(target_os = "linux")]
-#[allow(unsafe_code)]
-fn start_writeback(file: &File, offset: u64, len: u64) {
-    use std::os::fd::AsRawFd;
-    let (Ok(offset), Ok(len)) = (
-        libc::off64_t::try_from(offset),
-        libc::off64_t::try_from(len),
-    ) else {
-        return;
-    };
-    // SAFETY: a system call on a descriptor that `file` keeps open, with integer arguments
-    // and no memory passed.
-    let _ = unsafe {
-        libc::sync_file_range(file.as_raw_fd(), offset, len, libc::SYNC_FILE_RANGE_WRITE)
-    };
-}
 
 impl Active {
     /// The batch holding `offset` among the recent ones: `Some(None)` when `offset` is
@@ -777,7 +660,7 @@ impl Log {
             first_append_ms,
             recent: VecDeque::new(),
             // What an earlier process wrote is the kernel's to write back.
-            written_behind: seg.size & !(WRITE_BEHIND_ALIGN - 1),
+            written_behind: write_behind::range_end(seg.size),
         })
     }
 
@@ -1206,26 +1089,15 @@ impl Log {
         }
     }
 
-    /// Hands what the active segment holds up to `end` (to a page boundary) to the
-    /// write-behind thread once that is [`WRITE_BEHIND_BYTES`] or more. Left to the kernel,
-    /// written data piles up until `vm.dirty_background_ratio` of memory is dirty (or ages
-    /// past `vm.dirty_expire_centisecs`), and then writeback of gigabytes at once holds each
-    /// file's block allocation while appends to it wait (tens to hundreds of milliseconds on
-    /// ext4); started as it is written, once dirty data is half that much, it stays below
-    /// the kernel's threshold and writeback is steady. Ranges handed over below that level
-    /// are left to the kernel.
+    /// Hands what the active segment holds up to `end` to write-behind
+    /// ([`write_behind::hand_over`]) once that is [`write_behind::MIN_RANGE`] or more.
     fn write_behind(&mut self, end: u64) {
         let a = &mut self.active;
-        let to = end & !(WRITE_BEHIND_ALIGN - 1);
-        if to < a.written_behind.saturating_add(WRITE_BEHIND_BYTES) {
+        let to = write_behind::range_end(end);
+        if to < a.written_behind.saturating_add(write_behind::MIN_RANGE) {
             return;
         }
-        let range = (
-            Arc::downgrade(&a.file),
-            a.written_behind,
-            to - a.written_behind,
-        );
-        if write_behind_queue().try_send(range).is_ok() {
+        if write_behind::hand_over(&a.file, a.written_behind, to - a.written_behind) {
             a.written_behind = to;
         }
     }
@@ -1823,7 +1695,7 @@ impl Log {
                 next_offset: res.next_offset.unwrap_or(seg.base_offset),
                 first_append_ms: (seg.size > 0).then(system_now_ms),
                 recent: VecDeque::new(),
-                written_behind: seg.size & !(WRITE_BEHIND_ALIGN - 1),
+                written_behind: write_behind::range_end(seg.size),
             };
         }
         // Truncate inside the (new) active segment.
