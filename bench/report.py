@@ -47,8 +47,8 @@ def parse(raw):
         out = str(m.get("output", ""))
         row.update(mb_per_sec=None, records_per_sec=None, p50_ms=None, p99_ms=None,
                    p999_ms=None, avg_ms=None)
-        ours = m["client"] in ("krust", "krust-rf3", "krust-rf3-half", "krust-paced",
-                               "krust-l0", "krust-paced-l0")
+        # krust's own perf tools (every client but kcat).
+        ours = m["client"].startswith("krust")
         if ours and m["kind"] == "produce":
             f = FINAL.search(out)
             if f:
