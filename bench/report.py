@@ -56,9 +56,11 @@ def parse(raw):
                            avg_ms=float(f[4]), p50_ms=ms(f[6]), p99_ms=ms(f[8]),
                            p999_ms=ms(f[9]))
         elif ours and m["kind"] == "consume":
+            # fetch.MB.sec and fetch.nMsg.sec: the rate once the group is joined (Kafka's
+            # group.initial.rebalance.delay.ms alone is 3 s of joining a new group).
             cols = [c.strip() for c in out.split(",")]
             if len(cols) == 10:
-                row.update(mb_per_sec=float(cols[3]), records_per_sec=float(cols[5]))
+                row.update(mb_per_sec=float(cols[8]), records_per_sec=float(cols[9]))
         else:
             # Timed from outside: includes connecting and metadata.
             row["records_per_sec"], row["mb_per_sec"] = wall_rate(m)

@@ -274,14 +274,17 @@ fn produce_and_consume(node: &Node, topic: &str) -> (Rate, Rate) {
     let out = stdout(&o);
     let row: Vec<&str> = out.lines().nth(1).unwrap_or_default().split(", ").collect();
     assert_eq!(row.get(4).copied(), Some(n.as_str()), "{out}");
-    let per_sec: f64 = row[3].parse().unwrap_or_else(|_| panic!("MB.sec in {out}"));
+    let per_sec: f64 = row[8]
+        .parse()
+        .unwrap_or_else(|_| panic!("fetch.MB.sec in {out}"));
     consume.wall = mib / per_sec;
     (produce, consume)
 }
 
 #[test]
 fn throughput_ratios_to_loopback_hold_their_baseline() {
-    let node = Node::start(BIN, &[]);
+    // consumer-perf-test joins a new group each time: no initial rebalance delay.
+    let node = Node::start(BIN, &["group.initial.rebalance.delay.ms=0"]);
     let baseline = read_baseline();
     let keys = [
         format!("{}.produce.acks1.cpu_ratio", profile()),

@@ -88,6 +88,8 @@ fn perf_tools_produce_and_consume_every_record() {
         &bs,
         "--topic",
         "perf",
+        "--group",
+        "perf-group",
         "--messages",
         "20000",
         "--timeout",
@@ -109,7 +111,12 @@ fn perf_tools_produce_and_consume_every_record() {
     // yyyy-MM-dd HH:mm:ss:SSS
     assert_eq!(row[0].len(), 23, "{out}");
     assert_eq!(&row[0][4..5], "-", "{out}");
-    assert_eq!(row[6], "0", "{out}");
+    // The group was new: joining waited out group.initial.rebalance.delay.ms (3000), which
+    // is rebalance time, not fetch time.
+    let rebalance: i64 = row[6].parse().expect("rebalance.time.ms");
+    let fetch: i64 = row[7].parse().expect("fetch.time.ms");
+    assert!(rebalance >= 3000, "{out}");
+    assert!(fetch >= 0, "{out}");
 
     // Throttled, acks=all, compressed, with metrics and percentiles to the microsecond.
     let o = krust(&[
@@ -177,7 +184,30 @@ fn perf_tools_produce_and_consume_every_record() {
         (total == 21500).then_some(())
     });
 
-    // All 21500 records with a large request: a timeout warning, still a summary row.
+    // The same group again: it goes on from the offsets committed when the first run ended,
+    // so it reads the 1500 records of 10 bytes produced since (0.0143 MB), not the first
+    // 1500 records of 100 bytes.
+    let o = krust(&[
+        "consumer-perf-test",
+        "--bootstrap-server",
+        &bs,
+        "--topic",
+        "perf",
+        "--group",
+        "perf-group",
+        "--messages",
+        "1500",
+        "--timeout",
+        "20000",
+        "--hide-header",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    let row: Vec<&str> = out.lines().next().expect("row").split(", ").collect();
+    assert_eq!((row[2], row[4]), ("0.0143", "1500"), "{out}");
+
+    // All 21500 records with a large request (a new group: joining takes 3 s of the
+    // 5 s): a timeout warning, still a summary row.
     let o = krust(&[
         "consumer-perf-test",
         "--bootstrap-server",
@@ -187,12 +217,12 @@ fn perf_tools_produce_and_consume_every_record() {
         "--messages",
         "50000",
         "--timeout",
-        "1000",
+        "5000",
         "--hide-header",
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
     let out = stdout(&o);
-    assert!(out.starts_with("WARNING: Exiting before consuming the expected number of messages: timeout (1000 ms) exceeded."), "{out}");
+    assert!(out.starts_with("WARNING: Exiting before consuming the expected number of messages: timeout (5000 ms) exceeded."), "{out}");
     let row: Vec<&str> = out.lines().nth(1).expect("row").split(", ").collect();
     assert_eq!(row[4], "21500", "{out}");
 }
@@ -274,6 +304,20 @@ fn perf_tools_refuse_bad_arguments() {
                 "t",
             ],
             "Error: Missing required argument \"[messages]\"",
+        ),
+        (
+            vec![
+                "consumer-perf-test",
+                "--bootstrap-server",
+                "x:1",
+                "--topic",
+                "t",
+                "--include",
+                "t.*",
+                "--messages",
+                "5",
+            ],
+            "Error: Exactly one of the following arguments is required: [topic], [include]",
         ),
         (
             vec![

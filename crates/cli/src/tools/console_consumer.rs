@@ -15,7 +15,7 @@ use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context};
+use anyhow::bail;
 use bytes::{Buf, Bytes};
 use clap::Parser;
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
@@ -26,7 +26,9 @@ use krust_client::{Client, ClientError};
 
 use super::common::{self, ConnectArgs};
 use super::get_offsets::list_offsets;
-use super::group_member::{CommitOutcome, GroupMember, MemberConfig, MemberState};
+use super::group_member::{
+    auto_commit_settings, CommitOutcome, GroupMember, MemberConfig, MemberState,
+};
 use super::topic_filter::TopicFilter;
 
 const OFFSET_OUT_OF_RANGE: i16 = 1;
@@ -224,14 +226,14 @@ fn unescape(s: &str) -> Vec<u8> {
 
 /// Where to start a partition.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Start {
+pub(super) enum Start {
     Earliest,
     Latest,
     At(i64),
 }
 
 /// What to read: one topic, or every non-internal topic matching an include list.
-enum Selection {
+pub(super) enum Selection {
     Topic(String),
     Include(TopicFilter),
 }
@@ -346,9 +348,9 @@ async fn shutdown_signal() {
     }
 }
 
-struct PartitionState {
-    leader: i32,
-    next: i64,
+pub(super) struct PartitionState {
+    pub(super) leader: i32,
+    pub(super) next: i64,
 }
 
 /// A topic-partition.
@@ -531,7 +533,7 @@ async fn consume(
 }
 
 /// Moves `partitions` to the `policy` offset.
-async fn reset_partitions(
+pub(super) async fn reset_partitions(
     client: &mut Client,
     state: &mut BTreeMap<Tp, PartitionState>,
     partitions: &[Tp],
@@ -701,7 +703,7 @@ async fn fetch_round(
 
 /// The topics a group member subscribes to: the topic, or the non-internal topics matching
 /// `--include` now.
-async fn subscribed_topics(
+pub(super) async fn subscribed_topics(
     client: &mut Client,
     selection: &Selection,
 ) -> anyhow::Result<Vec<String>> {
@@ -723,7 +725,7 @@ async fn subscribed_topics(
 }
 
 /// The positions to commit: every assigned partition with a known position.
-fn positions(state: &BTreeMap<Tp, PartitionState>) -> BTreeMap<Tp, i64> {
+pub(super) fn positions(state: &BTreeMap<Tp, PartitionState>) -> BTreeMap<Tp, i64> {
     state
         .iter()
         .filter(|(_, s)| s.next >= 0)
@@ -747,15 +749,7 @@ async fn consume_group(
 ) -> anyhow::Result<()> {
     let config = MemberConfig::from_props(group, props)?;
     let heartbeat_interval = config.heartbeat_interval;
-    let auto_commit = props
-        .get("enable.auto.commit")
-        .is_none_or(|v| v.trim().eq_ignore_ascii_case("true"));
-    let commit_interval = match props.get("auto.commit.interval.ms") {
-        Some(v) => Duration::from_millis(v.trim().parse().with_context(|| {
-            format!("Invalid value {v} for configuration auto.commit.interval.ms")
-        })?),
-        None => Duration::from_secs(5),
-    };
+    let (auto_commit, commit_interval) = auto_commit_settings(props)?;
     let policy = if args.from_beginning {
         Some(Start::Earliest)
     } else {

@@ -1,12 +1,18 @@
 //! `krust consumer-perf-test` (kafka-consumer-perf-test.sh, Kafka's `ConsumerPerformance`):
-//! reads `--messages` records from the beginning of every partition of `--topic` and prints
-//! Kafka's header and result row (`start.time, end.time, data.consumed.in.MB, MB.sec,
-//! data.consumed.in.nMsg, nMsg.sec, rebalance.time.ms, fetch.time.ms, fetch.MB.sec,
+//! reads `--messages` records as a member of a consumer group (`--group`, by default
+//! `perf-consumer-<random>`) subscribed to `--topic` or to the topics matching `--include`,
+//! and prints Kafka's header and result row (`start.time, end.time, data.consumed.in.MB,
+//! MB.sec, data.consumed.in.nMsg, nMsg.sec, rebalance.time.ms, fetch.time.ms, fetch.MB.sec,
 //! fetch.nMsg.sec`).
 //!
-//! Partitions are assigned, not subscribed through a group, so `rebalance.time.ms` is 0.
-//! Each round is one Fetch per leader for all its partitions (`--fetch-size` bytes per
-//! partition, 50 MiB per response); batches are walked in place to count records and
+//! As Kafka's tool does, it joins the group (see `group_member`), starts each assigned
+//! partition at its committed offset or else at the earliest (`--from-latest`: latest),
+//! heartbeats, commits every `auto.commit.interval.ms` and on exit unless
+//! `enable.auto.commit=false` (`--consumer.config`), and leaves the group at the end.
+//! `rebalance.time.ms` is the time spent joining (from the start, and again after each
+//! rebalance); `fetch.time.ms` is the rest, and `fetch.MB.sec` the rate over it.
+//! Each round is one Fetch per leader for all its assigned partitions (`--fetch-size` bytes
+//! per partition, 50 MiB per response); batches are walked in place to count records and
 //! key + value bytes, without copying them (compressed batches are decompressed).
 //! Times print in UTC with `--date-format` (Kafka's `SimpleDateFormat` letters y M d H m s
 //! S; default `yyyy-MM-dd HH:mm:ss:SSS`).
@@ -27,6 +33,15 @@ use kafka_protocol::records::RecordBatchDecoder;
 use krust_client::{Client, ClientError};
 
 use super::common;
+use super::console_consumer::{
+    positions, reset_partitions, subscribed_topics, PartitionState, Selection, Start,
+};
+use super::group_member::{
+    auto_commit_settings, CommitOutcome, GroupMember, MemberConfig, MemberState, Tp,
+};
+use super::topic_filter::TopicFilter;
+
+const OFFSET_OUT_OF_RANGE: i16 = 1;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -41,19 +56,25 @@ struct Args {
     /// The topic to consume from.
     #[arg(long, value_name = "topic")]
     topic: Option<String>,
-    /// The group id to consume on (accepted; partitions are assigned, not joined).
+    /// Regular expression specifying list of topics to include for consumption.
+    #[arg(long, value_name = "Java regex (String)")]
+    include: Option<String>,
+    /// The group id to consume on [default: perf-consumer-<random number below 100000>].
     #[arg(long, value_name = "gid")]
     group: Option<String>,
     /// The amount of data to fetch in a single request (per partition).
     #[arg(long = "fetch-size", value_name = "size", default_value_t = 1024 * 1024)]
     fetch_size: i32,
-    /// Start with the latest message present in the log rather than the earliest.
+    /// If the consumer does not already have an established offset to consume from, start
+    /// with the latest message present in the log rather than the earliest message.
     #[arg(long = "from-latest")]
     from_latest: bool,
     /// The size of the tcp RECV size (accepted, not used).
     #[arg(long = "socket-buffer-size", value_name = "size")]
     socket_buffer_size: Option<i32>,
-    /// Consumer config properties file (client.id, request.timeout.ms are used).
+    /// Consumer config properties file (client.id, request.timeout.ms, session.timeout.ms,
+    /// heartbeat.interval.ms, max.poll.interval.ms, group.instance.id, enable.auto.commit and
+    /// auto.commit.interval.ms are used).
     #[arg(long = "consumer.config", value_name = "config file")]
     consumer_config: Option<PathBuf>,
     /// Print out the metrics.
@@ -93,7 +114,7 @@ pub fn run(args: Vec<OsString>) -> ExitCode {
         Ok(a) => a,
         Err(code) => return code,
     };
-    let checked = (|| -> anyhow::Result<(String, String, u64)> {
+    let checked = (|| -> anyhow::Result<(String, Selection, u64)> {
         let bs = args
             .bootstrap_server
             .clone()
@@ -101,23 +122,24 @@ pub fn run(args: Vec<OsString>) -> ExitCode {
         let messages = args
             .messages
             .context("Missing required argument \"[messages]\"")?;
-        let topic = args
-            .topic
-            .clone()
-            .context("Exactly one of the following arguments is required: [topic]")?;
+        let selection = match (&args.topic, &args.include) {
+            (Some(t), None) => Selection::Topic(t.clone()),
+            (None, Some(i)) => Selection::Include(TopicFilter::new(i)?),
+            _ => bail!("Exactly one of the following arguments is required: [topic], [include]"),
+        };
         if args.reporting_interval == 0 {
             bail!("Reporting interval must be greater than 0.");
         }
         if args.fetch_size <= 0 {
             bail!("--fetch-size must be greater than zero");
         }
-        Ok((bs, topic, messages.max(0) as u64))
+        Ok((bs, selection, messages.max(0) as u64))
     })();
-    let (bootstrap, topic, messages) = match checked {
+    let (bootstrap, selection, messages) = match checked {
         Ok(v) => v,
         Err(e) => return common::fail("Error: ", &e),
     };
-    match common::block_on(execute(&args, &bootstrap, &topic, messages)).and_then(|r| r) {
+    match common::block_on(execute(&args, &bootstrap, &selection, messages)).and_then(|r| r) {
         Ok(()) => {
             common::flush_stdout();
             ExitCode::SUCCESS
@@ -136,127 +158,163 @@ struct Progress {
     last_messages: u64,
     last_bytes: u64,
     last_report_ms: i64,
+    /// Time spent joining since the last progress line (`--show-detailed-stats`).
+    join_ms_in_round: i64,
 }
 
-async fn execute(args: &Args, bootstrap: &str, topic: &str, messages: u64) -> anyhow::Result<()> {
+/// What one fetch round asks of the loop around it.
+#[derive(Default)]
+struct Round {
+    need_metadata: bool,
+    reset: Vec<Tp>,
+}
+
+/// What every fetch round shares.
+struct FetchCtx<'a> {
+    args: &'a Args,
+    topic_ids: HashMap<String, uuid::Uuid>,
+    format: DateFormat,
+    /// `--messages`.
+    messages: u64,
+}
+
+async fn execute(
+    args: &Args,
+    bootstrap: &str,
+    selection: &Selection,
+    messages: u64,
+) -> anyhow::Result<()> {
     let props = match &args.consumer_config {
         Some(p) => common::load_properties(p)?,
         None => BTreeMap::new(),
     };
     let config = common::client_config_from(&props, "perf-consumer-client")?;
+    // As in Kafka's tool, --group wins over a group.id in --consumer.config.
+    let group = args
+        .group
+        .clone()
+        .unwrap_or_else(|| format!("perf-consumer-{}", rand::random_range(0..100_000)));
+    let member_config = MemberConfig::from_props(&group, &props)?;
+    let heartbeat_interval = member_config.heartbeat_interval;
+    let (auto_commit, commit_interval) = auto_commit_settings(&props)?;
+    let policy = if args.from_latest {
+        Start::Latest
+    } else {
+        Start::Earliest
+    };
     if !args.hide_header {
         print_header(args.show_detailed_stats);
     }
     let start_ms = common::now_ms();
     let mut client = Client::connect(bootstrap, config).await?;
-    let (topic_id, partitions) = common::topic_partitions(&mut client, topic, false).await?;
-
-    // Start positions: earliest (or latest with --from-latest), per leader.
-    let mut by_leader: BTreeMap<i32, BTreeMap<String, Vec<i32>>> = BTreeMap::new();
-    for p in &partitions {
-        by_leader
-            .entry(p.leader)
-            .or_default()
-            .entry(topic.to_string())
-            .or_default()
-            .push(p.partition);
-    }
-    let time = if args.from_latest { -1 } else { -2 };
-    let mut positions: BTreeMap<i32, i64> = BTreeMap::new();
-    for (leader, topics) in &by_leader {
-        if *leader < 0 {
-            bail!("Partitions of {topic} have no leader");
-        }
-        let offsets = super::get_offsets::list_offsets(&mut client, *leader, topics, time).await?;
-        for ((_, p), r) in offsets {
-            positions.insert(
-                p,
-                r.map_err(|e| anyhow::Error::new(e).context(format!("{topic}-{p}")))?,
-            );
-        }
-    }
-    let leader_of: HashMap<i32, i32> = partitions.iter().map(|p| (p.partition, p.leader)).collect();
-
+    let mut member = GroupMember::new(member_config);
+    let mut state: BTreeMap<Tp, PartitionState> = BTreeMap::new();
+    let mut ctx = FetchCtx {
+        args,
+        topic_ids: HashMap::new(),
+        format: DateFormat::new(&args.date_format),
+        messages,
+    };
     let mut progress = Progress {
         messages: 0,
         bytes: 0,
         last_messages: 0,
         last_bytes: 0,
-        last_report_ms: common::now_ms(),
+        last_report_ms: start_ms,
+        join_ms_in_round: 0,
     };
+    let mut join_ms: i64 = 0;
     let mut last_consumed = Instant::now();
     let timeout = Duration::from_millis(args.timeout);
-    let format = DateFormat::new(&args.date_format);
-    'outer: while progress.messages < messages && last_consumed.elapsed() <= timeout {
-        let mut leaders: BTreeMap<i32, Vec<i32>> = BTreeMap::new();
-        for p in positions.keys() {
-            leaders
-                .entry(leader_of.get(p).copied().unwrap_or(-1))
-                .or_default()
-                .push(*p);
-        }
-        for (leader, parts) in leaders {
-            let req = FetchRequest::default()
-                .with_replica_id(BrokerId(-1))
-                .with_max_wait_ms(100)
-                .with_min_bytes(1)
-                .with_max_bytes(52_428_800)
-                .with_isolation_level(0)
-                .with_session_id(0)
-                .with_session_epoch(-1)
-                .with_topics(vec![FetchTopic::default()
-                    .with_topic(TopicName(StrBytes::from_string(topic.to_string())))
-                    .with_topic_id(topic_id)
-                    .with_partitions(
-                        parts
-                            .iter()
-                            .map(|p| {
-                                FetchPartition::default()
-                                    .with_partition(*p)
-                                    .with_fetch_offset(positions.get(p).copied().unwrap_or(0))
-                                    .with_partition_max_bytes(args.fetch_size)
-                            })
-                            .collect(),
-                    )]);
-            let resp = client.send_to(leader, &req).await?;
-            ClientError::check(resp.error_code, None)?;
-            let now_ms = common::now_ms();
-            for t in resp.responses {
-                for pd in t.partitions {
-                    let p = pd.partition_index;
-                    let Some(pos) = positions.get_mut(&p) else {
-                        continue;
-                    };
-                    if let Err(e) = ClientError::check(pd.error_code, None) {
-                        if e.is_retriable() {
-                            continue;
-                        }
-                        return Err(anyhow::Error::new(e).context(format!("{topic}-{p}")));
-                    }
-                    let Some(records) = pd.records else {
-                        continue;
-                    };
-                    let remaining = messages - progress.messages;
-                    let (n, b) = count_records(records, pos, remaining)?;
-                    if n > 0 {
-                        last_consumed = Instant::now();
-                    }
-                    progress.messages += n;
-                    progress.bytes += b;
-                    if args.show_detailed_stats
-                        && now_ms - progress.last_report_ms >= args.reporting_interval as i64
-                    {
-                        print_progress(&progress, now_ms, &format);
-                        progress.last_report_ms = now_ms;
-                        progress.last_messages = progress.messages;
-                        progress.last_bytes = progress.bytes;
-                    }
-                    if progress.messages >= messages {
-                        break 'outer;
-                    }
-                }
+    'join: while progress.messages < messages {
+        let left = timeout.saturating_sub(last_consumed.elapsed());
+        let join_start = if join_ms == 0 {
+            start_ms
+        } else {
+            common::now_ms()
+        };
+        let topics = subscribed_topics(&mut client, selection).await?;
+        let Ok(assigned) = tokio::time::timeout(left, member.join(&mut client, &topics)).await
+        else {
+            break; // no records within --timeout
+        };
+        let assigned = assigned?;
+        let joined_in = common::now_ms() - join_start;
+        join_ms += joined_in;
+        progress.join_ms_in_round += joined_in;
+        tracing::debug!(
+            "joined group {group} as {} (generation {}): {assigned:?}",
+            member.member_id(),
+            member.generation()
+        );
+        state.clear();
+        ctx.topic_ids.clear();
+        for (topic, parts) in &assigned {
+            let (id, leaders) = common::topic_partitions(&mut client, topic, false).await?;
+            ctx.topic_ids.insert(topic.clone(), id);
+            for p in parts {
+                let leader = leaders
+                    .iter()
+                    .find(|l| l.partition == *p)
+                    .map_or(-1, |l| l.leader);
+                state.insert((topic.clone(), *p), PartitionState { leader, next: -1 });
             }
         }
+        let committed = member.committed(&mut client, &assigned).await?;
+        let mut missing: Vec<Tp> = Vec::new();
+        for (tp, s) in state.iter_mut() {
+            match committed.get(tp).copied().flatten() {
+                Some(o) => s.next = o,
+                None => missing.push(tp.clone()),
+            }
+        }
+        if !missing.is_empty() {
+            reset_partitions(&mut client, &mut state, &missing, policy).await?;
+        }
+        let mut last_commit = Instant::now();
+        while progress.messages < messages && last_consumed.elapsed() <= timeout {
+            if member.heartbeat_due() {
+                member.heartbeat(&mut client).await?;
+            }
+            if member.state() != MemberState::Stable {
+                if auto_commit {
+                    // Before rejoining, as Kafka's consumer does; a refusal only means
+                    // those records may be read again.
+                    let _ = member.commit(&mut client, &positions(&state)).await?;
+                }
+                continue 'join;
+            }
+            if auto_commit && last_commit.elapsed() >= commit_interval {
+                last_commit = Instant::now();
+                if let CommitOutcome::MustRejoin =
+                    member.commit(&mut client, &positions(&state)).await?
+                {
+                    continue 'join;
+                }
+            }
+            let wait = Duration::from_millis(100).min(heartbeat_interval);
+            if state.is_empty() {
+                tokio::time::sleep(wait).await;
+                continue;
+            }
+            let round = fetch_round(
+                &mut client,
+                &mut state,
+                &ctx,
+                wait,
+                &mut progress,
+                &mut last_consumed,
+            )
+            .await?;
+            if !round.reset.is_empty() {
+                reset_partitions(&mut client, &mut state, &round.reset, policy).await?;
+            }
+            if round.need_metadata {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                refresh_leaders(&mut client, &mut state).await;
+            }
+        }
+        break;
     }
     let end_ms = common::now_ms();
     if progress.messages < messages {
@@ -265,15 +323,21 @@ async fn execute(args: &Args, bootstrap: &str, topic: &str, messages: u64) -> an
             args.timeout
         );
     }
+    // Closing the consumer: a last commit, then leave the group.
+    if auto_commit && member.state() == MemberState::Stable {
+        if let Err(e) = member.commit(&mut client, &positions(&state)).await {
+            tracing::warn!("committing offsets on exit: {e:#}");
+        }
+    }
+    member.leave(&mut client).await;
     if !args.show_detailed_stats {
         let elapsed_sec = (end_ms - start_ms) as f64 / 1000.0;
-        let join_ms: i64 = 0;
         let fetch_ms = (end_ms - start_ms) - join_ms;
         let mb = progress.bytes as f64 / (1024.0 * 1024.0);
         outln!(
             "{}, {}, {:.4}, {:.4}, {}, {:.4}, {}, {}, {:.4}, {:.4}",
-            format.format(start_ms),
-            format.format(end_ms),
+            ctx.format.format(start_ms),
+            ctx.format.format(end_ms),
             mb,
             java_div(mb, elapsed_sec),
             progress.messages,
@@ -305,6 +369,151 @@ async fn execute(args: &Args, bootstrap: &str, topic: &str, messages: u64) -> an
         }
     }
     Ok(())
+}
+
+/// One Fetch to each leader of assigned partitions; counts the records and advances the
+/// positions, printing a progress line each `--reporting-interval` with
+/// `--show-detailed-stats`.
+async fn fetch_round(
+    client: &mut Client,
+    state: &mut BTreeMap<Tp, PartitionState>,
+    ctx: &FetchCtx<'_>,
+    wait: Duration,
+    progress: &mut Progress,
+    last_consumed: &mut Instant,
+) -> anyhow::Result<Round> {
+    let args = ctx.args;
+    let mut round = Round::default();
+    // leader -> topic -> partitions
+    let mut by_leader: BTreeMap<i32, BTreeMap<&str, Vec<i32>>> = BTreeMap::new();
+    for ((t, p), s) in state.iter() {
+        by_leader
+            .entry(s.leader)
+            .or_default()
+            .entry(t.as_str())
+            .or_default()
+            .push(*p);
+    }
+    let requests: Vec<(i32, FetchRequest)> = by_leader
+        .into_iter()
+        .filter_map(|(leader, topics)| {
+            if leader < 0 {
+                round.need_metadata = true;
+                return None;
+            }
+            let topics = topics
+                .into_iter()
+                .map(|(t, parts)| {
+                    FetchTopic::default()
+                        .with_topic(TopicName(StrBytes::from_string(t.to_string())))
+                        .with_topic_id(ctx.topic_ids.get(t).copied().unwrap_or_default())
+                        .with_partitions(
+                            parts
+                                .iter()
+                                .map(|p| {
+                                    let next =
+                                        state.get(&(t.to_string(), *p)).map_or(0, |s| s.next);
+                                    FetchPartition::default()
+                                        .with_partition(*p)
+                                        .with_fetch_offset(next)
+                                        .with_partition_max_bytes(args.fetch_size)
+                                })
+                                .collect(),
+                        )
+                })
+                .collect();
+            let req = FetchRequest::default()
+                .with_replica_id(BrokerId(-1))
+                .with_max_wait_ms(wait.as_millis() as i32)
+                .with_min_bytes(1)
+                .with_max_bytes(52_428_800)
+                .with_isolation_level(0)
+                .with_session_id(0)
+                .with_session_epoch(-1)
+                .with_topics(topics);
+            Some((leader, req))
+        })
+        .collect();
+    for (leader, req) in requests {
+        let resp = match client.send_to(leader, &req).await {
+            Ok(r) => r,
+            Err(e) if e.is_retriable() => {
+                tracing::debug!("fetch from {leader}: {e}");
+                round.need_metadata = true;
+                continue;
+            }
+            Err(e) => return Err(e.into()),
+        };
+        ClientError::check(resp.error_code, None)?;
+        let now_ms = common::now_ms();
+        for t in resp.responses {
+            // Fetch v13+ answers by topic id, older versions by name.
+            let name = if t.topic.is_empty() {
+                match ctx.topic_ids.iter().find(|(_, id)| **id == t.topic_id) {
+                    Some((n, _)) => n.clone(),
+                    None => continue,
+                }
+            } else {
+                t.topic.to_string()
+            };
+            for pd in t.partitions {
+                let p = pd.partition_index;
+                let tp = (name.clone(), p);
+                let Some(s) = state.get_mut(&tp) else {
+                    continue;
+                };
+                if pd.error_code == OFFSET_OUT_OF_RANGE {
+                    round.reset.push(tp);
+                    continue;
+                }
+                if let Err(e) = ClientError::check(pd.error_code, None) {
+                    if e.is_retriable() {
+                        round.need_metadata = true;
+                        continue;
+                    }
+                    return Err(anyhow::Error::new(e).context(format!("{name}-{p}")));
+                }
+                let Some(records) = pd.records else {
+                    continue;
+                };
+                let remaining = ctx.messages - progress.messages;
+                let (n, b) = count_records(records, &mut s.next, remaining)?;
+                if n > 0 {
+                    *last_consumed = Instant::now();
+                }
+                progress.messages += n;
+                progress.bytes += b;
+                if args.show_detailed_stats
+                    && now_ms - progress.last_report_ms >= args.reporting_interval as i64
+                {
+                    print_progress(progress, now_ms, &ctx.format);
+                    progress.last_report_ms = now_ms;
+                    progress.last_messages = progress.messages;
+                    progress.last_bytes = progress.bytes;
+                    progress.join_ms_in_round = 0;
+                }
+                if progress.messages >= ctx.messages {
+                    return Ok(round);
+                }
+            }
+        }
+    }
+    Ok(round)
+}
+
+/// Looks up the leaders of the assigned partitions again (a failed lookup keeps the old).
+async fn refresh_leaders(client: &mut Client, state: &mut BTreeMap<Tp, PartitionState>) {
+    let mut topics: Vec<String> = state.keys().map(|(t, _)| t.clone()).collect();
+    topics.dedup();
+    for t in topics {
+        if let Ok((_, leaders)) = common::topic_partitions(client, &t, false).await {
+            for l in leaders {
+                if let Some(s) = state.get_mut(&(t.clone(), l.partition)) {
+                    s.leader = l.leader;
+                }
+            }
+        }
+    }
 }
 
 /// Java's double division: x/0 is Infinity or NaN, printed as Java prints them.
@@ -347,7 +556,7 @@ fn print_progress(p: &Progress, now_ms: i64, format: &DateFormat) {
     let total_mb = p.bytes as f64 / (1024.0 * 1024.0);
     let interval_mb = (p.bytes - p.last_bytes) as f64 / (1024.0 * 1024.0);
     let interval_msgs = (p.messages - p.last_messages) as f64;
-    let fetch_ms = now_ms - p.last_report_ms;
+    let fetch_ms = now_ms - p.last_report_ms - p.join_ms_in_round;
     let (fetch_mb_sec, fetch_msg_sec) = if fetch_ms <= 0 {
         (0.0, 0.0)
     } else {
@@ -364,7 +573,7 @@ fn print_progress(p: &Progress, now_ms: i64, format: &DateFormat) {
         JavaDouble(1000.0 * interval_mb / elapsed_ms),
         p.messages,
         JavaDouble(interval_msgs / elapsed_ms * 1000.0),
-        0,
+        p.join_ms_in_round,
         fetch_ms,
         fetch_mb_sec,
         fetch_msg_sec

@@ -270,6 +270,25 @@ impl MemberConfig {
     }
 }
 
+/// `enable.auto.commit` (true) and `auto.commit.interval.ms` (5000) of Kafka's consumer.
+pub fn auto_commit_settings(props: &BTreeMap<String, String>) -> anyhow::Result<(bool, Duration)> {
+    let enabled = match props.get("enable.auto.commit").map(|v| v.trim()) {
+        None => true,
+        Some(v) if v.eq_ignore_ascii_case("true") => true,
+        Some(v) if v.eq_ignore_ascii_case("false") => false,
+        Some(v) => bail!(
+            "Invalid value {v} for configuration enable.auto.commit: Expected value to be either true or false"
+        ),
+    };
+    let interval = match props.get("auto.commit.interval.ms") {
+        Some(v) => Duration::from_millis(v.trim().parse().with_context(|| {
+            format!("Invalid value {v} for configuration auto.commit.interval.ms")
+        })?),
+        None => Duration::from_secs(5),
+    };
+    Ok((enabled, interval))
+}
+
 /// How an offset commit ended (errors that end membership are `Err`).
 #[derive(Debug)]
 pub enum CommitOutcome {
@@ -808,6 +827,33 @@ pub async fn commit_offsets(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn auto_commit_settings_have_kafka_defaults_and_refuse_bad_values() {
+        let props = |kv: &[(&str, &str)]| -> BTreeMap<String, String> {
+            kv.iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        assert_eq!(
+            auto_commit_settings(&props(&[])).expect("defaults"),
+            (true, Duration::from_secs(5))
+        );
+        assert_eq!(
+            auto_commit_settings(&props(&[
+                ("enable.auto.commit", "FALSE"),
+                ("auto.commit.interval.ms", "250")
+            ]))
+            .expect("set"),
+            (false, Duration::from_millis(250))
+        );
+        let err = auto_commit_settings(&props(&[("enable.auto.commit", "yes")]))
+            .expect_err("not a boolean");
+        assert!(err
+            .to_string()
+            .starts_with("Invalid value yes for configuration enable.auto.commit"));
+        assert!(auto_commit_settings(&props(&[("auto.commit.interval.ms", "-1")])).is_err());
+    }
 
     #[test]
     fn subscription_round_trips_in_kafka_layout() {
