@@ -13,7 +13,12 @@
 //! rebalance); `fetch.time.ms` is the rest, and `fetch.MB.sec` the rate over it.
 //! Each round is one Fetch per leader for all its assigned partitions (`--fetch-size` bytes
 //! per partition, 50 MiB per response); batches are walked in place to count records and
-//! key + value bytes, without copying them (compressed batches are decompressed).
+//! key + value bytes, without copying them (compressed batches are decompressed). It stops
+//! at exactly `--messages` records (Kafka's tool counts whole polls, so it may count a few
+//! hundred more), and the offsets it commits are just past the last one counted. A partition
+//! without a leader is left aside (its start offset found once it has one) while the others
+//! are read. `--include` is Kafka's topic include list, as the console consumer's (`,`
+//! also separates alternatives).
 //! Times print in UTC with `--date-format` (Kafka's `SimpleDateFormat` letters y M d H m s
 //! S; default `yyyy-MM-dd HH:mm:ss:SSS`).
 
@@ -42,6 +47,8 @@ use super::group_member::{
 use super::topic_filter::TopicFilter;
 
 const OFFSET_OUT_OF_RANGE: i16 = 1;
+/// The least time between two Metadata requests for leaders (Kafka's `retry.backoff.ms`).
+const METADATA_BACKOFF: Duration = Duration::from_millis(100);
 
 #[derive(Parser, Debug)]
 #[command(
@@ -167,6 +174,8 @@ struct Progress {
 struct Round {
     need_metadata: bool,
     reset: Vec<Tp>,
+    /// Fetch requests sent.
+    fetches: usize,
 }
 
 /// What every fetch round shares.
@@ -224,11 +233,13 @@ async fn execute(
         join_ms_in_round: 0,
     };
     let mut join_ms: i64 = 0;
+    let mut first_join = true;
     let mut last_consumed = Instant::now();
     let timeout = Duration::from_millis(args.timeout);
     'join: while progress.messages < messages {
         let left = timeout.saturating_sub(last_consumed.elapsed());
-        let join_start = if join_ms == 0 {
+        // The first join counts from the start, as Kafka's tool counts it.
+        let join_start = if std::mem::take(&mut first_join) {
             start_ms
         } else {
             common::now_ms()
@@ -248,30 +259,28 @@ async fn execute(
             member.generation()
         );
         state.clear();
-        ctx.topic_ids.clear();
         for (topic, parts) in &assigned {
-            let (id, leaders) = common::topic_partitions(&mut client, topic, false).await?;
-            ctx.topic_ids.insert(topic.clone(), id);
             for p in parts {
-                let leader = leaders
-                    .iter()
-                    .find(|l| l.partition == *p)
-                    .map_or(-1, |l| l.leader);
-                state.insert((topic.clone(), *p), PartitionState { leader, next: -1 });
+                state.insert(
+                    (topic.clone(), *p),
+                    PartitionState {
+                        leader: -1,
+                        next: -1,
+                    },
+                );
             }
         }
+        let topic_names: Vec<String> = assigned.keys().cloned().collect();
+        ctx.topic_ids = refresh_leaders(&mut client, &topic_names, &mut state).await?;
         let committed = member.committed(&mut client, &assigned).await?;
-        let mut missing: Vec<Tp> = Vec::new();
         for (tp, s) in state.iter_mut() {
-            match committed.get(tp).copied().flatten() {
-                Some(o) => s.next = o,
-                None => missing.push(tp.clone()),
+            if let Some(o) = committed.get(tp).copied().flatten() {
+                s.next = o;
             }
         }
-        if !missing.is_empty() {
-            reset_partitions(&mut client, &mut state, &missing, policy).await?;
-        }
+        reset_positionless(&mut client, &mut state, policy).await?;
         let mut last_commit = Instant::now();
+        let mut last_refresh = Instant::now();
         while progress.messages < messages && last_consumed.elapsed() <= timeout {
             if member.heartbeat_due() {
                 member.heartbeat(&mut client).await?;
@@ -309,9 +318,16 @@ async fn execute(
             if !round.reset.is_empty() {
                 reset_partitions(&mut client, &mut state, &round.reset, policy).await?;
             }
-            if round.need_metadata {
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                refresh_leaders(&mut client, &mut state).await;
+            if round.fetches == 0 {
+                // Nothing to read from until a leader is known.
+                tokio::time::sleep(METADATA_BACKOFF).await;
+            }
+            if round.need_metadata && last_refresh.elapsed() >= METADATA_BACKOFF {
+                last_refresh = Instant::now();
+                if let Ok(ids) = refresh_leaders(&mut client, &topic_names, &mut state).await {
+                    ctx.topic_ids = ids;
+                }
+                reset_positionless(&mut client, &mut state, policy).await?;
             }
         }
         break;
@@ -387,6 +403,14 @@ async fn fetch_round(
     // leader -> topic -> partitions
     let mut by_leader: BTreeMap<i32, BTreeMap<&str, Vec<i32>>> = BTreeMap::new();
     for ((t, p), s) in state.iter() {
+        if s.leader < 0 {
+            // Left aside until a leader (and then a start offset) is known.
+            round.need_metadata = true;
+            continue;
+        }
+        if s.next < 0 {
+            continue;
+        }
         by_leader
             .entry(s.leader)
             .or_default()
@@ -396,11 +420,7 @@ async fn fetch_round(
     }
     let requests: Vec<(i32, FetchRequest)> = by_leader
         .into_iter()
-        .filter_map(|(leader, topics)| {
-            if leader < 0 {
-                round.need_metadata = true;
-                return None;
-            }
+        .map(|(leader, topics)| {
             let topics = topics
                 .into_iter()
                 .map(|(t, parts)| {
@@ -431,10 +451,11 @@ async fn fetch_round(
                 .with_session_id(0)
                 .with_session_epoch(-1)
                 .with_topics(topics);
-            Some((leader, req))
+            (leader, req)
         })
         .collect();
     for (leader, req) in requests {
+        round.fetches += 1;
         let resp = match client.send_to(leader, &req).await {
             Ok(r) => r,
             Err(e) if e.is_retriable() => {
@@ -483,7 +504,10 @@ async fn fetch_round(
                 }
                 progress.messages += n;
                 progress.bytes += b;
+                // As Kafka's tool, a progress line comes with records, not with an empty
+                // fetch.
                 if args.show_detailed_stats
+                    && n > 0
                     && now_ms - progress.last_report_ms >= args.reporting_interval as i64
                 {
                     print_progress(progress, now_ms, &ctx.format);
@@ -501,19 +525,48 @@ async fn fetch_round(
     Ok(round)
 }
 
-/// Looks up the leaders of the assigned partitions again (a failed lookup keeps the old).
-async fn refresh_leaders(client: &mut Client, state: &mut BTreeMap<Tp, PartitionState>) {
-    let mut topics: Vec<String> = state.keys().map(|(t, _)| t.clone()).collect();
-    topics.dedup();
-    for t in topics {
-        if let Ok((_, leaders)) = common::topic_partitions(client, &t, false).await {
-            for l in leaders {
-                if let Some(s) = state.get_mut(&(t.clone(), l.partition)) {
-                    s.leader = l.leader;
-                }
+/// The leaders of the assigned partitions from one Metadata request (-1 where there is
+/// none), and the ids of `topics`. No retries: a partition without a leader waits aside.
+async fn refresh_leaders(
+    client: &mut Client,
+    topics: &[String],
+    state: &mut BTreeMap<Tp, PartitionState>,
+) -> anyhow::Result<HashMap<String, uuid::Uuid>> {
+    let md = client.metadata(Some(topics)).await?;
+    let mut ids = HashMap::new();
+    for t in &md.topics {
+        let Some(name) = t.name.as_ref().map(|n| n.to_string()) else {
+            continue;
+        };
+        if t.error_code != 0 {
+            continue;
+        }
+        for p in &t.partitions {
+            if let Some(s) = state.get_mut(&(name.clone(), p.partition_index)) {
+                s.leader = if p.error_code == 0 { p.leader_id.0 } else { -1 };
             }
         }
+        ids.insert(name, t.topic_id);
     }
+    Ok(ids)
+}
+
+/// Sets the start offset (by `policy`) of every partition that has a leader but no position
+/// yet.
+async fn reset_positionless(
+    client: &mut Client,
+    state: &mut BTreeMap<Tp, PartitionState>,
+    policy: Start,
+) -> anyhow::Result<()> {
+    let missing: Vec<Tp> = state
+        .iter()
+        .filter(|(_, s)| s.next < 0 && s.leader >= 0)
+        .map(|(tp, _)| tp.clone())
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    reset_partitions(client, state, &missing, policy).await
 }
 
 /// Java's double division: x/0 is Infinity or NaN, printed as Java prints them.

@@ -594,9 +594,12 @@ impl GroupMember {
         }
     }
 
-    /// Leaves the group (best effort: errors are only logged).
+    /// Leaves the group (best effort: errors are only logged). A static member
+    /// (`group.instance.id`) does not, as Kafka's consumer does not on close: the group keeps
+    /// its assignment until the session times out, so a restart with the same instance id
+    /// rebalances nothing.
     pub async fn leave(&mut self, client: &mut Client) {
-        if self.member_id.is_empty() {
+        if self.member_id.is_empty() || self.config.group_instance_id.is_some() {
             return;
         }
         let Ok(node) = self.coordinator(client).await else {
