@@ -3,7 +3,7 @@
 //! MEMBER_ID_REQUIRED) with protocol type `consumer` and the `range` assignor, the leader
 //! computes the assignment and sends it in SyncGroup, Heartbeat on `heartbeat.interval.ms`,
 //! rejoin on REBALANCE_IN_PROGRESS, OffsetFetch / OffsetCommit with the generation and member
-//! id, LeaveGroup on a clean exit.
+//! id, LeaveGroup on a clean exit (except for a static member, `group.instance.id`).
 //!
 //! The wire codecs of the consumer protocol (subscription and assignment), the range
 //! assignment and the reaction to each error code are pure functions, unit-tested without a
