@@ -13,6 +13,8 @@ FINAL = re.compile(
     r"([\d.]+) ms max latency, ([\d.]+) ms 50th, ([\d.]+) ms 95th, ([\d.]+) ms 99th, "
     r"([\d.]+) ms 99\.9th\."
 )
+# The librdkafka_perf example's summary line.
+LIBRDKAFKA = re.compile(r"librdkafka: (\d+) records, ([\d.]+) records/sec \(([\d.]+) MB/sec\)")
 
 
 def ms(v):
@@ -47,7 +49,7 @@ def parse(raw):
         out = str(m.get("output", ""))
         row.update(mb_per_sec=None, records_per_sec=None, p50_ms=None, p99_ms=None,
                    p999_ms=None, avg_ms=None)
-        # krust's own perf tools (every client but kcat).
+        # krust's own perf tools (every krust-* client).
         ours = m["client"].startswith("krust")
         if ours and m["kind"] == "produce":
             f = FINAL.search(out)
@@ -55,6 +57,10 @@ def parse(raw):
                 row.update(records_per_sec=float(f[2]), mb_per_sec=float(f[3]),
                            avg_ms=float(f[4]), p50_ms=ms(f[6]), p99_ms=ms(f[8]),
                            p999_ms=ms(f[9]))
+        elif m["client"] == "librdkafka":
+            f = LIBRDKAFKA.search(out)
+            if f:
+                row.update(records_per_sec=float(f[2]), mb_per_sec=float(f[3]))
         elif ours and m["kind"] == "consume":
             # fetch.MB.sec and fetch.nMsg.sec: the rate once the group is joined (Kafka's
             # group.initial.rebalance.delay.ms alone is 3 s of joining a new group).
@@ -90,7 +96,7 @@ def relevant_limit(row, limits):
 
 def svg(limits, rows):
     bars = [(f"limit: {n} ({l['tool']})", l["mb_per_sec"], "#999999") for n, l in limits.items()]
-    colors = {"krust": "#d9534f", "kcat": "#337ab7", "krust-rf3": "#f0ad4e",
+    colors = {"krust": "#d9534f", "kcat": "#337ab7", "librdkafka": "#5bc0de", "krust-rf3": "#f0ad4e",
               "krust-rf3-half": "#f7d08a"}
     for r in rows:
         # Paced runs keep to a rate chosen for them: their throughput says nothing; the
@@ -237,6 +243,10 @@ def main():
         print("krust-sustained: one node, acks=1, timed until the data is synced to the device "
               "(syncfs after the producer finishes), against fio's write-then-fsync bandwidth for "
               "the same number of bytes.")
+    if any(r["client"] == "librdkafka" for r in rows):
+        print("librdkafka: the rdkafka crate's bundled librdkafka (example librdkafka_perf), "
+              "linger.ms=5; produce timed from the first record to the last delivery report, "
+              "consume (a new group, from the earliest offset) from the first record received.")
     if any(r["broker"].startswith("tansu") for r in rows):
         print("Nx tansu-*: krust's throughput over Tansu's (same client, workload); CPU/record: "
               "krust's broker CPU per record over Tansu's (below 1 is better). Paced rows "
