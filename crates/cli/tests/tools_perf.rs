@@ -31,6 +31,13 @@ fn fields(text: &str, layout: &str) -> Option<Vec<String>> {
     rest.is_empty().then_some(out)
 }
 
+/// `krust consumer-perf-test --bootstrap-server <bs>` with `args`.
+fn consumer_perf(bs: &str, args: &[&str]) -> Output {
+    let mut all = vec!["consumer-perf-test", "--bootstrap-server", bs];
+    all.extend_from_slice(args);
+    krust(&all)
+}
+
 fn decimals(s: &str) -> Option<usize> {
     s.parse::<f64>().ok()?;
     Some(s.split_once('.').map_or(0, |(_, d)| d.len()))
@@ -82,19 +89,19 @@ fn perf_tools_produce_and_consume_every_record() {
         .sum();
     assert_eq!(total, 20000, "{}", stdout(&o));
 
-    let o = krust(&[
-        "consumer-perf-test",
-        "--bootstrap-server",
+    let o = consumer_perf(
         &bs,
-        "--topic",
-        "perf",
-        "--group",
-        "perf-group",
-        "--messages",
-        "20000",
-        "--timeout",
-        "20000",
-    ]);
+        &[
+            "--topic",
+            "perf",
+            "--group",
+            "perf-group",
+            "--messages",
+            "20000",
+            "--timeout",
+            "20000",
+        ],
+    );
     assert!(o.status.success(), "{}", stderr(&o));
     let out = stdout(&o);
     let lines: Vec<&str> = out.lines().collect();
@@ -211,20 +218,20 @@ fn perf_tools_produce_and_consume_every_record() {
     // The same group again: it goes on from the offsets committed when the first run ended,
     // so it reads the 1500 records of 10 bytes produced since (0.0143 MB), not the first
     // 1500 records of 100 bytes.
-    let o = krust(&[
-        "consumer-perf-test",
-        "--bootstrap-server",
+    let o = consumer_perf(
         &bs,
-        "--topic",
-        "perf",
-        "--group",
-        "perf-group",
-        "--messages",
-        "1500",
-        "--timeout",
-        "20000",
-        "--hide-header",
-    ]);
+        &[
+            "--topic",
+            "perf",
+            "--group",
+            "perf-group",
+            "--messages",
+            "1500",
+            "--timeout",
+            "20000",
+            "--hide-header",
+        ],
+    );
     assert!(o.status.success(), "{}", stderr(&o));
     let out = stdout(&o);
     let row: Vec<&str> = out.lines().next().expect("row").split(", ").collect();
@@ -232,18 +239,18 @@ fn perf_tools_produce_and_consume_every_record() {
 
     // All 21500 records, by an include list, with a large request (a new group: joining
     // takes 3 s of the 5 s): a timeout warning, still a summary row.
-    let o = krust(&[
-        "consumer-perf-test",
-        "--bootstrap-server",
+    let o = consumer_perf(
         &bs,
-        "--include",
-        "pe.f",
-        "--messages",
-        "50000",
-        "--timeout",
-        "5000",
-        "--hide-header",
-    ]);
+        &[
+            "--include",
+            "pe.f",
+            "--messages",
+            "50000",
+            "--timeout",
+            "5000",
+            "--hide-header",
+        ],
+    );
     assert!(o.status.success(), "{}", stderr(&o));
     let out = stdout(&o);
     assert!(out.starts_with("WARNING: Exiting before consuming the expected number of messages: timeout (5000 ms) exceeded."), "{out}");
@@ -453,15 +460,7 @@ fn consumer_perf_reads_the_partitions_that_have_a_leader() {
     let o = krust_testkit::cli::producer_perf(BIN, &bs, "spread", 3000, 10, &["acks=all"]);
     assert!(o.status.success(), "{}", stderr(&o));
     // A first group makes __consumer_offsets (three replicas) while all nodes are up.
-    let o = krust(&[
-        "consumer-perf-test",
-        "--bootstrap-server",
-        &bs,
-        "--topic",
-        "spread",
-        "--messages",
-        "1",
-    ]);
+    let o = consumer_perf(&bs, &["--topic", "spread", "--messages", "1"]);
     assert!(o.status.success(), "{}", stderr(&o));
 
     let rows = krust_testkit::cli::describe_topic(BIN, &bs, "spread").expect("describe");
@@ -501,18 +500,18 @@ fn consumer_perf_reads_the_partitions_that_have_a_leader() {
     );
 
     let n = kept.to_string();
-    let o = krust(&[
-        "consumer-perf-test",
-        "--bootstrap-server",
+    let o = consumer_perf(
         &alive,
-        "--topic",
-        "spread",
-        "--messages",
-        &n,
-        "--timeout",
-        "30000",
-        "--hide-header",
-    ]);
+        &[
+            "--topic",
+            "spread",
+            "--messages",
+            &n,
+            "--timeout",
+            "30000",
+            "--hide-header",
+        ],
+    );
     assert!(o.status.success(), "{}", stderr(&o));
     let out = stdout(&o);
     assert!(!out.contains("WARNING"), "{out}");

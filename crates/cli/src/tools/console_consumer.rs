@@ -577,6 +577,139 @@ struct FetchCtx<'a> {
     max: u64,
 }
 
+/// One Fetch request per partition leader for the partitions of `state` that have a leader
+/// and a position (`partition_max_bytes` each, 50 MiB per response), and whether some
+/// partition has no leader.
+pub(super) fn fetch_requests(
+    state: &BTreeMap<Tp, PartitionState>,
+    topic_ids: &HashMap<String, uuid::Uuid>,
+    wait: Duration,
+    isolation: i8,
+    partition_max_bytes: i32,
+) -> (Vec<(i32, FetchRequest)>, bool) {
+    let mut leaderless = false;
+    let mut by_leader: BTreeMap<i32, BTreeMap<&str, Vec<FetchPartition>>> = BTreeMap::new();
+    for ((t, p), s) in state {
+        if s.leader < 0 {
+            leaderless = true;
+        } else if s.next >= 0 {
+            by_leader
+                .entry(s.leader)
+                .or_default()
+                .entry(t.as_str())
+                .or_default()
+                .push(
+                    FetchPartition::default()
+                        .with_partition(*p)
+                        .with_fetch_offset(s.next)
+                        .with_partition_max_bytes(partition_max_bytes),
+                );
+        }
+    }
+    let requests = by_leader
+        .into_iter()
+        .map(|(leader, topics)| {
+            let topics = topics
+                .into_iter()
+                .map(|(t, parts)| {
+                    FetchTopic::default()
+                        .with_topic(TopicName(StrBytes::from_string(t.to_string())))
+                        .with_topic_id(topic_ids.get(t).copied().unwrap_or_default())
+                        .with_partitions(parts)
+                })
+                .collect();
+            let req = FetchRequest::default()
+                .with_replica_id(BrokerId(-1))
+                .with_max_wait_ms(wait.as_millis() as i32)
+                .with_min_bytes(1)
+                .with_max_bytes(52_428_800)
+                .with_isolation_level(isolation)
+                .with_session_id(0)
+                .with_session_epoch(-1)
+                .with_topics(topics);
+            (leader, req)
+        })
+        .collect();
+    (requests, leaderless)
+}
+
+/// What a fetch response says of one partition, for its reader.
+pub(super) enum Answer {
+    Records(Bytes),
+    /// OFFSET_OUT_OF_RANGE: the position needs resetting.
+    OutOfRange,
+    /// A retriable error (a moved leader...): look the leaders up again.
+    Retriable,
+}
+
+/// Whether a reader wants the rest of a fetch response.
+#[derive(PartialEq, Eq)]
+pub(super) enum Flow {
+    Go,
+    Stop,
+}
+
+/// How [`fetch_from`] ended.
+#[derive(PartialEq, Eq)]
+pub(super) enum Fetched {
+    /// Every partition was handed over.
+    Done,
+    /// The reader stopped ([`Flow::Stop`]).
+    Stopped,
+    /// The leader could not be reached (a retriable error): look the leaders up again.
+    Unreachable,
+}
+
+/// Sends `req` to `leader` and hands each answered partition of the response to `each`, by
+/// topic name (Fetch v13+ answers by topic id, older versions by name); partitions with
+/// neither records nor an error are left out. A non-retriable error ends it.
+pub(super) async fn fetch_from(
+    client: &mut Client,
+    leader: i32,
+    req: &FetchRequest,
+    topic_ids: &HashMap<String, uuid::Uuid>,
+    mut each: impl FnMut(&str, i32, Answer) -> anyhow::Result<Flow>,
+) -> anyhow::Result<Fetched> {
+    let resp = match client.send_to(leader, req).await {
+        Ok(r) => r,
+        Err(e) if e.is_retriable() => {
+            tracing::debug!("fetch from {leader}: {e}");
+            return Ok(Fetched::Unreachable);
+        }
+        Err(e) => return Err(e.into()),
+    };
+    ClientError::check(resp.error_code, None)?;
+    for t in resp.responses {
+        let name = if t.topic.is_empty() {
+            match topic_ids.iter().find(|(_, id)| **id == t.topic_id) {
+                Some((n, _)) => n.clone(),
+                None => continue,
+            }
+        } else {
+            t.topic.to_string()
+        };
+        for pd in t.partitions {
+            let p = pd.partition_index;
+            let answer = if pd.error_code == OFFSET_OUT_OF_RANGE {
+                Answer::OutOfRange
+            } else if let Err(e) = ClientError::check(pd.error_code, None) {
+                if !e.is_retriable() {
+                    return Err(anyhow::Error::new(e).context(format!("{name}-{p}")));
+                }
+                Answer::Retriable
+            } else if let Some(records) = pd.records {
+                Answer::Records(records)
+            } else {
+                continue;
+            };
+            if each(&name, p, answer)? == Flow::Stop {
+                return Ok(Fetched::Stopped);
+            }
+        }
+    }
+    Ok(Fetched::Done)
+}
+
 /// One Fetch to each partition leader; prints the records and advances the positions. When
 /// `--max-messages` is reached mid-batch, the position is just after the last printed record.
 async fn fetch_round(
@@ -590,113 +723,42 @@ async fn fetch_round(
 ) -> anyhow::Result<Round> {
     let stdout = std::io::stdout();
     let mut round = Round::default();
-    // leader -> topic -> partitions
-    let mut by_leader: BTreeMap<i32, BTreeMap<String, Vec<i32>>> = BTreeMap::new();
-    for ((t, p), s) in state.iter() {
-        by_leader
-            .entry(s.leader)
-            .or_default()
-            .entry(t.clone())
-            .or_default()
-            .push(*p);
-    }
-    for (leader, topics) in by_leader {
-        if leader < 0 {
-            round.need_metadata = true;
-            continue;
-        }
-        let req = FetchRequest::default()
-            .with_replica_id(BrokerId(-1))
-            .with_max_wait_ms(wait.as_millis() as i32)
-            .with_min_bytes(1)
-            .with_max_bytes(52_428_800)
-            .with_isolation_level(ctx.isolation)
-            .with_session_id(0)
-            .with_session_epoch(-1)
-            .with_topics(
-                topics
-                    .iter()
-                    .map(|(t, parts)| {
-                        FetchTopic::default()
-                            .with_topic(TopicName(StrBytes::from_string(t.clone())))
-                            .with_topic_id(ctx.topic_ids.get(t).copied().unwrap_or_default())
-                            .with_partitions(
-                                parts
-                                    .iter()
-                                    .map(|p| {
-                                        let next = state
-                                            .get(&(t.clone(), *p))
-                                            .map(|s| s.next)
-                                            .unwrap_or(0);
-                                        FetchPartition::default()
-                                            .with_partition(*p)
-                                            .with_fetch_offset(next)
-                                            .with_partition_max_bytes(1_048_576)
-                                    })
-                                    .collect(),
-                            )
-                    })
-                    .collect(),
-            );
-        let resp = match client.send_to(leader, &req).await {
-            Ok(r) => r,
-            Err(e) if e.is_retriable() => {
-                tracing::debug!("fetch from {leader}: {e}");
-                round.need_metadata = true;
-                continue;
-            }
-            Err(e) => return Err(e.into()),
-        };
-        ClientError::check(resp.error_code, None)?;
-        for t in resp.responses {
-            // Fetch v13+ answers by topic id, older versions by name.
-            let name = if t.topic.is_empty() {
-                match ctx
-                    .topic_ids
-                    .iter()
-                    .find(|(_, id)| **id == t.topic_id)
-                    .map(|(n, _)| n.clone())
-                {
-                    Some(n) => n,
-                    None => continue,
-                }
-            } else {
-                t.topic.to_string()
+    let (requests, leaderless) =
+        fetch_requests(state, &ctx.topic_ids, wait, ctx.isolation, 1_048_576);
+    round.need_metadata = leaderless;
+    for (leader, req) in requests {
+        let fetched = fetch_from(client, leader, &req, &ctx.topic_ids, |name, p, answer| {
+            let tp = (name.to_string(), p);
+            let Some(s) = state.get_mut(&tp) else {
+                return Ok(Flow::Go);
             };
-            for pd in t.partitions {
-                let p = pd.partition_index;
-                let tp = (name.clone(), p);
-                let Some(s) = state.get_mut(&tp) else {
-                    continue;
-                };
-                if pd.error_code == OFFSET_OUT_OF_RANGE {
-                    round.reset.push(tp);
-                    continue;
-                }
-                if let Err(e) = ClientError::check(pd.error_code, None) {
-                    if e.is_retriable() {
-                        round.need_metadata = true;
-                        continue;
-                    }
-                    return Err(anyhow::Error::new(e).context(format!("{name}-{p}")));
-                }
-                let Some(records) = pd.records else {
-                    continue;
-                };
-                for r in decode_complete_batches(records, &mut s.next)? {
-                    ctx.formatter.write(out, p, &r);
-                    *count += 1;
-                    *last_message = Instant::now();
-                    if *count >= ctx.max {
-                        s.next = r.offset + 1;
-                        write_out(&stdout, out)?;
-                        round.done = true;
-                        return Ok(round);
+            match answer {
+                Answer::OutOfRange => round.reset.push(tp),
+                Answer::Retriable => round.need_metadata = true,
+                Answer::Records(records) => {
+                    for r in decode_complete_batches(records, &mut s.next)? {
+                        ctx.formatter.write(out, p, &r);
+                        *count += 1;
+                        *last_message = Instant::now();
+                        if *count >= ctx.max {
+                            s.next = r.offset + 1;
+                            return Ok(Flow::Stop);
+                        }
                     }
                 }
             }
-        }
+            Ok(Flow::Go)
+        })
+        .await?;
         write_out(&stdout, out)?;
+        match fetched {
+            Fetched::Done => {}
+            Fetched::Stopped => {
+                round.done = true;
+                return Ok(round);
+            }
+            Fetched::Unreachable => round.need_metadata = true,
+        }
     }
     Ok(round)
 }

@@ -31,22 +31,19 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 use bytes::Bytes;
 use clap::Parser;
-use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
-use kafka_protocol::messages::{BrokerId, FetchRequest, TopicName};
-use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::records::RecordBatchDecoder;
-use krust_client::{Client, ClientError};
+use krust_client::Client;
 
 use super::common;
 use super::console_consumer::{
-    positions, reset_partitions, subscribed_topics, PartitionState, Selection, Start,
+    fetch_from, fetch_requests, positions, reset_partitions, subscribed_topics, Answer, Fetched,
+    Flow, PartitionState, Selection, Start,
 };
 use super::group_member::{
     auto_commit_settings, CommitOutcome, GroupMember, MemberConfig, MemberState, Tp,
 };
 use super::topic_filter::TopicFilter;
 
-const OFFSET_OUT_OF_RANGE: i16 = 1;
 /// The least time between two Metadata requests for leaders (Kafka's `retry.backoff.ms`).
 const METADATA_BACKOFF: Duration = Duration::from_millis(100);
 
@@ -400,126 +397,57 @@ async fn fetch_round(
 ) -> anyhow::Result<Round> {
     let args = ctx.args;
     let mut round = Round::default();
-    // leader -> topic -> partitions
-    let mut by_leader: BTreeMap<i32, BTreeMap<&str, Vec<i32>>> = BTreeMap::new();
-    for ((t, p), s) in state.iter() {
-        if s.leader < 0 {
-            // Left aside until a leader (and then a start offset) is known.
-            round.need_metadata = true;
-            continue;
-        }
-        if s.next < 0 {
-            continue;
-        }
-        by_leader
-            .entry(s.leader)
-            .or_default()
-            .entry(t.as_str())
-            .or_default()
-            .push(*p);
-    }
-    let requests: Vec<(i32, FetchRequest)> = by_leader
-        .into_iter()
-        .map(|(leader, topics)| {
-            let topics = topics
-                .into_iter()
-                .map(|(t, parts)| {
-                    FetchTopic::default()
-                        .with_topic(TopicName(StrBytes::from_string(t.to_string())))
-                        .with_topic_id(ctx.topic_ids.get(t).copied().unwrap_or_default())
-                        .with_partitions(
-                            parts
-                                .iter()
-                                .map(|p| {
-                                    let next =
-                                        state.get(&(t.to_string(), *p)).map_or(0, |s| s.next);
-                                    FetchPartition::default()
-                                        .with_partition(*p)
-                                        .with_fetch_offset(next)
-                                        .with_partition_max_bytes(args.fetch_size)
-                                })
-                                .collect(),
-                        )
-                })
-                .collect();
-            let req = FetchRequest::default()
-                .with_replica_id(BrokerId(-1))
-                .with_max_wait_ms(wait.as_millis() as i32)
-                .with_min_bytes(1)
-                .with_max_bytes(52_428_800)
-                .with_isolation_level(0)
-                .with_session_id(0)
-                .with_session_epoch(-1)
-                .with_topics(topics);
-            (leader, req)
-        })
-        .collect();
+    // A partition without a leader is left aside until it has one (and a start offset).
+    let (requests, leaderless) = fetch_requests(state, &ctx.topic_ids, wait, 0, args.fetch_size);
+    round.need_metadata = leaderless;
     for (leader, req) in requests {
         round.fetches += 1;
-        let resp = match client.send_to(leader, &req).await {
-            Ok(r) => r,
-            Err(e) if e.is_retriable() => {
-                tracing::debug!("fetch from {leader}: {e}");
-                round.need_metadata = true;
-                continue;
-            }
-            Err(e) => return Err(e.into()),
-        };
-        ClientError::check(resp.error_code, None)?;
         let now_ms = common::now_ms();
-        for t in resp.responses {
-            // Fetch v13+ answers by topic id, older versions by name.
-            let name = if t.topic.is_empty() {
-                match ctx.topic_ids.iter().find(|(_, id)| **id == t.topic_id) {
-                    Some((n, _)) => n.clone(),
-                    None => continue,
-                }
-            } else {
-                t.topic.to_string()
+        let fetched = fetch_from(client, leader, &req, &ctx.topic_ids, |name, p, answer| {
+            let tp = (name.to_string(), p);
+            let Some(s) = state.get_mut(&tp) else {
+                return Ok(Flow::Go);
             };
-            for pd in t.partitions {
-                let p = pd.partition_index;
-                let tp = (name.clone(), p);
-                let Some(s) = state.get_mut(&tp) else {
-                    continue;
-                };
-                if pd.error_code == OFFSET_OUT_OF_RANGE {
+            let records = match answer {
+                Answer::OutOfRange => {
                     round.reset.push(tp);
-                    continue;
+                    return Ok(Flow::Go);
                 }
-                if let Err(e) = ClientError::check(pd.error_code, None) {
-                    if e.is_retriable() {
-                        round.need_metadata = true;
-                        continue;
-                    }
-                    return Err(anyhow::Error::new(e).context(format!("{name}-{p}")));
+                Answer::Retriable => {
+                    round.need_metadata = true;
+                    return Ok(Flow::Go);
                 }
-                let Some(records) = pd.records else {
-                    continue;
-                };
-                let remaining = ctx.messages - progress.messages;
-                let (n, b) = count_records(records, &mut s.next, remaining)?;
-                if n > 0 {
-                    *last_consumed = Instant::now();
-                }
-                progress.messages += n;
-                progress.bytes += b;
-                // As Kafka's tool, a progress line comes with records, not with an empty
-                // fetch.
-                if args.show_detailed_stats
-                    && n > 0
-                    && now_ms - progress.last_report_ms >= args.reporting_interval as i64
-                {
-                    print_progress(progress, now_ms, &ctx.format);
-                    progress.last_report_ms = now_ms;
-                    progress.last_messages = progress.messages;
-                    progress.last_bytes = progress.bytes;
-                    progress.join_ms_in_round = 0;
-                }
-                if progress.messages >= ctx.messages {
-                    return Ok(round);
-                }
+                Answer::Records(records) => records,
+            };
+            let remaining = ctx.messages - progress.messages;
+            let (n, b) = count_records(records, &mut s.next, remaining)?;
+            if n > 0 {
+                *last_consumed = Instant::now();
             }
+            progress.messages += n;
+            progress.bytes += b;
+            // As Kafka's tool, a progress line comes with records, not with an empty fetch.
+            if args.show_detailed_stats
+                && n > 0
+                && now_ms - progress.last_report_ms >= args.reporting_interval as i64
+            {
+                print_progress(progress, now_ms, &ctx.format);
+                progress.last_report_ms = now_ms;
+                progress.last_messages = progress.messages;
+                progress.last_bytes = progress.bytes;
+                progress.join_ms_in_round = 0;
+            }
+            Ok(if progress.messages >= ctx.messages {
+                Flow::Stop
+            } else {
+                Flow::Go
+            })
+        })
+        .await?;
+        match fetched {
+            Fetched::Done => {}
+            Fetched::Stopped => return Ok(round),
+            Fetched::Unreachable => round.need_metadata = true,
         }
     }
     Ok(round)
