@@ -443,12 +443,21 @@ impl Connection {
             .ok()
             .filter(|l| *l <= MAX_RESPONSE_BYTES)
             .ok_or_else(|| ClientError::Protocol(format!("invalid response size {len}")))?;
-        let mut buf = vec![0u8; len];
-        self.stream
-            .read_exact(&mut buf)
-            .await
-            .map_err(|e| io(e, &self.addr))?;
-        Ok(Bytes::from(buf))
+        // Read into spare capacity: a response of megabytes is not zeroed first.
+        let mut buf = BytesMut::with_capacity(len);
+        while buf.len() < len {
+            let want = len - buf.len();
+            let mut rest = (&mut buf).limit(want);
+            let n = self
+                .stream
+                .read_buf(&mut rest)
+                .await
+                .map_err(|e| io(e, &self.addr))?;
+            if n == 0 {
+                return Err(io(std::io::ErrorKind::UnexpectedEof.into(), &self.addr));
+            }
+        }
+        Ok(buf.freeze())
     }
 }
 

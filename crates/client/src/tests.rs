@@ -285,6 +285,74 @@ async fn garbage_size_is_a_protocol_error() {
     assert!(matches!(err, ClientError::Protocol(_)), "{err}");
 }
 
+/// A raw broker for one connection: answers ApiVersions (Metadata up to v9), written `chunk` bytes
+/// at a time, then writes `then` (raw bytes) after the next request and closes.
+async fn trickling_broker(chunk: usize, then: Vec<u8>) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr").to_string();
+    tokio::spawn(async move {
+        let Ok((mut sock, _)) = listener.accept().await else {
+            return;
+        };
+        let mut frames = 0;
+        loop {
+            let mut len = [0u8; 4];
+            if sock.read_exact(&mut len).await.is_err() {
+                return;
+            }
+            let mut buf = vec![0u8; i32::from_be_bytes(len) as usize];
+            if sock.read_exact(&mut buf).await.is_err() {
+                return;
+            }
+            let mut body = Bytes::from(buf);
+            let h = decode_request_header_from_buffer(&mut body).expect("header");
+            if frames == 1 {
+                let _ = sock.write_all(&then).await;
+                return;
+            }
+            frames += 1;
+            let resp = response(
+                h.correlation_id,
+                0,
+                &versions(&[(ApiKey::ApiVersions, 0, 3), (ApiKey::Metadata, 0, 9)]),
+                h.request_api_version,
+            );
+            let mut out = Vec::new();
+            out.put_i32(resp.len() as i32);
+            out.extend_from_slice(&resp);
+            for piece in out.chunks(chunk) {
+                if sock.write_all(piece).await.is_err() || sock.flush().await.is_err() {
+                    return;
+                }
+                tokio::task::yield_now().await;
+            }
+        }
+    });
+    addr
+}
+
+#[tokio::test]
+async fn a_response_arriving_in_pieces_is_read_whole() {
+    let addr = trickling_broker(3, Vec::new()).await;
+    let conn = Connection::connect(&addr, "c", T).await.expect("connect");
+    assert_eq!(conn.version_for::<MetadataRequest>().expect("metadata"), 9);
+}
+
+#[tokio::test]
+async fn a_connection_closed_inside_a_response_is_an_error() {
+    // Announces 100 bytes, sends 10, closes.
+    let mut then = 100i32.to_be_bytes().to_vec();
+    then.extend_from_slice(&[0u8; 10]);
+    let addr = trickling_broker(1024, then).await;
+    let mut conn = Connection::connect(&addr, "c", T).await.expect("connect");
+    let err = conn
+        .send(&MetadataRequest::default())
+        .await
+        .expect_err("cut off");
+    assert!(err.to_string().contains("closed by the broker"), "{err}");
+    assert!(conn.is_broken());
+}
+
 #[tokio::test]
 async fn connect_failure_names_the_address() {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
