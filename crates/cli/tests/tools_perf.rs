@@ -447,6 +447,8 @@ fn consumer_perf_reads_the_partitions_that_have_a_leader() {
             "broker.session.timeout.ms=3000",
             "broker.heartbeat.interval.ms=500",
             "group.initial.rebalance.delay.ms=0",
+            // The embedded default is 1: the new group's coordinator must survive the stop.
+            "offsets.topic.replication.factor=3",
         ],
     );
     let bs = cluster.bootstrap();
@@ -514,7 +516,7 @@ fn consumer_perf_reads_the_partitions_that_have_a_leader() {
     );
     assert!(o.status.success(), "{}", stderr(&o));
     let out = stdout(&o);
-    assert!(!out.contains("WARNING"), "{out}");
+    assert!(!out.contains("WARNING"), "{out}\n{}", stderr(&o));
     let row: Vec<&str> = out.lines().next().expect("row").split(", ").collect();
     assert_eq!(row[4], n, "{out}");
 }
