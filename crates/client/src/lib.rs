@@ -26,7 +26,7 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Request, StrBytes};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::net::TcpStream;
+use tokio::net::{TcpSocket, TcpStream};
 
 /// Largest response frame accepted (Kafka's clients have no hard limit; this guards memory).
 pub const MAX_RESPONSE_BYTES: usize = 256 * 1024 * 1024;
@@ -150,11 +150,24 @@ pub fn error_description(code: i16) -> String {
     }
 }
 
-/// How long to wait for one step (connect, one request and its response).
+/// How the client identifies itself, how long it waits for one step (connect, one request
+/// and its response), and the socket buffers of its connections.
 #[derive(Debug, Clone)]
 pub struct ClientConfig {
     pub client_id: String,
     pub request_timeout: Duration,
+    pub buffers: SocketBuffers,
+}
+
+/// The kernel buffer sizes asked for each connection (SO_RCVBUF and SO_SNDBUF, set before
+/// connecting); `None` leaves the operating system's default and its autotuning, as Kafka's
+/// `-1` does.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SocketBuffers {
+    /// `receive.buffer.bytes`.
+    pub receive: Option<u32>,
+    /// `send.buffer.bytes`.
+    pub send: Option<u32>,
 }
 
 impl Default for ClientConfig {
@@ -162,6 +175,7 @@ impl Default for ClientConfig {
         ClientConfig {
             client_id: "krust-client".to_string(),
             request_timeout: Duration::from_secs(30),
+            buffers: SocketBuffers::default(),
         }
     }
 }
@@ -195,7 +209,17 @@ impl Connection {
         client_id: &str,
         timeout: Duration,
     ) -> Result<Connection, ClientError> {
-        let stream = match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
+        Connection::connect_with(addr, client_id, timeout, SocketBuffers::default()).await
+    }
+
+    /// Like [`Connection::connect`], with the socket's kernel buffers set first.
+    pub async fn connect_with(
+        addr: &str,
+        client_id: &str,
+        timeout: Duration,
+        buffers: SocketBuffers,
+    ) -> Result<Connection, ClientError> {
+        let stream = match tokio::time::timeout(timeout, open(addr, buffers)).await {
             Ok(Ok(s)) => s,
             Ok(Err(e)) => {
                 return Err(ClientError::Connect {
@@ -461,6 +485,38 @@ impl Connection {
     }
 }
 
+/// A TCP connection to `addr`, trying each address it resolves to; the buffers are set
+/// before connecting, so the window scale offered covers them.
+async fn open(addr: &str, buffers: SocketBuffers) -> std::io::Result<TcpStream> {
+    if buffers == SocketBuffers::default() {
+        return TcpStream::connect(addr).await;
+    }
+    let mut last = None;
+    for sa in tokio::net::lookup_host(addr).await? {
+        let sock = if sa.is_ipv4() {
+            TcpSocket::new_v4()?
+        } else {
+            TcpSocket::new_v6()?
+        };
+        if let Some(n) = buffers.receive {
+            sock.set_recv_buffer_size(n)?;
+        }
+        if let Some(n) = buffers.send {
+            sock.set_send_buffer_size(n)?;
+        }
+        match sock.connect(sa).await {
+            Ok(s) => return Ok(s),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| {
+        std::io::Error::new(
+            std::io::ErrorKind::NotFound,
+            format!("{addr} resolves to no address"),
+        )
+    }))
+}
+
 fn api_key<R: Request>() -> Result<ApiKey, ClientError> {
     ApiKey::try_from(R::KEY)
         .map_err(|_| ClientError::Protocol(format!("unknown API key {}", R::KEY)))
@@ -545,8 +601,13 @@ impl Client {
         if self.bootstrap_conn.is_none() {
             let mut last = None;
             for addr in &self.bootstrap {
-                match Connection::connect(addr, &self.config.client_id, self.config.request_timeout)
-                    .await
+                match Connection::connect_with(
+                    addr,
+                    &self.config.client_id,
+                    self.config.request_timeout,
+                    self.config.buffers,
+                )
+                .await
                 {
                     Ok(c) => {
                         self.bootstrap_conn = Some(c);
@@ -666,10 +727,11 @@ impl Client {
                     Some(&format!("Broker {node_id} is not in the cluster metadata")),
                 )
             })?;
-            let conn = Connection::connect(
+            let conn = Connection::connect_with(
                 &broker.addr(),
                 &self.config.client_id,
                 self.config.request_timeout,
+                self.config.buffers,
             )
             .await?;
             self.conns.insert(node_id, conn);

@@ -339,6 +339,25 @@ async fn a_response_arriving_in_pieces_is_read_whole() {
 }
 
 #[tokio::test]
+async fn socket_buffers_are_set_before_connecting() {
+    let (addr, _) = fake_broker(standard_handler(9)).await;
+    let buffers = SocketBuffers {
+        receive: Some(256 * 1024),
+        send: Some(64 * 1024),
+    };
+    let mut conn = Connection::connect_with(&addr, "c", T, buffers)
+        .await
+        .expect("connect");
+    conn.send(&MetadataRequest::default())
+        .await
+        .expect("metadata");
+    let err = Connection::connect_with("no-such-host.invalid:9092", "c", T, buffers)
+        .await
+        .expect_err("unresolvable");
+    assert!(matches!(err, ClientError::Connect { .. }), "{err}");
+}
+
+#[tokio::test]
 async fn a_connection_closed_inside_a_response_is_an_error() {
     // Announces 100 bytes, sends 10, closes.
     let mut then = 100i32.to_be_bytes().to_vec();

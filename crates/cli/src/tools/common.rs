@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use clap::Parser;
-use krust_client::{Client, ClientConfig};
+use krust_client::{Client, ClientConfig, SocketBuffers};
 
 /// `--bootstrap-server` and `--command-config`, accepted by every tool.
 #[derive(clap::Args, Debug, Clone)]
@@ -20,7 +20,8 @@ pub struct ConnectArgs {
     /// REQUIRED: The Kafka server(s) to connect to, host:port[,host:port].
     #[arg(long = "bootstrap-server", value_name = "server to connect to")]
     pub bootstrap_server: String,
-    /// Property file with client configs (client.id, request.timeout.ms are used).
+    /// Property file with client configs (client.id, request.timeout.ms,
+    /// receive.buffer.bytes and send.buffer.bytes are used).
     #[arg(long = "command-config", value_name = "command config property file")]
     pub command_config: Option<PathBuf>,
 }
@@ -50,6 +51,7 @@ pub fn client_config_from(
     let mut config = ClientConfig {
         client_id: default_client_id.to_string(),
         request_timeout: Duration::from_secs(30),
+        buffers: SocketBuffers::default(),
     };
     if let Some(id) = props.get("client.id") {
         config.client_id = id.clone();
@@ -61,7 +63,54 @@ pub fn client_config_from(
             .with_context(|| format!("Invalid value {ms} for configuration request.timeout.ms"))?;
         config.request_timeout = Duration::from_millis(ms);
     }
+    if let Some(v) = props.get("receive.buffer.bytes") {
+        config.buffers.receive = socket_buffer_size("receive.buffer.bytes", v)?;
+    }
+    if let Some(v) = props.get("send.buffer.bytes") {
+        config.buffers.send = socket_buffer_size("send.buffer.bytes", v)?;
+    }
     Ok(config)
+}
+
+/// The socket buffers of `base`, each replaced by `from_props`'s where `props` sets its key
+/// (a tool's consumer or producer properties over its --command-config).
+pub fn merged_buffers(
+    props: &BTreeMap<String, String>,
+    base: SocketBuffers,
+    from_props: SocketBuffers,
+) -> SocketBuffers {
+    SocketBuffers {
+        receive: if props.contains_key("receive.buffer.bytes") {
+            from_props.receive
+        } else {
+            base.receive
+        },
+        send: if props.contains_key("send.buffer.bytes") {
+            from_props.send
+        } else {
+            base.send
+        },
+    }
+}
+
+/// A socket buffer size as Kafka's clients take it: -1 for the operating system's default,
+/// else a size in bytes. Left unset, the operating system's default is kept too (Kafka's
+/// clients would set 64 KiB or 128 KiB, which turns the kernel's autotuning off).
+pub fn socket_buffer_size(key: &str, value: &str) -> anyhow::Result<Option<u32>> {
+    let n: i64 = value
+        .trim()
+        .parse()
+        .with_context(|| format!("Invalid value {value} for configuration {key}"))?;
+    match n {
+        -1 => Ok(None),
+        n if n >= 1 => Ok(Some(u32::try_from(n).with_context(|| {
+            format!("Invalid value {value} for configuration {key}: too large")
+        })?)),
+        _ => bail!(
+            "Invalid value {value} for configuration {key}: Value must be -1 (the system \
+             default) or a positive size"
+        ),
+    }
 }
 
 /// Reads a Java properties file (`key=value`, `key:value` or `key value`; `#`/`!` comments).
@@ -561,6 +610,50 @@ mod tests {
             -58897971
         );
         assert_eq!(murmur2(b"abc"), 479470107);
+    }
+
+    #[test]
+    fn socket_buffers_follow_kafka_values() {
+        let props: BTreeMap<String, String> = [
+            ("receive.buffer.bytes", "65536"),
+            ("send.buffer.bytes", "-1"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        let c = client_config_from(&props, "x").expect("config");
+        assert_eq!(c.buffers.receive, Some(65536));
+        assert_eq!(c.buffers.send, None);
+        assert_eq!(
+            client_config_from(&BTreeMap::new(), "x")
+                .expect("config")
+                .buffers,
+            SocketBuffers::default()
+        );
+        for bad in ["0", "-2", "big", "4294967296"] {
+            let err = socket_buffer_size("receive.buffer.bytes", bad).expect_err(bad);
+            assert!(
+                err.to_string().starts_with(&format!(
+                    "Invalid value {bad} for configuration receive.buffer.bytes"
+                )),
+                "{err}"
+            );
+        }
+        // Properties override the base only where they set a key.
+        let base = SocketBuffers {
+            receive: Some(1),
+            send: Some(2),
+        };
+        let mut only_send = BTreeMap::new();
+        only_send.insert("send.buffer.bytes".to_string(), "-1".to_string());
+        let from = client_config_from(&only_send, "x").expect("config").buffers;
+        assert_eq!(
+            merged_buffers(&only_send, base, from),
+            SocketBuffers {
+                receive: Some(1),
+                send: None
+            }
+        );
     }
 
     #[test]

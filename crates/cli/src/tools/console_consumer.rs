@@ -439,9 +439,11 @@ async fn consume(
     if let Some(id) = props.get("client.id") {
         config.client_id = id.clone();
     }
+    let from_consumer = common::client_config_from(&props, "")?;
     if props.contains_key("request.timeout.ms") {
-        config.request_timeout = common::client_config_from(&props, "")?.request_timeout;
+        config.request_timeout = from_consumer.request_timeout;
     }
+    config.buffers = common::merged_buffers(&props, config.buffers, from_consumer.buffers);
     let mut client = Client::connect(&args.connect.bootstrap_server, config).await?;
     if let Some(group) = group_id(args, &props)? {
         let ctx = FetchCtx {

@@ -284,6 +284,7 @@ async fn execute(args: &Args) -> anyhow::Result<u64> {
     if producer_props.contains_key("request.timeout.ms") {
         config.request_timeout = from_producer.request_timeout;
     }
+    config.buffers = common::merged_buffers(&producer_props, config.buffers, from_producer.buffers);
     let mut client = Client::connect(&args.connect.bootstrap_server, config).await?;
     let (_, partitions) = common::topic_partitions(&mut client, &args.topic, true).await?;
     let mut producer = Producer {

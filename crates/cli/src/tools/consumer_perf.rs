@@ -73,12 +73,18 @@ struct Args {
     /// with the latest message present in the log rather than the earliest message.
     #[arg(long = "from-latest")]
     from_latest: bool,
-    /// The size of the tcp RECV size (accepted, not used).
-    #[arg(long = "socket-buffer-size", value_name = "size")]
-    socket_buffer_size: Option<i32>,
-    /// Consumer config properties file (client.id, request.timeout.ms, session.timeout.ms,
-    /// heartbeat.interval.ms, max.poll.interval.ms, group.instance.id, enable.auto.commit and
-    /// auto.commit.interval.ms are used).
+    /// The size of the tcp RECV size (the connections' SO_RCVBUF; -1 for the system's
+    /// default). As in Kafka's tool, it wins over receive.buffer.bytes in --consumer.config.
+    #[arg(
+        long = "socket-buffer-size",
+        value_name = "size",
+        default_value_t = 2 * 1024 * 1024,
+        allow_hyphen_values = true
+    )]
+    socket_buffer_size: i64,
+    /// Consumer config properties file (client.id, request.timeout.ms, send.buffer.bytes,
+    /// session.timeout.ms, heartbeat.interval.ms, max.poll.interval.ms, group.instance.id,
+    /// enable.auto.commit and auto.commit.interval.ms are used).
     #[arg(long = "consumer.config", value_name = "config file")]
     consumer_config: Option<PathBuf>,
     /// Print out the metrics.
@@ -194,7 +200,9 @@ async fn execute(
         Some(p) => common::load_properties(p)?,
         None => BTreeMap::new(),
     };
-    let config = common::client_config_from(&props, "perf-consumer-client")?;
+    let mut config = common::client_config_from(&props, "perf-consumer-client")?;
+    config.buffers.receive =
+        common::socket_buffer_size("socket-buffer-size", &args.socket_buffer_size.to_string())?;
     // As in Kafka's tool, --group wins over a group.id in --consumer.config.
     let group = args
         .group
