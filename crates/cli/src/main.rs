@@ -7,7 +7,12 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use krust_server::config::ServerConfig;
 
+mod alloc;
 mod tools;
+
+/// Reserves, rather than refuses, absurd allocation requests (see [`alloc`]).
+#[global_allocator]
+static ALLOCATOR: alloc::Allocator = alloc::Allocator;
 
 #[derive(Parser)]
 #[command(

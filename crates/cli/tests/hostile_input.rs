@@ -163,3 +163,176 @@ async fn corrupt_and_oversized_batches_are_refused_and_nothing_is_stored() {
         "only the good batch was stored"
     );
 }
+
+/// A request frame written by hand: header v1 (`flexible`: v2) for client `test`, then
+/// `body` as given.
+fn raw_frame(key: ApiKey, version: i16, flexible: bool, body: &[u8]) -> Vec<u8> {
+    let mut f = Vec::new();
+    f.extend_from_slice(&(key as i16).to_be_bytes());
+    f.extend_from_slice(&version.to_be_bytes());
+    f.extend_from_slice(&7i32.to_be_bytes());
+    f.extend_from_slice(&4i16.to_be_bytes());
+    f.extend_from_slice(b"test");
+    if flexible {
+        f.push(0); // no tagged fields
+    }
+    f.extend_from_slice(body);
+    let mut out = (f.len() as i32).to_be_bytes().to_vec();
+    out.extend_from_slice(&f);
+    out
+}
+
+/// ListOffsets v1 for partition 0 of `topic` at `timestamp`: (error, offset).
+fn offset_for_time(s: &mut TcpStream, topic: &str, timestamp: i64) -> (i16, i64) {
+    let req = ListOffsetsRequest::default()
+        .with_replica_id(BrokerId(-1))
+        .with_topics(vec![list_offsets_request::ListOffsetsTopic::default()
+            .with_name(TopicName(StrBytes::from_string(topic.to_string())))
+            .with_partitions(vec![
+                list_offsets_request::ListOffsetsPartition::default()
+                    .with_partition_index(0)
+                    .with_timestamp(timestamp),
+            ])]);
+    s.write_all(&frame(ApiKey::ListOffsets, 1, 12, &req))
+        .expect("send");
+    let mut body = read_response(s, 0);
+    let resp = ListOffsetsResponse::decode(&mut body, 1).expect("decode");
+    let p = &resp.topics[0].partitions[0];
+    (p.error_code, p.offset)
+}
+
+/// Counts on the wire are believed only as far as the bytes behind them go: a few bytes
+/// announcing billions of elements, or a batch header announcing billions of records, get
+/// an error or a fallback answer, and the node keeps serving.
+#[tokio::test(flavor = "multi_thread")]
+async fn announced_counts_beyond_the_bytes_neither_crash_nor_allocate() {
+    let node = start(&[]);
+    create_topic(&node, "counted", 1, &[]).await;
+
+    // Metadata v4: a topics array of i32::MAX entries, none of them sent.
+    let mut s = connect(&node);
+    s.write_all(&raw_frame(
+        ApiKey::Metadata,
+        4,
+        false,
+        &i32::MAX.to_be_bytes(),
+    ))
+    .expect("write");
+    assert!(closed(&mut s));
+    // Metadata v9: a compact array of u32::MAX - 1 entries.
+    let mut s = connect(&node);
+    s.write_all(&raw_frame(
+        ApiKey::Metadata,
+        9,
+        true,
+        &[0xff, 0xff, 0xff, 0xff, 0x0f],
+    ))
+    .expect("write");
+    assert!(closed(&mut s));
+    // Produce v8: a topic data array of i32::MAX entries.
+    let mut s = connect(&node);
+    let mut body = Vec::new();
+    body.extend_from_slice(&(-1i16).to_be_bytes()); // transactional id: null
+    body.extend_from_slice(&1i16.to_be_bytes()); // acks
+    body.extend_from_slice(&5000i32.to_be_bytes()); // timeout
+    body.extend_from_slice(&i32::MAX.to_be_bytes());
+    s.write_all(&raw_frame(ApiKey::Produce, 8, false, &body))
+        .expect("write");
+    assert!(closed(&mut s));
+
+    // A batch holding one record whose header counts i32::MAX of them (the last offset
+    // delta agrees, so it is stored), then a lookup by time that reads inside it: the
+    // answer falls back to the batch's base offset.
+    let mut bogus = batch(&["only"]);
+    bogus[23..27].copy_from_slice(&(i32::MAX - 1).to_be_bytes()); // last offset delta
+    bogus[57..61].copy_from_slice(&i32::MAX.to_be_bytes()); // records count
+    let crc = crc32c::crc32c(&bogus[21..]);
+    bogus[17..21].copy_from_slice(&crc.to_be_bytes());
+    let mut s = connect(&node);
+    assert_eq!(produce(&mut s, "counted", bogus.freeze()), 0);
+    assert_eq!(offset_for_time(&mut s, "counted", 0), (0, 0));
+
+    assert!(krust_testkit::api_versions_ok(node.client_addr()));
+    assert_eq!(watermarks(&node, "counted", 0), (0, i64::from(i32::MAX)));
+}
+
+/// A compressed batch that expands past the search bound (64 MiB) is not expanded for a
+/// lookup by time: the answer is its base offset, not the record inside it.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_lookup_by_time_does_not_expand_a_compression_bomb() {
+    use kafka_protocol::records::{
+        Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+    };
+    let node = start(&[]);
+    create_topic(&node, "bomb", 1, &[]).await;
+    // Two records, the first `first_len` zero bytes at `t0`, the second small at t0 + 1 s.
+    let encode = |first_len: usize, t0: i64| {
+        let records: Vec<Record> = [(first_len, t0), (1, t0 + 1_000)]
+            .iter()
+            .enumerate()
+            .map(|(i, (len, ts))| Record {
+                transactional: false,
+                control: false,
+                delete_horizon: false,
+                partition_leader_epoch: -1,
+                producer_id: -1,
+                producer_epoch: -1,
+                timestamp_type: TimestampType::Creation,
+                offset: i as i64,
+                sequence: i as i32 - 1,
+                timestamp: *ts,
+                key: None,
+                value: Some(bytes::Bytes::from(vec![0u8; *len])),
+                headers: Default::default(),
+            })
+            .collect();
+        let mut buf = bytes::BytesMut::new();
+        RecordBatchEncoder::encode(
+            &mut buf,
+            records.iter(),
+            &RecordEncodeOptions {
+                version: 2,
+                compression: Compression::Zstd,
+            },
+        )
+        .expect("encode");
+        buf.freeze()
+    };
+    let mut s = connect(&node);
+    // Small: the record at 2 s is found inside its batch (offset 1).
+    assert_eq!(produce(&mut s, "bomb", encode(10, 1_000)), 0);
+    assert_eq!(offset_for_time(&mut s, "bomb", 2_000), (0, 1));
+    // 80 MiB of zeros, a few KiB compressed: the batch's base offset (2) answers for the
+    // record at 4 s (offset 3).
+    let big = encode(80 << 20, 3_000);
+    assert!(big.len() < 1 << 20, "{} bytes", big.len());
+    assert_eq!(produce(&mut s, "bomb", big), 0);
+    assert_eq!(offset_for_time(&mut s, "bomb", 4_000), (0, 2));
+    // 10 MiB expands within the bound: the record itself (offset 5) answers.
+    assert_eq!(produce(&mut s, "bomb", encode(10 << 20, 5_000)), 0);
+    assert_eq!(offset_for_time(&mut s, "bomb", 6_000), (0, 5));
+    assert_eq!(
+        offset_for_time(&mut s, "bomb", 7_000),
+        (0, -1),
+        "none that late"
+    );
+}
+
+/// The group coordinator trusts what `__consumer_offsets` holds: clients may not append to
+/// internal topics (Kafka's INVALID_TOPIC_EXCEPTION).
+#[tokio::test(flavor = "multi_thread")]
+async fn clients_cannot_append_to_internal_topics() {
+    let node = start(&[]);
+    let mut s = connect(&node);
+    for topic in [
+        "__consumer_offsets",
+        "__transaction_state",
+        "__cluster_metadata",
+    ] {
+        assert_eq!(
+            produce(&mut s, topic, batch(&["junk"]).freeze()),
+            17,
+            "{topic}"
+        );
+    }
+}

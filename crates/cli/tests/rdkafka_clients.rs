@@ -237,6 +237,36 @@ async fn topic_admin_lifecycle() {
     );
 }
 
+/// ListOffsets by time reads inside batches of every codec (lz4 is covered below).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_timestamp_is_found_inside_batches_of_every_codec() {
+    let node = start(&[]);
+    let base = 1_700_000_000_000i64;
+    for codec in ["none", "gzip", "snappy", "zstd"] {
+        let topic = format!("clock-{codec}");
+        create_topic(&node, &topic, 1, &[]).await;
+        let p = producer(&node, "all", codec);
+        let mut pending = Vec::new();
+        for i in 0..100i64 {
+            let v = format!("v{i}");
+            let rec = FutureRecord::<(), _>::to(&topic)
+                .payload(&v)
+                .partition(0)
+                .timestamp(base + i * 1000);
+            pending.push(p.send_result(rec).map_err(|(e, _)| e).expect("enqueue"));
+        }
+        for f in pending {
+            f.await.expect("report").expect("deliver");
+        }
+        let c = consumer(&node);
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition_offset(&topic, 0, Offset::Offset(base + 42_500))
+            .expect("tpl");
+        let found = c.offsets_for_times(tpl, WAIT).expect("offsets_for_times");
+        assert_eq!(found.elements()[0].offset(), Offset::Offset(43), "{codec}");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn consume_from_latest_and_from_a_timestamp() {
     let node = start(&[]);

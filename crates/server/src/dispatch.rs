@@ -220,7 +220,9 @@ async fn dispatch_inner(
         }
         ApiKey::Produce => {
             let req = decode!(ProduceRequest);
-            match handlers::produce::handle(broker, req, v).await {
+            let internal_allowed =
+                header.client_id.as_deref() == Some(handlers::produce::ADMIN_CLIENT_ID);
+            match handlers::produce::handle(broker, req, v, internal_allowed).await {
                 handlers::produce::Reply::Respond(resp) => encode(out, corr, v, &resp),
                 handlers::produce::Reply::Wait(pending) => Outcome::Defer(Deferred {
                     response: Box::pin(async move {

@@ -25,7 +25,18 @@ pub enum Reply {
     Close(String),
 }
 
-pub async fn handle(broker: &Broker, req: ProduceRequest, _version: i16) -> Reply {
+/// Kafka's admin tools' client id, the one client that may append to internal topics.
+pub const ADMIN_CLIENT_ID: &str = "__admin_client";
+
+/// `internal_allowed`: the request came from [`ADMIN_CLIENT_ID`]; anyone else appending to
+/// an internal topic (`__consumer_offsets`, whose records the group coordinator trusts)
+/// gets INVALID_TOPIC_EXCEPTION, as from Kafka.
+pub async fn handle(
+    broker: &Broker,
+    req: ProduceRequest,
+    _version: i16,
+    internal_allowed: bool,
+) -> Reply {
     let acks = req.acks;
     let now = now_ms();
     let mut resp = ProduceResponse::default();
@@ -50,6 +61,11 @@ pub async fn handle(broker: &Broker, req: ProduceRequest, _version: i16) -> Repl
                 Err((
                     ErrorCode::InvalidRequest,
                     Some("transactions are not supported by this broker".to_string()),
+                ))
+            } else if !internal_allowed && krust_metadata::topic_name::is_internal(&name) {
+                Err((
+                    ErrorCode::InvalidTopicException,
+                    Some(format!("Cannot append to internal topic {name}")),
                 ))
             } else {
                 append(
