@@ -94,6 +94,28 @@ pub struct CreatedTopic {
     pub replication_factor: i16,
 }
 
+/// The most partitions one CreateTopics or CreatePartitions request may create (Kafka's
+/// limit on the records of one operation): a larger request fails whole, with
+/// POLICY_VIOLATION, before anything is placed.
+pub const MAX_PARTITIONS_PER_REQUEST: i64 = 10_000;
+
+/// The partitions `topics` would create at most, counting the default for -1 and each
+/// manual assignment; topics that fail for other reasons count too, as in Kafka.
+fn requested_partitions(topics: &[NewTopic], default_num_partitions: i32) -> i64 {
+    topics
+        .iter()
+        .map(|t| {
+            if !t.assignments.is_empty() {
+                t.assignments.len() as i64
+            } else if t.num_partitions == -1 {
+                i64::from(default_num_partitions)
+            } else {
+                i64::from(t.num_partitions.max(0))
+            }
+        })
+        .sum()
+}
+
 /// Validates and plans topic creation. Duplicate names in one request fail all copies.
 pub fn create_topics(
     cluster: &Cluster<'_>,
@@ -104,6 +126,22 @@ pub fn create_topics(
 ) -> (Vec<MetadataRecord>, Vec<CreatedTopic>) {
     let mut records = Vec::new();
     let mut results = Vec::new();
+    if requested_partitions(topics, cluster.default_num_partitions) > MAX_PARTITIONS_PER_REQUEST {
+        let refused = topics
+            .iter()
+            .map(|t| CreatedTopic {
+                name: t.name.clone(),
+                result: ItemResult::err(
+                    ErrorCode::PolicyViolation,
+                    "Excessively large number of partitions per request.",
+                ),
+                topic_id: Uuid::nil(),
+                num_partitions: -1,
+                replication_factor: -1,
+            })
+            .collect();
+        return (records, refused);
+    }
     let mut seen: BTreeMap<&str, usize> = BTreeMap::new();
     for t in topics {
         *seen.entry(t.name.as_str()).or_default() += 1;
@@ -459,7 +497,11 @@ pub fn delete_topics(
     (records, results)
 }
 
-/// Plans growing a topic to `count` partitions (CreatePartitions).
+/// Kafka's message for an operation over [`MAX_PARTITIONS_PER_REQUEST`] records.
+pub const EXCESSIVE_BATCH: &str = "Unable to perform excessively large batch operation.";
+
+/// Plans growing a topic to `count` partitions (CreatePartitions); more than
+/// [`MAX_PARTITIONS_PER_REQUEST`] new ones is POLICY_VIOLATION.
 pub fn create_partitions(
     cluster: &Cluster<'_>,
     name: &str,
@@ -492,6 +534,9 @@ pub fn create_partitions(
         .next()
         .map_or(1, |p| p.replicas.len()) as i16;
     let new = count - current;
+    if i64::from(new) > MAX_PARTITIONS_PER_REQUEST {
+        return Err(ItemResult::err(ErrorCode::PolicyViolation, EXCESSIVE_BATCH));
+    }
     let placed = match assignments {
         Some(a) => {
             if a.len() as i32 != new {
@@ -2160,6 +2205,64 @@ mod tests {
         );
         assert_eq!(res[0].num_partitions, 4);
         assert_eq!(res[0].replication_factor, 1);
+    }
+
+    #[test]
+    fn more_than_ten_thousand_partitions_per_request_is_a_policy_violation() {
+        let mut img = MetadataImage::new();
+        let cluster = Cluster {
+            image: &img,
+            live_brokers: &[1],
+            default_num_partitions: 5_000,
+            default_replication_factor: 1,
+        };
+        // 10 000 in all is allowed; one more, counting the default for -1, is not.
+        let (recs, res) = create_topics(
+            &cluster,
+            &[topic("a", -1, 1), topic("b", 5_000, 1)],
+            &ok_config,
+            &mut Uuid::new_v4,
+            0,
+        );
+        assert!(res.iter().all(|r| r.result.is_ok()), "{res:?}");
+        assert_eq!(recs.len(), 10_002);
+        for n in [5_001, i32::MAX] {
+            let (recs, res) = create_topics(
+                &cluster,
+                &[topic("c", -1, 1), topic("d", n, 1)],
+                &ok_config,
+                &mut Uuid::new_v4,
+                0,
+            );
+            assert!(recs.is_empty());
+            assert!(
+                res.iter()
+                    .all(|r| r.result.error == ErrorCode::PolicyViolation),
+                "{res:?}"
+            );
+        }
+        let (recs, _) = create(&img, &[1], topic("t", 1, 1));
+        apply_all(&mut img, &recs);
+        let cluster = Cluster {
+            image: &img,
+            live_brokers: &[1],
+            default_num_partitions: 1,
+            default_replication_factor: 1,
+        };
+        for count in [10_002, i32::MAX] {
+            assert_eq!(
+                create_partitions(&cluster, "t", count, None, 0)
+                    .err()
+                    .map(|e| e.error),
+                Some(ErrorCode::PolicyViolation)
+            );
+        }
+        assert_eq!(
+            create_partitions(&cluster, "t", 10_001, None, 0)
+                .expect("grow")
+                .len(),
+            10_000
+        );
     }
 
     #[test]

@@ -62,6 +62,16 @@ pub async fn handle(
                     Err(r) => results.push(r),
                 }
             }
+            // Kafka's bound holds for the request as a whole: over it, nothing is created.
+            if all_records.len() as i64 > controller::MAX_PARTITIONS_PER_REQUEST {
+                let refused = results
+                    .iter()
+                    .map(|_| {
+                        ItemResult::err(ErrorCode::PolicyViolation, controller::EXCESSIVE_BATCH)
+                    })
+                    .collect();
+                return (Vec::new(), refused);
+            }
             (
                 if validate_only {
                     Vec::new()
