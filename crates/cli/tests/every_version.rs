@@ -22,6 +22,8 @@ fn s(v: &str) -> StrBytes {
 struct Wire {
     stream: TcpStream,
     correlation: i32,
+    /// Every request frame sent, size prefix excluded: the seeds of the mutation pass.
+    sent: Vec<Vec<u8>>,
 }
 
 impl Wire {
@@ -40,6 +42,7 @@ impl Wire {
         let mut frame = Vec::new();
         frame.put_i32(body.len() as i32);
         frame.extend_from_slice(&body);
+        self.sent.push(frame[4..].to_vec());
         self.stream.write_all(&frame).expect("send");
         let mut size = [0u8; 4];
         self.stream
@@ -84,6 +87,7 @@ async fn every_supported_version_answers() {
     let mut w = Wire {
         stream,
         correlation: 0,
+        sent: Vec::new(),
     };
 
     let md = w.call(&MetadataRequest::default().with_topics(None), 12);
@@ -399,4 +403,81 @@ async fn every_supported_version_answers() {
         }
     }
     assert!(calls > 100, "{calls} calls");
+    mutated_requests_neither_crash_nor_bloat_the_node(&node, &w.sent);
+}
+
+/// Sends seeded mutations of `seeds` (flipped bits, boundary integers, cut or inserted
+/// bytes, the API key and version kept), each on its own connection: every one gets an
+/// answer or a closed connection, and the node keeps serving within bounded memory.
+fn mutated_requests_neither_crash_nor_bloat_the_node(node: &Node, seeds: &[Vec<u8>]) {
+    use rand::{Rng, SeedableRng};
+    const BOUNDARY: [u32; 12] = [
+        0,
+        1,
+        0x7f,
+        0x80,
+        0xff,
+        0x7fff,
+        0x8000,
+        0xffff,
+        0x7fff_ffff,
+        0x8000_0000,
+        0xffff_ffff,
+        10_001,
+    ];
+    let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+    let rss_mib = |pid: u32| -> u64 {
+        std::fs::read_to_string(format!("/proc/{pid}/status"))
+            .ok()
+            .and_then(|s| {
+                let line = s.lines().find(|l| l.starts_with("VmRSS:"))?.to_string();
+                line.split_whitespace().nth(1)?.parse::<u64>().ok()
+            })
+            .map_or(0, |kib| kib / 1024)
+    };
+    let pid = node.pid().expect("pid");
+    for i in 0..10_000 {
+        let mut b = seeds[rng.random_range(0..seeds.len())].clone();
+        for _ in 0..rng.random_range(1..=4) {
+            // Past the API key and version (4 bytes).
+            let at = rng.random_range(4..b.len().max(5));
+            match rng.random_range(0..5) {
+                0 if at < b.len() => b[at] ^= 1 << rng.random_range(0..8),
+                1 if at + 4 <= b.len() => {
+                    let v = BOUNDARY[rng.random_range(0..BOUNDARY.len())];
+                    b[at..at + 4].copy_from_slice(&v.to_be_bytes());
+                }
+                2 if at + 2 <= b.len() => {
+                    let v = BOUNDARY[rng.random_range(0..BOUNDARY.len())] as u16;
+                    b[at..at + 2].copy_from_slice(&v.to_be_bytes());
+                }
+                3 => {
+                    let end = (at + rng.random_range(1..8)).min(b.len());
+                    b.drain(at.min(end)..end);
+                }
+                _ => {
+                    let at = at.min(b.len());
+                    let junk: Vec<u8> = (0..rng.random_range(1..8)).map(|_| rng.random()).collect();
+                    b.splice(at..at, junk);
+                }
+            }
+        }
+        let mut frame = (b.len() as i32).to_be_bytes().to_vec();
+        frame.extend_from_slice(&b);
+        let mut s = TcpStream::connect(node.client_addr()).expect("connect");
+        s.set_read_timeout(Some(Duration::from_millis(200)))
+            .expect("timeout");
+        let _ = s.write_all(&frame);
+        let mut sink = [0u8; 4096];
+        let _ = s.read(&mut sink);
+        if i % 250 == 249 {
+            assert!(
+                krust_testkit::api_versions_ok(node.client_addr()),
+                "the node stopped serving after mutation {i} of {:?}",
+                &b[..b.len().min(64)]
+            );
+            let rss = rss_mib(pid);
+            assert!(rss < 1024, "the node holds {rss} MiB after mutation {i}");
+        }
+    }
 }

@@ -336,3 +336,37 @@ async fn clients_cannot_append_to_internal_topics() {
         );
     }
 }
+
+/// One request may create at most 10 000 partitions (Kafka's controller limit): beyond
+/// that it fails whole with POLICY_VIOLATION instead of placing them all.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_request_for_billions_of_partitions_is_a_policy_violation() {
+    let node = start(&[]);
+    create_topic(&node, "grown", 1, &[]).await;
+    let mut s = connect(&node);
+    let req = CreateTopicsRequest::default()
+        .with_timeout_ms(5000)
+        .with_topics(vec![create_topics_request::CreatableTopic::default()
+            .with_name(TopicName(StrBytes::from_static_str("huge")))
+            .with_num_partitions(i32::MAX)
+            .with_replication_factor(1)]);
+    s.write_all(&frame(ApiKey::CreateTopics, 5, 13, &req))
+        .expect("send");
+    let mut body = read_response(&mut s, 1);
+    let resp = CreateTopicsResponse::decode(&mut body, 5).expect("decode");
+    assert_eq!(resp.topics[0].error_code, 44, "POLICY_VIOLATION");
+
+    let req = CreatePartitionsRequest::default()
+        .with_timeout_ms(5000)
+        .with_topics(vec![
+            create_partitions_request::CreatePartitionsTopic::default()
+                .with_name(TopicName(StrBytes::from_static_str("grown")))
+                .with_count(i32::MAX),
+        ]);
+    s.write_all(&frame(ApiKey::CreatePartitions, 1, 14, &req))
+        .expect("send");
+    let mut body = read_response(&mut s, 0);
+    let resp = CreatePartitionsResponse::decode(&mut body, 1).expect("decode");
+    assert_eq!(resp.results[0].error_code, 44, "POLICY_VIOLATION");
+    assert!(krust_testkit::api_versions_ok(node.client_addr()));
+}
