@@ -370,3 +370,181 @@ async fn a_request_for_billions_of_partitions_is_a_policy_violation() {
     assert_eq!(resp.results[0].error_code, 44, "POLICY_VIOLATION");
     assert!(krust_testkit::api_versions_ok(node.client_addr()));
 }
+
+/// The controller listener takes the same treatment: seeded mutations of plausible quorum,
+/// registration and partition-state requests (a vote, a new leader's epoch, a snapshot
+/// fetch, a metadata fetch, a broker registering and heartbeating, an ISR change) never
+/// stop the node or grow it without bound.
+#[tokio::test(flavor = "multi_thread")]
+async fn mutated_controller_requests_neither_crash_nor_bloat_the_node() {
+    use kafka_protocol::protocol::Encodable;
+    let node = start(&[]);
+    create_topic(&node, "ctl", 1, &[]).await;
+    let mut s = connect(&node);
+    s.write_all(&frame(
+        ApiKey::DescribeCluster,
+        0,
+        1,
+        &DescribeClusterRequest::default(),
+    ))
+    .expect("send");
+    let mut body = read_response(&mut s, 1);
+    let cluster = DescribeClusterResponse::decode(&mut body, 0).expect("decode");
+    let cluster_id = Some(cluster.cluster_id.clone());
+    let md = TopicName(StrBytes::from_static_str("__cluster_metadata"));
+    let md_id = uuid::Uuid::from_u128(1);
+
+    fn seed<R: Encodable>(key: ApiKey, version: i16, req: &R) -> Vec<u8> {
+        frame(key, version, 1, req)[4..].to_vec()
+    }
+    let seeds = vec![
+        seed(
+            ApiKey::Vote,
+            2,
+            &VoteRequest::default()
+                .with_cluster_id(cluster_id.clone())
+                .with_voter_id(BrokerId(1))
+                .with_topics(vec![vote_request::TopicData::default()
+                    .with_topic_name(md.clone())
+                    .with_partitions(vec![vote_request::PartitionData::default()
+                        .with_replica_epoch(5)
+                        .with_replica_id(BrokerId(2))
+                        .with_last_offset_epoch(1)
+                        .with_last_offset(10)
+                        .with_pre_vote(true)])]),
+        ),
+        seed(
+            ApiKey::BeginQuorumEpoch,
+            1,
+            &BeginQuorumEpochRequest::default()
+                .with_cluster_id(cluster_id.clone())
+                .with_voter_id(BrokerId(1))
+                .with_topics(vec![begin_quorum_epoch_request::TopicData::default()
+                    .with_topic_name(md.clone())
+                    .with_partitions(vec![
+                        begin_quorum_epoch_request::PartitionData::default()
+                            .with_leader_id(BrokerId(2))
+                            .with_leader_epoch(9),
+                    ])])
+                .with_leader_endpoints(vec![begin_quorum_epoch_request::LeaderEndpoint::default()
+                    .with_name(StrBytes::from_static_str("CONTROLLER"))
+                    .with_host(StrBytes::from_static_str("127.0.0.1"))
+                    .with_port(1)]),
+        ),
+        seed(
+            ApiKey::EndQuorumEpoch,
+            1,
+            &EndQuorumEpochRequest::default()
+                .with_cluster_id(cluster_id.clone())
+                .with_topics(vec![end_quorum_epoch_request::TopicData::default()
+                    .with_topic_name(md.clone())
+                    .with_partitions(vec![
+                        end_quorum_epoch_request::PartitionData::default()
+                            .with_leader_id(BrokerId(1))
+                            .with_leader_epoch(1)
+                            .with_preferred_candidates(vec![
+                                end_quorum_epoch_request::ReplicaInfo::default()
+                                    .with_candidate_id(BrokerId(1)),
+                            ]),
+                    ])]),
+        ),
+        seed(
+            ApiKey::FetchSnapshot,
+            1,
+            &FetchSnapshotRequest::default()
+                .with_cluster_id(cluster_id.clone())
+                .with_replica_id(BrokerId(2))
+                .with_max_bytes(1 << 20)
+                .with_topics(vec![fetch_snapshot_request::TopicSnapshot::default()
+                    .with_name(md.clone())
+                    .with_partitions(vec![
+                        fetch_snapshot_request::PartitionSnapshot::default()
+                            .with_current_leader_epoch(1)
+                            .with_snapshot_id(
+                                fetch_snapshot_request::SnapshotId::default()
+                                    .with_end_offset(10)
+                                    .with_epoch(1),
+                            ),
+                    ])]),
+        ),
+        seed(
+            ApiKey::Fetch,
+            16,
+            &FetchRequest::default()
+                .with_cluster_id(cluster_id.clone())
+                .with_replica_state(
+                    fetch_request::ReplicaState::default().with_replica_id(BrokerId(2)),
+                )
+                .with_max_wait_ms(0)
+                .with_max_bytes(1 << 20)
+                .with_topics(vec![fetch_request::FetchTopic::default()
+                    .with_topic_id(md_id)
+                    .with_partitions(vec![fetch_request::FetchPartition::default()
+                        .with_current_leader_epoch(1)
+                        .with_fetch_offset(0)
+                        .with_last_fetched_epoch(0)
+                        .with_partition_max_bytes(1 << 20)])]),
+        ),
+        seed(
+            ApiKey::BrokerRegistration,
+            4,
+            &BrokerRegistrationRequest::default()
+                .with_broker_id(BrokerId(7))
+                .with_cluster_id(cluster.cluster_id.clone())
+                .with_incarnation_id(uuid::Uuid::from_u128(7))
+                .with_listeners(vec![broker_registration_request::Listener::default()
+                    .with_name(StrBytes::from_static_str("PLAINTEXT"))
+                    .with_host(StrBytes::from_static_str("127.0.0.1"))
+                    .with_port(1)])
+                .with_features(vec![broker_registration_request::Feature::default()
+                    .with_name(StrBytes::from_static_str("metadata.version"))
+                    .with_min_supported_version(1)
+                    .with_max_supported_version(30)])
+                .with_log_dirs(vec![uuid::Uuid::from_u128(8)])
+                .with_previous_broker_epoch(-1),
+        ),
+        seed(
+            ApiKey::BrokerHeartbeat,
+            1,
+            &BrokerHeartbeatRequest::default()
+                .with_broker_id(BrokerId(7))
+                .with_broker_epoch(1)
+                .with_current_metadata_offset(1),
+        ),
+        seed(
+            ApiKey::AllocateProducerIds,
+            0,
+            &AllocateProducerIdsRequest::default()
+                .with_broker_id(BrokerId(1))
+                .with_broker_epoch(1),
+        ),
+        seed(
+            ApiKey::AlterPartition,
+            3,
+            &AlterPartitionRequest::default()
+                .with_broker_id(BrokerId(1))
+                .with_broker_epoch(1)
+                .with_topics(vec![alter_partition_request::TopicData::default()
+                    .with_partitions(vec![
+                        alter_partition_request::PartitionData::default()
+                            .with_leader_epoch(0)
+                            .with_new_isr_with_epochs(vec![
+                                alter_partition_request::BrokerState::default()
+                                    .with_broker_id(BrokerId(1))
+                                    .with_broker_epoch(1),
+                            ]),
+                    ])]),
+        ),
+        seed(
+            ApiKey::DescribeQuorum,
+            2,
+            &DescribeQuorumRequest::default().with_topics(vec![
+                describe_quorum_request::TopicData::default()
+                    .with_topic_name(md.clone())
+                    .with_partitions(vec![describe_quorum_request::PartitionData::default()]),
+            ]),
+        ),
+    ];
+    let addr: std::net::SocketAddr = node.controller_bootstrap().parse().expect("addr");
+    mutated_requests_neither_crash_nor_bloat(&node, addr, &seeds, 5_000);
+}

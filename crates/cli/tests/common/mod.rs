@@ -206,3 +206,86 @@ pub fn batch(values: &[&str]) -> BytesMut {
     let encoded = encode_batch(&records, 1, Compression::None).expect("batch");
     BytesMut::from(&encoded[..])
 }
+
+/// Sends `count` seeded mutations of `seeds` (request frames without their size: flipped
+/// bits, boundary integers, cut or inserted bytes, the API key and version kept) to `addr`,
+/// each on its own connection: every one gets an answer or a closed connection, and the
+/// node keeps serving its client listener within bounded memory.
+pub fn mutated_requests_neither_crash_nor_bloat(
+    node: &Node,
+    addr: std::net::SocketAddr,
+    seeds: &[Vec<u8>],
+    count: usize,
+) {
+    use rand::{Rng, SeedableRng};
+    use std::io::Write;
+    const BOUNDARY: [u32; 12] = [
+        0,
+        1,
+        0x7f,
+        0x80,
+        0xff,
+        0x7fff,
+        0x8000,
+        0xffff,
+        0x7fff_ffff,
+        0x8000_0000,
+        0xffff_ffff,
+        10_001,
+    ];
+    let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+    let rss_mib = |pid: u32| -> u64 {
+        std::fs::read_to_string(format!("/proc/{pid}/status"))
+            .ok()
+            .and_then(|s| {
+                let line = s.lines().find(|l| l.starts_with("VmRSS:"))?.to_string();
+                line.split_whitespace().nth(1)?.parse::<u64>().ok()
+            })
+            .map_or(0, |kib| kib / 1024)
+    };
+    let pid = node.pid().expect("pid");
+    for i in 0..count {
+        let mut b = seeds[rng.random_range(0..seeds.len())].clone();
+        for _ in 0..rng.random_range(1..=4) {
+            // Past the API key and version (4 bytes).
+            let at = rng.random_range(4..b.len().max(5));
+            match rng.random_range(0..5) {
+                0 if at < b.len() => b[at] ^= 1 << rng.random_range(0..8),
+                1 if at + 4 <= b.len() => {
+                    let v = BOUNDARY[rng.random_range(0..BOUNDARY.len())];
+                    b[at..at + 4].copy_from_slice(&v.to_be_bytes());
+                }
+                2 if at + 2 <= b.len() => {
+                    let v = BOUNDARY[rng.random_range(0..BOUNDARY.len())] as u16;
+                    b[at..at + 2].copy_from_slice(&v.to_be_bytes());
+                }
+                3 => {
+                    let end = (at + rng.random_range(1..8)).min(b.len());
+                    b.drain(at.min(end)..end);
+                }
+                _ => {
+                    let at = at.min(b.len());
+                    let junk: Vec<u8> = (0..rng.random_range(1..8)).map(|_| rng.random()).collect();
+                    b.splice(at..at, junk);
+                }
+            }
+        }
+        let mut frame = (b.len() as i32).to_be_bytes().to_vec();
+        frame.extend_from_slice(&b);
+        let mut s = TcpStream::connect(addr).expect("connect");
+        s.set_read_timeout(Some(Duration::from_millis(200)))
+            .expect("timeout");
+        let _ = s.write_all(&frame);
+        let mut sink = [0u8; 4096];
+        let _ = s.read(&mut sink);
+        if i % 250 == 249 || i + 1 == count {
+            assert!(
+                krust_testkit::api_versions_ok(node.client_addr()),
+                "the node stopped serving after mutation {i} of {:?}",
+                &b[..b.len().min(64)]
+            );
+            let rss = rss_mib(pid);
+            assert!(rss < 1024, "the node holds {rss} MiB after mutation {i}");
+        }
+    }
+}
