@@ -361,3 +361,35 @@ async fn torn_tail_is_truncated_on_recovery() {
         );
     }
 }
+
+/// Retention deletes only under `cleanup.policy=delete`: a compact-only topic with the same
+/// retention keeps every record, as in Kafka. Both topics go through the same retention
+/// passes, so once the delete topic's start has moved, the compact one was considered too.
+#[tokio::test(flavor = "multi_thread")]
+async fn retention_spares_compact_only_topics() {
+    let node = start(&["log.retention.check.interval.ms=50"]);
+    let settings = [("retention.ms", "1"), ("segment.ms", "1")];
+    create_topic(
+        &node,
+        "expiring",
+        1,
+        &[("cleanup.policy", "delete"), settings[0], settings[1]],
+    )
+    .await;
+    create_topic(
+        &node,
+        "compacted",
+        1,
+        &[("cleanup.policy", "compact"), settings[0], settings[1]],
+    )
+    .await;
+    for topic in ["expiring", "compacted"] {
+        // One batch each, so each lands in a segment of its own (segment.ms=1).
+        produce_n(&node, topic, 0, 20, true).await;
+    }
+    wait_for("retention to delete expired segments", WAIT, || {
+        (watermarks(&node, "expiring", 0).0 > 0).then_some(())
+    });
+    assert_eq!(watermarks(&node, "compacted", 0), (0, 20));
+    check_all(&node, "compacted", 20);
+}

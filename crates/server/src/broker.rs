@@ -22,13 +22,23 @@ use crate::partition::{Partition, Partitions};
 use crate::topic_config;
 
 /// Log settings for a topic: its overrides in `image` over the broker's defaults.
+///
+/// Time and size retention delete segments only when `cleanup.policy` holds `delete`, as
+/// in Kafka: a compact-only topic keeps every record. (krust does not compact user topics,
+/// as Kafka with `log.cleaner.enable=false`: later values of a key are added, none
+/// removed.)
 pub fn log_config_for(config: &ServerConfig, image: &MetadataImage, topic: &str) -> LogConfig {
     let e = topic_config::effective(&image.topic_configs(topic), config);
+    let (retention_ms, retention_bytes) = if e.cleanup_policy_delete {
+        (e.retention_ms, e.retention_bytes)
+    } else {
+        (-1, -1)
+    };
     LogConfig {
         segment_bytes: e.segment_bytes,
         segment_ms: e.segment_ms,
-        retention_ms: e.retention_ms,
-        retention_bytes: e.retention_bytes,
+        retention_ms,
+        retention_bytes,
         index_interval_bytes: e.index_interval_bytes,
         max_message_bytes: e.max_message_bytes,
         message_timestamp_type_log_append: e.message_timestamp_type_log_append,

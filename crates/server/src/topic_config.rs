@@ -134,8 +134,8 @@ const TOPIC_KEYS: &[TopicKeyDef] = &[
         default: "delete",
         synonyms: &[("log.cleanup.policy", 1)],
         validator: Validator::ListOf(CLEANUP_POLICIES),
-        doc:
-            "How old log segments are discarded: delete them by age/size, compact by key, or both.",
+        doc: "How old log segments are discarded: delete them by age/size (delete); compact \
+              keeps them (this broker does not compact user topics).",
     },
     TopicKeyDef {
         name: "compression.gzip.level",
