@@ -104,6 +104,13 @@ async fn topic_admin_lifecycle() {
                     1,
                     rdkafka::admin::TopicReplication::Fixed(3),
                 ),
+                // Kafka would recompress every batch; krust stores them as produced.
+                &rdkafka::admin::NewTopic::new(
+                    "recompressed",
+                    1,
+                    rdkafka::admin::TopicReplication::Fixed(1),
+                )
+                .set("compression.type", "gzip"),
             ],
             &opts,
         )
@@ -120,6 +127,10 @@ async fn topic_admin_lifecycle() {
     assert_eq!(
         bad[2].as_ref().err().map(|e| e.1),
         Some(RDKafkaErrorCode::InvalidReplicationFactor)
+    );
+    assert_eq!(
+        bad[3].as_ref().err().map(|e| e.1),
+        Some(RDKafkaErrorCode::InvalidConfig)
     );
 
     let md = consumer(&node)
@@ -367,4 +378,72 @@ async fn delete_records_moves_the_log_start() {
     let got = consume(&node, "trim", 0, Offset::Beginning, 30, WAIT);
     assert_eq!(got[0].offset, 20);
     assert_eq!(got[29].value.as_deref(), Some(&b"v49"[..]));
+}
+
+/// CreateTime timestamps outside `message.timestamp.after.max.ms` (default an hour ahead)
+/// and `message.timestamp.before.max.ms` (when set) are refused with INVALID_TIMESTAMP,
+/// compressed or not; LogAppendTime topics take any.
+#[tokio::test(flavor = "multi_thread")]
+async fn out_of_range_timestamps_are_refused() {
+    let node = start(&[]);
+    create_topic(&node, "future", 1, &[]).await;
+    create_topic(
+        &node,
+        "recent",
+        1,
+        &[("message.timestamp.before.max.ms", "60000")],
+    )
+    .await;
+    create_topic(
+        &node,
+        "stamped",
+        1,
+        &[("message.timestamp.type", "LogAppendTime")],
+    )
+    .await;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_millis() as i64;
+    let hour = 3_600_000;
+    for codec in ["none", "lz4"] {
+        let p = producer(&node, "all", codec);
+        let send = |topic: &'static str, ts: i64| {
+            let p = p.clone();
+            async move {
+                p.send(
+                    FutureRecord::<(), _>::to(topic)
+                        .payload("t")
+                        .partition(0)
+                        .timestamp(ts),
+                    Duration::from_secs(10),
+                )
+                .await
+                .map(|_| ())
+                .map_err(|(e, _)| e.rdkafka_error_code())
+            }
+        };
+        assert_eq!(
+            send("future", now + 2 * hour).await,
+            Err(Some(RDKafkaErrorCode::InvalidTimestamp)),
+            "{codec}"
+        );
+        send("future", now + hour / 2)
+            .await
+            .expect("half an hour ahead");
+        send("future", now - 100 * hour)
+            .await
+            .expect("no limit in the past");
+        assert_eq!(
+            send("recent", now - hour).await,
+            Err(Some(RDKafkaErrorCode::InvalidTimestamp)),
+            "{codec}"
+        );
+        send("recent", now - 1000).await.expect("a second ago");
+        send("stamped", now + 2 * hour)
+            .await
+            .expect("log append time");
+    }
+    assert_eq!(watermarks(&node, "future", 0), (0, 4));
+    assert_eq!(watermarks(&node, "recent", 0), (0, 2));
 }

@@ -12,6 +12,7 @@
 pub mod error;
 pub mod fetch;
 pub mod frame;
+pub mod record_times;
 pub mod records;
 pub mod versions;
 

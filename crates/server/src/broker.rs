@@ -42,6 +42,8 @@ pub fn log_config_for(config: &ServerConfig, image: &MetadataImage, topic: &str)
         index_interval_bytes: e.index_interval_bytes,
         max_message_bytes: e.max_message_bytes,
         message_timestamp_type_log_append: e.message_timestamp_type_log_append,
+        message_timestamp_before_max_ms: e.message_timestamp_before_max_ms,
+        message_timestamp_after_max_ms: e.message_timestamp_after_max_ms,
         flush_interval_messages: e.flush_interval_messages,
         flush_interval_ms: e.flush_interval_ms,
     }

@@ -159,7 +159,8 @@ const TOPIC_KEYS: &[TopicKeyDef] = &[
         default: "producer",
         synonyms: &[("compression.type", 1)],
         validator: Validator::OneOf(COMPRESSION_TYPES),
-        doc: "Codec the stored batches use; 'producer' keeps whatever the producer sent.",
+        doc: "Codec the stored batches use; 'producer' (the only value this broker \
+              supports) keeps whatever the producer sent.",
     },
     TopicKeyDef {
         name: "compression.zstd.level",
@@ -627,6 +628,9 @@ pub fn validate_topic_config(name: &str, value: Option<&str>) -> Result<(), Topi
         return Ok(());
     };
     validate_value(def, name, value).map_err(TopicConfigError::new)?;
+    if let Some(why) = unsupported_value(name, value) {
+        return Err(TopicConfigError::new(why));
+    }
     if name == "remote.storage.enable" && parse_bool(value.trim()) == Some(true) {
         return Err(TopicConfigError::new(
             "Tiered Storage functionality is disabled in the broker. Topic cannot be configured \
@@ -663,6 +667,19 @@ pub fn validate_for_controller(name: &str, value: Option<&str>) -> Result<(), St
     validate_topic_config(name, value).map_err(|e| e.message)
 }
 
+/// Why a valid Kafka value cannot be honoured here, if it cannot: a `compression.type`
+/// other than `producer` would have the broker recompress every batch, and krust stores
+/// batches as producers compressed them (it never re-encodes records).
+fn unsupported_value(key: &str, value: &str) -> Option<String> {
+    let value = value.trim();
+    (key == "compression.type" && value != "producer").then(|| {
+        format!(
+            "Invalid value {value} for configuration {key}: this broker stores batches as \
+             producers compressed them; only producer is supported"
+        )
+    })
+}
+
 /// If `key` is a broker key that only matters as a synonym of a topic config (and krust does
 /// not parse it itself), validates `value` with the topic config's rules. `None` if `key` is not
 /// such a synonym.
@@ -676,7 +693,12 @@ pub(crate) fn validate_broker_synonym(key: &str, value: &str) -> Option<Result<(
     let def = TOPIC_KEYS
         .iter()
         .find(|d| d.synonyms.iter().any(|(s, _)| *s == key))?;
-    Some(validate_value(def, key, value))
+    Some(
+        validate_value(def, key, value).and_then(|()| match unsupported_value(key, value) {
+            Some(why) => Err(why),
+            None => Ok(()),
+        }),
+    )
 }
 
 /// The value the broker gives a topic key when there is no override, and its source.
@@ -1199,7 +1221,7 @@ mod tests {
             "log.message.timestamp.type=LogAppendTime",
             "log.flush.scheduler.interval.ms=5000",
             "min.insync.replicas=2",
-            "compression.type=zstd",
+            "log.message.timestamp.before.max.ms=60000",
         ]);
         let e = effective(&BTreeMap::new(), &s);
         assert_eq!(e.retention_ms, 600_000);
@@ -1209,7 +1231,8 @@ mod tests {
         assert!(e.message_timestamp_type_log_append);
         assert_eq!(e.flush_interval_ms, 5000);
         assert_eq!(e.min_insync_replicas, 2);
-        assert_eq!(e.compression_type, "zstd");
+        assert_eq!(e.compression_type, "producer");
+        assert_eq!(e.message_timestamp_before_max_ms, 60_000);
 
         let o = map(&[
             ("retention.ms", "-1"),
@@ -1328,17 +1351,17 @@ mod tests {
     fn describe_unimplemented_broker_synonym() {
         let s = server(&[
             "log.cleaner.min.cleanable.ratio=0.75",
-            "compression.type=lz4",
+            "log.preallocate=true",
         ]);
         let all = describe_topic_configs(&BTreeMap::new(), &s, true);
         let r = entry(&all, "min.cleanable.dirty.ratio");
         assert_eq!(r.value.as_deref(), Some("0.75"));
         assert_eq!(r.source, SOURCE_STATIC_BROKER_CONFIG);
-        let c = entry(&all, "compression.type");
-        assert_eq!(c.value.as_deref(), Some("lz4"));
+        let c = entry(&all, "preallocate");
+        assert_eq!(c.value.as_deref(), Some("true"));
         assert_eq!(
-            topic_value("compression.type", &BTreeMap::new(), &s).as_deref(),
-            Some("lz4")
+            topic_value("preallocate", &BTreeMap::new(), &s).as_deref(),
+            Some("true")
         );
         assert_eq!(topic_value("nope", &BTreeMap::new(), &s), None);
     }
@@ -1354,5 +1377,13 @@ mod tests {
             .expect("a synonym")
             .expect_err("out of range");
         assert!(e.contains("log.cleaner.min.cleanable.ratio"), "{e}");
+        // Valid in Kafka, but it would need recompression.
+        let e = validate_broker_synonym("compression.type", "zstd")
+            .expect("a synonym")
+            .expect_err("unsupported");
+        assert!(e.contains("only producer is supported"), "{e}");
+        assert!(validate_broker_synonym("compression.type", "producer").is_some_and(|r| r.is_ok()));
+        let e = validate_topic_config("compression.type", Some("gzip")).expect_err("topic");
+        assert!(e.to_string().contains("only producer is supported"), "{e}");
     }
 }

@@ -29,6 +29,8 @@ pub mod codes {
     pub const KAFKA_STORAGE_ERROR: i16 = 56;
     /// INVALID_RECORD
     pub const INVALID_RECORD: i16 = 87;
+    /// INVALID_TIMESTAMP
+    pub const INVALID_TIMESTAMP: i16 = 32;
 }
 
 /// Errors returned by the storage engine.
@@ -160,6 +162,20 @@ pub enum StorageError {
     /// A caller passed an argument that makes no sense (e.g. a negative offset).
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
+    /// A CreateTime timestamp outside what `message.timestamp.before.max.ms` and
+    /// `message.timestamp.after.max.ms` allow around now (INVALID_TIMESTAMP).
+    #[error(
+        "Timestamp {timestamp} of a record is out of range. The timestamp should be within \
+         [{earliest}, {latest}]"
+    )]
+    InvalidTimestamp {
+        /// The offending timestamp.
+        timestamp: i64,
+        /// The earliest allowed.
+        earliest: i64,
+        /// The latest allowed.
+        latest: i64,
+    },
     /// The log was deleted or closed; it accepts no more operations.
     #[error("log {0} has been deleted or closed")]
     LogClosed(PathBuf),
@@ -190,6 +206,7 @@ impl StorageError {
             InvalidTopicPartition(_) => codes::INVALID_TOPIC_EXCEPTION,
             LogClosed(_) => codes::NOT_LEADER_OR_FOLLOWER,
             InvalidArgument(_) => codes::UNKNOWN_SERVER_ERROR,
+            InvalidTimestamp { .. } => codes::INVALID_TIMESTAMP,
         }
     }
 }

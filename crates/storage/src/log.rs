@@ -54,6 +54,13 @@ pub struct LogConfig {
     pub max_message_bytes: u32,
     /// `message.timestamp.type=LogAppendTime` when true, CreateTime when false.
     pub message_timestamp_type_log_append: bool,
+    /// `message.timestamp.before.max.ms`: how far in the past a CreateTime timestamp may
+    /// be. Checking it means reading every record, which the log does not do: the caller
+    /// checks it before appending (`i64::MAX`: no check).
+    pub message_timestamp_before_max_ms: i64,
+    /// `message.timestamp.after.max.ms`: how far in the future a CreateTime timestamp may
+    /// be, checked against each batch's MaxTimestamp.
+    pub message_timestamp_after_max_ms: i64,
     /// `flush.messages`: fsync when this many offsets are not yet flushed.
     pub flush_interval_messages: u64,
     /// `flush.ms`: fsync when the last flush is older than this.
@@ -71,6 +78,8 @@ impl Default for LogConfig {
             index_interval_bytes: 4096,
             max_message_bytes: 1_048_588,
             message_timestamp_type_log_append: false,
+            message_timestamp_before_max_ms: i64::MAX,
+            message_timestamp_after_max_ms: 60 * 60 * 1000,
             flush_interval_messages: u64::MAX,
             flush_interval_ms: i64::MAX,
         }
@@ -912,6 +921,20 @@ impl Log {
         for b in batch::batches(records) {
             let b = b?;
             batch::validate_client_batch(&b, max_message_bytes)?;
+            if !log_append {
+                // The newest record bounds them all: MaxTimestamp decides, as each record
+                // would.
+                let newest = b.max_timestamp();
+                let latest = now_ms.saturating_add(self.config.message_timestamp_after_max_ms);
+                if newest > latest {
+                    return Err(StorageError::InvalidTimestamp {
+                        timestamp: newest,
+                        earliest: now_ms
+                            .saturating_sub(self.config.message_timestamp_before_max_ms),
+                        latest,
+                    });
+                }
+            }
             let mut header = b.header();
             let base = next;
             let last = base.checked_add(i64::from(b.last_offset_delta())).ok_or(

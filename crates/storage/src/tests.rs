@@ -660,6 +660,43 @@ fn log_append_time_rewrites_timestamp_and_crc() {
 }
 
 #[test]
+fn create_time_more_than_the_allowed_future_is_refused_and_nothing_is_written() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let cfg = LogConfig {
+        message_timestamp_after_max_ms: 1000,
+        ..LogConfig::default()
+    };
+    let mut log = open(dir.path(), cfg.clone());
+    let now = 1_000_000;
+    // Up to now + 1 s is fine; a batch whose newest record is later is not.
+    log.append_as_leader(&simple_batch(0, 3, now + 1000 - 2), 1, now)
+        .expect("within");
+    let err = log
+        .append_as_leader(&simple_batch(0, 3, now + 1000), 1, now)
+        .expect_err("beyond");
+    assert!(
+        matches!(
+            err,
+            StorageError::InvalidTimestamp {
+                timestamp,
+                latest,
+                ..
+            } if timestamp == now + 1002 && latest == now + 1000
+        ),
+        "{err}"
+    );
+    assert_eq!(err.kafka_error_code(), 32);
+    assert_eq!(log.log_end_offset(), 3);
+    // LogAppendTime replaces the producer's timestamps: nothing to check.
+    log.update_config(LogConfig {
+        message_timestamp_type_log_append: true,
+        ..cfg
+    });
+    log.append_as_leader(&simple_batch(0, 3, i64::MAX / 2), 1, now)
+        .expect("log append time");
+}
+
+#[test]
 fn timestamp_lookups() {
     let dir = tempfile::tempdir().expect("tmp");
     let mut log = open(dir.path(), small_config());

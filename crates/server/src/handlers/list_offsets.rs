@@ -7,94 +7,51 @@ use kafka_protocol::messages::list_offsets_response::{
 use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
 use krust_protocol::ErrorCode;
 
-use std::borrow::Cow;
-use std::io::Read;
+use std::ops::ControlFlow;
 
-use bytes::Bytes;
-use kafka_protocol::compression::Decompressor;
-use krust_storage::batch::{Compression, RecordBatch, TimestampType};
+use krust_protocol::record_times::visit_record_times;
+use krust_storage::batch::{RecordBatch, TimestampType};
 
 use crate::broker::Broker;
 
 /// The offset and timestamp of the first record at or after `ts` in the batch starting at
 /// `base` (the time index locates batches; Kafka answers with the record). Reads that one
 /// batch's record headers, decompressing it if needed, with nothing sized from the batch's
-/// own counts; `None` if it cannot be read or expands beyond [`SEARCH_MAX_BYTES`], and the
-/// batch's base offset is answered instead.
+/// own counts; `None` if it cannot be read or holds more than [`SEARCH_MAX_BYTES`] of
+/// records, and the batch's base offset is answered instead.
 fn exact_record(log: &krust_storage::Log, base: i64, ts: i64) -> Option<(i64, i64)> {
     let read = log.read(base, 1, log.log_end_offset(), true).ok()?;
     let (batch, _) = RecordBatch::parse(&read.records).ok()?;
-    let records = match batch.compression()? {
-        Compression::None => Cow::Borrowed(batch.records_bytes()),
-        c => Cow::Owned(decompress(c, batch.records_bytes())?),
-    };
     let log_append_time = batch.timestamp_type() == TimestampType::LogAppendTime;
-    let mut rest = &records[..];
-    for _ in 0..batch.records_count().max(0) {
-        let len = usize::try_from(varint(&mut rest)?).ok()?;
-        let (mut record, after) = (rest.get(..len)?, rest.get(len..)?);
-        rest = after;
-        record = record.get(1..)?; // attributes
-        let timestamp_delta = varint(&mut record)?;
-        let offset_delta = varint(&mut record)?;
-        let offset = batch.base_offset().checked_add(offset_delta)?;
-        let timestamp = if log_append_time {
-            batch.max_timestamp()
-        } else {
-            batch.base_timestamp().checked_add(timestamp_delta)?
-        };
-        if offset >= base && timestamp >= ts {
-            return Some((offset, timestamp));
-        }
+    let found = visit_record_times(
+        batch.records_bytes(),
+        batch.compression_code(),
+        batch.records_count(),
+        SEARCH_MAX_BYTES,
+        |offset_delta, timestamp_delta| {
+            let offset = batch.base_offset().saturating_add(offset_delta);
+            let timestamp = if log_append_time {
+                batch.max_timestamp()
+            } else {
+                batch.base_timestamp().saturating_add(timestamp_delta)
+            };
+            if offset >= base && timestamp >= ts {
+                ControlFlow::Break((offset, timestamp))
+            } else {
+                ControlFlow::Continue(())
+            }
+        },
+    );
+    match found {
+        Ok(ControlFlow::Break(hit)) => Some(hit),
+        _ => None,
     }
-    None
 }
 
-/// Decompressed records larger than this (64 MiB) are not searched. A stored batch is at
-/// most `message.max.bytes` compressed, but crafted gzip or zstd data expands a
+/// Records of one batch beyond this many bytes (64 MiB) are not searched. A stored batch
+/// is at most `message.max.bytes` compressed, but crafted gzip or zstd data expands a
 /// thousand-fold and more.
 const SEARCH_MAX_BYTES: u64 = 64 << 20;
-
-/// A batch's records decompressed, `None` if they are malformed or beyond
-/// [`SEARCH_MAX_BYTES`].
-fn decompress(codec: Compression, data: &[u8]) -> Option<Vec<u8>> {
-    let reader: Box<dyn Read + '_> = match codec {
-        Compression::None => return Some(data.to_vec()),
-        Compression::Gzip => Box::new(flate2::read::GzDecoder::new(data)),
-        Compression::Lz4 => Box::new(lz4::Decoder::new(data).ok()?),
-        Compression::Zstd => Box::new(zstd::stream::read::Decoder::new(data).ok()?),
-        // Snappy's own format bounds its expansion (a few tens of times).
-        Compression::Snappy => {
-            let mut input = Bytes::copy_from_slice(data);
-            let out = <kafka_protocol::compression::Snappy as Decompressor<Bytes>>::decompress(
-                &mut input,
-                |b| Ok(b.to_vec()),
-            )
-            .ok()?;
-            return (out.len() as u64 <= SEARCH_MAX_BYTES).then_some(out);
-        }
-    };
-    let mut out = Vec::new();
-    reader
-        .take(SEARCH_MAX_BYTES + 1)
-        .read_to_end(&mut out)
-        .ok()?;
-    (out.len() as u64 <= SEARCH_MAX_BYTES).then_some(out)
-}
-
-/// A zig-zag varint (record fields), `None` if truncated or longer than 64 bits.
-fn varint(b: &mut &[u8]) -> Option<i64> {
-    let mut v: u64 = 0;
-    for shift in (0..64).step_by(7) {
-        let (&byte, rest) = b.split_first()?;
-        *b = rest;
-        v |= u64::from(byte & 0x7f) << shift;
-        if byte & 0x80 == 0 {
-            return Some(((v >> 1) as i64) ^ -((v & 1) as i64));
-        }
-    }
-    None
-}
 
 const LATEST: i64 = -1;
 const EARLIEST: i64 = -2;

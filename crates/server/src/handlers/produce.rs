@@ -323,6 +323,7 @@ fn append(
             Some("Produce requests are only allowed to contain exactly one record batch per partition".into()),
         ));
     }
+    check_not_too_old(&partition, records, now)?;
     match partition.append_unflushed(records, now) {
         Ok(a) => {
             // A retried batch already written is still synced before it is answered, in
@@ -347,6 +348,73 @@ fn append(
     }
 }
 
+/// `message.timestamp.before.max.ms`, when the topic sets it: no CreateTime record may be
+/// older. Only this reads every record's timestamp (the log checks the future bound from
+/// each batch's header), up to [`TIMESTAMP_CHECK_MAX_BYTES`] of records per batch; a batch
+/// that cannot be read that far is refused as corrupt.
+fn check_not_too_old(
+    partition: &crate::partition::Partition,
+    records: &bytes::Bytes,
+    now: i64,
+) -> Result<(), (ErrorCode, Option<String>)> {
+    let (before_max, log_append) = {
+        let log = partition.read_log();
+        let c = log.config();
+        (
+            c.message_timestamp_before_max_ms,
+            c.message_timestamp_type_log_append,
+        )
+    };
+    if log_append || before_max == i64::MAX {
+        return Ok(());
+    }
+    let earliest = now.saturating_sub(before_max);
+    for b in krust_storage::batch::batches(records) {
+        let Ok(b) = b else {
+            return Ok(()); // the log refuses it with the precise reason
+        };
+        let base = b.base_timestamp();
+        let old = krust_protocol::record_times::visit_record_times(
+            b.records_bytes(),
+            b.compression_code(),
+            b.records_count(),
+            TIMESTAMP_CHECK_MAX_BYTES,
+            |_, delta| {
+                let t = base.saturating_add(delta);
+                // -1: no timestamp, which Kafka does not check either.
+                if t != -1 && t < earliest {
+                    std::ops::ControlFlow::Break(t)
+                } else {
+                    std::ops::ControlFlow::Continue(())
+                }
+            },
+        );
+        match old {
+            Ok(std::ops::ControlFlow::Continue(())) => {}
+            Ok(std::ops::ControlFlow::Break(t)) => {
+                return Err(storage_error(&StorageError::InvalidTimestamp {
+                    timestamp: t,
+                    earliest,
+                    latest: now.saturating_add(
+                        partition.read_log().config().message_timestamp_after_max_ms,
+                    ),
+                }))
+            }
+            Err(e) => {
+                return Err((
+                    ErrorCode::CorruptMessage,
+                    Some(format!("cannot read the batch's record timestamps: {e:?}")),
+                ))
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Records read per batch for `message.timestamp.before.max.ms`, at most (1 GiB): a
+/// thousand times `max.message.bytes`, beyond any real compression ratio.
+const TIMESTAMP_CHECK_MAX_BYTES: u64 = 1 << 30;
+
 /// The Kafka error code and message for a storage error.
 pub(crate) fn storage_error(e: &StorageError) -> (ErrorCode, Option<String>) {
     let code = match e.kafka_error_code() {
@@ -356,6 +424,7 @@ pub(crate) fn storage_error(e: &StorageError) -> (ErrorCode, Option<String>) {
         10 => ErrorCode::MessageTooLarge,
         17 => ErrorCode::InvalidTopicException,
         18 => ErrorCode::RecordListTooLarge,
+        32 => ErrorCode::InvalidTimestamp,
         56 => ErrorCode::KafkaStorageError,
         87 => ErrorCode::InvalidRecord,
         _ => ErrorCode::UnknownServerError,
