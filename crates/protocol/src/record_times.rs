@@ -127,7 +127,7 @@ pub fn visit_record_times<B>(
     let snappy;
     let mut src = match codec {
         0 => Source::Slice(records),
-        1 => Source::Stream(Box::new(flate2::read::GzDecoder::new(records))),
+        1 => Source::Stream(Box::new(flate2::read::MultiGzDecoder::new(records))),
         2 => {
             let mut input = Bytes::copy_from_slice(records);
             snappy = <Snappy as Decompressor<Bytes>>::decompress(&mut input, |b| Ok(b.to_vec()))
