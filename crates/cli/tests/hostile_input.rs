@@ -164,24 +164,6 @@ async fn corrupt_and_oversized_batches_are_refused_and_nothing_is_stored() {
     );
 }
 
-/// A request frame written by hand: header v1 (`flexible`: v2) for client `test`, then
-/// `body` as given.
-fn raw_frame(key: ApiKey, version: i16, flexible: bool, body: &[u8]) -> Vec<u8> {
-    let mut f = Vec::new();
-    f.extend_from_slice(&(key as i16).to_be_bytes());
-    f.extend_from_slice(&version.to_be_bytes());
-    f.extend_from_slice(&7i32.to_be_bytes());
-    f.extend_from_slice(&4i16.to_be_bytes());
-    f.extend_from_slice(b"test");
-    if flexible {
-        f.push(0); // no tagged fields
-    }
-    f.extend_from_slice(body);
-    let mut out = (f.len() as i32).to_be_bytes().to_vec();
-    out.extend_from_slice(&f);
-    out
-}
-
 /// ListOffsets v1 for partition 0 of `topic` at `timestamp`: (error, offset).
 fn offset_for_time(s: &mut TcpStream, topic: &str, timestamp: i64) -> (i16, i64) {
     let req = ListOffsetsRequest::default()
@@ -211,20 +193,20 @@ async fn announced_counts_beyond_the_bytes_neither_crash_nor_allocate() {
 
     // Metadata v4: a topics array of i32::MAX entries, none of them sent.
     let mut s = connect(&node);
-    s.write_all(&raw_frame(
+    s.write_all(&frame_bytes(
         ApiKey::Metadata,
         4,
-        false,
+        7,
         &i32::MAX.to_be_bytes(),
     ))
     .expect("write");
     assert!(closed(&mut s));
     // Metadata v9: a compact array of u32::MAX - 1 entries.
     let mut s = connect(&node);
-    s.write_all(&raw_frame(
+    s.write_all(&frame_bytes(
         ApiKey::Metadata,
         9,
-        true,
+        7,
         &[0xff, 0xff, 0xff, 0xff, 0x0f],
     ))
     .expect("write");
@@ -236,7 +218,7 @@ async fn announced_counts_beyond_the_bytes_neither_crash_nor_allocate() {
     body.extend_from_slice(&1i16.to_be_bytes()); // acks
     body.extend_from_slice(&5000i32.to_be_bytes()); // timeout
     body.extend_from_slice(&i32::MAX.to_be_bytes());
-    s.write_all(&raw_frame(ApiKey::Produce, 8, false, &body))
+    s.write_all(&frame_bytes(ApiKey::Produce, 8, 7, &body))
         .expect("write");
     assert!(closed(&mut s));
 
@@ -260,43 +242,20 @@ async fn announced_counts_beyond_the_bytes_neither_crash_nor_allocate() {
 /// lookup by time: the answer is its base offset, not the record inside it.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_lookup_by_time_does_not_expand_a_compression_bomb() {
-    use kafka_protocol::records::{
-        Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-    };
+    use krust_protocol::records::{encode_batch, Compression, NewRecord};
     let node = start(&[]);
     create_topic(&node, "bomb", 1, &[]).await;
     // Two records, the first `first_len` zero bytes at `t0`, the second small at t0 + 1 s.
     let encode = |first_len: usize, t0: i64| {
-        let records: Vec<Record> = [(first_len, t0), (1, t0 + 1_000)]
+        let records: Vec<NewRecord> = [(first_len, t0), (1, t0 + 1_000)]
             .iter()
-            .enumerate()
-            .map(|(i, (len, ts))| Record {
-                transactional: false,
-                control: false,
-                delete_horizon: false,
-                partition_leader_epoch: -1,
-                producer_id: -1,
-                producer_epoch: -1,
-                timestamp_type: TimestampType::Creation,
-                offset: i as i64,
-                sequence: i as i32 - 1,
-                timestamp: *ts,
-                key: None,
+            .map(|(len, ts)| NewRecord {
                 value: Some(bytes::Bytes::from(vec![0u8; *len])),
-                headers: Default::default(),
+                timestamp: Some(*ts),
+                ..Default::default()
             })
             .collect();
-        let mut buf = bytes::BytesMut::new();
-        RecordBatchEncoder::encode(
-            &mut buf,
-            records.iter(),
-            &RecordEncodeOptions {
-                version: 2,
-                compression: Compression::Zstd,
-            },
-        )
-        .expect("encode");
-        buf.freeze()
+        encode_batch(&records, 0, Compression::Zstd).expect("encode")
     };
     let mut s = connect(&node);
     // Small: the record at 2 s is found inside its batch (offset 1).

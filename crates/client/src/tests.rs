@@ -22,6 +22,17 @@ type Handler = Arc<dyn Fn(&RequestHeader, Bytes) -> Option<Vec<u8>> + Send + Syn
 /// Headers of every request the fake broker received.
 type Seen = Arc<Mutex<Vec<RequestHeader>>>;
 
+/// The next request on `sock`: its header and body; `None` once the client is gone.
+async fn read_request(sock: &mut tokio::net::TcpStream) -> Option<(RequestHeader, Bytes)> {
+    let mut len = [0u8; 4];
+    sock.read_exact(&mut len).await.ok()?;
+    let mut buf = vec![0u8; i32::from_be_bytes(len) as usize];
+    sock.read_exact(&mut buf).await.ok()?;
+    let mut body = Bytes::from(buf);
+    let header = decode_request_header_from_buffer(&mut body).expect("header");
+    Some((header, body))
+}
+
 async fn fake_broker(handler: Handler) -> (String, Seen) {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr").to_string();
@@ -32,17 +43,7 @@ async fn fake_broker(handler: Handler) -> (String, Seen) {
             let handler = handler.clone();
             let seen = seen2.clone();
             tokio::spawn(async move {
-                loop {
-                    let mut len = [0u8; 4];
-                    if sock.read_exact(&mut len).await.is_err() {
-                        return;
-                    }
-                    let mut buf = vec![0u8; i32::from_be_bytes(len) as usize];
-                    if sock.read_exact(&mut buf).await.is_err() {
-                        return;
-                    }
-                    let mut body = Bytes::from(buf);
-                    let header = decode_request_header_from_buffer(&mut body).expect("header");
+                while let Some((header, body)) = read_request(&mut sock).await {
                     seen.lock().expect("lock").push(header.clone());
                     if let Some(resp) = handler(&header, body) {
                         let mut out = Vec::new();
@@ -295,17 +296,7 @@ async fn trickling_broker(chunk: usize, then: Vec<u8>) -> String {
             return;
         };
         let mut frames = 0;
-        loop {
-            let mut len = [0u8; 4];
-            if sock.read_exact(&mut len).await.is_err() {
-                return;
-            }
-            let mut buf = vec![0u8; i32::from_be_bytes(len) as usize];
-            if sock.read_exact(&mut buf).await.is_err() {
-                return;
-            }
-            let mut body = Bytes::from(buf);
-            let h = decode_request_header_from_buffer(&mut body).expect("header");
+        while let Some((h, _)) = read_request(&mut sock).await {
             if frames == 1 {
                 let _ = sock.write_all(&then).await;
                 return;

@@ -2100,6 +2100,16 @@ mod tests {
         }
     }
 
+    /// Broker 1 alone, with `default_num_partitions` and a default replication factor of 1.
+    fn one_broker(image: &MetadataImage, default_num_partitions: i32) -> Cluster<'_> {
+        Cluster {
+            image,
+            live_brokers: &[1],
+            default_num_partitions,
+            default_replication_factor: 1,
+        }
+    }
+
     fn create(
         image: &MetadataImage,
         brokers: &[i32],
@@ -2167,12 +2177,7 @@ mod tests {
             assert!(recs.is_empty(), "{t:?}");
             assert_eq!(res[0].result.error, code, "{t:?}");
         }
-        let cluster = Cluster {
-            image: &img,
-            live_brokers: &[1],
-            default_num_partitions: 1,
-            default_replication_factor: 1,
-        };
+        let cluster = one_broker(&img, 1);
         let dup = vec![topic("d", 1, 1), topic("d", 1, 1)];
         let (recs, res) = create_topics(&cluster, &dup, &ok_config, &mut Uuid::new_v4, 0);
         assert!(recs.is_empty());
@@ -2190,12 +2195,7 @@ mod tests {
     #[test]
     fn defaults_apply_for_minus_one() {
         let img = MetadataImage::new();
-        let cluster = Cluster {
-            image: &img,
-            live_brokers: &[1],
-            default_num_partitions: 4,
-            default_replication_factor: 1,
-        };
+        let cluster = one_broker(&img, 4);
         let (_, res) = create_topics(
             &cluster,
             &[topic("t", -1, -1)],
@@ -2210,12 +2210,7 @@ mod tests {
     #[test]
     fn more_than_ten_thousand_partitions_per_request_is_a_policy_violation() {
         let mut img = MetadataImage::new();
-        let cluster = Cluster {
-            image: &img,
-            live_brokers: &[1],
-            default_num_partitions: 5_000,
-            default_replication_factor: 1,
-        };
+        let cluster = one_broker(&img, 5_000);
         // 10 000 in all is allowed; one more, counting the default for -1, is not.
         let (recs, res) = create_topics(
             &cluster,
@@ -2243,12 +2238,7 @@ mod tests {
         }
         let (recs, _) = create(&img, &[1], topic("t", 1, 1));
         apply_all(&mut img, &recs);
-        let cluster = Cluster {
-            image: &img,
-            live_brokers: &[1],
-            default_num_partitions: 1,
-            default_replication_factor: 1,
-        };
+        let cluster = one_broker(&img, 1);
         for count in [10_002, i32::MAX] {
             assert_eq!(
                 create_partitions(&cluster, "t", count, None, 0)
@@ -2270,12 +2260,7 @@ mod tests {
         let mut img = MetadataImage::new();
         let (recs, _) = create(&img, &[1], topic("t", 2, 1));
         apply_all(&mut img, &recs);
-        let cluster = Cluster {
-            image: &img,
-            live_brokers: &[1],
-            default_num_partitions: 1,
-            default_replication_factor: 1,
-        };
+        let cluster = one_broker(&img, 1);
         assert_eq!(
             create_partitions(&cluster, "t", 1, None, 0)
                 .err()

@@ -174,51 +174,25 @@ pub fn visit_record_times<B>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use kafka_protocol::protocol::StrBytes;
-    use kafka_protocol::records::{
-        Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-    };
+    use crate::records::{encode_batch, Compression, NewRecord};
 
     /// A batch of `n` records whose i-th carries timestamp 1000 + 10·i and a value of
-    /// `value_len` bytes (a header on every third); returns the bytes after the header.
+    /// `value_len` bytes (a key on every other, a header on every third); returns the bytes
+    /// after the header.
     fn batch(n: usize, value_len: usize, compression: Compression) -> Vec<u8> {
-        let records: Vec<Record> = (0..n)
-            .map(|i| Record {
-                transactional: false,
-                control: false,
-                delete_horizon: false,
-                partition_leader_epoch: -1,
-                producer_id: -1,
-                producer_epoch: -1,
-                timestamp_type: TimestampType::Creation,
-                offset: i as i64,
-                sequence: i as i32 - 1,
-                timestamp: 1000 + 10 * i as i64,
+        let records: Vec<NewRecord> = (0..n)
+            .map(|i| NewRecord {
                 key: (i % 2 == 0).then(|| Bytes::from(format!("k{i}"))),
                 value: Some(Bytes::from(vec![b'v'; value_len])),
                 headers: if i % 3 == 0 {
-                    [(
-                        StrBytes::from_static_str("h"),
-                        Some(Bytes::from_static(b"x")),
-                    )]
-                    .into_iter()
-                    .collect()
+                    vec![("h".to_string(), Some(Bytes::from_static(b"x")))]
                 } else {
-                    Default::default()
+                    Vec::new()
                 },
+                timestamp: Some(1000 + 10 * i as i64),
             })
             .collect();
-        let mut buf = bytes::BytesMut::new();
-        RecordBatchEncoder::encode(
-            &mut buf,
-            records.iter(),
-            &RecordEncodeOptions {
-                version: 2,
-                compression,
-            },
-        )
-        .expect("encode");
-        buf[61..].to_vec()
+        encode_batch(&records, 0, compression).expect("encode")[61..].to_vec()
     }
 
     #[test]

@@ -9,12 +9,14 @@ use kafka_protocol::records::{Record, RecordBatchEncoder, RecordEncodeOptions, T
 
 pub use kafka_protocol::records::Compression;
 
-/// One record to write: key, value (None = null, e.g. a tombstone), headers.
+/// One record to write: key, value (None = null, e.g. a tombstone), headers, and its own
+/// timestamp if it is not the batch's.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct NewRecord {
     pub key: Option<Bytes>,
     pub value: Option<Bytes>,
     pub headers: Vec<(String, Option<Bytes>)>,
+    pub timestamp: Option<i64>,
 }
 
 impl NewRecord {
@@ -31,13 +33,13 @@ impl NewRecord {
         NewRecord {
             key: Some(key),
             value,
-            headers: Vec::new(),
+            ..Default::default()
         }
     }
 }
 
 /// Encodes `records` as one v2 batch (base offset 0: the log assigns offsets), without a
-/// producer id, timestamped `timestamp_ms` (CreateTime).
+/// producer id, timestamped `timestamp_ms` (CreateTime) where a record has none of its own.
 pub fn encode_batch(
     records: &[NewRecord],
     timestamp_ms: i64,
@@ -58,7 +60,7 @@ pub fn encode_batch(
             // The encoder starts a new batch wherever offset - sequence changes; this keeps
             // one batch, and its base sequence -1 says "no producer".
             sequence: i as i32 - 1,
-            timestamp: timestamp_ms,
+            timestamp: r.timestamp.unwrap_or(timestamp_ms),
             key: r.key.clone(),
             value: r.value.clone(),
             headers: r

@@ -48,11 +48,21 @@ pub fn client_config_from(
     props: &BTreeMap<String, String>,
     default_client_id: &str,
 ) -> anyhow::Result<ClientConfig> {
-    let mut config = ClientConfig {
+    let base = ClientConfig {
         client_id: default_client_id.to_string(),
         request_timeout: Duration::from_secs(30),
         buffers: SocketBuffers::default(),
     };
+    client_config_over(base, props)
+}
+
+/// `config` with each client setting that `props` sets replaced (client.id,
+/// request.timeout.ms, receive.buffer.bytes, send.buffer.bytes): a tool's consumer or
+/// producer properties over its --command-config.
+pub fn client_config_over(
+    mut config: ClientConfig,
+    props: &BTreeMap<String, String>,
+) -> anyhow::Result<ClientConfig> {
     if let Some(id) = props.get("client.id") {
         config.client_id = id.clone();
     }
@@ -72,27 +82,6 @@ pub fn client_config_from(
     Ok(config)
 }
 
-/// The socket buffers of `base`, each replaced by `from_props`'s where `props` sets its key
-/// (a tool's consumer or producer properties over its --command-config).
-pub fn merged_buffers(
-    props: &BTreeMap<String, String>,
-    base: SocketBuffers,
-    from_props: SocketBuffers,
-) -> SocketBuffers {
-    SocketBuffers {
-        receive: if props.contains_key("receive.buffer.bytes") {
-            from_props.receive
-        } else {
-            base.receive
-        },
-        send: if props.contains_key("send.buffer.bytes") {
-            from_props.send
-        } else {
-            base.send
-        },
-    }
-}
-
 /// A socket buffer size as Kafka's clients take it: -1 for the operating system's default,
 /// else a size in bytes. Left unset, the operating system's default is kept too (Kafka's
 /// clients would set 64 KiB or 128 KiB, which turns the kernel's autotuning off).
@@ -101,7 +90,12 @@ pub fn socket_buffer_size(key: &str, value: &str) -> anyhow::Result<Option<u32>>
         .trim()
         .parse()
         .with_context(|| format!("Invalid value {value} for configuration {key}"))?;
-    match n {
+    socket_buffer_bytes(key, n)
+}
+
+/// [`socket_buffer_size`] of a number already parsed.
+pub fn socket_buffer_bytes(key: &str, value: i64) -> anyhow::Result<Option<u32>> {
+    match value {
         -1 => Ok(None),
         n if n >= 1 => Ok(Some(u32::try_from(n).with_context(|| {
             format!("Invalid value {value} for configuration {key}: too large")
@@ -640,19 +634,27 @@ mod tests {
             );
         }
         // Properties override the base only where they set a key.
-        let base = SocketBuffers {
-            receive: Some(1),
-            send: Some(2),
+        let base = ClientConfig {
+            client_id: "base".to_string(),
+            request_timeout: Duration::from_secs(1),
+            buffers: SocketBuffers {
+                receive: Some(1),
+                send: Some(2),
+            },
         };
         let mut only_send = BTreeMap::new();
         only_send.insert("send.buffer.bytes".to_string(), "-1".to_string());
-        let from = client_config_from(&only_send, "x").expect("config").buffers;
+        let over = client_config_over(base, &only_send).expect("config");
         assert_eq!(
-            merged_buffers(&only_send, base, from),
+            over.buffers,
             SocketBuffers {
                 receive: Some(1),
                 send: None
             }
+        );
+        assert_eq!(
+            (over.client_id.as_str(), over.request_timeout),
+            ("base", Duration::from_secs(1))
         );
     }
 

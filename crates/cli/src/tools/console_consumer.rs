@@ -435,15 +435,9 @@ async fn consume(
         "read_committed" => 1,
         other => bail!("Invalid value {other} for configuration isolation.level: String must be one of: read_committed, read_uncommitted"),
     };
-    let mut config = args.connect.client_config("console-consumer")?;
-    if let Some(id) = props.get("client.id") {
-        config.client_id = id.clone();
-    }
-    let from_consumer = common::client_config_from(&props, "")?;
-    if props.contains_key("request.timeout.ms") {
-        config.request_timeout = from_consumer.request_timeout;
-    }
-    config.buffers = common::merged_buffers(&props, config.buffers, from_consumer.buffers);
+    // Consumer properties override --command-config.
+    let config =
+        common::client_config_over(args.connect.client_config("console-consumer")?, &props)?;
     let mut client = Client::connect(&args.connect.bootstrap_server, config).await?;
     if let Some(group) = group_id(args, &props)? {
         let ctx = FetchCtx {

@@ -277,14 +277,11 @@ fn settings(args: &Args) -> anyhow::Result<(Settings, BTreeMap<String, String>)>
 /// Returns the number of records that failed.
 async fn execute(args: &Args) -> anyhow::Result<u64> {
     let (settings, producer_props) = settings(args)?;
-    let mut config = args.connect.client_config("console-producer")?;
-    // Producer properties may carry client.id / request.timeout.ms too.
-    let from_producer = common::client_config_from(&producer_props, &config.client_id)?;
-    config.client_id = from_producer.client_id;
-    if producer_props.contains_key("request.timeout.ms") {
-        config.request_timeout = from_producer.request_timeout;
-    }
-    config.buffers = common::merged_buffers(&producer_props, config.buffers, from_producer.buffers);
+    // Producer properties override --command-config.
+    let config = common::client_config_over(
+        args.connect.client_config("console-producer")?,
+        &producer_props,
+    )?;
     let mut client = Client::connect(&args.connect.bootstrap_server, config).await?;
     let (_, partitions) = common::topic_partitions(&mut client, &args.topic, true).await?;
     let mut producer = Producer {
@@ -564,6 +561,7 @@ impl Producer {
                 key: r.key.clone(),
                 value: r.value.clone(),
                 headers: r.headers.clone(),
+                timestamp: None,
             })
             .collect();
         encode_batch(&recs, common::now_ms(), self.settings.compression)

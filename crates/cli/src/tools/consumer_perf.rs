@@ -202,7 +202,7 @@ async fn execute(
     };
     let mut config = common::client_config_from(&props, "perf-consumer-client")?;
     config.buffers.receive =
-        common::socket_buffer_size("socket-buffer-size", &args.socket_buffer_size.to_string())?;
+        common::socket_buffer_bytes("socket-buffer-size", args.socket_buffer_size)?;
     // As in Kafka's tool, --group wins over a group.id in --consumer.config.
     let group = args
         .group
@@ -785,37 +785,19 @@ mod tests {
 
     #[test]
     fn counts_records_of_encoded_batches() {
-        use kafka_protocol::records::{
-            Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-        };
-        let recs: Vec<Record> = (0..5)
-            .map(|i| Record {
-                transactional: false,
-                control: false,
-                delete_horizon: false,
-                partition_leader_epoch: -1,
-                producer_id: -1,
-                producer_epoch: -1,
-                timestamp_type: TimestampType::Creation,
-                offset: 10 + i,
-                sequence: i as i32 - 1,
-                timestamp: 0,
+        use krust_protocol::records::{encode_batch, Compression, NewRecord};
+        let recs: Vec<NewRecord> = (0..5)
+            .map(|i| NewRecord {
                 key: (i == 0).then(|| Bytes::from_static(b"kk")),
                 value: Some(Bytes::from_static(b"vvv")),
-                headers: Default::default(),
+                ..Default::default()
             })
             .collect();
         for compression in [Compression::None, Compression::Gzip] {
-            let mut buf = bytes::BytesMut::new();
-            RecordBatchEncoder::encode(
-                &mut buf,
-                recs.iter(),
-                &RecordEncodeOptions {
-                    version: 2,
-                    compression,
-                },
-            )
-            .expect("encode");
+            let mut buf =
+                bytes::BytesMut::from(&encode_batch(&recs, 0, compression).expect("encode")[..]);
+            // Based at offset 10 (the base offset is outside the CRC).
+            buf[..8].copy_from_slice(&10i64.to_be_bytes());
             let data = buf.freeze();
             let mut pos = 0;
             assert_eq!(

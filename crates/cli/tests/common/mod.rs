@@ -171,6 +171,13 @@ pub fn watermarks(node: &Node, topic: &str, partition: i32) -> (i64, i64) {
 
 /// One request frame: size, header v1/v2 (client id `test`), body.
 pub fn frame<R: Encodable>(key: ApiKey, version: i16, corr: i32, body: &R) -> Vec<u8> {
+    let mut encoded = BytesMut::new();
+    body.encode(&mut encoded, version).expect("body");
+    frame_bytes(key, version, corr, &encoded)
+}
+
+/// Like [`frame`], with the body's bytes as given (malformed on purpose, say).
+pub fn frame_bytes(key: ApiKey, version: i16, corr: i32, body: &[u8]) -> Vec<u8> {
     let mut buf = BytesMut::new();
     let header = RequestHeader::default()
         .with_request_api_key(key as i16)
@@ -180,7 +187,7 @@ pub fn frame<R: Encodable>(key: ApiKey, version: i16, corr: i32, body: &R) -> Ve
     header
         .encode(&mut buf, key.request_header_version(version))
         .expect("header");
-    body.encode(&mut buf, version).expect("body");
+    buf.extend_from_slice(body);
     let mut out = Vec::new();
     out.put_i32(buf.len() as i32);
     out.extend_from_slice(&buf);

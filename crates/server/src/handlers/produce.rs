@@ -357,11 +357,12 @@ fn check_not_too_old(
     records: &bytes::Bytes,
     now: i64,
 ) -> Result<(), (ErrorCode, Option<String>)> {
-    let (before_max, log_append) = {
+    let (before_max, after_max, log_append) = {
         let log = partition.read_log();
         let c = log.config();
         (
             c.message_timestamp_before_max_ms,
+            c.message_timestamp_after_max_ms,
             c.message_timestamp_type_log_append,
         )
     };
@@ -395,9 +396,7 @@ fn check_not_too_old(
                 return Err(storage_error(&StorageError::InvalidTimestamp {
                     timestamp: t,
                     earliest,
-                    latest: now.saturating_add(
-                        partition.read_log().config().message_timestamp_after_max_ms,
-                    ),
+                    latest: now.saturating_add(after_max),
                 }))
             }
             Err(e) => {
