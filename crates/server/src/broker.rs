@@ -46,6 +46,7 @@ pub fn log_config_for(config: &ServerConfig, image: &MetadataImage, topic: &str)
         message_timestamp_after_max_ms: e.message_timestamp_after_max_ms,
         flush_interval_messages: e.flush_interval_messages,
         flush_interval_ms: e.flush_interval_ms,
+        fill_ahead: true,
     }
 }
 

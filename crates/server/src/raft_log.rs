@@ -73,6 +73,8 @@ impl DiskRaftLog {
         let start = snapshot.map_or(0, |s| s.end_offset.0);
         let config = LogConfig {
             segment_bytes: 8 * 1024 * 1024,
+            // Every entry is fsynced: zeros filled ahead would be written to the device.
+            fill_ahead: false,
             ..LogConfig::default()
         };
         let mut log = Log::open(dir, config, 0, start, false, now_ms)

@@ -16,7 +16,7 @@
 
 use std::collections::VecDeque;
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, IoSlice, Write};
+use std::io::{self, IoSlice};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -65,6 +65,9 @@ pub struct LogConfig {
     pub flush_interval_messages: u64,
     /// `flush.ms`: fsync when the last flush is older than this.
     pub flush_interval_ms: i64,
+    /// Whether the active segment's file is filled with zeros ahead of its appends
+    /// ([`Log::fill_ahead`]) while neither flush setting is set. Not a Kafka setting.
+    pub fill_ahead: bool,
 }
 
 impl Default for LogConfig {
@@ -82,6 +85,7 @@ impl Default for LogConfig {
             message_timestamp_after_max_ms: 60 * 60 * 1000,
             flush_interval_messages: u64::MAX,
             flush_interval_ms: i64::MAX,
+            fill_ahead: true,
         }
     }
 }
@@ -140,7 +144,8 @@ struct ReadStart {
 
 /// A byte range of one segment file holding whole batches as stored, for sending without
 /// copying them through memory (see [`Log::read_slices`]). The file handle stays valid if the
-/// segment is deleted meanwhile; if it is truncated meanwhile, fewer bytes than `len` remain.
+/// segment is deleted meanwhile; if it is truncated meanwhile, fewer bytes than `len` remain
+/// (or zeros filled ahead of later appends, or those appends).
 #[derive(Debug, Clone)]
 pub struct FileSlice {
     /// The segment's data file.
@@ -230,6 +235,9 @@ struct Active {
     recent: VecDeque<(u64, BatchHeader)>,
     /// Position up to which the segment was handed to write-behind ([`Log::write_behind`]).
     written_behind: u64,
+    /// Length of the file: the segment's size, or more where zeros were written ahead of
+    /// the appends ([`Log::fill_ahead`]).
+    allocated: u64,
 }
 
 /// How many recently appended batches [`Active::recent`] remembers.
@@ -292,30 +300,82 @@ fn remove_if_exists(path: &Path) -> io::Result<()> {
     }
 }
 
-fn open_append(path: &Path) -> io::Result<File> {
+/// Opens a segment's data file for reading and positioned writes, creating it if missing.
+fn open_segment_file(path: &Path) -> io::Result<File> {
     OpenOptions::new()
         .read(true)
-        .append(true)
+        .write(true)
         .create(true)
+        .truncate(false)
         .open(path)
 }
 
-fn write_all_vectored(mut file: &File, mut slices: &mut [IoSlice<'_>]) -> io::Result<()> {
+/// Writes all of `slices` at `pos` (`pwritev`, repeated after a short write).
+#[allow(unsafe_code)]
+fn write_all_vectored_at(
+    file: &File,
+    mut slices: &mut [IoSlice<'_>],
+    mut pos: u64,
+) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
     while !slices.is_empty() {
-        match file.write_vectored(slices) {
-            Ok(0) => {
+        let count = slices.len().min(1024);
+        let offset = libc::off_t::try_from(pos)
+            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "position too large"))?;
+        // SAFETY: `IoSlice` is ABI-compatible with `iovec` on Unix, and `count` of them are
+        // valid, borrowed for the call; the descriptor is kept open by `file`.
+        let n = unsafe {
+            libc::pwritev(
+                file.as_raw_fd(),
+                slices.as_ptr().cast::<libc::iovec>(),
+                count as libc::c_int,
+                offset,
+            )
+        };
+        match n {
+            0 => {
                 return Err(io::Error::new(
                     io::ErrorKind::WriteZero,
                     "failed to write whole batch",
                 ))
             }
-            Ok(n) => IoSlice::advance_slices(&mut slices, n),
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
+            n if n > 0 => {
+                let n = n as usize;
+                IoSlice::advance_slices(&mut slices, n);
+                pos += n as u64;
+            }
+            _ => {
+                let e = io::Error::last_os_error();
+                if e.kind() != io::ErrorKind::Interrupted {
+                    return Err(e);
+                }
+            }
         }
     }
     Ok(())
 }
+
+/// Zero-filling ahead of appends ([`Log::fill_ahead`]) extends the file to a multiple of this,
+/// at least this far past the append. (Larger zero writes cost the kernel more than they
+/// save: 64 KiB took about half the time of plain appends of 16 KiB, 256 KiB gained nothing.)
+const FILL_CHUNK: u64 = 64 << 10;
+/// ... once the active segment holds this much (so idle and small partitions never do).
+const FILL_AFTER: u64 = 1 << 20;
+/// Zeros written by [`Log::fill_ahead`].
+static ZEROS: [u8; 64 << 10] = [0; 64 << 10];
+
+/// Whether `file` holds only zeros from `from` to `to` (read at most [`ZERO_TAIL_MAX`]):
+/// space filled ahead of appends that the process did not get to use or trim.
+fn zero_tail(file: &File, from: u64, to: u64) -> bool {
+    if to <= from || to - from > ZERO_TAIL_MAX {
+        return false;
+    }
+    let mut buf = vec![0u8; (to - from) as usize];
+    file.read_exact_at(&mut buf, from).is_ok() && buf.iter().all(|&b| b == 0)
+}
+
+/// More zeros than [`Log::fill_ahead`] ever leaves past a segment's data.
+const ZERO_TAIL_MAX: u64 = 2 * FILL_CHUNK + (64 << 10);
 
 /// Loads a segment's index files and checks them against the segment (`max_rel` bounds the
 /// relative offsets); `Err(reason)` if they are missing, corrupt or inconsistent.
@@ -493,7 +553,7 @@ impl Log {
         }
         if segments.is_empty() {
             let base = log_start_offset.max(0);
-            open_append(&segment_path(dir, base, LOG_SUFFIX))?;
+            open_segment_file(&segment_path(dir, base, LOG_SUFFIX))?;
             segments.push(Segment::new(base, 0));
         }
 
@@ -518,14 +578,24 @@ impl Log {
                 let next = res.next_offset.unwrap_or(base);
                 let truncated = res.error.is_some();
                 if let Some((pos, reason)) = &res.error {
-                    warn!(
-                        log = %dir.display(),
-                        segment = base,
-                        position = pos,
-                        truncated_bytes = size - pos,
-                        %reason,
-                        "recovery: truncating log at an invalid or partial batch"
-                    );
+                    if i + 1 == segments.len() && zero_tail(&file, *pos, size) {
+                        debug!(
+                            log = %dir.display(),
+                            segment = base,
+                            position = pos,
+                            bytes = size - pos,
+                            "recovery: cutting the zeros filled ahead of appends"
+                        );
+                    } else {
+                        warn!(
+                            log = %dir.display(),
+                            segment = base,
+                            position = pos,
+                            truncated_bytes = size - pos,
+                            %reason,
+                            "recovery: truncating log at an invalid or partial batch"
+                        );
+                    }
                     file.set_len(*pos)?;
                     segments[i].size = *pos;
                     for later in segments.drain(i + 1..) {
@@ -617,7 +687,7 @@ impl Log {
             return Err(StorageError::InvalidArgument("log has no segments".into()));
         };
         let base = seg.base_offset;
-        let file = open_append(&segment_path(dir, base, LOG_SUFFIX))?;
+        let file = open_segment_file(&segment_path(dir, base, LOG_SUFFIX))?;
         let (builder, next_offset) = match recovered {
             Some(r) => r,
             None => {
@@ -634,14 +704,24 @@ impl Log {
                 });
                 let (b, res) = scan_tail(&file, base, seg.size, ix, interval, true)?;
                 if let Some((pos, reason)) = &res.error {
-                    warn!(
-                        log = %dir.display(),
-                        segment = base,
-                        position = pos,
-                        truncated_bytes = seg.size - pos,
-                        %reason,
-                        "truncating an invalid or partial batch at the end of the log"
-                    );
+                    if zero_tail(&file, *pos, seg.size) {
+                        debug!(
+                            log = %dir.display(),
+                            segment = base,
+                            position = pos,
+                            bytes = seg.size - pos,
+                            "cutting the zeros filled ahead of appends"
+                        );
+                    } else {
+                        warn!(
+                            log = %dir.display(),
+                            segment = base,
+                            position = pos,
+                            truncated_bytes = seg.size - pos,
+                            %reason,
+                            "truncating an invalid or partial batch at the end of the log"
+                        );
+                    }
                     file.set_len(*pos)?;
                     seg.size = *pos;
                     file.sync_data()?;
@@ -670,6 +750,7 @@ impl Log {
             recent: VecDeque::new(),
             // What an earlier process wrote is the kernel's to write back.
             written_behind: write_behind::range_end(seg.size),
+            allocated: seg.size,
         })
     }
 
@@ -1125,6 +1206,60 @@ impl Log {
         }
     }
 
+    /// Before `len` bytes are appended at `start` of the active segment: unless the file
+    /// already reaches past them, extends it with zeros to a multiple of [`FILL_CHUNK`] at
+    /// least that far beyond them (within `segment.bytes`). The appends then overwrite
+    /// page-cache pages that exist already, which costs the kernel a fraction of adding new
+    /// ones one small write at a time (each write would allocate its pages and reserve their
+    /// blocks). Only for appends smaller than two chunks (larger ones add their pages
+    /// efficiently), once the segment holds [`FILL_AFTER`], and only while no flush setting
+    /// is set: a flush would write the zeros to the device first. The zeros are never data:
+    /// reads stop at the segment's size, a roll and a clean shutdown cut the file back to
+    /// it, and recovery after a crash stops at them as at any torn tail. Best effort: a
+    /// failure (no space) leaves the append to extend the file itself.
+    fn fill_ahead(&mut self, start: u64, len: u64) {
+        let end = start.saturating_add(len);
+        if !self.config.fill_ahead
+            || self.config.flush_interval_messages < i64::MAX as u64
+            || self.config.flush_interval_ms < i64::MAX
+            || end <= self.active.allocated
+            || len >= 2 * FILL_CHUNK
+            || start < FILL_AFTER
+            // (The unit tests fill ahead whatever the machine's dirty data.)
+            || (!cfg!(test) && write_behind::under_pressure())
+        {
+            return;
+        }
+        let from = self.active.allocated.max(start);
+        let to = (end.div_ceil(FILL_CHUNK) + 1)
+            .saturating_mul(FILL_CHUNK)
+            .min(self.config.segment_limit());
+        if to <= end {
+            return;
+        }
+        let n = usize::try_from(to - from).unwrap_or(0);
+        let mut slices: Vec<IoSlice<'_>> = (0..n.div_ceil(ZEROS.len()))
+            .map(|k| IoSlice::new(&ZEROS[..(n - k * ZEROS.len()).min(ZEROS.len())]))
+            .collect();
+        match write_all_vectored_at(&self.active.file, &mut slices, from) {
+            Ok(()) => self.active.allocated = to,
+            Err(e) => {
+                debug!(log = %self.dir.display(), error = %e, "could not fill ahead of appends");
+                let _ = self.active.file.set_len(self.active.allocated);
+            }
+        }
+    }
+
+    /// Cuts the active segment's file back to its data (see [`Log::fill_ahead`]).
+    fn trim_active(&mut self) -> Result<()> {
+        let size = self.active_segment().size;
+        if self.active.allocated != size {
+            self.active.file.set_len(size)?;
+            self.active.allocated = size;
+        }
+        Ok(())
+    }
+
     fn write_group(&mut self, src: &Bytes, group: &[Prepared], now_ms: i64) -> Result<()> {
         enum Piece {
             Header(usize),
@@ -1156,13 +1291,17 @@ impl Log {
             .collect();
         let seg_idx = self.segments.len() - 1;
         let start_pos = self.segments[seg_idx].size;
-        if let Err(e) = write_all_vectored(&self.active.file, &mut slices) {
+        let len: u64 = group.iter().map(|it| it.size as u64).sum();
+        self.fill_ahead(start_pos, len);
+        if let Err(e) = write_all_vectored_at(&self.active.file, &mut slices, start_pos) {
             // Best effort: drop a partial write so the file matches our state.
             if let Err(e2) = self.active.file.set_len(start_pos) {
                 warn!(log = %self.dir.display(), error = %e2, "could not undo a partial write");
             }
+            self.active.allocated = start_pos;
             return Err(e.into());
         }
+        self.active.allocated = self.active.allocated.max(start_pos + len);
         let mut pos = start_pos;
         for it in group {
             self.active
@@ -1211,6 +1350,7 @@ impl Log {
                 remove_if_exists(&self.path(old_base, suffix))?;
             }
         } else {
+            self.trim_active()?;
             self.active.builder.maybe_append_time();
             self.persist_active_index(false)?;
             let a = &mut self.active;
@@ -1223,7 +1363,7 @@ impl Log {
         for suffix in [LOG_SUFFIX, INDEX_SUFFIX, TIME_INDEX_SUFFIX] {
             remove_if_exists(&self.path(new_base, suffix))?;
         }
-        let file = open_append(&self.path(new_base, LOG_SUFFIX))?;
+        let file = open_segment_file(&self.path(new_base, LOG_SUFFIX))?;
         let next_offset = self.active.next_offset.max(new_base);
         self.segments.push(Segment::new(new_base, 0));
         self.active = Active {
@@ -1234,6 +1374,7 @@ impl Log {
             first_append_ms: None,
             recent: VecDeque::new(),
             written_behind: 0,
+            allocated: 0,
         };
         self.dir_dirty = true;
         debug!(log = %self.dir.display(), base = new_base, "rolled new segment");
@@ -1655,7 +1796,7 @@ impl Log {
         for base in old {
             self.delete_segment_files(base)?;
         }
-        let file = open_append(&self.path(offset, LOG_SUFFIX))?;
+        let file = open_segment_file(&self.path(offset, LOG_SUFFIX))?;
         self.segments = vec![Segment::new(offset, 0)];
         self.active = Active {
             file: Arc::new(file),
@@ -1665,6 +1806,7 @@ impl Log {
             first_append_ms: None,
             recent: VecDeque::new(),
             written_behind: 0,
+            allocated: 0,
         };
         self.log_start_offset = offset;
         self.recovery_point = self.recovery_point.min(offset);
@@ -1706,7 +1848,7 @@ impl Log {
             // The last remaining segment becomes active.
             let ix = self.take_last_segment_index()?.unwrap_or_default();
             let seg = &mut self.segments[last];
-            let file = open_append(&segment_path(&self.dir, seg.base_offset, LOG_SUFFIX))?;
+            let file = open_segment_file(&segment_path(&self.dir, seg.base_offset, LOG_SUFFIX))?;
             let (b, res) = scan_tail(&file, seg.base_offset, seg.size, ix, interval, false)?;
             *seg.file.get_mut() = None;
             *seg.index.get_mut() = None;
@@ -1719,6 +1861,7 @@ impl Log {
                 first_append_ms: (seg.size > 0).then(system_now_ms),
                 recent: VecDeque::new(),
                 written_behind: write_behind::range_end(seg.size),
+                allocated: seg.size,
             };
         }
         // Truncate inside the (new) active segment.
@@ -1727,6 +1870,7 @@ impl Log {
             self.active.recent.clear();
             self.active.written_behind = self.active.written_behind.min(pos);
             self.active.file.set_len(pos)?;
+            self.active.allocated = pos;
             self.segments[last].size = pos;
             let mut ix = std::mem::take(&mut self.active.builder.index);
             ix.truncate(pos, h.base_offset() - base);
@@ -1976,6 +2120,7 @@ impl Log {
         if self.closed {
             return Ok(());
         }
+        self.trim_active()?;
         self.active.builder.maybe_append_time();
         self.flush_with(true)?;
         self.closed = true;

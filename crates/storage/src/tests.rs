@@ -1401,3 +1401,107 @@ fn megabytes_of_appends_pass_write_behind_and_truncate_below_it() {
     assert_eq!(log.log_end_offset(), 400);
     read_at(&log, 399);
 }
+
+/// Length of the data file of the segment starting at `base`.
+fn segment_file_len(dir: &Path, base: i64) -> u64 {
+    fs::metadata(dir.join(segment_file_name(base, ".log")))
+        .expect("segment file")
+        .len()
+}
+
+/// Appends `n` batches of one 8000-byte record each; returns the log end offset.
+fn append_8k(log: &mut Log, n: i64) -> i64 {
+    for i in 0..n {
+        log.append_as_leader(&sized_batch(0, 8000, i), 0, 0)
+            .expect("append");
+    }
+    log.log_end_offset()
+}
+
+/// Every batch from 0 to the log end reads back whole, with a valid CRC.
+fn check_all_batches(log: &Log) {
+    let mut offset = 0;
+    while offset < log.log_end_offset() {
+        let r = log
+            .read(offset, 1 << 20, log.log_end_offset(), false)
+            .expect("read");
+        let bs = batches_of(&r.records);
+        assert!(!bs.is_empty(), "nothing at {offset}");
+        for b in &bs {
+            assert_eq!(b.base_offset(), offset);
+            b.verify_crc().expect("crc");
+            offset = b.next_offset();
+        }
+    }
+}
+
+#[test]
+fn small_appends_fill_ahead_and_the_zeros_never_become_data() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let mut log = open(dir.path(), LogConfig::default());
+    // Past 1 MiB in the segment, small appends find the file already extended.
+    let leo = append_8k(&mut log, 200);
+    let size = log.size_bytes();
+    let len = segment_file_len(dir.path(), 0);
+    assert!(len > size, "file {len} bytes, data {size}");
+    assert_eq!(len % (64 << 10), 0);
+    check_all_batches(&log);
+    // A crash leaves the zeros; recovery stops at them, as at a torn tail.
+    drop(log);
+    let mut log = reopen(dir.path(), LogConfig::default(), false, 0, 0);
+    assert_eq!(log.log_end_offset(), leo);
+    assert_eq!(segment_file_len(dir.path(), 0), size);
+    check_all_batches(&log);
+    // So does a start that believes it was clean.
+    append_8k(&mut log, 50);
+    let (leo, size) = (log.log_end_offset(), log.size_bytes());
+    assert!(segment_file_len(dir.path(), 0) > size);
+    drop(log);
+    let mut log = reopen(dir.path(), LogConfig::default(), true, leo, 0);
+    assert_eq!(log.log_end_offset(), leo);
+    assert_eq!(segment_file_len(dir.path(), 0), size);
+    // A truncation inside the filled space, then appends over it.
+    append_8k(&mut log, 50);
+    log.truncate_to(260).expect("truncate");
+    assert_eq!(segment_file_len(dir.path(), 0), log.size_bytes());
+    let leo = append_8k(&mut log, 40);
+    assert_eq!(leo, 300);
+    check_all_batches(&log);
+    // A roll cuts the old segment back to its data; so does a clean shutdown.
+    log.roll_now().expect("roll");
+    assert_eq!(segment_file_len(dir.path(), 0), log.size_bytes());
+    append_8k(&mut log, 200);
+    assert!(segment_file_len(dir.path(), leo) > log.size_bytes() - segment_file_len(dir.path(), 0));
+    let leo = log.log_end_offset();
+    let size = log.size_bytes();
+    log.close().expect("close");
+    assert_eq!(
+        segment_file_len(dir.path(), 0) + segment_file_len(dir.path(), 300),
+        size
+    );
+    let log = reopen(dir.path(), LogConfig::default(), true, leo, 0);
+    assert_eq!(log.log_end_offset(), leo);
+    check_all_batches(&log);
+}
+
+#[test]
+fn no_fill_ahead_under_a_flush_setting_or_for_large_appends() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let config = LogConfig {
+        flush_interval_ms: 60_000,
+        ..LogConfig::default()
+    };
+    let mut log = open(dir.path(), config);
+    append_8k(&mut log, 200);
+    assert_eq!(segment_file_len(dir.path(), 0), log.size_bytes());
+    log.close().expect("close");
+
+    let dir = tempfile::tempdir().expect("tmp");
+    let mut log = open(dir.path(), LogConfig::default());
+    for i in 0..8 {
+        log.append_as_leader(&sized_batch(0, 300 << 10, i), 0, 0)
+            .expect("append");
+    }
+    assert_eq!(segment_file_len(dir.path(), 0), log.size_bytes());
+    check_all_batches(&log);
+}

@@ -10,6 +10,7 @@
 //! durability comes from the log's flushes alone.
 
 use std::fs::{self, File};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{sync_channel, SyncSender};
 use std::sync::{Arc, OnceLock, Weak};
 use std::time::{Duration, Instant};
@@ -42,6 +43,15 @@ pub(crate) fn hand_over(file: &Arc<File>, offset: u64, len: u64) -> bool {
 }
 
 type Range = (Weak<File>, u64, u64);
+
+/// Whether write-behind last found the system's dirty data high (it then writes ranges
+/// back): appends are then paced by writeback, not by adding pages to the page cache.
+static PRESSURE: AtomicBool = AtomicBool::new(false);
+
+/// Whether write-behind is writing ranges back (the dirty data it last read was high).
+pub(crate) fn under_pressure() -> bool {
+    PRESSURE.load(Ordering::Relaxed)
+}
 
 fn queue() -> &'static SyncSender<Range> {
     static QUEUE_TX: OnceLock<SyncSender<Range>> = OnceLock::new();
@@ -80,6 +90,7 @@ impl DirtyPressure {
         {
             self.checked = Some(Instant::now());
             self.high = dirty_above_half_background().unwrap_or(false);
+            PRESSURE.store(self.high, Ordering::Relaxed);
         }
         self.high
     }
