@@ -546,6 +546,8 @@ fn high_watermark_waits_for_the_epoch_start_and_ignores_observers() {
     // An observer that has everything does not count.
     fetch_answer(&mut node, 100, fetch(100, 5, 3, epoch), 2_020);
     assert_eq!(node.high_watermark(), Offset(0));
+    // A fetcher without a replica id is answered and not listed.
+    fetch_answer(&mut node, -1, fetch(-1, 5, 3, epoch), 2_025);
     // A voter that has the LeaderChange entry commits everything up to it.
     let response = fetch_answer(&mut node, 3, fetch(3, 5, 3, epoch), 2_030);
     assert_eq!(node.high_watermark(), Offset(5));

@@ -171,7 +171,10 @@ impl<L: RaftLog> RaftNode<L> {
         let progress = if let Some(progress) = leader.voters.get_mut(&from) {
             progress
         } else {
+            // A fetcher without a replica id (-1: not a replica, a tool say) is answered
+            // but not tracked, as in Kafka.
             if from == self.node_id
+                || from.0 < 0
                 || (!leader.observers.contains_key(&from)
                     && leader.observers.len() >= observers_max)
             {
