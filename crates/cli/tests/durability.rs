@@ -428,7 +428,7 @@ async fn zeros_filled_ahead_are_cut_after_kill_9() {
     let data = std::fs::read(&seg).expect("segment");
     // Fill-ahead pauses while the machine holds much dirty data (write-behind is writing
     // back); the storage tests cover it regardless. Here it is checked when it happened.
-    let filled = data.len() % (64 << 10) == 0 && data.ends_with(&[0; 4096]);
+    let filled = data.len().is_multiple_of(64 << 10) && data.ends_with(&[0; 4096]);
     if !filled {
         eprintln!("no zeros past the last batch: fill-ahead was paused");
     }
