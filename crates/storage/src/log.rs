@@ -374,6 +374,37 @@ fn zero_tail(file: &File, from: u64, to: u64) -> bool {
     file.read_exact_at(&mut buf, from).is_ok() && buf.iter().all(|&b| b == 0)
 }
 
+/// Logs the cut of segment `base` of the log in `dir` from `pos` to `end` (the first bad
+/// batch, for `reason`): a warning, unless the segment is the last one (`last`) and only
+/// zeros follow, which are what [`Log::fill_ahead`] left.
+fn report_cut(
+    dir: &Path,
+    base: i64,
+    file: &File,
+    (pos, end): (u64, u64),
+    reason: &str,
+    last: bool,
+) {
+    if last && zero_tail(file, pos, end) {
+        debug!(
+            log = %dir.display(),
+            segment = base,
+            position = pos,
+            bytes = end - pos,
+            "cutting the zeros filled ahead of appends"
+        );
+    } else {
+        warn!(
+            log = %dir.display(),
+            segment = base,
+            position = pos,
+            truncated_bytes = end - pos,
+            %reason,
+            "truncating the log at an invalid or partial batch"
+        );
+    }
+}
+
 /// More zeros than [`Log::fill_ahead`] ever leaves past a segment's data.
 const ZERO_TAIL_MAX: u64 = 2 * FILL_CHUNK + (64 << 10);
 
@@ -578,24 +609,8 @@ impl Log {
                 let next = res.next_offset.unwrap_or(base);
                 let truncated = res.error.is_some();
                 if let Some((pos, reason)) = &res.error {
-                    if i + 1 == segments.len() && zero_tail(&file, *pos, size) {
-                        debug!(
-                            log = %dir.display(),
-                            segment = base,
-                            position = pos,
-                            bytes = size - pos,
-                            "recovery: cutting the zeros filled ahead of appends"
-                        );
-                    } else {
-                        warn!(
-                            log = %dir.display(),
-                            segment = base,
-                            position = pos,
-                            truncated_bytes = size - pos,
-                            %reason,
-                            "recovery: truncating log at an invalid or partial batch"
-                        );
-                    }
+                    let last = i + 1 == segments.len();
+                    report_cut(dir, base, &file, (*pos, size), reason, last);
                     file.set_len(*pos)?;
                     segments[i].size = *pos;
                     for later in segments.drain(i + 1..) {
@@ -704,24 +719,7 @@ impl Log {
                 });
                 let (b, res) = scan_tail(&file, base, seg.size, ix, interval, true)?;
                 if let Some((pos, reason)) = &res.error {
-                    if zero_tail(&file, *pos, seg.size) {
-                        debug!(
-                            log = %dir.display(),
-                            segment = base,
-                            position = pos,
-                            bytes = seg.size - pos,
-                            "cutting the zeros filled ahead of appends"
-                        );
-                    } else {
-                        warn!(
-                            log = %dir.display(),
-                            segment = base,
-                            position = pos,
-                            truncated_bytes = seg.size - pos,
-                            %reason,
-                            "truncating an invalid or partial batch at the end of the log"
-                        );
-                    }
+                    report_cut(dir, base, &file, (*pos, seg.size), reason, true);
                     file.set_len(*pos)?;
                     seg.size = *pos;
                     file.sync_data()?;
