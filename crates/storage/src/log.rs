@@ -238,6 +238,10 @@ struct Active {
     /// Length of the file: the segment's size, or more where zeros were written ahead of
     /// the appends ([`Log::fill_ahead`]).
     allocated: u64,
+    /// No zeros are filled ahead below this position: the segment's size before its last
+    /// truncation, so that a read handed out before it (sent after it) finds the new
+    /// appends there at worst, never zeros.
+    fill_floor: u64,
 }
 
 /// How many recently appended batches [`Active::recent`] remembers.
@@ -403,6 +407,12 @@ fn report_cut(
             "truncating the log at an invalid or partial batch"
         );
     }
+}
+
+/// The length of `file`; `u64::MAX` where it cannot be read (so the file is cut back to
+/// its data at the next roll or shutdown, and not filled ahead meanwhile).
+fn file_len(file: &File) -> u64 {
+    file.metadata().map_or(u64::MAX, |m| m.len())
 }
 
 /// More zeros than [`Log::fill_ahead`] ever leaves past a segment's data.
@@ -749,6 +759,7 @@ impl Log {
             // What an earlier process wrote is the kernel's to write back.
             written_behind: write_behind::range_end(seg.size),
             allocated: seg.size,
+            fill_floor: 0,
         })
     }
 
@@ -1213,7 +1224,9 @@ impl Log {
     /// efficiently), once the segment holds [`FILL_AFTER`], and only while no flush setting
     /// is set: a flush would write the zeros to the device first. The zeros are never data:
     /// reads stop at the segment's size, a roll and a clean shutdown cut the file back to
-    /// it, and recovery after a crash stops at them as at any torn tail. Best effort: a
+    /// it, and recovery after a crash stops at them as at any torn tail. After a truncation
+    /// no zeros go below the segment's old end (`fill_floor`), where a read handed out
+    /// before it may still be sent from. Best effort: a
     /// failure (no space) leaves the append to extend the file itself.
     fn fill_ahead(&mut self, start: u64, len: u64) {
         let end = start.saturating_add(len);
@@ -1223,6 +1236,7 @@ impl Log {
             || end <= self.active.allocated
             || len >= 2 * FILL_CHUNK
             || start < FILL_AFTER
+            || start < self.active.fill_floor
             // (The unit tests fill ahead whatever the machine's dirty data.)
             || (!cfg!(test) && write_behind::under_pressure())
         {
@@ -1243,7 +1257,9 @@ impl Log {
             Ok(()) => self.active.allocated = to,
             Err(e) => {
                 debug!(log = %self.dir.display(), error = %e, "could not fill ahead of appends");
-                let _ = self.active.file.set_len(self.active.allocated);
+                if self.active.file.set_len(self.active.allocated).is_err() {
+                    self.active.allocated = file_len(&self.active.file).max(self.active.allocated);
+                }
             }
         }
     }
@@ -1293,10 +1309,14 @@ impl Log {
         self.fill_ahead(start_pos, len);
         if let Err(e) = write_all_vectored_at(&self.active.file, &mut slices, start_pos) {
             // Best effort: drop a partial write so the file matches our state.
-            if let Err(e2) = self.active.file.set_len(start_pos) {
-                warn!(log = %self.dir.display(), error = %e2, "could not undo a partial write");
-            }
-            self.active.allocated = start_pos;
+            self.active.allocated = match self.active.file.set_len(start_pos) {
+                Ok(()) => start_pos,
+                Err(e2) => {
+                    warn!(log = %self.dir.display(), error = %e2, "could not undo a partial write");
+                    // What the file holds past the data is cut at the next roll or shutdown.
+                    file_len(&self.active.file).max(start_pos)
+                }
+            };
             return Err(e.into());
         }
         self.active.allocated = self.active.allocated.max(start_pos + len);
@@ -1373,6 +1393,7 @@ impl Log {
             recent: VecDeque::new(),
             written_behind: 0,
             allocated: 0,
+            fill_floor: 0,
         };
         self.dir_dirty = true;
         debug!(log = %self.dir.display(), base = new_base, "rolled new segment");
@@ -1805,6 +1826,7 @@ impl Log {
             recent: VecDeque::new(),
             written_behind: 0,
             allocated: 0,
+            fill_floor: 0,
         };
         self.log_start_offset = offset;
         self.recovery_point = self.recovery_point.min(offset);
@@ -1860,6 +1882,7 @@ impl Log {
                 recent: VecDeque::new(),
                 written_behind: write_behind::range_end(seg.size),
                 allocated: seg.size,
+                fill_floor: 0,
             };
         }
         // Truncate inside the (new) active segment.
@@ -1867,6 +1890,7 @@ impl Log {
             let base = self.segments[last].base_offset;
             self.active.recent.clear();
             self.active.written_behind = self.active.written_behind.min(pos);
+            self.active.fill_floor = self.segments[last].size;
             self.active.file.set_len(pos)?;
             self.active.allocated = pos;
             self.segments[last].size = pos;
