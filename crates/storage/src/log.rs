@@ -1163,7 +1163,7 @@ impl Log {
                 group_bytes += n.size as u64;
                 end += 1;
             }
-            self.write_group(src, &items[i..end], now_ms)?;
+            self.write_group(src, &items[i..end], group_bytes, now_ms)?;
             i = end;
         }
         for it in items {
@@ -1226,8 +1226,8 @@ impl Log {
     /// reads stop at the segment's size, a roll and a clean shutdown cut the file back to
     /// it, and recovery after a crash stops at them as at any torn tail. After a truncation
     /// no zeros go below the segment's old end (`fill_floor`), where a read handed out
-    /// before it may still be sent from. Best effort: a
-    /// failure (no space) leaves the append to extend the file itself.
+    /// before it may still be sent from. Best effort: a failure (no space) leaves the
+    /// append to extend the file itself.
     fn fill_ahead(&mut self, start: u64, len: u64) {
         let end = start.saturating_add(len);
         if !self.config.fill_ahead
@@ -1274,7 +1274,14 @@ impl Log {
         Ok(())
     }
 
-    fn write_group(&mut self, src: &Bytes, group: &[Prepared], now_ms: i64) -> Result<()> {
+    /// Writes `group` (`len` bytes in all) at the end of the active segment.
+    fn write_group(
+        &mut self,
+        src: &Bytes,
+        group: &[Prepared],
+        len: u64,
+        now_ms: i64,
+    ) -> Result<()> {
         enum Piece {
             Header(usize),
             Src(usize, usize),
@@ -1305,7 +1312,6 @@ impl Log {
             .collect();
         let seg_idx = self.segments.len() - 1;
         let start_pos = self.segments[seg_idx].size;
-        let len: u64 = group.iter().map(|it| it.size as u64).sum();
         self.fill_ahead(start_pos, len);
         if let Err(e) = write_all_vectored_at(&self.active.file, &mut slices, start_pos) {
             // Best effort: drop a partial write so the file matches our state.
