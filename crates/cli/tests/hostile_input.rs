@@ -507,3 +507,80 @@ async fn mutated_controller_requests_neither_crash_nor_bloat_the_node() {
     let addr: std::net::SocketAddr = node.controller_bootstrap().parse().expect("addr");
     mutated_requests_neither_crash_nor_bloat(&node, addr, &seeds, 5_000);
 }
+
+/// The node's peak resident memory (VmHWM), in MiB.
+fn peak_mib(node: &Node) -> u64 {
+    let pid = node.pid().expect("pid");
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            let line = s.lines().find(|l| l.starts_with("VmHWM:"))?.to_string();
+            line.split_whitespace().nth(1)?.parse::<u64>().ok()
+        })
+        .map_or(0, |kib| kib / 1024)
+}
+
+/// Requests whose entries would take more memory to decode and answer than the node lets
+/// requests take at once (at most 1 GiB) are refused before they are decoded: a few
+/// megabytes of one-byte group ids, or of Produce entries without records, would otherwise
+/// take gigabytes. Only their connection closes; the same request a little smaller is
+/// answered.
+#[tokio::test(flavor = "multi_thread")]
+async fn requests_that_would_take_gigabytes_are_refused_before_decoding() {
+    let node = start(&[]);
+    create_topic(&node, "held", 1, &[]).await;
+    let before = peak_mib(&node);
+
+    // DescribeGroups v5: 8 Mi empty group ids (an entry is one byte).
+    let describe = |groups: usize| {
+        let mut body = Vec::new();
+        let mut n = groups as u64 + 1;
+        while n >= 0x80 {
+            body.push((n as u8) | 0x80);
+            n >>= 7;
+        }
+        body.push(n as u8);
+        body.resize(body.len() + groups, 1);
+        body.extend_from_slice(&[0, 0]); // include_authorized_operations, tagged fields
+        frame_bytes(ApiKey::DescribeGroups, 5, 3, &body)
+    };
+    let mut s = connect(&node);
+    s.write_all(&describe(8 << 20)).expect("write");
+    assert!(closed(&mut s));
+
+    // Produce v8: one topic with 3 Mi partition entries and no records (ten bytes each).
+    let mut body = Vec::new();
+    body.extend_from_slice(&(-1i16).to_be_bytes()); // transactional id: null
+    body.extend_from_slice(&1i16.to_be_bytes()); // acks
+    body.extend_from_slice(&5000i32.to_be_bytes()); // timeout
+    body.extend_from_slice(&1i32.to_be_bytes()); // one topic
+    body.extend_from_slice(&4i16.to_be_bytes());
+    body.extend_from_slice(b"held");
+    let partitions: i32 = 3 << 20;
+    body.extend_from_slice(&partitions.to_be_bytes());
+    for p in 0..partitions {
+        body.extend_from_slice(&p.to_be_bytes());
+        body.extend_from_slice(&(-1i32).to_be_bytes()); // records: null
+    }
+    let mut s = connect(&node);
+    s.write_all(&frame_bytes(ApiKey::Produce, 8, 4, &body))
+        .expect("write");
+    assert!(closed(&mut s));
+
+    // Refused before decoding: the node's memory barely moved.
+    let after = peak_mib(&node);
+    assert!(
+        after < before + 100,
+        "peak {before} MiB before, {after} MiB after"
+    );
+
+    // 64 Ki group ids are within bounds: each gets its answer.
+    let mut s = connect(&node);
+    s.write_all(&describe(64 << 10)).expect("write");
+    let mut body = read_response(&mut s, 1);
+    let resp = DescribeGroupsResponse::decode(&mut body, 5).expect("decode");
+    assert_eq!(resp.groups.len(), 64 << 10);
+
+    assert!(krust_testkit::api_versions_ok(node.client_addr()));
+    assert_eq!(watermarks(&node, "held", 0), (0, 0));
+}

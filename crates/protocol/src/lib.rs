@@ -12,6 +12,7 @@
 pub mod error;
 pub mod fetch;
 pub mod frame;
+pub mod produce_scan;
 pub mod record_times;
 pub mod records;
 pub mod versions;
@@ -23,4 +24,5 @@ pub use frame::{
     RequestHeaderInfo,
 };
 pub use kafka_protocol;
+pub use produce_scan::produce_entries;
 pub use versions::{ApiRange, Listener, SUPPORTED_APIS};

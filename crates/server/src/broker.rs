@@ -77,6 +77,8 @@ pub struct Broker {
     pub partitions: Partitions,
     pub groups: GroupManager,
     pub metrics: crate::metrics::Metrics,
+    /// The memory budget of the requests being handled.
+    pub admission: crate::admission::Admission,
     controller_lock: tokio::sync::Mutex<()>,
     /// Serializes [`Broker::reconcile`] between the commit path and the image watcher, and
     /// holds what the last successful one applied.
@@ -126,6 +128,7 @@ impl Broker {
         Broker {
             groups: GroupManager::new(group_config(&config)),
             metrics: crate::metrics::Metrics::default(),
+            admission: crate::admission::Admission::for_this_machine(),
             node_id: config.node_id,
             config,
             cluster_id,

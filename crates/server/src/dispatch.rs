@@ -15,6 +15,7 @@ use kafka_protocol::messages::*;
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion};
 use krust_protocol::versions::supported;
 use krust_protocol::{decode_request_header, encode_response_with, ErrorCode, Listener};
+use tokio::sync::OwnedSemaphorePermit;
 
 use crate::broker::Broker;
 use crate::handlers;
@@ -105,7 +106,22 @@ pub async fn dispatch(
     };
     let key = header.api_key;
     let started = Instant::now();
-    let outcome = dispatch_inner(broker, listener, listener_name, peer, header, frame, out).await;
+    let admitted = match broker
+        .admission
+        .admit(key, header.api_version, &frame)
+        .await
+    {
+        Ok(a) => a,
+        Err(reason) => return Outcome::Close(reason),
+    };
+    // The request's share of the budget is held until it is answered, or deferred (an
+    // acks=all Produce waiting only holds what it appended) or parked (a Fetch).
+    let request = Request {
+        header,
+        body: frame,
+        admitted,
+    };
+    let outcome = dispatch_inner(broker, listener, listener_name, peer, request, out).await;
     match outcome {
         // Counted when its response is ready.
         Outcome::Defer(mut d) => {
@@ -119,15 +135,26 @@ pub async fn dispatch(
     }
 }
 
+/// A request after its header, with its share of the memory budget.
+struct Request {
+    header: krust_protocol::RequestHeaderInfo,
+    body: Bytes,
+    admitted: Option<OwnedSemaphorePermit>,
+}
+
 async fn dispatch_inner(
     broker: &Broker,
     listener: Listener,
     listener_name: &str,
     peer: std::net::SocketAddr,
-    header: krust_protocol::RequestHeaderInfo,
-    mut frame: Bytes,
+    request: Request,
     out: &mut Outbound,
 ) -> Outcome {
+    let Request {
+        header,
+        body: mut frame,
+        admitted,
+    } = request;
     let key = header.api_key;
     let v = header.api_version;
     let corr = header.correlation_id;
@@ -242,7 +269,7 @@ async fn dispatch_inner(
         ApiKey::Fetch if listener == Listener::Controller => raft!(FetchRequest, Fetch),
         ApiKey::Fetch => {
             let req = decode!(FetchRequest);
-            let answer = handlers::fetch::handle(broker, req, v).await;
+            let answer = handlers::fetch::handle(broker, req, v, admitted).await;
             match answer.write(out, corr, v) {
                 Ok(()) => Outcome::Continue,
                 Err(e) => Outcome::Close(e),

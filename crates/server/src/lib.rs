@@ -5,6 +5,7 @@
 //! the image assigns to this node, and serves the Kafka protocol on the client and
 //! controller listeners. Each Kafka API has its own handler in [`handlers`].
 
+pub mod admission;
 pub mod broker;
 pub mod config;
 pub mod controller;

@@ -117,7 +117,14 @@ struct Wanted {
     replica: Option<i32>,
 }
 
-pub async fn handle(broker: &Broker, req: FetchRequest, version: i16) -> FetchAnswer {
+/// `admitted`: the request's share of the memory budget, given back once it waits for
+/// records (a long poll may last as long as the client asks).
+pub async fn handle(
+    broker: &Broker,
+    req: FetchRequest,
+    version: i16,
+    mut admitted: Option<tokio::sync::OwnedSemaphorePermit>,
+) -> FetchAnswer {
     let mut resp = FetchResponse::default();
     if req.session_id != 0 {
         resp.error_code = ErrorCode::FetchSessionIdNotFound.code();
@@ -224,6 +231,7 @@ pub async fn handle(broker: &Broker, req: FetchRequest, version: i16) -> FetchAn
         {
             return answer(broker, &wanted, resp, read);
         }
+        admitted.take();
         if tokio::time::timeout_at(deadline, waiter.notified())
             .await
             .is_err()

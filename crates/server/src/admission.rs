@@ -1,0 +1,190 @@
+//! Admission of requests by the memory that decoding and answering them may take.
+//!
+//! A request's frame is bounded by `socket.request.max.bytes`, but what it becomes is not:
+//! each entry of an array (a group id, a topic, a partition) decodes to a struct of tens to
+//! hundreds of bytes and usually gets an answer entry of its own, however few bytes it took
+//! on the wire. Fifty megabytes of one-byte group ids ask for over ten gigabytes. So each
+//! request is charged an estimate of that memory before it is decoded:
+//!
+//! * Produce: [`PER_PRODUCE_ENTRY`] bytes per topic and partition entry, counted without
+//!   decoding ([`krust_protocol::produce_entries`]); its record bytes stay in the frame.
+//! * Fetch: [`FETCH_FACTOR`] times its size (every partition entry takes over a dozen bytes).
+//! * Everything else: [`OTHER_FACTOR`] times its size (one-byte entries are possible).
+//!
+//! Requests charged at most [`FREE_CHARGE`] (nearly every request a client sends) go
+//! through at once. Larger ones share one budget of memory per process, a quarter of the
+//! machine's memory up to 1 GiB, and wait on their connection while it is spent (the
+//! connection's later requests wait behind them). A request charged more than the whole
+//! budget is refused, and its connection closed, as an oversized frame is: for requests
+//! other than Produce and Fetch that means frames over 4 MiB with the 1 GiB budget.
+//!
+//! A share is held until the request is answered. A Produce whose answer waits for the
+//! in-sync replicas gives it back when it starts waiting (what it holds then is what it
+//! appended), and so does a Fetch when it parks: neither waits on the budget, so a
+//! connection's later requests never wait for its own earlier ones.
+
+use std::sync::Arc;
+
+use kafka_protocol::messages::ApiKey;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+/// Bytes charged per topic or partition entry of a Produce request.
+pub const PER_PRODUCE_ENTRY: u64 = 512;
+/// Fetch requests are charged this many times their size.
+pub const FETCH_FACTOR: u64 = 16;
+/// Other requests are charged this many times their size.
+pub const OTHER_FACTOR: u64 = 256;
+/// Requests charged at most this much are not counted against the budget.
+pub const FREE_CHARGE: u64 = 1 << 20;
+/// The most the budget is, whatever the machine's memory.
+pub const MAX_BUDGET: u64 = 1 << 30;
+/// The least the budget is, whatever the machine's memory.
+const MIN_BUDGET: u64 = 64 << 20;
+
+/// The memory budget of the requests being handled.
+pub struct Admission {
+    /// Permits are KiB of estimated memory.
+    permits: Arc<Semaphore>,
+    budget: u64,
+}
+
+impl Admission {
+    /// A budget of `budget` bytes (within 64 MiB and [`MAX_BUDGET`]).
+    pub fn new(budget: u64) -> Admission {
+        let budget = budget.clamp(MIN_BUDGET, MAX_BUDGET);
+        Admission {
+            permits: Arc::new(Semaphore::new((budget >> 10) as usize)),
+            budget,
+        }
+    }
+
+    /// The budget for this machine: a quarter of its memory, up to [`MAX_BUDGET`].
+    pub fn for_this_machine() -> Admission {
+        Admission::new(total_memory().map_or(MAX_BUDGET, |m| m / 4))
+    }
+
+    /// The budget, in bytes.
+    pub fn budget(&self) -> u64 {
+        self.budget
+    }
+
+    /// Waits until `body` (the request after its header) fits in the budget, and returns
+    /// its share of the budget, held until dropped (None: not counted); Err when it could
+    /// never fit.
+    pub async fn admit(
+        &self,
+        key: ApiKey,
+        version: i16,
+        body: &[u8],
+    ) -> Result<Option<OwnedSemaphorePermit>, String> {
+        let charge = charge(key, version, body);
+        if charge <= FREE_CHARGE {
+            return Ok(None);
+        }
+        if charge > self.budget {
+            return Err(format!(
+                "a {key:?} request of {} bytes would take about {} MiB to handle, more than \
+                 the {} MiB that requests may take at once",
+                body.len(),
+                charge >> 20,
+                self.budget >> 20
+            ));
+        }
+        let kib = charge.div_ceil(1024) as u32;
+        match self.permits.clone().acquire_many_owned(kib).await {
+            Ok(p) => Ok(Some(p)),
+            Err(_) => Err("shutting down".into()),
+        }
+    }
+}
+
+/// The estimated memory, in bytes, that decoding and answering this request takes.
+pub fn charge(key: ApiKey, version: i16, body: &[u8]) -> u64 {
+    let len = body.len() as u64;
+    match key {
+        ApiKey::Produce => match krust_protocol::produce_entries(body, version) {
+            Some(entries) => (entries as u64).saturating_mul(PER_PRODUCE_ENTRY),
+            // The decoder refuses it, but only after reading what it can.
+            None => len.saturating_mul(OTHER_FACTOR),
+        },
+        ApiKey::Fetch => len.saturating_mul(FETCH_FACTOR),
+        _ => len.saturating_mul(OTHER_FACTOR),
+    }
+}
+
+/// The machine's memory (`MemTotal`), where `/proc/meminfo` tells it.
+fn total_memory() -> Option<u64> {
+    let meminfo = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = meminfo.lines().find(|l| l.starts_with("MemTotal:"))?;
+    let kib: u64 = line["MemTotal:".len()..]
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
+    kib.checked_mul(1024)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn small_requests_are_free_and_large_ones_wait_for_the_budget() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let a = Admission::new(64 << 20);
+            assert_eq!(a.budget(), 64 << 20);
+            // 4 KiB of group ids: 1 MiB, free.
+            let small = vec![1u8; 4096];
+            assert!(a
+                .admit(ApiKey::DescribeGroups, 5, &small)
+                .await
+                .unwrap()
+                .is_none());
+            // 128 KiB: 32 MiB each; two fit, the third waits until one is done.
+            let big = vec![1u8; 128 << 10];
+            let first = a.admit(ApiKey::DescribeGroups, 5, &big).await.unwrap();
+            let second = a.admit(ApiKey::DescribeGroups, 5, &big).await.unwrap();
+            assert!(first.is_some() && second.is_some());
+            let third = a.admit(ApiKey::DescribeGroups, 5, &big);
+            tokio::pin!(third);
+            assert!(futures_now(&mut third).is_none());
+            drop(first);
+            let third = third.await.unwrap();
+            assert!(third.is_some());
+            drop((second, third));
+            // More than the whole budget is refused at once.
+            let huge = vec![1u8; 1 << 20];
+            let e = a.admit(ApiKey::Metadata, 12, &huge).await.unwrap_err();
+            assert!(e.contains("Metadata request of 1048576 bytes"), "{e}");
+            // The same bytes as a Fetch are charged 16 MiB.
+            assert!(a.admit(ApiKey::Fetch, 12, &huge).await.unwrap().is_some());
+        });
+    }
+
+    /// The future's output if it is ready without waiting.
+    fn futures_now<F: std::future::Future + Unpin>(f: &mut F) -> Option<F::Output> {
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        match std::pin::Pin::new(f).poll(&mut cx) {
+            std::task::Poll::Ready(v) => Some(v),
+            std::task::Poll::Pending => None,
+        }
+    }
+
+    #[test]
+    fn produce_is_charged_by_its_entries_not_its_records() {
+        // A malformed Produce body is charged by its size.
+        assert_eq!(charge(ApiKey::Produce, 9, &[1, 2, 3]), 3 * OTHER_FACTOR);
+        // v3: no transactional id, acks, timeout, one topic "t" with one partition
+        // carrying 1 MiB of (unchecked) record bytes: two entries.
+        let mut body = vec![0xff, 0xff, 0, 1, 0, 0, 0, 100, 0, 0, 0, 1, 0, 1, b't'];
+        body.extend_from_slice(&[0, 0, 0, 1, 0, 0, 0, 0]);
+        body.extend_from_slice(&(1i32 << 20).to_be_bytes());
+        body.resize(body.len() + (1 << 20), 0);
+        assert_eq!(charge(ApiKey::Produce, 3, &body), 2 * PER_PRODUCE_ENTRY);
+    }
+}
