@@ -508,6 +508,18 @@ async fn mutated_controller_requests_neither_crash_nor_bloat_the_node() {
     mutated_requests_neither_crash_nor_bloat(&node, addr, &seeds, 5_000);
 }
 
+/// True if the server closed the connection without answering (not a read timeout).
+fn refused(s: &mut TcpStream) -> bool {
+    let mut b = [0u8; 1];
+    match s.read(&mut b) {
+        Ok(n) => n == 0,
+        Err(e) => matches!(
+            e.kind(),
+            std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::ConnectionAborted
+        ),
+    }
+}
+
 /// The node's peak resident memory (VmHWM), in MiB.
 fn peak_mib(node: &Node) -> u64 {
     let pid = node.pid().expect("pid");
@@ -521,10 +533,10 @@ fn peak_mib(node: &Node) -> u64 {
 }
 
 /// Requests whose entries would take more memory to decode and answer than the node lets
-/// requests take at once (at most 1 GiB) are refused before they are decoded: a few
-/// megabytes of one-byte group ids, or of Produce entries without records, would otherwise
-/// take gigabytes. Only their connection closes; the same request a little smaller is
-/// answered.
+/// requests take at once (at most 4 GiB) are refused before they are decoded: megabytes of
+/// one-byte group ids, or of Produce entries without records, would otherwise take tens of
+/// gigabytes. Only their connection closes; the same request a little smaller is
+/// answered. A topic named many times in one Metadata request is answered once.
 #[tokio::test(flavor = "multi_thread")]
 async fn requests_that_would_take_gigabytes_are_refused_before_decoding() {
     let node = start(&[]);
@@ -544,33 +556,33 @@ async fn requests_that_would_take_gigabytes_are_refused_before_decoding() {
         body.extend_from_slice(&[0, 0]); // include_authorized_operations, tagged fields
         frame_bytes(ApiKey::DescribeGroups, 5, 3, &body)
     };
+    // 17 MiB of them would take over 4 GiB: more than any node's budget.
     let mut s = connect(&node);
-    s.write_all(&describe(8 << 20)).expect("write");
-    assert!(closed(&mut s));
+    s.write_all(&describe(17 << 20)).expect("write");
+    assert!(refused(&mut s));
 
-    // Produce v8: one topic with 3 Mi partition entries and no records (ten bytes each).
-    let mut body = Vec::new();
-    body.extend_from_slice(&(-1i16).to_be_bytes()); // transactional id: null
-    body.extend_from_slice(&1i16.to_be_bytes()); // acks
-    body.extend_from_slice(&5000i32.to_be_bytes()); // timeout
-    body.extend_from_slice(&1i32.to_be_bytes()); // one topic
-    body.extend_from_slice(&4i16.to_be_bytes());
-    body.extend_from_slice(b"held");
-    let partitions: i32 = 3 << 20;
-    body.extend_from_slice(&partitions.to_be_bytes());
-    for p in 0..partitions {
-        body.extend_from_slice(&p.to_be_bytes());
-        body.extend_from_slice(&(-1i32).to_be_bytes()); // records: null
+    // Produce v9: 9 Mi topic entries with empty names and no partitions (three bytes each).
+    let entries: u64 = 9 << 20;
+    let mut body = vec![0, 0, 1, 0, 0, 19, 136]; // no transactional id, acks 1, timeout 5000
+    let mut n = entries + 1;
+    while n >= 0x80 {
+        body.push((n as u8) | 0x80);
+        n >>= 7;
     }
+    body.push(n as u8);
+    for _ in 0..entries {
+        body.extend_from_slice(&[1, 1, 0]); // name "", no partitions, no tagged fields
+    }
+    body.push(0);
     let mut s = connect(&node);
-    s.write_all(&frame_bytes(ApiKey::Produce, 8, 4, &body))
+    s.write_all(&frame_bytes(ApiKey::Produce, 9, 4, &body))
         .expect("write");
-    assert!(closed(&mut s));
+    assert!(refused(&mut s));
 
     // Refused before decoding: the node's memory barely moved.
     let after = peak_mib(&node);
     assert!(
-        after < before + 100,
+        after < before + 300,
         "peak {before} MiB before, {after} MiB after"
     );
 
@@ -580,6 +592,18 @@ async fn requests_that_would_take_gigabytes_are_refused_before_decoding() {
     let mut body = read_response(&mut s, 1);
     let resp = DescribeGroupsResponse::decode(&mut body, 5).expect("decode");
     assert_eq!(resp.groups.len(), 64 << 10);
+
+    // A topic named 100 000 times is answered once, as by Kafka (a set of topics).
+    let topic = metadata_request::MetadataRequestTopic::default()
+        .with_name(Some(TopicName(StrBytes::from_static_str("held"))));
+    let req = MetadataRequest::default().with_topics(Some(vec![topic; 100_000]));
+    let mut s = connect(&node);
+    s.write_all(&frame(ApiKey::Metadata, 12, 5, &req))
+        .expect("write");
+    let mut body = read_response(&mut s, 1);
+    let resp = MetadataResponse::decode(&mut body, 12).expect("decode");
+    assert_eq!(resp.topics.len(), 1);
+    assert_eq!(resp.topics[0].partitions.len(), 1);
 
     assert!(krust_testkit::api_versions_ok(node.client_addr()));
     assert_eq!(watermarks(&node, "held", 0), (0, 0));

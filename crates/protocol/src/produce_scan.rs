@@ -9,9 +9,9 @@
 
 use std::convert::TryInto;
 
-/// The number of topic and partition entries in a Produce request body (after the request
-/// header) of `version` (3 to 11; flexible from 9), or None when the body is malformed or
-/// the version unknown.
+/// The number of topic and partition entries (and tagged fields, each of which decodes to
+/// an entry of its own) in a Produce request body (after the request header) of `version`
+/// (3 to 11; flexible from 9), or None when the body is malformed or the version unknown.
 pub fn produce_entries(body: &[u8], version: i16) -> Option<usize> {
     if !(3..=11).contains(&version) {
         return None;
@@ -20,6 +20,7 @@ pub fn produce_entries(body: &[u8], version: i16) -> Option<usize> {
     let mut r = Reader {
         buf: body,
         flexible,
+        tagged: 0,
     };
     r.nullable_string()?; // transactional_id
     r.skip(2)?; // acks
@@ -38,12 +39,14 @@ pub fn produce_entries(body: &[u8], version: i16) -> Option<usize> {
         r.tagged_fields()?;
     }
     r.tagged_fields()?;
-    Some(entries)
+    entries.checked_add(r.tagged)
 }
 
 struct Reader<'a> {
     buf: &'a [u8],
     flexible: bool,
+    /// Tagged fields seen: each decodes to an entry of its own (in a map).
+    tagged: usize,
 }
 
 impl Reader<'_> {
@@ -115,7 +118,13 @@ impl Reader<'_> {
         if !self.flexible {
             return Some(());
         }
-        for _ in 0..self.uvarint()? {
+        let n = self.uvarint()? as usize;
+        // Each takes at least two bytes.
+        if n > self.buf.len() {
+            return None;
+        }
+        self.tagged += n;
+        for _ in 0..n {
             self.uvarint()?; // tag
             let size = self.uvarint()? as usize;
             self.skip(size)?;
@@ -166,7 +175,7 @@ mod tests {
                 let mut buf = BytesMut::new();
                 request(topics, partitions)
                     .encode(&mut buf, version)
-                    .unwrap();
+                    .expect("encode");
                 assert_eq!(
                     produce_entries(&buf, version),
                     Some(topics + topics * partitions),
@@ -177,9 +186,25 @@ mod tests {
     }
 
     #[test]
+    fn tagged_fields_count_as_entries() {
+        // v9: null transactional id, acks, timeout, one topic "t" with one partition
+        // (null records) carrying three unknown tagged fields, then no more tags.
+        let mut body = vec![0, 0, 1, 0, 0, 0, 100, 2, 2, b't', 2, 0, 0, 0, 0, 0, 3];
+        for tag in 0..3 {
+            body.extend_from_slice(&[tag, 1, 0xaa]);
+        }
+        body.extend_from_slice(&[0, 0]);
+        assert_eq!(produce_entries(&body, 9), Some(2 + 3));
+        // More tags announced than bytes left.
+        let mut lying = body[..16].to_vec();
+        lying.extend_from_slice(&[0xff, 0xff, 0x7f]);
+        assert_eq!(produce_entries(&lying, 9), None);
+    }
+
+    #[test]
     fn malformed_bodies_and_unknown_versions_are_none() {
         let mut buf = BytesMut::new();
-        request(2, 3).encode(&mut buf, 9).unwrap();
+        request(2, 3).encode(&mut buf, 9).expect("encode");
         for cut in 0..buf.len() {
             assert_eq!(produce_entries(&buf[..cut], 9), None, "cut at {cut}");
         }

@@ -6,38 +6,48 @@
 //! on the wire. Fifty megabytes of one-byte group ids ask for over ten gigabytes. So each
 //! request is charged an estimate of that memory before it is decoded:
 //!
-//! * Produce: [`PER_PRODUCE_ENTRY`] bytes per topic and partition entry, counted without
+//! * Produce: [`PER_PRODUCE_ENTRY`] bytes per topic, partition and tagged-field entry, counted without
 //!   decoding ([`krust_protocol::produce_entries`]); its record bytes stay in the frame.
 //! * Fetch: [`FETCH_FACTOR`] times its size (every partition entry takes over a dozen bytes).
 //! * Everything else: [`OTHER_FACTOR`] times its size (one-byte entries are possible).
 //!
 //! Requests charged at most [`FREE_CHARGE`] (nearly every request a client sends) go
 //! through at once. Larger ones share one budget of memory per process, a quarter of the
-//! machine's memory up to 1 GiB, and wait on their connection while it is spent (the
-//! connection's later requests wait behind them). A request charged more than the whole
-//! budget is refused, and its connection closed, as an oversized frame is: for requests
-//! other than Produce and Fetch that means frames over 4 MiB with the 1 GiB budget.
+//! machine's memory (or of the control group's limit) up to 4 GiB, and wait on their
+//! connection while it is spent (the connection's later requests wait behind them). A
+//! request charged more than the whole budget is refused, and its connection closed, as an
+//! oversized frame is: with a 4 GiB budget, requests other than Produce and Fetch over
+//! 16 MiB.
 //!
-//! A share is held until the request is answered. A Produce whose answer waits for the
-//! in-sync replicas gives it back when it starts waiting (what it holds then is what it
-//! appended), and so does a Fetch when it parks: neither waits on the budget, so a
+//! A share is held until the request is answered, including while a handler waits (a
+//! JoinGroup for the rebalance, a controller request for its commit), since what it decoded
+//! is held as long. A Fetch holding one waits for records at most
+//! [`MAX_WAIT_WITH_SHARE`]. A Produce whose answer waits for the in-sync replicas gives its
+//! share back when it starts waiting (what it holds then is what it appended), so a
 //! connection's later requests never wait for its own earlier ones.
+//!
+//! Not covered: an answer that repeats server state for each repeated entry of a request
+//! (the same group named many times in DescribeGroups) costs more than its charge.
 
 use std::sync::Arc;
 
 use kafka_protocol::messages::ApiKey;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-/// Bytes charged per topic or partition entry of a Produce request.
+/// Bytes charged per topic, partition or tagged-field entry of a Produce request.
 pub const PER_PRODUCE_ENTRY: u64 = 512;
-/// Fetch requests are charged this many times their size.
-pub const FETCH_FACTOR: u64 = 16;
+/// Fetch requests are charged this many times their size (a partition entry of 16 bytes
+/// takes 500-700 bytes decoded, looked up and answered).
+pub const FETCH_FACTOR: u64 = 48;
 /// Other requests are charged this many times their size.
 pub const OTHER_FACTOR: u64 = 256;
 /// Requests charged at most this much are not counted against the budget.
 pub const FREE_CHARGE: u64 = 1 << 20;
 /// The most the budget is, whatever the machine's memory.
-pub const MAX_BUDGET: u64 = 1 << 30;
+pub const MAX_BUDGET: u64 = 4 << 30;
+/// A Fetch holding a share of the budget waits for records at most this long (what it
+/// decoded stays in memory while it waits).
+pub const MAX_WAIT_WITH_SHARE: std::time::Duration = std::time::Duration::from_secs(1);
 /// The least the budget is, whatever the machine's memory.
 const MIN_BUDGET: u64 = 64 << 20;
 
@@ -58,9 +68,14 @@ impl Admission {
         }
     }
 
-    /// The budget for this machine: a quarter of its memory, up to [`MAX_BUDGET`].
+    /// The budget for this machine: a quarter of its memory (or of the control group's
+    /// limit, when lower), up to [`MAX_BUDGET`].
     pub fn for_this_machine() -> Admission {
-        Admission::new(total_memory().map_or(MAX_BUDGET, |m| m / 4))
+        let memory = match (total_memory(), cgroup_limit()) {
+            (Some(m), Some(l)) => Some(m.min(l)),
+            (m, l) => m.or(l),
+        };
+        Admission::new(memory.map_or(1 << 30, |m| m / 4))
     }
 
     /// The budget, in bytes.
@@ -93,7 +108,7 @@ impl Admission {
         let kib = charge.div_ceil(1024) as u32;
         match self.permits.clone().acquire_many_owned(kib).await {
             Ok(p) => Ok(Some(p)),
-            Err(_) => Err("shutting down".into()),
+            Err(_) => Err("the request budget is closed".into()),
         }
     }
 }
@@ -110,6 +125,15 @@ pub fn charge(key: ApiKey, version: i16, body: &[u8]) -> u64 {
         ApiKey::Fetch => len.saturating_mul(FETCH_FACTOR),
         _ => len.saturating_mul(OTHER_FACTOR),
     }
+}
+
+/// The memory limit of this process's control group (cgroup v2 `memory.max`), if any.
+fn cgroup_limit() -> Option<u64> {
+    let cgroup = std::fs::read_to_string("/proc/self/cgroup").ok()?;
+    // cgroup v2: one line "0::<path>".
+    let path = cgroup.lines().find_map(|l| l.strip_prefix("0::"))?;
+    let max = std::fs::read_to_string(format!("/sys/fs/cgroup{}/memory.max", path.trim())).ok()?;
+    max.trim().parse().ok()
 }
 
 /// The machine's memory (`MemTotal`), where `/proc/meminfo` tells it.
@@ -134,7 +158,7 @@ mod tests {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
-            .unwrap();
+            .expect("runtime");
         rt.block_on(async {
             let a = Admission::new(64 << 20);
             assert_eq!(a.budget(), 64 << 20);
@@ -143,26 +167,39 @@ mod tests {
             assert!(a
                 .admit(ApiKey::DescribeGroups, 5, &small)
                 .await
-                .unwrap()
+                .expect("admit")
                 .is_none());
             // 128 KiB: 32 MiB each; two fit, the third waits until one is done.
             let big = vec![1u8; 128 << 10];
-            let first = a.admit(ApiKey::DescribeGroups, 5, &big).await.unwrap();
-            let second = a.admit(ApiKey::DescribeGroups, 5, &big).await.unwrap();
+            let first = a
+                .admit(ApiKey::DescribeGroups, 5, &big)
+                .await
+                .expect("admit");
+            let second = a
+                .admit(ApiKey::DescribeGroups, 5, &big)
+                .await
+                .expect("admit");
             assert!(first.is_some() && second.is_some());
             let third = a.admit(ApiKey::DescribeGroups, 5, &big);
             tokio::pin!(third);
             assert!(futures_now(&mut third).is_none());
             drop(first);
-            let third = third.await.unwrap();
+            let third = third.await.expect("admit");
             assert!(third.is_some());
             drop((second, third));
             // More than the whole budget is refused at once.
             let huge = vec![1u8; 1 << 20];
-            let e = a.admit(ApiKey::Metadata, 12, &huge).await.unwrap_err();
+            let e = a
+                .admit(ApiKey::Metadata, 12, &huge)
+                .await
+                .expect_err("refused");
             assert!(e.contains("Metadata request of 1048576 bytes"), "{e}");
-            // The same bytes as a Fetch are charged 16 MiB.
-            assert!(a.admit(ApiKey::Fetch, 12, &huge).await.unwrap().is_some());
+            // The same bytes as a Fetch are charged 48 MiB.
+            assert!(a
+                .admit(ApiKey::Fetch, 12, &huge)
+                .await
+                .expect("admit")
+                .is_some());
         });
     }
 

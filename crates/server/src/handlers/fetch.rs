@@ -117,13 +117,14 @@ struct Wanted {
     replica: Option<i32>,
 }
 
-/// `admitted`: the request's share of the memory budget, given back once it waits for
-/// records (a long poll may last as long as the client asks).
+/// `admitted`: the request's share of the memory budget, held until it is answered (what
+/// it decoded is held as long); a request holding one waits for records at most
+/// [`crate::admission::MAX_WAIT_WITH_SHARE`], whatever `max_wait_ms` it asks for.
 pub async fn handle(
     broker: &Broker,
     req: FetchRequest,
     version: i16,
-    mut admitted: Option<tokio::sync::OwnedSemaphorePermit>,
+    admitted: Option<tokio::sync::OwnedSemaphorePermit>,
 ) -> FetchAnswer {
     let mut resp = FetchResponse::default();
     if req.session_id != 0 {
@@ -193,8 +194,11 @@ pub async fn handle(
     }
     let response_max = (req.max_bytes.max(0) as usize).min(RESPONSE_BYTES_MAX);
     let min_bytes = req.min_bytes.max(0) as usize;
-    let deadline =
-        tokio::time::Instant::now() + Duration::from_millis(req.max_wait_ms.max(0) as u64);
+    let mut wait = Duration::from_millis(req.max_wait_ms.max(0) as u64);
+    if admitted.is_some() {
+        wait = wait.min(crate::admission::MAX_WAIT_WITH_SHARE);
+    }
+    let deadline = tokio::time::Instant::now() + wait;
     if let Some(id) = replica {
         let now = crate::broker::now_ms();
         for w in &wanted {
@@ -231,12 +235,12 @@ pub async fn handle(
         {
             return answer(broker, &wanted, resp, read);
         }
-        admitted.take();
         if tokio::time::timeout_at(deadline, waiter.notified())
             .await
             .is_err()
         {
             let read = read_all(&wanted, response_max, version);
+            drop(admitted);
             return answer(broker, &wanted, resp, read);
         }
     }

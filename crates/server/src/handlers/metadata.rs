@@ -41,11 +41,17 @@ pub async fn handle(
     let requested: Option<Vec<(Option<String>, Uuid)>> = match &req.topics {
         None => None,
         Some(t) if t.is_empty() && version == 0 => None,
-        Some(t) => Some(
-            t.iter()
-                .map(|x| (x.name.as_ref().map(|n| n.to_string()), x.topic_id))
-                .collect(),
-        ),
+        // Each topic once, however often it is named (as Kafka answers a set of topics):
+        // a name repeated in a few bytes would otherwise repeat all of its partitions.
+        Some(t) => {
+            let mut seen = std::collections::HashSet::new();
+            Some(
+                t.iter()
+                    .map(|x| (x.name.as_ref().map(|n| n.to_string()), x.topic_id))
+                    .filter(|k| seen.insert(k.clone()))
+                    .collect(),
+            )
+        }
     };
 
     if auto_create {
