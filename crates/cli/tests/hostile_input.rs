@@ -536,7 +536,8 @@ fn peak_mib(node: &Node) -> u64 {
 /// requests take at once (at most 4 GiB) are refused before they are decoded: megabytes of
 /// one-byte group ids, or of Produce entries without records, would otherwise take tens of
 /// gigabytes. Only their connection closes; the same request a little smaller is
-/// answered. A topic named many times in one Metadata request is answered once.
+/// answered. A topic, group or config resource named many times in one request is
+/// answered once.
 #[tokio::test(flavor = "multi_thread")]
 async fn requests_that_would_take_gigabytes_are_refused_before_decoding() {
     let node = start(&[]);
@@ -586,12 +587,12 @@ async fn requests_that_would_take_gigabytes_are_refused_before_decoding() {
         "peak {before} MiB before, {after} MiB after"
     );
 
-    // 64 Ki group ids are within bounds: each gets its answer.
+    // 64 Ki group ids are within bounds: answered (once, all being the same empty id).
     let mut s = connect(&node);
     s.write_all(&describe(64 << 10)).expect("write");
     let mut body = read_response(&mut s, 1);
     let resp = DescribeGroupsResponse::decode(&mut body, 5).expect("decode");
-    assert_eq!(resp.groups.len(), 64 << 10);
+    assert_eq!(resp.groups.len(), 1);
 
     // A topic named 100 000 times is answered once, as by Kafka (a set of topics).
     let topic = metadata_request::MetadataRequestTopic::default()
@@ -604,6 +605,38 @@ async fn requests_that_would_take_gigabytes_are_refused_before_decoding() {
     let resp = MetadataResponse::decode(&mut body, 12).expect("decode");
     assert_eq!(resp.topics.len(), 1);
     assert_eq!(resp.topics[0].partitions.len(), 1);
+
+    // So are a group named 100 000 times (DescribeGroups, and OffsetFetch for all of its
+    // offsets) and a topic's configs asked for 100 000 times: each repeat would copy the
+    // group's members and offsets, or the topic's configs.
+    let req =
+        DescribeGroupsRequest::default()
+            .with_groups(vec![GroupId(StrBytes::from_static_str("g")); 100_000]);
+    let mut s = connect(&node);
+    s.write_all(&frame(ApiKey::DescribeGroups, 5, 6, &req))
+        .expect("write");
+    let mut body = read_response(&mut s, 1);
+    let resp = DescribeGroupsResponse::decode(&mut body, 5).expect("decode");
+    assert_eq!(resp.groups.len(), 1);
+    let group = offset_fetch_request::OffsetFetchRequestGroup::default()
+        .with_group_id(GroupId(StrBytes::from_static_str("g")))
+        .with_topics(None);
+    let req = OffsetFetchRequest::default().with_groups(vec![group; 100_000]);
+    s.write_all(&frame(ApiKey::OffsetFetch, 8, 7, &req))
+        .expect("write");
+    let mut body = read_response(&mut s, 1);
+    let resp = OffsetFetchResponse::decode(&mut body, 8).expect("decode");
+    assert_eq!(resp.groups.len(), 1);
+    let resource = describe_configs_request::DescribeConfigsResource::default()
+        .with_resource_type(2)
+        .with_resource_name(StrBytes::from_static_str("held"));
+    let req = DescribeConfigsRequest::default().with_resources(vec![resource; 100_000]);
+    s.write_all(&frame(ApiKey::DescribeConfigs, 4, 8, &req))
+        .expect("write");
+    let mut body = read_response(&mut s, 1);
+    let resp = DescribeConfigsResponse::decode(&mut body, 4).expect("decode");
+    assert_eq!(resp.results.len(), 1);
+    assert_eq!(resp.results[0].error_code, 0);
 
     assert!(krust_testkit::api_versions_ok(node.client_addr()));
     assert_eq!(watermarks(&node, "held", 0), (0, 0));

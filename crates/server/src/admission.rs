@@ -26,8 +26,9 @@
 //! share back when it starts waiting (what it holds then is what it appended), so a
 //! connection's later requests never wait for its own earlier ones.
 //!
-//! Not covered: an answer that repeats server state for each repeated entry of a request
-//! (the same group named many times in DescribeGroups) costs more than its charge.
+//! An answer that repeats server state for each entry (a group's members, a topic's
+//! partitions or configs) would cost more than its charge when an entry is repeated; those
+//! handlers answer each distinct entry once.
 
 use std::sync::Arc;
 

@@ -19,7 +19,16 @@ pub async fn handle(
 ) -> DescribeConfigsResponse {
     let image = broker.image();
     let mut resp = DescribeConfigsResponse::default();
+    // A resource asked for twice is described once: each repeat would copy its configs.
+    let mut seen = std::collections::HashSet::new();
     for r in req.resources {
+        let keys: Option<Vec<String>> = r
+            .configuration_keys
+            .as_ref()
+            .map(|k| k.iter().map(|k| k.to_string()).collect());
+        if !seen.insert((r.resource_type, r.resource_name.to_string(), keys)) {
+            continue;
+        }
         let name = r.resource_name.to_string();
         let mut out = DescribeConfigsResult::default()
             .with_resource_type(r.resource_type)

@@ -15,7 +15,9 @@ pub async fn handle(
     _version: i16,
 ) -> DescribeGroupsResponse {
     let mut resp = DescribeGroupsResponse::default();
-    for g in &req.groups {
+    // A group named twice is described once: each repeat would copy all of its members.
+    let mut seen = std::collections::HashSet::new();
+    for g in req.groups.iter().filter(|g| seen.insert(g.as_str())) {
         let id = g.to_string();
         let mut out = DescribedGroup::default()
             .with_group_id(g.clone())

@@ -31,7 +31,14 @@ async fn fetch(
 pub async fn handle(broker: &Broker, req: OffsetFetchRequest, version: i16) -> OffsetFetchResponse {
     let mut resp = OffsetFetchResponse::default();
     if version >= 8 {
-        for g in &req.groups {
+        // A group asked for all its offsets twice is answered once: each repeat would copy
+        // all of them.
+        let mut all = std::collections::HashSet::new();
+        for g in req
+            .groups
+            .iter()
+            .filter(|g| g.topics.is_some() || all.insert(g.group_id.as_str()))
+        {
             let topics = g.topics.as_ref().map(|ts| {
                 ts.iter()
                     .map(|t| (t.name.to_string(), t.partition_indexes.clone()))
