@@ -597,7 +597,11 @@ async fn requests_that_would_take_gigabytes_are_refused_before_decoding() {
     // A topic named 100 000 times is answered once, as by Kafka (a set of topics).
     let topic = metadata_request::MetadataRequestTopic::default()
         .with_name(Some(TopicName(StrBytes::from_static_str("held"))));
-    let req = MetadataRequest::default().with_topics(Some(vec![topic; 100_000]));
+    let mut topics = vec![topic.clone(); 100_000];
+    // Named with ids too: a name is looked up by name, whatever the id.
+    topics.push(topic.clone().with_topic_id(uuid::Uuid::from_u128(1)));
+    topics.push(topic.with_topic_id(uuid::Uuid::from_u128(2)));
+    let req = MetadataRequest::default().with_topics(Some(topics));
     let mut s = connect(&node);
     s.write_all(&frame(ApiKey::Metadata, 12, 5, &req))
         .expect("write");
@@ -607,8 +611,32 @@ async fn requests_that_would_take_gigabytes_are_refused_before_decoding() {
     assert_eq!(resp.topics[0].partitions.len(), 1);
 
     // So are a group named 100 000 times (DescribeGroups, and OffsetFetch for all of its
-    // offsets) and a topic's configs asked for 100 000 times: each repeat would copy the
-    // group's members and offsets, or the topic's configs.
+    // offsets), a partition's offset asked for 100 000 times, and a topic's configs asked
+    // for 100 000 times: each repeat would copy the group's members and offsets, the
+    // partition's commit metadata, or the topic's configs. First the group's coordinator.
+    let mut s = connect(&node);
+    let find = FindCoordinatorRequest::default()
+        .with_coordinator_keys(vec![StrBytes::from_static_str("g")]);
+    s.write_all(&frame(ApiKey::FindCoordinator, 4, 10, &find))
+        .expect("write");
+    let _ = read_response(&mut s, 1);
+    let all = OffsetFetchRequest::default().with_groups(vec![
+        offset_fetch_request::OffsetFetchRequestGroup::default()
+            .with_group_id(GroupId(StrBytes::from_static_str("g")))
+            .with_topics(None),
+    ]);
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        s.write_all(&frame(ApiKey::OffsetFetch, 8, 11, &all))
+            .expect("write");
+        let mut body = read_response(&mut s, 1);
+        let resp = OffsetFetchResponse::decode(&mut body, 8).expect("decode");
+        if resp.groups[0].error_code == 0 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "no coordinator for g");
+        std::thread::sleep(Duration::from_millis(50));
+    }
     let req =
         DescribeGroupsRequest::default()
             .with_groups(vec![GroupId(StrBytes::from_static_str("g")); 100_000]);
@@ -627,6 +655,20 @@ async fn requests_that_would_take_gigabytes_are_refused_before_decoding() {
     let mut body = read_response(&mut s, 1);
     let resp = OffsetFetchResponse::decode(&mut body, 8).expect("decode");
     assert_eq!(resp.groups.len(), 1);
+    // A partition asked for 100 000 times, under a topic named twice.
+    let held = offset_fetch_request::OffsetFetchRequestTopics::default()
+        .with_name(TopicName(StrBytes::from_static_str("held")))
+        .with_partition_indexes(vec![0; 50_000]);
+    let group = offset_fetch_request::OffsetFetchRequestGroup::default()
+        .with_group_id(GroupId(StrBytes::from_static_str("g")))
+        .with_topics(Some(vec![held.clone(), held]));
+    let req = OffsetFetchRequest::default().with_groups(vec![group]);
+    s.write_all(&frame(ApiKey::OffsetFetch, 8, 9, &req))
+        .expect("write");
+    let mut body = read_response(&mut s, 1);
+    let resp = OffsetFetchResponse::decode(&mut body, 8).expect("decode");
+    assert_eq!(resp.groups[0].topics.len(), 1);
+    assert_eq!(resp.groups[0].topics[0].partitions.len(), 1);
     let resource = describe_configs_request::DescribeConfigsResource::default()
         .with_resource_type(2)
         .with_resource_name(StrBytes::from_static_str("held"));

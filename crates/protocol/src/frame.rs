@@ -7,8 +7,8 @@
 //! ApiVersions responses always use header v0, whatever the body version.
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
-use kafka_protocol::messages::{ApiKey, RequestHeader};
-use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion};
+use kafka_protocol::messages::ApiKey;
+use kafka_protocol::protocol::{Encodable, HeaderVersion};
 
 /// Why a frame could not be taken or its header understood. Each one closes the connection.
 #[derive(Debug, thiserror::Error)]
@@ -80,17 +80,64 @@ pub fn decode_request_header(frame: &mut Bytes) -> Result<RequestHeaderInfo, Fra
         correlation_id,
     })?;
     let header_version = api_key.request_header_version(api_version);
-    let header =
-        RequestHeader::decode(frame, header_version).map_err(|e| FrameError::BadHeader {
-            api_key: raw_key,
-            api_version,
-            reason: e.to_string(),
-        })?;
+    let bad = |reason: &str| FrameError::BadHeader {
+        api_key: raw_key,
+        api_version,
+        reason: reason.to_string(),
+    };
+    // Read here rather than by the message decoder, which would keep the header's tagged
+    // fields (each a map entry of tens of bytes from three bytes on the wire) before the
+    // request is admitted; the header defines none, so they are skipped.
+    let mut at = 8;
+    let mut client_id = None;
+    if header_version >= 1 {
+        let len = frame
+            .get(at..at + 2)
+            .map(|b| i16::from_be_bytes([b[0], b[1]]))
+            .ok_or_else(|| bad("the client id is cut short"))?;
+        at += 2;
+        if len >= 0 {
+            let bytes = frame
+                .get(at..at + len as usize)
+                .ok_or_else(|| bad("the client id is cut short"))?;
+            let id = std::str::from_utf8(bytes).map_err(|_| bad("the client id is not UTF-8"))?;
+            client_id = Some(id.to_string());
+            at += len as usize;
+        } else if len != -1 {
+            return Err(bad("the client id has a negative length"));
+        }
+    }
+    if header_version >= 2 {
+        let uvarint = |at: &mut usize| -> Result<usize, FrameError> {
+            let mut v: u64 = 0;
+            for i in 0..5 {
+                let b = *frame
+                    .get(*at)
+                    .ok_or_else(|| bad("the tagged fields are cut short"))?;
+                *at += 1;
+                v |= u64::from(b & 0x7f) << (7 * i);
+                if b & 0x80 == 0 {
+                    return usize::try_from(v).map_err(|_| bad("a tagged field is too long"));
+                }
+            }
+            Err(bad("a varint is longer than five bytes"))
+        };
+        let count = uvarint(&mut at)?;
+        for _ in 0..count {
+            uvarint(&mut at)?; // tag
+            let size = uvarint(&mut at)?;
+            at = at
+                .checked_add(size)
+                .filter(|&end| end <= frame.len())
+                .ok_or_else(|| bad("a tagged field is cut short"))?;
+        }
+    }
+    frame.advance(at);
     Ok(RequestHeaderInfo {
         api_key,
         api_version,
         correlation_id,
-        client_id: header.client_id.map(|s| s.to_string()),
+        client_id,
     })
 }
 
@@ -142,8 +189,42 @@ pub fn encode_response_with<R: Encodable + HeaderVersion>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use kafka_protocol::messages::{ApiVersionsRequest, ApiVersionsResponse, MetadataResponse};
-    use kafka_protocol::protocol::StrBytes;
+    use kafka_protocol::messages::{
+        ApiVersionsRequest, ApiVersionsResponse, MetadataResponse, RequestHeader,
+    };
+    use kafka_protocol::protocol::{Decodable, StrBytes};
+
+    #[test]
+    fn header_tagged_fields_are_skipped_and_bad_headers_refused() {
+        // ApiVersions v3 (header v2): null client id, two unknown tagged fields, then a body.
+        let mut f = vec![
+            0, 18, 0, 3, 0, 0, 0, 9, 0xff, 0xff, 2, 5, 1, 0xaa, 6, 2, 0xbb, 0xcc,
+        ];
+        f.extend_from_slice(b"body");
+        let mut frame = Bytes::from(f.clone());
+        let h = decode_request_header(&mut frame).expect("header");
+        assert_eq!((h.correlation_id, h.client_id), (9, None));
+        assert_eq!(&frame[..], b"body");
+        // Cut inside the tagged fields, a count beyond the bytes, a cut or non-UTF-8
+        // client id, a negative length other than -1.
+        let bad: [&[u8]; 5] = [
+            &f[..15],
+            &[0, 18, 0, 3, 0, 0, 0, 9, 0xff, 0xff, 0xff, 0xff, 0x7f],
+            &[0, 18, 0, 3, 0, 0, 0, 9, 0, 5, b'a'],
+            &[0, 18, 0, 3, 0, 0, 0, 9, 0, 1, 0xff, 0],
+            &[0, 18, 0, 3, 0, 0, 0, 9, 0xff, 0xfe, 0],
+        ];
+        for b in bad {
+            let mut frame = Bytes::copy_from_slice(b);
+            assert!(
+                matches!(
+                    decode_request_header(&mut frame),
+                    Err(FrameError::BadHeader { .. })
+                ),
+                "{b:?}"
+            );
+        }
+    }
 
     fn request_frame(key: i16, version: i16, corr: i32, header_version: i16) -> BytesMut {
         let mut body = BytesMut::new();

@@ -26,9 +26,11 @@
 //! share back when it starts waiting (what it holds then is what it appended), so a
 //! connection's later requests never wait for its own earlier ones.
 //!
-//! An answer that repeats server state for each entry (a group's members, a topic's
-//! partitions or configs) would cost more than its charge when an entry is repeated; those
-//! handlers answer each distinct entry once.
+//! An answer that repeats server state for each entry (a group's members or offsets, a
+//! topic's partitions or configs, a partition's commit metadata) would cost more than its
+//! charge when an entry is repeated; those handlers answer each distinct entry once. The
+//! request header's tagged fields are skipped, not kept, so nothing before admission grows
+//! with the frame.
 
 use std::sync::Arc;
 
@@ -128,13 +130,35 @@ pub fn charge(key: ApiKey, version: i16, body: &[u8]) -> u64 {
     }
 }
 
-/// The memory limit of this process's control group (cgroup v2 `memory.max`), if any.
+/// The memory limit of this process's control group: the lowest `memory.max` (cgroup v2)
+/// of it and its ancestors, or `memory.limit_in_bytes` (cgroup v1); None if unlimited or
+/// unknown.
 fn cgroup_limit() -> Option<u64> {
-    let cgroup = std::fs::read_to_string("/proc/self/cgroup").ok()?;
-    // cgroup v2: one line "0::<path>".
-    let path = cgroup.lines().find_map(|l| l.strip_prefix("0::"))?;
-    let max = std::fs::read_to_string(format!("/sys/fs/cgroup{}/memory.max", path.trim())).ok()?;
-    max.trim().parse().ok()
+    let read =
+        |path: &str| -> Option<u64> { std::fs::read_to_string(path).ok()?.trim().parse().ok() };
+    let cgroup = std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
+    let mut limit: Option<u64> = None;
+    let mut lower = |l: Option<u64>| {
+        if let Some(l) = l {
+            limit = Some(limit.map_or(l, |m| m.min(l)));
+        }
+    };
+    // cgroup v2: one line "0::<path>"; the path may be the host's (no cgroup namespace),
+    // then only the mount's own root is found.
+    if let Some(path) = cgroup.lines().find_map(|l| l.strip_prefix("0::")) {
+        let mut p = path.trim().trim_end_matches('/').to_string();
+        loop {
+            lower(read(&format!("/sys/fs/cgroup{p}/memory.max")));
+            match p.rfind('/') {
+                Some(i) => p.truncate(i),
+                None => break,
+            }
+        }
+        lower(read("/sys/fs/cgroup/memory.max"));
+    }
+    // cgroup v1: the memory controller's limit (a huge number when unlimited).
+    lower(read("/sys/fs/cgroup/memory/memory.limit_in_bytes"));
+    limit
 }
 
 /// The machine's memory (`MemTotal`), where `/proc/meminfo` tells it.

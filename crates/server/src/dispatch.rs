@@ -114,8 +114,9 @@ pub async fn dispatch(
         Ok(a) => a,
         Err(reason) => return Outcome::Close(reason),
     };
-    // The request's share of the budget is held until it is answered, or deferred (an
-    // acks=all Produce waiting only holds what it appended) or parked (a Fetch).
+    // The request's share of the budget is held until it is answered (a Fetch waits for
+    // records at most a second while it holds one) or deferred (an acks=all Produce
+    // waiting only holds what it appended).
     let request = Request {
         header,
         body: frame,

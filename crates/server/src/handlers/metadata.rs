@@ -48,7 +48,10 @@ pub async fn handle(
             Some(
                 t.iter()
                     .map(|x| (x.name.as_ref().map(|n| n.to_string()), x.topic_id))
-                    .filter(|k| seen.insert(k.clone()))
+                    // By name when there is one (the id is then not looked at), else by id.
+                    .filter(|(n, id)| {
+                        seen.insert((n.clone(), if n.is_some() { Uuid::nil() } else { *id }))
+                    })
                     .collect(),
             )
         }

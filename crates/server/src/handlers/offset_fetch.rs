@@ -28,6 +28,26 @@ async fn fetch(
     }
 }
 
+/// Each topic once and each of its partitions once, in the order first asked: a repeat
+/// would copy the partition's committed metadata (up to 4 KiB) again.
+fn distinct(topics: impl Iterator<Item = (String, Vec<i32>)>) -> Vec<(String, Vec<i32>)> {
+    let mut out: Vec<(String, Vec<i32>)> = Vec::new();
+    let mut at: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+    let mut seen = std::collections::HashSet::new();
+    for (name, partitions) in topics {
+        let i = *at.entry(name.clone()).or_insert_with(|| {
+            out.push((name, Vec::new()));
+            out.len() - 1
+        });
+        for p in partitions {
+            if seen.insert((i, p)) {
+                out[i].1.push(p);
+            }
+        }
+    }
+    out
+}
+
 pub async fn handle(broker: &Broker, req: OffsetFetchRequest, version: i16) -> OffsetFetchResponse {
     let mut resp = OffsetFetchResponse::default();
     if version >= 8 {
@@ -40,9 +60,10 @@ pub async fn handle(broker: &Broker, req: OffsetFetchRequest, version: i16) -> O
             .filter(|g| g.topics.is_some() || all.insert(g.group_id.as_str()))
         {
             let topics = g.topics.as_ref().map(|ts| {
-                ts.iter()
-                    .map(|t| (t.name.to_string(), t.partition_indexes.clone()))
-                    .collect()
+                distinct(
+                    ts.iter()
+                        .map(|t| (t.name.to_string(), t.partition_indexes.clone())),
+                )
             });
             let mut out = OffsetFetchResponseGroup::default()
                 .with_group_id(GroupId(sb(g.group_id.to_string())));
@@ -76,9 +97,10 @@ pub async fn handle(broker: &Broker, req: OffsetFetchRequest, version: i16) -> O
         return resp;
     }
     let topics = req.topics.as_ref().map(|ts| {
-        ts.iter()
-            .map(|t| (t.name.to_string(), t.partition_indexes.clone()))
-            .collect()
+        distinct(
+            ts.iter()
+                .map(|t| (t.name.to_string(), t.partition_indexes.clone())),
+        )
     });
     match fetch(broker, &req.group_id, topics).await {
         Ok(topics) => {
