@@ -176,3 +176,83 @@ fn a_taken_metrics_port_does_not_stop_a_node() {
         },
     );
 }
+
+/// `queued.max.request.bytes`: a request's size is reserved from the pool as soon as its
+/// size prefix is read. While one connection's large request is only partly sent, another
+/// request that does not fit in what is left waits unread, and is answered once the first
+/// one is; the pool's use shows in Kafka's SocketServer MemoryPool gauges.
+#[test]
+fn queued_max_request_bytes_holds_back_what_does_not_fit() {
+    use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+    use kafka_protocol::messages::{ApiKey, ProduceRequest, ProduceResponse, TopicName};
+    use kafka_protocol::protocol::{Decodable, StrBytes};
+
+    let port = krust_testkit::free_port();
+    let node = start(&[
+        &format!("http.listener=http://127.0.0.1:{port}"),
+        "queued.max.request.bytes=1048576",
+    ]);
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    rt.block_on(create_topic(&node, "pooled", 1, &[]));
+    let used = |m: &BTreeMap<String, f64>| value(m, "kafka_network_socketserver_memorypoolused");
+    assert_eq!(
+        value(
+            &scrape(port),
+            "kafka_network_socketserver_memorypoolavailable"
+        ),
+        1048576.0
+    );
+    let produce = |kib: usize, corr: i32| {
+        let value = "x".repeat(kib << 10);
+        let req = ProduceRequest::default()
+            .with_acks(1)
+            .with_timeout_ms(5000)
+            .with_topic_data(vec![TopicProduceData::default()
+                .with_name(TopicName(StrBytes::from_static_str("pooled")))
+                .with_partition_data(vec![PartitionProduceData::default()
+                    .with_index(0)
+                    .with_records(Some(batch(&[&value]).freeze()))])]);
+        frame(ApiKey::Produce, 8, corr, &req)
+    };
+    let answered = |s: &mut TcpStream| {
+        let mut body = read_response(s, 0);
+        let resp = ProduceResponse::decode(&mut body, 8).expect("decode");
+        resp.responses[0].partition_responses[0].error_code
+    };
+
+    // A: 700 KiB, all but its last byte; its size is reserved.
+    let first = produce(700, 1);
+    let mut a = TcpStream::connect(node.client_addr()).expect("connect");
+    a.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    a.write_all(&first[..first.len() - 1]).expect("write");
+    krust_testkit::wait_for(
+        "the first request's reservation",
+        Duration::from_secs(10),
+        || (used(&scrape(port)) >= (700 << 10) as f64).then_some(()),
+    );
+
+    // B: 400 KiB, more than is left; written from a thread (the node reads no more of it).
+    let second = produce(400, 2);
+    let mut b = TcpStream::connect(node.client_addr()).expect("connect");
+    let mut writer = b.try_clone().expect("clone");
+    let sent = std::thread::spawn(move || writer.write_all(&second));
+    b.set_read_timeout(Some(Duration::from_millis(500)))
+        .expect("timeout");
+    let mut byte = [0u8; 1];
+    assert!(
+        matches!(b.read(&mut byte), Err(ref e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut)),
+        "the second request was answered while the first held the pool"
+    );
+
+    // A's last byte: A is answered, then B, and the pool is free again.
+    a.write_all(&first[first.len() - 1..]).expect("write");
+    assert_eq!(answered(&mut a), 0);
+    b.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    assert_eq!(answered(&mut b), 0);
+    sent.join().expect("writer").expect("write");
+    krust_testkit::wait_for("the pool given back", Duration::from_secs(10), || {
+        (used(&scrape(port)) == 0.0).then_some(())
+    });
+}

@@ -116,6 +116,63 @@ impl Admission {
     }
 }
 
+/// `queued.max.request.bytes`: the bytes of requests read and not yet handled, over all
+/// connections. A connection reserves a request's size as soon as its size prefix is read,
+/// before reading the rest, and gives it back once the request is handled; while the pool
+/// is spent it reads nothing more (Kafka mutes such a connection). A request larger than
+/// the whole pool takes all of it.
+pub struct RequestPool {
+    /// Permits are KiB.
+    permits: Arc<Semaphore>,
+    kib: u32,
+}
+
+impl RequestPool {
+    /// A pool of `bytes` (at least 1 KiB).
+    pub fn new(bytes: u64) -> RequestPool {
+        let kib = bytes
+            .div_ceil(1024)
+            .clamp(1, u64::from(u32::MAX).min(Semaphore::MAX_PERMITS as u64))
+            as u32;
+        RequestPool {
+            permits: Arc::new(Semaphore::new(kib as usize)),
+            kib,
+        }
+    }
+
+    /// Bytes the pool holds.
+    pub fn capacity(&self) -> u64 {
+        u64::from(self.kib) * 1024
+    }
+
+    /// Bytes not reserved now.
+    pub fn available(&self) -> u64 {
+        self.permits.available_permits() as u64 * 1024
+    }
+
+    fn charge(&self, size: usize) -> u32 {
+        (size as u64).div_ceil(1024).clamp(1, u64::from(self.kib)) as u32
+    }
+
+    /// The reservation for a request of `size` bytes, if the pool has it now.
+    pub fn try_reserve(&self, size: usize) -> Option<OwnedSemaphorePermit> {
+        self.permits
+            .clone()
+            .try_acquire_many_owned(self.charge(size))
+            .ok()
+    }
+
+    /// The reservation for a request of `size` bytes, once the pool has it (None only if
+    /// the pool were closed, which it never is).
+    pub async fn reserve(&self, size: usize) -> Option<OwnedSemaphorePermit> {
+        self.permits
+            .clone()
+            .acquire_many_owned(self.charge(size))
+            .await
+            .ok()
+    }
+}
+
 /// The estimated memory, in bytes, that decoding and answering this request takes.
 pub fn charge(key: ApiKey, version: i16, body: &[u8]) -> u64 {
     let len = body.len() as u64;

@@ -79,6 +79,8 @@ pub struct Broker {
     pub metrics: crate::metrics::Metrics,
     /// The memory budget of the requests being handled.
     pub admission: crate::admission::Admission,
+    /// `queued.max.request.bytes`, when set.
+    pub request_pool: Option<crate::admission::RequestPool>,
     controller_lock: tokio::sync::Mutex<()>,
     /// Serializes [`Broker::reconcile`] between the commit path and the image watcher, and
     /// holds what the last successful one applied.
@@ -129,6 +131,9 @@ impl Broker {
             groups: GroupManager::new(group_config(&config)),
             metrics: crate::metrics::Metrics::default(),
             admission: crate::admission::Admission::for_this_machine(),
+            request_pool: config
+                .queued_max_request_bytes
+                .map(crate::admission::RequestPool::new),
             node_id: config.node_id,
             config,
             cluster_id,

@@ -137,7 +137,6 @@ pub const ACCEPTED_UNUSED_KEYS: &[&str] = &[
     "producer.id.expiration.check.interval.ms",
     "producer.id.expiration.ms",
     "producer.purgatory.purge.interval.requests",
-    "queued.max.request.bytes",
     "queued.max.requests",
     "quota.window.num",
     "quota.window.size.seconds",
@@ -534,6 +533,13 @@ const BROKER_KEYS: &[BrokerKeyDef] = &[
         "Roles of this node: broker, controller, or both.",
     ),
     key(
+        "queued.max.request.bytes",
+        T::Long,
+        Some("-1"),
+        "Bytes of requests read and not yet handled, over all connections, before no more \
+         are read (-1: no limit).",
+    ),
+    key(
         "replica.fetch.backoff.ms",
         T::Int,
         Some("1000"),
@@ -804,6 +810,8 @@ pub struct ServerConfig {
     pub log_cleanup_policy: Vec<String>,
     pub message_max_bytes: i32,
     pub socket_request_max_bytes: i32,
+    /// `queued.max.request.bytes`; None (-1, 0): no limit.
+    pub queued_max_request_bytes: Option<u64>,
     pub min_insync_replicas: i32,
     pub offsets_topic_replication_factor: i16,
     pub offsets_topic_num_partitions: i32,
@@ -1620,6 +1628,9 @@ fn build(
     }
     let message_max_bytes = raw.int("message.max.bytes", 1_048_588, 0)?;
     let socket_request_max_bytes = raw.int("socket.request.max.bytes", 104_857_600, 1)?;
+    let queued_max_request_bytes = u64::try_from(raw.long("queued.max.request.bytes", -1, -1)?)
+        .ok()
+        .filter(|&b| b > 0);
     let min_insync_replicas = raw.int("min.insync.replicas", 1, 1)?;
     let offsets_topic_replication_factor = raw.short("offsets.topic.replication.factor", 3, 1)?;
     let offsets_topic_num_partitions = raw.int("offsets.topic.num.partitions", 50, 1)?;
@@ -2014,6 +2025,7 @@ fn build(
         log_cleanup_policy,
         message_max_bytes,
         socket_request_max_bytes,
+        queued_max_request_bytes,
         min_insync_replicas,
         offsets_topic_replication_factor,
         offsets_topic_num_partitions,
@@ -2103,6 +2115,22 @@ mod tests {
             Ok(c) => c,
             Err(e) => panic!("expected a valid config, got: {e}"),
         }
+    }
+
+    #[test]
+    fn queued_max_request_bytes_bounds_the_request_pool_when_positive() {
+        let pool = |v: &str| {
+            ok(COMBINED, &[("queued.max.request.bytes", Some(v))]).queued_max_request_bytes
+        };
+        assert_eq!(pool("1048576"), Some(1_048_576));
+        assert_eq!(pool("-1"), None);
+        assert_eq!(pool("0"), None);
+        assert!(fails(COMBINED, &[("queued.max.request.bytes", Some("-2"))])
+            .contains("queued.max.request.bytes"));
+        assert!(
+            fails(COMBINED, &[("queued.max.request.bytes", Some("lots"))])
+                .contains("queued.max.request.bytes")
+        );
     }
 
     fn fails(base: &[(&str, &str)], changes: &[(&str, Option<&str>)]) -> String {
@@ -2205,6 +2233,7 @@ mod tests {
         assert_eq!(c.log_cleanup_policy, vec!["delete".to_string()]);
         assert_eq!(c.message_max_bytes, 1_048_588);
         assert_eq!(c.socket_request_max_bytes, 104_857_600);
+        assert_eq!(c.queued_max_request_bytes, None);
         assert_eq!(c.min_insync_replicas, 1);
         assert_eq!(c.offsets_topic_num_partitions, 50);
         assert_eq!(c.broker_rack, None);

@@ -233,6 +233,20 @@ pub async fn render(broker: &Broker) -> String {
             }
         }
     }
+    if let Some(pool) = &broker.request_pool {
+        gauge_i64(
+            &mut out,
+            "kafka_network_socketserver_memorypoolavailable",
+            "Bytes of queued.max.request.bytes not reserved by requests read and not yet handled.",
+            pool.available() as i64,
+        );
+        gauge_i64(
+            &mut out,
+            "kafka_network_socketserver_memorypoolused",
+            "Bytes of queued.max.request.bytes reserved by requests read and not yet handled.",
+            (pool.capacity() - pool.available()) as i64,
+        );
+    }
     gauge(
         &mut out,
         "kafka_server_replicamanager_partitioncount",

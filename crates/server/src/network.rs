@@ -86,6 +86,9 @@ async fn connection(
     broker.metrics.connection_opened();
     // Whether the answers still owed can be written when the connection ends.
     let mut writable = true;
+    // `queued.max.request.bytes`: the reservation for the frame at the head of the buffer.
+    let pool = broker.request_pool.as_ref();
+    let mut reserved: Option<tokio::sync::OwnedSemaphorePermit> = None;
     'conn: loop {
         // Handle every whole frame already buffered before touching the socket again;
         // behind a waiting response, only further Produce requests (up to a limit).
@@ -95,6 +98,14 @@ async fn connection(
             {
                 break;
             }
+            if let (Some(pool), None) = (pool, &reserved) {
+                if let Some(size) = next_frame_size(&read_buf, max_request) {
+                    match pool.try_reserve(size) {
+                        Some(r) => reserved = Some(r),
+                        None => break, // waited for below, reading nothing meanwhile
+                    }
+                }
+            }
             let frame = match take_frame(&mut read_buf, max_request) {
                 Ok(Some(f)) => f,
                 Ok(None) => break,
@@ -103,6 +114,8 @@ async fn connection(
                     break 'conn;
                 }
             };
+            // Given back once the request is handled.
+            let _reserved = reserved.take();
             let queued = !pending.is_empty();
             let mut behind = Outbound::default();
             let target = if queued { &mut behind } else { &mut out };
@@ -141,8 +154,15 @@ async fn connection(
         if read_buf.capacity() - read_buf.len() < READ_CHUNK / 4 {
             read_buf.reserve(READ_CHUNK);
         }
+        // A frame whose size is read but not its reservation: wait for the pool, reading
+        // nothing more meanwhile.
+        let to_reserve = match (pool, &reserved) {
+            (Some(_), None) => next_frame_size(&read_buf, max_request),
+            _ => None,
+        };
         // Behind a waiting response, read only what completes the next frame.
-        let may_read = pending.is_empty() || !frame_complete(&read_buf, max_request);
+        let may_read =
+            to_reserve.is_none() && (pending.is_empty() || !frame_complete(&read_buf, max_request));
         tokio::select! {
             done = async {
                 match pending.front_mut() {
@@ -165,6 +185,12 @@ async fn connection(
                     }
                 }
             }
+            r = async {
+                match (pool, to_reserve) {
+                    (Some(pool), Some(size)) => pool.reserve(size).await,
+                    _ => std::future::pending().await,
+                }
+            }, if to_reserve.is_some() => reserved = r,
             n = stream.read_buf(&mut read_buf), if may_read => match n {
                 Ok(0) | Err(_) => break,
                 Ok(_) => {}
@@ -224,6 +250,15 @@ fn ready_now<F: std::future::Future + Unpin>(f: &mut F) -> Option<F::Output> {
 /// after the size).
 fn next_is_produce(buf: &[u8]) -> bool {
     buf.len() >= 6 && i16::from_be_bytes([buf[4], buf[5]]) == ApiKey::Produce as i16
+}
+
+/// The size of the next frame, once its size prefix is buffered and it is one that will be
+/// read (not negative, not over `max_request`).
+fn next_frame_size(buf: &[u8], max_request: usize) -> Option<usize> {
+    let prefix: [u8; 4] = buf.get(..4)?.try_into().ok()?;
+    usize::try_from(i32::from_be_bytes(prefix))
+        .ok()
+        .filter(|&size| size <= max_request)
 }
 
 /// Whether a whole frame is buffered, or its size is already known to be refused (so
