@@ -87,7 +87,12 @@ async fn connection(
     // Whether the answers still owed can be written when the connection ends.
     let mut writable = true;
     // `queued.max.request.bytes`: the reservation for the frame at the head of the buffer.
-    let pool = broker.request_pool.as_ref();
+    // Client listeners only: the quorum's traffic is never held back by clients' (Kafka's
+    // controller has a socket server, and a pool, of its own).
+    let pool = match kind {
+        Listener::Broker => broker.request_pool.as_ref(),
+        Listener::Controller => None,
+    };
     let mut reserved: Option<tokio::sync::OwnedSemaphorePermit> = None;
     'conn: loop {
         // Handle every whole frame already buffered before touching the socket again;
