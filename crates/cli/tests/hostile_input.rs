@@ -683,3 +683,36 @@ async fn requests_that_would_take_gigabytes_are_refused_before_decoding() {
     assert!(krust_testkit::api_versions_ok(node.client_addr()));
     assert_eq!(watermarks(&node, "held", 0), (0, 0));
 }
+
+/// `connections.max.idle.ms`: a client connection that goes silent, even half way through a
+/// request (whose reservation of `queued.max.request.bytes` it would otherwise keep), is
+/// closed; one that keeps asking is not.
+#[tokio::test(flavor = "multi_thread")]
+async fn silent_connections_are_closed_after_connections_max_idle_ms() {
+    let node = start(&[
+        "connections.max.idle.ms=300",
+        "queued.max.request.bytes=1048576",
+    ]);
+    let mut silent = connect(&node);
+    let mut half = connect(&node);
+    half.write_all(&[0, 0, 0, 100, 0, 18, 0, 0]).expect("write");
+    let mut busy = connect(&node);
+    let began = std::time::Instant::now();
+    let mut correlation = 0;
+    while began.elapsed() < Duration::from_millis(1200) {
+        busy.write_all(&frame(
+            ApiKey::ApiVersions,
+            0,
+            correlation,
+            &ApiVersionsRequest::default(),
+        ))
+        .expect("write");
+        let _ = read_response(&mut busy, 0);
+        correlation += 1;
+        // Pacing, under the idle time.
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(refused(&mut silent));
+    assert!(refused(&mut half));
+    assert!(krust_testkit::api_versions_ok(node.client_addr()));
+}

@@ -78,7 +78,6 @@ pub const ACCEPTED_UNUSED_KEYS: &[&str] = &[
     "compression.zstd.level",
     "config.providers",
     "connection.failed.authentication.delay.ms",
-    "connections.max.idle.ms",
     "connections.max.reauth.ms",
     "controlled.shutdown.enable",
     "controller.quorum.append.linger.ms",
@@ -261,6 +260,13 @@ const BROKER_KEYS: &[BrokerKeyDef] = &[
         T::Int,
         Some("9000"),
         "A broker without a heartbeat for this long is fenced by the controller.",
+    ),
+    key(
+        "connections.max.idle.ms",
+        T::Long,
+        Some("600000"),
+        "A client connection with no bytes read or written for this long, and no answer \
+         owed, is closed (negative: never).",
     ),
     key(
         "controller.listener.names",
@@ -812,6 +818,8 @@ pub struct ServerConfig {
     pub socket_request_max_bytes: i32,
     /// `queued.max.request.bytes`; None (-1, 0): no limit.
     pub queued_max_request_bytes: Option<u64>,
+    /// `connections.max.idle.ms`; None (negative): never.
+    pub connections_max_idle_ms: Option<u64>,
     pub min_insync_replicas: i32,
     pub offsets_topic_replication_factor: i16,
     pub offsets_topic_num_partitions: i32,
@@ -1628,6 +1636,8 @@ fn build(
     }
     let message_max_bytes = raw.int("message.max.bytes", 1_048_588, 0)?;
     let socket_request_max_bytes = raw.int("socket.request.max.bytes", 104_857_600, 1)?;
+    let connections_max_idle_ms =
+        u64::try_from(raw.long("connections.max.idle.ms", 600_000, i64::MIN)?).ok();
     let queued_max_request_bytes = u64::try_from(raw.long("queued.max.request.bytes", -1, -1)?)
         .ok()
         .filter(|&b| b > 0);
@@ -2026,6 +2036,7 @@ fn build(
         message_max_bytes,
         socket_request_max_bytes,
         queued_max_request_bytes,
+        connections_max_idle_ms,
         min_insync_replicas,
         offsets_topic_replication_factor,
         offsets_topic_num_partitions,
@@ -2133,6 +2144,18 @@ mod tests {
         );
     }
 
+    #[test]
+    fn connections_max_idle_ms_is_never_when_negative() {
+        let idle =
+            |v: &str| ok(COMBINED, &[("connections.max.idle.ms", Some(v))]).connections_max_idle_ms;
+        assert_eq!(idle("1000"), Some(1000));
+        assert_eq!(idle("-1"), None);
+        assert!(
+            fails(COMBINED, &[("connections.max.idle.ms", Some("soon"))])
+                .contains("connections.max.idle.ms")
+        );
+    }
+
     fn fails(base: &[(&str, &str)], changes: &[(&str, Option<&str>)]) -> String {
         match build_with(base, changes) {
             Ok(_) => panic!("expected {changes:?} to be rejected"),
@@ -2234,6 +2257,7 @@ mod tests {
         assert_eq!(c.message_max_bytes, 1_048_588);
         assert_eq!(c.socket_request_max_bytes, 104_857_600);
         assert_eq!(c.queued_max_request_bytes, None);
+        assert_eq!(c.connections_max_idle_ms, Some(600_000));
         assert_eq!(c.min_insync_replicas, 1);
         assert_eq!(c.offsets_topic_num_partitions, 50);
         assert_eq!(c.broker_rack, None);

@@ -94,6 +94,16 @@ async fn connection(
         Listener::Controller => None,
     };
     let mut reserved: Option<tokio::sync::OwnedSemaphorePermit> = None;
+    // `connections.max.idle.ms` (client listeners): closed once nothing was read or written
+    // for that long while no answer is owed.
+    let idle = match kind {
+        Listener::Broker => broker
+            .config
+            .connections_max_idle_ms
+            .map(std::time::Duration::from_millis),
+        Listener::Controller => None,
+    };
+    let mut last_active = tokio::time::Instant::now();
     'conn: loop {
         // Handle every whole frame already buffered before touching the socket again;
         // behind a waiting response, only further Produce requests (up to a limit).
@@ -147,6 +157,7 @@ async fn connection(
                     writable = false;
                     break 'conn;
                 }
+                last_active = tokio::time::Instant::now();
             }
         }
         if !out.is_empty() {
@@ -155,6 +166,7 @@ async fn connection(
                 writable = false;
                 break;
             }
+            last_active = tokio::time::Instant::now();
         }
         if read_buf.capacity() - read_buf.len() < READ_CHUNK / 4 {
             read_buf.reserve(READ_CHUNK);
@@ -198,8 +210,17 @@ async fn connection(
             }, if to_reserve.is_some() => reserved = r,
             n = stream.read_buf(&mut read_buf), if may_read => match n {
                 Ok(0) | Err(_) => break,
-                Ok(_) => {}
+                Ok(_) => last_active = tokio::time::Instant::now(),
             },
+            _ = async {
+                match idle {
+                    Some(d) => tokio::time::sleep_until(last_active + d).await,
+                    None => std::future::pending().await,
+                }
+            }, if idle.is_some() && pending.is_empty() => {
+                debug!(%peer, "closing idle connection (connections.max.idle.ms)");
+                break;
+            }
             _ = shutdown.changed() => break,
         }
     }
