@@ -18,7 +18,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
-use bytes::BytesMut;
+use bytes::{BufMut, BytesMut};
 use kafka_protocol::messages::ApiKey;
 use krust_protocol::{take_frame, Listener};
 use tokio::io::AsyncReadExt;
@@ -37,6 +37,9 @@ const WRITE_BUFFER_FLUSH_BYTES: u64 = 1024 * 1024;
 /// Requests whose responses may wait at once on one connection (acks=all Produce
 /// requests pipelined behind each other); Kafka's clients send at most 5 by default.
 const MAX_PENDING_RESPONSES: usize = 32;
+/// With `queued.max.request.bytes`, how far past the reserved frame a read may go (the
+/// next frame's size prefix, or small frames whole).
+const READ_AHEAD: usize = 4096;
 
 /// Accepts connections on `listener` until `shutdown` turns true.
 pub async fn serve(
@@ -131,6 +134,8 @@ async fn connection(
             };
             // Given back once the request is handled.
             let _reserved = reserved.take();
+            // Handling it counts as activity, whatever it writes.
+            last_active = tokio::time::Instant::now();
             let queued = !pending.is_empty();
             let mut behind = Outbound::default();
             let target = if queued { &mut behind } else { &mut out };
@@ -171,16 +176,32 @@ async fn connection(
         if read_buf.capacity() - read_buf.len() < READ_CHUNK / 4 {
             read_buf.reserve(READ_CHUNK);
         }
-        // A frame whose size is read but not its reservation: wait for the pool, reading
-        // nothing more meanwhile.
-        let to_reserve = match (pool, &reserved) {
+        // Behind a waiting response, only further Produce requests are handled.
+        let blocked = !pending.is_empty()
+            && (pending.len() >= MAX_PENDING_RESPONSES || !next_is_produce(&read_buf));
+        // A frame whose size is read but not reserved: nothing more is read until it is, and
+        // the pool is waited for only once the frame can be handled (not while it is held
+        // behind a waiting response, so that it holds no share meanwhile).
+        let unreserved = match (pool, &reserved) {
             (Some(_), None) => next_frame_size(&read_buf, max_request),
             _ => None,
         };
-        // Behind a waiting response, read only what completes the next frame.
+        let to_reserve = unreserved.filter(|_| !blocked);
+        // With a pool, read no further than the reserved frame (and a little of the next
+        // one's start); behind a waiting response, only what completes the next frame.
+        let read_limit = pool.map(|_| {
+            let rest = match (&reserved, next_frame_size(&read_buf, max_request)) {
+                (Some(_), Some(size)) => (4 + size).saturating_sub(read_buf.len()),
+                _ => 0,
+            };
+            rest + READ_AHEAD
+        });
         let may_read =
-            to_reserve.is_none() && (pending.is_empty() || !frame_complete(&read_buf, max_request));
+            unreserved.is_none() && (pending.is_empty() || !frame_complete(&read_buf, max_request));
         tokio::select! {
+            // Progress first; the idle close only when nothing else is ready.
+            biased;
+            _ = shutdown.changed() => break,
             done = async {
                 match pending.front_mut() {
                     Some(d) => (&mut d.response).await,
@@ -208,20 +229,25 @@ async fn connection(
                     _ => std::future::pending().await,
                 }
             }, if to_reserve.is_some() => reserved = r,
-            n = stream.read_buf(&mut read_buf), if may_read => match n {
+            n = async {
+                match read_limit {
+                    Some(limit) => stream.read_buf(&mut (&mut read_buf).limit(limit)).await,
+                    None => stream.read_buf(&mut read_buf).await,
+                }
+            }, if may_read => match n {
                 Ok(0) | Err(_) => break,
                 Ok(_) => last_active = tokio::time::Instant::now(),
             },
+            // Not while the node itself holds the connection back (waiting for the pool).
             _ = async {
                 match idle {
                     Some(d) => tokio::time::sleep_until(last_active + d).await,
                     None => std::future::pending().await,
                 }
-            }, if idle.is_some() && pending.is_empty() => {
+            }, if idle.is_some() && pending.is_empty() && unreserved.is_none() => {
                 debug!(%peer, "closing idle connection (connections.max.idle.ms)");
                 break;
             }
-            _ = shutdown.changed() => break,
         }
     }
     // Requests behind a waiting answer were appended: their answers are owed, in order,
