@@ -10,7 +10,7 @@ use std::time::Duration;
 use common::*;
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::*;
-use kafka_protocol::protocol::{Decodable, StrBytes};
+use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 
 fn connect(node: &Node) -> TcpStream {
     let s = TcpStream::connect(node.client_addr()).expect("connect");
@@ -522,14 +522,14 @@ fn refused(s: &mut TcpStream) -> bool {
 
 /// The node's peak resident memory (VmHWM), in MiB.
 fn peak_mib(node: &Node) -> u64 {
-    let pid = node.pid().expect("pid");
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            let line = s.lines().find(|l| l.starts_with("VmHWM:"))?.to_string();
-            line.split_whitespace().nth(1)?.parse::<u64>().ok()
-        })
-        .map_or(0, |kib| kib / 1024)
+    status_mib(node.pid().expect("pid"), "VmHWM:")
+}
+
+/// Sends `req` and decodes its answer.
+fn ask<R: Decodable>(s: &mut TcpStream, key: ApiKey, version: i16, req: &impl Encodable) -> R {
+    s.write_all(&frame(key, version, 1, req)).expect("write");
+    let mut body = read_response(s, key.response_header_version(version));
+    R::decode(&mut body, version).expect("decode")
 }
 
 /// Requests whose entries would take more memory to decode and answer than the node lets
@@ -603,10 +603,7 @@ async fn requests_that_would_take_gigabytes_are_refused_before_decoding() {
     topics.push(topic.with_topic_id(uuid::Uuid::from_u128(2)));
     let req = MetadataRequest::default().with_topics(Some(topics));
     let mut s = connect(&node);
-    s.write_all(&frame(ApiKey::Metadata, 12, 5, &req))
-        .expect("write");
-    let mut body = read_response(&mut s, 1);
-    let resp = MetadataResponse::decode(&mut body, 12).expect("decode");
+    let resp: MetadataResponse = ask(&mut s, ApiKey::Metadata, 12, &req);
     assert_eq!(resp.topics.len(), 1);
     assert_eq!(resp.topics[0].partitions.len(), 1);
 
@@ -617,9 +614,7 @@ async fn requests_that_would_take_gigabytes_are_refused_before_decoding() {
     let mut s = connect(&node);
     let find = FindCoordinatorRequest::default()
         .with_coordinator_keys(vec![StrBytes::from_static_str("g")]);
-    s.write_all(&frame(ApiKey::FindCoordinator, 4, 10, &find))
-        .expect("write");
-    let _ = read_response(&mut s, 1);
+    let _: FindCoordinatorResponse = ask(&mut s, ApiKey::FindCoordinator, 4, &find);
     let all = OffsetFetchRequest::default().with_groups(vec![
         offset_fetch_request::OffsetFetchRequestGroup::default()
             .with_group_id(GroupId(StrBytes::from_static_str("g")))
@@ -627,10 +622,7 @@ async fn requests_that_would_take_gigabytes_are_refused_before_decoding() {
     ]);
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     loop {
-        s.write_all(&frame(ApiKey::OffsetFetch, 8, 11, &all))
-            .expect("write");
-        let mut body = read_response(&mut s, 1);
-        let resp = OffsetFetchResponse::decode(&mut body, 8).expect("decode");
+        let resp: OffsetFetchResponse = ask(&mut s, ApiKey::OffsetFetch, 8, &all);
         if resp.groups[0].error_code == 0 {
             break;
         }
@@ -641,19 +633,13 @@ async fn requests_that_would_take_gigabytes_are_refused_before_decoding() {
         DescribeGroupsRequest::default()
             .with_groups(vec![GroupId(StrBytes::from_static_str("g")); 100_000]);
     let mut s = connect(&node);
-    s.write_all(&frame(ApiKey::DescribeGroups, 5, 6, &req))
-        .expect("write");
-    let mut body = read_response(&mut s, 1);
-    let resp = DescribeGroupsResponse::decode(&mut body, 5).expect("decode");
+    let resp: DescribeGroupsResponse = ask(&mut s, ApiKey::DescribeGroups, 5, &req);
     assert_eq!(resp.groups.len(), 1);
     let group = offset_fetch_request::OffsetFetchRequestGroup::default()
         .with_group_id(GroupId(StrBytes::from_static_str("g")))
         .with_topics(None);
     let req = OffsetFetchRequest::default().with_groups(vec![group; 100_000]);
-    s.write_all(&frame(ApiKey::OffsetFetch, 8, 7, &req))
-        .expect("write");
-    let mut body = read_response(&mut s, 1);
-    let resp = OffsetFetchResponse::decode(&mut body, 8).expect("decode");
+    let resp: OffsetFetchResponse = ask(&mut s, ApiKey::OffsetFetch, 8, &req);
     assert_eq!(resp.groups.len(), 1);
     // A partition asked for 100 000 times, under a topic named twice.
     let held = offset_fetch_request::OffsetFetchRequestTopics::default()
@@ -663,20 +649,14 @@ async fn requests_that_would_take_gigabytes_are_refused_before_decoding() {
         .with_group_id(GroupId(StrBytes::from_static_str("g")))
         .with_topics(Some(vec![held.clone(), held]));
     let req = OffsetFetchRequest::default().with_groups(vec![group]);
-    s.write_all(&frame(ApiKey::OffsetFetch, 8, 9, &req))
-        .expect("write");
-    let mut body = read_response(&mut s, 1);
-    let resp = OffsetFetchResponse::decode(&mut body, 8).expect("decode");
+    let resp: OffsetFetchResponse = ask(&mut s, ApiKey::OffsetFetch, 8, &req);
     assert_eq!(resp.groups[0].topics.len(), 1);
     assert_eq!(resp.groups[0].topics[0].partitions.len(), 1);
     let resource = describe_configs_request::DescribeConfigsResource::default()
         .with_resource_type(2)
         .with_resource_name(StrBytes::from_static_str("held"));
     let req = DescribeConfigsRequest::default().with_resources(vec![resource; 100_000]);
-    s.write_all(&frame(ApiKey::DescribeConfigs, 4, 8, &req))
-        .expect("write");
-    let mut body = read_response(&mut s, 1);
-    let resp = DescribeConfigsResponse::decode(&mut body, 4).expect("decode");
+    let resp: DescribeConfigsResponse = ask(&mut s, ApiKey::DescribeConfigs, 4, &req);
     assert_eq!(resp.results.len(), 1);
     assert_eq!(resp.results[0].error_code, 0);
 

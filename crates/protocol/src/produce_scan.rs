@@ -22,18 +22,18 @@ pub fn produce_entries(body: &[u8], version: i16) -> Option<usize> {
         flexible,
         tagged: 0,
     };
-    r.nullable_string()?; // transactional_id
+    r.skip_nullable(false)?; // transactional_id
     r.skip(2)?; // acks
     r.skip(4)?; // timeout_ms
     let topics = r.array_len()?;
     let mut entries = topics;
     for _ in 0..topics {
-        r.nullable_string()?; // name
+        r.skip_nullable(false)?; // name
         let partitions = r.array_len()?;
         entries = entries.checked_add(partitions)?;
         for _ in 0..partitions {
             r.skip(4)?; // index
-            r.nullable_bytes()?; // records
+            r.skip_nullable(true)?; // records
             r.tagged_fields()?;
         }
         r.tagged_fields()?;
@@ -85,20 +85,13 @@ impl Reader<'_> {
         Some(self.uvarint()?.checked_sub(1).map(|n| n as usize))
     }
 
-    fn nullable_string(&mut self) -> Option<()> {
-        let len = if self.flexible {
-            self.compact_len()?
-        } else {
-            usize::try_from(self.i16()?).ok()
-        };
-        self.skip(len.unwrap_or(0))
-    }
-
-    fn nullable_bytes(&mut self) -> Option<()> {
-        let len = if self.flexible {
-            self.compact_len()?
-        } else {
-            usize::try_from(self.i32()?).ok()
+    /// Skips a nullable string (`wide` false: an i16 length when not flexible) or bytes
+    /// (`wide`: an i32 length).
+    fn skip_nullable(&mut self, wide: bool) -> Option<()> {
+        let len = match (self.flexible, wide) {
+            (true, _) => self.compact_len()?,
+            (false, false) => usize::try_from(self.i16()?).ok(),
+            (false, true) => usize::try_from(self.i32()?).ok(),
         };
         self.skip(len.unwrap_or(0))
     }

@@ -135,7 +135,9 @@ async fn connection(
             // Given back once the request is handled.
             let _reserved = reserved.take();
             // Handling it counts as activity, whatever it writes.
-            last_active = tokio::time::Instant::now();
+            if idle.is_some() {
+                last_active = tokio::time::Instant::now();
+            }
             let queued = !pending.is_empty();
             let mut behind = Outbound::default();
             let target = if queued { &mut behind } else { &mut out };
@@ -182,15 +184,13 @@ async fn connection(
         // A frame whose size is read but not reserved: nothing more is read until it is, and
         // the pool is waited for only once the frame can be handled (not while it is held
         // behind a waiting response, so that it holds no share meanwhile).
-        let unreserved = match (pool, &reserved) {
-            (Some(_), None) => next_frame_size(&read_buf, max_request),
-            _ => None,
-        };
+        let next_size = pool.and_then(|_| next_frame_size(&read_buf, max_request));
+        let unreserved = next_size.filter(|_| reserved.is_none());
         let to_reserve = unreserved.filter(|_| !blocked);
         // With a pool, read no further than the reserved frame (and a little of the next
         // one's start); behind a waiting response, only what completes the next frame.
         let read_limit = pool.map(|_| {
-            let rest = match (&reserved, next_frame_size(&read_buf, max_request)) {
+            let rest = match (&reserved, next_size) {
                 (Some(_), Some(size)) => (4 + size).saturating_sub(read_buf.len()),
                 _ => 0,
             };

@@ -170,6 +170,18 @@ pub fn watermarks(node: &Node, topic: &str, partition: i32) -> (i64, i64) {
 }
 
 /// One request frame: size, header v1/v2 (client id `test`), body.
+/// A memory figure of process `pid` from /proc (`field` such as "VmRSS:"), in MiB; 0 if
+/// it cannot be read.
+pub fn status_mib(pid: u32, field: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            let line = s.lines().find(|l| l.starts_with(field))?.to_string();
+            line.split_whitespace().nth(1)?.parse::<u64>().ok()
+        })
+        .map_or(0, |kib| kib / 1024)
+}
+
 pub fn frame<R: Encodable>(key: ApiKey, version: i16, corr: i32, body: &R) -> Vec<u8> {
     let mut encoded = BytesMut::new();
     body.encode(&mut encoded, version).expect("body");
@@ -241,15 +253,7 @@ pub fn mutated_requests_neither_crash_nor_bloat(
         10_001,
     ];
     let mut rng = rand::rngs::StdRng::seed_from_u64(7);
-    let rss_mib = |pid: u32| -> u64 {
-        std::fs::read_to_string(format!("/proc/{pid}/status"))
-            .ok()
-            .and_then(|s| {
-                let line = s.lines().find(|l| l.starts_with("VmRSS:"))?.to_string();
-                line.split_whitespace().nth(1)?.parse::<u64>().ok()
-            })
-            .map_or(0, |kib| kib / 1024)
-    };
+    let rss_mib = |pid: u32| status_mib(pid, "VmRSS:");
     let pid = node.pid().expect("pid");
     for i in 0..count {
         let mut b = seeds[rng.random_range(0..seeds.len())].clone();
