@@ -270,7 +270,7 @@ async fn dispatch_inner(
         ApiKey::Fetch if listener == Listener::Controller => raft!(FetchRequest, Fetch),
         ApiKey::Fetch => {
             let req = decode!(FetchRequest);
-            let answer = handlers::fetch::handle(broker, req, v, admitted).await;
+            let answer = handlers::fetch::handle(broker, req, v, admitted.is_some()).await;
             match answer.write(out, corr, v) {
                 Ok(()) => Outcome::Continue,
                 Err(e) => Outcome::Close(e),

@@ -117,14 +117,14 @@ struct Wanted {
     replica: Option<i32>,
 }
 
-/// `admitted`: the request's share of the memory budget, held until it is answered (what
-/// it decoded is held as long); a request holding one waits for records at most
+/// `holds_share`: the request holds a share of the memory budget (until it is answered, as
+/// what it decoded is held as long), so it waits for records at most
 /// [`crate::admission::MAX_WAIT_WITH_SHARE`], whatever `max_wait_ms` it asks for.
 pub async fn handle(
     broker: &Broker,
     req: FetchRequest,
     version: i16,
-    admitted: Option<tokio::sync::OwnedSemaphorePermit>,
+    holds_share: bool,
 ) -> FetchAnswer {
     let mut resp = FetchResponse::default();
     if req.session_id != 0 {
@@ -195,7 +195,7 @@ pub async fn handle(
     let response_max = (req.max_bytes.max(0) as usize).min(RESPONSE_BYTES_MAX);
     let min_bytes = req.min_bytes.max(0) as usize;
     let mut wait = Duration::from_millis(req.max_wait_ms.max(0) as u64);
-    if admitted.is_some() {
+    if holds_share {
         wait = wait.min(crate::admission::MAX_WAIT_WITH_SHARE);
     }
     let deadline = tokio::time::Instant::now() + wait;
@@ -240,7 +240,6 @@ pub async fn handle(
             .is_err()
         {
             let read = read_all(&wanted, response_max, version);
-            drop(admitted);
             return answer(broker, &wanted, resp, read);
         }
     }
