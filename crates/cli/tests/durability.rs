@@ -363,8 +363,9 @@ async fn torn_tail_is_truncated_on_recovery() {
 }
 
 /// Retention deletes only under `cleanup.policy=delete`: a compact-only topic with the same
-/// retention keeps every record, as in Kafka. Both topics go through the same retention
-/// passes, so once the delete topic's start has moved, the compact one was considered too.
+/// retention keeps every record (their keys all differ, so compaction removes none), as in
+/// Kafka. Both topics go through the same retention passes, so once the delete topic's
+/// start has moved, the compact one was considered too.
 #[tokio::test(flavor = "multi_thread")]
 async fn retention_spares_compact_only_topics() {
     let node = start(&["log.retention.check.interval.ms=50"]);
@@ -383,9 +384,19 @@ async fn retention_spares_compact_only_topics() {
         &[("cleanup.policy", "compact"), settings[0], settings[1]],
     )
     .await;
+    let p = producer(&node, "all", "lz4");
     for topic in ["expiring", "compacted"] {
-        // One batch each, so each lands in a segment of its own (segment.ms=1).
-        produce_n(&node, topic, 0, 20, true).await;
+        // One batch each, so each lands in a segment of its own (segment.ms=1); a compacted
+        // topic needs keys.
+        for i in 0..20 {
+            let v = format!("record-{i}");
+            p.send(
+                FutureRecord::to(topic).key(&v).payload(&v).partition(0),
+                Duration::from_secs(10),
+            )
+            .await
+            .unwrap_or_else(|(e, _)| panic!("delivery to {topic}: {e:?}"));
+        }
     }
     wait_for("retention to delete expired segments", WAIT, || {
         (watermarks(&node, "expiring", 0).0 > 0).then_some(())

@@ -13,6 +13,7 @@ pub mod error;
 pub mod fetch;
 pub mod frame;
 pub mod produce_scan;
+pub mod record_keys;
 pub mod record_times;
 pub mod records;
 pub mod versions;

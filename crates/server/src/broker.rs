@@ -24,9 +24,7 @@ use crate::topic_config;
 /// Log settings for a topic: its overrides in `image` over the broker's defaults.
 ///
 /// Time and size retention delete segments only when `cleanup.policy` holds `delete`, as
-/// in Kafka: a compact-only topic keeps every record. (krust does not compact user topics,
-/// as Kafka with `log.cleaner.enable=false`: later values of a key are added, none
-/// removed.)
+/// in Kafka; with `compact`, the log cleaner (`crate::cleaner`) compacts the topic.
 pub fn log_config_for(config: &ServerConfig, image: &MetadataImage, topic: &str) -> LogConfig {
     let e = topic_config::effective(&image.topic_configs(topic), config);
     let (retention_ms, retention_bytes) = if e.cleanup_policy_delete {
@@ -47,6 +45,7 @@ pub fn log_config_for(config: &ServerConfig, image: &MetadataImage, topic: &str)
         flush_interval_messages: e.flush_interval_messages,
         flush_interval_ms: e.flush_interval_ms,
         fill_ahead: true,
+        compact: e.cleanup_policy_compact,
     }
 }
 

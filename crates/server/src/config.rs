@@ -365,6 +365,30 @@ const BROKER_KEYS: &[BrokerKeyDef] = &[
         "NAME://host:port addresses to bind; an empty host binds all interfaces.",
     ),
     key(
+        "log.cleaner.backoff.ms",
+        T::Long,
+        Some("15000"),
+        "How long a log cleaner sleeps when no log needs compacting.",
+    ),
+    key(
+        "log.cleaner.dedupe.buffer.size",
+        T::Long,
+        Some("134217728"),
+        "Memory for the log cleaners' offset maps, shared by the cleaner threads.",
+    ),
+    key(
+        "log.cleaner.enable",
+        T::Boolean,
+        Some("true"),
+        "Whether topics with cleanup.policy=compact are compacted.",
+    ),
+    key(
+        "log.cleaner.threads",
+        T::Int,
+        Some("1"),
+        "Threads compacting logs.",
+    ),
+    key(
         "log.cleanup.policy",
         T::List,
         Some("delete"),
@@ -805,6 +829,10 @@ pub struct ServerConfig {
     pub log_retention_ms: i64,
     pub log_retention_bytes: i64,
     pub log_retention_check_interval_ms: i64,
+    pub log_cleaner_enable: bool,
+    pub log_cleaner_threads: i32,
+    pub log_cleaner_dedupe_buffer_size: i64,
+    pub log_cleaner_backoff_ms: i64,
     pub log_index_interval_bytes: i32,
     pub log_index_size_max_bytes: i32,
     pub log_flush_interval_messages: i64,
@@ -1325,10 +1353,12 @@ impl ServerConfig {
                 continue;
             }
             if is_accepted_unused(k) {
-                if let Some(Err(e)) = topic_config::validate_broker_synonym(k, v) {
-                    return Err(err(e));
+                match topic_config::validate_broker_synonym(k, v) {
+                    Some(Err(e)) => return Err(err(e)),
+                    // A topic setting's broker default (log.cleaner.min.cleanable.ratio...).
+                    Some(Ok(_)) => {}
+                    None => unused_keys.push(k.clone()),
                 }
-                unused_keys.push(k.clone());
                 continue;
             }
             return Err(err(format!(
@@ -1606,6 +1636,20 @@ fn build(
     let log_retention_bytes = raw.long("log.retention.bytes", -1, i64::MIN)?;
     let log_retention_check_interval_ms =
         raw.long("log.retention.check.interval.ms", 300_000, 1)?;
+    let log_cleaner_enable = raw.boolean("log.cleaner.enable", true)?;
+    let log_cleaner_threads = raw.int("log.cleaner.threads", 1, 0)?;
+    let log_cleaner_backoff_ms = raw.long("log.cleaner.backoff.ms", 15_000, 0)?;
+    let log_cleaner_dedupe_buffer_size =
+        raw.long("log.cleaner.dedupe.buffer.size", 134_217_728, 0)?;
+    // Kafka's floor: each thread's map must hold at least 1 MiB.
+    if log_cleaner_enable
+        && log_cleaner_threads > 0
+        && log_cleaner_dedupe_buffer_size / i64::from(log_cleaner_threads) < 1 << 20
+    {
+        return Err(err(
+            "log.cleaner.dedupe.buffer.size must be at least 1 MiB (1048576) per cleaner thread",
+        ));
+    }
     let log_index_interval_bytes = raw.int("log.index.interval.bytes", 4096, 0)?;
     let log_index_size_max_bytes = raw.int("log.index.size.max.bytes", 10 * 1024 * 1024, 4)?;
     let log_flush_interval_messages = raw.long("log.flush.interval.messages", i64::MAX, 1)?;
@@ -2026,6 +2070,10 @@ fn build(
         log_retention_ms,
         log_retention_bytes,
         log_retention_check_interval_ms,
+        log_cleaner_enable,
+        log_cleaner_threads,
+        log_cleaner_dedupe_buffer_size,
+        log_cleaner_backoff_ms,
         log_index_interval_bytes,
         log_index_size_max_bytes,
         log_flush_interval_messages,
@@ -2247,6 +2295,10 @@ mod tests {
         assert_eq!(c.log_retention_ms, 604_800_000);
         assert_eq!(c.log_retention_bytes, -1);
         assert_eq!(c.log_retention_check_interval_ms, 300_000);
+        assert!(c.log_cleaner_enable);
+        assert_eq!(c.log_cleaner_threads, 1);
+        assert_eq!(c.log_cleaner_dedupe_buffer_size, 128 << 20);
+        assert_eq!(c.log_cleaner_backoff_ms, 15_000);
         assert_eq!(c.log_index_interval_bytes, 4096);
         assert_eq!(c.log_index_size_max_bytes, 10 * 1024 * 1024);
         assert_eq!(c.log_flush_interval_messages, i64::MAX);
@@ -2368,6 +2420,33 @@ mod tests {
     }
 
     #[test]
+    fn log_cleaner_settings() {
+        let c = ok(
+            COMBINED,
+            &[
+                ("log.cleaner.enable", Some("false")),
+                ("log.cleaner.threads", Some("2")),
+                ("log.cleaner.backoff.ms", Some("100")),
+                ("log.cleaner.min.cleanable.ratio", Some("0.1")),
+            ],
+        );
+        assert!(!c.log_cleaner_enable);
+        assert_eq!((c.log_cleaner_threads, c.log_cleaner_backoff_ms), (2, 100));
+        // A topic setting's broker default is used, not "accepted, unused".
+        assert!(c.unused_keys().is_empty(), "{:?}", c.unused_keys());
+        let e = fails(
+            COMBINED,
+            &[
+                ("log.cleaner.threads", Some("4")),
+                ("log.cleaner.dedupe.buffer.size", Some("2097152")),
+            ],
+        );
+        assert!(e.contains("at least 1 MiB"), "{e}");
+        assert!(fails(COMBINED, &[("log.cleaner.enable", Some("yes"))]).contains("true or false"));
+        assert!(fails(COMBINED, &[("log.cleaner.threads", Some("-1"))]).contains("at least 0"));
+    }
+
+    #[test]
     fn unknown_and_accepted_keys() {
         let e = fails(COMBINED, &[("num.partitons", Some("3"))]);
         assert!(e.contains("'num.partitons'") && e.contains("'3'"), "{e}");
@@ -2375,7 +2454,7 @@ mod tests {
             COMBINED,
             &[
                 ("socket.send.buffer.bytes", Some("102400")),
-                ("log.cleaner.threads", Some("2")),
+                ("log.cleaner.io.buffer.size", Some("524288")),
                 (
                     "group.coordinator.rebalance.protocols",
                     Some("classic,consumer"),

@@ -7,6 +7,7 @@
 
 pub mod admission;
 pub mod broker;
+pub mod cleaner;
 pub mod config;
 pub mod controller;
 pub mod dispatch;

@@ -196,6 +196,10 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<RunningServer> {
         broker.clone(),
         shutdown_rx.clone(),
     )));
+    tasks.extend(crate::cleaner::Cleaner::start(
+        broker.clone(),
+        shutdown_rx.clone(),
+    ));
     if let Some(http) = broker.config.http_listener.clone() {
         let addr = format!("{}:{}", http.host, http.port);
         tasks.push(tokio::spawn(crate::metrics::serve(

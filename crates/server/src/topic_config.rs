@@ -796,6 +796,9 @@ pub struct EffectiveTopicConfig {
     pub delete_retention_ms: i64,
     pub file_delete_delay_ms: i64,
     pub preallocate: bool,
+    pub min_cleanable_dirty_ratio: f64,
+    pub min_compaction_lag_ms: i64,
+    pub max_compaction_lag_ms: i64,
 }
 
 impl Default for EffectiveTopicConfig {
@@ -823,6 +826,9 @@ impl Default for EffectiveTopicConfig {
             delete_retention_ms: 86_400_000,
             file_delete_delay_ms: 60_000,
             preallocate: false,
+            min_cleanable_dirty_ratio: 0.5,
+            min_compaction_lag_ms: 0,
+            max_compaction_lag_ms: i64::MAX,
         }
     }
 }
@@ -992,6 +998,27 @@ pub fn effective(
             d.file_delete_delay_ms,
         ),
         preallocate: pick("preallocate", overrides, server, boolean, false),
+        min_cleanable_dirty_ratio: pick(
+            "min.cleanable.dirty.ratio",
+            overrides,
+            server,
+            |s| s.parse::<f64>().ok().filter(|r| (0.0..=1.0).contains(r)),
+            d.min_cleanable_dirty_ratio,
+        ),
+        min_compaction_lag_ms: pick(
+            "min.compaction.lag.ms",
+            overrides,
+            server,
+            long,
+            d.min_compaction_lag_ms,
+        ),
+        max_compaction_lag_ms: pick(
+            "max.compaction.lag.ms",
+            overrides,
+            server,
+            long,
+            d.max_compaction_lag_ms,
+        ),
     }
 }
 

@@ -12,14 +12,16 @@
 //!   truncation, flushing and crash recovery (a torn tail is truncated);
 //! * [`LeaderEpochCache`]: the `leader-epoch-checkpoint` file and OffsetsForLeaderEpoch answers;
 //! * [`checkpoint`]: Kafka's text checkpoint files;
+//! * [`clean`]: log compaction (`cleanup.policy=compact`), with records decoded and rebuilt by
+//!   the caller's [`clean::RecordKeys`];
 //! * [`LogManager`]: all partitions of a broker's log dirs, checkpoints, the clean-shutdown
 //!   marker and the periodic retention and flush passes.
 //!
 //! The on-disk layout follows Kafka's, so a partition directory looks like a Kafka one.
 //!
 //! What this crate must never do: touch the network, know about requests or the Kafka protocol
-//! beyond the record batch header, or decode, decompress or re-encode records: on the append
-//! path the work is per batch (CRC check and header patch), never per record. Input errors are
+//! beyond the record batch header, or decode, decompress or re-encode records itself (the
+//! cleaner hands that to its caller): on the append path the work is per batch (CRC check and header patch), never per record. Input errors are
 //! `Result`s; nothing read from disk or given by callers may panic.
 //!
 //! Concurrency: share a log as `Arc<parking_lot::RwLock<Log>>` ([`SharedLog`]); reads take the
@@ -29,6 +31,7 @@
 
 pub mod batch;
 pub mod checkpoint;
+pub mod clean;
 pub mod epoch;
 pub mod error;
 pub mod index;

@@ -68,6 +68,9 @@ pub struct LogConfig {
     /// Whether the active segment's file is filled with zeros ahead of its appends
     /// ([`Log::fill_ahead`]) while neither flush setting is set. Not a Kafka setting.
     pub fill_ahead: bool,
+    /// `cleanup.policy` holds `compact`: every record needs a key, and the log cleaner
+    /// ([`crate::clean`]) keeps the last record of each.
+    pub compact: bool,
 }
 
 impl Default for LogConfig {
@@ -86,6 +89,7 @@ impl Default for LogConfig {
             flush_interval_messages: u64::MAX,
             flush_interval_ms: i64::MAX,
             fill_ahead: true,
+            compact: false,
         }
     }
 }
@@ -418,6 +422,85 @@ fn file_len(file: &File) -> u64 {
 /// More zeros than [`Log::fill_ahead`] ever leaves past a segment's data.
 const ZERO_TAIL_MAX: u64 = 2 * FILL_CHUNK + (64 << 10);
 
+/// A cleaned copy of consecutive segments, written as `<first base>.*.cleaned`
+/// ([`crate::clean`]).
+#[derive(Debug)]
+pub(crate) struct CleanedGroup {
+    /// Base offset and size of each segment it replaces.
+    pub old: Vec<(i64, u64)>,
+    /// Base offset of the segment after them.
+    pub next_base: i64,
+    /// Size of the cleaned data.
+    pub size: u64,
+    /// Its index.
+    pub index: SegmentIndex,
+    /// Records it left out.
+    pub records_removed: u64,
+}
+
+/// The file naming a segment replacement in progress (see [`Log::install_cleaned`]).
+pub const CLEANER_SWAP: &str = "cleaner-swap";
+
+/// Completes the replacement of the segments in `[first, next)` by `<first>.*.cleaned`:
+/// deletes the others' files, renames the cleaned ones (data last), fsyncs the directory
+/// and removes [`CLEANER_SWAP`]. Done again from the start after a crash, it finishes what
+/// is left.
+fn finish_swap(dir: &Path, first: i64, next: i64) -> Result<()> {
+    let cleaned_log = cleaned_file(dir, first, LOG_SUFFIX);
+    if cleaned_log.exists() {
+        for entry in fs::read_dir(dir)? {
+            let entry = entry?;
+            let name = entry.file_name();
+            let Some(name) = name.to_str() else { continue };
+            let base = parse_segment_file_name(name, LOG_SUFFIX)
+                .or_else(|| parse_segment_file_name(name, INDEX_SUFFIX))
+                .or_else(|| parse_segment_file_name(name, TIME_INDEX_SUFFIX));
+            if base.is_some_and(|b| b > first && b < next) {
+                remove_if_exists(&entry.path())?;
+            }
+        }
+        for suffix in [INDEX_SUFFIX, TIME_INDEX_SUFFIX, LOG_SUFFIX] {
+            let from = cleaned_file(dir, first, suffix);
+            if from.exists() {
+                fs::rename(&from, segment_path(dir, first, suffix))?;
+            }
+        }
+        sync_dir(dir)?;
+    }
+    remove_if_exists(&dir.join(CLEANER_SWAP))?;
+    Ok(())
+}
+
+/// `<base><suffix>.cleaned` in `dir`.
+pub(crate) fn cleaned_file(dir: &Path, base: i64, suffix: &str) -> PathBuf {
+    let mut p = segment_path(dir, base, suffix).into_os_string();
+    p.push(crate::clean::CLEANED_SUFFIX);
+    p.into()
+}
+
+/// Finishes a segment replacement that a crash interrupted (see [`Log::install_cleaned`]).
+fn recover_swap(dir: &Path) -> Result<()> {
+    let path = dir.join(CLEANER_SWAP);
+    let text = match fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e.into()),
+    };
+    let mut it = text.split_whitespace().map(str::parse::<i64>);
+    match (it.next(), it.next()) {
+        (Some(Ok(first)), Some(Ok(next))) if first < next => {
+            warn!(log = %dir.display(), first, next, "finishing a compaction's segment replacement");
+            finish_swap(dir, first, next)
+        }
+        _ => {
+            // Written atomically, so never torn: not ours. The cleaned files go below.
+            warn!(log = %dir.display(), "ignoring an unreadable cleaner-swap file");
+            remove_if_exists(&path)?;
+            Ok(())
+        }
+    }
+}
+
 /// Loads a segment's index files and checks them against the segment (`max_rel` bounds the
 /// relative offsets); `Err(reason)` if they are missing, corrupt or inconsistent.
 fn load_index_files(
@@ -548,6 +631,7 @@ impl Log {
         now_ms: i64,
     ) -> Result<Log> {
         fs::create_dir_all(dir)?;
+        recover_swap(dir)?;
         let interval = u64::from(config.index_interval_bytes);
         let mut bases = Vec::new();
         let mut index_files = Vec::new();
@@ -1812,6 +1896,114 @@ impl Log {
             self.epochs.truncate_from_start(self.log_start_offset)?;
         }
         Ok(deleted)
+    }
+
+    /// The inactive segments wholly below `end` (the active one never is), oldest first,
+    /// with what [`crate::clean`] needs to read them without the lock.
+    pub(crate) fn clean_view(&self, end: i64) -> Result<crate::clean::CleanView> {
+        self.check_open()?;
+        let mut segments = Vec::new();
+        for i in 0..self.segments.len().saturating_sub(1) {
+            let next_base = self.segments[i + 1].base_offset;
+            if next_base > end {
+                break;
+            }
+            segments.push(crate::clean::SegmentView {
+                base: self.segments[i].base_offset,
+                size: self.segments[i].size,
+                next_base,
+                file: self.segment_file(i)?,
+                max_timestamp: self.segment_largest_timestamp(i)?,
+            });
+        }
+        Ok(crate::clean::CleanView {
+            segments,
+            generation: self.generation,
+            segment_limit: self.config.segment_limit(),
+            index_interval: u64::from(self.config.index_interval_bytes),
+            dir: self.dir.clone(),
+        })
+    }
+
+    /// The base offset of the first segment with a record newer than `ts` (the log end if
+    /// none): see [`crate::clean::first_offset_newer_than`].
+    pub(crate) fn first_offset_newer_than(&self, ts: i64) -> i64 {
+        for i in 0..self.segments.len() {
+            match self.segment_largest_timestamp(i) {
+                Ok(t) if t <= ts => {}
+                _ => return self.segments[i].base_offset,
+            }
+        }
+        self.log_end_offset()
+    }
+
+    /// The MaxTimestamp of the first batch holding `offset` or a later one.
+    pub(crate) fn first_timestamp_from(&self, offset: i64) -> Option<i64> {
+        (self.segment_for(offset)..self.segments.len())
+            .find_map(|i| self.find_batch(i, offset).ok().flatten())
+            .map(|(_, h)| h.max_timestamp())
+    }
+
+    /// Whether the log was truncated (or emptied) since `generation` was read.
+    pub(crate) fn generation_changed(&self, generation: u64) -> bool {
+        self.generation != generation
+    }
+
+    /// Bytes of the inactive segments wholly below `first_dirty`, and of those from there
+    /// to `end` (see [`crate::clean::cleanable_bytes`]).
+    pub(crate) fn cleanable_bytes(&self, first_dirty: i64, end: i64) -> (u64, u64) {
+        let (mut clean, mut dirty) = (0, 0);
+        for i in 0..self.segments.len().saturating_sub(1) {
+            let next_base = self.segments[i + 1].base_offset;
+            if next_base > end {
+                break;
+            }
+            if next_base <= first_dirty {
+                clean += self.segments[i].size;
+            } else {
+                dirty += self.segments[i].size;
+            }
+        }
+        (clean, dirty)
+    }
+
+    /// Replaces the segments of `group` with its cleaned files, if the log still holds them
+    /// as they were when the cleaning started (same generation, bases and sizes, none
+    /// active); `false` when it does not (nothing changed then).
+    ///
+    /// The replacement survives a crash at any point: `cleaner-swap` (the first base offset
+    /// and the next segment's) is written durably first; then the other replaced segments'
+    /// files are deleted, and the cleaned files renamed over the first one's (indexes first,
+    /// data last); then `cleaner-swap` is removed. [`Log::open`] finishes a replacement it
+    /// finds `cleaner-swap` for.
+    pub(crate) fn install_cleaned(&mut self, generation: u64, group: CleanedGroup) -> Result<bool> {
+        self.check_open()?;
+        let Some(&(first, _)) = group.old.first() else {
+            return Ok(false);
+        };
+        let Some(at) = self.segments.iter().position(|s| s.base_offset == first) else {
+            return Ok(false);
+        };
+        let n = group.old.len();
+        let unchanged = generation == self.generation
+            && at + n < self.segments.len()
+            && self.segments[at + n].base_offset == group.next_base
+            && self.segments[at..at + n]
+                .iter()
+                .zip(&group.old)
+                .all(|(s, &(base, size))| s.base_offset == base && s.size == size);
+        if !unchanged {
+            return Ok(false);
+        }
+        crate::checkpoint::write_atomically(
+            &self.dir.join(CLEANER_SWAP),
+            format!("{} {}\n", first, group.next_base).as_bytes(),
+        )?;
+        finish_swap(&self.dir, first, group.next_base)?;
+        let mut seg = Segment::new(first, group.size);
+        *seg.index.get_mut() = Some(Arc::new(group.index));
+        self.segments.splice(at..at + n, [seg]);
+        Ok(true)
     }
 
     /// Removes every segment and starts an empty log at `offset`.

@@ -324,6 +324,7 @@ fn append(
         ));
     }
     check_not_too_old(&partition, records, now)?;
+    check_keys_if_compacted(&partition, records)?;
     match partition.append_unflushed(records, now) {
         Ok(a) => {
             // A retried batch already written is still synced before it is answered, in
@@ -403,6 +404,47 @@ fn check_not_too_old(
                 return Err((
                     ErrorCode::CorruptMessage,
                     Some(format!("cannot read the batch's record timestamps: {e:?}")),
+                ))
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A compacted topic keeps the last record of each key, so every record needs one: as
+/// Kafka, a batch with a record without a key is refused (INVALID_RECORD). Only compacted
+/// topics read their records here.
+fn check_keys_if_compacted(
+    partition: &crate::partition::Partition,
+    records: &bytes::Bytes,
+) -> Result<(), (ErrorCode, Option<String>)> {
+    if !partition.read_log().config().compact {
+        return Ok(());
+    }
+    for b in krust_storage::batch::batches(records) {
+        let Ok(b) = b else {
+            return Ok(()); // the log refuses it with the precise reason
+        };
+        match krust_protocol::record_keys::all_records_have_keys(
+            b.records_bytes(),
+            b.compression_code(),
+            b.records_count(),
+            krust_protocol::record_keys::BATCH_DATA_MAX_BYTES,
+        ) {
+            Ok(true) => {}
+            Ok(false) => {
+                return Err((
+                    ErrorCode::InvalidRecord,
+                    Some(format!(
+                    "Compacted topic cannot accept message without key in topic partition {}-{}.",
+                    partition.topic, partition.index
+                )),
+                ))
+            }
+            Err(e) => {
+                return Err((
+                    ErrorCode::CorruptMessage,
+                    Some(format!("cannot read the batch's records: {e:?}")),
                 ))
             }
         }

@@ -1,0 +1,313 @@
+//! The log cleaner: compacts the logs of topics whose `cleanup.policy` holds `compact`, as
+//! Kafka's does (`krust_storage::clean` does the work on one log).
+//!
+//! `log.cleaner.threads` tasks each pick, every time they look, the hosted log most worth
+//! cleaning that no other is cleaning: the one with the largest dirty ratio (bytes written
+//! since its last cleaning over all its cleanable bytes) of those at or above their
+//! `min.cleanable.dirty.ratio`, or whose oldest uncleaned record is older than
+//! `max.compaction.lag.ms`. Nothing at or past the partition's high watermark is cleaned
+//! (a record not yet committed may still be truncated, and the older value it supersedes
+//! must stay until it is committed), nor the active segment, nor a segment with records
+//! newer than `min.compaction.lag.ms`. With nothing to clean a task sleeps for
+//! `log.cleaner.backoff.ms`. Each replica cleans its own log.
+//!
+//! Where each log's last cleaning ended (its first dirty offset) is kept in each log dir's
+//! `cleaner-offset-checkpoint`, as Kafka does. `__consumer_offsets` is compacted by its
+//! coordinator instead (`crate::groups`).
+
+use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use krust_storage::checkpoint::{read_offsets, write_offsets};
+use krust_storage::clean::{self, CleanOutcome, CleanRequest, KeyFilter, KeyVisitor, RecordKeys};
+use krust_storage::TopicPartition;
+use tokio::sync::watch;
+use tracing::{info, warn};
+
+use crate::broker::{now_ms, Broker};
+use crate::groups::OFFSETS_TOPIC;
+use crate::partition::Partition;
+
+/// The checkpoint file of first dirty offsets in each log dir.
+pub const CLEANER_CHECKPOINT: &str = "cleaner-offset-checkpoint";
+
+/// Records decoded by `krust_protocol::record_keys`.
+pub struct ProtocolRecordKeys;
+
+impl RecordKeys for ProtocolRecordKeys {
+    fn for_each_record(&self, batch: &[u8], visit: &mut KeyVisitor<'_>) -> Result<(), String> {
+        krust_protocol::record_keys::for_each_record(batch, visit)
+    }
+
+    fn retain(&self, batch: &[u8], keep: &mut KeyFilter<'_>) -> Result<Option<Vec<u8>>, String> {
+        krust_protocol::record_keys::retain_records(batch, keep)
+    }
+}
+
+/// The cleaners' shared state.
+pub struct Cleaner {
+    broker: Arc<Broker>,
+    /// First dirty offset of each log cleaned so far.
+    first_dirty: Mutex<HashMap<TopicPartition, i64>>,
+    /// Logs being cleaned now.
+    busy: Mutex<HashSet<TopicPartition>>,
+    /// Logs not to try again before the given time (a cleaning failed or found nothing).
+    resting: Mutex<HashMap<TopicPartition, i64>>,
+    stop: AtomicBool,
+}
+
+/// A log worth cleaning.
+struct Candidate {
+    partition: Arc<Partition>,
+    tp: TopicPartition,
+    request: CleanRequest,
+    ratio: f64,
+}
+
+impl Cleaner {
+    /// Reads the checkpoints of every log dir.
+    pub fn new(broker: Arc<Broker>) -> Cleaner {
+        let mut first_dirty = HashMap::new();
+        for dir in broker.logs.log_dirs() {
+            match read_offsets(&dir.join(CLEANER_CHECKPOINT)) {
+                Ok(m) => first_dirty.extend(m),
+                Err(e) => {
+                    warn!(dir = %dir.display(), error = %e, "ignoring an unreadable cleaner checkpoint")
+                }
+            }
+        }
+        Cleaner {
+            broker,
+            first_dirty: Mutex::new(first_dirty),
+            busy: Mutex::new(HashSet::new()),
+            resting: Mutex::new(HashMap::new()),
+            stop: AtomicBool::new(false),
+        }
+    }
+
+    /// Starts `log.cleaner.threads` cleaner tasks (none when `log.cleaner.enable` is false);
+    /// they end when `shutdown` turns true, a cleaning under way stopping at its next group.
+    pub fn start(
+        broker: Arc<Broker>,
+        shutdown: watch::Receiver<bool>,
+    ) -> Vec<tokio::task::JoinHandle<()>> {
+        let threads = broker.config.log_cleaner_threads.max(0) as usize;
+        if !broker.config.log_cleaner_enable || threads == 0 {
+            return Vec::new();
+        }
+        let cleaner = Arc::new(Cleaner::new(broker));
+        let mut tasks = Vec::new();
+        for _ in 0..threads {
+            let c = cleaner.clone();
+            let mut shutdown = shutdown.clone();
+            tasks.push(tokio::spawn(async move {
+                let backoff = Duration::from_millis(
+                    u64::try_from(c.broker.config.log_cleaner_backoff_ms).unwrap_or(0),
+                );
+                loop {
+                    let worker = c.clone();
+                    let cleaned = tokio::task::spawn_blocking(move || worker.clean_one())
+                        .await
+                        .unwrap_or(false);
+                    if cleaned {
+                        tokio::task::yield_now().await;
+                        if !*shutdown.borrow() {
+                            continue;
+                        }
+                    }
+                    tokio::select! {
+                        _ = tokio::time::sleep(backoff) => {}
+                        _ = shutdown.changed() => {}
+                    }
+                    if *shutdown.borrow() {
+                        c.stop.store(true, Ordering::Release);
+                        break;
+                    }
+                }
+            }));
+        }
+        let stopper = cleaner;
+        let mut shutdown = shutdown;
+        tasks.push(tokio::spawn(async move {
+            while !*shutdown.borrow() {
+                if shutdown.changed().await.is_err() {
+                    break;
+                }
+            }
+            stopper.stop.store(true, Ordering::Release);
+        }));
+        tasks
+    }
+
+    /// Cleans the log most worth it, if any; whether one was cleaned.
+    pub fn clean_one(&self) -> bool {
+        let Some(c) = self.pick() else {
+            return false;
+        };
+        let result = clean::clean(&c.partition.log, &c.request, &ProtocolRecordKeys, &|| {
+            self.stop.load(Ordering::Acquire)
+        });
+        lock(&self.busy).remove(&c.tp);
+        match result {
+            Ok(Some(out)) => {
+                self.cleaned(&c, &out);
+                true
+            }
+            Ok(None) => {
+                self.rest(&c.tp);
+                false
+            }
+            Err(e) => {
+                warn!(topic = %c.tp.topic, partition = c.tp.partition, error = %e, "log cleaning failed; trying again later");
+                self.rest(&c.tp);
+                false
+            }
+        }
+    }
+
+    fn rest(&self, tp: &TopicPartition) {
+        let until = now_ms().saturating_add(self.broker.config.log_cleaner_backoff_ms.max(1000));
+        lock(&self.resting).insert(tp.clone(), until);
+    }
+
+    fn cleaned(&self, c: &Candidate, out: &CleanOutcome) {
+        info!(
+            topic = %c.tp.topic,
+            partition = c.tp.partition,
+            dirty_ratio = format!("{:.2}", c.ratio),
+            up_to = out.cleaned_up_to,
+            segments = format!("{} -> {}", out.segments_before, out.segments_after),
+            bytes = format!("{} -> {}", out.bytes_before, out.bytes_after),
+            records_removed = out.records_removed,
+            "compacted"
+        );
+        lock(&self.first_dirty).insert(c.tp.clone(), out.cleaned_up_to);
+        if let Err(e) = self.checkpoint() {
+            warn!(error = %e, "cannot write the cleaner checkpoint");
+        }
+    }
+
+    /// Writes each log dir's `cleaner-offset-checkpoint` (hosted partitions only).
+    fn checkpoint(&self) -> krust_storage::Result<()> {
+        let first_dirty = lock(&self.first_dirty).clone();
+        let mut per_dir: HashMap<PathBuf, Vec<(TopicPartition, i64)>> = self
+            .broker
+            .logs
+            .log_dirs()
+            .iter()
+            .map(|d| (d.clone(), Vec::new()))
+            .collect();
+        let dirs = self.broker.logs.log_dirs();
+        for (tp, offset) in first_dirty {
+            // With one log dir every log is there; otherwise ask the open log where it is.
+            let dir = match dirs {
+                [only] => Some(only.clone()),
+                _ => self
+                    .broker
+                    .logs
+                    .get(&tp.topic, tp.partition)
+                    .and_then(|l| l.read().dir().parent().map(PathBuf::from)),
+            };
+            if let Some(entries) = dir.and_then(|d| per_dir.get_mut(&d)) {
+                entries.push((tp, offset));
+            }
+        }
+        for (dir, entries) in per_dir {
+            write_offsets(
+                &dir.join(CLEANER_CHECKPOINT),
+                entries.iter().map(|(tp, o)| (tp, *o)),
+            )?;
+        }
+        Ok(())
+    }
+
+    /// The hosted compacted log most worth cleaning now, marked busy.
+    fn pick(&self) -> Option<Candidate> {
+        let image = self.broker.image();
+        let now = now_ms();
+        let mut best: Option<Candidate> = None;
+        let busy = lock(&self.busy).clone();
+        lock(&self.resting).retain(|_, until| *until > now);
+        let resting = lock(&self.resting).clone();
+        let partitions = self.broker.partitions.all();
+        let first_dirty = {
+            // Forget the logs no longer here (deleted, or moved away), so a new partition
+            // of the same name starts dirty.
+            let mut m = lock(&self.first_dirty);
+            m.retain(|tp, _| self.broker.logs.contains(&tp.topic, tp.partition));
+            m.clone()
+        };
+        for p in partitions {
+            if p.topic == OFFSETS_TOPIC {
+                continue;
+            }
+            let tp = TopicPartition::new(p.topic.clone(), p.index);
+            if busy.contains(&tp) || resting.contains_key(&tp) {
+                continue;
+            }
+            let e =
+                crate::topic_config::effective(&image.topic_configs(&p.topic), &self.broker.config);
+            if !e.cleanup_policy_compact {
+                continue;
+            }
+            let log = p.log.read();
+            let start = log.log_start_offset();
+            let first = first_dirty
+                .get(&tp)
+                .copied()
+                .filter(|&o| o <= log.log_end_offset())
+                .unwrap_or(start)
+                .max(start);
+            let mut end = p.high_watermark();
+            if e.min_compaction_lag_ms > 0 {
+                end = end.min(clean::first_offset_newer_than(
+                    &log,
+                    now.saturating_sub(e.min_compaction_lag_ms),
+                ));
+            }
+            let (clean_bytes, dirty_bytes) = clean::cleanable_bytes(&log, first, end);
+            if dirty_bytes == 0 {
+                continue;
+            }
+            let ratio = dirty_bytes as f64 / (clean_bytes + dirty_bytes) as f64;
+            let overdue = e.max_compaction_lag_ms < i64::MAX
+                && clean::first_timestamp_from(&log, first)
+                    .is_some_and(|t| t < now.saturating_sub(e.max_compaction_lag_ms));
+            if ratio < e.min_cleanable_dirty_ratio && !overdue {
+                continue;
+            }
+            let rank = if overdue { f64::INFINITY } else { ratio };
+            if best.as_ref().is_some_and(|b| b.ratio >= rank) {
+                continue;
+            }
+            let threads = self.broker.config.log_cleaner_threads.max(1) as usize;
+            let map_bytes = usize::try_from(self.broker.config.log_cleaner_dedupe_buffer_size)
+                .unwrap_or(usize::MAX)
+                / threads;
+            drop(log);
+            best = Some(Candidate {
+                partition: p,
+                tp,
+                request: CleanRequest {
+                    first_dirty: first,
+                    end,
+                    delete_horizon_ms: now.saturating_sub(e.delete_retention_ms),
+                    map_bytes,
+                },
+                ratio: rank,
+            });
+        }
+        let c = best?;
+        if !lock(&self.busy).insert(c.tp.clone()) {
+            return None;
+        }
+        Some(c)
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}

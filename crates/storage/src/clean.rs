@@ -1,0 +1,719 @@
+//! Log compaction (`cleanup.policy=compact`): keeps at least the last record of every key.
+//!
+//! A cleaning of one log, as Kafka's log cleaner does it:
+//!
+//! 1. Under the shared lock, a view of the inactive segments that lie wholly below the first
+//!    uncleanable offset (the caller's bound: the high watermark, `min.compaction.lag.ms`;
+//!    the active segment is never cleaned). The segments from the first dirty offset (the
+//!    end of the previous cleaning) on are the dirty ones.
+//! 2. No lock: the dirty segments are read and each key's last offset there goes into a map
+//!    (a 128-bit hash of the key, so its size per key is fixed), bounded by the caller's
+//!    memory; if the bound is reached inside a segment, the cleaning stops before it.
+//! 3. No lock: from the first segment to the last one mapped, in groups that fit in one
+//!    segment, each batch is kept as it is, rebuilt with fewer records, or left out. A record
+//!    goes when its key appears at a later offset in the map, when it has no key, or when it
+//!    is a tombstone (null value) in a segment that an earlier cleaning already covered and
+//!    whose newest timestamp is older than `delete.retention.ms`. A batch that loses all its
+//!    records is left out, unless it is an idempotent producer's last batch here: then its
+//!    empty header stays, keeping that producer's sequence. Offsets never change: a batch
+//!    keeps its base and last offset, and gaps are allowed in a log. Each group is written
+//!    to `<base>.log.cleaned` with new indexes, and fsynced.
+//! 4. Under the exclusive lock, briefly, for each group: if the log still has those segments
+//!    unchanged, the cleaned files replace them (see [`crate::Log::open`] for completing a
+//!    replacement that a crash interrupted).
+//!
+//! Records are read and rebuilt by the caller's [`RecordKeys`]: this crate does not decode
+//! records itself.
+
+use std::collections::HashMap;
+use std::fs::{File, OpenOptions};
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::io::{BufWriter, Write};
+use std::sync::Arc;
+
+use parking_lot::RwLock;
+use tracing::debug;
+
+use crate::batch::{BatchHeader, RecordBatch};
+use crate::error::{Result, StorageError};
+use crate::index::{self, IndexBuilder, OnDisk};
+use crate::log::{cleaned_file, CleanedGroup, Log};
+use crate::segment::{
+    segment_path, FileScanner, HeaderAt, INDEX_SUFFIX, LOG_SUFFIX, TIME_INDEX_SUFFIX,
+};
+
+/// Suffix of a cleaned segment's files before they replace the originals.
+pub const CLEANED_SUFFIX: &str = ".cleaned";
+
+/// Bytes the offset map takes per key (a 128-bit hash, an offset and the table's overhead).
+pub const MAP_BYTES_PER_KEY: usize = 40;
+
+/// Called with each record's offset, key and whether it has a value (not a tombstone).
+pub type KeyVisitor<'a> = dyn FnMut(i64, Option<&[u8]>, bool) + 'a;
+/// Like [`KeyVisitor`], answering whether to keep the record.
+pub type KeyFilter<'a> = dyn FnMut(i64, Option<&[u8]>, bool) -> bool + 'a;
+
+/// Decodes what the cleaner needs of a batch's records.
+pub trait RecordKeys {
+    /// Calls `visit(offset, key, has_value)` for each record of `batch` (a whole stored
+    /// batch, header included), in order.
+    fn for_each_record(
+        &self,
+        batch: &[u8],
+        visit: &mut KeyVisitor<'_>,
+    ) -> std::result::Result<(), String>;
+
+    /// `batch` rebuilt with only the records for which `keep(offset, key, has_value)` holds,
+    /// keeping its base and last offset (with none kept: its header alone, RecordsCount 0);
+    /// `None` when every record is kept.
+    fn retain(
+        &self,
+        batch: &[u8],
+        keep: &mut KeyFilter<'_>,
+    ) -> std::result::Result<Option<Vec<u8>>, String>;
+}
+
+/// What to clean.
+#[derive(Debug, Clone)]
+pub struct CleanRequest {
+    /// Where the previous cleaning ended (the log start offset if none did).
+    pub first_dirty: i64,
+    /// The first offset that must not be cleaned (exclusive bound).
+    pub end: i64,
+    /// Tombstones in already-cleaned segments whose newest timestamp is below this go.
+    pub delete_horizon_ms: i64,
+    /// Memory for the offset map.
+    pub map_bytes: usize,
+}
+
+/// What a cleaning did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CleanOutcome {
+    /// Where the next cleaning starts: the end of the segments mapped.
+    pub cleaned_up_to: i64,
+    /// Bytes of the segments replaced, before and after.
+    pub bytes_before: u64,
+    /// See `bytes_before`.
+    pub bytes_after: u64,
+    /// Records left out.
+    pub records_removed: u64,
+    /// Segments replaced, and how many they became.
+    pub segments_before: usize,
+    /// See `segments_before`.
+    pub segments_after: usize,
+}
+
+/// A segment as the cleaner sees it (see [`Log::clean_view`]).
+#[derive(Debug, Clone)]
+pub(crate) struct SegmentView {
+    pub base: i64,
+    pub size: u64,
+    /// Base offset of the segment after it.
+    pub next_base: i64,
+    pub file: Arc<File>,
+    /// Its newest batch timestamp (file time if none).
+    pub max_timestamp: i64,
+}
+
+/// Inactive segments wholly below a bound, and the log's generation when they were taken.
+#[derive(Debug)]
+pub(crate) struct CleanView {
+    pub segments: Vec<SegmentView>,
+    pub generation: u64,
+    pub segment_limit: u64,
+    pub index_interval: u64,
+    pub dir: std::path::PathBuf,
+}
+
+/// Bytes of a log below `first_dirty` and from it to `end` (whole inactive segments only):
+/// the dirty ratio is `dirty / (clean + dirty)`.
+pub fn cleanable_bytes(log: &Log, first_dirty: i64, end: i64) -> (u64, u64) {
+    log.cleanable_bytes(first_dirty, end)
+}
+
+/// The first offset that `min.compaction.lag.ms` keeps from cleaning: the base of the first
+/// segment holding a record newer than `ts` (the log end if none).
+pub fn first_offset_newer_than(log: &Log, ts: i64) -> i64 {
+    log.first_offset_newer_than(ts)
+}
+
+/// The timestamp (batch MaxTimestamp) of the first batch at or after `offset`, for
+/// `max.compaction.lag.ms`; `None` if there is none.
+pub fn first_timestamp_from(log: &Log, offset: i64) -> Option<i64> {
+    log.first_timestamp_from(offset)
+}
+
+fn key_hash(key: &[u8]) -> u128 {
+    let mut lo = DefaultHasher::new();
+    0u8.hash(&mut lo);
+    key.hash(&mut lo);
+    let mut hi = DefaultHasher::new();
+    1u8.hash(&mut hi);
+    key.hash(&mut hi);
+    (u128::from(hi.finish()) << 64) | u128::from(lo.finish())
+}
+
+/// Walks the whole batches of a segment view.
+fn for_each_batch(
+    seg: &SegmentView,
+    path: &std::path::Path,
+    mut f: impl FnMut(BatchHeader, &[u8]) -> Result<bool>,
+) -> Result<()> {
+    let mut sc = FileScanner::new(&seg.file, seg.size, 1 << 20);
+    let mut pos = 0u64;
+    loop {
+        let h = match sc.header_at(pos)? {
+            HeaderAt::End => return Ok(()),
+            HeaderAt::Bad(reason) => {
+                return Err(StorageError::CorruptLog {
+                    path: path.to_path_buf(),
+                    position: pos,
+                    reason,
+                })
+            }
+            HeaderAt::Batch(h) => h,
+        };
+        let bytes = sc.bytes_at(pos, h.size())?;
+        if !f(h, bytes)? {
+            return Ok(());
+        }
+        pos += h.size() as u64;
+    }
+}
+
+fn records_error(path: &std::path::Path, base: i64, e: String) -> StorageError {
+    StorageError::CorruptLog {
+        path: path.to_path_buf(),
+        position: 0,
+        reason: format!("batch at offset {base}: {e}"),
+    }
+}
+
+/// Cleans `log` (see the module docs). `None` when there was nothing to clean or the log
+/// changed under the cleaning (it is then tried again later); `stop` is asked between
+/// groups and ends the cleaning early.
+pub fn clean(
+    log: &RwLock<Log>,
+    req: &CleanRequest,
+    keys: &dyn RecordKeys,
+    stop: &dyn Fn() -> bool,
+) -> Result<Option<CleanOutcome>> {
+    let view = log.read().clean_view(req.end)?;
+    match clean_view(log, &view, req, keys, stop) {
+        // Reading a segment that was truncated or deleted meanwhile fails: the log changed.
+        Err(_) if log.read().generation_changed(view.generation) => {
+            for s in &view.segments {
+                remove_cleaned(&view.dir, s.base);
+            }
+            Ok(None)
+        }
+        r => r,
+    }
+}
+
+fn clean_view(
+    log: &RwLock<Log>,
+    view: &CleanView,
+    req: &CleanRequest,
+    keys: &dyn RecordKeys,
+    stop: &dyn Fn() -> bool,
+) -> Result<Option<CleanOutcome>> {
+    let segs = &view.segments;
+    let Some(first_dirty_seg) = segs.iter().position(|s| s.next_base > req.first_dirty) else {
+        return Ok(None);
+    };
+
+    // The offset map of the dirty segments, and each idempotent producer's last batch.
+    let max_keys = (req.map_bytes / MAP_BYTES_PER_KEY).max(1);
+    // Sized once (it never grows past `max_keys`), for the records the dirty segments can
+    // hold at most: a record takes 7 bytes or more.
+    let dirty_bytes: u64 = segs[first_dirty_seg..].iter().map(|s| s.size).sum();
+    let mut map: HashMap<u128, i64> = HashMap::with_capacity(
+        max_keys.min(usize::try_from(dirty_bytes / 7).unwrap_or(usize::MAX)) + 1,
+    );
+    let mut last_batch_of: HashMap<i64, i64> = HashMap::new();
+    let mut mapped_segs = segs.len();
+    for (i, seg) in segs.iter().enumerate() {
+        if stop() {
+            return Ok(None);
+        }
+        let path = segment_path(&view.dir, seg.base, LOG_SUFFIX);
+        let dirty = i >= first_dirty_seg;
+        let mut full = false;
+        for_each_batch(seg, &path, |h, bytes| {
+            if h.producer_id() >= 0 {
+                last_batch_of.insert(h.producer_id(), h.last_offset());
+            }
+            if !dirty || h.last_offset() < req.first_dirty || h.is_control() {
+                return Ok(true);
+            }
+            keys.for_each_record(bytes, &mut |offset, key, _| {
+                if let Some(k) = key {
+                    if offset >= req.first_dirty {
+                        map.insert(key_hash(k), offset);
+                    }
+                }
+            })
+            .map_err(|e| records_error(&path, h.base_offset(), e))?;
+            full = map.len() > max_keys;
+            Ok(!full)
+        })?;
+        if full {
+            mapped_segs = i;
+            break;
+        }
+    }
+    if mapped_segs <= first_dirty_seg {
+        tracing::warn!(
+            log = %view.dir.display(),
+            segment = segs[first_dirty_seg].base,
+            keys = max_keys,
+            "cannot compact: one segment has more keys than the offset map holds (log.cleaner.dedupe.buffer.size)"
+        );
+        return Ok(None);
+    }
+    let cleaned_up_to = segs[mapped_segs - 1].next_base;
+
+    // Groups of consecutive segments whose cleaned data fits in one.
+    let mut outcome = CleanOutcome {
+        cleaned_up_to,
+        ..CleanOutcome::default()
+    };
+    let mut i = 0;
+    while i < mapped_segs {
+        if stop() {
+            return Ok(None);
+        }
+        let cleaned = write_cleaned(view, &segs[i..mapped_segs], req, keys, &map, &last_batch_of)?;
+        let n = cleaned.old.len();
+        let before: u64 = cleaned.old.iter().map(|(_, size)| size).sum();
+        let (after, removed) = (cleaned.size, cleaned.records_removed);
+        if !log.write().install_cleaned(view.generation, cleaned)? {
+            debug!(log = %view.dir.display(), "log changed while cleaning; trying later");
+            remove_cleaned(&view.dir, segs[i].base);
+            return Ok(None);
+        }
+        outcome.bytes_before += before;
+        outcome.bytes_after += after;
+        outcome.records_removed += removed;
+        outcome.segments_before += n;
+        outcome.segments_after += 1;
+        i += n;
+    }
+    Ok(Some(outcome))
+}
+
+fn remove_cleaned(dir: &std::path::Path, base: i64) {
+    for suffix in [LOG_SUFFIX, INDEX_SUFFIX, TIME_INDEX_SUFFIX] {
+        let _ = std::fs::remove_file(cleaned_file(dir, base, suffix));
+    }
+}
+
+/// Writes the cleaned copy of the first of `segs`, and of as many after it as fit with it
+/// in one segment (`segment.bytes`, counting each by its size before cleaning), as
+/// `<base>.*.cleaned`, fsynced.
+fn write_cleaned(
+    view: &CleanView,
+    segs: &[SegmentView],
+    req: &CleanRequest,
+    keys: &dyn RecordKeys,
+    map: &HashMap<u128, i64>,
+    last_batch_of: &HashMap<i64, i64>,
+) -> Result<CleanedGroup> {
+    let base = segs[0].base;
+    let out_path = cleaned_file(&view.dir, base, LOG_SUFFIX);
+    let file = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(&out_path)?;
+    let mut out = BufWriter::with_capacity(1 << 20, &file);
+    let mut builder = IndexBuilder::new(base, view.index_interval);
+    let mut pos = 0u64;
+    let mut removed = 0u64;
+    let mut taken = 0;
+    for seg in segs {
+        let fits = pos.saturating_add(seg.size) <= view.segment_limit
+            && seg.next_base - 1 - base <= i64::from(i32::MAX);
+        if taken > 0 && !fits {
+            break;
+        }
+        taken += 1;
+        let path = segment_path(&view.dir, seg.base, LOG_SUFFIX);
+        let drop_tombstones =
+            seg.next_base <= req.first_dirty && seg.max_timestamp < req.delete_horizon_ms;
+        for_each_batch(seg, &path, |h, bytes| {
+            let rebuilt = if h.is_control() {
+                None
+            } else {
+                let mut keep = |offset: i64, key: Option<&[u8]>, has_value: bool| {
+                    let latest = key
+                        .is_some_and(|k| map.get(&key_hash(k)).is_none_or(|&last| offset >= last));
+                    let kept = latest && (has_value || !drop_tombstones);
+                    if !kept {
+                        removed += 1;
+                    }
+                    kept
+                };
+                keys.retain(bytes, &mut keep)
+                    .map_err(|e| records_error(&path, h.base_offset(), e))?
+            };
+            let batch: &[u8] = match &rebuilt {
+                None => bytes,
+                Some(b) => {
+                    let (parsed, _) = RecordBatch::parse(b)?;
+                    let empty = parsed.records_count() == 0;
+                    let producers_last = h.producer_id() >= 0
+                        && last_batch_of.get(&h.producer_id()) == Some(&h.last_offset());
+                    if empty && !producers_last {
+                        return Ok(true);
+                    }
+                    b
+                }
+            };
+            let header = BatchHeader::from_slice(batch)?;
+            out.write_all(batch)?;
+            builder.on_batch(
+                pos,
+                header.base_offset(),
+                header.last_offset(),
+                header.max_timestamp(),
+                batch.len() as u64,
+            );
+            pos += batch.len() as u64;
+            Ok(true)
+        })?;
+    }
+    out.flush()?;
+    drop(out);
+    file.sync_all()?;
+    builder.maybe_append_time();
+    index::persist(
+        &cleaned_file(&view.dir, base, INDEX_SUFFIX),
+        &cleaned_file(&view.dir, base, TIME_INDEX_SUFFIX),
+        &builder.index,
+        &mut OnDisk::default(),
+        true,
+    )?;
+    if pos > i32::MAX as u64 {
+        return Err(StorageError::InvalidArgument(format!(
+            "a cleaned segment at {base} would take {pos} bytes"
+        )));
+    }
+    let group = &segs[..taken];
+    Ok(CleanedGroup {
+        old: group.iter().map(|s| (s.base, s.size)).collect(),
+        next_base: group[taken - 1].next_base,
+        size: pos,
+        index: builder.index,
+        records_removed: removed,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::path::Path;
+
+    use super::*;
+    use crate::testing::{decode_records, BatchBuilder};
+    use crate::LogConfig;
+
+    struct Keys;
+
+    impl RecordKeys for Keys {
+        fn for_each_record(
+            &self,
+            batch: &[u8],
+            visit: &mut KeyVisitor<'_>,
+        ) -> std::result::Result<(), String> {
+            krust_protocol::record_keys::for_each_record(batch, visit)
+        }
+        fn retain(
+            &self,
+            batch: &[u8],
+            keep: &mut KeyFilter<'_>,
+        ) -> std::result::Result<Option<Vec<u8>>, String> {
+            krust_protocol::record_keys::retain_records(batch, keep)
+        }
+    }
+
+    fn config() -> LogConfig {
+        LogConfig {
+            segment_bytes: 600,
+            index_interval_bytes: 64,
+            retention_ms: -1,
+            ..LogConfig::default()
+        }
+    }
+
+    fn request(first_dirty: i64, end: i64) -> CleanRequest {
+        CleanRequest {
+            first_dirty,
+            end,
+            delete_horizon_ms: 0,
+            map_bytes: 1 << 20,
+        }
+    }
+
+    /// Every record of the log as (offset, key, value), and checks offsets only grow.
+    /// A record: offset, key, value.
+    type Rec = (i64, Option<Vec<u8>>, Option<Vec<u8>>);
+
+    fn contents(log: &Log) -> Vec<Rec> {
+        let r = log
+            .read(log.log_start_offset(), 1 << 30, log.log_end_offset(), true)
+            .expect("read");
+        let mut out = Vec::new();
+        for b in crate::batch::batches(&r.records) {
+            let b = b.expect("batch");
+            b.verify_crc().expect("crc");
+            for rec in decode_records(&b).expect("decode") {
+                out.push((rec.offset, rec.key, rec.value));
+            }
+        }
+        assert!(out.windows(2).all(|w| w[0].0 < w[1].0), "offsets grow");
+        out
+    }
+
+    /// Appends `n` single-record batches with key `k{i % keys}` and value `v{i}` (a
+    /// tombstone for every i in `tombstones`); timestamps = i.
+    fn produce(log: &mut Log, from: usize, n: usize, keys: usize, tombstones: &[usize]) {
+        for i in from..from + n {
+            let key = format!("k{}", i % keys);
+            let value = format!("v{i}");
+            let v = (!tombstones.contains(&i)).then_some(value.as_bytes());
+            let b = BatchBuilder::new(0)
+                .record(Some(key.as_bytes()), v, i as i64)
+                .build();
+            log.append_as_leader(&b, 0, i as i64).expect("append");
+        }
+    }
+
+    fn latest_by_key(all: &[Rec]) -> BTreeMap<Vec<u8>, (i64, Option<Vec<u8>>)> {
+        let mut m = BTreeMap::new();
+        for (o, k, v) in all {
+            if let Some(k) = k {
+                m.insert(k.clone(), (*o, v.clone()));
+            }
+        }
+        m
+    }
+
+    fn file_names(dir: &Path) -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(dir)
+            .expect("dir")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn keeps_the_last_record_of_every_key_at_its_offset() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let log = RwLock::new(Log::open(dir.path(), config(), 0, 0, true, 0).expect("open"));
+        produce(&mut log.write(), 0, 200, 7, &[]);
+        let before = contents(&log.read());
+        let want = latest_by_key(&before);
+        let segs_before = log.read().num_segments();
+        let end = log.read().log_end_offset();
+        let out = clean(&log, &request(0, end), &Keys, &|| false)
+            .expect("clean")
+            .expect("cleaned");
+        let after = contents(&log.read());
+        // Below the active segment, one record per key remains.
+        let active_base = *log.read().segment_base_offsets().last().expect("segment");
+        let mut seen = std::collections::HashSet::new();
+        for (o, k, _) in after.iter().filter(|(o, _, _)| *o < active_base) {
+            assert!(
+                seen.insert(k.clone().expect("key")),
+                "offset {o}: its key again"
+            );
+        }
+        assert_eq!(latest_by_key(&after), want);
+        assert!(out.records_removed > 150, "{out:?}");
+        assert!(out.bytes_after < out.bytes_before / 5, "{out:?}");
+        assert!(log.read().num_segments() < segs_before);
+        assert_eq!(log.read().log_end_offset(), end);
+        // Reads from any offset, including removed ones, find the next record.
+        for o in 0..end {
+            let r = log.read().read(o, 1 << 20, end, true).expect("read");
+            assert!(r.num_batches > 0, "nothing from {o}");
+        }
+        // Appends go on at the log end; a restart (clean or not) finds the same log.
+        produce(&mut log.write(), 200, 3, 7, &[]);
+        let now = contents(&log.read());
+        let leo = log.read().log_end_offset();
+        drop(log);
+        for clean_start in [true, false] {
+            let l = Log::open(dir.path(), config(), 0, 0, clean_start, 0).expect("reopen");
+            assert_eq!(contents(&l), now);
+            assert_eq!(l.log_end_offset(), leo);
+            l.close().expect("close");
+        }
+        assert!(!file_names(dir.path())
+            .iter()
+            .any(|n| n.ends_with(".cleaned")));
+    }
+
+    #[test]
+    fn a_second_cleaning_covers_the_new_records_and_drops_old_tombstones() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let log = RwLock::new(Log::open(dir.path(), config(), 0, 0, true, 0).expect("open"));
+        // k0..k4, then tombstones for k1 and k3.
+        produce(&mut log.write(), 0, 60, 5, &[56, 58]);
+        produce(&mut log.write(), 60, 40, 1000, &[]); // other keys, to push those into clean segments
+        let end = log.read().log_end_offset();
+        let first = clean(&log, &request(0, end), &Keys, &|| false)
+            .expect("clean")
+            .expect("cleaned");
+        let keys_now = latest_by_key(&contents(&log.read()));
+        // Tombstones are kept by the first cleaning (their segments were dirty).
+        assert_eq!(keys_now[&b"k1".to_vec()].1, None);
+        // A second one, past the horizon, removes the tombstones already cleaned once.
+        produce(&mut log.write(), 100, 30, 1000, &[]);
+        let end = log.read().log_end_offset();
+        let mut req = request(first.cleaned_up_to, end);
+        req.delete_horizon_ms = i64::MAX;
+        clean(&log, &req, &Keys, &|| false)
+            .expect("clean")
+            .expect("cleaned");
+        let keys_after = latest_by_key(&contents(&log.read()));
+        assert!(!keys_after.contains_key(b"k1".as_slice()));
+        assert!(!keys_after.contains_key(b"k3".as_slice()));
+        assert_eq!(keys_after[&b"k0".to_vec()], keys_now[&b"k0".to_vec()]);
+    }
+
+    #[test]
+    fn keyless_records_go_and_a_producers_last_batch_stays_empty() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let log = RwLock::new(Log::open(dir.path(), config(), 0, 0, true, 0).expect("open"));
+        {
+            let mut l = log.write();
+            let b = BatchBuilder::new(0).record(None, Some(b"x"), 1).build();
+            l.append_as_leader(&b, 0, 1).expect("append");
+            for seq in 0..3 {
+                let b = BatchBuilder::new(0)
+                    .producer(7, 0, seq)
+                    .record(Some(b"p"), Some(b"old"), 2)
+                    .build();
+                l.append_as_leader(&b, 0, 2).expect("append");
+            }
+        }
+        produce(&mut log.write(), 10, 40, 1, &[]); // key k0, overwriting nothing of the above
+        {
+            let b = BatchBuilder::new(0)
+                .record(Some(b"p"), Some(b"new"), 3)
+                .build();
+            log.write().append_as_leader(&b, 0, 3).expect("append");
+        }
+        produce(&mut log.write(), 60, 20, 1000, &[]);
+        let end = log.read().log_end_offset();
+        clean(&log, &request(0, end), &Keys, &|| false)
+            .expect("clean")
+            .expect("cleaned");
+        let r = log.read().read(0, 1 << 20, end, true).expect("read");
+        let batches: Vec<_> = crate::batch::batches(&r.records)
+            .map(|b| b.expect("batch"))
+            .collect();
+        // The keyless record and producer 7's first two batches are gone; its last batch
+        // (offset 3) stays, empty.
+        assert_eq!(batches[0].base_offset(), 3);
+        assert_eq!(batches[0].records_count(), 0);
+        assert_eq!(batches[0].producer_id(), 7);
+        assert_eq!(batches[0].base_sequence(), 2);
+        assert!(contents(&log.read()).iter().all(|(_, k, _)| k.is_some()));
+    }
+
+    #[test]
+    fn a_replacement_cut_short_by_a_crash_is_finished_on_open() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let log = RwLock::new(Log::open(dir.path(), config(), 0, 0, true, 0).expect("open"));
+        produce(&mut log.write(), 0, 120, 4, &[]);
+        let end = log.read().log_end_offset();
+        let want = latest_by_key(&contents(&log.read()));
+        // Clean into `.cleaned` files but stop before they replace anything: as a crash
+        // after writing `cleaner-swap` would leave them.
+        let view = log.read().clean_view(end).expect("view");
+        let group = &view.segments[..2];
+        let mut map = HashMap::new();
+        for seg in &view.segments {
+            let path = segment_path(&view.dir, seg.base, LOG_SUFFIX);
+            for_each_batch(seg, &path, |_, bytes| {
+                Keys.for_each_record(bytes, &mut |o, k, _| {
+                    map.insert(key_hash(k.expect("key")), o);
+                })
+                .expect("records");
+                Ok(true)
+            })
+            .expect("walk");
+        }
+        let cleaned = write_cleaned(&view, group, &request(0, end), &Keys, &map, &HashMap::new())
+            .expect("cleaned");
+        std::fs::write(
+            dir.path().join(crate::log::CLEANER_SWAP),
+            format!("{} {}\n", cleaned.old[0].0, cleaned.next_base),
+        )
+        .expect("swap file");
+        drop(log);
+        let l = Log::open(dir.path(), config(), 0, 0, false, 0).expect("reopen");
+        let names = file_names(dir.path());
+        assert!(
+            !names
+                .iter()
+                .any(|n| n.ends_with(".cleaned") || n == "cleaner-swap"),
+            "{names:?}"
+        );
+        assert!(cleaned.old.len() > 1);
+        assert!(
+            !names.contains(&segment_file_name(cleaned.old[1].0)),
+            "{names:?}"
+        );
+        assert_eq!(latest_by_key(&contents(&l)), want);
+        assert_eq!(l.log_end_offset(), end);
+        // Without `cleaner-swap`, leftover `.cleaned` files are just removed.
+        std::fs::write(cleaned_file(dir.path(), 0, LOG_SUFFIX), b"junk").expect("junk");
+        drop(l);
+        let l = Log::open(dir.path(), config(), 0, 0, false, 0).expect("reopen");
+        assert_eq!(latest_by_key(&contents(&l)), want);
+        assert!(!file_names(dir.path())
+            .iter()
+            .any(|n| n.ends_with(".cleaned")));
+    }
+
+    fn segment_file_name(base: i64) -> String {
+        crate::segment::segment_file_name(base, LOG_SUFFIX)
+    }
+
+    #[test]
+    fn a_log_that_changed_meanwhile_is_left_alone() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let log = RwLock::new(Log::open(dir.path(), config(), 0, 0, true, 0).expect("open"));
+        produce(&mut log.write(), 0, 80, 3, &[]);
+        let end = log.read().log_end_offset();
+        let before = contents(&log.read());
+        // The log is truncated while the cleaning runs (asked through `stop`, which runs
+        // before each group).
+        let truncated = std::cell::Cell::new(false);
+        let stop = || {
+            if !truncated.get() {
+                log.write().truncate_to(5).expect("truncate");
+                truncated.set(true);
+            }
+            false
+        };
+        assert_eq!(
+            clean(&log, &request(0, end), &Keys, &stop).expect("clean"),
+            None
+        );
+        assert_eq!(contents(&log.read()), before[..5]);
+        assert!(!file_names(dir.path())
+            .iter()
+            .any(|n| n.ends_with(".cleaned")));
+        // Nothing is cleaned at or past `end`, nor in the active segment.
+        let l = log.read();
+        let v = l.clean_view(3).expect("view");
+        assert!(v.segments.iter().all(|s| s.next_base <= 3));
+    }
+}
