@@ -10,7 +10,7 @@ use common::*;
 #[test]
 fn kafka_python_and_confluent_kafka_work() {
     let python = krust_testkit::python::python();
-    let node = start(&[]);
+    let node = start(&["log.cleaner.backoff.ms=100"]);
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python/clients.py");
     let out = Command::new(python)
         .arg(script)
@@ -28,4 +28,5 @@ fn kafka_python_and_confluent_kafka_work() {
     assert!(stdout.contains("confluent-kafka: ok"));
     assert!(stdout.contains("aiokafka: ok"));
     assert!(stdout.contains("large fetches: ok"));
+    assert!(stdout.contains("compacted: ok"));
 }

@@ -10,8 +10,8 @@
 use std::borrow::Cow;
 use std::io::Read;
 
-use bytes::{Bytes, BytesMut};
-use kafka_protocol::compression::{Compressor, Decompressor, Gzip, Lz4, Snappy, Zstd};
+use bytes::BytesMut;
+use kafka_protocol::compression::{Compressor, Gzip, Lz4, Snappy, Zstd};
 
 use crate::record_times::RecordsError;
 
@@ -22,6 +22,7 @@ const CRC_AT: usize = 17;
 const ATTRIBUTES_AT: usize = 21;
 const BASE_TIMESTAMP_AT: usize = 27;
 const MAX_TIMESTAMP_AT: usize = 35;
+const LAST_OFFSET_DELTA_AT: usize = 23;
 const COUNT_AT: usize = 57;
 const CODEC_MASK: u8 = 0x07;
 const LOG_APPEND_TIME_BIT: u8 = 0x08;
@@ -63,15 +64,9 @@ pub fn record_data(
         0 if records.len() as u64 > max_bytes => Err(RecordsError::TooLarge),
         0 => Ok(Cow::Borrowed(records)),
         1 => bounded(Box::new(flate2::read::MultiGzDecoder::new(records))),
-        2 => {
-            let mut input = Bytes::copy_from_slice(records);
-            let out = <Snappy as Decompressor<Bytes>>::decompress(&mut input, |b| Ok(b.to_vec()))
-                .map_err(|_| RecordsError::Malformed)?;
-            if out.len() as u64 > max_bytes {
-                return Err(RecordsError::TooLarge);
-            }
-            Ok(Cow::Owned(out))
-        }
+        2 => Ok(Cow::Owned(crate::record_times::snappy_bounded(
+            records, max_bytes,
+        )?)),
         3 => bounded(Box::new(
             lz4::Decoder::new(records).map_err(|_| RecordsError::Malformed)?,
         )),
@@ -226,17 +221,29 @@ pub fn rebuild_batch(batch: &[u8], kept: &[RecordRef<'_>]) -> Result<Vec<u8>, Re
     Ok(out)
 }
 
-/// Whether every record of the batch whose record data is `records` (after the 61-byte
-/// header; `codec` and `count` from its header) has a key: what a compacted topic requires
-/// of a producer's batch. Reads at most `max_bytes` of record data.
-pub fn all_records_have_keys(
+/// What a compacted topic refuses in a producer's batch whose record data is `records`
+/// (after the 61-byte header; `codec` and `count` from its header): a record without a key,
+/// or records whose offset deltas are not 0, 1, 2... (the cleaner keeps a key's record by
+/// its offset). `None` when neither. Reads at most `max_bytes` of record data.
+pub fn compacted_batch_problem(
     records: &[u8],
     codec: u8,
     count: i32,
     max_bytes: u64,
-) -> Result<bool, RecordsError> {
+) -> Result<Option<&'static str>, RecordsError> {
     let data = record_data(records, codec, max_bytes)?;
-    Ok(parse_records(&data, count)?.iter().all(|r| r.key.is_some()))
+    let records = parse_records(&data, count)?;
+    if records.iter().any(|r| r.key.is_none()) {
+        return Ok(Some("Compacted topic cannot accept message without key"));
+    }
+    if records
+        .iter()
+        .enumerate()
+        .any(|(i, r)| r.offset_delta != i as i64)
+    {
+        return Ok(Some("Inner record offsets are not 0, 1, 2..."));
+    }
+    Ok(None)
 }
 
 /// Called with each record's offset, key and whether it has a value.
@@ -248,27 +255,52 @@ pub type RecordFilter<'a> = dyn FnMut(i64, Option<&[u8]>, bool) -> bool + 'a;
 /// (256 MiB): far beyond any real batch, and a bound on what a crafted one costs.
 pub const BATCH_DATA_MAX_BYTES: u64 = 256 << 20;
 
-/// The header fields these functions need: codec, RecordsCount, BaseOffset.
-fn batch_fields(batch: &[u8]) -> Result<(u8, i32, i64), String> {
+/// The header fields these functions need: codec, RecordsCount, BaseOffset,
+/// LastOffsetDelta.
+fn batch_fields(batch: &[u8]) -> Result<(u8, i32, i64, i64), String> {
     let header = batch
         .get(..HEADER_LEN)
         .ok_or("batch shorter than its header")?;
-    let count = i32::from_be_bytes(
-        header[COUNT_AT..COUNT_AT + 4]
+    let int = |at: usize| {
+        header[at..at + 4]
             .try_into()
-            .map_err(|_| "header")?,
-    );
+            .map(i32::from_be_bytes)
+            .map_err(|_| "header")
+    };
     let base = i64::from_be_bytes(header[..8].try_into().map_err(|_| "header")?);
-    Ok((header[ATTRIBUTES_AT + 1] & CODEC_MASK, count, base))
+    Ok((
+        header[ATTRIBUTES_AT + 1] & CODEC_MASK,
+        int(COUNT_AT)?,
+        base,
+        i64::from(int(LAST_OFFSET_DELTA_AT)?),
+    ))
+}
+
+/// The records of a stored batch, whose offset deltas must grow within its last offset
+/// delta: a record claiming an offset outside its batch would otherwise stand for a later
+/// offset than any in the log.
+fn stored_records(data: &[u8], count: i32, last_delta: i64) -> Result<Vec<RecordRef<'_>>, String> {
+    let records = parse_records(data, count).map_err(|e| format!("{e:?}"))?;
+    let mut prev = -1;
+    for r in &records {
+        if r.offset_delta <= prev || r.offset_delta > last_delta {
+            return Err(format!(
+                "record offset delta {} out of order or past the batch's last ({last_delta})",
+                r.offset_delta
+            ));
+        }
+        prev = r.offset_delta;
+    }
+    Ok(records)
 }
 
 /// Calls `visit(offset, key, has_value)` for each record of `batch` (whole, header
 /// included), in order.
 pub fn for_each_record(batch: &[u8], visit: &mut RecordVisitor<'_>) -> Result<(), String> {
-    let (codec, count, base) = batch_fields(batch)?;
+    let (codec, count, base, last_delta) = batch_fields(batch)?;
     let data = record_data(&batch[HEADER_LEN..], codec, BATCH_DATA_MAX_BYTES)
         .map_err(|e| format!("{e:?}"))?;
-    for r in parse_records(&data, count).map_err(|e| format!("{e:?}"))? {
+    for r in stored_records(&data, count, last_delta)? {
         visit(base.saturating_add(r.offset_delta), r.key, r.has_value);
     }
     Ok(())
@@ -280,10 +312,10 @@ pub fn retain_records(
     batch: &[u8],
     keep: &mut RecordFilter<'_>,
 ) -> Result<Option<Vec<u8>>, String> {
-    let (codec, count, base) = batch_fields(batch)?;
+    let (codec, count, base, last_delta) = batch_fields(batch)?;
     let data = record_data(&batch[HEADER_LEN..], codec, BATCH_DATA_MAX_BYTES)
         .map_err(|e| format!("{e:?}"))?;
-    let records = parse_records(&data, count).map_err(|e| format!("{e:?}"))?;
+    let records = stored_records(&data, count, last_delta)?;
     let kept: Vec<RecordRef<'_>> = records
         .iter()
         .copied()
@@ -301,6 +333,7 @@ pub fn retain_records(
 mod tests {
     use super::*;
     use crate::records::{encode_batch, Compression, NewRecord};
+    use bytes::Bytes;
 
     const CODECS: [(u8, Compression); 5] = [
         (0, Compression::None),
@@ -371,11 +404,33 @@ mod tests {
         for (codec, c) in CODECS {
             let with = batch(4, c, true);
             let without = batch(4, c, false);
-            let check =
-                |b: &[u8]| all_records_have_keys(&b[HEADER_LEN..], codec, count(b), 1 << 20);
-            assert_eq!(check(&with), Ok(false), "{c:?}");
-            assert_eq!(check(&without), Ok(true), "{c:?}");
+            let check = |b: &[u8]| {
+                compacted_batch_problem(&b[HEADER_LEN..], codec, count(b), 1 << 20)
+                    .map(|p| p.is_some())
+            };
+            assert_eq!(check(&with), Ok(true), "{c:?}");
+            assert_eq!(check(&without), Ok(false), "{c:?}");
         }
+    }
+
+    #[test]
+    fn a_record_offset_outside_its_batch_is_refused() {
+        // Two records; the second claims offset delta 1000 while the batch's last delta is 1.
+        let b = batch(2, Compression::None, false);
+        let recs = parse_records(&b[HEADER_LEN..], 2).expect("records");
+        let second = HEADER_LEN + recs[0].raw.len();
+        let mut forged = b.clone();
+        // The second record: its length (1 byte here), attributes, timestamp delta (1 byte),
+        // then its offset delta, 1 (zig-zag 2); 1000 (zig-zag 2000) takes two bytes.
+        assert_eq!(forged[second + 3], 2);
+        forged[second + 3] = 0xd0;
+        forged.insert(second + 4, 0x0f);
+        forged[second] += 2; // one more byte: the record's length, zig-zag
+        let problem = compacted_batch_problem(&forged[HEADER_LEN..], 0, 2, 1 << 20);
+        assert_eq!(problem, Ok(Some("Inner record offsets are not 0, 1, 2...")));
+        let err = for_each_record(&forged, &mut |_, _, _| {}).expect_err("refused");
+        assert!(err.contains("past the batch's last"), "{err}");
+        assert!(retain_records(&forged, &mut |_, _, _| true).is_err());
     }
 
     #[test]

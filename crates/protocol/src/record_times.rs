@@ -5,15 +5,12 @@
 //! Each record starts with its length (varint), attributes (int8), timestamp delta
 //! (varlong) and offset delta (varint); the rest of it is skipped. A compressed batch is
 //! decompressed as a stream (gzip, lz4, zstd) or, for snappy (whose framing Kafka takes
-//! from xerial), in one piece, whose expansion the format bounds to a few dozen times.
-//! The work stops after `max_bytes` of record data, so a crafted batch that expands a
-//! thousand-fold or more costs at most that much.
+//! from xerial), block by block, each block's announced size checked against the bound
+//! before anything is allocated for it. The work stops after `max_bytes` of record data,
+//! so a crafted batch that expands a thousand-fold or more costs at most that much.
 
 use std::io::Read;
 use std::ops::ControlFlow;
-
-use bytes::Bytes;
-use kafka_protocol::compression::{Decompressor, Snappy};
 
 /// The most bytes of a record's start that are read: attributes (1), a varlong (10) and a
 /// varint (5).
@@ -91,6 +88,47 @@ impl Source<'_> {
     }
 }
 
+/// The magic that starts xerial-framed snappy data (Kafka's, from snappy-java).
+const XERIAL_MAGIC: [u8; 8] = [0x82, b'S', b'N', b'A', b'P', b'P', b'Y', 0];
+/// The xerial header: magic, version, compatible version.
+const XERIAL_HEADER_LEN: usize = 16;
+
+/// Snappy data decompressed: xerial-framed blocks (as Kafka's clients write it), or one
+/// raw snappy block otherwise (as Kafka's reader also accepts). Each block's announced size
+/// is checked against what is left of `max_bytes` before anything is allocated for it, so
+/// a block claiming gigabytes costs nothing.
+pub(crate) fn snappy_bounded(data: &[u8], max_bytes: u64) -> Result<Vec<u8>, RecordsError> {
+    let mut out = Vec::new();
+    let block = |b: &[u8], out: &mut Vec<u8>| -> Result<(), RecordsError> {
+        let n = snap::raw::decompress_len(b).map_err(|_| RecordsError::Malformed)?;
+        if (out.len() as u64).saturating_add(n as u64) > max_bytes {
+            return Err(RecordsError::TooLarge);
+        }
+        let at = out.len();
+        out.resize(at + n, 0);
+        snap::raw::Decoder::new()
+            .decompress(b, &mut out[at..])
+            .map_err(|_| RecordsError::Malformed)?;
+        Ok(())
+    };
+    if data.len() < XERIAL_HEADER_LEN || data[..XERIAL_MAGIC.len()] != XERIAL_MAGIC {
+        block(data, &mut out)?;
+        return Ok(out);
+    }
+    let mut rest = &data[XERIAL_HEADER_LEN..];
+    while !rest.is_empty() {
+        let len: [u8; 4] = rest
+            .get(..4)
+            .and_then(|b| b.try_into().ok())
+            .ok_or(RecordsError::Malformed)?;
+        let len = u32::from_be_bytes(len) as usize;
+        let b = rest.get(4..4 + len).ok_or(RecordsError::Malformed)?;
+        block(b, &mut out)?;
+        rest = &rest[4 + len..];
+    }
+    Ok(out)
+}
+
 /// A zig-zag varint of at most `max_bits` bits from `next`.
 fn varint(
     mut next: impl FnMut() -> Result<u8, RecordsError>,
@@ -129,9 +167,7 @@ pub fn visit_record_times<B>(
         0 => Source::Slice(records),
         1 => Source::Stream(Box::new(flate2::read::MultiGzDecoder::new(records))),
         2 => {
-            let mut input = Bytes::copy_from_slice(records);
-            snappy = <Snappy as Decompressor<Bytes>>::decompress(&mut input, |b| Ok(b.to_vec()))
-                .map_err(|_| RecordsError::Malformed)?;
+            snappy = snappy_bounded(records, max_bytes)?;
             Source::Slice(&snappy)
         }
         3 => Source::Stream(Box::new(
@@ -175,6 +211,7 @@ pub fn visit_record_times<B>(
 mod tests {
     use super::*;
     use crate::records::{encode_batch, Compression, NewRecord};
+    use bytes::Bytes;
 
     /// A batch of `n` records whose i-th carries timestamp 1000 + 10·i and a value of
     /// `value_len` bytes (a key on every other, a header on every third); returns the bytes
@@ -263,6 +300,27 @@ mod tests {
         assert_eq!(
             walk(&[0xfe, 0xff, 0xff, 0xff, 0x0f, 0, 0, 0], 0, 1, 1 << 20),
             Err(RecordsError::TooLarge)
+        );
+    }
+
+    #[test]
+    fn a_snappy_block_claiming_gigabytes_allocates_nothing() {
+        // A raw snappy block whose length prefix says 4 GiB - 1, and the same as a xerial
+        // block: refused from the prefix alone.
+        let raw = [0xff, 0xff, 0xff, 0xff, 0x0f, 0x00];
+        assert_eq!(snappy_bounded(&raw, 1 << 30), Err(RecordsError::TooLarge));
+        let mut xerial = XERIAL_MAGIC.to_vec();
+        xerial.extend_from_slice(&[0, 0, 0, 1, 0, 0, 0, 1]);
+        xerial.extend_from_slice(&(raw.len() as u32).to_be_bytes());
+        xerial.extend_from_slice(&raw);
+        assert_eq!(
+            snappy_bounded(&xerial, 1 << 30),
+            Err(RecordsError::TooLarge)
+        );
+        // A block cut short, and a length past the end.
+        assert_eq!(
+            snappy_bounded(&xerial[..xerial.len() - 1], 1 << 30),
+            Err(RecordsError::Malformed)
         );
     }
 

@@ -32,9 +32,16 @@ pub fn log_config_for(config: &ServerConfig, image: &MetadataImage, topic: &str)
     } else {
         (-1, -1)
     };
+    // A compacted log rolls at max.compaction.lag.ms at the latest, as in Kafka, so that its
+    // records can be cleaned within that lag (the active segment never is).
+    let segment_ms = if e.cleanup_policy_compact {
+        e.segment_ms.min(e.max_compaction_lag_ms)
+    } else {
+        e.segment_ms
+    };
     LogConfig {
         segment_bytes: e.segment_bytes,
-        segment_ms: e.segment_ms,
+        segment_ms,
         retention_ms,
         retention_bytes,
         index_interval_bytes: e.index_interval_bytes,

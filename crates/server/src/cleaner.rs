@@ -11,17 +11,17 @@
 //! newer than `min.compaction.lag.ms`. With nothing to clean a task sleeps for
 //! `log.cleaner.backoff.ms`. Each replica cleans its own log.
 //!
-//! Where each log's last cleaning ended (its first dirty offset) is kept in each log dir's
-//! `cleaner-offset-checkpoint`, as Kafka does. `__consumer_offsets` is compacted by its
-//! coordinator instead (`crate::groups`).
+//! Only what is below the log's recovery point is cleaned too: a record removed because a
+//! later one supersedes it must not outlive that one in a crash. Where each log's last
+//! cleaning ended (its first dirty offset, `Log::cleaner_offset`) is kept in each log
+//! dir's `cleaner-offset-checkpoint`, as Kafka does, and lowered by truncations.
+//! `__consumer_offsets` is compacted by its coordinator instead (`crate::groups`).
 
 use std::collections::{HashMap, HashSet};
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use krust_storage::checkpoint::{read_offsets, write_offsets};
 use krust_storage::clean::{self, CleanOutcome, CleanRequest, KeyFilter, KeyVisitor, RecordKeys};
 use krust_storage::TopicPartition;
 use tokio::sync::watch;
@@ -31,8 +31,8 @@ use crate::broker::{now_ms, Broker};
 use crate::groups::OFFSETS_TOPIC;
 use crate::partition::Partition;
 
-/// The checkpoint file of first dirty offsets in each log dir.
-pub const CLEANER_CHECKPOINT: &str = "cleaner-offset-checkpoint";
+/// The most memory one cleaner's offset map takes.
+const MAX_MAP_BYTES: usize = 2 << 30;
 
 /// Records decoded by `krust_protocol::record_keys`.
 pub struct ProtocolRecordKeys;
@@ -50,8 +50,6 @@ impl RecordKeys for ProtocolRecordKeys {
 /// The cleaners' shared state.
 pub struct Cleaner {
     broker: Arc<Broker>,
-    /// First dirty offset of each log cleaned so far.
-    first_dirty: Mutex<HashMap<TopicPartition, i64>>,
     /// Logs being cleaned now.
     busy: Mutex<HashSet<TopicPartition>>,
     /// Logs not to try again before the given time (a cleaning failed or found nothing).
@@ -68,20 +66,9 @@ struct Candidate {
 }
 
 impl Cleaner {
-    /// Reads the checkpoints of every log dir.
     pub fn new(broker: Arc<Broker>) -> Cleaner {
-        let mut first_dirty = HashMap::new();
-        for dir in broker.logs.log_dirs() {
-            match read_offsets(&dir.join(CLEANER_CHECKPOINT)) {
-                Ok(m) => first_dirty.extend(m),
-                Err(e) => {
-                    warn!(dir = %dir.display(), error = %e, "ignoring an unreadable cleaner checkpoint")
-                }
-            }
-        }
         Cleaner {
             broker,
-            first_dirty: Mutex::new(first_dirty),
             busy: Mutex::new(HashSet::new()),
             resting: Mutex::new(HashMap::new()),
             stop: AtomicBool::new(false),
@@ -184,44 +171,9 @@ impl Cleaner {
             records_removed = out.records_removed,
             "compacted"
         );
-        lock(&self.first_dirty).insert(c.tp.clone(), out.cleaned_up_to);
-        if let Err(e) = self.checkpoint() {
+        if let Err(e) = self.broker.logs.checkpoint_cleaner_offsets() {
             warn!(error = %e, "cannot write the cleaner checkpoint");
         }
-    }
-
-    /// Writes each log dir's `cleaner-offset-checkpoint` (hosted partitions only).
-    fn checkpoint(&self) -> krust_storage::Result<()> {
-        let first_dirty = lock(&self.first_dirty).clone();
-        let mut per_dir: HashMap<PathBuf, Vec<(TopicPartition, i64)>> = self
-            .broker
-            .logs
-            .log_dirs()
-            .iter()
-            .map(|d| (d.clone(), Vec::new()))
-            .collect();
-        let dirs = self.broker.logs.log_dirs();
-        for (tp, offset) in first_dirty {
-            // With one log dir every log is there; otherwise ask the open log where it is.
-            let dir = match dirs {
-                [only] => Some(only.clone()),
-                _ => self
-                    .broker
-                    .logs
-                    .get(&tp.topic, tp.partition)
-                    .and_then(|l| l.read().dir().parent().map(PathBuf::from)),
-            };
-            if let Some(entries) = dir.and_then(|d| per_dir.get_mut(&d)) {
-                entries.push((tp, offset));
-            }
-        }
-        for (dir, entries) in per_dir {
-            write_offsets(
-                &dir.join(CLEANER_CHECKPOINT),
-                entries.iter().map(|(tp, o)| (tp, *o)),
-            )?;
-        }
-        Ok(())
     }
 
     /// The hosted compacted log most worth cleaning now, marked busy.
@@ -232,15 +184,7 @@ impl Cleaner {
         let busy = lock(&self.busy).clone();
         lock(&self.resting).retain(|_, until| *until > now);
         let resting = lock(&self.resting).clone();
-        let partitions = self.broker.partitions.all();
-        let first_dirty = {
-            // Forget the logs no longer here (deleted, or moved away), so a new partition
-            // of the same name starts dirty.
-            let mut m = lock(&self.first_dirty);
-            m.retain(|tp, _| self.broker.logs.contains(&tp.topic, tp.partition));
-            m.clone()
-        };
-        for p in partitions {
+        for p in self.broker.partitions.all() {
             if p.topic == OFFSETS_TOPIC {
                 continue;
             }
@@ -253,15 +197,15 @@ impl Cleaner {
             if !e.cleanup_policy_compact {
                 continue;
             }
+            // The high watermark and the generation are read together under the lock: a
+            // truncation lowers the high watermark before it lets the log go.
             let log = p.log.read();
+            let generation = log.generation();
             let start = log.log_start_offset();
-            let first = first_dirty
-                .get(&tp)
-                .copied()
-                .filter(|&o| o <= log.log_end_offset())
-                .unwrap_or(start)
-                .max(start);
-            let mut end = p.high_watermark();
+            let first = log.cleaner_offset().unwrap_or(start).max(start);
+            // Only what is committed, and on the disk: a record superseding another must
+            // survive a crash if the other does not.
+            let mut end = p.high_watermark().min(log.recovery_point());
             if e.min_compaction_lag_ms > 0 {
                 end = end.min(clean::first_offset_newer_than(
                     &log,
@@ -284,9 +228,11 @@ impl Cleaner {
                 continue;
             }
             let threads = self.broker.config.log_cleaner_threads.max(1) as usize;
-            let map_bytes = usize::try_from(self.broker.config.log_cleaner_dedupe_buffer_size)
+            // Kafka's bound too: at most 2 GiB per cleaner thread.
+            let map_bytes = (usize::try_from(self.broker.config.log_cleaner_dedupe_buffer_size)
                 .unwrap_or(usize::MAX)
-                / threads;
+                / threads)
+                .min(MAX_MAP_BYTES);
             drop(log);
             best = Some(Candidate {
                 partition: p,
@@ -296,6 +242,7 @@ impl Cleaner {
                     end,
                     delete_horizon_ms: now.saturating_sub(e.delete_retention_ms),
                     map_bytes,
+                    generation,
                 },
                 ratio: rank,
             });

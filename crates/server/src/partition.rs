@@ -383,6 +383,10 @@ impl Partition {
         {
             let mut log = self.write_log();
             log.truncate_to(offset)?;
+            // Lowered before the log is let go: whoever reads the log's generation and the
+            // high watermark under its lock (the log cleaner) sees both or neither change.
+            self.high_watermark
+                .fetch_min(log.log_end_offset(), Ordering::AcqRel);
         }
         let _ = std::fs::remove_file(
             self.read_log()
@@ -391,19 +395,20 @@ impl Partition {
         );
         *producers = rebuild_producer_state(&self.read_log()).0;
         self.producers_dirty.store(true, Ordering::Release);
-        let end = self.read_log().log_end_offset();
-        self.high_watermark.fetch_min(end, Ordering::AcqRel);
         Ok(())
     }
 
     /// As follower: the leader's log starts after this one ends; start over there.
     pub fn restart_at(&self, offset: i64) -> Result<(), StorageError> {
         let mut producers = self.producers.lock().unwrap_or_else(|e| e.into_inner());
-        self.write_log().truncate_fully_and_start_at(offset)?;
+        {
+            let mut log = self.write_log();
+            log.truncate_fully_and_start_at(offset)?;
+            self.high_watermark.store(offset, Ordering::Release);
+        }
         *producers = ProducerStateManager::new();
         producers.advance(offset);
         self.producers_dirty.store(true, Ordering::Release);
-        self.high_watermark.store(offset, Ordering::Release);
         Ok(())
     }
 

@@ -18,6 +18,9 @@ use crate::error::{Result, StorageError};
 pub const RECOVERY_POINT_CHECKPOINT: &str = "recovery-point-offset-checkpoint";
 /// File name of the log start offset checkpoint in each log dir.
 pub const LOG_START_OFFSET_CHECKPOINT: &str = "log-start-offset-checkpoint";
+/// Where each compacted log's last cleaning ended (its first dirty offset), as Kafka's
+/// `cleaner-offset-checkpoint`.
+pub const CLEANER_OFFSET_CHECKPOINT: &str = "cleaner-offset-checkpoint";
 /// The only checkpoint format version.
 pub const CHECKPOINT_VERSION: i32 = 0;
 

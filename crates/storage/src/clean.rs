@@ -80,10 +80,14 @@ pub struct CleanRequest {
     pub first_dirty: i64,
     /// The first offset that must not be cleaned (exclusive bound).
     pub end: i64,
-    /// Tombstones in already-cleaned segments whose newest timestamp is below this go.
+    /// Tombstones go from already-cleaned segments last written before this (file time,
+    /// which a cleaning keeps: the time the newest of its records arrived).
     pub delete_horizon_ms: i64,
     /// Memory for the offset map.
     pub map_bytes: usize,
+    /// The log's [`Log::generation`] when `end` was read: if a truncation came between,
+    /// `end` may be past the high watermark now, and nothing is cleaned.
+    pub generation: u64,
 }
 
 /// What a cleaning did.
@@ -111,8 +115,8 @@ pub(crate) struct SegmentView {
     /// Base offset of the segment after it.
     pub next_base: i64,
     pub file: Arc<File>,
-    /// Its newest batch timestamp (file time if none).
-    pub max_timestamp: i64,
+    /// When its file was last written (kept through cleanings), in ms.
+    pub modified_ms: i64,
 }
 
 /// Inactive segments wholly below a bound, and the log's generation when they were taken.
@@ -199,6 +203,9 @@ pub fn clean(
     stop: &dyn Fn() -> bool,
 ) -> Result<Option<CleanOutcome>> {
     let view = log.read().clean_view(req.end)?;
+    if view.generation != req.generation {
+        return Ok(None);
+    }
     match clean_view(log, &view, req, keys, stop) {
         // Reading a segment that was truncated or deleted meanwhile fails: the log changed.
         Err(_) if log.read().generation_changed(view.generation) => {
@@ -232,6 +239,9 @@ fn clean_view(
         max_keys.min(usize::try_from(dirty_bytes / 7).unwrap_or(usize::MAX)) + 1,
     );
     let mut last_batch_of: HashMap<i64, i64> = HashMap::new();
+    // One past the last offset mapped, and whether the map filled before the end.
+    let mut mapped_to = req.first_dirty;
+    let mut full = false;
     let mut mapped_segs = segs.len();
     for (i, seg) in segs.iter().enumerate() {
         if stop() {
@@ -239,40 +249,55 @@ fn clean_view(
         }
         let path = segment_path(&view.dir, seg.base, LOG_SUFFIX);
         let dirty = i >= first_dirty_seg;
-        let mut full = false;
+        // Once the map is full, the rest of this segment is still walked for its
+        // producers' batches: it is cleaned too (what follows the map's end is kept).
         for_each_batch(seg, &path, |h, bytes| {
             if h.producer_id() >= 0 {
                 last_batch_of.insert(h.producer_id(), h.last_offset());
             }
-            if !dirty || h.last_offset() < req.first_dirty || h.is_control() {
+            if full || !dirty || h.last_offset() < req.first_dirty {
                 return Ok(true);
             }
-            keys.for_each_record(bytes, &mut |offset, key, _| {
-                if let Some(k) = key {
-                    if offset >= req.first_dirty {
-                        map.insert(key_hash(k), offset);
+            if !h.is_control() {
+                keys.for_each_record(bytes, &mut |offset, key, _| {
+                    if full || offset < req.first_dirty {
+                        return;
                     }
-                }
-            })
-            .map_err(|e| records_error(&path, h.base_offset(), e))?;
-            full = map.len() > max_keys;
-            Ok(!full)
+                    if let Some(k) = key {
+                        let hash = key_hash(k);
+                        if map.len() >= max_keys && !map.contains_key(&hash) {
+                            full = true;
+                            return;
+                        }
+                        map.insert(hash, offset);
+                    }
+                    mapped_to = offset + 1;
+                })
+                .map_err(|e| records_error(&path, h.base_offset(), e))?;
+            }
+            if !full {
+                mapped_to = mapped_to.max(h.last_offset() + 1);
+            }
+            Ok(true)
         })?;
         if full {
-            mapped_segs = i;
+            mapped_segs = i + 1;
             break;
         }
     }
-    if mapped_segs <= first_dirty_seg {
+    let cleaned_up_to = if full {
+        mapped_to
+    } else {
+        segs[mapped_segs - 1].next_base
+    };
+    if cleaned_up_to <= req.first_dirty {
         tracing::warn!(
             log = %view.dir.display(),
-            segment = segs[first_dirty_seg].base,
             keys = max_keys,
-            "cannot compact: one segment has more keys than the offset map holds (log.cleaner.dedupe.buffer.size)"
+            "cannot compact: the offset map is too small (log.cleaner.dedupe.buffer.size)"
         );
         return Ok(None);
     }
-    let cleaned_up_to = segs[mapped_segs - 1].next_base;
 
     // Groups of consecutive segments whose cleaned data fits in one.
     let mut outcome = CleanOutcome {
@@ -300,6 +325,11 @@ fn clean_view(
         outcome.segments_after += 1;
         i += n;
     }
+    let mut l = log.write();
+    if l.generation_changed(view.generation) {
+        return Ok(None);
+    }
+    l.set_cleaner_offset(Some(cleaned_up_to));
     Ok(Some(outcome))
 }
 
@@ -307,6 +337,12 @@ fn remove_cleaned(dir: &std::path::Path, base: i64) {
     for suffix in [LOG_SUFFIX, INDEX_SUFFIX, TIME_INDEX_SUFFIX] {
         let _ = std::fs::remove_file(cleaned_file(dir, base, suffix));
     }
+}
+
+/// The latest file time of `segs`.
+fn group_modified(segs: &[SegmentView]) -> std::time::SystemTime {
+    let ms = segs.iter().map(|s| s.modified_ms).max().unwrap_or(0);
+    std::time::UNIX_EPOCH + std::time::Duration::from_millis(u64::try_from(ms).unwrap_or(0))
 }
 
 /// Writes the cleaned copy of the first of `segs`, and of as many after it as fit with it
@@ -341,9 +377,17 @@ fn write_cleaned(
         taken += 1;
         let path = segment_path(&view.dir, seg.base, LOG_SUFFIX);
         let drop_tombstones =
-            seg.next_base <= req.first_dirty && seg.max_timestamp < req.delete_horizon_ms;
+            seg.next_base <= req.first_dirty && seg.modified_ms < req.delete_horizon_ms;
         for_each_batch(seg, &path, |h, bytes| {
+            let producers_last = h.producer_id() >= 0
+                && last_batch_of.get(&h.producer_id()) == Some(&h.last_offset());
             let rebuilt = if h.is_control() {
+                None
+            } else if h.records_count() == 0 {
+                // Left empty by an earlier cleaning: needed while it is its producer's last.
+                if !producers_last {
+                    return Ok(true);
+                }
                 None
             } else {
                 let mut keep = |offset: i64, key: Option<&[u8]>, has_value: bool| {
@@ -363,8 +407,6 @@ fn write_cleaned(
                 Some(b) => {
                     let (parsed, _) = RecordBatch::parse(b)?;
                     let empty = parsed.records_count() == 0;
-                    let producers_last = h.producer_id() >= 0
-                        && last_batch_of.get(&h.producer_id()) == Some(&h.last_offset());
                     if empty && !producers_last {
                         return Ok(true);
                     }
@@ -386,6 +428,9 @@ fn write_cleaned(
     }
     out.flush()?;
     drop(out);
+    // The cleaned file keeps the time its newest records arrived (for delete.retention.ms).
+    let newest = group_modified(&segs[..taken]);
+    file.set_modified(newest)?;
     file.sync_all()?;
     builder.maybe_append_time();
     index::persist(
@@ -453,6 +498,7 @@ mod tests {
             end,
             delete_horizon_ms: 0,
             map_bytes: 1 << 20,
+            generation: 0,
         }
     }
 
@@ -555,6 +601,65 @@ mod tests {
         assert!(!file_names(dir.path())
             .iter()
             .any(|n| n.ends_with(".cleaned")));
+    }
+
+    #[test]
+    fn a_map_too_small_for_a_segment_cleans_part_of_it_each_time() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let log = RwLock::new(Log::open(dir.path(), config(), 0, 0, true, 0).expect("open"));
+        produce(&mut log.write(), 0, 200, 7, &[]);
+        let end = log.read().log_end_offset();
+        let want = latest_by_key(&contents(&log.read()));
+        let mut first_dirty = 0;
+        let mut rounds = 0;
+        let active_base = *log.read().segment_base_offsets().last().expect("segment");
+        while first_dirty < active_base {
+            let mut req = request(first_dirty, end);
+            req.map_bytes = 3 * MAP_BYTES_PER_KEY; // three keys of seven
+            let out = clean(&log, &req, &Keys, &|| false)
+                .expect("clean")
+                .expect("cleaned");
+            assert!(out.cleaned_up_to > first_dirty);
+            assert_eq!(log.read().cleaner_offset(), Some(out.cleaned_up_to));
+            first_dirty = out.cleaned_up_to;
+            rounds += 1;
+            assert!(rounds < 200, "no progress");
+            // Nothing that is any key's last record is ever lost.
+            assert_eq!(latest_by_key(&contents(&log.read())), want);
+        }
+        assert!(rounds > 1);
+        let after = contents(&log.read());
+        let mut seen = std::collections::HashSet::new();
+        for (o, k, _) in after.iter().filter(|(o, _, _)| *o < active_base) {
+            assert!(
+                seen.insert(k.clone().expect("key")),
+                "offset {o}: its key again"
+            );
+        }
+    }
+
+    #[test]
+    fn a_truncation_lowers_where_the_next_cleaning_starts() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let log = RwLock::new(Log::open(dir.path(), config(), 0, 0, true, 0).expect("open"));
+        produce(&mut log.write(), 0, 100, 5, &[]);
+        let end = log.read().log_end_offset();
+        let out = clean(&log, &request(0, end), &Keys, &|| false)
+            .expect("clean")
+            .expect("cleaned");
+        assert_eq!(log.read().cleaner_offset(), Some(out.cleaned_up_to));
+        let at = out.cleaned_up_to - 10;
+        log.write().truncate_to(at).expect("truncate");
+        // A truncation into a gap that compaction left ends the log at the offset asked.
+        assert_eq!(log.read().log_end_offset(), at);
+        assert_eq!(log.read().cleaner_offset(), Some(at));
+        // A request made before the truncation (older generation) cleans nothing.
+        assert_eq!(
+            clean(&log, &request(0, end), &Keys, &|| false).expect("clean"),
+            None
+        );
+        log.write().truncate_fully_and_start_at(500).expect("empty");
+        assert_eq!(log.read().cleaner_offset(), None);
     }
 
     #[test]

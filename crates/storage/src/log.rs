@@ -422,6 +422,14 @@ fn file_len(file: &File) -> u64 {
 /// More zeros than [`Log::fill_ahead`] ever leaves past a segment's data.
 const ZERO_TAIL_MAX: u64 = 2 * FILL_CHUNK + (64 << 10);
 
+/// When the file at `path` was last written, in ms since the epoch.
+fn file_time_ms(path: &Path) -> Result<i64> {
+    Ok(fs::metadata(path)?
+        .modified()?
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX)))
+}
+
 /// A cleaned copy of consecutive segments, written as `<first base>.*.cleaned`
 /// ([`crate::clean`]).
 #[derive(Debug)]
@@ -446,28 +454,29 @@ pub const CLEANER_SWAP: &str = "cleaner-swap";
 /// and removes [`CLEANER_SWAP`]. Done again from the start after a crash, it finishes what
 /// is left.
 fn finish_swap(dir: &Path, first: i64, next: i64) -> Result<()> {
-    let cleaned_log = cleaned_file(dir, first, LOG_SUFFIX);
-    if cleaned_log.exists() {
-        for entry in fs::read_dir(dir)? {
-            let entry = entry?;
-            let name = entry.file_name();
-            let Some(name) = name.to_str() else { continue };
-            let base = parse_segment_file_name(name, LOG_SUFFIX)
-                .or_else(|| parse_segment_file_name(name, INDEX_SUFFIX))
-                .or_else(|| parse_segment_file_name(name, TIME_INDEX_SUFFIX));
-            if base.is_some_and(|b| b > first && b < next) {
-                remove_if_exists(&entry.path())?;
-            }
+    // With `cleaner-swap` durable the cleaned files are complete: whatever of this was done
+    // before a crash, doing it all again finishes it.
+    for entry in fs::read_dir(dir)? {
+        let entry = entry?;
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        let base = parse_segment_file_name(name, LOG_SUFFIX)
+            .or_else(|| parse_segment_file_name(name, INDEX_SUFFIX))
+            .or_else(|| parse_segment_file_name(name, TIME_INDEX_SUFFIX));
+        if base.is_some_and(|b| b > first && b < next) {
+            remove_if_exists(&entry.path())?;
         }
-        for suffix in [INDEX_SUFFIX, TIME_INDEX_SUFFIX, LOG_SUFFIX] {
-            let from = cleaned_file(dir, first, suffix);
-            if from.exists() {
-                fs::rename(&from, segment_path(dir, first, suffix))?;
-            }
-        }
-        sync_dir(dir)?;
     }
+    for suffix in [INDEX_SUFFIX, TIME_INDEX_SUFFIX, LOG_SUFFIX] {
+        let from = cleaned_file(dir, first, suffix);
+        if from.exists() {
+            fs::rename(&from, segment_path(dir, first, suffix))?;
+        }
+    }
+    sync_dir(dir)?;
+    // Durably gone before any later cleaning writes `.cleaned` files again.
     remove_if_exists(&dir.join(CLEANER_SWAP))?;
+    sync_dir(dir)?;
     Ok(())
 }
 
@@ -601,6 +610,8 @@ pub struct Log {
     epochs: LeaderEpochCache,
     /// Bumped by truncations, so a [`PendingFlush`] collected before one is ignored.
     generation: u64,
+    /// Where the last compaction ended (its first dirty offset), if one did.
+    cleaner_offset: Option<i64>,
     /// Segment files were created or removed since the directory was last fsynced.
     dir_dirty: bool,
     closed: bool,
@@ -754,6 +765,7 @@ impl Log {
             last_flush_ms: now_ms,
             epochs,
             generation: 0,
+            cleaner_offset: None,
             dir_dirty: false,
             closed: false,
             failed: None,
@@ -1039,6 +1051,23 @@ impl Log {
     /// OffsetsForLeaderEpoch answer for `epoch` (see [`LeaderEpochCache::end_offset_for`]).
     pub fn end_offset_for_epoch(&self, epoch: i32) -> (i32, i64) {
         self.epochs.end_offset_for(epoch, self.log_end_offset())
+    }
+
+    /// Bumped by every truncation: what was read of the log before a change of generation
+    /// may no longer be there.
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    /// Where the last compaction of this log ended: its first dirty offset (`None`: none
+    /// did, or none since it was emptied).
+    pub fn cleaner_offset(&self) -> Option<i64> {
+        self.cleaner_offset
+    }
+
+    /// Sets [`Log::cleaner_offset`] (kept in `cleaner-offset-checkpoint` by the manager).
+    pub fn set_cleaner_offset(&mut self, offset: Option<i64>) {
+        self.cleaner_offset = offset;
     }
 
     /// Replaces the configuration; takes effect from the next append / roll / retention check.
@@ -1856,12 +1885,7 @@ impl Log {
         if ts >= 0 {
             return Ok(ts);
         }
-        let meta = fs::metadata(self.path(self.segments[i].base_offset, LOG_SUFFIX))?;
-        let mtime = meta
-            .modified()?
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
-        Ok(mtime)
+        file_time_ms(&self.path(self.segments[i].base_offset, LOG_SUFFIX))
     }
 
     /// Applies retention: deletes inactive segments wholly below the log start offset, then the
@@ -1913,7 +1937,7 @@ impl Log {
                 size: self.segments[i].size,
                 next_base,
                 file: self.segment_file(i)?,
-                max_timestamp: self.segment_largest_timestamp(i)?,
+                modified_ms: file_time_ms(&self.path(self.segments[i].base_offset, LOG_SUFFIX))?,
             });
         }
         Ok(crate::clean::CleanView {
@@ -1995,11 +2019,17 @@ impl Log {
         if !unchanged {
             return Ok(false);
         }
-        crate::checkpoint::write_atomically(
+        let swapped = crate::checkpoint::write_atomically(
             &self.dir.join(CLEANER_SWAP),
             format!("{} {}\n", first, group.next_base).as_bytes(),
-        )?;
-        finish_swap(&self.dir, first, group.next_base)?;
+        )
+        .and_then(|()| finish_swap(&self.dir, first, group.next_base));
+        if let Err(e) = swapped {
+            // Files may be half replaced: serve nothing more until a restart finishes the
+            // replacement (`cleaner-swap`) or drops it (no `cleaner-swap` yet).
+            self.fail(&e);
+            return Err(e);
+        }
         let mut seg = Segment::new(first, group.size);
         *seg.index.get_mut() = Some(Arc::new(group.index));
         self.segments.splice(at..at + n, [seg]);
@@ -2028,6 +2058,7 @@ impl Log {
         };
         self.log_start_offset = offset;
         self.recovery_point = self.recovery_point.min(offset);
+        self.cleaner_offset = None;
         self.dir_dirty = true;
         self.epochs.clear()?;
         Ok(())
@@ -2035,7 +2066,7 @@ impl Log {
 
     /// Removes everything at and after `offset` (replica truncation). The whole batch
     /// containing `offset` is removed, so the log end offset becomes that batch's base offset
-    /// (<= `offset`); a no-op if `offset` >= log end. Truncating below the first segment empties
+    /// (<= `offset`), or `offset` when no batch holds it; a no-op if `offset` >= log end. Truncating below the first segment empties
     /// the log and restarts it at `offset`.
     pub fn truncate_to(&mut self, offset: i64) -> Result<()> {
         self.check_open()?;
@@ -2084,7 +2115,9 @@ impl Log {
             };
         }
         // Truncate inside the (new) active segment.
-        if let Some((pos, h)) = self.find_batch(last, offset)? {
+        let found = self.find_batch(last, offset)?;
+        let straddled = found.is_some_and(|(_, h)| h.base_offset() < offset);
+        if let Some((pos, h)) = found {
             let base = self.segments[last].base_offset;
             self.active.recent.clear();
             self.active.written_behind = self.active.written_behind.min(pos);
@@ -2103,9 +2136,15 @@ impl Log {
                 self.active.first_append_ms = None;
             }
         }
+        if !straddled {
+            // Nothing below `offset` was removed: where it falls in a gap (compaction left
+            // one), the log ends at `offset` all the same, as Kafka's does.
+            self.active.next_offset = self.active.next_offset.max(offset);
+        }
         let leo = self.log_end_offset();
         self.recovery_point = self.recovery_point.min(leo);
         self.log_start_offset = self.log_start_offset.min(leo);
+        self.cleaner_offset = self.cleaner_offset.map(|o| o.min(leo));
         self.epochs.truncate_from_end(leo)?;
         Ok(())
     }

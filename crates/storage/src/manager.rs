@@ -1,7 +1,8 @@
 //! The log manager: all partition logs of one broker, spread over its log dirs.
 //!
 //! Each log dir holds partition directories `<topic>-<partition>`, the checkpoint files
-//! `recovery-point-offset-checkpoint` and `log-start-offset-checkpoint`, and, after a clean
+//! `recovery-point-offset-checkpoint`, `log-start-offset-checkpoint` and
+//! `cleaner-offset-checkpoint` (compacted logs only), and, after a clean
 //! shutdown, the marker `.kafka_cleanshutdown` (removed once the logs are open again).
 //!
 //! Locking: the map of logs is behind a `parking_lot::RwLock`; each log is a [`SharedLog`]
@@ -21,7 +22,7 @@ use tracing::{info, warn};
 
 use crate::checkpoint::{
     read_offsets, sync_dir, write_atomically, write_offsets, TopicPartition,
-    LOG_START_OFFSET_CHECKPOINT, RECOVERY_POINT_CHECKPOINT,
+    CLEANER_OFFSET_CHECKPOINT, LOG_START_OFFSET_CHECKPOINT, RECOVERY_POINT_CHECKPOINT,
 };
 use crate::error::{Result, StorageError};
 use crate::log::{Log, LogConfig};
@@ -70,6 +71,7 @@ struct Deferred {
     path: PathBuf,
     recovery_point: i64,
     log_start_offset: i64,
+    cleaner_offset: Option<i64>,
 }
 
 impl Managed {
@@ -92,6 +94,8 @@ pub struct LogManager {
     /// Taken for the whole of [`LogManager::create`]: creations take turns, while the
     /// map's lock is held only to look up and to insert.
     creating: Mutex<()>,
+    /// Taken while `cleaner-offset-checkpoint` files are written.
+    cleaner_checkpoint: Mutex<()>,
 }
 
 fn now_ms() -> i64 {
@@ -179,6 +183,10 @@ fn load_dir(
         warn!(error = %e, "ignoring log start offset checkpoint");
         HashMap::new()
     });
+    let cleaner_offsets = read_offsets(&dir.join(CLEANER_OFFSET_CHECKPOINT)).unwrap_or_else(|e| {
+        warn!(error = %e, "ignoring cleaner offset checkpoint; compacted logs will be cleaned from their start");
+        HashMap::new()
+    });
     let mut skipped = Vec::new();
     let entries = fs::read_dir(dir)?.collect::<std::io::Result<Vec<_>>>()?;
     let total = entries.len();
@@ -227,6 +235,7 @@ fn load_dir(
             .into_iter()
             .map(|(tp, path, rp, ls)| {
                 let d = Deferred {
+                    cleaner_offset: cleaner_offsets.get(&tp).copied(),
                     path,
                     recovery_point: rp,
                     log_start_offset: ls,
@@ -240,7 +249,8 @@ fn load_dir(
     let last_report = Mutex::new(started);
     let opened: Mutex<Vec<(TopicPartition, Log)>> = Mutex::new(Vec::with_capacity(to_open.len()));
     for_each_parallel(&to_open, true, |(tp, path, rp, ls)| {
-        let log = Log::open(path, config_for(tp), *rp, *ls, clean, now)?;
+        let mut log = Log::open(path, config_for(tp), *rp, *ls, clean, now)?;
+        log.set_cleaner_offset(cleaner_offsets.get(tp).copied());
         let n = {
             let mut opened = lock(&opened);
             opened.push((tp.clone(), log));
@@ -346,6 +356,7 @@ impl LogManager {
             skipped,
             closing: Default::default(),
             creating: Mutex::new(()),
+            cleaner_checkpoint: Mutex::new(()),
         })
     }
 
@@ -443,13 +454,14 @@ impl LogManager {
         // Opened without holding the map lock; a racing open or delete wins. A log that
         // does not open as cleanly shut down is recovered from its recovery point.
         let (rp, ls) = (d.recovery_point, d.log_start_offset);
-        let log = match Log::open(&d.path, config.clone(), rp, ls, true, now_ms()) {
+        let mut log = match Log::open(&d.path, config.clone(), rp, ls, true, now_ms()) {
             Ok(log) => log,
             Err(e) => {
                 warn!(partition = %tp, error = %e, "deferred log did not open cleanly; recovering it");
                 Log::open(&d.path, config, rp, ls, false, now_ms())?
             }
         };
+        log.set_cleaner_offset(d.cleaner_offset);
         let mut logs = self.logs.write();
         if self.closing.load(Ordering::Acquire) {
             drop(logs);
@@ -585,6 +597,37 @@ impl LogManager {
                 &dir.join(LOG_START_OFFSET_CHECKPOINT),
                 entries.iter().map(|(tp, _, ls)| (tp, *ls)),
             )?;
+        }
+        self.checkpoint_cleaner_offsets()
+    }
+
+    /// Writes `cleaner-offset-checkpoint` in every log dir: where each compacted log's last
+    /// cleaning ended ([`Log::cleaner_offset`]).
+    pub fn checkpoint_cleaner_offsets(&self) -> Result<()> {
+        let _writing = lock(&self.cleaner_checkpoint);
+        let mut per_dir: Vec<Vec<(TopicPartition, i64)>> = vec![Vec::new(); self.dirs.len()];
+        let mut snapshot: Vec<(TopicPartition, usize, SharedLog)> = Vec::new();
+        for (tp, m) in self.logs.read().iter() {
+            match &m.slot {
+                Slot::Open(log) => snapshot.push((tp.clone(), m.dir_index, log.clone())),
+                Slot::Deferred(d) => {
+                    if let Some(o) = d.cleaner_offset {
+                        per_dir[m.dir_index].push((tp.clone(), o));
+                    }
+                }
+            }
+        }
+        for (tp, dir_index, log) in snapshot {
+            if let Some(o) = log.read().cleaner_offset() {
+                per_dir[dir_index].push((tp, o));
+            }
+        }
+        for (dir, entries) in self.dirs.iter().zip(per_dir) {
+            let path = dir.join(CLEANER_OFFSET_CHECKPOINT);
+            if entries.is_empty() && !path.exists() {
+                continue;
+            }
+            write_offsets(&path, entries.iter().map(|(tp, o)| (tp, *o)))?;
         }
         Ok(())
     }

@@ -231,8 +231,99 @@ def large_fetches():
     print("large fetches: ok")
 
 
+def compacted():
+    """A compacted topic as the Python clients read it after the cleaner ran: one record
+    per key at its last offset, gaps between offsets, and the empty batch an idempotent
+    producer's last batch leaves when all its records were superseded."""
+    import asyncio
+    import random
+    from confluent_kafka import Producer
+    from confluent_kafka.admin import AdminClient, NewTopic
+    from kafka import KafkaConsumer, TopicPartition as KTopicPartition
+    from aiokafka import AIOKafkaConsumer
+    from aiokafka.structs import TopicPartition as ATopicPartition
+
+    admin = AdminClient({"bootstrap.servers": BOOTSTRAP})
+    configs = {"cleanup.policy": "compact", "segment.bytes": "1048576",
+               "min.cleanable.dirty.ratio": "0.01"}
+    for f in admin.create_topics([NewTopic("cmp", num_partitions=1, replication_factor=1,
+                                           config=configs)]).values():
+        f.result(10)
+    rng = random.Random(7)
+    last = {}
+    offset = 0
+
+    def produce(records):
+        nonlocal offset
+        errors = []
+        p = Producer({"bootstrap.servers": BOOTSTRAP, "enable.idempotence": True,
+                      "compression.type": "gzip", "linger.ms": 5})
+        for k, v in records:
+            p.produce("cmp", key=k, value=v, partition=0,
+                      on_delivery=lambda err, msg: errors.append(err) if err else None)
+            last[k] = (offset, v)
+            offset += 1
+        check(p.flush(30) == 0, "all delivered")
+        check(not errors, f"delivery errors {errors[:3]}")
+
+    # One producer writes key "early" alone, then another overwrites it among 20 keys and
+    # pushes them out of the active segment with keys of their own.
+    produce([(b"early", b"first")] * 10)
+    noise = lambda: bytes(rng.getrandbits(8) for _ in range(200))
+    produce([(f"k{i % 20}".encode() if i != 500 else b"early", noise()) for i in range(8000)]
+            + [(f"f{i}".encode(), noise()) for i in range(6000)])
+    want = {k: v for k, v in last.items() if not k.startswith(b"f")}
+
+    def keyed(records):
+        return {k: (o, v) for o, k, v in records if not k.startswith(b"f")}
+
+    def read_kafka_python():
+        k = KafkaConsumer(bootstrap_servers=BOOTSTRAP, enable_auto_commit=False)
+        tp = KTopicPartition("cmp", 0)
+        k.assign([tp])
+        k.seek_to_beginning(tp)
+        end = k.end_offsets([tp])[tp]
+        got = []
+        deadline = time.time() + DEADLINE_S
+        while (not got or got[-1][0] + 1 < end) and time.time() < deadline:
+            for msgs in k.poll(timeout_ms=500).values():
+                got.extend((m.offset, m.key, m.value) for m in msgs)
+        k.close()
+        return got
+
+    deadline = time.time() + 60
+    got = read_kafka_python()
+    while len(keyed(got)) != len([o for o, k, v in got if not k.startswith(b"f")]) and time.time() < deadline:
+        time.sleep(0.2)
+        got = read_kafka_python()
+    check(keyed(got) == want, f"kafka-python read {len(got)} records, not one per key")
+    check(all(a[0] < b[0] for a, b in zip(got, got[1:])), "offsets grow")
+    check(got[0][0] > 0, "the first records were compacted away")
+
+    async def aio():
+        a = AIOKafkaConsumer(bootstrap_servers=BOOTSTRAP, enable_auto_commit=False)
+        await a.start()
+        out = []
+        try:
+            tp = ATopicPartition("cmp", 0)
+            a.assign([tp])
+            await a.seek_to_beginning(tp)
+            end = (await a.end_offsets([tp]))[tp]
+            deadline = time.time() + DEADLINE_S
+            while (not out or out[-1][0] + 1 < end) and time.time() < deadline:
+                for msgs in (await a.getmany(timeout_ms=500)).values():
+                    out.extend((m.offset, m.key, m.value) for m in msgs)
+        finally:
+            await a.stop()
+        return out
+
+    check(asyncio.run(aio()) == got, "aiokafka reads what kafka-python read")
+    print("compacted: ok")
+
+
 if __name__ == "__main__":
     kafka_python()
     confluent()
     aiokafka_client()
     large_fetches()
+    compacted()

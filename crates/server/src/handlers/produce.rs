@@ -412,8 +412,9 @@ fn check_not_too_old(
 }
 
 /// A compacted topic keeps the last record of each key, so every record needs one: as
-/// Kafka, a batch with a record without a key is refused (INVALID_RECORD). Only compacted
-/// topics read their records here.
+/// Kafka, a batch with a record without a key is refused (INVALID_RECORD), and so is one
+/// whose records' offset deltas are not 0, 1, 2... (the cleaner goes by each record's
+/// offset). Only compacted topics read their records here.
 fn check_keys_if_compacted(
     partition: &crate::partition::Partition,
     records: &bytes::Bytes,
@@ -425,20 +426,20 @@ fn check_keys_if_compacted(
         let Ok(b) = b else {
             return Ok(()); // the log refuses it with the precise reason
         };
-        match krust_protocol::record_keys::all_records_have_keys(
+        match krust_protocol::record_keys::compacted_batch_problem(
             b.records_bytes(),
             b.compression_code(),
             b.records_count(),
             krust_protocol::record_keys::BATCH_DATA_MAX_BYTES,
         ) {
-            Ok(true) => {}
-            Ok(false) => {
+            Ok(None) => {}
+            Ok(Some(problem)) => {
                 return Err((
                     ErrorCode::InvalidRecord,
                     Some(format!(
-                    "Compacted topic cannot accept message without key in topic partition {}-{}.",
-                    partition.topic, partition.index
-                )),
+                        "{problem} in topic partition {}-{}.",
+                        partition.topic, partition.index
+                    )),
                 ))
             }
             Err(e) => {
