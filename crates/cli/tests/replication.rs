@@ -906,3 +906,134 @@ fn committed_group_offsets_survive_losing_the_coordinator() {
     assert_eq!(described[1], "work", "{described:?}");
     assert_eq!(described[3], "10", "current offset: {described:?}");
 }
+
+/// Every record of `topic`-0 below its high watermark, as (offset, value), read through
+/// `addr`.
+fn read_to_end(addr: &str, topic: &str) -> Vec<(i64, String)> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", addr)
+        .set("group.id", "replication-check")
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("consumer");
+    let Ok((_, high)) = consumer.fetch_watermarks(topic, 0, Duration::from_secs(10)) else {
+        return Vec::new();
+    };
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset(topic, 0, Offset::Beginning)
+        .expect("assign");
+    consumer.assign(&tpl).expect("assign");
+    let mut out: Vec<(i64, String)> = Vec::new();
+    let deadline = Instant::now() + WAIT;
+    while out.last().is_none_or(|(o, _)| o + 1 < high) && Instant::now() < deadline {
+        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(200)) {
+            let v = String::from_utf8_lossy(m.payload().unwrap_or_default()).into_owned();
+            out.push((m.offset(), v));
+        }
+    }
+    out
+}
+
+/// A compacted partition on three brokers: each replica compacts its own log; a follower
+/// that was down while the leader compacted catches up across the leader's gaps; after the
+/// leader dies, the new leader serves each key's last value at its offset.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_compacted_partition_is_replicated_across_its_gaps() {
+    let mut settings = SETTINGS.to_vec();
+    settings.push("log.cleaner.backoff.ms=100");
+    let mut c = Cluster::start_with_roles(
+        BIN,
+        &["controller", "broker", "broker", "broker"],
+        &settings,
+    );
+    let bootstrap = c.bootstrap();
+    create_topic_with(
+        BIN,
+        &bootstrap,
+        "kv",
+        &[
+            "--partitions",
+            "1",
+            "--replication-factor",
+            "3",
+            "--config",
+            "cleanup.policy=compact",
+            "--config",
+            "segment.bytes=1048576",
+            "--config",
+            "min.cleanable.dirty.ratio=0.01",
+        ],
+    );
+    krust_testkit::cli::wait_topic_served(BIN, &bootstrap, "kv");
+    let d = wait_for("kv fully in sync", WAIT, || {
+        describe(&bootstrap, "kv").filter(|d| d[&0].0 > 0 && d[&0].1.len() == 3)
+    });
+    let leader = d[&0].0;
+    let away = (2..=4).find(|id| *id != leader).expect("a follower");
+    assert!(c.node(away).stop(), "clean stop");
+
+    // 12 000 records over 30 keys, then 6 000 of keys of their own so the others leave the
+    // active segment: record i's value is `v{i}-` and some padding.
+    let p = producer(&c.node(leader).bootstrap());
+    let key = |i: usize| {
+        if i < 12_000 {
+            format!("key-{}", i % 30)
+        } else {
+            format!("filler-{i}")
+        }
+    };
+    let value = |i: usize| format!("v{i}-{}", "y".repeat(200));
+    let mut pending = Vec::new();
+    for i in 0..18_000 {
+        let (k, v) = (key(i), value(i));
+        let rec = FutureRecord::to("kv").key(&k).payload(&v).partition(0);
+        pending.push(p.send_result(rec).map_err(|(e, _)| e).expect("enqueue"));
+    }
+    let mut last: BTreeMap<String, (i64, String)> = BTreeMap::new();
+    for (i, f) in pending.into_iter().enumerate() {
+        let delivered = f
+            .await
+            .expect("delivery report")
+            .unwrap_or_else(|(e, _)| panic!("produce: {e:?}"));
+        last.insert(key(i), (delivered.offset, value(i)));
+    }
+    let keyed = |got: &[(i64, String)]| {
+        got.iter()
+            .filter(|(_, v)| {
+                v[1..v.find('-').unwrap_or(1)]
+                    .parse::<usize>()
+                    .is_ok_and(|i| i < 12_000)
+            })
+            .count()
+    };
+    wait_for("the leader to compact", WAIT, || {
+        let got = read_to_end(&c.node(leader).bootstrap(), "kv");
+        (keyed(&got) == 30).then_some(())
+    });
+
+    // The follower returns and copies the compacted log, gaps and all; then the leader dies.
+    c.node(away).restart();
+    wait_for("kv fully in sync again", WAIT, || {
+        describe(&bootstrap, "kv").filter(|d| d[&0].1.len() == 3)
+    });
+    c.node(leader).kill9();
+    let others = (2..=4)
+        .filter(|id| *id != leader)
+        .map(|id| c.node(id).bootstrap())
+        .collect::<Vec<_>>()
+        .join(",");
+    wait_for("a new leader", WAIT, || {
+        describe(&others, "kv").filter(|d| d[&0].0 > 0 && d[&0].0 != leader)
+    });
+    // The new leader may be the returned follower: each key's last value is there, at its
+    // offset, once its own cleaner has run.
+    let got = wait_for("every key once on the new leader", WAIT, || {
+        let got = read_to_end(&others, "kv");
+        (keyed(&got) == 30).then_some(got)
+    });
+    assert!(got.windows(2).all(|w| w[0].0 < w[1].0));
+    let by_offset: BTreeMap<i64, &str> = got.iter().map(|(o, v)| (*o, v.as_str())).collect();
+    for (k, (offset, v)) in &last {
+        assert_eq!(by_offset.get(offset).copied(), Some(v.as_str()), "{k}");
+    }
+}
