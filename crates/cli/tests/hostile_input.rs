@@ -696,3 +696,86 @@ async fn silent_connections_are_closed_after_connections_max_idle_ms() {
     assert!(refused(&mut half));
     assert!(krust_testkit::api_versions_ok(node.client_addr()));
 }
+
+/// Whether `s` is answered an ApiVersions request within `wait`.
+fn answers(s: &mut TcpStream, correlation: i32, wait: Duration) -> bool {
+    s.set_read_timeout(Some(wait)).expect("timeout");
+    if s.write_all(&frame(
+        ApiKey::ApiVersions,
+        0,
+        correlation,
+        &ApiVersionsRequest::default(),
+    ))
+    .is_err()
+    {
+        return false;
+    }
+    let mut size = [0u8; 4];
+    let ok = s.read_exact(&mut size).is_ok();
+    if ok {
+        let mut body = vec![0u8; u32::from_be_bytes(size) as usize];
+        s.read_exact(&mut body).expect("body");
+    }
+    ok
+}
+
+/// `max.connections.per.ip`: a connection over the limit from one address is closed at
+/// once; once one closes, a new one is served.
+#[tokio::test(flavor = "multi_thread")]
+async fn connections_over_max_connections_per_ip_are_closed() {
+    let node = start(&["max.connections.per.ip=2"]);
+    // (Until the node has seen the readiness probe's connection close, it counts it.)
+    let (mut a, _b) =
+        krust_testkit::wait_for("two connections served", Duration::from_secs(10), || {
+            let mut a = connect(&node);
+            let mut b = connect(&node);
+            (answers(&mut a, 1, Duration::from_secs(2))
+                && answers(&mut b, 2, Duration::from_secs(2)))
+            .then_some((a, b))
+        });
+    let mut c = connect(&node);
+    assert!(
+        refused(&mut c),
+        "a third connection from 127.0.0.1 was kept"
+    );
+    assert!(
+        answers(&mut a, 3, Duration::from_secs(10)),
+        "the first two are still served"
+    );
+    drop(a);
+    krust_testkit::wait_for(
+        "a place for a new connection",
+        Duration::from_secs(10),
+        || {
+            let mut d = connect(&node);
+            answers(&mut d, 4, Duration::from_secs(2)).then_some(())
+        },
+    );
+}
+
+/// `max.connections`: over the limit, a new connection waits to be accepted (its request
+/// unanswered) until another closes, then it is served.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_connection_over_max_connections_waits_for_a_place() {
+    let node = start(&["max.connections=2"]);
+    // (Until the node has seen the readiness probe's connection close, it counts it.)
+    let (a, mut b) =
+        krust_testkit::wait_for("two connections served", Duration::from_secs(10), || {
+            let mut a = connect(&node);
+            let mut b = connect(&node);
+            (answers(&mut a, 1, Duration::from_secs(2))
+                && answers(&mut b, 2, Duration::from_secs(2)))
+            .then_some((a, b))
+        });
+    let mut c = connect(&node);
+    assert!(
+        !answers(&mut c, 3, Duration::from_millis(500)),
+        "a third connection was served while two were open"
+    );
+    drop(a);
+    // Its request, sent while it waited, is answered once it is accepted.
+    c.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    let _ = read_response(&mut c, 0);
+    assert!(answers(&mut b, 4, Duration::from_secs(10)));
+}

@@ -87,6 +87,8 @@ pub struct Broker {
     pub admission: crate::admission::Admission,
     /// `queued.max.request.bytes`, when set.
     pub request_pool: Option<crate::admission::RequestPool>,
+    /// `max.connections` and `max.connections.per.ip`.
+    pub connection_quotas: Arc<crate::network::ConnectionQuotas>,
     controller_lock: tokio::sync::Mutex<()>,
     /// Serializes [`Broker::reconcile`] between the commit path and the image watcher, and
     /// holds what the last successful one applied.
@@ -140,6 +142,7 @@ impl Broker {
             request_pool: config
                 .queued_max_request_bytes
                 .map(crate::admission::RequestPool::new),
+            connection_quotas: Arc::new(crate::network::ConnectionQuotas::new(&config)),
             node_id: config.node_id,
             config,
             cluster_id,

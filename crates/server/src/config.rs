@@ -111,9 +111,6 @@ pub const ACCEPTED_UNUSED_KEYS: &[&str] = &[
     "log.roll.jitter.ms",
     "log.segment.delete.delay.ms",
     "max.connection.creation.rate",
-    "max.connections",
-    "max.connections.per.ip",
-    "max.connections.per.ip.overrides",
     "max.incremental.fetch.session.cache.slots",
     "max.request.partition.size.limit",
     "metadata.log.segment.bytes",
@@ -491,6 +488,24 @@ const BROKER_KEYS: &[BrokerKeyDef] = &[
         "Default size at which a segment is rolled.",
     ),
     key(
+        "max.connections",
+        T::Int,
+        Some("2147483647"),
+        "Most client connections open at once over the broker listeners; more wait to be accepted.",
+    ),
+    key(
+        "max.connections.per.ip",
+        T::Int,
+        Some("2147483647"),
+        "Most client connections from one address; more are closed at once.",
+    ),
+    key(
+        "max.connections.per.ip.overrides",
+        T::String,
+        Some(""),
+        "Per-address exceptions to max.connections.per.ip: host or IP:count, comma separated.",
+    ),
+    key(
         "message.max.bytes",
         T::Int,
         Some("1048588"),
@@ -848,6 +863,12 @@ pub struct ServerConfig {
     pub queued_max_request_bytes: Option<u64>,
     /// `connections.max.idle.ms`; None (negative): never.
     pub connections_max_idle_ms: Option<u64>,
+    /// `max.connections`: client connections open at once over the broker listeners.
+    pub max_connections: u32,
+    /// `max.connections.per.ip`, and its overrides by address (host names resolved at
+    /// startup).
+    pub max_connections_per_ip: u32,
+    pub max_connections_per_ip_overrides: std::collections::HashMap<std::net::IpAddr, u32>,
     pub min_insync_replicas: i32,
     pub offsets_topic_replication_factor: i16,
     pub offsets_topic_num_partitions: i32,
@@ -1529,6 +1550,41 @@ fn broker_synonyms(name: &str) -> &'static [&'static str] {
     }
 }
 
+/// `max.connections.per.ip.overrides`: `host:count` or `ip:count` entries, comma
+/// separated; a host name counts for every address it resolves to now.
+fn parse_ip_overrides(
+    v: &str,
+) -> Result<std::collections::HashMap<std::net::IpAddr, u32>, ConfigError> {
+    use std::net::ToSocketAddrs;
+    let key = "max.connections.per.ip.overrides";
+    let mut out = std::collections::HashMap::new();
+    for entry in v.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+        let bad = |why: &str| invalid(key, v, format!("{entry}: {why}"));
+        let (host, count) = entry
+            .rsplit_once(':')
+            .ok_or_else(|| bad("expected host:count"))?;
+        let count: u32 = count
+            .trim()
+            .parse::<i32>()
+            .ok()
+            .and_then(|c| u32::try_from(c).ok())
+            .ok_or_else(|| bad("the count must be an integer, 0 or more"))?;
+        let host = host.trim().trim_start_matches('[').trim_end_matches(']');
+        let addrs: Vec<std::net::IpAddr> = match host.parse::<std::net::IpAddr>() {
+            Ok(ip) => vec![ip],
+            Err(_) => (host, 0)
+                .to_socket_addrs()
+                .map_err(|e| bad(&format!("cannot resolve {host}: {e}")))?
+                .map(|a| a.ip())
+                .collect(),
+        };
+        for ip in addrs {
+            out.insert(ip, count);
+        }
+    }
+    Ok(out)
+}
+
 fn build(
     raw: &Raw<'_>,
     explicit: BTreeMap<String, String>,
@@ -1682,6 +1738,16 @@ fn build(
     let socket_request_max_bytes = raw.int("socket.request.max.bytes", 104_857_600, 1)?;
     let connections_max_idle_ms =
         u64::try_from(raw.long("connections.max.idle.ms", 600_000, i64::MIN)?).ok();
+    let max_connections = raw.int("max.connections", i32::MAX, 0)?.unsigned_abs();
+    let max_connections_per_ip = raw
+        .int("max.connections.per.ip", i32::MAX, 0)?
+        .unsigned_abs();
+    let max_connections_per_ip_overrides =
+        parse_ip_overrides(raw.get("max.connections.per.ip.overrides").unwrap_or(""))?;
+    if max_connections_per_ip == 0 && max_connections_per_ip_overrides.is_empty() {
+        return Err(err("max.connections.per.ip can be set to zero only if \
+             max.connections.per.ip.overrides property is set"));
+    }
     let queued_max_request_bytes = u64::try_from(raw.long("queued.max.request.bytes", -1, -1)?)
         .ok()
         .filter(|&b| b > 0);
@@ -2085,6 +2151,9 @@ fn build(
         socket_request_max_bytes,
         queued_max_request_bytes,
         connections_max_idle_ms,
+        max_connections,
+        max_connections_per_ip,
+        max_connections_per_ip_overrides,
         min_insync_replicas,
         offsets_topic_replication_factor,
         offsets_topic_num_partitions,
@@ -2417,6 +2486,41 @@ mod tests {
         assert!(fails(COMBINED, &[("process.roles", Some("broker,worker"))])
             .contains("Unknown process role 'worker'"));
         assert!(fails(COMBINED, &[("process.roles", Some("broker,broker"))]).contains("Duplicate"));
+    }
+
+    #[test]
+    fn connection_limits() {
+        let c = ok(COMBINED, &[]);
+        assert_eq!(
+            (c.max_connections, c.max_connections_per_ip),
+            (i32::MAX as u32, i32::MAX as u32)
+        );
+        assert!(c.max_connections_per_ip_overrides.is_empty());
+        let c = ok(
+            COMBINED,
+            &[
+                ("max.connections", Some("100")),
+                ("max.connections.per.ip", Some("0")),
+                (
+                    "max.connections.per.ip.overrides",
+                    Some("127.0.0.1:5, [::1]:7 ,localhost:9"),
+                ),
+            ],
+        );
+        assert_eq!((c.max_connections, c.max_connections_per_ip), (100, 0));
+        let ip = |s: &str| s.parse::<std::net::IpAddr>().expect("ip");
+        // localhost resolves to 127.0.0.1 (and maybe ::1), later entries winning.
+        assert_eq!(
+            c.max_connections_per_ip_overrides.get(&ip("127.0.0.1")),
+            Some(&9)
+        );
+        assert!(fails(COMBINED, &[("max.connections.per.ip", Some("0"))])
+            .contains("only if max.connections.per.ip.overrides"));
+        for bad in ["127.0.0.1", "127.0.0.1:x", "127.0.0.1:-1"] {
+            let e = fails(COMBINED, &[("max.connections.per.ip.overrides", Some(bad))]);
+            assert!(e.contains("max.connections.per.ip.overrides"), "{bad}: {e}");
+        }
+        assert!(fails(COMBINED, &[("max.connections", Some("-1"))]).contains("at least 0"));
     }
 
     #[test]

@@ -13,8 +13,8 @@
 //! still sent first. A framing error closes the connection after logging why; it never
 //! affects other connections.
 
-use std::collections::VecDeque;
-use std::net::SocketAddr;
+use std::collections::{HashMap, VecDeque};
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -41,6 +41,97 @@ const MAX_PENDING_RESPONSES: usize = 32;
 /// next frame's size prefix, or small frames whole).
 const READ_AHEAD: usize = 4096;
 
+/// `max.connections` and `max.connections.per.ip` (with its overrides), over the client
+/// listeners together, as Kafka's connection quotas. The controller listener is not
+/// counted: the quorum's connections never wait for clients'.
+pub struct ConnectionQuotas {
+    max_total: usize,
+    per_ip: usize,
+    overrides: HashMap<IpAddr, usize>,
+    /// Connections open, in all and per address.
+    open: std::sync::Mutex<(usize, HashMap<IpAddr, usize>)>,
+    freed: tokio::sync::Notify,
+}
+
+/// One counted connection; dropping it gives its place back.
+pub struct ConnectionSlot {
+    quotas: Arc<ConnectionQuotas>,
+    ip: IpAddr,
+}
+
+impl ConnectionQuotas {
+    pub fn new(config: &crate::config::ServerConfig) -> ConnectionQuotas {
+        let n = |v: u32| usize::try_from(v).unwrap_or(usize::MAX);
+        ConnectionQuotas {
+            max_total: n(config.max_connections),
+            per_ip: n(config.max_connections_per_ip),
+            overrides: config
+                .max_connections_per_ip_overrides
+                .iter()
+                .map(|(ip, c)| (*ip, n(*c)))
+                .collect(),
+            open: Default::default(),
+            freed: tokio::sync::Notify::new(),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, (usize, HashMap<IpAddr, usize>)> {
+        self.open
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Returns once fewer than `max.connections` are open: as Kafka's acceptor, a listener
+    /// accepts nothing more until then (new connections wait in the kernel's backlog).
+    async fn slot_free(&self) {
+        loop {
+            let notified = self.freed.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if self.lock().0 < self.max_total {
+                return;
+            }
+            notified.await;
+        }
+    }
+
+    /// Counts a new connection from `ip`; `None` when that address has its
+    /// `max.connections.per.ip` (or override) open already.
+    fn admit(self: &Arc<Self>, ip: IpAddr) -> Option<ConnectionSlot> {
+        let limit = self.overrides.get(&ip).copied().unwrap_or(self.per_ip);
+        let mut open = self.lock();
+        let n = open.1.entry(ip).or_default();
+        if *n >= limit {
+            if *n == 0 {
+                open.1.remove(&ip);
+            }
+            return None;
+        }
+        *n += 1;
+        open.0 += 1;
+        Some(ConnectionSlot {
+            quotas: self.clone(),
+            ip,
+        })
+    }
+}
+
+impl Drop for ConnectionSlot {
+    fn drop(&mut self) {
+        {
+            let mut open = self.quotas.lock();
+            open.0 = open.0.saturating_sub(1);
+            if let Some(n) = open.1.get_mut(&self.ip) {
+                *n = n.saturating_sub(1);
+                if *n == 0 {
+                    open.1.remove(&self.ip);
+                }
+            }
+        }
+        self.quotas.freed.notify_waiters();
+    }
+}
+
 /// Accepts connections on `listener` until `shutdown` turns true.
 pub async fn serve(
     broker: Arc<Broker>,
@@ -49,16 +140,39 @@ pub async fn serve(
     name: Arc<str>,
     mut shutdown: watch::Receiver<bool>,
 ) {
+    let quotas = match kind {
+        Listener::Broker => Some(broker.connection_quotas.clone()),
+        Listener::Controller => None,
+    };
     loop {
+        if let Some(q) = &quotas {
+            tokio::select! {
+                biased;
+                _ = shutdown.changed() => break,
+                _ = q.slot_free() => {}
+            }
+        }
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
+                    let slot = match &quotas {
+                        None => None,
+                        Some(q) => match q.admit(peer.ip()) {
+                            Some(slot) => Some(slot),
+                            None => {
+                                info!(%peer, "closing a new connection: its address has max.connections.per.ip open already");
+                                drop(stream);
+                                continue;
+                            }
+                        },
+                    };
                     let _ = stream.set_nodelay(true);
                     let broker = broker.clone();
                     let shutdown = shutdown.clone();
                     let name = name.clone();
                     tokio::spawn(async move {
                         connection(broker, stream, peer, kind, name, shutdown).await;
+                        drop(slot);
                     });
                 }
                 Err(e) => {
