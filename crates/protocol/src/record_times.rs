@@ -92,6 +92,8 @@ impl Source<'_> {
 const XERIAL_MAGIC: [u8; 8] = [0x82, b'S', b'N', b'A', b'P', b'P', b'Y', 0];
 /// The xerial header: magic, version, compatible version.
 const XERIAL_HEADER_LEN: usize = 16;
+/// More than any snappy block expands.
+const SNAPPY_MAX_RATIO: u64 = 24;
 
 /// Snappy data decompressed: xerial-framed blocks (as Kafka's clients write it), or one
 /// raw snappy block otherwise (as Kafka's reader also accepts). Each block's announced size
@@ -101,6 +103,11 @@ pub(crate) fn snappy_bounded(data: &[u8], max_bytes: u64) -> Result<Vec<u8>, Rec
     let mut out = Vec::new();
     let block = |b: &[u8], out: &mut Vec<u8>| -> Result<(), RecordsError> {
         let n = snap::raw::decompress_len(b).map_err(|_| RecordsError::Malformed)?;
+        // No snappy block expands more than about 21 times (a 3-byte copy of 64 bytes): one
+        // that claims more is refused before anything is allocated for it.
+        if n as u64 > (b.len() as u64).saturating_mul(SNAPPY_MAX_RATIO) {
+            return Err(RecordsError::Malformed);
+        }
         if (out.len() as u64).saturating_add(n as u64) > max_bytes {
             return Err(RecordsError::TooLarge);
         }
@@ -308,15 +315,21 @@ mod tests {
         // A raw snappy block whose length prefix says 4 GiB - 1, and the same as a xerial
         // block: refused from the prefix alone.
         let raw = [0xff, 0xff, 0xff, 0xff, 0x0f, 0x00];
-        assert_eq!(snappy_bounded(&raw, 1 << 30), Err(RecordsError::TooLarge));
+        assert_eq!(snappy_bounded(&raw, 1 << 30), Err(RecordsError::Malformed));
         let mut xerial = XERIAL_MAGIC.to_vec();
         xerial.extend_from_slice(&[0, 0, 0, 1, 0, 0, 0, 1]);
         xerial.extend_from_slice(&(raw.len() as u32).to_be_bytes());
         xerial.extend_from_slice(&raw);
         assert_eq!(
             snappy_bounded(&xerial, 1 << 30),
-            Err(RecordsError::TooLarge)
+            Err(RecordsError::Malformed)
         );
+        // Within the ratio but past the bound: too large, still before allocating.
+        let big = snap::raw::Encoder::new()
+            .compress_vec(&vec![0u8; 1 << 20])
+            .expect("compress");
+        assert_eq!(snappy_bounded(&big, 1 << 16), Err(RecordsError::TooLarge));
+        assert_eq!(snappy_bounded(&big, 1 << 20).map(|v| v.len()), Ok(1 << 20));
         // A block cut short, and a length past the end.
         assert_eq!(
             snappy_bounded(&xerial[..xerial.len() - 1], 1 << 30),

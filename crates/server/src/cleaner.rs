@@ -198,14 +198,16 @@ impl Cleaner {
                 continue;
             }
             // The high watermark and the generation are read together under the lock: a
-            // truncation lowers the high watermark before it lets the log go.
+            // truncation lowers the high watermark before it lets the log go. Only one the
+            // replicas agreed on counts: a restarted replica's own may be past what was
+            // committed.
             let log = p.log.read();
             let generation = log.generation();
             let start = log.log_start_offset();
             let first = log.cleaner_offset().unwrap_or(start).max(start);
             // Only what is committed, and on the disk: a record superseding another must
             // survive a crash if the other does not.
-            let mut end = p.high_watermark().min(log.recovery_point());
+            let mut end = p.confirmed_high_watermark().min(log.recovery_point());
             if e.min_compaction_lag_ms > 0 {
                 end = end.min(clean::first_offset_newer_than(
                     &log,

@@ -1571,11 +1571,11 @@ fn parse_ip_overrides(
             .ok_or_else(|| bad("the count must be an integer, 0 or more"))?;
         let host = host.trim().trim_start_matches('[').trim_end_matches(']');
         let addrs: Vec<std::net::IpAddr> = match host.parse::<std::net::IpAddr>() {
-            Ok(ip) => vec![ip],
+            Ok(ip) => vec![ip.to_canonical()],
             Err(_) => (host, 0)
                 .to_socket_addrs()
                 .map_err(|e| bad(&format!("cannot resolve {host}: {e}")))?
-                .map(|a| a.ip())
+                .map(|a| a.ip().to_canonical())
                 .collect(),
         };
         for ip in addrs {

@@ -43,7 +43,10 @@ const READ_AHEAD: usize = 4096;
 
 /// `max.connections` and `max.connections.per.ip` (with its overrides), over the client
 /// listeners together, as Kafka's connection quotas. The controller listener is not
-/// counted: the quorum's connections never wait for clients'.
+/// counted: the quorum's connections never wait for clients'. Addresses are counted in
+/// their canonical form (an IPv4 client of a dual-stack listener as IPv4). With several
+/// client listeners, up to one connection per listener may be accepted past
+/// `max.connections` at once (each waits for a place, then accepts).
 pub struct ConnectionQuotas {
     max_total: usize,
     per_ip: usize,
@@ -144,8 +147,17 @@ pub async fn serve(
         Listener::Broker => Some(broker.connection_quotas.clone()),
         Listener::Controller => None,
     };
+    // As in Kafka, the inter-broker listener, when there are others, never waits for a
+    // place: clients filling max.connections elsewhere must not cut replication off.
+    let client_listeners = broker
+        .config
+        .listeners
+        .iter()
+        .filter(|l| !broker.config.controller_listener_names.contains(&l.name))
+        .count();
+    let protected = client_listeners > 1 && *name == *broker.config.inter_broker_listener_name;
     loop {
-        if let Some(q) = &quotas {
+        if let Some(q) = quotas.as_ref().filter(|_| !protected) {
             tokio::select! {
                 biased;
                 _ = shutdown.changed() => break,
@@ -157,7 +169,7 @@ pub async fn serve(
                 Ok((stream, peer)) => {
                     let slot = match &quotas {
                         None => None,
-                        Some(q) => match q.admit(peer.ip()) {
+                        Some(q) => match q.admit(peer.ip().to_canonical()) {
                             Some(slot) => Some(slot),
                             None => {
                                 info!(%peer, "closing a new connection: its address has max.connections.per.ip open already");

@@ -58,6 +58,10 @@ pub struct Partition {
     node_id: i32,
     leader_epoch: AtomicI32,
     high_watermark: AtomicI64,
+    /// The high watermark as the replicas last agreed on it: from the in-sync replicas'
+    /// logs as leader, from the leader as follower; -1 until then. (A restarted replica's
+    /// high watermark starts at its log end, which may hold records never committed.)
+    confirmed_high_watermark: AtomicI64,
     /// The leader's id, mirrored from `replica_set` for a lock-free `is_leader`.
     leader: AtomicI32,
     replica_set: Mutex<ReplicaSet>,
@@ -126,6 +130,7 @@ impl Partition {
             node_id,
             leader_epoch: AtomicI32::new(leader_epoch),
             high_watermark: AtomicI64::new(end),
+            confirmed_high_watermark: AtomicI64::new(-1),
             leader: AtomicI32::new(-1),
             replica_set: Mutex::new(ReplicaSet {
                 leader: -1,
@@ -170,6 +175,11 @@ impl Partition {
     }
 
     /// A copy of the leadership and replica state.
+    /// See `confirmed_high_watermark`: what the log cleaner may clean up to.
+    pub fn confirmed_high_watermark(&self) -> i64 {
+        self.confirmed_high_watermark.load(Ordering::Acquire)
+    }
+
     pub fn replicas(&self) -> ReplicaSet {
         self.replica_set().clone()
     }
@@ -241,6 +251,8 @@ impl Partition {
                 .map(|id| set.followers.get(id).map_or(i64::MIN, |f| f.log_end_offset))
                 .fold(end, i64::min)
         };
+        self.confirmed_high_watermark
+            .fetch_max(candidate, Ordering::AcqRel);
         let mut current = self.high_watermark();
         while candidate > current {
             match self.high_watermark.compare_exchange(
@@ -330,6 +342,7 @@ impl Partition {
     pub fn follow_high_watermark(&self, leader_high_watermark: i64) {
         let end = self.read_log().log_end_offset();
         let hw = leader_high_watermark.min(end);
+        self.confirmed_high_watermark.store(hw, Ordering::Release);
         if self.high_watermark.swap(hw, Ordering::AcqRel) != hw {
             self.wake();
         }
@@ -387,6 +400,8 @@ impl Partition {
             // high watermark under its lock (the log cleaner) sees both or neither change.
             self.high_watermark
                 .fetch_min(log.log_end_offset(), Ordering::AcqRel);
+            self.confirmed_high_watermark
+                .fetch_min(log.log_end_offset(), Ordering::AcqRel);
         }
         let _ = std::fs::remove_file(
             self.read_log()
@@ -405,6 +420,8 @@ impl Partition {
             let mut log = self.write_log();
             log.truncate_fully_and_start_at(offset)?;
             self.high_watermark.store(offset, Ordering::Release);
+            self.confirmed_high_watermark
+                .store(offset, Ordering::Release);
         }
         *producers = ProducerStateManager::new();
         producers.advance(offset);

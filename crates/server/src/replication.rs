@@ -535,7 +535,7 @@ fn handle_response(
             else {
                 continue;
             };
-            match apply_partition(p, pd) {
+            match apply_partition(b, p, pd) {
                 Ok(()) => delays.succeeded(partition_key(p)),
                 Err((code, e)) => {
                     debug!(topic = %p.topic, partition = p.index, leader, error = %e, "follower fetch");
@@ -554,7 +554,21 @@ fn local(e: impl std::fmt::Display) -> ApplyError {
     (-1, e.to_string())
 }
 
-fn apply_partition(p: &Partition, pd: &fetch_response::PartitionData) -> Result<(), ApplyError> {
+/// After a truncation of a compacted log: its first dirty offset may have come down, which
+/// the cleaner checkpoint must say before a crash could bring back the old one.
+fn cleaner_offset_lowered(b: &Broker, p: &Partition) {
+    if p.read_log().config().compact {
+        if let Err(e) = b.logs.checkpoint_cleaner_offsets() {
+            warn!(topic = %p.topic, partition = p.index, error = %e, "cannot write the cleaner checkpoint");
+        }
+    }
+}
+
+fn apply_partition(
+    b: &Broker,
+    p: &Partition,
+    pd: &fetch_response::PartitionData,
+) -> Result<(), ApplyError> {
     match pd.error_code {
         0 => {}
         OFFSET_OUT_OF_RANGE => {
@@ -562,6 +576,7 @@ fn apply_partition(p: &Partition, pd: &fetch_response::PartitionData) -> Result<
             if pd.log_start_offset > end {
                 // The leader deleted what this replica still needs: start at its log start.
                 p.restart_at(pd.log_start_offset).map_err(local)?;
+                cleaner_offset_lowered(b, p);
                 info!(topic = %p.topic, partition = p.index, offset = pd.log_start_offset,
                       "follower restarted at the leader's log start");
                 return Ok(());
@@ -577,6 +592,7 @@ fn apply_partition(p: &Partition, pd: &fetch_response::PartitionData) -> Result<
         info!(topic = %p.topic, partition = p.index, epoch = diverging.epoch, from = end, to,
               "follower truncates its divergent tail");
         p.truncate_to(to).map_err(local)?;
+        cleaner_offset_lowered(b, p);
         return Ok(());
     }
     if let Some(records) = pd.records.as_ref().filter(|r| !r.is_empty()) {

@@ -45,8 +45,25 @@ use crate::segment::{
 /// Suffix of a cleaned segment's files before they replace the originals.
 pub const CLEANED_SUFFIX: &str = ".cleaned";
 
-/// Bytes the offset map takes per key (a 128-bit hash, an offset and the table's overhead).
-pub const MAP_BYTES_PER_KEY: usize = 40;
+/// Bytes the offset map takes per key, at most: a 128-bit hash and an offset take 32 bytes
+/// and a control byte in the table, whose buckets are a power of two at most 7/8 full
+/// (see [`map_keys`]).
+pub const MAP_BYTES_PER_KEY: usize = 76;
+/// Bytes one bucket of the offset map takes.
+const MAP_BUCKET_BYTES: usize = 33;
+
+/// How many keys an offset map of at most `bytes` holds: the largest table of a power of
+/// two buckets that fits, 7/8 of them used.
+pub fn map_keys(bytes: usize) -> usize {
+    let mut buckets = 8usize;
+    while buckets
+        .checked_mul(2 * MAP_BUCKET_BYTES)
+        .is_some_and(|b| b <= bytes)
+    {
+        buckets *= 2;
+    }
+    buckets / 8 * 7
+}
 
 /// Called with each record's offset, key and whether it has a value (not a tombstone).
 pub type KeyVisitor<'a> = dyn FnMut(i64, Option<&[u8]>, bool) + 'a;
@@ -231,7 +248,7 @@ fn clean_view(
     };
 
     // The offset map of the dirty segments, and each idempotent producer's last batch.
-    let max_keys = (req.map_bytes / MAP_BYTES_PER_KEY).max(1);
+    let max_keys = map_keys(req.map_bytes);
     // Sized once (it never grows past `max_keys`), for the records the dirty segments can
     // hold at most: a record takes 7 bytes or more.
     let dirty_bytes: u64 = segs[first_dirty_seg..].iter().map(|s| s.size).sum();
@@ -252,7 +269,8 @@ fn clean_view(
         // Once the map is full, the rest of this segment is still walked for its
         // producers' batches: it is cleaned too (what follows the map's end is kept).
         for_each_batch(seg, &path, |h, bytes| {
-            if h.producer_id() >= 0 {
+            // (A transaction's marker is not its producer's last batch of data.)
+            if h.producer_id() >= 0 && !h.is_control() {
                 last_batch_of.insert(h.producer_id(), h.last_offset());
             }
             if full || !dirty || h.last_offset() < req.first_dirty {
@@ -607,7 +625,7 @@ mod tests {
     fn a_map_too_small_for_a_segment_cleans_part_of_it_each_time() {
         let dir = tempfile::tempdir().expect("tmp");
         let log = RwLock::new(Log::open(dir.path(), config(), 0, 0, true, 0).expect("open"));
-        produce(&mut log.write(), 0, 200, 7, &[]);
+        produce(&mut log.write(), 0, 400, 40, &[]);
         let end = log.read().log_end_offset();
         let want = latest_by_key(&contents(&log.read()));
         let mut first_dirty = 0;
@@ -615,7 +633,7 @@ mod tests {
         let active_base = *log.read().segment_base_offsets().last().expect("segment");
         while first_dirty < active_base {
             let mut req = request(first_dirty, end);
-            req.map_bytes = 3 * MAP_BYTES_PER_KEY; // three keys of seven
+            req.map_bytes = 0; // the smallest map: 8 buckets, 7 keys of the 40
             let out = clean(&log, &req, &Keys, &|| false)
                 .expect("clean")
                 .expect("cleaned");
@@ -653,6 +671,15 @@ mod tests {
         // A truncation into a gap that compaction left ends the log at the offset asked.
         assert_eq!(log.read().log_end_offset(), at);
         assert_eq!(log.read().cleaner_offset(), Some(at));
+        // And again, lower in the same gap (a follower settling divergence epoch by epoch).
+        let data_end = log
+            .read()
+            .read(0, 1 << 30, at, true)
+            .expect("read")
+            .next_offset;
+        assert!(data_end < at - 1, "a gap below {at}");
+        log.write().truncate_to(at - 1).expect("truncate again");
+        assert_eq!(log.read().log_end_offset(), at - 1);
         // A request made before the truncation (older generation) cleans nothing.
         assert_eq!(
             clean(&log, &request(0, end), &Keys, &|| false).expect("clean"),
@@ -660,6 +687,21 @@ mod tests {
         );
         log.write().truncate_fully_and_start_at(500).expect("empty");
         assert_eq!(log.read().cleaner_offset(), None);
+    }
+
+    #[test]
+    fn the_offset_map_fits_its_bytes() {
+        assert_eq!(map_keys(0), 7);
+        for bytes in [1 << 20, 128 << 20, 2 << 30] {
+            let keys = map_keys(bytes);
+            // The table hashbrown makes for that many keys fits in the bytes.
+            let buckets = (keys * 8 / 7).next_power_of_two();
+            assert!(buckets * MAP_BUCKET_BYTES <= bytes, "{bytes}");
+            assert!(
+                keys * MAP_BYTES_PER_KEY >= bytes / 2,
+                "{bytes}: only {keys} keys"
+            );
+        }
     }
 
     #[test]

@@ -2138,8 +2138,9 @@ impl Log {
         }
         if !straddled {
             // Nothing below `offset` was removed: where it falls in a gap (compaction left
-            // one), the log ends at `offset` all the same, as Kafka's does.
-            self.active.next_offset = self.active.next_offset.max(offset);
+            // one, or an earlier truncation into one), the log ends at `offset` all the
+            // same, as Kafka's does.
+            self.active.next_offset = offset;
         }
         let leo = self.log_end_offset();
         self.recovery_point = self.recovery_point.min(leo);

@@ -162,6 +162,12 @@ fn for_each_parallel<T: Sync>(
     }
 }
 
+/// Gives an opened log the first dirty offset its checkpoint holds, unless that is past
+/// the log's end (a checkpoint older than a truncation): then its cleaning starts over.
+fn set_cleaner_offset(log: &mut Log, offset: Option<i64>) {
+    log.set_cleaner_offset(offset.filter(|&o| o <= log.log_end_offset()));
+}
+
 /// How often a long load reports its progress.
 const PROGRESS_INTERVAL: std::time::Duration = std::time::Duration::from_secs(5);
 
@@ -250,7 +256,7 @@ fn load_dir(
     let opened: Mutex<Vec<(TopicPartition, Log)>> = Mutex::new(Vec::with_capacity(to_open.len()));
     for_each_parallel(&to_open, true, |(tp, path, rp, ls)| {
         let mut log = Log::open(path, config_for(tp), *rp, *ls, clean, now)?;
-        log.set_cleaner_offset(cleaner_offsets.get(tp).copied());
+        set_cleaner_offset(&mut log, cleaner_offsets.get(tp).copied());
         let n = {
             let mut opened = lock(&opened);
             opened.push((tp.clone(), log));
@@ -461,7 +467,7 @@ impl LogManager {
                 Log::open(&d.path, config, rp, ls, false, now_ms())?
             }
         };
-        log.set_cleaner_offset(d.cleaner_offset);
+        set_cleaner_offset(&mut log, d.cleaner_offset);
         let mut logs = self.logs.write();
         if self.closing.load(Ordering::Acquire) {
             drop(logs);
@@ -563,6 +569,10 @@ impl LogManager {
                 sync_dir(&parent)?;
                 fs::remove_dir_all(&target)?;
             }
+        }
+        // A partition of the same name created later must not find this one's offset.
+        if let Err(e) = self.checkpoint_cleaner_offsets() {
+            warn!(partition = %tp, error = %e, "cannot rewrite the cleaner checkpoint");
         }
         Ok(true)
     }
