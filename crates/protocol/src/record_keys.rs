@@ -26,6 +26,8 @@ const LAST_OFFSET_DELTA_AT: usize = 23;
 const COUNT_AT: usize = 57;
 const CODEC_MASK: u8 = 0x07;
 const LOG_APPEND_TIME_BIT: u8 = 0x08;
+/// Attribute bit 6: BaseTimestamp holds the batch's delete horizon (KIP-534).
+const DELETE_HORIZON_BIT: u8 = 0x40;
 
 /// One record of a batch, borrowed from its (decompressed) record data.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -152,12 +154,51 @@ pub fn parse_records(data: &[u8], count: i32) -> Result<Vec<RecordRef<'_>>, Reco
     Ok(out)
 }
 
+/// Appends `v` as a zig-zag varint.
+fn put_varlong(v: i64, out: &mut Vec<u8>) {
+    let mut u = ((v << 1) ^ (v >> 63)) as u64;
+    while u >= 0x80 {
+        out.push((u as u8) | 0x80);
+        u >>= 7;
+    }
+    out.push(u as u8);
+}
+
+/// A record's bytes (`raw`, as [`RecordRef::raw`]) with its timestamp delta taken from
+/// `old_base` to `new_base`, the record's timestamp unchanged; the rest is copied.
+fn rebase_record(raw: &[u8], old_base: i64, new_base: i64) -> Result<Vec<u8>, RecordsError> {
+    let mut at = 0;
+    varint(raw, &mut at, 35)?; // the length
+    let attributes = *raw.get(at).ok_or(RecordsError::Malformed)?;
+    at += 1;
+    let delta = varint(raw, &mut at, 70)?;
+    let timestamp = old_base.wrapping_add(delta);
+    let mut body = vec![attributes];
+    put_varlong(timestamp.wrapping_sub(new_base), &mut body);
+    body.extend_from_slice(raw.get(at..).ok_or(RecordsError::Malformed)?);
+    let mut out = Vec::with_capacity(body.len() + 5);
+    put_varlong(
+        i64::try_from(body.len()).map_err(|_| RecordsError::TooLarge)?,
+        &mut out,
+    );
+    out.extend_from_slice(&body);
+    Ok(out)
+}
+
 /// The batch `batch` (whole, header included, as stored) rebuilt with only the records
 /// `kept` (some of its own, in order): same base offset, last offset delta, producer fields
 /// and base timestamp; RecordsCount, MaxTimestamp (unless LogAppendTime), Length and CRC
 /// recomputed; compressed with the batch's codec again. With no record kept, an empty batch
 /// (uncompressed), as Kafka's cleaner keeps for an idempotent producer's last batch.
-pub fn rebuild_batch(batch: &[u8], kept: &[RecordRef<'_>]) -> Result<Vec<u8>, RecordsError> {
+///
+/// With `delete_horizon`, the batch is marked with it (KIP-534): attribute bit 6 set and
+/// BaseTimestamp holding the horizon, each record's timestamp delta moved so that its
+/// timestamp (BaseTimestamp + delta) stays what it was.
+pub fn rebuild_batch(
+    batch: &[u8],
+    kept: &[RecordRef<'_>],
+    delete_horizon: Option<i64>,
+) -> Result<Vec<u8>, RecordsError> {
     let header: &[u8; HEADER_LEN] = batch
         .get(..HEADER_LEN)
         .and_then(|h| h.try_into().ok())
@@ -170,10 +211,31 @@ pub fn rebuild_batch(batch: &[u8], kept: &[RecordRef<'_>]) -> Result<Vec<u8>, Re
         attributes_low & CODEC_MASK
     };
     out[ATTRIBUTES_AT + 1] = (attributes_low & !CODEC_MASK) | codec;
+    let base_ts = i64::from_be_bytes(
+        header[BASE_TIMESTAMP_AT..BASE_TIMESTAMP_AT + 8]
+            .try_into()
+            .map_err(|_| RecordsError::Malformed)?,
+    );
+    let rebased: Vec<Vec<u8>> = match delete_horizon {
+        Some(h) if !kept.is_empty() => {
+            out[ATTRIBUTES_AT + 1] |= DELETE_HORIZON_BIT;
+            out[BASE_TIMESTAMP_AT..BASE_TIMESTAMP_AT + 8].copy_from_slice(&h.to_be_bytes());
+            kept.iter()
+                .map(|r| rebase_record(r.raw, base_ts, h))
+                .collect::<Result<_, _>>()?
+        }
+        _ => Vec::new(),
+    };
     let raw_len: usize = kept.iter().map(|r| r.raw.len()).sum();
     let mut plain = BytesMut::with_capacity(raw_len);
-    for r in kept {
-        plain.extend_from_slice(r.raw);
+    if rebased.is_empty() {
+        for r in kept {
+            plain.extend_from_slice(r.raw);
+        }
+    } else {
+        for r in &rebased {
+            plain.extend_from_slice(r);
+        }
     }
     let put = |buf: &mut BytesMut| -> anyhow::Result<()> {
         buf.extend_from_slice(&plain);
@@ -196,11 +258,6 @@ pub fn rebuild_batch(batch: &[u8], kept: &[RecordRef<'_>]) -> Result<Vec<u8>, Re
     let count = i32::try_from(kept.len()).map_err(|_| RecordsError::TooLarge)?;
     out[COUNT_AT..COUNT_AT + 4].copy_from_slice(&count.to_be_bytes());
     if attributes_low & LOG_APPEND_TIME_BIT == 0 {
-        let base_ts = i64::from_be_bytes(
-            header[BASE_TIMESTAMP_AT..BASE_TIMESTAMP_AT + 8]
-                .try_into()
-                .map_err(|_| RecordsError::Malformed)?,
-        );
         let max_ts = kept
             .iter()
             .map(|r| base_ts.saturating_add(r.timestamp_delta))
@@ -307,10 +364,12 @@ pub fn for_each_record(batch: &[u8], visit: &mut RecordVisitor<'_>) -> Result<()
 }
 
 /// `batch` rebuilt ([`rebuild_batch`]) with only the records for which
-/// `keep(offset, key, has_value)` holds; `None` when all of them are kept.
+/// `keep(offset, key, has_value)` holds, and marked with `delete_horizon` if it keeps a
+/// tombstone and has no horizon yet; `None` when it would be the same batch.
 pub fn retain_records(
     batch: &[u8],
     keep: &mut RecordFilter<'_>,
+    delete_horizon: Option<i64>,
 ) -> Result<Option<Vec<u8>>, String> {
     let (codec, count, base, last_delta) = batch_fields(batch)?;
     let data = record_data(&batch[HEADER_LEN..], codec, BATCH_DATA_MAX_BYTES)
@@ -321,10 +380,12 @@ pub fn retain_records(
         .copied()
         .filter(|r| keep(base.saturating_add(r.offset_delta), r.key, r.has_value))
         .collect();
-    if kept.len() == records.len() {
+    let has_horizon = batch[ATTRIBUTES_AT + 1] & DELETE_HORIZON_BIT != 0;
+    let horizon = delete_horizon.filter(|_| !has_horizon && kept.iter().any(|r| !r.has_value));
+    if kept.len() == records.len() && horizon.is_none() {
         return Ok(None);
     }
-    rebuild_batch(batch, &kept)
+    rebuild_batch(batch, &kept, horizon)
         .map(Some)
         .map_err(|e| format!("{e:?}"))
 }
@@ -375,7 +436,7 @@ mod tests {
             );
             // Keep records 1 and 4: the batch keeps its offsets and codec, gets a new CRC.
             let kept = [recs[1], recs[4]];
-            let rebuilt = rebuild_batch(&b, &kept).expect("rebuild");
+            let rebuilt = rebuild_batch(&b, &kept, None).expect("rebuild");
             assert_eq!(rebuilt[..8], b[..8], "base offset");
             assert_eq!(rebuilt[23..27], b[23..27], "last offset delta");
             assert_eq!(rebuilt[22] & CODEC_MASK, codec);
@@ -391,11 +452,51 @@ mod tests {
             assert_eq!(again[0].key, Some(&b"k1"[..]));
             assert_eq!(again[1].offset_delta, 4);
             // Nothing kept: an empty, uncompressed batch with the same offsets.
-            let empty = rebuild_batch(&b, &[]).expect("empty");
+            let empty = rebuild_batch(&b, &[], None).expect("empty");
             assert_eq!(empty.len(), HEADER_LEN);
             assert_eq!(count(&empty), 0);
             assert_eq!(empty[22] & CODEC_MASK, 0);
             assert_eq!(empty[23..27], b[23..27]);
+        }
+    }
+
+    #[test]
+    fn a_delete_horizon_keeps_every_record_timestamp() {
+        for (codec, c) in CODECS {
+            // Records 0..6, tombstones at 2 and 5; all kept, the horizon set.
+            let b = batch(6, c, false);
+            let horizon = 5_000_000_000_i64;
+            let marked = retain_records(&b, &mut |_, _, _| true, Some(horizon))
+                .expect("retain")
+                .expect("rebuilt: it keeps tombstones");
+            assert_eq!(marked[22] & DELETE_HORIZON_BIT, DELETE_HORIZON_BIT, "{c:?}");
+            let base = i64::from_be_bytes(marked[27..35].try_into().expect("8"));
+            assert_eq!(base, horizon);
+            let data = record_data(&marked[HEADER_LEN..], codec, u64::MAX).expect("data");
+            let recs = parse_records(&data, 6).expect("records");
+            let times: Vec<i64> = recs.iter().map(|r| base + r.timestamp_delta).collect();
+            assert_eq!(times, (0..6).map(|i| 1000 + i).collect::<Vec<_>>(), "{c:?}");
+            let max_ts = i64::from_be_bytes(marked[35..43].try_into().expect("8"));
+            assert_eq!(max_ts, 1005);
+            assert_eq!(recs[1].key, Some(&b"k1"[..]));
+            // Marked once: the same batch again needs nothing, and dropping a record keeps
+            // the mark.
+            assert_eq!(
+                retain_records(&marked, &mut |_, _, _| true, Some(1)),
+                Ok(None)
+            );
+            let fewer = retain_records(&marked, &mut |o, _, _| o != 0, Some(1))
+                .expect("retain")
+                .expect("rebuilt");
+            assert_eq!(
+                i64::from_be_bytes(fewer[27..35].try_into().expect("8")),
+                horizon
+            );
+            // Without tombstones kept, no mark.
+            let none = retain_records(&b, &mut |_, _, v| v, Some(horizon))
+                .expect("retain")
+                .expect("rebuilt");
+            assert_eq!(none[22] & DELETE_HORIZON_BIT, 0);
         }
     }
 
@@ -430,7 +531,7 @@ mod tests {
         assert_eq!(problem, Ok(Some("Inner record offsets are not 0, 1, 2...")));
         let err = for_each_record(&forged, &mut |_, _, _| {}).expect_err("refused");
         assert!(err.contains("past the batch's last"), "{err}");
-        assert!(retain_records(&forged, &mut |_, _, _| true).is_err());
+        assert!(retain_records(&forged, &mut |_, _, _| true, None).is_err());
     }
 
     #[test]

@@ -42,8 +42,13 @@ impl RecordKeys for ProtocolRecordKeys {
         krust_protocol::record_keys::for_each_record(batch, visit)
     }
 
-    fn retain(&self, batch: &[u8], keep: &mut KeyFilter<'_>) -> Result<Option<Vec<u8>>, String> {
-        krust_protocol::record_keys::retain_records(batch, keep)
+    fn retain(
+        &self,
+        batch: &[u8],
+        keep: &mut KeyFilter<'_>,
+        delete_horizon: Option<i64>,
+    ) -> Result<Option<Vec<u8>>, String> {
+        krust_protocol::record_keys::retain_records(batch, keep, delete_horizon)
     }
 }
 
@@ -242,7 +247,8 @@ impl Cleaner {
                 request: CleanRequest {
                     first_dirty: first,
                     end,
-                    delete_horizon_ms: now.saturating_sub(e.delete_retention_ms),
+                    now_ms: now,
+                    delete_retention_ms: e.delete_retention_ms,
                     map_bytes,
                     generation,
                 },

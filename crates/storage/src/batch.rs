@@ -71,6 +71,8 @@ pub const TIMESTAMP_TYPE_BIT: i16 = 0x08;
 pub const TRANSACTIONAL_BIT: i16 = 0x10;
 /// Attributes bit: control batch.
 pub const CONTROL_BIT: i16 = 0x20;
+/// Attributes bit: BaseTimestamp holds the delete horizon (KIP-534).
+pub const DELETE_HORIZON_BIT: i16 = 0x40;
 
 /// Compression codec of a batch (attributes bits 0-2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -186,6 +188,11 @@ macro_rules! header_accessors {
         /// BaseTimestamp.
         pub fn base_timestamp(&self) -> i64 {
             be_i64(self.hdr(), BASE_TIMESTAMP_OFFSET)
+        }
+        /// The delete horizon a log cleaner marked the batch with (attribute bit 6; then
+        /// BaseTimestamp holds it, KIP-534), if any.
+        pub fn delete_horizon_ms(&self) -> Option<i64> {
+            (self.attributes() & DELETE_HORIZON_BIT != 0).then(|| self.base_timestamp())
         }
         /// MaxTimestamp.
         pub fn max_timestamp(&self) -> i64 {

@@ -81,12 +81,15 @@ pub trait RecordKeys {
     ) -> std::result::Result<(), String>;
 
     /// `batch` rebuilt with only the records for which `keep(offset, key, has_value)` holds,
-    /// keeping its base and last offset (with none kept: its header alone, RecordsCount 0);
-    /// `None` when every record is kept.
+    /// keeping its base and last offset (with none kept: its header alone, RecordsCount 0),
+    /// and marked with `delete_horizon` if it keeps a tombstone and has no horizon yet
+    /// (attribute bit 6, BaseTimestamp = horizon, record timestamps unchanged); `None` when
+    /// it would be the same batch.
     fn retain(
         &self,
         batch: &[u8],
         keep: &mut KeyFilter<'_>,
+        delete_horizon: Option<i64>,
     ) -> std::result::Result<Option<Vec<u8>>, String>;
 }
 
@@ -97,9 +100,11 @@ pub struct CleanRequest {
     pub first_dirty: i64,
     /// The first offset that must not be cleaned (exclusive bound).
     pub end: i64,
-    /// Tombstones go from already-cleaned segments last written before this (file time,
-    /// which a cleaning keeps: the time the newest of its records arrived).
-    pub delete_horizon_ms: i64,
+    /// Now, in ms: tombstones in batches whose delete horizon is past go.
+    pub now_ms: i64,
+    /// `delete.retention.ms`: a batch first cleaned with tombstones it keeps is marked with
+    /// the delete horizon `now_ms` + this (KIP-534).
+    pub delete_retention_ms: i64,
     /// Memory for the offset map.
     pub map_bytes: usize,
     /// The log's [`Log::generation`] when `end` was read: if a truncation came between,
@@ -132,8 +137,6 @@ pub(crate) struct SegmentView {
     /// Base offset of the segment after it.
     pub next_base: i64,
     pub file: Arc<File>,
-    /// When its file was last written (kept through cleanings), in ms.
-    pub modified_ms: i64,
 }
 
 /// Inactive segments wholly below a bound, and the log's generation when they were taken.
@@ -357,12 +360,6 @@ fn remove_cleaned(dir: &std::path::Path, base: i64) {
     }
 }
 
-/// The latest file time of `segs`.
-fn group_modified(segs: &[SegmentView]) -> std::time::SystemTime {
-    let ms = segs.iter().map(|s| s.modified_ms).max().unwrap_or(0);
-    std::time::UNIX_EPOCH + std::time::Duration::from_millis(u64::try_from(ms).unwrap_or(0))
-}
-
 /// Writes the cleaned copy of the first of `segs`, and of as many after it as fit with it
 /// in one segment (`segment.bytes`, counting each by its size before cleaning), as
 /// `<base>.*.cleaned`, fsynced.
@@ -394,9 +391,14 @@ fn write_cleaned(
         }
         taken += 1;
         let path = segment_path(&view.dir, seg.base, LOG_SUFFIX);
-        let drop_tombstones =
-            seg.next_base <= req.first_dirty && seg.modified_ms < req.delete_horizon_ms;
         for_each_batch(seg, &path, |h, bytes| {
+            // A batch's tombstones go once the delete horizon an earlier cleaning marked it
+            // with has passed; a batch that keeps some and has none is marked now.
+            let horizon = h.delete_horizon_ms();
+            let drop_tombstones = horizon.is_some_and(|t| t <= req.now_ms);
+            let mark = horizon
+                .is_none()
+                .then(|| req.now_ms.saturating_add(req.delete_retention_ms));
             let producers_last = h.producer_id() >= 0
                 && last_batch_of.get(&h.producer_id()) == Some(&h.last_offset());
             let rebuilt = if h.is_control() {
@@ -417,7 +419,7 @@ fn write_cleaned(
                     }
                     kept
                 };
-                keys.retain(bytes, &mut keep)
+                keys.retain(bytes, &mut keep, mark)
                     .map_err(|e| records_error(&path, h.base_offset(), e))?
             };
             let batch: &[u8] = match &rebuilt {
@@ -446,9 +448,6 @@ fn write_cleaned(
     }
     out.flush()?;
     drop(out);
-    // The cleaned file keeps the time its newest records arrived (for delete.retention.ms).
-    let newest = group_modified(&segs[..taken]);
-    file.set_modified(newest)?;
     file.sync_all()?;
     builder.maybe_append_time();
     index::persist(
@@ -496,8 +495,9 @@ mod tests {
             &self,
             batch: &[u8],
             keep: &mut KeyFilter<'_>,
+            delete_horizon: Option<i64>,
         ) -> std::result::Result<Option<Vec<u8>>, String> {
-            krust_protocol::record_keys::retain_records(batch, keep)
+            krust_protocol::record_keys::retain_records(batch, keep, delete_horizon)
         }
     }
 
@@ -514,7 +514,8 @@ mod tests {
         CleanRequest {
             first_dirty,
             end,
-            delete_horizon_ms: 0,
+            now_ms: 1_000,
+            delete_retention_ms: 0,
             map_bytes: 1 << 20,
             generation: 0,
         }
@@ -716,13 +717,39 @@ mod tests {
             .expect("clean")
             .expect("cleaned");
         let keys_now = latest_by_key(&contents(&log.read()));
-        // Tombstones are kept by the first cleaning (their segments were dirty).
+        // The first cleaning keeps the tombstones, marking their batches with the delete
+        // horizon now + delete.retention.ms; their records keep their timestamps.
         assert_eq!(keys_now[&b"k1".to_vec()].1, None);
-        // A second one, past the horizon, removes the tombstones already cleaned once.
+        let r = log.read().read(0, 1 << 30, end, true).expect("read");
+        for b in crate::batch::batches(&r.records) {
+            let b = b.expect("batch");
+            for rec in decode_records(&b).expect("decode") {
+                assert_eq!(
+                    rec.timestamp, rec.offset,
+                    "record {}'s timestamp",
+                    rec.offset
+                );
+                if rec.value.is_none() {
+                    assert_eq!(b.header().delete_horizon_ms(), Some(1_000));
+                }
+            }
+        }
+        // A second cleaning before the horizon keeps them, one after it removes them.
         produce(&mut log.write(), 100, 30, 1000, &[]);
         let end = log.read().log_end_offset();
         let mut req = request(first.cleaned_up_to, end);
-        req.delete_horizon_ms = i64::MAX;
+        req.now_ms = 999;
+        let second = clean(&log, &req, &Keys, &|| false)
+            .expect("clean")
+            .expect("cleaned");
+        assert_eq!(
+            latest_by_key(&contents(&log.read()))[&b"k3".to_vec()].1,
+            None
+        );
+        produce(&mut log.write(), 130, 30, 1000, &[]);
+        let end = log.read().log_end_offset();
+        let mut req = request(second.cleaned_up_to, end);
+        req.now_ms = 1_000;
         clean(&log, &req, &Keys, &|| false)
             .expect("clean")
             .expect("cleaned");

@@ -1937,7 +1937,6 @@ impl Log {
                 size: self.segments[i].size,
                 next_base,
                 file: self.segment_file(i)?,
-                modified_ms: file_time_ms(&self.path(self.segments[i].base_offset, LOG_SUFFIX))?,
             });
         }
         Ok(crate::clean::CleanView {
