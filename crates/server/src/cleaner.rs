@@ -31,6 +31,8 @@ use crate::broker::{now_ms, Broker};
 use crate::groups::OFFSETS_TOPIC;
 use crate::partition::Partition;
 
+/// How long a log whose cleaning failed (a corrupt batch, an I/O error) is left alone.
+const FAILED_REST_MS: i64 = 10 * 60 * 1000;
 /// The most memory one cleaner's offset map takes.
 const MAX_MAP_BYTES: usize = 2 << 30;
 
@@ -139,36 +141,39 @@ impl Cleaner {
         let Some(c) = self.pick() else {
             return false;
         };
+        let started = std::time::Instant::now();
         let result = clean::clean(&c.partition.log, &c.request, &ProtocolRecordKeys, &|| {
             self.stop.load(Ordering::Acquire)
         });
         lock(&self.busy).remove(&c.tp);
         match result {
             Ok(Some(out)) => {
-                self.cleaned(&c, &out);
+                self.cleaned(&c, &out, started.elapsed());
                 true
             }
             Ok(None) => {
-                self.rest(&c.tp);
+                self.rest(&c.tp, self.broker.config.log_cleaner_backoff_ms);
                 false
             }
             Err(e) => {
-                warn!(topic = %c.tp.topic, partition = c.tp.partition, error = %e, "log cleaning failed; trying again later");
-                self.rest(&c.tp);
+                warn!(topic = %c.tp.topic, partition = c.tp.partition, error = %e, "log cleaning failed; trying again in 10 minutes");
+                self.rest(&c.tp, FAILED_REST_MS);
                 false
             }
         }
     }
 
-    fn rest(&self, tp: &TopicPartition) {
-        let until = now_ms().saturating_add(self.broker.config.log_cleaner_backoff_ms.max(1000));
+    /// Leaves `tp` alone for `ms` (at least a second).
+    fn rest(&self, tp: &TopicPartition, ms: i64) {
+        let until = now_ms().saturating_add(ms.max(1000));
         lock(&self.resting).insert(tp.clone(), until);
     }
 
-    fn cleaned(&self, c: &Candidate, out: &CleanOutcome) {
+    fn cleaned(&self, c: &Candidate, out: &CleanOutcome, took: Duration) {
         info!(
             topic = %c.tp.topic,
             partition = c.tp.partition,
+            secs = format!("{:.3}", took.as_secs_f64()),
             dirty_ratio = format!("{:.2}", c.ratio),
             up_to = out.cleaned_up_to,
             segments = format!("{} -> {}", out.segments_before, out.segments_after),
