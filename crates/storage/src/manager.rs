@@ -557,22 +557,26 @@ impl LogManager {
             unique_id(),
             DELETE_DIR_SUFFIX
         ));
-        match m.slot {
+        let compacted = match m.slot {
             Slot::Open(log) => {
                 let mut log = log.write();
                 log.rename_dir(&target)?;
                 sync_dir(&parent)?;
                 log.delete_in_place()?;
+                log.cleaner_offset().is_some()
             }
             Slot::Deferred(d) => {
                 fs::rename(&d.path, &target)?;
                 sync_dir(&parent)?;
                 fs::remove_dir_all(&target)?;
+                d.cleaner_offset.is_some()
             }
-        }
+        };
         // A partition of the same name created later must not find this one's offset.
-        if let Err(e) = self.checkpoint_cleaner_offsets() {
-            warn!(partition = %tp, error = %e, "cannot rewrite the cleaner checkpoint");
+        if compacted {
+            if let Err(e) = self.checkpoint_cleaner_offsets() {
+                warn!(partition = %tp, error = %e, "cannot rewrite the cleaner checkpoint");
+            }
         }
         Ok(true)
     }

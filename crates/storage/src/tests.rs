@@ -1512,3 +1512,39 @@ fn no_fill_ahead_under_a_flush_setting_or_for_large_appends() {
     assert_eq!(segment_file_len(dir.path(), 0), log.size_bytes());
     check_all_batches(&log);
 }
+
+#[test]
+fn cleaner_offsets_are_checkpointed_reloaded_and_forgotten_with_their_log() {
+    let root = tempfile::tempdir().expect("tmp");
+    let dirs = vec![root.path().join("d1")];
+    let cfg = |_: &TopicPartition| LogConfig::default();
+    let m = LogManager::open(&dirs, &cfg, true, 0).expect("open");
+    for p in 0..2 {
+        let log = m.create("c", p, LogConfig::default()).expect("create");
+        let mut log = log.write();
+        log.append_as_leader(&simple_batch(0, 10, 0), 0, 0)
+            .expect("append");
+        log.set_cleaner_offset(Some(4 + i64::from(p)));
+    }
+    m.checkpoint_cleaner_offsets().expect("checkpoint");
+    let file = dirs[0].join(crate::checkpoint::CLEANER_OFFSET_CHECKPOINT);
+    let read = || read_offsets(&file).expect("read");
+    assert_eq!(read().get(&TopicPartition::new("c", 1)), Some(&5));
+    // Deleting a compacted log rewrites the checkpoint without it.
+    m.delete("c", 1).expect("delete");
+    assert_eq!(read().len(), 1);
+    m.shutdown().expect("shutdown");
+    drop(m);
+    // Reloaded after a clean shutdown (open and deferred alike), ignored past the log end.
+    let m = LogManager::open_with(&dirs, &cfg, true, true, 0).expect("reopen deferred");
+    let log = m
+        .open_deferred("c", 0, LogConfig::default())
+        .expect("open")
+        .expect("c-0");
+    assert_eq!(log.read().cleaner_offset(), Some(4));
+    log.write().set_cleaner_offset(Some(99));
+    m.shutdown().expect("shutdown");
+    drop(m);
+    let m = LogManager::open(&dirs, &cfg, true, 0).expect("reopen");
+    assert_eq!(m.get("c", 0).expect("c-0").read().cleaner_offset(), None);
+}
