@@ -255,6 +255,11 @@ impl Cleaner {
                     now_ms: now,
                     delete_retention_ms: e.delete_retention_ms,
                     map_bytes,
+                    io_bytes_per_second: self
+                        .broker
+                        .config
+                        .log_cleaner_io_max_bytes_per_second
+                        .map(|r| r / threads as f64),
                     generation,
                 },
                 ratio: rank,

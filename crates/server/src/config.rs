@@ -380,6 +380,12 @@ const BROKER_KEYS: &[BrokerKeyDef] = &[
         "Whether topics with cleanup.policy=compact are compacted.",
     ),
     key(
+        "log.cleaner.io.max.bytes.per.second",
+        T::Double,
+        Some("1.7976931348623157E308"),
+        "Bytes a second the log cleaners read and write together, at most.",
+    ),
+    key(
         "log.cleaner.threads",
         T::Int,
         Some("1"),
@@ -848,6 +854,9 @@ pub struct ServerConfig {
     pub log_cleaner_threads: i32,
     pub log_cleaner_dedupe_buffer_size: i64,
     pub log_cleaner_backoff_ms: i64,
+    /// `log.cleaner.io.max.bytes.per.second`; `None` when unlimited (Kafka's default, the
+    /// largest double).
+    pub log_cleaner_io_max_bytes_per_second: Option<f64>,
     pub log_index_interval_bytes: i32,
     pub log_index_size_max_bytes: i32,
     pub log_flush_interval_messages: i64,
@@ -1697,6 +1706,20 @@ fn build(
     let log_cleaner_backoff_ms = raw.long("log.cleaner.backoff.ms", 15_000, 0)?;
     let log_cleaner_dedupe_buffer_size =
         raw.long("log.cleaner.dedupe.buffer.size", 134_217_728, 0)?;
+    let log_cleaner_io_max_bytes_per_second = match raw.get("log.cleaner.io.max.bytes.per.second") {
+        None => None,
+        Some(v) => {
+            let key = "log.cleaner.io.max.bytes.per.second";
+            let d: f64 = v
+                .trim()
+                .parse()
+                .map_err(|_| invalid(key, v, "Not a number of type DOUBLE"))?;
+            if d.is_nan() || d <= 0.0 {
+                return Err(invalid(key, v, "Value must be more than 0"));
+            }
+            (d < f64::MAX).then_some(d)
+        }
+    };
     // Kafka's floor: each thread's map must hold at least 1 MiB.
     if log_cleaner_enable
         && log_cleaner_threads > 0
@@ -2140,6 +2163,7 @@ fn build(
         log_cleaner_threads,
         log_cleaner_dedupe_buffer_size,
         log_cleaner_backoff_ms,
+        log_cleaner_io_max_bytes_per_second,
         log_index_interval_bytes,
         log_index_size_max_bytes,
         log_flush_interval_messages,
@@ -2536,6 +2560,22 @@ mod tests {
         );
         assert!(!c.log_cleaner_enable);
         assert_eq!((c.log_cleaner_threads, c.log_cleaner_backoff_ms), (2, 100));
+        assert_eq!(c.log_cleaner_io_max_bytes_per_second, None);
+        let c = ok(
+            COMBINED,
+            &[("log.cleaner.io.max.bytes.per.second", Some("1e6"))],
+        );
+        assert_eq!(c.log_cleaner_io_max_bytes_per_second, Some(1e6));
+        for bad in ["0", "-1", "fast", "NaN"] {
+            let e = fails(
+                COMBINED,
+                &[("log.cleaner.io.max.bytes.per.second", Some(bad))],
+            );
+            assert!(
+                e.contains("log.cleaner.io.max.bytes.per.second"),
+                "{bad}: {e}"
+            );
+        }
         // A topic setting's broker default is used, not "accepted, unused".
         assert!(c.unused_keys().is_empty(), "{:?}", c.unused_keys());
         let e = fails(

@@ -107,6 +107,9 @@ pub struct CleanRequest {
     pub delete_retention_ms: i64,
     /// Memory for the offset map.
     pub map_bytes: usize,
+    /// `log.cleaner.io.max.bytes.per.second`: bytes read and written a second, at most
+    /// (`None`: no limit).
+    pub io_bytes_per_second: Option<f64>,
     /// The log's [`Log::generation`] when `end` was read: if a truncation came between,
     /// `end` may be past the high watermark now, and nothing is cleaned.
     pub generation: u64,
@@ -165,6 +168,34 @@ pub fn first_offset_newer_than(log: &Log, ts: i64) -> i64 {
 /// `max.compaction.lag.ms`; `None` if there is none.
 pub fn first_timestamp_from(log: &Log, offset: i64) -> Option<i64> {
     log.first_timestamp_from(offset)
+}
+
+/// Paces the cleaner's reads and writes to `log.cleaner.io.max.bytes.per.second`.
+struct Throttle {
+    rate: Option<f64>,
+    start: std::time::Instant,
+    bytes: f64,
+}
+
+impl Throttle {
+    fn new(rate: Option<f64>) -> Throttle {
+        Throttle {
+            rate,
+            start: std::time::Instant::now(),
+            bytes: 0.0,
+        }
+    }
+
+    /// Counts `n` bytes read or written; sleeps while ahead of the rate.
+    fn account(&mut self, n: usize) {
+        let Some(rate) = self.rate else { return };
+        self.bytes += n as f64;
+        let due = std::time::Duration::from_secs_f64((self.bytes / rate).min(1e9));
+        let elapsed = self.start.elapsed();
+        if due > elapsed + std::time::Duration::from_millis(10) {
+            std::thread::sleep(due - elapsed);
+        }
+    }
 }
 
 fn key_hash(key: &[u8]) -> u128 {
@@ -259,6 +290,7 @@ fn clean_view(
         max_keys.min(usize::try_from(dirty_bytes / 7).unwrap_or(usize::MAX)) + 1,
     );
     let mut last_batch_of: HashMap<i64, i64> = HashMap::new();
+    let mut throttle = Throttle::new(req.io_bytes_per_second);
     // One past the last offset mapped, and whether the map filled before the end.
     let mut mapped_to = req.first_dirty;
     let mut full = false;
@@ -272,6 +304,7 @@ fn clean_view(
         // Once the map is full, the rest of this segment is still walked for its
         // producers' batches: it is cleaned too (what follows the map's end is kept).
         for_each_batch(seg, &path, |h, bytes| {
+            throttle.account(bytes.len());
             // (A transaction's marker is not its producer's last batch of data.)
             if h.producer_id() >= 0 && !h.is_control() {
                 last_batch_of.insert(h.producer_id(), h.last_offset());
@@ -330,7 +363,14 @@ fn clean_view(
         if stop() {
             return Ok(None);
         }
-        let cleaned = write_cleaned(view, &segs[i..mapped_segs], req, keys, &map, &last_batch_of)?;
+        let cleaned = write_cleaned(
+            view,
+            &segs[i..mapped_segs],
+            req,
+            (keys, &mut throttle),
+            &map,
+            &last_batch_of,
+        )?;
         let n = cleaned.old.len();
         let before: u64 = cleaned.old.iter().map(|(_, size)| size).sum();
         let (after, removed) = (cleaned.size, cleaned.records_removed);
@@ -367,7 +407,7 @@ fn write_cleaned(
     view: &CleanView,
     segs: &[SegmentView],
     req: &CleanRequest,
-    keys: &dyn RecordKeys,
+    (keys, throttle): (&dyn RecordKeys, &mut Throttle),
     map: &HashMap<u128, i64>,
     last_batch_of: &HashMap<i64, i64>,
 ) -> Result<CleanedGroup> {
@@ -392,6 +432,7 @@ fn write_cleaned(
         taken += 1;
         let path = segment_path(&view.dir, seg.base, LOG_SUFFIX);
         for_each_batch(seg, &path, |h, bytes| {
+            throttle.account(bytes.len());
             // A batch's tombstones go once the delete horizon an earlier cleaning marked it
             // with has passed; a batch that keeps some and has none is marked now.
             let horizon = h.delete_horizon_ms();
@@ -435,6 +476,7 @@ fn write_cleaned(
             };
             let header = BatchHeader::from_slice(batch)?;
             out.write_all(batch)?;
+            throttle.account(batch.len());
             builder.on_batch(
                 pos,
                 header.base_offset(),
@@ -517,6 +559,7 @@ mod tests {
             now_ms: 1_000,
             delete_retention_ms: 0,
             map_bytes: 1 << 20,
+            io_bytes_per_second: None,
             generation: 0,
         }
     }
@@ -691,6 +734,27 @@ mod tests {
     }
 
     #[test]
+    fn the_cleaner_keeps_to_its_io_rate() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let log = RwLock::new(Log::open(dir.path(), config(), 0, 0, true, 0).expect("open"));
+        produce(&mut log.write(), 0, 100, 5, &[]);
+        let end = log.read().log_end_offset();
+        // Reads and writes of about 20 KB at 100 KB/s: about 0.2 s.
+        let mut req = request(0, end);
+        req.io_bytes_per_second = Some(100_000.0);
+        let started = std::time::Instant::now();
+        let out = clean(&log, &req, &Keys, &|| false)
+            .expect("clean")
+            .expect("cleaned");
+        let floor = (out.bytes_before * 2 - out.bytes_before / 2) as f64 / 100_000.0;
+        assert!(
+            started.elapsed().as_secs_f64() >= floor * 0.5,
+            "{:?} for {out:?}",
+            started.elapsed()
+        );
+    }
+
+    #[test]
     fn the_offset_map_fits_its_bytes() {
         assert_eq!(map_keys(0), 7);
         for bytes in [1 << 20, 128 << 20, 2 << 30] {
@@ -823,8 +887,16 @@ mod tests {
             })
             .expect("walk");
         }
-        let cleaned = write_cleaned(&view, group, &request(0, end), &Keys, &map, &HashMap::new())
-            .expect("cleaned");
+        let mut throttle = Throttle::new(None);
+        let cleaned = write_cleaned(
+            &view,
+            group,
+            &request(0, end),
+            (&Keys, &mut throttle),
+            &map,
+            &HashMap::new(),
+        )
+        .expect("cleaned");
         std::fs::write(
             dir.path().join(crate::log::CLEANER_SWAP),
             format!("{} {}\n", cleaned.old[0].0, cleaned.next_base),
