@@ -107,9 +107,23 @@ fn filler(tag: &str, n: usize) -> Vec<(String, Option<String>)> {
         .collect()
 }
 
+/// The value of the metric `name` at the node's HTTP listener on `port`.
+fn metric(port: u16, name: &str) -> Option<f64> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect metrics");
+    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+        .expect("request");
+    let mut raw = String::new();
+    s.read_to_string(&mut raw).expect("response");
+    raw.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_compacted_topic_keeps_the_last_value_of_each_key() {
-    let mut node = start(&["log.cleaner.backoff.ms=100"]);
+    let port = krust_testkit::free_port();
+    let http = format!("http.listener=http://127.0.0.1:{port}");
+    let mut node = start(&["log.cleaner.backoff.ms=100", &http]);
     for codec in ["none", "lz4", "zstd"] {
         let topic = format!("compacted-{codec}");
         create_topic(
@@ -200,6 +214,17 @@ async fn a_compacted_topic_keeps_the_last_value_of_each_key() {
             (tombstones == 0 && old_values == 0).then_some(())
         });
     }
+
+    // Kafka's cleaner metrics say what the last cleaning did.
+    let took = metric(port, "kafka_log_logcleaner_max_clean_time_secs").expect("clean time");
+    let recopy = metric(port, "kafka_log_logcleaner_cleaner_recopy_percent").expect("recopy");
+    assert!(
+        took > 0.0 && recopy > 0.0 && recopy < 100.0,
+        "{took} s, {recopy} %"
+    );
+    let uncleanable = "kafka_log_logcleanermanager_uncleanable_partitions_count";
+    assert_eq!(metric(port, uncleanable), Some(0.0));
+    assert!(metric(port, "kafka_log_logcleanermanager_max_dirty_percent").is_some());
 
     // A restart finds the compacted logs, and the cleaner's checkpoint.
     let topic = "compacted-lz4";

@@ -61,6 +61,8 @@ pub struct Cleaner {
     busy: Mutex<HashSet<TopicPartition>>,
     /// Logs not to try again before the given time (a cleaning failed or found nothing).
     resting: Mutex<HashMap<TopicPartition, i64>>,
+    /// Logs whose last cleaning failed.
+    failed: Mutex<HashSet<TopicPartition>>,
     stop: AtomicBool,
 }
 
@@ -78,6 +80,7 @@ impl Cleaner {
             broker,
             busy: Mutex::new(HashSet::new()),
             resting: Mutex::new(HashMap::new()),
+            failed: Mutex::new(HashSet::new()),
             stop: AtomicBool::new(false),
         }
     }
@@ -158,6 +161,12 @@ impl Cleaner {
             Err(e) => {
                 warn!(topic = %c.tp.topic, partition = c.tp.partition, error = %e, "log cleaning failed; trying again in 10 minutes");
                 self.rest(&c.tp, FAILED_REST_MS);
+                let mut failed = lock(&self.failed);
+                failed.insert(c.tp.clone());
+                self.broker
+                    .metrics
+                    .cleaner_uncleanable
+                    .store(failed.len() as u64, Ordering::Relaxed);
                 false
             }
         }
@@ -170,6 +179,21 @@ impl Cleaner {
     }
 
     fn cleaned(&self, c: &Candidate, out: &CleanOutcome, took: Duration) {
+        let m = &self.broker.metrics;
+        m.cleaner_last_clean_us.store(
+            u64::try_from(took.as_micros()).unwrap_or(u64::MAX),
+            Ordering::Relaxed,
+        );
+        m.cleaner_recopy_permille.store(
+            out.bytes_after.saturating_mul(1000) / out.bytes_before.max(1),
+            Ordering::Relaxed,
+        );
+        {
+            let mut failed = lock(&self.failed);
+            failed.remove(&c.tp);
+            m.cleaner_uncleanable
+                .store(failed.len() as u64, Ordering::Relaxed);
+        }
         info!(
             topic = %c.tp.topic,
             partition = c.tp.partition,
@@ -191,6 +215,7 @@ impl Cleaner {
         let image = self.broker.image();
         let now = now_ms();
         let mut best: Option<Candidate> = None;
+        let mut max_dirty: f64 = 0.0;
         let busy = lock(&self.busy).clone();
         lock(&self.resting).retain(|_, until| *until > now);
         let resting = lock(&self.resting).clone();
@@ -229,6 +254,7 @@ impl Cleaner {
                 continue;
             }
             let ratio = dirty_bytes as f64 / (clean_bytes + dirty_bytes) as f64;
+            max_dirty = max_dirty.max(ratio);
             let overdue = e.max_compaction_lag_ms < i64::MAX
                 && clean::first_timestamp_from(&log, first)
                     .is_some_and(|t| t < now.saturating_sub(e.max_compaction_lag_ms));
@@ -265,6 +291,10 @@ impl Cleaner {
                 ratio: rank,
             });
         }
+        self.broker
+            .metrics
+            .cleaner_max_dirty_permille
+            .store((max_dirty * 1000.0) as u64, Ordering::Relaxed);
         let c = best?;
         if !lock(&self.busy).insert(c.tp.clone()) {
             return None;

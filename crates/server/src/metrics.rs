@@ -49,6 +49,14 @@ pub struct Metrics {
     /// ISR changes this node asked for as leader and the controller accepted.
     pub isr_shrinks: AtomicU64,
     pub isr_expands: AtomicU64,
+    /// The log cleaner ([`crate::cleaner`]): how long its last cleaning took (µs), what it
+    /// wrote over what it read (per mille), the largest dirty ratio among the compacted
+    /// logs when it last looked (per mille), and the logs left alone after a failed
+    /// cleaning.
+    pub cleaner_last_clean_us: AtomicU64,
+    pub cleaner_recopy_permille: AtomicU64,
+    pub cleaner_max_dirty_permille: AtomicU64,
+    pub cleaner_uncleanable: AtomicU64,
 }
 
 impl Default for Metrics {
@@ -60,6 +68,10 @@ impl Default for Metrics {
             connections_closed: AtomicU64::new(0),
             isr_shrinks: AtomicU64::new(0),
             isr_expands: AtomicU64::new(0),
+            cleaner_last_clean_us: AtomicU64::new(0),
+            cleaner_recopy_permille: AtomicU64::new(0),
+            cleaner_max_dirty_permille: AtomicU64::new(0),
+            cleaner_uncleanable: AtomicU64::new(0),
         }
     }
 }
@@ -233,6 +245,32 @@ pub async fn render(broker: &Broker) -> String {
             }
         }
     }
+    let m = &broker.metrics;
+    let load = |a: &AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed);
+    gauge_f64(
+        &mut out,
+        "kafka_log_logcleaner_max_clean_time_secs",
+        "Seconds the log cleaner's last cleaning took.",
+        load(&m.cleaner_last_clean_us) as f64 / 1e6,
+    );
+    gauge_f64(
+        &mut out,
+        "kafka_log_logcleaner_cleaner_recopy_percent",
+        "Bytes the last cleaning wrote, in percent of those it cleaned.",
+        load(&m.cleaner_recopy_permille) as f64 / 10.0,
+    );
+    gauge_f64(
+        &mut out,
+        "kafka_log_logcleanermanager_max_dirty_percent",
+        "The largest dirty ratio among the compacted logs when the cleaner last looked, in percent.",
+        load(&m.cleaner_max_dirty_permille) as f64 / 10.0,
+    );
+    gauge_i64(
+        &mut out,
+        "kafka_log_logcleanermanager_uncleanable_partitions_count",
+        "Compacted logs the cleaner leaves alone for a while after their cleaning failed.",
+        i64::try_from(load(&m.cleaner_uncleanable)).unwrap_or(i64::MAX),
+    );
     if let Some(pool) = &broker.request_pool {
         gauge_i64(
             &mut out,
@@ -457,6 +495,11 @@ fn help(out: &mut String, name: &str, kind: &str, doc: &str) {
 }
 
 fn gauge(out: &mut String, name: &str, doc: &str, value: usize) {
+    help(out, name, "gauge", doc);
+    let _ = writeln!(out, "{name} {value}");
+}
+
+fn gauge_f64(out: &mut String, name: &str, doc: &str, value: f64) {
     help(out, name, "gauge", doc);
     let _ = writeln!(out, "{name} {value}");
 }
