@@ -779,3 +779,25 @@ async fn a_connection_over_max_connections_waits_for_a_place() {
     let _ = read_response(&mut c, 0);
     assert!(answers(&mut b, 4, Duration::from_secs(10)));
 }
+
+/// `listener.name.<listener>.max.connections`: the listener's own limit, as the broker-wide
+/// one: a connection over it waits to be accepted until another on it closes.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_listeners_own_max_connections_holds_back_the_next() {
+    let node = start(&["listener.name.plaintext.max.connections=1"]);
+    // (Until the node has seen the readiness probe's connection close, it counts it.)
+    let a = krust_testkit::wait_for("a connection served", Duration::from_secs(10), || {
+        let mut a = connect(&node);
+        answers(&mut a, 1, Duration::from_secs(2)).then_some(a)
+    });
+    let mut b = connect(&node);
+    assert!(
+        !answers(&mut b, 2, Duration::from_millis(500)),
+        "a second connection was served while one was open"
+    );
+    drop(a);
+    b.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    let _ = read_response(&mut b, 0);
+    assert!(answers(&mut b, 3, Duration::from_secs(10)));
+}

@@ -878,6 +878,8 @@ pub struct ServerConfig {
     /// startup).
     pub max_connections_per_ip: u32,
     pub max_connections_per_ip_overrides: std::collections::HashMap<std::net::IpAddr, u32>,
+    /// `listener.name.<listener>.max.connections`, by listener name.
+    pub listener_max_connections: std::collections::HashMap<String, u32>,
     pub min_insync_replicas: i32,
     pub offsets_topic_replication_factor: i16,
     pub offsets_topic_num_partitions: i32,
@@ -1379,7 +1381,7 @@ impl ServerConfig {
                     "control.plane.listener.name={v} is not supported in KRaft mode"
                 )));
             }
-            if broker_key_def(k).is_some() {
+            if broker_key_def(k).is_some() || listener_max_connections_key(k).is_some() {
                 continue;
             }
             if is_accepted_unused(k) {
@@ -1557,6 +1559,13 @@ fn broker_synonyms(name: &str) -> &'static [&'static str] {
             .find(|d| d.name == name)
             .map_or(&[], |d| std::slice::from_ref(&d.name)),
     }
+}
+
+/// The listener a `listener.name.<listener>.max.connections` key is about.
+fn listener_max_connections_key(key: &str) -> Option<&str> {
+    key.strip_prefix("listener.name.")?
+        .strip_suffix(".max.connections")
+        .filter(|l| !l.is_empty() && !l.contains('.'))
 }
 
 /// `max.connections.per.ip.overrides`: `host:count` or `ip:count` entries, comma
@@ -1926,6 +1935,23 @@ fn build(
         }
     }
 
+    // `listener.name.<listener>.max.connections`, for a listener of `listeners`.
+    let mut listener_max_connections = std::collections::HashMap::new();
+    for (key, v) in raw.map.iter() {
+        let Some(l) = listener_max_connections_key(key) else {
+            continue;
+        };
+        let Some(listener) = listeners.iter().find(|x| x.name.eq_ignore_ascii_case(l)) else {
+            return Err(invalid(
+                key,
+                v,
+                format!("{l} is not a listener of listeners"),
+            ));
+        };
+        let n = raw.int(key, i32::MAX, 0)?.unsigned_abs();
+        listener_max_connections.insert(listener.name.clone(), n);
+    }
+
     let advertised_raw = raw.get("advertised.listeners");
     let mut advertised_listeners = Vec::new();
     let mut explicitly_advertised: Vec<String> = Vec::new();
@@ -2178,6 +2204,7 @@ fn build(
         max_connections,
         max_connections_per_ip,
         max_connections_per_ip_overrides,
+        listener_max_connections,
         min_insync_replicas,
         offsets_topic_replication_factor,
         offsets_topic_num_partitions,
@@ -2545,6 +2572,22 @@ mod tests {
             assert!(e.contains("max.connections.per.ip.overrides"), "{bad}: {e}");
         }
         assert!(fails(COMBINED, &[("max.connections", Some("-1"))]).contains("at least 0"));
+        let c = ok(
+            COMBINED,
+            &[("listener.name.plaintext.max.connections", Some("3"))],
+        );
+        assert_eq!(c.listener_max_connections.get("PLAINTEXT"), Some(&3));
+        assert!(c.unused_keys().is_empty(), "{:?}", c.unused_keys());
+        let e = fails(
+            COMBINED,
+            &[("listener.name.nope.max.connections", Some("3"))],
+        );
+        assert!(e.contains("nope is not a listener"), "{e}");
+        let e = fails(
+            COMBINED,
+            &[("listener.name.plaintext.max.connections", Some("x"))],
+        );
+        assert!(e.contains("listener.name.plaintext.max.connections"), "{e}");
     }
 
     #[test]

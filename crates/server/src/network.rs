@@ -51,15 +51,26 @@ pub struct ConnectionQuotas {
     max_total: usize,
     per_ip: usize,
     overrides: HashMap<IpAddr, usize>,
-    /// Connections open, in all and per address.
-    open: std::sync::Mutex<(usize, HashMap<IpAddr, usize>)>,
+    /// `listener.name.<listener>.max.connections`.
+    per_listener: HashMap<String, usize>,
+    /// Connections open.
+    open: std::sync::Mutex<OpenConnections>,
     freed: tokio::sync::Notify,
+}
+
+/// Connections open, in all, per address and per listener.
+#[derive(Default)]
+struct OpenConnections {
+    total: usize,
+    per_ip: HashMap<IpAddr, usize>,
+    per_listener: HashMap<Arc<str>, usize>,
 }
 
 /// One counted connection; dropping it gives its place back.
 pub struct ConnectionSlot {
     quotas: Arc<ConnectionQuotas>,
     ip: IpAddr,
+    listener: Arc<str>,
 }
 
 impl ConnectionQuotas {
@@ -73,48 +84,66 @@ impl ConnectionQuotas {
                 .iter()
                 .map(|(ip, c)| (*ip, n(*c)))
                 .collect(),
+            per_listener: config
+                .listener_max_connections
+                .iter()
+                .map(|(l, c)| (l.clone(), n(*c)))
+                .collect(),
             open: Default::default(),
             freed: tokio::sync::Notify::new(),
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, (usize, HashMap<IpAddr, usize>)> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, OpenConnections> {
         self.open
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Returns once fewer than `max.connections` are open: as Kafka's acceptor, a listener
-    /// accepts nothing more until then (new connections wait in the kernel's backlog).
-    async fn slot_free(&self) {
+    /// Returns once fewer than `max.connections` are open (not asked of a `protected`
+    /// listener) and fewer than the listener's own `max.connections`: as Kafka's acceptor,
+    /// a listener accepts nothing more until then (new connections wait in the kernel's
+    /// backlog).
+    async fn slot_free(&self, listener: &str, protected: bool) {
+        let limit = self
+            .per_listener
+            .get(listener)
+            .copied()
+            .unwrap_or(usize::MAX);
         loop {
             let notified = self.freed.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
-            if self.lock().0 < self.max_total {
-                return;
+            {
+                let open = self.lock();
+                let on_listener = open.per_listener.get(listener).copied().unwrap_or(0);
+                if (protected || open.total < self.max_total) && on_listener < limit {
+                    return;
+                }
             }
             notified.await;
         }
     }
 
-    /// Counts a new connection from `ip`; `None` when that address has its
+    /// Counts a new connection from `ip` on `listener`; `None` when that address has its
     /// `max.connections.per.ip` (or override) open already.
-    fn admit(self: &Arc<Self>, ip: IpAddr) -> Option<ConnectionSlot> {
+    fn admit(self: &Arc<Self>, ip: IpAddr, listener: &Arc<str>) -> Option<ConnectionSlot> {
         let limit = self.overrides.get(&ip).copied().unwrap_or(self.per_ip);
         let mut open = self.lock();
-        let n = open.1.entry(ip).or_default();
+        let n = open.per_ip.entry(ip).or_default();
         if *n >= limit {
             if *n == 0 {
-                open.1.remove(&ip);
+                open.per_ip.remove(&ip);
             }
             return None;
         }
         *n += 1;
-        open.0 += 1;
+        open.total += 1;
+        *open.per_listener.entry(listener.clone()).or_default() += 1;
         Some(ConnectionSlot {
             quotas: self.clone(),
             ip,
+            listener: listener.clone(),
         })
     }
 }
@@ -123,12 +152,15 @@ impl Drop for ConnectionSlot {
     fn drop(&mut self) {
         {
             let mut open = self.quotas.lock();
-            open.0 = open.0.saturating_sub(1);
-            if let Some(n) = open.1.get_mut(&self.ip) {
+            open.total = open.total.saturating_sub(1);
+            if let Some(n) = open.per_ip.get_mut(&self.ip) {
                 *n = n.saturating_sub(1);
                 if *n == 0 {
-                    open.1.remove(&self.ip);
+                    open.per_ip.remove(&self.ip);
                 }
+            }
+            if let Some(n) = open.per_listener.get_mut(&self.listener) {
+                *n = n.saturating_sub(1);
             }
         }
         self.quotas.freed.notify_waiters();
@@ -148,7 +180,8 @@ pub async fn serve(
         Listener::Controller => None,
     };
     // As in Kafka, the inter-broker listener, when there are others, never waits for a
-    // place: clients filling max.connections elsewhere must not cut replication off.
+    // place in max.connections (only in its own listener's limit): clients filling it
+    // elsewhere must not cut replication off.
     let client_listeners = broker
         .config
         .listeners
@@ -157,11 +190,11 @@ pub async fn serve(
         .count();
     let protected = client_listeners > 1 && *name == *broker.config.inter_broker_listener_name;
     loop {
-        if let Some(q) = quotas.as_ref().filter(|_| !protected) {
+        if let Some(q) = &quotas {
             tokio::select! {
                 biased;
                 _ = shutdown.changed() => break,
-                _ = q.slot_free() => {}
+                _ = q.slot_free(&name, protected) => {}
             }
         }
         tokio::select! {
@@ -169,7 +202,7 @@ pub async fn serve(
                 Ok((stream, peer)) => {
                     let slot = match &quotas {
                         None => None,
-                        Some(q) => match q.admit(peer.ip().to_canonical()) {
+                        Some(q) => match q.admit(peer.ip().to_canonical(), &name) {
                             Some(slot) => Some(slot),
                             None => {
                                 info!(%peer, "closing a new connection: its address has max.connections.per.ip open already");
