@@ -719,20 +719,24 @@ fn answers(s: &mut TcpStream, correlation: i32, wait: Duration) -> bool {
     ok
 }
 
+/// `N` connections that the node answers, once it has let go of earlier ones (until it has
+/// seen the readiness probe's connection close, it counts it).
+fn served<const N: usize>(node: &Node) -> [TcpStream; N] {
+    krust_testkit::wait_for("connections served", Duration::from_secs(10), || {
+        let mut all: [TcpStream; N] = std::array::from_fn(|_| connect(node));
+        all.iter_mut()
+            .enumerate()
+            .all(|(i, s)| answers(s, i as i32, Duration::from_secs(2)))
+            .then_some(all)
+    })
+}
+
 /// `max.connections.per.ip`: a connection over the limit from one address is closed at
 /// once; once one closes, a new one is served.
 #[tokio::test(flavor = "multi_thread")]
 async fn connections_over_max_connections_per_ip_are_closed() {
     let node = start(&["max.connections.per.ip=2"]);
-    // (Until the node has seen the readiness probe's connection close, it counts it.)
-    let (mut a, _b) =
-        krust_testkit::wait_for("two connections served", Duration::from_secs(10), || {
-            let mut a = connect(&node);
-            let mut b = connect(&node);
-            (answers(&mut a, 1, Duration::from_secs(2))
-                && answers(&mut b, 2, Duration::from_secs(2)))
-            .then_some((a, b))
-        });
+    let [mut a, _b] = served(&node);
     let mut c = connect(&node);
     assert!(
         refused(&mut c),
@@ -758,15 +762,7 @@ async fn connections_over_max_connections_per_ip_are_closed() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_connection_over_max_connections_waits_for_a_place() {
     let node = start(&["max.connections=2"]);
-    // (Until the node has seen the readiness probe's connection close, it counts it.)
-    let (a, mut b) =
-        krust_testkit::wait_for("two connections served", Duration::from_secs(10), || {
-            let mut a = connect(&node);
-            let mut b = connect(&node);
-            (answers(&mut a, 1, Duration::from_secs(2))
-                && answers(&mut b, 2, Duration::from_secs(2)))
-            .then_some((a, b))
-        });
+    let [a, mut b] = served(&node);
     let mut c = connect(&node);
     assert!(
         !answers(&mut c, 3, Duration::from_millis(500)),
@@ -785,11 +781,7 @@ async fn a_connection_over_max_connections_waits_for_a_place() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_listeners_own_max_connections_holds_back_the_next() {
     let node = start(&["listener.name.plaintext.max.connections=1"]);
-    // (Until the node has seen the readiness probe's connection close, it counts it.)
-    let a = krust_testkit::wait_for("a connection served", Duration::from_secs(10), || {
-        let mut a = connect(&node);
-        answers(&mut a, 1, Duration::from_secs(2)).then_some(a)
-    });
+    let [a] = served(&node);
     let mut b = connect(&node);
     assert!(
         !answers(&mut b, 2, Duration::from_millis(500)),

@@ -109,8 +109,8 @@ fn producer(bootstrap: &str) -> FutureProducer {
         .expect("producer")
 }
 
-/// Reads every record of partition `p` from the start, as (offset, value).
-fn read_all(bootstrap: &str, topic: &str, p: i32, expected: usize) -> Vec<(i64, String)> {
+/// A consumer of partition `p` of `topic` from its start, by assignment.
+fn reader(bootstrap: &str, topic: &str, p: i32) -> BaseConsumer {
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
         .set("group.id", "replication-check")
@@ -121,6 +121,12 @@ fn read_all(bootstrap: &str, topic: &str, p: i32, expected: usize) -> Vec<(i64, 
     tpl.add_partition_offset(topic, p, Offset::Beginning)
         .expect("assign");
     consumer.assign(&tpl).expect("assign");
+    consumer
+}
+
+/// Reads every record of partition `p` from the start, as (offset, value).
+fn read_all(bootstrap: &str, topic: &str, p: i32, expected: usize) -> Vec<(i64, String)> {
+    let consumer = reader(bootstrap, topic, p);
     let mut out = Vec::new();
     let deadline = Instant::now() + WAIT;
     while out.len() < expected && Instant::now() < deadline {
@@ -910,19 +916,10 @@ fn committed_group_offsets_survive_losing_the_coordinator() {
 /// Every record of `topic`-0 below its high watermark, as (offset, value), read through
 /// `addr`.
 fn read_to_end(addr: &str, topic: &str) -> Vec<(i64, String)> {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", addr)
-        .set("group.id", "replication-check")
-        .set("enable.auto.commit", "false")
-        .create()
-        .expect("consumer");
+    let consumer = reader(addr, topic, 0);
     let Ok((_, high)) = consumer.fetch_watermarks(topic, 0, Duration::from_secs(10)) else {
         return Vec::new();
     };
-    let mut tpl = TopicPartitionList::new();
-    tpl.add_partition_offset(topic, 0, Offset::Beginning)
-        .expect("assign");
-    consumer.assign(&tpl).expect("assign");
     let mut out: Vec<(i64, String)> = Vec::new();
     let deadline = Instant::now() + WAIT;
     while out.last().is_none_or(|(o, _)| o + 1 < high) && Instant::now() < deadline {

@@ -9,6 +9,7 @@
 //! It does no I/O: callers hand it buffers. It never panics on input from the network:
 //! every malformed frame is a [`FrameError`].
 
+pub mod batch_layout;
 pub mod error;
 pub mod fetch;
 pub mod frame;

@@ -15,19 +15,10 @@ use kafka_protocol::compression::{Compressor, Gzip, Lz4, Snappy, Zstd};
 
 use crate::record_times::RecordsError;
 
-/// Size of the v2 batch header, up to the first record.
-const HEADER_LEN: usize = 61;
-const LENGTH_AT: usize = 8;
-const CRC_AT: usize = 17;
-const ATTRIBUTES_AT: usize = 21;
-const BASE_TIMESTAMP_AT: usize = 27;
-const MAX_TIMESTAMP_AT: usize = 35;
-const LAST_OFFSET_DELTA_AT: usize = 23;
-const COUNT_AT: usize = 57;
-const CODEC_MASK: u8 = 0x07;
-const LOG_APPEND_TIME_BIT: u8 = 0x08;
-/// Attribute bit 6: BaseTimestamp holds the batch's delete horizon (KIP-534).
-const DELETE_HORIZON_BIT: u8 = 0x40;
+use crate::batch_layout::{
+    ATTRIBUTES_AT, BASE_TIMESTAMP_AT, CODEC_MASK, COUNT_AT, CRC_AT, DELETE_HORIZON_BIT, HEADER_LEN,
+    LAST_OFFSET_DELTA_AT, LENGTH_AT, LOG_APPEND_TIME_BIT, MAX_TIMESTAMP_AT,
+};
 
 /// One record of a batch, borrowed from its (decompressed) record data.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -312,9 +303,9 @@ pub type RecordFilter<'a> = dyn FnMut(i64, Option<&[u8]>, bool) -> bool + 'a;
 /// (256 MiB): far beyond any real batch, and a bound on what a crafted one costs.
 pub const BATCH_DATA_MAX_BYTES: u64 = 256 << 20;
 
-/// The header fields these functions need: codec, RecordsCount, BaseOffset,
-/// LastOffsetDelta.
-fn batch_fields(batch: &[u8]) -> Result<(u8, i32, i64, i64), String> {
+/// A stored batch's BaseOffset and its records (decompressed, at most
+/// [`BATCH_DATA_MAX_BYTES`]), whose offset deltas must grow within its LastOffsetDelta.
+fn stored_batch(batch: &[u8]) -> Result<StoredBatch<'_>, String> {
     let header = batch
         .get(..HEADER_LEN)
         .ok_or("batch shorter than its header")?;
@@ -325,17 +316,27 @@ fn batch_fields(batch: &[u8]) -> Result<(u8, i32, i64, i64), String> {
             .map_err(|_| "header")
     };
     let base = i64::from_be_bytes(header[..8].try_into().map_err(|_| "header")?);
-    Ok((
-        header[ATTRIBUTES_AT + 1] & CODEC_MASK,
-        int(COUNT_AT)?,
+    let codec = header[ATTRIBUTES_AT + 1] & CODEC_MASK;
+    let data = record_data(&batch[HEADER_LEN..], codec, BATCH_DATA_MAX_BYTES)
+        .map_err(|e| format!("{e:?}"))?;
+    Ok(StoredBatch {
         base,
-        i64::from(int(LAST_OFFSET_DELTA_AT)?),
-    ))
+        data,
+        count: int(COUNT_AT)?,
+        last_delta: i64::from(int(LAST_OFFSET_DELTA_AT)?),
+    })
 }
 
-/// The records of a stored batch, whose offset deltas must grow within its last offset
-/// delta: a record claiming an offset outside its batch would otherwise stand for a later
-/// offset than any in the log.
+/// See [`stored_batch`].
+struct StoredBatch<'a> {
+    base: i64,
+    data: Cow<'a, [u8]>,
+    count: i32,
+    last_delta: i64,
+}
+
+/// The records of a stored batch (see [`stored_batch`]): a record claiming an offset
+/// outside its batch would otherwise stand for a later offset than any in the log.
 fn stored_records(data: &[u8], count: i32, last_delta: i64) -> Result<Vec<RecordRef<'_>>, String> {
     let records = parse_records(data, count).map_err(|e| format!("{e:?}"))?;
     let mut prev = -1;
@@ -354,11 +355,9 @@ fn stored_records(data: &[u8], count: i32, last_delta: i64) -> Result<Vec<Record
 /// Calls `visit(offset, key, has_value)` for each record of `batch` (whole, header
 /// included), in order.
 pub fn for_each_record(batch: &[u8], visit: &mut RecordVisitor<'_>) -> Result<(), String> {
-    let (codec, count, base, last_delta) = batch_fields(batch)?;
-    let data = record_data(&batch[HEADER_LEN..], codec, BATCH_DATA_MAX_BYTES)
-        .map_err(|e| format!("{e:?}"))?;
-    for r in stored_records(&data, count, last_delta)? {
-        visit(base.saturating_add(r.offset_delta), r.key, r.has_value);
+    let b = stored_batch(batch)?;
+    for r in stored_records(&b.data, b.count, b.last_delta)? {
+        visit(b.base.saturating_add(r.offset_delta), r.key, r.has_value);
     }
     Ok(())
 }
@@ -371,14 +370,12 @@ pub fn retain_records(
     keep: &mut RecordFilter<'_>,
     delete_horizon: Option<i64>,
 ) -> Result<Option<Vec<u8>>, String> {
-    let (codec, count, base, last_delta) = batch_fields(batch)?;
-    let data = record_data(&batch[HEADER_LEN..], codec, BATCH_DATA_MAX_BYTES)
-        .map_err(|e| format!("{e:?}"))?;
-    let records = stored_records(&data, count, last_delta)?;
+    let b = stored_batch(batch)?;
+    let records = stored_records(&b.data, b.count, b.last_delta)?;
     let kept: Vec<RecordRef<'_>> = records
         .iter()
         .copied()
-        .filter(|r| keep(base.saturating_add(r.offset_delta), r.key, r.has_value))
+        .filter(|r| keep(b.base.saturating_add(r.offset_delta), r.key, r.has_value))
         .collect();
     let has_horizon = batch[ATTRIBUTES_AT + 1] & DELETE_HORIZON_BIT != 0;
     let horizon = delete_horizon.filter(|_| !has_horizon && kept.iter().any(|r| !r.has_value));

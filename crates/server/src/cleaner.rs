@@ -22,7 +22,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use krust_storage::clean::{self, CleanOutcome, CleanRequest, KeyFilter, KeyVisitor, RecordKeys};
+use krust_storage::clean::{self, CleanOutcome, CleanRequest, RecordKeys};
 use krust_storage::TopicPartition;
 use tokio::sync::watch;
 use tracing::{info, warn};
@@ -37,22 +37,10 @@ const FAILED_REST_MS: i64 = 10 * 60 * 1000;
 const MAX_MAP_BYTES: usize = 2 << 30;
 
 /// Records decoded by `krust_protocol::record_keys`.
-pub struct ProtocolRecordKeys;
-
-impl RecordKeys for ProtocolRecordKeys {
-    fn for_each_record(&self, batch: &[u8], visit: &mut KeyVisitor<'_>) -> Result<(), String> {
-        krust_protocol::record_keys::for_each_record(batch, visit)
-    }
-
-    fn retain(
-        &self,
-        batch: &[u8],
-        keep: &mut KeyFilter<'_>,
-        delete_horizon: Option<i64>,
-    ) -> Result<Option<Vec<u8>>, String> {
-        krust_protocol::record_keys::retain_records(batch, keep, delete_horizon)
-    }
-}
+const RECORD_KEYS: RecordKeys = RecordKeys {
+    for_each_record: krust_protocol::record_keys::for_each_record,
+    retain: krust_protocol::record_keys::retain_records,
+};
 
 /// The cleaners' shared state.
 pub struct Cleaner {
@@ -145,7 +133,7 @@ impl Cleaner {
             return false;
         };
         let started = std::time::Instant::now();
-        let result = clean::clean(&c.partition.log, &c.request, &ProtocolRecordKeys, &|| {
+        let result = clean::clean(&c.partition.log, &c.request, RECORD_KEYS, &|| {
             self.stop.load(Ordering::Acquire)
         });
         lock(&self.busy).remove(&c.tp);
@@ -214,6 +202,17 @@ impl Cleaner {
     fn pick(&self) -> Option<Candidate> {
         let image = self.broker.image();
         let now = now_ms();
+        let threads = self.broker.config.log_cleaner_threads.max(1) as usize;
+        // Kafka's bound too: at most 2 GiB per cleaner thread.
+        let map_bytes = (usize::try_from(self.broker.config.log_cleaner_dedupe_buffer_size)
+            .unwrap_or(usize::MAX)
+            / threads)
+            .min(MAX_MAP_BYTES);
+        let io_bytes_per_second = self
+            .broker
+            .config
+            .log_cleaner_io_max_bytes_per_second
+            .map(|r| r / threads as f64);
         let mut best: Option<Candidate> = None;
         let mut max_dirty: f64 = 0.0;
         let busy = lock(&self.busy).clone();
@@ -244,19 +243,18 @@ impl Cleaner {
             // survive a crash if the other does not.
             let mut end = p.confirmed_high_watermark().min(log.recovery_point());
             if e.min_compaction_lag_ms > 0 {
-                end = end.min(clean::first_offset_newer_than(
-                    &log,
-                    now.saturating_sub(e.min_compaction_lag_ms),
-                ));
+                end = end
+                    .min(log.first_offset_newer_than(now.saturating_sub(e.min_compaction_lag_ms)));
             }
-            let (clean_bytes, dirty_bytes) = clean::cleanable_bytes(&log, first, end);
+            let (clean_bytes, dirty_bytes) = log.cleanable_bytes(first, end);
             if dirty_bytes == 0 {
                 continue;
             }
             let ratio = dirty_bytes as f64 / (clean_bytes + dirty_bytes) as f64;
             max_dirty = max_dirty.max(ratio);
             let overdue = e.max_compaction_lag_ms < i64::MAX
-                && clean::first_timestamp_from(&log, first)
+                && log
+                    .first_timestamp_from(first)
                     .is_some_and(|t| t < now.saturating_sub(e.max_compaction_lag_ms));
             if ratio < e.min_cleanable_dirty_ratio && !overdue {
                 continue;
@@ -265,12 +263,6 @@ impl Cleaner {
             if best.as_ref().is_some_and(|b| b.ratio >= rank) {
                 continue;
             }
-            let threads = self.broker.config.log_cleaner_threads.max(1) as usize;
-            // Kafka's bound too: at most 2 GiB per cleaner thread.
-            let map_bytes = (usize::try_from(self.broker.config.log_cleaner_dedupe_buffer_size)
-                .unwrap_or(usize::MAX)
-                / threads)
-                .min(MAX_MAP_BYTES);
             drop(log);
             best = Some(Candidate {
                 partition: p,
@@ -281,11 +273,7 @@ impl Cleaner {
                     now_ms: now,
                     delete_retention_ms: e.delete_retention_ms,
                     map_bytes,
-                    io_bytes_per_second: self
-                        .broker
-                        .config
-                        .log_cleaner_io_max_bytes_per_second
-                        .map(|r| r / threads as f64),
+                    io_bytes_per_second,
                     generation,
                 },
                 ratio: rank,

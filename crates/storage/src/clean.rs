@@ -70,27 +70,24 @@ pub type KeyVisitor<'a> = dyn FnMut(i64, Option<&[u8]>, bool) + 'a;
 /// Like [`KeyVisitor`], answering whether to keep the record.
 pub type KeyFilter<'a> = dyn FnMut(i64, Option<&[u8]>, bool) -> bool + 'a;
 
-/// Decodes what the cleaner needs of a batch's records.
-pub trait RecordKeys {
+/// See [`RecordKeys::for_each_record`].
+pub type ForEachRecordFn = fn(&[u8], &mut KeyVisitor<'_>) -> std::result::Result<(), String>;
+/// See [`RecordKeys::retain`].
+pub type RetainFn =
+    fn(&[u8], &mut KeyFilter<'_>, Option<i64>) -> std::result::Result<Option<Vec<u8>>, String>;
+
+/// What the cleaner needs of a batch's records, given by its caller (which decodes them).
+#[derive(Debug, Clone, Copy)]
+pub struct RecordKeys {
     /// Calls `visit(offset, key, has_value)` for each record of `batch` (a whole stored
     /// batch, header included), in order.
-    fn for_each_record(
-        &self,
-        batch: &[u8],
-        visit: &mut KeyVisitor<'_>,
-    ) -> std::result::Result<(), String>;
-
+    pub for_each_record: ForEachRecordFn,
     /// `batch` rebuilt with only the records for which `keep(offset, key, has_value)` holds,
     /// keeping its base and last offset (with none kept: its header alone, RecordsCount 0),
-    /// and marked with `delete_horizon` if it keeps a tombstone and has no horizon yet
-    /// (attribute bit 6, BaseTimestamp = horizon, record timestamps unchanged); `None` when
-    /// it would be the same batch.
-    fn retain(
-        &self,
-        batch: &[u8],
-        keep: &mut KeyFilter<'_>,
-        delete_horizon: Option<i64>,
-    ) -> std::result::Result<Option<Vec<u8>>, String>;
+    /// and marked with the given delete horizon if it keeps a tombstone and has no horizon
+    /// yet (attribute bit 6, BaseTimestamp = horizon, record timestamps unchanged); `None`
+    /// when it would be the same batch.
+    pub retain: RetainFn,
 }
 
 /// What to clean.
@@ -150,24 +147,6 @@ pub(crate) struct CleanView {
     pub segment_limit: u64,
     pub index_interval: u64,
     pub dir: std::path::PathBuf,
-}
-
-/// Bytes of a log below `first_dirty` and from it to `end` (whole inactive segments only):
-/// the dirty ratio is `dirty / (clean + dirty)`.
-pub fn cleanable_bytes(log: &Log, first_dirty: i64, end: i64) -> (u64, u64) {
-    log.cleanable_bytes(first_dirty, end)
-}
-
-/// The first offset that `min.compaction.lag.ms` keeps from cleaning: the base of the first
-/// segment holding a record newer than `ts` (the log end if none).
-pub fn first_offset_newer_than(log: &Log, ts: i64) -> i64 {
-    log.first_offset_newer_than(ts)
-}
-
-/// The timestamp (batch MaxTimestamp) of the first batch at or after `offset`, for
-/// `max.compaction.lag.ms`; `None` if there is none.
-pub fn first_timestamp_from(log: &Log, offset: i64) -> Option<i64> {
-    log.first_timestamp_from(offset)
 }
 
 /// Paces the cleaner's reads and writes to `log.cleaner.io.max.bytes.per.second`.
@@ -250,7 +229,7 @@ fn records_error(path: &std::path::Path, base: i64, e: String) -> StorageError {
 pub fn clean(
     log: &RwLock<Log>,
     req: &CleanRequest,
-    keys: &dyn RecordKeys,
+    keys: RecordKeys,
     stop: &dyn Fn() -> bool,
 ) -> Result<Option<CleanOutcome>> {
     let view = log.read().clean_view(req.end)?;
@@ -273,7 +252,7 @@ fn clean_view(
     log: &RwLock<Log>,
     view: &CleanView,
     req: &CleanRequest,
-    keys: &dyn RecordKeys,
+    keys: RecordKeys,
     stop: &dyn Fn() -> bool,
 ) -> Result<Option<CleanOutcome>> {
     let segs = &view.segments;
@@ -313,7 +292,7 @@ fn clean_view(
                 return Ok(true);
             }
             if !h.is_control() {
-                keys.for_each_record(bytes, &mut |offset, key, _| {
+                (keys.for_each_record)(bytes, &mut |offset, key, _| {
                     if full || offset < req.first_dirty {
                         return;
                     }
@@ -407,7 +386,7 @@ fn write_cleaned(
     view: &CleanView,
     segs: &[SegmentView],
     req: &CleanRequest,
-    (keys, throttle): (&dyn RecordKeys, &mut Throttle),
+    (keys, throttle): (RecordKeys, &mut Throttle),
     map: &HashMap<u128, i64>,
     last_batch_of: &HashMap<i64, i64>,
 ) -> Result<CleanedGroup> {
@@ -460,7 +439,7 @@ fn write_cleaned(
                     }
                     kept
                 };
-                keys.retain(bytes, &mut keep, mark)
+                (keys.retain)(bytes, &mut keep, mark)
                     .map_err(|e| records_error(&path, h.base_offset(), e))?
             };
             let batch: &[u8] = match &rebuilt {
@@ -523,24 +502,16 @@ mod tests {
     use crate::testing::{decode_records, BatchBuilder};
     use crate::LogConfig;
 
-    struct Keys;
+    const KEYS: RecordKeys = RecordKeys {
+        for_each_record: krust_protocol::record_keys::for_each_record,
+        retain: krust_protocol::record_keys::retain_records,
+    };
 
-    impl RecordKeys for Keys {
-        fn for_each_record(
-            &self,
-            batch: &[u8],
-            visit: &mut KeyVisitor<'_>,
-        ) -> std::result::Result<(), String> {
-            krust_protocol::record_keys::for_each_record(batch, visit)
-        }
-        fn retain(
-            &self,
-            batch: &[u8],
-            keep: &mut KeyFilter<'_>,
-            delete_horizon: Option<i64>,
-        ) -> std::result::Result<Option<Vec<u8>>, String> {
-            krust_protocol::record_keys::retain_records(batch, keep, delete_horizon)
-        }
+    /// Cleans `log` as `req` asks, which must clean something.
+    fn cleaned(log: &RwLock<Log>, req: &CleanRequest) -> CleanOutcome {
+        clean(log, req, KEYS, &|| false)
+            .expect("clean")
+            .expect("cleaned")
     }
 
     fn config() -> LogConfig {
@@ -626,9 +597,7 @@ mod tests {
         let want = latest_by_key(&before);
         let segs_before = log.read().num_segments();
         let end = log.read().log_end_offset();
-        let out = clean(&log, &request(0, end), &Keys, &|| false)
-            .expect("clean")
-            .expect("cleaned");
+        let out = cleaned(&log, &request(0, end));
         let after = contents(&log.read());
         // Below the active segment, one record per key remains.
         let active_base = *log.read().segment_base_offsets().last().expect("segment");
@@ -678,9 +647,7 @@ mod tests {
         while first_dirty < active_base {
             let mut req = request(first_dirty, end);
             req.map_bytes = 0; // the smallest map: 8 buckets, 7 keys of the 40
-            let out = clean(&log, &req, &Keys, &|| false)
-                .expect("clean")
-                .expect("cleaned");
+            let out = cleaned(&log, &req);
             assert!(out.cleaned_up_to > first_dirty);
             assert_eq!(log.read().cleaner_offset(), Some(out.cleaned_up_to));
             first_dirty = out.cleaned_up_to;
@@ -706,9 +673,7 @@ mod tests {
         let log = RwLock::new(Log::open(dir.path(), config(), 0, 0, true, 0).expect("open"));
         produce(&mut log.write(), 0, 100, 5, &[]);
         let end = log.read().log_end_offset();
-        let out = clean(&log, &request(0, end), &Keys, &|| false)
-            .expect("clean")
-            .expect("cleaned");
+        let out = cleaned(&log, &request(0, end));
         assert_eq!(log.read().cleaner_offset(), Some(out.cleaned_up_to));
         let at = out.cleaned_up_to - 10;
         log.write().truncate_to(at).expect("truncate");
@@ -726,7 +691,7 @@ mod tests {
         assert_eq!(log.read().log_end_offset(), at - 1);
         // A request made before the truncation (older generation) cleans nothing.
         assert_eq!(
-            clean(&log, &request(0, end), &Keys, &|| false).expect("clean"),
+            clean(&log, &request(0, end), KEYS, &|| false).expect("clean"),
             None
         );
         log.write().truncate_fully_and_start_at(500).expect("empty");
@@ -743,9 +708,7 @@ mod tests {
         let mut req = request(0, end);
         req.io_bytes_per_second = Some(100_000.0);
         let started = std::time::Instant::now();
-        let out = clean(&log, &req, &Keys, &|| false)
-            .expect("clean")
-            .expect("cleaned");
+        let out = cleaned(&log, &req);
         let floor = (out.bytes_before * 2 - out.bytes_before / 2) as f64 / 100_000.0;
         assert!(
             started.elapsed().as_secs_f64() >= floor * 0.5,
@@ -777,9 +740,7 @@ mod tests {
         produce(&mut log.write(), 0, 60, 5, &[56, 58]);
         produce(&mut log.write(), 60, 40, 1000, &[]); // other keys, to push those into clean segments
         let end = log.read().log_end_offset();
-        let first = clean(&log, &request(0, end), &Keys, &|| false)
-            .expect("clean")
-            .expect("cleaned");
+        let first = cleaned(&log, &request(0, end));
         let keys_now = latest_by_key(&contents(&log.read()));
         // The first cleaning keeps the tombstones, marking their batches with the delete
         // horizon now + delete.retention.ms; their records keep their timestamps.
@@ -803,9 +764,7 @@ mod tests {
         let end = log.read().log_end_offset();
         let mut req = request(first.cleaned_up_to, end);
         req.now_ms = 999;
-        let second = clean(&log, &req, &Keys, &|| false)
-            .expect("clean")
-            .expect("cleaned");
+        let second = cleaned(&log, &req);
         assert_eq!(
             latest_by_key(&contents(&log.read()))[&b"k3".to_vec()].1,
             None
@@ -814,9 +773,7 @@ mod tests {
         let end = log.read().log_end_offset();
         let mut req = request(second.cleaned_up_to, end);
         req.now_ms = 1_000;
-        clean(&log, &req, &Keys, &|| false)
-            .expect("clean")
-            .expect("cleaned");
+        cleaned(&log, &req);
         let keys_after = latest_by_key(&contents(&log.read()));
         assert!(!keys_after.contains_key(b"k1".as_slice()));
         assert!(!keys_after.contains_key(b"k3".as_slice()));
@@ -848,9 +805,7 @@ mod tests {
         }
         produce(&mut log.write(), 60, 20, 1000, &[]);
         let end = log.read().log_end_offset();
-        clean(&log, &request(0, end), &Keys, &|| false)
-            .expect("clean")
-            .expect("cleaned");
+        cleaned(&log, &request(0, end));
         let r = log.read().read(0, 1 << 20, end, true).expect("read");
         let batches: Vec<_> = crate::batch::batches(&r.records)
             .map(|b| b.expect("batch"))
@@ -879,7 +834,7 @@ mod tests {
         for seg in &view.segments {
             let path = segment_path(&view.dir, seg.base, LOG_SUFFIX);
             for_each_batch(seg, &path, |_, bytes| {
-                Keys.for_each_record(bytes, &mut |o, k, _| {
+                (KEYS.for_each_record)(bytes, &mut |o, k, _| {
                     map.insert(key_hash(k.expect("key")), o);
                 })
                 .expect("records");
@@ -892,7 +847,7 @@ mod tests {
             &view,
             group,
             &request(0, end),
-            (&Keys, &mut throttle),
+            (KEYS, &mut throttle),
             &map,
             &HashMap::new(),
         )
@@ -950,7 +905,7 @@ mod tests {
             false
         };
         assert_eq!(
-            clean(&log, &request(0, end), &Keys, &stop).expect("clean"),
+            clean(&log, &request(0, end), KEYS, &stop).expect("clean"),
             None
         );
         assert_eq!(contents(&log.read()), before[..5]);

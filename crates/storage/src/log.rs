@@ -1949,8 +1949,8 @@ impl Log {
     }
 
     /// The base offset of the first segment with a record newer than `ts` (the log end if
-    /// none): see [`crate::clean::first_offset_newer_than`].
-    pub(crate) fn first_offset_newer_than(&self, ts: i64) -> i64 {
+    /// none): where `min.compaction.lag.ms` stops a cleaning.
+    pub fn first_offset_newer_than(&self, ts: i64) -> i64 {
         for i in 0..self.segments.len() {
             match self.segment_largest_timestamp(i) {
                 Ok(t) if t <= ts => {}
@@ -1960,8 +1960,9 @@ impl Log {
         self.log_end_offset()
     }
 
-    /// The MaxTimestamp of the first batch holding `offset` or a later one.
-    pub(crate) fn first_timestamp_from(&self, offset: i64) -> Option<i64> {
+    /// The MaxTimestamp of the first batch holding `offset` or a later one (for
+    /// `max.compaction.lag.ms`).
+    pub fn first_timestamp_from(&self, offset: i64) -> Option<i64> {
         (self.segment_for(offset)..self.segments.len())
             .find_map(|i| self.find_batch(i, offset).ok().flatten())
             .map(|(_, h)| h.max_timestamp())
@@ -1973,8 +1974,8 @@ impl Log {
     }
 
     /// Bytes of the inactive segments wholly below `first_dirty`, and of those from there
-    /// to `end` (see [`crate::clean::cleanable_bytes`]).
-    pub(crate) fn cleanable_bytes(&self, first_dirty: i64, end: i64) -> (u64, u64) {
+    /// to `end`: a compacted log's dirty ratio is `dirty / (clean + dirty)`.
+    pub fn cleanable_bytes(&self, first_dirty: i64, end: i64) -> (u64, u64) {
         let (mut clean, mut dirty) = (0, 0);
         for i in 0..self.segments.len().saturating_sub(1) {
             let next_base = self.segments[i + 1].base_offset;

@@ -1721,16 +1721,10 @@ fn decode_response(
         .map_err(|e| format!("Protocol error: cannot decode ProduceResponse v{version}: {e}"))
 }
 
-/// Where a v2 record batch keeps its magic byte, its CRC, the first byte the CRC covers
-/// (attributes), its producer id, producer epoch and base sequence, and how long its header
-/// is.
-const MAGIC_AT: usize = 16;
-const CRC_AT: usize = 17;
-const ATTRIBUTES_AT: usize = 21;
-const PRODUCER_ID_AT: usize = 43;
-const PRODUCER_EPOCH_AT: usize = 51;
-const BASE_SEQUENCE_AT: usize = 53;
-const HEADER_LEN: usize = 61;
+use krust_protocol::batch_layout::{
+    ATTRIBUTES_AT, BASE_SEQUENCE_AT, CRC_AT, HEADER_LEN, MAGIC_AT, PRODUCER_EPOCH_AT,
+    PRODUCER_ID_AT,
+};
 
 /// An encoded batch under another producer id, epoch and base sequence (the records'
 /// sequences are the base plus their offset delta), with its CRC computed again.

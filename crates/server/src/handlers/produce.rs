@@ -323,8 +323,23 @@ fn append(
             Some("Produce requests are only allowed to contain exactly one record batch per partition".into()),
         ));
     }
-    check_not_too_old(&partition, records, now)?;
-    check_keys_if_compacted(&partition, records)?;
+    // The checks that read records, only where the topic's settings ask for them.
+    let (before_max, after_max, log_append, compact) = {
+        let log = partition.read_log();
+        let c = log.config();
+        (
+            c.message_timestamp_before_max_ms,
+            c.message_timestamp_after_max_ms,
+            c.message_timestamp_type_log_append,
+            c.compact,
+        )
+    };
+    if !log_append && before_max != i64::MAX {
+        check_not_too_old(records, now, before_max, after_max)?;
+    }
+    if compact {
+        check_keys_if_compacted(&partition, records)?;
+    }
     match partition.append_unflushed(records, now) {
         Ok(a) => {
             // A retried batch already written is still synced before it is answered, in
@@ -349,27 +364,16 @@ fn append(
     }
 }
 
-/// `message.timestamp.before.max.ms`, when the topic sets it: no CreateTime record may be
-/// older. Only this reads every record's timestamp (the log checks the future bound from
+/// `message.timestamp.before.max.ms` (`before_max`), when the topic sets it under
+/// CreateTime: no record may be older. Only this reads every record's timestamp (the log checks the future bound from
 /// each batch's header), up to [`TIMESTAMP_CHECK_MAX_BYTES`] of records per batch; a batch
 /// that cannot be read that far is refused as corrupt.
 fn check_not_too_old(
-    partition: &crate::partition::Partition,
     records: &bytes::Bytes,
     now: i64,
+    before_max: i64,
+    after_max: i64,
 ) -> Result<(), (ErrorCode, Option<String>)> {
-    let (before_max, after_max, log_append) = {
-        let log = partition.read_log();
-        let c = log.config();
-        (
-            c.message_timestamp_before_max_ms,
-            c.message_timestamp_after_max_ms,
-            c.message_timestamp_type_log_append,
-        )
-    };
-    if log_append || before_max == i64::MAX {
-        return Ok(());
-    }
     let earliest = now.saturating_sub(before_max);
     for b in krust_storage::batch::batches(records) {
         let Ok(b) = b else {
@@ -414,14 +418,11 @@ fn check_not_too_old(
 /// A compacted topic keeps the last record of each key, so every record needs one: as
 /// Kafka, a batch with a record without a key is refused (INVALID_RECORD), and so is one
 /// whose records' offset deltas are not 0, 1, 2... (the cleaner goes by each record's
-/// offset). Only compacted topics read their records here.
+/// offset).
 fn check_keys_if_compacted(
     partition: &crate::partition::Partition,
     records: &bytes::Bytes,
 ) -> Result<(), (ErrorCode, Option<String>)> {
-    if !partition.read_log().config().compact {
-        return Ok(());
-    }
     for b in krust_storage::batch::batches(records) {
         let Ok(b) = b else {
             return Ok(()); // the log refuses it with the precise reason
