@@ -212,6 +212,76 @@ async fn every_supported_version_answers() {
                     );
                     assert_eq!(r.error_code, 0, "InitProducerId v{v}");
                 }
+                // Transactions: a transactional id nobody initialized is not known to the
+                // coordinator (or there is none yet: NOT_COORDINATOR).
+                ApiKey::AddPartitionsToTxn => {
+                    let req = AddPartitionsToTxnRequest::default()
+                        .with_v3_and_below_transactional_id(TransactionalId(s("nobody")))
+                        .with_v3_and_below_producer_id(ProducerId(1))
+                        .with_v3_and_below_topics(vec![
+                            add_partitions_to_txn_request::AddPartitionsToTxnTopic::default()
+                                .with_name(topic())
+                                .with_partitions(vec![0]),
+                        ]);
+                    let r = w.call(&req, v);
+                    let code = r.results_by_topic_v3_and_below[0].results_by_partition[0]
+                        .partition_error_code;
+                    assert!([16, 49].contains(&code), "AddPartitionsToTxn v{v}: {code}");
+                }
+                ApiKey::AddOffsetsToTxn => {
+                    let req = AddOffsetsToTxnRequest::default()
+                        .with_transactional_id(TransactionalId(s("nobody")))
+                        .with_producer_id(ProducerId(1))
+                        .with_group_id(GroupId(s("g")));
+                    let code = w.call(&req, v).error_code;
+                    assert!([15, 16, 49].contains(&code), "AddOffsetsToTxn v{v}: {code}");
+                }
+                ApiKey::EndTxn => {
+                    let req = EndTxnRequest::default()
+                        .with_transactional_id(TransactionalId(s("nobody")))
+                        .with_producer_id(ProducerId(1))
+                        .with_committed(true);
+                    let code = w.call(&req, v).error_code;
+                    assert!([16, 49].contains(&code), "EndTxn v{v}: {code}");
+                }
+                ApiKey::WriteTxnMarkers => {
+                    let req = WriteTxnMarkersRequest::default().with_markers(vec![
+                        write_txn_markers_request::WritableTxnMarker::default()
+                            .with_producer_id(ProducerId(1))
+                            .with_transaction_result(true)
+                            .with_topics(vec![
+                                write_txn_markers_request::WritableTxnMarkerTopic::default()
+                                    .with_name(TopicName(s("absent")))
+                                    .with_partition_indexes(vec![0]),
+                            ]),
+                    ]);
+                    let r = w.call(&req, v);
+                    assert_eq!(
+                        r.markers[0].topics[0].partitions[0].error_code, 3,
+                        "WriteTxnMarkers v{v}"
+                    );
+                }
+                ApiKey::TxnOffsetCommit => {
+                    // The group's coordinator first (this creates the offsets topic).
+                    let group = format!("txn-{v}");
+                    w.call(&FindCoordinatorRequest::default().with_key(s(&group)), 0);
+                    let req = TxnOffsetCommitRequest::default()
+                        .with_transactional_id(TransactionalId(s("t")))
+                        .with_group_id(GroupId(s(&group)))
+                        .with_producer_id(ProducerId(77))
+                        .with_generation_id(-1)
+                        .with_topics(vec![txn_offset_commit_request::TxnOffsetCommitRequestTopic::default()
+                            .with_name(topic())
+                            .with_partitions(vec![
+                                txn_offset_commit_request::TxnOffsetCommitRequestPartition::default()
+                                    .with_committed_offset(1),
+                            ])]);
+                    let r = w.call(&req, v);
+                    assert_eq!(
+                        r.topics[0].partitions[0].error_code, 0,
+                        "TxnOffsetCommit v{v}"
+                    );
+                }
                 ApiKey::FindCoordinator => {
                     let mut req = FindCoordinatorRequest::default();
                     if v >= 4 {

@@ -29,4 +29,5 @@ fn kafka_python_and_confluent_kafka_work() {
     assert!(stdout.contains("aiokafka: ok"));
     assert!(stdout.contains("large fetches: ok"));
     assert!(stdout.contains("compacted: ok"));
+    assert!(stdout.contains("transactions: ok"));
 }

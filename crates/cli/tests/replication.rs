@@ -1034,3 +1034,99 @@ async fn a_compacted_partition_is_replicated_across_its_gaps() {
         assert_eq!(by_offset.get(offset).copied(), Some(v.as_str()), "{k}");
     }
 }
+
+/// Transactions on three brokers: the coordinator writes markers to partitions led by the
+/// other brokers, and when it dies mid-transaction the new coordinator (another replica of
+/// `__transaction_state`) commits it: read_committed consumers see every committed record
+/// once and no aborted one.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_transaction_outlives_its_coordinator() {
+    use rdkafka::producer::Producer;
+    let mut settings = SETTINGS.to_vec();
+    settings.extend([
+        "transaction.state.log.replication.factor=3",
+        "transaction.state.log.num.partitions=1",
+        "transaction.state.log.min.isr=2",
+    ]);
+    let mut c = Cluster::start(BIN, 3, &settings);
+    let bootstrap = c.bootstrap();
+    create_replicated(&bootstrap, "txr", "3", "2");
+    let p: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", &bootstrap)
+        .set("transactional.id", "rtx")
+        .set("message.timeout.ms", "60000")
+        .set("linger.ms", "2")
+        .create()
+        .expect("producer");
+    let t = Duration::from_secs(60);
+    p.init_transactions(t).expect("init");
+    let send = |v: String, part: i32| {
+        let p = p.clone();
+        async move {
+            p.send(
+                FutureRecord::<(), _>::to("txr").payload(&v).partition(part),
+                Duration::from_secs(60),
+            )
+            .await
+            .unwrap_or_else(|(e, _)| panic!("send {v}: {e:?}"));
+        }
+    };
+    p.begin_transaction().expect("begin");
+    for i in 0..9 {
+        send(format!("c-{i}"), i % 3).await;
+    }
+    p.commit_transaction(t).expect("commit");
+    p.begin_transaction().expect("begin");
+    for i in 0..3 {
+        send(format!("a-{i}"), i % 3).await;
+    }
+    p.abort_transaction(t).expect("abort");
+
+    // A transaction open on every partition when its coordinator dies.
+    let coordinator = wait_for("the transaction state in sync", WAIT, || {
+        describe_topic(BIN, &bootstrap, "__transaction_state")
+            .filter(|d| d.get(&0).is_some_and(|p| p.leader > 0 && p.isr.len() == 3))
+    })[&0]
+        .leader;
+    p.begin_transaction().expect("begin");
+    for i in 0..3 {
+        send(format!("late-{i}"), i % 3).await;
+    }
+    c.node(coordinator).kill9();
+    p.commit_transaction(t)
+        .expect("committed through the new coordinator");
+    let survivors = (1..=3)
+        .filter(|id| *id != coordinator)
+        .map(|id| c.node(id).bootstrap())
+        .collect::<Vec<_>>()
+        .join(",");
+    let mut got = Vec::new();
+    for part in 0..3 {
+        let consumer: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", &survivors)
+            .set("group.id", "txr-check")
+            .set("isolation.level", "read_committed")
+            .set("enable.auto.commit", "false")
+            .create()
+            .expect("consumer");
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition_offset("txr", part, Offset::Beginning)
+            .expect("assign");
+        consumer.assign(&tpl).expect("assign");
+        let deadline = Instant::now() + WAIT;
+        let mut mine = 0;
+        while mine < 4 && Instant::now() < deadline {
+            if let Some(Ok(m)) = consumer.poll(Duration::from_millis(200)) {
+                got.push(String::from_utf8_lossy(m.payload().unwrap_or_default()).into_owned());
+                mine += 1;
+            }
+        }
+    }
+    got.sort();
+    let mut want: Vec<String> = (0..9)
+        .map(|i| format!("c-{i}"))
+        .chain((0..3).map(|i| format!("late-{i}")))
+        .collect();
+    want.sort();
+    assert_eq!(got, want);
+}

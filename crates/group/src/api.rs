@@ -26,6 +26,9 @@ pub struct Output {
     pub records: Vec<Record>,
     /// Responses to send, each to the request with that id.
     pub responses: Vec<(RequestId, Response)>,
+    /// The producer (id, epoch) whose transactional batch `records` are to be written as
+    /// (TxnOffsetCommit); `None` for ordinary records.
+    pub producer: Option<(i64, i16)>,
 }
 
 impl Output {
@@ -55,6 +58,8 @@ pub enum Response {
     Leave(LeaveResponse),
     /// To an [`OffsetCommitRequest`].
     OffsetCommit(OffsetCommitResponse),
+    /// To a [`TxnOffsetCommitRequest`].
+    TxnOffsetCommit(OffsetCommitResponse),
     /// To a [`DeleteGroupsRequest`].
     DeleteGroups(DeleteGroupsResponse),
     /// To an [`OffsetDeleteRequest`].
@@ -270,6 +275,27 @@ pub struct OffsetCommitRequest {
     /// The generation, -1 for a standalone (simple) commit.
     pub generation_id: i32,
     /// The member id ("" for a standalone commit).
+    pub member_id: String,
+    /// The static member's `group.instance.id`.
+    pub group_instance_id: Option<String>,
+    /// Topics and their partitions.
+    pub topics: Vec<(String, Vec<CommitPartition>)>,
+}
+
+/// TxnOffsetCommit: offsets committed within a producer's transaction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TxnOffsetCommitRequest {
+    /// Caller-chosen id.
+    pub request_id: RequestId,
+    /// The group id.
+    pub group_id: String,
+    /// The transactional producer.
+    pub producer_id: i64,
+    /// Its epoch.
+    pub producer_epoch: i16,
+    /// The generation, -1 if not given.
+    pub generation_id: i32,
+    /// The member id, "" if not given.
     pub member_id: String,
     /// The static member's `group.instance.id`.
     pub group_instance_id: Option<String>,

@@ -56,6 +56,10 @@ pub struct GroupCoordinator {
     rng: StdRng,
     groups: BTreeMap<String, Group>,
     loading: bool,
+    /// Offsets committed within transactions not completed yet: by producer id, then by
+    /// (group, topic, partition). They take effect when the producer's commit marker is
+    /// written to this partition, and go with its abort marker.
+    pending_txn: BTreeMap<i64, BTreeMap<(String, String, i32), OffsetEntry>>,
 }
 
 /// What the internal helpers need besides the group.
@@ -108,6 +112,7 @@ impl GroupCoordinator {
             config,
             rng: StdRng::seed_from_u64(seed),
             groups: BTreeMap::new(),
+            pending_txn: BTreeMap::new(),
             loading: false,
         }
     }
@@ -179,6 +184,29 @@ impl GroupCoordinator {
         value: Option<&[u8]>,
         now_ms: i64,
     ) -> Result<(), RecordError> {
+        self.replay_from(None, key, value, now_ms)
+    }
+
+    /// Like [`GroupCoordinator::replay`], for a record of a transactional batch of
+    /// `producer_id`: an offset commit is held pending until the producer's marker
+    /// ([`GroupCoordinator::complete_txn`]).
+    pub fn replay_txn(
+        &mut self,
+        producer_id: i64,
+        key: &[u8],
+        value: Option<&[u8]>,
+        now_ms: i64,
+    ) -> Result<(), RecordError> {
+        self.replay_from(Some(producer_id), key, value, now_ms)
+    }
+
+    fn replay_from(
+        &mut self,
+        producer_id: Option<i64>,
+        key: &[u8],
+        value: Option<&[u8]>,
+        now_ms: i64,
+    ) -> Result<(), RecordError> {
         let key = match RecordKey::decode(key) {
             Ok(k) => k,
             Err(RecordError::UnsupportedKeyVersion(v)) if v >= 3 => {
@@ -193,6 +221,22 @@ impl GroupCoordinator {
                 topic,
                 partition,
             } => match value {
+                Some(v) if producer_id.is_some() => {
+                    let v = OffsetCommitValue::decode(v)?;
+                    self.pending_txn
+                        .entry(producer_id.unwrap_or(-1))
+                        .or_default()
+                        .insert(
+                            (group, topic, partition),
+                            OffsetEntry {
+                                offset: v.offset,
+                                leader_epoch: v.leader_epoch,
+                                metadata: v.metadata,
+                                commit_timestamp: v.commit_timestamp,
+                                expire_timestamp: v.expire_timestamp,
+                            },
+                        );
+                }
                 Some(v) => {
                     let v = OffsetCommitValue::decode(v)?;
                     let g = self
@@ -438,7 +482,7 @@ impl GroupCoordinator {
         let error = self.commit_check(&req, now_ms);
         let topics = if error.is_ok() {
             match self.groups.get_mut(&req.group_id) {
-                Some(g) => commit_partitions(g, &req.topics, now_ms, &mut out),
+                Some(g) => commit_partitions(g, &req.topics, now_ms, &mut out, None),
                 None => all_partitions(&req.topics, ErrorCode::UnknownServerError),
             }
         } else {
@@ -449,6 +493,107 @@ impl GroupCoordinator {
             Response::OffsetCommit(OffsetCommitResponse { topics }),
         );
         out
+    }
+
+    /// TxnOffsetCommit: offsets committed within the transaction of producer
+    /// `producer_id`. Their records are to be written as that producer's transactional
+    /// batch ([`Output::producer`]); they take effect only when its commit marker reaches
+    /// this partition ([`GroupCoordinator::complete_txn`]). The group is created if it does
+    /// not exist; a member id and generation, when given, must be the group's.
+    pub fn txn_commit_offsets(&mut self, req: TxnOffsetCommitRequest, now_ms: i64) -> Output {
+        let mut out = Output {
+            producer: Some((req.producer_id, req.producer_epoch)),
+            ..Output::default()
+        };
+        let mut error = self.check_group_id(&req.group_id);
+        if error.is_ok() {
+            let g = self
+                .groups
+                .entry(req.group_id.clone())
+                .or_insert_with(|| Group::new(&req.group_id, now_ms));
+            error = if g.is_in(GroupState::Dead) {
+                ErrorCode::CoordinatorNotAvailable
+            } else if g.is_fenced(&req.member_id, req.group_instance_id.as_deref()) {
+                ErrorCode::FencedInstanceId
+            } else if !req.member_id.is_empty() && !g.members.contains_key(&req.member_id) {
+                ErrorCode::UnknownMemberId
+            } else if req.generation_id >= 0 && req.generation_id != g.generation {
+                ErrorCode::IllegalGeneration
+            } else {
+                ErrorCode::None
+            };
+        }
+        let topics = match self.groups.get_mut(&req.group_id) {
+            Some(g) if error.is_ok() => {
+                let pending = self.pending_txn.entry(req.producer_id).or_default();
+                commit_partitions(g, &req.topics, now_ms, &mut out, Some(pending))
+            }
+            _ => all_partitions(&req.topics, error),
+        };
+        if self
+            .pending_txn
+            .get(&req.producer_id)
+            .is_some_and(BTreeMap::is_empty)
+        {
+            self.pending_txn.remove(&req.producer_id);
+        }
+        out.respond(
+            req.request_id,
+            Response::TxnOffsetCommit(OffsetCommitResponse { topics }),
+        );
+        out
+    }
+
+    /// The transaction of `producer_id` ended here (its marker is written): its pending
+    /// offsets take effect if it committed, and are dropped if it aborted.
+    pub fn complete_txn(&mut self, producer_id: i64, commit: bool, now_ms: i64) {
+        let Some(pending) = self.pending_txn.remove(&producer_id) else {
+            return;
+        };
+        if !commit {
+            return;
+        }
+        for ((group, topic, partition), entry) in pending {
+            let g = self
+                .groups
+                .entry(group.clone())
+                .or_insert_with(|| Group::new(&group, now_ms));
+            g.offsets.entry(topic).or_default().insert(partition, entry);
+        }
+    }
+
+    /// Takes back the pending offsets of `records` (a TxnOffsetCommit's [`Output`]) that
+    /// could not be written.
+    pub fn forget_txn_records(&mut self, producer_id: i64, records: &[Record]) {
+        let Some(pending) = self.pending_txn.get_mut(&producer_id) else {
+            return;
+        };
+        for (key, _) in records {
+            if let Ok(RecordKey::OffsetCommit {
+                group,
+                topic,
+                partition,
+            }) = RecordKey::decode(key)
+            {
+                pending.remove(&(group, topic, partition));
+            }
+        }
+        if pending.is_empty() {
+            self.pending_txn.remove(&producer_id);
+        }
+    }
+
+    /// Whether an open transaction has committed an offset of `group`'s `topic`
+    /// `partition` (OffsetFetch with RequireStable answers UNSTABLE_OFFSET_COMMIT for it).
+    pub fn has_pending_offset(&self, group: &str, topic: &str, partition: i32) -> bool {
+        let key = (group.to_string(), topic.to_string(), partition);
+        self.pending_txn.values().any(|p| p.contains_key(&key))
+    }
+
+    /// Whether any transaction has offsets pending here (the server does not rewrite the
+    /// partition while so: those records must stay as the producer wrote them).
+    pub fn has_pending_txn(&self) -> bool {
+        !self.pending_txn.is_empty()
     }
 
     /// Validates a commit; may create a standalone group; resets the session.
@@ -1402,11 +1547,14 @@ fn all_partitions(topics: &[(String, Vec<CommitPartition>)], error: ErrorCode) -
         .collect()
 }
 
+/// Writes the offsets' records to `out` and applies them to `g`, or, within a transaction,
+/// to `pending`.
 fn commit_partitions(
     g: &mut Group,
     topics: &[(String, Vec<CommitPartition>)],
     now: i64,
     out: &mut Output,
+    mut pending: Option<&mut BTreeMap<(String, String, i32), OffsetEntry>>,
 ) -> Vec<TopicResult> {
     let mut results = Vec::new();
     for (topic, parts) in topics {
@@ -1431,16 +1579,24 @@ fn commit_partitions(
                     partition: p.partition,
                 };
                 out.records.push((key.encode(), Some(value.encode())));
-                g.offsets.entry(topic.clone()).or_default().insert(
-                    p.partition,
-                    OffsetEntry {
-                        offset: p.offset,
-                        leader_epoch: p.leader_epoch,
-                        metadata,
-                        commit_timestamp: now,
-                        expire_timestamp: None,
-                    },
-                );
+                let entry = OffsetEntry {
+                    offset: p.offset,
+                    leader_epoch: p.leader_epoch,
+                    metadata,
+                    commit_timestamp: now,
+                    expire_timestamp: None,
+                };
+                match pending.as_deref_mut() {
+                    Some(pending) => {
+                        pending.insert((g.id.clone(), topic.clone(), p.partition), entry);
+                    }
+                    None => {
+                        g.offsets
+                            .entry(topic.clone())
+                            .or_default()
+                            .insert(p.partition, entry);
+                    }
+                }
                 ErrorCode::None
             };
             partitions.push(PartitionResult {

@@ -43,6 +43,9 @@ pub enum ErrorCode {
     FencedInstanceId,
     /// 86: a member of the group is subscribed to the topic.
     GroupSubscribedToTopic,
+    /// 88: an open transaction committed an offset of this partition (OffsetFetch with
+    /// RequireStable).
+    UnstableOffsetCommit,
 }
 
 impl ErrorCode {
@@ -69,6 +72,7 @@ impl ErrorCode {
             ErrorCode::GroupMaxSizeReached => 81,
             ErrorCode::FencedInstanceId => 82,
             ErrorCode::GroupSubscribedToTopic => 86,
+            ErrorCode::UnstableOffsetCommit => 88,
         }
     }
 

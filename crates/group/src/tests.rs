@@ -1852,3 +1852,80 @@ fn oversized_fields_are_refused_not_persisted() {
     assert_eq!(r.member_id.len(), 1024 + 37);
     assert!(h.records.iter().all(|(k, _)| RecordKey::decode(k).is_ok()));
 }
+
+// ---------------------------------------------------------------------------
+// Transactional offset commits
+// ---------------------------------------------------------------------------
+
+fn txn_commit(h: &mut H, pid: i64, group: &str, gen: i32, member: &str, offset: i64) -> Output {
+    let req = TxnOffsetCommitRequest {
+        request_id: h.id(),
+        group_id: group.to_owned(),
+        producer_id: pid,
+        producer_epoch: 2,
+        generation_id: gen,
+        member_id: member.to_owned(),
+        group_instance_id: None,
+        topics: vec![(
+            "t".to_owned(),
+            vec![CommitPartition {
+                partition: 0,
+                offset,
+                leader_epoch: 1,
+                metadata: None,
+            }],
+        )],
+    };
+    h.c.txn_commit_offsets(req, h.now)
+}
+
+#[test]
+fn transactional_offsets_take_effect_on_commit_and_go_on_abort() {
+    let mut h = H::new();
+    let out = txn_commit(&mut h, 7, "g", -1, "", 10);
+    assert_eq!(out.producer, Some((7, 2)));
+    assert_eq!(out.records.len(), 1);
+    let records = out.records.clone();
+    h.apply(out);
+    // Pending: not visible, but known as unstable.
+    assert_eq!(h.fetch("g", "t", 0).0, -1);
+    assert!(h.c.has_pending_offset("g", "t", 0));
+    assert!(h.c.has_pending_txn());
+    h.c.complete_txn(7, true, h.now);
+    assert_eq!(h.fetch("g", "t", 0).0, 10);
+    assert!(!h.c.has_pending_txn());
+    // An aborted transaction's offsets never show.
+    let out = txn_commit(&mut h, 8, "g", -1, "", 20);
+    h.apply(out);
+    h.c.complete_txn(8, false, h.now);
+    assert_eq!(h.fetch("g", "t", 0).0, 10);
+    // A member id or generation that is not the group's is refused.
+    let members = h.stable_group("s", 1);
+    let out = txn_commit(&mut h, 9, "s", 5, &members[0], 1);
+    assert!(matches!(
+        out.responses[0].1,
+        Response::TxnOffsetCommit(ref r) if r.topics[0].partitions[0].error == ErrorCode::IllegalGeneration
+    ));
+    let out = txn_commit(&mut h, 9, "s", 1, "nobody", 1);
+    assert!(matches!(
+        out.responses[0].1,
+        Response::TxnOffsetCommit(ref r) if r.topics[0].partitions[0].error == ErrorCode::UnknownMemberId
+    ));
+    // Replayed: the records of a transactional batch wait for the marker.
+    let mut fresh = GroupCoordinator::new(GroupConfig::default(), 1);
+    fresh.begin_load();
+    for (k, v) in &records {
+        fresh.replay_txn(7, k, v.as_deref(), h.now).expect("replay");
+    }
+    fresh.end_load();
+    assert!(fresh.has_pending_offset("g", "t", 0));
+    fresh.complete_txn(7, true, h.now);
+    assert!(fresh
+        .fetch_offsets(&OffsetFetchRequest {
+            group_id: "g".to_owned(),
+            topics: None,
+        })
+        .topics
+        .iter()
+        .any(|(t, p)| t == "t" && p[0].offset == 10));
+}

@@ -82,6 +82,8 @@ pub struct Broker {
     pub logs: LogManager,
     pub partitions: Partitions,
     pub groups: GroupManager,
+    /// The transaction coordinators of the `__transaction_state` partitions led here.
+    pub txns: crate::txn::TxnManager,
     pub metrics: crate::metrics::Metrics,
     /// The memory budget of the requests being handled.
     pub admission: crate::admission::Admission,
@@ -137,6 +139,7 @@ impl Broker {
     ) -> Broker {
         Broker {
             groups: GroupManager::new(group_config(&config)),
+            txns: crate::txn::TxnManager::default(),
             metrics: crate::metrics::Metrics::default(),
             admission: crate::admission::Admission::for_this_machine(),
             request_pool: config
@@ -500,6 +503,7 @@ impl Broker {
             }
         }
         self.groups.retain_hosted(self);
+        self.txns.retain_hosted(self);
         for tp in self
             .logs
             .partitions_where(|tp| !assigned(&tp.topic, tp.partition))

@@ -231,6 +231,11 @@ impl Cleaner {
             if !e.cleanup_policy_compact {
                 continue;
             }
+            // Nothing of a transaction that may still abort is cleaned, and aborted
+            // transactions' records go. (Read before the log's lock: the producer state
+            // is locked first.)
+            let first_unstable = p.first_unstable_offset();
+            let aborted = p.aborted_between(0, i64::MAX);
             // The high watermark and the generation are read together under the lock: a
             // truncation lowers the high watermark before it lets the log go. Only one the
             // replicas agreed on counts: a restarted replica's own may be past what was
@@ -242,6 +247,9 @@ impl Cleaner {
             // Only what is committed, and on the disk: a record superseding another must
             // survive a crash if the other does not.
             let mut end = p.confirmed_high_watermark().min(log.recovery_point());
+            if let Some(f) = first_unstable {
+                end = end.min(f);
+            }
             if e.min_compaction_lag_ms > 0 {
                 end = end
                     .min(log.first_offset_newer_than(now.saturating_sub(e.min_compaction_lag_ms)));
@@ -275,6 +283,7 @@ impl Cleaner {
                     map_bytes,
                     io_bytes_per_second,
                     generation,
+                    aborted,
                 },
                 ratio: rank,
             });

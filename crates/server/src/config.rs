@@ -155,14 +155,8 @@ pub const ACCEPTED_UNUSED_KEYS: &[&str] = &[
     "socket.send.buffer.bytes",
     "super.users",
     "telemetry.max.bytes",
-    "transaction.abort.timed.out.transaction.cleanup.interval.ms",
-    "transaction.max.timeout.ms",
     "transaction.partition.verification.enable",
-    "transaction.remove.expired.transaction.cleanup.interval.ms",
     "transaction.state.log.load.buffer.size",
-    "transaction.state.log.num.partitions",
-    "transaction.state.log.segment.bytes",
-    "transactional.id.expiration.ms",
     "unstable.api.versions.enable",
     "unstable.feature.versions.enable",
 ];
@@ -627,16 +621,52 @@ const BROKER_KEYS: &[BrokerKeyDef] = &[
         "Largest request the server accepts.",
     ),
     key(
+        "transaction.abort.timed.out.transaction.cleanup.interval.ms",
+        T::Int,
+        Some("10000"),
+        "How often the transaction coordinator aborts transactions past their timeout.",
+    ),
+    key(
+        "transaction.max.timeout.ms",
+        T::Int,
+        Some("900000"),
+        "Largest transaction timeout a producer may ask for.",
+    ),
+    key(
+        "transaction.remove.expired.transaction.cleanup.interval.ms",
+        T::Int,
+        Some("3600000"),
+        "How often the transaction coordinator forgets expired transactional ids.",
+    ),
+    key(
         "transaction.state.log.min.isr",
         T::Int,
         Some("2"),
         "min.insync.replicas of __transaction_state.",
     ),
     key(
+        "transaction.state.log.num.partitions",
+        T::Int,
+        Some("50"),
+        "Partition count of __transaction_state.",
+    ),
+    key(
         "transaction.state.log.replication.factor",
         T::Short,
         Some("3"),
         "Replication factor of __transaction_state.",
+    ),
+    key(
+        "transaction.state.log.segment.bytes",
+        T::Int,
+        Some("104857600"),
+        "segment.bytes of __transaction_state.",
+    ),
+    key(
+        "transactional.id.expiration.ms",
+        T::Int,
+        Some("604800000"),
+        "How long a transactional id with no transaction open is kept after its last use.",
     ),
     key(
         "unclean.leader.election.enable",
@@ -886,6 +916,12 @@ pub struct ServerConfig {
     pub offsets_topic_segment_bytes: i32,
     pub transaction_state_log_replication_factor: i16,
     pub transaction_state_log_min_isr: i32,
+    pub transaction_state_log_num_partitions: i32,
+    pub transaction_state_log_segment_bytes: i32,
+    pub transaction_max_timeout_ms: i32,
+    pub transactional_id_expiration_ms: i32,
+    pub transaction_abort_timed_out_transaction_cleanup_interval_ms: i32,
+    pub transaction_remove_expired_transaction_cleanup_interval_ms: i32,
     pub broker_rack: Option<String>,
     pub unclean_leader_election_enable: bool,
     pub replica_lag_time_max_ms: i64,
@@ -1790,6 +1826,23 @@ fn build(
     let transaction_state_log_replication_factor =
         raw.short("transaction.state.log.replication.factor", 3, 1)?;
     let transaction_state_log_min_isr = raw.int("transaction.state.log.min.isr", 2, 1)?;
+    let transaction_state_log_num_partitions =
+        raw.int("transaction.state.log.num.partitions", 50, 1)?;
+    let transaction_state_log_segment_bytes =
+        raw.int("transaction.state.log.segment.bytes", 104_857_600, 1)?;
+    let transaction_max_timeout_ms = raw.int("transaction.max.timeout.ms", 900_000, 1)?;
+    let transactional_id_expiration_ms =
+        raw.int("transactional.id.expiration.ms", 604_800_000, 1)?;
+    let transaction_abort_timed_out_transaction_cleanup_interval_ms = raw.int(
+        "transaction.abort.timed.out.transaction.cleanup.interval.ms",
+        10_000,
+        1,
+    )?;
+    let transaction_remove_expired_transaction_cleanup_interval_ms = raw.int(
+        "transaction.remove.expired.transaction.cleanup.interval.ms",
+        3_600_000,
+        1,
+    )?;
     let broker_rack = raw.get("broker.rack").map(str::to_string);
     let unclean_leader_election_enable = raw.boolean("unclean.leader.election.enable", false)?;
     let replica_lag_time_max_ms = raw.long("replica.lag.time.max.ms", 30_000, 1)?;
@@ -2211,6 +2264,12 @@ fn build(
         offsets_topic_segment_bytes,
         transaction_state_log_replication_factor,
         transaction_state_log_min_isr,
+        transaction_state_log_num_partitions,
+        transaction_state_log_segment_bytes,
+        transaction_max_timeout_ms,
+        transactional_id_expiration_ms,
+        transaction_abort_timed_out_transaction_cleanup_interval_ms,
+        transaction_remove_expired_transaction_cleanup_interval_ms,
         broker_rack,
         unclean_leader_election_enable,
         replica_lag_time_max_ms,
@@ -2406,6 +2465,9 @@ mod tests {
         assert_eq!(c.offsets_topic_replication_factor, 1);
         assert_eq!(c.transaction_state_log_replication_factor, 1);
         assert_eq!(c.transaction_state_log_min_isr, 1);
+        assert_eq!(c.transaction_state_log_num_partitions, 50);
+        assert_eq!(c.transaction_max_timeout_ms, 900_000);
+        assert_eq!(c.transactional_id_expiration_ms, 604_800_000);
         // Kafka defaults for everything else.
         assert_eq!(c.num_partitions, 1);
         assert_eq!(c.default_replication_factor, 1);

@@ -291,6 +291,17 @@ async fn dispatch_inner(
         ApiKey::InitProducerId => {
             simple!(InitProducerIdRequest, handlers::init_producer_id::handle)
         }
+        ApiKey::AddPartitionsToTxn => {
+            simple!(AddPartitionsToTxnRequest, handlers::txn::add_partitions)
+        }
+        ApiKey::AddOffsetsToTxn => simple!(AddOffsetsToTxnRequest, handlers::txn::add_offsets),
+        ApiKey::EndTxn => simple!(EndTxnRequest, handlers::txn::end),
+        ApiKey::WriteTxnMarkers => {
+            simple!(WriteTxnMarkersRequest, handlers::txn::write_markers)
+        }
+        ApiKey::TxnOffsetCommit => {
+            simple!(TxnOffsetCommitRequest, handlers::txn_offset_commit::handle)
+        }
         ApiKey::CreateTopics => {
             forwardable!(CreateTopicsRequest, handlers::create_topics::handle)
         }

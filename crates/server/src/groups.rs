@@ -203,9 +203,18 @@ impl Broker {
             .partition(OFFSETS_TOPIC, index)
             .filter(|p| p.is_leader())
             .ok_or(ErrorCode::NotCoordinator)?;
-        let shard = Arc::new(load_shard(partition, self.groups.config.clone()));
+        Ok(self.load_shard_once(index, partition))
+    }
+
+    /// The shard of `index`, loaded from `partition` unless it is. The map stays locked
+    /// while it loads, so that a transaction marker completed meanwhile
+    /// ([`Broker::complete_group_txn`]) is applied to the loaded shard rather than missed.
+    fn load_shard_once(&self, index: i32, partition: Arc<Partition>) -> Arc<Shard> {
         let mut shards = self.groups.shards.lock().unwrap_or_else(|e| e.into_inner());
-        Ok(shards.entry(index).or_insert(shard).clone())
+        shards
+            .entry(index)
+            .or_insert_with(|| Arc::new(load_shard(partition, self.groups.config.clone())))
+            .clone()
     }
 
     /// Runs one coordinator command for `group_id` and waits for its response, which may
@@ -284,13 +293,7 @@ impl Broker {
                     if let Some(partition) =
                         self.partition(OFFSETS_TOPIC, i).filter(|p| p.is_leader())
                     {
-                        let shard = Arc::new(load_shard(partition, self.groups.config.clone()));
-                        self.groups
-                            .shards
-                            .lock()
-                            .unwrap_or_else(|e| e.into_inner())
-                            .entry(i)
-                            .or_insert(shard);
+                        self.load_shard_once(i, partition);
                     }
                 }
             }
@@ -314,11 +317,37 @@ impl Broker {
             }
             let threshold =
                 (self.config.offsets_topic_segment_bytes.max(1) as u64).max(2 * st.compacted_size);
-            if shard.partition.read_log().size_bytes() > threshold {
+            // Offsets of open transactions stay in the producers' own batches until their
+            // markers: no rewrite meanwhile.
+            if shard.partition.read_log().size_bytes() > threshold
+                && !st.coordinator.has_pending_txn()
+            {
                 if let Err(e) = compact(&shard.partition, &mut st) {
                     warn!(partition = shard.partition.index, error = %e, "compacting {OFFSETS_TOPIC} failed");
                 }
             }
+        }
+    }
+}
+
+impl Broker {
+    /// A transaction marker of `producer_id` was written to `__consumer_offsets` partition
+    /// `index`: the offsets its transaction committed there take effect, or go.
+    pub async fn complete_group_txn(&self, index: i32, producer_id: i64, commit: bool) {
+        let shard = self
+            .groups
+            .shards
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&index)
+            .cloned();
+        if let Some(shard) = shard {
+            shard
+                .state
+                .lock()
+                .await
+                .coordinator
+                .complete_txn(producer_id, commit, now_ms());
         }
     }
 }
@@ -340,7 +369,28 @@ fn deliver(
     mine: Option<RequestId>,
 ) -> Option<Result<Response, ErrorCode>> {
     if !out.records.is_empty() {
-        if let Err(e) = persist(&shard.partition, &out.records) {
+        let written = match out.producer {
+            Some((producer_id, epoch)) => {
+                persist_txn(&shard.partition, &out.records, producer_id, epoch)
+            }
+            None => persist(&shard.partition, &out.records),
+        };
+        if let Err(e) = written {
+            if let Some((producer_id, _)) = out.producer {
+                // Nothing was written: the offsets are not pending either.
+                st.coordinator.forget_txn_records(producer_id, &out.records);
+            }
+            if let Some(crate::partition::AppendError::Producer(p)) =
+                e.downcast_ref::<crate::partition::AppendError>()
+            {
+                // A zombie producer's offsets: its epoch is fenced.
+                let code = crate::handlers::produce::producer_error(p).0;
+                for (id, _) in &out.responses {
+                    st.parked.remove(id);
+                }
+                warn!(partition = shard.partition.index, error = %p, "refusing transactional offsets");
+                return mine.map(|_| Err(code));
+            }
             error!(partition = shard.partition.index, error = %e, "could not write group records");
             for (id, _) in &out.responses {
                 st.parked.remove(id);
@@ -407,6 +457,24 @@ fn persist(partition: &Partition, records: &[(Bytes, Option<Bytes>)]) -> anyhow:
     persist_at(partition, records).map(|_| ())
 }
 
+/// Appends a transaction's offset commits as the producer's transactional batch.
+fn persist_txn(
+    partition: &Partition,
+    records: &[(Bytes, Option<Bytes>)],
+    producer_id: i64,
+    epoch: i16,
+) -> anyhow::Result<()> {
+    let now = now_ms();
+    let recs: Vec<NewRecord> = records
+        .iter()
+        .map(|(k, v)| NewRecord::key_value(k.clone(), v.clone()))
+        .collect();
+    let batch = krust_protocol::records::encode_txn_batch(&recs, now, producer_id, epoch)
+        .map_err(anyhow::Error::msg)?;
+    partition.append_from_coordinator(&batch, now)?;
+    Ok(())
+}
+
 /// Like [`persist`], returning the offset of the first record.
 fn persist_at(partition: &Partition, records: &[(Bytes, Option<Bytes>)]) -> anyhow::Result<i64> {
     let now = now_ms();
@@ -444,13 +512,26 @@ fn load_shard(partition: Arc<Partition>, config: GroupConfig) -> Shard {
         while !bytes.is_empty() {
             match RecordBatchDecoder::decode(&mut bytes) {
                 Ok(set) => {
-                    for r in set
-                        .records
-                        .into_iter()
-                        .filter(|r| r.offset >= next && !r.control)
-                    {
+                    for r in set.records.into_iter().filter(|r| r.offset >= next) {
+                        if r.control {
+                            // A transaction's marker: its offsets take effect or go.
+                            if r.transactional {
+                                if let Some(k) = r.key.as_deref().filter(|k| k.len() >= 4) {
+                                    let kind = i16::from_be_bytes([k[2], k[3]]);
+                                    if kind == 0 || kind == 1 {
+                                        coordinator.complete_txn(r.producer_id, kind == 1, now);
+                                    }
+                                }
+                            }
+                            continue;
+                        }
                         if let Some(key) = &r.key {
-                            if let Err(e) = coordinator.replay(key, r.value.as_deref(), now) {
+                            let replayed = if r.transactional && r.producer_id >= 0 {
+                                coordinator.replay_txn(r.producer_id, key, r.value.as_deref(), now)
+                            } else {
+                                coordinator.replay(key, r.value.as_deref(), now)
+                            };
+                            if let Err(e) = replayed {
                                 warn!(partition = partition.index, offset = r.offset, error = %e, "skipping an unreadable group record");
                             }
                             records += 1;

@@ -28,5 +28,6 @@ pub mod raft_wire;
 pub mod replication;
 pub mod server;
 pub mod topic_config;
+pub mod txn;
 
 pub use server::{run, RunningServer};

@@ -12,7 +12,8 @@ use bytes::Bytes;
 use krust_storage::batch::{self, RecordBatch};
 use krust_storage::producer::{last_sequence, BatchMeta};
 use krust_storage::{
-    AppendInfo, Log, ProducerStateManager, SequenceCheck, SequenceError, StorageError,
+    AbortedTxn, AppendInfo, Log, ProducerError, ProducerStateManager, SequenceCheck, SequenceError,
+    StorageError,
 };
 use tokio::sync::Notify;
 use uuid::Uuid;
@@ -85,7 +86,13 @@ pub enum AppendError {
     #[error(transparent)]
     Storage(#[from] StorageError),
     #[error(transparent)]
-    Sequence(#[from] SequenceError),
+    Producer(#[from] ProducerError),
+}
+
+impl From<SequenceError> for AppendError {
+    fn from(e: SequenceError) -> Self {
+        AppendError::Producer(e.into())
+    }
 }
 
 /// Where an append landed: a fresh append, or the original place of a retried batch.
@@ -375,15 +382,10 @@ impl Partition {
         let mut producers = self.producers.lock().unwrap_or_else(|e| e.into_inner());
         self.write_log().append_batches_with_offsets(records)?;
         for b in batch::batches(records).flatten() {
-            producers.replay_batch(
-                b.producer_id(),
-                b.producer_epoch(),
-                b.base_sequence(),
-                b.last_offset_delta(),
-                b.base_offset(),
-                b.max_timestamp(),
-            );
+            producers.replay_batch(&b);
         }
+        // Completed transactions below the high watermark are forgotten as it moves.
+        producers.first_unstable_offset(self.high_watermark());
         drop(producers);
         self.producers_dirty.store(true, Ordering::Release);
         Ok(())
@@ -504,17 +506,21 @@ impl Partition {
         now_ms: i64,
         deferred: bool,
     ) -> Result<Appended, AppendError> {
-        let idempotent = match RecordBatch::parse(records) {
-            Ok((b, _)) if b.producer_id() >= 0 && b.base_sequence() >= 0 => Some((
-                b.producer_id(),
-                b.producer_epoch(),
-                b.base_sequence(),
-                last_sequence(b.base_sequence(), b.last_offset_delta()),
-            )),
-            _ => None,
+        let (idempotent, transactional) = match RecordBatch::parse(records) {
+            Ok((b, _)) if b.producer_id() >= 0 && b.base_sequence() >= 0 => (
+                Some((
+                    b.producer_id(),
+                    b.producer_epoch(),
+                    b.base_sequence(),
+                    last_sequence(b.base_sequence(), b.last_offset_delta()),
+                )),
+                b.is_transactional(),
+            ),
+            _ => (None, false),
         };
         let mut producers = self.producers.lock().unwrap_or_else(|e| e.into_inner());
         if let Some((pid, epoch, first_seq, last_seq)) = idempotent {
+            producers.check_txn(pid, epoch, transactional)?;
             if let SequenceCheck::Duplicate(meta) =
                 producers.check(pid, epoch, first_seq, last_seq)?
             {
@@ -538,17 +544,28 @@ impl Partition {
             self.maybe_advance_high_watermark();
         }
         match idempotent {
-            Some((pid, epoch, first_seq, last_seq)) => producers.record(
-                pid,
-                epoch,
-                BatchMeta {
-                    first_seq,
-                    last_seq,
-                    first_offset: info.first_offset,
-                    last_offset: info.last_offset,
-                    timestamp: now_ms,
-                },
-            ),
+            Some((pid, epoch, first_seq, last_seq)) => {
+                producers.record(
+                    pid,
+                    epoch,
+                    BatchMeta {
+                        first_seq,
+                        last_seq,
+                        first_offset: info.first_offset,
+                        last_offset: info.last_offset,
+                        timestamp: now_ms,
+                    },
+                );
+                if transactional {
+                    producers.record_txn_batch(
+                        pid,
+                        epoch,
+                        info.first_offset,
+                        info.last_offset,
+                        now_ms,
+                    );
+                }
+            }
             None => producers.advance(info.last_offset + 1),
         }
         drop(producers);
@@ -559,6 +576,89 @@ impl Partition {
             log_append_time: info.log_append_time,
             duplicate: false,
         })
+    }
+
+    /// Appends, as leader, one batch a coordinator of this node writes for a producer: a
+    /// transaction marker, or a transaction's offset commits. It is checked against the
+    /// producer's state (epoch; for a marker, the coordinator epoch too) and recorded in
+    /// it. Parked fetches are woken and the high watermark moved.
+    pub fn append_from_coordinator(
+        &self,
+        records: &Bytes,
+        now_ms: i64,
+    ) -> Result<Appended, AppendError> {
+        let (b, _) = RecordBatch::parse(records).map_err(AppendError::Storage)?;
+        let (pid, epoch, transactional) =
+            (b.producer_id(), b.producer_epoch(), b.is_transactional());
+        let marker = batch::txn_marker(&b);
+        let mut producers = self.producers.lock().unwrap_or_else(|e| e.into_inner());
+        // Completed transactions below the high watermark are forgotten as it moves.
+        producers.first_unstable_offset(self.high_watermark());
+        if pid >= 0 {
+            match marker {
+                Some(m) => producers.check_marker(pid, epoch, m.coordinator_epoch)?,
+                None => producers.check_txn(pid, epoch, transactional)?,
+            }
+        }
+        let info =
+            self.write_log()
+                .append_from_coordinator(records, self.leader_epoch(), now_ms)?;
+        match marker {
+            Some(m) if pid >= 0 => {
+                producers.record_marker(pid, epoch, info.first_offset, m, now_ms);
+            }
+            _ if pid >= 0 && transactional => {
+                producers.record_txn_batch(pid, epoch, info.first_offset, info.last_offset, now_ms);
+            }
+            _ => producers.advance(info.last_offset + 1),
+        }
+        drop(producers);
+        self.producers_dirty.store(true, Ordering::Release);
+        self.maybe_advance_high_watermark();
+        self.wake();
+        Ok(Appended {
+            first_offset: info.first_offset,
+            last_offset: info.last_offset,
+            log_append_time: info.log_append_time,
+            duplicate: false,
+        })
+    }
+
+    /// The offset up to which `read_committed` consumers read: the high watermark, or the
+    /// first offset of the oldest transaction still open (or whose marker is not committed
+    /// yet) if that is lower.
+    pub fn last_stable_offset(&self) -> i64 {
+        let hw = self.high_watermark();
+        self.producers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .last_stable_offset(hw)
+    }
+
+    /// The first offset of the oldest transaction still open, or whose marker is not
+    /// committed yet.
+    pub fn first_unstable_offset(&self) -> Option<i64> {
+        let hw = self.high_watermark();
+        self.producers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .first_unstable_offset(hw)
+    }
+
+    /// The aborted transactions a `read_committed` fetch of `from..to` must be told about.
+    pub fn aborted_between(&self, from: i64, to: i64) -> Vec<AbortedTxn> {
+        self.producers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .aborted_between(from, to)
+    }
+
+    /// Every transaction open in this partition, as (producer, first offset).
+    pub fn open_transactions(&self) -> Vec<(i64, i64)> {
+        self.producers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .open_transactions()
     }
 
     /// Writes the producer-state snapshot next to the log (on shutdown and periodically),
@@ -575,11 +675,12 @@ impl Partition {
 
     /// Forgets producers idle longer than `max_idle_ms` (producer.id.expiration.ms).
     pub fn expire_producers(&self, now_ms: i64, max_idle_ms: i64) {
-        let expired = self
-            .producers
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .expire(now_ms, max_idle_ms);
+        let expired = {
+            let mut producers = self.producers.lock().unwrap_or_else(|e| e.into_inner());
+            producers.prune_aborted(self.read_log().log_start_offset());
+            producers.first_unstable_offset(self.high_watermark());
+            producers.expire(now_ms, max_idle_ms)
+        };
         if expired > 0 {
             self.producers_dirty.store(true, Ordering::Release);
         }
@@ -665,14 +766,7 @@ fn rebuild_producer_state(log: &Log) -> (ProducerStateManager, i64) {
             if b.next_offset() <= next {
                 continue;
             }
-            state.replay_batch(
-                b.producer_id(),
-                b.producer_epoch(),
-                b.base_sequence(),
-                b.last_offset_delta(),
-                b.base_offset(),
-                b.max_timestamp(),
-            );
+            state.replay_batch(&b);
         }
         if read.next_offset <= next {
             break;

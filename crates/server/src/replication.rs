@@ -212,7 +212,7 @@ impl Broker {
     }
 
     /// The address of broker `id`'s inter-broker listener.
-    fn inter_broker_address(&self, id: i32) -> Option<String> {
+    pub(crate) fn inter_broker_address(&self, id: i32) -> Option<String> {
         let image = self.image();
         let b = image.broker(id)?;
         let name = &self.config.inter_broker_listener_name;

@@ -328,6 +328,20 @@ async fn housekeeping(broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>) 
     let mut group_tick = tokio::time::interval(GROUP_TICK_INTERVAL);
     group_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut offsets_expiry_tick = tokio::time::interval(OFFSETS_RETENTION_CHECK_INTERVAL);
+    let mut txn_tick = tokio::time::interval(Duration::from_millis(
+        broker
+            .config
+            .transaction_abort_timed_out_transaction_cleanup_interval_ms
+            .max(1) as u64,
+    ));
+    txn_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut txn_expiry_tick = tokio::time::interval(Duration::from_millis(
+        broker
+            .config
+            .transaction_remove_expired_transaction_cleanup_interval_ms
+            .max(1) as u64,
+    ));
+    txn_expiry_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut isr_tick = tokio::time::interval(Duration::from_millis(
         (broker.config.replica_lag_time_max_ms / 2).max(1) as u64,
     ));
@@ -371,6 +385,8 @@ async fn housekeeping(broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>) 
             _ = group_tick.tick() => broker.group_tick(false).await,
             _ = isr_tick.tick() => broker.shrink_lagging_isrs().await,
             _ = offsets_expiry_tick.tick() => broker.group_tick(true).await,
+            _ = txn_tick.tick() => broker.txn_tick(false).await,
+            _ = txn_expiry_tick.tick() => broker.txn_tick(true).await,
             _ = shutdown.changed() => break,
         }
     }

@@ -406,6 +406,101 @@ pub fn validate_client_batch(batch: &RecordBatch<'_>, max_message_bytes: usize) 
     Ok(())
 }
 
+/// Validates one batch written by a coordinator of this node on a producer's behalf: a
+/// transaction's marker (a control batch) or a transaction's offset commits (which carry
+/// the producer's id and epoch but no sequence). Checks the CRC, the codec and the record
+/// count, as for a producer's batch.
+pub fn validate_coordinator_batch(batch: &RecordBatch<'_>) -> Result<()> {
+    batch.verify_crc()?;
+    if batch.compression().is_none() {
+        return Err(StorageError::InvalidCompression {
+            codec: batch.compression_code(),
+        });
+    }
+    let records_count = batch.records_count();
+    let last_offset_delta = batch.last_offset_delta();
+    if records_count <= 0 || i64::from(last_offset_delta) + 1 != i64::from(records_count) {
+        return Err(StorageError::InvalidRecordCount {
+            records_count,
+            last_offset_delta,
+        });
+    }
+    Ok(())
+}
+
+/// Control record type of a transaction's abort marker.
+pub const CONTROL_TYPE_ABORT: i16 = 0;
+/// Control record type of a transaction's commit marker.
+pub const CONTROL_TYPE_COMMIT: i16 = 1;
+
+/// A transaction marker: what a control batch's one record says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TxnMarker {
+    /// Commit (true) or abort.
+    pub commit: bool,
+    /// The epoch of the transaction coordinator that wrote it.
+    pub coordinator_epoch: i32,
+}
+
+/// The transaction marker `batch` holds, if it is one: a transactional control batch whose
+/// first record's key is (version, type ABORT or COMMIT) and whose value is (version,
+/// coordinator epoch). Other control batches (the metadata log's) and unreadable ones are
+/// `None`. Markers are never compressed.
+pub fn txn_marker(batch: &RecordBatch<'_>) -> Option<TxnMarker> {
+    if !batch.is_control() || !batch.is_transactional() || batch.compression_code() != 0 {
+        return None;
+    }
+    let mut r = batch.records_bytes();
+    let _len = read_varint(&mut r)?;
+    let _attributes = take(&mut r, 1)?;
+    let _timestamp_delta = read_varint(&mut r)?;
+    let _offset_delta = read_varint(&mut r)?;
+    let key_len = usize::try_from(read_varint(&mut r)?).ok()?;
+    let key = take(&mut r, key_len)?;
+    if key.len() < 4 {
+        return None;
+    }
+    let kind = i16::from_be_bytes([key[2], key[3]]);
+    let commit = match kind {
+        CONTROL_TYPE_ABORT => false,
+        CONTROL_TYPE_COMMIT => true,
+        _ => return None,
+    };
+    let value_len = usize::try_from(read_varint(&mut r)?).ok()?;
+    let value = take(&mut r, value_len)?;
+    let coordinator_epoch = if value.len() >= 6 {
+        i32::from_be_bytes([value[2], value[3], value[4], value[5]])
+    } else {
+        -1
+    };
+    Some(TxnMarker {
+        commit,
+        coordinator_epoch,
+    })
+}
+
+fn take<'a>(r: &mut &'a [u8], n: usize) -> Option<&'a [u8]> {
+    if r.len() < n {
+        return None;
+    }
+    let (a, b) = r.split_at(n);
+    *r = b;
+    Some(a)
+}
+
+/// A zig-zag varint of at most 10 bytes.
+fn read_varint(r: &mut &[u8]) -> Option<i64> {
+    let mut value: u64 = 0;
+    for i in 0..10 {
+        let b = *take(r, 1)?.first()?;
+        value |= u64::from(b & 0x7f) << (7 * i);
+        if b & 0x80 == 0 {
+            return Some(((value >> 1) as i64) ^ -((value & 1) as i64));
+        }
+    }
+    None
+}
+
 /// An owned copy of a batch's 61-byte header, patchable before it is written out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BatchHeader {

@@ -110,6 +110,22 @@ pub struct CleanRequest {
     /// The log's [`Log::generation`] when `end` was read: if a truncation came between,
     /// `end` may be past the high watermark now, and nothing is cleaned.
     pub generation: u64,
+    /// The aborted transactions with data below `end`: their records are not mapped (a
+    /// key's aborted value never supersedes its committed one) and are left out.
+    pub aborted: Vec<crate::AbortedTxn>,
+}
+
+/// Aborted transactions by producer: (first offset, marker offset).
+type AbortedByProducer = HashMap<i64, Vec<(i64, i64)>>;
+
+/// Whether a stored data batch belongs to one of `aborted` (by producer, first offsets).
+fn in_aborted(h: &BatchHeader, aborted: &AbortedByProducer) -> bool {
+    h.is_transactional()
+        && !h.is_control()
+        && aborted.get(&h.producer_id()).is_some_and(|txns| {
+            txns.iter()
+                .any(|&(first, last)| first <= h.base_offset() && h.base_offset() < last)
+        })
 }
 
 /// What a cleaning did.
@@ -269,6 +285,13 @@ fn clean_view(
         max_keys.min(usize::try_from(dirty_bytes / 7).unwrap_or(usize::MAX)) + 1,
     );
     let mut last_batch_of: HashMap<i64, i64> = HashMap::new();
+    let mut aborted: AbortedByProducer = HashMap::new();
+    for a in &req.aborted {
+        aborted
+            .entry(a.producer_id)
+            .or_default()
+            .push((a.first_offset, a.last_offset));
+    }
     let mut throttle = Throttle::new(req.io_bytes_per_second);
     // One past the last offset mapped, and whether the map filled before the end.
     let mut mapped_to = req.first_dirty;
@@ -291,7 +314,7 @@ fn clean_view(
             if full || !dirty || h.last_offset() < req.first_dirty {
                 return Ok(true);
             }
-            if !h.is_control() {
+            if !h.is_control() && !in_aborted(&h, &aborted) {
                 (keys.for_each_record)(bytes, &mut |offset, key, _| {
                     if full || offset < req.first_dirty {
                         return;
@@ -348,7 +371,7 @@ fn clean_view(
             req,
             (keys, &mut throttle),
             &map,
-            &last_batch_of,
+            (&last_batch_of, &aborted),
         )?;
         let n = cleaned.old.len();
         let before: u64 = cleaned.old.iter().map(|(_, size)| size).sum();
@@ -388,7 +411,7 @@ fn write_cleaned(
     req: &CleanRequest,
     (keys, throttle): (RecordKeys, &mut Throttle),
     map: &HashMap<u128, i64>,
-    last_batch_of: &HashMap<i64, i64>,
+    (last_batch_of, aborted): (&HashMap<i64, i64>, &AbortedByProducer),
 ) -> Result<CleanedGroup> {
     let base = segs[0].base;
     let out_path = cleaned_file(&view.dir, base, LOG_SUFFIX);
@@ -429,6 +452,14 @@ fn write_cleaned(
                     return Ok(true);
                 }
                 None
+            } else if in_aborted(&h, aborted) {
+                // An aborted transaction's records all go.
+                let mut keep = |_: i64, _: Option<&[u8]>, _: bool| {
+                    removed += 1;
+                    false
+                };
+                (keys.retain)(bytes, &mut keep, None)
+                    .map_err(|e| records_error(&path, h.base_offset(), e))?
             } else {
                 let mut keep = |offset: i64, key: Option<&[u8]>, has_value: bool| {
                     let latest = key
@@ -532,6 +563,7 @@ mod tests {
             map_bytes: 1 << 20,
             io_bytes_per_second: None,
             generation: 0,
+            aborted: Vec::new(),
         }
     }
 
@@ -820,6 +852,81 @@ mod tests {
     }
 
     #[test]
+    fn an_aborted_transaction_never_supersedes_and_its_records_go() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let log = RwLock::new(Log::open(dir.path(), config(), 0, 0, true, 0).expect("open"));
+        let txn = |seq: i32, value: &[u8]| {
+            BatchBuilder::new(0)
+                .producer(9, 0, seq)
+                .attributes(crate::batch::TRANSACTIONAL_BIT)
+                .record(Some(b"k"), Some(value), 2)
+                .build()
+        };
+        let marker = |commit: bool| {
+            BatchBuilder::new(0)
+                .producer(9, 0, -1)
+                .attributes(crate::batch::TRANSACTIONAL_BIT | crate::batch::CONTROL_BIT)
+                .record(
+                    Some(&[0, 0, 0, u8::from(commit)]),
+                    Some(&[0, 0, 0, 0, 0, 1]),
+                    2,
+                )
+                .build()
+        };
+        {
+            let mut l = log.write();
+            l.append_as_leader(&txn(0, b"committed"), 0, 2)
+                .expect("append");
+            l.append_from_coordinator(&marker(true), 0, 2)
+                .expect("commit");
+            l.append_as_leader(&txn(1, b"aborted"), 0, 2)
+                .expect("append");
+            l.append_from_coordinator(&marker(false), 0, 2)
+                .expect("abort");
+        }
+        // Offsets: 0 committed value, 1 commit marker, 2 aborted value, 3 abort marker.
+        let abort = marker(false);
+        let first = crate::batch::batches(&abort)
+            .next()
+            .expect("batch")
+            .expect("valid");
+        assert_eq!(
+            crate::batch::txn_marker(&first),
+            Some(crate::batch::TxnMarker {
+                commit: false,
+                coordinator_epoch: 1
+            })
+        );
+        produce(&mut log.write(), 10, 40, 1, &[]);
+        let end = log.read().log_end_offset();
+        let mut req = request(0, end);
+        req.aborted = vec![crate::AbortedTxn {
+            producer_id: 9,
+            first_offset: 2,
+            last_offset: 3,
+        }];
+        cleaned(&log, &req);
+        let all = contents(&log.read());
+        let k: Vec<_> = all
+            .iter()
+            .filter(|(_, key, _)| key.as_deref() == Some(&b"k"[..]))
+            .collect();
+        assert_eq!(
+            k,
+            vec![&(0, Some(b"k".to_vec()), Some(b"committed".to_vec()))],
+            "the committed value stays, the aborted one is gone"
+        );
+        // The markers stay (as control batches); the aborted batch stays only as its
+        // producer's empty last batch.
+        let r = log.read().read(0, 1 << 20, end, true).expect("read");
+        let controls = crate::batch::batches(&r.records)
+            .map(|b| b.expect("batch"))
+            .filter(|b| b.is_control())
+            .count();
+        assert_eq!(controls, 2);
+    }
+
+    #[test]
     fn a_replacement_cut_short_by_a_crash_is_finished_on_open() {
         let dir = tempfile::tempdir().expect("tmp");
         let log = RwLock::new(Log::open(dir.path(), config(), 0, 0, true, 0).expect("open"));
@@ -849,7 +956,7 @@ mod tests {
             &request(0, end),
             (KEYS, &mut throttle),
             &map,
-            &HashMap::new(),
+            (&HashMap::new(), &HashMap::new()),
         )
         .expect("cleaned");
         std::fs::write(

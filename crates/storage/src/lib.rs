@@ -53,4 +53,6 @@ pub use log::{AppendInfo, FileSlice, Log, LogConfig, PendingFlush, ReadResult};
 pub use manager::{LogManager, RecoveryInfo, SharedLog};
 /// Re-exported so users name the same lock type as [`SharedLog`].
 pub use parking_lot;
-pub use producer::{ProducerStateManager, SequenceCheck, SequenceError};
+pub use producer::{
+    AbortedTxn, ProducerError, ProducerStateManager, SequenceCheck, SequenceError, TxnError,
+};

@@ -1093,7 +1093,20 @@ impl Log {
         leader_epoch: i32,
         now_ms: i64,
     ) -> Result<AppendInfo> {
-        self.append_as_leader_with(records, leader_epoch, now_ms, true)
+        self.append_as_leader_with(records, leader_epoch, now_ms, true, true)
+    }
+
+    /// Appends batches a coordinator of this node writes on a producer's behalf, as the
+    /// leader: transaction markers (control batches) and a transaction's offset commits
+    /// (a producer id without sequences). Checked as [`batch::validate_coordinator_batch`]
+    /// does; offsets assigned as for [`Log::append_as_leader`].
+    pub fn append_from_coordinator(
+        &mut self,
+        records: &Bytes,
+        leader_epoch: i32,
+        now_ms: i64,
+    ) -> Result<AppendInfo> {
+        self.append_as_leader_with(records, leader_epoch, now_ms, true, false)
     }
 
     /// [`Log::append_as_leader`] that leaves a flush `log.flush.interval.messages` makes due
@@ -1105,7 +1118,7 @@ impl Log {
         leader_epoch: i32,
         now_ms: i64,
     ) -> Result<AppendInfo> {
-        self.append_as_leader_with(records, leader_epoch, now_ms, false)
+        self.append_as_leader_with(records, leader_epoch, now_ms, false, true)
     }
 
     fn append_as_leader_with(
@@ -1114,6 +1127,7 @@ impl Log {
         leader_epoch: i32,
         now_ms: i64,
         flush_when_due: bool,
+        from_client: bool,
     ) -> Result<AppendInfo> {
         self.check_open()?;
         let max_message_bytes = self.config.max_message_bytes as usize;
@@ -1123,7 +1137,11 @@ impl Log {
         let mut next = self.log_end_offset();
         for b in batch::batches(records) {
             let b = b?;
-            batch::validate_client_batch(&b, max_message_bytes)?;
+            if from_client {
+                batch::validate_client_batch(&b, max_message_bytes)?;
+            } else {
+                batch::validate_coordinator_batch(&b)?;
+            }
             if !log_append {
                 // The newest record bounds them all: MaxTimestamp decides, as each record
                 // would.

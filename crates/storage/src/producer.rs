@@ -6,9 +6,16 @@
 //! the offsets it got the first time, and a gap in sequence numbers is refused. The state is
 //! rebuilt after a restart from a snapshot file plus the batches written after it.
 //!
+//! Transactions (KIP-98) are tracked here too: a producer's transactional batches open a
+//! transaction at the first one's offset, which stays open until the producer's marker
+//! (commit or abort) is written. The first offset of the oldest open transaction bounds the
+//! last stable offset, up to which `read_committed` consumers read; aborted transactions are
+//! remembered (producer, first offset, marker offset) for as long as the log holds them, so
+//! that such consumers can be told which records to drop.
+//!
 //! This module is pure bookkeeping: the caller decides when to check, record and snapshot.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::fs;
 use std::io::Write;
 use std::path::Path;
@@ -42,6 +49,22 @@ pub struct ProducerEntry {
     pub batches: VecDeque<BatchMeta>,
     /// When it last wrote (ms).
     pub last_timestamp: i64,
+    /// Offset of the first batch of its open transaction, if one is open.
+    pub current_txn_first_offset: Option<i64>,
+    /// Epoch of the transaction coordinator that wrote its last marker (-1: none).
+    pub coordinator_epoch: i32,
+}
+
+/// A transaction that was aborted: its producer's records from `first_offset` up to the
+/// marker at `last_offset` are to be dropped by `read_committed` consumers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AbortedTxn {
+    /// The producer.
+    pub producer_id: i64,
+    /// Offset of the transaction's first batch here.
+    pub first_offset: i64,
+    /// Offset of its abort marker.
+    pub last_offset: i64,
 }
 
 /// The verdict on a new batch.
@@ -78,12 +101,66 @@ pub enum SequenceError {
     },
 }
 
+/// Why a transaction marker, or a batch given the producer's transaction, is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TxnError {
+    /// TRANSACTION_COORDINATOR_FENCED (52): a newer coordinator already wrote a marker for
+    /// this producer.
+    #[error("coordinator epoch {epoch} is older than {current} for producer {producer_id}")]
+    CoordinatorFenced {
+        /// The producer.
+        producer_id: i64,
+        /// The marker's coordinator epoch.
+        epoch: i32,
+        /// The coordinator epoch known here.
+        current: i32,
+    },
+    /// INVALID_TXN_STATE (48): a producer with an open transaction wrote a batch outside
+    /// it.
+    #[error("producer {producer_id} has an open transaction: its batches must be transactional")]
+    InvalidTxnState {
+        /// The producer.
+        producer_id: i64,
+    },
+}
+
+impl TxnError {
+    /// Kafka's error code.
+    pub fn code(&self) -> i16 {
+        match self {
+            TxnError::CoordinatorFenced { .. } => 52,
+            TxnError::InvalidTxnState { .. } => 48,
+        }
+    }
+}
+
 impl SequenceError {
     /// Kafka's error code.
     pub fn code(&self) -> i16 {
         match self {
             SequenceError::InvalidProducerEpoch { .. } => 47,
             SequenceError::OutOfOrder { .. } => 45,
+        }
+    }
+}
+
+/// Why a producer's batch or marker is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ProducerError {
+    /// Its epoch or sequence.
+    #[error(transparent)]
+    Sequence(#[from] SequenceError),
+    /// Its transaction.
+    #[error(transparent)]
+    Txn(#[from] TxnError),
+}
+
+impl ProducerError {
+    /// Kafka's error code.
+    pub fn code(&self) -> i16 {
+        match self {
+            ProducerError::Sequence(e) => e.code(),
+            ProducerError::Txn(e) => e.code(),
         }
     }
 }
@@ -113,9 +190,18 @@ pub struct ProducerStateManager {
     producers: HashMap<i64, ProducerEntry>,
     /// Offset just after the last batch recorded (for snapshots and replay).
     next_offset: i64,
+    /// Open transactions: (first offset, producer).
+    ongoing: BTreeSet<(i64, i64)>,
+    /// Transactions whose marker is written but may not be replicated yet, as (first offset,
+    /// marker offset), in marker order: they stay unstable until the high watermark passes
+    /// their marker.
+    unreplicated: VecDeque<(i64, i64)>,
+    /// Aborted transactions, in marker order.
+    aborted: VecDeque<AbortedTxn>,
 }
 
-const SNAPSHOT_MAGIC: &[u8; 4] = b"KPS1";
+const SNAPSHOT_MAGIC_V1: &[u8; 4] = b"KPS1";
+const SNAPSHOT_MAGIC: &[u8; 4] = b"KPS2";
 /// Name of the snapshot file in the partition directory.
 pub const SNAPSHOT_FILE: &str = "producer-state.snapshot";
 
@@ -203,26 +289,188 @@ impl ProducerStateManager {
         Ok(SequenceCheck::Append)
     }
 
-    /// Records a batch written at `first_offset..=last_offset`.
-    pub fn record(&mut self, producer_id: i64, epoch: i16, meta: BatchMeta) {
+    /// Checks a batch of `producer_id`/`epoch` against its transaction: a stale epoch is
+    /// fenced (for batches without sequences too, such as a transaction's offset commits),
+    /// and a producer with an open transaction may only write transactional batches.
+    pub fn check_txn(
+        &self,
+        producer_id: i64,
+        epoch: i16,
+        transactional: bool,
+    ) -> std::result::Result<(), ProducerError> {
+        let Some(entry) = self.producers.get(&producer_id) else {
+            return Ok(());
+        };
+        if epoch < entry.epoch {
+            return Err(SequenceError::InvalidProducerEpoch {
+                producer_id,
+                epoch,
+                current: entry.epoch,
+            }
+            .into());
+        }
+        if !transactional && epoch == entry.epoch && entry.current_txn_first_offset.is_some() {
+            return Err(TxnError::InvalidTxnState { producer_id }.into());
+        }
+        Ok(())
+    }
+
+    /// Checks a transaction marker of `producer_id`/`epoch` written by the coordinator of
+    /// `coordinator_epoch`.
+    pub fn check_marker(
+        &self,
+        producer_id: i64,
+        epoch: i16,
+        coordinator_epoch: i32,
+    ) -> std::result::Result<(), ProducerError> {
+        let Some(entry) = self.producers.get(&producer_id) else {
+            return Ok(());
+        };
+        if epoch < entry.epoch {
+            return Err(SequenceError::InvalidProducerEpoch {
+                producer_id,
+                epoch,
+                current: entry.epoch,
+            }
+            .into());
+        }
+        if coordinator_epoch < entry.coordinator_epoch {
+            return Err(TxnError::CoordinatorFenced {
+                producer_id,
+                epoch: coordinator_epoch,
+                current: entry.coordinator_epoch,
+            }
+            .into());
+        }
+        Ok(())
+    }
+
+    fn entry_mut(&mut self, producer_id: i64, epoch: i16, timestamp: i64) -> &mut ProducerEntry {
         let entry = self
             .producers
             .entry(producer_id)
             .or_insert_with(|| ProducerEntry {
                 epoch,
                 batches: VecDeque::new(),
-                last_timestamp: meta.timestamp,
+                last_timestamp: timestamp,
+                current_txn_first_offset: None,
+                coordinator_epoch: -1,
             });
         if epoch != entry.epoch {
             entry.epoch = epoch;
             entry.batches.clear();
         }
+        entry.last_timestamp = entry.last_timestamp.max(timestamp);
+        entry
+    }
+
+    /// Records a batch written at `first_offset..=last_offset`.
+    pub fn record(&mut self, producer_id: i64, epoch: i16, meta: BatchMeta) {
+        let entry = self.entry_mut(producer_id, epoch, meta.timestamp);
         if entry.batches.len() == BATCHES_RETAINED {
             entry.batches.pop_front();
         }
         entry.batches.push_back(meta);
-        entry.last_timestamp = entry.last_timestamp.max(meta.timestamp);
         self.next_offset = self.next_offset.max(meta.last_offset + 1);
+    }
+
+    /// Records a transactional batch of `producer_id` written at `first_offset..=last_offset`
+    /// (after [`ProducerStateManager::record`] if it has sequences): it opens the producer's
+    /// transaction here unless one is open.
+    pub fn record_txn_batch(
+        &mut self,
+        producer_id: i64,
+        epoch: i16,
+        first_offset: i64,
+        last_offset: i64,
+        timestamp: i64,
+    ) {
+        let entry = self.entry_mut(producer_id, epoch, timestamp);
+        if entry.current_txn_first_offset.is_none() {
+            entry.current_txn_first_offset = Some(first_offset);
+            self.ongoing.insert((first_offset, producer_id));
+        }
+        self.next_offset = self.next_offset.max(last_offset + 1);
+    }
+
+    /// Records `producer_id`'s transaction marker written at `offset`: its open transaction
+    /// here (if any) ends, committed or aborted. The marker's epoch becomes the producer's.
+    pub fn record_marker(
+        &mut self,
+        producer_id: i64,
+        epoch: i16,
+        offset: i64,
+        marker: crate::batch::TxnMarker,
+        timestamp: i64,
+    ) {
+        let entry = self.entry_mut(producer_id, epoch, timestamp);
+        entry.coordinator_epoch = entry.coordinator_epoch.max(marker.coordinator_epoch);
+        if let Some(first) = entry.current_txn_first_offset.take() {
+            self.ongoing.remove(&(first, producer_id));
+            self.unreplicated.push_back((first, offset));
+            if !marker.commit {
+                self.aborted.push_back(AbortedTxn {
+                    producer_id,
+                    first_offset: first,
+                    last_offset: offset,
+                });
+            }
+        }
+        self.next_offset = self.next_offset.max(offset + 1);
+    }
+
+    /// The first offset that `read_committed` consumers may not read yet because of a
+    /// transaction: the first offset of the oldest transaction that is open, or whose
+    /// marker the high watermark `hw` has not passed. `None` when there is none.
+    pub fn first_unstable_offset(&mut self, hw: i64) -> Option<i64> {
+        while self
+            .unreplicated
+            .front()
+            .is_some_and(|&(_, last)| last < hw)
+        {
+            self.unreplicated.pop_front();
+        }
+        let open = self.ongoing.first().map(|&(first, _)| first);
+        let unreplicated = self.unreplicated.iter().map(|&(first, _)| first).min();
+        match (open, unreplicated) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// The last stable offset for high watermark `hw`.
+    pub fn last_stable_offset(&mut self, hw: i64) -> i64 {
+        self.first_unstable_offset(hw).map_or(hw, |f| f.min(hw))
+    }
+
+    /// The aborted transactions a fetch of `from..to` must be told about: those whose marker
+    /// is at or after `from` and whose first offset is before `to`.
+    pub fn aborted_between(&self, from: i64, to: i64) -> Vec<AbortedTxn> {
+        let start = self.aborted.partition_point(|a| a.last_offset < from);
+        self.aborted
+            .range(start..)
+            .filter(|a| a.first_offset < to)
+            .copied()
+            .collect()
+    }
+
+    /// Every open transaction, as (producer, first offset).
+    pub fn open_transactions(&self) -> Vec<(i64, i64)> {
+        self.ongoing
+            .iter()
+            .map(|&(first, pid)| (pid, first))
+            .collect()
+    }
+
+    /// Forgets aborted transactions whose marker lies below `log_start` (deleted).
+    pub fn prune_aborted(&mut self, log_start: i64) {
+        while self
+            .aborted
+            .front()
+            .is_some_and(|a| a.last_offset < log_start)
+        {
+            self.aborted.pop_front();
+        }
     }
 
     /// Notes that the log has data up to `next_offset` (batches without producer ids).
@@ -230,38 +478,51 @@ impl ProducerStateManager {
         self.next_offset = self.next_offset.max(next_offset);
     }
 
-    /// Records one stored batch found while rebuilding state (no checks).
-    pub fn replay_batch(
-        &mut self,
-        producer_id: i64,
-        epoch: i16,
-        base_sequence: i32,
-        last_offset_delta: i32,
-        base_offset: i64,
-        max_timestamp: i64,
-    ) {
+    /// Records one stored batch found while rebuilding state, or copied from the leader
+    /// (no checks): its sequences, the transaction it opens, or the marker it is.
+    pub fn replay_batch(&mut self, b: &crate::batch::RecordBatch<'_>) {
+        let producer_id = b.producer_id();
+        let epoch = b.producer_epoch();
+        let base_sequence = b.base_sequence();
+        let last_offset_delta = b.last_offset_delta();
+        let base_offset = b.base_offset();
         let last_offset = base_offset + i64::from(last_offset_delta);
-        if producer_id >= 0 && base_sequence >= 0 {
-            self.record(
-                producer_id,
-                epoch,
-                BatchMeta {
-                    first_seq: base_sequence,
-                    last_seq: last_sequence(base_sequence, last_offset_delta),
-                    first_offset: base_offset,
-                    last_offset,
-                    timestamp: max_timestamp,
-                },
-            );
+        let timestamp = b.max_timestamp();
+        if producer_id >= 0 {
+            if b.is_control() {
+                if let Some(marker) = crate::batch::txn_marker(b) {
+                    self.record_marker(producer_id, epoch, base_offset, marker, timestamp);
+                }
+            } else {
+                if base_sequence >= 0 {
+                    self.record(
+                        producer_id,
+                        epoch,
+                        BatchMeta {
+                            first_seq: base_sequence,
+                            last_seq: last_sequence(base_sequence, last_offset_delta),
+                            first_offset: base_offset,
+                            last_offset,
+                            timestamp,
+                        },
+                    );
+                }
+                if b.is_transactional() {
+                    self.record_txn_batch(producer_id, epoch, base_offset, last_offset, timestamp);
+                }
+            }
         }
         self.advance(last_offset + 1);
     }
 
-    /// Forgets producers idle for longer than `max_idle_ms` (producer.id.expiration.ms).
+    /// Forgets producers idle for longer than `max_idle_ms` (producer.id.expiration.ms),
+    /// except those with an open transaction.
     pub fn expire(&mut self, now_ms: i64, max_idle_ms: i64) -> usize {
         let before = self.producers.len();
-        self.producers
-            .retain(|_, e| now_ms.saturating_sub(e.last_timestamp) <= max_idle_ms);
+        self.producers.retain(|_, e| {
+            e.current_txn_first_offset.is_some()
+                || now_ms.saturating_sub(e.last_timestamp) <= max_idle_ms
+        });
         before - self.producers.len()
     }
 
@@ -279,6 +540,8 @@ impl ProducerStateManager {
             body.extend_from_slice(&id.to_be_bytes());
             body.extend_from_slice(&e.epoch.to_be_bytes());
             body.extend_from_slice(&e.last_timestamp.to_be_bytes());
+            body.extend_from_slice(&e.current_txn_first_offset.unwrap_or(-1).to_be_bytes());
+            body.extend_from_slice(&e.coordinator_epoch.to_be_bytes());
             body.push(e.batches.len() as u8);
             for b in &e.batches {
                 body.extend_from_slice(&b.first_seq.to_be_bytes());
@@ -287,6 +550,12 @@ impl ProducerStateManager {
                 body.extend_from_slice(&b.last_offset.to_be_bytes());
                 body.extend_from_slice(&b.timestamp.to_be_bytes());
             }
+        }
+        body.extend_from_slice(&(self.aborted.len() as u32).to_be_bytes());
+        for a in &self.aborted {
+            body.extend_from_slice(&a.producer_id.to_be_bytes());
+            body.extend_from_slice(&a.first_offset.to_be_bytes());
+            body.extend_from_slice(&a.last_offset.to_be_bytes());
         }
         let mut out = Vec::with_capacity(body.len() + 8);
         out.extend_from_slice(SNAPSHOT_MAGIC);
@@ -315,9 +584,11 @@ impl ProducerStateManager {
             position: 0,
             reason: format!("producer state snapshot: {reason}"),
         };
-        if data.len() < 8 || &data[..4] != SNAPSHOT_MAGIC {
+        if data.len() < 8 || (&data[..4] != SNAPSHOT_MAGIC && &data[..4] != SNAPSHOT_MAGIC_V1) {
             return Err(corrupt("bad header"));
         }
+        // Version 1 was written before transactions: no transaction fields.
+        let v2 = &data[..4] == SNAPSHOT_MAGIC;
         let crc = u32::from_be_bytes([data[4], data[5], data[6], data[7]]);
         let body = &data[8..];
         if crc32c::crc32c(body) != crc {
@@ -332,6 +603,12 @@ impl ProducerStateManager {
                 let id = r.i64()?;
                 let epoch = r.i16()?;
                 let last_timestamp = r.i64()?;
+                let (current_txn_first_offset, coordinator_epoch) = if v2 {
+                    let first = r.i64()?;
+                    ((first >= 0).then_some(first), r.i32()?)
+                } else {
+                    (None, -1)
+                };
                 let n = r.u8()?;
                 let mut batches = VecDeque::new();
                 for _ in 0..n {
@@ -343,14 +620,29 @@ impl ProducerStateManager {
                         timestamp: r.i64()?,
                     });
                 }
+                if let Some(first) = current_txn_first_offset {
+                    m.ongoing.insert((first, id));
+                }
                 m.producers.insert(
                     id,
                     ProducerEntry {
                         epoch,
                         batches,
                         last_timestamp,
+                        current_txn_first_offset,
+                        coordinator_epoch,
                     },
                 );
+            }
+            if v2 {
+                let aborted = r.u32()?;
+                for _ in 0..aborted {
+                    m.aborted.push_back(AbortedTxn {
+                        producer_id: r.i64()?,
+                        first_offset: r.i64()?,
+                        last_offset: r.i64()?,
+                    });
+                }
             }
             r.buf.is_empty().then_some(())
         };
@@ -521,6 +813,74 @@ mod tests {
             ProducerStateManager::read_snapshot(dir.path()).expect("none"),
             None
         );
+    }
+
+    fn marker(commit: bool, coordinator_epoch: i32) -> crate::batch::TxnMarker {
+        crate::batch::TxnMarker {
+            commit,
+            coordinator_epoch,
+        }
+    }
+
+    #[test]
+    fn transactions_bound_the_last_stable_offset_and_aborts_are_remembered() {
+        let mut m = ProducerStateManager::new();
+        assert_eq!(m.last_stable_offset(10), 10);
+        // Producer 1 opens a transaction at 10, producer 2 at 12.
+        m.record_txn_batch(1, 0, 10, 11, 5);
+        m.record_txn_batch(2, 0, 12, 12, 5);
+        m.record_txn_batch(1, 0, 13, 14, 5);
+        assert_eq!(m.last_stable_offset(15), 10);
+        assert_eq!(m.open_transactions(), vec![(1, 10), (2, 12)]);
+        // A non-transactional batch of a producer in a transaction is refused.
+        assert!(matches!(
+            m.check_txn(1, 0, false),
+            Err(ProducerError::Txn(TxnError::InvalidTxnState { .. }))
+        ));
+        assert!(m.check_txn(1, 0, true).is_ok());
+        // Producer 1 aborts at 15: unstable until the high watermark passes the marker.
+        m.record_marker(1, 0, 15, marker(false, 3), 6);
+        assert_eq!(m.last_stable_offset(15), 10);
+        assert_eq!(m.last_stable_offset(16), 12);
+        m.record_marker(2, 0, 16, marker(true, 3), 6);
+        assert_eq!(m.last_stable_offset(17), 17);
+        assert_eq!(
+            m.aborted_between(0, 17),
+            vec![AbortedTxn {
+                producer_id: 1,
+                first_offset: 10,
+                last_offset: 15
+            }]
+        );
+        assert!(m.aborted_between(16, 20).is_empty());
+        assert!(m.aborted_between(0, 10).is_empty());
+        // Markers of an older coordinator or producer epoch are fenced.
+        assert!(matches!(
+            m.check_marker(1, 0, 2),
+            Err(ProducerError::Txn(TxnError::CoordinatorFenced { .. }))
+        ));
+        m.record_marker(1, 1, 17, marker(false, 3), 7);
+        assert!(matches!(
+            m.check_marker(1, 0, 3),
+            Err(ProducerError::Sequence(
+                SequenceError::InvalidProducerEpoch { .. }
+            ))
+        ));
+        assert!(m.check_txn(1, 0, true).is_err());
+        // The snapshot keeps open transactions and aborted ones.
+        m.record_txn_batch(2, 0, 18, 18, 8);
+        let dir = tempfile::tempdir().expect("tmp");
+        m.write_snapshot(dir.path()).expect("write");
+        let mut back = ProducerStateManager::read_snapshot(dir.path())
+            .expect("read")
+            .expect("some");
+        assert_eq!(back.last_stable_offset(19), 18);
+        assert_eq!(back.aborted_between(0, 19).len(), 1);
+        // An open transaction keeps its producer from expiring; pruning follows the log start.
+        assert_eq!(back.expire(1_000_000, 10), 1);
+        assert!(back.get(2).is_some());
+        back.prune_aborted(16);
+        assert!(back.aborted_between(0, 19).is_empty());
     }
 
     #[test]

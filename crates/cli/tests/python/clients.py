@@ -320,6 +320,98 @@ def compacted():
     check(asyncio.run(aio()) == got, "aiokafka reads what kafka-python read")
     print("compacted: ok")
 
+def transactional():
+    """Transactions from two more implementations: kafka-python's and aiokafka's
+    transactional producers commit and abort (aiokafka also commits a group's offsets
+    within its transaction), and both read the topic read_committed: the committed records
+    once each, never the aborted ones."""
+    import asyncio
+    from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
+    from kafka.admin import NewTopic
+    from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+    from aiokafka.structs import TopicPartition as ATopicPartition
+
+    admin = KafkaAdminClient(bootstrap_servers=BOOTSTRAP, client_id="kp-txn-admin")
+    admin.create_topics([NewTopic("ptx", num_partitions=2, replication_factor=1)])
+    admin.close()
+
+    kp = KafkaProducer(bootstrap_servers=BOOTSTRAP, transactional_id="kp-txn")
+    kp.init_transactions()
+    kp.begin_transaction()
+    for i in range(6):
+        kp.send("ptx", value=f"kp-c{i}".encode(), partition=i % 2)
+    kp.commit_transaction()
+    kp.begin_transaction()
+    for i in range(4):
+        kp.send("ptx", value=f"kp-a{i}".encode(), partition=i % 2)
+    kp.flush()
+    kp.abort_transaction()
+    kp.close()
+
+    async def aio_produce():
+        p = AIOKafkaProducer(bootstrap_servers=BOOTSTRAP, transactional_id="aio-txn")
+        await p.start()
+        try:
+            async with p.transaction():
+                for i in range(6):
+                    await p.send("ptx", value=f"aio-c{i}".encode(), partition=i % 2)
+                await p.send_offsets_to_transaction({ATopicPartition("ptx", 0): 3}, "ptx-group")
+            await p.begin_transaction()
+            for i in range(4):
+                await p.send("ptx", value=f"aio-a{i}".encode(), partition=i % 2)
+            await p.abort_transaction()
+        finally:
+            await p.stop()
+
+    asyncio.run(aio_produce())
+    want = sorted([f"kp-c{i}".encode() for i in range(6)] + [f"aio-c{i}".encode() for i in range(6)])
+
+    def read_kafka_python(isolation, n):
+        c = KafkaConsumer(bootstrap_servers=BOOTSTRAP, enable_auto_commit=False,
+                          isolation_level=isolation)
+        tps = [TopicPartition("ptx", p) for p in (0, 1)]
+        c.assign(tps)
+        c.seek_to_beginning(*tps)
+        got = []
+        deadline = time.time() + DEADLINE_S
+        while len(got) < n and time.time() < deadline:
+            for msgs in c.poll(timeout_ms=300).values():
+                got.extend(m.value for m in msgs)
+        # Nothing more arrives.
+        for msgs in c.poll(timeout_ms=700).values():
+            got.extend(m.value for m in msgs)
+        c.close()
+        return sorted(got)
+
+    check(read_kafka_python("read_committed", 12) == want, "kafka-python read_committed")
+    check(len(read_kafka_python("read_uncommitted", 20)) == 20, "kafka-python read_uncommitted")
+
+    async def aio_read():
+        c = AIOKafkaConsumer(bootstrap_servers=BOOTSTRAP, enable_auto_commit=False,
+                             isolation_level="read_committed")
+        await c.start()
+        got = []
+        try:
+            tps = [ATopicPartition("ptx", p) for p in (0, 1)]
+            c.assign(tps)
+            await c.seek_to_beginning(*tps)
+            deadline = time.time() + DEADLINE_S
+            while len(got) < 12 and time.time() < deadline:
+                for msgs in (await c.getmany(timeout_ms=300)).values():
+                    got.extend(m.value for m in msgs)
+            for msgs in (await c.getmany(timeout_ms=700)).values():
+                got.extend(m.value for m in msgs)
+        finally:
+            await c.stop()
+        return sorted(got)
+
+    check(asyncio.run(aio_read()) == want, "aiokafka read_committed")
+    g = KafkaConsumer(bootstrap_servers=BOOTSTRAP, group_id="ptx-group", enable_auto_commit=False)
+    committed = g.committed(TopicPartition("ptx", 0))
+    g.close()
+    check(committed == 3, f"offsets committed in the transaction: {committed}")
+    print("transactions: ok")
+
 
 if __name__ == "__main__":
     kafka_python()
@@ -327,3 +419,4 @@ if __name__ == "__main__":
     aiokafka_client()
     large_fetches()
     compacted()
+    transactional()

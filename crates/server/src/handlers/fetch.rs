@@ -115,6 +115,8 @@ struct Wanted {
     max_bytes: usize,
     /// The follower's id, for a replica fetch.
     replica: Option<i32>,
+    /// `isolation_level` 1: up to the last stable offset, with the aborted transactions.
+    read_committed: bool,
 }
 
 /// `holds_share`: the request holds a share of the memory budget (until it is answered, as
@@ -189,6 +191,7 @@ pub async fn handle(
                 },
                 max_bytes: p.partition_max_bytes.max(0) as usize,
                 replica,
+                read_committed: req.isolation_level == 1,
             });
         }
     }
@@ -336,10 +339,24 @@ fn read_one(w: &Wanted, budget: usize, first: bool) -> (PartitionData, Vec<FileS
         data.error_code = ErrorCode::NotLeaderOrFollower.code();
         return (data, Vec::new());
     }
-    let high_watermark = p.high_watermark();
+    // The producer state is locked before the log (as appends do), so the last stable
+    // offset and the aborted transactions are read first.
+    let last_stable = p.last_stable_offset();
+    let high_watermark = p.high_watermark().max(last_stable);
+    let aborted = (w.read_committed && w.replica.is_none()).then(|| {
+        p.aborted_between(w.fetch_offset, last_stable)
+            .into_iter()
+            .map(|a| {
+                kafka_protocol::messages::fetch_response::AbortedTransaction::default()
+                    .with_producer_id(kafka_protocol::messages::ProducerId(a.producer_id))
+                    .with_first_offset(a.first_offset)
+            })
+            .collect::<Vec<_>>()
+    });
     let log = p.read_log();
     data.high_watermark = high_watermark;
-    data.last_stable_offset = high_watermark;
+    data.last_stable_offset = last_stable;
+    data.aborted_transactions = aborted;
     data.log_start_offset = log.log_start_offset();
     if w.replica.is_some() && w.last_fetched_epoch >= 0 {
         // KIP-320: where the follower's last epoch ends here; if that is before its fetch
@@ -353,9 +370,12 @@ fn read_one(w: &Wanted, budget: usize, first: bool) -> (PartitionData, Vec<FileS
             return (data, Vec::new());
         }
     }
-    // Followers read everything written; consumers what is committed.
+    // Followers read everything written; consumers what is committed, and read_committed
+    // ones what no open transaction may still abort.
     let max_offset = if w.replica.is_some() {
         log.log_end_offset()
+    } else if w.read_committed {
+        last_stable
     } else {
         high_watermark
     };

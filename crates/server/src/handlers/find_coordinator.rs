@@ -1,6 +1,6 @@
-//! FindCoordinator (10): the node coordinating a group (v0-3 one key, v4 a batch of keys).
-//! The first request creates `__consumer_offsets`. Transaction coordinators are not
-//! offered: transactions are not implemented.
+//! FindCoordinator (10): the node coordinating a group or a transactional id (v0-3 one
+//! key, v4 a batch of keys): the leader of its partition of `__consumer_offsets` or
+//! `__transaction_state`, created by the first request.
 
 use kafka_protocol::messages::find_coordinator_response::Coordinator;
 use kafka_protocol::messages::{BrokerId, FindCoordinatorRequest, FindCoordinatorResponse};
@@ -11,6 +11,7 @@ use crate::broker::Broker;
 use crate::dispatch::RequestContext;
 
 const KEY_GROUP: i8 = 0;
+const KEY_TRANSACTION: i8 = 1;
 
 pub async fn handle(
     broker: &Broker,
@@ -30,16 +31,21 @@ pub async fn handle(
             .with_node_id(BrokerId(-1))
             .with_host(sb(""))
             .with_port(-1);
-        let result = if req.key_type != KEY_GROUP {
-            Err((
-                ErrorCode::CoordinatorNotAvailable,
-                "transactions are not supported by this broker".to_string(),
-            ))
-        } else {
-            match broker.group_partition(&key).await {
-                Ok(p) => coordinator_of(broker, p, &ctx.listener_name),
+        let result = match req.key_type {
+            KEY_GROUP => match broker.group_partition(&key).await {
+                Ok(p) => {
+                    coordinator_of(broker, crate::groups::OFFSETS_TOPIC, p, &ctx.listener_name)
+                }
                 Err(e) => Err(e),
-            }
+            },
+            KEY_TRANSACTION => match broker.txn_partition(&key).await {
+                Ok(p) => coordinator_of(broker, crate::txn::TXN_TOPIC, p, &ctx.listener_name),
+                Err(e) => Err(e),
+            },
+            other => Err((
+                ErrorCode::InvalidRequest,
+                format!("unknown coordinator key type {other}"),
+            )),
         };
         match result {
             Ok(node) => {
@@ -67,21 +73,23 @@ pub async fn handle(
     resp
 }
 
-/// The broker leading the offsets topic partition `partition`: the group's coordinator.
+/// The broker leading partition `partition` of the internal topic `topic`: the
+/// coordinator.
 fn coordinator_of(
     broker: &Broker,
+    topic: &str,
     partition: i32,
     listener: &str,
 ) -> Result<super::metadata::BrokerEndpointView, (ErrorCode, String)> {
     let image = broker.image();
     let leader = image
-        .topic(crate::groups::OFFSETS_TOPIC)
+        .topic(topic)
         .and_then(|t| t.partitions.get(&partition))
         .map_or(-1, |p| p.leader);
     if !image.live_brokers().contains(&leader) {
         return Err((
             ErrorCode::CoordinatorNotAvailable,
-            format!("the leader of partition {partition} of the offsets topic is not available"),
+            format!("the leader of partition {partition} of {topic} is not available"),
         ));
     }
     super::metadata::broker_endpoint(broker, &image, leader, listener).ok_or((

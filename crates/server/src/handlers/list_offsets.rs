@@ -1,5 +1,6 @@
 //! ListOffsets (2): earliest (-2), latest (-1), max timestamp (-3), earliest local (-4),
-//! or the first offset at or after a timestamp, found through the time index.
+//! or the first offset at or after a timestamp, found through the time index. Latest is the
+//! high watermark, or the last stable offset for `read_committed` (isolation level 1).
 
 use kafka_protocol::messages::list_offsets_response::{
     ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
@@ -60,6 +61,7 @@ const EARLIEST_LOCAL: i64 = -4;
 
 pub async fn handle(broker: &Broker, req: ListOffsetsRequest, version: i16) -> ListOffsetsResponse {
     let mut resp = ListOffsetsResponse::default();
+    let read_committed = version >= 2 && req.isolation_level == 1;
     for t in req.topics {
         let name = t.name.to_string();
         let mut out = ListOffsetsTopicResponse::default().with_name(t.name.clone());
@@ -74,17 +76,27 @@ pub async fn handle(broker: &Broker, req: ListOffsetsRequest, version: i16) -> L
                 Ok(part) => match part.check_leader_epoch(p.current_leader_epoch) {
                     Err(code) => r.error_code = code.code(),
                     Ok(epoch) => {
+                        // read_committed (1) reads up to the last stable offset, others to
+                        // the high watermark; a record found by time must lie below it.
+                        // (Read before the log's lock: the producer state is locked first.)
+                        let fetchable = if read_committed {
+                            part.last_stable_offset()
+                        } else {
+                            part.high_watermark()
+                        };
                         let log = part.read_log();
                         let found = match p.timestamp {
-                            LATEST => Ok(Some((part.high_watermark(), -1))),
+                            LATEST => Ok(Some((fetchable, -1))),
                             EARLIEST | EARLIEST_LOCAL => Ok(Some((log.log_start_offset(), -1))),
                             MAX_TIMESTAMP => log
                                 .max_timestamp_and_offset()
                                 .map(|o| o.map(|(ts, off)| (off, ts))),
                             ts if ts >= 0 => log.fetch_offset_by_timestamp(ts).map(|found| {
-                                found.map(|(base, max_ts)| {
-                                    exact_record(&log, base, ts).unwrap_or((base, max_ts))
-                                })
+                                found
+                                    .map(|(base, max_ts)| {
+                                        exact_record(&log, base, ts).unwrap_or((base, max_ts))
+                                    })
+                                    .filter(|&(offset, _)| offset < fetchable)
                             }),
                             _ => {
                                 r.error_code = ErrorCode::InvalidRequest.code();

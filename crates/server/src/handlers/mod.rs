@@ -31,6 +31,8 @@ pub mod produce;
 pub mod raft;
 pub mod reassignments;
 pub mod sync_group;
+pub mod txn;
+pub mod txn_offset_commit;
 
 use kafka_protocol::protocol::StrBytes;
 

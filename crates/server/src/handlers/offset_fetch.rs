@@ -1,4 +1,6 @@
-//! OffsetFetch (9): committed offsets of one group (v1-7) or of several (v8+).
+//! OffsetFetch (9): committed offsets of one group (v1-7) or of several (v8+). With
+//! RequireStable (v7+), offsets a transaction has committed but not completed are
+//! UNSTABLE_OFFSET_COMMIT.
 
 use kafka_protocol::messages::offset_fetch_response::{
     OffsetFetchResponseGroup, OffsetFetchResponsePartition, OffsetFetchResponsePartitions,
@@ -12,16 +14,34 @@ use crate::broker::Broker;
 
 type Fetched = Result<Vec<(String, Vec<FetchedPartition>)>, i16>;
 
+/// `require_stable` (v7+): a partition with offsets committed by a transaction not
+/// completed yet answers UNSTABLE_OFFSET_COMMIT instead of its offset, and the client asks
+/// again.
 async fn fetch(
     broker: &Broker,
     group_id: &str,
     topics: Option<Vec<(String, Vec<i32>)>>,
+    require_stable: bool,
 ) -> Fetched {
     let req = krust_group::OffsetFetchRequest {
         group_id: group_id.to_string(),
         topics,
     };
-    match broker.group_read(group_id, |c| c.fetch_offsets(&req)).await {
+    let read = |c: &krust_group::GroupCoordinator| {
+        let mut r = c.fetch_offsets(&req);
+        if require_stable && c.has_pending_txn() {
+            for (topic, parts) in &mut r.topics {
+                for p in parts.iter_mut() {
+                    if c.has_pending_offset(group_id, topic, p.partition) {
+                        p.error = krust_group::ErrorCode::UnstableOffsetCommit;
+                        p.offset = -1;
+                    }
+                }
+            }
+        }
+        r
+    };
+    match broker.group_read(group_id, read).await {
         Ok(r) if r.error.is_ok() => Ok(r.topics),
         Ok(r) => Err(r.error.code()),
         Err(code) => Err(code.code()),
@@ -67,7 +87,7 @@ pub async fn handle(broker: &Broker, req: OffsetFetchRequest, version: i16) -> O
             });
             let mut out = OffsetFetchResponseGroup::default()
                 .with_group_id(GroupId(sb(g.group_id.to_string())));
-            match fetch(broker, &g.group_id, topics).await {
+            match fetch(broker, &g.group_id, topics, req.require_stable).await {
                 Ok(topics) => {
                     out.topics = topics
                         .into_iter()
@@ -102,7 +122,14 @@ pub async fn handle(broker: &Broker, req: OffsetFetchRequest, version: i16) -> O
                 .map(|t| (t.name.to_string(), t.partition_indexes.clone())),
         )
     });
-    match fetch(broker, &req.group_id, topics).await {
+    match fetch(
+        broker,
+        &req.group_id,
+        topics,
+        version >= 7 && req.require_stable,
+    )
+    .await
+    {
         Ok(topics) => {
             resp.topics = topics
                 .into_iter()

@@ -7,7 +7,7 @@
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
 use krust_protocol::ErrorCode;
-use krust_storage::{SequenceError, StorageError};
+use krust_storage::{ProducerError, SequenceError, StorageError, TxnError};
 
 use super::sb;
 use crate::broker::{now_ms, Broker};
@@ -57,11 +57,6 @@ pub async fn handle(
                 .with_log_start_offset(-1);
             let result = if !matches!(acks, -1..=1) {
                 Err((ErrorCode::InvalidRequiredAcks, None))
-            } else if req.transactional_id.is_some() {
-                Err((
-                    ErrorCode::InvalidRequest,
-                    Some("transactions are not supported by this broker".to_string()),
-                ))
             } else if !internal_allowed && krust_metadata::topic_name::is_internal(&name) {
                 Err((
                     ErrorCode::InvalidTopicException,
@@ -354,14 +349,25 @@ fn append(
             Ok((a.first_offset, a.log_append_time, log_start, wait))
         }
         Err(AppendError::Storage(e)) => Err(storage_error(&e)),
-        Err(AppendError::Sequence(e)) => {
-            let code = match e {
-                SequenceError::InvalidProducerEpoch { .. } => ErrorCode::InvalidProducerEpoch,
-                SequenceError::OutOfOrder { .. } => ErrorCode::OutOfOrderSequenceNumber,
-            };
-            Err((code, Some(e.to_string())))
-        }
+        Err(AppendError::Producer(e)) => Err(producer_error(&e)),
     }
+}
+
+/// Kafka's error for a batch or marker its producer's state refuses.
+pub fn producer_error(e: &ProducerError) -> (ErrorCode, Option<String>) {
+    let code = match e {
+        ProducerError::Sequence(SequenceError::InvalidProducerEpoch { .. }) => {
+            ErrorCode::InvalidProducerEpoch
+        }
+        ProducerError::Sequence(SequenceError::OutOfOrder { .. }) => {
+            ErrorCode::OutOfOrderSequenceNumber
+        }
+        ProducerError::Txn(TxnError::CoordinatorFenced { .. }) => {
+            ErrorCode::TransactionCoordinatorFenced
+        }
+        ProducerError::Txn(TxnError::InvalidTxnState { .. }) => ErrorCode::InvalidTxnState,
+    };
+    (code, Some(e.to_string()))
 }
 
 /// `message.timestamp.before.max.ms` (`before_max`), when the topic sets it under
