@@ -211,6 +211,14 @@ async fn every_supported_version_answers() {
                         v,
                     );
                     assert_eq!(r.error_code, 0, "InitProducerId v{v}");
+                    // An empty transactional id is refused, as by Kafka.
+                    let r = w.call(
+                        &InitProducerIdRequest::default()
+                            .with_transactional_id(Some(TransactionalId(s(""))))
+                            .with_transaction_timeout_ms(60000),
+                        v,
+                    );
+                    assert_eq!(r.error_code, 42, "InitProducerId v{v} with an empty id");
                 }
                 // Transactions: a transactional id nobody initialized is not known to the
                 // coordinator (or there is none yet: NOT_COORDINATOR).

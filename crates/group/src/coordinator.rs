@@ -497,9 +497,11 @@ impl GroupCoordinator {
 
     /// TxnOffsetCommit: offsets committed within the transaction of producer
     /// `producer_id`. Their records are to be written as that producer's transactional
-    /// batch ([`Output::producer`]); they take effect only when its commit marker reaches
-    /// this partition ([`GroupCoordinator::complete_txn`]). The group is created if it does
-    /// not exist; a member id and generation, when given, must be the group's.
+    /// batch ([`Output::producer`]); once written, the server hands them back with
+    /// [`GroupCoordinator::replay_txn`], which holds them pending until the producer's
+    /// marker reaches this partition ([`GroupCoordinator::complete_txn`]). The group is
+    /// created if it does not exist; a member id and generation, when given, must be the
+    /// group's.
     pub fn txn_commit_offsets(&mut self, req: TxnOffsetCommitRequest, now_ms: i64) -> Output {
         let mut out = Output {
             producer: Some((req.producer_id, req.producer_epoch)),
@@ -525,18 +527,12 @@ impl GroupCoordinator {
         }
         let topics = match self.groups.get_mut(&req.group_id) {
             Some(g) if error.is_ok() => {
-                let pending = self.pending_txn.entry(req.producer_id).or_default();
-                commit_partitions(g, &req.topics, now_ms, &mut out, Some(pending))
+                // Nothing is pending before the records are written.
+                let mut staged = BTreeMap::new();
+                commit_partitions(g, &req.topics, now_ms, &mut out, Some(&mut staged))
             }
             _ => all_partitions(&req.topics, error),
         };
-        if self
-            .pending_txn
-            .get(&req.producer_id)
-            .is_some_and(BTreeMap::is_empty)
-        {
-            self.pending_txn.remove(&req.producer_id);
-        }
         out.respond(
             req.request_id,
             Response::TxnOffsetCommit(OffsetCommitResponse { topics }),
@@ -559,27 +555,6 @@ impl GroupCoordinator {
                 .entry(group.clone())
                 .or_insert_with(|| Group::new(&group, now_ms));
             g.offsets.entry(topic).or_default().insert(partition, entry);
-        }
-    }
-
-    /// Takes back the pending offsets of `records` (a TxnOffsetCommit's [`Output`]) that
-    /// could not be written.
-    pub fn forget_txn_records(&mut self, producer_id: i64, records: &[Record]) {
-        let Some(pending) = self.pending_txn.get_mut(&producer_id) else {
-            return;
-        };
-        for (key, _) in records {
-            if let Ok(RecordKey::OffsetCommit {
-                group,
-                topic,
-                partition,
-            }) = RecordKey::decode(key)
-            {
-                pending.remove(&(group, topic, partition));
-            }
-        }
-        if pending.is_empty() {
-            self.pending_txn.remove(&producer_id);
         }
     }
 

@@ -1887,6 +1887,11 @@ fn transactional_offsets_take_effect_on_commit_and_go_on_abort() {
     assert_eq!(out.records.len(), 1);
     let records = out.records.clone();
     h.apply(out);
+    // Nothing is pending until the server has written the records and hands them back.
+    assert!(!h.c.has_pending_txn());
+    for (k, v) in &records {
+        h.c.replay_txn(7, k, v.as_deref(), h.now).expect("written");
+    }
     // Pending: not visible, but known as unstable.
     assert_eq!(h.fetch("g", "t", 0).0, -1);
     assert!(h.c.has_pending_offset("g", "t", 0));
@@ -1896,7 +1901,11 @@ fn transactional_offsets_take_effect_on_commit_and_go_on_abort() {
     assert!(!h.c.has_pending_txn());
     // An aborted transaction's offsets never show.
     let out = txn_commit(&mut h, 8, "g", -1, "", 20);
+    for (k, v) in &out.records {
+        h.c.replay_txn(8, k, v.as_deref(), h.now).expect("written");
+    }
     h.apply(out);
+    assert!(h.c.has_pending_offset("g", "t", 0));
     h.c.complete_txn(8, false, h.now);
     assert_eq!(h.fetch("g", "t", 0).0, 10);
     // A member id or generation that is not the group's is refused.

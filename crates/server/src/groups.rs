@@ -69,6 +69,8 @@ struct ShardState {
 pub struct GroupManager {
     config: GroupConfig,
     shards: Mutex<BTreeMap<i32, Arc<Shard>>>,
+    /// Held while a shard loads.
+    loading: tokio::sync::Mutex<()>,
     next_request_id: AtomicU64,
     warned_replication: AtomicBool,
 }
@@ -78,6 +80,7 @@ impl GroupManager {
         GroupManager {
             config,
             shards: Mutex::new(BTreeMap::new()),
+            loading: tokio::sync::Mutex::new(()),
             next_request_id: AtomicU64::new(1),
             warned_replication: AtomicBool::new(false),
         }
@@ -203,18 +206,27 @@ impl Broker {
             .partition(OFFSETS_TOPIC, index)
             .filter(|p| p.is_leader())
             .ok_or(ErrorCode::NotCoordinator)?;
-        Ok(self.load_shard_once(index, partition))
+        Ok(self.load_shard_once(index, partition).await)
     }
 
-    /// The shard of `index`, loaded from `partition` unless it is. The map stays locked
-    /// while it loads, so that a transaction marker completed meanwhile
-    /// ([`Broker::complete_group_txn`]) is applied to the loaded shard rather than missed.
-    fn load_shard_once(&self, index: i32, partition: Arc<Partition>) -> Arc<Shard> {
+    /// The shard of `index`, loaded from `partition` unless it is. Loads happen one at a
+    /// time (under `loading`), so that a transaction marker completed meanwhile
+    /// ([`Broker::complete_group_txn`], which waits for a load under way) is applied to
+    /// the loaded shard or replayed by it, never missed.
+    async fn load_shard_once(&self, index: i32, partition: Arc<Partition>) -> Arc<Shard> {
+        let _loading = self.groups.loading.lock().await;
+        if let Some(s) = self
+            .groups
+            .shards
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&index)
+        {
+            return s.clone();
+        }
+        let shard = Arc::new(load_shard(partition, self.groups.config.clone()));
         let mut shards = self.groups.shards.lock().unwrap_or_else(|e| e.into_inner());
-        shards
-            .entry(index)
-            .or_insert_with(|| Arc::new(load_shard(partition, self.groups.config.clone())))
-            .clone()
+        shards.entry(index).or_insert(shard).clone()
     }
 
     /// Runs one coordinator command for `group_id` and waits for its response, which may
@@ -293,7 +305,7 @@ impl Broker {
                     if let Some(partition) =
                         self.partition(OFFSETS_TOPIC, i).filter(|p| p.is_leader())
                     {
-                        self.load_shard_once(i, partition);
+                        self.load_shard_once(i, partition).await;
                     }
                 }
             }
@@ -334,13 +346,22 @@ impl Broker {
     /// A transaction marker of `producer_id` was written to `__consumer_offsets` partition
     /// `index`: the offsets its transaction committed there take effect, or go.
     pub async fn complete_group_txn(&self, index: i32, producer_id: i64, commit: bool) {
-        let shard = self
-            .groups
-            .shards
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(&index)
-            .cloned();
+        let find = || {
+            self.groups
+                .shards
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .get(&index)
+                .cloned()
+        };
+        let shard = match find() {
+            Some(s) => Some(s),
+            None => {
+                // A load under way may have read the log before the marker.
+                let _loading = self.groups.loading.lock().await;
+                find()
+            }
+        };
         if let Some(shard) = shard {
             shard
                 .state
@@ -375,11 +396,16 @@ fn deliver(
             }
             None => persist(&shard.partition, &out.records),
         };
-        if let Err(e) = written {
-            if let Some((producer_id, _)) = out.producer {
-                // Nothing was written: the offsets are not pending either.
-                st.coordinator.forget_txn_records(producer_id, &out.records);
+        if let (Ok(()), Some((producer_id, _))) = (&written, out.producer) {
+            // Written: the transaction's offsets are pending until its marker.
+            let now = now_ms();
+            for (k, v) in &out.records {
+                if let Err(e) = st.coordinator.replay_txn(producer_id, k, v.as_deref(), now) {
+                    warn!(error = %e, "a transactional offset record that cannot be read back");
+                }
             }
+        }
+        if let Err(e) = written {
             if let Some(crate::partition::AppendError::Producer(p)) =
                 e.downcast_ref::<crate::partition::AppendError>()
             {
@@ -491,9 +517,12 @@ fn load_shard(partition: Arc<Partition>, config: GroupConfig) -> Shard {
     let mut coordinator = GroupCoordinator::new(config, rand::random());
     coordinator.begin_load();
     let now = now_ms();
+    // Up to the log end, not the high watermark: a new leader learns the high watermark
+    // only from its followers' next fetches, and the tail may hold writes its predecessor
+    // acknowledged. A leader's log is never truncated.
     let (mut next, end) = {
         let log = partition.read_log();
-        (log.log_start_offset(), partition.high_watermark())
+        (log.log_start_offset(), log.log_end_offset())
     };
     let mut records = 0u64;
     while next < end {

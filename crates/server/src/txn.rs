@@ -358,6 +358,10 @@ impl Broker {
     /// The coordinator shard of `txn_id`, loading it on first use; `Err` is the error to
     /// answer (NOT_COORDINATOR when another node leads its partition).
     pub fn txn_shard(&self, txn_id: &str) -> Result<Arc<TxnShard>, ErrorCode> {
+        // Kafka refuses an empty id; one too long for the record key could not be reloaded.
+        if txn_id.is_empty() || txn_id.len() > i16::MAX as usize {
+            return Err(ErrorCode::InvalidRequest);
+        }
         let index = match self.image().topic(TXN_TOPIC) {
             Some(t) if !t.partitions.is_empty() => {
                 placement_hash(txn_id) % t.partitions.len() as i32
@@ -374,17 +378,26 @@ impl Broker {
     /// The shard of partition `index` (led here), loaded from `partition` unless it is
     /// under its current leader epoch.
     fn txn_shard_at(&self, index: i32, partition: Arc<Partition>) -> Arc<TxnShard> {
-        let mut shards = self.txns.shards.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(s) = shards.get(&index) {
-            if Arc::ptr_eq(&s.partition, &partition)
-                && s.coordinator_epoch == partition.leader_epoch()
-            {
-                return s.clone();
-            }
+        let current = |s: &Arc<TxnShard>| {
+            Arc::ptr_eq(&s.partition, &partition) && s.coordinator_epoch == partition.leader_epoch()
+        };
+        let lock = || self.txns.shards.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(s) = lock().get(&index).filter(|s| current(s)) {
+            return s.clone();
         }
-        let shard = Arc::new(load_shard(partition));
-        shards.insert(index, shard.clone());
-        drop(shards);
+        // Loaded without the map's lock (other partitions' lookups go on); of two loads at
+        // once, the first one in the map is the one used.
+        let loaded = Arc::new(load_shard(partition.clone()));
+        let shard = {
+            let mut shards = lock();
+            match shards.get(&index).filter(|s| current(s)) {
+                Some(s) => return s.clone(),
+                None => {
+                    shards.insert(index, loaded.clone());
+                    loaded
+                }
+            }
+        };
         // Transactions found half completed are completed now.
         if let Some(b) = self.self_arc() {
             let s = shard.clone();
@@ -441,6 +454,17 @@ impl Broker {
         }
     }
 
+    /// Waits until everything written to the shard's partition so far is acknowledged: an
+    /// answer given without a write of its own (a retry) may rest on an earlier write
+    /// that is not yet.
+    async fn txn_settled(&self, shard: &TxnShard) -> Result<(), ErrorCode> {
+        let last = shard.partition.read_log().log_end_offset() - 1;
+        if last < 0 {
+            return Ok(());
+        }
+        self.txn_write_acked(shard, last).await
+    }
+
     /// InitProducerId with a transactional id: the producer id and a new epoch for it,
     /// fencing older producers of the same id; an open transaction of theirs is aborted
     /// first (CONCURRENT_TRANSACTIONS until that is done).
@@ -476,13 +500,20 @@ impl Broker {
                 (meta, Ok((pid, 0)))
             }
             Some(m) => {
+                // A transaction being completed (or aborted to fence this id's producer)
+                // is waited for first, whoever asks.
+                if m.state.preparing() || m.state == TxnState::PrepareEpochFence {
+                    return Err(ErrorCode::ConcurrentTransactions);
+                }
                 if let Some((pid, epoch)) = expected {
                     // KIP-360: a producer that knows its id and epoch may only re-initialize
                     // as the current one (or retry the bump it just got).
                     let current = pid == m.producer_id && epoch == m.producer_epoch;
                     let retried =
                         pid == m.producer_id && epoch.checked_add(1) == Some(m.producer_epoch);
-                    if retried && !m.state.preparing() && m.state != TxnState::Ongoing {
+                    if retried && m.state != TxnState::Ongoing {
+                        drop(st);
+                        self.txn_settled(&shard).await?;
                         return Ok((m.producer_id, m.producer_epoch));
                     }
                     if !current {
@@ -497,7 +528,7 @@ impl Broker {
                         // Fence the old producer: its transaction is aborted under a new
                         // epoch, which its late writes cannot pass.
                         let mut next = m.clone();
-                        bump_epoch(&mut next, self).await?;
+                        fence_epoch(&mut next);
                         next.state = TxnState::PrepareAbort;
                         next.last_update_ms = now;
                         (next, Err(ErrorCode::ConcurrentTransactions))
@@ -520,13 +551,13 @@ impl Broker {
         let preparing = meta.state.preparing();
         let offset = self.txn_write(&shard, &mut st, txn_id, Some(meta))?;
         if preparing {
+            // The completion waits for this write to be acknowledged, however long that
+            // takes, before it writes any marker.
             st.completing.insert(txn_id.to_string());
+            self.spawn_completion(&shard, txn_id);
         }
         drop(st);
         self.txn_write_acked(&shard, offset).await?;
-        if preparing {
-            self.spawn_completion(&shard, txn_id);
-        }
         answer
     }
 
@@ -558,7 +589,8 @@ impl Broker {
             return Err(ErrorCode::InvalidTxnState);
         }
         if m.state == TxnState::Ongoing && partitions.iter().all(|p| m.partitions.contains(p)) {
-            return Ok(());
+            drop(st);
+            return self.txn_settled(&shard).await;
         }
         let now = now_ms();
         let mut next = m.clone();
@@ -590,7 +622,10 @@ impl Broker {
         let prepare = match (m.state, commit) {
             (TxnState::Ongoing, true) => TxnState::PrepareCommit,
             (TxnState::Ongoing, false) => TxnState::PrepareAbort,
-            (TxnState::CompleteCommit, true) | (TxnState::CompleteAbort, false) => return Ok(()),
+            (TxnState::CompleteCommit, true) | (TxnState::CompleteAbort, false) => {
+                drop(st);
+                return self.txn_settled(&shard).await;
+            }
             (TxnState::PrepareCommit, true) | (TxnState::PrepareAbort, false) => {
                 return Err(ErrorCode::ConcurrentTransactions)
             }
@@ -602,10 +637,9 @@ impl Broker {
         next.last_update_ms = now_ms();
         let offset = self.txn_write(&shard, &mut st, txn_id, Some(next))?;
         st.completing.insert(txn_id.to_string());
-        drop(st);
-        self.txn_write_acked(&shard, offset).await?;
         self.spawn_completion(&shard, txn_id);
-        Ok(())
+        drop(st);
+        self.txn_write_acked(&shard, offset).await
     }
 
     fn spawn_completion(&self, shard: &Arc<TxnShard>, txn_id: &str) {
@@ -645,6 +679,23 @@ impl Broker {
             return;
         }
         let commit = m.state == TxnState::PrepareCommit;
+        // No marker before the decision is acknowledged: a coordinator elected after a
+        // failover must find it, not the open transaction.
+        let decided = shard.partition.read_log().log_end_offset() - 1;
+        loop {
+            if !shard.partition.is_leader()
+                || shard.partition.leader_epoch() != shard.coordinator_epoch
+            {
+                return;
+            }
+            if shard
+                .partition
+                .wait_for_high_watermark(decided, TXN_WRITE_TIMEOUT)
+                .await
+            {
+                break;
+            }
+        }
         let mut pending: BTreeSet<(String, i32)> = m.partitions.clone();
         let mut backoff = MARKER_RETRY_BACKOFF;
         while !pending.is_empty() {
@@ -657,7 +708,7 @@ impl Broker {
                 );
                 return;
             }
-            let done = self
+            let (done, stale) = self
                 .send_markers(
                     m.producer_id,
                     m.producer_epoch,
@@ -666,6 +717,13 @@ impl Broker {
                     &pending,
                 )
                 .await;
+            if stale {
+                // A newer coordinator or producer epoch wrote there already: this one's
+                // view is outdated, and completing would claim what did not happen.
+                tracing::error!(txn_id, producer_id = m.producer_id, "transaction markers refused as stale; leaving the transaction to a newer coordinator");
+                shard.state.lock().await.completing.remove(txn_id);
+                return;
+            }
             for p in done {
                 pending.remove(&p);
             }
@@ -713,9 +771,10 @@ impl Broker {
         commit: bool,
         coordinator_epoch: i32,
         partitions: &BTreeSet<(String, i32)>,
-    ) -> Vec<(String, i32)> {
+    ) -> (Vec<(String, i32)>, bool) {
         let image = self.image();
         let mut done = Vec::new();
+        let mut stale = false;
         let mut by_leader: BTreeMap<i32, Vec<(String, i32)>> = BTreeMap::new();
         for (t, p) in partitions {
             match image.topic(t).and_then(|ti| ti.partitions.get(p)) {
@@ -771,7 +830,7 @@ impl Broker {
                             Some(ErrorCode::InvalidProducerEpoch)
                             | Some(ErrorCode::TransactionCoordinatorFenced) => {
                                 warn!(topic = %tp.0, partition = tp.1, producer_id, error = p.error_code, "marker refused as stale");
-                                done.push(tp)
+                                stale = true;
                             }
                             _ => {
                                 debug!(topic = %tp.0, partition = tp.1, error = p.error_code, "marker not written yet; retrying")
@@ -781,7 +840,7 @@ impl Broker {
                 }
             }
         }
-        done
+        (done, stale)
     }
 
     async fn send_markers_to(
@@ -929,9 +988,7 @@ impl Broker {
                 let Some(mut next) = st.txns.get(&id).cloned() else {
                     continue;
                 };
-                if bump_epoch(&mut next, self).await.is_err() {
-                    continue;
-                }
+                fence_epoch(&mut next);
                 info!(txn_id = %id, producer_id = next.producer_id, "aborting a transaction past its timeout");
                 next.state = TxnState::PrepareAbort;
                 next.last_update_ms = now;
@@ -996,6 +1053,12 @@ fn check_producer<'a>(
     Ok(m)
 }
 
+/// Fences `m`'s producer: the next epoch, under the same producer id, so that the
+/// transaction's markers close what that id opened in its partitions.
+fn fence_epoch(m: &mut TxnMeta) {
+    m.producer_epoch = m.producer_epoch.saturating_add(1);
+}
+
 /// The next epoch of `m`'s producer; a new producer id once the epoch is exhausted.
 async fn bump_epoch(m: &mut TxnMeta, broker: &Broker) -> Result<(), ErrorCode> {
     if m.producer_epoch >= i16::MAX - 1 {
@@ -1014,7 +1077,13 @@ async fn bump_epoch(m: &mut TxnMeta, broker: &Broker) -> Result<(), ErrorCode> {
 fn load_shard(partition: Arc<Partition>) -> TxnShard {
     let coordinator_epoch = partition.leader_epoch();
     let mut txns: BTreeMap<String, TxnMeta> = BTreeMap::new();
-    let (mut next, end) = (partition.log_start_offset(), partition.high_watermark());
+    // Up to the log end, not the high watermark: a new leader learns the high watermark
+    // only from its followers' next fetches, and the tail may hold writes its predecessor
+    // acknowledged. A leader's log is never truncated.
+    let (mut next, end) = {
+        let log = partition.read_log();
+        (log.log_start_offset(), log.log_end_offset())
+    };
     let mut records = 0u64;
     while next < end {
         let read = match partition
