@@ -87,6 +87,13 @@ enum Command {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<OsString>,
     },
+    /// List and describe transactions and producers, abort hanging transactions
+    /// (kafka-transactions).
+    #[command(disable_help_flag = true)]
+    Transactions {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<OsString>,
+    },
     /// Delete records before given offsets (kafka-delete-records).
     #[command(disable_help_flag = true)]
     DeleteRecords {
@@ -209,6 +216,7 @@ fn main() -> ExitCode {
         Command::MetadataQuorum { args } => return tools::metadata_quorum::run(args),
         Command::GetOffsets { args } => return tools::get_offsets::run(args),
         Command::DeleteRecords { args } => return tools::delete_records::run(args),
+        Command::Transactions { args } => return tools::transactions::run(args),
         Command::ReassignPartitions { args } => return tools::reassign_partitions::run(args),
         Command::ProducerPerfTest { args } => return tools::producer_perf::run(args),
         Command::ConsumerPerfTest { args } => return tools::consumer_perf::run(args),

@@ -231,9 +231,26 @@ async fn every_supported_version_answers() {
                                 .with_name(topic())
                                 .with_partitions(vec![0]),
                         ]);
+                    // v4 is the brokers' form: several transactions, here a verification.
+                    let req = if v >= 4 {
+                        AddPartitionsToTxnRequest::default().with_transactions(vec![
+                            add_partitions_to_txn_request::AddPartitionsToTxnTransaction::default()
+                                .with_transactional_id(TransactionalId(s("nobody")))
+                                .with_producer_id(ProducerId(1))
+                                .with_verify_only(true)
+                                .with_topics(req.v3_and_below_topics.clone()),
+                        ])
+                    } else {
+                        req
+                    };
                     let r = w.call(&req, v);
-                    let code = r.results_by_topic_v3_and_below[0].results_by_partition[0]
-                        .partition_error_code;
+                    let code = if v >= 4 {
+                        r.results_by_transaction[0].topic_results[0].results_by_partition[0]
+                            .partition_error_code
+                    } else {
+                        r.results_by_topic_v3_and_below[0].results_by_partition[0]
+                            .partition_error_code
+                    };
                     assert!([16, 49].contains(&code), "AddPartitionsToTxn v{v}: {code}");
                 }
                 ApiKey::AddOffsetsToTxn => {
@@ -288,6 +305,35 @@ async fn every_supported_version_answers() {
                     assert_eq!(
                         r.topics[0].partitions[0].error_code, 0,
                         "TxnOffsetCommit v{v}"
+                    );
+                }
+                ApiKey::ListTransactions => {
+                    let req = ListTransactionsRequest::default()
+                        .with_state_filters(vec![s("Ongoing"), s("Bogus")])
+                        .with_duration_filter(-1);
+                    let r = w.call(&req, v);
+                    assert_eq!(r.error_code, 0, "ListTransactions v{v}");
+                    assert_eq!(r.unknown_state_filters, vec![s("Bogus")]);
+                }
+                ApiKey::DescribeTransactions => {
+                    let req = DescribeTransactionsRequest::default()
+                        .with_transactional_ids(vec![TransactionalId(s("nobody"))]);
+                    let code = w.call(&req, v).transaction_states[0].error_code;
+                    assert!(
+                        [16, 105].contains(&code),
+                        "DescribeTransactions v{v}: {code}"
+                    );
+                }
+                ApiKey::DescribeProducers => {
+                    let req = DescribeProducersRequest::default().with_topics(vec![
+                        describe_producers_request::TopicRequest::default()
+                            .with_name(topic())
+                            .with_partition_indexes(vec![0]),
+                    ]);
+                    let r = w.call(&req, v);
+                    assert_eq!(
+                        r.topics[0].partitions[0].error_code, 0,
+                        "DescribeProducers v{v}"
                     );
                 }
                 ApiKey::FindCoordinator => {

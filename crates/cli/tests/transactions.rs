@@ -298,3 +298,216 @@ fn is_fenced(e: &KafkaError) -> bool {
     let s = format!("{e:?}");
     s.contains("Fenced") || s.contains("fenced") || s.contains("InvalidProducerEpoch")
 }
+
+/// One request on `s`, its response decoded.
+fn call<R>(s: &mut std::net::TcpStream, req: &R, version: i16) -> R::Response
+where
+    R: kafka_protocol::protocol::Request,
+{
+    use kafka_protocol::messages::ApiKey;
+    use kafka_protocol::protocol::{Decodable, HeaderVersion};
+    use std::io::Write;
+    let key = ApiKey::try_from(R::KEY).expect("key");
+    s.write_all(&frame(key, version, 1, req)).expect("send");
+    let mut body = read_response(s, R::Response::header_version(version));
+    R::Response::decode(&mut body, version).expect("response")
+}
+
+/// A transactional batch of producer `pid`/`epoch` starting at sequence `seq`.
+fn txn_batch(pid: i64, epoch: i16, seq: i32, value: &str) -> bytes::Bytes {
+    use kafka_protocol::records::{
+        Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+    };
+    let rec = Record {
+        transactional: true,
+        control: false,
+        delete_horizon: false,
+        partition_leader_epoch: -1,
+        producer_id: pid,
+        producer_epoch: epoch,
+        timestamp_type: TimestampType::Creation,
+        offset: 0,
+        sequence: seq,
+        timestamp: 1,
+        key: None,
+        value: Some(bytes::Bytes::copy_from_slice(value.as_bytes())),
+        headers: Default::default(),
+    };
+    let mut buf = bytes::BytesMut::new();
+    RecordBatchEncoder::encode(
+        &mut buf,
+        std::iter::once(&rec),
+        &RecordEncodeOptions {
+            version: 2,
+            compression: Compression::None,
+        },
+    )
+    .expect("batch");
+    buf.freeze()
+}
+
+/// Partition verification (KIP-890): a transactional batch for a partition its
+/// transaction does not include is refused, and accepted once the partition is added.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_batch_outside_its_transaction_is_refused() {
+    use kafka_protocol::messages::*;
+    let node = start(&[]);
+    create_topic(&node, "ver", 2, &[]).await;
+    let sb = |s: &str| kafka_protocol::protocol::StrBytes::from_string(s.to_string());
+    let mut s = std::net::TcpStream::connect(node.client_addr()).expect("connect");
+    // The coordinator (this node) and a producer id for the transactional id.
+    let r = call(
+        &mut s,
+        &FindCoordinatorRequest::default()
+            .with_key(sb("raw-tx"))
+            .with_key_type(1),
+        1,
+    );
+    assert_eq!(r.error_code, 0, "FindCoordinator");
+    let init = wait_for("a producer id", T, || {
+        let r = call(
+            &mut s,
+            &InitProducerIdRequest::default()
+                .with_transactional_id(Some(TransactionalId(sb("raw-tx"))))
+                .with_transaction_timeout_ms(60_000),
+            2,
+        );
+        (r.error_code == 0).then_some(r)
+    });
+    let (pid, epoch) = (init.producer_id.0, init.producer_epoch);
+    let produce = |s: &mut std::net::TcpStream, partition: i32, seq: i32, value: &str| {
+        let req = ProduceRequest::default()
+            .with_transactional_id(Some(TransactionalId(sb("raw-tx"))))
+            .with_acks(-1)
+            .with_timeout_ms(10_000)
+            .with_topic_data(vec![produce_request::TopicProduceData::default()
+                .with_name(TopicName(sb("ver")))
+                .with_partition_data(vec![
+                    produce_request::PartitionProduceData::default()
+                        .with_index(partition)
+                        .with_records(Some(txn_batch(pid, epoch, seq, value))),
+                ])]);
+        call(s, &req, 8).responses[0].partition_responses[0].error_code
+    };
+    let add = |s: &mut std::net::TcpStream, partition: i32| {
+        let req = AddPartitionsToTxnRequest::default()
+            .with_v3_and_below_transactional_id(TransactionalId(sb("raw-tx")))
+            .with_v3_and_below_producer_id(ProducerId(pid))
+            .with_v3_and_below_producer_epoch(epoch)
+            .with_v3_and_below_topics(vec![
+                add_partitions_to_txn_request::AddPartitionsToTxnTopic::default()
+                    .with_name(TopicName(sb("ver")))
+                    .with_partitions(vec![partition]),
+            ]);
+        call(s, &req, 3).results_by_topic_v3_and_below[0].results_by_partition[0]
+            .partition_error_code
+    };
+    // No partition added yet: INVALID_TXN_STATE, and nothing written.
+    assert_eq!(produce(&mut s, 0, 0, "stray"), 48);
+    assert_eq!(watermarks(&node, "ver", 0), (0, 0));
+    assert_eq!(add(&mut s, 0), 0);
+    assert_eq!(produce(&mut s, 0, 0, "in"), 0);
+    // Partition 1 is not in the transaction.
+    assert_eq!(produce(&mut s, 1, 0, "stray"), 48);
+    let end = call(
+        &mut s,
+        &EndTxnRequest::default()
+            .with_transactional_id(TransactionalId(sb("raw-tx")))
+            .with_producer_id(ProducerId(pid))
+            .with_producer_epoch(epoch)
+            .with_committed(true),
+        1,
+    );
+    assert_eq!(end.error_code, 0, "EndTxn");
+    assert_eq!(
+        read_values(&node, "ver", 2, "read_committed", 1),
+        vec!["in"]
+    );
+    // After the commit, a late batch of the same epoch cannot open a transaction again.
+    assert_eq!(produce(&mut s, 0, 1, "late"), 48);
+    assert_eq!(
+        watermarks_as(&node, "ver", 0, "read_committed"),
+        watermarks_as(&node, "ver", 0, "read_uncommitted"),
+        "no transaction left open"
+    );
+}
+
+/// `krust transactions` (kafka-transactions.sh): list, describe, describe-producers, and
+/// abort a transaction left open in a partition.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_transactions_tool_lists_describes_and_aborts() {
+    use krust_testkit::cli::{run, stderr, stdout};
+    let node = start(&[]);
+    create_topic(&node, "tt", 1, &[]).await;
+    let p = txn_producer(&node, "tool-tx", &[]);
+    p.begin_transaction().expect("begin");
+    send(&p, "tt", 0, "open").await;
+    let bootstrap = node.bootstrap();
+    let tool = |args: &[&str]| {
+        let mut all = vec!["transactions", "--bootstrap-server", bootstrap.as_str()];
+        all.extend_from_slice(args);
+        let o = run(BIN, &all);
+        assert!(o.status.success(), "{args:?}: {}", stderr(&o));
+        stdout(&o)
+    };
+    let listed = tool(&["list"]);
+    assert!(listed.starts_with("TransactionalId"), "{listed}");
+    assert!(
+        listed
+            .lines()
+            .any(|l| l.starts_with("tool-tx") && l.contains("Ongoing")),
+        "{listed}"
+    );
+    let described = tool(&["describe", "--transactional-id", "tool-tx"]);
+    let row: Vec<&str> = described
+        .lines()
+        .nth(1)
+        .expect("row")
+        .split('\t')
+        .map(str::trim)
+        .collect();
+    assert_eq!(row[1], "tool-tx", "{described}");
+    assert_eq!(row[4], "Ongoing", "{described}");
+    assert_eq!(row[8], "tt-0", "{described}");
+    let producers = tool(&["describe-producers", "--topic", "tt", "--partition", "0"]);
+    let row: Vec<&str> = producers
+        .lines()
+        .nth(1)
+        .expect("row")
+        .split('\t')
+        .map(str::trim)
+        .collect();
+    assert_eq!(
+        row[5], "0",
+        "the open transaction starts at offset 0: {producers}"
+    );
+
+    // Aborted by hand, as for a hanging transaction: read_committed moves on without it.
+    tool(&[
+        "abort",
+        "--topic",
+        "tt",
+        "--partition",
+        "0",
+        "--start-offset",
+        "0",
+    ]);
+    assert_eq!(
+        watermarks_as(&node, "tt", 0, "read_committed"),
+        watermarks_as(&node, "tt", 0, "read_uncommitted")
+    );
+    assert!(read_values(&node, "tt", 1, "read_committed", 0).is_empty());
+    let unknown = run(
+        BIN,
+        &[
+            "transactions",
+            "--bootstrap-server",
+            &bootstrap,
+            "describe",
+            "--transactional-id",
+            "nobody",
+        ],
+    );
+    assert!(!unknown.status.success());
+    drop(p);
+}

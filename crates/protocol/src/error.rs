@@ -58,6 +58,7 @@ pub enum ErrorCode {
     UnknownTopicId = 100,
     InconsistentClusterId = 104,
     InconsistentTopicId = 103,
+    TransactionalIdNotFound = 105,
 }
 
 impl ErrorCode {
@@ -117,6 +118,7 @@ impl ErrorCode {
         ErrorCode::UnknownTopicId,
         ErrorCode::InconsistentClusterId,
         ErrorCode::InconsistentTopicId,
+        ErrorCode::TransactionalIdNotFound,
     ];
 
     /// The named error for a Kafka code, if krust names it.
@@ -186,6 +188,7 @@ impl ErrorCode {
             ErrorCode::UnknownTopicId => "UNKNOWN_TOPIC_ID",
             ErrorCode::InconsistentClusterId => "INCONSISTENT_CLUSTER_ID",
             ErrorCode::InconsistentTopicId => "INCONSISTENT_TOPIC_ID",
+            ErrorCode::TransactionalIdNotFound => "TRANSACTIONAL_ID_NOT_FOUND",
         }
     }
 }

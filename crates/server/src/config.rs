@@ -155,7 +155,6 @@ pub const ACCEPTED_UNUSED_KEYS: &[&str] = &[
     "socket.send.buffer.bytes",
     "super.users",
     "telemetry.max.bytes",
-    "transaction.partition.verification.enable",
     "transaction.state.log.load.buffer.size",
     "unstable.api.versions.enable",
     "unstable.feature.versions.enable",
@@ -633,6 +632,12 @@ const BROKER_KEYS: &[BrokerKeyDef] = &[
         "Largest transaction timeout a producer may ask for.",
     ),
     key(
+        "transaction.partition.verification.enable",
+        T::Boolean,
+        Some("true"),
+        "Whether a transactional batch opening its transaction in a partition is first verified with the transaction coordinator.",
+    ),
+    key(
         "transaction.remove.expired.transaction.cleanup.interval.ms",
         T::Int,
         Some("3600000"),
@@ -919,6 +924,7 @@ pub struct ServerConfig {
     pub transaction_state_log_num_partitions: i32,
     pub transaction_state_log_segment_bytes: i32,
     pub transaction_max_timeout_ms: i32,
+    pub transaction_partition_verification_enable: bool,
     pub transactional_id_expiration_ms: i32,
     pub transaction_abort_timed_out_transaction_cleanup_interval_ms: i32,
     pub transaction_remove_expired_transaction_cleanup_interval_ms: i32,
@@ -1831,6 +1837,8 @@ fn build(
     let transaction_state_log_segment_bytes =
         raw.int("transaction.state.log.segment.bytes", 104_857_600, 1)?;
     let transaction_max_timeout_ms = raw.int("transaction.max.timeout.ms", 900_000, 1)?;
+    let transaction_partition_verification_enable =
+        raw.boolean("transaction.partition.verification.enable", true)?;
     let transactional_id_expiration_ms =
         raw.int("transactional.id.expiration.ms", 604_800_000, 1)?;
     let transaction_abort_timed_out_transaction_cleanup_interval_ms = raw.int(
@@ -2267,6 +2275,7 @@ fn build(
         transaction_state_log_num_partitions,
         transaction_state_log_segment_bytes,
         transaction_max_timeout_ms,
+        transaction_partition_verification_enable,
         transactional_id_expiration_ms,
         transaction_abort_timed_out_transaction_cleanup_interval_ms,
         transaction_remove_expired_transaction_cleanup_interval_ms,

@@ -299,6 +299,13 @@ async fn dispatch_inner(
         ApiKey::WriteTxnMarkers => {
             simple!(WriteTxnMarkersRequest, handlers::txn::write_markers)
         }
+        ApiKey::ListTransactions => simple!(ListTransactionsRequest, handlers::txn::list),
+        ApiKey::DescribeTransactions => {
+            simple!(DescribeTransactionsRequest, handlers::txn::describe)
+        }
+        ApiKey::DescribeProducers => {
+            simple!(DescribeProducersRequest, handlers::txn::describe_producers)
+        }
         ApiKey::TxnOffsetCommit => {
             simple!(TxnOffsetCommitRequest, handlers::txn_offset_commit::handle)
         }

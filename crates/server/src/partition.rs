@@ -104,6 +104,21 @@ pub struct Appended {
     pub duplicate: bool,
 }
 
+/// How a transactional batch's transaction was checked before its append (KIP-890
+/// partition verification).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TxnCheck {
+    /// Not checked (`transaction.partition.verification.enable=false`, or not a
+    /// producer's batch).
+    Off,
+    /// Its transaction was open here when the request arrived: it must still be.
+    Open,
+    /// The coordinator confirmed the partition is in its transaction, when this many of
+    /// the producer's markers had been seen here: none may have come since, unless its
+    /// transaction is open here.
+    Verified(u64),
+}
+
 /// Largest read while rebuilding producer state.
 const SCAN_READ_BYTES: usize = 4 * 1024 * 1024;
 
@@ -457,15 +472,30 @@ impl Partition {
     /// fetching several of them is answered with all their new batches at once rather
     /// than with the first one alone.
     pub fn append_unwoken(&self, records: &Bytes, now_ms: i64) -> Result<Appended, AppendError> {
-        self.append_as_leader(records, now_ms, false)
+        self.append_as_leader(records, now_ms, false, TxnCheck::Off)
     }
 
     /// [`Partition::append_unwoken`] that leaves to the caller a flush the append makes due
     /// (`log.flush.interval.messages`) and the high watermark's advance, both done by
     /// [`Partition::complete_append`]: a Produce request then syncs all its partitions
     /// at once, and its records become visible only once synced, as with an inline flush.
-    pub fn append_unflushed(&self, records: &Bytes, now_ms: i64) -> Result<Appended, AppendError> {
-        self.append_as_leader(records, now_ms, true)
+    pub fn append_unflushed(
+        &self,
+        records: &Bytes,
+        now_ms: i64,
+        check: TxnCheck,
+    ) -> Result<Appended, AppendError> {
+        self.append_as_leader(records, now_ms, true, check)
+    }
+
+    /// Whether a transactional batch of `producer_id`/`epoch` would open its transaction
+    /// here, and so needs verifying with the coordinator: `Some(markers seen)` for
+    /// [`TxnCheck::Verified`], `None` if its transaction is open.
+    pub fn txn_verification(&self, producer_id: i64, epoch: i16) -> Option<u64> {
+        self.producers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .txn_verification(producer_id, epoch)
     }
 
     /// Whether a flush is due after [`Partition::append_unflushed`].
@@ -505,6 +535,7 @@ impl Partition {
         records: &Bytes,
         now_ms: i64,
         deferred: bool,
+        check: TxnCheck,
     ) -> Result<Appended, AppendError> {
         let (idempotent, transactional) = match RecordBatch::parse(records) {
             Ok((b, _)) if b.producer_id() >= 0 && b.base_sequence() >= 0 => (
@@ -521,6 +552,18 @@ impl Partition {
         let mut producers = self.producers.lock().unwrap_or_else(|e| e.into_inner());
         if let Some((pid, epoch, first_seq, last_seq)) = idempotent {
             producers.check_txn(pid, epoch, transactional)?;
+            if transactional && check != TxnCheck::Off {
+                let allowed = match (check, producers.txn_verification(pid, epoch)) {
+                    (_, None) => true,
+                    (TxnCheck::Verified(seen), Some(now)) => seen == now,
+                    _ => false,
+                };
+                if !allowed {
+                    return Err(AppendError::Producer(
+                        krust_storage::TxnError::NotVerified { producer_id: pid }.into(),
+                    ));
+                }
+            }
             if let SequenceCheck::Duplicate(meta) =
                 producers.check(pid, epoch, first_seq, last_seq)?
             {
@@ -651,6 +694,28 @@ impl Partition {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .aborted_between(from, to)
+    }
+
+    /// The producers known here (DescribeProducers): id, epoch, last sequence (-1: none),
+    /// last write time, coordinator epoch of their last marker, first offset of their open
+    /// transaction (-1: none).
+    pub fn active_producers(&self) -> Vec<(i64, i16, i32, i64, i32, i64)> {
+        let producers = self.producers.lock().unwrap_or_else(|e| e.into_inner());
+        let mut out: Vec<_> = producers
+            .all()
+            .map(|(id, e)| {
+                (
+                    id,
+                    e.epoch,
+                    e.batches.back().map_or(-1, |b| b.last_seq),
+                    e.last_timestamp,
+                    e.coordinator_epoch,
+                    e.current_txn_first_offset.unwrap_or(-1),
+                )
+            })
+            .collect();
+        out.sort_unstable();
+        out
     }
 
     /// Every transaction open in this partition, as (producer, first offset).

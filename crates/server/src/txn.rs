@@ -14,11 +14,14 @@
 //! (WriteTxnMarkers) and its in-sync replicas have it. Markers carry the coordinator epoch,
 //! the partition's leader epoch here, so a deposed coordinator's markers are refused.
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
+use kafka_protocol::messages::add_partitions_to_txn_request::{
+    AddPartitionsToTxnTopic, AddPartitionsToTxnTransaction,
+};
 use kafka_protocol::messages::write_txn_markers_request::{
     WritableTxnMarker, WritableTxnMarkerTopic,
 };
@@ -26,7 +29,8 @@ use kafka_protocol::messages::write_txn_markers_response::{
     WritableTxnMarkerPartitionResult, WritableTxnMarkerResult, WritableTxnMarkerTopicResult,
 };
 use kafka_protocol::messages::{
-    ProducerId, TopicName, WriteTxnMarkersRequest, WriteTxnMarkersResponse,
+    AddPartitionsToTxnRequest, ProducerId, TopicName, TransactionalId, WriteTxnMarkersRequest,
+    WriteTxnMarkersResponse,
 };
 use kafka_protocol::records::RecordBatchDecoder;
 use krust_metadata::controller::NewTopic;
@@ -63,6 +67,18 @@ pub enum TxnState {
 }
 
 impl TxnState {
+    /// Every state's Kafka name.
+    pub const NAMES: [&'static str; 8] = [
+        "Empty",
+        "Ongoing",
+        "PrepareCommit",
+        "PrepareAbort",
+        "CompleteCommit",
+        "CompleteAbort",
+        "Dead",
+        "PrepareEpochFence",
+    ];
+
     fn from_id(id: i8) -> Option<TxnState> {
         Some(match id {
             0 => TxnState::Empty,
@@ -233,6 +249,8 @@ struct ShardState {
 #[derive(Default)]
 pub struct TxnManager {
     shards: Mutex<BTreeMap<i32, Arc<TxnShard>>>,
+    /// Connections to other nodes' coordinators, for partition verification.
+    verify_conns: tokio::sync::Mutex<HashMap<i32, krust_client::Connection>>,
 }
 
 impl TxnManager {
@@ -404,6 +422,55 @@ impl Broker {
             tokio::spawn(async move { b.resume_completions(&s).await });
         }
         shard
+    }
+
+    /// Loads the shards of every `__transaction_state` partition led here.
+    fn load_led_txn_shards(&self) {
+        if let Some(t) = self.image().topic(TXN_TOPIC) {
+            for &index in t.partitions.keys() {
+                let led = self.partition(TXN_TOPIC, index).filter(|p| p.is_leader());
+                if let Some(p) = led {
+                    self.txn_shard_at(index, p);
+                }
+            }
+        }
+    }
+
+    /// ListTransactions: the transactions this node coordinates, filtered by state names,
+    /// producer ids and (with `min_duration_ms` >= 0) how long they have been open.
+    pub async fn txn_list(
+        &self,
+        states: &[String],
+        producer_ids: &[i64],
+        min_duration_ms: i64,
+    ) -> Vec<(String, i64, &'static str)> {
+        self.load_led_txn_shards();
+        let now = now_ms();
+        let mut out = Vec::new();
+        for shard in self.txns.all() {
+            for (id, m) in &shard.state.lock().await.txns {
+                let state = m.state.name();
+                if (!states.is_empty() && !states.iter().any(|s| s == state))
+                    || (!producer_ids.is_empty() && !producer_ids.contains(&m.producer_id))
+                    || (min_duration_ms >= 0
+                        && (m.start_ms < 0 || now.saturating_sub(m.start_ms) < min_duration_ms))
+                {
+                    continue;
+                }
+                out.push((id.clone(), m.producer_id, state));
+            }
+        }
+        out
+    }
+
+    /// DescribeTransactions for one id.
+    pub async fn txn_describe(&self, txn_id: &str) -> Result<TxnMeta, ErrorCode> {
+        let shard = self.txn_shard(txn_id)?;
+        let st = shard.state.lock().await;
+        st.txns
+            .get(txn_id)
+            .cloned()
+            .ok_or(ErrorCode::TransactionalIdNotFound)
     }
 
     /// Writes `meta` for `id` to the shard's partition and records it in memory. The
@@ -604,6 +671,163 @@ impl Broker {
         let offset = self.txn_write(&shard, &mut st, txn_id, Some(next))?;
         drop(st);
         self.txn_write_acked(&shard, offset).await
+    }
+
+    /// Partition verification (KIP-890), on the coordinator: whether each partition is in
+    /// the producer's open transaction (INVALID_TXN_STATE if not). `Err` is for them all.
+    pub async fn txn_verify(
+        &self,
+        txn_id: &str,
+        producer_id: i64,
+        epoch: i16,
+        partitions: &[(String, i32)],
+    ) -> Result<Vec<ErrorCode>, ErrorCode> {
+        let shard = self.txn_shard(txn_id)?;
+        let st = shard.state.lock().await;
+        let m = check_producer(
+            &st,
+            txn_id,
+            producer_id,
+            epoch,
+            ErrorCode::InvalidProducerEpoch,
+        )?;
+        Ok(partitions
+            .iter()
+            .map(|p| {
+                if m.state == TxnState::Ongoing && m.partitions.contains(p) {
+                    ErrorCode::None
+                } else {
+                    ErrorCode::InvalidTxnState
+                }
+            })
+            .collect())
+    }
+
+    /// Partition verification from a partition leader: asks the coordinator of `txn_id`
+    /// (this node, or another with AddPartitionsToTxn v4 `verify_only`). Coordinator
+    /// errors and unreachable coordinators become NOT_ENOUGH_REPLICAS, which producers
+    /// retry, as in Kafka.
+    pub async fn txn_verify_partitions(
+        &self,
+        txn_id: &str,
+        producer_id: i64,
+        epoch: i16,
+        partitions: &[(String, i32)],
+    ) -> HashMap<(String, i32), ErrorCode> {
+        let retriable = |code: ErrorCode| match code {
+            ErrorCode::NotCoordinator
+            | ErrorCode::CoordinatorNotAvailable
+            | ErrorCode::CoordinatorLoadInProgress
+            | ErrorCode::RequestTimedOut => ErrorCode::NotEnoughReplicas,
+            other => other,
+        };
+        let all = |code: ErrorCode| {
+            partitions
+                .iter()
+                .map(|p| (p.clone(), retriable(code)))
+                .collect::<HashMap<_, _>>()
+        };
+        let image = self.image();
+        let Some(t) = image.topic(TXN_TOPIC).filter(|t| !t.partitions.is_empty()) else {
+            return all(ErrorCode::CoordinatorNotAvailable);
+        };
+        if txn_id.is_empty() || txn_id.len() > i16::MAX as usize {
+            return all(ErrorCode::InvalidRequest);
+        }
+        let index = placement_hash(txn_id) % t.partitions.len() as i32;
+        let leader = t.partitions.get(&index).map_or(-1, |p| p.leader);
+        if leader == self.node_id {
+            return match self
+                .txn_verify(txn_id, producer_id, epoch, partitions)
+                .await
+            {
+                Ok(codes) => partitions
+                    .iter()
+                    .cloned()
+                    .zip(codes.into_iter().map(retriable))
+                    .collect(),
+                Err(code) => all(code),
+            };
+        }
+        if leader < 0 {
+            return all(ErrorCode::CoordinatorNotAvailable);
+        }
+        let mut topics: BTreeMap<&str, Vec<i32>> = BTreeMap::new();
+        for (t, p) in partitions {
+            topics.entry(t.as_str()).or_default().push(*p);
+        }
+        let req = AddPartitionsToTxnRequest::default().with_transactions(vec![
+            AddPartitionsToTxnTransaction::default()
+                .with_transactional_id(TransactionalId(crate::handlers::sb(txn_id)))
+                .with_producer_id(ProducerId(producer_id))
+                .with_producer_epoch(epoch)
+                .with_verify_only(true)
+                .with_topics(
+                    topics
+                        .into_iter()
+                        .map(|(t, ps)| {
+                            AddPartitionsToTxnTopic::default()
+                                .with_name(TopicName(crate::handlers::sb(t)))
+                                .with_partitions(ps)
+                        })
+                        .collect(),
+                ),
+        ]);
+        let Some(resp) = self.ask_coordinator(leader, &req).await else {
+            return all(ErrorCode::CoordinatorNotAvailable);
+        };
+        if resp.error_code != 0 {
+            return all(
+                ErrorCode::from_code(resp.error_code).unwrap_or(ErrorCode::UnknownServerError)
+            );
+        }
+        let mut out = all(ErrorCode::NotEnoughReplicas);
+        for r in resp.results_by_transaction {
+            for t in r.topic_results {
+                for p in t.results_by_partition {
+                    let code = ErrorCode::from_code(p.partition_error_code)
+                        .unwrap_or(ErrorCode::UnknownServerError);
+                    out.insert((t.name.to_string(), p.partition_index), retriable(code));
+                }
+            }
+        }
+        out
+    }
+
+    /// One request to the coordinator node `leader` over a kept connection (opened again
+    /// after a failure).
+    async fn ask_coordinator(
+        &self,
+        leader: i32,
+        req: &AddPartitionsToTxnRequest,
+    ) -> Option<kafka_protocol::messages::AddPartitionsToTxnResponse> {
+        let addr = self.inter_broker_address(leader)?;
+        let mut conns = self.txns.verify_conns.lock().await;
+        if !conns
+            .get(&leader)
+            .is_some_and(|c| !c.is_broken() && c.addr() == addr)
+        {
+            match krust_client::Connection::connect(&addr, "krust-txn-verify", TXN_WRITE_TIMEOUT)
+                .await
+            {
+                Ok(c) => {
+                    conns.insert(leader, c);
+                }
+                Err(e) => {
+                    debug!(leader, error = %e, "cannot reach a transaction coordinator");
+                    return None;
+                }
+            }
+        }
+        let conn = conns.get_mut(&leader)?;
+        match conn.send_version(req, 4).await {
+            Ok(r) => Some(r),
+            Err(e) => {
+                debug!(leader, error = %e, "partition verification failed");
+                conns.remove(&leader);
+                None
+            }
+        }
     }
 
     /// EndTxn: commits or aborts the producer's transaction. Answered once the decision is
@@ -961,14 +1185,7 @@ impl Broker {
         // A partition led here since the last tick (a failover) is loaded now, so that the
         // transactions its old coordinator left preparing get completed without waiting
         // for their producers.
-        if let Some(t) = self.image().topic(TXN_TOPIC) {
-            for &index in t.partitions.keys() {
-                let led = self.partition(TXN_TOPIC, index).filter(|p| p.is_leader());
-                if let Some(p) = led {
-                    self.txn_shard_at(index, p);
-                }
-            }
-        }
+        self.load_led_txn_shards();
         let now = now_ms();
         let expiration = i64::from(self.config.transactional_id_expiration_ms);
         for shard in self.txns.all() {

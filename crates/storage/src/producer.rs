@@ -53,6 +53,10 @@ pub struct ProducerEntry {
     pub current_txn_first_offset: Option<i64>,
     /// Epoch of the transaction coordinator that wrote its last marker (-1: none).
     pub coordinator_epoch: i32,
+    /// Markers recorded for it since this state was built (not kept in snapshots): a
+    /// batch whose transaction was verified with the coordinator is appended only if no
+    /// marker came in between.
+    pub markers_seen: u64,
 }
 
 /// A transaction that was aborted: its producer's records from `first_offset` up to the
@@ -122,6 +126,13 @@ pub enum TxnError {
         /// The producer.
         producer_id: i64,
     },
+    /// INVALID_TXN_STATE (48): the batch would open a transaction here that its
+    /// coordinator did not confirm (or that ended while it was being confirmed).
+    #[error("producer {producer_id}'s transaction does not include this partition")]
+    NotVerified {
+        /// The producer.
+        producer_id: i64,
+    },
 }
 
 impl TxnError {
@@ -129,7 +140,7 @@ impl TxnError {
     pub fn code(&self) -> i16 {
         match self {
             TxnError::CoordinatorFenced { .. } => 52,
-            TxnError::InvalidTxnState { .. } => 48,
+            TxnError::InvalidTxnState { .. } | TxnError::NotVerified { .. } => 48,
         }
     }
 }
@@ -231,6 +242,11 @@ impl ProducerStateManager {
         self.producers.get(&producer_id)
     }
 
+    /// Every producer known, by id.
+    pub fn all(&self) -> impl Iterator<Item = (i64, &ProducerEntry)> {
+        self.producers.iter().map(|(id, e)| (*id, e))
+    }
+
     /// Checks a batch of `producer_id`/`epoch` with sequences `first_seq..=last_seq`.
     pub fn check(
         &self,
@@ -315,6 +331,18 @@ impl ProducerStateManager {
         Ok(())
     }
 
+    /// Whether a transactional batch of `producer_id`/`epoch` would open a transaction here
+    /// (none of its is open at that epoch): then it must be verified with the coordinator
+    /// first (KIP-890), and the number returned, the markers seen so far, must still be
+    /// [`ProducerEntry::markers_seen`] when it is appended. `None`: its transaction is open.
+    pub fn txn_verification(&self, producer_id: i64, epoch: i16) -> Option<u64> {
+        match self.producers.get(&producer_id) {
+            Some(e) if e.epoch == epoch && e.current_txn_first_offset.is_some() => None,
+            Some(e) => Some(e.markers_seen),
+            None => Some(0),
+        }
+    }
+
     /// Checks a transaction marker of `producer_id`/`epoch` written by the coordinator of
     /// `coordinator_epoch`.
     pub fn check_marker(
@@ -355,6 +383,7 @@ impl ProducerStateManager {
                 last_timestamp: timestamp,
                 current_txn_first_offset: None,
                 coordinator_epoch: -1,
+                markers_seen: 0,
             });
         if epoch != entry.epoch {
             entry.epoch = epoch;
@@ -405,6 +434,7 @@ impl ProducerStateManager {
     ) {
         let entry = self.entry_mut(producer_id, epoch, timestamp);
         entry.coordinator_epoch = entry.coordinator_epoch.max(marker.coordinator_epoch);
+        entry.markers_seen += 1;
         if let Some(first) = entry.current_txn_first_offset.take() {
             self.ongoing.remove(&(first, producer_id));
             self.unreplicated.push_back((first, offset));
@@ -631,6 +661,7 @@ impl ProducerStateManager {
                         last_timestamp,
                         current_txn_first_offset,
                         coordinator_epoch,
+                        markers_seen: 0,
                     },
                 );
             }

@@ -17,6 +17,7 @@ pub const ALIASES: &[(&str, &str)] = &[
     ("kafka-consumer-perf-test", "consumer-perf-test"),
     ("kafka-delete-records", "delete-records"),
     ("kafka-reassign-partitions", "reassign-partitions"),
+    ("kafka-transactions", "transactions"),
     ("kafka-storage", "storage"),
     ("kafka-server-start", "server"),
     ("kafka-cluster", "cluster-id"),

@@ -685,11 +685,21 @@ pub async fn find_coordinator_info(
     client: &mut Client,
     group: &str,
 ) -> anyhow::Result<krust_client::BrokerInfo> {
+    find_coordinator_of(client, group, 0).await
+}
+
+/// The coordinator of `key` of `key_type` (0: a group, 1: a transactional id), retrying
+/// retriable answers until the request timeout.
+pub async fn find_coordinator_of(
+    client: &mut Client,
+    group: &str,
+    key_type: i8,
+) -> anyhow::Result<krust_client::BrokerInfo> {
     let deadline = Instant::now() + client.config().request_timeout;
     loop {
         let req = FindCoordinatorRequest::default()
             .with_key(sb(group))
-            .with_key_type(0);
+            .with_key_type(key_type);
         let v = client
             .any_connection()
             .await?
@@ -723,9 +733,14 @@ pub async fn find_coordinator_info(
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
             Err(e) => {
+                let what = if key_type == 1 {
+                    "transactional id"
+                } else {
+                    "group"
+                };
                 return Err(
-                    anyhow::Error::new(e).context(format!("FindCoordinator for group {group}"))
-                )
+                    anyhow::Error::new(e).context(format!("FindCoordinator for {what} {group}"))
+                );
             }
         }
     }

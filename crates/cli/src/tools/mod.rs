@@ -26,3 +26,4 @@ pub mod producer_perf;
 pub mod reassign_partitions;
 pub mod topic_filter;
 pub mod topics;
+pub mod transactions;

@@ -11,7 +11,7 @@ use krust_storage::{ProducerError, SequenceError, StorageError, TxnError};
 
 use super::sb;
 use crate::broker::{now_ms, Broker};
-use crate::partition::AppendError;
+use crate::partition::{AppendError, TxnCheck};
 
 /// What the connection does with the result.
 pub enum Reply {
@@ -46,6 +46,14 @@ pub async fn handle(
     // Partitions appended to, with where their answers go: flushed when due, then their
     // high watermarks moved and their parked fetches woken, once all are appended.
     let mut appended = Vec::new();
+    // KIP-890: a transactional batch that would open its transaction in a partition is
+    // appended only once the coordinator confirms the partition is in the transaction.
+    let checks = match req.transactional_id.as_deref() {
+        Some(txn_id) if broker.config.transaction_partition_verification_enable => {
+            verify_transactions(broker, txn_id, &req.topic_data).await
+        }
+        _ => std::collections::HashMap::new(),
+    };
     for topic in req.topic_data {
         let name = topic.name.to_string();
         let mut out = TopicProduceResponse::default().with_name(topic.name.clone());
@@ -62,14 +70,20 @@ pub async fn handle(
                     ErrorCode::InvalidTopicException,
                     Some(format!("Cannot append to internal topic {name}")),
                 ))
+            } else if let Some(Err(e)) = checks.get(&(name.clone(), pd.index)) {
+                Err(e.clone())
             } else {
+                let check = match checks.get(&(name.clone(), pd.index)) {
+                    Some(Ok(c)) => *c,
+                    _ => TxnCheck::Off,
+                };
                 append(
                     broker,
                     &name,
                     pd.index,
                     pd.records.as_ref(),
                     acks,
-                    now,
+                    (now, check),
                     (
                         &mut appended,
                         resp.responses.len(),
@@ -287,7 +301,7 @@ fn append(
     index: i32,
     records: Option<&bytes::Bytes>,
     acks: i16,
-    now: i64,
+    (now, check): (i64, TxnCheck),
     (appended, t, i): (&mut Appended, usize, usize),
 ) -> AppendResult {
     let partition = broker
@@ -335,7 +349,7 @@ fn append(
     if compact {
         check_keys_if_compacted(&partition, records)?;
     }
-    match partition.append_unflushed(records, now) {
+    match partition.append_unflushed(records, now, check) {
         Ok(a) => {
             // A retried batch already written is still synced before it is answered, in
             // case its first write has not been yet.
@@ -353,6 +367,67 @@ fn append(
     }
 }
 
+type Checks =
+    std::collections::HashMap<(String, i32), Result<TxnCheck, (ErrorCode, Option<String>)>>;
+
+/// The partitions of a transactional producer's request whose batch would open its
+/// transaction there, verified with the transaction coordinator (one request for all of
+/// them); the others are to find their transaction still open when appended.
+async fn verify_transactions(
+    broker: &Broker,
+    txn_id: &str,
+    topics: &[kafka_protocol::messages::produce_request::TopicProduceData],
+) -> Checks {
+    let mut checks = Checks::new();
+    let mut to_verify: Vec<(String, i32, u64)> = Vec::new();
+    let mut producer = None;
+    for t in topics {
+        let name = t.name.to_string();
+        for pd in &t.partition_data {
+            let Some(records) = pd.records.as_ref() else {
+                continue;
+            };
+            let Ok((b, _)) = krust_storage::batch::RecordBatch::parse(records) else {
+                continue;
+            };
+            if !b.is_transactional() || b.producer_id() < 0 {
+                continue;
+            }
+            let Ok(partition) = broker.leader_partition(&name, pd.index) else {
+                continue;
+            };
+            producer = Some((b.producer_id(), b.producer_epoch()));
+            match partition.txn_verification(b.producer_id(), b.producer_epoch()) {
+                None => {
+                    checks.insert((name.clone(), pd.index), Ok(TxnCheck::Open));
+                }
+                Some(seen) => to_verify.push((name.clone(), pd.index, seen)),
+            }
+        }
+    }
+    let Some((producer_id, epoch)) = producer.filter(|_| !to_verify.is_empty()) else {
+        return checks;
+    };
+    let parts: Vec<(String, i32)> = to_verify.iter().map(|(t, p, _)| (t.clone(), *p)).collect();
+    let verdicts = broker
+        .txn_verify_partitions(txn_id, producer_id, epoch, &parts)
+        .await;
+    for (topic, index, seen) in to_verify {
+        let verdict = match verdicts.get(&(topic.clone(), index)) {
+            Some(ErrorCode::None) => Ok(TxnCheck::Verified(seen)),
+            Some(code) => Err((
+                *code,
+                Some(format!(
+                    "the transaction of {txn_id} could not be verified to include {topic}-{index}: {code}"
+                )),
+            )),
+            None => Err((ErrorCode::NotEnoughReplicas, None)),
+        };
+        checks.insert((topic, index), verdict);
+    }
+    checks
+}
+
 /// Kafka's error for a batch or marker its producer's state refuses.
 pub fn producer_error(e: &ProducerError) -> (ErrorCode, Option<String>) {
     let code = match e {
@@ -365,7 +440,9 @@ pub fn producer_error(e: &ProducerError) -> (ErrorCode, Option<String>) {
         ProducerError::Txn(TxnError::CoordinatorFenced { .. }) => {
             ErrorCode::TransactionCoordinatorFenced
         }
-        ProducerError::Txn(TxnError::InvalidTxnState { .. }) => ErrorCode::InvalidTxnState,
+        ProducerError::Txn(TxnError::InvalidTxnState { .. } | TxnError::NotVerified { .. }) => {
+            ErrorCode::InvalidTxnState
+        }
     };
     (code, Some(e.to_string()))
 }
