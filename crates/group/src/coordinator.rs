@@ -239,6 +239,7 @@ impl GroupCoordinator {
                 }
                 Some(v) => {
                     let v = OffsetCommitValue::decode(v)?;
+                    self.supersede_pending(&group, &topic, partition);
                     let g = self
                         .groups
                         .entry(group.clone())
@@ -482,7 +483,15 @@ impl GroupCoordinator {
         let error = self.commit_check(&req, now_ms);
         let topics = if error.is_ok() {
             match self.groups.get_mut(&req.group_id) {
-                Some(g) => commit_partitions(g, &req.topics, now_ms, &mut out, None),
+                Some(g) => {
+                    let results = commit_partitions(g, &req.topics, now_ms, &mut out, None);
+                    for (topic, parts) in &req.topics {
+                        for p in parts {
+                            self.supersede_pending(&req.group_id, topic, p.partition);
+                        }
+                    }
+                    results
+                }
                 None => all_partitions(&req.topics, ErrorCode::UnknownServerError),
             }
         } else {
@@ -538,6 +547,20 @@ impl GroupCoordinator {
             Response::TxnOffsetCommit(OffsetCommitResponse { topics }),
         );
         out
+    }
+
+    /// A plain commit of `group`'s `topic` `partition` comes after (in the log) any offset
+    /// an open transaction committed for it: when that transaction commits, the later
+    /// commit stays (Kafka keeps whichever offset record is newer in the log).
+    fn supersede_pending(&mut self, group: &str, topic: &str, partition: i32) {
+        if self.pending_txn.is_empty() {
+            return;
+        }
+        let key = (group.to_string(), topic.to_string(), partition);
+        for pending in self.pending_txn.values_mut() {
+            pending.remove(&key);
+        }
+        self.pending_txn.retain(|_, p| !p.is_empty());
     }
 
     /// The transaction of `producer_id` ended here (its marker is written): its pending

@@ -1908,6 +1908,19 @@ fn transactional_offsets_take_effect_on_commit_and_go_on_abort() {
     assert!(h.c.has_pending_offset("g", "t", 0));
     h.c.complete_txn(8, false, h.now);
     assert_eq!(h.fetch("g", "t", 0).0, 10);
+    // A plain commit after a transaction's offset (later in the log) wins when the
+    // transaction commits.
+    let out = txn_commit(&mut h, 9, "g", -1, "", 30);
+    for (k, v) in &out.records {
+        h.c.replay_txn(9, k, v.as_deref(), h.now).expect("written");
+    }
+    h.apply(out);
+    assert_eq!(
+        h.commit("g", -1, "", &[("t", 0, 25)]),
+        vec![ErrorCode::None]
+    );
+    h.c.complete_txn(9, true, h.now);
+    assert_eq!(h.fetch("g", "t", 0).0, 25);
     // A member id or generation that is not the group's is refused.
     let members = h.stable_group("s", 1);
     let out = txn_commit(&mut h, 9, "s", 5, &members[0], 1);

@@ -552,6 +552,16 @@ impl Partition {
         let mut producers = self.producers.lock().unwrap_or_else(|e| e.into_inner());
         if let Some((pid, epoch, first_seq, last_seq)) = idempotent {
             producers.check_txn(pid, epoch, transactional)?;
+            if let SequenceCheck::Duplicate(meta) =
+                producers.check(pid, epoch, first_seq, last_seq)?
+            {
+                return Ok(Appended {
+                    first_offset: meta.first_offset,
+                    last_offset: meta.last_offset,
+                    log_append_time: -1,
+                    duplicate: true,
+                });
+            }
             if transactional && check != TxnCheck::Off {
                 let allowed = match (check, producers.txn_verification(pid, epoch)) {
                     (_, None) => true,
@@ -563,16 +573,6 @@ impl Partition {
                         krust_storage::TxnError::NotVerified { producer_id: pid }.into(),
                     ));
                 }
-            }
-            if let SequenceCheck::Duplicate(meta) =
-                producers.check(pid, epoch, first_seq, last_seq)?
-            {
-                return Ok(Appended {
-                    first_offset: meta.first_offset,
-                    last_offset: meta.last_offset,
-                    log_append_time: -1,
-                    duplicate: true,
-                });
             }
         }
         let info: AppendInfo = {

@@ -49,6 +49,8 @@ const TXN_WRITE_TIMEOUT: Duration = Duration::from_secs(5);
 const MARKER_WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 /// Largest read while replaying a partition.
 const REPLAY_READ_BYTES: usize = 8 * 1024 * 1024;
+/// Longest a partition verification waits for another node's coordinator.
+const VERIFY_TIMEOUT: Duration = Duration::from_secs(3);
 /// Backoff between rounds of markers that failed.
 const MARKER_RETRY_BACKOFF: Duration = Duration::from_millis(100);
 const MARKER_RETRY_BACKOFF_MAX: Duration = Duration::from_secs(2);
@@ -243,14 +245,19 @@ struct ShardState {
     txns: BTreeMap<String, TxnMeta>,
     /// Ids whose markers are being written.
     completing: HashSet<String>,
+    /// Ids whose markers were refused as stale: a newer coordinator or producer epoch
+    /// wrote past them, so they are not retried by this shard.
+    abandoned: HashSet<String>,
 }
+
+type VerifyConnection = Arc<tokio::sync::Mutex<Option<krust_client::Connection>>>;
 
 /// All transaction coordinators of this node.
 #[derive(Default)]
 pub struct TxnManager {
     shards: Mutex<BTreeMap<i32, Arc<TxnShard>>>,
-    /// Connections to other nodes' coordinators, for partition verification.
-    verify_conns: tokio::sync::Mutex<HashMap<i32, krust_client::Connection>>,
+    /// Connections to other nodes' coordinators, for partition verification: one per node.
+    verify_conns: Mutex<HashMap<i32, VerifyConnection>>,
 }
 
 impl TxnManager {
@@ -448,6 +455,11 @@ impl Broker {
         let now = now_ms();
         let mut out = Vec::new();
         for shard in self.txns.all() {
+            if !shard.partition.is_leader()
+                || shard.partition.leader_epoch() != shard.coordinator_epoch
+            {
+                continue;
+            }
             for (id, m) in &shard.state.lock().await.txns {
                 let state = m.state.name();
                 if (!states.is_empty() && !states.iter().any(|s| s == state))
@@ -578,7 +590,9 @@ impl Broker {
                     let current = pid == m.producer_id && epoch == m.producer_epoch;
                     let retried =
                         pid == m.producer_id && epoch.checked_add(1) == Some(m.producer_epoch);
-                    if retried && m.state != TxnState::Ongoing {
+                    // A bump leaves the id Empty; a fence (CompleteAbort) hands its epoch to
+                    // nobody, so a fenced producer cannot take it as a retry.
+                    if retried && m.state == TxnState::Empty {
                         drop(st);
                         self.txn_settled(&shard).await?;
                         return Ok((m.producer_id, m.producer_epoch));
@@ -691,7 +705,7 @@ impl Broker {
             epoch,
             ErrorCode::InvalidProducerEpoch,
         )?;
-        Ok(partitions
+        let codes = partitions
             .iter()
             .map(|p| {
                 if m.state == TxnState::Ongoing && m.partitions.contains(p) {
@@ -700,7 +714,11 @@ impl Broker {
                     ErrorCode::InvalidTxnState
                 }
             })
-            .collect())
+            .collect();
+        drop(st);
+        // Only what the in-sync replicas have: a failover must not lose what confirmed it.
+        self.txn_settled(&shard).await?;
+        Ok(codes)
     }
 
     /// Partition verification from a partition leader: asks the coordinator of `txn_id`
@@ -802,32 +820,46 @@ impl Broker {
         req: &AddPartitionsToTxnRequest,
     ) -> Option<kafka_protocol::messages::AddPartitionsToTxnResponse> {
         let addr = self.inter_broker_address(leader)?;
-        let mut conns = self.txns.verify_conns.lock().await;
-        if !conns
-            .get(&leader)
-            .is_some_and(|c| !c.is_broken() && c.addr() == addr)
-        {
-            match krust_client::Connection::connect(&addr, "krust-txn-verify", TXN_WRITE_TIMEOUT)
-                .await
+        // One connection per coordinator node, so a slow one holds up only its own.
+        let slot = self
+            .txns
+            .verify_conns
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(leader)
+            .or_default()
+            .clone();
+        let ask = async {
+            let mut conn = slot.lock().await;
+            if !conn
+                .as_ref()
+                .is_some_and(|c| !c.is_broken() && c.addr() == addr)
             {
-                Ok(c) => {
-                    conns.insert(leader, c);
+                match krust_client::Connection::connect(&addr, "krust-txn-verify", VERIFY_TIMEOUT)
+                    .await
+                {
+                    Ok(c) => *conn = Some(c),
+                    Err(e) => {
+                        debug!(leader, error = %e, "cannot reach a transaction coordinator");
+                        return None;
+                    }
                 }
+            }
+            let c = conn.as_mut()?;
+            match c.send_version(req, 4).await {
+                Ok(r) => Some(r),
                 Err(e) => {
-                    debug!(leader, error = %e, "cannot reach a transaction coordinator");
-                    return None;
+                    debug!(leader, error = %e, "partition verification failed");
+                    *conn = None;
+                    None
                 }
             }
-        }
-        let conn = conns.get_mut(&leader)?;
-        match conn.send_version(req, 4).await {
-            Ok(r) => Some(r),
-            Err(e) => {
-                debug!(leader, error = %e, "partition verification failed");
-                conns.remove(&leader);
-                None
-            }
-        }
+        };
+        // The producer retries (NOT_ENOUGH_REPLICAS) rather than wait behind a dead node.
+        tokio::time::timeout(VERIFY_TIMEOUT, ask)
+            .await
+            .ok()
+            .flatten()
     }
 
     /// EndTxn: commits or aborts the producer's transaction. Answered once the decision is
@@ -878,14 +910,19 @@ impl Broker {
     async fn resume_completions(&self, shard: &Arc<TxnShard>) {
         let ids: Vec<String> = {
             let mut st = shard.state.lock().await;
-            let ids: Vec<String> = st
+            let preparing: Vec<String> = st
                 .txns
                 .iter()
                 .filter(|(_, m)| m.state.preparing())
                 .map(|(id, _)| id.clone())
                 .collect();
-            st.completing.extend(ids.iter().cloned());
-            ids
+            // Only those no request or tick has started completing meanwhile: one
+            // completion per transaction, or a late marker of a second one could close
+            // the producer's next transaction.
+            preparing
+                .into_iter()
+                .filter(|id| st.completing.insert(id.clone()))
+                .collect()
         };
         for id in ids {
             self.spawn_completion(shard, &id);
@@ -932,6 +969,22 @@ impl Broker {
                 );
                 return;
             }
+            // Still this transaction (a fenced or completed one is left alone).
+            let current = shard
+                .state
+                .lock()
+                .await
+                .txns
+                .get(txn_id)
+                .is_some_and(|cur| {
+                    cur.producer_id == m.producer_id
+                        && cur.producer_epoch == m.producer_epoch
+                        && cur.state == m.state
+                });
+            if !current {
+                shard.state.lock().await.completing.remove(txn_id);
+                return;
+            }
             let (done, stale) = self
                 .send_markers(
                     m.producer_id,
@@ -945,7 +998,9 @@ impl Broker {
                 // A newer coordinator or producer epoch wrote there already: this one's
                 // view is outdated, and completing would claim what did not happen.
                 tracing::error!(txn_id, producer_id = m.producer_id, "transaction markers refused as stale; leaving the transaction to a newer coordinator");
-                shard.state.lock().await.completing.remove(txn_id);
+                let mut st = shard.state.lock().await;
+                st.completing.remove(txn_id);
+                st.abandoned.insert(txn_id.to_string());
                 return;
             }
             for p in done {
@@ -1217,7 +1272,11 @@ impl Broker {
             let stuck: Vec<String> = st
                 .txns
                 .iter()
-                .filter(|(id, m)| m.state.preparing() && !st.completing.contains(*id))
+                .filter(|(id, m)| {
+                    m.state.preparing()
+                        && !st.completing.contains(*id)
+                        && !st.abandoned.contains(*id)
+                })
                 .map(|(id, _)| id.clone())
                 .collect();
             for id in stuck {
@@ -1368,6 +1427,7 @@ fn load_shard(partition: Arc<Partition>) -> TxnShard {
         state: tokio::sync::Mutex::new(ShardState {
             txns,
             completing: HashSet::new(),
+            abandoned: HashSet::new(),
         }),
     }
 }

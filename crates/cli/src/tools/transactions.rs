@@ -96,16 +96,20 @@ fn sb(s: &str) -> StrBytes {
 
 /// Kafka's table: each cell padded to its column's width, then a tab.
 fn print_table(headers: &[&str], rows: &[Vec<String>]) {
-    let mut widths: Vec<usize> = headers.iter().map(|h| h.len()).collect();
+    // Widths in characters, as the cells are padded.
+    let width = |s: &str| s.chars().count();
+    let mut widths: Vec<usize> = headers.iter().map(|h| width(h)).collect();
     for row in rows {
         for (w, cell) in widths.iter_mut().zip(row) {
-            *w = (*w).max(cell.len());
+            *w = (*w).max(width(cell));
         }
     }
     let line = |cells: &mut dyn Iterator<Item = &str>| {
         let mut out = String::new();
         for (cell, w) in cells.zip(&widths) {
-            out.push_str(&format!("{cell:<w$}\t"));
+            out.push_str(cell);
+            out.extend(std::iter::repeat_n(' ', w.saturating_sub(width(cell))));
+            out.push('\t');
         }
         outln!("{out}");
     };
@@ -165,6 +169,7 @@ async fn execute(args: &Args) -> anyhow::Result<bool> {
             coordinator_epoch,
         } => {
             let (pid, epoch, coordinator_epoch) = match (start_offset, producer_id) {
+                (Some(start), _) if *start < 0 => bail!("--start-offset must not be negative"),
                 (Some(start), _) => {
                     let found = producers(&mut client, topic, *partition, None)
                         .await?

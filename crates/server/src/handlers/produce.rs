@@ -48,11 +48,19 @@ pub async fn handle(
     let mut appended = Vec::new();
     // KIP-890: a transactional batch that would open its transaction in a partition is
     // appended only once the coordinator confirms the partition is in the transaction.
+    let verifying = broker.config.transaction_partition_verification_enable;
     let checks = match req.transactional_id.as_deref() {
-        Some(txn_id) if broker.config.transaction_partition_verification_enable => {
-            verify_transactions(broker, txn_id, &req.topic_data).await
-        }
+        Some(txn_id) if verifying => verify_transactions(broker, txn_id, &req.topic_data).await,
         _ => std::collections::HashMap::new(),
+    };
+    // Verification may have waited: the append time is taken after it.
+    let now = if checks.is_empty() { now } else { now_ms() };
+    // A transactional batch no verification covered (no transactional id, or a partition
+    // led here only since) may only continue a transaction already open.
+    let unchecked = if verifying {
+        TxnCheck::Open
+    } else {
+        TxnCheck::Off
     };
     for topic in req.topic_data {
         let name = topic.name.to_string();
@@ -75,7 +83,7 @@ pub async fn handle(
             } else {
                 let check = match checks.get(&(name.clone(), pd.index)) {
                     Some(Ok(c)) => *c,
-                    _ => TxnCheck::Off,
+                    _ => unchecked,
                 };
                 append(
                     broker,
@@ -381,6 +389,7 @@ async fn verify_transactions(
     let mut checks = Checks::new();
     let mut to_verify: Vec<(String, i32, u64)> = Vec::new();
     let mut producer = None;
+    let mut mixed = false;
     for t in topics {
         let name = t.name.to_string();
         for pd in &t.partition_data {
@@ -396,7 +405,9 @@ async fn verify_transactions(
             let Ok(partition) = broker.leader_partition(&name, pd.index) else {
                 continue;
             };
-            producer = Some((b.producer_id(), b.producer_epoch()));
+            let this = (b.producer_id(), b.producer_epoch());
+            mixed |= producer.is_some_and(|p| p != this);
+            producer = Some(this);
             match partition.txn_verification(b.producer_id(), b.producer_epoch()) {
                 None => {
                     checks.insert((name.clone(), pd.index), Ok(TxnCheck::Open));
@@ -404,6 +415,22 @@ async fn verify_transactions(
                 Some(seen) => to_verify.push((name.clone(), pd.index, seen)),
             }
         }
+    }
+    if mixed {
+        // One transactional producer per request, as Kafka requires.
+        let refused = || {
+            Err((
+                ErrorCode::InvalidRecord,
+                Some("transactional records of more than one producer in one request".into()),
+            ))
+        };
+        for c in checks.values_mut() {
+            *c = refused();
+        }
+        for (topic, index, _) in to_verify {
+            checks.insert((topic, index), refused());
+        }
+        return checks;
     }
     let Some((producer_id, epoch)) = producer.filter(|_| !to_verify.is_empty()) else {
         return checks;

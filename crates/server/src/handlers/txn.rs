@@ -297,7 +297,16 @@ pub async fn describe_producers(
         let mut seen = std::collections::HashSet::new();
         for &index in t.partition_indexes.iter().filter(|p| seen.insert(**p)) {
             let mut p = PartitionResponse::default().with_partition_index(index);
-            match broker.leader_partition(&name, index) {
+            // Any replica answers with its own state (kafka-transactions --broker-id);
+            // elsewhere, the error a leader lookup gives.
+            let hosted = match broker.partition(&name, index) {
+                Some(p) => Ok(p),
+                None => Err(broker
+                    .leader_partition(&name, index)
+                    .err()
+                    .unwrap_or(ErrorCode::NotLeaderOrFollower)),
+            };
+            match hosted {
                 Ok(partition) => {
                     p.active_producers = partition
                         .active_producers()
