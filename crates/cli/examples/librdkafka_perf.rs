@@ -4,13 +4,16 @@
 //!
 //! ```text
 //! librdkafka_perf produce <bootstrap> <topic> <records> <size> <acks>
-//! librdkafka_perf consume <bootstrap> <topic> <records>
+//! librdkafka_perf produce-txn <bootstrap> <topic> <records> <size> <records-per-transaction>
+//! librdkafka_perf consume <bootstrap> <topic> <records> [read_committed]
 //! ```
 //!
 //! `produce`: `<records>` records of `<size>` random capital letters, librdkafka's defaults
 //! except `acks` and `linger.ms=5` (as kcat is run in the bench); timed from the first record
 //! handed to the producer until every delivery report is in. Fails if any record is not
-//! delivered. `consume`: `<records>` records from the earliest offsets, as a member of a new
+//! delivered. `produce-txn`: the same as a transactional producer (acks=all, idempotent),
+//! committing every `<records-per-transaction>` records; timed until the last commit.
+//! `consume`: `<records>` records from the earliest offsets, as a member of a new
 //! consumer group; timed from the first record received to the last, so the group join is
 //! left out (as in consumer-perf-test's `fetch.MB.sec`), with `fetch.queue.backoff.ms=10`
 //! instead of librdkafka's 1000 (see `consume`).
@@ -56,25 +59,54 @@ fn report(records: u64, bytes: u64, elapsed: Duration) {
     );
 }
 
+/// `per_txn`: records per transaction (transactional), or `None` (plain, with `acks`).
 fn produce(
     bootstrap: &str,
     topic: &str,
     records: u64,
     size: usize,
     acks: &str,
+    per_txn: Option<u64>,
 ) -> Result<(), String> {
     let context = Deliveries::default();
-    let producer: BaseProducer<Deliveries> = ClientConfig::new()
+    let mut config = ClientConfig::new();
+    config
         .set("bootstrap.servers", bootstrap)
         .set("acks", acks)
-        .set("linger.ms", "5")
+        .set("linger.ms", "5");
+    if per_txn.is_some() {
+        config.set(
+            "transactional.id",
+            format!("bench-{}", rand::random::<u64>()),
+        );
+    }
+    let producer: BaseProducer<Deliveries> = config
         .create_with_context(context.clone())
         .map_err(|e| format!("cannot create the producer: {e}"))?;
+    let txn_timeout = Duration::from_secs(60);
+    if per_txn.is_some() {
+        producer
+            .init_transactions(txn_timeout)
+            .map_err(|e| format!("init_transactions: {e}"))?;
+    }
     let payload: Vec<u8> = (0..size)
         .map(|_| b'A' + rand::random_range(0..26u8))
         .collect();
     let start = Instant::now();
-    for _ in 0..records {
+    for i in 0..records {
+        if let Some(n) = per_txn {
+            if i % n == 0 {
+                if i > 0 {
+                    drain(&producer);
+                    producer
+                        .commit_transaction(txn_timeout)
+                        .map_err(|e| format!("commit: {e}"))?;
+                }
+                producer
+                    .begin_transaction()
+                    .map_err(|e| format!("begin: {e}"))?;
+            }
+        }
         let mut record = BaseRecord::<(), [u8]>::to(topic).payload(&payload[..]);
         loop {
             match producer.send(record) {
@@ -88,6 +120,12 @@ fn produce(
             }
         }
     }
+    if per_txn.is_some() {
+        drain(&producer);
+        producer
+            .commit_transaction(txn_timeout)
+            .map_err(|e| format!("commit: {e}"))?;
+    }
     producer
         .flush(Duration::from_secs(120))
         .map_err(|e| format!("flush: {e}"))?;
@@ -100,10 +138,21 @@ fn produce(
     Ok(())
 }
 
-fn consume(bootstrap: &str, topic: &str, records: u64) -> Result<(), String> {
+/// Serves delivery reports until nothing is in flight. The `rdkafka` crate's flush (which
+/// its commit_transaction runs first) waits for them in steps of up to 100 ms, which would
+/// be most of a short transaction's time.
+fn drain(producer: &BaseProducer<Deliveries>) {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while producer.in_flight_count() > 0 && Instant::now() < deadline {
+        producer.poll(Duration::from_millis(1));
+    }
+}
+
+fn consume(bootstrap: &str, topic: &str, records: u64, isolation: &str) -> Result<(), String> {
     let group = format!("bench-{}", rand::random::<u64>());
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
+        .set("isolation.level", isolation)
         .set("group.id", &group)
         .set("auto.offset.reset", "earliest")
         .set("enable.auto.commit", "false")
@@ -147,12 +196,22 @@ fn main() -> ExitCode {
     let outcome = match args.iter().map(String::as_str).collect::<Vec<_>>()[..] {
         ["produce", bootstrap, topic, records, size, acks] => parse(records).and_then(|n| {
             let size = parse(size)? as usize;
-            produce(bootstrap, topic, n, size, acks)
+            produce(bootstrap, topic, n, size, acks, None)
         }),
-        ["consume", bootstrap, topic, records] => {
-            parse(records).and_then(|n| consume(bootstrap, topic, n))
+        ["produce-txn", bootstrap, topic, records, size, per_txn] => {
+            parse(records).and_then(|n| {
+                let size = parse(size)? as usize;
+                let per_txn = parse(per_txn)?.max(1);
+                produce(bootstrap, topic, n, size, "all", Some(per_txn))
+            })
         }
-        _ => Err("usage: librdkafka_perf produce <bootstrap> <topic> <records> <size> <acks>\n       librdkafka_perf consume <bootstrap> <topic> <records>".to_string()),
+        ["consume", bootstrap, topic, records] => {
+            parse(records).and_then(|n| consume(bootstrap, topic, n, "read_uncommitted"))
+        }
+        ["consume", bootstrap, topic, records, isolation] => {
+            parse(records).and_then(|n| consume(bootstrap, topic, n, isolation))
+        }
+        _ => Err("usage: librdkafka_perf produce <bootstrap> <topic> <records> <size> <acks>\n       librdkafka_perf produce-txn <bootstrap> <topic> <records> <size> <records-per-transaction>\n       librdkafka_perf consume <bootstrap> <topic> <records> [read_committed]".to_string()),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
