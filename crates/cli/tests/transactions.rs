@@ -86,14 +86,7 @@ fn watermarks_as(node: &Node, topic: &str, partition: i32, isolation: &str) -> (
 }
 
 async fn send(p: &FutureProducer, topic: &str, partition: i32, value: &str) {
-    p.send(
-        FutureRecord::<(), _>::to(topic)
-            .payload(value)
-            .partition(partition),
-        Duration::from_secs(10),
-    )
-    .await
-    .unwrap_or_else(|(e, _)| panic!("send {value}: {e:?}"));
+    send_to(p, topic, partition, value).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]

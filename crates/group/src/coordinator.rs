@@ -226,16 +226,7 @@ impl GroupCoordinator {
                     self.pending_txn
                         .entry(producer_id.unwrap_or(-1))
                         .or_default()
-                        .insert(
-                            (group, topic, partition),
-                            OffsetEntry {
-                                offset: v.offset,
-                                leader_epoch: v.leader_epoch,
-                                metadata: v.metadata,
-                                commit_timestamp: v.commit_timestamp,
-                                expire_timestamp: v.expire_timestamp,
-                            },
-                        );
+                        .insert((group, topic, partition), OffsetEntry::from(v));
                 }
                 Some(v) => {
                     let v = OffsetCommitValue::decode(v)?;
@@ -244,16 +235,10 @@ impl GroupCoordinator {
                         .groups
                         .entry(group.clone())
                         .or_insert_with(|| Group::new(&group, now_ms));
-                    g.offsets.entry(topic).or_default().insert(
-                        partition,
-                        OffsetEntry {
-                            offset: v.offset,
-                            leader_epoch: v.leader_epoch,
-                            metadata: v.metadata,
-                            commit_timestamp: v.commit_timestamp,
-                            expire_timestamp: v.expire_timestamp,
-                        },
-                    );
+                    g.offsets
+                        .entry(topic)
+                        .or_default()
+                        .insert(partition, OffsetEntry::from(v));
                 }
                 None => {
                     if let Some(g) = self.groups.get_mut(&group) {
@@ -1811,6 +1796,18 @@ impl GroupCoordinator {
             assert!(g.pending_sync.iter().all(|m| g.members.contains_key(m)));
             assert_eq!(g.sync_deadline.is_some(), !g.pending_sync.is_empty());
             assert!(g.offsets.values().all(|p| !p.is_empty()));
+        }
+    }
+}
+
+impl From<OffsetCommitValue> for OffsetEntry {
+    fn from(v: OffsetCommitValue) -> Self {
+        OffsetEntry {
+            offset: v.offset,
+            leader_epoch: v.leader_epoch,
+            metadata: v.metadata,
+            commit_timestamp: v.commit_timestamp,
+            expire_timestamp: v.expire_timestamp,
         }
     }
 }

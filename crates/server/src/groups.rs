@@ -158,8 +158,21 @@ impl Broker {
                 ),
             ],
         };
-        if let Some(t) = self.image().topic(OFFSETS_TOPIC) {
-            return Ok(t.partitions.len() as i32);
+        self.create_internal_topic(topic).await
+    }
+
+    /// Creates an internal topic (a coordinator's) unless it exists; its partition count.
+    pub(crate) async fn create_internal_topic(
+        &self,
+        topic: NewTopic,
+    ) -> Result<i32, (ErrorCode, String)> {
+        let partitions = |b: &Broker| {
+            b.image()
+                .topic(&topic.name)
+                .map(|t| t.partitions.len() as i32)
+        };
+        if let Some(n) = partitions(self) {
+            return Ok(n);
         }
         // The internal topic's settings come from validated broker config.
         let outcome = self
@@ -168,16 +181,15 @@ impl Broker {
             .map(|results| match results.into_iter().next() {
                 Some(r) if r.result.is_ok() => Ok(r.num_partitions),
                 // Another request created it first.
-                Some(r) if r.result.error == ErrorCode::TopicAlreadyExists => Ok(self
-                    .image()
-                    .topic(OFFSETS_TOPIC)
-                    .map_or(0, |t| t.partitions.len() as i32)),
+                Some(r) if r.result.error == ErrorCode::TopicAlreadyExists => {
+                    Ok(partitions(self).unwrap_or(0))
+                }
                 Some(r) => Err((r.result.error, r.result.message.unwrap_or_default())),
                 None => Err((ErrorCode::UnknownServerError, "no result".to_string())),
             });
         match outcome {
             Ok(Ok(n)) => {
-                info!(partitions = n, "created {OFFSETS_TOPIC}");
+                info!(partitions = n, "created {}", topic.name);
                 Ok(n)
             }
             Ok(Err(e)) => Err(e),

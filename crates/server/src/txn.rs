@@ -360,29 +360,7 @@ impl Broker {
                 ),
             ],
         };
-        if let Some(t) = self.image().topic(TXN_TOPIC) {
-            return Ok(t.partitions.len() as i32);
-        }
-        let outcome = self
-            .create_topics(std::slice::from_ref(&topic), false, |_, _| Ok(()))
-            .await
-            .map(|results| match results.into_iter().next() {
-                Some(r) if r.result.is_ok() => Ok(r.num_partitions),
-                Some(r) if r.result.error == ErrorCode::TopicAlreadyExists => Ok(self
-                    .image()
-                    .topic(TXN_TOPIC)
-                    .map_or(0, |t| t.partitions.len() as i32)),
-                Some(r) => Err((r.result.error, r.result.message.unwrap_or_default())),
-                None => Err((ErrorCode::UnknownServerError, "no result".to_string())),
-            });
-        match outcome {
-            Ok(Ok(n)) => {
-                info!(partitions = n, "created {TXN_TOPIC}");
-                Ok(n)
-            }
-            Ok(Err(e)) => Err(e),
-            Err(e) => Err((ErrorCode::CoordinatorNotAvailable, e.to_string())),
-        }
+        self.create_internal_topic(topic).await
     }
 
     /// The coordinator shard of `txn_id`, loading it on first use; `Err` is the error to

@@ -380,20 +380,7 @@ pub fn validate_client_batch(batch: &RecordBatch<'_>, max_message_bytes: usize) 
             max: max_message_bytes,
         });
     }
-    batch.verify_crc()?;
-    if batch.compression().is_none() {
-        return Err(StorageError::InvalidCompression {
-            codec: batch.compression_code(),
-        });
-    }
-    let records_count = batch.records_count();
-    let last_offset_delta = batch.last_offset_delta();
-    if records_count <= 0 || i64::from(last_offset_delta) + 1 != i64::from(records_count) {
-        return Err(StorageError::InvalidRecordCount {
-            records_count,
-            last_offset_delta,
-        });
-    }
+    validate_coordinator_batch(batch)?;
     if batch.is_control() {
         return Err(StorageError::ControlBatchNotAllowed);
     }
@@ -409,7 +396,7 @@ pub fn validate_client_batch(batch: &RecordBatch<'_>, max_message_bytes: usize) 
 /// Validates one batch written by a coordinator of this node on a producer's behalf: a
 /// transaction's marker (a control batch) or a transaction's offset commits (which carry
 /// the producer's id and epoch but no sequence). Checks the CRC, the codec and the record
-/// count, as for a producer's batch.
+/// count, as for a producer's batch (whose further checks follow these).
 pub fn validate_coordinator_batch(batch: &RecordBatch<'_>) -> Result<()> {
     batch.verify_crc()?;
     if batch.compression().is_none() {

@@ -305,6 +305,23 @@ impl ProducerStateManager {
         Ok(SequenceCheck::Append)
     }
 
+    /// The producer's entry, unless `epoch` is older than its own (INVALID_PRODUCER_EPOCH).
+    fn current_entry(
+        &self,
+        producer_id: i64,
+        epoch: i16,
+    ) -> std::result::Result<Option<&ProducerEntry>, ProducerError> {
+        match self.producers.get(&producer_id) {
+            Some(entry) if epoch < entry.epoch => Err(SequenceError::InvalidProducerEpoch {
+                producer_id,
+                epoch,
+                current: entry.epoch,
+            }
+            .into()),
+            entry => Ok(entry),
+        }
+    }
+
     /// Checks a batch of `producer_id`/`epoch` against its transaction: a stale epoch is
     /// fenced (for batches without sequences too, such as a transaction's offset commits),
     /// and a producer with an open transaction may only write transactional batches.
@@ -314,17 +331,9 @@ impl ProducerStateManager {
         epoch: i16,
         transactional: bool,
     ) -> std::result::Result<(), ProducerError> {
-        let Some(entry) = self.producers.get(&producer_id) else {
+        let Some(entry) = self.current_entry(producer_id, epoch)? else {
             return Ok(());
         };
-        if epoch < entry.epoch {
-            return Err(SequenceError::InvalidProducerEpoch {
-                producer_id,
-                epoch,
-                current: entry.epoch,
-            }
-            .into());
-        }
         if !transactional && epoch == entry.epoch && entry.current_txn_first_offset.is_some() {
             return Err(TxnError::InvalidTxnState { producer_id }.into());
         }
@@ -351,17 +360,9 @@ impl ProducerStateManager {
         epoch: i16,
         coordinator_epoch: i32,
     ) -> std::result::Result<(), ProducerError> {
-        let Some(entry) = self.producers.get(&producer_id) else {
+        let Some(entry) = self.current_entry(producer_id, epoch)? else {
             return Ok(());
         };
-        if epoch < entry.epoch {
-            return Err(SequenceError::InvalidProducerEpoch {
-                producer_id,
-                epoch,
-                current: entry.epoch,
-            }
-            .into());
-        }
         if coordinator_epoch < entry.coordinator_epoch {
             return Err(TxnError::CoordinatorFenced {
                 producer_id,
