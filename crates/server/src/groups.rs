@@ -14,7 +14,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
-use kafka_protocol::records::RecordBatchDecoder;
 use krust_group::{GroupConfig, GroupCoordinator, Output, RequestId, Response};
 use krust_metadata::controller::NewTopic;
 use krust_protocol::records::{encode_batch, Compression, NewRecord};
@@ -34,8 +33,6 @@ const PARKED_GRACE: Duration = Duration::from_secs(5);
 /// Kafka's offsets.commit.timeout.ms default: how long a write to the offsets topic may
 /// wait for the in-sync replicas.
 const OFFSETS_COMMIT_TIMEOUT: Duration = Duration::from_secs(5);
-/// Largest read while replaying a partition.
-const REPLAY_READ_BYTES: usize = 8 * 1024 * 1024;
 
 /// Java's `String.hashCode` over UTF-16 code units.
 fn java_hash(s: &str) -> i32 {
@@ -529,67 +526,32 @@ fn load_shard(partition: Arc<Partition>, config: GroupConfig) -> Shard {
     let mut coordinator = GroupCoordinator::new(config, rand::random());
     coordinator.begin_load();
     let now = now_ms();
-    // Up to the log end, not the high watermark: a new leader learns the high watermark
-    // only from its followers' next fetches, and the tail may hold writes its predecessor
-    // acknowledged. A leader's log is never truncated.
-    let (mut next, end) = {
-        let log = partition.read_log();
-        (log.log_start_offset(), log.log_end_offset())
-    };
     let mut records = 0u64;
-    while next < end {
-        let read = match partition
-            .read_log()
-            .read(next, REPLAY_READ_BYTES, end, true)
-        {
-            Ok(r) if !r.records.is_empty() => r,
-            Ok(_) => break,
-            Err(e) => {
-                error!(partition = partition.index, error = %e, "cannot read {OFFSETS_TOPIC} while loading groups");
-                break;
-            }
-        };
-        let mut bytes = read.records.clone();
-        while !bytes.is_empty() {
-            match RecordBatchDecoder::decode(&mut bytes) {
-                Ok(set) => {
-                    for r in set.records.into_iter().filter(|r| r.offset >= next) {
-                        if r.control {
-                            // A transaction's marker: its offsets take effect or go.
-                            if r.transactional {
-                                if let Some(k) = r.key.as_deref().filter(|k| k.len() >= 4) {
-                                    let kind = i16::from_be_bytes([k[2], k[3]]);
-                                    if kind == 0 || kind == 1 {
-                                        coordinator.complete_txn(r.producer_id, kind == 1, now);
-                                    }
-                                }
-                            }
-                            continue;
-                        }
-                        if let Some(key) = &r.key {
-                            let replayed = if r.transactional && r.producer_id >= 0 {
-                                coordinator.replay_txn(r.producer_id, key, r.value.as_deref(), now)
-                            } else {
-                                coordinator.replay(key, r.value.as_deref(), now)
-                            };
-                            if let Err(e) = replayed {
-                                warn!(partition = partition.index, offset = r.offset, error = %e, "skipping an unreadable group record");
-                            }
-                            records += 1;
-                        }
+    partition.replay_records("the groups' records", |r| {
+        if r.control {
+            // A transaction's marker: its offsets take effect or go.
+            if r.transactional {
+                if let Some(k) = r.key.as_deref().filter(|k| k.len() >= 4) {
+                    let kind = i16::from_be_bytes([k[2], k[3]]);
+                    if kind == 0 || kind == 1 {
+                        coordinator.complete_txn(r.producer_id, kind == 1, now);
                     }
                 }
-                Err(e) => {
-                    error!(partition = partition.index, error = %e, "undecodable batch in {OFFSETS_TOPIC}");
-                    break;
-                }
             }
+            return;
         }
-        if read.next_offset <= next {
-            break;
+        if let Some(key) = &r.key {
+            let replayed = if r.transactional && r.producer_id >= 0 {
+                coordinator.replay_txn(r.producer_id, key, r.value.as_deref(), now)
+            } else {
+                coordinator.replay(key, r.value.as_deref(), now)
+            };
+            if let Err(e) = replayed {
+                warn!(partition = partition.index, offset = r.offset, error = %e, "skipping an unreadable group record");
+            }
+            records += 1;
         }
-        next = read.next_offset;
-    }
+    });
     coordinator.end_load();
     info!(
         partition = partition.index,

@@ -841,6 +841,56 @@ fn rebuild_producer_state(log: &Log) -> (ProducerStateManager, i64) {
     (state, snapshot_offset)
 }
 
+/// Largest read while a coordinator replays its partition.
+const REPLAY_READ_BYTES: usize = 8 * 1024 * 1024;
+
+impl Partition {
+    /// Hands every record of the log, from its start to its end, to `visit` in offset
+    /// order, decoded: how a coordinator (groups, transactions) rebuilds its state. Up to
+    /// the log end, not the high watermark: a new leader learns the high watermark only
+    /// from its followers' next fetches, and the tail may hold writes its predecessor
+    /// acknowledged (a leader's log is never truncated). An unreadable batch ends the
+    /// replay, logged with `what`.
+    pub fn replay_records(
+        &self,
+        what: &str,
+        mut visit: impl FnMut(kafka_protocol::records::Record),
+    ) {
+        let (mut next, end) = {
+            let log = self.read_log();
+            (log.log_start_offset(), log.log_end_offset())
+        };
+        while next < end {
+            let read = match self.read_log().read(next, REPLAY_READ_BYTES, end, true) {
+                Ok(r) if !r.records.is_empty() => r,
+                Ok(_) => break,
+                Err(e) => {
+                    tracing::error!(topic = %self.topic, partition = self.index, error = %e, "cannot read {what}");
+                    break;
+                }
+            };
+            let mut bytes = read.records.clone();
+            while !bytes.is_empty() {
+                match kafka_protocol::records::RecordBatchDecoder::decode(&mut bytes) {
+                    Ok(set) => set
+                        .records
+                        .into_iter()
+                        .filter(|r| r.offset >= next)
+                        .for_each(&mut visit),
+                    Err(e) => {
+                        tracing::error!(topic = %self.topic, partition = self.index, error = %e, "undecodable batch while reading {what}");
+                        break;
+                    }
+                }
+            }
+            if read.next_offset <= next {
+                break;
+            }
+            next = read.next_offset;
+        }
+    }
+}
+
 /// Every partition this node hosts, by (topic, index).
 #[derive(Default)]
 pub struct Partitions {

@@ -32,7 +32,6 @@ use kafka_protocol::messages::{
     AddPartitionsToTxnRequest, ProducerId, TopicName, TransactionalId, WriteTxnMarkersRequest,
     WriteTxnMarkersResponse,
 };
-use kafka_protocol::records::RecordBatchDecoder;
 use krust_metadata::controller::NewTopic;
 use krust_protocol::records::{encode_batch, Compression, NewRecord};
 use krust_protocol::ErrorCode;
@@ -47,8 +46,6 @@ pub const TXN_TOPIC: &str = "__transaction_state";
 const TXN_WRITE_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long a marker's write may wait for the partition's in-sync replicas.
 const MARKER_WRITE_TIMEOUT: Duration = Duration::from_secs(30);
-/// Largest read while replaying a partition.
-const REPLAY_READ_BYTES: usize = 8 * 1024 * 1024;
 /// Longest a request waits for its transactional id's completion before it is answered
 /// CONCURRENT_TRANSACTIONS.
 const COMPLETION_WAIT: Duration = Duration::from_secs(2);
@@ -1364,71 +1361,35 @@ async fn bump_epoch(m: &mut TxnMeta, broker: &Broker) -> Result<(), ErrorCode> {
     Ok(())
 }
 
-/// Builds a shard by replaying its partition up to the high watermark.
+/// Builds a shard by replaying its partition.
 fn load_shard(partition: Arc<Partition>) -> TxnShard {
     let coordinator_epoch = partition.leader_epoch();
     let mut txns: BTreeMap<String, TxnMeta> = BTreeMap::new();
-    // Up to the log end, not the high watermark: a new leader learns the high watermark
-    // only from its followers' next fetches, and the tail may hold writes its predecessor
-    // acknowledged. A leader's log is never truncated.
-    let (mut next, end) = {
-        let log = partition.read_log();
-        (log.log_start_offset(), log.log_end_offset())
-    };
     let mut records = 0u64;
-    while next < end {
-        let read = match partition
-            .read_log()
-            .read(next, REPLAY_READ_BYTES, end, true)
-        {
-            Ok(r) if !r.records.is_empty() => r,
-            Ok(_) => break,
-            Err(e) => {
-                warn!(partition = partition.index, error = %e, "cannot read {TXN_TOPIC} while loading transactions");
-                break;
-            }
+    partition.replay_records("the transactions' records", |r| {
+        if r.control {
+            return;
+        }
+        let Some(id) = r.key.as_deref().and_then(decode_key) else {
+            return;
         };
-        let mut bytes = read.records.clone();
-        while !bytes.is_empty() {
-            match RecordBatchDecoder::decode(&mut bytes) {
-                Ok(set) => {
-                    for r in set
-                        .records
-                        .into_iter()
-                        .filter(|r| r.offset >= next && !r.control)
-                    {
-                        let Some(id) = r.key.as_deref().and_then(decode_key) else {
-                            continue;
-                        };
-                        records += 1;
-                        match r.value.as_deref() {
-                            None => {
-                                txns.remove(&id);
-                            }
-                            Some(v) => match decode_value(v) {
-                                Some(m) => {
-                                    txns.insert(id, m);
-                                }
-                                None => warn!(
-                                    partition = partition.index,
-                                    offset = r.offset,
-                                    "skipping an unreadable transaction record"
-                                ),
-                            },
-                        }
-                    }
-                }
-                Err(e) => {
-                    warn!(partition = partition.index, error = %e, "undecodable batch in {TXN_TOPIC}");
-                    break;
-                }
+        records += 1;
+        match r.value.as_deref() {
+            None => {
+                txns.remove(&id);
             }
+            Some(v) => match decode_value(v) {
+                Some(m) => {
+                    txns.insert(id, m);
+                }
+                None => warn!(
+                    partition = partition.index,
+                    offset = r.offset,
+                    "skipping an unreadable transaction record"
+                ),
+            },
         }
-        if read.next_offset <= next {
-            break;
-        }
-        next = read.next_offset;
-    }
+    });
     info!(
         partition = partition.index,
         records,
