@@ -49,6 +49,12 @@ fn kafka_abs(n: i32) -> i32 {
     }
 }
 
+/// The partition of a coordinator's topic with `partitions` partitions that `key` (a group
+/// or transactional id) belongs to: Kafka's placement, `abs(java_hash(key)) % partitions`.
+pub(crate) fn coordinator_partition(key: &str, partitions: i32) -> i32 {
+    kafka_abs(java_hash(key)) % partitions
+}
+
 /// One `__consumer_offsets` partition's coordinator.
 pub struct Shard {
     partition: Arc<Partition>,
@@ -123,7 +129,7 @@ impl Broker {
                 "the offsets topic has no partitions".into(),
             ));
         }
-        Ok(kafka_abs(java_hash(group_id)) % count)
+        Ok(coordinator_partition(group_id, count))
     }
 
     async fn create_offsets_topic(&self) -> Result<i32, (ErrorCode, String)> {
@@ -198,7 +204,7 @@ impl Broker {
     pub async fn group_shard(&self, group_id: &str) -> Result<Arc<Shard>, ErrorCode> {
         let index = match self.image().topic(OFFSETS_TOPIC) {
             Some(t) if !t.partitions.is_empty() => {
-                kafka_abs(java_hash(group_id)) % t.partitions.len() as i32
+                coordinator_partition(group_id, t.partitions.len() as i32)
             }
             _ => return Err(ErrorCode::CoordinatorNotAvailable),
         };

@@ -38,6 +38,7 @@ use krust_protocol::ErrorCode;
 use tracing::{debug, info, warn};
 
 use crate::broker::{now_ms, Broker};
+use crate::groups::coordinator_partition;
 use crate::partition::{AppendError, Partition};
 
 /// The internal topic holding transactions' state.
@@ -285,18 +286,6 @@ impl TxnManager {
     }
 }
 
-/// Java's `String.hashCode`, and Kafka's `Utils.abs` of it.
-fn placement_hash(s: &str) -> i32 {
-    let h = s
-        .encode_utf16()
-        .fold(0i32, |h, c| h.wrapping_mul(31).wrapping_add(i32::from(c)));
-    if h == i32::MIN {
-        0
-    } else {
-        h.abs()
-    }
-}
-
 /// An error for a transactional request, with how old clients are told of fencing.
 fn fenced(version: i16, new_from: i16) -> ErrorCode {
     if version >= new_from {
@@ -320,7 +309,7 @@ impl Broker {
                 "the transaction state topic has no partitions".into(),
             ));
         }
-        Ok(placement_hash(txn_id) % count)
+        Ok(coordinator_partition(txn_id, count))
     }
 
     async fn create_txn_topic(&self) -> Result<i32, (ErrorCode, String)> {
@@ -369,7 +358,7 @@ impl Broker {
         }
         let index = match self.image().topic(TXN_TOPIC) {
             Some(t) if !t.partitions.is_empty() => {
-                placement_hash(txn_id) % t.partitions.len() as i32
+                coordinator_partition(txn_id, t.partitions.len() as i32)
             }
             _ => return Err(ErrorCode::NotCoordinator),
         };
@@ -759,7 +748,7 @@ impl Broker {
         if txn_id.is_empty() || txn_id.len() > i16::MAX as usize {
             return all(ErrorCode::InvalidRequest);
         }
-        let index = placement_hash(txn_id) % t.partitions.len() as i32;
+        let index = coordinator_partition(txn_id, t.partitions.len() as i32);
         let leader = t.partitions.get(&index).map_or(-1, |p| p.leader);
         if leader == self.node_id {
             return match self
@@ -1449,7 +1438,7 @@ mod tests {
 
     #[test]
     fn placement_matches_kafka() {
-        assert_eq!(placement_hash("hello"), 99162322);
-        assert_eq!(placement_hash(""), 0);
+        assert_eq!(coordinator_partition("hello", i32::MAX), 99162322);
+        assert_eq!(coordinator_partition("", 50), 0);
     }
 }
