@@ -520,6 +520,31 @@ async fn every_supported_version_answers() {
                     // ELECTION_NOT_NEEDED (84).
                     assert_eq!(p.error_code, 84, "ElectLeaders v{v}");
                 }
+                ApiKey::SaslHandshake => {
+                    // Answered, not closed, on a listener without SASL.
+                    let req = SaslHandshakeRequest::default().with_mechanism(s("PLAIN"));
+                    assert_eq!(w.call(&req, v).error_code, 34, "SaslHandshake v{v}");
+                }
+                ApiKey::SaslAuthenticate => {
+                    let req = SaslAuthenticateRequest::default()
+                        .with_auth_bytes(Bytes::from_static(b"\0u\0p"));
+                    assert_eq!(w.call(&req, v).error_code, 34, "SaslAuthenticate v{v}");
+                }
+                ApiKey::AlterUserScramCredentials => {
+                    let req = AlterUserScramCredentialsRequest::default().with_upsertions(vec![
+                        alter_user_scram_credentials_request::ScramCredentialUpsertion::default()
+                            .with_name(s("every-version"))
+                            .with_mechanism(1)
+                            .with_iterations(4096)
+                            .with_salt(Bytes::from_static(b"salt"))
+                            .with_salted_password(Bytes::from_static(&[7; 32])),
+                    ]);
+                    assert_eq!(w.call(&req, v).results[0].error_code, 0);
+                }
+                ApiKey::DescribeUserScramCredentials => {
+                    let r = w.call(&DescribeUserScramCredentialsRequest::default(), v);
+                    assert_eq!(r.error_code, 0, "DescribeUserScramCredentials v{v}");
+                }
                 other => {
                     panic!("{other:?} is advertised but this test does not exercise it; add it")
                 }

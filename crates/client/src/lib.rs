@@ -22,9 +22,11 @@ use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::{
     ApiKey, ApiVersionsRequest, ApiVersionsResponse, MetadataRequest, MetadataResponse,
-    RequestHeader, ResponseHeader, TopicName,
+    RequestHeader, ResponseHeader, SaslAuthenticateRequest, SaslHandshakeRequest, TopicName,
 };
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Request, StrBytes};
+use krust_protocol::sasl;
+pub use krust_protocol::sasl::Mechanism;
 use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpSocket, TcpStream};
 
@@ -62,6 +64,9 @@ pub enum ClientError {
     /// The broker answered with an error code.
     #[error("{message}")]
     Broker { code: i16, message: String },
+    /// SASL authentication failed (the broker closes the connection after it).
+    #[error("SASL authentication failed: {0}")]
+    Authentication(String),
 }
 
 impl ClientError {
@@ -157,6 +162,25 @@ pub struct ClientConfig {
     pub client_id: String,
     pub request_timeout: Duration,
     pub buffers: SocketBuffers,
+    /// Set for brokers that require SASL authentication (`security.protocol=SASL_PLAINTEXT`).
+    pub sasl: Option<SaslCredentials>,
+}
+
+/// Who a connection authenticates as, and how.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SaslCredentials {
+    pub mechanism: Mechanism,
+    pub username: String,
+    pub password: String,
+}
+
+impl std::fmt::Debug for SaslCredentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SaslCredentials")
+            .field("mechanism", &self.mechanism)
+            .field("username", &self.username)
+            .finish_non_exhaustive()
+    }
 }
 
 /// The kernel buffer sizes asked for each connection (SO_RCVBUF and SO_SNDBUF, set before
@@ -176,6 +200,7 @@ impl Default for ClientConfig {
             client_id: "krust-client".to_string(),
             request_timeout: Duration::from_secs(30),
             buffers: SocketBuffers::default(),
+            sasl: None,
         }
     }
 }
@@ -192,6 +217,9 @@ pub struct Connection {
     /// Set after a transport failure or timeout: a late response could still arrive, so the
     /// connection cannot be used again.
     broken: Option<String>,
+    /// The credentials it authenticated with, and when it must authenticate again (the
+    /// broker's session lifetime, KIP-368).
+    sasl: Option<(SaslCredentials, Option<Instant>)>,
 }
 
 impl std::fmt::Debug for Connection {
@@ -219,6 +247,42 @@ impl Connection {
         timeout: Duration,
         buffers: SocketBuffers,
     ) -> Result<Connection, ClientError> {
+        Connection::open_with(addr, client_id, timeout, buffers, None).await
+    }
+
+    /// Opens a connection as `config` says: its client id, timeout, buffers and SASL
+    /// credentials.
+    pub async fn connect_config(
+        addr: &str,
+        config: &ClientConfig,
+    ) -> Result<Connection, ClientError> {
+        Connection::open_with(
+            addr,
+            &config.client_id,
+            config.request_timeout,
+            config.buffers,
+            config.sasl.as_ref(),
+        )
+        .await
+    }
+
+    /// Like [`Connection::connect`], authenticating with `sasl` when it is set.
+    pub async fn connect_sasl(
+        addr: &str,
+        client_id: &str,
+        timeout: Duration,
+        sasl: Option<&SaslCredentials>,
+    ) -> Result<Connection, ClientError> {
+        Connection::open_with(addr, client_id, timeout, SocketBuffers::default(), sasl).await
+    }
+
+    async fn open_with(
+        addr: &str,
+        client_id: &str,
+        timeout: Duration,
+        buffers: SocketBuffers,
+        sasl: Option<&SaslCredentials>,
+    ) -> Result<Connection, ClientError> {
         let stream = match tokio::time::timeout(timeout, open(addr, buffers)).await {
             Ok(Ok(s)) => s,
             Ok(Err(e)) => {
@@ -243,9 +307,112 @@ impl Connection {
             next_correlation: 0,
             versions: HashMap::new(),
             broken: None,
+            sasl: None,
         };
         conn.negotiate().await?;
+        if let Some(creds) = sasl {
+            conn.authenticate(creds.clone()).await?;
+        }
         Ok(conn)
+    }
+
+    /// Authenticates with SaslHandshake v1 and SaslAuthenticate, as Kafka's clients do.
+    async fn authenticate(&mut self, creds: SaslCredentials) -> Result<(), ClientError> {
+        let r = self.authenticate_inner(&creds).await;
+        match r {
+            Ok(lifetime) => {
+                // Re-authenticate at 85 % of the session, as Kafka's clients do (at the
+                // earliest).
+                let due = lifetime.map(|ms| Instant::now() + Duration::from_millis(ms * 85 / 100));
+                self.sasl = Some((creds, due));
+                Ok(())
+            }
+            Err(e) => {
+                self.broken = Some(e.to_string());
+                Err(e)
+            }
+        }
+    }
+
+    /// The session lifetime the broker gave, if any.
+    async fn authenticate_inner(
+        &mut self,
+        creds: &SaslCredentials,
+    ) -> Result<Option<u64>, ClientError> {
+        let mech = creds.mechanism;
+        let hv = self.version_for::<SaslHandshakeRequest>()?;
+        if hv < 1 {
+            return Err(ClientError::Authentication(
+                "the broker offers only SaslHandshake v0".into(),
+            ));
+        }
+        let hs =
+            SaslHandshakeRequest::default().with_mechanism(StrBytes::from_static_str(mech.name()));
+        let resp = self.exchange(&hs, hv).await?;
+        if resp.error_code != 0 {
+            return Err(ClientError::Authentication(format!(
+                "the broker does not enable {mech} (it enables {})",
+                resp.mechanisms
+                    .iter()
+                    .map(|m| m.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )));
+        }
+        let av = self.version_for::<SaslAuthenticateRequest>()?;
+        match mech {
+            Mechanism::Plain => {
+                let msg = sasl::plain_message(&creds.username, &creds.password);
+                Ok(self.sasl_step(av, msg).await?.1)
+            }
+            Mechanism::ScramSha256 | Mechanism::ScramSha512 => {
+                let mut scram = sasl::ScramClient::new(mech, &creds.username, &creds.password);
+                let (server_first, _) = self.sasl_step(av, scram.first_message()).await?;
+                let client_final = scram
+                    .final_message(&server_first)
+                    .map_err(|e| ClientError::Authentication(e.0))?;
+                let (server_final, lifetime) = self.sasl_step(av, client_final).await?;
+                scram
+                    .verify_final(&server_final)
+                    .map_err(|e| ClientError::Authentication(e.0))?;
+                Ok(lifetime)
+            }
+        }
+    }
+
+    /// One SaslAuthenticate round: the broker's bytes and session lifetime (if it set one).
+    async fn sasl_step(
+        &mut self,
+        version: i16,
+        bytes: Vec<u8>,
+    ) -> Result<(Bytes, Option<u64>), ClientError> {
+        let req = SaslAuthenticateRequest::default().with_auth_bytes(Bytes::from(bytes));
+        let resp = self.exchange(&req, version).await?;
+        if resp.error_code != 0 {
+            return Err(ClientError::Authentication(
+                resp.error_message
+                    .map(|m| m.to_string())
+                    .filter(|m| !m.is_empty())
+                    .unwrap_or_else(|| error_description(resp.error_code)),
+            ));
+        }
+        let lifetime = u64::try_from(resp.session_lifetime_ms)
+            .ok()
+            .filter(|&ms| ms > 0);
+        Ok((resp.auth_bytes, lifetime))
+    }
+
+    /// Sends a request without the re-authentication check of [`Connection::send_version`].
+    async fn exchange<R: Request>(
+        &mut self,
+        req: &R,
+        version: i16,
+    ) -> Result<R::Response, ClientError> {
+        let api = api_key::<R>()?;
+        let body = self
+            .round_trip(api, version, req, R::Response::header_version(version))
+            .await?;
+        decode_body::<R::Response>(body, version)
     }
 
     async fn negotiate(&mut self) -> Result<(), ClientError> {
@@ -314,6 +481,12 @@ impl Connection {
         req: &R,
         version: i16,
     ) -> Result<R::Response, ClientError> {
+        if let Some((creds, Some(due))) = &self.sasl {
+            if Instant::now() >= *due {
+                let creds = creds.clone();
+                self.authenticate(creds).await?;
+            }
+        }
         let api = api_key::<R>()?;
         let header_version = if api == ApiKey::ApiVersions {
             0
@@ -601,14 +774,7 @@ impl Client {
         if self.bootstrap_conn.is_none() {
             let mut last = None;
             for addr in &self.bootstrap {
-                match Connection::connect_with(
-                    addr,
-                    &self.config.client_id,
-                    self.config.request_timeout,
-                    self.config.buffers,
-                )
-                .await
-                {
+                match Connection::connect_config(addr, &self.config).await {
                     Ok(c) => {
                         self.bootstrap_conn = Some(c);
                         break;
@@ -727,13 +893,7 @@ impl Client {
                     Some(&format!("Broker {node_id} is not in the cluster metadata")),
                 )
             })?;
-            let conn = Connection::connect_with(
-                &broker.addr(),
-                &self.config.client_id,
-                self.config.request_timeout,
-                self.config.buffers,
-            )
-            .await?;
+            let conn = Connection::connect_config(&broker.addr(), &self.config).await?;
             self.conns.insert(node_id, conn);
         }
         self.conns

@@ -54,6 +54,20 @@ pub fn get_compact_str(buf: &mut impl Buf) -> Result<Option<String>, RecordError
         .map_err(|_| RecordError::Malformed("string is not UTF-8"))
 }
 
+pub fn put_compact_bytes(buf: &mut impl BufMut, v: &[u8]) {
+    put_uvarint(buf, v.len() as u64 + 1);
+    buf.put_slice(v);
+}
+
+/// Reads compact bytes that may not be null.
+pub fn get_required_bytes(buf: &mut impl Buf) -> Result<Vec<u8>, RecordError> {
+    let len =
+        get_compact_len(buf, 1)?.ok_or(RecordError::Malformed("null bytes in a required field"))?;
+    let mut v = vec![0u8; len];
+    buf.copy_to_slice(&mut v);
+    Ok(v)
+}
+
 pub fn get_required_str(buf: &mut impl Buf) -> Result<String, RecordError> {
     get_compact_str(buf)?.ok_or(RecordError::Malformed("null string in a required field"))
 }

@@ -212,6 +212,9 @@ pub struct MetadataImage {
     pub next_producer_id: i64,
     /// Registered brokers by id.
     pub brokers: BTreeMap<i32, BrokerRegistration>,
+    /// SCRAM credentials by user name and Kafka's ScramMechanism type (1 = SHA-256,
+    /// 2 = SHA-512).
+    pub scram: BTreeMap<(String, i8), krust_protocol::sasl::ScramCredential>,
 }
 
 impl MetadataImage {
@@ -284,6 +287,27 @@ impl MetadataImage {
                 next_producer_id, ..
             } => {
                 self.next_producer_id = self.next_producer_id.max(*next_producer_id);
+            }
+            MetadataRecord::UserScramCredential {
+                name,
+                mechanism,
+                salt,
+                stored_key,
+                server_key,
+                iterations,
+            } => {
+                self.scram.insert(
+                    (name.clone(), *mechanism),
+                    krust_protocol::sasl::ScramCredential {
+                        salt: salt.clone(),
+                        stored_key: stored_key.clone(),
+                        server_key: server_key.clone(),
+                        iterations: *iterations,
+                    },
+                );
+            }
+            MetadataRecord::RemoveUserScramCredential { name, mechanism } => {
+                self.scram.remove(&(name.clone(), *mechanism));
             }
             // Transaction markers: the log's reader stages what lies between them.
             MetadataRecord::NoOp
@@ -389,7 +413,7 @@ impl MetadataImage {
 
     /// The whole image as records: replaying them into an empty image rebuilds it (a
     /// snapshot's content). Order: features, producer ids, broker registrations, then each
-    /// topic with its partitions, then config overrides.
+    /// topic with its partitions, then config overrides, then SCRAM credentials.
     pub fn to_records(&self) -> Vec<MetadataRecord> {
         let mut out = Vec::new();
         for (name, level) in &self.features {
@@ -426,6 +450,16 @@ impl MetadataImage {
                     value: Some(value.clone()),
                 });
             }
+        }
+        for ((name, mechanism), c) in &self.scram {
+            out.push(MetadataRecord::UserScramCredential {
+                name: name.clone(),
+                mechanism: *mechanism,
+                salt: c.salt.clone(),
+                stored_key: c.stored_key.clone(),
+                server_key: c.server_key.clone(),
+                iterations: c.iterations,
+            });
         }
         out
     }
@@ -752,6 +786,26 @@ mod tests {
                 broker_id: 1,
                 broker_epoch: 0,
                 next_producer_id: 3000,
+            },
+            MetadataRecord::UserScramCredential {
+                name: "alice".into(),
+                mechanism: 1,
+                salt: vec![1],
+                stored_key: vec![2],
+                server_key: vec![3],
+                iterations: 4096,
+            },
+            MetadataRecord::UserScramCredential {
+                name: "bob".into(),
+                mechanism: 2,
+                salt: vec![1],
+                stored_key: vec![2],
+                server_key: vec![3],
+                iterations: 4096,
+            },
+            MetadataRecord::RemoveUserScramCredential {
+                name: "bob".into(),
+                mechanism: 2,
             },
             register(1, 6),
             register(2, 7),

@@ -270,12 +270,25 @@ pub enum MetadataRecord {
     NoOp,
     /// The records up to the matching [`MetadataRecord::EndTransaction`] are one decision,
     /// applied all at once or (after [`MetadataRecord::AbortTransaction`]) not at all
-    /// (api key 22, KIP-868).
+    /// (api key 23, KIP-868; read at api key 22 from logs of krust before 0.1, where it was
+    /// written there by mistake, when its body is an empty tag section).
     BeginTransaction { name: Option<String> },
     /// The end of a transaction begun earlier (api key 24).
     EndTransaction,
     /// The transaction begun earlier is abandoned: its records are not applied (api key 25).
     AbortTransaction { reason: Option<String> },
+    /// A user's SCRAM credential for one mechanism (api key 11), replacing any earlier one.
+    /// `mechanism` is Kafka's ScramMechanism type (1 = SHA-256, 2 = SHA-512).
+    UserScramCredential {
+        name: String,
+        mechanism: i8,
+        salt: Vec<u8>,
+        stored_key: Vec<u8>,
+        server_key: Vec<u8>,
+        iterations: i32,
+    },
+    /// A user's SCRAM credential for one mechanism is removed (api key 22).
+    RemoveUserScramCredential { name: String, mechanism: i8 },
     /// A broker registered, or amended its registration (api key 0). It replaces any
     /// earlier registration of the same broker id.
     RegisterBroker(RegisterBrokerRecord),
@@ -304,7 +317,7 @@ fn max_version(api_key: u64) -> Option<u64> {
     match api_key {
         0 => Some(3),
         17 => Some(2),
-        1 | 2 | 3 | 4 | 5 | 7 | 8 | 9 | 12 | 15 | 20 | 22 | 24 | 25 => Some(0),
+        1 | 2 | 3 | 4 | 5 | 7 | 8 | 9 | 11 | 12 | 15 | 20 | 22 | 23 | 24 | 25 => Some(0),
         _ => None,
     }
 }
@@ -400,7 +413,9 @@ impl MetadataRecord {
             MetadataRecord::FeatureLevel { .. } => 12,
             MetadataRecord::ProducerIds { .. } => 15,
             MetadataRecord::NoOp => 20,
-            MetadataRecord::BeginTransaction { .. } => 22,
+            MetadataRecord::UserScramCredential { .. } => 11,
+            MetadataRecord::RemoveUserScramCredential { .. } => 22,
+            MetadataRecord::BeginTransaction { .. } => 23,
             MetadataRecord::EndTransaction => 24,
             MetadataRecord::AbortTransaction { .. } => 25,
             MetadataRecord::RegisterBroker(_) => 0,
@@ -596,6 +611,25 @@ impl MetadataRecord {
                 b.put_i64(*broker_epoch);
                 b.put_i64(*next_producer_id);
             }
+            MetadataRecord::UserScramCredential {
+                name,
+                mechanism,
+                salt,
+                stored_key,
+                server_key,
+                iterations,
+            } => {
+                put_compact_str(&mut b, Some(name));
+                b.put_i8(*mechanism);
+                put_compact_bytes(&mut b, salt);
+                put_compact_bytes(&mut b, stored_key);
+                put_compact_bytes(&mut b, server_key);
+                b.put_i32(*iterations);
+            }
+            MetadataRecord::RemoveUserScramCredential { name, mechanism } => {
+                put_compact_str(&mut b, Some(name));
+                b.put_i8(*mechanism);
+            }
             MetadataRecord::NoOp
             | MetadataRecord::BeginTransaction { .. }
             | MetadataRecord::EndTransaction
@@ -720,7 +754,21 @@ impl MetadataRecord {
                 next_producer_id: get_i64(b)?,
             },
             20 => MetadataRecord::NoOp,
-            22 => MetadataRecord::BeginTransaction { name: None },
+            11 => MetadataRecord::UserScramCredential {
+                name: get_required_str(b)?,
+                mechanism: get_i8(b)?,
+                salt: get_required_bytes(b)?,
+                stored_key: get_required_bytes(b)?,
+                server_key: get_required_bytes(b)?,
+                iterations: get_i32(b)?,
+            },
+            // An empty tag section alone: a BeginTransaction of an earlier krust.
+            22 if b.len() == 1 && b[0] == 0 => MetadataRecord::BeginTransaction { name: None },
+            22 => MetadataRecord::RemoveUserScramCredential {
+                name: get_required_str(b)?,
+                mechanism: get_i8(b)?,
+            },
+            23 => MetadataRecord::BeginTransaction { name: None },
             24 => MetadataRecord::EndTransaction,
             25 => MetadataRecord::AbortTransaction { reason: None },
             _ => return Err(RecordError::Unsupported { api_key, version }),
@@ -856,6 +904,18 @@ mod tests {
             MetadataRecord::AbortTransaction {
                 reason: Some("leader changed".into()),
             },
+            MetadataRecord::UserScramCredential {
+                name: "alice".into(),
+                mechanism: 2,
+                salt: vec![1, 2, 3],
+                stored_key: vec![4; 64],
+                server_key: vec![5; 64],
+                iterations: 8192,
+            },
+            MetadataRecord::RemoveUserScramCredential {
+                name: "alice".into(),
+                mechanism: 1,
+            },
             MetadataRecord::RegisterBroker(register(vec![Uuid::from_u128(0xab)], Some("r1"))),
             MetadataRecord::RegisterBroker(RegisterBrokerRecord {
                 endpoints: vec![],
@@ -944,6 +1004,19 @@ mod tests {
         for r in all() {
             assert_eq!(MetadataRecord::decode(&r.encode()).as_ref(), Ok(&r));
         }
+    }
+
+    #[test]
+    fn begin_transaction_is_read_at_its_earlier_key() {
+        // Kafka's key is 23; an earlier krust wrote it at 22 (RemoveUserScramCredential's).
+        assert_eq!(
+            MetadataRecord::BeginTransaction { name: None }.encode()[..2],
+            [1, 23]
+        );
+        assert_eq!(
+            MetadataRecord::decode(&[1, 22, 0, 0]),
+            Ok(MetadataRecord::BeginTransaction { name: None })
+        );
     }
 
     #[test]

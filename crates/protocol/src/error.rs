@@ -59,6 +59,12 @@ pub enum ErrorCode {
     InconsistentClusterId = 104,
     InconsistentTopicId = 103,
     TransactionalIdNotFound = 105,
+    UnsupportedSaslMechanism = 33,
+    IllegalSaslState = 34,
+    SaslAuthenticationFailed = 58,
+    ResourceNotFound = 91,
+    DuplicateResource = 92,
+    UnacceptableCredential = 93,
 }
 
 impl ErrorCode {
@@ -119,6 +125,12 @@ impl ErrorCode {
         ErrorCode::InconsistentClusterId,
         ErrorCode::InconsistentTopicId,
         ErrorCode::TransactionalIdNotFound,
+        ErrorCode::UnsupportedSaslMechanism,
+        ErrorCode::IllegalSaslState,
+        ErrorCode::SaslAuthenticationFailed,
+        ErrorCode::ResourceNotFound,
+        ErrorCode::DuplicateResource,
+        ErrorCode::UnacceptableCredential,
     ];
 
     /// The named error for a Kafka code, if krust names it.
@@ -189,6 +201,12 @@ impl ErrorCode {
             ErrorCode::InconsistentClusterId => "INCONSISTENT_CLUSTER_ID",
             ErrorCode::InconsistentTopicId => "INCONSISTENT_TOPIC_ID",
             ErrorCode::TransactionalIdNotFound => "TRANSACTIONAL_ID_NOT_FOUND",
+            ErrorCode::UnsupportedSaslMechanism => "UNSUPPORTED_SASL_MECHANISM",
+            ErrorCode::IllegalSaslState => "ILLEGAL_SASL_STATE",
+            ErrorCode::SaslAuthenticationFailed => "SASL_AUTHENTICATION_FAILED",
+            ErrorCode::ResourceNotFound => "RESOURCE_NOT_FOUND",
+            ErrorCode::DuplicateResource => "DUPLICATE_RESOURCE",
+            ErrorCode::UnacceptableCredential => "UNACCEPTABLE_CREDENTIAL",
         }
     }
 }

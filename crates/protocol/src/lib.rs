@@ -17,6 +17,7 @@ pub mod produce_scan;
 pub mod record_keys;
 pub mod record_times;
 pub mod records;
+pub mod sasl;
 pub mod versions;
 
 pub use error::ErrorCode;

@@ -77,8 +77,6 @@ pub const ACCEPTED_UNUSED_KEYS: &[&str] = &[
     "compression.type",
     "compression.zstd.level",
     "config.providers",
-    "connection.failed.authentication.delay.ms",
-    "connections.max.reauth.ms",
     "controlled.shutdown.enable",
     "controller.quorum.append.linger.ms",
     "controller.quorum.election.backoff.max.ms",
@@ -252,11 +250,26 @@ const BROKER_KEYS: &[BrokerKeyDef] = &[
         "A broker without a heartbeat for this long is fenced by the controller.",
     ),
     key(
+        "connection.failed.authentication.delay.ms",
+        T::Int,
+        Some("100"),
+        "How long a failed SASL authentication waits before its answer, after which the \
+         connection is closed.",
+    ),
+    key(
         "connections.max.idle.ms",
         T::Long,
         Some("600000"),
         "A client connection with no bytes read or written for this long, and no answer \
          owed, is closed (negative: never).",
+    ),
+    key(
+        "connections.max.reauth.ms",
+        T::Long,
+        Some("0"),
+        "With a positive value, a SASL session lasts this long: a client must \
+         re-authenticate before it ends, or its connection is closed (KIP-368). 0: sessions \
+         never end.",
     ),
     key(
         "controller.listener.names",
@@ -346,7 +359,7 @@ const BROKER_KEYS: &[BrokerKeyDef] = &[
         "listener.security.protocol.map",
         T::String,
         Some(DEFAULT_PROTOCOL_MAP),
-        "Security protocol of each listener name (krust supports PLAINTEXT only).",
+        "Security protocol of each listener name (krust supports PLAINTEXT and SASL_PLAINTEXT).",
     ),
     key(
         "listeners",
@@ -612,6 +625,26 @@ const BROKER_KEYS: &[BrokerKeyDef] = &[
         T::Long,
         Some("30000"),
         "A follower that has not caught up for this long leaves the ISR.",
+    ),
+    key(
+        "sasl.enabled.mechanisms",
+        T::List,
+        Some("GSSAPI"),
+        "SASL mechanisms of SASL_PLAINTEXT listeners (listener.name.<listener>.sasl.enabled.mechanisms \
+         overrides it for one): PLAIN, SCRAM-SHA-256, SCRAM-SHA-512.",
+    ),
+    key(
+        "sasl.mechanism.inter.broker.protocol",
+        T::String,
+        Some("GSSAPI"),
+        "The SASL mechanism brokers authenticate with to each other when the inter-broker \
+         listener is SASL_PLAINTEXT.",
+    ),
+    key(
+        "sasl.server.max.receive.size",
+        T::Int,
+        Some("524288"),
+        "The largest request accepted on a SASL listener before the client is authenticated.",
     ),
     key(
         "socket.request.max.bytes",
@@ -915,6 +948,8 @@ pub struct ServerConfig {
     pub max_connections_per_ip_overrides: std::collections::HashMap<std::net::IpAddr, u32>,
     /// `listener.name.<listener>.max.connections`, by listener name.
     pub listener_max_connections: std::collections::HashMap<String, u32>,
+    /// Authentication: SASL_PLAINTEXT listeners, sessions, the inter-broker credentials.
+    pub sasl: crate::sasl::SaslSettings,
     pub min_insync_replicas: i32,
     pub offsets_topic_replication_factor: i16,
     pub offsets_topic_num_partitions: i32,
@@ -1423,7 +1458,10 @@ impl ServerConfig {
                     "control.plane.listener.name={v} is not supported in KRaft mode"
                 )));
             }
-            if broker_key_def(k).is_some() || listener_max_connections_key(k).is_some() {
+            if broker_key_def(k).is_some()
+                || listener_max_connections_key(k).is_some()
+                || listener_sasl_key(k).is_some()
+            {
                 continue;
             }
             if is_accepted_unused(k) {
@@ -1444,7 +1482,14 @@ impl ServerConfig {
             tracing::info!("config {k} accepted, not used by krust");
         }
         let raw = Raw { map: &explicit };
-        build(&raw, explicit.clone(), unused_keys)
+        // What the config keeps of the keys holds no JAAS secrets (its debug form, say).
+        let mut kept = explicit.clone();
+        for (k, v) in kept.iter_mut() {
+            if k.ends_with(".sasl.jaas.config") {
+                *v = "[hidden]".to_string();
+            }
+        }
+        build(&raw, kept, unused_keys)
     }
 
     pub fn is_broker(&self) -> bool {
@@ -1608,6 +1653,192 @@ fn listener_max_connections_key(key: &str) -> Option<&str> {
     key.strip_prefix("listener.name.")?
         .strip_suffix(".max.connections")
         .filter(|l| !l.is_empty() && !l.contains('.'))
+}
+
+/// The listener (lower case, as Kafka writes it) and setting of a listener's SASL key:
+/// `listener.name.<listener>.sasl.enabled.mechanisms` or
+/// `listener.name.<listener>.<mechanism>.sasl.jaas.config`.
+fn listener_sasl_key(key: &str) -> Option<(&str, &str)> {
+    let rest = key.strip_prefix("listener.name.")?;
+    let (listener, setting) = rest.split_once('.')?;
+    let known = setting == "sasl.enabled.mechanisms"
+        || setting
+            .strip_suffix(".sasl.jaas.config")
+            .is_some_and(|m| !m.is_empty() && !m.contains('.'));
+    (known && !listener.is_empty()).then_some((listener, setting))
+}
+
+/// The SASL settings of the SASL_PLAINTEXT listeners, checked: mechanisms krust
+/// implements, a PLAIN listener's users, the inter-broker credentials.
+fn sasl_settings(
+    raw: &Raw,
+    listeners: &[Listener],
+    controller_listener_names: &[String],
+    inter_broker_listener_name: &str,
+    is_broker: bool,
+) -> Result<crate::sasl::SaslSettings, ConfigError> {
+    use krust_protocol::sasl::{parse_jaas, JaasConfig, Mechanism};
+    let listener_key = |l: &str, setting: &str| {
+        raw.map
+            .iter()
+            .find(|(k, _)| {
+                listener_sasl_key(k)
+                    .is_some_and(|(kl, ks)| kl.eq_ignore_ascii_case(l) && ks == setting)
+            })
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+    };
+    for k in raw.map.keys() {
+        if let Some((l, _)) = listener_sasl_key(k) {
+            if !listeners.iter().any(|x| x.name.eq_ignore_ascii_case(l)) {
+                return Err(err(format!("{k}: {l} is not a listener of listeners")));
+            }
+        }
+    }
+    let jaas = |l: &str, m: Mechanism| -> Result<Option<JaasConfig>, ConfigError> {
+        let setting = format!("{}.sasl.jaas.config", m.name().to_ascii_lowercase());
+        let Some((key, v)) = listener_key(l, &setting) else {
+            return Ok(None);
+        };
+        let j = parse_jaas(v).map_err(|e| invalid(key, "[hidden]", e))?;
+        if j.login_module != m.login_module() {
+            return Err(invalid(
+                key,
+                "[hidden]",
+                format!("{m} needs the login module {}", m.login_module()),
+            ));
+        }
+        Ok(Some(j))
+    };
+    let mut settings = crate::sasl::SaslSettings {
+        reauth_ms: u64::try_from(raw.long("connections.max.reauth.ms", 0, i64::MIN)?).unwrap_or(0),
+        failed_auth_delay_ms: raw
+            .int("connection.failed.authentication.delay.ms", 100, 0)?
+            .unsigned_abs()
+            .into(),
+        max_receive_size: raw
+            .int("sasl.server.max.receive.size", 524_288, 1)?
+            .unsigned_abs() as usize,
+        ..Default::default()
+    };
+    for l in listeners {
+        if l.security_protocol != SecurityProtocol::SaslPlaintext {
+            continue;
+        }
+        if controller_listener_names.contains(&l.name) {
+            return Err(err(format!(
+                "Controller listener {} uses SASL_PLAINTEXT, but krust's connections between \
+                 controllers do not authenticate yet: map it to PLAINTEXT in \
+                 listener.security.protocol.map",
+                l.name
+            )));
+        }
+        let (key, list) = match listener_key(&l.name, "sasl.enabled.mechanisms") {
+            Some(kv) => kv,
+            None => (
+                "sasl.enabled.mechanisms",
+                raw.get("sasl.enabled.mechanisms").unwrap_or("GSSAPI"),
+            ),
+        };
+        let mut mechanisms = Vec::new();
+        for name in list.split(',').map(str::trim).filter(|m| !m.is_empty()) {
+            let m = Mechanism::parse(name).ok_or_else(|| {
+                invalid(
+                    key,
+                    list,
+                    format!(
+                        "SASL mechanism {name} of listener {} is not supported: krust implements \
+                         PLAIN, SCRAM-SHA-256 and SCRAM-SHA-512",
+                        l.name
+                    ),
+                )
+            })?;
+            if !mechanisms.contains(&m) {
+                mechanisms.push(m);
+            }
+        }
+        if mechanisms.is_empty() {
+            return Err(invalid(
+                key,
+                list,
+                format!("listener {} enables no SASL mechanism", l.name),
+            ));
+        }
+        let mut listener = crate::sasl::ListenerSasl {
+            mechanisms: mechanisms.clone(),
+            ..Default::default()
+        };
+        for &m in &mechanisms {
+            let j = jaas(&l.name, m)?;
+            if m == Mechanism::Plain {
+                let key = format!(
+                    "listener.name.{}.plain.sasl.jaas.config",
+                    l.name.to_ascii_lowercase()
+                );
+                let Some(j) = j else {
+                    return Err(err(format!(
+                        "Listener {} enables PLAIN but has no {key}: set it to \
+                         {} required user_<name>=\"<password>\" ...;",
+                        l.name,
+                        m.login_module()
+                    )));
+                };
+                for (k, v) in &j.options {
+                    if let Some(user) = k.strip_prefix("user_") {
+                        listener.plain_users.insert(user.to_string(), v.clone());
+                    }
+                }
+                if listener.plain_users.is_empty() {
+                    return Err(invalid(
+                        &key,
+                        "[hidden]",
+                        "PLAIN needs at least one user_<name>=\"<password>\" option",
+                    ));
+                }
+            }
+        }
+        if is_broker && l.name == inter_broker_listener_name {
+            let key = "sasl.mechanism.inter.broker.protocol";
+            let name = raw.get(key).unwrap_or("GSSAPI");
+            let m = Mechanism::parse(name)
+                .filter(|m| mechanisms.contains(m))
+                .ok_or_else(|| {
+                    invalid(
+                        key,
+                        name,
+                        format!(
+                            "the inter-broker listener {} is SASL_PLAINTEXT, so \
+                             sasl.mechanism.inter.broker.protocol must be one of its enabled \
+                             mechanisms ({})",
+                            l.name, list
+                        ),
+                    )
+                })?;
+            let jaas_key = format!(
+                "listener.name.{}.{}.sasl.jaas.config",
+                l.name.to_ascii_lowercase(),
+                m.name().to_ascii_lowercase()
+            );
+            let creds = jaas(&l.name, m)?.and_then(|j| {
+                Some(krust_client::SaslCredentials {
+                    mechanism: m,
+                    username: j.option("username")?.to_string(),
+                    password: j.option("password")?.to_string(),
+                })
+            });
+            let Some(creds) = creds else {
+                return Err(err(format!(
+                    "Brokers authenticate to each other with {m} on listener {}: {jaas_key} \
+                     must give the username and password options they use",
+                    l.name
+                )));
+            };
+            settings.inter_broker = Some(creds);
+        }
+        settings
+            .listeners
+            .insert(l.name.clone(), std::sync::Arc::new(listener));
+    }
+    Ok(settings)
 }
 
 /// `max.connections.per.ip.overrides`: `host:count` or `ip:count` entries, comma
@@ -1958,10 +2189,14 @@ fn build(
                  listener.security.protocol.map"
             ))
         })?;
-        if p != SecurityProtocol::Plaintext {
+        if !matches!(
+            p,
+            SecurityProtocol::Plaintext | SecurityProtocol::SaslPlaintext
+        ) {
             return Err(err(format!(
                 "Listener {name} uses security protocol {p} (listener.security.protocol.map), \
-                 but krust supports only PLAINTEXT for now; SSL and SASL are not implemented"
+                 but krust supports only PLAINTEXT and SASL_PLAINTEXT for now; SSL is not \
+                 implemented"
             )));
         }
         Ok(p)
@@ -2087,9 +2322,10 @@ fn build(
         (Some(n), None) => n.trim().to_ascii_uppercase(),
         (None, Some(p)) => match SecurityProtocol::parse(p) {
             Some(SecurityProtocol::Plaintext) => "PLAINTEXT".to_string(),
+            Some(SecurityProtocol::SaslPlaintext) => "SASL_PLAINTEXT".to_string(),
             Some(other) => {
                 return Err(err(format!(
-                    "security.inter.broker.protocol={other} is not supported: krust supports only PLAINTEXT for now"
+                    "security.inter.broker.protocol={other} is not supported: krust supports only PLAINTEXT and SASL_PLAINTEXT for now"
                 )))
             }
             None => {
@@ -2102,6 +2338,14 @@ fn build(
         },
         (None, None) => "PLAINTEXT".to_string(),
     };
+
+    let sasl = sasl_settings(
+        raw,
+        &listeners,
+        &controller_listener_names,
+        &inter_broker_listener_name,
+        is_broker,
+    )?;
 
     // --- quorum ---
     let controller_quorum_voters = parse_voters(raw.get("controller.quorum.voters").unwrap_or(""))?;
@@ -2266,6 +2510,7 @@ fn build(
         max_connections_per_ip,
         max_connections_per_ip_overrides,
         listener_max_connections,
+        sasl,
         min_insync_replicas,
         offsets_topic_replication_factor,
         offsets_topic_num_partitions,
@@ -2362,6 +2607,121 @@ mod tests {
             Ok(c) => c,
             Err(e) => panic!("expected a valid config, got: {e}"),
         }
+    }
+
+    #[test]
+    fn sasl_listeners() {
+        const PLAIN_JAAS: &str = "org.apache.kafka.common.security.plain.PlainLoginModule \
+            required username=\"admin\" password=\"pw\" user_admin=\"pw\" user_bob=\"b\";";
+        let sasl = [
+            (
+                "listeners",
+                Some("PLAINTEXT://:9092,SASL_PLAINTEXT://:9094,CONTROLLER://:9093"),
+            ),
+            ("advertised.listeners", None),
+            ("sasl.enabled.mechanisms", Some("PLAIN,SCRAM-SHA-512")),
+            (
+                "listener.name.sasl_plaintext.plain.sasl.jaas.config",
+                Some(PLAIN_JAAS),
+            ),
+        ];
+        let c = ok(COMBINED, &sasl);
+        let l = &c.sasl.listeners["SASL_PLAINTEXT"];
+        use krust_protocol::sasl::Mechanism;
+        assert_eq!(l.mechanisms, [Mechanism::Plain, Mechanism::ScramSha512]);
+        assert_eq!(l.plain_users.get("bob").map(String::as_str), Some("b"));
+        assert!(!c.sasl.listeners.contains_key("PLAINTEXT"));
+        assert!(c.sasl.inter_broker.is_none());
+        assert_eq!(
+            (
+                c.sasl.reauth_ms,
+                c.sasl.failed_auth_delay_ms,
+                c.sasl.max_receive_size
+            ),
+            (0, 100, 524_288)
+        );
+        // Passwords stay out of the config's debug form.
+        assert!(!format!("{c:?}").contains("user_bob"));
+        assert!(!format!("{:?}", c.sasl).contains("\"b\""));
+
+        // Brokers authenticating to each other on it.
+        let mut inter = sasl.to_vec();
+        inter.push(("inter.broker.listener.name", Some("SASL_PLAINTEXT")));
+        let e = fails(COMBINED, &inter);
+        assert!(e.contains("sasl.mechanism.inter.broker.protocol"), "{e}");
+        inter.push(("sasl.mechanism.inter.broker.protocol", Some("PLAIN")));
+        let creds = ok(COMBINED, &inter).sasl.inter_broker.expect("credentials");
+        assert_eq!(
+            (creds.mechanism, creds.username.as_str()),
+            (Mechanism::Plain, "admin")
+        );
+        inter.pop();
+        inter.push((
+            "sasl.mechanism.inter.broker.protocol",
+            Some("SCRAM-SHA-512"),
+        ));
+        let e = fails(COMBINED, &inter);
+        assert!(e.contains("scram-sha-512.sasl.jaas.config"), "{e}");
+
+        for (change, wanted) in [
+            (("sasl.enabled.mechanisms", None), "GSSAPI"),
+            (("sasl.enabled.mechanisms", Some("PLAIN,OAUTHBEARER")), "OAUTHBEARER"),
+            (("sasl.enabled.mechanisms", Some(" , ")), "enables no SASL mechanism"),
+            (
+                ("listener.name.sasl_plaintext.plain.sasl.jaas.config", None),
+                "has no listener.name.sasl_plaintext.plain.sasl.jaas.config",
+            ),
+            (
+                (
+                    "listener.name.sasl_plaintext.plain.sasl.jaas.config",
+                    Some("org.apache.kafka.common.security.plain.PlainLoginModule required;"),
+                ),
+                "user_<name>",
+            ),
+            (
+                (
+                    "listener.name.sasl_plaintext.plain.sasl.jaas.config",
+                    Some("Other required user_a=\"b\";"),
+                ),
+                "PlainLoginModule",
+            ),
+            (
+                (
+                    "listener.name.sasl_plaintext.plain.sasl.jaas.config",
+                    Some("org.apache.kafka.common.security.plain.PlainLoginModule required user_a=;"),
+                ),
+                "expected a value",
+            ),
+            (
+                ("listener.name.nope.plain.sasl.jaas.config", Some(PLAIN_JAAS)),
+                "nope is not a listener",
+            ),
+            (
+                ("listener.security.protocol.map", Some("PLAINTEXT:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT,CONTROLLER:SASL_PLAINTEXT")),
+                "Controller listener CONTROLLER",
+            ),
+            (("connection.failed.authentication.delay.ms", Some("-1")), "at least 0"),
+            (("sasl.server.max.receive.size", Some("0")), "at least 1"),
+        ] {
+            let mut changes = sasl.to_vec();
+            changes.retain(|(k, _)| *k != change.0);
+            changes.push(change);
+            let e = fails(COMBINED, &changes);
+            assert!(e.contains(wanted), "{change:?}: {e}");
+            // A JAAS value is never echoed in an error.
+            assert!(!e.contains("user_admin"), "{e}");
+        }
+        // The per-listener mechanisms win over sasl.enabled.mechanisms.
+        let mut per_listener = sasl.to_vec();
+        per_listener.push((
+            "listener.name.sasl_plaintext.sasl.enabled.mechanisms",
+            Some("SCRAM-SHA-256"),
+        ));
+        let c = ok(COMBINED, &per_listener);
+        assert_eq!(
+            c.sasl.listeners["SASL_PLAINTEXT"].mechanisms,
+            [Mechanism::ScramSha256]
+        );
     }
 
     #[test]

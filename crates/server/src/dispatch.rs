@@ -80,6 +80,15 @@ fn encode_wire(
     }
 }
 
+/// The outcome of an answer already queued, followed by closing the connection when
+/// `close` says so (the answer is still sent first).
+fn answer_then(encoded: Outcome, close: Option<String>) -> Outcome {
+    match (encoded, close) {
+        (Outcome::Continue, Some(reason)) => Outcome::Close(reason),
+        (other, _) => other,
+    }
+}
+
 /// Who sent a request, for the handlers that record it (group members).
 #[derive(Debug, Clone)]
 pub struct RequestContext {
@@ -99,6 +108,7 @@ pub async fn dispatch(
     peer: std::net::SocketAddr,
     mut frame: Bytes,
     out: &mut Outbound,
+    auth: &mut crate::sasl::ConnAuth,
 ) -> Outcome {
     let header = match decode_request_header(&mut frame) {
         Ok(h) => h,
@@ -122,7 +132,7 @@ pub async fn dispatch(
         body: frame,
         admitted,
     };
-    let outcome = dispatch_inner(broker, listener, listener_name, peer, request, out).await;
+    let outcome = dispatch_inner(broker, listener, listener_name, peer, request, out, auth).await;
     match outcome {
         // Counted when its response is ready.
         Outcome::Defer(mut d) => {
@@ -150,6 +160,7 @@ async fn dispatch_inner(
     peer: std::net::SocketAddr,
     request: Request,
     out: &mut Outbound,
+    auth: &mut crate::sasl::ConnAuth,
 ) -> Outcome {
     let Request {
         header,
@@ -171,6 +182,11 @@ async fn dispatch_inner(
         return Outcome::Close(format!(
             "{key:?} v{v} is not supported on the {listener:?} listener (correlation id {corr})"
         ));
+    }
+    if !matches!(key, ApiKey::SaslHandshake | ApiKey::SaslAuthenticate) {
+        if let crate::sasl::Gate::Close(reason) = auth.gate(key) {
+            return Outcome::Close(reason);
+        }
     }
 
     macro_rules! decode {
@@ -241,6 +257,25 @@ async fn dispatch_inner(
     }
 
     match key {
+        ApiKey::SaslHandshake => {
+            let req = decode!(SaslHandshakeRequest);
+            let a = auth.handshake(&req);
+            answer_then(encode(out, corr, v, &a.response), a.close)
+        }
+        ApiKey::SaslAuthenticate => {
+            let req = decode!(SaslAuthenticateRequest);
+            let a = auth.authenticate(broker, &req).await;
+            answer_then(encode(out, corr, v, &a.response), a.close)
+        }
+        ApiKey::DescribeUserScramCredentials => {
+            simple!(
+                DescribeUserScramCredentialsRequest,
+                handlers::scram::describe
+            )
+        }
+        ApiKey::AlterUserScramCredentials => {
+            forwardable!(AlterUserScramCredentialsRequest, handlers::scram::alter)
+        }
         ApiKey::ApiVersions => {
             let req = decode!(ApiVersionsRequest);
             let resp = handlers::api_versions::handle(listener, req, v);

@@ -140,6 +140,12 @@ impl Forward for BrokerHeartbeatRequest {
     }
 }
 
+impl Forward for AlterUserScramCredentialsRequest {
+    fn not_controller(resp: &AlterUserScramCredentialsResponse) -> bool {
+        resp.results.iter().any(|r| r.error_code == NOT_CONTROLLER)
+    }
+}
+
 /// Where a controller operation runs.
 pub enum Route<T> {
     /// This node is the active controller: decide here.

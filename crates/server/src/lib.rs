@@ -26,6 +26,7 @@ pub mod quorum_state;
 pub mod raft_log;
 pub mod raft_wire;
 pub mod replication;
+pub mod sasl;
 pub mod server;
 pub mod topic_config;
 pub mod txn;

@@ -238,7 +238,9 @@ async fn connection(
     name: Arc<str>,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let max_request = broker.config.socket_request_max_bytes as usize;
+    let socket_max = broker.config.socket_request_max_bytes as usize;
+    // SASL listeners: authentication first, with smaller frames until it is done.
+    let mut auth = crate::sasl::ConnAuth::new(&broker, &name);
     let mut read_buf = BytesMut::with_capacity(READ_CHUNK);
     let mut out = Outbound::default();
     // Responses not yet in `out`, in request order: the first is an acks=all Produce
@@ -270,6 +272,7 @@ async fn connection(
         // Handle every whole frame already buffered before touching the socket again;
         // behind a waiting response, only further Produce requests (up to a limit).
         loop {
+            let max_request = auth.frame_limit(&broker, socket_max);
             if !pending.is_empty()
                 && (pending.len() >= MAX_PENDING_RESPONSES || !next_is_produce(&read_buf))
             {
@@ -300,7 +303,7 @@ async fn connection(
             let queued = !pending.is_empty();
             let mut behind = Outbound::default();
             let target = if queued { &mut behind } else { &mut out };
-            match dispatch(&broker, kind, &name, peer, frame, target).await {
+            match dispatch(&broker, kind, &name, peer, frame, target, &mut auth).await {
                 Outcome::Continue => {}
                 Outcome::Defer(d) => pending.push_back(d),
                 Outcome::Close(reason) => {
@@ -334,6 +337,7 @@ async fn connection(
             }
             last_active = tokio::time::Instant::now();
         }
+        let max_request = auth.frame_limit(&broker, socket_max);
         if read_buf.capacity() - read_buf.len() < READ_CHUNK / 4 {
             read_buf.reserve(READ_CHUNK);
         }

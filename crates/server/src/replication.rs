@@ -211,6 +211,23 @@ impl Broker {
             .unwrap_or(self.config.min_insync_replicas)
     }
 
+    /// A connection to another broker's inter-broker listener, authenticated as
+    /// `sasl.mechanism.inter.broker.protocol` says when that listener is SASL_PLAINTEXT.
+    pub(crate) async fn inter_broker_connect(
+        &self,
+        addr: &str,
+        client_id: &str,
+        timeout: Duration,
+    ) -> Result<Connection, krust_client::ClientError> {
+        Connection::connect_sasl(
+            addr,
+            client_id,
+            timeout,
+            self.config.sasl.inter_broker.as_ref(),
+        )
+        .await
+    }
+
     /// The address of broker `id`'s inter-broker listener.
     pub(crate) fn inter_broker_address(&self, id: i32) -> Option<String> {
         let image = self.image();
@@ -365,7 +382,10 @@ async fn run_fetcher(
             };
             let timeout =
                 Duration::from_millis((b.config.replica_fetch_wait_max_ms.max(0) as u64) + 30_000);
-            match Connection::connect(&addr, "krust-replica-fetcher", timeout).await {
+            match b
+                .inter_broker_connect(&addr, "krust-replica-fetcher", timeout)
+                .await
+            {
                 Ok(c) => conn = Some(c),
                 Err(e) => {
                     debug!(leader, %addr, error = %e, "cannot reach the leader");

@@ -831,7 +831,8 @@ impl Broker {
                 .as_ref()
                 .is_some_and(|c| !c.is_broken() && c.addr() == addr)
             {
-                match krust_client::Connection::connect(&addr, "krust-txn-verify", VERIFY_TIMEOUT)
+                match self
+                    .inter_broker_connect(&addr, "krust-txn-verify", VERIFY_TIMEOUT)
                     .await
                 {
                     Ok(c) => *conn = Some(c),
@@ -1129,12 +1130,13 @@ impl Broker {
         req: &WriteTxnMarkersRequest,
     ) -> Option<WriteTxnMarkersResponse> {
         let addr = self.inter_broker_address(leader)?;
-        let mut conn = match krust_client::Connection::connect(
-            &addr,
-            "krust-txn-markers",
-            MARKER_WRITE_TIMEOUT + Duration::from_secs(5),
-        )
-        .await
+        let mut conn = match self
+            .inter_broker_connect(
+                &addr,
+                "krust-txn-markers",
+                MARKER_WRITE_TIMEOUT + Duration::from_secs(5),
+            )
+            .await
         {
             Ok(c) => c,
             Err(e) => {

@@ -84,6 +84,9 @@ pub struct Node {
     /// A second broker listener for the other brokers (`INTERNAL`, the inter-broker
     /// listener): the port it listens on and the port it is advertised at (a proxy).
     internal: Option<(u16, u16)>,
+    /// The name of the client listener (`PLAINTEXT` unless started with
+    /// [`Node::start_listener`]).
+    client_listener: String,
 }
 
 impl Node {
@@ -115,7 +118,18 @@ impl Node {
             roles: roles.to_string(),
             voters: String::new(),
             internal: None,
+            client_listener: "PLAINTEXT".into(),
         }
+    }
+
+    /// Like [`Node::start`], with the client listener named `listener` (so of that security
+    /// protocol, e.g. `SASL_PLAINTEXT`), which is also the inter-broker listener.
+    pub fn start_listener(binary: &str, listener: &str, extra: &[&str]) -> Node {
+        let mut node = Node::unstarted(binary, 1, "broker,controller", extra);
+        node.client_listener = listener.to_string();
+        node.voters = format!("1@127.0.0.1:{}", node.controller_port);
+        node.spawn();
+        node
     }
 
     fn is_controller(&self) -> bool {
@@ -149,9 +163,10 @@ impl Node {
     fn overrides(&self) -> Vec<String> {
         let mut listeners = Vec::new();
         let mut advertised = Vec::new();
+        let client = &self.client_listener;
         if self.is_broker() {
-            listeners.push(format!("PLAINTEXT://127.0.0.1:{}", self.client_port));
-            advertised.push(format!("PLAINTEXT://127.0.0.1:{}", self.client_port));
+            listeners.push(format!("{client}://127.0.0.1:{}", self.client_port));
+            advertised.push(format!("{client}://127.0.0.1:{}", self.client_port));
             if let Some((port, proxy)) = self.internal {
                 listeners.push(format!("INTERNAL://127.0.0.1:{port}"));
                 advertised.push(format!("INTERNAL://127.0.0.1:{proxy}"));
@@ -163,6 +178,12 @@ impl Node {
         }
         let (listeners, advertised) = (listeners.join(","), advertised.join(","));
         let mut a = vec![];
+        if self.internal.is_none() && client != "PLAINTEXT" {
+            a.extend([
+                "--override".to_string(),
+                format!("inter.broker.listener.name={client}"),
+            ]);
+        }
         if self.internal.is_some() {
             a.extend([
                 "--override".to_string(),
@@ -396,6 +417,27 @@ impl Cluster {
     pub fn start(binary: &str, n: usize, extra: &[&str]) -> Cluster {
         let roles = vec!["broker,controller"; n];
         Cluster::start_with_roles(binary, &roles, extra)
+    }
+
+    /// Like [`Cluster::start`], with each node's client listener named `listener` (see
+    /// [`Node::start_listener`]).
+    pub fn start_listener(binary: &str, n: usize, listener: &str, extra: &[&str]) -> Cluster {
+        let mut nodes: Vec<Node> = (1..=n as i32)
+            .map(|id| {
+                let mut node = Node::unstarted(binary, id, "broker,controller", extra);
+                node.client_listener = listener.to_string();
+                node
+            })
+            .collect();
+        let voters = nodes
+            .iter()
+            .map(|n| format!("{}@127.0.0.1:{}", n.node_id, n.controller_port))
+            .collect::<Vec<_>>()
+            .join(",");
+        for n in &mut nodes {
+            n.voters = voters.clone();
+        }
+        Cluster::launch(nodes, Vec::new())
     }
 
     /// Starts one node per entry of `roles` (`process.roles` of node ids 1, 2, ...); the

@@ -21,7 +21,8 @@ pub struct ConnectArgs {
     #[arg(long = "bootstrap-server", value_name = "server to connect to")]
     pub bootstrap_server: String,
     /// Property file with client configs (client.id, request.timeout.ms,
-    /// receive.buffer.bytes and send.buffer.bytes are used).
+    /// receive.buffer.bytes, send.buffer.bytes, security.protocol, sasl.mechanism and
+    /// sasl.jaas.config are used).
     #[arg(long = "command-config", value_name = "command config property file")]
     pub command_config: Option<PathBuf>,
 }
@@ -52,6 +53,7 @@ pub fn client_config_from(
         client_id: default_client_id.to_string(),
         request_timeout: Duration::from_secs(30),
         buffers: SocketBuffers::default(),
+        sasl: None,
     };
     client_config_over(base, props)
 }
@@ -79,7 +81,58 @@ pub fn client_config_over(
     if let Some(v) = props.get("send.buffer.bytes") {
         config.buffers.send = socket_buffer_size("send.buffer.bytes", v)?;
     }
+    if let Some(p) = props.get("security.protocol") {
+        config.sasl = match p.trim().to_ascii_uppercase().as_str() {
+            "PLAINTEXT" => None,
+            "SASL_PLAINTEXT" => Some(sasl_credentials(props)?),
+            _ => bail!(
+                "Invalid value {p} for configuration security.protocol: krust's tools speak \
+                 PLAINTEXT and SASL_PLAINTEXT"
+            ),
+        };
+    }
     Ok(config)
+}
+
+/// The SASL credentials of client properties: `sasl.mechanism` (PLAIN, SCRAM-SHA-256 or
+/// SCRAM-SHA-512), and the `username` and `password` options of `sasl.jaas.config` (or
+/// librdkafka's `sasl.username` and `sasl.password`).
+fn sasl_credentials(
+    props: &BTreeMap<String, String>,
+) -> anyhow::Result<krust_client::SaslCredentials> {
+    let name = props.get("sasl.mechanism").map_or("GSSAPI", |m| m.trim());
+    let Some(mechanism) = krust_client::Mechanism::parse(name) else {
+        bail!(
+            "Invalid value {name} for configuration sasl.mechanism: krust's tools support \
+             PLAIN, SCRAM-SHA-256 and SCRAM-SHA-512"
+        );
+    };
+    let (username, password) = match props.get("sasl.jaas.config") {
+        Some(jaas) => {
+            let j = krust_protocol::sasl::parse_jaas(jaas)
+                .map_err(|e| anyhow::anyhow!("Invalid sasl.jaas.config: {e}"))?;
+            (
+                j.option("username").map(str::to_string),
+                j.option("password").map(str::to_string),
+            )
+        }
+        None => (
+            props.get("sasl.username").cloned(),
+            props.get("sasl.password").cloned(),
+        ),
+    };
+    match (username, password) {
+        (Some(username), Some(password)) => Ok(krust_client::SaslCredentials {
+            mechanism,
+            username,
+            password,
+        }),
+        _ => bail!(
+            "security.protocol=SASL_PLAINTEXT needs a username and a password: set \
+             sasl.jaas.config (with username=\"...\" password=\"...\") or sasl.username and \
+             sasl.password"
+        ),
+    }
 }
 
 /// A socket buffer size as Kafka's clients take it: -1 for the operating system's default,
@@ -641,6 +694,7 @@ mod tests {
                 receive: Some(1),
                 send: Some(2),
             },
+            sasl: None,
         };
         let mut only_send = BTreeMap::new();
         only_send.insert("send.buffer.bytes".to_string(), "-1".to_string());

@@ -1,10 +1,16 @@
-//! `krust configs` (kafka-configs.sh, Kafka's `ConfigCommand`) for topics and brokers.
+//! `krust configs` (kafka-configs.sh, Kafka's `ConfigCommand`) for topics, brokers, and
+//! users' SCRAM credentials.
 //!
 //! `--describe` prints `Dynamic configs for topic X are:` (`All configs ...` with `--all`,
 //! `Default configs for brokers in the cluster are:` for the broker default) and then one
 //! `  name=value sensitive=false synonyms={SOURCE:name=value, ...}` line per config, sorted
 //! by name. `--alter` uses IncrementalAlterConfigs and prints
 //! `Completed updating config for topic X.`.
+//!
+//! For users, `--add-config 'SCRAM-SHA-256=[iterations=8192,password=secret]'` salts the
+//! password here and sends AlterUserScramCredentials; `--delete-config SCRAM-SHA-256`
+//! removes a credential; `--describe` prints
+//! `SCRAM credential configs for user-principal 'X' are SCRAM-SHA-256=iterations=8192`.
 
 use std::collections::BTreeSet;
 use std::ffi::OsString;
@@ -12,16 +18,23 @@ use std::process::ExitCode;
 
 use anyhow::{anyhow, bail};
 use clap::Parser;
+use kafka_protocol::messages::alter_user_scram_credentials_request::{
+    ScramCredentialDeletion, ScramCredentialUpsertion,
+};
 use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
 use kafka_protocol::messages::describe_configs_response::DescribeConfigsResourceResult;
+use kafka_protocol::messages::describe_user_scram_credentials_request::UserName;
 use kafka_protocol::messages::incremental_alter_configs_request::{
     AlterConfigsResource, AlterableConfig,
 };
 use kafka_protocol::messages::{
-    DescribeClusterRequest, DescribeConfigsRequest, IncrementalAlterConfigsRequest,
+    AlterUserScramCredentialsRequest, DescribeClusterRequest, DescribeConfigsRequest,
+    DescribeUserScramCredentialsRequest, IncrementalAlterConfigsRequest,
 };
 use kafka_protocol::protocol::StrBytes;
-use krust_client::{Client, ClientError};
+use krust_client::{Client, ClientError, Mechanism};
+use krust_protocol::sasl::{self, SCRAM_MIN_ITERATIONS};
+use krust_protocol::ErrorCode;
 
 use super::common::{self, ConnectArgs};
 
@@ -48,10 +61,10 @@ struct Args {
     /// List all configs for the given entity, including static configs if available.
     #[arg(long)]
     all: bool,
-    /// Type of entity (topics/brokers).
+    /// Type of entity (topics/brokers/users).
     #[arg(long = "entity-type", value_name = "entity type")]
     entity_type: Option<String>,
-    /// Name of entity (topic name/broker id).
+    /// Name of entity (topic name/broker id/user name).
     #[arg(long = "entity-name", value_name = "entity name")]
     entity_name: Option<String>,
     /// Default entity name for brokers (the cluster-wide broker default).
@@ -78,6 +91,7 @@ struct Args {
 enum EntityType {
     Topics,
     Brokers,
+    Users,
 }
 
 impl EntityType {
@@ -85,12 +99,13 @@ impl EntityType {
         match self {
             EntityType::Topics => "topic",
             EntityType::Brokers => "broker",
+            EntityType::Users => "user",
         }
     }
     fn resource(self) -> i8 {
         match self {
             EntityType::Topics => TOPIC_RESOURCE,
-            EntityType::Brokers => BROKER_RESOURCE,
+            EntityType::Brokers | EntityType::Users => BROKER_RESOURCE,
         }
     }
 }
@@ -161,8 +176,9 @@ fn check_args(args: &Args) -> anyhow::Result<Entity> {
         let kind = match args.entity_type.as_deref() {
             Some("topics") => EntityType::Topics,
             Some("brokers") => EntityType::Brokers,
-            Some(other @ ("clients" | "users" | "ips" | "broker-loggers" | "client-metrics" | "groups")) => {
-                bail!("Entity type {other} is not supported by krust yet (supported: topics, brokers)")
+            Some("users") => EntityType::Users,
+            Some(other @ ("clients" | "ips" | "broker-loggers" | "client-metrics" | "groups")) => {
+                bail!("Entity type {other} is not supported by krust yet (supported: topics, brokers, users)")
             }
             Some(other) => bail!(
                 "Invalid entity type {other}, the entity type must be one of topics, clients, users, brokers, ips, broker-loggers, client-metrics, groups with a --bootstrap-server or --bootstrap-controller argument"
@@ -174,6 +190,9 @@ fn check_args(args: &Args) -> anyhow::Result<Entity> {
         }
         if args.entity_default && kind == EntityType::Topics {
             bail!("--entity-default must not be specified with --describe of topics");
+        }
+        if args.entity_default && kind == EntityType::Users {
+            bail!("--entity-default is for user quotas, which krust does not implement");
         }
         Entity {
             kind,
@@ -200,6 +219,7 @@ fn check_args(args: &Args) -> anyhow::Result<Entity> {
                 match entity.kind {
                     EntityType::Topics => "topics",
                     EntityType::Brokers => "brokers",
+                    EntityType::Users => "users",
                 }
             );
         }
@@ -212,6 +232,18 @@ fn check_args(args: &Args) -> anyhow::Result<Entity> {
 
 async fn execute(args: &Args, entity: &Entity) -> anyhow::Result<()> {
     let mut client = args.connect.connect("krust-configs").await?;
+    if entity.kind == EntityType::Users {
+        return if args.describe {
+            describe_users(&mut client, entity.name.as_deref()).await
+        } else {
+            alter_user(
+                &mut client,
+                args,
+                entity.name.as_deref().unwrap_or_default(),
+            )
+            .await
+        };
+    }
     if args.describe {
         describe(&mut client, entity, args.all).await
     } else {
@@ -238,8 +270,8 @@ fn source_name(source: i8) -> &'static str {
 fn dynamic_source(kind: EntityType, name: &str) -> i8 {
     match kind {
         EntityType::Topics => 1,
-        EntityType::Brokers if name.is_empty() => 3,
-        EntityType::Brokers => 2,
+        EntityType::Brokers | EntityType::Users if name.is_empty() => 3,
+        EntityType::Brokers | EntityType::Users => 2,
     }
 }
 
@@ -281,6 +313,7 @@ async fn describe(client: &mut Client, entity: &Entity, all: bool) -> anyhow::Re
                     .collect();
                 set.into_iter().collect()
             }
+            EntityType::Users => return describe_users(client, None).await,
             EntityType::Brokers => {
                 let resp = client.send_any(&DescribeClusterRequest::default()).await?;
                 ClientError::check(resp.error_code, resp.error_message.as_ref())?;
@@ -431,6 +464,110 @@ async fn alter(client: &mut Client, args: &Args, entity: &Entity) -> anyhow::Res
             entity.kind.singular()
         );
     }
+    Ok(())
+}
+
+/// Prints users' SCRAM credentials: one user, or every user that has one.
+async fn describe_users(client: &mut Client, user: Option<&str>) -> anyhow::Result<()> {
+    let req = DescribeUserScramCredentialsRequest::default().with_users(
+        user.map(|u| vec![UserName::default().with_name(StrBytes::from_string(u.to_string()))]),
+    );
+    let resp = client.send_any(&req).await?;
+    ClientError::check(resp.error_code, resp.error_message.as_ref())?;
+    for r in &resp.results {
+        // A user without credentials has nothing to print.
+        if r.error_code == ErrorCode::ResourceNotFound.code() {
+            continue;
+        }
+        ClientError::check(r.error_code, r.error_message.as_ref())?;
+        let creds: Vec<String> = r
+            .credential_infos
+            .iter()
+            .map(|c| {
+                let mech = Mechanism::from_scram_type(c.mechanism)
+                    .map_or_else(|| format!("UNKNOWN({})", c.mechanism), |m| m.to_string());
+                format!("{mech}=iterations={}", c.iterations)
+            })
+            .collect();
+        outln!(
+            "SCRAM credential configs for user-principal '{}' are {}",
+            r.user,
+            creds.join(", ")
+        );
+    }
+    Ok(())
+}
+
+/// The SCRAM mechanism a user config key names.
+fn scram_key(key: &str) -> anyhow::Result<Mechanism> {
+    match Mechanism::parse(key) {
+        Some(m) if m != Mechanism::Plain => Ok(m),
+        _ => bail!(
+            "Invalid config(s): {key} (krust's user configs are the SCRAM credentials \
+             SCRAM-SHA-256 and SCRAM-SHA-512; quotas are not implemented)"
+        ),
+    }
+}
+
+/// `iterations=N,password=P` of a SCRAM credential (iterations default 4096).
+fn scram_value(key: &str, value: &str) -> anyhow::Result<(i32, String)> {
+    let mut iterations = SCRAM_MIN_ITERATIONS;
+    let mut password = None;
+    for part in value.split(',') {
+        match part.split_once('=') {
+            Some(("iterations", n)) => {
+                iterations = n
+                    .trim()
+                    .parse()
+                    .map_err(|_| anyhow!("Invalid iterations '{n}' for {key}: not a number"))?;
+            }
+            Some(("password", p)) => password = Some(p.to_string()),
+            _ => {
+                bail!("Invalid credential '{part}' for {key}: expected iterations=N or password=P")
+            }
+        }
+    }
+    let password = password.ok_or_else(|| anyhow!("A password must be given for {key}"))?;
+    Ok((iterations, password))
+}
+
+async fn alter_user(client: &mut Client, args: &Args, user: &str) -> anyhow::Result<()> {
+    let mut req = AlterUserScramCredentialsRequest::default();
+    if let Some(text) = &args.add_config {
+        for (key, value) in parse_add_config(text)? {
+            let mech = scram_key(&key)?;
+            let (iterations, password) = scram_value(&key, &value)?;
+            let salt = sasl::random_salt();
+            let salted = sasl::salted_password(mech, password.as_bytes(), &salt, iterations);
+            req.upsertions.push(
+                ScramCredentialUpsertion::default()
+                    .with_name(StrBytes::from_string(user.to_string()))
+                    .with_mechanism(mech.scram_type().unwrap_or_default())
+                    .with_iterations(iterations)
+                    .with_salt(salt.into())
+                    .with_salted_password(salted.into()),
+            );
+        }
+    }
+    for key in args
+        .delete_config
+        .iter()
+        .flat_map(|d| d.split(','))
+        .map(str::trim)
+        .filter(|d| !d.is_empty())
+    {
+        let mech = scram_key(key)?;
+        req.deletions.push(
+            ScramCredentialDeletion::default()
+                .with_name(StrBytes::from_string(user.to_string()))
+                .with_mechanism(mech.scram_type().unwrap_or_default()),
+        );
+    }
+    let resp = client.send_any(&req).await?;
+    for r in &resp.results {
+        ClientError::check(r.error_code, r.error_message.as_ref())?;
+    }
+    outln!("Completed updating config for user {user}.");
     Ok(())
 }
 

@@ -650,8 +650,9 @@ async fn send_join(
     };
     let timeout = Duration::from_millis(rebalance_timeout_ms.max(0) as u64 + 5_000)
         .max(client.config().request_timeout);
-    let mut conn =
-        krust_client::Connection::connect(&addr, &client.config().client_id, timeout).await?;
+    let mut config = client.config().clone();
+    config.request_timeout = timeout;
+    let mut conn = krust_client::Connection::connect_config(&addr, &config).await?;
     let v = conn.version_for::<JoinGroupRequest>()?;
     conn.send_version(req, v.min(5)).await
 }

@@ -109,11 +109,18 @@ pub fn run(args: Vec<OsString>) -> ExitCode {
         Err(e) => return common::fail("Error: ", &e),
     };
     let result = common::block_on(async move {
+        // Controller listeners are PLAINTEXT in krust; client listeners may need SASL.
+        let sasl = if controller {
+            None
+        } else {
+            config.sasl.as_ref()
+        };
         let (cluster_id, quorum) = query(
             &bootstrap,
             controller,
             &config.client_id,
             config.request_timeout,
+            sasl,
         )
         .await?;
         anyhow::Ok(if status {
@@ -139,10 +146,11 @@ async fn connect_any(
     list: &str,
     client_id: &str,
     timeout: std::time::Duration,
+    sasl: Option<&krust_client::SaslCredentials>,
 ) -> Result<Connection, ClientError> {
     let mut last = None;
     for addr in list.split(',').map(str::trim).filter(|a| !a.is_empty()) {
-        match Connection::connect(addr, client_id, timeout).await {
+        match Connection::connect_sasl(addr, client_id, timeout, sasl).await {
             Ok(c) => return Ok(c),
             Err(e) => last = Some(e),
         }
@@ -158,8 +166,9 @@ async fn query(
     controller: bool,
     client_id: &str,
     timeout: std::time::Duration,
+    sasl: Option<&krust_client::SaslCredentials>,
 ) -> anyhow::Result<(String, DescribeQuorumResponse)> {
-    let mut conn = connect_any(bootstrap, client_id, timeout).await?;
+    let mut conn = connect_any(bootstrap, client_id, timeout, sasl).await?;
     let mut describe = DescribeClusterRequest::default();
     describe.endpoint_type = if controller { 2 } else { 1 };
     let cluster = conn.send(&describe).await?;

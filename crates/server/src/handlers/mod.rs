@@ -30,6 +30,7 @@ pub mod offset_for_leader_epoch;
 pub mod produce;
 pub mod raft;
 pub mod reassignments;
+pub mod scram;
 pub mod sync_group;
 pub mod txn;
 pub mod txn_offset_commit;
