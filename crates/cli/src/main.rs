@@ -169,6 +169,10 @@ enum StorageCommand {
         /// Format this controller as the only voter of a new quorum.
         #[arg(long, short = 's')]
         standalone: bool,
+        /// A SCRAM credential the cluster starts with (repeatable):
+        /// 'SCRAM-SHA-256=[name=alice,password=alice-secret]' (iterations=N optional).
+        #[arg(long = "add-scram", short = 'S', value_name = "CREDENTIAL")]
+        add_scram: Vec<String>,
     },
 }
 
@@ -282,11 +286,17 @@ fn storage(command: StorageCommand) -> anyhow::Result<()> {
             overrides,
             ignore_formatted,
             standalone,
+            add_scram,
         } => {
             let config = ServerConfig::load(Some(&config), &overrides)?;
-            for line in
-                krust_server::format::format(&config, &cluster_id, ignore_formatted, standalone)?
-            {
+            let bootstrap = krust_server::format::scram_records(&add_scram)?;
+            for line in krust_server::format::format(
+                &config,
+                &cluster_id,
+                ignore_formatted,
+                standalone,
+                &bootstrap,
+            )? {
                 println!("{line}");
             }
             Ok(())

@@ -530,6 +530,37 @@ async fn every_supported_version_answers() {
                         .with_auth_bytes(Bytes::from_static(b"\0u\0p"));
                     assert_eq!(w.call(&req, v).error_code, 34, "SaslAuthenticate v{v}");
                 }
+                ApiKey::DescribeAcls => {
+                    let req = DescribeAclsRequest::default()
+                        .with_resource_type_filter(1)
+                        .with_pattern_type_filter(1)
+                        .with_operation(1)
+                        .with_permission_type(1);
+                    assert_eq!(w.call(&req, v).error_code, 54, "DescribeAcls v{v}");
+                }
+                ApiKey::CreateAcls => {
+                    let req = CreateAclsRequest::default().with_creations(vec![
+                        create_acls_request::AclCreation::default()
+                            .with_resource_type(2)
+                            .with_resource_name(s("v"))
+                            .with_resource_pattern_type(3)
+                            .with_principal(s("User:a"))
+                            .with_host(s("*"))
+                            .with_operation(3)
+                            .with_permission_type(3),
+                    ]);
+                    assert_eq!(w.call(&req, v).results[0].error_code, 54);
+                }
+                ApiKey::DeleteAcls => {
+                    let req = DeleteAclsRequest::default().with_filters(vec![
+                        delete_acls_request::DeleteAclsFilter::default()
+                            .with_resource_type_filter(1)
+                            .with_pattern_type_filter(1)
+                            .with_operation(1)
+                            .with_permission_type(1),
+                    ]);
+                    assert_eq!(w.call(&req, v).filter_results[0].error_code, 54);
+                }
                 ApiKey::AlterUserScramCredentials => {
                     let req = AlterUserScramCredentialsRequest::default().with_upsertions(vec![
                         alter_user_scram_credentials_request::ScramCredentialUpsertion::default()

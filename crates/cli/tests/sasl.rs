@@ -381,6 +381,36 @@ fn the_protocol_refuses_what_comes_out_of_turn() {
     .expect("answer");
     assert_eq!(r.error_code, 34);
     assert!(call(&mut s, 5, 12, &MetadataRequest::default()).is_some());
+    // So is a re-authentication when sessions do not end (connections.max.reauth.ms=0).
+    let hs = call(
+        &mut s,
+        6,
+        1,
+        &SaslHandshakeRequest::default().with_mechanism(StrBytes::from_static_str("PLAIN")),
+    )
+    .expect("answer");
+    assert_eq!(hs.error_code, 34);
+    // Credentials: made, then described by an empty list (every user), as in Kafka.
+    let alter = AlterUserScramCredentialsRequest::default().with_upsertions(vec![
+        alter_user_scram_credentials_request::ScramCredentialUpsertion::default()
+            .with_name(StrBytes::from_static_str("dora"))
+            .with_mechanism(2)
+            .with_iterations(4096)
+            .with_salt(Bytes::from_static(b"salt"))
+            .with_salted_password(Bytes::from_static(&[1; 64])),
+    ]);
+    let r = call(&mut s, 7, 0, &alter).expect("alter");
+    assert_eq!(r.results[0].error_code, 0);
+    let r = call(
+        &mut s,
+        8,
+        0,
+        &DescribeUserScramCredentialsRequest::default().with_users(Some(vec![])),
+    )
+    .expect("describe");
+    let users: Vec<&str> = r.results.iter().map(|u| u.user.as_str()).collect();
+    assert_eq!(users, ["dora"]);
+    assert_eq!(r.results[0].credential_infos[0].mechanism, 2);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -456,12 +486,28 @@ async fn sessions_end_unless_renewed() {
 #[tokio::test(flavor = "multi_thread")]
 async fn brokers_authenticate_to_each_other() {
     // Replication, and the brokers' other requests to each other, over SASL_PLAINTEXT
-    // with PLAIN; their sessions end every 2 s and are renewed.
-    let extra = settings(&[
+    // with SCRAM-SHA-512, as a user the cluster was formatted with (`--add-scram`); their
+    // sessions end every 2 s and are renewed.
+    let extra = [
+        "sasl.enabled.mechanisms=PLAIN,SCRAM-SHA-512",
+        "sasl.mechanism.inter.broker.protocol=SCRAM-SHA-512",
+        JAAS,
+        "listener.name.sasl_plaintext.scram-sha-512.sasl.jaas.config=\
+         org.apache.kafka.common.security.scram.ScramLoginModule required \
+         username=\"broker\" password=\"broker-secret\";",
         "connections.max.reauth.ms=2000",
         "default.replication.factor=3",
-    ]);
-    let mut cluster = Cluster::start_listener(BIN, 3, "SASL_PLAINTEXT", &extra);
+    ];
+    let mut cluster = Cluster::start_listener(
+        BIN,
+        3,
+        "SASL_PLAINTEXT",
+        &extra,
+        &[
+            "--add-scram",
+            "SCRAM-SHA-512=[name=broker,password=broker-secret,iterations=8192]",
+        ],
+    );
     let b = cluster.bootstrap();
     let admin: rdkafka::admin::AdminClient<rdkafka::client::DefaultClientContext> =
         rd(&b, "admin", ADMIN_PASSWORD).create().expect("admin");

@@ -323,7 +323,7 @@ impl Connection {
             Ok(lifetime) => {
                 // Re-authenticate at 85 % of the session, as Kafka's clients do (at the
                 // earliest).
-                let due = lifetime.map(|ms| Instant::now() + Duration::from_millis(ms * 85 / 100));
+                let due = lifetime.map(|ms| Instant::now() + Duration::from_millis(ms / 100 * 85));
                 self.sasl = Some((creds, due));
                 Ok(())
             }
@@ -400,6 +400,17 @@ impl Connection {
             .ok()
             .filter(|&ms| ms > 0);
         Ok((resp.auth_bytes, lifetime))
+    }
+
+    /// Authenticates again once the session is due for renewal.
+    async fn renew_session(&mut self) -> Result<(), ClientError> {
+        if let Some((creds, Some(due))) = &self.sasl {
+            if Instant::now() >= *due {
+                let creds = creds.clone();
+                self.authenticate(creds).await?;
+            }
+        }
+        Ok(())
     }
 
     /// Sends a request without the re-authentication check of [`Connection::send_version`].
@@ -481,12 +492,7 @@ impl Connection {
         req: &R,
         version: i16,
     ) -> Result<R::Response, ClientError> {
-        if let Some((creds, Some(due))) = &self.sasl {
-            if Instant::now() >= *due {
-                let creds = creds.clone();
-                self.authenticate(creds).await?;
-            }
-        }
+        self.renew_session().await?;
         let api = api_key::<R>()?;
         let header_version = if api == ApiKey::ApiVersions {
             0
@@ -505,6 +511,7 @@ impl Connection {
                 reason: format!("connection unusable after an earlier failure: {why}"),
             });
         }
+        self.renew_session().await?;
         let version = self.version_for::<R>()?;
         let api = api_key::<R>()?;
         let (frame, _) = self.frame(api, version, req)?;

@@ -65,6 +65,7 @@ pub enum ErrorCode {
     ResourceNotFound = 91,
     DuplicateResource = 92,
     UnacceptableCredential = 93,
+    SecurityDisabled = 54,
 }
 
 impl ErrorCode {
@@ -131,6 +132,7 @@ impl ErrorCode {
         ErrorCode::ResourceNotFound,
         ErrorCode::DuplicateResource,
         ErrorCode::UnacceptableCredential,
+        ErrorCode::SecurityDisabled,
     ];
 
     /// The named error for a Kafka code, if krust names it.
@@ -207,6 +209,7 @@ impl ErrorCode {
             ErrorCode::ResourceNotFound => "RESOURCE_NOT_FOUND",
             ErrorCode::DuplicateResource => "DUPLICATE_RESOURCE",
             ErrorCode::UnacceptableCredential => "UNACCEPTABLE_CREDENTIAL",
+            ErrorCode::SecurityDisabled => "SECURITY_DISABLED",
         }
     }
 }

@@ -235,9 +235,7 @@ fn attributes(msg: &str) -> Result<Vec<(char, &str)>, SaslError> {
             let mut chars = a.chars();
             match (chars.next(), chars.next()) {
                 (Some(k), Some('=')) if k.is_ascii_alphabetic() => Ok((k, &a[2..])),
-                _ => fail(format!(
-                    "Authentication failed: invalid SCRAM attribute '{a}'"
-                )),
+                _ => fail("Authentication failed: invalid SCRAM attribute"),
             }
         })
         .collect()
@@ -315,17 +313,23 @@ impl ScramServer {
                 None => return fail("Authentication failed: invalid SCRAM authorization id"),
             },
         };
-        let attrs = attributes(bare)?;
-        let (Some(('n', name)), Some(('r', cnonce))) =
-            (attrs.first().copied(), attrs.get(1).copied())
-        else {
+        // `n=<user>,r=<nonce>`, then Kafka's extensions (`tokenauth=true` asks for a
+        // delegation token, which krust does not issue). A mandatory extension (`m=`) would
+        // come first and is refused with the rest.
+        let mut parts = bare.splitn(3, ',');
+        let (Some(name), Some(cnonce)) = (
+            parts.next().and_then(|p| p.strip_prefix("n=")),
+            parts.next().and_then(|p| p.strip_prefix("r=")),
+        ) else {
             return fail("Authentication failed: invalid SCRAM client-first message");
         };
-        // Extensions Kafka defines after the nonce: `tokenauth` asks for a delegation token.
-        for (k, v) in &attrs[2..] {
-            if *k == 't' && v.starts_with("okenauth") {
-                return fail("Authentication failed: delegation tokens are not supported");
-            }
+        let tokenauth = parts
+            .next()
+            .unwrap_or_default()
+            .split(',')
+            .any(|e| e.split_once('=').map_or(e, |(k, _)| k) == "tokenauth");
+        if tokenauth {
+            return fail("Authentication failed: delegation tokens are not supported");
         }
         let user = decode_saslname(name)?;
         if user.is_empty() || cnonce.is_empty() {
@@ -573,7 +577,7 @@ pub fn parse_jaas(text: &str) -> Result<JaasConfig, String> {
             Some((false, key)) if key != "=" => {
                 match it.next() {
                     Some((false, eq)) if eq == "=" => {}
-                    _ => return Err(format!("expected '=' after option {key}")),
+                    _ => return Err("expected '=' after an option name".to_string()),
                 }
                 match it.next() {
                     Some((quoted, v)) if quoted || (v != ";" && v != "=") => options.push((key, v)),
@@ -581,7 +585,7 @@ pub fn parse_jaas(text: &str) -> Result<JaasConfig, String> {
                 }
             }
             None => return Err("the login module entry must end with ';'".to_string()),
-            Some((_, t)) => return Err(format!("unexpected '{t}'")),
+            Some(_) => return Err("unexpected token in the options".to_string()),
         }
     }
     if it.next().is_some() {
@@ -683,6 +687,7 @@ mod tests {
             b"n,a=b,n=a,r=x",
             b"n,,n=a=,r=x",
             b"n,,n=a,r=x,tokenauth=true",
+            b"n,,m=ext,n=a,r=x",
             b"\xff\xfe",
         ] {
             let mut s = ScramServer::new(Mechanism::ScramSha256);
@@ -690,6 +695,11 @@ mod tests {
         }
         let mut s = ScramServer::new(Mechanism::ScramSha256);
         assert!(s.first(b"n,,n=nobody,r=abc", |_| None).is_err());
+        // Other extensions are ignored.
+        let mut s = ScramServer::new(Mechanism::ScramSha256);
+        assert!(s
+            .first(b"n,,n=a,r=abc,ext=1", |_| Some(cred.clone()))
+            .is_ok());
         let mut s = ScramServer::new(Mechanism::ScramSha256);
         s.first(b"n,,n=a,r=abc", |_| Some(cred.clone()))
             .expect("first");

@@ -75,6 +75,9 @@ pub fn now_ms() -> i64 {
 }
 
 pub struct Broker {
+    /// Records `krust storage format` left for the first active controller to write with
+    /// the cluster's first ones (`--add-scram`).
+    pub bootstrap: Vec<MetadataRecord>,
     pub config: ServerConfig,
     pub cluster_id: String,
     pub node_id: i32,
@@ -162,6 +165,7 @@ impl Broker {
             replication: Default::default(),
             placement_counter: AtomicUsize::new(rand::random::<u16>() as usize),
             producer_ids: tokio::sync::Mutex::new((0, 0)),
+            bootstrap: Vec::new(),
         }
     }
 

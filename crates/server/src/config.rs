@@ -68,7 +68,6 @@ pub const ACCEPTED_UNUSED_KEYS: &[&str] = &[
     "alter.config.policy.class.name",
     "alter.log.dirs.replication.quota.window.num",
     "alter.log.dirs.replication.quota.window.size.seconds",
-    "authorizer.class.name",
     "auto.include.jmx.reporter",
     "background.threads",
     "client.quota.callback.class",
@@ -1453,6 +1452,16 @@ impl ServerConfig {
                      (krust runs in KRaft mode only)"
                 )));
             }
+            if k == "authorizer.class.name" && !v.is_empty() {
+                return Err(err(format!(
+                    "authorizer.class.name={v} is not supported: krust has no authorizer, so \
+                     ACLs are neither stored nor enforced (every client that connects, or \
+                     authenticates on a SASL listener, may do everything); remove the setting"
+                )));
+            }
+            if k == "authorizer.class.name" {
+                continue; // empty: Kafka's default, no authorizer
+            }
             if k == "control.plane.listener.name" && !v.is_empty() {
                 return Err(err(format!(
                     "control.plane.listener.name={v} is not supported in KRaft mode"
@@ -1485,7 +1494,7 @@ impl ServerConfig {
         // What the config keeps of the keys holds no JAAS secrets (its debug form, say).
         let mut kept = explicit.clone();
         for (k, v) in kept.iter_mut() {
-            if k.ends_with(".sasl.jaas.config") {
+            if k == "sasl.jaas.config" || k.ends_with(".sasl.jaas.config") {
                 *v = "[hidden]".to_string();
             }
         }
@@ -2711,6 +2720,16 @@ mod tests {
             // A JAAS value is never echoed in an error.
             assert!(!e.contains("user_admin"), "{e}");
         }
+        // No authorizer: setting one is refused rather than silently not enforced.
+        let e = fails(
+            COMBINED,
+            &[(
+                "authorizer.class.name",
+                Some("org.apache.kafka.metadata.authorizer.StandardAuthorizer"),
+            )],
+        );
+        assert!(e.contains("krust has no authorizer"), "{e}");
+        ok(COMBINED, &[("authorizer.class.name", Some(""))]);
         // The per-listener mechanisms win over sasl.enabled.mechanisms.
         let mut per_listener = sasl.to_vec();
         per_listener.push((

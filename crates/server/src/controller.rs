@@ -144,14 +144,16 @@ fn with_leadership_changes(
 }
 
 /// The records that start a cluster's metadata, if the image lacks them.
-fn bootstrap_records(image: &MetadataImage) -> Vec<MetadataRecord> {
+fn bootstrap_records(broker: &Broker, image: &MetadataImage) -> Vec<MetadataRecord> {
     if image.features.contains_key("metadata.version") {
         return Vec::new();
     }
-    vec![MetadataRecord::FeatureLevel {
+    let mut records = vec![MetadataRecord::FeatureLevel {
         name: "metadata.version".into(),
         level: METADATA_VERSION_LEVEL,
-    }]
+    }];
+    records.extend(broker.bootstrap.iter().cloned());
+    records
 }
 
 impl Broker {
@@ -217,7 +219,7 @@ impl Broker {
         let metadata = self.metadata.clone();
         let outcome = self
             .control(|image| {
-                let mut records = bootstrap_records(image);
+                let mut records = bootstrap_records(self, image);
                 let mut staged = image.clone();
                 let next = metadata.log_end_offset() + records.len() as i64;
                 for r in &records {
@@ -474,7 +476,10 @@ pub async fn run(broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>) {
             active_epoch = Some(epoch);
             info!(epoch, "this node is the active controller");
             broker.begin_controller_term(epoch);
-            if let Err(e) = broker.control(|image| (bootstrap_records(image), ())).await {
+            if let Err(e) = broker
+                .control(|image| (bootstrap_records(&broker, image), ()))
+                .await
+            {
                 warn!(error = %e, "could not write the cluster's bootstrap records");
                 active_epoch = None;
                 continue;

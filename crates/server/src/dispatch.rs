@@ -116,13 +116,26 @@ pub async fn dispatch(
     };
     let key = header.api_key;
     let started = Instant::now();
-    let admitted = match broker
-        .admission
-        .admit(key, header.api_version, &frame)
-        .await
-    {
-        Ok(a) => a,
-        Err(reason) => return Outcome::Close(reason),
+    let sasl = matches!(key, ApiKey::SaslHandshake | ApiKey::SaslAuthenticate);
+    if !sasl {
+        if let crate::sasl::Gate::Close(reason) = auth.gate(key) {
+            return Outcome::Close(reason);
+        }
+    }
+    // Authentication takes no share of the memory budget: its frames are small
+    // (`sasl.server.max.receive.size` before it is done), and an unauthenticated client must
+    // not hold back others' requests.
+    let admitted = if sasl || !auth.is_authenticated() {
+        None
+    } else {
+        match broker
+            .admission
+            .admit(key, header.api_version, &frame)
+            .await
+        {
+            Ok(a) => a,
+            Err(reason) => return Outcome::Close(reason),
+        }
     };
     // The request's share of the budget is held until it is answered (a Fetch waits for
     // records at most a second while it holds one) or deferred (an acks=all Produce
@@ -182,11 +195,6 @@ async fn dispatch_inner(
         return Outcome::Close(format!(
             "{key:?} v{v} is not supported on the {listener:?} listener (correlation id {corr})"
         ));
-    }
-    if !matches!(key, ApiKey::SaslHandshake | ApiKey::SaslAuthenticate) {
-        if let crate::sasl::Gate::Close(reason) = auth.gate(key) {
-            return Outcome::Close(reason);
-        }
     }
 
     macro_rules! decode {
@@ -267,6 +275,9 @@ async fn dispatch_inner(
             let a = auth.authenticate(broker, &req).await;
             answer_then(encode(out, corr, v, &a.response), a.close)
         }
+        ApiKey::DescribeAcls => simple!(DescribeAclsRequest, handlers::acls::describe),
+        ApiKey::CreateAcls => simple!(CreateAclsRequest, handlers::acls::create),
+        ApiKey::DeleteAcls => simple!(DeleteAclsRequest, handlers::acls::delete),
         ApiKey::DescribeUserScramCredentials => {
             simple!(
                 DescribeUserScramCredentialsRequest,

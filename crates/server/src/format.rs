@@ -8,6 +8,8 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 
+use krust_metadata::records::MetadataRecord;
+
 use crate::config::ServerConfig;
 use crate::meta_properties::{
     is_reserved_directory_id, parse_uuid, random_directory_id, random_uuid, MetaProperties,
@@ -33,6 +35,99 @@ pub enum FormatError {
         #[source]
         source: std::io::Error,
     },
+}
+
+/// The file of a formatted metadata directory holding the records the first active
+/// controller writes (`--add-scram`'s credentials), as Kafka's `bootstrap.checkpoint`.
+pub const BOOTSTRAP_FILE: &str = "bootstrap.checkpoint";
+
+/// `--add-scram` values, Kafka's form: `SCRAM-SHA-256=[name=alice,password=alice-secret]`
+/// (with `iterations=N`, 4096 by default; values may be double-quoted), as the credential
+/// records they stand for (a random salt each).
+pub fn scram_records(values: &[String]) -> Result<Vec<MetadataRecord>, FormatError> {
+    use krust_protocol::sasl::{self, Mechanism, SCRAM_MAX_ITERATIONS, SCRAM_MIN_ITERATIONS};
+    let mut out: Vec<MetadataRecord> = Vec::new();
+    for v in values {
+        let bad = |why: &str| invalid(format!("Invalid --add-scram value: {why}"));
+        let (mech, rest) = v
+            .split_once('=')
+            .ok_or_else(|| bad("expected MECHANISM=[...]"))?;
+        let mech = Mechanism::parse(mech.trim())
+            .filter(|m| *m != Mechanism::Plain)
+            .ok_or_else(|| bad("the mechanism must be SCRAM-SHA-256 or SCRAM-SHA-512"))?;
+        let inner = rest
+            .trim()
+            .strip_prefix('[')
+            .and_then(|r| r.strip_suffix(']'))
+            .ok_or_else(|| bad("expected the credential in [...]"))?;
+        let (mut name, mut password, mut iterations) = (None, None, SCRAM_MIN_ITERATIONS);
+        for part in inner.split(',') {
+            let (k, val) = part
+                .split_once('=')
+                .ok_or_else(|| bad("expected key=value"))?;
+            let val = val.trim();
+            let val = val
+                .strip_prefix('"')
+                .and_then(|x| x.strip_suffix('"'))
+                .unwrap_or(val);
+            match k.trim() {
+                "name" => name = Some(val.to_string()),
+                "password" => password = Some(val.to_string()),
+                "iterations" => {
+                    iterations = val
+                        .parse()
+                        .ok()
+                        .filter(|n| (SCRAM_MIN_ITERATIONS..=SCRAM_MAX_ITERATIONS).contains(n))
+                        .ok_or_else(|| {
+                            bad(&format!(
+                                "iterations must be a number from {SCRAM_MIN_ITERATIONS} to \
+                                 {SCRAM_MAX_ITERATIONS}"
+                            ))
+                        })?;
+                }
+                _ => return Err(bad("krust takes name, password and iterations")),
+            }
+        }
+        let name = name
+            .filter(|n| !n.is_empty())
+            .ok_or_else(|| bad("a name is required"))?;
+        let password = password
+            .filter(|p| !p.is_empty())
+            .ok_or_else(|| bad("a password is required"))?;
+        let kind = mech.scram_type().unwrap_or_default();
+        let duplicate = out.iter().any(|r| {
+            matches!(r, MetadataRecord::UserScramCredential { name: n, mechanism, .. }
+                if *n == name && *mechanism == kind)
+        });
+        if duplicate {
+            return Err(bad(&format!("{mech} is given twice for {name}")));
+        }
+        let salt = sasl::random_salt();
+        let salted = sasl::salted_password(mech, password.as_bytes(), &salt, iterations);
+        let c = sasl::credential(mech, &salted, &salt, iterations);
+        out.push(MetadataRecord::UserScramCredential {
+            name,
+            mechanism: kind,
+            salt: c.salt,
+            stored_key: c.stored_key,
+            server_key: c.server_key,
+            iterations,
+        });
+    }
+    Ok(out)
+}
+
+/// The records `krust storage format` left for the first active controller, if any.
+pub fn read_bootstrap(config: &ServerConfig) -> Result<Vec<MetadataRecord>, FormatError> {
+    let path = config.metadata_log_dir().join(BOOTSTRAP_FILE);
+    let bytes = match fs::read(&path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(io_err(&path)(e)),
+    };
+    krust_metadata::records::decode_batches(bytes.into())
+        .map(|rs| rs.into_iter().map(|(_, r)| r).collect())
+        .map_err(|e| invalid(format!("{} is corrupt: {e}", path.display())))
 }
 
 fn invalid(msg: impl Into<String>) -> FormatError {
@@ -191,6 +286,7 @@ pub fn format(
     cluster_id: &str,
     ignore_formatted: bool,
     standalone: bool,
+    bootstrap: &[MetadataRecord],
 ) -> Result<Vec<String>, FormatError> {
     if let Err(e) = parse_uuid(cluster_id) {
         return Err(invalid(format!(
@@ -263,6 +359,13 @@ pub fn format(
         let directory_id = fresh_directory_id(&used);
         used.push(directory_id.clone());
         let meta = MetaProperties::new(cluster_id, config.node_id, Some(directory_id));
+        if dir == metadata_dir && !bootstrap.is_empty() {
+            fs::create_dir_all(&dir).map_err(io_err(&dir))?;
+            let batch = krust_metadata::records::encode_batch(bootstrap, 0)
+                .map_err(|e| invalid(format!("cannot encode the bootstrap records: {e}")))?;
+            let path = dir.join(BOOTSTRAP_FILE);
+            fs::write(&path, &batch).map_err(io_err(&path))?;
+        }
         write_meta(&dir, &meta)?;
         lines.push(format!(
             "Formatting {kind} {} with metadata.version {METADATA_VERSION_NAME}.",
@@ -437,10 +540,59 @@ mod tests {
     }
 
     #[test]
+    fn add_scram_credentials_reach_the_first_controller() {
+        let recs = scram_records(&[
+            "SCRAM-SHA-256=[name=alice,password=alice-secret]".to_string(),
+            "SCRAM-SHA-512=[name=\"bob\",password=\"b\",iterations=8192]".to_string(),
+        ])
+        .expect("valid");
+        let summary: Vec<(String, i8, i32)> = recs
+            .iter()
+            .map(|r| match r {
+                MetadataRecord::UserScramCredential {
+                    name,
+                    mechanism,
+                    iterations,
+                    ..
+                } => (name.clone(), *mechanism, *iterations),
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(
+            summary,
+            [("alice".into(), 1, 4096), ("bob".into(), 2, 8192)]
+        );
+        for bad in [
+            "SCRAM-SHA-256",
+            "PLAIN=[name=a,password=b]",
+            "SCRAM-SHA-256=name=a,password=b",
+            "SCRAM-SHA-256=[name=a]",
+            "SCRAM-SHA-256=[password=b]",
+            "SCRAM-SHA-256=[name=a,password=b,iterations=10]",
+            "SCRAM-SHA-256=[name=a,password=b,salt=c]",
+        ] {
+            let e = message(scram_records(&[bad.to_string()]));
+            assert!(e.starts_with("Invalid --add-scram value"), "{bad}: {e}");
+            assert!(!e.contains("=b"), "{e}");
+        }
+        let twice = vec!["SCRAM-SHA-256=[name=a,password=b]".to_string(); 2];
+        assert!(message(scram_records(&twice)).contains("twice"));
+
+        // Written into the metadata directory by format, read back at startup.
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let c = standalone(tmp.path());
+        assert_eq!(read_bootstrap(&c).expect("none yet"), Vec::new());
+        format(&c, CLUSTER, false, false, &recs).expect("format");
+        assert_eq!(read_bootstrap(&c).expect("read"), recs);
+        std::fs::write(c.metadata_log_dir().join(BOOTSTRAP_FILE), b"garbage").expect("write");
+        assert!(message(read_bootstrap(&c)).contains("is corrupt"));
+    }
+
+    #[test]
     fn format_writes_every_dir() {
         let tmp = tempfile::tempdir().expect("tempdir");
         let c = standalone(tmp.path());
-        let lines = format(&c, CLUSTER, false, false).expect("format");
+        let lines = format(&c, CLUSTER, false, false, &[]).expect("format");
         assert_eq!(
             lines,
             vec![
@@ -481,9 +633,9 @@ mod tests {
     fn format_refuses_formatted_dir_unless_ignored() {
         let tmp = tempfile::tempdir().expect("tempdir");
         let one = cfg(&[format!("log.dirs={}", tmp.path().join("d1").display())]);
-        format(&one, CLUSTER, false, false).expect("format");
+        format(&one, CLUSTER, false, false, &[]).expect("format");
         assert_eq!(
-            message(format(&one, CLUSTER, false, false)),
+            message(format(&one, CLUSTER, false, false, &[])),
             format!(
                 "Log directory {} is already formatted. Use --ignore-formatted to ignore this \
                  directory and format the others.",
@@ -491,7 +643,7 @@ mod tests {
             )
         );
         assert_eq!(
-            format(&one, CLUSTER, true, false).expect("ignored"),
+            format(&one, CLUSTER, true, false, &[]).expect("ignored"),
             vec!["All of the log directories are already formatted.".to_string()]
         );
         let two = cfg(&[format!(
@@ -499,17 +651,17 @@ mod tests {
             tmp.path().join("d1").display(),
             tmp.path().join("d2").display()
         )]);
-        assert!(message(format(&two, CLUSTER, false, false)).contains("already formatted"));
+        assert!(message(format(&two, CLUSTER, false, false, &[])).contains("already formatted"));
         assert!(
             !tmp.path().join("d2").exists(),
             "a refused run writes nothing"
         );
-        let lines = format(&two, CLUSTER, true, false).expect("format the rest");
+        let lines = format(&two, CLUSTER, true, false, &[]).expect("format the rest");
         assert_eq!(lines.len(), 1);
         assert!(lines[0].contains("d2"));
         // A different cluster id conflicts with the directory already formatted.
         let other = random_uuid();
-        let e = message(format(&two, &other, true, false));
+        let e = message(format(&two, &other, true, false, &[]));
         assert!(
             e.starts_with(&format!(
                 "Invalid cluster.id in: {}",
@@ -523,7 +675,7 @@ mod tests {
     fn format_rejects_bad_cluster_id() {
         let tmp = tempfile::tempdir().expect("tempdir");
         let c = standalone(tmp.path());
-        let e = message(format(&c, "my-cluster", false, false));
+        let e = message(format(&c, "my-cluster", false, false, &[]));
         assert!(
             e.starts_with("Cluster ID string my-cluster does not appear to be a valid UUID"),
             "{e}"
@@ -543,12 +695,12 @@ mod tests {
             format!("log.dirs={}", root.join("b").display()),
         ]);
         assert_eq!(
-            message(format(&broker, CLUSTER, false, true)),
+            message(format(&broker, CLUSTER, false, true, &[])),
             "You can only use --standalone on a controller."
         );
         // Static voters and --standalone do not mix.
         let c = standalone(root);
-        assert!(message(format(&c, CLUSTER, false, true))
+        assert!(message(format(&c, CLUSTER, false, true, &[]))
             .starts_with("You cannot specify controller.quorum.voters and format the node"));
         // A controller without static voters needs --standalone.
         let dynamic = cfg(&[
@@ -557,11 +709,11 @@ mod tests {
             format!("log.dirs={}", root.join("dyn").display()),
         ]);
         assert!(
-            message(format(&dynamic, CLUSTER, false, false)).starts_with(
+            message(format(&dynamic, CLUSTER, false, false, &[])).starts_with(
                 "Because controller.quorum.voters is not set on this controller, you must specify"
             )
         );
-        let lines = format(&dynamic, CLUSTER, false, true).expect("standalone");
+        let lines = format(&dynamic, CLUSTER, false, true, &[]).expect("standalone");
         assert_eq!(
             lines,
             vec![format!(
@@ -579,7 +731,7 @@ mod tests {
             "controller.quorum.bootstrap.servers=localhost:9093".to_string(),
             format!("log.dirs={}", root.join("dynb").display()),
         ]);
-        let lines = format(&dyn_broker, CLUSTER, false, false).expect("broker");
+        let lines = format(&dyn_broker, CLUSTER, false, false, &[]).expect("broker");
         assert!(
             lines[0].starts_with("Formatting dynamic metadata directory"),
             "{lines:?}"
@@ -658,7 +810,7 @@ mod tests {
             )
         );
         assert!(!tmp.path().join("d1").exists());
-        format(&c, CLUSTER, false, false).expect("format");
+        format(&c, CLUSTER, false, false, &[]).expect("format");
         let id = ensure_formatted(&c).expect("formatted");
         assert_eq!(id.cluster_id, CLUSTER);
     }
@@ -667,7 +819,7 @@ mod tests {
     fn ensure_formatted_wrong_cluster_id() {
         let tmp = tempfile::tempdir().expect("tempdir");
         let c = standalone(tmp.path());
-        format(&c, CLUSTER, false, false).expect("format");
+        format(&c, CLUSTER, false, false, &[]).expect("format");
         let other = random_uuid();
         MetaProperties::new(other.clone(), 1, Some(random_directory_id()))
             .write_to_dir(&tmp.path().join("meta"))
@@ -685,7 +837,7 @@ mod tests {
     fn ensure_formatted_wrong_node_id() {
         let tmp = tempfile::tempdir().expect("tempdir");
         let c = multi_voter(tmp.path());
-        format(&c, CLUSTER, false, false).expect("format");
+        format(&c, CLUSTER, false, false, &[]).expect("format");
         let node2 = cfg(&[
             format!("log.dirs={}", tmp.path().join("d1").display()),
             "node.id=2".to_string(),
@@ -735,7 +887,7 @@ mod tests {
     fn ensure_formatted_rejects_metadata_in_data_dir() {
         let tmp = tempfile::tempdir().expect("tempdir");
         let c = standalone(tmp.path());
-        format(&c, CLUSTER, false, false).expect("format");
+        format(&c, CLUSTER, false, false, &[]).expect("format");
         fs::create_dir_all(tmp.path().join("d2").join(METADATA_PARTITION_DIR)).expect("mkdir");
         assert!(message(ensure_formatted(&c)).starts_with("Found unexpected metadata location"));
     }

@@ -146,6 +146,11 @@ impl ConnAuth {
         }
     }
 
+    /// Whether requests are served: the listener has no SASL, or the client authenticated.
+    pub fn is_authenticated(&self) -> bool {
+        matches!(self.state, State::Open | State::Authenticated(_))
+    }
+
     /// The authenticated principal (`User:<name>`), if any.
     pub fn principal(&self) -> Option<&str> {
         match &self.state {
@@ -170,7 +175,17 @@ impl ConnAuth {
             .collect();
         let previous = match &self.state {
             State::Handshake => None,
-            State::Authenticated(s) => Some(s.clone()),
+            // Re-authentication (KIP-368) renews a session that ends; without
+            // connections.max.reauth.ms there is none to renew, as in Kafka.
+            State::Authenticated(s) if s.expires.is_some() => Some(s.clone()),
+            State::Authenticated(_) => {
+                return Answer {
+                    response: SaslHandshakeResponse::default()
+                        .with_error_code(ErrorCode::IllegalSaslState.code())
+                        .with_mechanisms(enabled),
+                    close: None,
+                }
+            }
             State::Exchange { .. } | State::Open => {
                 // (Open: a listener without SASL, answered above.)
                 return Answer {

@@ -106,7 +106,10 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<RunningServer> {
     let logs = LogManager::open_with(&config.log_dirs, &config_for, true, true, now_ms())
         .map_err(|e| anyhow::anyhow!("cannot open log directories: {e}"))?;
     drop(image);
-    let broker = Arc::new(Broker::new(config, identity.cluster_id, metadata, logs));
+    let bootstrap = crate::format::read_bootstrap(&config)?;
+    let mut broker = Broker::new(config, identity.cluster_id, metadata, logs);
+    broker.bootstrap = bootstrap;
+    let broker = Arc::new(broker);
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     broker.replication.start(&broker, shutdown_rx.clone());
 

@@ -87,6 +87,8 @@ pub struct Node {
     /// The name of the client listener (`PLAINTEXT` unless started with
     /// [`Node::start_listener`]).
     client_listener: String,
+    /// More arguments for `krust storage format`.
+    format_args: Vec<String>,
 }
 
 impl Node {
@@ -119,6 +121,7 @@ impl Node {
             voters: String::new(),
             internal: None,
             client_listener: "PLAINTEXT".into(),
+            format_args: Vec::new(),
         }
     }
 
@@ -237,6 +240,7 @@ impl Node {
             empty.display().to_string(),
         ];
         args.extend(self.overrides());
+        args.extend(self.format_args.iter().cloned());
         let out = Command::new(&self.binary)
             .args(&args)
             .output()
@@ -420,12 +424,19 @@ impl Cluster {
     }
 
     /// Like [`Cluster::start`], with each node's client listener named `listener` (see
-    /// [`Node::start_listener`]).
-    pub fn start_listener(binary: &str, n: usize, listener: &str, extra: &[&str]) -> Cluster {
+    /// [`Node::start_listener`]), and `format_args` given to `krust storage format`.
+    pub fn start_listener(
+        binary: &str,
+        n: usize,
+        listener: &str,
+        extra: &[&str],
+        format_args: &[&str],
+    ) -> Cluster {
         let mut nodes: Vec<Node> = (1..=n as i32)
             .map(|id| {
                 let mut node = Node::unstarted(binary, id, "broker,controller", extra);
                 node.client_listener = listener.to_string();
+                node.format_args = format_args.iter().map(|a| a.to_string()).collect();
                 node
             })
             .collect();

@@ -523,7 +523,7 @@ fn scram_value(key: &str, value: &str) -> anyhow::Result<(i32, String)> {
             }
             Some(("password", p)) => password = Some(p.to_string()),
             _ => {
-                bail!("Invalid credential '{part}' for {key}: expected iterations=N or password=P")
+                bail!("Invalid credential for {key}: expected iterations=N and password=P")
             }
         }
     }

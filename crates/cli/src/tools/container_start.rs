@@ -195,7 +195,7 @@ pub fn prepare(config: Option<&Path>, overrides: &[String]) -> anyhow::Result<Ve
     }
     match &env.cluster_id {
         Some(id) => {
-            for line in krust_server::format::format(&server_config, id, true, false)
+            for line in krust_server::format::format(&server_config, id, true, false, &[])
                 .context("cannot format the storage")?
             {
                 tracing::info!("{line}");

@@ -416,7 +416,7 @@ fn format_nodes(specs: &[NodeSpec], configs: &[ServerConfig]) -> anyhow::Result<
     };
     for (s, config) in specs.iter().zip(configs) {
         // Also run on formatted nodes: it checks that all their directories agree.
-        let lines = krust_server::format::format(config, &cluster_id, true, false)
+        let lines = krust_server::format::format(config, &cluster_id, true, false, &[])
             .with_context(|| format!("cannot format node {}", s.id))?;
         if unformatted.contains(&s.id) {
             for line in lines {

@@ -1,6 +1,7 @@
 //! One handler per Kafka API. Each takes the decoded request and its version and returns
 //! the response; none of them touches the socket.
 
+pub mod acls;
 pub mod alter_configs;
 pub mod api_versions;
 pub mod controller;

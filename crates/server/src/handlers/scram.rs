@@ -39,7 +39,8 @@ pub async fn describe(
             .collect()
     };
     let mut resp = DescribeUserScramCredentialsResponse::default();
-    match req.users {
+    // No list, or an empty one: every user with a credential, as in Kafka.
+    match req.users.filter(|u| !u.is_empty()) {
         None => {
             let mut users: Vec<&str> = image.scram.keys().map(|(u, _)| u.as_str()).collect();
             users.dedup();
