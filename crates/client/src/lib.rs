@@ -15,6 +15,7 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::{BufMut, Bytes, BytesMut};
@@ -27,6 +28,8 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Request, StrBytes};
 use krust_protocol::sasl;
 pub use krust_protocol::sasl::Mechanism;
+
+pub mod tls;
 use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpSocket, TcpStream};
 
@@ -162,7 +165,17 @@ pub struct ClientConfig {
     pub client_id: String,
     pub request_timeout: Duration,
     pub buffers: SocketBuffers,
-    /// Set for brokers that require SASL authentication (`security.protocol=SASL_PLAINTEXT`).
+    /// Set for brokers that require SASL authentication (`security.protocol=SASL_PLAINTEXT`
+    /// or `SASL_SSL`).
+    pub sasl: Option<SaslCredentials>,
+    /// Set for brokers reached over TLS (`security.protocol=SSL` or `SASL_SSL`).
+    pub tls: Option<Arc<rustls::ClientConfig>>,
+}
+
+/// How a connection is secured: TLS and SASL, each if set.
+#[derive(Debug, Clone, Default)]
+pub struct Security {
+    pub tls: Option<Arc<rustls::ClientConfig>>,
     pub sasl: Option<SaslCredentials>,
 }
 
@@ -201,6 +214,7 @@ impl Default for ClientConfig {
             request_timeout: Duration::from_secs(30),
             buffers: SocketBuffers::default(),
             sasl: None,
+            tls: None,
         }
     }
 }
@@ -208,7 +222,7 @@ impl Default for ClientConfig {
 /// One connection to one broker, with the API versions it serves.
 pub struct Connection {
     /// Buffered for reading: a response's length and body come in one system call.
-    stream: BufReader<TcpStream>,
+    stream: BufReader<tls::Stream>,
     addr: String,
     client_id: StrBytes,
     timeout: Duration,
@@ -247,7 +261,7 @@ impl Connection {
         timeout: Duration,
         buffers: SocketBuffers,
     ) -> Result<Connection, ClientError> {
-        Connection::open_with(addr, client_id, timeout, buffers, None).await
+        Connection::open_with(addr, client_id, timeout, buffers, &Security::default()).await
     }
 
     /// Opens a connection as `config` says: its client id, timeout, buffers and SASL
@@ -256,24 +270,29 @@ impl Connection {
         addr: &str,
         config: &ClientConfig,
     ) -> Result<Connection, ClientError> {
+        let security = Security {
+            tls: config.tls.clone(),
+            sasl: config.sasl.clone(),
+        };
         Connection::open_with(
             addr,
             &config.client_id,
             config.request_timeout,
             config.buffers,
-            config.sasl.as_ref(),
+            &security,
         )
         .await
     }
 
-    /// Like [`Connection::connect`], authenticating with `sasl` when it is set.
-    pub async fn connect_sasl(
+    /// Like [`Connection::connect`], over TLS and authenticating with SASL as `security`
+    /// says.
+    pub async fn connect_secured(
         addr: &str,
         client_id: &str,
         timeout: Duration,
-        sasl: Option<&SaslCredentials>,
+        security: &Security,
     ) -> Result<Connection, ClientError> {
-        Connection::open_with(addr, client_id, timeout, SocketBuffers::default(), sasl).await
+        Connection::open_with(addr, client_id, timeout, SocketBuffers::default(), security).await
     }
 
     async fn open_with(
@@ -281,9 +300,22 @@ impl Connection {
         client_id: &str,
         timeout: Duration,
         buffers: SocketBuffers,
-        sasl: Option<&SaslCredentials>,
+        security: &Security,
     ) -> Result<Connection, ClientError> {
-        let stream = match tokio::time::timeout(timeout, open(addr, buffers)).await {
+        let sasl = security.sasl.as_ref();
+        let opened = async {
+            let tcp = open(addr, buffers).await?;
+            let _ = tcp.set_nodelay(true);
+            match &security.tls {
+                None => Ok(tls::Stream::Plain(tcp)),
+                Some(config) => {
+                    let host = addr.rsplit_once(':').map_or(addr, |(h, _)| h);
+                    let host = host.trim_start_matches('[').trim_end_matches(']');
+                    tls::connect(config, host, tcp).await
+                }
+            }
+        };
+        let stream = match tokio::time::timeout(timeout, opened).await {
             Ok(Ok(s)) => s,
             Ok(Err(e)) => {
                 return Err(ClientError::Connect {
@@ -298,7 +330,6 @@ impl Connection {
                 })
             }
         };
-        let _ = stream.set_nodelay(true);
         let mut conn = Connection {
             stream: BufReader::with_capacity(READ_BUFFER, stream),
             addr: addr.to_string(),

@@ -947,8 +947,14 @@ pub struct ServerConfig {
     pub max_connections_per_ip_overrides: std::collections::HashMap<std::net::IpAddr, u32>,
     /// `listener.name.<listener>.max.connections`, by listener name.
     pub listener_max_connections: std::collections::HashMap<String, u32>,
-    /// Authentication: SASL_PLAINTEXT listeners, sessions, the inter-broker credentials.
+    /// Authentication: SASL_PLAINTEXT and SASL_SSL listeners, sessions, the inter-broker
+    /// credentials.
     pub sasl: crate::sasl::SaslSettings,
+    /// The TLS identity of each SSL or SASL_SSL listener, by name.
+    pub tls_listeners: std::collections::HashMap<String, std::sync::Arc<rustls::ServerConfig>>,
+    /// How this broker reaches other brokers' inter-broker listener: TLS (trusting
+    /// `ssl.truststore.*`) and SASL as that listener needs.
+    pub inter_broker_security: krust_client::Security,
     pub min_insync_replicas: i32,
     pub offsets_topic_replication_factor: i16,
     pub offsets_topic_num_partitions: i32,
@@ -1470,6 +1476,7 @@ impl ServerConfig {
             if broker_key_def(k).is_some()
                 || listener_max_connections_key(k).is_some()
                 || listener_sasl_key(k).is_some()
+                || is_tls_key(k)
             {
                 continue;
             }
@@ -1494,7 +1501,11 @@ impl ServerConfig {
         // What the config keeps of the keys holds no JAAS secrets (its debug form, say).
         let mut kept = explicit.clone();
         for (k, v) in kept.iter_mut() {
-            if k == "sasl.jaas.config" || k.ends_with(".sasl.jaas.config") {
+            if k == "sasl.jaas.config"
+                || k.ends_with(".sasl.jaas.config")
+                || k.ends_with("ssl.keystore.key")
+                || k.ends_with("password")
+            {
                 *v = "[hidden]".to_string();
             }
         }
@@ -1677,6 +1688,168 @@ fn listener_sasl_key(key: &str) -> Option<(&str, &str)> {
     (known && !listener.is_empty()).then_some((listener, setting))
 }
 
+/// The TLS keys krust reads (also with a `listener.name.<listener>.` prefix).
+const TLS_KEYS: &[&str] = &[
+    "ssl.keystore.type",
+    "ssl.keystore.location",
+    "ssl.keystore.certificate.chain",
+    "ssl.keystore.key",
+    "ssl.key.password",
+    "ssl.keystore.password",
+    "ssl.client.auth",
+    "ssl.enabled.protocols",
+    "ssl.cipher.suites",
+    "ssl.truststore.type",
+    "ssl.truststore.location",
+    "ssl.truststore.certificates",
+    "ssl.truststore.password",
+    "ssl.endpoint.identification.algorithm",
+];
+
+/// Whether `key` is one of [`TLS_KEYS`], bare or for one listener.
+fn is_tls_key(key: &str) -> bool {
+    let bare = key
+        .strip_prefix("listener.name.")
+        .and_then(|r| r.split_once('.'))
+        .map_or(key, |(_, k)| k);
+    TLS_KEYS.contains(&bare)
+}
+
+/// The TLS identity of each SSL and SASL_SSL listener (a PEM keystore), and the trust of
+/// the inter-broker client when that listener is one of them.
+#[allow(clippy::type_complexity)]
+fn tls_settings(
+    raw: &Raw,
+    listeners: &[Listener],
+    inter_broker_listener_name: &str,
+    is_broker: bool,
+) -> Result<
+    (
+        std::collections::HashMap<String, std::sync::Arc<rustls::ServerConfig>>,
+        Option<std::sync::Arc<rustls::ClientConfig>>,
+    ),
+    ConfigError,
+> {
+    // A listener's own value (`listener.name.<l>.<key>`) wins over the broker's.
+    let get = |l: &str, key: &str| -> Option<(String, String)> {
+        let prefixed = format!("listener.name.{}.{key}", l.to_ascii_lowercase());
+        raw.map
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(&prefixed))
+            .or_else(|| raw.map.get_key_value(key))
+            .map(|(k, v)| (k.clone(), v.clone()))
+    };
+    let read_file = |key: &str, path: &str| {
+        std::fs::read(path).map_err(|e| invalid(key, path, format!("cannot read it: {e}")))
+    };
+    let mut out = std::collections::HashMap::new();
+    let mut inter_broker_tls = None;
+    for l in listeners {
+        if !matches!(
+            l.security_protocol,
+            SecurityProtocol::Ssl | SecurityProtocol::SaslSsl
+        ) {
+            continue;
+        }
+        let name = &l.name;
+        let pem_only = |key: &str| -> Result<(), ConfigError> {
+            match get(name, key) {
+                Some((k, v)) if !v.eq_ignore_ascii_case("PEM") => Err(invalid(
+                    &k,
+                    &v,
+                    "krust reads PEM stores only: set it to PEM",
+                )),
+                None => Err(err(format!(
+                    "Listener {name} uses TLS: set {key}=PEM (krust reads PEM stores only)"
+                ))),
+                _ => Ok(()),
+            }
+        };
+        pem_only("ssl.keystore.type")?;
+        for refused in ["ssl.key.password", "ssl.keystore.password"] {
+            if let Some((k, v)) = get(name, refused).filter(|(_, v)| !v.is_empty()) {
+                let _ = v;
+                return Err(err(format!(
+                    "{k} is set, but krust reads unencrypted PEM keys only: remove it and \
+                     give the key unencrypted"
+                )));
+            }
+        }
+        if let Some((k, v)) = get(name, "ssl.client.auth") {
+            if !v.is_empty() && !v.eq_ignore_ascii_case("none") {
+                return Err(invalid(
+                    &k,
+                    &v,
+                    "client certificates are not supported yet: only none",
+                ));
+            }
+        }
+        if let Some((k, v)) = get(name, "ssl.cipher.suites").filter(|(_, v)| !v.trim().is_empty()) {
+            return Err(invalid(
+                &k,
+                &v,
+                "choosing cipher suites is not supported: krust uses rustls' safe defaults",
+            ));
+        }
+        let (pk, protocols) = get(name, "ssl.enabled.protocols")
+            .unwrap_or_else(|| ("ssl.enabled.protocols".into(), "TLSv1.2,TLSv1.3".into()));
+        let versions =
+            krust_client::tls::versions(&protocols).map_err(|e| invalid(&pk, &protocols, e))?;
+        let (chain, key) = match (
+            get(name, "ssl.keystore.location"),
+            get(name, "ssl.keystore.certificate.chain"),
+            get(name, "ssl.keystore.key"),
+        ) {
+            (Some((k, path)), None, None) => {
+                let pem = read_file(&k, &path)?;
+                (pem.clone(), pem)
+            }
+            (None, Some((_, chain)), Some((_, key))) => (chain.into_bytes(), key.into_bytes()),
+            _ => {
+                return Err(err(format!(
+                    "Listener {name} uses TLS: set ssl.keystore.location (a PEM file with the \
+                     private key and certificate chain), or ssl.keystore.certificate.chain and \
+                     ssl.keystore.key"
+                )))
+            }
+        };
+        let config = krust_client::tls::server_config(&chain, &key, &versions)
+            .map_err(|e| err(format!("The TLS keystore of listener {name}: {e}")))?;
+        out.insert(name.clone(), config);
+
+        if is_broker && name == inter_broker_listener_name {
+            pem_only("ssl.truststore.type")?;
+            let trust = match (
+                get(name, "ssl.truststore.location"),
+                get(name, "ssl.truststore.certificates"),
+            ) {
+                (Some((k, path)), None) => read_file(&k, &path)?,
+                (None, Some((_, certs))) => certs.into_bytes(),
+                _ => {
+                    return Err(err(format!(
+                        "Brokers reach each other over TLS on listener {name}: set \
+                         ssl.truststore.location (a PEM file of the certificates they trust) \
+                         or ssl.truststore.certificates"
+                    )))
+                }
+            };
+            if let Some((k, v)) = get(name, "ssl.endpoint.identification.algorithm") {
+                if !v.eq_ignore_ascii_case("https") {
+                    return Err(invalid(
+                        &k,
+                        &v,
+                        "krust always verifies that a broker's certificate names it (https)",
+                    ));
+                }
+            }
+            let client = krust_client::tls::client_config(&trust)
+                .map_err(|e| err(format!("The TLS truststore of listener {name}: {e}")))?;
+            inter_broker_tls = Some(client);
+        }
+    }
+    Ok((out, inter_broker_tls))
+}
+
 /// The SASL settings of the SASL_PLAINTEXT listeners, checked: mechanisms krust
 /// implements, a PLAIN listener's users, the inter-broker credentials.
 fn sasl_settings(
@@ -1730,17 +1903,23 @@ fn sasl_settings(
         ..Default::default()
     };
     for l in listeners {
-        if l.security_protocol != SecurityProtocol::SaslPlaintext {
-            continue;
-        }
-        if controller_listener_names.contains(&l.name) {
+        if controller_listener_names.contains(&l.name)
+            && l.security_protocol != SecurityProtocol::Plaintext
+        {
             return Err(err(format!(
-                "Controller listener {} uses SASL_PLAINTEXT, but krust's connections between \
-                 controllers do not authenticate yet: map it to PLAINTEXT in \
+                "Controller listener {} uses {}, but krust's connections between controllers \
+                 are neither encrypted nor authenticated yet: map it to PLAINTEXT in \
                  listener.security.protocol.map",
-                l.name
+                l.name, l.security_protocol
             )));
         }
+        if !matches!(
+            l.security_protocol,
+            SecurityProtocol::SaslPlaintext | SecurityProtocol::SaslSsl
+        ) {
+            continue;
+        }
+
         let (key, list) = match listener_key(&l.name, "sasl.enabled.mechanisms") {
             Some(kv) => kv,
             None => (
@@ -2198,16 +2377,6 @@ fn build(
                  listener.security.protocol.map"
             ))
         })?;
-        if !matches!(
-            p,
-            SecurityProtocol::Plaintext | SecurityProtocol::SaslPlaintext
-        ) {
-            return Err(err(format!(
-                "Listener {name} uses security protocol {p} (listener.security.protocol.map), \
-                 but krust supports only PLAINTEXT and SASL_PLAINTEXT for now; SSL is not \
-                 implemented"
-            )));
-        }
         Ok(p)
     };
 
@@ -2330,13 +2499,7 @@ fn build(
         }
         (Some(n), None) => n.trim().to_ascii_uppercase(),
         (None, Some(p)) => match SecurityProtocol::parse(p) {
-            Some(SecurityProtocol::Plaintext) => "PLAINTEXT".to_string(),
-            Some(SecurityProtocol::SaslPlaintext) => "SASL_PLAINTEXT".to_string(),
-            Some(other) => {
-                return Err(err(format!(
-                    "security.inter.broker.protocol={other} is not supported: krust supports only PLAINTEXT and SASL_PLAINTEXT for now"
-                )))
-            }
+            Some(p) => p.name().to_string(),
             None => {
                 return Err(invalid(
                     "security.inter.broker.protocol",
@@ -2355,6 +2518,8 @@ fn build(
         &inter_broker_listener_name,
         is_broker,
     )?;
+    let (tls_listeners, inter_broker_tls) =
+        tls_settings(raw, &listeners, &inter_broker_listener_name, is_broker)?;
 
     // --- quorum ---
     let controller_quorum_voters = parse_voters(raw.get("controller.quorum.voters").unwrap_or(""))?;
@@ -2519,7 +2684,12 @@ fn build(
         max_connections_per_ip,
         max_connections_per_ip_overrides,
         listener_max_connections,
+        inter_broker_security: krust_client::Security {
+            tls: inter_broker_tls,
+            sasl: sasl.inter_broker.clone(),
+        },
         sasl,
+        tls_listeners,
         min_insync_replicas,
         offsets_topic_replication_factor,
         offsets_topic_num_partitions,
@@ -2616,6 +2786,97 @@ mod tests {
             Ok(c) => c,
             Err(e) => panic!("expected a valid config, got: {e}"),
         }
+    }
+
+    #[test]
+    fn tls_listeners() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let key = rcgen::KeyPair::generate().expect("key");
+        let cert = rcgen::CertificateParams::new(vec!["localhost".to_string()])
+            .expect("params")
+            .self_signed(&key)
+            .expect("cert");
+        let keystore = dir.path().join("broker.pem");
+        std::fs::write(&keystore, format!("{}{}", key.serialize_pem(), cert.pem())).expect("write");
+        let trust = dir.path().join("ca.pem");
+        std::fs::write(&trust, cert.pem()).expect("write");
+        let (ks, ts) = (keystore.display().to_string(), trust.display().to_string());
+        let base = [
+            (
+                "listeners",
+                Some("PLAINTEXT://:9092,SSL://:9094,CONTROLLER://:9093"),
+            ),
+            ("advertised.listeners", None),
+            ("ssl.keystore.type", Some("PEM")),
+            ("ssl.keystore.location", Some(ks.as_str())),
+        ];
+        let c = ok(COMBINED, &base);
+        assert!(c.tls_listeners.contains_key("SSL"));
+        assert!(!c.tls_listeners.contains_key("PLAINTEXT"));
+        assert!(c.inter_broker_security.tls.is_none());
+
+        // The inter-broker listener on TLS needs what its client trusts.
+        let mut inter = base.to_vec();
+        inter.push(("inter.broker.listener.name", Some("SSL")));
+        let e = fails(COMBINED, &inter);
+        assert!(e.contains("ssl.truststore"), "{e}");
+        inter.push(("ssl.truststore.type", Some("PEM")));
+        inter.push(("ssl.truststore.location", Some(ts.as_str())));
+        assert!(ok(COMBINED, &inter).inter_broker_security.tls.is_some());
+        // A listener's own keystore wins over the broker's.
+        let mut own = base.to_vec();
+        own.push((
+            "listener.name.ssl.ssl.keystore.location",
+            Some("/nonexistent.pem"),
+        ));
+        assert!(fails(COMBINED, &own).contains("/nonexistent.pem"));
+
+        let key_pem = key.serialize_pem();
+        for (change, wanted) in [
+            (("ssl.keystore.type", Some("JKS")), "PEM stores only"),
+            (
+                ("ssl.keystore.location", Some("/nonexistent.pem")),
+                "cannot read it",
+            ),
+            (("ssl.keystore.location", Some(ts.as_str())), "private key"),
+            (
+                ("ssl.key.password", Some("secret")),
+                "unencrypted PEM keys only",
+            ),
+            (("ssl.client.auth", Some("required")), "client certificates"),
+            (
+                ("ssl.cipher.suites", Some("TLS_AES_128_GCM_SHA256")),
+                "cipher suites",
+            ),
+            (("ssl.enabled.protocols", Some("TLSv1.1")), "TLSv1.1"),
+            (
+                ("ssl.keystore.key", Some(key_pem.as_str())),
+                "ssl.keystore.location",
+            ),
+            (
+                (
+                    "listener.security.protocol.map",
+                    Some("PLAINTEXT:PLAINTEXT,SSL:SSL,CONTROLLER:SSL"),
+                ),
+                "Controller listener CONTROLLER",
+            ),
+        ] {
+            let mut changes = base.to_vec();
+            changes.retain(|(k, _)| *k != change.0);
+            changes.push(change);
+            let e = fails(COMBINED, &changes);
+            assert!(e.contains(wanted), "{change:?}: {e}");
+            assert!(!e.contains("PRIVATE KEY") && !e.contains("secret"), "{e}");
+        }
+        // Or given inline.
+        let chain = cert.pem();
+        let mut inline = base.to_vec();
+        inline.retain(|(k, _)| *k != "ssl.keystore.location");
+        inline.push(("ssl.keystore.certificate.chain", Some(chain.as_str())));
+        inline.push(("ssl.keystore.key", Some(key_pem.as_str())));
+        let c = ok(COMBINED, &inline);
+        assert!(c.tls_listeners.contains_key("SSL"));
+        assert!(!format!("{c:?}").contains("PRIVATE KEY"));
     }
 
     #[test]
@@ -3427,7 +3688,7 @@ mod tests {
             ],
         );
         assert_eq!(c.advertised_listeners, c.listeners);
-        // SSL and SASL are clear errors.
+        // A TLS listener without its keystore is a clear error.
         let e = fails(
             COMBINED,
             &[(
@@ -3436,7 +3697,7 @@ mod tests {
             )],
         );
         assert!(
-            e.contains("SSL") && e.contains("supports only PLAINTEXT"),
+            e.contains("Listener SSL uses TLS: set ssl.keystore.type=PEM"),
             "{e}"
         );
         let e = fails(

@@ -21,15 +21,16 @@ use std::time::Instant;
 use bytes::{BufMut, BytesMut};
 use kafka_protocol::messages::ApiKey;
 use krust_protocol::{take_frame, Listener};
-use tokio::io::AsyncReadExt;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tracing::{debug, info, warn};
 
 use crate::broker::Broker;
 use crate::dispatch::{dispatch, Deferred, Outcome};
-use crate::outbound::Outbound;
+use crate::outbound::{ConnStream, Outbound};
 
+/// How long a client on a TLS listener has for its handshake.
+const TLS_HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 /// Read buffer growth step.
 const READ_CHUNK: usize = 64 * 1024;
 /// Flush the write buffer once it holds this much even if more requests are queued.
@@ -215,7 +216,25 @@ pub async fn serve(
                     let broker = broker.clone();
                     let shutdown = shutdown.clone();
                     let name = name.clone();
+                    let tls = broker.config.tls_listeners.get(&*name).cloned();
                     tokio::spawn(async move {
+                        let stream = match tls {
+                            None => ConnStream::Plain(stream),
+                            Some(config) => {
+                                let handshake = tokio_rustls::TlsAcceptor::from(config).accept(stream);
+                                match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, handshake).await {
+                                    Ok(Ok(s)) => ConnStream::Tls(Box::new(s)),
+                                    Ok(Err(e)) => {
+                                        info!(%peer, error = %e, "closing a connection: TLS handshake failed");
+                                        return;
+                                    }
+                                    Err(_) => {
+                                        info!(%peer, "closing a connection: no TLS handshake in time");
+                                        return;
+                                    }
+                                }
+                            }
+                        };
                         connection(broker, stream, peer, kind, name, shutdown).await;
                         drop(slot);
                     });
@@ -232,7 +251,7 @@ pub async fn serve(
 
 async fn connection(
     broker: Arc<Broker>,
-    mut stream: TcpStream,
+    mut stream: ConnStream,
     peer: SocketAddr,
     kind: Listener,
     name: Arc<str>,

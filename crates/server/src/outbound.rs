@@ -4,7 +4,8 @@
 //! Most responses are encoded into [`Outbound::buf`]. A Fetch response is encoded without
 //! its record sets, which are queued as chunks of their own ([`Outbound::push_at`]): the
 //! encoded bytes before each are sealed into a chunk first, so bytes leave in frame order.
-//! Runs of in-memory chunks go out in one vectored write; file ranges by sendfile.
+//! Runs of in-memory chunks go out in one vectored write; file ranges by sendfile. Over
+//! TLS, file ranges are read into memory and encrypted (sendfile cannot encrypt).
 
 use std::collections::VecDeque;
 use std::io::{self, IoSlice};
@@ -14,6 +15,24 @@ use krust_storage::FileSlice;
 use tokio::io::{AsyncWriteExt, Interest};
 use tokio::net::TcpStream;
 
+/// A connection's transport: TCP, or TLS over it.
+pub enum ConnStream {
+    Plain(TcpStream),
+    Tls(Box<tokio_rustls::server::TlsStream<TcpStream>>),
+}
+
+impl ConnStream {
+    pub async fn read_buf<B: bytes::BufMut + ?Sized>(&mut self, buf: &mut B) -> io::Result<usize> {
+        use tokio::io::AsyncReadExt;
+        match self {
+            ConnStream::Plain(s) => s.read_buf(buf).await,
+            ConnStream::Tls(s) => s.read_buf(buf).await,
+        }
+    }
+}
+
+/// File bytes read at a time to go out over TLS.
+const COPY_PIECE: u64 = 256 * 1024;
 /// Largest single sendfile call (Linux caps one call a little below 2 GiB).
 const SENDFILE_MAX: u64 = 1 << 30;
 /// At most this many buffers per vectored write (Linux's IOV_MAX is 1024).
@@ -69,8 +88,55 @@ impl Outbound {
         }
     }
 
-    /// Writes everything queued, in order.
-    pub async fn write_to(&mut self, stream: &mut TcpStream) -> io::Result<()> {
+    /// Writes everything queued to a connection, in order.
+    pub async fn write_to(&mut self, stream: &mut ConnStream) -> io::Result<()> {
+        match stream {
+            ConnStream::Plain(s) => self.write_plain(s).await,
+            ConnStream::Tls(s) => self.write_copied(s.as_mut()).await,
+        }
+    }
+
+    /// Writes everything through `w`, file ranges read into memory first.
+    async fn write_copied<W: tokio::io::AsyncWrite + Unpin>(
+        &mut self,
+        w: &mut W,
+    ) -> io::Result<()> {
+        while let Some(chunk) = self.chunks.pop_front() {
+            self.chunk_bytes -= chunk.len();
+            match chunk {
+                Chunk::Bytes(b) => w.write_all(&b).await?,
+                Chunk::File(s) => {
+                    let mut offset = s.position;
+                    let end = s.position + s.len;
+                    let mut piece = vec![0u8; (s.len.min(COPY_PIECE)) as usize];
+                    while offset < end {
+                        let want = ((end - offset) as usize).min(piece.len());
+                        let n = std::os::unix::fs::FileExt::read_at(
+                            &*s.file,
+                            &mut piece[..want],
+                            offset,
+                        )?;
+                        if n == 0 {
+                            return Err(io::Error::new(
+                                io::ErrorKind::UnexpectedEof,
+                                "segment shrank while its records were being sent",
+                            ));
+                        }
+                        w.write_all(&piece[..n]).await?;
+                        offset += n as u64;
+                    }
+                }
+            }
+        }
+        if !self.buf.is_empty() {
+            w.write_all(&self.buf).await?;
+            self.buf.clear();
+        }
+        w.flush().await
+    }
+
+    /// Writes everything queued to a plain TCP connection, in order.
+    async fn write_plain(&mut self, stream: &mut TcpStream) -> io::Result<()> {
         loop {
             match self.chunks.front() {
                 None => break,

@@ -219,13 +219,8 @@ impl Broker {
         client_id: &str,
         timeout: Duration,
     ) -> Result<Connection, krust_client::ClientError> {
-        Connection::connect_sasl(
-            addr,
-            client_id,
-            timeout,
-            self.config.sasl.inter_broker.as_ref(),
-        )
-        .await
+        Connection::connect_secured(addr, client_id, timeout, &self.config.inter_broker_security)
+            .await
     }
 
     /// The address of broker `id`'s inter-broker listener.

@@ -288,7 +288,10 @@ impl Node {
     /// Waits until the client port (the controller port on a controller-only node) answers
     /// an ApiVersions request.
     pub fn wait_ready(&mut self) {
-        let addr = if self.is_broker() {
+        // A TLS client listener does not answer a plain ApiVersions: the node's controller
+        // listener (PLAINTEXT) does.
+        let tls = self.client_listener.ends_with("SSL");
+        let addr = if self.is_broker() && !(tls && self.is_controller()) {
             self.client_addr()
         } else {
             SocketAddr::from(([127, 0, 0, 1], self.controller_port))

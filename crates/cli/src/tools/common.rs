@@ -54,6 +54,7 @@ pub fn client_config_from(
         request_timeout: Duration::from_secs(30),
         buffers: SocketBuffers::default(),
         sasl: None,
+        tls: None,
     };
     client_config_over(base, props)
 }
@@ -82,16 +83,57 @@ pub fn client_config_over(
         config.buffers.send = socket_buffer_size("send.buffer.bytes", v)?;
     }
     if let Some(p) = props.get("security.protocol") {
-        config.sasl = match p.trim().to_ascii_uppercase().as_str() {
-            "PLAINTEXT" => None,
-            "SASL_PLAINTEXT" => Some(sasl_credentials(props)?),
+        let p = p.trim().to_ascii_uppercase();
+        let (tls, sasl) = match p.as_str() {
+            "PLAINTEXT" => (false, false),
+            "SASL_PLAINTEXT" => (false, true),
+            "SSL" => (true, false),
+            "SASL_SSL" => (true, true),
             _ => bail!(
-                "Invalid value {p} for configuration security.protocol: krust's tools speak \
-                 PLAINTEXT and SASL_PLAINTEXT"
+                "Invalid value {p} for configuration security.protocol: String must be one of: \
+                 PLAINTEXT, SSL, SASL_PLAINTEXT, SASL_SSL"
             ),
         };
+        config.sasl = if sasl {
+            Some(sasl_credentials(props)?)
+        } else {
+            None
+        };
+        config.tls = if tls { Some(tls_config(props)?) } else { None };
     }
     Ok(config)
+}
+
+/// The certificates a TLS client trusts: `ssl.truststore.location` (PEM; also librdkafka's
+/// `ssl.ca.location`) or `ssl.truststore.certificates`.
+fn tls_config(
+    props: &BTreeMap<String, String>,
+) -> anyhow::Result<std::sync::Arc<rustls::ClientConfig>> {
+    if let Some(t) = props.get("ssl.truststore.type") {
+        if !t.trim().eq_ignore_ascii_case("PEM") {
+            bail!("Invalid value {t} for configuration ssl.truststore.type: krust's tools read PEM truststores only");
+        }
+    }
+    if let Some(a) = props.get("ssl.endpoint.identification.algorithm") {
+        if !a.trim().eq_ignore_ascii_case("https") {
+            bail!("Invalid value '{a}' for configuration ssl.endpoint.identification.algorithm: krust's tools always verify the broker's name (https)");
+        }
+    }
+    let pem = match (
+        props
+            .get("ssl.truststore.location")
+            .or_else(|| props.get("ssl.ca.location")),
+        props.get("ssl.truststore.certificates"),
+    ) {
+        (Some(path), None) => std::fs::read(path.trim())
+            .with_context(|| format!("cannot read the truststore {path}"))?,
+        (None, Some(certs)) => certs.clone().into_bytes(),
+        _ => bail!(
+            "security.protocol SSL or SASL_SSL needs the certificates to trust: set \
+             ssl.truststore.location (a PEM file) or ssl.truststore.certificates"
+        ),
+    };
+    krust_client::tls::client_config(&pem).map_err(|e| anyhow::anyhow!("Invalid truststore: {e}"))
 }
 
 /// The SASL credentials of client properties: `sasl.mechanism` (PLAIN, SCRAM-SHA-256 or
@@ -695,6 +737,7 @@ mod tests {
                 send: Some(2),
             },
             sasl: None,
+            tls: None,
         };
         let mut only_send = BTreeMap::new();
         only_send.insert("send.buffer.bytes".to_string(), "-1".to_string());

@@ -109,18 +109,22 @@ pub fn run(args: Vec<OsString>) -> ExitCode {
         Err(e) => return common::fail("Error: ", &e),
     };
     let result = common::block_on(async move {
-        // Controller listeners are PLAINTEXT in krust; client listeners may need SASL.
-        let sasl = if controller {
-            None
+        // Controller listeners are PLAINTEXT in krust; client listeners may need TLS and
+        // SASL.
+        let security = if controller {
+            krust_client::Security::default()
         } else {
-            config.sasl.as_ref()
+            krust_client::Security {
+                tls: config.tls.clone(),
+                sasl: config.sasl.clone(),
+            }
         };
         let (cluster_id, quorum) = query(
             &bootstrap,
             controller,
             &config.client_id,
             config.request_timeout,
-            sasl,
+            &security,
         )
         .await?;
         anyhow::Ok(if status {
@@ -146,11 +150,11 @@ async fn connect_any(
     list: &str,
     client_id: &str,
     timeout: std::time::Duration,
-    sasl: Option<&krust_client::SaslCredentials>,
+    security: &krust_client::Security,
 ) -> Result<Connection, ClientError> {
     let mut last = None;
     for addr in list.split(',').map(str::trim).filter(|a| !a.is_empty()) {
-        match Connection::connect_sasl(addr, client_id, timeout, sasl).await {
+        match Connection::connect_secured(addr, client_id, timeout, security).await {
             Ok(c) => return Ok(c),
             Err(e) => last = Some(e),
         }
@@ -166,9 +170,9 @@ async fn query(
     controller: bool,
     client_id: &str,
     timeout: std::time::Duration,
-    sasl: Option<&krust_client::SaslCredentials>,
+    security: &krust_client::Security,
 ) -> anyhow::Result<(String, DescribeQuorumResponse)> {
-    let mut conn = connect_any(bootstrap, client_id, timeout, sasl).await?;
+    let mut conn = connect_any(bootstrap, client_id, timeout, security).await?;
     let mut describe = DescribeClusterRequest::default();
     describe.endpoint_type = if controller { 2 } else { 1 };
     let cluster = conn.send(&describe).await?;
