@@ -14,29 +14,55 @@ use common::*;
 use krust_testkit::cli::{run, stderr, stdout};
 use krust_testkit::Cluster;
 
+/// A test certificate authority.
+struct Authority {
+    cert: rcgen::Certificate,
+    key: rcgen::KeyPair,
+    pem: PathBuf,
+}
+
+impl Authority {
+    fn new(dir: &Path, name: &str) -> Authority {
+        let key = rcgen::KeyPair::generate().expect("CA key");
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("CA params");
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, format!("{name} test CA"));
+        let cert = params.self_signed(&key).expect("CA");
+        let pem = dir.join(format!("{name}-ca.pem"));
+        std::fs::write(&pem, cert.pem()).expect("write CA");
+        Authority { cert, key, pem }
+    }
+
+    /// A certificate it signs for `names`, with its key and chain in one PEM file.
+    fn issue(&self, dir: &Path, file: &str, names: &[&str]) -> PathBuf {
+        let key = rcgen::KeyPair::generate().expect("key");
+        let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+        let cert = rcgen::CertificateParams::new(names)
+            .expect("params")
+            .signed_by(&key, &self.cert, &self.key)
+            .expect("cert");
+        let path = dir.join(file);
+        std::fs::write(
+            &path,
+            format!("{}{}{}", key.serialize_pem(), cert.pem(), self.cert.pem()),
+        )
+        .expect("write keystore");
+        path
+    }
+}
+
 /// A test certificate authority and a broker certificate it signed for `localhost` and
 /// 127.0.0.1, as PEM files: (ca.pem, broker.pem with key and chain).
 fn certificates(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
-    let ca_key = rcgen::KeyPair::generate().expect("CA key");
-    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("CA params");
-    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    ca_params
-        .distinguished_name
-        .push(rcgen::DnType::CommonName, format!("{name} test CA"));
-    let ca = ca_params.self_signed(&ca_key).expect("CA");
-    let key = rcgen::KeyPair::generate().expect("broker key");
-    let params = rcgen::CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".into()])
-        .expect("broker params");
-    let cert = params.signed_by(&key, &ca, &ca_key).expect("broker cert");
-    let ca_path = dir.join(format!("{name}-ca.pem"));
-    let keystore = dir.join(format!("{name}-broker.pem"));
-    std::fs::write(&ca_path, ca.pem()).expect("write CA");
-    std::fs::write(
-        &keystore,
-        format!("{}{}{}", key.serialize_pem(), cert.pem(), ca.pem()),
-    )
-    .expect("write keystore");
-    (ca_path, keystore)
+    let ca = Authority::new(dir, name);
+    let keystore = ca.issue(
+        dir,
+        &format!("{name}-broker.pem"),
+        &["localhost", "127.0.0.1"],
+    );
+    (ca.pem, keystore)
 }
 
 fn tls_settings(ca: &Path, keystore: &Path) -> Vec<String> {
@@ -78,10 +104,6 @@ fn an_ssl_listener_serves_verified_clients() {
     let node = Node::start_listener(BIN, "SSL", &extra);
     let b = node.bootstrap();
 
-    // confluent-kafka and kafka-python, verifying the broker against the CA.
-    let out = python(&[&b, &ca.display().to_string(), "SSL"]);
-    assert!(out.contains("confluent-kafka tls: ok") && out.contains("kafka-python tls: ok"));
-
     // krust's own tools.
     let cfg = client_config(
         dir.path(),
@@ -91,6 +113,27 @@ fn an_ssl_listener_serves_verified_clients() {
             format!("ssl.truststore.location={}", ca.display()),
         ],
     );
+    // The broker listener serves once the node has registered.
+    wait_for("the TLS listener to serve", Duration::from_secs(30), || {
+        run(
+            BIN,
+            &[
+                "topics",
+                "--bootstrap-server",
+                &b,
+                "--command-config",
+                &cfg,
+                "--list",
+            ],
+        )
+        .status
+        .success()
+        .then_some(())
+    });
+    // confluent-kafka and kafka-python, verifying the broker against the CA.
+    let out = python(&[&b, &ca.display().to_string(), "SSL"]);
+    assert!(out.contains("confluent-kafka tls: ok") && out.contains("kafka-python tls: ok"));
+
     let o = run(
         BIN,
         &[
@@ -119,6 +162,37 @@ fn an_ssl_listener_serves_verified_clients() {
         ],
     );
     assert_eq!(stdout(&o).lines().count(), 25, "{}", stderr(&o));
+
+    // A request larger than the socket buffers goes out whole through TLS.
+    let big = "x".repeat(900_000);
+    krust_testkit::cli::console_produce(
+        BIN,
+        &b,
+        "tls",
+        std::slice::from_ref(&big),
+        &["--command-config", &cfg],
+    );
+    let o = run(
+        BIN,
+        &[
+            "console-consumer",
+            "--bootstrap-server",
+            &b,
+            "--command-config",
+            &cfg,
+            "--topic",
+            "tls",
+            "--from-beginning",
+            "--max-messages",
+            "26",
+        ],
+    );
+    assert_eq!(
+        stdout(&o).lines().last().map(str::len),
+        Some(900_000),
+        "{}",
+        stderr(&o)
+    );
 
     // A client trusting another authority refuses the broker.
     let (other_ca, _) = certificates(dir.path(), "other");
@@ -209,22 +283,25 @@ fn a_sasl_ssl_cluster_replicates_over_tls() {
                 .into(),
         ],
     );
-    let o = run(
-        BIN,
-        &[
-            "topics",
-            "--bootstrap-server",
-            &b,
-            "--command-config",
-            &cfg,
-            "--create",
-            "--topic",
-            "r3",
-            "--partitions",
-            "1",
-        ],
-    );
-    assert!(o.status.success(), "{}", stderr(&o));
+    // Once all three brokers have registered.
+    wait_for("a topic on three brokers", Duration::from_secs(30), || {
+        let o = run(
+            BIN,
+            &[
+                "topics",
+                "--bootstrap-server",
+                &b,
+                "--command-config",
+                &cfg,
+                "--create",
+                "--topic",
+                "r3",
+                "--partitions",
+                "1",
+            ],
+        );
+        o.status.success().then_some(())
+    });
     // acks=all with min.insync.replicas=3: every record reached both followers, which
     // fetched it over SASL_SSL.
     let records: Vec<String> = (0..50).map(|i| format!("r{i}")).collect();
@@ -267,4 +344,87 @@ fn a_sasl_ssl_cluster_replicates_over_tls() {
     for n in &cluster.nodes {
         assert!(!n.log().contains("TLS handshake failed"), "{}", n.log());
     }
+}
+
+#[test]
+fn required_client_certificates_keep_strangers_out() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let ca = Authority::new(dir.path(), "mtls");
+    let keystore = ca.issue(dir.path(), "broker.pem", &["localhost", "127.0.0.1"]);
+    let client = ca.issue(dir.path(), "client.pem", &["client"]);
+    let stranger = Authority::new(dir.path(), "stranger").issue(dir.path(), "s.pem", &["s"]);
+    let mut settings = tls_settings(&ca.pem, &keystore);
+    settings.push("ssl.client.auth=required".into());
+    let extra: Vec<&str> = settings.iter().map(String::as_str).collect();
+    let node = Node::start_listener(BIN, "SSL", &extra);
+    let b = node.bootstrap();
+    let config = |name: &str, cert: Option<&Path>| {
+        let mut lines = vec![
+            "security.protocol=SSL".to_string(),
+            format!("ssl.truststore.location={}", ca.pem.display()),
+        ];
+        if let Some(c) = cert {
+            lines.push("ssl.keystore.type=PEM".into());
+            lines.push(format!("ssl.keystore.location={}", c.display()));
+        }
+        client_config(dir.path(), name, &lines)
+    };
+    // With a certificate the CA signed: served (once the node has registered).
+    let good = config("good.properties", Some(&client));
+    wait_for("the TLS listener to serve", Duration::from_secs(30), || {
+        let o = run(
+            BIN,
+            &[
+                "topics",
+                "--bootstrap-server",
+                &b,
+                "--command-config",
+                &good,
+                "--create",
+                "--topic",
+                "m",
+                "--partitions",
+                "1",
+            ],
+        );
+        o.status.success().then_some(())
+    });
+    // Without one, or with one another authority signed: refused.
+    for (name, cert) in [
+        ("none.properties", None),
+        ("stranger.properties", Some(stranger.as_path())),
+    ] {
+        let cfg = config(name, cert);
+        let o = run(
+            BIN,
+            &[
+                "topics",
+                "--bootstrap-server",
+                &b,
+                "--command-config",
+                &cfg,
+                "--list",
+            ],
+        );
+        assert!(!o.status.success(), "{name}: {}", stdout(&o));
+    }
+    // librdkafka's settings for the same (confluent-kafka).
+    let script = format!(
+        "from confluent_kafka.admin import AdminClient\n\
+         a = AdminClient({{'bootstrap.servers': '{b}', 'security.protocol': 'SSL', \
+         'ssl.ca.location': '{ca}', 'ssl.certificate.location': '{c}', \
+         'ssl.key.location': '{c}'}})\n\
+         assert 'm' in a.list_topics(timeout=20).topics\n",
+        ca = ca.pem.display(),
+        c = client.display()
+    );
+    let out = Command::new(krust_testkit::python::python())
+        .args(["-c", &script])
+        .output()
+        .expect("python");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

@@ -581,7 +581,13 @@ impl Connection {
 
     async fn write_frame(&mut self, frame: &[u8]) -> Result<(), ClientError> {
         let addr = self.addr.clone();
-        match tokio::time::timeout(self.timeout, self.stream.write_all(frame)).await {
+        // Flushed: over TLS, the last encrypted records of a large request could otherwise
+        // wait in the TLS stream while the client waits for the answer.
+        let write = async {
+            self.stream.write_all(frame).await?;
+            self.stream.flush().await
+        };
+        match tokio::time::timeout(self.timeout, write).await {
             Ok(Ok(())) => Ok(()),
             Ok(Err(e)) => Err(ClientError::Io {
                 addr,

@@ -13,18 +13,24 @@ use rustls::SupportedProtocolVersion;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 
-/// The TLS versions of an `ssl.enabled.protocols` value (`TLSv1.2`, `TLSv1.3`).
-pub fn versions(list: &str) -> Result<Vec<&'static SupportedProtocolVersion>, String> {
+/// The TLS versions of an `ssl.enabled.protocols` value krust speaks (`TLSv1.2`,
+/// `TLSv1.3`), and the older ones it leaves out (`TLSv1.1`, ...: never offered, as a JDK
+/// with them disabled does). An error if none is left.
+#[allow(clippy::type_complexity)]
+pub fn versions(
+    list: &str,
+) -> Result<(Vec<&'static SupportedProtocolVersion>, Vec<String>), String> {
     let mut out = Vec::new();
+    let mut left_out = Vec::new();
     for p in list.split(',').map(str::trim).filter(|p| !p.is_empty()) {
         let v = match p {
             "TLSv1.2" => &rustls::version::TLS12,
             "TLSv1.3" => &rustls::version::TLS13,
-            other => {
-                return Err(format!(
-                    "protocol {other} is not supported (krust speaks TLSv1.2 and TLSv1.3)"
-                ))
+            "TLSv1.1" | "TLSv1" | "SSLv3" | "SSLv2Hello" => {
+                left_out.push(p.to_string());
+                continue;
             }
+            other => return Err(format!("unknown protocol {other}")),
         };
         if !out
             .iter()
@@ -34,9 +40,9 @@ pub fn versions(list: &str) -> Result<Vec<&'static SupportedProtocolVersion>, St
         }
     }
     if out.is_empty() {
-        return Err("no protocol enabled".into());
+        return Err("no protocol krust speaks (TLSv1.2, TLSv1.3) is enabled".into());
     }
-    Ok(out)
+    Ok((out, left_out))
 }
 
 fn provider() -> Arc<rustls::crypto::CryptoProvider> {
@@ -54,39 +60,100 @@ pub fn certificates(pem: &[u8]) -> Result<Vec<CertificateDer<'static>>, String> 
     Ok(certs)
 }
 
-/// A server's TLS settings: its certificate chain and (unencrypted) private key in PEM.
+fn private_key(pem: &[u8]) -> Result<PrivateKeyDer<'static>, String> {
+    PrivateKeyDer::from_pem_slice(pem)
+        .map_err(|e| format!("cannot read the private key (an unencrypted PEM key is needed): {e}"))
+}
+
+fn roots(pem: &[u8]) -> Result<rustls::RootCertStore, String> {
+    let mut roots = rustls::RootCertStore::empty();
+    for c in certificates(pem)? {
+        roots
+            .add(c)
+            .map_err(|e| format!("cannot trust a certificate: {e}"))?;
+    }
+    Ok(roots)
+}
+
+/// A server's TLS settings: its certificate chain and (unencrypted) private key in PEM,
+/// and, to check clients' certificates, the certificates that sign them (PEM) and
+/// whether a client must show one (`ssl.client.auth` required) or may (requested).
 pub fn server_config(
     chain_pem: &[u8],
     key_pem: &[u8],
     versions: &[&'static SupportedProtocolVersion],
+    client_roots: Option<(&[u8], bool)>,
 ) -> Result<Arc<rustls::ServerConfig>, String> {
     let certs = certificates(chain_pem)?;
-    let key = PrivateKeyDer::from_pem_slice(key_pem).map_err(|e| {
-        format!("cannot read the private key (an unencrypted PEM key is needed): {e}")
-    })?;
-    let config = rustls::ServerConfig::builder_with_provider(provider())
+    let key = private_key(key_pem)?;
+    let builder = rustls::ServerConfig::builder_with_provider(provider())
         .with_protocol_versions(versions)
-        .map_err(|e| e.to_string())?
-        .with_no_client_auth()
+        .map_err(|e| e.to_string())?;
+    let builder = match client_roots {
+        None => builder.with_no_client_auth(),
+        Some((pem, required)) => {
+            let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+                Arc::new(roots(pem)?),
+                provider(),
+            );
+            let verifier = if required {
+                verifier
+            } else {
+                verifier.allow_unauthenticated()
+            };
+            builder.with_client_cert_verifier(
+                verifier
+                    .build()
+                    .map_err(|e| format!("cannot check client certificates: {e}"))?,
+            )
+        }
+    };
+    let config = builder
         .with_single_cert(certs, key)
         .map_err(|e| format!("the certificate and key do not make a TLS identity: {e}"))?;
     Ok(Arc::new(config))
 }
 
-/// A client's TLS settings: the certificates it trusts (PEM); the server's name is
-/// verified against its certificate, as Kafka's `ssl.endpoint.identification.algorithm=https`.
-pub fn client_config(trust_pem: &[u8]) -> Result<Arc<rustls::ClientConfig>, String> {
+/// The certificates the operating system trusts.
+fn system_roots() -> Result<rustls::RootCertStore, String> {
+    let found = rustls_native_certs::load_native_certs();
     let mut roots = rustls::RootCertStore::empty();
-    for c in certificates(trust_pem)? {
-        roots
-            .add(c)
-            .map_err(|e| format!("cannot trust a certificate: {e}"))?;
+    let (added, _) = roots.add_parsable_certificates(found.certs);
+    if added == 0 {
+        return Err(format!(
+            "no truststore was given and the system's certificates could not be read{}",
+            found
+                .errors
+                .first()
+                .map(|e| format!(": {e}"))
+                .unwrap_or_default()
+        ));
     }
-    let config = rustls::ClientConfig::builder_with_provider(provider())
+    Ok(roots)
+}
+
+/// A client's TLS settings: the certificates it trusts (PEM; the operating system's when
+/// `None`, as Kafka's clients fall back to theirs), and its own certificate chain and key
+/// (PEM) for servers that ask for one. The server's name is verified against its
+/// certificate, as Kafka's `ssl.endpoint.identification.algorithm=https`.
+pub fn client_config(
+    trust_pem: Option<&[u8]>,
+    identity: Option<(&[u8], &[u8])>,
+) -> Result<Arc<rustls::ClientConfig>, String> {
+    let roots = match trust_pem {
+        Some(pem) => roots(pem)?,
+        None => system_roots()?,
+    };
+    let builder = rustls::ClientConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
         .map_err(|e| e.to_string())?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+        .with_root_certificates(roots);
+    let config = match identity {
+        None => builder.with_no_client_auth(),
+        Some((chain, key)) => builder
+            .with_client_auth_cert(certificates(chain)?, private_key(key)?)
+            .map_err(|e| format!("the client certificate and key do not match: {e}"))?,
+    };
     Ok(Arc::new(config))
 }
 

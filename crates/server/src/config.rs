@@ -1742,6 +1742,17 @@ fn tls_settings(
     let read_file = |key: &str, path: &str| {
         std::fs::read(path).map_err(|e| invalid(key, path, format!("cannot read it: {e}")))
     };
+    for k in raw.map.keys() {
+        let listener = k
+            .strip_prefix("listener.name.")
+            .and_then(|r| r.split_once('.'))
+            .map(|(l, _)| l);
+        if let Some(l) = listener.filter(|_| is_tls_key(k)) {
+            if !listeners.iter().any(|x| x.name.eq_ignore_ascii_case(l)) {
+                return Err(err(format!("{k}: {l} is not a listener of listeners")));
+            }
+        }
+    }
     let mut out = std::collections::HashMap::new();
     let mut inter_broker_tls = None;
     for l in listeners {
@@ -1775,15 +1786,40 @@ fn tls_settings(
                 )));
             }
         }
-        if let Some((k, v)) = get(name, "ssl.client.auth") {
-            if !v.is_empty() && !v.eq_ignore_ascii_case("none") {
-                return Err(invalid(
-                    &k,
-                    &v,
-                    "client certificates are not supported yet: only none",
-                ));
+        // Client certificates: none (Kafka's default), requested or required.
+        let client_auth = match get(name, "ssl.client.auth") {
+            None => None,
+            Some((k, v)) => match v.trim().to_ascii_lowercase().as_str() {
+                "" | "none" => None,
+                "requested" => Some(false),
+                "required" => Some(true),
+                _ => {
+                    return Err(invalid(
+                        &k,
+                        &v,
+                        "String must be one of: required, requested, none",
+                    ))
+                }
+            },
+        };
+        let truststore = |purpose: &str| -> Result<Vec<u8>, ConfigError> {
+            pem_only("ssl.truststore.type")?;
+            match (
+                get(name, "ssl.truststore.location"),
+                get(name, "ssl.truststore.certificates"),
+            ) {
+                (Some((k, path)), None) => read_file(&k, &path),
+                (None, Some((_, certs))) => Ok(certs.into_bytes()),
+                _ => Err(err(format!(
+                    "{purpose} on listener {name}: set ssl.truststore.location (a PEM file of \
+                     the certificates to trust) or ssl.truststore.certificates"
+                ))),
             }
-        }
+        };
+        let client_roots = match client_auth {
+            None => None,
+            Some(required) => Some((truststore("Client certificates are checked")?, required)),
+        };
         if let Some((k, v)) = get(name, "ssl.cipher.suites").filter(|(_, v)| !v.trim().is_empty()) {
             return Err(invalid(
                 &k,
@@ -1793,8 +1829,15 @@ fn tls_settings(
         }
         let (pk, protocols) = get(name, "ssl.enabled.protocols")
             .unwrap_or_else(|| ("ssl.enabled.protocols".into(), "TLSv1.2,TLSv1.3".into()));
-        let versions =
+        let (versions, left_out) =
             krust_client::tls::versions(&protocols).map_err(|e| invalid(&pk, &protocols, e))?;
+        if !left_out.is_empty() {
+            tracing::warn!(
+                listener = %name,
+                "{pk}: {} not offered (krust speaks TLSv1.2 and TLSv1.3)",
+                left_out.join(", ")
+            );
+        }
         let (chain, key) = match (
             get(name, "ssl.keystore.location"),
             get(name, "ssl.keystore.certificate.chain"),
@@ -1813,26 +1856,15 @@ fn tls_settings(
                 )))
             }
         };
-        let config = krust_client::tls::server_config(&chain, &key, &versions)
-            .map_err(|e| err(format!("The TLS keystore of listener {name}: {e}")))?;
+        let roots = client_roots
+            .as_ref()
+            .map(|(pem, required)| (pem.as_slice(), *required));
+        let config = krust_client::tls::server_config(&chain, &key, &versions, roots)
+            .map_err(|e| err(format!("The TLS settings of listener {name}: {e}")))?;
         out.insert(name.clone(), config);
 
         if is_broker && name == inter_broker_listener_name {
-            pem_only("ssl.truststore.type")?;
-            let trust = match (
-                get(name, "ssl.truststore.location"),
-                get(name, "ssl.truststore.certificates"),
-            ) {
-                (Some((k, path)), None) => read_file(&k, &path)?,
-                (None, Some((_, certs))) => certs.into_bytes(),
-                _ => {
-                    return Err(err(format!(
-                        "Brokers reach each other over TLS on listener {name}: set \
-                         ssl.truststore.location (a PEM file of the certificates they trust) \
-                         or ssl.truststore.certificates"
-                    )))
-                }
-            };
+            let trust = truststore("Brokers reach each other over TLS")?;
             if let Some((k, v)) = get(name, "ssl.endpoint.identification.algorithm") {
                 if !v.eq_ignore_ascii_case("https") {
                     return Err(invalid(
@@ -1842,7 +1874,9 @@ fn tls_settings(
                     ));
                 }
             }
-            let client = krust_client::tls::client_config(&trust)
+            // A broker shows its own certificate to the others, as Kafka's does, which
+            // listeners that check client certificates need.
+            let client = krust_client::tls::client_config(Some(&trust), Some((&chain, &key)))
                 .map_err(|e| err(format!("The TLS truststore of listener {name}: {e}")))?;
             inter_broker_tls = Some(client);
         }
@@ -2843,12 +2877,33 @@ mod tests {
                 ("ssl.key.password", Some("secret")),
                 "unencrypted PEM keys only",
             ),
-            (("ssl.client.auth", Some("required")), "client certificates"),
+            (
+                ("ssl.client.auth", Some("required")),
+                "ssl.truststore.type=PEM",
+            ),
+            (
+                ("ssl.client.auth", Some("sometimes")),
+                "required, requested, none",
+            ),
             (
                 ("ssl.cipher.suites", Some("TLS_AES_128_GCM_SHA256")),
                 "cipher suites",
             ),
-            (("ssl.enabled.protocols", Some("TLSv1.1")), "TLSv1.1"),
+            (
+                ("ssl.enabled.protocols", Some("TLSv1.1")),
+                "no protocol krust speaks",
+            ),
+            (
+                ("ssl.enabled.protocols", Some("TLSv9")),
+                "unknown protocol TLSv9",
+            ),
+            (
+                (
+                    "listener.name.externl.ssl.keystore.location",
+                    Some(ks.as_str()),
+                ),
+                "externl is not a listener",
+            ),
             (
                 ("ssl.keystore.key", Some(key_pem.as_str())),
                 "ssl.keystore.location",
@@ -2868,6 +2923,10 @@ mod tests {
             assert!(e.contains(wanted), "{change:?}: {e}");
             assert!(!e.contains("PRIVATE KEY") && !e.contains("secret"), "{e}");
         }
+        // Older versions in a hardened list are left out, as a JDK without them does.
+        let mut legacy = base.to_vec();
+        legacy.push(("ssl.enabled.protocols", Some("TLSv1.2,TLSv1.1,TLSv1")));
+        assert!(ok(COMBINED, &legacy).tls_listeners.contains_key("SSL"));
         // Or given inline.
         let chain = cert.pem();
         let mut inline = base.to_vec();

@@ -225,11 +225,11 @@ pub async fn serve(
                                 match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, handshake).await {
                                     Ok(Ok(s)) => ConnStream::Tls(Box::new(s)),
                                     Ok(Err(e)) => {
-                                        info!(%peer, error = %e, "closing a connection: TLS handshake failed");
+                                        debug!(%peer, error = %e, "closing a connection: TLS handshake failed");
                                         return;
                                     }
                                     Err(_) => {
-                                        info!(%peer, "closing a connection: no TLS handshake in time");
+                                        debug!(%peer, "closing a connection: no TLS handshake in time");
                                         return;
                                     }
                                 }

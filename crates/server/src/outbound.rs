@@ -96,41 +96,57 @@ impl Outbound {
         }
     }
 
-    /// Writes everything through `w`, file ranges read into memory first.
+    /// Writes everything through `w`, file ranges read into memory first. Bytes are
+    /// gathered into writes of up to [`COPY_PIECE`], so that small pieces (a fetch's
+    /// per-partition headers) do not each become a TLS record of their own.
     async fn write_copied<W: tokio::io::AsyncWrite + Unpin>(
         &mut self,
         w: &mut W,
     ) -> io::Result<()> {
+        let piece = COPY_PIECE as usize;
+        let mut staged: Vec<u8> = Vec::with_capacity(piece.min(self.len() as usize));
         while let Some(chunk) = self.chunks.pop_front() {
             self.chunk_bytes -= chunk.len();
             match chunk {
-                Chunk::Bytes(b) => w.write_all(&b).await?,
+                Chunk::Bytes(b) => {
+                    staged.extend_from_slice(&b);
+                    if staged.len() >= piece {
+                        w.write_all(&staged).await?;
+                        staged.clear();
+                    }
+                }
                 Chunk::File(s) => {
                     let mut offset = s.position;
                     let end = s.position + s.len;
-                    let mut piece = vec![0u8; (s.len.min(COPY_PIECE)) as usize];
                     while offset < end {
-                        let want = ((end - offset) as usize).min(piece.len());
+                        let at = staged.len();
+                        let want = ((end - offset) as usize).min(piece.saturating_sub(at).max(1));
+                        staged.resize(at + want, 0);
                         let n = std::os::unix::fs::FileExt::read_at(
                             &*s.file,
-                            &mut piece[..want],
+                            &mut staged[at..],
                             offset,
                         )?;
+                        staged.truncate(at + n);
                         if n == 0 {
                             return Err(io::Error::new(
                                 io::ErrorKind::UnexpectedEof,
                                 "segment shrank while its records were being sent",
                             ));
                         }
-                        w.write_all(&piece[..n]).await?;
                         offset += n as u64;
+                        if staged.len() >= piece {
+                            w.write_all(&staged).await?;
+                            staged.clear();
+                        }
                     }
                 }
             }
         }
-        if !self.buf.is_empty() {
-            w.write_all(&self.buf).await?;
-            self.buf.clear();
+        staged.extend_from_slice(&self.buf);
+        self.buf.clear();
+        if !staged.is_empty() {
+            w.write_all(&staged).await?;
         }
         w.flush().await
     }

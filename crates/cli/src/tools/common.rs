@@ -119,21 +119,57 @@ fn tls_config(
             bail!("Invalid value '{a}' for configuration ssl.endpoint.identification.algorithm: krust's tools always verify the broker's name (https)");
         }
     }
+    // Without a truststore, the operating system's certificates.
     let pem = match (
         props
             .get("ssl.truststore.location")
             .or_else(|| props.get("ssl.ca.location")),
         props.get("ssl.truststore.certificates"),
     ) {
-        (Some(path), None) => std::fs::read(path.trim())
-            .with_context(|| format!("cannot read the truststore {path}"))?,
-        (None, Some(certs)) => certs.clone().into_bytes(),
+        (Some(path), None) => Some(
+            std::fs::read(path.trim())
+                .with_context(|| format!("cannot read the truststore {path}"))?,
+        ),
+        (None, Some(certs)) => Some(certs.clone().into_bytes()),
+        (None, None) => None,
+        (Some(_), Some(_)) => {
+            bail!("Set one of ssl.truststore.location and ssl.truststore.certificates, not both")
+        }
+    };
+    // The client's own certificate, for brokers that check them: `ssl.keystore.location`
+    // (PEM, key and chain) or librdkafka's `ssl.certificate.location` and `ssl.key.location`.
+    if let Some(t) = props.get("ssl.keystore.type") {
+        if !t.trim().eq_ignore_ascii_case("PEM") {
+            bail!("Invalid value {t} for configuration ssl.keystore.type: krust's tools read PEM keystores only");
+        }
+    }
+    let read = |key: &str, path: &str| {
+        std::fs::read(path.trim()).with_context(|| format!("cannot read {key} {path}"))
+    };
+    let identity = match (
+        props.get("ssl.keystore.location"),
+        props.get("ssl.certificate.location"),
+        props.get("ssl.key.location"),
+    ) {
+        (None, None, None) => None,
+        (Some(path), None, None) => {
+            let pem = read("ssl.keystore.location", path)?;
+            Some((pem.clone(), pem))
+        }
+        (None, Some(cert), Some(key)) => Some((
+            read("ssl.certificate.location", cert)?,
+            read("ssl.key.location", key)?,
+        )),
         _ => bail!(
-            "security.protocol SSL or SASL_SSL needs the certificates to trust: set \
-             ssl.truststore.location (a PEM file) or ssl.truststore.certificates"
+            "A client certificate is given by ssl.keystore.location, or by \
+             ssl.certificate.location with ssl.key.location"
         ),
     };
-    krust_client::tls::client_config(&pem).map_err(|e| anyhow::anyhow!("Invalid truststore: {e}"))
+    krust_client::tls::client_config(
+        pem.as_deref(),
+        identity.as_ref().map(|(c, k)| (c.as_slice(), k.as_slice())),
+    )
+    .map_err(|e| anyhow::anyhow!("Invalid TLS settings: {e}"))
 }
 
 /// The SASL credentials of client properties: `sasl.mechanism` (PLAIN, SCRAM-SHA-256 or
