@@ -94,6 +94,12 @@ enum Command {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<OsString>,
     },
+    /// Query brokers' log directories and the partitions in them (kafka-log-dirs).
+    #[command(disable_help_flag = true)]
+    LogDirs {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<OsString>,
+    },
     /// Delete records before given offsets (kafka-delete-records).
     #[command(disable_help_flag = true)]
     DeleteRecords {
@@ -221,6 +227,7 @@ fn main() -> ExitCode {
         Command::GetOffsets { args } => return tools::get_offsets::run(args),
         Command::DeleteRecords { args } => return tools::delete_records::run(args),
         Command::Transactions { args } => return tools::transactions::run(args),
+        Command::LogDirs { args } => return tools::log_dirs::run(args),
         Command::ReassignPartitions { args } => return tools::reassign_partitions::run(args),
         Command::ProducerPerfTest { args } => return tools::producer_perf::run(args),
         Command::ConsumerPerfTest { args } => return tools::consumer_perf::run(args),

@@ -530,6 +530,22 @@ async fn every_supported_version_answers() {
                         .with_auth_bytes(Bytes::from_static(b"\0u\0p"));
                     assert_eq!(w.call(&req, v).error_code, 34, "SaslAuthenticate v{v}");
                 }
+                ApiKey::DescribeLogDirs => {
+                    let r = w.call(&DescribeLogDirsRequest::default().with_topics(None), v);
+                    let parts: Vec<(String, i32)> = r.results[0]
+                        .topics
+                        .iter()
+                        .flat_map(|t| {
+                            t.partitions
+                                .iter()
+                                .map(|p| (t.name.to_string(), p.partition_index))
+                        })
+                        .collect();
+                    assert!(
+                        parts.contains(&("v".to_string(), 0)),
+                        "DescribeLogDirs v{v}: {parts:?}"
+                    );
+                }
                 ApiKey::DescribeAcls => {
                     let req = DescribeAclsRequest::default()
                         .with_resource_type_filter(1)

@@ -61,6 +61,54 @@ fn create_list_describe_alter_delete() {
     assert_eq!(out, "audit\norders\n");
     let o = topics(&node, &["--list", "--exclude-internal"]);
     assert_eq!(stdout(&o), "audit\norders\n");
+    // kafka-log-dirs: the partitions in the node's log directory, in Kafka's layout.
+    let o = krust(&[
+        "log-dirs",
+        "--describe",
+        "--bootstrap-server",
+        &node.bootstrap(),
+        "--topic-list",
+        "orders",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = stdout(&o);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(
+        lines[..2],
+        [
+            "Querying brokers for log directories information",
+            "Received log directory information from brokers 1"
+        ]
+    );
+    let parts: Vec<String> = (0..3)
+        .map(|p| {
+            format!(
+                "{{\"partition\":\"orders-{p}\",\"size\":0,\"offsetLag\":0,\"isFuture\":false}}"
+            )
+        })
+        .collect();
+    assert_eq!(
+        lines[2],
+        format!(
+            "{{\"brokers\":[{{\"broker\":1,\"logDirs\":[{{\"partitions\":[{}],\"error\":null,\"logDir\":\"{}\"}}]}}],\"version\":1}}",
+            parts.join(","),
+            node.data_dir.display()
+        )
+    );
+    let o = krust(&[
+        "log-dirs",
+        "--describe",
+        "--bootstrap-server",
+        &node.bootstrap(),
+        "--broker-list",
+        "7",
+    ]);
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("The given brokers do not exist from --broker-list: 7"),
+        "{}",
+        stderr(&o)
+    );
     // --topic is Kafka's include list: a regular expression matching whole names.
     let o = topics(&node, &["--list", "--topic", "ord.*"]);
     assert_eq!(stdout(&o), "orders\n");

@@ -75,6 +75,7 @@ pub const SUPPORTED_APIS: &[ApiRange] = &[
     broker(ApiKey::SaslAuthenticate, 0, 2),
     broker(ApiKey::DescribeUserScramCredentials, 0, 0),
     // No authorizer: answered with SECURITY_DISABLED, as Kafka's are without one.
+    broker(ApiKey::DescribeLogDirs, 1, 4),
     broker(ApiKey::DescribeAcls, 1, 3),
     broker(ApiKey::CreateAcls, 1, 3),
     broker(ApiKey::DeleteAcls, 1, 3),
@@ -171,6 +172,7 @@ mod tests {
             ApiKey::DescribeQuorum => r!(DescribeQuorumRequest),
             ApiKey::SaslHandshake => r!(SaslHandshakeRequest),
             ApiKey::DescribeAcls => r!(DescribeAclsRequest),
+            ApiKey::DescribeLogDirs => r!(DescribeLogDirsRequest),
             ApiKey::CreateAcls => r!(CreateAclsRequest),
             ApiKey::DeleteAcls => r!(DeleteAclsRequest),
             ApiKey::SaslAuthenticate => r!(SaslAuthenticateRequest),

@@ -275,6 +275,9 @@ async fn dispatch_inner(
             let a = auth.authenticate(broker, &req).await;
             answer_then(encode(out, corr, v, &a.response), a.close)
         }
+        ApiKey::DescribeLogDirs => {
+            simple!(DescribeLogDirsRequest, handlers::describe_log_dirs::handle)
+        }
         ApiKey::DescribeAcls => simple!(DescribeAclsRequest, handlers::acls::describe),
         ApiKey::CreateAcls => simple!(CreateAclsRequest, handlers::acls::create),
         ApiKey::DeleteAcls => simple!(DeleteAclsRequest, handlers::acls::delete),

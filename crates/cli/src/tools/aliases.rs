@@ -18,6 +18,7 @@ pub const ALIASES: &[(&str, &str)] = &[
     ("kafka-delete-records", "delete-records"),
     ("kafka-reassign-partitions", "reassign-partitions"),
     ("kafka-transactions", "transactions"),
+    ("kafka-log-dirs", "log-dirs"),
     ("kafka-storage", "storage"),
     ("kafka-server-start", "server"),
     ("kafka-cluster", "cluster-id"),

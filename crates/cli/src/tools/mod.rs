@@ -21,6 +21,7 @@ pub mod delete_records;
 pub mod dev_cluster;
 pub mod get_offsets;
 pub mod group_member;
+pub mod log_dirs;
 pub mod metadata_quorum;
 pub mod producer_perf;
 pub mod reassign_partitions;
