@@ -1787,7 +1787,21 @@ fn tls_settings(
             }
         }
         // Client certificates: none (Kafka's default), requested or required.
-        let client_auth = match get(name, "ssl.client.auth") {
+        // On a SASL_SSL listener only its own value counts: clients authenticate with SASL
+        // there, and the broker-wide value is for SSL listeners (KIP-684).
+        let client_auth_value = if l.security_protocol == SecurityProtocol::SaslSsl {
+            let prefixed = format!(
+                "listener.name.{}.ssl.client.auth",
+                name.to_ascii_lowercase()
+            );
+            raw.map
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case(&prefixed))
+                .map(|(k, v)| (k.clone(), v.clone()))
+        } else {
+            get(name, "ssl.client.auth")
+        };
+        let client_auth = match client_auth_value {
             None => None,
             Some((k, v)) => match v.trim().to_ascii_lowercase().as_str() {
                 "" | "none" => None,
@@ -2923,6 +2937,21 @@ mod tests {
             assert!(e.contains(wanted), "{change:?}: {e}");
             assert!(!e.contains("PRIVATE KEY") && !e.contains("secret"), "{e}");
         }
+        // A broker-wide ssl.client.auth does not reach a SASL_SSL listener (KIP-684).
+        let sasl_ssl = [
+            (
+                "listeners",
+                Some("PLAINTEXT://:9092,SASL_SSL://:9094,CONTROLLER://:9093"),
+            ),
+            ("advertised.listeners", None),
+            ("ssl.keystore.type", Some("PEM")),
+            ("ssl.keystore.location", Some(ks.as_str())),
+            ("sasl.enabled.mechanisms", Some("SCRAM-SHA-256")),
+            ("ssl.client.auth", Some("required")),
+        ];
+        assert!(ok(COMBINED, &sasl_ssl)
+            .tls_listeners
+            .contains_key("SASL_SSL"));
         // Older versions in a hardened list are left out, as a JDK without them does.
         let mut legacy = base.to_vec();
         legacy.push(("ssl.enabled.protocols", Some("TLSv1.2,TLSv1.1,TLSv1")));

@@ -225,7 +225,7 @@ pub async fn serve(
                                 match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, handshake).await {
                                     Ok(Ok(s)) => ConnStream::Tls(Box::new(s)),
                                     Ok(Err(e)) => {
-                                        debug!(%peer, error = %e, "closing a connection: TLS handshake failed");
+                                        info!(%peer, error = %e, "closing a connection: TLS handshake failed");
                                         return;
                                     }
                                     Err(_) => {

@@ -146,6 +146,14 @@ fn tls_config(
     let read = |key: &str, path: &str| {
         std::fs::read(path.trim()).with_context(|| format!("cannot read {key} {path}"))
     };
+    for inline in ["ssl.keystore.key", "ssl.keystore.certificate.chain"] {
+        if props.contains_key(inline) {
+            bail!(
+                "{inline} is not read by krust's tools: give the client certificate as \
+                 ssl.keystore.location (a PEM file with the key and chain)"
+            );
+        }
+    }
     let identity = match (
         props.get("ssl.keystore.location"),
         props.get("ssl.certificate.location"),
