@@ -242,6 +242,33 @@ async fn plain_and_scram_clients_authenticate() {
     let o = run(BIN, &["topics", "--bootstrap-server", &b, "--list"]);
     assert!(!o.status.success());
 
+    // The perf tool's pipelined connections authenticate too.
+    let o = run(
+        BIN,
+        &[
+            "producer-perf-test",
+            "--topic",
+            "s",
+            "--num-records",
+            "1000",
+            "--record-size",
+            "100",
+            "--throughput",
+            "-1",
+            "--producer.config",
+            &admin_cfg,
+            "--producer-props",
+            &format!("bootstrap.servers={b}"),
+            "acks=1",
+        ],
+    );
+    assert!(
+        stdout(&o).contains("1000 records sent"),
+        "{}{}",
+        stdout(&o),
+        stderr(&o)
+    );
+
     // librdkafka over PLAIN: produce and consume as alice.
     let p: FutureProducer = rd(&b, "alice", "alice-secret")
         .set("linger.ms", "0")

@@ -194,6 +194,33 @@ fn an_ssl_listener_serves_verified_clients() {
         stderr(&o)
     );
 
+    // The perf tool's own pipelined connections go through TLS too.
+    let o = run(
+        BIN,
+        &[
+            "producer-perf-test",
+            "--topic",
+            "tls",
+            "--num-records",
+            "2000",
+            "--record-size",
+            "100",
+            "--throughput",
+            "-1",
+            "--producer.config",
+            &cfg,
+            "--producer-props",
+            &format!("bootstrap.servers={b}"),
+            "acks=all",
+        ],
+    );
+    assert!(
+        stdout(&o).contains("2000 records sent"),
+        "{}{}",
+        stdout(&o),
+        stderr(&o)
+    );
+
     // A client trusting another authority refuses the broker.
     let (other_ca, _) = certificates(dir.path(), "other");
     let bad = client_config(

@@ -600,6 +600,18 @@ impl Connection {
         }
     }
 
+    /// The connection's transport, once ready (TLS and SASL done), for a caller that
+    /// pipelines requests itself.
+    pub fn into_stream(self) -> Result<tls::Stream, ClientError> {
+        if self.broken.is_some() || !self.stream.buffer().is_empty() {
+            return Err(ClientError::Protocol(format!(
+                "the connection to {} cannot be handed over",
+                self.addr
+            )));
+        }
+        Ok(self.stream.into_inner())
+    }
+
     /// Whether an earlier failure made this connection unusable.
     pub fn is_broken(&self) -> bool {
         self.broken.is_some()

@@ -57,7 +57,9 @@ use kafka_protocol::records::{
 use krust_client::{Client, ClientConfig, ClientError};
 use rand::Rng;
 use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+/// A pipelined connection's halves: TCP's own, or split TLS and SASL streams.
+type ReadSide = Box<dyn tokio::io::AsyncRead + Send + Unpin>;
+type WriteSide = Box<dyn tokio::io::AsyncWrite + Send + Unpin>;
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 
@@ -558,7 +560,7 @@ struct Inflight {
 
 /// One pipelined connection to a partition leader.
 struct Leader {
-    write: OwnedWriteHalf,
+    write: WriteSide,
     permits: Arc<Semaphore>,
     inflight_tx: Option<mpsc::UnboundedSender<Inflight>>,
     reader: Option<tokio::task::JoinHandle<()>>,
@@ -581,19 +583,28 @@ async fn connect_leader(
     // Produce v13 addresses topics by id; names are enough below it.
     let version = conn.version_for::<ProduceRequest>()?.min(12);
     let addr = conn.addr().to_string();
-    // Kafka's socket.connection.setup.timeout.ms.
-    let stream = tokio::time::timeout(Duration::from_secs(10), TcpStream::connect(&addr))
-        .await
-        .map_err(|_| ClientError::Connect {
-            addr: addr.clone(),
-            reason: "timed out".into(),
-        })?
-        .map_err(|e| ClientError::Connect {
-            addr: addr.clone(),
-            reason: e.to_string(),
-        })?;
-    let _ = stream.set_nodelay(true);
-    let (read, write) = stream.into_split();
+    let (read, write): (ReadSide, WriteSide) =
+        if settings.client.tls.is_none() && settings.client.sasl.is_none() {
+            // Kafka's socket.connection.setup.timeout.ms.
+            let stream = tokio::time::timeout(Duration::from_secs(10), TcpStream::connect(&addr))
+                .await
+                .map_err(|_| ClientError::Connect {
+                    addr: addr.clone(),
+                    reason: "timed out".into(),
+                })?
+                .map_err(|e| ClientError::Connect {
+                    addr: addr.clone(),
+                    reason: e.to_string(),
+                })?;
+            let _ = stream.set_nodelay(true);
+            let (r, w) = stream.into_split();
+            (Box::new(r), Box::new(w))
+        } else {
+            // Over TLS and authenticated by the client, then split.
+            let conn = krust_client::Connection::connect_config(&addr, &settings.client).await?;
+            let (r, w) = tokio::io::split(conn.into_stream()?);
+            (Box::new(r), Box::new(w))
+        };
     let permits = Arc::new(Semaphore::new(settings.max_in_flight));
     let broken = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let (inflight_tx, reader) = if settings.acks == 0 {
@@ -1603,7 +1614,7 @@ impl Producer {
 /// Reads the responses of one connection in order and accounts each request's batches.
 #[allow(clippy::too_many_arguments)]
 async fn read_responses(
-    read: OwnedReadHalf,
+    read: ReadSide,
     mut inflight: mpsc::UnboundedReceiver<Inflight>,
     shared: Arc<Shared>,
     topic: String,
@@ -1759,7 +1770,7 @@ const DUPLICATE_SEQUENCE: i16 = 46;
 /// Bytes read from a connection at a time.
 const READ_BUFFER: usize = 64 * 1024;
 
-async fn read_frame(read: &mut BufReader<OwnedReadHalf>) -> std::io::Result<Bytes> {
+async fn read_frame(read: &mut BufReader<ReadSide>) -> std::io::Result<Bytes> {
     let mut len = [0u8; 4];
     read.read_exact(&mut len).await?;
     let len = i32::from_be_bytes(len);
