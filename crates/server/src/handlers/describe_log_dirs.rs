@@ -1,7 +1,8 @@
 //! DescribeLogDirs (35): this broker's log directories, the partitions each holds and
 //! their sizes on disk, and (v4) the file system's total and usable bytes. krust never
 //! moves a replica between directories, so there are no future replicas and every offset
-//! lag is 0. The metadata log is not a partition log here, as in Kafka.
+//! lag is 0. Directories are reported absolute, and the metadata log is not a partition
+//! log here, as in Kafka.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -114,7 +115,11 @@ pub async fn handle(
         .into_iter()
         .map(|(dir, topics, total, usable)| {
             DescribeLogDirsResult::default()
-                .with_log_dir(sb(dir.display().to_string()))
+                // Absolute, as Kafka reports its directories.
+                .with_log_dir(sb(std::path::absolute(&dir)
+                    .unwrap_or(dir)
+                    .display()
+                    .to_string()))
                 .with_total_bytes(total)
                 .with_usable_bytes(usable)
                 .with_topics(
