@@ -451,6 +451,11 @@ async fn the_transactions_tool_lists_describes_and_aborts() {
             .any(|l| l.starts_with("tool-tx") && l.contains("Ongoing")),
         "{listed}"
     );
+    // Open for less than an hour: not listed with --duration-filter 3600000.
+    let long = tool(&["list", "--duration-filter", "3600000"]);
+    assert!(!long.contains("tool-tx"), "{long}");
+    let any = tool(&["list", "--duration-filter", "0"]);
+    assert!(any.contains("tool-tx"), "{any}");
     let described = tool(&["describe", "--transactional-id", "tool-tx"]);
     let row: Vec<&str> = described
         .lines()

@@ -40,7 +40,12 @@ struct Args {
 #[derive(Subcommand, Debug)]
 enum Cmd {
     /// list transactions
-    List,
+    List {
+        /// Duration (in millis) to filter by: if < 0, all transactions will be returned;
+        /// otherwise, only transactions running longer than this duration will be returned
+        #[arg(long = "duration-filter", default_value_t = -1, allow_hyphen_values = true)]
+        duration_filter: i64,
+    },
     /// describe the state of an active transactional-id
     Describe {
         /// transactional id
@@ -122,7 +127,7 @@ fn print_table(headers: &[&str], rows: &[Vec<String>]) {
 async fn execute(args: &Args) -> anyhow::Result<bool> {
     let mut client = args.connect.connect("krust-transactions").await?;
     match &args.command {
-        Cmd::List => list(&mut client).await,
+        Cmd::List { duration_filter } => list(&mut client, *duration_filter).await,
         Cmd::Describe { transactional_id } => describe(&mut client, transactional_id).await,
         Cmd::DescribeProducers {
             topic,
@@ -211,14 +216,14 @@ async fn execute(args: &Args) -> anyhow::Result<bool> {
     }
 }
 
-async fn list(client: &mut Client) -> anyhow::Result<bool> {
+async fn list(client: &mut Client, duration_filter: i64) -> anyhow::Result<bool> {
     client.metadata(Some(&[])).await?;
     let mut rows = Vec::new();
     for b in client.brokers() {
         let resp = client
             .send_to(
                 b.node_id,
-                &ListTransactionsRequest::default().with_duration_filter(-1),
+                &ListTransactionsRequest::default().with_duration_filter(duration_filter.max(-1)),
             )
             .await?;
         ClientError::check(resp.error_code, None)?;
