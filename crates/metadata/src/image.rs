@@ -452,14 +452,7 @@ impl MetadataImage {
             }
         }
         for ((name, mechanism), c) in &self.scram {
-            out.push(MetadataRecord::UserScramCredential {
-                name: name.clone(),
-                mechanism: *mechanism,
-                salt: c.salt.clone(),
-                stored_key: c.stored_key.clone(),
-                server_key: c.server_key.clone(),
-                iterations: c.iterations,
-            });
+            out.push(MetadataRecord::user_scram_credential(name, *mechanism, c));
         }
         out
     }

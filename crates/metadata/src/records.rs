@@ -402,6 +402,23 @@ fn decode_register_broker(
 }
 
 impl MetadataRecord {
+    /// The record of `name`'s SCRAM credential for one mechanism (Kafka's ScramMechanism
+    /// type).
+    pub fn user_scram_credential(
+        name: &str,
+        mechanism: i8,
+        c: &krust_protocol::sasl::ScramCredential,
+    ) -> MetadataRecord {
+        MetadataRecord::UserScramCredential {
+            name: name.to_string(),
+            mechanism,
+            salt: c.salt.clone(),
+            stored_key: c.stored_key.clone(),
+            server_key: c.server_key.clone(),
+            iterations: c.iterations,
+        }
+    }
+
     /// Kafka's api key for this record type.
     pub fn api_key(&self) -> u64 {
         match self {

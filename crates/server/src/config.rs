@@ -1008,6 +1008,36 @@ impl Raw<'_> {
         self.map.get(key).map(String::as_str)
     }
 
+    /// A listener's own value of `setting` (`listener.name.<listener>.<setting>`, the
+    /// listener name in any case), with the key as written.
+    fn listener_value(&self, listener: &str, setting: &str) -> Option<(&str, &str)> {
+        let prefixed = format!("listener.name.{}.{setting}", listener.to_ascii_lowercase());
+        self.map
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(&prefixed))
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+    }
+
+    /// Refuses a listener's key (one `is_key` picks) naming a listener `listeners` lacks.
+    fn check_listener_keys(
+        &self,
+        listeners: &[Listener],
+        is_key: impl Fn(&str) -> bool,
+    ) -> Result<(), ConfigError> {
+        for k in self.map.keys().filter(|k| is_key(k)) {
+            let Some((l, _)) = k
+                .strip_prefix("listener.name.")
+                .and_then(|r| r.split_once('.'))
+            else {
+                continue;
+            };
+            if !listeners.iter().any(|x| x.name.eq_ignore_ascii_case(l)) {
+                return Err(err(format!("{k}: {l} is not a listener of listeners")));
+            }
+        }
+        Ok(())
+    }
+
     fn number<N: std::str::FromStr + Into<i64> + Copy>(
         &self,
         key: &str,
@@ -1732,27 +1762,18 @@ fn tls_settings(
 > {
     // A listener's own value (`listener.name.<l>.<key>`) wins over the broker's.
     let get = |l: &str, key: &str| -> Option<(String, String)> {
-        let prefixed = format!("listener.name.{}.{key}", l.to_ascii_lowercase());
-        raw.map
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(&prefixed))
-            .or_else(|| raw.map.get_key_value(key))
-            .map(|(k, v)| (k.clone(), v.clone()))
+        raw.listener_value(l, key)
+            .or_else(|| {
+                raw.map
+                    .get_key_value(key)
+                    .map(|(k, v)| (k.as_str(), v.as_str()))
+            })
+            .map(|(k, v)| (k.to_string(), v.to_string()))
     };
     let read_file = |key: &str, path: &str| {
         std::fs::read(path).map_err(|e| invalid(key, path, format!("cannot read it: {e}")))
     };
-    for k in raw.map.keys() {
-        let listener = k
-            .strip_prefix("listener.name.")
-            .and_then(|r| r.split_once('.'))
-            .map(|(l, _)| l);
-        if let Some(l) = listener.filter(|_| is_tls_key(k)) {
-            if !listeners.iter().any(|x| x.name.eq_ignore_ascii_case(l)) {
-                return Err(err(format!("{k}: {l} is not a listener of listeners")));
-            }
-        }
-    }
+    raw.check_listener_keys(listeners, is_tls_key)?;
     let mut out = std::collections::HashMap::new();
     let mut inter_broker_tls = None;
     for l in listeners {
@@ -1790,14 +1811,8 @@ fn tls_settings(
         // On a SASL_SSL listener only its own value counts: clients authenticate with SASL
         // there, and the broker-wide value is for SSL listeners (KIP-684).
         let client_auth_value = if l.security_protocol == SecurityProtocol::SaslSsl {
-            let prefixed = format!(
-                "listener.name.{}.ssl.client.auth",
-                name.to_ascii_lowercase()
-            );
-            raw.map
-                .iter()
-                .find(|(k, _)| k.eq_ignore_ascii_case(&prefixed))
-                .map(|(k, v)| (k.clone(), v.clone()))
+            raw.listener_value(name, "ssl.client.auth")
+                .map(|(k, v)| (k.to_string(), v.to_string()))
         } else {
             get(name, "ssl.client.auth")
         };
@@ -1908,22 +1923,8 @@ fn sasl_settings(
     is_broker: bool,
 ) -> Result<crate::sasl::SaslSettings, ConfigError> {
     use krust_protocol::sasl::{parse_jaas, JaasConfig, Mechanism};
-    let listener_key = |l: &str, setting: &str| {
-        raw.map
-            .iter()
-            .find(|(k, _)| {
-                listener_sasl_key(k)
-                    .is_some_and(|(kl, ks)| kl.eq_ignore_ascii_case(l) && ks == setting)
-            })
-            .map(|(k, v)| (k.as_str(), v.as_str()))
-    };
-    for k in raw.map.keys() {
-        if let Some((l, _)) = listener_sasl_key(k) {
-            if !listeners.iter().any(|x| x.name.eq_ignore_ascii_case(l)) {
-                return Err(err(format!("{k}: {l} is not a listener of listeners")));
-            }
-        }
-    }
+    let listener_key = |l: &str, setting: &str| raw.listener_value(l, setting);
+    raw.check_listener_keys(listeners, |k| listener_sasl_key(k).is_some())?;
     let jaas = |l: &str, m: Mechanism| -> Result<Option<JaasConfig>, ConfigError> {
         let setting = format!("{}.sasl.jaas.config", m.name().to_ascii_lowercase());
         let Some((key, v)) = listener_key(l, &setting) else {

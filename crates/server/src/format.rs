@@ -105,14 +105,7 @@ pub fn scram_records(values: &[String]) -> Result<Vec<MetadataRecord>, FormatErr
         let salt = sasl::random_salt();
         let salted = sasl::salted_password(mech, password.as_bytes(), &salt, iterations);
         let c = sasl::credential(mech, &salted, &salt, iterations);
-        out.push(MetadataRecord::UserScramCredential {
-            name,
-            mechanism: kind,
-            salt: c.salt,
-            stored_key: c.stored_key,
-            server_key: c.server_key,
-            iterations,
-        });
+        out.push(MetadataRecord::user_scram_credential(&name, kind, &c));
     }
     Ok(out)
 }

@@ -199,14 +199,11 @@ pub async fn alter(
                     let mut recs = Vec::new();
                     for c in changes {
                         match &c.upsert {
-                            Some(cred) => recs.push(MetadataRecord::UserScramCredential {
-                                name: c.user.clone(),
-                                mechanism: c.mechanism,
-                                salt: cred.salt.clone(),
-                                stored_key: cred.stored_key.clone(),
-                                server_key: cred.server_key.clone(),
-                                iterations: cred.iterations,
-                            }),
+                            Some(cred) => recs.push(MetadataRecord::user_scram_credential(
+                                &c.user,
+                                c.mechanism,
+                                cred,
+                            )),
                             None if !image.scram.contains_key(&(c.user.clone(), c.mechanism)) => {
                                 return Err(ItemResult::err(
                                     ErrorCode::ResourceNotFound,
