@@ -94,6 +94,12 @@ enum Command {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<OsString>,
     },
+    /// Add, remove and list ACLs (kafka-acls).
+    #[command(disable_help_flag = true)]
+    Acls {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<OsString>,
+    },
     /// Query brokers' log directories and the partitions in them (kafka-log-dirs).
     #[command(disable_help_flag = true)]
     LogDirs {
@@ -227,6 +233,7 @@ fn main() -> ExitCode {
         Command::GetOffsets { args } => return tools::get_offsets::run(args),
         Command::DeleteRecords { args } => return tools::delete_records::run(args),
         Command::Transactions { args } => return tools::transactions::run(args),
+        Command::Acls { args } => return tools::acls::run(args),
         Command::LogDirs { args } => return tools::log_dirs::run(args),
         Command::ReassignPartitions { args } => return tools::reassign_partitions::run(args),
         Command::ProducerPerfTest { args } => return tools::producer_perf::run(args),

@@ -37,12 +37,21 @@ impl Authority {
 
     /// A certificate it signs for `names`, with its key and chain in one PEM file.
     fn issue(&self, dir: &Path, file: &str, names: &[&str]) -> PathBuf {
+        self.issue_to(dir, file, names, None)
+    }
+
+    /// As [`Authority::issue`], for subject `CN=<cn>,O=krust` when `cn` is given.
+    fn issue_to(&self, dir: &Path, file: &str, names: &[&str], cn: Option<&str>) -> PathBuf {
         let key = rcgen::KeyPair::generate().expect("key");
         let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
-        let cert = rcgen::CertificateParams::new(names)
-            .expect("params")
-            .signed_by(&key, &self.cert, &self.key)
-            .expect("cert");
+        let mut params = rcgen::CertificateParams::new(names).expect("params");
+        if let Some(cn) = cn {
+            let mut dn = rcgen::DistinguishedName::new();
+            dn.push(rcgen::DnType::OrganizationName, "krust");
+            dn.push(rcgen::DnType::CommonName, cn);
+            params.distinguished_name = dn;
+        }
+        let cert = params.signed_by(&key, &self.cert, &self.key).expect("cert");
         let path = dir.join(file);
         std::fs::write(
             &path,
@@ -454,4 +463,74 @@ fn required_client_certificates_keep_strangers_out() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+#[test]
+fn certificate_subjects_are_principals() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let ca = Authority::new(dir.path(), "names");
+    let keystore = ca.issue_to(
+        dir.path(),
+        "broker.pem",
+        &["localhost", "127.0.0.1"],
+        Some("broker"),
+    );
+    let app = ca.issue_to(dir.path(), "app.pem", &["app"], Some("app"));
+    let other = ca.issue_to(dir.path(), "other.pem", &["other"], Some("other"));
+    let mut settings = tls_settings(&ca.pem, &keystore);
+    settings.extend([
+        "ssl.client.auth=required".to_string(),
+        "authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer".into(),
+        // The broker's own subject (RFC 2253: last name first) is the super user.
+        "super.users=User:CN=broker,O=krust".into(),
+    ]);
+    let extra: Vec<&str> = settings.iter().map(String::as_str).collect();
+    let node = Node::start_listener(BIN, "SSL", &extra);
+    let b = node.bootstrap();
+    let config = |name: &str, cert: &Path| {
+        client_config(
+            dir.path(),
+            name,
+            &[
+                "security.protocol=SSL".to_string(),
+                format!("ssl.truststore.location={}", ca.pem.display()),
+                "ssl.keystore.type=PEM".into(),
+                format!("ssl.keystore.location={}", cert.display()),
+            ],
+        )
+    };
+    let admin = config("admin.properties", &keystore);
+    let app = config("app.properties", &app);
+    let other = config("other.properties", &other);
+    let tool = |cfg: &str, args: &[&str]| {
+        let mut full = vec![args[0], "--bootstrap-server", &b, "--command-config", cfg];
+        full.extend_from_slice(&args[1..]);
+        run(BIN, &full)
+    };
+    wait_for("the TLS listener to serve", Duration::from_secs(30), || {
+        let o = tool(
+            &admin,
+            &["topics", "--create", "--topic", "m", "--partitions", "1"],
+        );
+        o.status.success().then_some(())
+    });
+    let o = tool(
+        &admin,
+        &[
+            "acls",
+            "--add",
+            "--allow-principal",
+            "User:CN=app,O=krust",
+            "--producer",
+            "--topic",
+            "m",
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = tool(&app, &["topics", "--list"]);
+    assert_eq!(stdout(&o).trim(), "m", "{}", stderr(&o));
+    let o = tool(&other, &["topics", "--list"]);
+    assert_eq!(stdout(&o).trim(), "", "{}", stderr(&o));
+    let o = tool(&other, &["topics", "--describe", "--topic", "m"]);
+    assert!(!o.status.success(), "{}", stdout(&o));
 }

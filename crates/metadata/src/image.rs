@@ -215,6 +215,8 @@ pub struct MetadataImage {
     /// SCRAM credentials by user name and Kafka's ScramMechanism type (1 = SHA-256,
     /// 2 = SHA-512).
     pub scram: BTreeMap<(String, i8), krust_protocol::sasl::ScramCredential>,
+    /// Every ACL, shared between versions until one changes.
+    pub acls: Arc<crate::acl::AclTable>,
 }
 
 impl MetadataImage {
@@ -308,6 +310,12 @@ impl MetadataImage {
             }
             MetadataRecord::RemoveUserScramCredential { name, mechanism } => {
                 self.scram.remove(&(name.clone(), *mechanism));
+            }
+            MetadataRecord::AccessControlEntry { id, acl } => {
+                Arc::make_mut(&mut self.acls).insert(*id, acl.clone());
+            }
+            MetadataRecord::RemoveAccessControlEntry { id } => {
+                Arc::make_mut(&mut self.acls).remove(id);
             }
             // Transaction markers: the log's reader stages what lies between them.
             MetadataRecord::NoOp
@@ -413,7 +421,7 @@ impl MetadataImage {
 
     /// The whole image as records: replaying them into an empty image rebuilds it (a
     /// snapshot's content). Order: features, producer ids, broker registrations, then each
-    /// topic with its partitions, then config overrides, then SCRAM credentials.
+    /// topic with its partitions, then config overrides, then SCRAM credentials, then ACLs.
     pub fn to_records(&self) -> Vec<MetadataRecord> {
         let mut out = Vec::new();
         for (name, level) in &self.features {
@@ -453,6 +461,12 @@ impl MetadataImage {
         }
         for ((name, mechanism), c) in &self.scram {
             out.push(MetadataRecord::user_scram_credential(name, *mechanism, c));
+        }
+        for (id, acl) in self.acls.iter() {
+            out.push(MetadataRecord::AccessControlEntry {
+                id: *id,
+                acl: acl.clone(),
+            });
         }
         out
     }
@@ -622,6 +636,21 @@ mod tests {
         assert!(img.topic("t").is_none());
         assert!(img.topic_configs("t").is_empty());
         assert!(img.topic_by_id(&id).is_none());
+    }
+
+    fn acl(id: u128, topic: &str) -> MetadataRecord {
+        MetadataRecord::AccessControlEntry {
+            id: Uuid::from_u128(id),
+            acl: crate::acl::Acl {
+                resource_type: crate::acl::resource::TOPIC,
+                resource_name: topic.into(),
+                pattern_type: crate::acl::pattern::LITERAL,
+                principal: "User:alice".into(),
+                host: "*".into(),
+                operation: crate::acl::op::READ,
+                permission: crate::acl::permission::ALLOW,
+            },
+        }
     }
 
     fn register(id: i32, epoch: i64) -> MetadataRecord {
@@ -800,6 +829,12 @@ mod tests {
                 name: "bob".into(),
                 mechanism: 2,
             },
+            acl(1, "orders"),
+            acl(2, "pay"),
+            acl(3, "gone"),
+            MetadataRecord::RemoveAccessControlEntry {
+                id: Uuid::from_u128(3),
+            },
             register(1, 6),
             register(2, 7),
             register(3, 8),
@@ -823,6 +858,7 @@ mod tests {
             img.apply(i as i64, r).expect("apply");
         }
         assert_eq!(img.brokers.len(), 4);
+        assert_eq!(img.acls.len(), 2);
         let mut rebuilt = MetadataImage::new();
         for r in img.to_records() {
             rebuilt

@@ -11,6 +11,7 @@
 //! and never does I/O, so a single node and a Raft quorum can both sit behind it: whoever
 //! commits the records applies them.
 
+pub mod acl;
 pub mod codec;
 pub mod controller;
 pub mod image;

@@ -289,6 +289,10 @@ pub enum MetadataRecord {
     },
     /// A user's SCRAM credential for one mechanism is removed (api key 22).
     RemoveUserScramCredential { name: String, mechanism: i8 },
+    /// An ACL is created (api key 18).
+    AccessControlEntry { id: Uuid, acl: crate::acl::Acl },
+    /// An ACL is removed (api key 19).
+    RemoveAccessControlEntry { id: Uuid },
     /// A broker registered, or amended its registration (api key 0). It replaces any
     /// earlier registration of the same broker id.
     RegisterBroker(RegisterBrokerRecord),
@@ -317,7 +321,7 @@ fn max_version(api_key: u64) -> Option<u64> {
     match api_key {
         0 => Some(3),
         17 => Some(2),
-        1 | 2 | 3 | 4 | 5 | 7 | 8 | 9 | 11 | 12 | 15 | 20 | 22 | 23 | 24 | 25 => Some(0),
+        1 | 2 | 3 | 4 | 5 | 7 | 8 | 9 | 11 | 12 | 15 | 18 | 19 | 20 | 22 | 23 | 24 | 25 => Some(0),
         _ => None,
     }
 }
@@ -432,6 +436,8 @@ impl MetadataRecord {
             MetadataRecord::NoOp => 20,
             MetadataRecord::UserScramCredential { .. } => 11,
             MetadataRecord::RemoveUserScramCredential { .. } => 22,
+            MetadataRecord::AccessControlEntry { .. } => 18,
+            MetadataRecord::RemoveAccessControlEntry { .. } => 19,
             MetadataRecord::BeginTransaction { .. } => 23,
             MetadataRecord::EndTransaction => 24,
             MetadataRecord::AbortTransaction { .. } => 25,
@@ -647,6 +653,17 @@ impl MetadataRecord {
                 put_compact_str(&mut b, Some(name));
                 b.put_i8(*mechanism);
             }
+            MetadataRecord::AccessControlEntry { id, acl } => {
+                put_uuid(&mut b, id);
+                b.put_i8(acl.resource_type);
+                put_compact_str(&mut b, Some(&acl.resource_name));
+                b.put_i8(acl.pattern_type);
+                put_compact_str(&mut b, Some(&acl.principal));
+                put_compact_str(&mut b, Some(&acl.host));
+                b.put_i8(acl.operation);
+                b.put_i8(acl.permission);
+            }
+            MetadataRecord::RemoveAccessControlEntry { id } => put_uuid(&mut b, id),
             MetadataRecord::NoOp
             | MetadataRecord::BeginTransaction { .. }
             | MetadataRecord::EndTransaction
@@ -785,6 +802,19 @@ impl MetadataRecord {
                 name: get_required_str(b)?,
                 mechanism: get_i8(b)?,
             },
+            18 => MetadataRecord::AccessControlEntry {
+                id: get_uuid(b)?,
+                acl: crate::acl::Acl {
+                    resource_type: get_i8(b)?,
+                    resource_name: get_required_str(b)?,
+                    pattern_type: get_i8(b)?,
+                    principal: get_required_str(b)?,
+                    host: get_required_str(b)?,
+                    operation: get_i8(b)?,
+                    permission: get_i8(b)?,
+                },
+            },
+            19 => MetadataRecord::RemoveAccessControlEntry { id: get_uuid(b)? },
             23 => MetadataRecord::BeginTransaction { name: None },
             24 => MetadataRecord::EndTransaction,
             25 => MetadataRecord::AbortTransaction { reason: None },
@@ -932,6 +962,21 @@ mod tests {
             MetadataRecord::RemoveUserScramCredential {
                 name: "alice".into(),
                 mechanism: 1,
+            },
+            MetadataRecord::AccessControlEntry {
+                id: Uuid::from_u128(0xac1),
+                acl: crate::acl::Acl {
+                    resource_type: 2,
+                    resource_name: "orders".into(),
+                    pattern_type: 4,
+                    principal: "User:alice".into(),
+                    host: "*".into(),
+                    operation: 3,
+                    permission: 3,
+                },
+            },
+            MetadataRecord::RemoveAccessControlEntry {
+                id: Uuid::from_u128(0xac1),
             },
             MetadataRecord::RegisterBroker(register(vec![Uuid::from_u128(0xab)], Some("r1"))),
             MetadataRecord::RegisterBroker(RegisterBrokerRecord {

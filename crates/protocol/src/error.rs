@@ -44,6 +44,8 @@ pub enum ErrorCode {
     UnstableOffsetCommit = 88,
     ProducerFenced = 90,
     TopicAuthorizationFailed = 29,
+    GroupAuthorizationFailed = 30,
+    TransactionalIdAuthorizationFailed = 53,
     ClusterAuthorizationFailed = 31,
     OperationNotAttempted = 55,
     KafkaStorageError = 56,
@@ -111,6 +113,8 @@ impl ErrorCode {
         ErrorCode::UnstableOffsetCommit,
         ErrorCode::ProducerFenced,
         ErrorCode::TopicAuthorizationFailed,
+        ErrorCode::GroupAuthorizationFailed,
+        ErrorCode::TransactionalIdAuthorizationFailed,
         ErrorCode::ClusterAuthorizationFailed,
         ErrorCode::OperationNotAttempted,
         ErrorCode::KafkaStorageError,
@@ -141,7 +145,7 @@ impl ErrorCode {
     }
 
     /// The wire value.
-    pub fn code(self) -> i16 {
+    pub const fn code(self) -> i16 {
         self as i16
     }
 
@@ -188,6 +192,10 @@ impl ErrorCode {
             ErrorCode::UnstableOffsetCommit => "UNSTABLE_OFFSET_COMMIT",
             ErrorCode::ProducerFenced => "PRODUCER_FENCED",
             ErrorCode::TopicAuthorizationFailed => "TOPIC_AUTHORIZATION_FAILED",
+            ErrorCode::GroupAuthorizationFailed => "GROUP_AUTHORIZATION_FAILED",
+            ErrorCode::TransactionalIdAuthorizationFailed => {
+                "TRANSACTIONAL_ID_AUTHORIZATION_FAILED"
+            }
             ErrorCode::ClusterAuthorizationFailed => "CLUSTER_AUTHORIZATION_FAILED",
             ErrorCode::OperationNotAttempted => "OPERATION_NOT_ATTEMPTED",
             ErrorCode::KafkaStorageError => "KAFKA_STORAGE_ERROR",

@@ -77,8 +77,8 @@ pub const SUPPORTED_APIS: &[ApiRange] = &[
     // No authorizer: answered with SECURITY_DISABLED, as Kafka's are without one.
     broker(ApiKey::DescribeLogDirs, 1, 4),
     broker(ApiKey::DescribeAcls, 1, 3),
-    broker(ApiKey::CreateAcls, 1, 3),
-    broker(ApiKey::DeleteAcls, 1, 3),
+    both(ApiKey::CreateAcls, 1, 3),
+    both(ApiKey::DeleteAcls, 1, 3),
     both(ApiKey::AlterUserScramCredentials, 0, 0),
     both(ApiKey::CreateTopics, 2, 7),
     both(ApiKey::DeleteTopics, 1, 6),

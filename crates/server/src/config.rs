@@ -150,7 +150,6 @@ pub const ACCEPTED_UNUSED_KEYS: &[&str] = &[
     "socket.listen.backlog.size",
     "socket.receive.buffer.bytes",
     "socket.send.buffer.bytes",
-    "super.users",
     "telemetry.max.bytes",
     "transaction.state.log.load.buffer.size",
     "unstable.api.versions.enable",
@@ -211,6 +210,19 @@ const BROKER_KEYS: &[BrokerKeyDef] = &[
         T::String,
         None,
         "Listeners published to clients and other nodes; defaults to listeners.",
+    ),
+    key(
+        "allow.everyone.if.no.acl.found",
+        T::Boolean,
+        Some("false"),
+        "With the authorizer on: whether a resource that no ACL names is open to everyone.",
+    ),
+    key(
+        "authorizer.class.name",
+        T::String,
+        Some(""),
+        "The authorizer: empty (none, everything allowed) or \
+         org.apache.kafka.metadata.authorizer.StandardAuthorizer (ACLs kept in the metadata log).",
     ),
     key(
         "auto.create.topics.enable",
@@ -652,6 +664,13 @@ const BROKER_KEYS: &[BrokerKeyDef] = &[
         "Largest request the server accepts.",
     ),
     key(
+        "super.users",
+        T::String,
+        Some(""),
+        "Principals the authorizer allows everything, separated by semicolons \
+         (User:admin;User:broker).",
+    ),
+    key(
         "transaction.abort.timed.out.transaction.cleanup.interval.ms",
         T::Int,
         Some("10000"),
@@ -955,6 +974,8 @@ pub struct ServerConfig {
     /// How this broker reaches other brokers' inter-broker listener: TLS (trusting
     /// `ssl.truststore.*`) and SASL as that listener needs.
     pub inter_broker_security: krust_client::Security,
+    /// The authorizer (`authorizer.class.name`): None allows everything.
+    pub authorizer: Option<std::sync::Arc<krust_metadata::acl::AuthorizerSettings>>,
     pub min_insync_replicas: i32,
     pub offsets_topic_replication_factor: i16,
     pub offsets_topic_num_partitions: i32,
@@ -1488,15 +1509,27 @@ impl ServerConfig {
                      (krust runs in KRaft mode only)"
                 )));
             }
-            if k == "authorizer.class.name" && !v.is_empty() {
-                return Err(err(format!(
-                    "authorizer.class.name={v} is not supported: krust has no authorizer, so \
-                     ACLs are neither stored nor enforced (every client that connects, or \
-                     authenticates on a SASL listener, may do everything); remove the setting"
-                )));
+            if (k == "ssl.principal.mapping.rules" || k.ends_with(".ssl.principal.mapping.rules"))
+                && v != "DEFAULT"
+            {
+                return Err(invalid(
+                    k,
+                    v,
+                    "krust names TLS clients by their certificate's whole subject (DEFAULT); \
+                     mapping rules are not supported",
+                ));
             }
-            if k == "authorizer.class.name" {
-                continue; // empty: Kafka's default, no authorizer
+            if k == "principal.builder.class"
+                && !v.is_empty()
+                && v
+                    != "org.apache.kafka.common.security.authenticator.DefaultKafkaPrincipalBuilder"
+            {
+                return Err(invalid(
+                    k,
+                    v,
+                    "krust builds principals as Kafka's DefaultKafkaPrincipalBuilder does; \
+                     other builders are not supported",
+                ));
             }
             if k == "control.plane.listener.name" && !v.is_empty() {
                 return Err(err(format!(
@@ -1743,6 +1776,56 @@ fn is_tls_key(key: &str) -> bool {
         .and_then(|r| r.split_once('.'))
         .map_or(key, |(_, k)| k);
     TLS_KEYS.contains(&bare)
+}
+
+/// Kafka's KRaft authorizer, the one `authorizer.class.name` may name.
+pub const STANDARD_AUTHORIZER: &str = "org.apache.kafka.metadata.authorizer.StandardAuthorizer";
+
+/// `authorizer.class.name`, `super.users` and `allow.everyone.if.no.acl.found`.
+fn authorizer_settings(
+    raw: &Raw<'_>,
+) -> Result<Option<std::sync::Arc<krust_metadata::acl::AuthorizerSettings>>, ConfigError> {
+    let allow_if_no_acl = raw.boolean("allow.everyone.if.no.acl.found", false)?;
+    let mut super_users = Vec::new();
+    for p in raw.get("super.users").unwrap_or("").split(';') {
+        let p = p.trim();
+        if p.is_empty() {
+            continue;
+        }
+        match p.split_once(':') {
+            Some((kind, name)) if !kind.is_empty() && !name.is_empty() => {
+                super_users.push(p.to_string())
+            }
+            _ => {
+                return Err(invalid(
+                    "super.users",
+                    raw.get("super.users").unwrap_or(""),
+                    format!("`{p}` is not a principal of the form Type:name (User:admin)"),
+                ))
+            }
+        }
+    }
+    match raw.get("authorizer.class.name").unwrap_or("") {
+        "" => Ok(None),
+        STANDARD_AUTHORIZER => Ok(Some(std::sync::Arc::new(
+            krust_metadata::acl::AuthorizerSettings {
+                super_users,
+                allow_if_no_acl,
+            },
+        ))),
+        v @ ("kafka.security.authorizer.AclAuthorizer" | "kafka.security.auth.SimpleAclAuthorizer") => {
+            Err(invalid(
+                "authorizer.class.name",
+                v,
+                format!("this authorizer keeps its ACLs in ZooKeeper; in KRaft mode use {STANDARD_AUTHORIZER}"),
+            ))
+        }
+        v => Err(invalid(
+            "authorizer.class.name",
+            v,
+            format!("krust's authorizer is {STANDARD_AUTHORIZER} (or none: empty)"),
+        )),
+    }
 }
 
 /// The TLS identity of each SSL and SASL_SSL listener (a PEM keystore), and the trust of
@@ -2569,6 +2652,7 @@ fn build(
     )?;
     let (tls_listeners, inter_broker_tls) =
         tls_settings(raw, &listeners, &inter_broker_listener_name, is_broker)?;
+    let authorizer = authorizer_settings(raw)?;
 
     // --- quorum ---
     let controller_quorum_voters = parse_voters(raw.get("controller.quorum.voters").unwrap_or(""))?;
@@ -2739,6 +2823,7 @@ fn build(
         },
         sasl,
         tls_listeners,
+        authorizer,
         min_insync_replicas,
         offsets_topic_replication_factor,
         offsets_topic_num_partitions,
@@ -3070,16 +3155,51 @@ mod tests {
             // A JAAS value is never echoed in an error.
             assert!(!e.contains("user_admin"), "{e}");
         }
-        // No authorizer: setting one is refused rather than silently not enforced.
-        let e = fails(
+        // The authorizer: none by default, StandardAuthorizer, nothing else.
+        assert_eq!(ok(COMBINED, &[]).authorizer, None);
+        let c = ok(
             COMBINED,
-            &[(
-                "authorizer.class.name",
-                Some("org.apache.kafka.metadata.authorizer.StandardAuthorizer"),
-            )],
+            &[
+                ("authorizer.class.name", Some(STANDARD_AUTHORIZER)),
+                ("super.users", Some("User:admin; User:CN=broker,O=krust")),
+                ("allow.everyone.if.no.acl.found", Some("true")),
+            ],
         );
-        assert!(e.contains("krust has no authorizer"), "{e}");
-        ok(COMBINED, &[("authorizer.class.name", Some(""))]);
+        let a = c.authorizer.expect("authorizer");
+        assert_eq!(a.super_users, ["User:admin", "User:CN=broker,O=krust"]);
+        assert!(a.allow_if_no_acl);
+        for (change, wanted) in [
+            (
+                (
+                    "authorizer.class.name",
+                    Some("kafka.security.authorizer.AclAuthorizer"),
+                ),
+                "ZooKeeper",
+            ),
+            (
+                ("authorizer.class.name", Some("com.example.Mine")),
+                "StandardAuthorizer",
+            ),
+            (("super.users", Some("admin")), "Type:name"),
+            (
+                (
+                    "ssl.principal.mapping.rules",
+                    Some("RULE:^CN=(.*?),.*$/$1/"),
+                ),
+                "mapping rules",
+            ),
+            (
+                ("principal.builder.class", Some("com.example.Builder")),
+                "DefaultKafkaPrincipalBuilder",
+            ),
+            (
+                ("allow.everyone.if.no.acl.found", Some("yes")),
+                "allow.everyone",
+            ),
+        ] {
+            let e = fails(COMBINED, &[change]);
+            assert!(e.contains(wanted), "{change:?}: {e}");
+        }
         // The per-listener mechanisms win over sasl.enabled.mechanisms.
         let mut per_listener = sasl.to_vec();
         per_listener.push((

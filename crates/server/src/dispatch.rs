@@ -17,6 +17,7 @@ use krust_protocol::versions::supported;
 use krust_protocol::{decode_request_header, encode_response_with, ErrorCode, Listener};
 use tokio::sync::OwnedSemaphorePermit;
 
+use crate::authz::{self, Gate, Post};
 use crate::broker::Broker;
 use crate::handlers;
 use crate::outbound::Outbound;
@@ -89,6 +90,19 @@ fn answer_then(encoded: Outcome, close: Option<String>) -> Outcome {
     }
 }
 
+/// A whole-request gate's answer in the shape `forwardable!` takes.
+fn deny<R>(denied: Option<R>) -> Gate<R> {
+    match denied {
+        Some(resp) => Err(Box::new(resp)),
+        None => Ok(None),
+    }
+}
+
+/// An item gate's completion in the shape `forwardable!` takes.
+fn pass<R>(finish: Post<R>) -> Gate<R> {
+    Ok(finish)
+}
+
 /// Who sent a request, for the handlers that record it (group members).
 #[derive(Debug, Clone)]
 pub struct RequestContext {
@@ -98,6 +112,8 @@ pub struct RequestContext {
     /// The name of the listener the request came in on (`PLAINTEXT`, ...): brokers are
     /// described to the client by their endpoints on this listener, as Kafka does.
     pub listener_name: String,
+    /// What the sender may do.
+    pub authz: crate::authz::Authz,
 }
 
 /// Handles one request frame, queueing its response (if any) on `out`.
@@ -209,7 +225,9 @@ async fn dispatch_inner(
         client_id: header.client_id.clone().unwrap_or_default(),
         client_host: format!("/{}", peer.ip()),
         listener_name: listener_name.to_string(),
+        authz: crate::authz::Authz::new(broker, listener, auth.principal(), peer),
     };
+    let az = &ctx.authz;
     macro_rules! with_ctx {
         ($t:ty, $h:path) => {{
             let req = decode!($t);
@@ -217,19 +235,58 @@ async fn dispatch_inner(
             encode(out, corr, v, &resp)
         }};
     }
-    macro_rules! simple {
-        ($t:ty, $h:path) => {{
+    // A gate answering the whole request when it is denied.
+    macro_rules! gated {
+        ($t:ty, $h:path, $gate:expr) => {{
             let req = decode!($t);
+            if let Some(resp) = $gate(&req) {
+                return encode(out, corr, v, &resp);
+            }
             let resp = $h(broker, req, v).await;
             encode(out, corr, v, &resp)
         }};
     }
-
+    // A gate taking the denied items out of the request, then putting their answers
+    // into the response.
+    macro_rules! filtered {
+        ($t:ty, $h:path, $gate:expr) => {{
+            let mut req = decode!($t);
+            let finish = $gate(&mut req);
+            let mut resp = $h(broker, req, v).await;
+            if let Some(f) = finish {
+                f(&mut resp);
+            }
+            encode(out, corr, v, &resp)
+        }};
+    }
+    // Both: a whole-request denial (`Err`), else items taken out.
+    macro_rules! gated_filtered {
+        ($t:ty, $h:path, $gate:expr) => {{
+            let mut req = decode!($t);
+            match $gate(&mut req) {
+                Err(resp) => encode(out, corr, v, &*resp),
+                Ok(finish) => {
+                    let mut resp = $h(broker, req, v).await;
+                    if let Some(f) = finish {
+                        f(&mut resp);
+                    }
+                    encode(out, corr, v, &resp)
+                }
+            }
+        }};
+    }
     // A decision only the active controller makes: forwarded there unless this node is it
     // (or the request was already forwarded once).
     macro_rules! forwardable {
-        ($t:ty, $h:path) => {{
-            let req = decode!($t);
+        ($t:ty, $h:path) => {
+            forwardable!($t, $h, |_: &mut $t| -> Gate<<$t as kafka_protocol::protocol::Request>::Response> { Ok(None) })
+        };
+        ($t:ty, $h:path, $gate:expr) => {{
+            let mut req = decode!($t);
+            let finish = match $gate(&mut req) {
+                Err(resp) => return encode(out, corr, v, &*resp),
+                Ok(finish) => finish,
+            };
             // A controller answers DescribeQuorum itself (NOT_LEADER_OR_FOLLOWER unless it
             // leads); a broker asks the leader, briefly.
             let (forward, patience) = if key == ApiKey::DescribeQuorum {
@@ -242,15 +299,21 @@ async fn dispatch_inner(
                 && !broker.metadata.is_active()
             {
                 match broker.forward_within(&req, Some(v), patience).await {
-                    Ok(crate::forward::Route::Remote(resp)) => {
+                    Ok(crate::forward::Route::Remote(mut resp)) => {
                         after_forward(broker, key).await;
+                        if let Some(f) = finish {
+                            f(&mut resp);
+                        }
                         return encode(out, corr, v, &resp);
                     }
                     Ok(crate::forward::Route::Local) => {}
                     Err(e) => tracing::warn!(api = ?key, error = %e, "could not forward to the active controller"),
                 }
             }
-            let resp = $h(broker, req, v).await;
+            let mut resp = $h(broker, req, v).await;
+            if let Some(f) = finish {
+                f(&mut resp);
+            }
             encode(out, corr, v, &resp)
         }};
     }
@@ -276,19 +339,40 @@ async fn dispatch_inner(
             answer_then(encode(out, corr, v, &a.response), a.close)
         }
         ApiKey::DescribeLogDirs => {
-            simple!(DescribeLogDirsRequest, handlers::describe_log_dirs::handle)
+            gated!(
+                DescribeLogDirsRequest,
+                handlers::describe_log_dirs::handle,
+                |_: &DescribeLogDirsRequest| authz::describe_log_dirs(az)
+            )
         }
-        ApiKey::DescribeAcls => simple!(DescribeAclsRequest, handlers::acls::describe),
-        ApiKey::CreateAcls => simple!(CreateAclsRequest, handlers::acls::create),
-        ApiKey::DeleteAcls => simple!(DeleteAclsRequest, handlers::acls::delete),
+        ApiKey::DescribeAcls => gated!(
+            DescribeAclsRequest,
+            handlers::acls::describe,
+            |_: &DescribeAclsRequest| authz::describe_acls(az)
+        ),
+        ApiKey::CreateAcls => forwardable!(
+            CreateAclsRequest,
+            handlers::acls::create,
+            |r: &mut CreateAclsRequest| deny(authz::create_acls(az, r))
+        ),
+        ApiKey::DeleteAcls => forwardable!(
+            DeleteAclsRequest,
+            handlers::acls::delete,
+            |r: &mut DeleteAclsRequest| deny(authz::delete_acls(az, r))
+        ),
         ApiKey::DescribeUserScramCredentials => {
-            simple!(
+            gated!(
                 DescribeUserScramCredentialsRequest,
-                handlers::scram::describe
+                handlers::scram::describe,
+                |r| authz::describe_scram(az, r)
             )
         }
         ApiKey::AlterUserScramCredentials => {
-            forwardable!(AlterUserScramCredentialsRequest, handlers::scram::alter)
+            forwardable!(
+                AlterUserScramCredentialsRequest,
+                handlers::scram::alter,
+                |r: &mut AlterUserScramCredentialsRequest| deny(authz::alter_scram(az, r))
+            )
         }
         ApiKey::ApiVersions => {
             let req = decode!(ApiVersionsRequest);
@@ -296,14 +380,32 @@ async fn dispatch_inner(
             encode(out, corr, v, &resp)
         }
         ApiKey::Produce => {
-            let req = decode!(ProduceRequest);
+            let mut req = decode!(ProduceRequest);
             let internal_allowed =
                 header.client_id.as_deref() == Some(handlers::produce::ADMIN_CLIENT_ID);
+            let (gate, any_denied) = authz::produce(az, &mut req);
+            if any_denied && req.acks == 0 {
+                return Outcome::Close(
+                    "an acks=0 Produce was denied by the authorizer (no answer can say so)".into(),
+                );
+            }
+            let finish = match gate {
+                Err(resp) => return encode(out, corr, v, &*resp),
+                Ok(finish) => finish,
+            };
             match handlers::produce::handle(broker, req, v, internal_allowed).await {
-                handlers::produce::Reply::Respond(resp) => encode(out, corr, v, &resp),
+                handlers::produce::Reply::Respond(mut resp) => {
+                    if let Some(f) = finish {
+                        f(&mut resp);
+                    }
+                    encode(out, corr, v, &resp)
+                }
                 handlers::produce::Reply::Wait(pending) => Outcome::Defer(Deferred {
                     response: Box::pin(async move {
-                        let resp = pending.finish().await;
+                        let mut resp = pending.finish().await;
+                        if let Some(f) = finish {
+                            f(&mut resp);
+                        }
                         let mut buf = BytesMut::new();
                         encode_response_with(&mut buf, corr, v, &resp)
                             .map_err(|e| e.to_string())?;
@@ -319,7 +421,7 @@ async fn dispatch_inner(
         ApiKey::Fetch if listener == Listener::Controller => raft!(FetchRequest, Fetch),
         ApiKey::Fetch => {
             let req = decode!(FetchRequest);
-            let answer = handlers::fetch::handle(broker, req, v, admitted.is_some()).await;
+            let answer = handlers::fetch::handle(broker, az, req, v, admitted.is_some()).await;
             match answer.write(out, corr, v) {
                 Ok(()) => Outcome::Continue,
                 Err(e) => Outcome::Close(e),
@@ -329,56 +431,106 @@ async fn dispatch_inner(
         ApiKey::BeginQuorumEpoch => raft!(BeginQuorumEpochRequest, BeginQuorumEpoch),
         ApiKey::EndQuorumEpoch => raft!(EndQuorumEpochRequest, EndQuorumEpoch),
         ApiKey::FetchSnapshot => raft!(FetchSnapshotRequest, FetchSnapshot),
-        ApiKey::ListOffsets => simple!(ListOffsetsRequest, handlers::list_offsets::handle),
+        ApiKey::ListOffsets => filtered!(ListOffsetsRequest, handlers::list_offsets::handle, |r| {
+            authz::list_offsets(az, r)
+        }),
         ApiKey::Metadata => with_ctx!(MetadataRequest, handlers::metadata::handle),
         ApiKey::OffsetForLeaderEpoch => {
-            simple!(
+            filtered!(
                 OffsetForLeaderEpochRequest,
-                handlers::offset_for_leader_epoch::handle
+                handlers::offset_for_leader_epoch::handle,
+                |r| authz::offset_for_leader_epoch(az, r)
             )
         }
         ApiKey::InitProducerId => {
-            simple!(InitProducerIdRequest, handlers::init_producer_id::handle)
+            gated!(
+                InitProducerIdRequest,
+                handlers::init_producer_id::handle,
+                |r| authz::init_producer_id(az, r)
+            )
         }
         ApiKey::AddPartitionsToTxn => {
-            simple!(AddPartitionsToTxnRequest, handlers::txn::add_partitions)
+            gated!(
+                AddPartitionsToTxnRequest,
+                handlers::txn::add_partitions,
+                |r| authz::add_partitions_to_txn(az, r, v)
+            )
         }
-        ApiKey::AddOffsetsToTxn => simple!(AddOffsetsToTxnRequest, handlers::txn::add_offsets),
-        ApiKey::EndTxn => simple!(EndTxnRequest, handlers::txn::end),
+        ApiKey::AddOffsetsToTxn => {
+            gated!(AddOffsetsToTxnRequest, handlers::txn::add_offsets, |r| {
+                authz::add_offsets_to_txn(az, r)
+            })
+        }
+        ApiKey::EndTxn => gated!(EndTxnRequest, handlers::txn::end, |r| authz::end_txn(az, r)),
         ApiKey::WriteTxnMarkers => {
-            simple!(WriteTxnMarkersRequest, handlers::txn::write_markers)
+            gated!(WriteTxnMarkersRequest, handlers::txn::write_markers, |r| {
+                authz::write_txn_markers(az, r)
+            })
         }
-        ApiKey::ListTransactions => simple!(ListTransactionsRequest, handlers::txn::list),
+        ApiKey::ListTransactions => filtered!(
+            ListTransactionsRequest,
+            handlers::txn::list,
+            |_: &mut ListTransactionsRequest| authz::list_transactions(az)
+        ),
         ApiKey::DescribeTransactions => {
-            simple!(DescribeTransactionsRequest, handlers::txn::describe)
+            filtered!(DescribeTransactionsRequest, handlers::txn::describe, |r| {
+                authz::describe_transactions(az, r)
+            })
         }
         ApiKey::DescribeProducers => {
-            simple!(DescribeProducersRequest, handlers::txn::describe_producers)
+            filtered!(
+                DescribeProducersRequest,
+                handlers::txn::describe_producers,
+                |r| authz::describe_producers(az, r)
+            )
         }
         ApiKey::TxnOffsetCommit => {
-            simple!(TxnOffsetCommitRequest, handlers::txn_offset_commit::handle)
+            gated_filtered!(
+                TxnOffsetCommitRequest,
+                handlers::txn_offset_commit::handle,
+                |r| authz::txn_offset_commit(az, r)
+            )
         }
         ApiKey::CreateTopics => {
-            forwardable!(CreateTopicsRequest, handlers::create_topics::handle)
+            forwardable!(CreateTopicsRequest, handlers::create_topics::handle, |r| {
+                pass(authz::create_topics(az, r))
+            })
         }
         ApiKey::DeleteTopics => {
-            forwardable!(DeleteTopicsRequest, handlers::delete_topics::handle)
+            forwardable!(DeleteTopicsRequest, handlers::delete_topics::handle, |r| {
+                pass(authz::delete_topics(broker, az, r))
+            })
         }
-        ApiKey::DeleteRecords => simple!(DeleteRecordsRequest, handlers::delete_records::handle),
+        ApiKey::DeleteRecords => filtered!(
+            DeleteRecordsRequest,
+            handlers::delete_records::handle,
+            |r| authz::delete_records(az, r)
+        ),
         ApiKey::DescribeConfigs => {
-            simple!(DescribeConfigsRequest, handlers::describe_configs::handle)
+            filtered!(
+                DescribeConfigsRequest,
+                handlers::describe_configs::handle,
+                |r| authz::describe_configs(az, r)
+            )
         }
         ApiKey::AlterConfigs => {
-            forwardable!(AlterConfigsRequest, handlers::alter_configs::handle)
+            forwardable!(AlterConfigsRequest, handlers::alter_configs::handle, |r| {
+                pass(authz::alter_configs(az, r))
+            })
         }
         ApiKey::IncrementalAlterConfigs => {
             forwardable!(
                 IncrementalAlterConfigsRequest,
-                handlers::incremental_alter_configs::handle
+                handlers::incremental_alter_configs::handle,
+                |r| pass(authz::incremental_alter_configs(az, r))
             )
         }
         ApiKey::CreatePartitions => {
-            forwardable!(CreatePartitionsRequest, handlers::create_partitions::handle)
+            forwardable!(
+                CreatePartitionsRequest,
+                handlers::create_partitions::handle,
+                |r| pass(authz::create_partitions(az, r))
+            )
         }
         ApiKey::DescribeCluster => {
             let req = decode!(DescribeClusterRequest);
@@ -386,35 +538,103 @@ async fn dispatch_inner(
             encode(out, corr, v, &resp)
         }
         ApiKey::DescribeQuorum => {
-            forwardable!(DescribeQuorumRequest, handlers::describe_quorum::handle)
+            forwardable!(
+                DescribeQuorumRequest,
+                handlers::describe_quorum::handle,
+                |_: &mut DescribeQuorumRequest| deny(authz::describe_quorum(az))
+            )
         }
         ApiKey::FindCoordinator => {
-            with_ctx!(FindCoordinatorRequest, handlers::find_coordinator::handle)
+            let mut req = decode!(FindCoordinatorRequest);
+            match authz::find_coordinator(az, &mut req, v) {
+                Err(resp) => encode(out, corr, v, &*resp),
+                Ok(finish) => {
+                    let mut resp = handlers::find_coordinator::handle(broker, &ctx, req, v).await;
+                    if let Some(f) = finish {
+                        f(&mut resp);
+                    }
+                    encode(out, corr, v, &resp)
+                }
+            }
         }
-        ApiKey::JoinGroup => with_ctx!(JoinGroupRequest, handlers::join_group::handle),
-        ApiKey::SyncGroup => simple!(SyncGroupRequest, handlers::sync_group::handle),
-        ApiKey::Heartbeat => simple!(HeartbeatRequest, handlers::heartbeat::handle),
-        ApiKey::LeaveGroup => simple!(LeaveGroupRequest, handlers::leave_group::handle),
-        ApiKey::OffsetCommit => simple!(OffsetCommitRequest, handlers::offset_commit::handle),
-        ApiKey::OffsetFetch => simple!(OffsetFetchRequest, handlers::offset_fetch::handle),
-        ApiKey::DescribeGroups => simple!(DescribeGroupsRequest, handlers::describe_groups::handle),
-        ApiKey::ListGroups => simple!(ListGroupsRequest, handlers::list_groups::handle),
-        ApiKey::DeleteGroups => simple!(DeleteGroupsRequest, handlers::delete_groups::handle),
-        ApiKey::OffsetDelete => simple!(OffsetDeleteRequest, handlers::offset_delete::handle),
+        ApiKey::JoinGroup => {
+            let req = decode!(JoinGroupRequest);
+            if !authz::group_read(az, &req.group_id) {
+                return encode(out, corr, v, &authz::join_group_denied());
+            }
+            let resp = handlers::join_group::handle(broker, &ctx, req, v).await;
+            encode(out, corr, v, &resp)
+        }
+        ApiKey::SyncGroup => gated!(
+            SyncGroupRequest,
+            handlers::sync_group::handle,
+            |r: &SyncGroupRequest| (!authz::group_read(az, &r.group_id))
+                .then(authz::sync_group_denied)
+        ),
+        ApiKey::Heartbeat => gated!(
+            HeartbeatRequest,
+            handlers::heartbeat::handle,
+            |r: &HeartbeatRequest| (!authz::group_read(az, &r.group_id))
+                .then(authz::heartbeat_denied)
+        ),
+        ApiKey::LeaveGroup => gated!(
+            LeaveGroupRequest,
+            handlers::leave_group::handle,
+            |r: &LeaveGroupRequest| (!authz::group_read(az, &r.group_id))
+                .then(authz::leave_group_denied)
+        ),
+        ApiKey::OffsetCommit => {
+            gated_filtered!(OffsetCommitRequest, handlers::offset_commit::handle, |r| {
+                authz::offset_commit(az, r)
+            })
+        }
+        ApiKey::OffsetFetch => {
+            gated_filtered!(OffsetFetchRequest, handlers::offset_fetch::handle, |r| {
+                authz::offset_fetch(az, r, v)
+            })
+        }
+        ApiKey::DescribeGroups => filtered!(
+            DescribeGroupsRequest,
+            handlers::describe_groups::handle,
+            |r| authz::describe_groups(az, r)
+        ),
+        ApiKey::ListGroups => filtered!(
+            ListGroupsRequest,
+            handlers::list_groups::handle,
+            |_: &mut ListGroupsRequest| authz::list_groups(az)
+        ),
+        ApiKey::DeleteGroups => {
+            filtered!(DeleteGroupsRequest, handlers::delete_groups::handle, |r| {
+                authz::delete_groups(az, r)
+            })
+        }
+        ApiKey::OffsetDelete => {
+            gated_filtered!(OffsetDeleteRequest, handlers::offset_delete::handle, |r| {
+                authz::offset_delete(az, r)
+            })
+        }
         ApiKey::AlterPartitionReassignments => {
             forwardable!(
                 AlterPartitionReassignmentsRequest,
-                handlers::reassignments::alter
+                handlers::reassignments::alter,
+                |r: &mut AlterPartitionReassignmentsRequest| deny(authz::alter_reassignments(
+                    az, r
+                ))
             )
         }
         ApiKey::ListPartitionReassignments => {
-            simple!(
+            gated!(
                 ListPartitionReassignmentsRequest,
-                handlers::reassignments::list
+                handlers::reassignments::list,
+                |_: &ListPartitionReassignmentsRequest| authz::list_reassignments(az)
             )
         }
         ApiKey::ElectLeaders => {
-            forwardable!(ElectLeadersRequest, handlers::controller::elect_leaders)
+            forwardable!(
+                ElectLeadersRequest,
+                handlers::controller::elect_leaders,
+                |r: &mut ElectLeadersRequest| deny(authz::elect_leaders(az, r))
+            )
         }
         ApiKey::AlterPartition => {
             forwardable!(AlterPartitionRequest, handlers::controller::alter_partition)

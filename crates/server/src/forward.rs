@@ -146,6 +146,20 @@ impl Forward for AlterUserScramCredentialsRequest {
     }
 }
 
+impl Forward for CreateAclsRequest {
+    fn not_controller(resp: &CreateAclsResponse) -> bool {
+        resp.results.iter().any(|r| r.error_code == NOT_CONTROLLER)
+    }
+}
+
+impl Forward for DeleteAclsRequest {
+    fn not_controller(resp: &DeleteAclsResponse) -> bool {
+        resp.filter_results
+            .iter()
+            .any(|r| r.error_code == NOT_CONTROLLER)
+    }
+}
+
 /// Where a controller operation runs.
 pub enum Route<T> {
     /// This node is the active controller: decide here.

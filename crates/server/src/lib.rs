@@ -6,6 +6,7 @@
 //! controller listeners. Each Kafka API has its own handler in [`handlers`].
 
 pub mod admission;
+pub mod authz;
 pub mod broker;
 pub mod cleaner;
 pub mod config;
@@ -21,6 +22,7 @@ pub mod metrics;
 pub mod network;
 pub mod outbound;
 pub mod partition;
+pub mod principal;
 pub mod quorum;
 pub mod quorum_state;
 pub mod raft_log;

@@ -224,6 +224,12 @@ pub async fn serve(
                                 let handshake = tokio_rustls::TlsAcceptor::from(config).accept(stream);
                                 match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, handshake).await {
                                     Ok(Ok(s)) => ConnStream::Tls(Box::new(s)),
+                                    // Closed before saying anything: a port probe, not a
+                                    // failed handshake.
+                                    Ok(Err(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                                        debug!(%peer, "a connection closed before its TLS handshake");
+                                        return;
+                                    }
                                     Ok(Err(e)) => {
                                         info!(%peer, error = %e, "closing a connection: TLS handshake failed");
                                         return;
@@ -260,6 +266,17 @@ async fn connection(
     let socket_max = broker.config.socket_request_max_bytes as usize;
     // SASL listeners: authentication first, with smaller frames until it is done.
     let mut auth = crate::sasl::ConnAuth::new(&broker, &name);
+    if let ConnStream::Tls(tls) = &stream {
+        let subject = tls
+            .get_ref()
+            .1
+            .peer_certificates()
+            .and_then(|certs| certs.first())
+            .and_then(|cert| crate::principal::certificate_subject(cert));
+        if let Some(subject) = subject {
+            auth.set_certificate_principal(format!("User:{subject}"));
+        }
+    }
     let mut read_buf = BytesMut::with_capacity(READ_CHUNK);
     let mut out = Outbound::default();
     // Responses not yet in `out`, in request order: the first is an acks=all Produce

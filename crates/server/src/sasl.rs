@@ -102,7 +102,13 @@ pub struct Answer<R> {
 pub struct ConnAuth {
     listener: Option<Arc<ListenerSasl>>,
     state: State,
+    /// Who the connection's requests come from: `User:<name>` once SASL authenticated it,
+    /// else the TLS client certificate's subject (`User:CN=...`), else `User:ANONYMOUS`.
+    principal: Arc<str>,
 }
+
+/// The principal of a connection that neither SASL nor a client certificate identified.
+pub const ANONYMOUS: &str = "User:ANONYMOUS";
 
 impl ConnAuth {
     /// A new connection on listener `name`.
@@ -111,10 +117,12 @@ impl ConnAuth {
             Some(l) => ConnAuth {
                 listener: Some(l.clone()),
                 state: State::Handshake,
+                principal: Arc::from(ANONYMOUS),
             },
             None => ConnAuth {
                 listener: None,
                 state: State::Open,
+                principal: Arc::from(ANONYMOUS),
             },
         }
     }
@@ -151,11 +159,16 @@ impl ConnAuth {
         matches!(self.state, State::Open | State::Authenticated(_))
     }
 
-    /// The authenticated principal (`User:<name>`), if any.
-    pub fn principal(&self) -> Option<&str> {
-        match &self.state {
-            State::Authenticated(s) => Some(&s.principal),
-            _ => None,
+    /// Who the requests come from (see [`ConnAuth`]'s `principal`).
+    pub fn principal(&self) -> &Arc<str> {
+        &self.principal
+    }
+
+    /// The principal of a TLS client certificate's subject (an SSL listener's client).
+    /// A SASL_SSL listener's clients are who SASL says they are, as in Kafka.
+    pub fn set_certificate_principal(&mut self, principal: String) {
+        if self.listener.is_none() {
+            self.principal = Arc::from(principal);
         }
     }
 
@@ -277,6 +290,9 @@ impl ConnAuth {
                 let expires =
                     (reauth > 0).then(|| Instant::now() + std::time::Duration::from_millis(reauth));
                 tracing::debug!(%principal, %mechanism, "SASL authentication succeeded");
+                if *self.principal != *principal {
+                    self.principal = Arc::from(principal.as_str());
+                }
                 self.state = State::Authenticated(Session {
                     principal,
                     mechanism,

@@ -19,6 +19,7 @@ pub const ALIASES: &[(&str, &str)] = &[
     ("kafka-reassign-partitions", "reassign-partitions"),
     ("kafka-transactions", "transactions"),
     ("kafka-log-dirs", "log-dirs"),
+    ("kafka-acls", "acls"),
     ("kafka-storage", "storage"),
     ("kafka-server-start", "server"),
     ("kafka-cluster", "cluster-id"),

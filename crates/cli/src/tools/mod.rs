@@ -8,6 +8,7 @@ macro_rules! outln {
     };
 }
 
+pub mod acls;
 pub mod aliases;
 pub mod cluster_id;
 pub mod common;

@@ -34,7 +34,7 @@ pub fn handle(
         .with_controller_id(BrokerId(controller_id))
         .with_endpoint_type(endpoint_type)
         .with_cluster_authorized_operations(if req.include_cluster_authorized_operations {
-            super::metadata::CLUSTER_OPERATIONS_ALL
+            super::metadata::cluster_operations(&ctx.authz)
         } else {
             i32::MIN
         });

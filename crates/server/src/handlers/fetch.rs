@@ -124,6 +124,7 @@ struct Wanted {
 /// [`crate::admission::MAX_WAIT_WITH_SHARE`], whatever `max_wait_ms` it asks for.
 pub async fn handle(
     broker: &Broker,
+    az: &crate::authz::Authz,
     req: FetchRequest,
     version: i16,
     holds_share: bool,
@@ -144,6 +145,10 @@ pub async fn handle(
         req.replica_id.0
     };
     let replica = (replica_id >= 0).then_some(replica_id);
+    // A follower needs CLUSTER_ACTION (else every partition is refused, as Kafka does); a
+    // consumer needs READ on each topic.
+    let follower_denied =
+        replica.is_some() && az.is_on() && !az.cluster(krust_metadata::acl::op::CLUSTER_ACTION);
     let mut wanted = Vec::new();
     for t in &req.topics {
         let (name, id, missing_error) = if version >= 13 {
@@ -160,14 +165,23 @@ pub async fn handle(
             let id = image.topic(&n).map(|ti| ti.id).unwrap_or_default();
             (n, id, ErrorCode::UnknownTopicOrPartition)
         };
+        let denied = !name.is_empty()
+            && (follower_denied
+                || (replica.is_none() && !az.topic(krust_metadata::acl::op::READ, &name)));
+        let missing_error = if denied {
+            ErrorCode::TopicAuthorizationFailed
+        } else {
+            missing_error
+        };
         for p in &t.partitions {
-            let partition = if name.is_empty() {
+            let partition = if name.is_empty() || denied {
                 None
             } else {
                 broker.partition(&name, p.partition)
             };
             // A partition of the cluster that this node does not hold: ask its leader.
             let missing_error = if partition.is_none()
+                && !denied
                 && image
                     .topic(&name)
                     .is_some_and(|t| t.partitions.contains_key(&p.partition))

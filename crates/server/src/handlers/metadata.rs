@@ -6,6 +6,7 @@ use kafka_protocol::messages::metadata_response::{
     MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
 };
 use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse, TopicName};
+use krust_metadata::acl::{self, op, resource};
 use krust_metadata::controller::NewTopic;
 use krust_metadata::{topic_name, MetadataImage, TopicImage};
 use krust_protocol::ErrorCode;
@@ -17,15 +18,6 @@ use crate::dispatch::RequestContext;
 
 /// Kafka's "authorized operations not requested" value.
 const OPERATIONS_OMITTED: i32 = i32::MIN;
-
-/// With no authorizer every operation is allowed. Kafka's AclOperation codes for topics:
-/// READ 3, WRITE 4, CREATE 5, DELETE 6, ALTER 7, DESCRIBE 8, DESCRIBE_CONFIGS 10, ALTER_CONFIGS 11.
-pub(crate) const TOPIC_OPERATIONS_ALL: i32 =
-    (1 << 3) | (1 << 4) | (1 << 5) | (1 << 6) | (1 << 7) | (1 << 8) | (1 << 10) | (1 << 11);
-/// Cluster operations: CREATE 5, ALTER 7, DESCRIBE 8, CLUSTER_ACTION 9, DESCRIBE_CONFIGS 10,
-/// ALTER_CONFIGS 11, IDEMPOTENT_WRITE 12.
-pub(crate) const CLUSTER_OPERATIONS_ALL: i32 =
-    (1 << 5) | (1 << 7) | (1 << 8) | (1 << 9) | (1 << 10) | (1 << 11) | (1 << 12);
 
 pub async fn handle(
     broker: &Broker,
@@ -57,10 +49,34 @@ pub async fn handle(
         }
     };
 
+    let az = &ctx.authz;
+    // Topics named (or found by id) that the sender may not describe: refused whether or
+    // not they exist. Of those it may describe, the missing ones it may not create are
+    // refused too when they would be created.
+    let mut denied: std::collections::HashSet<(Option<String>, Uuid)> = Default::default();
+    if let (Some(req_topics), true) = (&requested, az.is_on()) {
+        let may_create = az.quietly(op::CREATE, resource::CLUSTER, acl::CLUSTER_NAME);
+        for (n, id) in req_topics {
+            let name = match n {
+                Some(n) => Some(n.as_str()),
+                None => image.topic_by_id(id).map(|t| t.name.as_str()),
+            };
+            let Some(name) = name else { continue };
+            let refused = !az.topic(op::DESCRIBE, name)
+                || (auto_create
+                    && image.topic(name).is_none()
+                    && !may_create
+                    && !az.topic(op::CREATE, name));
+            if refused {
+                denied.insert((n.clone(), *id));
+            }
+        }
+    }
     if auto_create {
         if let Some(req_topics) = &requested {
             let missing: Vec<String> = req_topics
                 .iter()
+                .filter(|t| !denied.contains(t))
                 .filter_map(|(n, _)| n.clone())
                 .filter(|n| {
                     image.topic(n).is_none()
@@ -90,15 +106,30 @@ pub async fn handle(
     // Any broker takes admin requests (they are forwarded to the active controller).
     resp.controller_id = BrokerId(broker.node_id);
     resp.cluster_authorized_operations = if req.include_cluster_authorized_operations {
-        CLUSTER_OPERATIONS_ALL
+        cluster_operations(az)
     } else {
         OPERATIONS_OMITTED
     };
     resp.topics = match requested {
-        None => image.topics.values().map(|t| topic_entry(t)).collect(),
+        None => image
+            .topics
+            .values()
+            .filter(|t| az.quietly(op::DESCRIBE, resource::TOPIC, &t.name))
+            .map(|t| topic_entry(t))
+            .collect(),
         Some(list) => list
             .iter()
-            .map(|(name, id)| lookup(&image, name.as_deref(), *id))
+            .map(|(name, id)| {
+                if denied.contains(&(name.clone(), *id)) {
+                    MetadataResponseTopic::default()
+                        .with_error_code(ErrorCode::TopicAuthorizationFailed.code())
+                        .with_name(name.as_deref().map(|n| TopicName(sb(n))))
+                        .with_topic_id(if name.is_some() { Uuid::nil() } else { *id })
+                        .with_topic_authorized_operations(OPERATIONS_OMITTED)
+                } else {
+                    lookup(&image, name.as_deref(), *id)
+                }
+            })
             .collect(),
     };
     // A partition whose leader is fenced has no leader until it comes back.
@@ -111,10 +142,22 @@ pub async fn handle(
     }
     if req.include_topic_authorized_operations {
         for t in resp.topics.iter_mut().filter(|t| t.error_code == 0) {
-            t.topic_authorized_operations = TOPIC_OPERATIONS_ALL;
+            if let Some(name) = &t.name {
+                t.topic_authorized_operations = az.operations(resource::TOPIC, name);
+            }
         }
     }
     resp
+}
+
+/// The cluster's authorized operations as Metadata and DescribeCluster report them: none
+/// without DESCRIBE on the cluster.
+pub(crate) fn cluster_operations(az: &crate::authz::Authz) -> i32 {
+    if az.quietly(op::DESCRIBE, resource::CLUSTER, acl::CLUSTER_NAME) {
+        az.operations(resource::CLUSTER, acl::CLUSTER_NAME)
+    } else {
+        0
+    }
 }
 
 async fn auto_create_topics(broker: &Broker, names: &[String]) {

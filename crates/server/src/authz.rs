@@ -1,0 +1,1313 @@
+//! Authorization: which requests a principal may make, by the ACLs in the metadata image
+//! (`authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer`).
+//!
+//! Each API is checked as Kafka's broker checks it, on the node the client reached,
+//! before anything is done or forwarded: a request naming several topics (groups,
+//! configs...) is split, the denied ones answered with Kafka's authorization error for
+//! their kind (TOPIC_, GROUP_, TRANSACTIONAL_ID_ or CLUSTER_AUTHORIZATION_FAILED), the rest
+//! served. A gate here either answers the whole request (`Err`) or lets it through,
+//! possibly with a step that completes its response (`Ok(Some(..))`).
+//!
+//! Requests on a controller listener are not checked: that listener serves the quorum,
+//! the brokers and requests other nodes forward after checking them. Kafka's usual setup
+//! with a PLAINTEXT controller listener (its principal, `User:ANONYMOUS`, among the super
+//! users) amounts to the same.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+
+use kafka_protocol::messages::*;
+use krust_metadata::acl::{
+    self, op, resource, AclTable, AuthorizerSettings, Requester, CLUSTER_NAME,
+};
+use krust_protocol::{ErrorCode, Listener};
+
+use crate::broker::Broker;
+use crate::handlers::sb;
+
+/// A step completing a response after the handler made it.
+pub type Post<R> = Option<Box<dyn FnOnce(&mut R) + Send>>;
+
+/// A gate's verdict: the whole request denied (its answer), or let through with a step
+/// completing its response.
+pub type Gate<R> = Result<Post<R>, Box<R>>;
+
+fn post<R>(f: impl FnOnce(&mut R) + Send + 'static) -> Post<R> {
+    Some(Box::new(f))
+}
+
+/// What a request's sender may do.
+#[derive(Clone, Default)]
+pub struct Authz {
+    /// None: no authorizer, or a controller listener: everything is allowed.
+    inner: Option<Arc<Inner>>,
+}
+
+impl std::fmt::Debug for Authz {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.inner {
+            None => f.write_str("Authz(open)"),
+            Some(i) => write!(f, "Authz({} from {})", i.principal, i.host),
+        }
+    }
+}
+
+struct Inner {
+    acls: Arc<AclTable>,
+    settings: Arc<AuthorizerSettings>,
+    principal: Arc<str>,
+    host: String,
+}
+
+/// Kafka's form of a client address in ACLs: IPv4 dotted, IPv6 as eight groups of
+/// lower-case hex without leading zeros (Java's `getHostAddress`).
+pub fn host_string(ip: IpAddr) -> String {
+    match ip.to_canonical() {
+        IpAddr::V4(v4) => v4.to_string(),
+        IpAddr::V6(v6) => v6
+            .segments()
+            .iter()
+            .map(|s| format!("{s:x}"))
+            .collect::<Vec<_>>()
+            .join(":"),
+    }
+}
+
+/// The operations Kafka reports in authorized-operations fields, by resource type.
+fn supported_operations(resource_type: i8) -> &'static [i8] {
+    use op::*;
+    match resource_type {
+        resource::TOPIC => &[
+            READ,
+            WRITE,
+            CREATE,
+            DESCRIBE,
+            DELETE,
+            ALTER,
+            DESCRIBE_CONFIGS,
+            ALTER_CONFIGS,
+        ],
+        resource::GROUP => &[READ, DESCRIBE, DELETE, DESCRIBE_CONFIGS, ALTER_CONFIGS],
+        resource::CLUSTER => &[
+            CREATE,
+            CLUSTER_ACTION,
+            DESCRIBE_CONFIGS,
+            ALTER_CONFIGS,
+            IDEMPOTENT_WRITE,
+            ALTER,
+            DESCRIBE,
+        ],
+        resource::TRANSACTIONAL_ID => &[DESCRIBE, WRITE],
+        _ => &[],
+    }
+}
+
+impl Authz {
+    /// Everything allowed.
+    pub fn open() -> Authz {
+        Authz::default()
+    }
+
+    /// For a request from `principal` at `peer` on a listener of kind `listener`.
+    pub fn new(
+        broker: &Broker,
+        listener: Listener,
+        principal: &Arc<str>,
+        peer: SocketAddr,
+    ) -> Authz {
+        match (&broker.config.authorizer, listener) {
+            (Some(settings), Listener::Broker) => Authz {
+                inner: Some(Arc::new(Inner {
+                    acls: broker.image().acls.clone(),
+                    settings: settings.clone(),
+                    principal: principal.clone(),
+                    host: host_string(peer.ip()),
+                })),
+            },
+            _ => Authz::open(),
+        }
+    }
+
+    /// Whether an authorizer is in force.
+    pub fn is_on(&self) -> bool {
+        self.inner.is_some()
+    }
+
+    fn check(&self, operation: i8, resource_type: i8, name: &str, log: bool) -> bool {
+        let Some(i) = &self.inner else {
+            return true;
+        };
+        let who = Requester {
+            principal: &i.principal,
+            host: &i.host,
+        };
+        let allowed = acl::authorize(&i.acls, &i.settings, who, operation, resource_type, name);
+        if !allowed && log {
+            tracing::info!(
+                principal = %i.principal,
+                host = %i.host,
+                operation = acl::operation_name(operation),
+                resource = %format_args!("{}:{name}", acl::resource_name(resource_type)),
+                "authorization denied"
+            );
+        }
+        allowed
+    }
+
+    /// Whether `operation` on resource `name` of `resource_type` is allowed (a denial is
+    /// logged).
+    pub fn allows(&self, operation: i8, resource_type: i8, name: &str) -> bool {
+        self.check(operation, resource_type, name, true)
+    }
+
+    /// As [`Authz::allows`], without logging a denial: for lists filtered silently.
+    pub fn quietly(&self, operation: i8, resource_type: i8, name: &str) -> bool {
+        self.check(operation, resource_type, name, false)
+    }
+
+    pub fn topic(&self, operation: i8, name: &str) -> bool {
+        self.allows(operation, resource::TOPIC, name)
+    }
+
+    pub fn group(&self, operation: i8, name: &str) -> bool {
+        self.allows(operation, resource::GROUP, name)
+    }
+
+    pub fn txn(&self, operation: i8, id: &str) -> bool {
+        self.allows(operation, resource::TRANSACTIONAL_ID, id)
+    }
+
+    pub fn cluster(&self, operation: i8) -> bool {
+        self.allows(operation, resource::CLUSTER, CLUSTER_NAME)
+    }
+
+    /// Whether `operation` is allowed on some resource of `resource_type` (KIP-679).
+    pub fn any(&self, operation: i8, resource_type: i8) -> bool {
+        let Some(i) = &self.inner else {
+            return true;
+        };
+        let who = Requester {
+            principal: &i.principal,
+            host: &i.host,
+        };
+        acl::authorize_any(&i.acls, &i.settings, who, operation, resource_type)
+    }
+
+    /// Kafka's authorized-operations bit field for a resource: bit `op` set for each
+    /// operation allowed on it.
+    pub fn operations(&self, resource_type: i8, name: &str) -> i32 {
+        supported_operations(resource_type)
+            .iter()
+            .filter(|&&o| self.quietly(o, resource_type, name))
+            .fold(0, |bits, &o| bits | (1 << o))
+    }
+}
+
+const TOPIC_DENIED: i16 = ErrorCode::TopicAuthorizationFailed.code();
+const GROUP_DENIED: i16 = ErrorCode::GroupAuthorizationFailed.code();
+const TXN_DENIED: i16 = ErrorCode::TransactionalIdAuthorizationFailed.code();
+const CLUSTER_DENIED: i16 = ErrorCode::ClusterAuthorizationFailed.code();
+
+/// Splits `items` by `allowed`, keeping the allowed ones in place and returning the others.
+fn split<T>(items: &mut Vec<T>, mut allowed: impl FnMut(&T) -> bool) -> Vec<T> {
+    let (keep, denied): (Vec<T>, Vec<T>) =
+        std::mem::take(items).into_iter().partition(|t| allowed(t));
+    *items = keep;
+    denied
+}
+
+/// Produce: WRITE on the transactional id when there is one, then WRITE on each topic.
+/// Also returns whether anything was denied (an acks=0 request then closes the
+/// connection, having no answer to carry the error).
+pub fn produce(az: &Authz, req: &mut ProduceRequest) -> (Gate<ProduceResponse>, bool) {
+    use produce_response::{PartitionProduceResponse, TopicProduceResponse};
+    if !az.is_on() {
+        return (Ok(None), false);
+    }
+    let answer =
+        |topics: &[produce_request::TopicProduceData], code: i16| -> Vec<TopicProduceResponse> {
+            topics
+                .iter()
+                .map(|t| {
+                    TopicProduceResponse::default()
+                        .with_name(t.name.clone())
+                        .with_topic_id(t.topic_id)
+                        .with_partition_responses(
+                            t.partition_data
+                                .iter()
+                                .map(|p| {
+                                    PartitionProduceResponse::default()
+                                        .with_index(p.index)
+                                        .with_error_code(code)
+                                        .with_base_offset(-1)
+                                        .with_log_append_time_ms(-1)
+                                        .with_log_start_offset(-1)
+                                })
+                                .collect(),
+                        )
+                })
+                .collect()
+        };
+    if let Some(id) = &req.transactional_id {
+        if !az.txn(op::WRITE, id) {
+            let resp =
+                ProduceResponse::default().with_responses(answer(&req.topic_data, TXN_DENIED));
+            return (Err(Box::new(resp)), true);
+        }
+    }
+    let denied = split(&mut req.topic_data, |t| az.topic(op::WRITE, &t.name));
+    if denied.is_empty() {
+        return (Ok(None), false);
+    }
+    let extra = answer(&denied, TOPIC_DENIED);
+    (
+        Ok(post(move |r: &mut ProduceResponse| {
+            r.responses.extend(extra)
+        })),
+        true,
+    )
+}
+
+/// ListOffsets: DESCRIBE on each topic.
+pub fn list_offsets(az: &Authz, req: &mut ListOffsetsRequest) -> Post<ListOffsetsResponse> {
+    use list_offsets_response::{ListOffsetsPartitionResponse, ListOffsetsTopicResponse};
+    let denied = split(&mut req.topics, |t| az.topic(op::DESCRIBE, &t.name));
+    if denied.is_empty() {
+        return None;
+    }
+    post(move |r: &mut ListOffsetsResponse| {
+        r.topics.extend(denied.into_iter().map(|t| {
+            ListOffsetsTopicResponse::default()
+                .with_name(t.name)
+                .with_partitions(
+                    t.partitions
+                        .iter()
+                        .map(|p| {
+                            ListOffsetsPartitionResponse::default()
+                                .with_partition_index(p.partition_index)
+                                .with_error_code(TOPIC_DENIED)
+                                .with_offset(-1)
+                                .with_timestamp(-1)
+                        })
+                        .collect(),
+                )
+        }))
+    })
+}
+
+/// OffsetForLeaderEpoch: CLUSTER_ACTION (followers), else DESCRIBE on each topic.
+pub fn offset_for_leader_epoch(
+    az: &Authz,
+    req: &mut OffsetForLeaderEpochRequest,
+) -> Post<OffsetForLeaderEpochResponse> {
+    use offset_for_leader_epoch_response::{EpochEndOffset, OffsetForLeaderTopicResult};
+    if !az.is_on() || az.quietly(op::CLUSTER_ACTION, resource::CLUSTER, CLUSTER_NAME) {
+        return None;
+    }
+    let denied = split(&mut req.topics, |t| az.topic(op::DESCRIBE, &t.topic));
+    if denied.is_empty() {
+        return None;
+    }
+    post(move |r: &mut OffsetForLeaderEpochResponse| {
+        r.topics.extend(denied.into_iter().map(|t| {
+            OffsetForLeaderTopicResult::default()
+                .with_topic(t.topic)
+                .with_partitions(
+                    t.partitions
+                        .iter()
+                        .map(|p| {
+                            EpochEndOffset::default()
+                                .with_partition(p.partition)
+                                .with_error_code(TOPIC_DENIED)
+                                .with_leader_epoch(-1)
+                                .with_end_offset(-1)
+                        })
+                        .collect(),
+                )
+        }))
+    })
+}
+
+/// OffsetCommit: READ on the group, then READ on each topic.
+pub fn offset_commit(az: &Authz, req: &mut OffsetCommitRequest) -> Gate<OffsetCommitResponse> {
+    use offset_commit_response::{OffsetCommitResponsePartition, OffsetCommitResponseTopic};
+    let answer = |topics: &[offset_commit_request::OffsetCommitRequestTopic], code: i16| {
+        topics
+            .iter()
+            .map(|t| {
+                OffsetCommitResponseTopic::default()
+                    .with_name(t.name.clone())
+                    .with_topic_id(t.topic_id)
+                    .with_partitions(
+                        t.partitions
+                            .iter()
+                            .map(|p| {
+                                OffsetCommitResponsePartition::default()
+                                    .with_partition_index(p.partition_index)
+                                    .with_error_code(code)
+                            })
+                            .collect(),
+                    )
+            })
+            .collect::<Vec<_>>()
+    };
+    if !az.group(op::READ, &req.group_id) {
+        return Err(Box::new(
+            OffsetCommitResponse::default().with_topics(answer(&req.topics, GROUP_DENIED)),
+        ));
+    }
+    let denied = split(&mut req.topics, |t| az.topic(op::READ, &t.name));
+    if denied.is_empty() {
+        return Ok(None);
+    }
+    let extra = answer(&denied, TOPIC_DENIED);
+    Ok(post(move |r: &mut OffsetCommitResponse| {
+        r.topics.extend(extra)
+    }))
+}
+
+/// TxnOffsetCommit: WRITE on the transactional id, READ on the group, READ on each topic.
+pub fn txn_offset_commit(
+    az: &Authz,
+    req: &mut TxnOffsetCommitRequest,
+) -> Gate<TxnOffsetCommitResponse> {
+    use txn_offset_commit_response::{
+        TxnOffsetCommitResponsePartition, TxnOffsetCommitResponseTopic,
+    };
+    let answer = |topics: &[txn_offset_commit_request::TxnOffsetCommitRequestTopic], code: i16| {
+        topics
+            .iter()
+            .map(|t| {
+                TxnOffsetCommitResponseTopic::default()
+                    .with_name(t.name.clone())
+                    .with_partitions(
+                        t.partitions
+                            .iter()
+                            .map(|p| {
+                                TxnOffsetCommitResponsePartition::default()
+                                    .with_partition_index(p.partition_index)
+                                    .with_error_code(code)
+                            })
+                            .collect(),
+                    )
+            })
+            .collect::<Vec<_>>()
+    };
+    if !az.txn(op::WRITE, &req.transactional_id) {
+        return Err(Box::new(
+            TxnOffsetCommitResponse::default().with_topics(answer(&req.topics, TXN_DENIED)),
+        ));
+    }
+    if !az.group(op::READ, &req.group_id) {
+        return Err(Box::new(
+            TxnOffsetCommitResponse::default().with_topics(answer(&req.topics, GROUP_DENIED)),
+        ));
+    }
+    let denied = split(&mut req.topics, |t| az.topic(op::READ, &t.name));
+    if denied.is_empty() {
+        return Ok(None);
+    }
+    let extra = answer(&denied, TOPIC_DENIED);
+    Ok(post(move |r: &mut TxnOffsetCommitResponse| {
+        r.topics.extend(extra)
+    }))
+}
+
+/// OffsetFetch: DESCRIBE on each group; DESCRIBE on each topic (topics named are answered
+/// TOPIC_AUTHORIZATION_FAILED, topics of an "all offsets" answer left out).
+pub fn offset_fetch(
+    az: &Authz,
+    req: &mut OffsetFetchRequest,
+    version: i16,
+) -> Gate<OffsetFetchResponse> {
+    use offset_fetch_response::*;
+    if !az.is_on() {
+        return Ok(None);
+    }
+    if version < 8 {
+        if !az.group(op::DESCRIBE, &req.group_id) {
+            return Err(Box::new(
+                OffsetFetchResponse::default().with_error_code(GROUP_DENIED),
+            ));
+        }
+        let Some(topics) = req.topics.as_mut() else {
+            let az = az.clone();
+            return Ok(post(move |r: &mut OffsetFetchResponse| {
+                r.topics
+                    .retain(|t| az.quietly(op::DESCRIBE, resource::TOPIC, &t.name))
+            }));
+        };
+        let denied = split(topics, |t| az.topic(op::DESCRIBE, &t.name));
+        if denied.is_empty() {
+            return Ok(None);
+        }
+        return Ok(post(move |r: &mut OffsetFetchResponse| {
+            r.topics.extend(denied.into_iter().map(|t| {
+                OffsetFetchResponseTopic::default()
+                    .with_name(t.name)
+                    .with_partitions(
+                        t.partition_indexes
+                            .iter()
+                            .map(|&p| {
+                                OffsetFetchResponsePartition::default()
+                                    .with_partition_index(p)
+                                    .with_committed_offset(-1)
+                                    .with_committed_leader_epoch(-1)
+                                    .with_error_code(TOPIC_DENIED)
+                            })
+                            .collect(),
+                    )
+            }))
+        }));
+    }
+    let denied_groups = split(&mut req.groups, |g| az.group(op::DESCRIBE, &g.group_id));
+    // Per group: the topics it named that are denied (None: it asked for all).
+    let mut denied_topics = Vec::new();
+    for g in &mut req.groups {
+        match g.topics.as_mut() {
+            Some(topics) => {
+                let d = split(topics, |t| az.topic(op::DESCRIBE, &t.name));
+                denied_topics.push((g.group_id.clone(), Some(d)));
+            }
+            None => denied_topics.push((g.group_id.clone(), None)),
+        }
+    }
+    let az = az.clone();
+    Ok(post(move |r: &mut OffsetFetchResponse| {
+        for (group, denied) in denied_topics {
+            let Some(g) = r.groups.iter_mut().find(|g| g.group_id == group) else {
+                continue;
+            };
+            match denied {
+                None => g
+                    .topics
+                    .retain(|t| az.quietly(op::DESCRIBE, resource::TOPIC, &t.name)),
+                Some(d) => g.topics.extend(d.into_iter().map(|t| {
+                    OffsetFetchResponseTopics::default()
+                        .with_name(t.name)
+                        .with_topic_id(t.topic_id)
+                        .with_partitions(
+                            t.partition_indexes
+                                .iter()
+                                .map(|&p| {
+                                    OffsetFetchResponsePartitions::default()
+                                        .with_partition_index(p)
+                                        .with_committed_offset(-1)
+                                        .with_committed_leader_epoch(-1)
+                                        .with_error_code(TOPIC_DENIED)
+                                })
+                                .collect(),
+                        )
+                })),
+            }
+        }
+        r.groups.extend(denied_groups.into_iter().map(|g| {
+            OffsetFetchResponseGroup::default()
+                .with_group_id(g.group_id)
+                .with_error_code(GROUP_DENIED)
+        }));
+    }))
+}
+
+/// FindCoordinator: DESCRIBE on the group or transactional id.
+pub fn find_coordinator(
+    az: &Authz,
+    req: &mut FindCoordinatorRequest,
+    version: i16,
+) -> Gate<FindCoordinatorResponse> {
+    use find_coordinator_response::Coordinator;
+    let (rt, code) = match req.key_type {
+        1 => (resource::TRANSACTIONAL_ID, TXN_DENIED),
+        _ => (resource::GROUP, GROUP_DENIED),
+    };
+    if version < 4 {
+        if az.allows(op::DESCRIBE, rt, &req.key) {
+            return Ok(None);
+        }
+        return Err(Box::new(
+            FindCoordinatorResponse::default()
+                .with_error_code(code)
+                .with_node_id(BrokerId(-1))
+                .with_host(sb(""))
+                .with_port(-1),
+        ));
+    }
+    let denied = split(&mut req.coordinator_keys, |k| {
+        az.allows(op::DESCRIBE, rt, k)
+    });
+    if denied.is_empty() {
+        return Ok(None);
+    }
+    Ok(post(move |r: &mut FindCoordinatorResponse| {
+        r.coordinators.extend(denied.into_iter().map(|k| {
+            Coordinator::default()
+                .with_key(k)
+                .with_node_id(BrokerId(-1))
+                .with_host(sb(""))
+                .with_port(-1)
+                .with_error_code(code)
+        }))
+    }))
+}
+
+/// JoinGroup, SyncGroup, Heartbeat, LeaveGroup: READ on the group.
+pub fn group_read(az: &Authz, group: &str) -> bool {
+    az.group(op::READ, group)
+}
+
+/// The JoinGroup answer to a member denied its group.
+pub fn join_group_denied() -> JoinGroupResponse {
+    JoinGroupResponse::default()
+        .with_error_code(GROUP_DENIED)
+        .with_generation_id(-1)
+}
+
+pub fn sync_group_denied() -> SyncGroupResponse {
+    SyncGroupResponse::default().with_error_code(GROUP_DENIED)
+}
+
+pub fn heartbeat_denied() -> HeartbeatResponse {
+    HeartbeatResponse::default().with_error_code(GROUP_DENIED)
+}
+
+pub fn leave_group_denied() -> LeaveGroupResponse {
+    LeaveGroupResponse::default().with_error_code(GROUP_DENIED)
+}
+
+/// DescribeGroups: DESCRIBE on each group; the groups' authorized operations.
+pub fn describe_groups(
+    az: &Authz,
+    req: &mut DescribeGroupsRequest,
+) -> Post<DescribeGroupsResponse> {
+    use describe_groups_response::DescribedGroup;
+    let denied = split(&mut req.groups, |g| az.group(op::DESCRIBE, g));
+    let include = req.include_authorized_operations;
+    if denied.is_empty() && !include {
+        return None;
+    }
+    let az = az.clone();
+    post(move |r: &mut DescribeGroupsResponse| {
+        if include {
+            for g in r.groups.iter_mut().filter(|g| g.error_code == 0) {
+                g.authorized_operations = az.operations(resource::GROUP, &g.group_id);
+            }
+        }
+        r.groups.extend(denied.into_iter().map(|g| {
+            DescribedGroup::default()
+                .with_group_id(g)
+                .with_error_code(GROUP_DENIED)
+                .with_authorized_operations(i32::MIN)
+        }))
+    })
+}
+
+/// ListGroups: every group with DESCRIBE on the cluster, else those the sender may
+/// describe.
+pub fn list_groups(az: &Authz) -> Post<ListGroupsResponse> {
+    if !az.is_on() || az.quietly(op::DESCRIBE, resource::CLUSTER, CLUSTER_NAME) {
+        return None;
+    }
+    let az = az.clone();
+    post(move |r: &mut ListGroupsResponse| {
+        r.groups
+            .retain(|g| az.quietly(op::DESCRIBE, resource::GROUP, &g.group_id))
+    })
+}
+
+/// DeleteGroups: DELETE on each group.
+pub fn delete_groups(az: &Authz, req: &mut DeleteGroupsRequest) -> Post<DeleteGroupsResponse> {
+    use delete_groups_response::DeletableGroupResult;
+    let denied = split(&mut req.groups_names, |g| az.group(op::DELETE, g));
+    if denied.is_empty() {
+        return None;
+    }
+    post(move |r: &mut DeleteGroupsResponse| {
+        r.results.extend(denied.into_iter().map(|g| {
+            DeletableGroupResult::default()
+                .with_group_id(g)
+                .with_error_code(GROUP_DENIED)
+        }))
+    })
+}
+
+/// OffsetDelete: DELETE on the group, READ on each topic.
+pub fn offset_delete(az: &Authz, req: &mut OffsetDeleteRequest) -> Gate<OffsetDeleteResponse> {
+    use offset_delete_response::{OffsetDeleteResponsePartition, OffsetDeleteResponseTopic};
+    if !az.group(op::DELETE, &req.group_id) {
+        return Err(Box::new(
+            OffsetDeleteResponse::default().with_error_code(GROUP_DENIED),
+        ));
+    }
+    let denied = split(&mut req.topics, |t| az.topic(op::READ, &t.name));
+    if denied.is_empty() {
+        return Ok(None);
+    }
+    Ok(post(move |r: &mut OffsetDeleteResponse| {
+        r.topics.extend(denied.into_iter().map(|t| {
+            OffsetDeleteResponseTopic::default()
+                .with_name(t.name)
+                .with_partitions(
+                    t.partitions
+                        .iter()
+                        .map(|p| {
+                            OffsetDeleteResponsePartition::default()
+                                .with_partition_index(p.partition_index)
+                                .with_error_code(TOPIC_DENIED)
+                        })
+                        .collect(),
+                )
+        }))
+    }))
+}
+
+/// CreateTopics: CREATE on the cluster, else on each topic; a created topic's configs
+/// only with DESCRIBE_CONFIGS on it.
+pub fn create_topics(az: &Authz, req: &mut CreateTopicsRequest) -> Post<CreateTopicsResponse> {
+    use create_topics_response::CreatableTopicResult;
+    if !az.is_on() {
+        return None;
+    }
+    let denied = if az.quietly(op::CREATE, resource::CLUSTER, CLUSTER_NAME) {
+        Vec::new()
+    } else {
+        split(&mut req.topics, |t| az.topic(op::CREATE, &t.name))
+    };
+    let az = az.clone();
+    post(move |r: &mut CreateTopicsResponse| {
+        for t in r.topics.iter_mut().filter(|t| t.error_code == 0) {
+            if !az.quietly(op::DESCRIBE_CONFIGS, resource::TOPIC, &t.name) {
+                t.configs = Some(Vec::new());
+                t.num_partitions = -1;
+                t.replication_factor = -1;
+                t.topic_config_error_code = TOPIC_DENIED;
+            }
+        }
+        r.topics.extend(denied.into_iter().map(|t| {
+            CreatableTopicResult::default()
+                .with_name(t.name)
+                .with_error_code(TOPIC_DENIED)
+                .with_error_message(Some(sb("Authorization failed.")))
+                .with_num_partitions(-1)
+                .with_replication_factor(-1)
+        }))
+    })
+}
+
+/// DeleteTopics: DELETE on the cluster, else DESCRIBE and DELETE on each topic. A topic
+/// the sender may not describe is denied whether or not it exists; one it may describe
+/// that does not exist is left to the handler (UNKNOWN_TOPIC_OR_PARTITION).
+pub fn delete_topics(
+    broker: &Broker,
+    az: &Authz,
+    req: &mut DeleteTopicsRequest,
+) -> Post<DeleteTopicsResponse> {
+    use delete_topics_response::DeletableTopicResult;
+    if !az.is_on() || az.quietly(op::DELETE, resource::CLUSTER, CLUSTER_NAME) {
+        return None;
+    }
+    let image = broker.image();
+    let mut denied: Vec<DeletableTopicResult> = Vec::new();
+    let mut check = |name: Option<&str>, id: uuid::Uuid| -> bool {
+        let name = match name {
+            Some(n) => Some(n.to_string()),
+            None => image.topic_by_id(&id).map(|t| t.name.clone()),
+        };
+        let Some(name) = name else {
+            return true; // an unknown id: UNKNOWN_TOPIC_ID from the handler
+        };
+        let describe = az.topic(op::DESCRIBE, &name);
+        let exists = image.topic(&name).is_some();
+        if describe && (!exists || az.topic(op::DELETE, &name)) {
+            return true;
+        }
+        denied.push(
+            DeletableTopicResult::default()
+                .with_name(describe.then(|| TopicName(sb(name))))
+                .with_topic_id(id)
+                .with_error_code(TOPIC_DENIED),
+        );
+        false
+    };
+    req.topic_names
+        .retain(|n| check(Some(n), uuid::Uuid::nil()));
+    req.topics
+        .retain(|t| check(t.name.as_ref().map(|n| n.as_str()), t.topic_id));
+    if denied.is_empty() {
+        return None;
+    }
+    post(move |r: &mut DeleteTopicsResponse| r.responses.extend(denied))
+}
+
+/// CreatePartitions: ALTER on each topic.
+pub fn create_partitions(
+    az: &Authz,
+    req: &mut CreatePartitionsRequest,
+) -> Post<CreatePartitionsResponse> {
+    use create_partitions_response::CreatePartitionsTopicResult;
+    let denied = split(&mut req.topics, |t| az.topic(op::ALTER, &t.name));
+    if denied.is_empty() {
+        return None;
+    }
+    post(move |r: &mut CreatePartitionsResponse| {
+        r.results.extend(denied.into_iter().map(|t| {
+            CreatePartitionsTopicResult::default()
+                .with_name(t.name)
+                .with_error_code(TOPIC_DENIED)
+        }))
+    })
+}
+
+/// DeleteRecords: DELETE on each topic.
+pub fn delete_records(az: &Authz, req: &mut DeleteRecordsRequest) -> Post<DeleteRecordsResponse> {
+    use delete_records_response::{DeleteRecordsPartitionResult, DeleteRecordsTopicResult};
+    let denied = split(&mut req.topics, |t| az.topic(op::DELETE, &t.name));
+    if denied.is_empty() {
+        return None;
+    }
+    post(move |r: &mut DeleteRecordsResponse| {
+        r.topics.extend(denied.into_iter().map(|t| {
+            DeleteRecordsTopicResult::default()
+                .with_name(t.name)
+                .with_partitions(
+                    t.partitions
+                        .iter()
+                        .map(|p| {
+                            DeleteRecordsPartitionResult::default()
+                                .with_partition_index(p.partition_index)
+                                .with_low_watermark(-1)
+                                .with_error_code(TOPIC_DENIED)
+                        })
+                        .collect(),
+                )
+        }))
+    })
+}
+
+/// Which resource a config request names, and the error for denying it: topics by
+/// themselves, groups by themselves, brokers and broker loggers by the cluster.
+fn config_check(az: &Authz, operation: i8, resource_type: i8, name: &str) -> Option<i16> {
+    let (rt, res_name, code) = match resource_type {
+        2 => (resource::TOPIC, name, TOPIC_DENIED),
+        32 => (resource::GROUP, name, GROUP_DENIED),
+        _ => (resource::CLUSTER, CLUSTER_NAME, CLUSTER_DENIED),
+    };
+    (!az.allows(operation, rt, res_name)).then_some(code)
+}
+
+/// DescribeConfigs: DESCRIBE_CONFIGS on each resource.
+pub fn describe_configs(
+    az: &Authz,
+    req: &mut DescribeConfigsRequest,
+) -> Post<DescribeConfigsResponse> {
+    use describe_configs_response::DescribeConfigsResult;
+    let mut denied = Vec::new();
+    req.resources.retain(|r| {
+        match config_check(az, op::DESCRIBE_CONFIGS, r.resource_type, &r.resource_name) {
+            None => true,
+            Some(code) => {
+                denied.push(
+                    DescribeConfigsResult::default()
+                        .with_error_code(code)
+                        .with_error_message(Some(sb("Authorization failed.")))
+                        .with_resource_type(r.resource_type)
+                        .with_resource_name(r.resource_name.clone()),
+                );
+                false
+            }
+        }
+    });
+    if denied.is_empty() {
+        return None;
+    }
+    post(move |r: &mut DescribeConfigsResponse| r.results.extend(denied))
+}
+
+/// AlterConfigs: ALTER_CONFIGS on each resource.
+pub fn alter_configs(az: &Authz, req: &mut AlterConfigsRequest) -> Post<AlterConfigsResponse> {
+    use alter_configs_response::AlterConfigsResourceResponse;
+    let mut denied = Vec::new();
+    req.resources.retain(|r| {
+        match config_check(az, op::ALTER_CONFIGS, r.resource_type, &r.resource_name) {
+            None => true,
+            Some(code) => {
+                denied.push(
+                    AlterConfigsResourceResponse::default()
+                        .with_error_code(code)
+                        .with_resource_type(r.resource_type)
+                        .with_resource_name(r.resource_name.clone()),
+                );
+                false
+            }
+        }
+    });
+    if denied.is_empty() {
+        return None;
+    }
+    post(move |r: &mut AlterConfigsResponse| r.responses.extend(denied))
+}
+
+/// IncrementalAlterConfigs: ALTER_CONFIGS on each resource.
+pub fn incremental_alter_configs(
+    az: &Authz,
+    req: &mut IncrementalAlterConfigsRequest,
+) -> Post<IncrementalAlterConfigsResponse> {
+    use incremental_alter_configs_response::AlterConfigsResourceResponse;
+    let mut denied = Vec::new();
+    req.resources.retain(|r| {
+        match config_check(az, op::ALTER_CONFIGS, r.resource_type, &r.resource_name) {
+            None => true,
+            Some(code) => {
+                denied.push(
+                    AlterConfigsResourceResponse::default()
+                        .with_error_code(code)
+                        .with_resource_type(r.resource_type)
+                        .with_resource_name(r.resource_name.clone()),
+                );
+                false
+            }
+        }
+    });
+    if denied.is_empty() {
+        return None;
+    }
+    post(move |r: &mut IncrementalAlterConfigsResponse| r.responses.extend(denied))
+}
+
+/// InitProducerId: WRITE on the transactional id; an idempotent producer needs
+/// IDEMPOTENT_WRITE on the cluster or WRITE on some topic (KIP-679).
+pub fn init_producer_id(az: &Authz, req: &InitProducerIdRequest) -> Option<InitProducerIdResponse> {
+    let denied = match &req.transactional_id {
+        Some(id) => (!az.txn(op::WRITE, id)).then_some(TXN_DENIED),
+        None => (!az.quietly(op::IDEMPOTENT_WRITE, resource::CLUSTER, CLUSTER_NAME)
+            && !az.any(op::WRITE, resource::TOPIC))
+        .then_some(CLUSTER_DENIED),
+    }?;
+    Some(
+        InitProducerIdResponse::default()
+            .with_error_code(denied)
+            .with_producer_id(ProducerId(-1))
+            .with_producer_epoch(-1),
+    )
+}
+
+/// AddPartitionsToTxn: a client's (v0-3) needs WRITE on the transactional id and on each
+/// topic, and is refused as a whole when any partition is (the others OPERATION_NOT_ATTEMPTED);
+/// a broker's verification (v4) needs CLUSTER_ACTION.
+pub fn add_partitions_to_txn(
+    az: &Authz,
+    req: &AddPartitionsToTxnRequest,
+    version: i16,
+) -> Option<AddPartitionsToTxnResponse> {
+    use add_partitions_to_txn_response::{
+        AddPartitionsToTxnPartitionResult, AddPartitionsToTxnTopicResult,
+    };
+    if !az.is_on() {
+        return None;
+    }
+    if version >= 4 {
+        return (!az.cluster(op::CLUSTER_ACTION))
+            .then(|| AddPartitionsToTxnResponse::default().with_error_code(CLUSTER_DENIED));
+    }
+    let topics = &req.v3_and_below_topics;
+    let codes: Vec<i16> = if !az.txn(op::WRITE, &req.v3_and_below_transactional_id) {
+        vec![TXN_DENIED; topics.len()]
+    } else {
+        let codes: Vec<i16> = topics
+            .iter()
+            .map(|t| {
+                if az.topic(op::WRITE, &t.name) {
+                    ErrorCode::OperationNotAttempted.code()
+                } else {
+                    TOPIC_DENIED
+                }
+            })
+            .collect();
+        if !codes.contains(&TOPIC_DENIED) {
+            return None;
+        }
+        codes
+    };
+    Some(
+        AddPartitionsToTxnResponse::default().with_results_by_topic_v3_and_below(
+            topics
+                .iter()
+                .zip(codes)
+                .map(|(t, code)| {
+                    AddPartitionsToTxnTopicResult::default()
+                        .with_name(t.name.clone())
+                        .with_results_by_partition(
+                            t.partitions
+                                .iter()
+                                .map(|&p| {
+                                    AddPartitionsToTxnPartitionResult::default()
+                                        .with_partition_index(p)
+                                        .with_partition_error_code(code)
+                                })
+                                .collect(),
+                        )
+                })
+                .collect(),
+        ),
+    )
+}
+
+/// AddOffsetsToTxn: WRITE on the transactional id, READ on the group.
+pub fn add_offsets_to_txn(
+    az: &Authz,
+    req: &AddOffsetsToTxnRequest,
+) -> Option<AddOffsetsToTxnResponse> {
+    let code = if !az.txn(op::WRITE, &req.transactional_id) {
+        TXN_DENIED
+    } else if !az.group(op::READ, &req.group_id) {
+        GROUP_DENIED
+    } else {
+        return None;
+    };
+    Some(AddOffsetsToTxnResponse::default().with_error_code(code))
+}
+
+/// EndTxn: WRITE on the transactional id.
+pub fn end_txn(az: &Authz, req: &EndTxnRequest) -> Option<EndTxnResponse> {
+    (!az.txn(op::WRITE, &req.transactional_id)).then(|| {
+        EndTxnResponse::default()
+            .with_error_code(TXN_DENIED)
+            .with_producer_id(ProducerId(-1))
+            .with_producer_epoch(-1)
+    })
+}
+
+/// WriteTxnMarkers (from a transaction coordinator): ALTER or CLUSTER_ACTION on the cluster.
+pub fn write_txn_markers(
+    az: &Authz,
+    req: &WriteTxnMarkersRequest,
+) -> Option<WriteTxnMarkersResponse> {
+    use write_txn_markers_response::*;
+    if az.quietly(op::ALTER, resource::CLUSTER, CLUSTER_NAME) || az.cluster(op::CLUSTER_ACTION) {
+        return None;
+    }
+    Some(
+        WriteTxnMarkersResponse::default().with_markers(
+            req.markers
+                .iter()
+                .map(|m| {
+                    WritableTxnMarkerResult::default()
+                        .with_producer_id(m.producer_id)
+                        .with_topics(
+                            m.topics
+                                .iter()
+                                .map(|t| {
+                                    WritableTxnMarkerTopicResult::default()
+                                        .with_name(t.name.clone())
+                                        .with_partitions(
+                                            t.partition_indexes
+                                                .iter()
+                                                .map(|&p| {
+                                                    WritableTxnMarkerPartitionResult::default()
+                                                        .with_partition_index(p)
+                                                        .with_error_code(CLUSTER_DENIED)
+                                                })
+                                                .collect(),
+                                        )
+                                })
+                                .collect(),
+                        )
+                })
+                .collect(),
+        ),
+    )
+}
+
+/// DescribeTransactions: DESCRIBE on each transactional id; topics the sender may not
+/// describe are left out of the answers.
+pub fn describe_transactions(
+    az: &Authz,
+    req: &mut DescribeTransactionsRequest,
+) -> Post<DescribeTransactionsResponse> {
+    use describe_transactions_response::TransactionState;
+    if !az.is_on() {
+        return None;
+    }
+    let denied = split(&mut req.transactional_ids, |id| az.txn(op::DESCRIBE, id));
+    let az = az.clone();
+    post(move |r: &mut DescribeTransactionsResponse| {
+        for s in &mut r.transaction_states {
+            s.topics
+                .retain(|t| az.quietly(op::DESCRIBE, resource::TOPIC, &t.topic));
+        }
+        r.transaction_states.extend(denied.into_iter().map(|id| {
+            TransactionState::default()
+                .with_transactional_id(id)
+                .with_error_code(TXN_DENIED)
+                .with_producer_id(ProducerId(-1))
+                .with_producer_epoch(-1)
+                .with_transaction_start_time_ms(-1)
+                .with_transaction_state(sb(""))
+        }))
+    })
+}
+
+/// ListTransactions: only the transactional ids the sender may describe.
+pub fn list_transactions(az: &Authz) -> Post<ListTransactionsResponse> {
+    if !az.is_on() {
+        return None;
+    }
+    let az = az.clone();
+    post(move |r: &mut ListTransactionsResponse| {
+        r.transaction_states.retain(|s| {
+            az.quietly(
+                op::DESCRIBE,
+                resource::TRANSACTIONAL_ID,
+                &s.transactional_id,
+            )
+        })
+    })
+}
+
+/// DescribeProducers: READ on each topic.
+pub fn describe_producers(
+    az: &Authz,
+    req: &mut DescribeProducersRequest,
+) -> Post<DescribeProducersResponse> {
+    use describe_producers_response::{PartitionResponse, TopicResponse};
+    let denied = split(&mut req.topics, |t| az.topic(op::READ, &t.name));
+    if denied.is_empty() {
+        return None;
+    }
+    post(move |r: &mut DescribeProducersResponse| {
+        r.topics.extend(denied.into_iter().map(|t| {
+            TopicResponse::default().with_name(t.name).with_partitions(
+                t.partition_indexes
+                    .iter()
+                    .map(|&p| {
+                        PartitionResponse::default()
+                            .with_partition_index(p)
+                            .with_error_code(TOPIC_DENIED)
+                    })
+                    .collect(),
+            )
+        }))
+    })
+}
+
+/// DescribeLogDirs: DESCRIBE on the cluster.
+pub fn describe_log_dirs(az: &Authz) -> Option<DescribeLogDirsResponse> {
+    (!az.cluster(op::DESCRIBE))
+        .then(|| DescribeLogDirsResponse::default().with_error_code(CLUSTER_DENIED))
+}
+
+/// ListPartitionReassignments: DESCRIBE on the cluster.
+pub fn list_reassignments(az: &Authz) -> Option<ListPartitionReassignmentsResponse> {
+    (!az.cluster(op::DESCRIBE)).then(|| {
+        ListPartitionReassignmentsResponse::default()
+            .with_error_code(CLUSTER_DENIED)
+            .with_error_message(Some(sb("Authorization failed.")))
+    })
+}
+
+/// AlterPartitionReassignments: ALTER on the cluster.
+pub fn alter_reassignments(
+    az: &Authz,
+    req: &AlterPartitionReassignmentsRequest,
+) -> Option<AlterPartitionReassignmentsResponse> {
+    use alter_partition_reassignments_response::*;
+    if az.cluster(op::ALTER) {
+        return None;
+    }
+    Some(
+        AlterPartitionReassignmentsResponse::default()
+            .with_error_code(CLUSTER_DENIED)
+            .with_error_message(Some(sb("Authorization failed.")))
+            .with_responses(
+                req.topics
+                    .iter()
+                    .map(|t| {
+                        ReassignableTopicResponse::default()
+                            .with_name(t.name.clone())
+                            .with_partitions(
+                                t.partitions
+                                    .iter()
+                                    .map(|p| {
+                                        ReassignablePartitionResponse::default()
+                                            .with_partition_index(p.partition_index)
+                                            .with_error_code(CLUSTER_DENIED)
+                                    })
+                                    .collect(),
+                            )
+                    })
+                    .collect(),
+            ),
+    )
+}
+
+/// ElectLeaders: ALTER on the cluster.
+pub fn elect_leaders(az: &Authz, req: &ElectLeadersRequest) -> Option<ElectLeadersResponse> {
+    use elect_leaders_response::{PartitionResult, ReplicaElectionResult};
+    if az.cluster(op::ALTER) {
+        return None;
+    }
+    Some(
+        ElectLeadersResponse::default()
+            .with_error_code(CLUSTER_DENIED)
+            .with_replica_election_results(
+                req.topic_partitions
+                    .iter()
+                    .flatten()
+                    .map(|t| {
+                        ReplicaElectionResult::default()
+                            .with_topic(t.topic.clone())
+                            .with_partition_result(
+                                t.partitions
+                                    .iter()
+                                    .map(|&p| {
+                                        PartitionResult::default()
+                                            .with_partition_id(p)
+                                            .with_error_code(CLUSTER_DENIED)
+                                    })
+                                    .collect(),
+                            )
+                    })
+                    .collect(),
+            ),
+    )
+}
+
+/// DescribeQuorum: DESCRIBE on the cluster.
+pub fn describe_quorum(az: &Authz) -> Option<DescribeQuorumResponse> {
+    (!az.cluster(op::DESCRIBE))
+        .then(|| DescribeQuorumResponse::default().with_error_code(CLUSTER_DENIED))
+}
+
+/// DescribeAcls: DESCRIBE on the cluster.
+pub fn describe_acls(az: &Authz) -> Option<DescribeAclsResponse> {
+    (!az.cluster(op::DESCRIBE)).then(|| {
+        DescribeAclsResponse::default()
+            .with_error_code(CLUSTER_DENIED)
+            .with_error_message(Some(sb("Authorization failed.")))
+    })
+}
+
+/// CreateAcls: ALTER on the cluster.
+pub fn create_acls(az: &Authz, req: &CreateAclsRequest) -> Option<CreateAclsResponse> {
+    use create_acls_response::AclCreationResult;
+    (!az.cluster(op::ALTER)).then(|| {
+        CreateAclsResponse::default().with_results(
+            req.creations
+                .iter()
+                .map(|_| {
+                    AclCreationResult::default()
+                        .with_error_code(CLUSTER_DENIED)
+                        .with_error_message(Some(sb("Authorization failed.")))
+                })
+                .collect(),
+        )
+    })
+}
+
+/// DeleteAcls: ALTER on the cluster.
+pub fn delete_acls(az: &Authz, req: &DeleteAclsRequest) -> Option<DeleteAclsResponse> {
+    use delete_acls_response::DeleteAclsFilterResult;
+    (!az.cluster(op::ALTER)).then(|| {
+        DeleteAclsResponse::default().with_filter_results(
+            req.filters
+                .iter()
+                .map(|_| {
+                    DeleteAclsFilterResult::default()
+                        .with_error_code(CLUSTER_DENIED)
+                        .with_error_message(Some(sb("Authorization failed.")))
+                })
+                .collect(),
+        )
+    })
+}
+
+/// DescribeUserScramCredentials: DESCRIBE on the cluster.
+pub fn describe_scram(
+    az: &Authz,
+    req: &DescribeUserScramCredentialsRequest,
+) -> Option<DescribeUserScramCredentialsResponse> {
+    use describe_user_scram_credentials_response::DescribeUserScramCredentialsResult;
+    (!az.cluster(op::DESCRIBE)).then(|| {
+        DescribeUserScramCredentialsResponse::default()
+            .with_error_code(CLUSTER_DENIED)
+            .with_error_message(Some(sb("Authorization failed.")))
+            .with_results(
+                req.users
+                    .iter()
+                    .flatten()
+                    .map(|u| {
+                        DescribeUserScramCredentialsResult::default()
+                            .with_user(u.name.clone())
+                            .with_error_code(CLUSTER_DENIED)
+                    })
+                    .collect(),
+            )
+    })
+}
+
+/// AlterUserScramCredentials: ALTER on the cluster.
+pub fn alter_scram(
+    az: &Authz,
+    req: &AlterUserScramCredentialsRequest,
+) -> Option<AlterUserScramCredentialsResponse> {
+    use alter_user_scram_credentials_response::AlterUserScramCredentialsResult;
+    if az.cluster(op::ALTER) {
+        return None;
+    }
+    let mut users: Vec<&str> = req
+        .deletions
+        .iter()
+        .map(|d| d.name.as_str())
+        .chain(req.upsertions.iter().map(|u| u.name.as_str()))
+        .collect();
+    users.sort_unstable();
+    users.dedup();
+    Some(
+        AlterUserScramCredentialsResponse::default().with_results(
+            users
+                .into_iter()
+                .map(|u| {
+                    AlterUserScramCredentialsResult::default()
+                        .with_user(sb(u))
+                        .with_error_code(CLUSTER_DENIED)
+                        .with_error_message(Some(sb("Authorization failed.")))
+                })
+                .collect(),
+        ),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hosts_as_kafka_writes_them() {
+        assert_eq!(
+            host_string("10.1.2.3".parse().expect("address")),
+            "10.1.2.3"
+        );
+        assert_eq!(
+            host_string("::1".parse().expect("address")),
+            "0:0:0:0:0:0:0:1"
+        );
+        assert_eq!(
+            host_string("::ffff:127.0.0.1".parse().expect("address")),
+            "127.0.0.1"
+        );
+        assert_eq!(
+            host_string("fe80::a:1b".parse().expect("address")),
+            "fe80:0:0:0:0:0:a:1b"
+        );
+    }
+
+    #[test]
+    fn an_open_authz_allows_everything() {
+        let az = Authz::open();
+        assert!(!az.is_on());
+        assert!(
+            az.topic(op::WRITE, "t") && az.cluster(op::ALTER) && az.any(op::WRITE, resource::TOPIC)
+        );
+        assert_eq!(az.operations(resource::TOPIC, "t"), 3576);
+        assert_eq!(az.operations(resource::CLUSTER, CLUSTER_NAME), 8096);
+    }
+}
