@@ -212,6 +212,52 @@ async fn acls_decide_what_each_user_may_do() {
         stderr(&o)
     );
 
+    // ACLs that cannot be: refused, and nothing is stored.
+    let o = tool(
+        &node,
+        &admin,
+        &[
+            "acls",
+            "--add",
+            "--allow-principal",
+            "User:alice",
+            "--operation",
+            "IdempotentWrite",
+            "--topic",
+            "orders",
+        ],
+    );
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("not valid for resource type TOPIC"),
+        "{}",
+        stderr(&o)
+    );
+    let o = tool(
+        &node,
+        &admin,
+        &[
+            "acls",
+            "--add",
+            "--allow-principal",
+            "alice",
+            "--topic",
+            "orders",
+        ],
+    );
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("Could not parse principal"),
+        "{}",
+        stderr(&o)
+    );
+    let o = tool(&node, &admin, &["acls", "--list", "--topic", "orders"]);
+    assert!(
+        !stdout(&o).contains("IDEMPOTENT_WRITE") && !stdout(&o).contains("operation=ALL,"),
+        "{}",
+        stdout(&o)
+    );
+
     // Now: orders and pay-in are hers to see, secret still is not.
     let o = wait_for("alice's topics", Duration::from_secs(10), || {
         let o = tool(&node, &alice, &["topics", "--list"]);
@@ -384,4 +430,102 @@ async fn everyone_is_allowed_where_no_acl_names_the_resource() {
         .expect("refused");
     assert!(e.contains("TopicAuthorization"), "{e}");
     assert!(produce(&b, "bob", "closed", false).await.is_none());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_cluster_shares_its_acls_and_replicates_as_a_super_user() {
+    // Brokers reach each other as admin (the listener's JAAS username), a super user:
+    // followers fetch with CLUSTER_ACTION. ACLs made through any node reach every node.
+    let extra = [
+        "sasl.enabled.mechanisms=PLAIN",
+        "sasl.mechanism.inter.broker.protocol=PLAIN",
+        JAAS,
+        "authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+        "super.users=User:admin",
+        "default.replication.factor=3",
+    ];
+    let cluster = krust_testkit::Cluster::start_listener(BIN, 3, "SASL_PLAINTEXT", &extra, &[]);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let admin = login(dir.path(), "admin");
+    let alice = login(dir.path(), "alice");
+    let first = &cluster.nodes[0];
+    let o = wait_for("topic created", Duration::from_secs(30), || {
+        let o = tool(
+            first,
+            &admin,
+            &[
+                "topics",
+                "--create",
+                "--topic",
+                "r3",
+                "--partitions",
+                "1",
+                "--config",
+                "min.insync.replicas=3",
+            ],
+        );
+        o.status.success().then_some(o)
+    });
+    assert!(o.status.success());
+    // Through each node in turn (two of them forward to the active controller).
+    for (i, op) in ["Write", "Describe", "Create"].iter().enumerate() {
+        let o = tool(
+            &cluster.nodes[i],
+            &admin,
+            &[
+                "acls",
+                "--add",
+                "--allow-principal",
+                "User:alice",
+                "--operation",
+                op,
+                "--topic",
+                "r3",
+            ],
+        );
+        assert!(o.status.success(), "{}", stderr(&o));
+    }
+    for n in &cluster.nodes {
+        wait_for("the ACLs on every node", Duration::from_secs(10), || {
+            let o = tool(n, &admin, &["acls", "--list", "--topic", "r3"]);
+            (stdout(&o).matches("principal=User:alice").count() == 3).then_some(())
+        });
+    }
+    // acks=all with min.insync.replicas=3: every follower fetched it.
+    let b = cluster.bootstrap();
+    let p: FutureProducer = rd(&b, "alice")
+        .set("acks", "all")
+        .set("linger.ms", "0")
+        .set("message.timeout.ms", "30000")
+        .create()
+        .expect("producer");
+    for i in 0..5 {
+        p.send(
+            FutureRecord::<(), _>::to("r3").payload("x").partition(0),
+            Duration::from_secs(30),
+        )
+        .await
+        .unwrap_or_else(|(e, _)| panic!("delivery {i}: {e:?}"));
+    }
+    // She may write but not read.
+    let e = consume(&b, "alice", "r3", "g", 1).expect_err("read refused");
+    assert!(e.contains("Authorization"), "{e}");
+    let o = tool(
+        first,
+        &alice,
+        &[
+            "acls",
+            "--add",
+            "--allow-principal",
+            "User:alice",
+            "--operation",
+            "Read",
+            "--topic",
+            "r3",
+        ],
+    );
+    assert!(!o.status.success());
+    for n in &cluster.nodes {
+        assert!(!n.log().contains("principal=User:admin"), "{}", n.log());
+    }
 }

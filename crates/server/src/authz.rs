@@ -216,7 +216,16 @@ fn split<T>(items: &mut Vec<T>, mut allowed: impl FnMut(&T) -> bool) -> Vec<T> {
     denied
 }
 
-/// Produce: WRITE on the transactional id when there is one, then WRITE on each topic.
+/// Whether a partition's record set starts with a transactional batch (attribute bit 4).
+fn is_transactional(records: &[u8]) -> bool {
+    use krust_protocol::batch_layout::{ATTRIBUTES_AT, MAGIC_AT};
+    records.len() > ATTRIBUTES_AT + 1
+        && records[MAGIC_AT] == 2
+        && records[ATTRIBUTES_AT + 1] & 0x10 != 0
+}
+
+/// Produce: WRITE on the transactional id when a batch is transactional, then WRITE on
+/// each topic.
 /// Also returns whether anything was denied (an acks=0 request then closes the
 /// connection, having no answer to carry the error).
 pub fn produce(az: &Authz, req: &mut ProduceRequest) -> (Gate<ProduceResponse>, bool) {
@@ -248,8 +257,19 @@ pub fn produce(az: &Authz, req: &mut ProduceRequest) -> (Gate<ProduceResponse>, 
                 })
                 .collect()
         };
-    if let Some(id) = &req.transactional_id {
-        if !az.txn(op::WRITE, id) {
+    // A transactional batch needs WRITE on the transactional id, which must be given.
+    let transactional = req
+        .topic_data
+        .iter()
+        .flat_map(|t| &t.partition_data)
+        .filter_map(|p| p.records.as_ref())
+        .any(|r| is_transactional(r));
+    if transactional {
+        let allowed = req
+            .transactional_id
+            .as_ref()
+            .is_some_and(|id| az.txn(op::WRITE, id));
+        if !allowed {
             let resp =
                 ProduceResponse::default().with_responses(answer(&req.topic_data, TXN_DENIED));
             return (Err(Box::new(resp)), true);
@@ -413,8 +433,9 @@ pub fn txn_offset_commit(
     }))
 }
 
-/// OffsetFetch: DESCRIBE on each group; DESCRIBE on each topic (topics named are answered
-/// TOPIC_AUTHORIZATION_FAILED, topics of an "all offsets" answer left out).
+/// OffsetFetch: DESCRIBE on each group; DESCRIBE on each topic. Topics named and denied
+/// are answered TOPIC_AUTHORIZATION_FAILED; any other topic the sender may not describe is
+/// left out of every answer (an "all offsets" answer, or a group named twice).
 pub fn offset_fetch(
     az: &Authz,
     req: &mut OffsetFetchRequest,
@@ -430,18 +451,17 @@ pub fn offset_fetch(
                 OffsetFetchResponse::default().with_error_code(GROUP_DENIED),
             ));
         }
-        let Some(topics) = req.topics.as_mut() else {
-            let az = az.clone();
-            return Ok(post(move |r: &mut OffsetFetchResponse| {
-                r.topics
-                    .retain(|t| az.quietly(op::DESCRIBE, resource::TOPIC, &t.name))
-            }));
+        let denied = match req.topics.as_mut() {
+            Some(topics) => split(topics, |t| az.topic(op::DESCRIBE, &t.name)),
+            None => Vec::new(),
         };
-        let denied = split(topics, |t| az.topic(op::DESCRIBE, &t.name));
-        if denied.is_empty() {
-            return Ok(None);
-        }
+        let az = az.clone();
         return Ok(post(move |r: &mut OffsetFetchResponse| {
+            r.topics
+                .retain(|t| az.quietly(op::DESCRIBE, resource::TOPIC, &t.name));
+            if r.error_code != 0 {
+                return;
+            }
             r.topics.extend(denied.into_iter().map(|t| {
                 OffsetFetchResponseTopic::default()
                     .with_name(t.name)
@@ -461,45 +481,47 @@ pub fn offset_fetch(
         }));
     }
     let denied_groups = split(&mut req.groups, |g| az.group(op::DESCRIBE, &g.group_id));
-    // Per group: the topics it named that are denied (None: it asked for all).
-    let mut denied_topics = Vec::new();
+    // The denied topics each group named, by group (a group named twice: both lists).
+    let mut denied_topics: std::collections::HashMap<GroupId, Vec<_>> = Default::default();
     for g in &mut req.groups {
-        match g.topics.as_mut() {
-            Some(topics) => {
-                let d = split(topics, |t| az.topic(op::DESCRIBE, &t.name));
-                denied_topics.push((g.group_id.clone(), Some(d)));
+        if let Some(topics) = g.topics.as_mut() {
+            let d = split(topics, |t| az.topic(op::DESCRIBE, &t.name));
+            if !d.is_empty() {
+                denied_topics
+                    .entry(g.group_id.clone())
+                    .or_default()
+                    .extend(d);
             }
-            None => denied_topics.push((g.group_id.clone(), None)),
         }
     }
     let az = az.clone();
     Ok(post(move |r: &mut OffsetFetchResponse| {
-        for (group, denied) in denied_topics {
-            let Some(g) = r.groups.iter_mut().find(|g| g.group_id == group) else {
+        for g in &mut r.groups {
+            g.topics
+                .retain(|t| az.quietly(op::DESCRIBE, resource::TOPIC, &t.name));
+            if g.error_code != 0 {
+                continue;
+            }
+            let Some(d) = denied_topics.remove(&g.group_id) else {
                 continue;
             };
-            match denied {
-                None => g
-                    .topics
-                    .retain(|t| az.quietly(op::DESCRIBE, resource::TOPIC, &t.name)),
-                Some(d) => g.topics.extend(d.into_iter().map(|t| {
-                    OffsetFetchResponseTopics::default()
-                        .with_name(t.name)
-                        .with_topic_id(t.topic_id)
-                        .with_partitions(
-                            t.partition_indexes
-                                .iter()
-                                .map(|&p| {
-                                    OffsetFetchResponsePartitions::default()
-                                        .with_partition_index(p)
-                                        .with_committed_offset(-1)
-                                        .with_committed_leader_epoch(-1)
-                                        .with_error_code(TOPIC_DENIED)
-                                })
-                                .collect(),
-                        )
-                })),
-            }
+            g.topics.extend(d.into_iter().map(|t| {
+                OffsetFetchResponseTopics::default()
+                    .with_name(t.name)
+                    .with_topic_id(t.topic_id)
+                    .with_partitions(
+                        t.partition_indexes
+                            .iter()
+                            .map(|&p| {
+                                OffsetFetchResponsePartitions::default()
+                                    .with_partition_index(p)
+                                    .with_committed_offset(-1)
+                                    .with_committed_leader_epoch(-1)
+                                    .with_error_code(TOPIC_DENIED)
+                            })
+                            .collect(),
+                    )
+            }));
         }
         r.groups.extend(denied_groups.into_iter().map(|g| {
             OffsetFetchResponseGroup::default()
@@ -588,8 +610,12 @@ pub fn describe_groups(
     let az = az.clone();
     post(move |r: &mut DescribeGroupsResponse| {
         if include {
-            for g in r.groups.iter_mut().filter(|g| g.error_code == 0) {
-                g.authorized_operations = az.operations(resource::GROUP, &g.group_id);
+            for g in &mut r.groups {
+                g.authorized_operations = if g.error_code == 0 {
+                    az.operations(resource::GROUP, &g.group_id)
+                } else {
+                    i32::MIN
+                };
             }
         }
         r.groups.extend(denied.into_iter().map(|g| {
@@ -662,7 +688,11 @@ pub fn offset_delete(az: &Authz, req: &mut OffsetDeleteRequest) -> Gate<OffsetDe
 
 /// CreateTopics: CREATE on the cluster, else on each topic; a created topic's configs
 /// only with DESCRIBE_CONFIGS on it.
-pub fn create_topics(az: &Authz, req: &mut CreateTopicsRequest) -> Post<CreateTopicsResponse> {
+pub fn create_topics(
+    az: &Authz,
+    req: &mut CreateTopicsRequest,
+    version: i16,
+) -> Post<CreateTopicsResponse> {
     use create_topics_response::CreatableTopicResult;
     if !az.is_on() {
         return None;
@@ -674,7 +704,12 @@ pub fn create_topics(az: &Authz, req: &mut CreateTopicsRequest) -> Post<CreateTo
     };
     let az = az.clone();
     post(move |r: &mut CreateTopicsResponse| {
-        for t in r.topics.iter_mut().filter(|t| t.error_code == 0) {
+        // Configs are answered from v5 on.
+        for t in r
+            .topics
+            .iter_mut()
+            .filter(|t| t.error_code == 0 && version >= 5)
+        {
             if !az.quietly(op::DESCRIBE_CONFIGS, resource::TOPIC, &t.name) {
                 t.configs = Some(Vec::new());
                 t.num_partitions = -1;
@@ -695,7 +730,8 @@ pub fn create_topics(az: &Authz, req: &mut CreateTopicsRequest) -> Post<CreateTo
 
 /// DeleteTopics: DELETE on the cluster, else DESCRIBE and DELETE on each topic. A topic
 /// the sender may not describe is denied whether or not it exists; one it may describe
-/// that does not exist is left to the handler (UNKNOWN_TOPIC_OR_PARTITION).
+/// that this node does not know is answered UNKNOWN_TOPIC_OR_PARTITION (UNKNOWN_TOPIC_ID
+/// by id) without being forwarded.
 pub fn delete_topics(
     broker: &Broker,
     az: &Authz,
@@ -708,21 +744,41 @@ pub fn delete_topics(
     let image = broker.image();
     let mut denied: Vec<DeletableTopicResult> = Vec::new();
     let mut check = |name: Option<&str>, id: uuid::Uuid| -> bool {
+        let by_name = name.is_some();
         let name = match name {
             Some(n) => Some(n.to_string()),
             None => image.topic_by_id(&id).map(|t| t.name.clone()),
         };
+        // What this node does not know is answered here, not forwarded: the controller
+        // would act on its own image, which may know the topic this check did not see.
         let Some(name) = name else {
-            return true; // an unknown id: UNKNOWN_TOPIC_ID from the handler
+            denied.push(
+                DeletableTopicResult::default()
+                    .with_topic_id(id)
+                    .with_error_code(ErrorCode::UnknownTopicId.code()),
+            );
+            return false;
         };
         let describe = az.topic(op::DESCRIBE, &name);
         let exists = image.topic(&name).is_some();
-        if describe && (!exists || az.topic(op::DELETE, &name)) {
+        if describe && exists && az.topic(op::DELETE, &name) {
             return true;
         }
+        if describe && !exists {
+            denied.push(
+                DeletableTopicResult::default()
+                    .with_name(Some(TopicName(sb(name))))
+                    .with_topic_id(id)
+                    .with_error_code(ErrorCode::UnknownTopicOrPartition.code()),
+            );
+            return false;
+        }
+        // A topic named is answered by its name; one asked for by id, by its name only
+        // when the sender may describe it.
+        let shown = (by_name || describe).then(|| TopicName(sb(name)));
         denied.push(
             DeletableTopicResult::default()
-                .with_name(describe.then(|| TopicName(sb(name))))
+                .with_name(shown)
                 .with_topic_id(id)
                 .with_error_code(TOPIC_DENIED),
         );
@@ -1089,10 +1145,16 @@ pub fn describe_producers(
     })
 }
 
-/// DescribeLogDirs: DESCRIBE on the cluster.
-pub fn describe_log_dirs(az: &Authz) -> Option<DescribeLogDirsResponse> {
-    (!az.cluster(op::DESCRIBE))
-        .then(|| DescribeLogDirsResponse::default().with_error_code(CLUSTER_DENIED))
+/// DescribeLogDirs: DESCRIBE on the cluster (before v3, which has no error field, an
+/// empty answer).
+pub fn describe_log_dirs(az: &Authz, version: i16) -> Option<DescribeLogDirsResponse> {
+    (!az.cluster(op::DESCRIBE)).then(|| {
+        DescribeLogDirsResponse::default().with_error_code(if version >= 3 {
+            CLUSTER_DENIED
+        } else {
+            0
+        })
+    })
 }
 
 /// ListPartitionReassignments: DESCRIBE on the cluster.
@@ -1140,14 +1202,19 @@ pub fn alter_reassignments(
 }
 
 /// ElectLeaders: ALTER on the cluster.
-pub fn elect_leaders(az: &Authz, req: &ElectLeadersRequest) -> Option<ElectLeadersResponse> {
+pub fn elect_leaders(
+    az: &Authz,
+    req: &ElectLeadersRequest,
+    version: i16,
+) -> Option<ElectLeadersResponse> {
     use elect_leaders_response::{PartitionResult, ReplicaElectionResult};
     if az.cluster(op::ALTER) {
         return None;
     }
     Some(
         ElectLeadersResponse::default()
-            .with_error_code(CLUSTER_DENIED)
+            // The top-level error exists from v1 on.
+            .with_error_code(if version >= 1 { CLUSTER_DENIED } else { 0 })
             .with_replica_election_results(
                 req.topic_partitions
                     .iter()
@@ -1298,6 +1365,388 @@ mod tests {
             host_string("fe80::a:1b".parse().expect("address")),
             "fe80:0:0:0:0:0:a:1b"
         );
+    }
+
+    use bytes::BytesMut;
+    use kafka_protocol::protocol::{Encodable, StrBytes};
+    use krust_protocol::versions::supported;
+
+    /// An authorizer with no ACL and no super user: everything is denied.
+    fn deny_all() -> Authz {
+        Authz {
+            inner: Some(Arc::new(Inner {
+                acls: Arc::new(AclTable::default()),
+                settings: Arc::new(AuthorizerSettings::default()),
+                principal: Arc::from("User:nobody"),
+                host: "10.0.0.1".into(),
+            })),
+        }
+    }
+
+    fn s(v: &str) -> StrBytes {
+        StrBytes::from_string(v.to_string())
+    }
+
+    /// Encodes what `answer` gives at every version krust serves of `key`.
+    fn encodes<R: Encodable>(key: ApiKey, answer: impl Fn(i16) -> Option<R>) {
+        let range = supported(key, Listener::Broker).expect("served");
+        for v in range.min..=range.max {
+            if let Some(r) = answer(v) {
+                r.encode(&mut BytesMut::new(), v)
+                    .unwrap_or_else(|e| panic!("{key:?} v{v}: {e}"));
+            }
+        }
+    }
+
+    /// The response a filtering gate completes, from a default one.
+    fn completed<R: Default>(post: Post<R>) -> Option<R> {
+        let mut r = R::default();
+        post.expect("something denied")(&mut r);
+        Some(r)
+    }
+
+    #[test]
+    fn every_denial_encodes_at_every_version() {
+        let az = deny_all();
+        let t = || TopicName(s("t"));
+        encodes(ApiKey::Produce, |_| {
+            let mut req = ProduceRequest::default().with_topic_data(vec![
+                produce_request::TopicProduceData::default()
+                    .with_name(t())
+                    .with_partition_data(vec![produce_request::PartitionProduceData::default()]),
+            ]);
+            let (gate, denied) = produce(&az, &mut req);
+            assert!(denied && req.topic_data.is_empty());
+            completed(gate.expect("filtered"))
+        });
+        encodes(ApiKey::Produce, |_| {
+            let mut req = ProduceRequest::default()
+                .with_transactional_id(Some(TransactionalId(s("x"))))
+                .with_topic_data(vec![
+                    produce_request::TopicProduceData::default().with_name(t())
+                ]);
+            produce(&az, &mut req).0.err().map(|b| *b)
+        });
+        encodes(ApiKey::ListOffsets, |_| {
+            let mut req = ListOffsetsRequest::default().with_topics(vec![
+                list_offsets_request::ListOffsetsTopic::default()
+                    .with_name(t())
+                    .with_partitions(vec![Default::default()]),
+            ]);
+            completed(list_offsets(&az, &mut req))
+        });
+        encodes(ApiKey::OffsetForLeaderEpoch, |_| {
+            let mut req = OffsetForLeaderEpochRequest::default().with_topics(vec![
+                offset_for_leader_epoch_request::OffsetForLeaderTopic::default()
+                    .with_topic(t())
+                    .with_partitions(vec![Default::default()]),
+            ]);
+            completed(offset_for_leader_epoch(&az, &mut req))
+        });
+        let commit_topic = || {
+            offset_commit_request::OffsetCommitRequestTopic::default()
+                .with_name(t())
+                .with_partitions(vec![Default::default()])
+        };
+        encodes(ApiKey::OffsetCommit, |_| {
+            let mut req = OffsetCommitRequest::default().with_topics(vec![commit_topic()]);
+            offset_commit(&az, &mut req).err().map(|b| *b)
+        });
+        encodes(ApiKey::TxnOffsetCommit, |_| {
+            let mut req = TxnOffsetCommitRequest::default().with_topics(vec![
+                txn_offset_commit_request::TxnOffsetCommitRequestTopic::default()
+                    .with_name(t())
+                    .with_partitions(vec![Default::default()]),
+            ]);
+            txn_offset_commit(&az, &mut req).err().map(|b| *b)
+        });
+        encodes(ApiKey::OffsetFetch, |v| {
+            let mut req = OffsetFetchRequest::default();
+            if v >= 8 {
+                req.groups = vec![offset_fetch_request::OffsetFetchRequestGroup::default()
+                    .with_group_id(GroupId(s("g")))];
+                completed(offset_fetch(&az, &mut req, v).ok().flatten())
+            } else {
+                offset_fetch(&az, &mut req, v).err().map(|b| *b)
+            }
+        });
+        encodes(ApiKey::FindCoordinator, |v| {
+            let mut req = FindCoordinatorRequest::default()
+                .with_key(s("g"))
+                .with_coordinator_keys(if v >= 4 { vec![s("g")] } else { vec![] });
+            match find_coordinator(&az, &mut req, v) {
+                Err(r) => Some(*r),
+                Ok(post) => completed(post),
+            }
+        });
+        encodes(ApiKey::JoinGroup, |_| Some(join_group_denied()));
+        encodes(ApiKey::SyncGroup, |_| Some(sync_group_denied()));
+        encodes(ApiKey::Heartbeat, |_| Some(heartbeat_denied()));
+        encodes(ApiKey::LeaveGroup, |_| Some(leave_group_denied()));
+        encodes(ApiKey::DescribeGroups, |v| {
+            let mut req = DescribeGroupsRequest::default()
+                .with_groups(vec![GroupId(s("g"))])
+                .with_include_authorized_operations(v >= 3);
+            completed(describe_groups(&az, &mut req))
+        });
+        encodes(ApiKey::ListGroups, |_| {
+            let mut r = ListGroupsResponse::default().with_groups(vec![
+                list_groups_response::ListedGroup::default().with_group_id(GroupId(s("g"))),
+            ]);
+            list_groups(&az).expect("filtered")(&mut r);
+            assert!(r.groups.is_empty());
+            Some(r)
+        });
+        encodes(ApiKey::DeleteGroups, |_| {
+            let mut req = DeleteGroupsRequest::default().with_groups_names(vec![GroupId(s("g"))]);
+            completed(delete_groups(&az, &mut req))
+        });
+        encodes(ApiKey::OffsetDelete, |_| {
+            let mut req = OffsetDeleteRequest::default();
+            offset_delete(&az, &mut req).err().map(|b| *b)
+        });
+        encodes(ApiKey::CreateTopics, |v| {
+            let mut req = CreateTopicsRequest::default().with_topics(vec![
+                create_topics_request::CreatableTopic::default().with_name(t()),
+            ]);
+            let post = create_topics(&az, &mut req, v);
+            // A topic created before the check of its configs.
+            let mut r = CreateTopicsResponse::default().with_topics(vec![
+                create_topics_response::CreatableTopicResult::default()
+                    .with_name(TopicName(s("u")))
+                    .with_error_message(None),
+            ]);
+            post.expect("filtered")(&mut r);
+            Some(r)
+        });
+        encodes(ApiKey::CreatePartitions, |_| {
+            let mut req = CreatePartitionsRequest::default().with_topics(vec![
+                create_partitions_request::CreatePartitionsTopic::default().with_name(t()),
+            ]);
+            completed(create_partitions(&az, &mut req))
+        });
+        encodes(ApiKey::DeleteRecords, |_| {
+            let mut req = DeleteRecordsRequest::default().with_topics(vec![
+                delete_records_request::DeleteRecordsTopic::default()
+                    .with_name(t())
+                    .with_partitions(vec![Default::default()]),
+            ]);
+            completed(delete_records(&az, &mut req))
+        });
+        for rt in [2i8, 4, 8, 32] {
+            encodes(ApiKey::DescribeConfigs, |_| {
+                let mut req = DescribeConfigsRequest::default().with_resources(vec![
+                    describe_configs_request::DescribeConfigsResource::default()
+                        .with_resource_type(rt)
+                        .with_resource_name(s("1")),
+                ]);
+                completed(describe_configs(&az, &mut req))
+            });
+            encodes(ApiKey::AlterConfigs, |_| {
+                let mut req = AlterConfigsRequest::default()
+                    .with_resources(vec![alter_configs_request::AlterConfigsResource::default()
+                        .with_resource_type(rt)]);
+                completed(alter_configs(&az, &mut req))
+            });
+            encodes(ApiKey::IncrementalAlterConfigs, |_| {
+                let mut req = IncrementalAlterConfigsRequest::default().with_resources(vec![
+                    incremental_alter_configs_request::AlterConfigsResource::default()
+                        .with_resource_type(rt),
+                ]);
+                completed(incremental_alter_configs(&az, &mut req))
+            });
+        }
+        encodes(ApiKey::InitProducerId, |_| {
+            init_producer_id(
+                &az,
+                &InitProducerIdRequest::default().with_transactional_id(None),
+            )
+        });
+        encodes(ApiKey::InitProducerId, |_| {
+            init_producer_id(
+                &az,
+                &InitProducerIdRequest::default()
+                    .with_transactional_id(Some(TransactionalId(s("x")))),
+            )
+        });
+        encodes(ApiKey::AddPartitionsToTxn, |v| {
+            let req = AddPartitionsToTxnRequest::default().with_v3_and_below_topics(if v < 4 {
+                vec![
+                    add_partitions_to_txn_request::AddPartitionsToTxnTopic::default()
+                        .with_name(t())
+                        .with_partitions(vec![0]),
+                ]
+            } else {
+                vec![]
+            });
+            add_partitions_to_txn(&az, &req, v)
+        });
+        encodes(ApiKey::AddOffsetsToTxn, |_| {
+            add_offsets_to_txn(&az, &AddOffsetsToTxnRequest::default())
+        });
+        encodes(ApiKey::EndTxn, |_| end_txn(&az, &EndTxnRequest::default()));
+        encodes(ApiKey::WriteTxnMarkers, |_| {
+            write_txn_markers(
+                &az,
+                &WriteTxnMarkersRequest::default().with_markers(vec![
+                    write_txn_markers_request::WritableTxnMarker::default().with_topics(vec![
+                        write_txn_markers_request::WritableTxnMarkerTopic::default()
+                            .with_name(t())
+                            .with_partition_indexes(vec![0]),
+                    ]),
+                ]),
+            )
+        });
+        encodes(ApiKey::DescribeTransactions, |_| {
+            let mut req = DescribeTransactionsRequest::default()
+                .with_transactional_ids(vec![TransactionalId(s("x"))]);
+            completed(describe_transactions(&az, &mut req))
+        });
+        encodes(ApiKey::ListTransactions, |_| {
+            completed(list_transactions(&az))
+        });
+        encodes(ApiKey::DescribeProducers, |_| {
+            let mut req = DescribeProducersRequest::default().with_topics(vec![
+                describe_producers_request::TopicRequest::default()
+                    .with_name(t())
+                    .with_partition_indexes(vec![0]),
+            ]);
+            completed(describe_producers(&az, &mut req))
+        });
+        encodes(ApiKey::DescribeLogDirs, |v| describe_log_dirs(&az, v));
+        encodes(ApiKey::ListPartitionReassignments, |_| {
+            list_reassignments(&az)
+        });
+        encodes(ApiKey::AlterPartitionReassignments, |_| {
+            alter_reassignments(
+                &az,
+                &AlterPartitionReassignmentsRequest::default().with_topics(vec![
+                    alter_partition_reassignments_request::ReassignableTopic::default()
+                        .with_name(t())
+                        .with_partitions(vec![Default::default()]),
+                ]),
+            )
+        });
+        encodes(ApiKey::ElectLeaders, |v| {
+            elect_leaders(
+                &az,
+                &ElectLeadersRequest::default().with_topic_partitions(Some(vec![
+                    elect_leaders_request::TopicPartitions::default()
+                        .with_topic(t())
+                        .with_partitions(vec![0]),
+                ])),
+                v,
+            )
+        });
+        encodes(ApiKey::DescribeQuorum, |_| describe_quorum(&az));
+        encodes(ApiKey::DescribeAcls, |_| describe_acls(&az));
+        encodes(ApiKey::CreateAcls, |_| {
+            create_acls(
+                &az,
+                &CreateAclsRequest::default().with_creations(vec![Default::default()]),
+            )
+        });
+        encodes(ApiKey::DeleteAcls, |_| {
+            delete_acls(
+                &az,
+                &DeleteAclsRequest::default().with_filters(vec![Default::default()]),
+            )
+        });
+        encodes(ApiKey::DescribeUserScramCredentials, |_| {
+            describe_scram(
+                &az,
+                &DescribeUserScramCredentialsRequest::default().with_users(Some(vec![
+                    describe_user_scram_credentials_request::UserName::default().with_name(s("u")),
+                ])),
+            )
+        });
+        encodes(ApiKey::AlterUserScramCredentials, |_| {
+            alter_scram(
+                &az,
+                &AlterUserScramCredentialsRequest::default().with_deletions(vec![
+                    alter_user_scram_credentials_request::ScramCredentialDeletion::default()
+                        .with_name(s("u")),
+                ]),
+            )
+        });
+    }
+
+    #[test]
+    fn transactional_batches_need_their_transactional_id() {
+        // Alice may write to t, and nothing else.
+        let mut acls = AclTable::default();
+        acls.insert(
+            uuid::Uuid::from_u128(1),
+            acl::Acl {
+                resource_type: resource::TOPIC,
+                resource_name: "t".into(),
+                pattern_type: acl::pattern::LITERAL,
+                principal: "User:alice".into(),
+                host: "*".into(),
+                operation: op::WRITE,
+                permission: acl::permission::ALLOW,
+            },
+        );
+        let az = Authz {
+            inner: Some(Arc::new(Inner {
+                acls: Arc::new(acls),
+                settings: Arc::new(AuthorizerSettings::default()),
+                principal: Arc::from("User:alice"),
+                host: "10.0.0.1".into(),
+            })),
+        };
+        let batch = |transactional: bool| {
+            let mut b = vec![0u8; 61];
+            b[16] = 2;
+            if transactional {
+                b[22] = 0x10;
+            }
+            bytes::Bytes::from(b)
+        };
+        let request = |transactional: bool, id: Option<&str>| {
+            ProduceRequest::default()
+                .with_transactional_id(id.map(|i| TransactionalId(s(i))))
+                .with_topic_data(vec![produce_request::TopicProduceData::default()
+                    .with_name(TopicName(s("t")))
+                    .with_partition_data(vec![
+                        produce_request::PartitionProduceData::default()
+                            .with_records(Some(batch(transactional))),
+                    ])])
+        };
+        let (gate, denied) = produce(&az, &mut request(false, None));
+        assert!(matches!(gate, Ok(None)) && !denied);
+        for id in [None, Some("someone-elses")] {
+            let (gate, denied) = produce(&az, &mut request(true, id));
+            let resp = gate.err().expect("refused");
+            assert!(denied);
+            assert_eq!(
+                resp.responses[0].partition_responses[0].error_code,
+                TXN_DENIED
+            );
+        }
+    }
+
+    #[test]
+    fn offsets_of_undescribable_topics_never_leave() {
+        use offset_fetch_response::*;
+        let az = deny_all();
+        // Group g named twice (once for a topic, once for all), g2 once: the groups are
+        // denied here, so build the answer as if they were not and check the topics.
+        let mut req = OffsetFetchRequest::default();
+        let post = offset_fetch(&az, &mut req, 9)
+            .expect("filtered")
+            .expect("post");
+        let topic = |n: &str| OffsetFetchResponseTopics::default().with_name(TopicName(s(n)));
+        let mut resp = OffsetFetchResponse::default().with_groups(vec![
+            OffsetFetchResponseGroup::default()
+                .with_group_id(GroupId(s("g")))
+                .with_topics(vec![topic("a")]),
+            OffsetFetchResponseGroup::default()
+                .with_group_id(GroupId(s("g")))
+                .with_topics(vec![topic("a"), topic("b")]),
+        ]);
+        post(&mut resp);
+        assert!(resp.groups.iter().all(|g| g.topics.is_empty()));
     }
 
     #[test]

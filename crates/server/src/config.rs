@@ -2653,6 +2653,24 @@ fn build(
     let (tls_listeners, inter_broker_tls) =
         tls_settings(raw, &listeners, &inter_broker_listener_name, is_broker)?;
     let authorizer = authorizer_settings(raw)?;
+    if authorizer.is_some() {
+        // Requests on a controller listener are not authorized (it serves the quorum, the
+        // brokers and requests other nodes forwarded after checking them), and it is
+        // PLAINTEXT: only the cluster's nodes should reach it.
+        for l in listeners
+            .iter()
+            .filter(|l| controller_listener_names.contains(&l.name))
+            .filter(|l| matches!(l.host.as_str(), "" | "0.0.0.0" | "::" | "[::]"))
+        {
+            tracing::warn!(
+                "controller listener {} binds every address ({}): its requests are neither \
+                 authenticated nor authorized, so keep port {} reachable only by the cluster's nodes",
+                l.name,
+                l.bind_address(),
+                l.port
+            );
+        }
+    }
 
     // --- quorum ---
     let controller_quorum_voters = parse_voters(raw.get("controller.quorum.voters").unwrap_or(""))?;

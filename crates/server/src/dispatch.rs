@@ -342,7 +342,7 @@ async fn dispatch_inner(
             gated!(
                 DescribeLogDirsRequest,
                 handlers::describe_log_dirs::handle,
-                |_: &DescribeLogDirsRequest| authz::describe_log_dirs(az)
+                |_: &DescribeLogDirsRequest| authz::describe_log_dirs(az, v)
             )
         }
         ApiKey::DescribeAcls => gated!(
@@ -493,7 +493,7 @@ async fn dispatch_inner(
         }
         ApiKey::CreateTopics => {
             forwardable!(CreateTopicsRequest, handlers::create_topics::handle, |r| {
-                pass(authz::create_topics(az, r))
+                pass(authz::create_topics(az, r, v))
             })
         }
         ApiKey::DeleteTopics => {
@@ -633,7 +633,7 @@ async fn dispatch_inner(
             forwardable!(
                 ElectLeadersRequest,
                 handlers::controller::elect_leaders,
-                |r: &mut ElectLeadersRequest| deny(authz::elect_leaders(az, r))
+                |r: &mut ElectLeadersRequest| deny(authz::elect_leaders(az, r, v))
             )
         }
         ApiKey::AlterPartition => {

@@ -266,15 +266,17 @@ async fn connection(
     let socket_max = broker.config.socket_request_max_bytes as usize;
     // SASL listeners: authentication first, with smaller frames until it is done.
     let mut auth = crate::sasl::ConnAuth::new(&broker, &name);
+    // A client certificate names the connection's principal; one whose subject cannot be
+    // read ends it (it must not pass for ANONYMOUS, as Kafka fails such a client too).
     if let ConnStream::Tls(tls) = &stream {
-        let subject = tls
-            .get_ref()
-            .1
-            .peer_certificates()
-            .and_then(|certs| certs.first())
-            .and_then(|cert| crate::principal::certificate_subject(cert));
-        if let Some(subject) = subject {
-            auth.set_certificate_principal(format!("User:{subject}"));
+        if let Some(cert) = tls.get_ref().1.peer_certificates().and_then(|c| c.first()) {
+            match crate::principal::certificate_subject(cert) {
+                Some(subject) => auth.set_certificate_principal(format!("User:{subject}")),
+                None => {
+                    info!(%peer, "closing a connection: its client certificate's subject cannot be read");
+                    return;
+                }
+            }
         }
     }
     let mut read_buf = BytesMut::with_capacity(READ_CHUNK);

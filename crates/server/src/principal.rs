@@ -153,11 +153,12 @@ fn keyword(oid: &str) -> Option<&'static str> {
     })
 }
 
-/// A directory string's text (UTF8, Printable, IA5, Teletex, BMP or Universal string).
+/// A directory string's text (UTF8, Printable, IA5, Teletex, General or BMP string, as
+/// Java reads them; a Universal string is written in hex).
 fn string_value(v: &Tlv<'_>) -> Option<String> {
     match v.tag {
         0x0c | 0x13 | 0x16 => String::from_utf8(v.content.to_vec()).ok(),
-        0x14 => Some(v.content.iter().map(|&c| char::from(c)).collect()),
+        0x14 | 0x1b => Some(v.content.iter().map(|&c| char::from(c)).collect()),
         0x1e => {
             let units: Vec<u16> = v
                 .content
@@ -166,23 +167,26 @@ fn string_value(v: &Tlv<'_>) -> Option<String> {
                 .collect();
             String::from_utf16(&units).ok()
         }
-        0x1c => v
-            .content
-            .chunks_exact(4)
-            .map(|c| char::from_u32(u32::from_be_bytes([c[0], c[1], c[2], c[3]])))
-            .collect(),
         _ => None,
     }
 }
 
+/// RFC 2253 escaping as Java writes it: `,=+<>#;"\` anywhere, and every leading or
+/// trailing space or carriage return.
 fn escape(s: &str) -> String {
+    let chars: Vec<char> = s.chars().collect();
+    let lead = chars.iter().take_while(|c| matches!(c, ' ' | '\r')).count();
+    let trail = chars.len()
+        - chars
+            .iter()
+            .rev()
+            .take_while(|c| matches!(c, ' ' | '\r'))
+            .count()
+            .min(chars.len() - lead);
     let mut out = String::with_capacity(s.len());
-    let last = s.chars().count().saturating_sub(1);
-    for (i, c) in s.chars().enumerate() {
-        let special = matches!(c, ',' | '+' | '"' | '\\' | '<' | '>' | ';')
-            || (i == 0 && (c == '#' || c == ' '))
-            || (i == last && c == ' ');
-        if special {
+    for (i, &c) in chars.iter().enumerate() {
+        let edge = (i < lead || i >= trail) && matches!(c, ' ' | '\r');
+        if edge || matches!(c, ',' | '=' | '+' | '<' | '>' | '#' | ';' | '"' | '\\') {
             out.push('\\');
         }
         out.push(c);
@@ -206,7 +210,7 @@ mod tests {
         dn.push(rcgen::DnType::CountryName, "DE");
         dn.push(rcgen::DnType::OrganizationName, "Example, Inc.");
         dn.push(rcgen::DnType::OrganizationalUnitName, "eng");
-        dn.push(rcgen::DnType::CommonName, " app+1");
+        dn.push(rcgen::DnType::CommonName, "  app+1=#2 ");
         dn.push(
             rcgen::DnType::CustomDnType(vec![1, 2, 840, 113549, 1, 9, 1]),
             rcgen::DnValue::Ia5String("a@b.c".try_into().expect("test value")),
@@ -218,7 +222,7 @@ mod tests {
         assert_eq!(
             certificate_subject(cert.der()).as_deref(),
             Some(
-                "1.2.840.113549.1.9.1=#16056140622e63,CN=\\ app\\+1,OU=eng,\
+                "1.2.840.113549.1.9.1=#16056140622e63,CN=\\ \\ app\\+1\\=\\#2\\ ,OU=eng,\
                  O=Example\\, Inc.,C=DE"
             )
         );

@@ -154,7 +154,7 @@ fn patterns(args: &Args, pattern_type: i8) -> Vec<Pattern> {
     for id in &args.transactional_id {
         out.push((resource::TRANSACTIONAL_ID, id.clone(), pattern_type));
     }
-    if (args.cluster || (args.producer && args.idempotent)) && pattern_type == pattern::LITERAL {
+    if args.cluster && pattern_type == pattern::LITERAL {
         out.push((resource::CLUSTER, CLUSTER_NAME.to_string(), pattern_type));
     }
     out
@@ -212,6 +212,15 @@ fn bindings(args: &Args, pattern_type: i8) -> anyhow::Result<BTreeMap<Pattern, B
             bail!("With --consumer you must specify a --group");
         }
         let with = |ops: &[i8]| entries(args, ops);
+        if args.producer && args.idempotent {
+            out.entry((
+                resource::CLUSTER,
+                CLUSTER_NAME.to_string(),
+                pattern::LITERAL,
+            ))
+            .or_default()
+            .extend(with(&[op::IDEMPOTENT_WRITE])?);
+        }
         for p in patterns(args, pattern_type) {
             let ops: Vec<i8> = match p.0 {
                 resource::TOPIC => {
@@ -226,11 +235,8 @@ fn bindings(args: &Args, pattern_type: i8) -> anyhow::Result<BTreeMap<Pattern, B
                 }
                 resource::GROUP if args.consumer => vec![op::READ],
                 resource::TRANSACTIONAL_ID if args.producer => vec![op::WRITE, op::DESCRIBE],
-                resource::CLUSTER if args.producer && args.idempotent => vec![op::IDEMPOTENT_WRITE],
-                _ => bail!(
-                    "{} is not used with --producer or --consumer",
-                    pattern_text(&p)
-                ),
+                // As kafka-acls.sh: what the role does not use is left out.
+                _ => continue,
             };
             out.entry(p).or_default().extend(with(&ops)?);
         }
@@ -241,7 +247,11 @@ fn bindings(args: &Args, pattern_type: i8) -> anyhow::Result<BTreeMap<Pattern, B
     } else {
         args.operation
             .iter()
-            .map(|o| acl::operation_code(o).ok_or_else(|| anyhow!("Unknown operation: {o}")))
+            .map(|o| {
+                acl::operation_code(o)
+                    .filter(|&c| c >= op::ALL)
+                    .ok_or_else(|| anyhow!("Unknown operation: {o}"))
+            })
             .collect::<anyhow::Result<_>>()?
     };
     let es = entries(args, &operations)?;
@@ -303,6 +313,23 @@ async fn execute(args: &Args) -> anyhow::Result<()> {
         );
     }
     if args.add {
+        // Every ACL is checked before any is sent, so that none is added when one cannot be.
+        for (p, entries) in &bindings {
+            for e in entries {
+                let acl = acl::Acl {
+                    resource_type: p.0,
+                    resource_name: p.1.clone(),
+                    pattern_type: p.2,
+                    principal: e.0.clone(),
+                    host: e.1.clone(),
+                    operation: e.2,
+                    permission: e.3,
+                };
+                if let Some(why) = acl.invalid() {
+                    bail!("{why}");
+                }
+            }
+        }
         let mut creations = Vec::new();
         for (p, entries) in &bindings {
             if entries.is_empty() {

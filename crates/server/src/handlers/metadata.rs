@@ -141,7 +141,16 @@ pub async fn handle(
         }
     }
     if req.include_topic_authorized_operations {
-        for t in resp.topics.iter_mut().filter(|t| t.error_code == 0) {
+        // Every topic answered but those refused or unknown by id.
+        let omitted = [
+            ErrorCode::TopicAuthorizationFailed.code(),
+            ErrorCode::UnknownTopicId.code(),
+        ];
+        for t in resp
+            .topics
+            .iter_mut()
+            .filter(|t| !omitted.contains(&t.error_code))
+        {
             if let Some(name) = &t.name {
                 t.topic_authorized_operations = az.operations(resource::TOPIC, name);
             }
