@@ -588,6 +588,29 @@ async fn every_supported_version_answers() {
                     ]);
                     assert_eq!(w.call(&req, v).results[0].error_code, 0);
                 }
+                ApiKey::AlterClientQuotas => {
+                    let req = AlterClientQuotasRequest::default().with_entries(vec![
+                        alter_client_quotas_request::EntryData::default()
+                            .with_entity(vec![alter_client_quotas_request::EntityData::default()
+                                .with_entity_type(s("client-id"))
+                                .with_entity_name(Some(s(&format!("every-version-{v}"))))])
+                            .with_ops(vec![alter_client_quotas_request::OpData::default()
+                                .with_key(s("producer_byte_rate"))
+                                .with_value(1e9)]),
+                    ]);
+                    let r = w.call(&req, v);
+                    assert_eq!(r.entries[0].error_code, 0, "AlterClientQuotas v{v}: {r:?}");
+                }
+                ApiKey::DescribeClientQuotas => {
+                    let req = DescribeClientQuotasRequest::default().with_components(vec![
+                        describe_client_quotas_request::ComponentData::default()
+                            .with_entity_type(s("client-id"))
+                            .with_match_type(2)
+                            .with_match(None),
+                    ]);
+                    let r = w.call(&req, v);
+                    assert_eq!(r.error_code, 0, "DescribeClientQuotas v{v}: {r:?}");
+                }
                 ApiKey::DescribeUserScramCredentials => {
                     let r = w.call(&DescribeUserScramCredentialsRequest::default(), v);
                     assert_eq!(r.error_code, 0, "DescribeUserScramCredentials v{v}");

@@ -124,6 +124,7 @@ fixed!(get_i16, i16, get_i16, 2);
 fixed!(get_i32, i32, get_i32, 4);
 fixed!(get_i64, i64, get_i64, 8);
 fixed!(get_u16, u16, get_u16, 2);
+fixed!(get_f64, f64, get_f64, 8);
 
 /// Reads a boolean byte; like Kafka, any non-zero value is `true`.
 pub fn get_bool(buf: &mut impl Buf) -> Result<bool, RecordError> {

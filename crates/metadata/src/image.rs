@@ -195,6 +195,10 @@ pub enum ApplyError {
     StaleBrokerEpoch { id: i32, expected: i64, got: i64 },
 }
 
+/// A client quota entity: its (type, name) parts (`user`, `client-id`, `ip`), sorted by
+/// type; a `None` name is the type's default.
+pub type QuotaEntity = Vec<(String, Option<String>)>;
+
 /// The whole cluster metadata as of [`MetadataImage::offset`].
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct MetadataImage {
@@ -217,6 +221,9 @@ pub struct MetadataImage {
     pub scram: BTreeMap<(String, i8), krust_protocol::sasl::ScramCredential>,
     /// Every ACL, shared between versions until one changes.
     pub acls: Arc<crate::acl::AclTable>,
+    /// Client quotas by entity (its (type, name) parts sorted by type; a `None` name is
+    /// the default), then key.
+    pub quotas: BTreeMap<QuotaEntity, BTreeMap<String, f64>>,
 }
 
 impl MetadataImage {
@@ -316,6 +323,28 @@ impl MetadataImage {
             }
             MetadataRecord::RemoveAccessControlEntry { id } => {
                 Arc::make_mut(&mut self.acls).remove(id);
+            }
+            MetadataRecord::ClientQuota {
+                entity,
+                key,
+                value,
+                remove,
+            } => {
+                let mut entity = entity.clone();
+                entity.sort();
+                if *remove {
+                    if let Some(q) = self.quotas.get_mut(&entity) {
+                        q.remove(key);
+                        if q.is_empty() {
+                            self.quotas.remove(&entity);
+                        }
+                    }
+                } else {
+                    self.quotas
+                        .entry(entity)
+                        .or_default()
+                        .insert(key.clone(), *value);
+                }
             }
             // Transaction markers: the log's reader stages what lies between them.
             MetadataRecord::NoOp
@@ -421,7 +450,7 @@ impl MetadataImage {
 
     /// The whole image as records: replaying them into an empty image rebuilds it (a
     /// snapshot's content). Order: features, producer ids, broker registrations, then each
-    /// topic with its partitions, then config overrides, then SCRAM credentials, then ACLs.
+    /// topic with its partitions, then config overrides, then SCRAM credentials, ACLs and client quotas.
     pub fn to_records(&self) -> Vec<MetadataRecord> {
         let mut out = Vec::new();
         for (name, level) in &self.features {
@@ -467,6 +496,16 @@ impl MetadataImage {
                 id: *id,
                 acl: acl.clone(),
             });
+        }
+        for (entity, values) in &self.quotas {
+            for (key, value) in values {
+                out.push(MetadataRecord::ClientQuota {
+                    entity: entity.clone(),
+                    key: key.clone(),
+                    value: *value,
+                    remove: false,
+                });
+            }
         }
         out
     }
@@ -835,6 +874,24 @@ mod tests {
             MetadataRecord::RemoveAccessControlEntry {
                 id: Uuid::from_u128(3),
             },
+            MetadataRecord::ClientQuota {
+                entity: vec![("user".into(), Some("alice".into()))],
+                key: "producer_byte_rate".into(),
+                value: 2048.0,
+                remove: false,
+            },
+            MetadataRecord::ClientQuota {
+                entity: vec![("client-id".into(), None)],
+                key: "consumer_byte_rate".into(),
+                value: 10.0,
+                remove: false,
+            },
+            MetadataRecord::ClientQuota {
+                entity: vec![("client-id".into(), None)],
+                key: "consumer_byte_rate".into(),
+                value: 0.0,
+                remove: true,
+            },
             register(1, 6),
             register(2, 7),
             register(3, 8),
@@ -859,6 +916,7 @@ mod tests {
         }
         assert_eq!(img.brokers.len(), 4);
         assert_eq!(img.acls.len(), 2);
+        assert_eq!(img.quotas.len(), 1);
         let mut rebuilt = MetadataImage::new();
         for r in img.to_records() {
             rebuilt

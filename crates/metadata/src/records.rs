@@ -240,7 +240,7 @@ impl BrokerFencingChange {
 }
 
 /// Every kind of metadata record krust writes.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum MetadataRecord {
     /// A finalized feature level (api key 12), e.g. `metadata.version`.
     FeatureLevel { name: String, level: i16 },
@@ -289,6 +289,15 @@ pub enum MetadataRecord {
     },
     /// A user's SCRAM credential for one mechanism is removed (api key 22).
     RemoveUserScramCredential { name: String, mechanism: i8 },
+    /// A client quota of an entity set, or removed (api key 14). The entity is its
+    /// (type, name) parts, `user` and/or `client-id`, or `ip`; a `None` name is the
+    /// type's default.
+    ClientQuota {
+        entity: Vec<(String, Option<String>)>,
+        key: String,
+        value: f64,
+        remove: bool,
+    },
     /// An ACL is created (api key 18).
     AccessControlEntry { id: Uuid, acl: crate::acl::Acl },
     /// An ACL is removed (api key 19).
@@ -321,7 +330,9 @@ fn max_version(api_key: u64) -> Option<u64> {
     match api_key {
         0 => Some(3),
         17 => Some(2),
-        1 | 2 | 3 | 4 | 5 | 7 | 8 | 9 | 11 | 12 | 15 | 18 | 19 | 20 | 22 | 23 | 24 | 25 => Some(0),
+        1 | 2 | 3 | 4 | 5 | 7 | 8 | 9 | 11 | 12 | 14 | 15 | 18 | 19 | 20 | 22 | 23 | 24 | 25 => {
+            Some(0)
+        }
         _ => None,
     }
 }
@@ -436,6 +447,7 @@ impl MetadataRecord {
             MetadataRecord::NoOp => 20,
             MetadataRecord::UserScramCredential { .. } => 11,
             MetadataRecord::RemoveUserScramCredential { .. } => 22,
+            MetadataRecord::ClientQuota { .. } => 14,
             MetadataRecord::AccessControlEntry { .. } => 18,
             MetadataRecord::RemoveAccessControlEntry { .. } => 19,
             MetadataRecord::BeginTransaction { .. } => 23,
@@ -664,6 +676,22 @@ impl MetadataRecord {
                 b.put_i8(acl.permission);
             }
             MetadataRecord::RemoveAccessControlEntry { id } => put_uuid(&mut b, id),
+            MetadataRecord::ClientQuota {
+                entity,
+                key,
+                value,
+                remove,
+            } => {
+                put_uvarint(&mut b, entity.len() as u64 + 1);
+                for (t, n) in entity {
+                    put_compact_str(&mut b, Some(t));
+                    put_compact_str(&mut b, n.as_deref());
+                    put_no_tags(&mut b);
+                }
+                put_compact_str(&mut b, Some(key));
+                b.put_f64(*value);
+                b.put_u8(u8::from(*remove));
+            }
             MetadataRecord::NoOp
             | MetadataRecord::BeginTransaction { .. }
             | MetadataRecord::EndTransaction
@@ -815,6 +843,16 @@ impl MetadataRecord {
                 },
             },
             19 => MetadataRecord::RemoveAccessControlEntry { id: get_uuid(b)? },
+            14 => MetadataRecord::ClientQuota {
+                entity: get_struct_array(b, 3, |b| {
+                    let e = (get_required_str(b)?, get_compact_str(b)?);
+                    skip_tags(b)?;
+                    Ok(e)
+                })?,
+                key: get_required_str(b)?,
+                value: get_f64(b)?,
+                remove: get_bool(b)?,
+            },
             23 => MetadataRecord::BeginTransaction { name: None },
             24 => MetadataRecord::EndTransaction,
             25 => MetadataRecord::AbortTransaction { reason: None },
@@ -977,6 +1015,21 @@ mod tests {
             },
             MetadataRecord::RemoveAccessControlEntry {
                 id: Uuid::from_u128(0xac1),
+            },
+            MetadataRecord::ClientQuota {
+                entity: vec![
+                    ("user".into(), Some("alice".into())),
+                    ("client-id".into(), None),
+                ],
+                key: "producer_byte_rate".into(),
+                value: 1024.0,
+                remove: false,
+            },
+            MetadataRecord::ClientQuota {
+                entity: vec![("ip".into(), None)],
+                key: "connection_creation_rate".into(),
+                value: 0.0,
+                remove: true,
             },
             MetadataRecord::RegisterBroker(register(vec![Uuid::from_u128(0xab)], Some("r1"))),
             MetadataRecord::RegisterBroker(RegisterBrokerRecord {

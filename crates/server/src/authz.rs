@@ -1287,6 +1287,46 @@ pub fn delete_acls(az: &Authz, req: &DeleteAclsRequest) -> Option<DeleteAclsResp
     })
 }
 
+/// DescribeClientQuotas: DESCRIBE_CONFIGS on the cluster.
+pub fn describe_client_quotas(az: &Authz) -> Option<DescribeClientQuotasResponse> {
+    (!az.cluster(op::DESCRIBE_CONFIGS)).then(|| {
+        DescribeClientQuotasResponse::default()
+            .with_error_code(CLUSTER_DENIED)
+            .with_error_message(Some(sb("Authorization failed.")))
+            .with_entries(None)
+    })
+}
+
+/// AlterClientQuotas: ALTER_CONFIGS on the cluster.
+pub fn alter_client_quotas(
+    az: &Authz,
+    req: &AlterClientQuotasRequest,
+) -> Option<AlterClientQuotasResponse> {
+    use alter_client_quotas_response::{EntityData, EntryData};
+    (!az.cluster(op::ALTER_CONFIGS)).then(|| {
+        AlterClientQuotasResponse::default().with_entries(
+            req.entries
+                .iter()
+                .map(|e| {
+                    EntryData::default()
+                        .with_error_code(CLUSTER_DENIED)
+                        .with_error_message(Some(sb("Authorization failed.")))
+                        .with_entity(
+                            e.entity
+                                .iter()
+                                .map(|d| {
+                                    EntityData::default()
+                                        .with_entity_type(d.entity_type.clone())
+                                        .with_entity_name(d.entity_name.clone())
+                                })
+                                .collect(),
+                        )
+                })
+                .collect(),
+        )
+    })
+}
+
 /// DescribeUserScramCredentials: DESCRIBE on the cluster.
 pub fn describe_scram(
     az: &Authz,
@@ -1640,6 +1680,15 @@ mod tests {
         });
         encodes(ApiKey::DescribeQuorum, |_| describe_quorum(&az));
         encodes(ApiKey::DescribeAcls, |_| describe_acls(&az));
+        encodes(ApiKey::DescribeClientQuotas, |_| {
+            describe_client_quotas(&az)
+        });
+        encodes(ApiKey::AlterClientQuotas, |_| {
+            alter_client_quotas(
+                &az,
+                &AlterClientQuotasRequest::default().with_entries(vec![Default::default()]),
+            )
+        });
         encodes(ApiKey::CreateAcls, |_| {
             create_acls(
                 &az,

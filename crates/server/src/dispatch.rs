@@ -360,6 +360,16 @@ async fn dispatch_inner(
             handlers::acls::delete,
             |r: &mut DeleteAclsRequest| deny(authz::delete_acls(az, r))
         ),
+        ApiKey::DescribeClientQuotas => gated!(
+            DescribeClientQuotasRequest,
+            handlers::client_quotas::describe,
+            |_: &DescribeClientQuotasRequest| authz::describe_client_quotas(az)
+        ),
+        ApiKey::AlterClientQuotas => forwardable!(
+            AlterClientQuotasRequest,
+            handlers::client_quotas::alter,
+            |r: &mut AlterClientQuotasRequest| deny(authz::alter_client_quotas(az, r))
+        ),
         ApiKey::DescribeUserScramCredentials => {
             gated!(
                 DescribeUserScramCredentialsRequest,

@@ -146,6 +146,12 @@ impl Forward for AlterUserScramCredentialsRequest {
     }
 }
 
+impl Forward for AlterClientQuotasRequest {
+    fn not_controller(resp: &AlterClientQuotasResponse) -> bool {
+        resp.entries.iter().any(|e| e.error_code == NOT_CONTROLLER)
+    }
+}
+
 impl Forward for CreateAclsRequest {
     fn not_controller(resp: &CreateAclsResponse) -> bool {
         resp.results.iter().any(|r| r.error_code == NOT_CONTROLLER)

@@ -11,6 +11,11 @@
 //! password here and sends AlterUserScramCredentials; `--delete-config SCRAM-SHA-256`
 //! removes a credential; `--describe` prints
 //! `SCRAM credential configs for user-principal 'X' are SCRAM-SHA-256=iterations=8192`.
+//!
+//! Client quotas of users, client ids and IPs (`--entity-default` for the default of the
+//! type): `--add-config producer_byte_rate=1048576` sends AlterClientQuotas; `--describe`
+//! prints `Quota configs for user-principal 'X' are producer_byte_rate=1048576.0` (values
+//! as Java prints a double).
 
 use std::collections::BTreeSet;
 use std::ffi::OsString;
@@ -92,6 +97,8 @@ enum EntityType {
     Topics,
     Brokers,
     Users,
+    Clients,
+    Ips,
 }
 
 impl EntityType {
@@ -100,12 +107,32 @@ impl EntityType {
             EntityType::Topics => "topic",
             EntityType::Brokers => "broker",
             EntityType::Users => "user",
+            EntityType::Clients => "client",
+            EntityType::Ips => "ip",
+        }
+    }
+    fn plural(self) -> &'static str {
+        match self {
+            EntityType::Topics => "topics",
+            EntityType::Brokers => "brokers",
+            EntityType::Users => "users",
+            EntityType::Clients => "clients",
+            EntityType::Ips => "ips",
         }
     }
     fn resource(self) -> i8 {
         match self {
             EntityType::Topics => TOPIC_RESOURCE,
-            EntityType::Brokers | EntityType::Users => BROKER_RESOURCE,
+            _ => BROKER_RESOURCE,
+        }
+    }
+    /// The client quota entity type (user, client-id, ip), for the types that have one.
+    fn quota_type(self) -> Option<&'static str> {
+        match self {
+            EntityType::Users => Some("user"),
+            EntityType::Clients => Some("client-id"),
+            EntityType::Ips => Some("ip"),
+            _ => None,
         }
     }
 }
@@ -177,8 +204,10 @@ fn check_args(args: &Args) -> anyhow::Result<Entity> {
             Some("topics") => EntityType::Topics,
             Some("brokers") => EntityType::Brokers,
             Some("users") => EntityType::Users,
-            Some(other @ ("clients" | "ips" | "broker-loggers" | "client-metrics" | "groups")) => {
-                bail!("Entity type {other} is not supported by krust yet (supported: topics, brokers, users)")
+            Some("clients") => EntityType::Clients,
+            Some("ips") => EntityType::Ips,
+            Some(other @ ("broker-loggers" | "client-metrics" | "groups")) => {
+                bail!("Entity type {other} is not supported by krust yet (supported: topics, brokers, users, clients, ips)")
             }
             Some(other) => bail!(
                 "Invalid entity type {other}, the entity type must be one of topics, clients, users, brokers, ips, broker-loggers, client-metrics, groups with a --bootstrap-server or --bootstrap-controller argument"
@@ -190,9 +219,6 @@ fn check_args(args: &Args) -> anyhow::Result<Entity> {
         }
         if args.entity_default && kind == EntityType::Topics {
             bail!("--entity-default must not be specified with --describe of topics");
-        }
-        if args.entity_default && kind == EntityType::Users {
-            bail!("--entity-default is for user quotas, which krust does not implement");
         }
         Entity {
             kind,
@@ -216,11 +242,7 @@ fn check_args(args: &Args) -> anyhow::Result<Entity> {
         if entity.name.is_none() {
             bail!(
                 "An entity name must be specified with --alter of {}",
-                match entity.kind {
-                    EntityType::Topics => "topics",
-                    EntityType::Brokers => "brokers",
-                    EntityType::Users => "users",
-                }
+                entity.kind.plural()
             );
         }
         if args.add_config.is_none() && args.delete_config.is_empty() {
@@ -232,10 +254,24 @@ fn check_args(args: &Args) -> anyhow::Result<Entity> {
 
 async fn execute(args: &Args, entity: &Entity) -> anyhow::Result<()> {
     let mut client = args.connect.connect("krust-configs").await?;
-    if entity.kind == EntityType::Users {
-        return if args.describe {
-            describe_users(&mut client, entity.name.as_deref()).await
-        } else {
+    if let Some(quota_type) = entity.kind.quota_type() {
+        if args.describe {
+            describe_quotas(&mut client, entity, quota_type).await?;
+            // Users' SCRAM credentials follow (not the default user's: it has none).
+            return match (entity.kind, entity.name.as_deref()) {
+                (EntityType::Users, Some("")) | (EntityType::Clients | EntityType::Ips, _) => {
+                    Ok(())
+                }
+                (_, name) => describe_users(&mut client, name).await,
+            };
+        }
+        if is_quota_alter(args)? {
+            return alter_quotas(&mut client, args, entity, quota_type).await;
+        }
+        if entity.kind != EntityType::Users || entity.name.as_deref() == Some("") {
+            bail!("Invalid config(s): only the client quotas producer_byte_rate, consumer_byte_rate, request_percentage, controller_mutation_rate (connection_creation_rate for ips) may be set here");
+        }
+        return {
             alter_user(
                 &mut client,
                 args,
@@ -270,8 +306,8 @@ fn source_name(source: i8) -> &'static str {
 fn dynamic_source(kind: EntityType, name: &str) -> i8 {
     match kind {
         EntityType::Topics => 1,
-        EntityType::Brokers | EntityType::Users if name.is_empty() => 3,
-        EntityType::Brokers | EntityType::Users => 2,
+        _ if name.is_empty() => 3,
+        _ => 2,
     }
 }
 
@@ -313,7 +349,7 @@ async fn describe(client: &mut Client, entity: &Entity, all: bool) -> anyhow::Re
                     .collect();
                 set.into_iter().collect()
             }
-            EntityType::Users => return describe_users(client, None).await,
+            EntityType::Users | EntityType::Clients | EntityType::Ips => Vec::new(),
             EntityType::Brokers => {
                 let resp = client.send_any(&DescribeClusterRequest::default()).await?;
                 ClientError::check(resp.error_code, resp.error_message.as_ref())?;
@@ -467,6 +503,220 @@ async fn alter(client: &mut Client, args: &Args, entity: &Entity) -> anyhow::Res
     Ok(())
 }
 
+/// The client quota keys.
+const QUOTA_KEYS: [&str; 5] = [
+    "producer_byte_rate",
+    "consumer_byte_rate",
+    "request_percentage",
+    "controller_mutation_rate",
+    "connection_creation_rate",
+];
+
+/// Whether `--alter` changes client quotas (not SCRAM credentials); mixing both is refused.
+fn is_quota_alter(args: &Args) -> anyhow::Result<bool> {
+    let mut keys: Vec<String> = match &args.add_config {
+        Some(text) => parse_add_config(text)?
+            .into_iter()
+            .map(|(k, _)| k)
+            .collect(),
+        None => Vec::new(),
+    };
+    keys.extend(
+        args.delete_config
+            .iter()
+            .flat_map(|d| d.split(','))
+            .map(|d| d.trim().to_string())
+            .filter(|d| !d.is_empty()),
+    );
+    let quotas = keys
+        .iter()
+        .filter(|k| QUOTA_KEYS.contains(&k.as_str()))
+        .count();
+    if quotas > 0 && quotas < keys.len() {
+        bail!("Quota and SCRAM credential configs cannot be altered in one command");
+    }
+    Ok(quotas > 0)
+}
+
+/// A double as Java's `Double.toString` prints it: `1024.0`, `0.5`, `1.048576E7`.
+pub fn java_double(v: f64) -> String {
+    let a = v.abs();
+    if v == 0.0 || (1e-3..1e7).contains(&a) {
+        let s = format!("{v}");
+        if s.contains('.') || s.contains("inf") || s.contains("NaN") {
+            s
+        } else {
+            format!("{s}.0")
+        }
+    } else {
+        let s = format!("{v:e}");
+        let (mantissa, exp) = s.split_once('e').unwrap_or((&s, "0"));
+        let mantissa = if mantissa.contains('.') {
+            mantissa.to_string()
+        } else {
+            format!("{mantissa}.0")
+        };
+        format!("{mantissa}E{exp}")
+    }
+}
+
+/// Kafka's words for one part of a quota entity.
+fn quota_part(entity_type: &str, name: Option<&str>) -> String {
+    let label = match entity_type {
+        "user" => "user-principal",
+        other => other,
+    };
+    match name {
+        Some(n) => format!("{label} '{n}'"),
+        None => format!("the default {label}"),
+    }
+}
+
+/// The strict filter for the entity: the name, the default (`""`), or any (`None`).
+fn quota_filter(
+    entity: &Entity,
+    quota_type: &str,
+) -> kafka_protocol::messages::DescribeClientQuotasRequest {
+    use kafka_protocol::messages::describe_client_quotas_request::ComponentData;
+    let component =
+        ComponentData::default().with_entity_type(StrBytes::from_string(quota_type.into()));
+    let component = match entity.name.as_deref() {
+        Some("") => component.with_match_type(1).with_match(None),
+        Some(n) => component
+            .with_match_type(0)
+            .with_match(Some(StrBytes::from_string(n.to_string()))),
+        None => component.with_match_type(2).with_match(None),
+    };
+    kafka_protocol::messages::DescribeClientQuotasRequest::default()
+        .with_components(vec![component])
+        .with_strict(true)
+}
+
+/// An entity's name (`None`: the default) and its quotas, by key.
+type EntityQuotas = (Option<String>, Vec<(String, f64)>);
+
+/// The quotas of the entities the filter matches, sorted by entity, each with its values.
+async fn quotas(
+    client: &mut Client,
+    entity: &Entity,
+    quota_type: &str,
+) -> anyhow::Result<Vec<EntityQuotas>> {
+    let resp = client.send_any(&quota_filter(entity, quota_type)).await?;
+    ClientError::check(resp.error_code, resp.error_message.as_ref())?;
+    let mut out: Vec<EntityQuotas> = resp
+        .entries
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|e| {
+            let part = e.entity.into_iter().next()?;
+            let mut values: Vec<(String, f64)> = e
+                .values
+                .into_iter()
+                .map(|v| (v.key.to_string(), v.value))
+                .collect();
+            values.sort_by(|a, b| a.0.cmp(&b.0));
+            Some((part.entity_name.map(|n| n.to_string()), values))
+        })
+        .collect();
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(out)
+}
+
+async fn describe_quotas(
+    client: &mut Client,
+    entity: &Entity,
+    quota_type: &str,
+) -> anyhow::Result<()> {
+    for (name, values) in quotas(client, entity, quota_type).await? {
+        let shown: Vec<String> = values
+            .iter()
+            .map(|(k, v)| format!("{k}={}", java_double(*v)))
+            .collect();
+        outln!(
+            "Quota configs for {} are {}",
+            quota_part(quota_type, name.as_deref()),
+            shown.join(", ")
+        );
+    }
+    Ok(())
+}
+
+async fn alter_quotas(
+    client: &mut Client,
+    args: &Args,
+    entity: &Entity,
+    quota_type: &str,
+) -> anyhow::Result<()> {
+    use kafka_protocol::messages::alter_client_quotas_request::{EntityData, EntryData, OpData};
+    let name = entity.name.clone().unwrap_or_default();
+    let mut ops = Vec::new();
+    if let Some(text) = &args.add_config {
+        for (key, value) in parse_add_config(text)? {
+            let v: f64 = value.trim().parse().map_err(|_| {
+                anyhow!("Cannot parse quota configuration value for {key}: {value}")
+            })?;
+            ops.push(
+                OpData::default()
+                    .with_key(StrBytes::from_string(key))
+                    .with_value(v),
+            );
+        }
+    }
+    let deletes: Vec<String> = args
+        .delete_config
+        .iter()
+        .flat_map(|d| d.split(','))
+        .map(|d| d.trim().to_string())
+        .filter(|d| !d.is_empty())
+        .collect();
+    if !deletes.is_empty() {
+        // Kafka fails the command if a quota to delete is not currently set.
+        let current: BTreeSet<String> = quotas(client, entity, quota_type)
+            .await?
+            .into_iter()
+            .flat_map(|(_, values)| values.into_iter().map(|(k, _)| k))
+            .collect();
+        let invalid: Vec<&str> = deletes
+            .iter()
+            .filter(|d| !current.contains(*d))
+            .map(String::as_str)
+            .collect();
+        if !invalid.is_empty() {
+            bail!("Invalid config(s): {}", invalid.join(","));
+        }
+        ops.extend(deletes.into_iter().map(|k| {
+            OpData::default()
+                .with_key(StrBytes::from_string(k))
+                .with_remove(true)
+        }));
+    }
+    let req = kafka_protocol::messages::AlterClientQuotasRequest::default().with_entries(vec![
+        EntryData::default()
+            .with_entity(vec![EntityData::default()
+                .with_entity_type(StrBytes::from_string(quota_type.to_string()))
+                .with_entity_name(
+                    (!name.is_empty()).then(|| StrBytes::from_string(name.clone())),
+                )])
+            .with_ops(ops),
+    ]);
+    let resp = client.send_any(&req).await?;
+    for e in &resp.entries {
+        ClientError::check(e.error_code, e.error_message.as_ref())?;
+    }
+    if name.is_empty() {
+        outln!(
+            "Completed updating default config for {} in the cluster.",
+            entity.kind.plural()
+        );
+    } else {
+        outln!(
+            "Completed updating config for {} {name}.",
+            entity.kind.singular()
+        );
+    }
+    Ok(())
+}
+
 /// Prints users' SCRAM credentials: one user, or every user that has one.
 async fn describe_users(client: &mut Client, user: Option<&str>) -> anyhow::Result<()> {
     let req = DescribeUserScramCredentialsRequest::default().with_users(
@@ -503,8 +753,8 @@ fn scram_key(key: &str) -> anyhow::Result<Mechanism> {
     match Mechanism::parse(key) {
         Some(m) if m != Mechanism::Plain => Ok(m),
         _ => bail!(
-            "Invalid config(s): {key} (krust's user configs are the SCRAM credentials \
-             SCRAM-SHA-256 and SCRAM-SHA-512; quotas are not implemented)"
+            "Invalid config(s): {key} (a user's configs are its SCRAM credentials, \
+             SCRAM-SHA-256 and SCRAM-SHA-512, and its client quotas)"
         ),
     }
 }
@@ -574,6 +824,16 @@ async fn alter_user(client: &mut Client, args: &Args, user: &str) -> anyhow::Res
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn doubles_print_as_java_prints_them() {
+        assert_eq!(java_double(1024.0), "1024.0");
+        assert_eq!(java_double(0.5), "0.5");
+        assert_eq!(java_double(200.0), "200.0");
+        assert_eq!(java_double(10485760.0), "1.048576E7");
+        assert_eq!(java_double(1e7), "1.0E7");
+        assert_eq!(java_double(0.0001), "1.0E-4");
+    }
 
     #[test]
     fn add_config_groups_brackets() {
