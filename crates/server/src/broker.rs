@@ -75,6 +75,8 @@ pub fn now_ms() -> i64 {
 }
 
 pub struct Broker {
+    /// Client byte-rate quotas: the measured rates.
+    pub quotas: crate::quota::QuotaManager,
     /// Records `krust storage format` left for the first active controller to write with
     /// the cluster's first ones (`--add-scram`).
     pub bootstrap: Vec<MetadataRecord>,
@@ -140,6 +142,10 @@ impl Broker {
         metadata: Arc<MetadataLog>,
         logs: LogManager,
     ) -> Broker {
+        let quotas = crate::quota::QuotaManager::new(
+            config.quota_window_num,
+            config.quota_window_size_seconds,
+        );
         Broker {
             groups: GroupManager::new(group_config(&config)),
             txns: crate::txn::TxnManager::default(),
@@ -166,6 +172,7 @@ impl Broker {
             placement_counter: AtomicUsize::new(rand::random::<u16>() as usize),
             producer_ids: tokio::sync::Mutex::new((0, 0)),
             bootstrap: Vec::new(),
+            quotas,
         }
     }
 

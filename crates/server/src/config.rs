@@ -131,8 +131,6 @@ pub const ACCEPTED_UNUSED_KEYS: &[&str] = &[
     "producer.id.expiration.ms",
     "producer.purgatory.purge.interval.requests",
     "queued.max.requests",
-    "quota.window.num",
-    "quota.window.size.seconds",
     "replica.fetch.min.bytes",
     "replica.high.watermark.checkpoint.interval.ms",
     "replica.selector.class",
@@ -608,6 +606,18 @@ const BROKER_KEYS: &[BrokerKeyDef] = &[
          are read (-1: no limit).",
     ),
     key(
+        "quota.window.num",
+        T::Int,
+        Some("11"),
+        "How many windows a client's byte rate is measured over, for its quotas.",
+    ),
+    key(
+        "quota.window.size.seconds",
+        T::Int,
+        Some("1"),
+        "How long each window of a client's measured byte rate is.",
+    ),
+    key(
         "replica.fetch.backoff.ms",
         T::Int,
         Some("1000"),
@@ -976,6 +986,10 @@ pub struct ServerConfig {
     pub inter_broker_security: krust_client::Security,
     /// The authorizer (`authorizer.class.name`): None allows everything.
     pub authorizer: Option<std::sync::Arc<krust_metadata::acl::AuthorizerSettings>>,
+    /// `quota.window.num` and `quota.window.size.seconds`: how client byte rates are
+    /// measured for their quotas.
+    pub quota_window_num: u32,
+    pub quota_window_size_seconds: u32,
     pub min_insync_replicas: i32,
     pub offsets_topic_replication_factor: i16,
     pub offsets_topic_num_partitions: i32,
@@ -2653,6 +2667,8 @@ fn build(
     let (tls_listeners, inter_broker_tls) =
         tls_settings(raw, &listeners, &inter_broker_listener_name, is_broker)?;
     let authorizer = authorizer_settings(raw)?;
+    let quota_window_num = raw.int("quota.window.num", 11, 1)? as u32;
+    let quota_window_size_seconds = raw.int("quota.window.size.seconds", 1, 1)? as u32;
     if authorizer.is_some() {
         // Requests on a controller listener are not authorized (it serves the quorum, the
         // brokers and requests other nodes forwarded after checking them), and it is
@@ -2842,6 +2858,8 @@ fn build(
         sasl,
         tls_listeners,
         authorizer,
+        quota_window_num,
+        quota_window_size_seconds,
         min_insync_replicas,
         offsets_topic_replication_factor,
         offsets_topic_num_partitions,

@@ -114,6 +114,28 @@ pub struct RequestContext {
     pub listener_name: String,
     /// What the sender may do.
     pub authz: crate::authz::Authz,
+    /// Who sent it: `User:<name>`, for its quotas.
+    pub principal: std::sync::Arc<str>,
+}
+
+/// The quota of `kind` that applies to the sender, if any (never to other brokers'
+/// replica traffic, which the caller leaves out).
+fn quota_of(
+    broker: &Broker,
+    ctx: &RequestContext,
+    kind: crate::quota::Kind,
+) -> Option<crate::quota::Applied> {
+    crate::quota::QuotaManager::applied(
+        &broker.image(),
+        kind,
+        crate::quota::user_of(&ctx.principal),
+        &ctx.client_id,
+    )
+}
+
+/// Milliseconds for a response's `throttle_time_ms`.
+fn throttle_ms(d: std::time::Duration) -> i32 {
+    i32::try_from(d.as_millis()).unwrap_or(i32::MAX)
 }
 
 /// Handles one request frame, queueing its response (if any) on `out`.
@@ -126,6 +148,7 @@ pub async fn dispatch(
     out: &mut Outbound,
     auth: &mut crate::sasl::ConnAuth,
 ) -> Outcome {
+    let size = frame.len();
     let header = match decode_request_header(&mut frame) {
         Ok(h) => h,
         Err(e) => return Outcome::Close(e.to_string()),
@@ -158,6 +181,7 @@ pub async fn dispatch(
     // waiting only holds what it appended).
     let request = Request {
         header,
+        size,
         body: frame,
         admitted,
     };
@@ -178,6 +202,8 @@ pub async fn dispatch(
 /// A request after its header, with its share of the memory budget.
 struct Request {
     header: krust_protocol::RequestHeaderInfo,
+    /// The frame's size (header and body), as quotas count a request.
+    size: usize,
     body: Bytes,
     admitted: Option<OwnedSemaphorePermit>,
 }
@@ -193,6 +219,7 @@ async fn dispatch_inner(
 ) -> Outcome {
     let Request {
         header,
+        size,
         body: mut frame,
         admitted,
     } = request;
@@ -226,6 +253,7 @@ async fn dispatch_inner(
         client_host: format!("/{}", peer.ip()),
         listener_name: listener_name.to_string(),
         authz: crate::authz::Authz::new(broker, listener, auth.principal(), peer),
+        principal: auth.principal().clone(),
     };
     let az = &ctx.authz;
     macro_rules! with_ctx {
@@ -403,11 +431,22 @@ async fn dispatch_inner(
                 Err(resp) => return encode(out, corr, v, &*resp),
                 Ok(finish) => finish,
             };
+            // `producer_byte_rate`: the whole request counts.
+            let throttle = quota_of(broker, &ctx, crate::quota::Kind::Produce)
+                .map(|q| {
+                    broker
+                        .quotas
+                        .charge(crate::quota::Kind::Produce, &q, size as f64)
+                })
+                .filter(|t| !t.is_zero());
+            out.throttle = throttle;
+            let throttle = throttle.map_or(0, throttle_ms);
             match handlers::produce::handle(broker, req, v, internal_allowed).await {
                 handlers::produce::Reply::Respond(mut resp) => {
                     if let Some(f) = finish {
                         f(&mut resp);
                     }
+                    resp.throttle_time_ms = throttle;
                     encode(out, corr, v, &resp)
                 }
                 handlers::produce::Reply::Wait(pending) => Outcome::Defer(Deferred {
@@ -416,6 +455,7 @@ async fn dispatch_inner(
                         if let Some(f) = finish {
                             f(&mut resp);
                         }
+                        resp.throttle_time_ms = throttle;
                         let mut buf = BytesMut::new();
                         encode_response_with(&mut buf, corr, v, &resp)
                             .map_err(|e| e.to_string())?;
@@ -430,8 +470,34 @@ async fn dispatch_inner(
         }
         ApiKey::Fetch if listener == Listener::Controller => raft!(FetchRequest, Fetch),
         ApiKey::Fetch => {
-            let req = decode!(FetchRequest);
-            let answer = handlers::fetch::handle(broker, az, req, v, admitted.is_some()).await;
+            let mut req = decode!(FetchRequest);
+            let replica_id = if v >= 15 {
+                req.replica_state.replica_id.0
+            } else {
+                req.replica_id.0
+            };
+            // `consumer_byte_rate` (consumers only): a fetch takes at most what the quota
+            // allows over its windows, and one over the quota is answered empty.
+            let quota = (replica_id < 0)
+                .then(|| quota_of(broker, &ctx, crate::quota::Kind::Fetch))
+                .flatten();
+            if let Some(q) = &quota {
+                let most = broker
+                    .quotas
+                    .max_in_window(q.limit)
+                    .clamp(1.0, f64::from(i32::MAX));
+                req.max_bytes = req.max_bytes.min(most as i32);
+            }
+            let mut answer = handlers::fetch::handle(broker, az, req, v, admitted.is_some()).await;
+            if let Some(q) = quota {
+                let bytes = answer.record_bytes() as f64;
+                let throttle = broker.quotas.charge(crate::quota::Kind::Fetch, &q, bytes);
+                if !throttle.is_zero() {
+                    broker.quotas.unrecord(crate::quota::Kind::Fetch, &q, bytes);
+                    out.throttle = Some(throttle);
+                    answer = handlers::fetch::FetchAnswer::throttled(throttle_ms(throttle));
+                }
+            }
             match answer.write(out, corr, v) {
                 Ok(()) => Outcome::Continue,
                 Err(e) => Outcome::Close(e),

@@ -25,6 +25,7 @@ pub mod partition;
 pub mod principal;
 pub mod quorum;
 pub mod quorum_state;
+pub mod quota;
 pub mod raft_log;
 pub mod raft_wire;
 pub mod replication;

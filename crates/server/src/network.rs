@@ -306,11 +306,16 @@ async fn connection(
         Listener::Controller => None,
     };
     let mut last_active = tokio::time::Instant::now();
+    // A request over its client's quota mutes the connection until then (KIP-219).
+    let mut muted_until: Option<tokio::time::Instant> = None;
     'conn: loop {
         // Handle every whole frame already buffered before touching the socket again;
         // behind a waiting response, only further Produce requests (up to a limit).
         loop {
             let max_request = auth.frame_limit(&broker, socket_max);
+            if muted_until.is_some() {
+                break;
+            }
             if !pending.is_empty()
                 && (pending.len() >= MAX_PENDING_RESPONSES || !next_is_produce(&read_buf))
             {
@@ -341,7 +346,11 @@ async fn connection(
             let queued = !pending.is_empty();
             let mut behind = Outbound::default();
             let target = if queued { &mut behind } else { &mut out };
-            match dispatch(&broker, kind, &name, peer, frame, target, &mut auth).await {
+            let outcome = dispatch(&broker, kind, &name, peer, frame, target, &mut auth).await;
+            if let Some(t) = target.throttle.take() {
+                muted_until = Some(tokio::time::Instant::now() + t);
+            }
+            match outcome {
                 Outcome::Continue => {}
                 Outcome::Defer(d) => pending.push_back(d),
                 Outcome::Close(reason) => {
@@ -397,12 +406,22 @@ async fn connection(
             };
             rest + READ_AHEAD
         });
-        let may_read =
-            unreserved.is_none() && (pending.is_empty() || !frame_complete(&read_buf, max_request));
+        let may_read = muted_until.is_none()
+            && unreserved.is_none()
+            && (pending.is_empty() || !frame_complete(&read_buf, max_request));
         tokio::select! {
             // Progress first; the idle close only when nothing else is ready.
             biased;
             _ = shutdown.changed() => break,
+            _ = async {
+                match muted_until {
+                    Some(t) => tokio::time::sleep_until(t).await,
+                    None => std::future::pending().await,
+                }
+            } => {
+                muted_until = None;
+                continue;
+            }
             done = async {
                 match pending.front_mut() {
                     Some(d) => (&mut d.response).await,

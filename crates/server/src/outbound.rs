@@ -58,6 +58,9 @@ impl Chunk {
 pub struct Outbound {
     /// Where responses are encoded; written after every queued chunk.
     pub buf: BytesMut,
+    /// Set by a request over its client's quota: the connection reads nothing more for
+    /// this long (KIP-219).
+    pub throttle: Option<std::time::Duration>,
     chunks: VecDeque<Chunk>,
     chunk_bytes: u64,
 }

@@ -2,6 +2,9 @@
 //! metadata log as ClientQuotaRecords. An entity is a user, a client id, a user and a
 //! client id, or an IP address; a null name is the default of its type. Alterations are
 //! decisions of the active controller (forwarded there), validated as Kafka validates them.
+//! Only the byte rates (`producer_byte_rate`, `consumer_byte_rate`) are enforced, so only
+//! they may be set; `request_percentage`, `controller_mutation_rate` and
+//! `connection_creation_rate` are refused.
 
 use std::collections::BTreeMap;
 
@@ -98,7 +101,7 @@ fn check_value(entity: &Entity, key: &str, value: f64) -> Option<String> {
     let max = match kind {
         Kind::Long => i64::MAX as f64,
         Kind::Int => f64::from(i32::MAX),
-        Kind::Double => return None,
+        Kind::Double => f64::MAX,
     };
     if value > max {
         let ty = if kind == Kind::Long {
@@ -108,11 +111,21 @@ fn check_value(entity: &Entity, key: &str, value: f64) -> Option<String> {
         };
         return Some(format!("Proposed value for {key} is too large for {ty}."));
     }
-    if (value % 1.0).abs() > 1e-6 {
+    if kind != Kind::Double && (value % 1.0).abs() > 1e-6 {
         return Some(format!("{key} cannot be a fractional value."));
+    }
+    if !ENFORCED.contains(&key) {
+        return Some(format!(
+            "Quota {key} is not enforced by krust (only {} are), so it cannot be set",
+            ENFORCED.join(" and ")
+        ));
     }
     None
 }
+
+/// The quota keys krust enforces; the others Kafka knows are refused rather than kept
+/// and ignored.
+const ENFORCED: [&str; 2] = ["producer_byte_rate", "consumer_byte_rate"];
 
 fn alter_entity(entity: &Entity) -> Vec<AlterEntity> {
     entity

@@ -53,6 +53,17 @@ impl FetchAnswer {
         }
     }
 
+    /// The bytes of records it carries (what a consumer's byte-rate quota counts).
+    pub fn record_bytes(&self) -> u64 {
+        self.records.iter().flatten().map(|s| s.len).sum()
+    }
+
+    /// The answer to a fetch over its consumer's quota: no records, and how long the
+    /// client should wait (Kafka's throttled fetch response).
+    pub fn throttled(throttle_ms: i32) -> FetchAnswer {
+        FetchAnswer::empty(FetchResponse::default().with_throttle_time_ms(throttle_ms))
+    }
+
     /// Queues the response frame on `out`; an error means the frame could not be encoded.
     /// The frame is encoded without record sets; large ones follow as file ranges (sent by
     /// sendfile), small ones are read into memory first.
