@@ -490,7 +490,7 @@ async fn dispatch_inner(
             }
             let mut answer = handlers::fetch::handle(broker, az, req, v, admitted.is_some()).await;
             if let Some(q) = quota {
-                let bytes = answer.record_bytes() as f64;
+                let bytes = answer.quota_bytes() as f64;
                 let throttle = broker.quotas.charge(crate::quota::Kind::Fetch, &q, bytes);
                 if !throttle.is_zero() {
                     broker.quotas.unrecord(crate::quota::Kind::Fetch, &q, bytes);

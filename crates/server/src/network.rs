@@ -348,6 +348,8 @@ async fn connection(
             let target = if queued { &mut behind } else { &mut out };
             let outcome = dispatch(&broker, kind, &name, peer, frame, target, &mut auth).await;
             if let Some(t) = target.throttle.take() {
+                // As long as the throttle time the client is told (at most i32::MAX ms).
+                let t = t.min(std::time::Duration::from_millis(i32::MAX as u64));
                 muted_until = Some(tokio::time::Instant::now() + t);
             }
             match outcome {
@@ -396,7 +398,8 @@ async fn connection(
         // behind a waiting response, so that it holds no share meanwhile).
         let next_size = pool.and_then(|_| next_frame_size(&read_buf, max_request));
         let unreserved = next_size.filter(|_| reserved.is_none());
-        let to_reserve = unreserved.filter(|_| !blocked);
+        // A muted connection reserves nothing: it holds no share while it waits.
+        let to_reserve = unreserved.filter(|_| !blocked && muted_until.is_none());
         // With a pool, read no further than the reserved frame (and a little of the next
         // one's start); behind a waiting response, only what completes the next frame.
         let read_limit = pool.map(|_| {

@@ -33,11 +33,22 @@ impl Kind {
     }
 }
 
-/// A rate's samples: (window start, bytes) in start order.
+/// One window of a rate.
+#[derive(Debug, Clone, Copy)]
+struct Sample {
+    start: u64,
+    last_event: u64,
+    bytes: f64,
+}
+
+/// A rate's samples, in start order.
 #[derive(Debug, Default)]
 struct Sensor {
-    samples: VecDeque<(u64, f64)>,
+    samples: VecDeque<Sample>,
 }
+
+/// At most this many rates are measured apart; past it, new ones share one.
+const MAX_SENSORS: usize = 100_000;
 
 /// Who shares a measured rate: (kind, user, client id), either part empty.
 type SensorKey = (Kind, String, String);
@@ -48,7 +59,14 @@ pub struct QuotaManager {
     started: std::time::Instant,
     window_ms: u64,
     samples: usize,
-    sensors: Mutex<HashMap<SensorKey, Sensor>>,
+    sensors: Mutex<Sensors>,
+}
+
+#[derive(Debug, Default)]
+struct Sensors {
+    by_key: HashMap<SensorKey, Sensor>,
+    /// When idle rates were last dropped.
+    last_sweep: u64,
 }
 
 /// The quota that applies to a request, and whose rate it is measured against.
@@ -78,7 +96,7 @@ impl QuotaManager {
             started: std::time::Instant::now(),
             window_ms: u64::from(window_seconds.max(1)) * 1000,
             samples: window_num.max(1) as usize,
-            sensors: Mutex::new(HashMap::new()),
+            sensors: Mutex::new(Sensors::default()),
         }
     }
 
@@ -101,6 +119,10 @@ impl QuotaManager {
         ];
         levels.into_iter().find_map(|(e, by_user, by_client)| {
             let limit = *image.quotas.get(&e)?.get(kind.key())?;
+            // A limit no request could respect (not a positive number) is no limit.
+            if !limit.is_finite() || limit <= 0.0 {
+                return None;
+            }
             Some(Applied {
                 limit,
                 sensor: (
@@ -131,41 +153,58 @@ impl QuotaManager {
         self.record(kind, applied, bytes, now_ms)
     }
 
-    /// Records `bytes` at `now_ms` against `applied`; the throttle time it causes.
+    /// Records `bytes` at `now_ms` against `applied`; the throttle time it causes. As
+    /// Kafka's sampled rate: up to `samples + 1` windows, a window dropped once its last
+    /// bytes are `samples` windows old, the rate taken over the windows' span but never
+    /// less than `samples - 1` whole windows.
     pub fn record(&self, kind: Kind, applied: &Applied, bytes: f64, now_ms: u64) -> Duration {
+        let window = self.window_ms;
+        let horizon = window.saturating_mul(self.samples as u64);
         let mut sensors = self.sensors.lock().unwrap_or_else(|e| e.into_inner());
-        let key = (kind, applied.sensor.0.clone(), applied.sensor.1.clone());
-        let sensor = sensors.entry(key).or_default();
-        // Samples older than every window are dropped; a new window starts when the
-        // current one has run its length.
-        let horizon = now_ms.saturating_sub(self.window_ms * self.samples as u64);
-        while sensor
-            .samples
-            .front()
-            .is_some_and(|(start, _)| *start + self.window_ms <= horizon)
-        {
-            sensor.samples.pop_front();
+        // Rates idle for longer than every window are dropped now and then.
+        if now_ms.saturating_sub(sensors.last_sweep) >= horizon {
+            sensors.last_sweep = now_ms;
+            sensors.by_key.retain(|_, s| {
+                s.samples
+                    .back()
+                    .is_some_and(|x| now_ms.saturating_sub(x.last_event) < horizon)
+            });
         }
+        let mut key = (kind, applied.sensor.0.clone(), applied.sensor.1.clone());
+        if sensors.by_key.len() >= MAX_SENSORS && !sensors.by_key.contains_key(&key) {
+            key = (kind, String::new(), String::new());
+        }
+        let sensor = sensors.by_key.entry(key).or_default();
+        sensor
+            .samples
+            .retain(|x| now_ms.saturating_sub(x.last_event) < horizon);
         match sensor.samples.back_mut() {
-            Some((start, sum)) if now_ms < *start + self.window_ms => *sum += bytes,
+            Some(x) if now_ms < x.start.saturating_add(window) => {
+                x.bytes += bytes;
+                x.last_event = now_ms;
+            }
             _ => {
-                sensor.samples.push_back((now_ms, bytes));
-                while sensor.samples.len() > self.samples {
+                sensor.samples.push_back(Sample {
+                    start: now_ms,
+                    last_event: now_ms,
+                    bytes,
+                });
+                while sensor.samples.len() > self.samples + 1 {
                     sensor.samples.pop_front();
                 }
             }
         }
-        let total: f64 = sensor.samples.iter().map(|(_, b)| b).sum();
-        let oldest = sensor.samples.front().map_or(now_ms, |(s, _)| *s);
+        let total: f64 = sensor.samples.iter().map(|x| x.bytes).sum();
+        let oldest = sensor.samples.front().map_or(now_ms, |x| x.start);
         let mut span = now_ms.saturating_sub(oldest);
-        let full = span / self.window_ms;
+        let full = span / window;
         let min_full = self.samples.saturating_sub(1) as u64;
         if full < min_full {
-            span += (min_full - full) * self.window_ms;
+            span = span.saturating_add((min_full - full).saturating_mul(window));
         }
         let span_ms = span.max(1) as f64;
         let rate = total / (span_ms / 1000.0);
-        if rate <= applied.limit || applied.limit <= 0.0 {
+        if rate <= applied.limit {
             return Duration::ZERO;
         }
         let throttle = (rate - applied.limit) / applied.limit * span_ms;
@@ -176,8 +215,12 @@ impl QuotaManager {
     pub fn unrecord(&self, kind: Kind, applied: &Applied, bytes: f64) {
         let mut sensors = self.sensors.lock().unwrap_or_else(|e| e.into_inner());
         let key = (kind, applied.sensor.0.clone(), applied.sensor.1.clone());
-        if let Some((_, sum)) = sensors.get_mut(&key).and_then(|s| s.samples.back_mut()) {
-            *sum -= bytes;
+        if let Some(x) = sensors
+            .by_key
+            .get_mut(&key)
+            .and_then(|s| s.samples.back_mut())
+        {
+            x.bytes -= bytes;
         }
     }
 }
@@ -232,6 +275,8 @@ mod tests {
             ),
         ]);
         let a = |u, c, k| QuotaManager::applied(&img, k, u, c).map(|a| (a.limit, a.sensor));
+        let bad = image(&[(vec![("user", None)], "producer_byte_rate", f64::NAN)]);
+        assert_eq!(QuotaManager::applied(&bad, Kind::Produce, "u", "c"), None);
         let s = |u: &str, c: &str| (u.to_string(), c.to_string());
         assert_eq!(
             a("alice", "app", Kind::Produce),
@@ -265,11 +310,17 @@ mod tests {
             Duration::from_millis(9_500)
         );
         q.unrecord(Kind::Produce, &applied, 10_000.0);
-        // Eleven windows later, the old bytes no longer count.
+        // Eleven windows later, the old bytes no longer count, and idle rates are dropped.
         assert_eq!(
             q.record(Kind::Produce, &applied, 5_000.0, 30_000),
             Duration::ZERO
         );
+        let other = Applied {
+            limit: 1000.0,
+            sensor: ("v".into(), String::new()),
+        };
+        q.record(Kind::Produce, &other, 1.0, 60_000);
+        assert_eq!(q.sensors.lock().expect("lock").by_key.len(), 1);
         assert_eq!(q.max_in_window(1000.0), 10_000.0);
         assert_eq!(user_of("User:alice"), "alice");
     }

@@ -540,6 +540,12 @@ fn is_quota_alter(args: &Args) -> anyhow::Result<bool> {
 
 /// A double as Java's `Double.toString` prints it: `1024.0`, `0.5`, `1.048576E7`.
 pub fn java_double(v: f64) -> String {
+    if v.is_nan() {
+        return "NaN".into();
+    }
+    if v.is_infinite() {
+        return if v > 0.0 { "Infinity" } else { "-Infinity" }.into();
+    }
     let a = v.abs();
     if v == 0.0 || (1e-3..1e7).contains(&a) {
         let s = format!("{v}");

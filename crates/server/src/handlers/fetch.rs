@@ -53,9 +53,17 @@ impl FetchAnswer {
         }
     }
 
-    /// The bytes of records it carries (what a consumer's byte-rate quota counts).
-    pub fn record_bytes(&self) -> u64 {
-        self.records.iter().flatten().map(|s| s.len).sum()
+    /// About the bytes of the response (what a consumer's byte-rate quota counts): its
+    /// records, and the fixed fields of the response, its topics and partitions.
+    pub fn quota_bytes(&self) -> u64 {
+        let records: u64 = self.records.iter().flatten().map(|s| s.len).sum();
+        let topics: u64 = self
+            .resp
+            .responses
+            .iter()
+            .map(|t| 20 + t.topic.len() as u64 + 42 * t.partitions.len() as u64)
+            .sum();
+        16 + topics + records
     }
 
     /// The answer to a fetch over its consumer's quota: no records, and how long the
