@@ -143,6 +143,44 @@ fn quotas_are_set_described_and_removed() {
     );
     assert_eq!(stdout(&o).trim(), "");
 
+    // A user with a client id: the two entity types pair with their names by position.
+    let o = configs(
+        &node,
+        &[
+            "--alter",
+            "--entity-type",
+            "users",
+            "--entity-name",
+            "alice",
+            "--entity-type",
+            "clients",
+            "--entity-default",
+            "--add-config",
+            "producer_byte_rate=4096",
+        ],
+    );
+    assert_eq!(
+        stdout(&o).trim(),
+        "Completed updating config for user alice.",
+        "{}",
+        stderr(&o)
+    );
+    let o = configs(
+        &node,
+        &[
+            "--describe",
+            "--entity-type",
+            "users",
+            "--entity-name",
+            "alice",
+            "--entity-type",
+            "clients",
+        ],
+    );
+    assert_eq!(
+        stdout(&o).trim(),
+        "Quota configs for user-principal 'alice', the default client-id are producer_byte_rate=4096.0"
+    );
     // Removing: a key that is not set is refused by the tool, as Kafka's is.
     let o = configs(
         &node,

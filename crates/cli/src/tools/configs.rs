@@ -66,15 +66,16 @@ struct Args {
     /// List all configs for the given entity, including static configs if available.
     #[arg(long)]
     all: bool,
-    /// Type of entity (topics/brokers/users).
+    /// Type of entity (topics/brokers/users/clients/ips); users and clients may be given
+    /// together, each followed by its --entity-name or --entity-default.
     #[arg(long = "entity-type", value_name = "entity type")]
-    entity_type: Option<String>,
-    /// Name of entity (topic name/broker id/user name).
+    entity_type: Vec<String>,
+    /// Name of entity (topic name/broker id/user name/client id/ip).
     #[arg(long = "entity-name", value_name = "entity name")]
-    entity_name: Option<String>,
-    /// Default entity name for brokers (the cluster-wide broker default).
-    #[arg(long = "entity-default")]
-    entity_default: bool,
+    entity_name: Vec<String>,
+    /// Default entity name for brokers, users, clients or ips.
+    #[arg(long = "entity-default", action = clap::ArgAction::Count)]
+    entity_default: u8,
     /// The topic's name (same as --entity-type topics --entity-name X).
     #[arg(long, value_name = "topic")]
     topic: Option<String>,
@@ -141,19 +142,40 @@ impl EntityType {
 struct Entity {
     kind: EntityType,
     name: Option<String>,
+    /// Client quotas of a user and a client id: the other part.
+    other: Option<(EntityType, Option<String>)>,
+}
+
+/// `--entity-name` and `--entity-default` in the order given (a default as `""`), to pair
+/// with the `--entity-type`s by position as Kafka's tool does.
+fn entity_names(raw: &[String]) -> Vec<String> {
+    let mut names = Vec::new();
+    let mut it = raw.iter();
+    while let Some(a) = it.next() {
+        if a == "--entity-default" {
+            names.push(String::new());
+        } else if a == "--entity-name" {
+            if let Some(n) = it.next() {
+                names.push(n.clone());
+            }
+        } else if let Some(n) = a.strip_prefix("--entity-name=") {
+            names.push(n.to_string());
+        }
+    }
+    names
 }
 
 pub fn run(raw: Vec<OsString>) -> ExitCode {
-    let joined = raw
+    let raw_args: Vec<String> = raw
         .iter()
         .map(|a| a.to_string_lossy().into_owned())
-        .collect::<Vec<_>>()
-        .join(" ");
+        .collect();
+    let joined = raw_args.join(" ");
     let args: Args = match common::parse_args("kafka-configs", raw) {
         Ok(a) => a,
         Err(code) => return code,
     };
-    let entity = match check_args(&args) {
+    let entity = match check_args(&args, &entity_names(&raw_args)) {
         Ok(e) => e,
         Err(e) => return common::fail("", &e),
     };
@@ -172,7 +194,7 @@ pub fn run(raw: Vec<OsString>) -> ExitCode {
     }
 }
 
-fn check_args(args: &Args) -> anyhow::Result<Entity> {
+fn check_args(args: &Args, names: &[String]) -> anyhow::Result<Entity> {
     if usize::from(args.alter) + usize::from(args.describe) != 1 {
         bail!("Command must include exactly one action: --describe, --alter");
     }
@@ -180,7 +202,8 @@ fn check_args(args: &Args) -> anyhow::Result<Entity> {
         bail!("Option \"[describe]\" can't be used with option \"[add-config]\" or \"[delete-config]\"");
     }
     let specific = args.topic.is_some() || args.broker.is_some() || args.broker_defaults;
-    if specific && (args.entity_type.is_some() || args.entity_name.is_some() || args.entity_default)
+    if specific
+        && (!args.entity_type.is_empty() || !args.entity_name.is_empty() || args.entity_default > 0)
     {
         bail!("--entity-{{type,name,default}} should not be used in conjunction with specific entity flags");
     }
@@ -188,45 +211,61 @@ fn check_args(args: &Args) -> anyhow::Result<Entity> {
         Entity {
             kind: EntityType::Topics,
             name: Some(t.clone()),
+            other: None,
         }
     } else if let Some(b) = &args.broker {
         Entity {
             kind: EntityType::Brokers,
             name: Some(b.clone()),
+            other: None,
         }
     } else if args.broker_defaults {
         Entity {
             kind: EntityType::Brokers,
             name: Some(String::new()),
+            other: None,
         }
     } else {
-        let kind = match args.entity_type.as_deref() {
-            Some("topics") => EntityType::Topics,
-            Some("brokers") => EntityType::Brokers,
-            Some("users") => EntityType::Users,
-            Some("clients") => EntityType::Clients,
-            Some("ips") => EntityType::Ips,
-            Some(other @ ("broker-loggers" | "client-metrics" | "groups")) => {
-                bail!("Entity type {other} is not supported by krust yet (supported: topics, brokers, users, clients, ips)")
-            }
-            Some(other) => bail!(
-                "Invalid entity type {other}, the entity type must be one of topics, clients, users, brokers, ips, broker-loggers, client-metrics, groups with a --bootstrap-server or --bootstrap-controller argument"
-            ),
-            None => bail!("At least one entity type must be specified"),
+        let parse = |t: &str| -> anyhow::Result<EntityType> {
+            Ok(match t {
+                "topics" => EntityType::Topics,
+                "brokers" => EntityType::Brokers,
+                "users" => EntityType::Users,
+                "clients" => EntityType::Clients,
+                "ips" => EntityType::Ips,
+                other @ ("broker-loggers" | "client-metrics" | "groups") => {
+                    bail!("Entity type {other} is not supported by krust yet (supported: topics, brokers, users, clients, ips)")
+                }
+                other => bail!(
+                    "Invalid entity type {other}, the entity type must be one of topics, clients, users, brokers, ips, broker-loggers, client-metrics, groups with a --bootstrap-server or --bootstrap-controller argument"
+                ),
+            })
         };
-        if args.entity_default && args.entity_name.is_some() {
-            bail!("--entity-default can't be used with --entity-name");
+        let kinds: Vec<EntityType> = args
+            .entity_type
+            .iter()
+            .map(|t| parse(t))
+            .collect::<anyhow::Result<_>>()?;
+        if kinds.is_empty() {
+            bail!("At least one entity type must be specified");
         }
-        if args.entity_default && kind == EntityType::Topics {
+        if names.len() > kinds.len() {
+            bail!("--entity-name or --entity-default must be specified with each --entity-type");
+        }
+        let name_of = |i: usize| names.get(i).cloned();
+        let other = match kinds.as_slice() {
+            [_] => None,
+            [EntityType::Users, EntityType::Clients] => Some((EntityType::Clients, name_of(1))),
+            [EntityType::Clients, EntityType::Users] => Some((EntityType::Users, name_of(1))),
+            _ => bail!("Only 'users' and 'clients' entity types may be combined, each once"),
+        };
+        if kinds[0] == EntityType::Topics && name_of(0).as_deref() == Some("") {
             bail!("--entity-default must not be specified with --describe of topics");
         }
         Entity {
-            kind,
-            name: if args.entity_default {
-                Some(String::new())
-            } else {
-                args.entity_name.clone()
-            },
+            kind: kinds[0],
+            name: name_of(0),
+            other,
         }
     };
     if entity.kind == EntityType::Brokers {
@@ -239,7 +278,7 @@ fn check_args(args: &Args) -> anyhow::Result<Entity> {
         }
     }
     if args.alter {
-        if entity.name.is_none() {
+        if entity.name.is_none() || entity.other.as_ref().is_some_and(|(_, n)| n.is_none()) {
             bail!(
                 "An entity name must be specified with --alter of {}",
                 entity.kind.plural()
@@ -254,21 +293,24 @@ fn check_args(args: &Args) -> anyhow::Result<Entity> {
 
 async fn execute(args: &Args, entity: &Entity) -> anyhow::Result<()> {
     let mut client = args.connect.connect("krust-configs").await?;
-    if let Some(quota_type) = entity.kind.quota_type() {
+    if entity.kind.quota_type().is_some() {
         if args.describe {
-            describe_quotas(&mut client, entity, quota_type).await?;
-            // Users' SCRAM credentials follow (not the default user's: it has none).
-            return match (entity.kind, entity.name.as_deref()) {
-                (EntityType::Users, Some("")) | (EntityType::Clients | EntityType::Ips, _) => {
-                    Ok(())
+            describe_quotas(&mut client, entity).await?;
+            // Users' SCRAM credentials follow (users alone; not the default user's).
+            return match (entity.kind, entity.name.as_deref(), &entity.other) {
+                (EntityType::Users, name, None) if name != Some("") => {
+                    describe_users(&mut client, name).await
                 }
-                (_, name) => describe_users(&mut client, name).await,
+                _ => Ok(()),
             };
         }
         if is_quota_alter(args)? {
-            return alter_quotas(&mut client, args, entity, quota_type).await;
+            return alter_quotas(&mut client, args, entity).await;
         }
-        if entity.kind != EntityType::Users || entity.name.as_deref() == Some("") {
+        if entity.kind != EntityType::Users
+            || entity.name.as_deref() == Some("")
+            || entity.other.is_some()
+        {
             bail!("Invalid config(s): only the client quotas producer_byte_rate, consumer_byte_rate, request_percentage, controller_mutation_rate (connection_creation_rate for ips) may be set here");
         }
         return {
@@ -578,81 +620,99 @@ fn quota_part(entity_type: &str, name: Option<&str>) -> String {
     }
 }
 
-/// The strict filter for the entity: the name, the default (`""`), or any (`None`).
-fn quota_filter(
-    entity: &Entity,
-    quota_type: &str,
-) -> kafka_protocol::messages::DescribeClientQuotasRequest {
+/// The quota entity's parts: (quota entity type, name: `None` all, `""` the default).
+fn quota_parts(entity: &Entity) -> Vec<(&'static str, Option<String>)> {
+    let mut parts: Vec<(&'static str, Option<String>)> = Vec::new();
+    for (kind, name) in
+        std::iter::once((entity.kind, entity.name.clone())).chain(entity.other.clone())
+    {
+        if let Some(t) = kind.quota_type() {
+            parts.push((t, name));
+        }
+    }
+    parts
+}
+
+/// The strict filter for the entity: each part's name, default (`""`), or any (`None`).
+fn quota_filter(entity: &Entity) -> kafka_protocol::messages::DescribeClientQuotasRequest {
     use kafka_protocol::messages::describe_client_quotas_request::ComponentData;
-    let component =
-        ComponentData::default().with_entity_type(StrBytes::from_string(quota_type.into()));
-    let component = match entity.name.as_deref() {
-        Some("") => component.with_match_type(1).with_match(None),
-        Some(n) => component
-            .with_match_type(0)
-            .with_match(Some(StrBytes::from_string(n.to_string()))),
-        None => component.with_match_type(2).with_match(None),
-    };
+    let components = quota_parts(entity)
+        .into_iter()
+        .map(|(t, name)| {
+            let component =
+                ComponentData::default().with_entity_type(StrBytes::from_string(t.into()));
+            match name.as_deref() {
+                Some("") => component.with_match_type(1).with_match(None),
+                Some(n) => component
+                    .with_match_type(0)
+                    .with_match(Some(StrBytes::from_string(n.to_string()))),
+                None => component.with_match_type(2).with_match(None),
+            }
+        })
+        .collect();
     kafka_protocol::messages::DescribeClientQuotasRequest::default()
-        .with_components(vec![component])
+        .with_components(components)
         .with_strict(true)
 }
 
-/// An entity's name (`None`: the default) and its quotas, by key.
-type EntityQuotas = (Option<String>, Vec<(String, f64)>);
+/// An entity's parts (type, name: `None` the default), in the order user, client-id, ip,
+/// and its quotas, by key.
+type EntityQuotas = (Vec<(String, Option<String>)>, Vec<(String, f64)>);
 
 /// The quotas of the entities the filter matches, sorted by entity, each with its values.
-async fn quotas(
-    client: &mut Client,
-    entity: &Entity,
-    quota_type: &str,
-) -> anyhow::Result<Vec<EntityQuotas>> {
-    let resp = client.send_any(&quota_filter(entity, quota_type)).await?;
+async fn quotas(client: &mut Client, entity: &Entity) -> anyhow::Result<Vec<EntityQuotas>> {
+    let resp = client.send_any(&quota_filter(entity)).await?;
     ClientError::check(resp.error_code, resp.error_message.as_ref())?;
     let mut out: Vec<EntityQuotas> = resp
         .entries
         .unwrap_or_default()
         .into_iter()
-        .filter_map(|e| {
-            let part = e.entity.into_iter().next()?;
+        .map(|e| {
+            let rank = |t: &str| ["user", "client-id", "ip"].iter().position(|x| *x == t);
+            let mut parts: Vec<(String, Option<String>)> = e
+                .entity
+                .into_iter()
+                .map(|p| {
+                    (
+                        p.entity_type.to_string(),
+                        p.entity_name.map(|n| n.to_string()),
+                    )
+                })
+                .collect();
+            parts.sort_by_key(|(t, _)| rank(t));
             let mut values: Vec<(String, f64)> = e
                 .values
                 .into_iter()
                 .map(|v| (v.key.to_string(), v.value))
                 .collect();
             values.sort_by(|a, b| a.0.cmp(&b.0));
-            Some((part.entity_name.map(|n| n.to_string()), values))
+            (parts, values)
         })
         .collect();
     out.sort_by(|a, b| a.0.cmp(&b.0));
     Ok(out)
 }
 
-async fn describe_quotas(
-    client: &mut Client,
-    entity: &Entity,
-    quota_type: &str,
-) -> anyhow::Result<()> {
-    for (name, values) in quotas(client, entity, quota_type).await? {
+async fn describe_quotas(client: &mut Client, entity: &Entity) -> anyhow::Result<()> {
+    for (parts, values) in quotas(client, entity).await? {
         let shown: Vec<String> = values
             .iter()
             .map(|(k, v)| format!("{k}={}", java_double(*v)))
             .collect();
+        let who: Vec<String> = parts
+            .iter()
+            .map(|(t, n)| quota_part(t, n.as_deref()))
+            .collect();
         outln!(
             "Quota configs for {} are {}",
-            quota_part(quota_type, name.as_deref()),
+            who.join(", "),
             shown.join(", ")
         );
     }
     Ok(())
 }
 
-async fn alter_quotas(
-    client: &mut Client,
-    args: &Args,
-    entity: &Entity,
-    quota_type: &str,
-) -> anyhow::Result<()> {
+async fn alter_quotas(client: &mut Client, args: &Args, entity: &Entity) -> anyhow::Result<()> {
     use kafka_protocol::messages::alter_client_quotas_request::{EntityData, EntryData, OpData};
     let name = entity.name.clone().unwrap_or_default();
     let mut ops = Vec::new();
@@ -677,7 +737,7 @@ async fn alter_quotas(
         .collect();
     if !deletes.is_empty() {
         // Kafka fails the command if a quota to delete is not currently set.
-        let current: BTreeSet<String> = quotas(client, entity, quota_type)
+        let current: BTreeSet<String> = quotas(client, entity)
             .await?
             .into_iter()
             .flat_map(|(_, values)| values.into_iter().map(|(k, _)| k))
@@ -698,11 +758,17 @@ async fn alter_quotas(
     }
     let req = kafka_protocol::messages::AlterClientQuotasRequest::default().with_entries(vec![
         EntryData::default()
-            .with_entity(vec![EntityData::default()
-                .with_entity_type(StrBytes::from_string(quota_type.to_string()))
-                .with_entity_name(
-                    (!name.is_empty()).then(|| StrBytes::from_string(name.clone())),
-                )])
+            .with_entity(
+                quota_parts(entity)
+                    .into_iter()
+                    .map(|(t, n)| {
+                        let n = n.unwrap_or_default();
+                        EntityData::default()
+                            .with_entity_type(StrBytes::from_string(t.to_string()))
+                            .with_entity_name((!n.is_empty()).then(|| StrBytes::from_string(n)))
+                    })
+                    .collect(),
+            )
             .with_ops(ops),
     ]);
     let resp = client.send_any(&req).await?;
