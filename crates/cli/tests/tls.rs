@@ -481,8 +481,10 @@ fn certificate_subjects_are_principals() {
     settings.extend([
         "ssl.client.auth=required".to_string(),
         "authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer".into(),
-        // The broker's own subject (RFC 2253: last name first) is the super user.
+        // The broker's own subject (RFC 2253: last name first) is the super user; app's
+        // is mapped to its common name.
         "super.users=User:CN=broker,O=krust".into(),
+        "ssl.principal.mapping.rules=RULE:^CN=(app),O=krust$/$1/, DEFAULT".into(),
     ]);
     let extra: Vec<&str> = settings.iter().map(String::as_str).collect();
     let node = Node::start_listener(BIN, "SSL", &extra);
@@ -520,7 +522,7 @@ fn certificate_subjects_are_principals() {
             "acls",
             "--add",
             "--allow-principal",
-            "User:CN=app,O=krust",
+            "User:app",
             "--producer",
             "--topic",
             "m",

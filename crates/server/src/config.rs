@@ -990,6 +990,9 @@ pub struct ServerConfig {
     /// measured for their quotas.
     pub quota_window_num: u32,
     pub quota_window_size_seconds: u32,
+    /// `ssl.principal.mapping.rules` of each SSL listener, by name.
+    pub ssl_principal_rules:
+        std::collections::HashMap<String, std::sync::Arc<crate::principal::MappingRules>>,
     pub min_insync_replicas: i32,
     pub offsets_topic_replication_factor: i16,
     pub offsets_topic_num_partitions: i32,
@@ -1522,16 +1525,6 @@ impl ServerConfig {
                     "ZooKeeper mode is not supported: remove zookeeper.connect={v} \
                      (krust runs in KRaft mode only)"
                 )));
-            }
-            if (k == "ssl.principal.mapping.rules" || k.ends_with(".ssl.principal.mapping.rules"))
-                && v != "DEFAULT"
-            {
-                return Err(invalid(
-                    k,
-                    v,
-                    "krust names TLS clients by their certificate's whole subject (DEFAULT); \
-                     mapping rules are not supported",
-                ));
             }
             if k == "principal.builder.class"
                 && !v.is_empty()
@@ -2667,6 +2660,27 @@ fn build(
     let (tls_listeners, inter_broker_tls) =
         tls_settings(raw, &listeners, &inter_broker_listener_name, is_broker)?;
     let authorizer = authorizer_settings(raw)?;
+    // `ssl.principal.mapping.rules` of each SSL listener (its own value, else the broker's).
+    if let Some(text) = raw.get("ssl.principal.mapping.rules") {
+        crate::principal::MappingRules::parse(text)
+            .map_err(|e| invalid("ssl.principal.mapping.rules", text, e))?;
+    }
+    let mut ssl_principal_rules = std::collections::HashMap::new();
+    for l in listeners
+        .iter()
+        .filter(|l| l.security_protocol == SecurityProtocol::Ssl)
+    {
+        let (key, text) = raw
+            .listener_value(&l.name, "ssl.principal.mapping.rules")
+            .or_else(|| {
+                raw.get("ssl.principal.mapping.rules")
+                    .map(|v| ("ssl.principal.mapping.rules", v))
+            })
+            .unwrap_or(("ssl.principal.mapping.rules", "DEFAULT"));
+        let rules =
+            crate::principal::MappingRules::parse(text).map_err(|e| invalid(key, text, e))?;
+        ssl_principal_rules.insert(l.name.clone(), std::sync::Arc::new(rules));
+    }
     let quota_window_num = raw.int("quota.window.num", 11, 1)? as u32;
     let quota_window_size_seconds = raw.int("quota.window.size.seconds", 1, 1)? as u32;
     if authorizer.is_some() {
@@ -2860,6 +2874,7 @@ fn build(
         authorizer,
         quota_window_num,
         quota_window_size_seconds,
+        ssl_principal_rules,
         min_insync_replicas,
         offsets_topic_replication_factor,
         offsets_topic_num_partitions,
@@ -3218,11 +3233,8 @@ mod tests {
             ),
             (("super.users", Some("admin")), "Type:name"),
             (
-                (
-                    "ssl.principal.mapping.rules",
-                    Some("RULE:^CN=(.*?),.*$/$1/"),
-                ),
-                "mapping rules",
+                ("ssl.principal.mapping.rules", Some("RULE:^CN=(.*$/$1/")),
+                "Invalid rule pattern",
             ),
             (
                 ("principal.builder.class", Some("com.example.Builder")),

@@ -270,12 +270,20 @@ async fn connection(
     // read ends it (it must not pass for ANONYMOUS, as Kafka fails such a client too).
     if let ConnStream::Tls(tls) = &stream {
         if let Some(cert) = tls.get_ref().1.peer_certificates().and_then(|c| c.first()) {
-            match crate::principal::certificate_subject(cert) {
-                Some(subject) => auth.set_certificate_principal(format!("User:{subject}")),
-                None => {
-                    info!(%peer, "closing a connection: its client certificate's subject cannot be read");
-                    return;
-                }
+            let Some(subject) = crate::principal::certificate_subject(cert) else {
+                info!(%peer, "closing a connection: its client certificate's subject cannot be read");
+                return;
+            };
+            // `ssl.principal.mapping.rules` (SSL listeners): no rule applying, no principal.
+            match broker.config.ssl_principal_rules.get(&*name) {
+                None => auth.set_certificate_principal(format!("User:{subject}")),
+                Some(rules) => match rules.apply(&subject) {
+                    Some(p) => auth.set_certificate_principal(format!("User:{p}")),
+                    None => {
+                        info!(%peer, %subject, "closing a connection: no ssl.principal.mapping.rules rule applies to its certificate");
+                        return;
+                    }
+                },
             }
         }
     }

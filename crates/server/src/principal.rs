@@ -240,3 +240,159 @@ mod tests {
         );
     }
 }
+
+/// `ssl.principal.mapping.rules`: how a certificate's subject becomes a principal's name.
+/// `DEFAULT` keeps the whole subject; `RULE:<pattern>/<replacement>/[L|U]` turns a subject
+/// the pattern matches whole into the replacement (`$1`... for its groups), in lower or
+/// upper case with `L` or `U`. The first rule that applies wins; a subject none applies to
+/// has no principal (its connection is refused, as Kafka refuses it).
+#[derive(Debug, Clone)]
+pub struct MappingRules(Vec<Rule>);
+
+#[derive(Debug, Clone)]
+enum Rule {
+    Default,
+    Replace {
+        pattern: regex::Regex,
+        replacement: String,
+        case: Option<char>,
+    },
+}
+
+impl Default for MappingRules {
+    fn default() -> Self {
+        MappingRules(vec![Rule::Default])
+    }
+}
+
+/// A Java replacement string in the regex crate's syntax: `$1` → `${1}`, `\$` → `$$`.
+fn replacement(java: &str) -> String {
+    let mut out = String::new();
+    let mut chars = java.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => match chars.next() {
+                Some('$') => out.push_str("$$"),
+                Some(other) => out.push(other),
+                None => {}
+            },
+            '$' => {
+                let mut digits = String::new();
+                while let Some(d) = chars.peek().filter(|d| d.is_ascii_digit()) {
+                    digits.push(*d);
+                    chars.next();
+                }
+                if digits.is_empty() {
+                    out.push_str("$$");
+                } else {
+                    out.push_str(&format!("${{{digits}}}"));
+                }
+            }
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+impl MappingRules {
+    /// Parses Kafka's rule list (`RULE:...,RULE:...,DEFAULT`).
+    pub fn parse(text: &str) -> Result<MappingRules, String> {
+        let mut rules = Vec::new();
+        let mut rest = text.trim();
+        while !rest.is_empty() {
+            if let Some(r) = rest.strip_prefix("DEFAULT") {
+                rules.push(Rule::Default);
+                rest = r;
+            } else if let Some(r) = rest.strip_prefix("RULE:") {
+                let (pattern, r) = r
+                    .split_once('/')
+                    .ok_or_else(|| format!("Invalid rule: {rest} (no / after the pattern)"))?;
+                let (with, r) = r
+                    .split_once('/')
+                    .ok_or_else(|| format!("Invalid rule: {rest} (no / after the replacement)"))?;
+                let (case, r) = match r.chars().next() {
+                    Some(c @ ('L' | 'U')) => (Some(c), &r[1..]),
+                    _ => (None, r),
+                };
+                let pattern = regex::Regex::new(&format!("^(?:{pattern})$"))
+                    .map_err(|e| format!("Invalid rule pattern {pattern}: {e}"))?;
+                rules.push(Rule::Replace {
+                    pattern,
+                    replacement: replacement(with),
+                    case,
+                });
+                rest = r;
+            } else {
+                return Err(format!("Invalid rule: {rest}"));
+            }
+            rest = rest.trim_start();
+            match rest.strip_prefix(',') {
+                Some(r) => rest = r.trim_start(),
+                None if rest.is_empty() => {}
+                None => {
+                    return Err(format!(
+                        "Invalid rule: {rest} (rules are separated by commas)"
+                    ))
+                }
+            }
+        }
+        if rules.is_empty() {
+            return Err("no rule given".into());
+        }
+        Ok(MappingRules(rules))
+    }
+
+    /// The principal name of certificate subject `dn`, if a rule applies.
+    pub fn apply(&self, dn: &str) -> Option<String> {
+        self.0.iter().find_map(|r| match r {
+            Rule::Default => Some(dn.to_string()),
+            Rule::Replace {
+                pattern,
+                replacement,
+                case,
+            } => pattern.is_match(dn).then(|| {
+                let name = pattern.replace(dn, replacement.as_str()).into_owned();
+                match case {
+                    Some('L') => name.to_lowercase(),
+                    Some('U') => name.to_uppercase(),
+                    _ => name,
+                }
+            }),
+        })
+    }
+}
+
+#[cfg(test)]
+mod rule_tests {
+    use super::*;
+
+    #[test]
+    fn rules_map_subjects_as_kafka_does() {
+        let rules = MappingRules::parse(
+            "RULE:^CN=(.*?),OU=ServiceUsers.*$/$1/, RULE:^CN=(.*?),OU=(.*?),O=(.*?)$/$1@$2/L,DEFAULT",
+        )
+        .expect("rules");
+        assert_eq!(
+            rules.apply("CN=app,OU=ServiceUsers,O=x").as_deref(),
+            Some("app")
+        );
+        assert_eq!(rules.apply("CN=Bob,OU=Eng,O=x").as_deref(), Some("bob@eng"));
+        assert_eq!(rules.apply("CN=z").as_deref(), Some("CN=z"));
+        let strict = MappingRules::parse("RULE:^CN=([a-z]+)$/$1x/U").expect("rule");
+        assert_eq!(strict.apply("CN=app").as_deref(), Some("APPX"));
+        assert_eq!(strict.apply("CN=app,O=x"), None);
+        assert_eq!(
+            MappingRules::default().apply("CN=a").as_deref(),
+            Some("CN=a")
+        );
+        for bad in [
+            "RULE:^CN=(.*$/$1/",
+            "RULE:abc",
+            "NOPE",
+            "",
+            "DEFAULT RULE:a/b/",
+        ] {
+            assert!(MappingRules::parse(bad).is_err(), "{bad}");
+        }
+    }
+}
