@@ -220,10 +220,11 @@ impl Acl {
     }
 }
 
-/// The operations an ACL on each resource type may name (ALL always).
-fn valid_operation(resource_type: i8, operation: i8) -> bool {
+/// The operations of each resource type (besides ALL, which an ACL may always name): what
+/// ACLs on it may name, and what authorized-operations fields report.
+pub fn supported_operations(resource_type: i8) -> &'static [i8] {
     use op::*;
-    let ops: &[i8] = match resource_type {
+    match resource_type {
         resource::TOPIC => &[
             READ,
             WRITE,
@@ -248,8 +249,11 @@ fn valid_operation(resource_type: i8, operation: i8) -> bool {
         resource::DELEGATION_TOKEN => &[DESCRIBE],
         resource::USER => &[CREATE_TOKENS, DESCRIBE_TOKENS],
         _ => &[],
-    };
-    operation == ALL || ops.contains(&operation)
+    }
+}
+
+fn valid_operation(resource_type: i8, operation: i8) -> bool {
+    operation == op::ALL || supported_operations(resource_type).contains(&operation)
 }
 
 /// A filter over ACLs, as DescribeAcls and DeleteAcls carry it. `None` matches anything.

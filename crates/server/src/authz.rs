@@ -17,6 +17,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use kafka_protocol::messages::*;
+use kafka_protocol::protocol::StrBytes;
 use krust_metadata::acl::{
     self, op, resource, AclTable, AuthorizerSettings, Requester, CLUSTER_NAME,
 };
@@ -70,35 +71,6 @@ pub fn host_string(ip: IpAddr) -> String {
             .map(|s| format!("{s:x}"))
             .collect::<Vec<_>>()
             .join(":"),
-    }
-}
-
-/// The operations Kafka reports in authorized-operations fields, by resource type.
-fn supported_operations(resource_type: i8) -> &'static [i8] {
-    use op::*;
-    match resource_type {
-        resource::TOPIC => &[
-            READ,
-            WRITE,
-            CREATE,
-            DESCRIBE,
-            DELETE,
-            ALTER,
-            DESCRIBE_CONFIGS,
-            ALTER_CONFIGS,
-        ],
-        resource::GROUP => &[READ, DESCRIBE, DELETE, DESCRIBE_CONFIGS, ALTER_CONFIGS],
-        resource::CLUSTER => &[
-            CREATE,
-            CLUSTER_ACTION,
-            DESCRIBE_CONFIGS,
-            ALTER_CONFIGS,
-            IDEMPOTENT_WRITE,
-            ALTER,
-            DESCRIBE,
-        ],
-        resource::TRANSACTIONAL_ID => &[DESCRIBE, WRITE],
-        _ => &[],
     }
 }
 
@@ -196,7 +168,7 @@ impl Authz {
     /// Kafka's authorized-operations bit field for a resource: bit `op` set for each
     /// operation allowed on it.
     pub fn operations(&self, resource_type: i8, name: &str) -> i32 {
-        supported_operations(resource_type)
+        acl::supported_operations(resource_type)
             .iter()
             .filter(|&&o| self.quietly(o, resource_type, name))
             .fold(0, |bits, &o| bits | (1 << o))
@@ -850,28 +822,48 @@ fn config_check(az: &Authz, operation: i8, resource_type: i8, name: &str) -> Opt
     (!az.allows(operation, rt, res_name)).then_some(code)
 }
 
+/// Takes the config resources `operation` is denied on out of `resources`, answering each
+/// with `answer(resource type, name, error code)`.
+fn config_denials<T, R>(
+    az: &Authz,
+    operation: i8,
+    resources: &mut Vec<T>,
+    of: impl Fn(&T) -> (i8, &StrBytes),
+    answer: impl Fn(i8, StrBytes, i16) -> R,
+) -> Vec<R> {
+    let mut denied = Vec::new();
+    resources.retain(|r| {
+        let (rt, name) = of(r);
+        match config_check(az, operation, rt, name) {
+            None => true,
+            Some(code) => {
+                denied.push(answer(rt, name.clone(), code));
+                false
+            }
+        }
+    });
+    denied
+}
+
 /// DescribeConfigs: DESCRIBE_CONFIGS on each resource.
 pub fn describe_configs(
     az: &Authz,
     req: &mut DescribeConfigsRequest,
 ) -> Post<DescribeConfigsResponse> {
     use describe_configs_response::DescribeConfigsResult;
-    let mut denied = Vec::new();
-    req.resources.retain(|r| {
-        match config_check(az, op::DESCRIBE_CONFIGS, r.resource_type, &r.resource_name) {
-            None => true,
-            Some(code) => {
-                denied.push(
-                    DescribeConfigsResult::default()
-                        .with_error_code(code)
-                        .with_error_message(Some(sb("Authorization failed.")))
-                        .with_resource_type(r.resource_type)
-                        .with_resource_name(r.resource_name.clone()),
-                );
-                false
-            }
-        }
-    });
+    let denied = config_denials(
+        az,
+        op::DESCRIBE_CONFIGS,
+        &mut req.resources,
+        |r| (r.resource_type, &r.resource_name),
+        |rt, name, code| {
+            DescribeConfigsResult::default()
+                .with_error_code(code)
+                .with_error_message(Some(sb("Authorization failed.")))
+                .with_resource_type(rt)
+                .with_resource_name(name)
+        },
+    );
     if denied.is_empty() {
         return None;
     }
@@ -881,21 +873,18 @@ pub fn describe_configs(
 /// AlterConfigs: ALTER_CONFIGS on each resource.
 pub fn alter_configs(az: &Authz, req: &mut AlterConfigsRequest) -> Post<AlterConfigsResponse> {
     use alter_configs_response::AlterConfigsResourceResponse;
-    let mut denied = Vec::new();
-    req.resources.retain(|r| {
-        match config_check(az, op::ALTER_CONFIGS, r.resource_type, &r.resource_name) {
-            None => true,
-            Some(code) => {
-                denied.push(
-                    AlterConfigsResourceResponse::default()
-                        .with_error_code(code)
-                        .with_resource_type(r.resource_type)
-                        .with_resource_name(r.resource_name.clone()),
-                );
-                false
-            }
-        }
-    });
+    let denied = config_denials(
+        az,
+        op::ALTER_CONFIGS,
+        &mut req.resources,
+        |r| (r.resource_type, &r.resource_name),
+        |rt, name, code| {
+            AlterConfigsResourceResponse::default()
+                .with_error_code(code)
+                .with_resource_type(rt)
+                .with_resource_name(name)
+        },
+    );
     if denied.is_empty() {
         return None;
     }
@@ -908,21 +897,18 @@ pub fn incremental_alter_configs(
     req: &mut IncrementalAlterConfigsRequest,
 ) -> Post<IncrementalAlterConfigsResponse> {
     use incremental_alter_configs_response::AlterConfigsResourceResponse;
-    let mut denied = Vec::new();
-    req.resources.retain(|r| {
-        match config_check(az, op::ALTER_CONFIGS, r.resource_type, &r.resource_name) {
-            None => true,
-            Some(code) => {
-                denied.push(
-                    AlterConfigsResourceResponse::default()
-                        .with_error_code(code)
-                        .with_resource_type(r.resource_type)
-                        .with_resource_name(r.resource_name.clone()),
-                );
-                false
-            }
-        }
-    });
+    let denied = config_denials(
+        az,
+        op::ALTER_CONFIGS,
+        &mut req.resources,
+        |r| (r.resource_type, &r.resource_name),
+        |rt, name, code| {
+            AlterConfigsResourceResponse::default()
+                .with_error_code(code)
+                .with_resource_type(rt)
+                .with_resource_name(name)
+        },
+    );
     if denied.is_empty() {
         return None;
     }

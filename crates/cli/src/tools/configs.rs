@@ -441,6 +441,16 @@ async fn describe(client: &mut Client, entity: &Entity, all: bool) -> anyhow::Re
     Ok(())
 }
 
+/// The keys of every `--delete-config` (each a comma-separated list).
+fn delete_keys(args: &Args) -> Vec<String> {
+    args.delete_config
+        .iter()
+        .flat_map(|d| d.split(','))
+        .map(|d| d.trim().to_string())
+        .filter(|d| !d.is_empty())
+        .collect()
+}
+
 /// Splits `k1=v1,k2=[a,b],k3=v3` into pairs; brackets group values containing commas.
 pub fn parse_add_config(text: &str) -> anyhow::Result<Vec<(String, String)>> {
     let mut items = Vec::new();
@@ -484,13 +494,7 @@ async fn alter(client: &mut Client, args: &Args, entity: &Entity) -> anyhow::Res
         Some(text) => parse_add_config(text)?,
         None => Vec::new(),
     };
-    let deletes: Vec<String> = args
-        .delete_config
-        .iter()
-        .flat_map(|d| d.split(','))
-        .map(|d| d.trim().to_string())
-        .filter(|d| !d.is_empty())
-        .collect();
+    let deletes = delete_keys(args);
     if !deletes.is_empty() {
         // Kafka fails the command if a config to delete is not currently set.
         let wanted = dynamic_source(entity.kind, &name);
@@ -563,13 +567,7 @@ fn is_quota_alter(args: &Args) -> anyhow::Result<bool> {
             .collect(),
         None => Vec::new(),
     };
-    keys.extend(
-        args.delete_config
-            .iter()
-            .flat_map(|d| d.split(','))
-            .map(|d| d.trim().to_string())
-            .filter(|d| !d.is_empty()),
-    );
+    keys.extend(delete_keys(args));
     let quotas = keys
         .iter()
         .filter(|k| QUOTA_KEYS.contains(&k.as_str()))
@@ -728,13 +726,7 @@ async fn alter_quotas(client: &mut Client, args: &Args, entity: &Entity) -> anyh
             );
         }
     }
-    let deletes: Vec<String> = args
-        .delete_config
-        .iter()
-        .flat_map(|d| d.split(','))
-        .map(|d| d.trim().to_string())
-        .filter(|d| !d.is_empty())
-        .collect();
+    let deletes = delete_keys(args);
     if !deletes.is_empty() {
         // Kafka fails the command if a quota to delete is not currently set.
         let current: BTreeSet<String> = quotas(client, entity)
