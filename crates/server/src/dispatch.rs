@@ -39,6 +39,9 @@ pub struct Deferred {
     pub api: Option<ApiKey>,
     /// When the request arrived, for the request latency metric.
     pub started: Instant,
+    /// Its request went over its client's quota: the connection reads nothing more until
+    /// the answer is out (and the throttle time over), as Kafka mutes it.
+    pub throttled: bool,
 }
 
 fn encode<R: Encodable + HeaderVersion>(
@@ -463,6 +466,7 @@ async fn dispatch_inner(
                     }),
                     api: Some(key),
                     started: Instant::now(),
+                    throttled: throttle > 0,
                 }),
                 handlers::produce::Reply::None => Outcome::Continue,
                 handlers::produce::Reply::Close(reason) => Outcome::Close(reason),

@@ -321,7 +321,7 @@ async fn connection(
         // behind a waiting response, only further Produce requests (up to a limit).
         loop {
             let max_request = auth.frame_limit(&broker, socket_max);
-            if muted_until.is_some() {
+            if muted_until.is_some() || pending.iter().any(|d| d.throttled) {
                 break;
             }
             if !pending.is_empty()
@@ -375,6 +375,7 @@ async fn connection(
                     response: Box::pin(std::future::ready(Ok(bytes))),
                     api: None,
                     started: Instant::now(),
+                    throttled: false,
                 });
             }
             if out.len() >= WRITE_BUFFER_FLUSH_BYTES {
@@ -407,7 +408,8 @@ async fn connection(
         let next_size = pool.and_then(|_| next_frame_size(&read_buf, max_request));
         let unreserved = next_size.filter(|_| reserved.is_none());
         // A muted connection reserves nothing: it holds no share while it waits.
-        let to_reserve = unreserved.filter(|_| !blocked && muted_until.is_none());
+        let muted = muted_until.is_some() || pending.iter().any(|d| d.throttled);
+        let to_reserve = unreserved.filter(|_| !blocked && !muted);
         // With a pool, read no further than the reserved frame (and a little of the next
         // one's start); behind a waiting response, only what completes the next frame.
         let read_limit = pool.map(|_| {
@@ -417,7 +419,7 @@ async fn connection(
             };
             rest + READ_AHEAD
         });
-        let may_read = muted_until.is_none()
+        let may_read = !muted
             && unreserved.is_none()
             && (pending.is_empty() || !frame_complete(&read_buf, max_request));
         tokio::select! {
