@@ -181,6 +181,17 @@ fn quotas_are_set_described_and_removed() {
         stdout(&o).trim(),
         "Quota configs for user-principal 'alice', the default client-id are producer_byte_rate=4096.0"
     );
+    // Kafka's shortcuts for the same.
+    let o = configs(
+        &node,
+        &["--describe", "--user", "alice", "--client-defaults"],
+    );
+    assert_eq!(
+        stdout(&o).trim(),
+        "Quota configs for user-principal 'alice', the default client-id are producer_byte_rate=4096.0",
+        "{}",
+        stderr(&o)
+    );
     // Removing: a key that is not set is refused by the tool, as Kafka's is.
     let o = configs(
         &node,

@@ -180,6 +180,15 @@ const GROUP_DENIED: i16 = ErrorCode::GroupAuthorizationFailed.code();
 const TXN_DENIED: i16 = ErrorCode::TransactionalIdAuthorizationFailed.code();
 const CLUSTER_DENIED: i16 = ErrorCode::ClusterAuthorizationFailed.code();
 
+/// The names that appear more than once.
+fn repeated<'a>(names: impl Iterator<Item = &'a str>) -> std::collections::HashSet<String> {
+    let mut seen = std::collections::HashSet::new();
+    names
+        .filter(|n| !seen.insert(*n))
+        .map(str::to_string)
+        .collect()
+}
+
 /// Splits `items` by `allowed`, keeping the allowed ones in place and returning the others.
 fn split<T>(items: &mut Vec<T>, mut allowed: impl FnMut(&T) -> bool) -> Vec<T> {
     let (keep, denied): (Vec<T>, Vec<T>) =
@@ -669,10 +678,15 @@ pub fn create_topics(
     if !az.is_on() {
         return None;
     }
+    // A name given twice is the handler's to refuse (INVALID_REQUEST), as Kafka refuses
+    // duplicates before it authorizes.
+    let twice = repeated(req.topics.iter().map(|t| t.name.as_str()));
     let denied = if az.quietly(op::CREATE, resource::CLUSTER, CLUSTER_NAME) {
         Vec::new()
     } else {
-        split(&mut req.topics, |t| az.topic(op::CREATE, &t.name))
+        split(&mut req.topics, |t| {
+            twice.contains(t.name.as_str()) || az.topic(op::CREATE, &t.name)
+        })
     };
     let az = az.clone();
     post(move |r: &mut CreateTopicsResponse| {
@@ -772,7 +786,10 @@ pub fn create_partitions(
     req: &mut CreatePartitionsRequest,
 ) -> Post<CreatePartitionsResponse> {
     use create_partitions_response::CreatePartitionsTopicResult;
-    let denied = split(&mut req.topics, |t| az.topic(op::ALTER, &t.name));
+    let twice = repeated(req.topics.iter().map(|t| t.name.as_str()));
+    let denied = split(&mut req.topics, |t| {
+        twice.contains(t.name.as_str()) || az.topic(op::ALTER, &t.name)
+    });
     if denied.is_empty() {
         return None;
     }
@@ -1782,6 +1799,21 @@ mod tests {
         ]);
         post(&mut resp);
         assert!(resp.groups.iter().all(|g| g.topics.is_empty()));
+    }
+
+    #[test]
+    fn duplicates_are_left_to_the_handler() {
+        let az = deny_all();
+        let topic =
+            |n: &str| create_topics_request::CreatableTopic::default().with_name(TopicName(s(n)));
+        let mut req =
+            CreateTopicsRequest::default().with_topics(vec![topic("t"), topic("u"), topic("t")]);
+        let mut resp = CreateTopicsResponse::default();
+        create_topics(&az, &mut req, 7).expect("post")(&mut resp);
+        let kept: Vec<&str> = req.topics.iter().map(|t| t.name.as_str()).collect();
+        assert_eq!(kept, ["t", "t"]);
+        assert_eq!(resp.topics.len(), 1);
+        assert_eq!(resp.topics[0].name.as_str(), "u");
     }
 
     #[test]

@@ -85,6 +85,24 @@ struct Args {
     /// The config defaults for all brokers.
     #[arg(long = "broker-defaults")]
     broker_defaults: bool,
+    /// The user's principal name (same as --entity-type users --entity-name X).
+    #[arg(long, value_name = "user")]
+    user: Option<String>,
+    /// The config defaults for all users.
+    #[arg(long = "user-defaults")]
+    user_defaults: bool,
+    /// The client id (same as --entity-type clients --entity-name X).
+    #[arg(long, value_name = "client")]
+    client: Option<String>,
+    /// The config defaults for all clients.
+    #[arg(long = "client-defaults")]
+    client_defaults: bool,
+    /// The IP address (same as --entity-type ips --entity-name X).
+    #[arg(long, value_name = "ip")]
+    ip: Option<String>,
+    /// The config defaults for all IPs.
+    #[arg(long = "ip-defaults")]
+    ip_defaults: bool,
     /// Key-value pairs of configs to add: 'k1=v1,k2=[v1,v2,v2],k3=v3'.
     #[arg(long = "add-config", value_name = "k=v,...")]
     add_config: Option<String>,
@@ -201,11 +219,36 @@ fn check_args(args: &Args, names: &[String]) -> anyhow::Result<Entity> {
     if args.describe && (args.add_config.is_some() || !args.delete_config.is_empty()) {
         bail!("Option \"[describe]\" can't be used with option \"[add-config]\" or \"[delete-config]\"");
     }
-    let specific = args.topic.is_some() || args.broker.is_some() || args.broker_defaults;
+    // The shortcuts for client quota entities: (type, name, or "" for the default).
+    let shortcut = |name: &Option<String>, defaults: bool| match (name, defaults) {
+        (Some(n), _) => Some(n.clone()),
+        (None, true) => Some(String::new()),
+        (None, false) => None,
+    };
+    let user = shortcut(&args.user, args.user_defaults);
+    let client = shortcut(&args.client, args.client_defaults);
+    let ip = shortcut(&args.ip, args.ip_defaults);
+    let quota_shortcuts: Vec<(EntityType, String)> = [
+        (EntityType::Users, user),
+        (EntityType::Clients, client),
+        (EntityType::Ips, ip),
+    ]
+    .into_iter()
+    .filter_map(|(k, n)| Some((k, n?)))
+    .collect();
+    let specific = args.topic.is_some()
+        || args.broker.is_some()
+        || args.broker_defaults
+        || !quota_shortcuts.is_empty();
     if specific
         && (!args.entity_type.is_empty() || !args.entity_name.is_empty() || args.entity_default > 0)
     {
         bail!("--entity-{{type,name,default}} should not be used in conjunction with specific entity flags");
+    }
+    if !quota_shortcuts.is_empty()
+        && (args.topic.is_some() || args.broker.is_some() || args.broker_defaults)
+    {
+        bail!("Only one entity may be named: users, clients and ips do not combine with topics or brokers");
     }
     let entity = if let Some(t) = &args.topic {
         Entity {
@@ -224,6 +267,21 @@ fn check_args(args: &Args, names: &[String]) -> anyhow::Result<Entity> {
             kind: EntityType::Brokers,
             name: Some(String::new()),
             other: None,
+        }
+    } else if let Some((kind, name)) = quota_shortcuts.first().cloned() {
+        let other = match quota_shortcuts.get(1).cloned() {
+            None => None,
+            Some((EntityType::Clients, n))
+                if kind == EntityType::Users && quota_shortcuts.len() == 2 =>
+            {
+                Some((EntityType::Clients, Some(n)))
+            }
+            Some(_) => bail!("Only 'users' and 'clients' entity types may be combined, each once"),
+        };
+        Entity {
+            kind,
+            name: Some(name),
+            other,
         }
     } else {
         let parse = |t: &str| -> anyhow::Result<EntityType> {
