@@ -399,6 +399,21 @@ async fn a_batch_outside_its_transaction_is_refused() {
     assert_eq!(produce(&mut s, 0, 0, "stray"), 48);
     assert_eq!(watermarks(&node, "ver", 0), (0, 0));
     assert_eq!(add(&mut s, 0), 0);
+    // An internal topic never joins a transaction: refused as unauthorized, as in Kafka.
+    let internal = AddPartitionsToTxnRequest::default()
+        .with_v3_and_below_transactional_id(TransactionalId(sb("raw-tx")))
+        .with_v3_and_below_producer_id(ProducerId(pid))
+        .with_v3_and_below_producer_epoch(epoch)
+        .with_v3_and_below_topics(vec![
+            add_partitions_to_txn_request::AddPartitionsToTxnTopic::default()
+                .with_name(TopicName(sb("__consumer_offsets")))
+                .with_partitions(vec![0]),
+        ]);
+    let r = call(&mut s, &internal, 3);
+    assert_eq!(
+        r.results_by_topic_v3_and_below[0].results_by_partition[0].partition_error_code,
+        29
+    );
     assert_eq!(produce(&mut s, 0, 0, "in"), 0);
     // Partition 1 is not in the transaction.
     assert_eq!(produce(&mut s, 1, 0, "stray"), 48);

@@ -30,6 +30,7 @@ pub async fn add_partitions(
     let image = broker.image();
     let mut wanted: Vec<(String, i32)> = Vec::new();
     let mut unknown = std::collections::HashSet::new();
+    let mut internal = std::collections::HashSet::new();
     for t in &req.v3_and_below_topics {
         let name = t.name.to_string();
         for &p in &t.partitions {
@@ -38,6 +39,11 @@ pub async fn add_partitions(
                 .is_some_and(|ti| ti.partitions.contains_key(&p));
             if !exists || krust_metadata::topic_name::is_internal(&name) {
                 unknown.insert((name.clone(), p));
+            }
+            // Internal topics never join a transaction: refused as unauthorized, as Kafka
+            // leaves them out of the topics a producer may write.
+            if krust_metadata::topic_name::is_internal(&name) {
+                internal.insert((name.clone(), p));
             }
             wanted.push((name.clone(), p));
         }
@@ -57,7 +63,9 @@ pub async fn add_partitions(
         Err(ErrorCode::OperationNotAttempted)
     };
     let code_of = |tp: &(String, i32)| -> i16 {
-        if unknown.contains(tp) {
+        if internal.contains(tp) {
+            ErrorCode::TopicAuthorizationFailed.code()
+        } else if unknown.contains(tp) {
             ErrorCode::UnknownTopicOrPartition.code()
         } else {
             match result {
