@@ -142,6 +142,17 @@ pub fn pattern_code(name: &str) -> Option<i8> {
     code_of(&PATTERN_NAMES, name)
 }
 
+/// Whether `principal` has Kafka's form `Type:name` (both parts non-empty), and if not why.
+pub fn check_principal(principal: &str) -> Result<(), String> {
+    match principal.split_once(':') {
+        Some((kind, name)) if !kind.is_empty() && !name.is_empty() => Ok(()),
+        _ => Err(format!(
+            "Could not parse principal from `{principal}` (no colon is present separating \
+             the principal type from the principal name)"
+        )),
+    }
+}
+
 /// One ACL: a resource pattern and an entry.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Acl {
@@ -187,15 +198,8 @@ impl Acl {
                 "The only valid name for the CLUSTER resource is {CLUSTER_NAME}"
             ));
         }
-        match self.principal.split_once(':') {
-            Some((kind, name)) if !kind.is_empty() && !name.is_empty() => {}
-            _ => {
-                return Some(format!(
-                    "Could not parse principal from `{}` (no colon is present separating the \
-                     principal type from the principal name)",
-                    self.principal
-                ))
-            }
+        if let Err(why) = check_principal(&self.principal) {
+            return Some(why);
         }
         if self.host.is_empty() {
             return Some("Host should not be empty".into());

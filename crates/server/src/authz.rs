@@ -197,12 +197,10 @@ fn split<T>(items: &mut Vec<T>, mut allowed: impl FnMut(&T) -> bool) -> Vec<T> {
     denied
 }
 
-/// Whether a partition's record set starts with a transactional batch (attribute bit 4).
+/// Whether a partition's record set starts with a transactional batch.
 fn is_transactional(records: &[u8]) -> bool {
-    use krust_protocol::batch_layout::{ATTRIBUTES_AT, MAGIC_AT};
-    records.len() > ATTRIBUTES_AT + 1
-        && records[MAGIC_AT] == 2
-        && records[ATTRIBUTES_AT + 1] & 0x10 != 0
+    krust_storage::batch::BatchHeader::from_slice(records)
+        .is_ok_and(|h| h.magic() == 2 && h.is_transactional())
 }
 
 /// Produce: WRITE on the transactional id when a batch is transactional, then WRITE on

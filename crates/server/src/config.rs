@@ -1799,18 +1799,14 @@ fn authorizer_settings(
         if p.is_empty() {
             continue;
         }
-        match p.split_once(':') {
-            Some((kind, name)) if !kind.is_empty() && !name.is_empty() => {
-                super_users.push(p.to_string())
-            }
-            _ => {
-                return Err(invalid(
-                    "super.users",
-                    raw.get("super.users").unwrap_or(""),
-                    format!("`{p}` is not a principal of the form Type:name (User:admin)"),
-                ))
-            }
+        if krust_metadata::acl::check_principal(p).is_err() {
+            return Err(invalid(
+                "super.users",
+                raw.get("super.users").unwrap_or(""),
+                format!("`{p}` is not a principal of the form Type:name (User:admin)"),
+            ));
         }
+        super_users.push(p.to_string());
     }
     match raw.get("authorizer.class.name").unwrap_or("") {
         "" => Ok(None),

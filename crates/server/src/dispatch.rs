@@ -475,11 +475,7 @@ async fn dispatch_inner(
         ApiKey::Fetch if listener == Listener::Controller => raft!(FetchRequest, Fetch),
         ApiKey::Fetch => {
             let mut req = decode!(FetchRequest);
-            let replica_id = if v >= 15 {
-                req.replica_state.replica_id.0
-            } else {
-                req.replica_id.0
-            };
+            let replica_id = handlers::fetch::replica_id(&req, v);
             // `consumer_byte_rate` (consumers only): a fetch takes at most what the quota
             // allows over its windows, and one over the quota is answered empty.
             let quota = (replica_id < 0)

@@ -255,6 +255,12 @@ pub async fn serve(
     }
 }
 
+/// Whether a connection reads nothing now: its throttle time is running, or a throttled
+/// answer is not out yet (KIP-219).
+fn is_muted(muted_until: Option<tokio::time::Instant>, pending: &VecDeque<Deferred>) -> bool {
+    muted_until.is_some() || pending.iter().any(|d| d.throttled)
+}
+
 async fn connection(
     broker: Arc<Broker>,
     mut stream: ConnStream,
@@ -321,7 +327,7 @@ async fn connection(
         // behind a waiting response, only further Produce requests (up to a limit).
         loop {
             let max_request = auth.frame_limit(&broker, socket_max);
-            if muted_until.is_some() || pending.iter().any(|d| d.throttled) {
+            if is_muted(muted_until, &pending) {
                 break;
             }
             if !pending.is_empty()
@@ -408,7 +414,7 @@ async fn connection(
         let next_size = pool.and_then(|_| next_frame_size(&read_buf, max_request));
         let unreserved = next_size.filter(|_| reserved.is_none());
         // A muted connection reserves nothing: it holds no share while it waits.
-        let muted = muted_until.is_some() || pending.iter().any(|d| d.throttled);
+        let muted = is_muted(muted_until, &pending);
         let to_reserve = unreserved.filter(|_| !blocked && !muted);
         // With a pool, read no further than the reserved frame (and a little of the next
         // one's start); behind a waiting response, only what completes the next frame.

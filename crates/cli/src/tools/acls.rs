@@ -162,12 +162,9 @@ fn patterns(args: &Args, pattern_type: i8) -> Vec<Pattern> {
 
 fn principals(list: &[String]) -> anyhow::Result<Vec<String>> {
     list.iter()
-        .map(|p| match p.split_once(':') {
-            Some((t, n)) if !t.is_empty() && !n.is_empty() => Ok(p.clone()),
-            _ => bail!(
-                "Could not parse principal from `{p}` (no colon is present separating the \
-                 principal type from the principal name)"
-            ),
+        .map(|p| {
+            acl::check_principal(p).map_err(|why| anyhow!(why))?;
+            Ok(p.clone())
         })
         .collect()
 }

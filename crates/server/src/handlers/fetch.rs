@@ -141,6 +141,15 @@ struct Wanted {
 /// `holds_share`: the request holds a share of the memory budget (until it is answered, as
 /// what it decoded is held as long), so it waits for records at most
 /// [`crate::admission::MAX_WAIT_WITH_SHARE`], whatever `max_wait_ms` it asks for.
+/// The fetching follower's id (v15 moved it into ReplicaState); negative for a consumer.
+pub fn replica_id(req: &FetchRequest, version: i16) -> i32 {
+    if version >= 15 {
+        req.replica_state.replica_id.0
+    } else {
+        req.replica_id.0
+    }
+}
+
 pub async fn handle(
     broker: &Broker,
     az: &crate::authz::Authz,
@@ -158,11 +167,7 @@ pub async fn handle(
         return FetchAnswer::empty(resp);
     }
     let image = broker.image();
-    let replica_id = if version >= 15 {
-        req.replica_state.replica_id.0
-    } else {
-        req.replica_id.0
-    };
+    let replica_id = replica_id(&req, version);
     let replica = (replica_id >= 0).then_some(replica_id);
     // A follower needs CLUSTER_ACTION (else every partition is refused, as Kafka does); a
     // consumer needs READ on each topic.
