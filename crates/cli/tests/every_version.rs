@@ -425,6 +425,29 @@ async fn every_supported_version_answers() {
                 ApiKey::ListGroups => {
                     w.call(&ListGroupsRequest::default(), v);
                 }
+                ApiKey::ConsumerGroupHeartbeat => {
+                    let mut req = ConsumerGroupHeartbeatRequest::default()
+                        .with_group_id(GroupId(s(&format!("kip848-v{v}"))))
+                        .with_member_id(s(&format!("member-v{v}")))
+                        .with_rebalance_timeout_ms(30_000)
+                        .with_subscribed_topic_names(Some(vec![topic()]))
+                        .with_topic_partitions(Some(vec![]));
+                    if v >= 1 {
+                        req.subscribed_topic_regex = Some(s(""));
+                    }
+                    let r = w.call(&req, v);
+                    assert_eq!(r.error_code, 0, "ConsumerGroupHeartbeat v{v}: {r:?}");
+                    assert_eq!(r.member_epoch, 1, "ConsumerGroupHeartbeat v{v}");
+                    assert!(r.assignment.is_some(), "ConsumerGroupHeartbeat v{v}");
+                }
+                ApiKey::ConsumerGroupDescribe => {
+                    let r = w.call(
+                        &ConsumerGroupDescribeRequest::default()
+                            .with_group_ids(vec![GroupId(s("kip848-v1")), GroupId(s("absent"))]),
+                        v,
+                    );
+                    assert_eq!(r.groups[1].error_code, 69, "ConsumerGroupDescribe v{v}");
+                }
                 ApiKey::DeleteGroups => {
                     w.call(
                         &DeleteGroupsRequest::default()

@@ -280,6 +280,8 @@ pub struct OffsetCommitRequest {
     pub group_instance_id: Option<String>,
     /// Topics and their partitions.
     pub topics: Vec<(String, Vec<CommitPartition>)>,
+    /// The OffsetCommit version (consumer-protocol members need 9 or later).
+    pub api_version: i16,
 }
 
 /// TxnOffsetCommit: offsets committed within a producer's transaction.
@@ -335,6 +337,8 @@ pub struct OffsetFetchRequest {
     pub group_id: String,
     /// Topics and partitions, or `None` for all committed offsets of the group.
     pub topics: Option<Vec<(String, Vec<i32>)>>,
+    /// A consumer-protocol member fetching (OffsetFetch v9): its id and epoch, checked.
+    pub member: Option<(String, i32)>,
 }
 
 /// One fetched partition.
@@ -405,6 +409,8 @@ pub struct ListedGroup {
     pub protocol_type: String,
     /// The state.
     pub state: GroupState,
+    /// "classic" or "consumer".
+    pub group_type: &'static str,
 }
 
 /// DeleteGroups.

@@ -7,6 +7,10 @@ use rand::rngs::StdRng;
 use rand::{RngCore, SeedableRng};
 
 use crate::api::*;
+use crate::consumer::{
+    self, ConsumerGroupConfig, ConsumerHeartbeatRequest, ConsumerHeartbeatResponse,
+    DescribedConsumerGroup, TopicView,
+};
 use crate::error::ErrorCode;
 use crate::records::{
     GroupMetadataValue, MemberMetadataValue, OffsetCommitValue, RecordError, RecordKey,
@@ -31,6 +35,8 @@ pub struct GroupConfig {
     pub max_session_timeout_ms: i32,
     /// `group.max.size` (unlimited when `None`).
     pub max_size: Option<usize>,
+    /// Settings of consumer-protocol groups.
+    pub consumer: ConsumerGroupConfig,
 }
 
 impl Default for GroupConfig {
@@ -40,6 +46,7 @@ impl Default for GroupConfig {
             min_session_timeout_ms: 6000,
             max_session_timeout_ms: 1_800_000,
             max_size: None,
+            consumer: ConsumerGroupConfig::default(),
         }
     }
 }
@@ -289,6 +296,20 @@ impl GroupCoordinator {
             .groups
             .entry(group_id.clone())
             .or_insert_with(|| Group::new(&group_id, now_ms));
+        if let Some(modern) = &g.modern {
+            if !modern.members.is_empty() {
+                // Classic members do not join a group of consumer-protocol members.
+                out.respond(
+                    rid,
+                    Response::Join(JoinResponse::error(
+                        ErrorCode::InconsistentGroupProtocol,
+                        &req.member_id,
+                    )),
+                );
+                return out;
+            }
+            g.modern = None;
+        }
         let mut cx = Cx {
             config: &self.config,
             rng: &mut self.rng,
@@ -391,7 +412,9 @@ impl GroupCoordinator {
             return ErrorCode::IllegalGeneration;
         }
         match state {
-            GroupState::Empty => ErrorCode::UnknownMemberId,
+            GroupState::Empty | GroupState::Assigning | GroupState::Reconciling => {
+                ErrorCode::UnknownMemberId
+            }
             GroupState::Dead => ErrorCode::CoordinatorNotAvailable,
             GroupState::CompletingRebalance | GroupState::Stable => {
                 m.session_deadline = now_ms + i64::from(m.session_timeout_ms);
@@ -402,6 +425,134 @@ impl GroupCoordinator {
                 ErrorCode::RebalanceInProgress
             }
         }
+    }
+
+    // ------------------------------------------------------------------
+    // ConsumerGroupHeartbeat (KIP-848)
+    // ------------------------------------------------------------------
+
+    /// ConsumerGroupHeartbeat: joins, heartbeats, reconciles or leaves a consumer-protocol
+    /// group (see [`crate::consumer`]). It writes nothing: the membership of such groups
+    /// is kept in memory.
+    pub fn consumer_heartbeat(
+        &mut self,
+        req: ConsumerHeartbeatRequest,
+        topics: &dyn TopicView,
+        now_ms: i64,
+    ) -> ConsumerHeartbeatResponse {
+        if let Err(e) = consumer::validate(&req, &self.config.consumer) {
+            return e;
+        }
+        let err = self.check_group_id(&req.group_id);
+        if !err.is_ok() {
+            return ConsumerHeartbeatResponse::error(err, format!("group {}", req.group_id));
+        }
+        let epoch = req.member_epoch;
+        let joining = epoch == 0;
+        let group_id = req.group_id.clone();
+        if !self.groups.contains_key(&group_id) {
+            if !joining {
+                // Either never known or forgotten by a coordinator that moved: the
+                // member joins again.
+                return ConsumerHeartbeatResponse::error(
+                    if epoch < 0 {
+                        ErrorCode::GroupIdNotFound
+                    } else {
+                        ErrorCode::UnknownMemberId
+                    },
+                    format!(
+                        "Member {} is not a member of group {group_id}.",
+                        req.member_id
+                    ),
+                );
+            }
+            self.groups
+                .insert(group_id.clone(), Group::new(&group_id, now_ms));
+        }
+        let member_id = if req.member_id.is_empty() {
+            let mut b = [0u8; 16];
+            self.rng.fill_bytes(&mut b);
+            consumer::member_id(b)
+        } else {
+            req.member_id.clone()
+        };
+        let Some(g) = self.groups.get_mut(&group_id) else {
+            return ConsumerHeartbeatResponse::error(ErrorCode::UnknownServerError, "no group");
+        };
+        if g.modern.is_none() {
+            let classic_empty = g.is_in(GroupState::Empty) && g.members.is_empty();
+            if !classic_empty {
+                return ConsumerHeartbeatResponse::error(
+                    ErrorCode::GroupIdNotFound,
+                    format!("Group {group_id} is not a consumer group."),
+                );
+            }
+            if !joining {
+                return ConsumerHeartbeatResponse::error(
+                    if epoch < 0 {
+                        ErrorCode::GroupIdNotFound
+                    } else {
+                        ErrorCode::UnknownMemberId
+                    },
+                    format!("Member {member_id} is not a member of group {group_id}."),
+                );
+            }
+            // A group that only holds offsets (or was emptied) takes the new protocol.
+            g.pending_members.clear();
+            g.modern = Some(Box::default());
+        }
+        let Some(c) = g.modern.as_mut() else {
+            return ConsumerHeartbeatResponse::error(ErrorCode::UnknownServerError, "no group");
+        };
+        let resp = consumer::heartbeat(
+            c,
+            &group_id,
+            &req,
+            member_id,
+            topics,
+            &self.config.consumer,
+            now_ms,
+        );
+        if c.members.is_empty() {
+            g.state_timestamp = Some(now_ms);
+        }
+        if g.is_trivially_empty() {
+            self.groups.remove(&group_id);
+        }
+        resp
+    }
+
+    /// ConsumerGroupDescribe: consumer-protocol groups; a classic or unknown group is
+    /// GROUP_ID_NOT_FOUND.
+    pub fn consumer_describe(&self, group_ids: &[String]) -> Vec<DescribedConsumerGroup> {
+        group_ids
+            .iter()
+            .map(|id| {
+                let err = self.check_group_id(id);
+                let modern = self.groups.get(id).and_then(|g| g.modern.as_deref());
+                match modern {
+                    Some(c) if err.is_ok() => consumer::describe(c, id),
+                    _ => DescribedConsumerGroup {
+                        error: if err.is_ok() {
+                            ErrorCode::GroupIdNotFound
+                        } else {
+                            err
+                        },
+                        message: err.is_ok().then(|| match self.groups.get(id) {
+                            Some(_) => format!("Group {id} is not a consumer group."),
+                            None => format!("Group {id} not found."),
+                        }),
+                        group_id: id.clone(),
+                        state: "Dead".to_owned(),
+                        group_epoch: 0,
+                        assignment_epoch: 0,
+                        assignor: String::new(),
+                        members: Vec::new(),
+                        topic_names: BTreeMap::new(),
+                    },
+                }
+            })
+            .collect()
     }
 
     // ------------------------------------------------------------------
@@ -507,8 +658,20 @@ impl GroupCoordinator {
                 .groups
                 .entry(req.group_id.clone())
                 .or_insert_with(|| Group::new(&req.group_id, now_ms));
+            let modern_epoch = g
+                .modern
+                .as_ref()
+                .map(|c| c.members.get(&req.member_id).map(|m| m.epoch));
             error = if g.is_in(GroupState::Dead) {
                 ErrorCode::CoordinatorNotAvailable
+            } else if let Some(epoch) = modern_epoch {
+                match epoch {
+                    None if !req.member_id.is_empty() => ErrorCode::UnknownMemberId,
+                    Some(e) if req.generation_id >= 0 && req.generation_id != e => {
+                        ErrorCode::IllegalGeneration
+                    }
+                    _ => ErrorCode::None,
+                }
             } else if g.is_fenced(&req.member_id, req.group_instance_id.as_deref()) {
                 ErrorCode::FencedInstanceId
             } else if !req.member_id.is_empty() && !g.members.contains_key(&req.member_id) {
@@ -591,8 +754,27 @@ impl GroupCoordinator {
                     .insert(req.group_id.clone(), Group::new(&req.group_id, now_ms));
                 return ErrorCode::None;
             }
-            return ErrorCode::IllegalGeneration;
+            return if req.api_version >= 9 {
+                ErrorCode::GroupIdNotFound
+            } else {
+                ErrorCode::IllegalGeneration
+            };
         };
+        if let Some(modern) = &g.modern {
+            if req.generation_id < 0 && modern.members.is_empty() {
+                return ErrorCode::None;
+            }
+            let Some(m) = modern.members.get(&req.member_id) else {
+                return ErrorCode::UnknownMemberId;
+            };
+            if req.api_version < 9 {
+                return ErrorCode::UnsupportedVersion;
+            }
+            if req.generation_id != m.epoch {
+                return ErrorCode::StaleMemberEpoch;
+            }
+            return ErrorCode::None;
+        }
         if g.is_fenced(&req.member_id, req.group_instance_id.as_deref()) {
             return ErrorCode::FencedInstanceId;
         }
@@ -613,7 +795,10 @@ impl GroupCoordinator {
                 ErrorCode::None
             }
             GroupState::CompletingRebalance => ErrorCode::RebalanceInProgress,
-            GroupState::Empty | GroupState::Dead => ErrorCode::UnknownMemberId,
+            GroupState::Empty
+            | GroupState::Dead
+            | GroupState::Assigning
+            | GroupState::Reconciling => ErrorCode::UnknownMemberId,
         }
     }
 
@@ -661,6 +846,21 @@ impl GroupCoordinator {
             };
         }
         let g = self.groups.get(&req.group_id);
+        if let (Some((member_id, epoch)), Some(modern)) =
+            (&req.member, g.and_then(|g| g.modern.as_ref()))
+        {
+            let error = match modern.members.get(member_id) {
+                None => ErrorCode::UnknownMemberId,
+                Some(m) if m.epoch != *epoch => ErrorCode::StaleMemberEpoch,
+                Some(_) => ErrorCode::None,
+            };
+            if !error.is_ok() {
+                return OffsetFetchResponse {
+                    error,
+                    topics: Vec::new(),
+                };
+            }
+        }
         let fetched = |partition: i32, e: Option<&OffsetEntry>| match e {
             Some(e) => FetchedPartition {
                 partition,
@@ -728,7 +928,7 @@ impl GroupCoordinator {
                 if !d.error.is_ok() {
                     return d;
                 }
-                let Some(g) = self.groups.get(id) else {
+                let Some(g) = self.groups.get(id).filter(|g| g.modern.is_none()) else {
                     return d;
                 };
                 d.state = g.state;
@@ -769,12 +969,21 @@ impl GroupCoordinator {
         Ok(self
             .groups
             .values()
-            .filter(|g| states.is_empty() || states.contains(&g.state))
-            .map(|g| ListedGroup {
-                group_id: g.id.clone(),
-                protocol_type: g.protocol_type.clone().unwrap_or_default(),
-                state: g.state,
+            .map(|g| match &g.modern {
+                Some(c) => ListedGroup {
+                    group_id: g.id.clone(),
+                    protocol_type: "consumer".to_owned(),
+                    state: c.state(),
+                    group_type: "consumer",
+                },
+                None => ListedGroup {
+                    group_id: g.id.clone(),
+                    protocol_type: g.protocol_type.clone().unwrap_or_default(),
+                    state: g.state,
+                    group_type: "classic",
+                },
             })
+            .filter(|g| states.is_empty() || states.contains(&g.state))
             .collect())
     }
 
@@ -788,7 +997,9 @@ impl GroupCoordinator {
             if error.is_ok() {
                 error = match self.groups.get(id) {
                     None => ErrorCode::GroupIdNotFound,
-                    Some(g) if g.is_in(GroupState::Empty) => ErrorCode::None,
+                    Some(g) if g.is_in(GroupState::Empty) && !g.has_consumer_members() => {
+                        ErrorCode::None
+                    }
                     Some(_) => ErrorCode::NonEmptyGroup,
                 };
             }
@@ -818,11 +1029,15 @@ impl GroupCoordinator {
                 None => error = ErrorCode::GroupIdNotFound,
                 Some(g) => {
                     let empty = g.is_in(GroupState::Empty);
+                    let consumer_topics = g.modern.as_ref().map(|c| c.subscribed_names());
                     if !empty && g.protocol_type.as_deref() != Some("consumer") {
                         error = ErrorCode::NonEmptyGroup;
                     } else {
                         for (topic, parts) in &req.topics {
-                            let subscribed = !empty && g.is_subscribed_to(topic);
+                            let subscribed = match &consumer_topics {
+                                Some(names) => names.contains(topic),
+                                None => !empty && g.is_subscribed_to(topic),
+                            };
                             let mut results = Vec::new();
                             for p in parts {
                                 let error = if subscribed {
@@ -877,6 +1092,11 @@ impl GroupCoordinator {
                     break;
                 }
             }
+            if let Some(c) = g.modern.as_mut() {
+                if c.expire(now_ms) && c.members.is_empty() {
+                    g.state_timestamp = Some(now_ms);
+                }
+            }
             if g.is_trivially_empty() {
                 drop.push(id.clone());
             }
@@ -889,7 +1109,14 @@ impl GroupCoordinator {
 
     /// The earliest time at which [`GroupCoordinator::tick`] has work, if any.
     pub fn next_deadline(&self) -> Option<i64> {
-        self.groups.values().filter_map(group_deadline).min()
+        self.groups
+            .values()
+            .flat_map(|g| {
+                group_deadline(g)
+                    .into_iter()
+                    .chain(g.modern.as_ref().and_then(|c| c.next_deadline()))
+            })
+            .min()
     }
 
     /// Offsets retention: removes offsets older than `retention_ms`
@@ -993,7 +1220,10 @@ fn join_group(g: &mut Group, req: &JoinRequest, cx: &mut Cx<'_>) {
             GroupState::CompletingRebalance | GroupState::Stable => {
                 update_member_and_rebalance(g, req, cx)
             }
-            GroupState::Empty | GroupState::Dead => {
+            GroupState::Empty
+            | GroupState::Dead
+            | GroupState::Assigning
+            | GroupState::Reconciling => {
                 cx.join_error(rid, ErrorCode::UnknownMemberId, &req.member_id);
                 return;
             }
@@ -1149,8 +1379,8 @@ fn update_static_member(g: &mut Group, old_id: &str, req: &JoinRequest, cx: &mut
             }
             maybe_prepare_rebalance(g, cx);
         }
-        GroupState::Empty | GroupState::Dead => {
-            unreachable!("a group with members is neither Empty nor Dead")
+        GroupState::Empty | GroupState::Dead | GroupState::Assigning | GroupState::Reconciling => {
+            unreachable!("a classic group with members is neither Empty nor Dead nor in a consumer group's state")
         }
     }
 }
@@ -1301,7 +1531,7 @@ fn remove_member_and_update(g: &mut Group, id: &str, cx: &mut Cx<'_>) {
             try_complete_join(g, cx);
         }
         GroupState::PreparingRebalance => try_complete_join(g, cx),
-        GroupState::Empty | GroupState::Dead => {}
+        GroupState::Empty | GroupState::Dead | GroupState::Assigning | GroupState::Reconciling => {}
     }
 }
 
@@ -1365,7 +1595,9 @@ fn sync_group(g: &mut Group, req: &SyncRequest, cx: &mut Cx<'_>) {
         })
     };
     match g.state {
-        GroupState::Empty | GroupState::Dead => cx.sync_error(rid, ErrorCode::UnknownMemberId),
+        GroupState::Empty | GroupState::Dead | GroupState::Assigning | GroupState::Reconciling => {
+            cx.sync_error(rid, ErrorCode::UnknownMemberId)
+        }
         GroupState::PreparingRebalance => cx.sync_error(rid, ErrorCode::RebalanceInProgress),
         GroupState::Stable => {
             let assignment = g
@@ -1622,9 +1854,11 @@ fn expired_offsets(g: &Group, now: i64, retention_ms: i64) -> Vec<(String, i32)>
         None => now - base >= retention_ms,
     };
     let mut expired = Vec::new();
-    let empty = g.is_in(GroupState::Empty);
+    let empty = g.is_in(GroupState::Empty) && !g.has_consumer_members();
     let subscribed = if empty {
         None
+    } else if let Some(c) = &g.modern {
+        Some(c.subscribed_names())
     } else if g.protocol_type.as_deref() == Some("consumer") && g.is_in(GroupState::Stable) {
         match g.subscribed_topics() {
             Some(s) => Some(s),
@@ -1638,7 +1872,7 @@ fn expired_offsets(g: &Group, now: i64, retention_ms: i64) -> Vec<(String, i32)>
             continue;
         }
         for (p, e) in parts {
-            let base = match (empty, g.protocol_type.is_some()) {
+            let base = match (empty, g.protocol_type.is_some() || g.modern.is_some()) {
                 (true, true) => g.state_timestamp.unwrap_or(e.commit_timestamp),
                 _ => e.commit_timestamp,
             };

@@ -1,9 +1,10 @@
 //! Kafka error codes returned by the coordinator.
 
 /// The Kafka error codes this crate returns, with Kafka's numbers ([`ErrorCode::code`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum ErrorCode {
     /// 0: no error.
+    #[default]
     None,
     /// -1: an unexpected error.
     UnknownServerError,
@@ -46,6 +47,19 @@ pub enum ErrorCode {
     /// 88: an open transaction committed an offset of this partition (OffsetFetch with
     /// RequireStable).
     UnstableOffsetCommit,
+    /// 110: the member epoch is not the member's (ConsumerGroupHeartbeat).
+    FencedMemberEpoch,
+    /// 111: a static member's instance id is still held by a member that has not left.
+    UnreleasedInstanceId,
+    /// 112: the requested server-side assignor is not configured.
+    UnsupportedAssignor,
+    /// 113: an offset commit of a consumer-protocol member carries an old member epoch.
+    StaleMemberEpoch,
+    /// 128: a subscription's regular expression does not compile.
+    InvalidRegularExpression,
+    /// 35: the request's version cannot serve this group (an old OffsetCommit from a
+    /// consumer-protocol member).
+    UnsupportedVersion,
 }
 
 impl ErrorCode {
@@ -73,6 +87,12 @@ impl ErrorCode {
             ErrorCode::FencedInstanceId => 82,
             ErrorCode::GroupSubscribedToTopic => 86,
             ErrorCode::UnstableOffsetCommit => 88,
+            ErrorCode::FencedMemberEpoch => 110,
+            ErrorCode::UnreleasedInstanceId => 111,
+            ErrorCode::UnsupportedAssignor => 112,
+            ErrorCode::StaleMemberEpoch => 113,
+            ErrorCode::InvalidRegularExpression => 128,
+            ErrorCode::UnsupportedVersion => 35,
         }
     }
 

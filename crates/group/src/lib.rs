@@ -43,8 +43,9 @@
 //!
 //! # Deliberately left out
 //!
-//! Kafka's new consumer protocol (KIP-848, ConsumerGroupHeartbeat; its records,
-//! key versions 3 and up, are skipped on replay), transactional offset commits
+//! Persisting consumer-protocol groups (KIP-848; [`consumer`] keeps their membership in
+//! memory, and Kafka's records of them, key versions 3 and up, are skipped on replay),
+//! transactional offset commits
 //! (TxnOffsetCommit), the per-request retention time of OffsetCommit v2-4,
 //! KIP-814 `skip_assignment`, the flexible (version 4) record values, and
 //! shrinking groups larger than `group.max.size` on load.
@@ -52,6 +53,7 @@
 #![warn(missing_docs)]
 
 pub mod api;
+pub mod consumer;
 mod coordinator;
 pub mod error;
 pub mod records;

@@ -36,6 +36,10 @@ pub enum GroupState {
     Stable,
     /// The group was deleted.
     Dead,
+    /// A consumer-protocol group whose target assignment is behind its epoch.
+    Assigning,
+    /// A consumer-protocol group whose members are moving to their targets.
+    Reconciling,
 }
 
 impl GroupState {
@@ -47,6 +51,8 @@ impl GroupState {
             GroupState::CompletingRebalance => "CompletingRebalance",
             GroupState::Stable => "Stable",
             GroupState::Dead => "Dead",
+            GroupState::Assigning => "Assigning",
+            GroupState::Reconciling => "Reconciling",
         }
     }
 
@@ -58,6 +64,8 @@ impl GroupState {
             GroupState::CompletingRebalance,
             GroupState::Stable,
             GroupState::Dead,
+            GroupState::Assigning,
+            GroupState::Reconciling,
         ]
         .into_iter()
         .find(|s| s.name().eq_ignore_ascii_case(name))
@@ -164,6 +172,9 @@ pub(crate) struct Group {
     pub sync_deadline: Option<i64>,
     pub offsets: BTreeMap<String, BTreeMap<i32, OffsetEntry>>,
     pub next_seq: u64,
+    /// The group's consumer-protocol membership, when it uses that protocol (its classic
+    /// state then stays Empty).
+    pub modern: Option<Box<crate::consumer::ConsumerGroup>>,
 }
 
 impl Group {
@@ -185,6 +196,7 @@ impl Group {
             sync_deadline: None,
             offsets: BTreeMap::new(),
             next_seq: 0,
+            modern: None,
         }
     }
 
@@ -208,6 +220,11 @@ impl Group {
             self.pending_sync.clear();
             self.sync_deadline = None;
         }
+    }
+
+    /// Whether consumer-protocol members are in the group.
+    pub fn has_consumer_members(&self) -> bool {
+        self.modern.as_ref().is_some_and(|c| !c.members.is_empty())
     }
 
     pub fn is_in(&self, state: GroupState) -> bool {
@@ -348,7 +365,8 @@ impl Group {
 
     /// True when nothing is left worth keeping in memory.
     pub fn is_trivially_empty(&self) -> bool {
-        self.is_in(GroupState::Empty)
+        !self.has_consumer_members()
+            && self.is_in(GroupState::Empty)
             && self.members.is_empty()
             && self.pending_members.is_empty()
             && self.offsets.is_empty()

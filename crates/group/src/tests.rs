@@ -250,6 +250,7 @@ impl H {
             member_id: member.to_owned(),
             group_instance_id: None,
             topics,
+            api_version: 8,
         };
         let id = req.request_id;
         let out = self.c.commit_offsets(req, self.now);
@@ -269,6 +270,7 @@ impl H {
         let r = self.c.fetch_offsets(&OffsetFetchRequest {
             group_id: group.to_owned(),
             topics: Some(vec![(topic.to_owned(), vec![partition])]),
+            member: None,
         });
         assert_eq!(r.error, ErrorCode::None);
         let p = &r.topics[0].1[0];
@@ -1063,6 +1065,7 @@ fn offset_commit_rules_and_fetch() {
     let all = h.c.fetch_offsets(&OffsetFetchRequest {
         group_id: "g".into(),
         topics: None,
+        member: None,
     });
     let flat: Vec<(String, i32, i64)> = all
         .topics
@@ -1099,7 +1102,8 @@ fn standalone_commits_create_an_empty_group() {
         vec![ListedGroup {
             group_id: "simple".into(),
             protocol_type: String::new(),
-            state: GroupState::Empty
+            state: GroupState::Empty,
+            group_type: "classic",
         }]
     );
     // commits of an Empty consumer group with generation -1 are accepted too
@@ -1352,6 +1356,7 @@ fn snapshot(c: &GroupCoordinator) -> (Vec<DescribedGroup>, Vec<OffsetFetchRespon
             c.fetch_offsets(&OffsetFetchRequest {
                 group_id: g.clone(),
                 topics: None,
+                member: None,
             })
         })
         .collect();
@@ -1795,6 +1800,7 @@ fn compare_with_replay(h: &H, seed: u64) -> usize {
             c.fetch_offsets(&OffsetFetchRequest {
                 group_id: g.clone(),
                 topics: None,
+                member: None,
             })
         };
         assert_eq!(fetch(&fresh), fetch(&h.c), "seed {seed} group {g}");
@@ -1946,6 +1952,7 @@ fn transactional_offsets_take_effect_on_commit_and_go_on_abort() {
         .fetch_offsets(&OffsetFetchRequest {
             group_id: "g".to_owned(),
             topics: None,
+            member: None,
         })
         .topics
         .iter()

@@ -104,6 +104,10 @@ pub const SUPPORTED_APIS: &[ApiRange] = &[
     broker(ApiKey::DescribeGroups, 0, 5),
     broker(ApiKey::ListGroups, 0, 5),
     broker(ApiKey::DeleteGroups, 0, 2),
+    // KIP-848's consumer group protocol; v1 adds regular expressions, which librdkafka
+    // requires.
+    broker(ApiKey::ConsumerGroupHeartbeat, 0, 1),
+    broker(ApiKey::ConsumerGroupDescribe, 0, 1),
     broker(ApiKey::OffsetDelete, 0, 0),
     both(ApiKey::DescribeConfigs, 1, 4),
     both(ApiKey::AlterConfigs, 0, 2),
@@ -192,6 +196,8 @@ mod tests {
             ApiKey::DescribeGroups => r!(DescribeGroupsRequest),
             ApiKey::ListGroups => r!(ListGroupsRequest),
             ApiKey::DeleteGroups => r!(DeleteGroupsRequest),
+            ApiKey::ConsumerGroupHeartbeat => r!(ConsumerGroupHeartbeatRequest),
+            ApiKey::ConsumerGroupDescribe => r!(ConsumerGroupDescribeRequest),
             ApiKey::OffsetDelete => r!(OffsetDeleteRequest),
             ApiKey::Vote => r!(VoteRequest),
             ApiKey::BeginQuorumEpoch => r!(BeginQuorumEpochRequest),

@@ -575,6 +575,60 @@ pub fn leave_group_denied() -> LeaveGroupResponse {
     LeaveGroupResponse::default().with_error_code(GROUP_DENIED)
 }
 
+/// ConsumerGroupHeartbeat: READ on the group, DESCRIBE on every topic subscribed to by
+/// name (a regular expression only ever matches topics the sender may describe).
+pub fn consumer_group_heartbeat(
+    az: &Authz,
+    req: &ConsumerGroupHeartbeatRequest,
+) -> Option<ConsumerGroupHeartbeatResponse> {
+    if !az.group(op::READ, &req.group_id) {
+        return Some(ConsumerGroupHeartbeatResponse::default().with_error_code(GROUP_DENIED));
+    }
+    let denied: Vec<String> = req
+        .subscribed_topic_names
+        .iter()
+        .flatten()
+        .filter(|t| !az.topic(op::DESCRIBE, t))
+        .map(|t| t.to_string())
+        .collect();
+    (!denied.is_empty()).then(|| {
+        ConsumerGroupHeartbeatResponse::default()
+            .with_error_code(TOPIC_DENIED)
+            .with_error_message(Some(sb(format!(
+                "The following topics are not authorized: [{}]",
+                denied.join(", ")
+            ))))
+    })
+}
+
+/// ConsumerGroupDescribe: DESCRIBE on each group; the groups' authorized operations.
+pub fn consumer_group_describe(
+    az: &Authz,
+    req: &mut ConsumerGroupDescribeRequest,
+) -> Post<ConsumerGroupDescribeResponse> {
+    use consumer_group_describe_response::DescribedGroup;
+    let denied = split(&mut req.group_ids, |g| az.group(op::DESCRIBE, g));
+    let include = req.include_authorized_operations;
+    if denied.is_empty() && !include {
+        return None;
+    }
+    let az = az.clone();
+    post(move |r: &mut ConsumerGroupDescribeResponse| {
+        if include {
+            for g in &mut r.groups {
+                if g.error_code == 0 {
+                    g.authorized_operations = az.operations(resource::GROUP, &g.group_id);
+                }
+            }
+        }
+        r.groups.extend(denied.into_iter().map(|g| {
+            DescribedGroup::default()
+                .with_group_id(g)
+                .with_error_code(GROUP_DENIED)
+        }))
+    })
+}
+
 /// DescribeGroups: DESCRIBE on each group; the groups' authorized operations.
 pub fn describe_groups(
     az: &Authz,
@@ -1424,6 +1478,31 @@ mod tests {
         }
     }
 
+    /// READ on group g, nothing else.
+    fn allow_group_only() -> Authz {
+        let mut acls = AclTable::default();
+        acls.insert(
+            uuid::Uuid::from_u128(1),
+            acl::Acl {
+                resource_type: resource::GROUP,
+                resource_name: "g".into(),
+                pattern_type: acl::pattern::LITERAL,
+                principal: "User:nobody".into(),
+                host: "*".into(),
+                operation: op::READ,
+                permission: acl::permission::ALLOW,
+            },
+        );
+        Authz {
+            inner: Some(Arc::new(Inner {
+                acls: Arc::new(acls),
+                settings: Arc::new(AuthorizerSettings::default()),
+                principal: Arc::from("User:nobody"),
+                host: "10.0.0.1".into(),
+            })),
+        }
+    }
+
     fn s(v: &str) -> StrBytes {
         StrBytes::from_string(v.to_string())
     }
@@ -1524,6 +1603,36 @@ mod tests {
         encodes(ApiKey::SyncGroup, |_| Some(sync_group_denied()));
         encodes(ApiKey::Heartbeat, |_| Some(heartbeat_denied()));
         encodes(ApiKey::LeaveGroup, |_| Some(leave_group_denied()));
+        encodes(ApiKey::ConsumerGroupHeartbeat, |_| {
+            consumer_group_heartbeat(
+                &az,
+                &ConsumerGroupHeartbeatRequest::default().with_group_id(GroupId(s("g"))),
+            )
+        });
+        encodes(ApiKey::ConsumerGroupHeartbeat, |_| {
+            // READ on the group, but not DESCRIBE on the topic.
+            let az = allow_group_only();
+            let denied = consumer_group_heartbeat(
+                &az,
+                &ConsumerGroupHeartbeatRequest::default().with_group_id(GroupId(s("g"))),
+            );
+            assert!(
+                denied.is_none(),
+                "READ on the group is enough without topics"
+            );
+            consumer_group_heartbeat(
+                &az,
+                &ConsumerGroupHeartbeatRequest::default()
+                    .with_group_id(GroupId(s("g")))
+                    .with_subscribed_topic_names(Some(vec![t()])),
+            )
+        });
+        encodes(ApiKey::ConsumerGroupDescribe, |_| {
+            let mut req = ConsumerGroupDescribeRequest::default()
+                .with_group_ids(vec![GroupId(s("g"))])
+                .with_include_authorized_operations(true);
+            completed(consumer_group_describe(&az, &mut req))
+        });
         encodes(ApiKey::DescribeGroups, |v| {
             let mut req = DescribeGroupsRequest::default()
                 .with_groups(vec![GroupId(s("g"))])

@@ -63,6 +63,7 @@ fn group_config(config: &ServerConfig) -> krust_group::GroupConfig {
         min_session_timeout_ms: config.group_min_session_timeout_ms,
         max_session_timeout_ms: config.group_max_session_timeout_ms,
         max_size: None,
+        consumer: config.consumer_groups.clone(),
     }
 }
 

@@ -329,6 +329,60 @@ const BROKER_KEYS: &[BrokerKeyDef] = &[
         "Whether DeleteTopics is allowed.",
     ),
     key(
+        "group.consumer.assignors",
+        T::List,
+        Some("uniform,range"),
+        "Server-side assignors of consumer-protocol groups (uniform, range), the default first.",
+    ),
+    key(
+        "group.consumer.heartbeat.interval.ms",
+        T::Int,
+        Some("5000"),
+        "How often consumer-protocol members heartbeat.",
+    ),
+    key(
+        "group.consumer.max.heartbeat.interval.ms",
+        T::Int,
+        Some("15000"),
+        "Largest group.consumer.heartbeat.interval.ms allowed.",
+    ),
+    key(
+        "group.consumer.max.session.timeout.ms",
+        T::Int,
+        Some("60000"),
+        "Largest group.consumer.session.timeout.ms allowed.",
+    ),
+    key(
+        "group.consumer.max.size",
+        T::Int,
+        Some("2147483647"),
+        "Most members of one consumer-protocol group.",
+    ),
+    key(
+        "group.consumer.min.heartbeat.interval.ms",
+        T::Int,
+        Some("5000"),
+        "Smallest group.consumer.heartbeat.interval.ms allowed.",
+    ),
+    key(
+        "group.consumer.min.session.timeout.ms",
+        T::Int,
+        Some("45000"),
+        "Smallest group.consumer.session.timeout.ms allowed.",
+    ),
+    key(
+        "group.consumer.session.timeout.ms",
+        T::Int,
+        Some("45000"),
+        "How long a consumer-protocol member lives without a heartbeat.",
+    ),
+    key(
+        "group.coordinator.rebalance.protocols",
+        T::List,
+        Some("classic,consumer"),
+        "Group protocols served: classic, and consumer (KIP-848).",
+    ),
+    key(
         "group.initial.rebalance.delay.ms",
         T::Int,
         Some("3000"),
@@ -1029,6 +1083,10 @@ pub struct ServerConfig {
     pub group_initial_rebalance_delay_ms: i32,
     pub group_min_session_timeout_ms: i32,
     pub group_max_session_timeout_ms: i32,
+    /// Whether `group.coordinator.rebalance.protocols` holds `consumer` (KIP-848).
+    pub consumer_group_protocol: bool,
+    /// The `group.consumer.*` settings.
+    pub consumer_groups: krust_group::consumer::ConsumerGroupConfig,
     pub offsets_retention_minutes: i32,
     /// krust's HTTP endpoint (metrics, health); `None` = disabled.
     pub http_listener: Option<HostPort>,
@@ -1149,6 +1207,129 @@ impl Raw<'_> {
 }
 
 /// Splits `host:port` (IPv6 hosts in brackets, or bare when the port is after the last `:`).
+/// `group.coordinator.rebalance.protocols` and the `group.consumer.*` settings, checked as
+/// Kafka checks them.
+fn consumer_group_settings(
+    raw: &Raw<'_>,
+) -> Result<(bool, krust_group::consumer::ConsumerGroupConfig), ConfigError> {
+    const PROTOCOLS: &str = "group.coordinator.rebalance.protocols";
+    let protocols = raw.get(PROTOCOLS).unwrap_or("classic,consumer");
+    let mut consumer = false;
+    let mut classic = false;
+    for p in protocols
+        .split(',')
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+    {
+        match p.to_ascii_lowercase().as_str() {
+            "classic" => classic = true,
+            "consumer" => consumer = true,
+            "share" | "streams" => {
+                return Err(invalid(
+                    PROTOCOLS,
+                    protocols,
+                    format!("krust does not implement {p} groups"),
+                ))
+            }
+            _ => {
+                return Err(invalid(
+                    PROTOCOLS,
+                    protocols,
+                    format!("Invalid rebalance protocol {p}: expected classic or consumer"),
+                ))
+            }
+        }
+    }
+    if !classic {
+        return Err(invalid(
+            PROTOCOLS,
+            protocols,
+            "The classic rebalance protocol cannot be disabled",
+        ));
+    }
+    const ASSIGNORS: &str = "group.consumer.assignors";
+    let list = raw.get(ASSIGNORS).unwrap_or("uniform,range");
+    let mut assignors = Vec::new();
+    for a in list.split(',').map(str::trim).filter(|a| !a.is_empty()) {
+        let name = match a {
+            "uniform" | "org.apache.kafka.coordinator.group.assignor.UniformAssignor" => "uniform",
+            "range" | "org.apache.kafka.coordinator.group.assignor.RangeAssignor" => "range",
+            other => {
+                return Err(invalid(
+                    ASSIGNORS,
+                    list,
+                    format!("{other}: krust's assignors are uniform and range (custom assignors are not supported)"),
+                ))
+            }
+        };
+        if !assignors.iter().any(|x| x == name) {
+            assignors.push(name.to_string());
+        }
+    }
+    if assignors.is_empty() {
+        return Err(invalid(ASSIGNORS, list, "At least one assignor is needed"));
+    }
+    let bounded = |key: &str,
+                   default: i32,
+                   min_key: &str,
+                   min_default: i32,
+                   max_key: &str,
+                   max_default: i32|
+     -> Result<i32, ConfigError> {
+        let min = raw.int(min_key, min_default, 1)?;
+        let max = raw.int(max_key, max_default, 1)?;
+        let v = raw.int(key, default, 1)?;
+        if v < min {
+            return Err(invalid(
+                key,
+                &v.to_string(),
+                format!("{key} must be greater than or equal to {min_key}"),
+            ));
+        }
+        if v > max {
+            return Err(invalid(
+                key,
+                &v.to_string(),
+                format!("{key} must be less than or equal to {max_key}"),
+            ));
+        }
+        Ok(v)
+    };
+    let session_timeout_ms = bounded(
+        "group.consumer.session.timeout.ms",
+        45_000,
+        "group.consumer.min.session.timeout.ms",
+        45_000,
+        "group.consumer.max.session.timeout.ms",
+        60_000,
+    )?;
+    let heartbeat_interval_ms = bounded(
+        "group.consumer.heartbeat.interval.ms",
+        5_000,
+        "group.consumer.min.heartbeat.interval.ms",
+        5_000,
+        "group.consumer.max.heartbeat.interval.ms",
+        15_000,
+    )?;
+    if heartbeat_interval_ms >= session_timeout_ms {
+        return Err(invalid(
+            "group.consumer.heartbeat.interval.ms",
+            &heartbeat_interval_ms.to_string(),
+            "group.consumer.heartbeat.interval.ms must be less than group.consumer.session.timeout.ms",
+        ));
+    }
+    let max_size = raw.int("group.consumer.max.size", i32::MAX, 1)?;
+    Ok((
+        consumer,
+        krust_group::consumer::ConsumerGroupConfig {
+            session_timeout_ms,
+            heartbeat_interval_ms,
+            max_size: (max_size < i32::MAX).then_some(max_size as usize),
+            assignors,
+        },
+    ))
+}
+
 fn split_host_port(s: &str) -> Option<(String, u16)> {
     let (host, port) = if let Some(rest) = s.strip_prefix('[') {
         let (host, after) = rest.split_once(']')?;
@@ -2425,6 +2606,7 @@ fn build(
              group.min.session.timeout.ms ({group_min_session_timeout_ms})"
         )));
     }
+    let (consumer_group_protocol, consumer_groups) = consumer_group_settings(raw)?;
     let offsets_retention_minutes = raw.int("offsets.retention.minutes", 10080, 1)?;
 
     let auto_leader_rebalance_enable = raw.boolean("auto.leader.rebalance.enable", true)?;
@@ -2901,6 +3083,8 @@ fn build(
         group_initial_rebalance_delay_ms,
         group_min_session_timeout_ms,
         group_max_session_timeout_ms,
+        consumer_group_protocol,
+        consumer_groups,
         offsets_retention_minutes,
         http_listener,
         explicit,
@@ -3598,6 +3782,71 @@ mod tests {
     }
 
     #[test]
+    fn consumer_group_settings_are_checked() {
+        let c = ok(COMBINED, &[]);
+        assert!(c.consumer_group_protocol);
+        assert_eq!(c.consumer_groups.session_timeout_ms, 45_000);
+        assert_eq!(c.consumer_groups.assignors, ["uniform", "range"]);
+        let c = ok(
+            COMBINED,
+            &[
+                ("group.coordinator.rebalance.protocols", Some("classic")),
+                (
+                    "group.consumer.assignors",
+                    Some("org.apache.kafka.coordinator.group.assignor.RangeAssignor"),
+                ),
+                ("group.consumer.max.size", Some("10")),
+            ],
+        );
+        assert!(!c.consumer_group_protocol);
+        assert_eq!(c.consumer_groups.assignors, ["range"]);
+        assert_eq!(c.consumer_groups.max_size, Some(10));
+        for (k, v, why) in [
+            (
+                "group.coordinator.rebalance.protocols",
+                "consumer",
+                "cannot be disabled",
+            ),
+            (
+                "group.coordinator.rebalance.protocols",
+                "classic,share",
+                "share groups",
+            ),
+            (
+                "group.consumer.assignors",
+                "com.example.Mine",
+                "custom assignors",
+            ),
+            (
+                "group.consumer.session.timeout.ms",
+                "1000",
+                "greater than or equal",
+            ),
+            (
+                "group.consumer.heartbeat.interval.ms",
+                "20000",
+                "less than or equal",
+            ),
+        ] {
+            let e = fails(COMBINED, &[(k, Some(v))]);
+            assert!(e.contains(why), "{k}={v}: {e}");
+        }
+        let e = fails(
+            COMBINED,
+            &[
+                ("group.consumer.min.heartbeat.interval.ms", Some("1000")),
+                ("group.consumer.max.session.timeout.ms", Some("100000")),
+                ("group.consumer.heartbeat.interval.ms", Some("50000")),
+                ("group.consumer.max.heartbeat.interval.ms", Some("60000")),
+            ],
+        );
+        assert!(
+            e.contains("less than group.consumer.session.timeout.ms"),
+            "{e}"
+        );
+    }
+
+    #[test]
     fn unknown_and_accepted_keys() {
         let e = fails(COMBINED, &[("num.partitons", Some("3"))]);
         assert!(e.contains("'num.partitons'") && e.contains("'3'"), "{e}");
@@ -3606,10 +3855,7 @@ mod tests {
             &[
                 ("socket.send.buffer.bytes", Some("102400")),
                 ("log.cleaner.io.buffer.size", Some("524288")),
-                (
-                    "group.coordinator.rebalance.protocols",
-                    Some("classic,consumer"),
-                ),
+                ("group.share.enable", Some("false")),
                 ("zookeeper.connection.timeout.ms", Some("18000")),
             ],
         );

@@ -669,6 +669,19 @@ async fn dispatch_inner(
                 authz::offset_fetch(az, r, v)
             })
         }
+        ApiKey::ConsumerGroupHeartbeat => {
+            let req = decode!(ConsumerGroupHeartbeatRequest);
+            if let Some(resp) = authz::consumer_group_heartbeat(az, &req) {
+                return encode(out, corr, v, &resp);
+            }
+            let resp = handlers::consumer_group::heartbeat(broker, &ctx, req, v).await;
+            encode(out, corr, v, &resp)
+        }
+        ApiKey::ConsumerGroupDescribe => filtered!(
+            ConsumerGroupDescribeRequest,
+            handlers::consumer_group::describe,
+            |r| authz::consumer_group_describe(az, r)
+        ),
         ApiKey::DescribeGroups => filtered!(
             DescribeGroupsRequest,
             handlers::describe_groups::handle,

@@ -463,6 +463,7 @@ pub async fn render(broker: &Broker) -> String {
                         let r = c.fetch_offsets(&krust_group::OffsetFetchRequest {
                             group_id: g.clone(),
                             topics: None,
+                            member: None,
                         });
                         for (t, parts) in r.topics {
                             for p in parts.into_iter().filter(|p| p.offset >= 0) {

@@ -5,6 +5,7 @@ pub mod acls;
 pub mod alter_configs;
 pub mod api_versions;
 pub mod client_quotas;
+pub mod consumer_group;
 pub mod controller;
 pub mod create_partitions;
 pub mod create_topics;

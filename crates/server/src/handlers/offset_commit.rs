@@ -15,7 +15,7 @@ use crate::broker::Broker;
 pub async fn handle(
     broker: &Broker,
     req: OffsetCommitRequest,
-    _version: i16,
+    version: i16,
 ) -> OffsetCommitResponse {
     let group_id = req.group_id.to_string();
     let topics: Vec<(String, Vec<CommitPartition>)> = req
@@ -43,6 +43,7 @@ pub async fn handle(
         member_id: req.member_id.to_string(),
         group_instance_id: opt(&req.group_instance_id),
         topics: topics.clone(),
+        api_version: version,
     };
     let result = broker
         .group_command(&group_id, Duration::from_secs(30), |c, id, now| {

@@ -22,10 +22,12 @@ async fn fetch(
     group_id: &str,
     topics: Option<Vec<(String, Vec<i32>)>>,
     require_stable: bool,
+    member: Option<(String, i32)>,
 ) -> Fetched {
     let req = krust_group::OffsetFetchRequest {
         group_id: group_id.to_string(),
         topics,
+        member,
     };
     let read = |c: &krust_group::GroupCoordinator| {
         let mut r = c.fetch_offsets(&req);
@@ -87,7 +89,17 @@ pub async fn handle(broker: &Broker, req: OffsetFetchRequest, version: i16) -> O
             });
             let mut out = OffsetFetchResponseGroup::default()
                 .with_group_id(GroupId(sb(g.group_id.to_string())));
-            match fetch(broker, &g.group_id, topics, req.require_stable).await {
+            // v9: a consumer-protocol member names itself and its epoch, which are checked.
+            let member = (g.member_id.is_some() || g.member_epoch >= 0).then(|| {
+                (
+                    g.member_id
+                        .as_ref()
+                        .map(|m| m.to_string())
+                        .unwrap_or_default(),
+                    g.member_epoch,
+                )
+            });
+            match fetch(broker, &g.group_id, topics, req.require_stable, member).await {
                 Ok(topics) => {
                     out.topics = topics
                         .into_iter()
@@ -127,6 +139,7 @@ pub async fn handle(broker: &Broker, req: OffsetFetchRequest, version: i16) -> O
         &req.group_id,
         topics,
         version >= 7 && req.require_stable,
+        None,
     )
     .await
     {

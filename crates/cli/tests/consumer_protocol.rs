@@ -1,0 +1,312 @@
+//! Kafka's consumer group protocol (KIP-848) with librdkafka members
+//! (`group.protocol=consumer`): the coordinator assigns, members hand partitions over
+//! one heartbeat at a time, regular expressions follow new topics, and committed offsets
+//! carry over to classic members once the group is empty.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::net::TcpStream;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use bytes::Buf;
+use common::*;
+use kafka_protocol::messages::{
+    ApiKey, ConsumerGroupDescribeRequest, ConsumerGroupDescribeResponse, GroupId,
+    ListGroupsRequest, ListGroupsResponse,
+};
+use kafka_protocol::protocol::{Decodable, StrBytes};
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::producer::{FutureRecord, Producer};
+use rdkafka::Message;
+
+const WAIT: Duration = Duration::from_secs(60);
+/// Quick heartbeats and sessions for tests.
+const FAST: &[&str] = &[
+    "group.initial.rebalance.delay.ms=0",
+    "group.consumer.min.heartbeat.interval.ms=500",
+    "group.consumer.heartbeat.interval.ms=500",
+    "group.consumer.min.session.timeout.ms=6000",
+    "group.consumer.session.timeout.ms=6000",
+];
+
+/// A librdkafka member of a consumer-protocol group, polled on its own thread; it commits
+/// each record it reads.
+struct Member {
+    name: String,
+    assigned: Arc<Mutex<BTreeSet<(String, i32)>>>,
+    read: Arc<AtomicUsize>,
+    stop: Arc<AtomicBool>,
+    handle: Option<JoinHandle<()>>,
+}
+
+impl Member {
+    fn start(node: &Node, group: &str, subscription: &[&str], name: &str) -> Member {
+        let consumer: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", node.bootstrap())
+            .set("group.id", group)
+            .set("group.protocol", "consumer")
+            .set("client.id", name)
+            .set("enable.auto.commit", "false")
+            .set("auto.offset.reset", "earliest")
+            .set("topic.metadata.refresh.interval.ms", "1000")
+            .create()
+            .expect("consumer");
+        consumer.subscribe(subscription).expect("subscribe");
+        let assigned: Arc<Mutex<BTreeSet<(String, i32)>>> = Arc::default();
+        let read = Arc::new(AtomicUsize::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (a, r, s) = (assigned.clone(), read.clone(), stop.clone());
+        let handle = std::thread::spawn(move || {
+            while !s.load(Ordering::Relaxed) {
+                if let Some(Ok(m)) = consumer.poll(Duration::from_millis(50)) {
+                    r.fetch_add(1, Ordering::SeqCst);
+                    let _ = consumer.commit_message(&m, CommitMode::Async);
+                }
+                if let Ok(tpl) = consumer.assignment() {
+                    *a.lock().expect("lock") = tpl
+                        .elements()
+                        .iter()
+                        .map(|e| (e.topic().to_string(), e.partition()))
+                        .collect();
+                }
+            }
+            // Dropping the consumer closes it: it leaves the group (member epoch -1).
+            drop(consumer);
+        });
+        Member {
+            name: name.to_string(),
+            assigned,
+            read,
+            stop,
+            handle: Some(handle),
+        }
+    }
+
+    fn partitions(&self) -> BTreeSet<(String, i32)> {
+        self.assigned.lock().expect("lock").clone()
+    }
+
+    fn close(mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(h) = self.handle.take() {
+            h.join().expect("member thread");
+        }
+    }
+}
+
+impl Drop for Member {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
+    }
+}
+
+/// Waits until the members own `total` distinct partitions between them, in shares of
+/// `sizes` (sorted).
+fn wait_shared(members: &[&Member], total: usize, sizes: &[usize]) {
+    wait_for("the partitions to be shared", WAIT, || {
+        let sets: Vec<BTreeSet<(String, i32)>> = members.iter().map(|m| m.partitions()).collect();
+        let union: BTreeSet<&(String, i32)> = sets.iter().flatten().collect();
+        let owned: usize = sets.iter().map(BTreeSet::len).sum();
+        let mut got: Vec<usize> = sets.iter().map(BTreeSet::len).collect();
+        got.sort_unstable();
+        (union.len() == total && owned == total && got == sizes).then_some(())
+    });
+    for m in members {
+        assert!(
+            !m.partitions().is_empty() || sizes.contains(&0),
+            "{}",
+            m.name
+        );
+    }
+}
+
+fn produce(node: &Node, topic: &str, partitions: i32, n: usize) {
+    let p = producer(node, "1", "none");
+    for i in 0..n {
+        let v = format!("{topic}-{i}");
+        let rec = FutureRecord::<(), _>::to(topic)
+            .payload(&v)
+            .partition(i as i32 % partitions);
+        p.send_result(rec).map_err(|(e, _)| e).expect("enqueue");
+    }
+    p.flush(Duration::from_secs(30)).expect("flush");
+}
+
+/// The sum of the group's committed offsets on `partitions` partitions of `topic`.
+fn committed_sum(node: &Node, group: &str, topic: &str, partitions: i32) -> i64 {
+    let c: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", node.bootstrap())
+        .set("group.id", group)
+        .create()
+        .expect("consumer");
+    let mut want = rdkafka::TopicPartitionList::new();
+    for p in 0..partitions {
+        want.add_partition(topic, p);
+    }
+    let got = c.committed_offsets(want, WAIT).expect("committed offsets");
+    got.elements()
+        .iter()
+        .map(|e| match e.offset() {
+            rdkafka::Offset::Offset(o) => o,
+            _ => 0,
+        })
+        .sum()
+}
+
+/// ConsumerGroupDescribe v1 of `group`, sent to the group's coordinator (the only node).
+fn describe(node: &Node, group: &str) -> ConsumerGroupDescribeResponse {
+    let mut s = TcpStream::connect(node.bootstrap()).expect("connect");
+    let req = ConsumerGroupDescribeRequest::default()
+        .with_group_ids(vec![GroupId(StrBytes::from_string(group.to_string()))]);
+    let key = ApiKey::ConsumerGroupDescribe;
+    std::io::Write::write_all(&mut s, &frame(key, 1, 7, &req)).expect("send");
+    let mut body = read_response(&mut s, key.response_header_version(1));
+    let resp = ConsumerGroupDescribeResponse::decode(&mut body, 1).expect("response");
+    assert!(!body.has_remaining());
+    resp
+}
+
+/// ListGroups v5 of the only node.
+fn list_groups(node: &Node) -> ListGroupsResponse {
+    let mut s = TcpStream::connect(node.bootstrap()).expect("connect");
+    let key = ApiKey::ListGroups;
+    let req = ListGroupsRequest::default();
+    std::io::Write::write_all(&mut s, &frame(key, 5, 8, &req)).expect("send");
+    let mut body = read_response(&mut s, key.response_header_version(5));
+    ListGroupsResponse::decode(&mut body, 5).expect("response")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn members_share_partitions_and_hand_them_over() {
+    let node = start(FAST);
+    create_topic(&node, "ledger", 6, &[]).await;
+    produce(&node, "ledger", 6, 600);
+
+    let a = Member::start(&node, "books", &["ledger"], "a");
+    wait_shared(&[&a], 6, &[6]);
+    let b = Member::start(&node, "books", &["ledger"], "b");
+    let c = Member::start(&node, "books", &["ledger"], "c");
+    wait_shared(&[&a, &b, &c], 6, &[2, 2, 2]);
+
+    let d = describe(&node, "books");
+    let g = &d.groups[0];
+    assert_eq!(g.error_code, 0, "{g:?}");
+    assert_eq!(g.group_state.as_str(), "Stable");
+    assert_eq!(g.assignor_name.as_str(), "uniform");
+    assert_eq!(g.members.len(), 3);
+    for m in &g.members {
+        assert_eq!(m.member_epoch, g.assignment_epoch, "{m:?}");
+        assert_eq!(m.member_type, 1);
+        let names: Vec<&str> = m
+            .assignment
+            .topic_partitions
+            .iter()
+            .map(|t| t.topic_name.as_str())
+            .collect();
+        assert_eq!(names, ["ledger"]);
+    }
+    let listed = list_groups(&node);
+    let g = listed
+        .groups
+        .iter()
+        .find(|g| g.group_id.as_str() == "books")
+        .expect("listed");
+    assert_eq!(
+        (
+            g.group_type.as_str(),
+            g.protocol_type.as_str(),
+            g.group_state.as_str()
+        ),
+        ("consumer", "consumer", "Stable")
+    );
+
+    // A clean leave: the other two take its partitions.
+    c.close();
+    wait_shared(&[&a, &b], 6, &[3, 3]);
+    wait_for("all 600 records committed", WAIT, || {
+        (committed_sum(&node, "books", "ledger", 6) == 600).then_some(())
+    });
+    let read = a.read.load(Ordering::SeqCst) + b.read.load(Ordering::SeqCst);
+    assert!(read >= 400, "the two left read the rest: {read}");
+
+    // Classic members cannot join while consumer-protocol members are in the group...
+    let classic = a_classic_consumer_in(&node, "books");
+    classic.subscribe(&["ledger"]).expect("subscribe");
+    let refused = wait_for("the classic member to be refused", WAIT, || {
+        match classic.poll(Duration::from_millis(100)) {
+            Some(Err(e)) => Some(e.to_string()),
+            _ => None,
+        }
+    });
+    assert!(
+        refused.contains("InconsistentGroupProtocol") || refused.contains("inconsistent"),
+        "{refused}"
+    );
+    drop(classic);
+
+    // ...but once it is empty the group's offsets serve them: nothing is read again.
+    a.close();
+    b.close();
+    produce(&node, "ledger", 6, 6);
+    let classic = a_classic_consumer_in(&node, "books");
+    classic.subscribe(&["ledger"]).expect("subscribe");
+    let mut seen = Vec::new();
+    wait_for("the six new records", WAIT, || {
+        if let Some(Ok(m)) = classic.poll(Duration::from_millis(100)) {
+            seen.push(m.offset());
+        }
+        (seen.len() >= 6).then_some(())
+    });
+    assert!(
+        seen.iter().all(|o| *o == 100),
+        "only the new records: {seen:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_regular_expression_follows_new_topics() {
+    let node = start(FAST);
+    create_topic(&node, "audit-eu", 2, &[]).await;
+    create_topic(&node, "billing", 1, &[]).await;
+    let m = Member::start(&node, "auditors", &["^audit-.*"], "m");
+    wait_for("the audit-eu partitions", WAIT, || {
+        (m.partitions()
+            == BTreeSet::from([("audit-eu".to_string(), 0), ("audit-eu".to_string(), 1)]))
+        .then_some(())
+    });
+    create_topic(&node, "audit-us", 1, &[]).await;
+    wait_for("audit-us too", WAIT, || {
+        (m.partitions().len() == 3 && m.partitions().contains(&("audit-us".to_string(), 0)))
+            .then_some(())
+    });
+    produce(&node, "audit-us", 1, 5);
+    wait_for("the records of the new topic", WAIT, || {
+        (m.read.load(Ordering::SeqCst) == 5).then_some(())
+    });
+    let d = describe(&node, "auditors");
+    assert_eq!(
+        d.groups[0].members[0]
+            .subscribed_topic_regex
+            .as_ref()
+            .map(|r| r.to_string()),
+        Some("(^audit-.*)".to_string())
+    );
+}
+
+fn a_classic_consumer_in(node: &Node, group: &str) -> BaseConsumer {
+    ClientConfig::new()
+        .set("bootstrap.servers", node.bootstrap())
+        .set("group.id", group)
+        .set("enable.auto.commit", "false")
+        .set("auto.offset.reset", "earliest")
+        .create()
+        .expect("consumer")
+}

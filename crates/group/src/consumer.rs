@@ -1,0 +1,1629 @@
+//! Kafka's consumer group protocol (KIP-848): groups whose members heartbeat with
+//! ConsumerGroupHeartbeat and get their partitions from the coordinator.
+//!
+//! The coordinator computes a *target assignment* for the whole group (with a server-side
+//! assignor, `uniform` or `range`) each time the group epoch moves past the assignment
+//! epoch. The group epoch moves when a member joins, leaves or changes its subscription, or
+//! when a subscribed topic appears, goes or grows. Each member then reconciles towards its
+//! target one heartbeat at a time: it first gives up the partitions it must lose (it keeps
+//! its epoch until it no longer reports them), then takes the new ones, except those another
+//! member still holds; those follow on a later heartbeat, once released.
+//!
+//! Membership lives in memory only: committed offsets are records of `__consumer_offsets`
+//! as for classic groups, but a coordinator that restarts or moves forgets its consumer
+//! groups' members. Their next heartbeat is then answered UNKNOWN_MEMBER_ID and they join
+//! again (a member whose group is unknown gets that error rather than Kafka's
+//! GROUP_ID_NOT_FOUND, which a Kafka coordinator, whose groups survive it, never needs to
+//! send to a member with an epoch).
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use crate::error::ErrorCode;
+use crate::state::GroupState;
+
+/// A topic's id (Kafka's UUID, 16 bytes).
+pub type TopicId = [u8; 16];
+
+/// Partitions by topic id.
+pub type Assignment = BTreeMap<TopicId, BTreeSet<i32>>;
+
+/// The member epoch of a member leaving the group.
+pub const LEAVE_EPOCH: i32 = -1;
+/// The member epoch of a static member leaving for now (it keeps its partitions until its
+/// session expires).
+pub const STATIC_LEAVE_EPOCH: i32 = -2;
+
+/// The assignors krust implements, by Kafka's short names.
+pub const ASSIGNORS: &[&str] = &["uniform", "range"];
+
+/// The topics a heartbeat may subscribe to, as the server's metadata has them.
+pub trait TopicView {
+    /// Changes whenever a topic is created, deleted or gains partitions.
+    fn version(&self) -> u64;
+    /// A topic's id and partition count.
+    fn topic(&self, name: &str) -> Option<(TopicId, i32)>;
+    /// Every topic name a regular expression may match for this requester.
+    fn for_each_name(&self, f: &mut dyn FnMut(&str));
+}
+
+/// ConsumerGroupHeartbeat.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ConsumerHeartbeatRequest {
+    /// The request's version (v1 clients choose their member id).
+    pub api_version: i16,
+    /// The group id.
+    pub group_id: String,
+    /// The member id.
+    pub member_id: String,
+    /// 0 to join, -1 to leave, -2 for a static member leaving for now.
+    pub member_epoch: i32,
+    /// The static member's `group.instance.id` (null when unchanged).
+    pub instance_id: Option<String>,
+    /// The rack (null when unchanged).
+    pub rack_id: Option<String>,
+    /// -1 when unchanged.
+    pub rebalance_timeout_ms: i32,
+    /// Null when unchanged.
+    pub subscribed_topic_names: Option<Vec<String>>,
+    /// Null when unchanged; "" for none.
+    pub subscribed_topic_regex: Option<String>,
+    /// Null when unchanged.
+    pub server_assignor: Option<String>,
+    /// The partitions the member owns; null when unchanged.
+    pub topic_partitions: Option<Vec<(TopicId, Vec<i32>)>>,
+    /// The client id of the request header.
+    pub client_id: String,
+    /// The client's host, as Kafka shows it ("/127.0.0.1").
+    pub client_host: String,
+}
+
+/// The ConsumerGroupHeartbeat response.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ConsumerHeartbeatResponse {
+    /// The error.
+    pub error: ErrorCode,
+    /// Its message.
+    pub message: Option<String>,
+    /// The member id.
+    pub member_id: Option<String>,
+    /// The member epoch.
+    pub member_epoch: i32,
+    /// How often the member is to heartbeat.
+    pub heartbeat_interval_ms: i32,
+    /// The partitions the member may use now, when they changed (or it asked in full).
+    pub assignment: Option<Vec<(TopicId, Vec<i32>)>>,
+}
+
+impl ConsumerHeartbeatResponse {
+    pub(crate) fn error(error: ErrorCode, message: impl Into<String>) -> Self {
+        ConsumerHeartbeatResponse {
+            error,
+            message: Some(message.into()),
+            ..Default::default()
+        }
+    }
+}
+
+/// A member as ConsumerGroupDescribe shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DescribedConsumerMember {
+    /// The member id.
+    pub member_id: String,
+    /// The instance id.
+    pub instance_id: Option<String>,
+    /// The rack.
+    pub rack_id: Option<String>,
+    /// The member epoch.
+    pub member_epoch: i32,
+    /// The client id.
+    pub client_id: String,
+    /// The client host.
+    pub client_host: String,
+    /// Subscribed topic names.
+    pub subscribed_topic_names: Vec<String>,
+    /// The subscribed regular expression, if any.
+    pub subscribed_topic_regex: Option<String>,
+    /// What it has.
+    pub assignment: Assignment,
+    /// What it is to have.
+    pub target_assignment: Assignment,
+}
+
+/// A group as ConsumerGroupDescribe shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DescribedConsumerGroup {
+    /// INVALID_GROUP_ID, GROUP_ID_NOT_FOUND (unknown or classic) or none.
+    pub error: ErrorCode,
+    /// The error's message.
+    pub message: Option<String>,
+    /// The group id.
+    pub group_id: String,
+    /// Empty, Assigning, Reconciling or Stable.
+    pub state: String,
+    /// The group epoch.
+    pub group_epoch: i32,
+    /// The target assignment's epoch.
+    pub assignment_epoch: i32,
+    /// The assignor in use.
+    pub assignor: String,
+    /// The members, by member id.
+    pub members: Vec<DescribedConsumerMember>,
+    /// Topic names by id, for the assignments (from the group's subscribed topics).
+    pub topic_names: BTreeMap<TopicId, String>,
+}
+
+/// Where a member is in its reconciliation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum MemberState {
+    /// It has its target at the target's epoch.
+    Stable,
+    /// It still owns partitions it must give up.
+    UnrevokedPartitions,
+    /// Some of its target is still held by other members.
+    UnreleasedPartitions,
+}
+
+/// A member of a consumer group.
+#[derive(Debug, Clone)]
+pub(crate) struct ConsumerMember {
+    pub id: String,
+    pub instance_id: Option<String>,
+    pub rack_id: Option<String>,
+    pub client_id: String,
+    pub client_host: String,
+    pub rebalance_timeout_ms: i32,
+    /// Sorted, without duplicates.
+    pub topic_names: Vec<String>,
+    /// "" for none.
+    pub regex: String,
+    pub assignor: Option<String>,
+    pub epoch: i32,
+    pub previous_epoch: i32,
+    pub state: MemberState,
+    pub assigned: Assignment,
+    pub revoking: Assignment,
+    pub session_deadline: i64,
+    /// When it must have given up its partitions, and the epoch that deadline is for.
+    pub rebalance_deadline: Option<(i64, i32)>,
+}
+
+/// A consumer group's membership and assignments.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct ConsumerGroup {
+    pub group_epoch: i32,
+    pub assignment_epoch: i32,
+    pub members: BTreeMap<String, ConsumerMember>,
+    /// Instance id -> member id.
+    pub instances: BTreeMap<String, String>,
+    /// Member id -> its target.
+    pub target: BTreeMap<String, Assignment>,
+    /// Subscribed topics (by name or regex) that exist: name -> (id, partitions).
+    pub metadata: BTreeMap<String, (TopicId, i32)>,
+    pub metadata_version: Option<u64>,
+    /// Regular expression -> the topic names it matched.
+    pub regexes: BTreeMap<String, BTreeSet<String>>,
+    pub regex_version: Option<u64>,
+    /// Partition -> the member holding it (assigned or being revoked).
+    pub owners: HashMap<(TopicId, i32), String>,
+    /// The assignor of the last target assignment.
+    pub assignor: String,
+}
+
+/// Settings of consumer groups (Kafka's `group.consumer.*`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsumerGroupConfig {
+    /// `group.consumer.session.timeout.ms` (45000).
+    pub session_timeout_ms: i32,
+    /// `group.consumer.heartbeat.interval.ms` (5000).
+    pub heartbeat_interval_ms: i32,
+    /// `group.consumer.max.size` (unlimited when `None`).
+    pub max_size: Option<usize>,
+    /// `group.consumer.assignors`, short names, the default first.
+    pub assignors: Vec<String>,
+}
+
+impl Default for ConsumerGroupConfig {
+    fn default() -> Self {
+        ConsumerGroupConfig {
+            session_timeout_ms: 45_000,
+            heartbeat_interval_ms: 5_000,
+            max_size: None,
+            assignors: ASSIGNORS.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+}
+
+impl ConsumerGroup {
+    /// Kafka's state of the group.
+    pub fn state(&self) -> GroupState {
+        if self.members.is_empty() {
+            GroupState::Empty
+        } else if self.group_epoch > self.assignment_epoch {
+            GroupState::Assigning
+        } else if self
+            .members
+            .values()
+            .any(|m| m.state != MemberState::Stable || m.epoch != self.assignment_epoch)
+        {
+            GroupState::Reconciling
+        } else {
+            GroupState::Stable
+        }
+    }
+
+    /// Topic names some member subscribes to, by name or through a regular expression.
+    pub fn subscribed_names(&self) -> BTreeSet<String> {
+        let mut names = BTreeSet::new();
+        for m in self.members.values() {
+            names.extend(m.topic_names.iter().cloned());
+            if let Some(r) = self.regexes.get(&m.regex) {
+                names.extend(r.iter().cloned());
+            }
+        }
+        names
+    }
+
+    fn regex_in_use(&self) -> BTreeSet<String> {
+        self.members
+            .values()
+            .filter(|m| !m.regex.is_empty())
+            .map(|m| m.regex.clone())
+            .collect()
+    }
+
+    /// Sets a member's assigned and revoking partitions, keeping `owners` in step.
+    fn set_partitions(&mut self, member_id: &str, assigned: Assignment, revoking: Assignment) {
+        let Some(m) = self.members.get_mut(member_id) else {
+            return;
+        };
+        for (t, parts) in m.assigned.iter().chain(m.revoking.iter()) {
+            for p in parts {
+                if self.owners.get(&(*t, *p)).map(String::as_str) == Some(member_id) {
+                    self.owners.remove(&(*t, *p));
+                }
+            }
+        }
+        for (t, parts) in assigned.iter().chain(revoking.iter()) {
+            for p in parts {
+                self.owners.insert((*t, *p), member_id.to_owned());
+            }
+        }
+        m.assigned = assigned;
+        m.revoking = revoking;
+    }
+
+    /// Takes a member out of the group, releasing its partitions; the group epoch moves.
+    pub fn remove_member(&mut self, member_id: &str) {
+        self.set_partitions(member_id, Assignment::new(), Assignment::new());
+        if let Some(m) = self.members.remove(member_id) {
+            if let Some(i) = &m.instance_id {
+                if self.instances.get(i).map(String::as_str) == Some(member_id) {
+                    self.instances.remove(i);
+                }
+            }
+        }
+        self.target.remove(member_id);
+        self.group_epoch += 1;
+    }
+
+    /// The earliest session or rebalance deadline.
+    pub fn next_deadline(&self) -> Option<i64> {
+        self.members
+            .values()
+            .flat_map(|m| {
+                std::iter::once(m.session_deadline).chain(m.rebalance_deadline.map(|d| d.0))
+            })
+            .min()
+    }
+
+    /// Removes members whose session expired or who kept partitions past their rebalance
+    /// timeout; whether any went.
+    pub fn expire(&mut self, now: i64) -> bool {
+        let gone: Vec<String> = self
+            .members
+            .values()
+            .filter(|m| {
+                m.session_deadline <= now
+                    || m.rebalance_deadline
+                        .is_some_and(|(d, e)| d <= now && e == m.epoch)
+            })
+            .map(|m| m.id.clone())
+            .collect();
+        for id in &gone {
+            tracing::info!(member = %id, "consumer group member expired");
+            self.remove_member(id);
+        }
+        // Deadlines of an epoch that moved on are dropped.
+        for m in self.members.values_mut() {
+            if m.rebalance_deadline.is_some_and(|(_, e)| e != m.epoch) {
+                m.rebalance_deadline = None;
+            }
+        }
+        !gone.is_empty()
+    }
+}
+
+/// What a heartbeat does to a consumer group, once the request is valid and the group
+/// found (or made). Returns the response.
+pub(crate) fn heartbeat(
+    g: &mut ConsumerGroup,
+    group_id: &str,
+    req: &ConsumerHeartbeatRequest,
+    member_id: String,
+    topics: &dyn TopicView,
+    config: &ConsumerGroupConfig,
+    now: i64,
+) -> ConsumerHeartbeatResponse {
+    let epoch = req.member_epoch;
+    let owned = req.topic_partitions.as_ref().map(|v| to_assignment(v));
+    if epoch == LEAVE_EPOCH || epoch == STATIC_LEAVE_EPOCH {
+        return leave(g, group_id, req, member_id);
+    }
+    if let Some(max) = config.max_size {
+        if g.members.len() >= max && !g.members.contains_key(&member_id) {
+            return ConsumerHeartbeatResponse::error(
+                ErrorCode::GroupMaxSizeReached,
+                format!("The consumer group has reached its maximum capacity of {max} members."),
+            );
+        }
+    }
+    // Find or make the member.
+    let mut bump = false;
+    match &req.instance_id {
+        Some(instance) => match g.instances.get(instance).cloned() {
+            Some(holder) if holder != member_id => {
+                if epoch != 0 {
+                    return ConsumerHeartbeatResponse::error(
+                        ErrorCode::FencedInstanceId,
+                        format!(
+                            "Static member {member_id} with instance id {instance} was fenced by member {holder}."
+                        ),
+                    );
+                }
+                let held = g.members.get(&holder).map(|m| m.epoch);
+                if held != Some(STATIC_LEAVE_EPOCH) {
+                    return ConsumerHeartbeatResponse::error(
+                        ErrorCode::UnreleasedInstanceId,
+                        format!(
+                            "Static member {member_id} with instance id {instance} cannot join the group because the instance id is owned by {holder} member."
+                        ),
+                    );
+                }
+                // The instance comes back under a new member id: it takes over what the
+                // old one had, and its target.
+                let old = g.members.get(&holder).cloned();
+                let target = g.target.remove(&holder);
+                g.set_partitions(&holder, Assignment::new(), Assignment::new());
+                g.members.remove(&holder);
+                if let Some(mut m) = old {
+                    let assigned = std::mem::take(&mut m.assigned);
+                    m.id = member_id.clone();
+                    m.epoch = 0;
+                    m.previous_epoch = 0;
+                    m.state = MemberState::Stable;
+                    m.revoking = Assignment::new();
+                    m.rebalance_deadline = None;
+                    g.members.insert(member_id.clone(), m);
+                    g.set_partitions(&member_id, assigned, Assignment::new());
+                }
+                if let Some(t) = target {
+                    g.target.insert(member_id.clone(), t);
+                }
+                g.instances.insert(instance.clone(), member_id.clone());
+            }
+            Some(_) => {
+                if let Some(e) = check_epoch(g, &member_id, epoch, owned.as_ref()) {
+                    return e;
+                }
+            }
+            None if epoch == 0 => {
+                let mut m = new_member(&member_id, now);
+                m.instance_id = Some(instance.clone());
+                g.members.insert(member_id.clone(), m);
+                g.instances.insert(instance.clone(), member_id.clone());
+                bump = true;
+            }
+            None => {
+                return ConsumerHeartbeatResponse::error(
+                    ErrorCode::UnknownMemberId,
+                    format!("Instance id {instance} is unknown."),
+                )
+            }
+        },
+        None => {
+            if !g.members.contains_key(&member_id) {
+                if epoch != 0 {
+                    return ConsumerHeartbeatResponse::error(
+                        ErrorCode::UnknownMemberId,
+                        format!("Member {member_id} is not a member of group {group_id}."),
+                    );
+                }
+                g.members
+                    .insert(member_id.clone(), new_member(&member_id, now));
+                bump = true;
+            } else if let Some(e) = check_epoch(g, &member_id, epoch, owned.as_ref()) {
+                return e;
+            }
+        }
+    }
+    let before = g
+        .members
+        .get(&member_id)
+        .map(|m| m.assigned.clone())
+        .unwrap_or_default();
+    // Take the request's changes.
+    let mut regex_changed = false;
+    if let Some(m) = g.members.get_mut(&member_id) {
+        m.client_id.clone_from(&req.client_id);
+        m.client_host.clone_from(&req.client_host);
+        if let Some(r) = &req.rack_id {
+            m.rack_id = Some(r.clone());
+        }
+        if req.rebalance_timeout_ms != -1 {
+            m.rebalance_timeout_ms = req.rebalance_timeout_ms;
+        }
+        if let Some(a) = &req.server_assignor {
+            m.assignor = Some(a.clone());
+        }
+        if let Some(names) = &req.subscribed_topic_names {
+            let mut names = names.clone();
+            names.sort();
+            names.dedup();
+            if names != m.topic_names {
+                m.topic_names = names;
+                bump = true;
+            }
+        }
+        if let Some(r) = &req.subscribed_topic_regex {
+            if *r != m.regex {
+                m.regex.clone_from(r);
+                regex_changed = true;
+                bump = true;
+            }
+        }
+    }
+    // Regular expressions are matched again when the topics or the expressions change.
+    let version = topics.version();
+    let in_use = g.regex_in_use();
+    if regex_changed || g.regex_version != Some(version) || in_use.len() != g.regexes.len() {
+        let mut resolved = BTreeMap::new();
+        for r in &in_use {
+            let matched = g
+                .regexes
+                .get(r)
+                .filter(|_| g.regex_version == Some(version))
+                .cloned()
+                .unwrap_or_else(|| resolve(r, topics));
+            resolved.insert(r.clone(), matched);
+        }
+        if resolved != g.regexes {
+            g.regexes = resolved;
+            bump = true;
+        }
+        g.regex_version = Some(version);
+    }
+    if bump || g.metadata_version != Some(version) {
+        let mut metadata = BTreeMap::new();
+        for name in g.subscribed_names() {
+            if let Some(t) = topics.topic(&name) {
+                metadata.insert(name, t);
+            }
+        }
+        if metadata != g.metadata {
+            g.metadata = metadata;
+            bump = true;
+        }
+        g.metadata_version = Some(version);
+    }
+    if bump {
+        g.group_epoch += 1;
+    }
+    if g.group_epoch > g.assignment_epoch {
+        let assignor = preferred_assignor(g, config);
+        g.target = compute_target(g, &assignor);
+        g.assignor = assignor;
+        g.assignment_epoch = g.group_epoch;
+    }
+    reconcile(g, &member_id, owned.as_ref());
+    let Some(m) = g.members.get_mut(&member_id) else {
+        return ConsumerHeartbeatResponse::error(ErrorCode::UnknownServerError, "member lost");
+    };
+    m.session_deadline = now + i64::from(config.session_timeout_ms);
+    if m.state == MemberState::UnrevokedPartitions {
+        if m.rebalance_deadline.is_none_or(|(_, e)| e != m.epoch) {
+            m.rebalance_deadline = Some((now + i64::from(m.rebalance_timeout_ms.max(0)), m.epoch));
+        }
+    } else {
+        m.rebalance_deadline = None;
+    }
+    let full = req.rebalance_timeout_ms != -1
+        && req.subscribed_topic_names.is_some()
+        && req.topic_partitions.is_some();
+    let assignment =
+        (epoch == 0 || full || m.assigned != before).then(|| from_assignment(&m.assigned));
+    ConsumerHeartbeatResponse {
+        error: ErrorCode::None,
+        message: None,
+        member_id: Some(member_id),
+        member_epoch: m.epoch,
+        heartbeat_interval_ms: config.heartbeat_interval_ms,
+        assignment,
+    }
+}
+
+fn new_member(id: &str, now: i64) -> ConsumerMember {
+    ConsumerMember {
+        id: id.to_owned(),
+        instance_id: None,
+        rack_id: None,
+        client_id: String::new(),
+        client_host: String::new(),
+        rebalance_timeout_ms: 300_000,
+        topic_names: Vec::new(),
+        regex: String::new(),
+        assignor: None,
+        epoch: 0,
+        previous_epoch: -1,
+        state: MemberState::Stable,
+        assigned: Assignment::new(),
+        revoking: Assignment::new(),
+        session_deadline: now,
+        rebalance_deadline: None,
+    }
+}
+
+/// A member's epoch must be its own, or its previous one with no partitions it does not
+/// have (its last response was lost). Epoch 0 rejoins and is always accepted.
+fn check_epoch(
+    g: &ConsumerGroup,
+    member_id: &str,
+    epoch: i32,
+    owned: Option<&Assignment>,
+) -> Option<ConsumerHeartbeatResponse> {
+    let m = g.members.get(member_id)?;
+    if epoch == 0 {
+        return None;
+    }
+    let fenced = if epoch > m.epoch {
+        true
+    } else if epoch < m.epoch {
+        !(epoch == m.previous_epoch && owned.is_some_and(|o| is_subset(o, &m.assigned)))
+    } else {
+        false
+    };
+    fenced.then(|| {
+        let side = if epoch > m.epoch { "greater" } else { "smaller" };
+        ConsumerHeartbeatResponse::error(
+            ErrorCode::FencedMemberEpoch,
+            format!(
+                "The consumer group member has a {side} member epoch ({epoch}) than the one known by the group coordinator ({}). The member must abandon all its partitions and rejoin.",
+                m.epoch
+            ),
+        )
+    })
+}
+
+fn leave(
+    g: &mut ConsumerGroup,
+    group_id: &str,
+    req: &ConsumerHeartbeatRequest,
+    member_id: String,
+) -> ConsumerHeartbeatResponse {
+    let id = match &req.instance_id {
+        Some(instance) => match g.instances.get(instance) {
+            None => {
+                return ConsumerHeartbeatResponse::error(
+                    ErrorCode::UnknownMemberId,
+                    format!("Instance id {instance} is unknown."),
+                )
+            }
+            Some(holder) if *holder != member_id => {
+                return ConsumerHeartbeatResponse::error(
+                    ErrorCode::FencedInstanceId,
+                    format!(
+                        "Static member {member_id} with instance id {instance} was fenced by member {holder}."
+                    ),
+                )
+            }
+            Some(holder) => holder.clone(),
+        },
+        None if g.members.contains_key(&member_id) => member_id.clone(),
+        None => {
+            return ConsumerHeartbeatResponse::error(
+                ErrorCode::UnknownMemberId,
+                format!("Member {member_id} is not a member of group {group_id}."),
+            )
+        }
+    };
+    if req.member_epoch == STATIC_LEAVE_EPOCH {
+        // It keeps its partitions (held at epoch -2) until it comes back or its session
+        // expires.
+        let assigned = g
+            .members
+            .get(&id)
+            .map(|m| m.assigned.clone())
+            .unwrap_or_default();
+        g.set_partitions(&id, assigned, Assignment::new());
+        if let Some(m) = g.members.get_mut(&id) {
+            m.previous_epoch = m.epoch;
+            m.epoch = STATIC_LEAVE_EPOCH;
+            m.state = MemberState::Stable;
+            m.rebalance_deadline = None;
+        }
+    } else {
+        g.remove_member(&id);
+    }
+    ConsumerHeartbeatResponse {
+        member_id: Some(member_id),
+        member_epoch: req.member_epoch,
+        ..Default::default()
+    }
+}
+
+/// Moves a member towards its target (Kafka's CurrentAssignmentBuilder).
+fn reconcile(g: &mut ConsumerGroup, member_id: &str, owned: Option<&Assignment>) {
+    let target_epoch = g.assignment_epoch;
+    let Some(m) = g.members.get(member_id) else {
+        return;
+    };
+    let from_epoch = match m.state {
+        MemberState::Stable if m.epoch == target_epoch => return,
+        MemberState::Stable | MemberState::UnreleasedPartitions => m.epoch,
+        MemberState::UnrevokedPartitions => {
+            // It keeps waiting until it reports none of the partitions it gives up.
+            let released = owned.is_some_and(|o| !intersects(o, &m.revoking));
+            if !released {
+                return;
+            }
+            m.epoch + 1
+        }
+    };
+    let empty = Assignment::new();
+    let target = g.target.get(member_id).unwrap_or(&empty);
+    let mut kept = Assignment::new();
+    let mut revoking = Assignment::new();
+    let mut gaining = Assignment::new();
+    let mut withheld = false;
+    let topics: BTreeSet<TopicId> = target.keys().chain(m.assigned.keys()).copied().collect();
+    for t in topics {
+        let current = m.assigned.get(&t).cloned().unwrap_or_default();
+        let wanted = target.get(&t).cloned().unwrap_or_default();
+        let keep: BTreeSet<i32> = current.intersection(&wanted).copied().collect();
+        let lose: BTreeSet<i32> = current.difference(&keep).copied().collect();
+        let mut gain = BTreeSet::new();
+        for p in wanted.difference(&keep) {
+            match g.owners.get(&(t, *p)) {
+                Some(holder) if holder != member_id => withheld = true,
+                _ => {
+                    gain.insert(*p);
+                }
+            }
+        }
+        if !keep.is_empty() {
+            kept.insert(t, keep);
+        }
+        if !lose.is_empty() {
+            revoking.insert(t, lose);
+        }
+        if !gain.is_empty() {
+            gaining.insert(t, gain);
+        }
+    }
+    let still_owned = !revoking.is_empty() && owned.is_none_or(|o| intersects(o, &revoking));
+    let (state, epoch, assigned, revoking) = if still_owned {
+        (MemberState::UnrevokedPartitions, from_epoch, kept, revoking)
+    } else {
+        let mut assigned = kept;
+        for (t, parts) in gaining {
+            assigned.entry(t).or_default().extend(parts);
+        }
+        let state = if withheld {
+            MemberState::UnreleasedPartitions
+        } else {
+            MemberState::Stable
+        };
+        (state, target_epoch, assigned, Assignment::new())
+    };
+    g.set_partitions(member_id, assigned, revoking);
+    if let Some(m) = g.members.get_mut(member_id) {
+        if m.epoch != epoch {
+            m.previous_epoch = m.epoch;
+        }
+        m.epoch = epoch;
+        m.state = state;
+    }
+}
+
+/// The assignor most members asked for, else the configured default.
+fn preferred_assignor(g: &ConsumerGroup, config: &ConsumerGroupConfig) -> String {
+    let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
+    for m in g.members.values() {
+        if let Some(a) = &m.assignor {
+            *counts.entry(a.as_str()).or_default() += 1;
+        }
+    }
+    counts
+        .into_iter()
+        .max_by_key(|(name, n)| (*n, std::cmp::Reverse(*name)))
+        .map(|(name, _)| name.to_owned())
+        .or_else(|| config.assignors.first().cloned())
+        .unwrap_or_else(|| ASSIGNORS[0].to_owned())
+}
+
+/// The target assignment of every member.
+fn compute_target(g: &ConsumerGroup, assignor: &str) -> BTreeMap<String, Assignment> {
+    // Each member's subscribed topics, by id, with their partition counts.
+    let subs: BTreeMap<&str, BTreeSet<TopicId>> = g
+        .members
+        .values()
+        .map(|m| {
+            let mut ids = BTreeSet::new();
+            let names = m
+                .topic_names
+                .iter()
+                .chain(g.regexes.get(&m.regex).into_iter().flatten());
+            for n in names {
+                if let Some((id, _)) = g.metadata.get(n) {
+                    ids.insert(*id);
+                }
+            }
+            (m.id.as_str(), ids)
+        })
+        .collect();
+    let counts: BTreeMap<TopicId, i32> = g.metadata.values().map(|(id, n)| (*id, *n)).collect();
+    if assignor == "range" {
+        range_assign(g, &subs, &counts)
+    } else {
+        uniform_assign(g, &subs, &counts)
+    }
+}
+
+/// Kafka's range assignor: per topic, subscribers in order (static members by instance id,
+/// then the others by member id) take contiguous ranges, the first ones one more.
+fn range_assign(
+    g: &ConsumerGroup,
+    subs: &BTreeMap<&str, BTreeSet<TopicId>>,
+    counts: &BTreeMap<TopicId, i32>,
+) -> BTreeMap<String, Assignment> {
+    let mut order: Vec<&ConsumerMember> = g.members.values().collect();
+    order.sort_by(|a, b| match (&a.instance_id, &b.instance_id) {
+        (Some(x), Some(y)) => x.cmp(y),
+        (Some(_), None) => std::cmp::Ordering::Less,
+        (None, Some(_)) => std::cmp::Ordering::Greater,
+        (None, None) => a.id.cmp(&b.id),
+    });
+    let mut out: BTreeMap<String, Assignment> = g
+        .members
+        .keys()
+        .map(|id| (id.clone(), Assignment::new()))
+        .collect();
+    for (topic, &n) in counts {
+        let members: Vec<&str> = order
+            .iter()
+            .map(|m| m.id.as_str())
+            .filter(|id| subs.get(id).is_some_and(|s| s.contains(topic)))
+            .collect();
+        if members.is_empty() {
+            continue;
+        }
+        let k = members.len() as i32;
+        let (quota, extra) = (n / k, n % k);
+        let mut start = 0;
+        for (i, id) in members.iter().enumerate() {
+            let len = quota + i32::from((i as i32) < extra);
+            if len > 0 {
+                if let Some(a) = out.get_mut(*id) {
+                    a.insert(*topic, (start..start + len).collect());
+                }
+            }
+            start += len;
+        }
+    }
+    out
+}
+
+/// A sticky, balanced assignment: each member keeps what it had of its subscribed topics,
+/// new partitions go to the least loaded subscriber, then partitions move from the most to
+/// the least loaded subscriber of their topic until no two subscribers differ by more than
+/// one (or no move helps). With identical subscriptions every member ends within one
+/// partition of every other.
+fn uniform_assign(
+    g: &ConsumerGroup,
+    subs: &BTreeMap<&str, BTreeSet<TopicId>>,
+    counts: &BTreeMap<TopicId, i32>,
+) -> BTreeMap<String, Assignment> {
+    let mut out: BTreeMap<String, Assignment> = BTreeMap::new();
+    let mut owner: HashMap<(TopicId, i32), String> = HashMap::new();
+    for (id, topics) in subs {
+        let mut a = Assignment::new();
+        if let Some(prev) = g.target.get(*id) {
+            for (t, parts) in prev {
+                let Some(&n) = counts.get(t).filter(|_| topics.contains(t)) else {
+                    continue;
+                };
+                let keep: BTreeSet<i32> = parts
+                    .iter()
+                    .copied()
+                    .filter(|p| *p < n && !owner.contains_key(&(*t, *p)))
+                    .collect();
+                for p in &keep {
+                    owner.insert((*t, *p), (*id).to_owned());
+                }
+                if !keep.is_empty() {
+                    a.insert(*t, keep);
+                }
+            }
+        }
+        out.insert((*id).to_owned(), a);
+    }
+    let load = |a: &Assignment| a.values().map(BTreeSet::len).sum::<usize>();
+    // With identical subscriptions, nobody keeps more than its share.
+    let homogeneous = subs.values().collect::<BTreeSet<_>>().len() <= 1;
+    if homogeneous && !subs.is_empty() {
+        let total: usize = subs
+            .values()
+            .next()
+            .map(|ts| {
+                ts.iter()
+                    .filter_map(|t| counts.get(t))
+                    .map(|n| *n as usize)
+                    .sum()
+            })
+            .unwrap_or(0);
+        let members = subs.len();
+        let (quota, extra) = (total / members, total % members);
+        // Those that keep the most may keep one more than the quota.
+        let mut by_load: Vec<(usize, String)> =
+            out.iter().map(|(id, a)| (load(a), id.clone())).collect();
+        by_load.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
+        for (i, (_, id)) in by_load.iter().enumerate() {
+            let cap = quota + usize::from(i < extra);
+            let Some(a) = out.get_mut(id) else { continue };
+            while load(a) > cap {
+                let Some((&t, _)) = a.iter().next_back() else {
+                    break;
+                };
+                let Some(p) = a.get_mut(&t).and_then(|s| s.pop_last()) else {
+                    break;
+                };
+                if a.get(&t).is_some_and(BTreeSet::is_empty) {
+                    a.remove(&t);
+                }
+                owner.remove(&(t, p));
+            }
+        }
+    }
+    // Unassigned partitions, topics with the most partitions per subscriber first.
+    let mut topics: Vec<(TopicId, i32, usize)> = counts
+        .iter()
+        .map(|(t, n)| (*t, *n, subs.values().filter(|s| s.contains(t)).count()))
+        .filter(|(_, _, k)| *k > 0)
+        .collect();
+    topics.sort_by(|a, b| {
+        let (x, y) = (a.1 as usize * b.2, b.1 as usize * a.2);
+        y.cmp(&x).then(a.2.cmp(&b.2)).then(a.0.cmp(&b.0))
+    });
+    let mut loads: BTreeMap<String, usize> =
+        out.iter().map(|(id, a)| (id.clone(), load(a))).collect();
+    for (t, n, _) in &topics {
+        let subscribers: Vec<&str> = subs
+            .iter()
+            .filter(|(_, s)| s.contains(t))
+            .map(|(id, _)| *id)
+            .collect();
+        for p in 0..*n {
+            if owner.contains_key(&(*t, p)) {
+                continue;
+            }
+            let Some(best) = subscribers
+                .iter()
+                .min_by_key(|id| (loads.get(**id).copied().unwrap_or(0), **id))
+            else {
+                continue;
+            };
+            out.entry((*best).to_owned())
+                .or_default()
+                .entry(*t)
+                .or_default()
+                .insert(p);
+            owner.insert((*t, p), (*best).to_owned());
+            *loads.entry((*best).to_owned()).or_default() += 1;
+        }
+    }
+    // Balance: move partitions from the most to the least loaded subscriber of a topic.
+    for _ in 0..(owner.len() + 1) {
+        let mut moved = false;
+        for (t, _, _) in &topics {
+            let subscribers: Vec<&str> = subs
+                .iter()
+                .filter(|(_, s)| s.contains(t))
+                .map(|(id, _)| *id)
+                .collect();
+            let Some(low) = subscribers
+                .iter()
+                .min_by_key(|id| (loads.get(**id).copied().unwrap_or(0), **id))
+            else {
+                continue;
+            };
+            let Some(high) = subscribers
+                .iter()
+                .filter(|id| {
+                    out.get(**id)
+                        .is_some_and(|a| a.get(t).is_some_and(|s| !s.is_empty()))
+                })
+                .max_by_key(|id| {
+                    (
+                        loads.get(**id).copied().unwrap_or(0),
+                        std::cmp::Reverse(**id),
+                    )
+                })
+            else {
+                continue;
+            };
+            let (lo, hi) = (
+                loads.get(*low).copied().unwrap_or(0),
+                loads.get(*high).copied().unwrap_or(0),
+            );
+            if hi <= lo + 1 {
+                continue;
+            }
+            let Some(p) = out
+                .get_mut(*high)
+                .and_then(|a| a.get_mut(t))
+                .and_then(|s| s.pop_last())
+            else {
+                continue;
+            };
+            if let Some(a) = out.get_mut(*high) {
+                if a.get(t).is_some_and(BTreeSet::is_empty) {
+                    a.remove(t);
+                }
+            }
+            out.entry((*low).to_owned())
+                .or_default()
+                .entry(*t)
+                .or_default()
+                .insert(p);
+            *loads.entry((*high).to_owned()).or_default() -= 1;
+            *loads.entry((*low).to_owned()).or_default() += 1;
+            moved = true;
+        }
+        if !moved {
+            break;
+        }
+    }
+    out
+}
+
+/// The topic names a regular expression matches (all of the name, as Kafka's RE2/J
+/// `matches`). An expression that does not compile matches nothing (it was checked when a
+/// member subscribed with it).
+fn resolve(regex: &str, topics: &dyn TopicView) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    let Ok(re) = compile(regex) else {
+        return out;
+    };
+    topics.for_each_name(&mut |name| {
+        if re.is_match(name) {
+            out.insert(name.to_owned());
+        }
+    });
+    out
+}
+
+/// Compiles a subscription's expression to match whole topic names.
+pub(crate) fn compile(regex: &str) -> Result<regex::Regex, regex::Error> {
+    regex::RegexBuilder::new(&format!("^(?:{regex})$"))
+        .size_limit(1 << 20)
+        .build()
+}
+
+fn to_assignment(v: &[(TopicId, Vec<i32>)]) -> Assignment {
+    let mut a = Assignment::new();
+    for (t, parts) in v {
+        a.entry(*t).or_default().extend(parts.iter().copied());
+    }
+    a.retain(|_, s| !s.is_empty());
+    a
+}
+
+fn from_assignment(a: &Assignment) -> Vec<(TopicId, Vec<i32>)> {
+    a.iter()
+        .map(|(t, s)| (*t, s.iter().copied().collect()))
+        .collect()
+}
+
+fn is_subset(a: &Assignment, b: &Assignment) -> bool {
+    a.iter()
+        .all(|(t, s)| b.get(t).is_some_and(|bs| s.is_subset(bs)))
+}
+
+fn intersects(a: &Assignment, b: &Assignment) -> bool {
+    a.iter()
+        .any(|(t, s)| b.get(t).is_some_and(|bs| !s.is_disjoint(bs)))
+}
+
+/// Validates a heartbeat as Kafka does before looking at the group.
+pub(crate) fn validate(
+    req: &ConsumerHeartbeatRequest,
+    config: &ConsumerGroupConfig,
+) -> Result<(), ConsumerHeartbeatResponse> {
+    let invalid = |m: &str| {
+        Err(ConsumerHeartbeatResponse::error(
+            ErrorCode::InvalidRequest,
+            m,
+        ))
+    };
+    if req.group_id.trim().is_empty() {
+        return invalid("GroupId can't be empty.");
+    }
+    if req
+        .instance_id
+        .as_ref()
+        .is_some_and(|i| i.trim().is_empty())
+    {
+        return invalid("InstanceId can't be empty.");
+    }
+    if req.rack_id.as_ref().is_some_and(|r| r.trim().is_empty()) {
+        return invalid("RackId can't be empty.");
+    }
+    let epoch = req.member_epoch;
+    if epoch < STATIC_LEAVE_EPOCH {
+        return invalid("MemberEpoch is invalid.");
+    }
+    if req.member_id.trim().is_empty() && (req.api_version >= 1 || epoch != 0) {
+        return invalid("MemberId can't be empty.");
+    }
+    if epoch == 0 {
+        if req.rebalance_timeout_ms == -1 {
+            return invalid("RebalanceTimeoutMs must be provided in first request.");
+        }
+        if req.topic_partitions.as_ref().is_none_or(|t| !t.is_empty()) {
+            return invalid("TopicPartitions must be empty when (re-)joining.");
+        }
+        let subscribed = if req.api_version >= 1 {
+            req.subscribed_topic_names.is_some() || req.subscribed_topic_regex.is_some()
+        } else {
+            req.subscribed_topic_names
+                .as_ref()
+                .is_some_and(|n| !n.is_empty())
+        };
+        if !subscribed {
+            return invalid(if req.api_version >= 1 {
+                "SubscribedTopicNames or SubscribedTopicRegex must be set in first request."
+            } else {
+                "SubscribedTopicNames must be set in first request."
+            });
+        }
+    }
+    if epoch == STATIC_LEAVE_EPOCH && req.instance_id.is_none() {
+        return invalid("InstanceId can't be null.");
+    }
+    if req.rebalance_timeout_ms < -1 {
+        return invalid("RebalanceTimeoutMs can't be negative.");
+    }
+    if let Some(a) = &req.server_assignor {
+        if !config.assignors.iter().any(|c| c == a) {
+            return Err(ConsumerHeartbeatResponse::error(
+                ErrorCode::UnsupportedAssignor,
+                format!(
+                    "ServerAssignor {a} is not supported. Supported assignors: {}.",
+                    config.assignors.join(", ")
+                ),
+            ));
+        }
+    }
+    if let Some(r) = req
+        .subscribed_topic_regex
+        .as_deref()
+        .filter(|r| !r.is_empty())
+    {
+        if let Err(e) = compile(r) {
+            return Err(ConsumerHeartbeatResponse::error(
+                ErrorCode::InvalidRegularExpression,
+                format!("SubscribedTopicRegex `{r}` is not a valid regular expression: {e}."),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// A member id as Kafka makes them: a random UUID in URL-safe base64 without padding.
+pub(crate) fn member_id(bytes: [u8; 16]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut out = String::with_capacity(22);
+    let mut acc = 0u32;
+    let mut bits = 0;
+    for b in bytes {
+        acc = (acc << 8) | u32::from(b);
+        bits += 8;
+        while bits >= 6 {
+            bits -= 6;
+            out.push(char::from(ALPHABET[((acc >> bits) & 63) as usize]));
+        }
+    }
+    if bits > 0 {
+        out.push(char::from(ALPHABET[((acc << (6 - bits)) & 63) as usize]));
+    }
+    out
+}
+
+/// How a group looks to ConsumerGroupDescribe.
+pub(crate) fn describe(g: &ConsumerGroup, group_id: &str) -> DescribedConsumerGroup {
+    let topic_names = g
+        .metadata
+        .iter()
+        .map(|(name, (id, _))| (*id, name.clone()))
+        .collect();
+    DescribedConsumerGroup {
+        error: ErrorCode::None,
+        message: None,
+        group_id: group_id.to_owned(),
+        state: g.state().name().to_owned(),
+        group_epoch: g.group_epoch,
+        assignment_epoch: g.assignment_epoch,
+        assignor: g.assignor.clone(),
+        members: g
+            .members
+            .values()
+            .map(|m| DescribedConsumerMember {
+                member_id: m.id.clone(),
+                instance_id: m.instance_id.clone(),
+                rack_id: m.rack_id.clone(),
+                member_epoch: m.epoch,
+                client_id: m.client_id.clone(),
+                client_host: m.client_host.clone(),
+                subscribed_topic_names: m.topic_names.clone(),
+                subscribed_topic_regex: (!m.regex.is_empty()).then(|| m.regex.clone()),
+                assignment: m.assigned.clone(),
+                target_assignment: g.target.get(&m.id).cloned().unwrap_or_default(),
+            })
+            .collect(),
+        topic_names,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::{JoinRequest, OffsetCommitRequest, Response};
+    use crate::{GroupConfig, GroupCoordinator};
+
+    struct Topics {
+        version: u64,
+        topics: BTreeMap<String, (TopicId, i32)>,
+    }
+
+    impl Topics {
+        fn new(list: &[(&str, i32)]) -> Self {
+            let mut t = Topics {
+                version: 1,
+                topics: BTreeMap::new(),
+            };
+            for (name, n) in list {
+                t.add(name, *n);
+            }
+            t
+        }
+
+        fn add(&mut self, name: &str, partitions: i32) {
+            let mut id = [0u8; 16];
+            id[..name.len().min(16)].copy_from_slice(&name.as_bytes()[..name.len().min(16)]);
+            self.topics.insert(name.to_owned(), (id, partitions));
+            self.version += 1;
+        }
+
+        fn id(&self, name: &str) -> TopicId {
+            self.topics[name].0
+        }
+    }
+
+    impl TopicView for Topics {
+        fn version(&self) -> u64 {
+            self.version
+        }
+        fn topic(&self, name: &str) -> Option<(TopicId, i32)> {
+            self.topics.get(name).copied()
+        }
+        fn for_each_name(&self, f: &mut dyn FnMut(&str)) {
+            for n in self.topics.keys() {
+                f(n);
+            }
+        }
+    }
+
+    fn join(member: &str, topics: &[&str]) -> ConsumerHeartbeatRequest {
+        ConsumerHeartbeatRequest {
+            api_version: 1,
+            group_id: "g".into(),
+            member_id: member.into(),
+            member_epoch: 0,
+            rebalance_timeout_ms: 30_000,
+            subscribed_topic_names: Some(topics.iter().map(|s| s.to_string()).collect()),
+            subscribed_topic_regex: Some(String::new()),
+            topic_partitions: Some(vec![]),
+            client_id: "c".into(),
+            client_host: "/127.0.0.1".into(),
+            ..Default::default()
+        }
+    }
+
+    fn beat(
+        member: &str,
+        epoch: i32,
+        owned: Option<Vec<(TopicId, Vec<i32>)>>,
+    ) -> ConsumerHeartbeatRequest {
+        ConsumerHeartbeatRequest {
+            api_version: 1,
+            group_id: "g".into(),
+            member_id: member.into(),
+            member_epoch: epoch,
+            rebalance_timeout_ms: -1,
+            topic_partitions: owned,
+            client_id: "c".into(),
+            client_host: "/127.0.0.1".into(),
+            ..Default::default()
+        }
+    }
+
+    fn count(a: &Option<Vec<(TopicId, Vec<i32>)>>) -> usize {
+        a.as_ref()
+            .map_or(0, |v| v.iter().map(|(_, p)| p.len()).sum())
+    }
+
+    fn coordinator() -> GroupCoordinator {
+        GroupCoordinator::new(GroupConfig::default(), 7)
+    }
+
+    #[test]
+    fn members_share_partitions_after_revocation() {
+        let topics = Topics::new(&[("t", 4)]);
+        let mut c = coordinator();
+        let a = c.consumer_heartbeat(join("a", &["t"]), &topics, 0);
+        assert_eq!(a.error, ErrorCode::None);
+        assert_eq!(a.member_epoch, 1);
+        assert_eq!(count(&a.assignment), 4);
+        let a_owned = a.assignment.clone();
+        // b joins: the group moves to epoch 2, b waits for a's partitions.
+        let b = c.consumer_heartbeat(join("b", &["t"]), &topics, 10);
+        assert_eq!(b.member_epoch, 2);
+        assert_eq!(count(&b.assignment), 0);
+        // a learns it keeps two; it stays at epoch 1 until it gives the others up.
+        let a = c.consumer_heartbeat(beat("a", 1, None), &topics, 20);
+        assert_eq!(a.member_epoch, 1);
+        assert_eq!(count(&a.assignment), 2);
+        // While a still reports four, nothing changes; b still waits.
+        let a2 = c.consumer_heartbeat(beat("a", 1, a_owned), &topics, 30);
+        assert_eq!((a2.member_epoch, a2.assignment), (1, None));
+        assert_eq!(
+            count(
+                &c.consumer_heartbeat(beat("b", 2, None), &topics, 31)
+                    .assignment
+            ),
+            0
+        );
+        // a reports its two: it moves to epoch 2, and b gets the other two.
+        let a3 = c.consumer_heartbeat(beat("a", 1, a.assignment.clone()), &topics, 40);
+        assert_eq!(a3.member_epoch, 2);
+        let b = c.consumer_heartbeat(beat("b", 2, Some(vec![])), &topics, 50);
+        assert_eq!(b.member_epoch, 2);
+        assert_eq!(count(&b.assignment), 2);
+        let mut all: Vec<i32> = a
+            .assignment
+            .iter()
+            .chain(b.assignment.iter())
+            .flatten()
+            .flat_map(|(_, p)| p.clone())
+            .collect();
+        all.sort();
+        assert_eq!(all, vec![0, 1, 2, 3]);
+        let d = &c.consumer_describe(&["g".into()])[0];
+        assert_eq!(
+            (d.state.as_str(), d.group_epoch, d.assignment_epoch),
+            ("Stable", 2, 2)
+        );
+        assert_eq!(d.assignor, "uniform");
+    }
+
+    #[test]
+    fn epochs_are_fenced() {
+        let topics = Topics::new(&[("t", 2)]);
+        let mut c = coordinator();
+        let a = c.consumer_heartbeat(join("a", &["t"]), &topics, 0);
+        assert_eq!(a.member_epoch, 1);
+        let r = c.consumer_heartbeat(beat("a", 5, None), &topics, 1);
+        assert_eq!(r.error, ErrorCode::FencedMemberEpoch);
+        let r = c.consumer_heartbeat(beat("nobody", 1, None), &topics, 1);
+        assert_eq!(r.error, ErrorCode::UnknownMemberId);
+        // b joins; a (stable at 1 with nothing to give up? it has both) reconciles.
+        c.consumer_heartbeat(join("b", &["t"]), &topics, 2);
+        let a2 = c.consumer_heartbeat(beat("a", 1, Some(vec![])), &topics, 3);
+        assert_eq!(a2.member_epoch, 2);
+        // A heartbeat at the previous epoch, owning only what it has, is still accepted
+        // (its last answer was lost); owning more is not.
+        let mine = a2.assignment.clone().unwrap_or_default();
+        assert_eq!(
+            c.consumer_heartbeat(beat("a", 1, Some(mine)), &topics, 4)
+                .error,
+            ErrorCode::None
+        );
+        let both = vec![(topics.id("t"), vec![0, 1])];
+        assert_eq!(
+            c.consumer_heartbeat(beat("a", 1, Some(both)), &topics, 5)
+                .error,
+            ErrorCode::FencedMemberEpoch
+        );
+        // Rejoining at epoch 0 is always accepted.
+        let again = c.consumer_heartbeat(join("a", &["t"]), &topics, 6);
+        assert_eq!((again.error, again.member_epoch), (ErrorCode::None, 2));
+        // An unknown group: the member joins again.
+        let mut other = beat("a", 3, None);
+        other.group_id = "other".into();
+        assert_eq!(
+            c.consumer_heartbeat(other, &topics, 7).error,
+            ErrorCode::UnknownMemberId
+        );
+    }
+
+    #[test]
+    fn leaving_and_expiring_release_partitions() {
+        let topics = Topics::new(&[("t", 3)]);
+        let mut c = coordinator();
+        c.consumer_heartbeat(join("a", &["t"]), &topics, 0);
+        c.consumer_heartbeat(join("b", &["t"]), &topics, 0);
+        let a = c.consumer_heartbeat(beat("a", 1, Some(vec![])), &topics, 1);
+        let b = c.consumer_heartbeat(beat("b", 2, Some(vec![])), &topics, 1);
+        assert_eq!(count(&a.assignment) + count(&b.assignment), 3);
+        let mut leave = beat("b", LEAVE_EPOCH, None);
+        leave.rebalance_timeout_ms = -1;
+        let r = c.consumer_heartbeat(leave, &topics, 2);
+        assert_eq!((r.error, r.member_epoch), (ErrorCode::None, -1));
+        let a = c.consumer_heartbeat(beat("a", 2, a.assignment.clone()), &topics, 3);
+        assert_eq!((a.member_epoch, count(&a.assignment)), (3, 3));
+        // Its session runs out: the group is empty and then forgotten.
+        assert_eq!(c.next_deadline(), Some(3 + 45_000));
+        c.tick(3 + 45_000);
+        assert!(c.list(&[]).expect("list").is_empty());
+    }
+
+    #[test]
+    fn a_member_that_keeps_partitions_past_its_rebalance_timeout_is_removed() {
+        let topics = Topics::new(&[("t", 2)]);
+        let mut c = coordinator();
+        let a = c.consumer_heartbeat(join("a", &["t"]), &topics, 0);
+        c.consumer_heartbeat(join("b", &["t"]), &topics, 0);
+        // a must give one up: its rebalance timeout (30 s) starts.
+        let a1 = c.consumer_heartbeat(beat("a", 1, a.assignment.clone()), &topics, 1);
+        assert_eq!(a1.member_epoch, 1);
+        c.consumer_heartbeat(beat("b", 2, Some(vec![])), &topics, 30_000);
+        c.tick(30_001);
+        let r = c.consumer_heartbeat(beat("a", 1, a.assignment.clone()), &topics, 30_002);
+        assert_eq!(r.error, ErrorCode::UnknownMemberId);
+        let b = c.consumer_heartbeat(beat("b", 2, Some(vec![])), &topics, 30_003);
+        assert_eq!(count(&b.assignment), 2);
+    }
+
+    #[test]
+    fn static_members_come_back_to_their_partitions() {
+        let topics = Topics::new(&[("t", 2)]);
+        let mut c = coordinator();
+        let mut j = join("a1", &["t"]);
+        j.instance_id = Some("i".into());
+        let a = c.consumer_heartbeat(j.clone(), &topics, 0);
+        assert_eq!(count(&a.assignment), 2);
+        // Another process with the same instance id while a1 is active.
+        let mut dup = j.clone();
+        dup.member_id = "a2".into();
+        assert_eq!(
+            c.consumer_heartbeat(dup.clone(), &topics, 1).error,
+            ErrorCode::UnreleasedInstanceId
+        );
+        // a1 leaves for now (-2); a2 takes its place and its partitions.
+        let mut leave = beat("a1", STATIC_LEAVE_EPOCH, None);
+        leave.instance_id = Some("i".into());
+        assert_eq!(c.consumer_heartbeat(leave, &topics, 2).member_epoch, -2);
+        let a2 = c.consumer_heartbeat(dup, &topics, 3);
+        assert_eq!(a2.error, ErrorCode::None);
+        assert_eq!(a2.assignment, a.assignment);
+        assert_eq!(
+            a2.member_epoch, 1,
+            "no rebalance for a returning static member"
+        );
+    }
+
+    #[test]
+    fn regular_expressions_follow_new_topics() {
+        let mut topics = Topics::new(&[("orders-eu", 1), ("payments", 1)]);
+        let mut c = coordinator();
+        let mut j = join("a", &[]);
+        j.subscribed_topic_regex = Some("(^orders-.*)".into());
+        let a = c.consumer_heartbeat(j, &topics, 0);
+        assert_eq!(a.assignment, Some(vec![(topics.id("orders-eu"), vec![0])]));
+        topics.add("orders-us", 2);
+        let a = c.consumer_heartbeat(beat("a", 1, None), &topics, 1);
+        assert_eq!(a.member_epoch, 2);
+        assert_eq!(count(&a.assignment), 3);
+        let mut bad = join("b", &[]);
+        bad.subscribed_topic_regex = Some("(".into());
+        assert_eq!(
+            c.consumer_heartbeat(bad, &topics, 2).error,
+            ErrorCode::InvalidRegularExpression
+        );
+    }
+
+    #[test]
+    fn requests_are_validated() {
+        let topics = Topics::new(&[("t", 1)]);
+        let mut c = coordinator();
+        let mut r = join("a", &["t"]);
+        r.rebalance_timeout_ms = -1;
+        assert_eq!(
+            c.consumer_heartbeat(r, &topics, 0).error,
+            ErrorCode::InvalidRequest
+        );
+        let mut r = join("a", &["t"]);
+        r.topic_partitions = None;
+        assert_eq!(
+            c.consumer_heartbeat(r, &topics, 0).error,
+            ErrorCode::InvalidRequest
+        );
+        let mut r = join("", &["t"]);
+        assert_eq!(
+            c.consumer_heartbeat(r.clone(), &topics, 0).error,
+            ErrorCode::InvalidRequest
+        );
+        // v0: the coordinator chooses the member id.
+        r.api_version = 0;
+        r.subscribed_topic_regex = None;
+        let ok = c.consumer_heartbeat(r, &topics, 0);
+        assert_eq!(ok.error, ErrorCode::None);
+        assert_eq!(ok.member_id.as_deref().map(str::len), Some(22));
+        let mut r = join("a", &["t"]);
+        r.server_assignor = Some("sticky".into());
+        let e = c.consumer_heartbeat(r, &topics, 0);
+        assert_eq!(e.error, ErrorCode::UnsupportedAssignor);
+        assert_eq!(
+            e.message.as_deref(),
+            Some("ServerAssignor sticky is not supported. Supported assignors: uniform, range.")
+        );
+        let mut r = join("a", &["t"]);
+        r.member_epoch = -3;
+        assert_eq!(
+            c.consumer_heartbeat(r, &topics, 0).error,
+            ErrorCode::InvalidRequest
+        );
+    }
+
+    #[test]
+    fn assignors_balance() {
+        let topics = Topics::new(&[("x", 3), ("y", 3)]);
+        let mut c = coordinator();
+        for m in ["m1", "m2"] {
+            let mut j = join(m, &["x", "y"]);
+            j.server_assignor = Some("range".into());
+            c.consumer_heartbeat(j, &topics, 0);
+        }
+        let d = &c.consumer_describe(&["g".into()])[0];
+        assert_eq!(d.assignor, "range");
+        let t1 = &d.members[0].target_assignment;
+        // Range: m1 takes partitions 0-1 of each topic, m2 partition 2.
+        assert_eq!(t1.get(&topics.id("x")), Some(&BTreeSet::from([0, 1])));
+        assert_eq!(t1.get(&topics.id("y")), Some(&BTreeSet::from([0, 1])));
+
+        // Uniform with different subscriptions: everyone within one of the others where
+        // they can be.
+        let topics = Topics::new(&[("x", 6), ("y", 2)]);
+        let mut c = coordinator();
+        c.consumer_heartbeat(join("a", &["x"]), &topics, 0);
+        c.consumer_heartbeat(join("b", &["x", "y"]), &topics, 0);
+        c.consumer_heartbeat(join("c", &["x", "y"]), &topics, 0);
+        let d = &c.consumer_describe(&["g".into()])[0];
+        let loads: Vec<usize> = d
+            .members
+            .iter()
+            .map(|m| m.target_assignment.values().map(BTreeSet::len).sum())
+            .collect();
+        assert_eq!(loads.iter().sum::<usize>(), 8);
+        assert!(
+            loads.iter().max().unwrap_or(&0) - loads.iter().min().unwrap_or(&0) <= 1,
+            "{loads:?}"
+        );
+    }
+
+    #[test]
+    fn consumer_groups_and_the_other_apis() {
+        let topics = Topics::new(&[("t", 1)]);
+        let mut c = coordinator();
+        let a = c.consumer_heartbeat(join("a", &["t"]), &topics, 0);
+        let commit = |epoch: i32, version: i16, member: &str| OffsetCommitRequest {
+            request_id: 1,
+            group_id: "g".into(),
+            generation_id: epoch,
+            member_id: member.into(),
+            group_instance_id: None,
+            topics: vec![(
+                "t".into(),
+                vec![crate::api::CommitPartition {
+                    partition: 0,
+                    offset: 5,
+                    leader_epoch: -1,
+                    metadata: None,
+                }],
+            )],
+            api_version: version,
+        };
+        let err = |out: crate::api::Output| match out.response(1) {
+            Some(Response::OffsetCommit(r)) => r.topics[0].partitions[0].error,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(
+            err(c.commit_offsets(commit(a.member_epoch, 9, "a"), 1)),
+            ErrorCode::None
+        );
+        assert_eq!(
+            err(c.commit_offsets(commit(0, 9, "a"), 1)),
+            ErrorCode::StaleMemberEpoch
+        );
+        assert_eq!(
+            err(c.commit_offsets(commit(1, 8, "a"), 1)),
+            ErrorCode::UnsupportedVersion
+        );
+        assert_eq!(
+            err(c.commit_offsets(commit(-1, 9, ""), 1)),
+            ErrorCode::UnknownMemberId
+        );
+        let listed = c.list(&[]).expect("list");
+        assert_eq!(
+            (
+                listed[0].group_type,
+                listed[0].state,
+                listed[0].protocol_type.as_str()
+            ),
+            ("consumer", GroupState::Stable, "consumer")
+        );
+        // Classic members cannot join it, nor can it be deleted while it has members.
+        let classic = JoinRequest {
+            request_id: 2,
+            api_version: 9,
+            group_id: "g".into(),
+            member_id: String::new(),
+            group_instance_id: None,
+            client_id: "c".into(),
+            client_host: "/h".into(),
+            protocol_type: "consumer".into(),
+            protocols: vec![("range".into(), bytes::Bytes::new())],
+            session_timeout_ms: 10_000,
+            rebalance_timeout_ms: 10_000,
+            reason: None,
+        };
+        match c.join(classic, 2).response(2) {
+            Some(Response::Join(j)) => assert_eq!(j.error, ErrorCode::InconsistentGroupProtocol),
+            other => panic!("{other:?}"),
+        }
+        let del = c.delete_groups(
+            crate::api::DeleteGroupsRequest {
+                request_id: 3,
+                group_ids: vec!["g".into()],
+            },
+            3,
+        );
+        match del.response(3) {
+            Some(Response::DeleteGroups(d)) => assert_eq!(d.results[0].1, ErrorCode::NonEmptyGroup),
+            other => panic!("{other:?}"),
+        }
+        // Classic DescribeGroups shows it Dead, as Kafka's does.
+        assert_eq!(c.describe(&["g".into()])[0].state, GroupState::Dead);
+        // Once empty it is an offsets-only group again; its offsets stay.
+        let mut leave = beat("a", LEAVE_EPOCH, None);
+        leave.rebalance_timeout_ms = -1;
+        c.consumer_heartbeat(leave, &topics, 4);
+        assert_eq!(c.list(&[]).expect("list")[0].state, GroupState::Empty);
+        assert_eq!(err(c.commit_offsets(commit(-1, 9, ""), 5)), ErrorCode::None);
+    }
+
+    #[test]
+    fn member_ids_are_base64_uuids() {
+        assert_eq!(member_id([0; 16]), "AAAAAAAAAAAAAAAAAAAAAA");
+        assert_eq!(member_id([0xff; 16]), "_____________________w");
+    }
+}
