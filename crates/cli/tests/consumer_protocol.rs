@@ -196,7 +196,11 @@ async fn members_share_partitions_and_hand_them_over() {
     let c = Member::start(&node, "books", &["ledger"], "c");
     wait_shared(&[&a, &b, &c], 6, &[2, 2, 2]);
 
-    let d = describe(&node, "books");
+    // The members' last acknowledgements may still be on their way.
+    let d = wait_for("the group to be stable", WAIT, || {
+        let d = describe(&node, "books");
+        (d.groups[0].group_state.as_str() == "Stable").then_some(d)
+    });
     let g = &d.groups[0];
     assert_eq!(g.error_code, 0, "{g:?}");
     assert_eq!(g.group_state.as_str(), "Stable");
@@ -227,6 +231,53 @@ async fn members_share_partitions_and_hand_them_over() {
         ),
         ("consumer", "consumer", "Stable")
     );
+
+    // Kafka's tool shows the new protocol's epochs and targets.
+    let tool = |args: &[&str]| {
+        let o = std::process::Command::new(BIN)
+            .args(["consumer-groups", "--bootstrap-server", &node.bootstrap()])
+            .args(args)
+            .output()
+            .expect("krust consumer-groups");
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    let out = tool(&["--list", "--type"]);
+    assert!(
+        out.lines()
+            .any(|l| l.split_whitespace().collect::<Vec<_>>() == ["books", "Consumer"]),
+        "{out}"
+    );
+    let out = tool(&["--describe", "--group", "books", "--state", "--verbose"]);
+    let row: Vec<&str> = out
+        .lines()
+        .find(|l| l.starts_with("books"))
+        .expect("state row")
+        .split_whitespace()
+        .collect();
+    let epoch = d.groups[0].group_epoch.to_string();
+    assert_eq!(
+        row[3..],
+        ["uniform", "Stable", &epoch, &epoch, "3"],
+        "{out}"
+    );
+    let out = tool(&["--describe", "--group", "books", "--members", "--verbose"]);
+    let rows: Vec<&str> = out.lines().filter(|l| l.starts_with("books")).collect();
+    assert_eq!(rows.len(), 3, "{out}");
+    for r in rows {
+        let cols: Vec<&str> = r.split_whitespace().collect();
+        // #PARTITIONS, CURRENT-EPOCH, CURRENT-ASSIGNMENT, TARGET-EPOCH, TARGET-ASSIGNMENT
+        assert_eq!(cols[4], "2", "{out}");
+        assert_eq!(
+            (cols[5], cols[7]),
+            (epoch.as_str(), epoch.as_str()),
+            "{out}"
+        );
+        assert!(
+            cols[6].starts_with("ledger:") && cols[6] == cols[8],
+            "{out}"
+        );
+    }
 
     // A clean leave: the other two take its partitions.
     c.close();

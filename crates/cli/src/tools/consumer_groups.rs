@@ -14,8 +14,8 @@ use kafka_protocol::messages::offset_delete_request::{
     OffsetDeleteRequestPartition, OffsetDeleteRequestTopic,
 };
 use kafka_protocol::messages::{
-    DeleteGroupsRequest, DescribeGroupsRequest, GroupId, ListGroupsRequest, OffsetDeleteRequest,
-    TopicName,
+    consumer_group_describe_response, ConsumerGroupDescribeRequest, DeleteGroupsRequest,
+    DescribeGroupsRequest, GroupId, ListGroupsRequest, OffsetDeleteRequest, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
 use krust_client::{BrokerInfo, Client, ClientError};
@@ -458,6 +458,8 @@ fn sb(s: &str) -> StrBytes {
 struct Listed {
     id: String,
     state: String,
+    /// "Classic" or "Consumer" (Kafka's GroupType names).
+    group_type: &'static str,
 }
 
 /// Kafka's `GroupState` names, as `--state` accepts them (case-insensitively).
@@ -483,13 +485,12 @@ async fn list_groups(
         let req =
             ListGroupsRequest::default().with_states_filter(states.iter().map(|s| sb(s)).collect());
         let conn = client.connection_to(b.node_id).await?;
-        let mut v = conn.version_for::<ListGroupsRequest>()?;
-        if states.is_empty() && !with_state {
-            v = v.min(3);
-        } else if !states.is_empty() && v < 4 {
+        let v = conn.version_for::<ListGroupsRequest>()?;
+        if !states.is_empty() && v < 4 {
             bail!("The broker does not support filtering groups by state");
         }
-        let resp = conn.send_version(&req, v.min(4)).await?;
+        let _ = with_state;
+        let resp = conn.send_version(&req, v.min(5)).await?;
         ClientError::check(resp.error_code, None)?;
         for g in resp.groups {
             let pt = g.protocol_type.to_string();
@@ -497,11 +498,17 @@ async fn list_groups(
                 continue;
             }
             let id = g.group_id.to_string();
+            let group_type = if g.group_type.eq_ignore_ascii_case("consumer") {
+                "Consumer"
+            } else {
+                "Classic"
+            };
             out.insert(
                 id.clone(),
                 Listed {
                     id,
                     state: g.group_state.to_string(),
+                    group_type,
                 },
             );
         }
@@ -552,10 +559,14 @@ async fn list(client: &mut Client, args: &Args) -> anyhow::Result<()> {
         }
         return Ok(());
     }
-    // Every krust group is a classic group.
     let groups: Vec<Listed> = groups
         .into_iter()
-        .filter(|_| wanted_types.is_empty() || wanted_types.iter().any(|t| t == "classic"))
+        .filter(|g| {
+            wanted_types.is_empty()
+                || wanted_types
+                    .iter()
+                    .any(|t| t.eq_ignore_ascii_case(g.group_type))
+        })
         .collect();
     let width = groups
         .iter()
@@ -575,7 +586,7 @@ async fn list(client: &mut Client, args: &Args) -> anyhow::Result<()> {
     };
     outln!("{}", row("GROUP", "TYPE", "STATE"));
     for g in &groups {
-        outln!("{}", row(&g.id, "Classic", &g.state));
+        outln!("{}", row(&g.id, g.group_type, &g.state));
     }
     Ok(())
 }
@@ -587,6 +598,9 @@ struct Member {
     client_id: String,
     host: String,
     assignment: BTreeMap<String, Vec<i32>>,
+    /// A consumer-protocol member's epoch and target assignment.
+    epoch: Option<i32>,
+    target: Option<BTreeMap<String, Vec<i32>>>,
 }
 
 impl Member {
@@ -602,10 +616,68 @@ struct Described {
     protocol_type: String,
     protocol: String,
     members: Vec<Member>,
+    /// A consumer-protocol group's epoch and target assignment epoch.
+    epochs: Option<(i32, i32)>,
+}
+
+/// A group as ConsumerGroupDescribe reports it; `None` when it is not a consumer-protocol
+/// group (or the coordinator does not serve the API), as Kafka's admin client falls back.
+async fn describe_consumer_group(
+    client: &mut Client,
+    coordinator: &BrokerInfo,
+    group: &str,
+) -> anyhow::Result<Option<Described>> {
+    let conn = client.connection_to(coordinator.node_id).await?;
+    let Ok(v) = conn.version_for::<ConsumerGroupDescribeRequest>() else {
+        return Ok(None);
+    };
+    let req = ConsumerGroupDescribeRequest::default().with_group_ids(vec![GroupId(sb(group))]);
+    let resp = conn.send_version(&req, v.min(1)).await?;
+    let Some(g) = resp.groups.into_iter().next() else {
+        return Ok(None);
+    };
+    // GROUP_ID_NOT_FOUND: a classic group, or none.
+    if g.error_code == 69 {
+        return Ok(None);
+    }
+    ClientError::check(g.error_code, g.error_message.as_ref())?;
+    let partitions = |a: &consumer_group_describe_response::Assignment| {
+        let mut out: BTreeMap<String, Vec<i32>> = BTreeMap::new();
+        for t in &a.topic_partitions {
+            let mut p = t.partitions.clone();
+            p.sort_unstable();
+            out.entry(t.topic_name.to_string()).or_default().extend(p);
+        }
+        out
+    };
+    let members = g
+        .members
+        .iter()
+        .map(|m| Member {
+            id: m.member_id.to_string(),
+            instance_id: m.instance_id.as_ref().map(|s| s.to_string()),
+            client_id: m.client_id.to_string(),
+            host: m.client_host.to_string(),
+            assignment: partitions(&m.assignment),
+            epoch: Some(m.member_epoch),
+            target: Some(partitions(&m.target_assignment)),
+        })
+        .collect();
+    Ok(Some(Described {
+        coordinator: coordinator.clone(),
+        state: g.group_state.to_string(),
+        protocol_type: "consumer".into(),
+        protocol: g.assignor_name.to_string(),
+        members,
+        epochs: Some((g.group_epoch, g.assignment_epoch)),
+    }))
 }
 
 async fn describe_group(client: &mut Client, group: &str) -> anyhow::Result<Described> {
     let coordinator = find_coordinator_info(client, group).await?;
+    if let Some(d) = describe_consumer_group(client, &coordinator, group).await? {
+        return Ok(d);
+    }
     let req = DescribeGroupsRequest::default().with_groups(vec![GroupId(sb(group))]);
     let conn = client.connection_to(coordinator.node_id).await?;
     let v = conn.version_for::<DescribeGroupsRequest>()?.min(5);
@@ -630,6 +702,8 @@ async fn describe_group(client: &mut Client, group: &str) -> anyhow::Result<Desc
             } else {
                 BTreeMap::new()
             },
+            epoch: None,
+            target: None,
         })
         .collect();
     Ok(Described {
@@ -638,6 +712,7 @@ async fn describe_group(client: &mut Client, group: &str) -> anyhow::Result<Desc
         protocol_type,
         protocol: g.protocol_data.to_string(),
         members,
+        epochs: None,
     })
 }
 
@@ -1000,11 +1075,14 @@ async fn describe_members(client: &mut Client, group: &str, verbose: bool) -> an
             &m.partitions().to_string(),
         );
         if verbose {
+            let target_epoch = d.epochs.map(|(_, t)| t);
             line.push_str(&extra(
-                MISSING,
+                &dash(m.epoch),
                 &assignment_string(&m.assignment),
-                MISSING,
-                MISSING,
+                &dash(target_epoch.filter(|_| m.target.is_some())),
+                &m.target
+                    .as_ref()
+                    .map_or_else(|| MISSING.to_string(), assignment_string),
             ));
         }
         outln!("{line}");
@@ -1046,8 +1124,8 @@ async fn describe_state(client: &mut Client, group: &str, verbose: bool) -> anyh
             coordinator,
             strategy,
             d.state,
-            MISSING,
-            MISSING,
+            dash(d.epochs.map(|e| e.0)),
+            dash(d.epochs.map(|e| e.1)),
             members
         );
     } else {
