@@ -31,3 +31,30 @@ fn kafka_python_and_confluent_kafka_work() {
     assert!(stdout.contains("compacted: ok"));
     assert!(stdout.contains("transactions: ok"));
 }
+
+/// confluent-kafka (a newer librdkafka than the rdkafka crate's) with
+/// `group.protocol=consumer`, and its admin API describing the group.
+#[test]
+fn confluent_kafka_uses_the_consumer_group_protocol() {
+    let python = krust_testkit::python::python();
+    let node = start(&[
+        "group.consumer.min.heartbeat.interval.ms=500",
+        "group.consumer.heartbeat.interval.ms=500",
+    ]);
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/python/consumer_protocol.py"
+    );
+    let out = Command::new(python)
+        .arg(script)
+        .arg(node.bootstrap())
+        .output()
+        .expect("run python");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && stdout.contains("consumer protocol: ok"),
+        "python consumer protocol failed\nstdout:\n{stdout}\nstderr:\n{stderr}\nnode log:\n{}",
+        node.log()
+    );
+}
