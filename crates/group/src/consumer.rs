@@ -33,6 +33,9 @@ pub const LEAVE_EPOCH: i32 = -1;
 /// session expires).
 pub const STATIC_LEAVE_EPOCH: i32 = -2;
 
+/// How often a group's regular expressions are matched against new topics at most.
+pub const REGEX_REFRESH_MS: i64 = 10_000;
+
 /// The assignors krust implements, by Kafka's short names.
 pub const ASSIGNORS: &[&str] = &["uniform", "range"];
 
@@ -203,6 +206,10 @@ pub(crate) struct ConsumerGroup {
     /// Regular expression -> the topic names it matched.
     pub regexes: BTreeMap<String, BTreeSet<String>>,
     pub regex_version: Option<u64>,
+    /// When the regular expressions were last matched against new topics.
+    pub regex_refreshed_at: i64,
+    /// The expressions compiled, by their text.
+    pub compiled: HashMap<String, regex::Regex>,
     /// Partition -> the member holding it (assigned or being revoked).
     pub owners: HashMap<(TopicId, i32), String>,
     /// The assignor of the last target assignment.
@@ -369,6 +376,14 @@ pub(crate) fn heartbeat(
     }
     // Find or make the member.
     let mut bump = false;
+    if epoch == 0 {
+        let existing = g.members.get(&member_id).map(|m| m.instance_id.clone());
+        if let Some(was) = existing.filter(|was| *was != req.instance_id) {
+            // The id comes back as another (or no) static member: the old one goes first.
+            tracing::debug!(member = %member_id, ?was, "member rejoins under another instance id");
+            g.remove_member(&member_id);
+        }
+    }
     match &req.instance_id {
         Some(instance) => match g.instances.get(instance).cloned() {
             Some(holder) if holder != member_id => {
@@ -482,27 +497,42 @@ pub(crate) fn heartbeat(
             }
         }
     }
-    // Regular expressions are matched again when the topics or the expressions change.
+    // Regular expressions are matched when one is new, and again against newer topics at
+    // most every REGEX_REFRESH_MS (as Kafka batches these refreshes). A view older than
+    // the one last seen (a heartbeat that read the metadata before another) is not used.
     let version = topics.version();
+    let newer = |seen: Option<u64>| seen.is_none_or(|v| version > v);
     let in_use = g.regex_in_use();
-    if regex_changed || g.regex_version != Some(version) || in_use.len() != g.regexes.len() {
+    let unresolved = in_use.iter().any(|r| !g.regexes.contains_key(r));
+    let due = newer(g.regex_version) && now >= g.regex_refreshed_at + REGEX_REFRESH_MS;
+    if regex_changed || unresolved || due || in_use.len() != g.regexes.len() {
+        let refresh = due || g.regex_version.is_none();
         let mut resolved = BTreeMap::new();
         for r in &in_use {
-            let matched = g
-                .regexes
-                .get(r)
-                .filter(|_| g.regex_version == Some(version))
-                .cloned()
-                .unwrap_or_else(|| resolve(r, topics));
+            let matched = match g.regexes.get(r) {
+                Some(m) if !refresh => m.clone(),
+                _ => resolve(&mut g.compiled, r, topics),
+            };
             resolved.insert(r.clone(), matched);
         }
-        if resolved != g.regexes {
-            g.regexes = resolved;
+        g.compiled.retain(|r, _| in_use.contains(r));
+        // Only what the expressions in use match counts: one no longer used goes quietly.
+        let before: BTreeMap<String, BTreeSet<String>> = g
+            .regexes
+            .iter()
+            .filter(|(r, _)| in_use.contains(*r))
+            .map(|(r, m)| (r.clone(), m.clone()))
+            .collect();
+        if resolved != before {
             bump = true;
         }
-        g.regex_version = Some(version);
+        g.regexes = resolved;
+        if refresh {
+            g.regex_version = Some(version);
+            g.regex_refreshed_at = now;
+        }
     }
-    if bump || g.metadata_version != Some(version) {
+    if bump || newer(g.metadata_version) {
         let mut metadata = BTreeMap::new();
         for name in g.subscribed_names() {
             if let Some(t) = topics.topic(&name) {
@@ -537,7 +567,7 @@ pub(crate) fn heartbeat(
         m.rebalance_deadline = None;
     }
     let full = req.rebalance_timeout_ms != -1
-        && req.subscribed_topic_names.is_some()
+        && (req.subscribed_topic_names.is_some() || req.subscribed_topic_regex.is_some())
         && req.topic_partitions.is_some();
     let assignment =
         (epoch == 0 || full || m.assigned != before).then(|| from_assignment(&m.assigned));
@@ -998,9 +1028,19 @@ fn uniform_assign(
 /// The topic names a regular expression matches (all of the name, as Kafka's RE2/J
 /// `matches`). An expression that does not compile matches nothing (it was checked when a
 /// member subscribed with it).
-fn resolve(regex: &str, topics: &dyn TopicView) -> BTreeSet<String> {
+fn resolve(
+    compiled: &mut HashMap<String, regex::Regex>,
+    regex: &str,
+    topics: &dyn TopicView,
+) -> BTreeSet<String> {
     let mut out = BTreeSet::new();
-    let Ok(re) = compile(regex) else {
+    if !compiled.contains_key(regex) {
+        let Ok(re) = compile(regex) else {
+            return out;
+        };
+        compiled.insert(regex.to_owned(), re);
+    }
+    let Some(re) = compiled.get(regex) else {
         return out;
     };
     topics.for_each_name(&mut |name| {
@@ -1011,11 +1051,16 @@ fn resolve(regex: &str, topics: &dyn TopicView) -> BTreeSet<String> {
     out
 }
 
-/// Compiles a subscription's expression to match whole topic names.
+/// Compiles a subscription's expression to match whole topic names. The expression must
+/// compile on its own first: wrapped, `a)|(b` would.
 pub(crate) fn compile(regex: &str) -> Result<regex::Regex, regex::Error> {
-    regex::RegexBuilder::new(&format!("^(?:{regex})$"))
-        .size_limit(1 << 20)
-        .build()
+    let build = |pattern: &str| {
+        regex::RegexBuilder::new(pattern)
+            .size_limit(1 << 20)
+            .build()
+    };
+    build(regex)?;
+    build(&format!("^(?:{regex})$"))
 }
 
 fn to_assignment(v: &[(TopicId, Vec<i32>)]) -> Assignment {
@@ -1440,15 +1485,38 @@ mod tests {
         let a = c.consumer_heartbeat(j, &topics, 0);
         assert_eq!(a.assignment, Some(vec![(topics.id("orders-eu"), vec![0])]));
         topics.add("orders-us", 2);
+        // New topics are matched at most every REGEX_REFRESH_MS.
         let a = c.consumer_heartbeat(beat("a", 1, None), &topics, 1);
+        assert_eq!((a.member_epoch, a.assignment), (1, None));
+        let a = c.consumer_heartbeat(beat("a", 1, None), &topics, REGEX_REFRESH_MS);
         assert_eq!(a.member_epoch, 2);
         assert_eq!(count(&a.assignment), 3);
-        let mut bad = join("b", &[]);
-        bad.subscribed_topic_regex = Some("(".into());
-        assert_eq!(
-            c.consumer_heartbeat(bad, &topics, 2).error,
-            ErrorCode::InvalidRegularExpression
-        );
+        for wrong in ["(", "a)|(b"] {
+            let mut bad = join("b", &[]);
+            bad.subscribed_topic_regex = Some(wrong.into());
+            assert_eq!(
+                c.consumer_heartbeat(bad, &topics, 2).error,
+                ErrorCode::InvalidRegularExpression,
+                "{wrong}"
+            );
+        }
+        // Another member with the same expression shares its match; when the last one
+        // leaves, nothing else moves.
+        let mut j = join("b", &[]);
+        j.subscribed_topic_regex = Some("(^orders-.*)".into());
+        let b = c.consumer_heartbeat(j, &topics, REGEX_REFRESH_MS + 1);
+        assert_eq!(b.member_epoch, 3);
+        let n = c.consumer_heartbeat(join("n", &["payments"]), &topics, REGEX_REFRESH_MS + 1);
+        assert_eq!(n.member_epoch, 4);
+        for m in ["a", "b"] {
+            let mut leave = beat(m, LEAVE_EPOCH, None);
+            leave.rebalance_timeout_ms = -1;
+            c.consumer_heartbeat(leave, &topics, REGEX_REFRESH_MS + 2);
+        }
+        let n = c.consumer_heartbeat(beat("n", 4, Some(vec![])), &topics, REGEX_REFRESH_MS + 3);
+        assert_eq!(n.member_epoch, 6, "two leaves, no more");
+        let d = &c.consumer_describe(&["g".into()])[0];
+        assert_eq!((d.state.as_str(), d.group_epoch), ("Stable", 6));
     }
 
     #[test]
@@ -1619,6 +1687,38 @@ mod tests {
         c.consumer_heartbeat(leave, &topics, 4);
         assert_eq!(c.list(&[]).expect("list")[0].state, GroupState::Empty);
         assert_eq!(err(c.commit_offsets(commit(-1, 9, ""), 5)), ErrorCode::None);
+    }
+
+    #[test]
+    fn offsets_retention_keeps_a_live_group_without_offsets() {
+        let topics = Topics::new(&[("t", 1)]);
+        let mut c = coordinator();
+        c.consumer_heartbeat(join("a", &["t"]), &topics, 0);
+        let out = c.expire_offsets(30_000, 1);
+        assert!(out.records.is_empty());
+        let r = c.consumer_heartbeat(beat("a", 1, None), &topics, 30_001);
+        assert_eq!(r.error, ErrorCode::None);
+    }
+
+    #[test]
+    fn a_member_id_back_under_an_instance_id_gives_up_what_it_held() {
+        let topics = Topics::new(&[("t", 2)]);
+        let mut c = coordinator();
+        let a = c.consumer_heartbeat(join("x", &["t"]), &topics, 0);
+        assert_eq!(count(&a.assignment), 2);
+        // x returns as a static member: it is a new member, and whatever x held is free.
+        let mut j = join("x", &["t"]);
+        j.instance_id = Some("i".into());
+        let x = c.consumer_heartbeat(j, &topics, 1);
+        assert_eq!(x.error, ErrorCode::None);
+        let y = c.consumer_heartbeat(join("y", &["t"]), &topics, 2);
+        let x = c.consumer_heartbeat(beat("x", x.member_epoch, x.assignment.clone()), &topics, 3);
+        assert_eq!(count(&x.assignment), 1);
+        c.consumer_heartbeat(beat("x", x.member_epoch, x.assignment.clone()), &topics, 4);
+        let y = c.consumer_heartbeat(beat("y", y.member_epoch, Some(vec![])), &topics, 5);
+        assert_eq!(count(&y.assignment), 1, "{y:?}");
+        let d = &c.consumer_describe(&["g".into()])[0];
+        assert_eq!(d.state, "Stable");
     }
 
     #[test]

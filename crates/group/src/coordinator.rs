@@ -504,6 +504,7 @@ impl GroupCoordinator {
         let Some(c) = g.modern.as_mut() else {
             return ConsumerHeartbeatResponse::error(ErrorCode::UnknownServerError, "no group");
         };
+        let had_members = !c.members.is_empty();
         let resp = consumer::heartbeat(
             c,
             &group_id,
@@ -513,7 +514,8 @@ impl GroupCoordinator {
             &self.config.consumer,
             now_ms,
         );
-        if c.members.is_empty() {
+        if had_members && c.members.is_empty() {
+            // Offsets retention counts from when the group emptied.
             g.state_timestamp = Some(now_ms);
         }
         if g.is_trivially_empty() {
@@ -754,10 +756,12 @@ impl GroupCoordinator {
                     .insert(req.group_id.clone(), Group::new(&req.group_id, now_ms));
                 return ErrorCode::None;
             }
-            return if req.api_version >= 9 {
-                ErrorCode::GroupIdNotFound
-            } else {
-                ErrorCode::IllegalGeneration
+            // A member of a group this coordinator does not know (a consumer-protocol group
+            // forgotten by a coordinator that moved) joins again.
+            return match (req.api_version >= 9, req.member_id.is_empty()) {
+                (true, false) => ErrorCode::UnknownMemberId,
+                (true, true) => ErrorCode::GroupIdNotFound,
+                (false, _) => ErrorCode::IllegalGeneration,
             };
         };
         if let Some(modern) = &g.modern {
@@ -1135,7 +1139,11 @@ impl GroupCoordinator {
                 remove_offset(g, &topic, p);
                 out.records.push(offset_tombstone(id, &topic, p));
             }
-            if g.is_in(GroupState::Empty) && g.offsets.is_empty() && g.pending_members.is_empty() {
+            if g.is_in(GroupState::Empty)
+                && !g.has_consumer_members()
+                && g.offsets.is_empty()
+                && g.pending_members.is_empty()
+            {
                 deleted.push(id.clone());
             }
         }

@@ -576,7 +576,9 @@ pub fn leave_group_denied() -> LeaveGroupResponse {
 }
 
 /// ConsumerGroupHeartbeat: READ on the group, DESCRIBE on every topic subscribed to by
-/// name (a regular expression only ever matches topics the sender may describe).
+/// name. A regular expression is matched against the topics that the member whose
+/// heartbeat matches it may describe, for the whole group, as Kafka does; a member still
+/// needs READ on a topic to fetch from it.
 pub fn consumer_group_heartbeat(
     az: &Authz,
     req: &ConsumerGroupHeartbeatRequest,
@@ -609,16 +611,39 @@ pub fn consumer_group_describe(
     use consumer_group_describe_response::DescribedGroup;
     let denied = split(&mut req.group_ids, |g| az.group(op::DESCRIBE, g));
     let include = req.include_authorized_operations;
-    if denied.is_empty() && !include {
+    if !az.is_on() && !include {
         return None;
     }
     let az = az.clone();
     post(move |r: &mut ConsumerGroupDescribeResponse| {
-        if include {
-            for g in &mut r.groups {
-                if g.error_code == 0 {
-                    g.authorized_operations = az.operations(resource::GROUP, &g.group_id);
-                }
+        for g in &mut r.groups {
+            if g.error_code != 0 {
+                continue;
+            }
+            // A group whose members name topics the sender may not describe is not shown.
+            let hidden = g.members.iter().any(|m| {
+                m.subscribed_topic_names
+                    .iter()
+                    .chain(
+                        m.assignment
+                            .topic_partitions
+                            .iter()
+                            .chain(&m.target_assignment.topic_partitions)
+                            .map(|t| &t.topic_name),
+                    )
+                    .any(|t| !az.quietly(op::DESCRIBE, resource::TOPIC, t))
+            });
+            if hidden {
+                *g = DescribedGroup::default()
+                    .with_group_id(g.group_id.clone())
+                    .with_error_code(TOPIC_DENIED)
+                    .with_error_message(Some(sb(
+                        "The group has described topic(s) that the client is not authorized to describe.",
+                    )));
+                continue;
+            }
+            if include {
+                g.authorized_operations = az.operations(resource::GROUP, &g.group_id);
             }
         }
         r.groups.extend(denied.into_iter().map(|g| {
@@ -1632,6 +1657,24 @@ mod tests {
                 .with_group_ids(vec![GroupId(s("g"))])
                 .with_include_authorized_operations(true);
             completed(consumer_group_describe(&az, &mut req))
+        });
+        encodes(ApiKey::ConsumerGroupDescribe, |_| {
+            // The group may be described, but a member names a topic that may not.
+            let az = allow_group_only();
+            let mut req =
+                ConsumerGroupDescribeRequest::default().with_group_ids(vec![GroupId(s("g"))]);
+            let finish = consumer_group_describe(&az, &mut req).expect("checked");
+            assert_eq!(req.group_ids.len(), 1);
+            let mut r = ConsumerGroupDescribeResponse::default().with_groups(vec![
+                consumer_group_describe_response::DescribedGroup::default()
+                    .with_group_id(GroupId(s("g")))
+                    .with_members(vec![consumer_group_describe_response::Member::default()
+                        .with_subscribed_topic_names(vec![t()])]),
+            ]);
+            finish(&mut r);
+            assert_eq!(r.groups[0].error_code, TOPIC_DENIED);
+            assert!(r.groups[0].members.is_empty());
+            Some(r)
         });
         encodes(ApiKey::DescribeGroups, |v| {
             let mut req = DescribeGroupsRequest::default()

@@ -1206,7 +1206,6 @@ impl Raw<'_> {
     }
 }
 
-/// Splits `host:port` (IPv6 hosts in brackets, or bare when the port is after the last `:`).
 /// `group.coordinator.rebalance.protocols` and the `group.consumer.*` settings, checked as
 /// Kafka checks them.
 fn consumer_group_settings(
@@ -1330,6 +1329,7 @@ fn consumer_group_settings(
     ))
 }
 
+/// Splits `host:port` (IPv6 hosts in brackets, or bare when the port is after the last `:`).
 fn split_host_port(s: &str) -> Option<(String, u16)> {
     let (host, port) = if let Some(rest) = s.strip_prefix('[') {
         let (host, after) = rest.split_once(']')?;

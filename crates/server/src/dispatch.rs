@@ -417,7 +417,12 @@ async fn dispatch_inner(
         }
         ApiKey::ApiVersions => {
             let req = decode!(ApiVersionsRequest);
-            let resp = handlers::api_versions::handle(listener, req, v);
+            let resp = handlers::api_versions::handle(
+                listener,
+                broker.config.consumer_group_protocol,
+                req,
+                v,
+            );
             encode(out, corr, v, &resp)
         }
         ApiKey::Produce => {

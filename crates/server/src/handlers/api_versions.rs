@@ -3,7 +3,7 @@
 use kafka_protocol::messages::api_versions_response::{
     ApiVersion, FinalizedFeatureKey, SupportedFeatureKey,
 };
-use kafka_protocol::messages::{ApiVersionsRequest, ApiVersionsResponse};
+use kafka_protocol::messages::{ApiKey, ApiVersionsRequest, ApiVersionsResponse};
 use krust_protocol::{Listener, SUPPORTED_APIS};
 
 use super::sb;
@@ -27,8 +27,21 @@ pub fn response(listener: Listener) -> ApiVersionsResponse {
     resp
 }
 
-pub fn handle(listener: Listener, _req: ApiVersionsRequest, _version: i16) -> ApiVersionsResponse {
+/// `consumer_groups`: whether the consumer group protocol is on
+/// (`group.coordinator.rebalance.protocols`); Kafka leaves its APIs out when it is not.
+pub fn handle(
+    listener: Listener,
+    consumer_groups: bool,
+    _req: ApiVersionsRequest,
+    _version: i16,
+) -> ApiVersionsResponse {
     let mut resp = response(listener);
+    if !consumer_groups {
+        resp.api_keys.retain(|k| {
+            k.api_key != ApiKey::ConsumerGroupHeartbeat as i16
+                && k.api_key != ApiKey::ConsumerGroupDescribe as i16
+        });
+    }
     let level = krust_metadata::METADATA_VERSION_LEVEL;
     resp.supported_features = vec![SupportedFeatureKey::default()
         .with_name(sb("metadata.version"))
@@ -40,4 +53,21 @@ pub fn handle(listener: Listener, _req: ApiVersionsRequest, _version: i16) -> Ap
         .with_min_version_level(level)
         .with_max_version_level(level)];
     resp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_consumer_protocol_apis_go_when_it_is_off() {
+        let has = |on: bool| {
+            handle(Listener::Broker, on, ApiVersionsRequest::default(), 3)
+                .api_keys
+                .iter()
+                .any(|k| k.api_key == ApiKey::ConsumerGroupHeartbeat as i16)
+        };
+        assert!(has(true));
+        assert!(!has(false));
+    }
 }
