@@ -361,3 +361,34 @@ fn a_classic_consumer_in(node: &Node, group: &str) -> BaseConsumer {
         .create()
         .expect("consumer")
 }
+
+/// The coordinator keeps consumer-protocol membership in memory: after it restarts, its
+/// old members are told they are unknown, join again, and carry on from the committed
+/// offsets.
+#[tokio::test(flavor = "multi_thread")]
+async fn members_rejoin_a_restarted_coordinator_and_carry_on() {
+    let mut node = start(FAST);
+    create_topic(&node, "journal", 4, &[]).await;
+    produce(&node, "journal", 4, 400);
+    let a = Member::start(&node, "scribes", &["journal"], "a");
+    let b = Member::start(&node, "scribes", &["journal"], "b");
+    wait_shared(&[&a, &b], 4, &[2, 2]);
+    wait_for("the first 400 records committed", WAIT, || {
+        (committed_sum(&node, "scribes", "journal", 4) == 400).then_some(())
+    });
+
+    node.kill9();
+    node.restart();
+    produce(&node, "journal", 4, 400);
+    wait_for("all 800 records committed", WAIT, || {
+        (committed_sum(&node, "scribes", "journal", 4) == 800).then_some(())
+    });
+    wait_shared(&[&a, &b], 4, &[2, 2]);
+    let d = wait_for("the group to be stable again", WAIT, || {
+        let d = describe(&node, "scribes");
+        (d.groups[0].group_state.as_str() == "Stable").then_some(d)
+    });
+    assert_eq!(d.groups[0].members.len(), 2);
+    let read = a.read.load(Ordering::SeqCst) + b.read.load(Ordering::SeqCst);
+    assert!(read >= 800, "every record read at least once: {read}");
+}
