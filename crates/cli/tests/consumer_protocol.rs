@@ -362,11 +362,11 @@ fn a_classic_consumer_in(node: &Node, group: &str) -> BaseConsumer {
         .expect("consumer")
 }
 
-/// The coordinator keeps consumer-protocol membership in memory: after it restarts, its
-/// old members are told they are unknown, join again, and carry on from the committed
-/// offsets.
+/// The group's membership is written to `__consumer_offsets`: a coordinator killed and
+/// restarted knows its members, their epochs and assignments, and they carry on without
+/// a rebalance.
 #[tokio::test(flavor = "multi_thread")]
-async fn members_rejoin_a_restarted_coordinator_and_carry_on() {
+async fn members_carry_on_across_a_coordinator_restart() {
     let mut node = start(FAST);
     create_topic(&node, "journal", 4, &[]).await;
     produce(&node, "journal", 4, 400);
@@ -375,6 +375,10 @@ async fn members_rejoin_a_restarted_coordinator_and_carry_on() {
     wait_shared(&[&a, &b], 4, &[2, 2]);
     wait_for("the first 400 records committed", WAIT, || {
         (committed_sum(&node, "scribes", "journal", 4) == 400).then_some(())
+    });
+    let before = wait_for("the group to be stable", WAIT, || {
+        let d = describe(&node, "scribes");
+        (d.groups[0].group_state.as_str() == "Stable").then_some(d)
     });
 
     node.kill9();
@@ -389,6 +393,21 @@ async fn members_rejoin_a_restarted_coordinator_and_carry_on() {
         (d.groups[0].group_state.as_str() == "Stable").then_some(d)
     });
     assert_eq!(d.groups[0].members.len(), 2);
+    let epochs = |d: &ConsumerGroupDescribeResponse| {
+        let g = &d.groups[0];
+        let mut members: Vec<(String, i32)> = g
+            .members
+            .iter()
+            .map(|m| (m.member_id.to_string(), m.member_epoch))
+            .collect();
+        members.sort();
+        (g.group_epoch, members)
+    };
+    assert_eq!(
+        epochs(&d),
+        epochs(&before),
+        "no rebalance across the restart"
+    );
     let read = a.read.load(Ordering::SeqCst) + b.read.load(Ordering::SeqCst);
     assert!(read >= 800, "every record read at least once: {read}");
 }

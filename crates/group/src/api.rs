@@ -64,6 +64,8 @@ pub enum Response {
     DeleteGroups(DeleteGroupsResponse),
     /// To an [`OffsetDeleteRequest`].
     OffsetDelete(OffsetDeleteResponse),
+    /// To a ConsumerGroupHeartbeat.
+    ConsumerHeartbeat(crate::consumer::ConsumerHeartbeatResponse),
 }
 
 /// JoinGroup.

@@ -9,15 +9,18 @@
 //! its epoch until it no longer reports them), then takes the new ones, except those another
 //! member still holds; those follow on a later heartbeat, once released.
 //!
-//! Membership lives in memory only: committed offsets are records of `__consumer_offsets`
-//! as for classic groups, but a coordinator that restarts or moves forgets its consumer
-//! groups' members. Their next heartbeat is then answered UNKNOWN_MEMBER_ID and they join
-//! again (a member whose group is unknown gets that error rather than Kafka's
-//! GROUP_ID_NOT_FOUND, which a Kafka coordinator, whose groups survive it, never needs to
-//! send to a member with an epoch).
+//! Every change is written to `__consumer_offsets` as Kafka writes it
+//! ([`crate::consumer_records`]: the group epoch, the subscribed topics' metadata, each
+//! member's subscription, target and current assignment, the target's epoch), so a
+//! coordinator that restarts or moves carries on with the same members and epochs. A
+//! member of a group the coordinator does not know (deleted, or expired) is answered
+//! UNKNOWN_MEMBER_ID, so that it joins again, rather than Kafka's GROUP_ID_NOT_FOUND, which
+//! librdkafka 2.12 ignores. Resolved regular expressions are not written: they are matched
+//! again after a load.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
+use crate::consumer_records::{ConsumerKey, ConsumerValue, CurrentValue, MemberValue};
 use crate::error::ErrorCode;
 use crate::state::GroupState;
 
@@ -193,6 +196,10 @@ pub(crate) struct ConsumerMember {
 /// A consumer group's membership and assignments.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct ConsumerGroup {
+    /// The group id.
+    pub id: String,
+    /// Records of the changes made, for the caller to persist (drained by it).
+    pub records: Vec<crate::api::Record>,
     pub group_epoch: i32,
     pub assignment_epoch: i32,
     pub members: BTreeMap<String, ConsumerMember>,
@@ -212,8 +219,6 @@ pub(crate) struct ConsumerGroup {
     pub compiled: HashMap<String, regex::Regex>,
     /// Partition -> the member holding it (assigned or being revoked).
     pub owners: HashMap<(TopicId, i32), String>,
-    /// The assignor of the last target assignment.
-    pub assignor: String,
 }
 
 /// Settings of consumer groups (Kafka's `group.consumer.*`).
@@ -301,6 +306,13 @@ impl ConsumerGroup {
 
     /// Takes a member out of the group, releasing its partitions; the group epoch moves.
     pub fn remove_member(&mut self, member_id: &str) {
+        self.drop_member(member_id);
+        self.group_epoch += 1;
+        self.record_epoch();
+    }
+
+    /// Takes a member out (tombstones for its records), without moving the group epoch.
+    fn drop_member(&mut self, member_id: &str) {
         self.set_partitions(member_id, Assignment::new(), Assignment::new());
         if let Some(m) = self.members.remove(member_id) {
             if let Some(i) = &m.instance_id {
@@ -310,7 +322,204 @@ impl ConsumerGroup {
             }
         }
         self.target.remove(member_id);
-        self.group_epoch += 1;
+        let (g, m) = (self.id.clone(), member_id.to_owned());
+        for key in [
+            ConsumerKey::CurrentAssignment(g.clone(), m.clone()),
+            ConsumerKey::TargetMember(g.clone(), m.clone()),
+            ConsumerKey::Member(g, m),
+        ] {
+            self.records.push((key.encode(), None));
+        }
+    }
+
+    fn record(&mut self, key: ConsumerKey, value: ConsumerValue) {
+        self.records.push((key.encode(), Some(value.encode())));
+    }
+
+    fn record_epoch(&mut self) {
+        self.record(
+            ConsumerKey::Metadata(self.id.clone()),
+            ConsumerValue::Metadata(self.group_epoch),
+        );
+    }
+
+    fn record_subscription(&mut self, member_id: &str) {
+        if let Some(m) = self.members.get(member_id) {
+            let value = ConsumerValue::Member(MemberValue {
+                instance_id: m.instance_id.clone(),
+                rack_id: m.rack_id.clone(),
+                client_id: m.client_id.clone(),
+                client_host: m.client_host.clone(),
+                topic_names: m.topic_names.clone(),
+                regex: (!m.regex.is_empty()).then(|| m.regex.clone()),
+                rebalance_timeout_ms: m.rebalance_timeout_ms,
+                server_assignor: m.assignor.clone(),
+            });
+            self.record(
+                ConsumerKey::Member(self.id.clone(), member_id.to_owned()),
+                value,
+            );
+        }
+    }
+
+    fn record_current(&mut self, member_id: &str) {
+        if let Some(m) = self.members.get(member_id) {
+            let value = ConsumerValue::CurrentAssignment(CurrentValue {
+                epoch: m.epoch,
+                previous_epoch: m.previous_epoch,
+                state: match m.state {
+                    MemberState::Stable => 0,
+                    MemberState::UnrevokedPartitions => 1,
+                    MemberState::UnreleasedPartitions => 2,
+                },
+                assigned: m.assigned.clone(),
+                revoking: m.revoking.clone(),
+            });
+            self.record(
+                ConsumerKey::CurrentAssignment(self.id.clone(), member_id.to_owned()),
+                value,
+            );
+        }
+    }
+
+    fn record_target(&mut self, member_id: &str) {
+        let target = self.target.get(member_id).cloned().unwrap_or_default();
+        self.record(
+            ConsumerKey::TargetMember(self.id.clone(), member_id.to_owned()),
+            ConsumerValue::TargetMember(target),
+        );
+    }
+
+    fn record_metadata(&mut self) {
+        let topics = self
+            .metadata
+            .iter()
+            .map(|(name, (id, n))| (*id, name.clone(), *n))
+            .collect();
+        self.record(
+            ConsumerKey::PartitionMetadata(self.id.clone()),
+            ConsumerValue::PartitionMetadata(topics),
+        );
+    }
+
+    /// Every record of the group as it stands, for a rewrite of the log.
+    pub fn snapshot_records(&self) -> Vec<crate::api::Record> {
+        let mut c = self.clone();
+        c.records.clear();
+        c.write_all();
+        c.records
+    }
+
+    fn write_all(&mut self) {
+        self.record_epoch();
+        self.record_metadata();
+        let ids: Vec<String> = self.members.keys().cloned().collect();
+        for id in &ids {
+            self.record_subscription(id);
+            self.record_target(id);
+            self.record_current(id);
+        }
+        self.record(
+            ConsumerKey::TargetMetadata(self.id.clone()),
+            ConsumerValue::TargetMetadata(self.assignment_epoch),
+        );
+    }
+
+    /// The tombstones of the group's own records (its members have none left).
+    pub fn tombstones(&self) -> Vec<crate::api::Record> {
+        let g = self.id.clone();
+        [
+            ConsumerKey::TargetMetadata(g.clone()),
+            ConsumerKey::PartitionMetadata(g.clone()),
+            ConsumerKey::Metadata(g),
+        ]
+        .into_iter()
+        .map(|k| (k.encode(), None))
+        .collect()
+    }
+
+    /// Applies one of the group's records (log order), rebuilding its state; a member's
+    /// session starts at `session_deadline`.
+    pub fn replay(
+        &mut self,
+        key: ConsumerKey,
+        value: Option<ConsumerValue>,
+        session_deadline: i64,
+    ) {
+        match (key, value) {
+            (ConsumerKey::Metadata(_), Some(ConsumerValue::Metadata(e))) => self.group_epoch = e,
+            (ConsumerKey::PartitionMetadata(_), v) => {
+                self.metadata = match v {
+                    Some(ConsumerValue::PartitionMetadata(t)) => {
+                        t.into_iter().map(|(id, name, n)| (name, (id, n))).collect()
+                    }
+                    _ => BTreeMap::new(),
+                };
+            }
+            (ConsumerKey::TargetMetadata(_), v) => {
+                self.assignment_epoch = match v {
+                    Some(ConsumerValue::TargetMetadata(e)) => e,
+                    _ => 0,
+                };
+            }
+            (ConsumerKey::Member(_, m), Some(ConsumerValue::Member(v))) => {
+                let member = self
+                    .members
+                    .entry(m.clone())
+                    .or_insert_with(|| new_member(&m, session_deadline));
+                member.instance_id = v.instance_id.clone();
+                member.rack_id = v.rack_id;
+                member.client_id = v.client_id;
+                member.client_host = v.client_host;
+                member.topic_names = v.topic_names;
+                member.regex = v.regex.unwrap_or_default();
+                member.rebalance_timeout_ms = v.rebalance_timeout_ms;
+                member.assignor = v.server_assignor;
+                member.session_deadline = session_deadline;
+                if let Some(i) = v.instance_id {
+                    self.instances.insert(i, m);
+                }
+            }
+            (ConsumerKey::Member(_, m), None) => {
+                self.drop_member(&m);
+                self.records.clear();
+            }
+            (ConsumerKey::TargetMember(_, m), v) => match v {
+                Some(ConsumerValue::TargetMember(a)) => {
+                    self.target.insert(m, a);
+                }
+                _ => {
+                    self.target.remove(&m);
+                }
+            },
+            (ConsumerKey::CurrentAssignment(_, m), v) => {
+                let Some(ConsumerValue::CurrentAssignment(c)) = v else {
+                    self.set_partitions(&m, Assignment::new(), Assignment::new());
+                    return;
+                };
+                let member = self
+                    .members
+                    .entry(m.clone())
+                    .or_insert_with(|| new_member(&m, session_deadline));
+                member.epoch = c.epoch;
+                member.previous_epoch = c.previous_epoch;
+                member.state = match c.state {
+                    1 => MemberState::UnrevokedPartitions,
+                    2 => MemberState::UnreleasedPartitions,
+                    _ => MemberState::Stable,
+                };
+                member.session_deadline = session_deadline;
+                if member.state == MemberState::UnrevokedPartitions {
+                    let timeout = i64::from(member.rebalance_timeout_ms.max(0));
+                    // A member that was giving partitions up gets a full rebalance
+                    // timeout from the load.
+                    member.rebalance_deadline =
+                        Some((session_deadline.saturating_add(timeout), c.epoch));
+                }
+                self.set_partitions(&m, c.assigned, c.revoking);
+            }
+            _ => {}
+        }
     }
 
     /// The earliest session or rebalance deadline.
@@ -366,6 +575,7 @@ pub(crate) fn heartbeat(
     if epoch == LEAVE_EPOCH || epoch == STATIC_LEAVE_EPOCH {
         return leave(g, group_id, req, member_id);
     }
+    let mut prior = g.members.get(&member_id).cloned();
     if let Some(max) = config.max_size {
         if g.members.len() >= max && !g.members.contains_key(&member_id) {
             return ConsumerHeartbeatResponse::error(
@@ -382,6 +592,7 @@ pub(crate) fn heartbeat(
             // The id comes back as another (or no) static member: the old one goes first.
             tracing::debug!(member = %member_id, ?was, "member rejoins under another instance id");
             g.remove_member(&member_id);
+            prior = None;
         }
     }
     match &req.instance_id {
@@ -408,8 +619,7 @@ pub(crate) fn heartbeat(
                 // old one had, and its target.
                 let old = g.members.get(&holder).cloned();
                 let target = g.target.remove(&holder);
-                g.set_partitions(&holder, Assignment::new(), Assignment::new());
-                g.members.remove(&holder);
+                g.drop_member(&holder);
                 if let Some(mut m) = old {
                     let assigned = std::mem::take(&mut m.assigned);
                     m.id = member_id.clone();
@@ -423,6 +633,7 @@ pub(crate) fn heartbeat(
                 }
                 if let Some(t) = target {
                     g.target.insert(member_id.clone(), t);
+                    g.record_target(&member_id);
                 }
                 g.instances.insert(instance.clone(), member_id.clone());
             }
@@ -541,20 +752,69 @@ pub(crate) fn heartbeat(
         }
         if metadata != g.metadata {
             g.metadata = metadata;
+            g.record_metadata();
             bump = true;
         }
         g.metadata_version = Some(version);
     }
+    let subscription_changed = match (&prior, g.members.get(&member_id)) {
+        (Some(b), Some(a)) => {
+            (&b.instance_id, &b.rack_id, &b.client_id, &b.client_host)
+                != (&a.instance_id, &a.rack_id, &a.client_id, &a.client_host)
+                || (
+                    &b.topic_names,
+                    &b.regex,
+                    b.rebalance_timeout_ms,
+                    &b.assignor,
+                ) != (
+                    &a.topic_names,
+                    &a.regex,
+                    a.rebalance_timeout_ms,
+                    &a.assignor,
+                )
+        }
+        (None, Some(_)) => true,
+        _ => false,
+    };
+    if subscription_changed {
+        g.record_subscription(&member_id);
+    }
     if bump {
         g.group_epoch += 1;
+        g.record_epoch();
     }
     if g.group_epoch > g.assignment_epoch {
         let assignor = preferred_assignor(g, config);
-        g.target = compute_target(g, &assignor);
-        g.assignor = assignor;
+        let target = compute_target(g, &assignor);
+        let old = std::mem::replace(&mut g.target, target);
         g.assignment_epoch = g.group_epoch;
+        let changed: Vec<String> = g
+            .target
+            .iter()
+            .filter(|(id, t)| old.get(*id) != Some(*t))
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in changed {
+            g.record_target(&id);
+        }
+        g.record(
+            ConsumerKey::TargetMetadata(g.id.clone()),
+            ConsumerValue::TargetMetadata(g.assignment_epoch),
+        );
     }
     reconcile(g, &member_id, owned.as_ref());
+    let current_changed = match (&prior, g.members.get(&member_id)) {
+        (Some(b), Some(a)) => {
+            (b.epoch, b.previous_epoch, b.state) != (a.epoch, a.previous_epoch, a.state)
+                || b.assigned != a.assigned
+                || b.revoking != a.revoking
+        }
+        (None, Some(_)) => true,
+        _ => false,
+    };
+    if current_changed {
+        g.record_current(&member_id);
+    }
     let Some(m) = g.members.get_mut(&member_id) else {
         return ConsumerHeartbeatResponse::error(ErrorCode::UnknownServerError, "member lost");
     };
@@ -680,6 +940,7 @@ fn leave(
             m.state = MemberState::Stable;
             m.rebalance_deadline = None;
         }
+        g.record_current(&id);
     } else {
         g.remove_member(&id);
     }
@@ -1194,7 +1455,11 @@ pub(crate) fn member_id(bytes: [u8; 16]) -> String {
 }
 
 /// How a group looks to ConsumerGroupDescribe.
-pub(crate) fn describe(g: &ConsumerGroup, group_id: &str) -> DescribedConsumerGroup {
+pub(crate) fn describe(
+    g: &ConsumerGroup,
+    group_id: &str,
+    config: &ConsumerGroupConfig,
+) -> DescribedConsumerGroup {
     let topic_names = g
         .metadata
         .iter()
@@ -1207,7 +1472,7 @@ pub(crate) fn describe(g: &ConsumerGroup, group_id: &str) -> DescribedConsumerGr
         state: g.state().name().to_owned(),
         group_epoch: g.group_epoch,
         assignment_epoch: g.assignment_epoch,
-        assignor: g.assignor.clone(),
+        assignor: preferred_assignor(g, config),
         members: g
             .members
             .values()
@@ -1320,37 +1585,48 @@ mod tests {
         GroupCoordinator::new(GroupConfig::default(), 7)
     }
 
+    /// One heartbeat's response.
+    fn hb(
+        c: &mut GroupCoordinator,
+        req: ConsumerHeartbeatRequest,
+        topics: &Topics,
+        now: i64,
+    ) -> ConsumerHeartbeatResponse {
+        let out = c.consumer_heartbeat(99, req, topics, now);
+        match out.response(99) {
+            Some(Response::ConsumerHeartbeat(r)) => r.clone(),
+            other => panic!("{other:?}"),
+        }
+    }
+
     #[test]
     fn members_share_partitions_after_revocation() {
         let topics = Topics::new(&[("t", 4)]);
         let mut c = coordinator();
-        let a = c.consumer_heartbeat(join("a", &["t"]), &topics, 0);
+        let a = hb(&mut c, join("a", &["t"]), &topics, 0);
         assert_eq!(a.error, ErrorCode::None);
         assert_eq!(a.member_epoch, 1);
         assert_eq!(count(&a.assignment), 4);
         let a_owned = a.assignment.clone();
         // b joins: the group moves to epoch 2, b waits for a's partitions.
-        let b = c.consumer_heartbeat(join("b", &["t"]), &topics, 10);
+        let b = hb(&mut c, join("b", &["t"]), &topics, 10);
         assert_eq!(b.member_epoch, 2);
         assert_eq!(count(&b.assignment), 0);
         // a learns it keeps two; it stays at epoch 1 until it gives the others up.
-        let a = c.consumer_heartbeat(beat("a", 1, None), &topics, 20);
+        let a = hb(&mut c, beat("a", 1, None), &topics, 20);
         assert_eq!(a.member_epoch, 1);
         assert_eq!(count(&a.assignment), 2);
         // While a still reports four, nothing changes; b still waits.
-        let a2 = c.consumer_heartbeat(beat("a", 1, a_owned), &topics, 30);
+        let a2 = hb(&mut c, beat("a", 1, a_owned), &topics, 30);
         assert_eq!((a2.member_epoch, a2.assignment), (1, None));
         assert_eq!(
-            count(
-                &c.consumer_heartbeat(beat("b", 2, None), &topics, 31)
-                    .assignment
-            ),
+            count(&hb(&mut c, beat("b", 2, None), &topics, 31).assignment),
             0
         );
         // a reports its two: it moves to epoch 2, and b gets the other two.
-        let a3 = c.consumer_heartbeat(beat("a", 1, a.assignment.clone()), &topics, 40);
+        let a3 = hb(&mut c, beat("a", 1, a.assignment.clone()), &topics, 40);
         assert_eq!(a3.member_epoch, 2);
-        let b = c.consumer_heartbeat(beat("b", 2, Some(vec![])), &topics, 50);
+        let b = hb(&mut c, beat("b", 2, Some(vec![])), &topics, 50);
         assert_eq!(b.member_epoch, 2);
         assert_eq!(count(&b.assignment), 2);
         let mut all: Vec<i32> = a
@@ -1374,38 +1650,36 @@ mod tests {
     fn epochs_are_fenced() {
         let topics = Topics::new(&[("t", 2)]);
         let mut c = coordinator();
-        let a = c.consumer_heartbeat(join("a", &["t"]), &topics, 0);
+        let a = hb(&mut c, join("a", &["t"]), &topics, 0);
         assert_eq!(a.member_epoch, 1);
-        let r = c.consumer_heartbeat(beat("a", 5, None), &topics, 1);
+        let r = hb(&mut c, beat("a", 5, None), &topics, 1);
         assert_eq!(r.error, ErrorCode::FencedMemberEpoch);
-        let r = c.consumer_heartbeat(beat("nobody", 1, None), &topics, 1);
+        let r = hb(&mut c, beat("nobody", 1, None), &topics, 1);
         assert_eq!(r.error, ErrorCode::UnknownMemberId);
         // b joins; a (stable at 1 with nothing to give up? it has both) reconciles.
-        c.consumer_heartbeat(join("b", &["t"]), &topics, 2);
-        let a2 = c.consumer_heartbeat(beat("a", 1, Some(vec![])), &topics, 3);
+        hb(&mut c, join("b", &["t"]), &topics, 2);
+        let a2 = hb(&mut c, beat("a", 1, Some(vec![])), &topics, 3);
         assert_eq!(a2.member_epoch, 2);
         // A heartbeat at the previous epoch, owning only what it has, is still accepted
         // (its last answer was lost); owning more is not.
         let mine = a2.assignment.clone().unwrap_or_default();
         assert_eq!(
-            c.consumer_heartbeat(beat("a", 1, Some(mine)), &topics, 4)
-                .error,
+            hb(&mut c, beat("a", 1, Some(mine)), &topics, 4).error,
             ErrorCode::None
         );
         let both = vec![(topics.id("t"), vec![0, 1])];
         assert_eq!(
-            c.consumer_heartbeat(beat("a", 1, Some(both)), &topics, 5)
-                .error,
+            hb(&mut c, beat("a", 1, Some(both)), &topics, 5).error,
             ErrorCode::FencedMemberEpoch
         );
         // Rejoining at epoch 0 is always accepted.
-        let again = c.consumer_heartbeat(join("a", &["t"]), &topics, 6);
+        let again = hb(&mut c, join("a", &["t"]), &topics, 6);
         assert_eq!((again.error, again.member_epoch), (ErrorCode::None, 2));
         // An unknown group: the member joins again.
         let mut other = beat("a", 3, None);
         other.group_id = "other".into();
         assert_eq!(
-            c.consumer_heartbeat(other, &topics, 7).error,
+            hb(&mut c, other, &topics, 7).error,
             ErrorCode::UnknownMemberId
         );
     }
@@ -1414,16 +1688,16 @@ mod tests {
     fn leaving_and_expiring_release_partitions() {
         let topics = Topics::new(&[("t", 3)]);
         let mut c = coordinator();
-        c.consumer_heartbeat(join("a", &["t"]), &topics, 0);
-        c.consumer_heartbeat(join("b", &["t"]), &topics, 0);
-        let a = c.consumer_heartbeat(beat("a", 1, Some(vec![])), &topics, 1);
-        let b = c.consumer_heartbeat(beat("b", 2, Some(vec![])), &topics, 1);
+        hb(&mut c, join("a", &["t"]), &topics, 0);
+        hb(&mut c, join("b", &["t"]), &topics, 0);
+        let a = hb(&mut c, beat("a", 1, Some(vec![])), &topics, 1);
+        let b = hb(&mut c, beat("b", 2, Some(vec![])), &topics, 1);
         assert_eq!(count(&a.assignment) + count(&b.assignment), 3);
         let mut leave = beat("b", LEAVE_EPOCH, None);
         leave.rebalance_timeout_ms = -1;
-        let r = c.consumer_heartbeat(leave, &topics, 2);
+        let r = hb(&mut c, leave, &topics, 2);
         assert_eq!((r.error, r.member_epoch), (ErrorCode::None, -1));
-        let a = c.consumer_heartbeat(beat("a", 2, a.assignment.clone()), &topics, 3);
+        let a = hb(&mut c, beat("a", 2, a.assignment.clone()), &topics, 3);
         assert_eq!((a.member_epoch, count(&a.assignment)), (3, 3));
         // Its session runs out: the group is empty and then forgotten.
         assert_eq!(c.next_deadline(), Some(3 + 45_000));
@@ -1435,16 +1709,16 @@ mod tests {
     fn a_member_that_keeps_partitions_past_its_rebalance_timeout_is_removed() {
         let topics = Topics::new(&[("t", 2)]);
         let mut c = coordinator();
-        let a = c.consumer_heartbeat(join("a", &["t"]), &topics, 0);
-        c.consumer_heartbeat(join("b", &["t"]), &topics, 0);
+        let a = hb(&mut c, join("a", &["t"]), &topics, 0);
+        hb(&mut c, join("b", &["t"]), &topics, 0);
         // a must give one up: its rebalance timeout (30 s) starts.
-        let a1 = c.consumer_heartbeat(beat("a", 1, a.assignment.clone()), &topics, 1);
+        let a1 = hb(&mut c, beat("a", 1, a.assignment.clone()), &topics, 1);
         assert_eq!(a1.member_epoch, 1);
-        c.consumer_heartbeat(beat("b", 2, Some(vec![])), &topics, 30_000);
+        hb(&mut c, beat("b", 2, Some(vec![])), &topics, 30_000);
         c.tick(30_001);
-        let r = c.consumer_heartbeat(beat("a", 1, a.assignment.clone()), &topics, 30_002);
+        let r = hb(&mut c, beat("a", 1, a.assignment.clone()), &topics, 30_002);
         assert_eq!(r.error, ErrorCode::UnknownMemberId);
-        let b = c.consumer_heartbeat(beat("b", 2, Some(vec![])), &topics, 30_003);
+        let b = hb(&mut c, beat("b", 2, Some(vec![])), &topics, 30_003);
         assert_eq!(count(&b.assignment), 2);
     }
 
@@ -1454,20 +1728,20 @@ mod tests {
         let mut c = coordinator();
         let mut j = join("a1", &["t"]);
         j.instance_id = Some("i".into());
-        let a = c.consumer_heartbeat(j.clone(), &topics, 0);
+        let a = hb(&mut c, j.clone(), &topics, 0);
         assert_eq!(count(&a.assignment), 2);
         // Another process with the same instance id while a1 is active.
         let mut dup = j.clone();
         dup.member_id = "a2".into();
         assert_eq!(
-            c.consumer_heartbeat(dup.clone(), &topics, 1).error,
+            hb(&mut c, dup.clone(), &topics, 1).error,
             ErrorCode::UnreleasedInstanceId
         );
         // a1 leaves for now (-2); a2 takes its place and its partitions.
         let mut leave = beat("a1", STATIC_LEAVE_EPOCH, None);
         leave.instance_id = Some("i".into());
-        assert_eq!(c.consumer_heartbeat(leave, &topics, 2).member_epoch, -2);
-        let a2 = c.consumer_heartbeat(dup, &topics, 3);
+        assert_eq!(hb(&mut c, leave, &topics, 2).member_epoch, -2);
+        let a2 = hb(&mut c, dup, &topics, 3);
         assert_eq!(a2.error, ErrorCode::None);
         assert_eq!(a2.assignment, a.assignment);
         assert_eq!(
@@ -1482,20 +1756,20 @@ mod tests {
         let mut c = coordinator();
         let mut j = join("a", &[]);
         j.subscribed_topic_regex = Some("(^orders-.*)".into());
-        let a = c.consumer_heartbeat(j, &topics, 0);
+        let a = hb(&mut c, j, &topics, 0);
         assert_eq!(a.assignment, Some(vec![(topics.id("orders-eu"), vec![0])]));
         topics.add("orders-us", 2);
         // New topics are matched at most every REGEX_REFRESH_MS.
-        let a = c.consumer_heartbeat(beat("a", 1, None), &topics, 1);
+        let a = hb(&mut c, beat("a", 1, None), &topics, 1);
         assert_eq!((a.member_epoch, a.assignment), (1, None));
-        let a = c.consumer_heartbeat(beat("a", 1, None), &topics, REGEX_REFRESH_MS);
+        let a = hb(&mut c, beat("a", 1, None), &topics, REGEX_REFRESH_MS);
         assert_eq!(a.member_epoch, 2);
         assert_eq!(count(&a.assignment), 3);
         for wrong in ["(", "a)|(b"] {
             let mut bad = join("b", &[]);
             bad.subscribed_topic_regex = Some(wrong.into());
             assert_eq!(
-                c.consumer_heartbeat(bad, &topics, 2).error,
+                hb(&mut c, bad, &topics, 2).error,
                 ErrorCode::InvalidRegularExpression,
                 "{wrong}"
             );
@@ -1504,16 +1778,26 @@ mod tests {
         // leaves, nothing else moves.
         let mut j = join("b", &[]);
         j.subscribed_topic_regex = Some("(^orders-.*)".into());
-        let b = c.consumer_heartbeat(j, &topics, REGEX_REFRESH_MS + 1);
+        let b = hb(&mut c, j, &topics, REGEX_REFRESH_MS + 1);
         assert_eq!(b.member_epoch, 3);
-        let n = c.consumer_heartbeat(join("n", &["payments"]), &topics, REGEX_REFRESH_MS + 1);
+        let n = hb(
+            &mut c,
+            join("n", &["payments"]),
+            &topics,
+            REGEX_REFRESH_MS + 1,
+        );
         assert_eq!(n.member_epoch, 4);
         for m in ["a", "b"] {
             let mut leave = beat(m, LEAVE_EPOCH, None);
             leave.rebalance_timeout_ms = -1;
-            c.consumer_heartbeat(leave, &topics, REGEX_REFRESH_MS + 2);
+            hb(&mut c, leave, &topics, REGEX_REFRESH_MS + 2);
         }
-        let n = c.consumer_heartbeat(beat("n", 4, Some(vec![])), &topics, REGEX_REFRESH_MS + 3);
+        let n = hb(
+            &mut c,
+            beat("n", 4, Some(vec![])),
+            &topics,
+            REGEX_REFRESH_MS + 3,
+        );
         assert_eq!(n.member_epoch, 6, "two leaves, no more");
         let d = &c.consumer_describe(&["g".into()])[0];
         assert_eq!((d.state.as_str(), d.group_epoch), ("Stable", 6));
@@ -1525,30 +1809,24 @@ mod tests {
         let mut c = coordinator();
         let mut r = join("a", &["t"]);
         r.rebalance_timeout_ms = -1;
-        assert_eq!(
-            c.consumer_heartbeat(r, &topics, 0).error,
-            ErrorCode::InvalidRequest
-        );
+        assert_eq!(hb(&mut c, r, &topics, 0).error, ErrorCode::InvalidRequest);
         let mut r = join("a", &["t"]);
         r.topic_partitions = None;
-        assert_eq!(
-            c.consumer_heartbeat(r, &topics, 0).error,
-            ErrorCode::InvalidRequest
-        );
+        assert_eq!(hb(&mut c, r, &topics, 0).error, ErrorCode::InvalidRequest);
         let mut r = join("", &["t"]);
         assert_eq!(
-            c.consumer_heartbeat(r.clone(), &topics, 0).error,
+            hb(&mut c, r.clone(), &topics, 0).error,
             ErrorCode::InvalidRequest
         );
         // v0: the coordinator chooses the member id.
         r.api_version = 0;
         r.subscribed_topic_regex = None;
-        let ok = c.consumer_heartbeat(r, &topics, 0);
+        let ok = hb(&mut c, r, &topics, 0);
         assert_eq!(ok.error, ErrorCode::None);
         assert_eq!(ok.member_id.as_deref().map(str::len), Some(22));
         let mut r = join("a", &["t"]);
         r.server_assignor = Some("sticky".into());
-        let e = c.consumer_heartbeat(r, &topics, 0);
+        let e = hb(&mut c, r, &topics, 0);
         assert_eq!(e.error, ErrorCode::UnsupportedAssignor);
         assert_eq!(
             e.message.as_deref(),
@@ -1556,10 +1834,7 @@ mod tests {
         );
         let mut r = join("a", &["t"]);
         r.member_epoch = -3;
-        assert_eq!(
-            c.consumer_heartbeat(r, &topics, 0).error,
-            ErrorCode::InvalidRequest
-        );
+        assert_eq!(hb(&mut c, r, &topics, 0).error, ErrorCode::InvalidRequest);
     }
 
     #[test]
@@ -1569,7 +1844,7 @@ mod tests {
         for m in ["m1", "m2"] {
             let mut j = join(m, &["x", "y"]);
             j.server_assignor = Some("range".into());
-            c.consumer_heartbeat(j, &topics, 0);
+            hb(&mut c, j, &topics, 0);
         }
         let d = &c.consumer_describe(&["g".into()])[0];
         assert_eq!(d.assignor, "range");
@@ -1582,9 +1857,9 @@ mod tests {
         // they can be.
         let topics = Topics::new(&[("x", 6), ("y", 2)]);
         let mut c = coordinator();
-        c.consumer_heartbeat(join("a", &["x"]), &topics, 0);
-        c.consumer_heartbeat(join("b", &["x", "y"]), &topics, 0);
-        c.consumer_heartbeat(join("c", &["x", "y"]), &topics, 0);
+        hb(&mut c, join("a", &["x"]), &topics, 0);
+        hb(&mut c, join("b", &["x", "y"]), &topics, 0);
+        hb(&mut c, join("c", &["x", "y"]), &topics, 0);
         let d = &c.consumer_describe(&["g".into()])[0];
         let loads: Vec<usize> = d
             .members
@@ -1602,7 +1877,7 @@ mod tests {
     fn consumer_groups_and_the_other_apis() {
         let topics = Topics::new(&[("t", 1)]);
         let mut c = coordinator();
-        let a = c.consumer_heartbeat(join("a", &["t"]), &topics, 0);
+        let a = hb(&mut c, join("a", &["t"]), &topics, 0);
         let commit = |epoch: i32, version: i16, member: &str| OffsetCommitRequest {
             request_id: 1,
             group_id: "g".into(),
@@ -1684,7 +1959,7 @@ mod tests {
         // Once empty it is an offsets-only group again; its offsets stay.
         let mut leave = beat("a", LEAVE_EPOCH, None);
         leave.rebalance_timeout_ms = -1;
-        c.consumer_heartbeat(leave, &topics, 4);
+        hb(&mut c, leave, &topics, 4);
         assert_eq!(c.list(&[]).expect("list")[0].state, GroupState::Empty);
         assert_eq!(err(c.commit_offsets(commit(-1, 9, ""), 5)), ErrorCode::None);
     }
@@ -1693,10 +1968,10 @@ mod tests {
     fn offsets_retention_keeps_a_live_group_without_offsets() {
         let topics = Topics::new(&[("t", 1)]);
         let mut c = coordinator();
-        c.consumer_heartbeat(join("a", &["t"]), &topics, 0);
+        hb(&mut c, join("a", &["t"]), &topics, 0);
         let out = c.expire_offsets(30_000, 1);
         assert!(out.records.is_empty());
-        let r = c.consumer_heartbeat(beat("a", 1, None), &topics, 30_001);
+        let r = hb(&mut c, beat("a", 1, None), &topics, 30_001);
         assert_eq!(r.error, ErrorCode::None);
     }
 
@@ -1704,21 +1979,115 @@ mod tests {
     fn a_member_id_back_under_an_instance_id_gives_up_what_it_held() {
         let topics = Topics::new(&[("t", 2)]);
         let mut c = coordinator();
-        let a = c.consumer_heartbeat(join("x", &["t"]), &topics, 0);
+        let a = hb(&mut c, join("x", &["t"]), &topics, 0);
         assert_eq!(count(&a.assignment), 2);
         // x returns as a static member: it is a new member, and whatever x held is free.
         let mut j = join("x", &["t"]);
         j.instance_id = Some("i".into());
-        let x = c.consumer_heartbeat(j, &topics, 1);
+        let x = hb(&mut c, j, &topics, 1);
         assert_eq!(x.error, ErrorCode::None);
-        let y = c.consumer_heartbeat(join("y", &["t"]), &topics, 2);
-        let x = c.consumer_heartbeat(beat("x", x.member_epoch, x.assignment.clone()), &topics, 3);
+        let y = hb(&mut c, join("y", &["t"]), &topics, 2);
+        let x = hb(
+            &mut c,
+            beat("x", x.member_epoch, x.assignment.clone()),
+            &topics,
+            3,
+        );
         assert_eq!(count(&x.assignment), 1);
-        c.consumer_heartbeat(beat("x", x.member_epoch, x.assignment.clone()), &topics, 4);
-        let y = c.consumer_heartbeat(beat("y", y.member_epoch, Some(vec![])), &topics, 5);
+        hb(
+            &mut c,
+            beat("x", x.member_epoch, x.assignment.clone()),
+            &topics,
+            4,
+        );
+        let y = hb(&mut c, beat("y", y.member_epoch, Some(vec![])), &topics, 5);
         assert_eq!(count(&y.assignment), 1, "{y:?}");
         let d = &c.consumer_describe(&["g".into()])[0];
         assert_eq!(d.state, "Stable");
+    }
+
+    #[test]
+    fn the_records_rebuild_the_group() {
+        let topics = Topics::new(&[("t", 4), ("u", 1)]);
+        let mut c = coordinator();
+        let mut log: Vec<crate::api::Record> = Vec::new();
+        let mut run = |c: &mut GroupCoordinator, req: ConsumerHeartbeatRequest, now: i64| {
+            let out = c.consumer_heartbeat(1, req, &topics, now);
+            log.extend(out.records.iter().cloned());
+            match out.response(1) {
+                Some(Response::ConsumerHeartbeat(r)) => r.clone(),
+                other => panic!("{other:?}"),
+            }
+        };
+        let a = run(&mut c, join("a", &["t"]), 0);
+        let mut j = join("b", &["t", "u"]);
+        j.instance_id = Some("i".into());
+        j.server_assignor = Some("uniform".into());
+        let b = run(&mut c, j, 1);
+        // a gives up two partitions but has not said so yet: b waits for them.
+        run(&mut c, beat("a", a.member_epoch, a.assignment.clone()), 2);
+        run(&mut c, beat("b", b.member_epoch, Some(vec![])), 3);
+        let x = run(&mut c, join("x", &["u"]), 4);
+        let mut leave = beat("x", LEAVE_EPOCH, None);
+        leave.rebalance_timeout_ms = -1;
+        run(&mut c, leave, 5);
+        assert!(x.error.is_ok());
+        let described = |c: &GroupCoordinator| c.consumer_describe(&["g".into()]);
+        let replay = |records: &[crate::api::Record]| {
+            let mut r = coordinator();
+            for (k, v) in records {
+                r.replay(k, v.as_deref(), 10).expect("replay");
+            }
+            r
+        };
+        let from_log = replay(&log);
+        assert_eq!(described(&from_log), described(&c));
+        assert_eq!(
+            described(&c)[0].state,
+            "Assigning",
+            "x left: a new target is due"
+        );
+        let snapshot = c.snapshot_records();
+        assert_eq!(described(&replay(&snapshot)), described(&c));
+        // The rebuilt group carries on: a few rounds of heartbeats, each member reporting
+        // what it was last given, and every member has its target.
+        let mut r = from_log;
+        type Owned = Vec<(TopicId, Vec<i32>)>;
+        let mut state: BTreeMap<&str, (i32, Owned)> = BTreeMap::new();
+        for round in 0..4 {
+            for (m, instance) in [("a", None), ("b", Some("i"))] {
+                let (epoch, owned) = state.get(m).cloned().unwrap_or_else(|| {
+                    let d = &described(&r)[0];
+                    let me = d.members.iter().find(|x| x.member_id == m).expect("member");
+                    (me.member_epoch, from_assignment(&me.assignment))
+                });
+                let mut req = beat(m, epoch, Some(owned.clone()));
+                req.instance_id = instance.map(str::to_owned);
+                let resp = hb(&mut r, req, &topics, 20 + round);
+                assert_eq!(resp.error, ErrorCode::None, "{m}: {resp:?}");
+                state.insert(m, (resp.member_epoch, resp.assignment.unwrap_or(owned)));
+            }
+        }
+        assert_eq!(described(&r)[0].state, "Stable", "{:?}", described(&r));
+        // Deleting the group leaves nothing to replay.
+        let mut leave = beat("a", LEAVE_EPOCH, None);
+        leave.rebalance_timeout_ms = -1;
+        let out_a = r.consumer_heartbeat(2, leave.clone(), &topics, 23);
+        let mut leave_b = leave;
+        leave_b.member_id = "b".into();
+        leave_b.instance_id = Some("i".into());
+        let out_b = r.consumer_heartbeat(3, leave_b, &topics, 24);
+        let ticked = r.tick(25);
+        let mut all = log.clone();
+        for o in [out_a, out_b, ticked] {
+            all.extend(o.records);
+        }
+        let left = replay(&all);
+        assert!(
+            left.list(&[]).expect("list").is_empty(),
+            "{:?}",
+            left.consumer_describe(&["g".into()])
+        );
     }
 
     #[test]

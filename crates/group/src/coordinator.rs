@@ -8,9 +8,10 @@ use rand::{RngCore, SeedableRng};
 
 use crate::api::*;
 use crate::consumer::{
-    self, ConsumerGroupConfig, ConsumerHeartbeatRequest, ConsumerHeartbeatResponse,
+    self, ConsumerGroup, ConsumerGroupConfig, ConsumerHeartbeatRequest, ConsumerHeartbeatResponse,
     DescribedConsumerGroup, TopicView,
 };
+use crate::consumer_records::{ConsumerKey, ConsumerValue};
 use crate::error::ErrorCode;
 use crate::records::{
     GroupMetadataValue, MemberMetadataValue, OffsetCommitValue, RecordError, RecordKey,
@@ -214,6 +215,33 @@ impl GroupCoordinator {
         value: Option<&[u8]>,
         now_ms: i64,
     ) -> Result<(), RecordError> {
+        if let Some(k) = ConsumerKey::decode(key)? {
+            let value = value.map(|v| ConsumerValue::decode(&k, v)).transpose()?;
+            let group = k.group().to_owned();
+            if matches!((&k, &value), (ConsumerKey::Metadata(_), None)) {
+                // The group's end as a consumer-protocol group.
+                if let Some(g) = self.groups.get_mut(&group) {
+                    g.modern = None;
+                    if g.is_trivially_empty() {
+                        self.groups.remove(&group);
+                    }
+                }
+                return Ok(());
+            }
+            let g = self
+                .groups
+                .entry(group.clone())
+                .or_insert_with(|| Group::new(&group, now_ms));
+            let c = g.modern.get_or_insert_with(|| {
+                Box::new(ConsumerGroup {
+                    id: group.clone(),
+                    ..Default::default()
+                })
+            });
+            let deadline = now_ms + i64::from(self.config.consumer.session_timeout_ms);
+            c.replay(k, value, deadline);
+            return Ok(());
+        }
         let key = match RecordKey::decode(key) {
             Ok(k) => k,
             Err(RecordError::UnsupportedKeyVersion(v)) if v >= 3 => {
@@ -308,6 +336,7 @@ impl GroupCoordinator {
                 );
                 return out;
             }
+            out.records.extend(modern.tombstones());
             g.modern = None;
         }
         let mut cx = Cx {
@@ -436,6 +465,32 @@ impl GroupCoordinator {
     /// is kept in memory.
     pub fn consumer_heartbeat(
         &mut self,
+        request_id: RequestId,
+        req: ConsumerHeartbeatRequest,
+        topics: &dyn TopicView,
+        now_ms: i64,
+    ) -> Output {
+        let group_id = req.group_id.clone();
+        let response = self.consumer_heartbeat_inner(req, topics, now_ms);
+        let mut out = Output::default();
+        if let Some(g) = self.groups.get_mut(&group_id) {
+            if let Some(c) = g.modern.as_mut() {
+                out.records = std::mem::take(&mut c.records);
+            }
+            if g.is_trivially_empty() {
+                // Nothing left of it: its records go too.
+                if let Some(c) = g.modern.as_ref().filter(|c| c.group_epoch > 0) {
+                    out.records.extend(c.tombstones());
+                }
+                self.groups.remove(&group_id);
+            }
+        }
+        out.respond(request_id, Response::ConsumerHeartbeat(response));
+        out
+    }
+
+    fn consumer_heartbeat_inner(
+        &mut self,
         req: ConsumerHeartbeatRequest,
         topics: &dyn TopicView,
         now_ms: i64,
@@ -499,7 +554,10 @@ impl GroupCoordinator {
             }
             // A group that only holds offsets (or was emptied) takes the new protocol.
             g.pending_members.clear();
-            g.modern = Some(Box::default());
+            g.modern = Some(Box::new(ConsumerGroup {
+                id: group_id.clone(),
+                ..Default::default()
+            }));
         }
         let Some(c) = g.modern.as_mut() else {
             return ConsumerHeartbeatResponse::error(ErrorCode::UnknownServerError, "no group");
@@ -518,9 +576,6 @@ impl GroupCoordinator {
             // Offsets retention counts from when the group emptied.
             g.state_timestamp = Some(now_ms);
         }
-        if g.is_trivially_empty() {
-            self.groups.remove(&group_id);
-        }
         resp
     }
 
@@ -533,7 +588,7 @@ impl GroupCoordinator {
                 let err = self.check_group_id(id);
                 let modern = self.groups.get(id).and_then(|g| g.modern.as_deref());
                 match modern {
-                    Some(c) if err.is_ok() => consumer::describe(c, id),
+                    Some(c) if err.is_ok() => consumer::describe(c, id, &self.config.consumer),
                     _ => DescribedConsumerGroup {
                         error: if err.is_ok() {
                             ErrorCode::GroupIdNotFound
@@ -818,6 +873,9 @@ impl GroupCoordinator {
             if g.protocol_type.is_some() || g.generation > 0 {
                 out.push(group_record(g));
             }
+            if let Some(c) = &g.modern {
+                out.extend(c.snapshot_records());
+            }
             for (topic, parts) in &g.offsets {
                 for (partition, e) in parts {
                     let key = RecordKey::OffsetCommit {
@@ -1100,8 +1158,12 @@ impl GroupCoordinator {
                 if c.expire(now_ms) && c.members.is_empty() {
                     g.state_timestamp = Some(now_ms);
                 }
+                cx.out.records.append(&mut c.records);
             }
             if g.is_trivially_empty() {
+                if let Some(c) = g.modern.as_ref().filter(|c| c.group_epoch > 0) {
+                    cx.out.records.extend(c.tombstones());
+                }
                 drop.push(id.clone());
             }
         }
@@ -1894,6 +1956,9 @@ fn expired_offsets(g: &Group, now: i64, retention_ms: i64) -> Vec<(String, i32)>
 
 /// Writes the tombstones of a group being deleted (already removed from the map).
 fn delete_group(g: &mut Group, now: i64, out: &mut Output) {
+    if let Some(c) = &g.modern {
+        out.records.extend(c.tombstones());
+    }
     for (topic, parts) in &g.offsets {
         for p in parts.keys() {
             out.records.push(offset_tombstone(&g.id, topic, *p));

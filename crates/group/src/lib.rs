@@ -43,9 +43,9 @@
 //!
 //! # Deliberately left out
 //!
-//! Persisting consumer-protocol groups (KIP-848; [`consumer`] keeps their membership in
-//! memory, and Kafka's records of them, key versions 3 and up, are skipped on replay),
-//! transactional offset commits
+//! Online migration between the classic and the consumer protocol (KIP-848's
+//! `group.consumer.migration.policy`: a non-empty group keeps its protocol), the resolved
+//! regular expressions' records (key version 16, skipped on replay), transactional offset commits
 //! (TxnOffsetCommit), the per-request retention time of OffsetCommit v2-4,
 //! KIP-814 `skip_assignment`, the flexible (version 4) record values, and
 //! shrinking groups larger than `group.max.size` on load.
@@ -54,6 +54,7 @@
 
 pub mod api;
 pub mod consumer;
+pub mod consumer_records;
 mod coordinator;
 pub mod error;
 pub mod records;

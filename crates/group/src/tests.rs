@@ -1518,8 +1518,12 @@ fn replay_errors_and_skips() {
         c.replay(&key, Some(&[0, 3, 0]), 0),
         Err(RecordError::Truncated)
     );
-    // new-protocol records (key version >= 3) are skipped
-    assert_eq!(c.replay(&[0, 5, 0, 1, b'g'], Some(&[1, 2]), 0), Ok(()));
+    // consumer-protocol records (key versions 3 to 8) are read; later ones are skipped
+    assert_eq!(
+        c.replay(&[0, 5, 0, 1, b'g'], Some(&[1, 2]), 0),
+        Err(RecordError::Truncated)
+    );
+    assert_eq!(c.replay(&[0, 16, 0, 1, b'g'], Some(&[1, 2]), 0), Ok(()));
     assert_eq!(
         c.replay(&[0xff, 0xff], None, 0),
         Err(RecordError::UnsupportedKeyVersion(-1))

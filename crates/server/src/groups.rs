@@ -290,21 +290,6 @@ impl Broker {
         }
     }
 
-    /// Runs a coordinator command that writes nothing and answers at once (the consumer
-    /// protocol's heartbeats, whose membership is kept in memory).
-    pub async fn group_mutate<T>(
-        &self,
-        group_id: &str,
-        command: impl FnOnce(&mut GroupCoordinator, i64) -> T,
-    ) -> Result<T, ErrorCode> {
-        let shard = self.group_shard(group_id).await?;
-        let mut st = shard.state.lock().await;
-        if st.coordinator.is_loading() {
-            return Err(ErrorCode::CoordinatorLoadInProgress);
-        }
-        Ok(command(&mut st.coordinator, now_ms()))
-    }
-
     /// Reads from the coordinator without changing it.
     pub async fn group_read<T>(
         &self,

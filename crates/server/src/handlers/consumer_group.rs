@@ -11,6 +11,7 @@ use krust_group::consumer::{self as cg, TopicId, TopicView};
 use krust_metadata::image::MetadataImage;
 use krust_metadata::topic_name::is_internal;
 use krust_protocol::ErrorCode;
+use std::time::Duration;
 use uuid::Uuid;
 
 use super::{opt, sb};
@@ -93,36 +94,43 @@ pub async fn heartbeat(
         client_id: ctx.client_id.clone(),
         client_host: ctx.client_host.clone(),
     };
-    let image = broker.image();
     let authz = ctx.authz.clone();
     let result = broker
-        .group_mutate(&group_id, |c, now| {
+        .group_command(&group_id, Duration::from_secs(30), |c, id, now| {
+            // Read under the shard's lock: a heartbeat never sees older metadata than
+            // the one before it.
+            let image = broker.image();
             let topics = ImageTopics {
                 image: &image,
                 authz: &authz,
             };
-            c.consumer_heartbeat(request, &topics, now)
+            c.consumer_heartbeat(id, request, &topics, now)
         })
         .await;
     match result {
         Err(code) => error_response(code, None),
-        Ok(r) => ConsumerGroupHeartbeatResponse::default()
-            .with_error_code(r.error.code())
-            .with_error_message(r.message.map(sb))
-            .with_member_id(r.member_id.map(sb))
-            .with_member_epoch(r.member_epoch)
-            .with_heartbeat_interval_ms(r.heartbeat_interval_ms)
-            .with_assignment(r.assignment.map(|a| {
-                Assignment::default().with_topic_partitions(
-                    a.into_iter()
-                        .map(|(id, partitions)| {
-                            TopicPartitions::default()
-                                .with_topic_id(Uuid::from_bytes(id))
-                                .with_partitions(partitions)
-                        })
-                        .collect(),
-                )
-            })),
+        Ok(other) => {
+            let krust_group::Response::ConsumerHeartbeat(r) = other else {
+                return error_response(ErrorCode::UnknownServerError, None);
+            };
+            ConsumerGroupHeartbeatResponse::default()
+                .with_error_code(r.error.code())
+                .with_error_message(r.message.map(sb))
+                .with_member_id(r.member_id.map(sb))
+                .with_member_epoch(r.member_epoch)
+                .with_heartbeat_interval_ms(r.heartbeat_interval_ms)
+                .with_assignment(r.assignment.map(|a| {
+                    Assignment::default().with_topic_partitions(
+                        a.into_iter()
+                            .map(|(id, partitions)| {
+                                TopicPartitions::default()
+                                    .with_topic_id(Uuid::from_bytes(id))
+                                    .with_partitions(partitions)
+                            })
+                            .collect(),
+                    )
+                }))
+        }
     }
 }
 
