@@ -275,6 +275,17 @@ impl ConsumerGroup {
         names
     }
 
+    /// The topics whose offsets the group's members still use: those subscribed, and those
+    /// of the last computed subscription (which holds what regular expressions matched
+    /// before a load, until they are matched again).
+    pub fn topics_in_use(&self) -> BTreeSet<String> {
+        let mut names = self.subscribed_names();
+        if !self.members.is_empty() {
+            names.extend(self.metadata.keys().cloned());
+        }
+        names
+    }
+
     fn regex_in_use(&self) -> BTreeSet<String> {
         self.members
             .values()
@@ -734,7 +745,9 @@ pub(crate) fn heartbeat(
             .filter(|(r, _)| in_use.contains(*r))
             .map(|(r, m)| (r.clone(), m.clone()))
             .collect();
-        if resolved != before {
+        // The first match after a load is the baseline: what it changes shows in the
+        // topics' metadata, compared below with the one written.
+        if resolved != before && g.regex_version.is_some() {
             bump = true;
         }
         g.regexes = resolved;
@@ -1379,6 +1392,9 @@ pub(crate) fn validate(
     }
     if req.member_id.trim().is_empty() && (req.api_version >= 1 || epoch != 0) {
         return invalid("MemberId can't be empty.");
+    }
+    if req.member_id.len() > i16::MAX as usize {
+        return invalid("MemberId is too long.");
     }
     if epoch == 0 {
         if req.rebalance_timeout_ms == -1 {
@@ -2087,6 +2103,91 @@ mod tests {
             left.list(&[]).expect("list").is_empty(),
             "{:?}",
             left.consumer_describe(&["g".into()])
+        );
+    }
+
+    #[test]
+    fn a_classic_group_that_takes_the_new_protocol_keeps_its_offsets() {
+        use crate::records::{GroupMetadataValue, OffsetCommitValue, RecordKey};
+        let topics = Topics::new(&[("t", 1)]);
+        let committed = OffsetCommitValue {
+            offset: 7,
+            leader_epoch: -1,
+            metadata: String::new(),
+            commit_timestamp: 0,
+            expire_timestamp: None,
+        };
+        let offset_key = RecordKey::OffsetCommit {
+            group: "g".into(),
+            topic: "t".into(),
+            partition: 0,
+        };
+        // An emptied classic group, as krust writes it: a record with a generation.
+        let emptied = GroupMetadataValue {
+            protocol_type: "consumer".into(),
+            generation: 3,
+            protocol: None,
+            leader: None,
+            current_state_timestamp: 0,
+            members: vec![],
+        };
+        let tombstone = RecordKey::GroupMetadata { group: "g".into() }.encode();
+        let mut log: Vec<crate::api::Record> = vec![
+            (offset_key.encode(), Some(committed.encode())),
+            (tombstone.clone(), Some(emptied.encode())),
+        ];
+        let mut c = coordinator();
+        for (k, v) in &log {
+            c.replay(k, v.as_deref(), 0).expect("replay");
+        }
+        // The first member of the new protocol: the classic record goes, as Kafka
+        // writes it, and is not written again by a rewrite of the log.
+        let out = c.consumer_heartbeat(2, join("a", &["t"]), &topics, 1);
+        assert!(out
+            .records
+            .iter()
+            .any(|(k, v)| *k == tombstone && v.is_none()));
+        log.extend(out.records);
+        assert!(!c.snapshot_records().iter().any(|(k, _)| *k == tombstone));
+        // Replayed (as Kafka would have written it too), the offsets stay.
+        let mut r = coordinator();
+        for (k, v) in &log {
+            r.replay(k, v.as_deref(), 2).expect("replay");
+        }
+        assert_eq!(
+            r.consumer_describe(&["g".into()]),
+            c.consumer_describe(&["g".into()])
+        );
+        let fetched = r.fetch_offsets(&crate::api::OffsetFetchRequest {
+            group_id: "g".into(),
+            topics: None,
+            member: None,
+        });
+        assert_eq!(
+            fetched.topics[0].1[0].offset, 7,
+            "offsets survive the change"
+        );
+    }
+
+    #[test]
+    fn a_reloaded_regex_group_does_not_rebalance() {
+        let topics = Topics::new(&[("orders-eu", 2)]);
+        let mut c = coordinator();
+        let mut j = join("a", &[]);
+        j.subscribed_topic_regex = Some("(^orders-.*)".into());
+        let out = c.consumer_heartbeat(1, j, &topics, 0);
+        let mut r = coordinator();
+        for (k, v) in &out.records {
+            r.replay(k, v.as_deref(), 1).expect("replay");
+        }
+        let a = hb(&mut r, beat("a", 1, None), &topics, 2);
+        assert_eq!((a.error, a.member_epoch), (ErrorCode::None, 1));
+        assert_eq!(r.consumer_describe(&["g".into()])[0].group_epoch, 1);
+        let mut long = join(&"m".repeat(40_000), &["t"]);
+        long.api_version = 1;
+        assert_eq!(
+            hb(&mut r, long, &topics, 3).error,
+            ErrorCode::InvalidRequest
         );
     }
 

@@ -228,10 +228,18 @@ impl GroupCoordinator {
                 }
                 return Ok(());
             }
+            if value.is_none() && self.groups.get(&group).is_none_or(|g| g.modern.is_none()) {
+                // A tombstone of what was never read.
+                return Ok(());
+            }
             let g = self
                 .groups
                 .entry(group.clone())
                 .or_insert_with(|| Group::new(&group, now_ms));
+            if !g.members.is_empty() {
+                tracing::warn!(group = %group, "skipping a consumer-protocol record of a group with classic members");
+                return Ok(());
+            }
             let c = g.modern.get_or_insert_with(|| {
                 Box::new(ConsumerGroup {
                     id: group.clone(),
@@ -240,6 +248,8 @@ impl GroupCoordinator {
             });
             let deadline = now_ms + i64::from(self.config.consumer.session_timeout_ms);
             c.replay(k, value, deadline);
+            // Offsets retention of an empty group counts from the commits, not the load.
+            g.state_timestamp = None;
             return Ok(());
         }
         let key = match RecordKey::decode(key) {
@@ -284,17 +294,29 @@ impl GroupCoordinator {
             RecordKey::GroupMetadata { group } => match value {
                 Some(v) => {
                     let v = GroupMetadataValue::decode(v)?;
-                    let offsets = self
-                        .groups
-                        .remove(&group)
-                        .map(|g| g.offsets)
-                        .unwrap_or_default();
+                    let old = self.groups.remove(&group);
+                    let empty = v.members.is_empty();
                     let mut g = group_from_record(&group, v, now_ms);
-                    g.offsets = offsets;
+                    if let Some(old) = old {
+                        g.offsets = old.offsets;
+                        // An empty classic record does not end a consumer-protocol group.
+                        if empty {
+                            g.modern = old.modern;
+                        }
+                    }
                     self.groups.insert(group, g);
                 }
                 None => {
-                    self.groups.remove(&group);
+                    // The classic group goes; its offsets (and a consumer-protocol group
+                    // it became, as Kafka writes it) stay.
+                    if let Some(old) = self.groups.remove(&group) {
+                        let mut g = Group::new(&group, now_ms);
+                        g.offsets = old.offsets;
+                        g.modern = old.modern;
+                        if !g.is_trivially_empty() {
+                            self.groups.insert(group, g);
+                        }
+                    }
                 }
             },
         }
@@ -552,12 +574,26 @@ impl GroupCoordinator {
                     format!("Member {member_id} is not a member of group {group_id}."),
                 );
             }
-            // A group that only holds offsets (or was emptied) takes the new protocol.
+            // A group that only holds offsets (or was emptied) takes the new protocol; an
+            // emptied classic group's record goes, as Kafka writes it.
             g.pending_members.clear();
-            g.modern = Some(Box::new(ConsumerGroup {
+            let mut c = ConsumerGroup {
                 id: group_id.clone(),
                 ..Default::default()
-            }));
+            };
+            if g.protocol_type.is_some() || g.generation > 0 {
+                c.records.push((
+                    RecordKey::GroupMetadata {
+                        group: group_id.clone(),
+                    }
+                    .encode(),
+                    None,
+                ));
+                let offsets = std::mem::take(&mut g.offsets);
+                *g = Group::new(&group_id, now_ms);
+                g.offsets = offsets;
+            }
+            g.modern = Some(Box::new(c));
         }
         let Some(c) = g.modern.as_mut() else {
             return ConsumerHeartbeatResponse::error(ErrorCode::UnknownServerError, "no group");
@@ -1091,7 +1127,7 @@ impl GroupCoordinator {
                 None => error = ErrorCode::GroupIdNotFound,
                 Some(g) => {
                     let empty = g.is_in(GroupState::Empty);
-                    let consumer_topics = g.modern.as_ref().map(|c| c.subscribed_names());
+                    let consumer_topics = g.modern.as_ref().map(|c| c.topics_in_use());
                     if !empty && g.protocol_type.as_deref() != Some("consumer") {
                         error = ErrorCode::NonEmptyGroup;
                     } else {
@@ -1928,7 +1964,7 @@ fn expired_offsets(g: &Group, now: i64, retention_ms: i64) -> Vec<(String, i32)>
     let subscribed = if empty {
         None
     } else if let Some(c) = &g.modern {
-        Some(c.subscribed_names())
+        Some(c.topics_in_use())
     } else if g.protocol_type.as_deref() == Some("consumer") && g.is_in(GroupState::Stable) {
         match g.subscribed_topics() {
             Some(s) => Some(s),

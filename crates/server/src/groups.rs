@@ -436,6 +436,10 @@ fn deliver(
             for (id, _) in &out.responses {
                 st.parked.remove(id);
             }
+            // The command changed the coordinator, but its records are not in the log: the
+            // coordinator goes back to what the log holds.
+            let config = st.coordinator.config().clone();
+            st.coordinator = load_coordinator(&shard.partition, config);
             return mine.map(|_| Err(ErrorCode::CoordinatorNotAvailable));
         }
     }
@@ -529,6 +533,19 @@ fn persist_at(partition: &Partition, records: &[(Bytes, Option<Bytes>)]) -> anyh
 
 /// Builds a shard by replaying its partition.
 fn load_shard(partition: Arc<Partition>, config: GroupConfig) -> Shard {
+    let coordinator = load_coordinator(&partition, config);
+    Shard {
+        partition,
+        state: tokio::sync::Mutex::new(ShardState {
+            coordinator,
+            parked: HashMap::new(),
+            compacted_size: 0,
+        }),
+    }
+}
+
+/// A coordinator rebuilt by replaying the partition.
+fn load_coordinator(partition: &Partition, config: GroupConfig) -> GroupCoordinator {
     let mut coordinator = GroupCoordinator::new(config, rand::random());
     coordinator.begin_load();
     let now = now_ms();
@@ -565,14 +582,7 @@ fn load_shard(partition: Arc<Partition>, config: GroupConfig) -> Shard {
         groups = coordinator.group_ids().len(),
         "loaded consumer groups"
     );
-    Shard {
-        partition,
-        state: tokio::sync::Mutex::new(ShardState {
-            coordinator,
-            parked: HashMap::new(),
-            compacted_size: 0,
-        }),
-    }
+    coordinator
 }
 
 #[cfg(test)]
