@@ -2,7 +2,8 @@
 //! partition leader, with every acknowledged record kept once, and identical logs on every
 //! replica afterwards; too few in-sync replicas refuse acks=all writes; a reassignment moves
 //! a partition and its data to another broker; a leader cut off from the cluster cannot
-//! commit, and what it alone took is gone when it returns.
+//! commit, and what it alone took is gone when it returns; a consumer-protocol group
+//! outlives its coordinator without a rebalance.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -1129,4 +1130,120 @@ async fn a_transaction_outlives_its_coordinator() {
         .collect();
     want.sort();
     assert_eq!(got, want);
+}
+
+/// A consumer-protocol group whose coordinator dies: the group's records are replicated
+/// with `__consumer_offsets`, so the new coordinator on another broker knows its members,
+/// epochs and assignments. The members carry on without a rebalance and read what comes
+/// next.
+#[test]
+fn a_consumer_protocol_group_outlives_its_coordinator() {
+    use rdkafka::consumer::{CommitMode, ConsumerContext, Rebalance};
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    #[derive(Default)]
+    struct Counting(AtomicUsize);
+    impl rdkafka::ClientContext for Counting {}
+    impl ConsumerContext for Counting {
+        fn post_rebalance(&self, _c: &BaseConsumer<Self>, r: &Rebalance<'_>) {
+            if !matches!(r, Rebalance::Error(_)) {
+                self.0.fetch_add(1, Ordering::SeqCst);
+            }
+        }
+    }
+
+    let mut settings = SETTINGS.to_vec();
+    settings.extend([
+        "offsets.topic.replication.factor=3",
+        "offsets.topic.num.partitions=1",
+        "group.consumer.min.heartbeat.interval.ms=500",
+        "group.consumer.heartbeat.interval.ms=500",
+    ]);
+    let mut c = Cluster::start(BIN, 3, &settings);
+    let bootstrap = c.bootstrap();
+    create_replicated(&bootstrap, "tasks", "2", "1");
+    let first: Vec<String> = (0..100).map(|i| format!("task-{i}")).collect();
+    krust_testkit::cli::console_produce(BIN, &bootstrap, "tasks", &first, &[]);
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let read = Arc::new(AtomicUsize::new(0));
+    let mut members = Vec::new();
+    for name in ["m1", "m2"] {
+        let consumer: BaseConsumer<Counting> = ClientConfig::new()
+            .set("bootstrap.servers", &bootstrap)
+            .set("group.id", "taskers")
+            .set("group.protocol", "consumer")
+            .set("client.id", name)
+            .set("enable.auto.commit", "false")
+            .set("auto.offset.reset", "earliest")
+            .create_with_context(Counting::default())
+            .expect("consumer");
+        consumer.subscribe(&["tasks"]).expect("subscribe");
+        let (stop, read) = (stop.clone(), read.clone());
+        let assigned = Arc::new(AtomicUsize::new(0));
+        let rebalances = Arc::new(AtomicUsize::new(0));
+        let (a, r) = (assigned.clone(), rebalances.clone());
+        let handle = std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                if let Some(Ok(m)) = consumer.poll(Duration::from_millis(50)) {
+                    read.fetch_add(1, Ordering::SeqCst);
+                    let _ = consumer.commit_message(&m, CommitMode::Sync);
+                }
+                if let Ok(tpl) = consumer.assignment() {
+                    a.store(tpl.count(), Ordering::SeqCst);
+                }
+                r.store(
+                    consumer.context().0.load(Ordering::SeqCst),
+                    Ordering::SeqCst,
+                );
+            }
+        });
+        members.push((assigned, rebalances, handle));
+    }
+    wait_for(
+        "one partition each and the first records read",
+        WAIT,
+        || {
+            (members
+                .iter()
+                .all(|(a, _, _)| a.load(Ordering::SeqCst) == 1)
+                && read.load(Ordering::SeqCst) >= 100)
+                .then_some(())
+        },
+    );
+    let rebalances: Vec<usize> = members
+        .iter()
+        .map(|(_, r, _)| r.load(Ordering::SeqCst))
+        .collect();
+
+    let offsets = wait_for("the offsets topic in sync", WAIT, || {
+        describe_topic(BIN, &bootstrap, "__consumer_offsets")
+            .filter(|d| d.get(&0).is_some_and(|p| p.leader > 0 && p.isr.len() == 3))
+    });
+    let coordinator = offsets[&0].leader;
+    c.node(coordinator).kill9();
+    let survivors = (1..=3)
+        .filter(|id| *id != coordinator)
+        .map(|id| c.node(id).bootstrap())
+        .collect::<Vec<_>>()
+        .join(",");
+    wait_for("the topic led by the survivors", WAIT, || {
+        describe_topic(BIN, &survivors, "tasks")
+            .filter(|d| d.len() == 2 && d.values().all(|p| p.leader > 0 && p.leader != coordinator))
+    });
+    let next: Vec<String> = (100..200).map(|i| format!("task-{i}")).collect();
+    krust_testkit::cli::console_produce(BIN, &survivors, "tasks", &next, &[]);
+    wait_for("the next records read", WAIT, || {
+        (read.load(Ordering::SeqCst) >= 200).then_some(())
+    });
+    let after: Vec<usize> = members
+        .iter()
+        .map(|(_, r, _)| r.load(Ordering::SeqCst))
+        .collect();
+    assert_eq!(after, rebalances, "no rebalance when the coordinator moved");
+    stop.store(true, Ordering::Relaxed);
+    for (_, _, h) in members {
+        h.join().expect("member");
+    }
 }
