@@ -359,6 +359,12 @@ const BROKER_KEYS: &[BrokerKeyDef] = &[
         "Most members of one consumer-protocol group.",
     ),
     key(
+        "group.consumer.migration.policy",
+        T::String,
+        Some("disabled"),
+        "Whether groups with members move between the classic and consumer protocols (krust: disabled).",
+    ),
+    key(
         "group.consumer.min.heartbeat.interval.ms",
         T::Int,
         Some("5000"),
@@ -1316,6 +1322,19 @@ fn consumer_group_settings(
             &heartbeat_interval_ms.to_string(),
             "group.consumer.heartbeat.interval.ms must be less than group.consumer.session.timeout.ms",
         ));
+    }
+    // Kafka's default (an internal key) moves non-empty groups between the protocols;
+    // krust keeps a non-empty group on its protocol, which is Kafka's `disabled`.
+    const MIGRATION: &str = "group.consumer.migration.policy";
+    if let Some(v) = raw.get(MIGRATION) {
+        if !v.trim().eq_ignore_ascii_case("disabled") {
+            return Err(invalid(
+                MIGRATION,
+                v,
+                "krust does not move a group with members between the classic and the consumer \
+                 protocol; only disabled is accepted (a group takes the other protocol once empty)",
+            ));
+        }
     }
     let max_size = raw.int("group.consumer.max.size", i32::MAX, 1)?;
     Ok((
@@ -3826,6 +3845,11 @@ mod tests {
                 "group.consumer.heartbeat.interval.ms",
                 "20000",
                 "less than or equal",
+            ),
+            (
+                "group.consumer.migration.policy",
+                "bidirectional",
+                "only disabled",
             ),
         ] {
             let e = fails(COMBINED, &[(k, Some(v))]);
