@@ -410,4 +410,39 @@ async fn members_carry_on_across_a_coordinator_restart() {
     );
     let read = a.read.load(Ordering::SeqCst) + b.read.load(Ordering::SeqCst);
     assert!(read >= 800, "every record read at least once: {read}");
+
+    // Kafka's tool: an active group is neither reset nor deleted; once its members have
+    // left it is both.
+    let tool = |args: &[&str]| {
+        std::process::Command::new(BIN)
+            .args(["consumer-groups", "--bootstrap-server", &node.bootstrap()])
+            .args(args)
+            .output()
+            .expect("krust consumer-groups")
+    };
+    let reset = [
+        "--reset-offsets",
+        "--group",
+        "scribes",
+        "--topic",
+        "journal",
+        "--to-earliest",
+        "--execute",
+    ];
+    assert_eq!(
+        tool(&["--delete", "--group", "scribes"]).status.code(),
+        Some(1)
+    );
+    assert_eq!(tool(&reset).status.code(), Some(1));
+    a.close();
+    b.close();
+    wait_for("the group to empty", WAIT, || {
+        (describe(&node, "scribes").groups[0].group_state.as_str() == "Empty").then_some(())
+    });
+    let o = tool(&reset);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(committed_sum(&node, "scribes", "journal", 4), 0);
+    let o = tool(&["--delete", "--group", "scribes"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(describe(&node, "scribes").groups[0].error_code, 69, "gone");
 }
