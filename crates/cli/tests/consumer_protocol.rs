@@ -446,3 +446,74 @@ async fn members_carry_on_across_a_coordinator_restart() {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert_eq!(describe(&node, "scribes").groups[0].error_code, 69, "gone");
 }
+
+/// A group's own `consumer.heartbeat.interval.ms` and `consumer.session.timeout.ms`
+/// (ConfigResource GROUP), set with Kafka's tool, checked against the broker's bounds, and
+/// handed to the group's members.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_group_has_its_own_heartbeat_interval() {
+    use kafka_protocol::messages::{
+        ConsumerGroupHeartbeatRequest, ConsumerGroupHeartbeatResponse, FindCoordinatorRequest,
+        TopicName,
+    };
+    let node = start(FAST);
+    create_topic(&node, "pulse", 1, &[]).await;
+    let configs = |args: &[&str]| {
+        std::process::Command::new(BIN)
+            .args(["configs", "--bootstrap-server", &node.bootstrap()])
+            .args(["--entity-type", "groups", "--entity-name", "beats"])
+            .args(args)
+            .output()
+            .expect("krust configs")
+    };
+    let o = configs(&[
+        "--alter",
+        "--add-config",
+        "consumer.heartbeat.interval.ms=1500",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = configs(&["--describe"]);
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(
+        out.contains("consumer.heartbeat.interval.ms=1500 sensitive=false synonyms={DYNAMIC_GROUP_CONFIG:consumer.heartbeat.interval.ms=1500, STATIC_BROKER_CONFIG:group.consumer.heartbeat.interval.ms=500}"),
+        "{out}"
+    );
+    for (bad, why) in [
+        (
+            "consumer.session.timeout.ms=100",
+            "must be greater than or equal to",
+        ),
+        (
+            "consumer.heartbeat.interval.ms=9000",
+            "must be greater than consumer.heartbeat",
+        ),
+        ("consumer.rebalance.delay.ms=1", "Unknown group config name"),
+    ] {
+        let o = configs(&["--alter", "--add-config", bad]);
+        assert_eq!(o.status.code(), Some(1), "{bad}");
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(err.contains(why), "{bad}: {err}");
+    }
+
+    // A member of the group is told the group's interval.
+    let mut s = TcpStream::connect(node.bootstrap()).expect("connect");
+    let find = FindCoordinatorRequest::default().with_key(StrBytes::from_static_str("beats"));
+    std::io::Write::write_all(&mut s, &frame(ApiKey::FindCoordinator, 3, 1, &find)).expect("send");
+    read_response(&mut s, ApiKey::FindCoordinator.response_header_version(3));
+    let join = ConsumerGroupHeartbeatRequest::default()
+        .with_group_id(GroupId(StrBytes::from_static_str("beats")))
+        .with_member_id(StrBytes::from_static_str("m-1"))
+        .with_rebalance_timeout_ms(10_000)
+        .with_subscribed_topic_names(Some(vec![TopicName(StrBytes::from_static_str("pulse"))]))
+        .with_subscribed_topic_regex(Some(StrBytes::from_static_str("")))
+        .with_topic_partitions(Some(vec![]));
+    let key = ApiKey::ConsumerGroupHeartbeat;
+    let resp = wait_for("a joined member", WAIT, || {
+        std::io::Write::write_all(&mut s, &frame(key, 1, 2, &join)).expect("send");
+        let mut body = read_response(&mut s, key.response_header_version(1));
+        let r = ConsumerGroupHeartbeatResponse::decode(&mut body, 1).expect("response");
+        (r.error_code == 0).then_some(r)
+    });
+    assert_eq!(resp.heartbeat_interval_ms, 1500);
+    assert_eq!(resp.member_epoch, 1);
+}

@@ -81,6 +81,10 @@ pub struct ConsumerHeartbeatRequest {
     pub client_id: String,
     /// The client's host, as Kafka shows it ("/127.0.0.1").
     pub client_host: String,
+    /// The group's own `consumer.session.timeout.ms`, if set.
+    pub session_timeout_ms: Option<i32>,
+    /// The group's own `consumer.heartbeat.interval.ms`, if set.
+    pub heartbeat_interval_ms: Option<i32>,
 }
 
 /// The ConsumerGroupHeartbeat response.
@@ -831,7 +835,8 @@ pub(crate) fn heartbeat(
     let Some(m) = g.members.get_mut(&member_id) else {
         return ConsumerHeartbeatResponse::error(ErrorCode::UnknownServerError, "member lost");
     };
-    m.session_deadline = now + i64::from(config.session_timeout_ms);
+    let session_timeout_ms = req.session_timeout_ms.unwrap_or(config.session_timeout_ms);
+    m.session_deadline = now + i64::from(session_timeout_ms);
     if m.state == MemberState::UnrevokedPartitions {
         if m.rebalance_deadline.is_none_or(|(_, e)| e != m.epoch) {
             m.rebalance_deadline = Some((now + i64::from(m.rebalance_timeout_ms.max(0)), m.epoch));
@@ -849,7 +854,9 @@ pub(crate) fn heartbeat(
         message: None,
         member_id: Some(member_id),
         member_epoch: m.epoch,
-        heartbeat_interval_ms: config.heartbeat_interval_ms,
+        heartbeat_interval_ms: req
+            .heartbeat_interval_ms
+            .unwrap_or(config.heartbeat_interval_ms),
         assignment,
     }
 }

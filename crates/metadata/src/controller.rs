@@ -71,6 +71,9 @@ pub struct Cluster<'a> {
 /// Checks one config key/value (None = delete) for a resource; `Err` carries Kafka's message.
 pub type ConfigValidator<'a> = &'a dyn Fn(&str, Option<&str>) -> Result<(), String>;
 
+/// Checks a resource's whole set of configs (key -> value); `Err` is the reason.
+pub type ConfigSetValidator<'a> = &'a dyn Fn(&BTreeMap<String, String>) -> Result<(), String>;
+
 /// A topic to create, as CreateTopics carries it.
 #[derive(Debug, Clone, Default)]
 pub struct NewTopic {
@@ -609,7 +612,38 @@ pub fn alter_topic_configs(
             format!("The topic '{topic}' does not exist."),
         ));
     }
-    let current = image.topic_configs(topic);
+    let validate = |next: &BTreeMap<String, String>| {
+        next.iter()
+            .try_for_each(|(k, v)| validate_config(k, Some(v)))
+    };
+    alter_resource_configs(
+        image,
+        RESOURCE_TOPIC,
+        topic,
+        ops,
+        replace_all,
+        &validate,
+        is_list,
+    )
+}
+
+/// The records that apply `ops` to the configs of resource (`resource_type`, `name`):
+/// `validate` sees the resource's whole set of configs after the change (a message refuses
+/// it with INVALID_CONFIG).
+pub fn alter_resource_configs(
+    image: &MetadataImage,
+    resource_type: i8,
+    name: &str,
+    ops: &[(String, ConfigOp, Option<String>)],
+    replace_all: bool,
+    validate: ConfigSetValidator<'_>,
+    is_list: &dyn Fn(&str) -> bool,
+) -> Result<Vec<MetadataRecord>, ItemResult> {
+    let current = image
+        .configs
+        .get(&(resource_type, name.to_string()))
+        .cloned()
+        .unwrap_or_default();
     let mut next = if replace_all {
         BTreeMap::new()
     } else {
@@ -681,15 +715,13 @@ pub fn alter_topic_configs(
             }
         }
     }
-    for (k, v) in &next {
-        validate_config(k, Some(v)).map_err(|m| ItemResult::err(ErrorCode::InvalidConfig, m))?;
-    }
+    validate(&next).map_err(|m| ItemResult::err(ErrorCode::InvalidConfig, m))?;
     let mut records = Vec::new();
     for (k, v) in &next {
         if current.get(k) != Some(v) {
             records.push(MetadataRecord::Config {
-                resource_type: RESOURCE_TOPIC,
-                resource_name: topic.to_string(),
+                resource_type,
+                resource_name: name.to_string(),
                 name: k.clone(),
                 value: Some(v.clone()),
             });
@@ -698,8 +730,8 @@ pub fn alter_topic_configs(
     for k in current.keys() {
         if !next.contains_key(k) {
             records.push(MetadataRecord::Config {
-                resource_type: RESOURCE_TOPIC,
-                resource_name: topic.to_string(),
+                resource_type,
+                resource_name: name.to_string(),
                 name: k.clone(),
                 value: None,
             });

@@ -29,6 +29,8 @@ pub use records::{
 pub const RESOURCE_TOPIC: i8 = 2;
 /// Kafka's resource type number for brokers.
 pub const RESOURCE_BROKER: i8 = 4;
+/// Kafka's resource type number for groups (group-level configs, KIP-848).
+pub const RESOURCE_GROUP: i8 = 32;
 
 /// The metadata.version krust writes (`FeatureLevelRecord` for `metadata.version`).
 pub const METADATA_VERSION_LEVEL: i16 = 27;

@@ -1093,6 +1093,8 @@ pub struct ServerConfig {
     pub consumer_group_protocol: bool,
     /// The `group.consumer.*` settings.
     pub consumer_groups: krust_group::consumer::ConsumerGroupConfig,
+    /// The bounds of a group's own session timeout and heartbeat interval.
+    pub consumer_group_bounds: ConsumerGroupBounds,
     pub offsets_retention_minutes: i32,
     /// krust's HTTP endpoint (metrics, health); `None` = disabled.
     pub http_listener: Option<HostPort>,
@@ -1214,9 +1216,23 @@ impl Raw<'_> {
 
 /// `group.coordinator.rebalance.protocols` and the `group.consumer.*` settings, checked as
 /// Kafka checks them.
-fn consumer_group_settings(
-    raw: &Raw<'_>,
-) -> Result<(bool, krust_group::consumer::ConsumerGroupConfig), ConfigError> {
+/// `group.consumer.min/max.session.timeout.ms` and `...heartbeat.interval.ms`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConsumerGroupBounds {
+    /// (min, max) session timeout.
+    pub session: (i32, i32),
+    /// (min, max) heartbeat interval.
+    pub heartbeat: (i32, i32),
+}
+
+/// Whether the consumer protocol is on, its settings, and a group's own settings' bounds.
+type ConsumerGroupSettings = (
+    bool,
+    krust_group::consumer::ConsumerGroupConfig,
+    ConsumerGroupBounds,
+);
+
+fn consumer_group_settings(raw: &Raw<'_>) -> Result<ConsumerGroupSettings, ConfigError> {
     const PROTOCOLS: &str = "group.coordinator.rebalance.protocols";
     let protocols = raw.get(PROTOCOLS).unwrap_or("classic,consumer");
     let mut consumer = false;
@@ -1280,7 +1296,7 @@ fn consumer_group_settings(
                    min_default: i32,
                    max_key: &str,
                    max_default: i32|
-     -> Result<i32, ConfigError> {
+     -> Result<(i32, (i32, i32)), ConfigError> {
         let min = raw.int(min_key, min_default, 1)?;
         let max = raw.int(max_key, max_default, 1)?;
         let v = raw.int(key, default, 1)?;
@@ -1298,9 +1314,9 @@ fn consumer_group_settings(
                 format!("{key} must be less than or equal to {max_key}"),
             ));
         }
-        Ok(v)
+        Ok((v, (min, max)))
     };
-    let session_timeout_ms = bounded(
+    let (session_timeout_ms, session_bounds) = bounded(
         "group.consumer.session.timeout.ms",
         45_000,
         "group.consumer.min.session.timeout.ms",
@@ -1308,7 +1324,7 @@ fn consumer_group_settings(
         "group.consumer.max.session.timeout.ms",
         60_000,
     )?;
-    let heartbeat_interval_ms = bounded(
+    let (heartbeat_interval_ms, heartbeat_bounds) = bounded(
         "group.consumer.heartbeat.interval.ms",
         5_000,
         "group.consumer.min.heartbeat.interval.ms",
@@ -1344,6 +1360,10 @@ fn consumer_group_settings(
             heartbeat_interval_ms,
             max_size: (max_size < i32::MAX).then_some(max_size as usize),
             assignors,
+        },
+        ConsumerGroupBounds {
+            session: session_bounds,
+            heartbeat: heartbeat_bounds,
         },
     ))
 }
@@ -2625,7 +2645,8 @@ fn build(
              group.min.session.timeout.ms ({group_min_session_timeout_ms})"
         )));
     }
-    let (consumer_group_protocol, consumer_groups) = consumer_group_settings(raw)?;
+    let (consumer_group_protocol, consumer_groups, consumer_group_bounds) =
+        consumer_group_settings(raw)?;
     let offsets_retention_minutes = raw.int("offsets.retention.minutes", 10080, 1)?;
 
     let auto_leader_rebalance_enable = raw.boolean("auto.leader.rebalance.enable", true)?;
@@ -3104,6 +3125,7 @@ fn build(
         group_max_session_timeout_ms,
         consumer_group_protocol,
         consumer_groups,
+        consumer_group_bounds,
         offsets_retention_minutes,
         http_listener,
         explicit,

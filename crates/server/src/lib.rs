@@ -14,6 +14,7 @@ pub mod controller;
 pub mod dispatch;
 pub mod format;
 pub mod forward;
+pub mod group_config;
 pub mod groups;
 pub mod handlers;
 pub mod meta_properties;

@@ -45,6 +45,7 @@ use super::common::{self, ConnectArgs};
 
 const TOPIC_RESOURCE: i8 = 2;
 const BROKER_RESOURCE: i8 = 4;
+const GROUP_RESOURCE: i8 = 32;
 const OP_SET: i8 = 0;
 const OP_DELETE: i8 = 1;
 
@@ -114,6 +115,7 @@ struct Args {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum EntityType {
     Topics,
+    Groups,
     Brokers,
     Users,
     Clients,
@@ -124,6 +126,7 @@ impl EntityType {
     fn singular(self) -> &'static str {
         match self {
             EntityType::Topics => "topic",
+            EntityType::Groups => "group",
             EntityType::Brokers => "broker",
             EntityType::Users => "user",
             EntityType::Clients => "client",
@@ -133,6 +136,7 @@ impl EntityType {
     fn plural(self) -> &'static str {
         match self {
             EntityType::Topics => "topics",
+            EntityType::Groups => "groups",
             EntityType::Brokers => "brokers",
             EntityType::Users => "users",
             EntityType::Clients => "clients",
@@ -142,6 +146,7 @@ impl EntityType {
     fn resource(self) -> i8 {
         match self {
             EntityType::Topics => TOPIC_RESOURCE,
+            EntityType::Groups => GROUP_RESOURCE,
             _ => BROKER_RESOURCE,
         }
     }
@@ -287,12 +292,13 @@ fn check_args(args: &Args, names: &[String]) -> anyhow::Result<Entity> {
         let parse = |t: &str| -> anyhow::Result<EntityType> {
             Ok(match t {
                 "topics" => EntityType::Topics,
+                "groups" => EntityType::Groups,
                 "brokers" => EntityType::Brokers,
                 "users" => EntityType::Users,
                 "clients" => EntityType::Clients,
                 "ips" => EntityType::Ips,
-                other @ ("broker-loggers" | "client-metrics" | "groups") => {
-                    bail!("Entity type {other} is not supported by krust yet (supported: topics, brokers, users, clients, ips)")
+                other @ ("broker-loggers" | "client-metrics") => {
+                    bail!("Entity type {other} is not supported by krust yet (supported: topics, groups, brokers, users, clients, ips)")
                 }
                 other => bail!(
                     "Invalid entity type {other}, the entity type must be one of topics, clients, users, brokers, ips, broker-loggers, client-metrics, groups with a --bootstrap-server or --bootstrap-controller argument"
@@ -406,6 +412,7 @@ fn source_name(source: i8) -> &'static str {
 fn dynamic_source(kind: EntityType, name: &str) -> i8 {
     match kind {
         EntityType::Topics => 1,
+        EntityType::Groups => 8,
         _ if name.is_empty() => 3,
         _ => 2,
     }
@@ -450,6 +457,19 @@ async fn describe(client: &mut Client, entity: &Entity, all: bool) -> anyhow::Re
                 set.into_iter().collect()
             }
             EntityType::Users | EntityType::Clients | EntityType::Ips => Vec::new(),
+            EntityType::Groups => {
+                // Every group, from each broker's coordinators.
+                let md = client.metadata(Some(&[])).await?;
+                let mut set = BTreeSet::new();
+                for b in md.brokers.iter().map(|b| b.node_id.0) {
+                    let conn = client.connection_to(b).await?;
+                    let resp = conn
+                        .send(&kafka_protocol::messages::ListGroupsRequest::default())
+                        .await?;
+                    set.extend(resp.groups.iter().map(|g| g.group_id.to_string()));
+                }
+                set.into_iter().collect()
+            }
             EntityType::Brokers => {
                 let resp = client.send_any(&DescribeClusterRequest::default()).await?;
                 ClientError::check(resp.error_code, resp.error_message.as_ref())?;

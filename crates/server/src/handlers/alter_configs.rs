@@ -4,7 +4,7 @@
 use kafka_protocol::messages::alter_configs_response::AlterConfigsResourceResponse;
 use kafka_protocol::messages::{AlterConfigsRequest, AlterConfigsResponse};
 use krust_metadata::controller::{self, ConfigOp, ItemResult};
-use krust_metadata::{RESOURCE_BROKER, RESOURCE_TOPIC};
+use krust_metadata::{RESOURCE_BROKER, RESOURCE_GROUP, RESOURCE_TOPIC};
 use krust_protocol::ErrorCode;
 
 use super::{sb, validate_topic_config};
@@ -57,6 +57,34 @@ pub async fn alter(
                             ),
                         }
                     }
+                    RESOURCE_GROUP if c.resource_name.is_empty() => Err(ItemResult::err(
+                        ErrorCode::InvalidRequest,
+                        "Group name must not be empty".to_string(),
+                    )),
+                    RESOURCE_GROUP => match c
+                        .ops
+                        .iter()
+                        .map(|(k, op, v)| {
+                            op.map(|op| (k.clone(), op, v.clone())).ok_or_else(|| {
+                                ItemResult::err(
+                                    ErrorCode::InvalidRequest,
+                                    format!("Unknown config operation for {k}"),
+                                )
+                            })
+                        })
+                        .collect::<Result<Vec<_>, _>>()
+                    {
+                        Err(e) => Err(e),
+                        Ok(ops) => controller::alter_resource_configs(
+                            image,
+                            RESOURCE_GROUP,
+                            &c.resource_name,
+                            &ops,
+                            replace_all,
+                            &|next| crate::group_config::validate(&broker.config, next),
+                            &|_| false,
+                        ),
+                    },
                     RESOURCE_BROKER => Err(ItemResult::err(
                         ErrorCode::InvalidRequest,
                         format!(

@@ -72,7 +72,7 @@ pub async fn heartbeat(
         );
     }
     let group_id = req.group_id.to_string();
-    let request = cg::ConsumerHeartbeatRequest {
+    let mut request = cg::ConsumerHeartbeatRequest {
         api_version: version,
         group_id: group_id.clone(),
         member_id: req.member_id.to_string(),
@@ -93,6 +93,8 @@ pub async fn heartbeat(
         }),
         client_id: ctx.client_id.clone(),
         client_host: ctx.client_host.clone(),
+        session_timeout_ms: None,
+        heartbeat_interval_ms: None,
     };
     let authz = ctx.authz.clone();
     let result = broker
@@ -100,6 +102,13 @@ pub async fn heartbeat(
             // Read under the shard's lock: a heartbeat never sees older metadata than
             // the one before it.
             let image = broker.image();
+            let (session, heartbeat) = crate::group_config::overrides(
+                image
+                    .configs
+                    .get(&(krust_metadata::RESOURCE_GROUP, request.group_id.clone())),
+            );
+            request.session_timeout_ms = session;
+            request.heartbeat_interval_ms = heartbeat;
             let topics = ImageTopics {
                 image: &image,
                 authz: &authz,

@@ -5,7 +5,7 @@ use kafka_protocol::messages::describe_configs_response::{
     DescribeConfigsResourceResult, DescribeConfigsResult, DescribeConfigsSynonym,
 };
 use kafka_protocol::messages::{DescribeConfigsRequest, DescribeConfigsResponse};
-use krust_metadata::{RESOURCE_BROKER, RESOURCE_TOPIC};
+use krust_metadata::{RESOURCE_BROKER, RESOURCE_GROUP, RESOURCE_TOPIC};
 use krust_protocol::ErrorCode;
 
 use super::sb;
@@ -45,6 +45,19 @@ pub async fn handle(
                     format!("Topic {name} does not exist."),
                 )),
             },
+            RESOURCE_GROUP if name.is_empty() => Err((
+                ErrorCode::InvalidRequest,
+                "Group name must not be empty".to_string(),
+            )),
+            RESOURCE_GROUP => Ok(crate::group_config::describe(
+                &broker.config,
+                &image
+                    .configs
+                    .get(&(RESOURCE_GROUP, name.clone()))
+                    .cloned()
+                    .unwrap_or_default(),
+                req.include_synonyms,
+            )),
             RESOURCE_BROKER => {
                 if name.is_empty() || name == broker.node_id.to_string() {
                     Ok(broker.config.describe_broker_configs())
