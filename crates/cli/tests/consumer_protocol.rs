@@ -475,7 +475,7 @@ async fn a_group_has_its_own_heartbeat_interval() {
     let o = configs(&["--describe"]);
     let out = String::from_utf8_lossy(&o.stdout).into_owned();
     assert!(
-        out.contains("consumer.heartbeat.interval.ms=1500 sensitive=false synonyms={DYNAMIC_GROUP_CONFIG:consumer.heartbeat.interval.ms=1500, STATIC_BROKER_CONFIG:group.consumer.heartbeat.interval.ms=500}"),
+        out.contains("consumer.heartbeat.interval.ms=1500 sensitive=false synonyms={DYNAMIC_GROUP_CONFIG:consumer.heartbeat.interval.ms=1500, STATIC_BROKER_CONFIG:group.consumer.heartbeat.interval.ms=500, DEFAULT_CONFIG:group.consumer.heartbeat.interval.ms=5000}"),
         "{out}"
     );
     for (bad, why) in [
@@ -488,6 +488,7 @@ async fn a_group_has_its_own_heartbeat_interval() {
             "must be greater than consumer.heartbeat",
         ),
         ("consumer.rebalance.delay.ms=1", "Unknown group config name"),
+        ("consumer.session.timeout.ms=0", "Value must be at least 1"),
     ] {
         let o = configs(&["--alter", "--add-config", bad]);
         assert_eq!(o.status.code(), Some(1), "{bad}");
@@ -495,8 +496,35 @@ async fn a_group_has_its_own_heartbeat_interval() {
         assert!(err.contains(why), "{bad}: {err}");
     }
 
-    // A member of the group is told the group's interval.
+    // The same group twice in one request: each would be checked without the other.
+    use kafka_protocol::messages::incremental_alter_configs_request::{
+        AlterConfigsResource, AlterableConfig,
+    };
+    use kafka_protocol::messages::{
+        IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse,
+    };
+    let resource = |key: &'static str, value: &'static str| {
+        AlterConfigsResource::default()
+            .with_resource_type(32)
+            .with_resource_name(StrBytes::from_static_str("beats"))
+            .with_configs(vec![AlterableConfig::default()
+                .with_name(StrBytes::from_static_str(key))
+                .with_config_operation(0)
+                .with_value(Some(StrBytes::from_static_str(value)))])
+    };
+    let twice = IncrementalAlterConfigsRequest::default().with_resources(vec![
+        resource("consumer.session.timeout.ms", "6000"),
+        resource("consumer.heartbeat.interval.ms", "5000"),
+    ]);
+    let key = ApiKey::IncrementalAlterConfigs;
     let mut s = TcpStream::connect(node.bootstrap()).expect("connect");
+    std::io::Write::write_all(&mut s, &frame(key, 1, 9, &twice)).expect("send");
+    let mut body = read_response(&mut s, key.response_header_version(1));
+    let r = IncrementalAlterConfigsResponse::decode(&mut body, 1).expect("response");
+    let codes: Vec<i16> = r.responses.iter().map(|x| x.error_code).collect();
+    assert_eq!(codes, [42, 42], "{r:?}");
+
+    // A member of the group is told the group's interval.
     let find = FindCoordinatorRequest::default().with_key(StrBytes::from_static_str("beats"));
     std::io::Write::write_all(&mut s, &frame(ApiKey::FindCoordinator, 3, 1, &find)).expect("send");
     read_response(&mut s, ApiKey::FindCoordinator.response_header_version(3));

@@ -236,6 +236,9 @@ pub struct ConsumerGroupConfig {
     pub max_size: Option<usize>,
     /// `group.consumer.assignors`, short names, the default first.
     pub assignors: Vec<String>,
+    /// `group.consumer.max.session.timeout.ms` (60000): no group's own session timeout is
+    /// longer, so members loaded from the log get that long to heartbeat first.
+    pub max_session_timeout_ms: i32,
 }
 
 impl Default for ConsumerGroupConfig {
@@ -245,6 +248,7 @@ impl Default for ConsumerGroupConfig {
             heartbeat_interval_ms: 5_000,
             max_size: None,
             assignors: ASSIGNORS.iter().map(|s| s.to_string()).collect(),
+            max_session_timeout_ms: 60_000,
         }
     }
 }

@@ -246,8 +246,14 @@ impl GroupCoordinator {
                     ..Default::default()
                 })
             });
-            let deadline = now_ms + i64::from(self.config.consumer.session_timeout_ms);
-            c.replay(k, value, deadline);
+            // The group's own session timeout is not known here: a loaded member gets the
+            // longest one allowed to heartbeat first.
+            let session = self
+                .config
+                .consumer
+                .session_timeout_ms
+                .max(self.config.consumer.max_session_timeout_ms);
+            c.replay(k, value, now_ms + i64::from(session));
             // Offsets retention of an empty group counts from the commits, not the load.
             g.state_timestamp = None;
             return Ok(());

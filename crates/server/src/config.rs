@@ -1214,8 +1214,6 @@ impl Raw<'_> {
     }
 }
 
-/// `group.coordinator.rebalance.protocols` and the `group.consumer.*` settings, checked as
-/// Kafka checks them.
 /// `group.consumer.min/max.session.timeout.ms` and `...heartbeat.interval.ms`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ConsumerGroupBounds {
@@ -1232,6 +1230,8 @@ type ConsumerGroupSettings = (
     ConsumerGroupBounds,
 );
 
+/// `group.coordinator.rebalance.protocols` and the `group.consumer.*` settings, checked as
+/// Kafka checks them.
 fn consumer_group_settings(raw: &Raw<'_>) -> Result<ConsumerGroupSettings, ConfigError> {
     const PROTOCOLS: &str = "group.coordinator.rebalance.protocols";
     let protocols = raw.get(PROTOCOLS).unwrap_or("classic,consumer");
@@ -1360,6 +1360,7 @@ fn consumer_group_settings(raw: &Raw<'_>) -> Result<ConsumerGroupSettings, Confi
             heartbeat_interval_ms,
             max_size: (max_size < i32::MAX).then_some(max_size as usize),
             assignors,
+            max_session_timeout_ms: session_bounds.1,
         },
         ConsumerGroupBounds {
             session: session_bounds,

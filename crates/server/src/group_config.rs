@@ -40,48 +40,50 @@ fn broker_default(server: &ServerConfig, key: &str) -> i32 {
 /// known keys, integers within the broker's `group.consumer.min/max.*` bounds, and a
 /// session timeout above the heartbeat interval.
 pub fn validate(server: &ServerConfig, configs: &BTreeMap<String, String>) -> Result<(), String> {
-    let value = |key: &str| -> Result<i32, String> {
-        match configs.get(key) {
-            None => Ok(broker_default(server, key)),
-            Some(v) => v.trim().parse::<i32>().map_err(|_| {
-                format!("Invalid value {v} for configuration {key}: Not a number of type INT")
-            }),
-        }
-    };
-    let session = value(SESSION_TIMEOUT)?;
-    let heartbeat = value(HEARTBEAT_INTERVAL)?;
     for key in configs.keys() {
         if !KEYS.iter().any(|(k, _, _)| k == key) {
             return Err(format!("Unknown group config name: {key}"));
         }
     }
+    let value = |key: &str| -> Result<i32, String> {
+        match configs.get(key) {
+            None => Ok(broker_default(server, key)),
+            Some(v) => match v.trim().parse::<i32>() {
+                Err(_) => Err(format!(
+                    "Invalid value {v} for configuration {key}: Not a number of type INT"
+                )),
+                Ok(n) if n < 1 => Err(format!(
+                    "Invalid value {v} for configuration {key}: Value must be at least 1"
+                )),
+                Ok(n) => Ok(n),
+            },
+        }
+    };
+    let heartbeat = value(HEARTBEAT_INTERVAL)?;
+    let session = value(SESSION_TIMEOUT)?;
     let bounds = &server.consumer_group_bounds;
     let check = |key: &str, v: i32, (min, max): (i32, i32), min_key: &str, max_key: &str| {
         if v < min {
-            return Err(format!(
-                "{key} must be greater than or equal to {min_key} ({min})"
-            ));
+            return Err(format!("{key} must be greater than or equal to {min_key}"));
         }
         if v > max {
-            return Err(format!(
-                "{key} must be less than or equal to {max_key} ({max})"
-            ));
+            return Err(format!("{key} must be less than or equal to {max_key}"));
         }
         Ok(())
     };
-    check(
-        SESSION_TIMEOUT,
-        session,
-        bounds.session,
-        "group.consumer.min.session.timeout.ms",
-        "group.consumer.max.session.timeout.ms",
-    )?;
     check(
         HEARTBEAT_INTERVAL,
         heartbeat,
         bounds.heartbeat,
         "group.consumer.min.heartbeat.interval.ms",
         "group.consumer.max.heartbeat.interval.ms",
+    )?;
+    check(
+        SESSION_TIMEOUT,
+        session,
+        bounds.session,
+        "group.consumer.min.session.timeout.ms",
+        "group.consumer.max.session.timeout.ms",
     )?;
     if session <= heartbeat {
         return Err(format!(
@@ -115,6 +117,18 @@ pub fn describe(
                     synonyms.push((key.to_string(), Some(v.clone()), SOURCE_GROUP_CONFIG));
                 }
                 synonyms.push((broker_key.to_string(), Some(broker_value), broker_source));
+                if broker_source == SOURCE_STATIC_BROKER_CONFIG {
+                    let default = if *key == SESSION_TIMEOUT {
+                        45_000
+                    } else {
+                        5_000
+                    };
+                    synonyms.push((
+                        broker_key.to_string(),
+                        Some(default.to_string()),
+                        SOURCE_DEFAULT_CONFIG,
+                    ));
+                }
             }
             ConfigEntryDesc {
                 name: key.to_string(),

@@ -67,11 +67,11 @@ struct Args {
     /// List all configs for the given entity, including static configs if available.
     #[arg(long)]
     all: bool,
-    /// Type of entity (topics/brokers/users/clients/ips); users and clients may be given
+    /// Type of entity (topics/groups/brokers/users/clients/ips); users and clients may be given
     /// together, each followed by its --entity-name or --entity-default.
     #[arg(long = "entity-type", value_name = "entity type")]
     entity_type: Vec<String>,
-    /// Name of entity (topic name/broker id/user name/client id/ip).
+    /// Name of entity (topic name/group id/broker id/user name/client id/ip).
     #[arg(long = "entity-name", value_name = "entity name")]
     entity_name: Vec<String>,
     /// Default entity name for brokers, users, clients or ips.
@@ -325,6 +325,9 @@ fn check_args(args: &Args, names: &[String]) -> anyhow::Result<Entity> {
         };
         if kinds[0] == EntityType::Topics && name_of(0).as_deref() == Some("") {
             bail!("--entity-default must not be specified with --describe of topics");
+        }
+        if kinds[0] == EntityType::Groups && name_of(0).as_deref() == Some("") {
+            bail!("--entity-default must not be specified with --describe of groups");
         }
         Entity {
             kind: kinds[0],

@@ -29,6 +29,14 @@ pub async fn alter(
         .control(|image| {
             let mut records = Vec::new();
             let mut results = Vec::new();
+            // A resource named twice is refused each time, as Kafka does: each would be
+            // checked without the other's change.
+            let mut seen = std::collections::HashSet::new();
+            let duplicated: std::collections::HashSet<(i8, &str)> = changes
+                .iter()
+                .map(|c| (c.resource_type, c.resource_name.as_str()))
+                .filter(|k| !seen.insert(*k))
+                .collect();
             for c in &changes {
                 let r = match c.resource_type {
                     RESOURCE_TOPIC => {
@@ -57,15 +65,27 @@ pub async fn alter(
                             ),
                         }
                     }
+                    _ if duplicated.contains(&(c.resource_type, c.resource_name.as_str())) => {
+                        Err(ItemResult::err(
+                            ErrorCode::InvalidRequest,
+                            "Duplicate resource.".to_string(),
+                        ))
+                    }
                     RESOURCE_GROUP if c.resource_name.is_empty() => Err(ItemResult::err(
                         ErrorCode::InvalidRequest,
-                        "Group name must not be empty".to_string(),
+                        "Default group resources are not allowed.".to_string(),
                     )),
                     RESOURCE_GROUP => match c
                         .ops
                         .iter()
                         .map(|(k, op, v)| {
-                            op.map(|op| (k.clone(), op, v.clone())).ok_or_else(|| {
+                            // Numbers are stored as Kafka shows them ("1500", not " +1500").
+                            let v = v.as_ref().map(|v| {
+                                v.trim()
+                                    .parse::<i64>()
+                                    .map_or_else(|_| v.clone(), |n| n.to_string())
+                            });
+                            op.map(|op| (k.clone(), op, v)).ok_or_else(|| {
                                 ItemResult::err(
                                     ErrorCode::InvalidRequest,
                                     format!("Unknown config operation for {k}"),
