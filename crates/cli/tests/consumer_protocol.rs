@@ -261,6 +261,15 @@ async fn members_share_partitions_and_hand_them_over() {
         ["uniform", "Stable", &epoch, &epoch, "3"],
         "{out}"
     );
+    // The offsets view names each partition's member.
+    let out = tool(&["--describe", "--group", "books"]);
+    let owners: BTreeSet<&str> = out
+        .lines()
+        .filter(|l| l.starts_with("books "))
+        .filter_map(|l| l.split_whitespace().nth(6))
+        .collect();
+    assert_eq!(owners.len(), 3, "three members own the partitions: {out}");
+    assert!(!owners.contains("-"), "{out}");
     let out = tool(&["--describe", "--group", "books", "--members", "--verbose"]);
     let rows: Vec<&str> = out.lines().filter(|l| l.starts_with("books")).collect();
     assert_eq!(rows.len(), 3, "{out}");
