@@ -174,6 +174,15 @@ fn describe(node: &Node, group: &str) -> ConsumerGroupDescribeResponse {
     resp
 }
 
+/// `krust consumer-groups` against the node.
+fn consumer_groups(node: &Node, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(BIN)
+        .args(["consumer-groups", "--bootstrap-server", &node.bootstrap()])
+        .args(args)
+        .output()
+        .expect("krust consumer-groups")
+}
+
 /// ListGroups v5 of the only node.
 fn list_groups(node: &Node) -> ListGroupsResponse {
     let mut s = TcpStream::connect(node.bootstrap()).expect("connect");
@@ -234,11 +243,7 @@ async fn members_share_partitions_and_hand_them_over() {
 
     // Kafka's tool shows the new protocol's epochs and targets.
     let tool = |args: &[&str]| {
-        let o = std::process::Command::new(BIN)
-            .args(["consumer-groups", "--bootstrap-server", &node.bootstrap()])
-            .args(args)
-            .output()
-            .expect("krust consumer-groups");
+        let o = consumer_groups(&node, args);
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
         String::from_utf8_lossy(&o.stdout).into_owned()
     };
@@ -422,13 +427,7 @@ async fn members_carry_on_across_a_coordinator_restart() {
 
     // Kafka's tool: an active group is neither reset nor deleted; once its members have
     // left it is both.
-    let tool = |args: &[&str]| {
-        std::process::Command::new(BIN)
-            .args(["consumer-groups", "--bootstrap-server", &node.bootstrap()])
-            .args(args)
-            .output()
-            .expect("krust consumer-groups")
-    };
+    let tool = |args: &[&str]| consumer_groups(&node, args);
     let reset = [
         "--reset-offsets",
         "--group",

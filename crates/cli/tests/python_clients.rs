@@ -7,23 +7,29 @@ use std::process::Command;
 
 use common::*;
 
-#[test]
-fn kafka_python_and_confluent_kafka_work() {
+/// Runs `tests/python/<script>` against `node`; its stdout, once it exited successfully.
+fn run_script(node: &Node, script: &str) -> String {
     let python = krust_testkit::python::python();
-    let node = start(&["log.cleaner.backoff.ms=100"]);
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python/clients.py");
+    let path = format!("{}/tests/python/{script}", env!("CARGO_MANIFEST_DIR"));
     let out = Command::new(python)
-        .arg(script)
+        .arg(path)
         .arg(node.bootstrap())
         .output()
         .expect("run python");
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         out.status.success(),
-        "python clients failed\nstdout:\n{stdout}\nstderr:\n{stderr}\nnode log:\n{}",
+        "{script} failed\nstdout:\n{stdout}\nstderr:\n{stderr}\nnode log:\n{}",
         node.log()
     );
+    stdout
+}
+
+#[test]
+fn kafka_python_and_confluent_kafka_work() {
+    let node = start(&["log.cleaner.backoff.ms=100"]);
+    let stdout = run_script(&node, "clients.py");
     assert!(stdout.contains("kafka-python: ok"));
     assert!(stdout.contains("confluent-kafka: ok"));
     assert!(stdout.contains("aiokafka: ok"));
@@ -36,25 +42,10 @@ fn kafka_python_and_confluent_kafka_work() {
 /// `group.protocol=consumer`, and its admin API describing the group.
 #[test]
 fn confluent_kafka_uses_the_consumer_group_protocol() {
-    let python = krust_testkit::python::python();
     let node = start(&[
         "group.consumer.min.heartbeat.interval.ms=500",
         "group.consumer.heartbeat.interval.ms=500",
     ]);
-    let script = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/python/consumer_protocol.py"
-    );
-    let out = Command::new(python)
-        .arg(script)
-        .arg(node.bootstrap())
-        .output()
-        .expect("run python");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success() && stdout.contains("consumer protocol: ok"),
-        "python consumer protocol failed\nstdout:\n{stdout}\nstderr:\n{stderr}\nnode log:\n{}",
-        node.log()
-    );
+    let stdout = run_script(&node, "consumer_protocol.py");
+    assert!(stdout.contains("consumer protocol: ok"), "{stdout}");
 }

@@ -880,17 +880,7 @@ fn committed_group_offsets_survive_losing_the_coordinator() {
     );
 
     // The coordinator is the leader of the (single) offsets partition: kill it.
-    let offsets = wait_for("the offsets topic in sync", WAIT, || {
-        describe_topic(BIN, &bootstrap, "__consumer_offsets")
-            .filter(|d| d.get(&0).is_some_and(|p| p.leader > 0 && p.isr.len() == 3))
-    });
-    let coordinator = offsets[&0].leader;
-    c.node(coordinator).kill9();
-    let survivors = (1..=3)
-        .filter(|id| *id != coordinator)
-        .map(|id| c.node(id).bootstrap())
-        .collect::<Vec<_>>()
-        .join(",");
+    let (_, survivors) = kill_the_group_coordinator(&mut c, &bootstrap);
 
     // A new coordinator on another broker knows the committed offset.
     let described = wait_for("the group's offsets from the new coordinator", WAIT, || {
@@ -912,6 +902,23 @@ fn committed_group_offsets_survive_losing_the_coordinator() {
     });
     assert_eq!(described[1], "work", "{described:?}");
     assert_eq!(described[3], "10", "current offset: {described:?}");
+}
+
+/// Kills the leader of the (single) `__consumer_offsets` partition, once all three
+/// replicas are in sync: the groups' coordinator. Its id, and the other nodes' bootstrap.
+fn kill_the_group_coordinator(c: &mut Cluster, bootstrap: &str) -> (i32, String) {
+    let offsets = wait_for("the offsets topic in sync", WAIT, || {
+        describe_topic(BIN, bootstrap, "__consumer_offsets")
+            .filter(|d| d.get(&0).is_some_and(|p| p.leader > 0 && p.isr.len() == 3))
+    });
+    let coordinator = offsets[&0].leader;
+    c.node(coordinator).kill9();
+    let survivors = (1..=3)
+        .filter(|id| *id != coordinator)
+        .map(|id| c.node(id).bootstrap())
+        .collect::<Vec<_>>()
+        .join(",");
+    (coordinator, survivors)
 }
 
 /// Every record of `topic`-0 below its high watermark, as (offset, value), read through
@@ -1217,17 +1224,7 @@ fn a_consumer_protocol_group_outlives_its_coordinator() {
         .map(|(_, r, _)| r.load(Ordering::SeqCst))
         .collect();
 
-    let offsets = wait_for("the offsets topic in sync", WAIT, || {
-        describe_topic(BIN, &bootstrap, "__consumer_offsets")
-            .filter(|d| d.get(&0).is_some_and(|p| p.leader > 0 && p.isr.len() == 3))
-    });
-    let coordinator = offsets[&0].leader;
-    c.node(coordinator).kill9();
-    let survivors = (1..=3)
-        .filter(|id| *id != coordinator)
-        .map(|id| c.node(id).bootstrap())
-        .collect::<Vec<_>>()
-        .join(",");
+    let (coordinator, survivors) = kill_the_group_coordinator(&mut c, &bootstrap);
     wait_for("the topic led by the survivors", WAIT, || {
         describe_topic(BIN, &survivors, "tasks")
             .filter(|d| d.len() == 2 && d.values().all(|p| p.leader > 0 && p.leader != coordinator))

@@ -732,10 +732,16 @@ pub(crate) fn heartbeat(
     // the one last seen (a heartbeat that read the metadata before another) is not used.
     let version = topics.version();
     let newer = |seen: Option<u64>| seen.is_none_or(|v| version > v);
-    let in_use = g.regex_in_use();
+    // Most groups have none: their heartbeats skip this.
+    let uses_regex = !g.regexes.is_empty() || g.members.values().any(|m| !m.regex.is_empty());
+    let in_use = if uses_regex {
+        g.regex_in_use()
+    } else {
+        BTreeSet::new()
+    };
     let unresolved = in_use.iter().any(|r| !g.regexes.contains_key(r));
     let due = newer(g.regex_version) && now >= g.regex_refreshed_at + REGEX_REFRESH_MS;
-    if regex_changed || unresolved || due || in_use.len() != g.regexes.len() {
+    if uses_regex && (regex_changed || unresolved || due || in_use.len() != g.regexes.len()) {
         let refresh = due || g.regex_version.is_none();
         let mut resolved = BTreeMap::new();
         for r in &in_use {
@@ -1220,12 +1226,20 @@ fn uniform_assign(
     });
     let mut loads: BTreeMap<String, usize> =
         out.iter().map(|(id, a)| (id.clone(), load(a))).collect();
+    let subscribers_of: BTreeMap<TopicId, Vec<&str>> = topics
+        .iter()
+        .map(|(t, _, _)| {
+            let ids = subs
+                .iter()
+                .filter(|(_, s)| s.contains(t))
+                .map(|(id, _)| *id)
+                .collect();
+            (*t, ids)
+        })
+        .collect();
+    let no_one = Vec::new();
     for (t, n, _) in &topics {
-        let subscribers: Vec<&str> = subs
-            .iter()
-            .filter(|(_, s)| s.contains(t))
-            .map(|(id, _)| *id)
-            .collect();
+        let subscribers = subscribers_of.get(t).unwrap_or(&no_one);
         for p in 0..*n {
             if owner.contains_key(&(*t, p)) {
                 continue;
@@ -1249,11 +1263,7 @@ fn uniform_assign(
     for _ in 0..(owner.len() + 1) {
         let mut moved = false;
         for (t, _, _) in &topics {
-            let subscribers: Vec<&str> = subs
-                .iter()
-                .filter(|(_, s)| s.contains(t))
-                .map(|(id, _)| *id)
-                .collect();
+            let subscribers = subscribers_of.get(t).unwrap_or(&no_one);
             let Some(low) = subscribers
                 .iter()
                 .min_by_key(|id| (loads.get(**id).copied().unwrap_or(0), **id))

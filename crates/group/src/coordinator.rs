@@ -506,10 +506,7 @@ impl GroupCoordinator {
                 out.records = std::mem::take(&mut c.records);
             }
             if g.is_trivially_empty() {
-                // Nothing left of it: its records go too.
-                if let Some(c) = g.modern.as_ref().filter(|c| c.group_epoch > 0) {
-                    out.records.extend(c.tombstones());
-                }
+                out.records.extend(g.dropped_records());
                 self.groups.remove(&group_id);
             }
         }
@@ -531,27 +528,7 @@ impl GroupCoordinator {
             return ConsumerHeartbeatResponse::error(err, format!("group {}", req.group_id));
         }
         let epoch = req.member_epoch;
-        let joining = epoch == 0;
         let group_id = req.group_id.clone();
-        if !self.groups.contains_key(&group_id) {
-            if !joining {
-                // Either never known or forgotten by a coordinator that moved: the
-                // member joins again.
-                return ConsumerHeartbeatResponse::error(
-                    if epoch < 0 {
-                        ErrorCode::GroupIdNotFound
-                    } else {
-                        ErrorCode::UnknownMemberId
-                    },
-                    format!(
-                        "Member {} is not a member of group {group_id}.",
-                        req.member_id
-                    ),
-                );
-            }
-            self.groups
-                .insert(group_id.clone(), Group::new(&group_id, now_ms));
-        }
         let member_id = if req.member_id.is_empty() {
             let mut b = [0u8; 16];
             self.rng.fill_bytes(&mut b);
@@ -559,27 +536,32 @@ impl GroupCoordinator {
         } else {
             req.member_id.clone()
         };
-        let Some(g) = self.groups.get_mut(&group_id) else {
-            return ConsumerHeartbeatResponse::error(ErrorCode::UnknownServerError, "no group");
-        };
+        let g = self.groups.get(&group_id);
+        let classic_with_members =
+            |g: &Group| g.modern.is_none() && !(g.is_in(GroupState::Empty) && g.members.is_empty());
+        if g.is_some_and(classic_with_members) {
+            return ConsumerHeartbeatResponse::error(
+                ErrorCode::GroupIdNotFound,
+                format!("Group {group_id} is not a consumer group."),
+            );
+        }
+        if epoch != 0 && g.is_none_or(|g| g.modern.is_none()) {
+            // Never known, deleted, or only offsets: a member with an epoch joins again
+            // (a leave is answered as Kafka does).
+            return ConsumerHeartbeatResponse::error(
+                if epoch < 0 {
+                    ErrorCode::GroupIdNotFound
+                } else {
+                    ErrorCode::UnknownMemberId
+                },
+                format!("Member {member_id} is not a member of group {group_id}."),
+            );
+        }
+        let g = self
+            .groups
+            .entry(group_id.clone())
+            .or_insert_with(|| Group::new(&group_id, now_ms));
         if g.modern.is_none() {
-            let classic_empty = g.is_in(GroupState::Empty) && g.members.is_empty();
-            if !classic_empty {
-                return ConsumerHeartbeatResponse::error(
-                    ErrorCode::GroupIdNotFound,
-                    format!("Group {group_id} is not a consumer group."),
-                );
-            }
-            if !joining {
-                return ConsumerHeartbeatResponse::error(
-                    if epoch < 0 {
-                        ErrorCode::GroupIdNotFound
-                    } else {
-                        ErrorCode::UnknownMemberId
-                    },
-                    format!("Member {member_id} is not a member of group {group_id}."),
-                );
-            }
             // A group that only holds offsets (or was emptied) takes the new protocol; an
             // emptied classic group's record goes, as Kafka writes it.
             g.pending_members.clear();
@@ -1101,9 +1083,7 @@ impl GroupCoordinator {
             if error.is_ok() {
                 error = match self.groups.get(id) {
                     None => ErrorCode::GroupIdNotFound,
-                    Some(g) if g.is_in(GroupState::Empty) && !g.has_consumer_members() => {
-                        ErrorCode::None
-                    }
+                    Some(g) if g.is_empty() => ErrorCode::None,
                     Some(_) => ErrorCode::NonEmptyGroup,
                 };
             }
@@ -1203,9 +1183,7 @@ impl GroupCoordinator {
                 cx.out.records.append(&mut c.records);
             }
             if g.is_trivially_empty() {
-                if let Some(c) = g.modern.as_ref().filter(|c| c.group_epoch > 0) {
-                    cx.out.records.extend(c.tombstones());
-                }
+                cx.out.records.extend(g.dropped_records());
                 drop.push(id.clone());
             }
         }
@@ -1243,11 +1221,7 @@ impl GroupCoordinator {
                 remove_offset(g, &topic, p);
                 out.records.push(offset_tombstone(id, &topic, p));
             }
-            if g.is_in(GroupState::Empty)
-                && !g.has_consumer_members()
-                && g.offsets.is_empty()
-                && g.pending_members.is_empty()
-            {
+            if g.is_empty() && g.offsets.is_empty() && g.pending_members.is_empty() {
                 deleted.push(id.clone());
             }
         }
@@ -1966,7 +1940,7 @@ fn expired_offsets(g: &Group, now: i64, retention_ms: i64) -> Vec<(String, i32)>
         None => now - base >= retention_ms,
     };
     let mut expired = Vec::new();
-    let empty = g.is_in(GroupState::Empty) && !g.has_consumer_members();
+    let empty = g.is_empty();
     let subscribed = if empty {
         None
     } else if let Some(c) = &g.modern {

@@ -222,9 +222,24 @@ impl Group {
         }
     }
 
+    /// The tombstones to write when a trivially empty group is dropped: those of its
+    /// consumer-protocol records, if it ever wrote any.
+    pub fn dropped_records(&self) -> Vec<crate::api::Record> {
+        self.modern
+            .as_ref()
+            .filter(|c| c.group_epoch > 0)
+            .map(|c| c.tombstones())
+            .unwrap_or_default()
+    }
+
     /// Whether consumer-protocol members are in the group.
     pub fn has_consumer_members(&self) -> bool {
         self.modern.as_ref().is_some_and(|c| !c.members.is_empty())
+    }
+
+    /// Whether no member of either protocol is in the group (Kafka's Empty).
+    pub fn is_empty(&self) -> bool {
+        self.is_in(GroupState::Empty) && !self.has_consumer_members()
     }
 
     pub fn is_in(&self, state: GroupState) -> bool {
@@ -365,8 +380,7 @@ impl Group {
 
     /// True when nothing is left worth keeping in memory.
     pub fn is_trivially_empty(&self) -> bool {
-        !self.has_consumer_members()
-            && self.is_in(GroupState::Empty)
+        self.is_empty()
             && self.members.is_empty()
             && self.pending_members.is_empty()
             && self.offsets.is_empty()

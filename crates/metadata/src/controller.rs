@@ -639,11 +639,7 @@ pub fn alter_resource_configs(
     validate: ConfigSetValidator<'_>,
     is_list: &dyn Fn(&str) -> bool,
 ) -> Result<Vec<MetadataRecord>, ItemResult> {
-    let current = image
-        .configs
-        .get(&(resource_type, name.to_string()))
-        .cloned()
-        .unwrap_or_default();
+    let current = image.resource_configs(resource_type, name);
     let mut next = if replace_all {
         BTreeMap::new()
     } else {

@@ -561,8 +561,13 @@ impl MetadataImage {
 
     /// The config overrides of a topic (empty if none).
     pub fn topic_configs(&self, name: &str) -> BTreeMap<String, String> {
+        self.resource_configs(crate::RESOURCE_TOPIC, name)
+    }
+
+    /// The config overrides of a resource (topic, group, ...), empty if none.
+    pub fn resource_configs(&self, resource_type: i8, name: &str) -> BTreeMap<String, String> {
         self.configs
-            .get(&(crate::RESOURCE_TOPIC, name.to_string()))
+            .get(&(resource_type, name.to_string()))
             .cloned()
             .unwrap_or_default()
     }

@@ -39,32 +39,16 @@ pub async fn alter(
                 .collect();
             for c in &changes {
                 let r = match c.resource_type {
-                    RESOURCE_TOPIC => {
-                        let mut ops = Vec::new();
-                        let mut bad = None;
-                        for (k, op, v) in &c.ops {
-                            match op {
-                                Some(op) => ops.push((k.clone(), *op, v.clone())),
-                                None => {
-                                    bad = Some(ItemResult::err(
-                                        ErrorCode::InvalidRequest,
-                                        format!("Unknown config operation for {k}"),
-                                    ))
-                                }
-                            }
-                        }
-                        match bad {
-                            Some(b) => Err(b),
-                            None => controller::alter_topic_configs(
-                                image,
-                                &c.resource_name,
-                                &ops,
-                                replace_all,
-                                &validate_topic_config,
-                                &crate::topic_config::is_list_config,
-                            ),
-                        }
-                    }
+                    RESOURCE_TOPIC => known_ops(&c.ops).and_then(|ops| {
+                        controller::alter_topic_configs(
+                            image,
+                            &c.resource_name,
+                            &ops,
+                            replace_all,
+                            &validate_topic_config,
+                            &crate::topic_config::is_list_config,
+                        )
+                    }),
                     _ if duplicated.contains(&(c.resource_type, c.resource_name.as_str())) => {
                         Err(ItemResult::err(
                             ErrorCode::InvalidRequest,
@@ -75,27 +59,15 @@ pub async fn alter(
                         ErrorCode::InvalidRequest,
                         "Default group resources are not allowed.".to_string(),
                     )),
-                    RESOURCE_GROUP => match c
-                        .ops
-                        .iter()
-                        .map(|(k, op, v)| {
-                            // Numbers are stored as Kafka shows them ("1500", not " +1500").
-                            let v = v.as_ref().map(|v| {
-                                v.trim()
-                                    .parse::<i64>()
-                                    .map_or_else(|_| v.clone(), |n| n.to_string())
-                            });
-                            op.map(|op| (k.clone(), op, v)).ok_or_else(|| {
-                                ItemResult::err(
-                                    ErrorCode::InvalidRequest,
-                                    format!("Unknown config operation for {k}"),
-                                )
-                            })
-                        })
-                        .collect::<Result<Vec<_>, _>>()
-                    {
-                        Err(e) => Err(e),
-                        Ok(ops) => controller::alter_resource_configs(
+                    RESOURCE_GROUP => known_ops(&c.ops).and_then(|mut ops| {
+                        // Numbers are stored as Kafka shows them ("1500", not " +1500").
+                        for (_, _, v) in &mut ops {
+                            if let Some(n) = v.as_deref().and_then(|v| v.trim().parse::<i64>().ok())
+                            {
+                                *v = Some(n.to_string());
+                            }
+                        }
+                        controller::alter_resource_configs(
                             image,
                             RESOURCE_GROUP,
                             &c.resource_name,
@@ -103,8 +75,8 @@ pub async fn alter(
                             replace_all,
                             &|next| crate::group_config::validate(&broker.config, next),
                             &|_| false,
-                        ),
-                    },
+                        )
+                    }),
                     RESOURCE_BROKER => Err(ItemResult::err(
                         ErrorCode::InvalidRequest,
                         format!(
@@ -138,6 +110,22 @@ pub async fn alter(
             .map(|_| ItemResult::err(crate::broker::control_error_code(&e), e.to_string()))
             .collect()
     })
+}
+
+/// The request's operations, each known (else INVALID_REQUEST for the first one that is not).
+fn known_ops(
+    ops: &[(String, Option<ConfigOp>, Option<String>)],
+) -> Result<Vec<(String, ConfigOp, Option<String>)>, ItemResult> {
+    ops.iter()
+        .map(|(k, op, v)| {
+            op.map(|op| (k.clone(), op, v.clone())).ok_or_else(|| {
+                ItemResult::err(
+                    ErrorCode::InvalidRequest,
+                    format!("Unknown config operation for {k}"),
+                )
+            })
+        })
+        .collect()
 }
 
 pub async fn handle(

@@ -39,13 +39,13 @@ impl TopicView for ImageTopics<'_> {
 
     fn for_each_name(&self, f: &mut dyn FnMut(&str)) {
         for name in self.image.topics.keys() {
+            // Without an authorizer every topic may be described.
             if !is_internal(name)
-                && (!self.authz.is_on()
-                    || self.authz.quietly(
-                        krust_metadata::acl::op::DESCRIBE,
-                        krust_metadata::acl::resource::TOPIC,
-                        name,
-                    ))
+                && self.authz.quietly(
+                    krust_metadata::acl::op::DESCRIBE,
+                    krust_metadata::acl::resource::TOPIC,
+                    name,
+                )
             {
                 f(name);
             }

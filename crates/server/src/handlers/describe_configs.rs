@@ -51,11 +51,7 @@ pub async fn handle(
             )),
             RESOURCE_GROUP => Ok(crate::group_config::describe(
                 &broker.config,
-                &image
-                    .configs
-                    .get(&(RESOURCE_GROUP, name.clone()))
-                    .cloned()
-                    .unwrap_or_default(),
+                &image.resource_configs(RESOURCE_GROUP, &name),
                 req.include_synonyms,
             )),
             RESOURCE_BROKER => {
