@@ -531,6 +531,25 @@ async fn a_group_has_its_own_heartbeat_interval() {
     let r = IncrementalAlterConfigsResponse::decode(&mut body, 1).expect("response");
     let codes: Vec<i16> = r.responses.iter().map(|x| x.error_code).collect();
     assert_eq!(codes, [42, 42], "{r:?}");
+    // Topics too, as Kafka refuses any resource named twice.
+    let topic = |key: &'static str, value: &'static str| {
+        AlterConfigsResource::default()
+            .with_resource_type(2)
+            .with_resource_name(StrBytes::from_static_str("pulse"))
+            .with_configs(vec![AlterableConfig::default()
+                .with_name(StrBytes::from_static_str(key))
+                .with_config_operation(0)
+                .with_value(Some(StrBytes::from_static_str(value)))])
+    };
+    let twice = IncrementalAlterConfigsRequest::default().with_resources(vec![
+        topic("retention.ms", "60000"),
+        topic("segment.ms", "60000"),
+    ]);
+    std::io::Write::write_all(&mut s, &frame(key, 1, 10, &twice)).expect("send");
+    let mut body = read_response(&mut s, key.response_header_version(1));
+    let r = IncrementalAlterConfigsResponse::decode(&mut body, 1).expect("response");
+    let codes: Vec<i16> = r.responses.iter().map(|x| x.error_code).collect();
+    assert_eq!(codes, [42, 42], "{r:?}");
 
     // A member of the group is told the group's interval.
     let find = FindCoordinatorRequest::default().with_key(StrBytes::from_static_str("beats"));

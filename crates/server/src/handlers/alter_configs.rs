@@ -39,6 +39,12 @@ pub async fn alter(
                 .collect();
             for c in &changes {
                 let r = match c.resource_type {
+                    _ if duplicated.contains(&(c.resource_type, c.resource_name.as_str())) => {
+                        Err(ItemResult::err(
+                            ErrorCode::InvalidRequest,
+                            "Duplicate resource.".to_string(),
+                        ))
+                    }
                     RESOURCE_TOPIC => known_ops(&c.ops).and_then(|ops| {
                         controller::alter_topic_configs(
                             image,
@@ -49,12 +55,6 @@ pub async fn alter(
                             &crate::topic_config::is_list_config,
                         )
                     }),
-                    _ if duplicated.contains(&(c.resource_type, c.resource_name.as_str())) => {
-                        Err(ItemResult::err(
-                            ErrorCode::InvalidRequest,
-                            "Duplicate resource.".to_string(),
-                        ))
-                    }
                     RESOURCE_GROUP if c.resource_name.is_empty() => Err(ItemResult::err(
                         ErrorCode::InvalidRequest,
                         "Default group resources are not allowed.".to_string(),
