@@ -22,7 +22,6 @@ use kafka_protocol::protocol::{Decodable, StrBytes};
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::producer::{FutureRecord, Producer};
-use rdkafka::Message;
 
 const WAIT: Duration = Duration::from_secs(60);
 /// Quick heartbeats and sessions for tests.
@@ -46,10 +45,22 @@ struct Member {
 
 impl Member {
     fn start(node: &Node, group: &str, subscription: &[&str], name: &str) -> Member {
+        Member::speaking("consumer", node, group, subscription, name)
+    }
+
+    /// A member speaking `protocol`: "consumer" or "classic" (JoinGroup and SyncGroup, with
+    /// librdkafka's assignors).
+    fn speaking(
+        protocol: &str,
+        node: &Node,
+        group: &str,
+        subscription: &[&str],
+        name: &str,
+    ) -> Member {
         let consumer: BaseConsumer = ClientConfig::new()
             .set("bootstrap.servers", node.bootstrap())
             .set("group.id", group)
-            .set("group.protocol", "consumer")
+            .set("group.protocol", protocol)
             .set("client.id", name)
             .set("enable.auto.commit", "false")
             .set("auto.offset.reset", "earliest")
@@ -302,38 +313,78 @@ async fn members_share_partitions_and_hand_them_over() {
     let read = a.read.load(Ordering::SeqCst) + b.read.load(Ordering::SeqCst);
     assert!(read >= 400, "the two left read the rest: {read}");
 
-    // Classic members cannot join while consumer-protocol members are in the group...
-    let classic = a_classic_consumer_in(&node, "books");
-    classic.subscribe(&["ledger"]).expect("subscribe");
-    let refused = wait_for("the classic member to be refused", WAIT, || {
-        match classic.poll(Duration::from_millis(100)) {
-            Some(Err(e)) => Some(e.to_string()),
-            _ => None,
-        }
-    });
-    assert!(
-        refused.contains("InconsistentGroupProtocol") || refused.contains("inconsistent"),
-        "{refused}"
-    );
-    drop(classic);
+    // A classic member joins the group: the coordinator gives it its share too.
+    let classic = Member::speaking("classic", &node, "books", &["ledger"], "old");
+    wait_shared(&[&a, &b, &classic], 6, &[2, 2, 2]);
+    let d = describe(&node, "books");
+    let types: BTreeSet<i8> = d.groups[0].members.iter().map(|m| m.member_type).collect();
+    assert_eq!(types, BTreeSet::from([0, 1]), "{d:?}");
 
-    // ...but once it is empty the group's offsets serve them: nothing is read again.
+    // When the last consumer-protocol member leaves, the group is classic again; the
+    // group's offsets serve its member: nothing is read again.
     a.close();
     b.close();
-    produce(&node, "ledger", 6, 6);
-    let classic = a_classic_consumer_in(&node, "books");
-    classic.subscribe(&["ledger"]).expect("subscribe");
-    let mut seen = Vec::new();
-    wait_for("the six new records", WAIT, || {
-        if let Some(Ok(m)) = classic.poll(Duration::from_millis(100)) {
-            seen.push(m.offset());
-        }
-        (seen.len() >= 6).then_some(())
+    wait_shared(&[&classic], 6, &[6]);
+    wait_for("a classic group", WAIT, || {
+        let g = list_groups(&node)
+            .groups
+            .into_iter()
+            .find(|g| g.group_id.as_str() == "books")?;
+        (g.group_type.as_str() == "classic").then_some(())
     });
-    assert!(
-        seen.iter().all(|o| *o == 100),
-        "only the new records: {seen:?}"
+    produce(&node, "ledger", 6, 6);
+    wait_for("the six new records", WAIT, || {
+        (classic.read.load(Ordering::SeqCst) == 6).then_some(())
+    });
+    wait_for("all 606 records committed", WAIT, || {
+        (committed_sum(&node, "books", "ledger", 6) == 606).then_some(())
+    });
+    assert_eq!(
+        classic.read.load(Ordering::SeqCst),
+        6,
+        "only the new records"
     );
+}
+
+/// A classic group whose members move to the consumer protocol one at a time, as in a
+/// rolling upgrade: the first consumer-protocol member turns it into a consumer group, the
+/// classic members keep their partitions until the coordinator moves them, and the group
+/// reads every record once.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_classic_group_upgrades_as_its_members_do() {
+    let node = start(FAST);
+    create_topic(&node, "orders", 4, &[]).await;
+    produce(&node, "orders", 4, 400);
+    let x = Member::speaking("classic", &node, "shop", &["orders"], "x");
+    let y = Member::speaking("classic", &node, "shop", &["orders"], "y");
+    wait_shared(&[&x, &y], 4, &[2, 2]);
+    wait_for("a classic group", WAIT, || {
+        let g = list_groups(&node)
+            .groups
+            .into_iter()
+            .find(|g| g.group_id.as_str() == "shop")?;
+        (g.group_type.as_str() == "classic").then_some(())
+    });
+    let z = Member::start(&node, "shop", &["orders"], "z");
+    wait_shared(&[&x, &y, &z], 4, &[1, 1, 2]);
+    let g = list_groups(&node)
+        .groups
+        .into_iter()
+        .find(|g| g.group_id.as_str() == "shop")
+        .expect("listed");
+    assert_eq!(g.group_type.as_str(), "consumer");
+    // The classic members leave one by one; the consumer-protocol member ends with all.
+    x.close();
+    wait_shared(&[&y, &z], 4, &[2, 2]);
+    y.close();
+    wait_shared(&[&z], 4, &[4]);
+    wait_for("all 400 records committed", WAIT, || {
+        (committed_sum(&node, "shop", "orders", 4) == 400).then_some(())
+    });
+    let d = describe(&node, "shop");
+    assert_eq!(d.groups[0].members.len(), 1, "{d:?}");
+    assert_eq!(d.groups[0].members[0].member_type, 1);
+    z.close();
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -364,16 +415,6 @@ async fn a_regular_expression_follows_new_topics() {
             .map(|r| r.to_string()),
         Some("(^audit-.*)".to_string())
     );
-}
-
-fn a_classic_consumer_in(node: &Node, group: &str) -> BaseConsumer {
-    ClientConfig::new()
-        .set("bootstrap.servers", node.bootstrap())
-        .set("group.id", group)
-        .set("enable.auto.commit", "false")
-        .set("auto.offset.reset", "earliest")
-        .create()
-        .expect("consumer")
 }
 
 /// The group's membership is written to `__consumer_offsets`: a coordinator killed and

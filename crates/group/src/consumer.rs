@@ -52,6 +52,19 @@ pub trait TopicView {
     fn for_each_name(&self, f: &mut dyn FnMut(&str));
 }
 
+/// A view without topics (for callers that have no consumer-protocol groups to serve).
+pub struct NoTopics;
+
+impl TopicView for NoTopics {
+    fn version(&self) -> u64 {
+        0
+    }
+    fn topic(&self, _: &str) -> Option<(TopicId, i32)> {
+        None
+    }
+    fn for_each_name(&self, _: &mut dyn FnMut(&str)) {}
+}
+
 /// ConsumerGroupHeartbeat.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ConsumerHeartbeatRequest {
@@ -137,6 +150,8 @@ pub struct DescribedConsumerMember {
     pub assignment: Assignment,
     /// What it is to have.
     pub target_assignment: Assignment,
+    /// Whether it speaks the classic protocol (JoinGroup, SyncGroup, Heartbeat).
+    pub classic: bool,
 }
 
 /// A group as ConsumerGroupDescribe shows it.
@@ -195,6 +210,76 @@ pub(crate) struct ConsumerMember {
     pub session_deadline: i64,
     /// When it must have given up its partitions, and the epoch that deadline is for.
     pub rebalance_deadline: Option<(i64, i32)>,
+    /// Set for a member speaking the classic protocol.
+    pub classic: Option<ClassicMember>,
+}
+
+/// What a member speaking the classic protocol (JoinGroup, SyncGroup, Heartbeat) adds:
+/// Kafka's `ClassicMemberMetadata`, and its timers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ClassicMember {
+    /// Its JoinGroup's session timeout.
+    pub session_timeout_ms: i32,
+    /// Its JoinGroup's protocols (name, metadata), in its order.
+    pub protocols: Vec<(String, bytes::Bytes)>,
+    /// When it must have rejoined, once told to (REBALANCE_IN_PROGRESS).
+    pub join_deadline: Option<i64>,
+    /// When it must have sent SyncGroup after its JoinGroup.
+    pub sync_deadline: Option<i64>,
+}
+
+/// Which way groups with members may move between the classic and the consumer protocol
+/// (`group.consumer.migration.policy`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MigrationPolicy {
+    /// Both ways (Kafka's default).
+    Bidirectional,
+    /// Classic groups become consumer groups when a consumer-protocol member joins.
+    Upgrade,
+    /// Consumer groups become classic when their last consumer-protocol member leaves.
+    Downgrade,
+    /// Neither: a group with members keeps its protocol.
+    Disabled,
+}
+
+impl MigrationPolicy {
+    /// Parses Kafka's names, case-insensitively.
+    pub fn parse(s: &str) -> Option<MigrationPolicy> {
+        [
+            MigrationPolicy::Bidirectional,
+            MigrationPolicy::Upgrade,
+            MigrationPolicy::Downgrade,
+            MigrationPolicy::Disabled,
+        ]
+        .into_iter()
+        .find(|p| p.name().eq_ignore_ascii_case(s.trim()))
+    }
+
+    /// Kafka's name.
+    pub fn name(self) -> &'static str {
+        match self {
+            MigrationPolicy::Bidirectional => "bidirectional",
+            MigrationPolicy::Upgrade => "upgrade",
+            MigrationPolicy::Downgrade => "downgrade",
+            MigrationPolicy::Disabled => "disabled",
+        }
+    }
+
+    /// Whether a classic group with members may become a consumer group.
+    pub fn upgrades(self) -> bool {
+        matches!(
+            self,
+            MigrationPolicy::Bidirectional | MigrationPolicy::Upgrade
+        )
+    }
+
+    /// Whether a consumer group of classic members may become a classic group.
+    pub fn downgrades(self) -> bool {
+        matches!(
+            self,
+            MigrationPolicy::Bidirectional | MigrationPolicy::Downgrade
+        )
+    }
 }
 
 /// A consumer group's membership and assignments.
@@ -239,6 +324,8 @@ pub struct ConsumerGroupConfig {
     /// `group.consumer.max.session.timeout.ms` (60000): no group's own session timeout is
     /// longer, so members loaded from the log get that long to heartbeat first.
     pub max_session_timeout_ms: i32,
+    /// `group.consumer.migration.policy` (bidirectional).
+    pub migration: MigrationPolicy,
 }
 
 impl Default for ConsumerGroupConfig {
@@ -249,6 +336,7 @@ impl Default for ConsumerGroupConfig {
             max_size: None,
             assignors: ASSIGNORS.iter().map(|s| s.to_string()).collect(),
             max_session_timeout_ms: 60_000,
+            migration: MigrationPolicy::Bidirectional,
         }
     }
 }
@@ -303,7 +391,12 @@ impl ConsumerGroup {
     }
 
     /// Sets a member's assigned and revoking partitions, keeping `owners` in step.
-    fn set_partitions(&mut self, member_id: &str, assigned: Assignment, revoking: Assignment) {
+    pub(crate) fn set_partitions(
+        &mut self,
+        member_id: &str,
+        assigned: Assignment,
+        revoking: Assignment,
+    ) {
         let Some(m) = self.members.get_mut(member_id) else {
             return;
         };
@@ -323,6 +416,31 @@ impl ConsumerGroup {
         m.revoking = revoking;
     }
 
+    /// A static member's instance comes back under a new member id: it takes over what the
+    /// old one had, and its target.
+    pub(crate) fn take_over(&mut self, holder: &str, member_id: &str, instance: &str) {
+        let old = self.members.get(holder).cloned();
+        let target = self.target.remove(holder);
+        self.drop_member(holder);
+        if let Some(mut m) = old {
+            let assigned = std::mem::take(&mut m.assigned);
+            m.id = member_id.to_owned();
+            m.epoch = 0;
+            m.previous_epoch = 0;
+            m.state = MemberState::Stable;
+            m.revoking = Assignment::new();
+            m.rebalance_deadline = None;
+            self.members.insert(member_id.to_owned(), m);
+            self.set_partitions(member_id, assigned, Assignment::new());
+        }
+        if let Some(t) = target {
+            self.target.insert(member_id.to_owned(), t);
+            self.record_target(member_id);
+        }
+        self.instances
+            .insert(instance.to_owned(), member_id.to_owned());
+    }
+
     /// Takes a member out of the group, releasing its partitions; the group epoch moves.
     pub fn remove_member(&mut self, member_id: &str) {
         self.drop_member(member_id);
@@ -331,7 +449,7 @@ impl ConsumerGroup {
     }
 
     /// Takes a member out (tombstones for its records), without moving the group epoch.
-    fn drop_member(&mut self, member_id: &str) {
+    pub(crate) fn drop_member(&mut self, member_id: &str) {
         self.set_partitions(member_id, Assignment::new(), Assignment::new());
         if let Some(m) = self.members.remove(member_id) {
             if let Some(i) = &m.instance_id {
@@ -351,18 +469,18 @@ impl ConsumerGroup {
         }
     }
 
-    fn record(&mut self, key: ConsumerKey, value: ConsumerValue) {
+    pub(crate) fn record(&mut self, key: ConsumerKey, value: ConsumerValue) {
         self.records.push((key.encode(), Some(value.encode())));
     }
 
-    fn record_epoch(&mut self) {
+    pub(crate) fn record_epoch(&mut self) {
         self.record(
             ConsumerKey::Metadata(self.id.clone()),
             ConsumerValue::Metadata(self.group_epoch),
         );
     }
 
-    fn record_subscription(&mut self, member_id: &str) {
+    pub(crate) fn record_subscription(&mut self, member_id: &str) {
         if let Some(m) = self.members.get(member_id) {
             let value = ConsumerValue::Member(MemberValue {
                 instance_id: m.instance_id.clone(),
@@ -373,6 +491,10 @@ impl ConsumerGroup {
                 regex: (!m.regex.is_empty()).then(|| m.regex.clone()),
                 rebalance_timeout_ms: m.rebalance_timeout_ms,
                 server_assignor: m.assignor.clone(),
+                classic: m
+                    .classic
+                    .as_ref()
+                    .map(|c| (c.session_timeout_ms, c.protocols.clone())),
             });
             self.record(
                 ConsumerKey::Member(self.id.clone(), member_id.to_owned()),
@@ -381,7 +503,7 @@ impl ConsumerGroup {
         }
     }
 
-    fn record_current(&mut self, member_id: &str) {
+    pub(crate) fn record_current(&mut self, member_id: &str) {
         if let Some(m) = self.members.get(member_id) {
             let value = ConsumerValue::CurrentAssignment(CurrentValue {
                 epoch: m.epoch,
@@ -401,7 +523,7 @@ impl ConsumerGroup {
         }
     }
 
-    fn record_target(&mut self, member_id: &str) {
+    pub(crate) fn record_target(&mut self, member_id: &str) {
         let target = self.target.get(member_id).cloned().unwrap_or_default();
         self.record(
             ConsumerKey::TargetMember(self.id.clone(), member_id.to_owned()),
@@ -429,7 +551,7 @@ impl ConsumerGroup {
         c.records
     }
 
-    fn write_all(&mut self) {
+    pub(crate) fn write_all(&mut self) {
         self.record_epoch();
         self.record_metadata();
         let ids: Vec<String> = self.members.keys().cloned().collect();
@@ -495,6 +617,14 @@ impl ConsumerGroup {
                 member.rebalance_timeout_ms = v.rebalance_timeout_ms;
                 member.assignor = v.server_assignor;
                 member.session_deadline = session_deadline;
+                member.classic = v
+                    .classic
+                    .map(|(session_timeout_ms, protocols)| ClassicMember {
+                        session_timeout_ms,
+                        protocols,
+                        join_deadline: None,
+                        sync_deadline: None,
+                    });
                 if let Some(i) = v.instance_id {
                     self.instances.insert(i, m);
                 }
@@ -546,14 +676,21 @@ impl ConsumerGroup {
         self.members
             .values()
             .flat_map(|m| {
-                std::iter::once(m.session_deadline).chain(m.rebalance_deadline.map(|d| d.0))
+                std::iter::once(m.session_deadline)
+                    .chain(m.rebalance_deadline.map(|d| d.0))
+                    .chain(
+                        m.classic
+                            .iter()
+                            .flat_map(|c| c.join_deadline.into_iter().chain(c.sync_deadline)),
+                    )
             })
             .min()
     }
 
-    /// Removes members whose session expired or who kept partitions past their rebalance
-    /// timeout; whether any went.
-    pub fn expire(&mut self, now: i64) -> bool {
+    /// Members whose session expired, who kept partitions past their rebalance timeout, or
+    /// (classic members) who did not rejoin or sync in time. Deadlines of an epoch that moved
+    /// on are dropped.
+    pub fn expired(&mut self, now: i64) -> Vec<String> {
         let gone: Vec<String> = self
             .members
             .values()
@@ -561,20 +698,19 @@ impl ConsumerGroup {
                 m.session_deadline <= now
                     || m.rebalance_deadline
                         .is_some_and(|(d, e)| d <= now && e == m.epoch)
+                    || m.classic.as_ref().is_some_and(|c| {
+                        c.join_deadline.is_some_and(|d| d <= now)
+                            || c.sync_deadline.is_some_and(|d| d <= now)
+                    })
             })
             .map(|m| m.id.clone())
             .collect();
-        for id in &gone {
-            tracing::info!(member = %id, "consumer group member expired");
-            self.remove_member(id);
-        }
-        // Deadlines of an epoch that moved on are dropped.
         for m in self.members.values_mut() {
             if m.rebalance_deadline.is_some_and(|(_, e)| e != m.epoch) {
                 m.rebalance_deadline = None;
             }
         }
-        !gone.is_empty()
+        gone
     }
 }
 
@@ -634,27 +770,7 @@ pub(crate) fn heartbeat(
                         ),
                     );
                 }
-                // The instance comes back under a new member id: it takes over what the
-                // old one had, and its target.
-                let old = g.members.get(&holder).cloned();
-                let target = g.target.remove(&holder);
-                g.drop_member(&holder);
-                if let Some(mut m) = old {
-                    let assigned = std::mem::take(&mut m.assigned);
-                    m.id = member_id.clone();
-                    m.epoch = 0;
-                    m.previous_epoch = 0;
-                    m.state = MemberState::Stable;
-                    m.revoking = Assignment::new();
-                    m.rebalance_deadline = None;
-                    g.members.insert(member_id.clone(), m);
-                    g.set_partitions(&member_id, assigned, Assignment::new());
-                }
-                if let Some(t) = target {
-                    g.target.insert(member_id.clone(), t);
-                    g.record_target(&member_id);
-                }
-                g.instances.insert(instance.clone(), member_id.clone());
+                g.take_over(&holder, &member_id, instance);
             }
             Some(_) => {
                 if let Some(e) = check_epoch(g, &member_id, epoch, owned.as_ref()) {
@@ -699,6 +815,8 @@ pub(crate) fn heartbeat(
     // Take the request's changes.
     let mut regex_changed = false;
     if let Some(m) = g.members.get_mut(&member_id) {
+        // It speaks the consumer protocol now.
+        m.classic = None;
         m.client_id.clone_from(&req.client_id);
         m.client_host.clone_from(&req.client_host);
         if let Some(r) = &req.rack_id {
@@ -727,6 +845,62 @@ pub(crate) fn heartbeat(
             }
         }
     }
+    advance(
+        g,
+        &member_id,
+        prior.as_ref(),
+        bump,
+        regex_changed,
+        owned.as_ref(),
+        topics,
+        config,
+        now,
+    );
+    let Some(m) = g.members.get_mut(&member_id) else {
+        return ConsumerHeartbeatResponse::error(ErrorCode::UnknownServerError, "member lost");
+    };
+    let session_timeout_ms = req.session_timeout_ms.unwrap_or(config.session_timeout_ms);
+    m.session_deadline = now + i64::from(session_timeout_ms);
+    if m.state == MemberState::UnrevokedPartitions {
+        if m.rebalance_deadline.is_none_or(|(_, e)| e != m.epoch) {
+            m.rebalance_deadline = Some((now + i64::from(m.rebalance_timeout_ms.max(0)), m.epoch));
+        }
+    } else {
+        m.rebalance_deadline = None;
+    }
+    let full = req.rebalance_timeout_ms != -1
+        && (req.subscribed_topic_names.is_some() || req.subscribed_topic_regex.is_some())
+        && req.topic_partitions.is_some();
+    let assignment =
+        (epoch == 0 || full || m.assigned != before).then(|| from_assignment(&m.assigned));
+    ConsumerHeartbeatResponse {
+        error: ErrorCode::None,
+        message: None,
+        member_id: Some(member_id),
+        member_epoch: m.epoch,
+        heartbeat_interval_ms: req
+            .heartbeat_interval_ms
+            .unwrap_or(config.heartbeat_interval_ms),
+        assignment,
+    }
+}
+
+/// After a member's own changes: matches regular expressions, refreshes the subscribed
+/// topics' metadata, moves the group epoch (`bump`, or the metadata changed), computes the
+/// target when the epoch moved, and reconciles the member with what it says it `owned`,
+/// recording what changed. `prior` is the member before the request.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn advance(
+    g: &mut ConsumerGroup,
+    member_id: &str,
+    prior: Option<&ConsumerMember>,
+    mut bump: bool,
+    regex_changed: bool,
+    owned: Option<&Assignment>,
+    topics: &dyn TopicView,
+    config: &ConsumerGroupConfig,
+    now: i64,
+) {
     // Regular expressions are matched when one is new, and again against newer topics at
     // most every REGEX_REFRESH_MS (as Kafka batches these refreshes). A view older than
     // the one last seen (a heartbeat that read the metadata before another) is not used.
@@ -784,7 +958,7 @@ pub(crate) fn heartbeat(
         }
         g.metadata_version = Some(version);
     }
-    let subscription_changed = match (&prior, g.members.get(&member_id)) {
+    let subscription_changed = match (prior, g.members.get(member_id)) {
         (Some(b), Some(a)) => {
             (&b.instance_id, &b.rack_id, &b.client_id, &b.client_host)
                 != (&a.instance_id, &a.rack_id, &a.client_id, &a.client_host)
@@ -799,12 +973,13 @@ pub(crate) fn heartbeat(
                     a.rebalance_timeout_ms,
                     &a.assignor,
                 )
+                || classic_metadata(b) != classic_metadata(a)
         }
         (None, Some(_)) => true,
         _ => false,
     };
     if subscription_changed {
-        g.record_subscription(&member_id);
+        g.record_subscription(member_id);
     }
     if bump {
         g.group_epoch += 1;
@@ -829,8 +1004,8 @@ pub(crate) fn heartbeat(
             ConsumerValue::TargetMetadata(g.assignment_epoch),
         );
     }
-    reconcile(g, &member_id, owned.as_ref());
-    let current_changed = match (&prior, g.members.get(&member_id)) {
+    reconcile(g, member_id, owned);
+    let current_changed = match (prior, g.members.get(member_id)) {
         (Some(b), Some(a)) => {
             (b.epoch, b.previous_epoch, b.state) != (a.epoch, a.previous_epoch, a.state)
                 || b.assigned != a.assigned
@@ -840,38 +1015,18 @@ pub(crate) fn heartbeat(
         _ => false,
     };
     if current_changed {
-        g.record_current(&member_id);
-    }
-    let Some(m) = g.members.get_mut(&member_id) else {
-        return ConsumerHeartbeatResponse::error(ErrorCode::UnknownServerError, "member lost");
-    };
-    let session_timeout_ms = req.session_timeout_ms.unwrap_or(config.session_timeout_ms);
-    m.session_deadline = now + i64::from(session_timeout_ms);
-    if m.state == MemberState::UnrevokedPartitions {
-        if m.rebalance_deadline.is_none_or(|(_, e)| e != m.epoch) {
-            m.rebalance_deadline = Some((now + i64::from(m.rebalance_timeout_ms.max(0)), m.epoch));
-        }
-    } else {
-        m.rebalance_deadline = None;
-    }
-    let full = req.rebalance_timeout_ms != -1
-        && (req.subscribed_topic_names.is_some() || req.subscribed_topic_regex.is_some())
-        && req.topic_partitions.is_some();
-    let assignment =
-        (epoch == 0 || full || m.assigned != before).then(|| from_assignment(&m.assigned));
-    ConsumerHeartbeatResponse {
-        error: ErrorCode::None,
-        message: None,
-        member_id: Some(member_id),
-        member_epoch: m.epoch,
-        heartbeat_interval_ms: req
-            .heartbeat_interval_ms
-            .unwrap_or(config.heartbeat_interval_ms),
-        assignment,
+        g.record_current(member_id);
     }
 }
 
-fn new_member(id: &str, now: i64) -> ConsumerMember {
+/// What is recorded of a classic member's protocol.
+fn classic_metadata(m: &ConsumerMember) -> Option<(i32, &[(String, bytes::Bytes)])> {
+    m.classic
+        .as_ref()
+        .map(|c| (c.session_timeout_ms, c.protocols.as_slice()))
+}
+
+pub(crate) fn new_member(id: &str, now: i64) -> ConsumerMember {
     ConsumerMember {
         id: id.to_owned(),
         instance_id: None,
@@ -889,6 +1044,7 @@ fn new_member(id: &str, now: i64) -> ConsumerMember {
         revoking: Assignment::new(),
         session_deadline: now,
         rebalance_deadline: None,
+        classic: None,
     }
 }
 
@@ -1378,7 +1534,7 @@ fn is_subset(a: &Assignment, b: &Assignment) -> bool {
         .all(|(t, s)| b.get(t).is_some_and(|bs| s.is_subset(bs)))
 }
 
-fn intersects(a: &Assignment, b: &Assignment) -> bool {
+pub(crate) fn intersects(a: &Assignment, b: &Assignment) -> bool {
     a.iter()
         .any(|(t, s)| b.get(t).is_some_and(|bs| !s.is_disjoint(bs)))
 }
@@ -1524,6 +1680,7 @@ pub(crate) fn describe(
                 subscribed_topic_regex: (!m.regex.is_empty()).then(|| m.regex.clone()),
                 assignment: m.assigned.clone(),
                 target_assignment: g.target.get(&m.id).cloned().unwrap_or_default(),
+                classic: m.classic.is_some(),
             })
             .collect(),
         topic_names,
@@ -1531,18 +1688,18 @@ pub(crate) fn describe(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::api::{JoinRequest, OffsetCommitRequest, Response};
     use crate::{GroupConfig, GroupCoordinator};
 
-    struct Topics {
+    pub(crate) struct Topics {
         version: u64,
         topics: BTreeMap<String, (TopicId, i32)>,
     }
 
     impl Topics {
-        fn new(list: &[(&str, i32)]) -> Self {
+        pub(crate) fn new(list: &[(&str, i32)]) -> Self {
             let mut t = Topics {
                 version: 1,
                 topics: BTreeMap::new(),
@@ -1553,14 +1710,14 @@ mod tests {
             t
         }
 
-        fn add(&mut self, name: &str, partitions: i32) {
+        pub(crate) fn add(&mut self, name: &str, partitions: i32) {
             let mut id = [0u8; 16];
             id[..name.len().min(16)].copy_from_slice(&name.as_bytes()[..name.len().min(16)]);
             self.topics.insert(name.to_owned(), (id, partitions));
             self.version += 1;
         }
 
-        fn id(&self, name: &str) -> TopicId {
+        pub(crate) fn id(&self, name: &str) -> TopicId {
             self.topics[name].0
         }
     }
@@ -1579,7 +1736,7 @@ mod tests {
         }
     }
 
-    fn join(member: &str, topics: &[&str]) -> ConsumerHeartbeatRequest {
+    pub(crate) fn join(member: &str, topics: &[&str]) -> ConsumerHeartbeatRequest {
         ConsumerHeartbeatRequest {
             api_version: 1,
             group_id: "g".into(),
@@ -1595,7 +1752,7 @@ mod tests {
         }
     }
 
-    fn beat(
+    pub(crate) fn beat(
         member: &str,
         epoch: i32,
         owned: Option<Vec<(TopicId, Vec<i32>)>>,
@@ -1613,7 +1770,7 @@ mod tests {
         }
     }
 
-    fn count(a: &Option<Vec<(TopicId, Vec<i32>)>>) -> usize {
+    pub(crate) fn count(a: &Option<Vec<(TopicId, Vec<i32>)>>) -> usize {
         a.as_ref()
             .map_or(0, |v| v.iter().map(|(_, p)| p.len()).sum())
     }
@@ -1623,7 +1780,7 @@ mod tests {
     }
 
     /// One heartbeat's response.
-    fn hb(
+    pub(crate) fn hb(
         c: &mut GroupCoordinator,
         req: ConsumerHeartbeatRequest,
         topics: &Topics,
@@ -1961,7 +2118,8 @@ mod tests {
             ),
             ("consumer", GroupState::Stable, "consumer")
         );
-        // Classic members cannot join it, nor can it be deleted while it has members.
+        // A classic member joins it as any new member does, first asking for an id (see
+        // migration's tests for the rest); the group cannot be deleted while it has members.
         let classic = JoinRequest {
             request_id: 2,
             api_version: 9,
@@ -1977,7 +2135,7 @@ mod tests {
             reason: None,
         };
         match c.join(classic, 2).response(2) {
-            Some(Response::Join(j)) => assert_eq!(j.error, ErrorCode::InconsistentGroupProtocol),
+            Some(Response::Join(j)) => assert_eq!(j.error, ErrorCode::MemberIdRequired),
             other => panic!("{other:?}"),
         }
         let del = c.delete_groups(

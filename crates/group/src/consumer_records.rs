@@ -110,6 +110,9 @@ pub struct MemberValue {
     pub rebalance_timeout_ms: i32,
     /// The server assignor asked for.
     pub server_assignor: Option<String>,
+    /// A member speaking the classic protocol: its session timeout and its protocols (name,
+    /// metadata), Kafka's tagged `ClassicMemberMetadata`.
+    pub classic: Option<(i32, Vec<(String, Bytes)>)>,
 }
 
 /// A member's current assignment (value of key 8).
@@ -169,6 +172,11 @@ impl W {
 
     fn len(&mut self, n: usize) {
         self.uvarint(n as u64 + 1);
+    }
+
+    fn bytes(&mut self, b: &[u8]) {
+        self.len(b.len());
+        self.0.put_slice(b);
     }
 
     fn tags(&mut self) {
@@ -257,14 +265,20 @@ impl<'a> R<'a> {
     }
 
     fn tags(&mut self) -> Result<(), RecordError> {
+        self.tagged().map(|_| ())
+    }
+
+    /// The tagged fields: (tag, data).
+    fn tagged(&mut self) -> Result<Vec<(u64, &'a [u8])>, RecordError> {
         let n = self.uvarint()?;
+        let mut out = Vec::new();
         for _ in 0..n {
-            self.uvarint()?;
+            let tag = self.uvarint()?;
             let size = self.uvarint()?;
             let size = usize::try_from(size).map_err(|_| RecordError::InvalidLength(-1))?;
-            self.take(size)?;
+            out.push((tag, self.take(size)?));
         }
-        Ok(())
+        Ok(out)
     }
 
     fn array<T>(
@@ -326,6 +340,24 @@ impl ConsumerValue {
                 w.nullable(m.regex.as_deref());
                 w.0.put_i32(m.rebalance_timeout_ms);
                 w.nullable(m.server_assignor.as_deref());
+                if let Some((session, protocols)) = &m.classic {
+                    // Tag 0: a nullable struct, present (1), then its fields.
+                    let mut t = W(BytesMut::new());
+                    t.0.put_i8(1);
+                    t.0.put_i32(*session);
+                    t.len(protocols.len());
+                    for (name, metadata) in protocols {
+                        t.string(name);
+                        t.bytes(metadata);
+                        t.tags();
+                    }
+                    t.tags();
+                    w.uvarint(1);
+                    w.uvarint(0);
+                    w.uvarint(t.0.len() as u64);
+                    w.0.put_slice(&t.0);
+                    return w.0.freeze();
+                }
             }
             ConsumerValue::TargetMember(a) => w.assignment(a),
             ConsumerValue::CurrentAssignment(c) => {
@@ -373,6 +405,7 @@ impl ConsumerValue {
                 regex: r.nullable()?,
                 rebalance_timeout_ms: r.i32()?,
                 server_assignor: r.nullable()?,
+                classic: None,
             }),
             ConsumerKey::TargetMember(..) => ConsumerValue::TargetMember(r.assignment()?),
             ConsumerKey::CurrentAssignment(..) => ConsumerValue::CurrentAssignment(CurrentValue {
@@ -383,7 +416,24 @@ impl ConsumerValue {
                 revoking: r.assignment()?,
             }),
         };
-        r.tags()?;
+        let mut v = v;
+        for (tag, data) in r.tagged()? {
+            if let (0, ConsumerValue::Member(m)) = (tag, &mut v) {
+                let mut t = R { buf: data };
+                if t.u8()? as i8 >= 0 {
+                    let session = t.i32()?;
+                    let protocols = t.array(|r| {
+                        let name = r.string()?;
+                        let n = r.len()?.ok_or(RecordError::InvalidLength(-1))?;
+                        let metadata = Bytes::copy_from_slice(r.take(n)?);
+                        r.tags()?;
+                        Ok((name, metadata))
+                    })?;
+                    t.tags()?;
+                    m.classic = Some((session, protocols));
+                }
+            }
+        }
         Ok(v)
     }
 }
@@ -416,6 +466,27 @@ mod tests {
                     regex: Some("(^t.*)".into()),
                     rebalance_timeout_ms: 300_000,
                     server_assignor: Some("range".into()),
+                    classic: None,
+                }),
+            ),
+            (
+                ConsumerKey::Member("g".into(), "c".into()),
+                ConsumerValue::Member(MemberValue {
+                    instance_id: None,
+                    rack_id: Some("r".into()),
+                    client_id: "c".into(),
+                    client_host: "/h".into(),
+                    topic_names: vec!["t".into()],
+                    regex: None,
+                    rebalance_timeout_ms: 60_000,
+                    server_assignor: None,
+                    classic: Some((
+                        10_000,
+                        vec![
+                            ("range".into(), Bytes::from_static(&[0, 1, 2])),
+                            ("roundrobin".into(), Bytes::new()),
+                        ],
+                    )),
                 }),
             ),
             (

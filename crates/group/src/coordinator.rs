@@ -13,6 +13,7 @@ use crate::consumer::{
 };
 use crate::consumer_records::{ConsumerKey, ConsumerValue};
 use crate::error::ErrorCode;
+use crate::migration;
 use crate::records::{
     GroupMetadataValue, MemberMetadataValue, OffsetCommitValue, RecordError, RecordKey,
 };
@@ -336,6 +337,12 @@ impl GroupCoordinator {
     /// JoinGroup. The response is usually held until the join phase completes
     /// (in this or a later [`Output`], e.g. from [`GroupCoordinator::tick`]).
     pub fn join(&mut self, req: JoinRequest, now_ms: i64) -> Output {
+        self.join_with(req, &consumer::NoTopics, now_ms)
+    }
+
+    /// JoinGroup, with the topics a classic member of a consumer-protocol group may be
+    /// assigned (see [`crate::consumer`]); such a member is answered at once.
+    pub fn join_with(&mut self, req: JoinRequest, topics: &dyn TopicView, now_ms: i64) -> Output {
         let mut out = Output::default();
         let rid = req.request_id;
         let err = self.join_check(&req);
@@ -352,16 +359,21 @@ impl GroupCoordinator {
             .groups
             .entry(group_id.clone())
             .or_insert_with(|| Group::new(&group_id, now_ms));
-        if let Some(modern) = &g.modern {
+        if let Some(modern) = g.modern.as_mut() {
             if !modern.members.is_empty() {
-                // Classic members do not join a group of consumer-protocol members.
-                out.respond(
-                    rid,
-                    Response::Join(JoinResponse::error(
-                        ErrorCode::InconsistentGroupProtocol,
-                        &req.member_id,
-                    )),
+                // A classic member of a consumer-protocol group: the coordinator assigns.
+                let mut b = [0u8; 16];
+                self.rng.fill_bytes(&mut b);
+                let response = migration::join(
+                    modern,
+                    &req,
+                    consumer::member_id(b),
+                    topics,
+                    &self.config.consumer,
+                    now_ms,
                 );
+                out.records = std::mem::take(&mut modern.records);
+                out.respond(rid, Response::Join(response));
                 return out;
             }
             out.records.extend(modern.tombstones());
@@ -430,6 +442,11 @@ impl GroupCoordinator {
             cx.sync_error(rid, ErrorCode::UnknownMemberId);
             return out;
         };
+        if let Some(c) = g.modern.as_mut() {
+            let response = migration::sync(c, &req, now_ms);
+            out.respond(rid, Response::Sync(response));
+            return out;
+        }
         sync_group(g, &req, &mut cx);
         out
     }
@@ -457,6 +474,15 @@ impl GroupCoordinator {
         let Some(g) = self.groups.get_mut(&req.group_id) else {
             return ErrorCode::UnknownMemberId;
         };
+        if let Some(c) = g.modern.as_mut() {
+            return migration::heartbeat(
+                c,
+                &req.member_id,
+                req.group_instance_id.as_deref(),
+                req.generation_id,
+                now_ms,
+            );
+        }
         if g.is_fenced(&req.member_id, req.group_instance_id.as_deref()) {
             return ErrorCode::FencedInstanceId;
         }
@@ -499,8 +525,8 @@ impl GroupCoordinator {
         now_ms: i64,
     ) -> Output {
         let group_id = req.group_id.clone();
-        let response = self.consumer_heartbeat_inner(req, topics, now_ms);
         let mut out = Output::default();
+        let response = self.consumer_heartbeat_inner(req, topics, now_ms, &mut out);
         if let Some(g) = self.groups.get_mut(&group_id) {
             if let Some(c) = g.modern.as_mut() {
                 out.records = std::mem::take(&mut c.records);
@@ -519,6 +545,7 @@ impl GroupCoordinator {
         req: ConsumerHeartbeatRequest,
         topics: &dyn TopicView,
         now_ms: i64,
+        out: &mut Output,
     ) -> ConsumerHeartbeatResponse {
         if let Err(e) = consumer::validate(&req, &self.config.consumer) {
             return e;
@@ -540,10 +567,7 @@ impl GroupCoordinator {
         let classic_with_members =
             |g: &Group| g.modern.is_none() && !(g.is_in(GroupState::Empty) && g.members.is_empty());
         if g.is_some_and(classic_with_members) {
-            return ConsumerHeartbeatResponse::error(
-                ErrorCode::GroupIdNotFound,
-                format!("Group {group_id} is not a consumer group."),
-            );
+            return self.upgrade_and_heartbeat(req, member_id, topics, now_ms, out);
         }
         if epoch != 0 && g.is_none_or(|g| g.modern.is_none()) {
             // Never known, deleted, or only offsets: a member with an epoch joins again
@@ -587,6 +611,26 @@ impl GroupCoordinator {
             return ConsumerHeartbeatResponse::error(ErrorCode::UnknownServerError, "no group");
         };
         let had_members = !c.members.is_empty();
+        if epoch == consumer::LEAVE_EPOCH
+            && migration::may_downgrade(c, &member_id, &self.config.consumer, self.config.max_size)
+        {
+            let mut cx = Cx {
+                config: &self.config,
+                rng: &mut self.rng,
+                now: now_ms,
+                out,
+            };
+            if downgrade(g, &member_id, &mut cx) {
+                return ConsumerHeartbeatResponse {
+                    member_id: Some(member_id),
+                    member_epoch: epoch,
+                    ..Default::default()
+                };
+            }
+        }
+        let Some(c) = g.modern.as_mut() else {
+            return ConsumerHeartbeatResponse::error(ErrorCode::UnknownServerError, "no group");
+        };
         let resp = consumer::heartbeat(
             c,
             &group_id,
@@ -599,6 +643,77 @@ impl GroupCoordinator {
         if had_members && c.members.is_empty() {
             // Offsets retention counts from when the group emptied.
             g.state_timestamp = Some(now_ms);
+        }
+        resp
+    }
+
+    /// A consumer-protocol member joins a classic group with members: the group becomes a
+    /// consumer group (when `group.consumer.migration.policy` and Kafka's checks allow) and
+    /// the heartbeat goes on in it. Held JoinGroups and SyncGroups of the classic group are
+    /// answered REBALANCE_IN_PROGRESS; its members rejoin into the consumer group. If the
+    /// heartbeat fails, the group stays as it was.
+    fn upgrade_and_heartbeat(
+        &mut self,
+        req: ConsumerHeartbeatRequest,
+        member_id: String,
+        topics: &dyn TopicView,
+        now_ms: i64,
+        out: &mut Output,
+    ) -> ConsumerHeartbeatResponse {
+        let group_id = req.group_id.clone();
+        let not_consumer = || {
+            ConsumerHeartbeatResponse::error(
+                ErrorCode::GroupIdNotFound,
+                format!("Group {group_id} is not a consumer group."),
+            )
+        };
+        let config = &self.config.consumer;
+        let Some(g) = self.groups.get_mut(&group_id) else {
+            return not_consumer();
+        };
+        if req.member_epoch != 0 || !migration::may_upgrade(g, config) {
+            return not_consumer();
+        }
+        let converted = match migration::upgrade(g, topics, now_ms) {
+            Ok(c) => c,
+            Err(message) => {
+                return ConsumerHeartbeatResponse::error(ErrorCode::GroupIdNotFound, message)
+            }
+        };
+        let mut upgraded = Group::new(&group_id, now_ms);
+        upgraded.offsets = g.offsets.clone();
+        upgraded.modern = Some(Box::new(converted));
+        let classic = std::mem::replace(g, upgraded);
+        let c = g.modern.as_mut().expect("just set");
+        let mut records = vec![(
+            RecordKey::GroupMetadata {
+                group: group_id.clone(),
+            }
+            .encode(),
+            None,
+        )];
+        records.append(&mut c.records);
+        let resp = consumer::heartbeat(c, &group_id, &req, member_id, topics, config, now_ms);
+        if !resp.error.is_ok() {
+            *g = classic;
+            return resp;
+        }
+        tracing::info!(group = %group_id, generation = classic.generation, "classic group upgraded to a consumer group");
+        records.append(&mut c.records);
+        c.records = records;
+        for m in classic.members.values() {
+            if let Some(r) = m.awaiting_join {
+                out.respond(
+                    r,
+                    Response::Join(JoinResponse::error(ErrorCode::RebalanceInProgress, &m.id)),
+                );
+            }
+            if let Some(r) = m.awaiting_sync {
+                out.respond(
+                    r,
+                    Response::Sync(SyncResponse::error(ErrorCode::RebalanceInProgress)),
+                );
+            }
         }
         resp
     }
@@ -662,10 +777,18 @@ impl GroupCoordinator {
             out: &mut out,
         };
         let mut group = self.groups.get_mut(&req.group_id);
+        let mut left = false;
         for lm in &req.members {
             let error = match group.as_deref_mut() {
                 None => ErrorCode::UnknownMemberId,
-                Some(g) => leave_member(g, lm, &mut cx),
+                Some(g) => match g.modern.as_mut() {
+                    Some(c) => {
+                        let e = migration::leave(c, lm);
+                        left |= e.is_ok();
+                        e
+                    }
+                    None => leave_member(g, lm, &mut cx),
+                },
             };
             if let Some(reason) = &lm.reason {
                 tracing::debug!(group = %req.group_id, member = %lm.member_id, %reason, "leave");
@@ -676,6 +799,18 @@ impl GroupCoordinator {
                 error,
             });
         }
+        if let Some(g) = group {
+            if let Some(c) = g.modern.as_mut() {
+                if left {
+                    c.group_epoch += 1;
+                    c.record_epoch();
+                    if c.members.is_empty() {
+                        g.state_timestamp = Some(now_ms);
+                    }
+                }
+                cx.out.records.append(&mut c.records);
+            }
+        }
         out.respond(
             req.request_id,
             Response::Leave(LeaveResponse {
@@ -683,6 +818,14 @@ impl GroupCoordinator {
                 members: results,
             }),
         );
+        if let Some(g) = self
+            .groups
+            .get(&req.group_id)
+            .filter(|g| g.modern.is_some() && g.is_trivially_empty())
+        {
+            out.records.extend(g.dropped_records());
+            self.groups.remove(&req.group_id);
+        }
         out
     }
 
@@ -850,6 +993,13 @@ impl GroupCoordinator {
             let Some(m) = modern.members.get(&req.member_id) else {
                 return ErrorCode::UnknownMemberId;
             };
+            if m.classic.is_some() {
+                // A classic member commits at any version, with its epoch as generation.
+                if req.generation_id != m.epoch {
+                    return ErrorCode::IllegalGeneration;
+                }
+                return ErrorCode::None;
+            }
             if req.api_version < 9 {
                 return ErrorCode::UnsupportedVersion;
             }
@@ -937,6 +1087,7 @@ impl GroupCoordinator {
         {
             let error = match modern.members.get(member_id) {
                 None => ErrorCode::UnknownMemberId,
+                Some(m) if m.epoch != *epoch && m.classic.is_some() => ErrorCode::IllegalGeneration,
                 Some(m) if m.epoch != *epoch => ErrorCode::StaleMemberEpoch,
                 Some(_) => ErrorCode::None,
             };
@@ -1176,12 +1327,7 @@ impl GroupCoordinator {
                     break;
                 }
             }
-            if let Some(c) = g.modern.as_mut() {
-                if c.expire(now_ms) && c.members.is_empty() {
-                    g.state_timestamp = Some(now_ms);
-                }
-                cx.out.records.append(&mut c.records);
-            }
+            expire_consumer_members(g, &mut cx);
             if g.is_trivially_empty() {
                 cx.out.records.extend(g.dropped_records());
                 drop.push(id.clone());
@@ -1990,6 +2136,63 @@ fn delete_group(g: &mut Group, now: i64, out: &mut Output) {
     ));
     g.transition(GroupState::Dead, now);
     tracing::debug!(group = %g.id, "group deleted");
+}
+
+/// Removes the consumer-protocol group's members whose time is up; when the last
+/// consumer-protocol member goes and classic members remain, the group becomes classic.
+fn expire_consumer_members(g: &mut Group, cx: &mut Cx<'_>) {
+    let Some(c) = g.modern.as_mut() else {
+        return;
+    };
+    let gone = c.expired(cx.now);
+    for id in &gone {
+        let Some(c) = g.modern.as_mut() else {
+            break;
+        };
+        tracing::info!(group = %c.id, member = %id, "consumer group member expired");
+        if migration::may_downgrade(c, id, &cx.config.consumer, cx.config.max_size)
+            && downgrade(g, id, cx)
+        {
+            break;
+        }
+        if let Some(c) = g.modern.as_mut() {
+            c.remove_member(id);
+        }
+    }
+    if let Some(c) = g.modern.as_mut() {
+        if !gone.is_empty() && c.members.is_empty() {
+            g.state_timestamp = Some(cx.now);
+        }
+        cx.out.records.append(&mut c.records);
+    }
+}
+
+/// The consumer-protocol group becomes classic without `leaving`, its last
+/// consumer-protocol member: its records go, the classic group's record is written, and
+/// the group rebalances at once. False (nothing changed) if the members cannot form one.
+fn downgrade(g: &mut Group, leaving: &str, cx: &mut Cx<'_>) -> bool {
+    let Some(c) = g.modern.as_mut() else {
+        return false;
+    };
+    let mut classic = match migration::downgrade(c, leaving, cx.now) {
+        Ok(classic) => classic,
+        Err(why) => {
+            tracing::info!(group = %c.id, %why, "the group stays a consumer group");
+            return false;
+        }
+    };
+    let ids: Vec<String> = c.members.keys().cloned().collect();
+    for id in &ids {
+        c.drop_member(id);
+    }
+    cx.out.records.append(&mut c.records);
+    cx.out.records.extend(c.tombstones());
+    cx.out.records.push(group_record(&classic));
+    tracing::info!(group = %g.id, generation = classic.generation, "consumer group downgraded to a classic group");
+    classic.offsets = std::mem::take(&mut g.offsets);
+    *g = classic;
+    prepare_rebalance(g, cx);
+    true
 }
 
 // ----------------------------------------------------------------------

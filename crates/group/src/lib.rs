@@ -43,9 +43,9 @@
 //!
 //! # Deliberately left out
 //!
-//! Online migration between the classic and the consumer protocol (KIP-848's
-//! `group.consumer.migration.policy`: a non-empty group keeps its protocol), the resolved
-//! regular expressions' records (key version 16, skipped on replay), transactional offset commits
+//! A classic static member replacing the last consumer-protocol one does not turn the group
+//! classic (Kafka's second way of downgrading; the group stays a consumer group with that
+//! classic member), the resolved regular expressions' records (key version 16, skipped on replay), transactional offset commits
 //! (TxnOffsetCommit), the per-request retention time of OffsetCommit v2-4,
 //! KIP-814 `skip_assignment`, the flexible (version 4) record values, and
 //! shrinking groups larger than `group.max.size` on load.
@@ -56,7 +56,9 @@ pub mod api;
 pub mod consumer;
 pub mod consumer_records;
 mod coordinator;
+mod embedded;
 pub mod error;
+mod migration;
 pub mod records;
 mod state;
 

@@ -366,7 +366,7 @@ impl<'a> Reader<'a> {
             .map_err(|_| RecordError::InvalidString)
     }
 
-    fn bytes(&mut self) -> Result<Bytes, RecordError> {
+    pub(crate) fn bytes(&mut self) -> Result<Bytes, RecordError> {
         let len = self.i32()?;
         if len < 0 {
             // Kafka writes non-null arrays here; read null leniently as empty.

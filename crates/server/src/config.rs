@@ -361,8 +361,8 @@ const BROKER_KEYS: &[BrokerKeyDef] = &[
     key(
         "group.consumer.migration.policy",
         T::String,
-        Some("disabled"),
-        "Whether groups with members move between the classic and consumer protocols (krust: disabled).",
+        Some("bidirectional"),
+        "Whether groups with members move between the classic and consumer protocols: bidirectional, upgrade, downgrade or disabled.",
     ),
     key(
         "group.consumer.min.heartbeat.interval.ms",
@@ -1339,19 +1339,17 @@ fn consumer_group_settings(raw: &Raw<'_>) -> Result<ConsumerGroupSettings, Confi
             "group.consumer.heartbeat.interval.ms must be less than group.consumer.session.timeout.ms",
         ));
     }
-    // Kafka's default (an internal key) moves non-empty groups between the protocols;
-    // krust keeps a non-empty group on its protocol, which is Kafka's `disabled`.
     const MIGRATION: &str = "group.consumer.migration.policy";
-    if let Some(v) = raw.get(MIGRATION) {
-        if !v.trim().eq_ignore_ascii_case("disabled") {
-            return Err(invalid(
+    let migration = match raw.get(MIGRATION) {
+        None => krust_group::consumer::MigrationPolicy::Bidirectional,
+        Some(v) => krust_group::consumer::MigrationPolicy::parse(v).ok_or_else(|| {
+            invalid(
                 MIGRATION,
                 v,
-                "krust does not move a group with members between the classic and the consumer \
-                 protocol; only disabled is accepted (a group takes the other protocol once empty)",
-            ));
-        }
-    }
+                "String must be one of (case insensitive): BIDIRECTIONAL, UPGRADE, DOWNGRADE, DISABLED",
+            )
+        })?,
+    };
     let max_size = raw.int("group.consumer.max.size", i32::MAX, 1)?;
     Ok((
         consumer,
@@ -1361,6 +1359,7 @@ fn consumer_group_settings(raw: &Raw<'_>) -> Result<ConsumerGroupSettings, Confi
             max_size: (max_size < i32::MAX).then_some(max_size as usize),
             assignors,
             max_session_timeout_ms: session_bounds.1,
+            migration,
         },
         ConsumerGroupBounds {
             session: session_bounds,
@@ -3871,8 +3870,8 @@ mod tests {
             ),
             (
                 "group.consumer.migration.policy",
-                "bidirectional",
-                "only disabled",
+                "sideways",
+                "must be one of",
             ),
         ] {
             let e = fails(COMBINED, &[(k, Some(v))]);

@@ -19,11 +19,11 @@ use crate::authz::Authz;
 use crate::broker::Broker;
 use crate::dispatch::RequestContext;
 
-/// The cluster's topics as a heartbeat sees them: regular expressions match the topics the
-/// sender may describe, internal topics left out.
-struct ImageTopics<'a> {
-    image: &'a MetadataImage,
-    authz: &'a Authz,
+/// The cluster's topics as a heartbeat (or a classic member's JoinGroup) sees them: regular
+/// expressions match the topics the sender may describe, internal topics left out.
+pub(crate) struct ImageTopics<'a> {
+    pub image: &'a MetadataImage,
+    pub authz: &'a Authz,
 }
 
 impl TopicView for ImageTopics<'_> {
@@ -213,8 +213,8 @@ pub async fn describe(
                             .with_assignment(assignment(&m.assignment))
                             .with_target_assignment(assignment(&m.target_assignment));
                         if version >= 1 {
-                            // 1: a member of the consumer protocol (0 would be classic).
-                            member.member_type = 1;
+                            // 0: a classic member, 1: a member of the consumer protocol.
+                            member.member_type = if m.classic { 0 } else { 1 };
                         }
                         member
                     })

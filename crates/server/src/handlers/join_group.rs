@@ -7,6 +7,7 @@ use kafka_protocol::messages::join_group_response::JoinGroupResponseMember;
 use kafka_protocol::messages::{JoinGroupRequest, JoinGroupResponse};
 use krust_group::{JoinRequest, Response};
 
+use super::consumer_group::ImageTopics;
 use super::{opt, sb};
 use crate::broker::Broker;
 use crate::dispatch::RequestContext;
@@ -46,8 +47,18 @@ pub async fn handle(
     let mut resp = JoinGroupResponse::default()
         .with_generation_id(-1)
         .with_member_id(req.member_id.clone());
+    let authz = ctx.authz.clone();
     match broker
-        .group_command(&group_id, wait, |c, id, now| c.join(join(id), now))
+        .group_command(&group_id, wait, |c, id, now| {
+            // A classic member of a consumer-protocol group is assigned from the topics as
+            // they are now (read under the shard's lock, as heartbeats read them).
+            let image = broker.image();
+            let topics = ImageTopics {
+                image: &image,
+                authz: &authz,
+            };
+            c.join_with(join(id), &topics, now)
+        })
         .await
     {
         Ok(Response::Join(j)) => {
