@@ -444,7 +444,7 @@ impl ConsumerGroup {
     /// Takes a member out of the group, releasing its partitions; the group epoch moves.
     pub fn remove_member(&mut self, member_id: &str) {
         self.drop_member(member_id);
-        self.group_epoch += 1;
+        self.group_epoch = self.group_epoch.wrapping_add(1);
         self.record_epoch();
     }
 
@@ -761,8 +761,13 @@ pub(crate) fn heartbeat(
                         ),
                     );
                 }
-                let held = g.members.get(&holder).map(|m| m.epoch);
-                if held != Some(STATIC_LEAVE_EPOCH) {
+                // A classic member's instance is taken over at once (a rolling upgrade of
+                // static members); a consumer-protocol one must have left for now first.
+                let held = g
+                    .members
+                    .get(&holder)
+                    .map(|m| (m.epoch, m.classic.is_some()));
+                if !matches!(held, Some((STATIC_LEAVE_EPOCH, _) | (_, true))) {
                     return ConsumerHeartbeatResponse::error(
                         ErrorCode::UnreleasedInstanceId,
                         format!(
@@ -982,7 +987,7 @@ pub(crate) fn advance(
         g.record_subscription(member_id);
     }
     if bump {
-        g.group_epoch += 1;
+        g.group_epoch = g.group_epoch.wrapping_add(1);
         g.record_epoch();
     }
     if g.group_epoch > g.assignment_epoch {
@@ -1152,7 +1157,7 @@ fn reconcile(g: &mut ConsumerGroup, member_id: &str, owned: Option<&Assignment>)
             if !released {
                 return;
             }
-            m.epoch + 1
+            m.epoch.wrapping_add(1)
         }
     };
     let empty = Assignment::new();

@@ -611,7 +611,13 @@ impl GroupCoordinator {
             return ConsumerHeartbeatResponse::error(ErrorCode::UnknownServerError, "no group");
         };
         let had_members = !c.members.is_empty();
+        // The leaving member as named, its instance id (if any) its own.
+        let named = req
+            .instance_id
+            .as_ref()
+            .is_none_or(|i| c.instances.get(i) == Some(&member_id));
         if epoch == consumer::LEAVE_EPOCH
+            && named
             && migration::may_downgrade(c, &member_id, &self.config.consumer, self.config.max_size)
         {
             let mut cx = Cx {
@@ -779,14 +785,18 @@ impl GroupCoordinator {
         let mut group = self.groups.get_mut(&req.group_id);
         let mut left = false;
         for lm in &req.members {
+            let mut member_id = lm.member_id.clone();
             let error = match group.as_deref_mut() {
                 None => ErrorCode::UnknownMemberId,
                 Some(g) => match g.modern.as_mut() {
-                    Some(c) => {
-                        let e = migration::leave(c, lm);
-                        left |= e.is_ok();
-                        e
-                    }
+                    Some(c) => match migration::leave(c, lm) {
+                        Ok(id) => {
+                            left = true;
+                            member_id = id;
+                            ErrorCode::None
+                        }
+                        Err(e) => e,
+                    },
                     None => leave_member(g, lm, &mut cx),
                 },
             };
@@ -794,7 +804,7 @@ impl GroupCoordinator {
                 tracing::debug!(group = %req.group_id, member = %lm.member_id, %reason, "leave");
             }
             results.push(LeaveMemberResult {
-                member_id: lm.member_id.clone(),
+                member_id,
                 group_instance_id: lm.group_instance_id.clone(),
                 error,
             });
@@ -802,7 +812,7 @@ impl GroupCoordinator {
         if let Some(g) = group {
             if let Some(c) = g.modern.as_mut() {
                 if left {
-                    c.group_epoch += 1;
+                    c.group_epoch = c.group_epoch.wrapping_add(1);
                     c.record_epoch();
                     if c.members.is_empty() {
                         g.state_timestamp = Some(now_ms);

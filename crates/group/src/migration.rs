@@ -118,6 +118,12 @@ pub(crate) fn upgrade(
         if let Some(i) = &m.instance_id {
             c.instances.insert(i.clone(), m.id.clone());
         }
+        // Two members holding one partition cannot be reconciled (Kafka refuses them too).
+        for (t, ps) in &assigned {
+            if ps.iter().any(|p| c.owners.contains_key(&(*t, *p))) {
+                return Err(malformed());
+            }
+        }
         c.target.insert(m.id.clone(), assigned.clone());
         c.set_partitions(&m.id, assigned, Assignment::new());
     }
@@ -216,6 +222,8 @@ pub(crate) fn join(
         return error(ErrorCode::UnknownServerError);
     };
     let mut bump = false;
+    // A static member's new id is a new member: its records are all written.
+    let prior = c.members.get(&member_id).cloned();
     match &req.group_instance_id {
         Some(instance) => match c.instances.get(instance).cloned() {
             Some(holder) if unknown => c.take_over(&holder, &member_id, instance),
@@ -237,9 +245,6 @@ pub(crate) fn join(
         }
         None => {}
     }
-    let prior = (!bump)
-        .then(|| c.members.get(&member_id).cloned())
-        .flatten();
     let owned = to_ids(&sub.owned, topics);
     if let Some(m) = c.members.get_mut(&member_id) {
         m.client_id.clone_from(&req.client_id);
@@ -373,23 +378,24 @@ pub(crate) fn heartbeat(
 }
 
 /// One member of a classic LeaveGroup in a consumer group; only classic members leave this
-/// way. The group epoch moves once per request, by the caller.
-pub(crate) fn leave(c: &mut ConsumerGroup, lm: &LeaveMember) -> ErrorCode {
+/// way. The group epoch moves once per request, by the caller. Returns the id of the member
+/// that left (a static one may be named by its instance id alone).
+pub(crate) fn leave(c: &mut ConsumerGroup, lm: &LeaveMember) -> Result<String, ErrorCode> {
     let id = match &lm.group_instance_id {
         Some(i) => match c.instances.get(i) {
-            None => return ErrorCode::UnknownMemberId,
+            None => return Err(ErrorCode::UnknownMemberId),
             Some(holder) if !lm.member_id.is_empty() && *holder != lm.member_id => {
-                return ErrorCode::FencedInstanceId
+                return Err(ErrorCode::FencedInstanceId)
             }
             Some(holder) => holder.clone(),
         },
         None => lm.member_id.clone(),
     };
     if c.members.get(&id).is_none_or(|m| m.classic.is_none()) {
-        return ErrorCode::UnknownMemberId;
+        return Err(ErrorCode::UnknownMemberId);
     }
     c.drop_member(&id);
-    ErrorCode::None
+    Ok(id)
 }
 
 /// Whether removing `leaving`, a consumer-protocol member, leaves only classic members
@@ -937,6 +943,83 @@ mod tests {
         let r = d.consumer(consumer_join("c", &["t"]));
         assert_eq!(r.error, ErrorCode::GroupIdNotFound);
         assert!(r.message.unwrap_or_default().contains("malformed"));
+    }
+
+    #[test]
+    fn a_static_classic_member_back_under_a_new_id_takes_over_and_is_written() {
+        let mut d = mixed_group();
+        // s joins as a static classic member, then comes back under a new member id.
+        let mut req = d.join_req("", &[]);
+        req.group_instance_id = Some("s-1".into());
+        let id = req.request_id;
+        let out = d.c.join_with(req, &d.topics, d.now);
+        d.apply(out);
+        let first = match d.take(id) {
+            Some(Response::Join(j)) => j,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(first.error, ErrorCode::None);
+        let mut req = d.join_req("", &[]);
+        req.group_instance_id = Some("s-1".into());
+        let id = req.request_id;
+        let out = d.c.join_with(req, &d.topics, d.now);
+        d.apply(out);
+        let second = match d.take(id) {
+            Some(Response::Join(j)) => j,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(second.error, ErrorCode::None);
+        assert_ne!(second.member_id, first.member_id);
+        // The old id is fenced; the log rebuilds the member under its new id.
+        d.ids.insert("old".into(), first.member_id.clone());
+        let s = d.sync("old", first.generation_id, vec![]);
+        assert_eq!(s.error, ErrorCode::UnknownMemberId);
+        let mut fresh = GroupCoordinator::new(GroupConfig::default(), 1);
+        for (k, v) in &d.records {
+            fresh.replay(k, v.as_deref(), d.now).expect("replay");
+        }
+        let rebuilt = fresh.consumer_describe(&["g".into()]).remove(0);
+        assert_eq!(rebuilt, d.c.consumer_describe(&["g".into()]).remove(0));
+        let m = rebuilt
+            .members
+            .iter()
+            .find(|m| m.member_id == second.member_id)
+            .expect("the new id");
+        assert_eq!((m.instance_id.as_deref(), m.classic), (Some("s-1"), true));
+    }
+
+    #[test]
+    fn a_static_classic_member_restarts_on_the_consumer_protocol() {
+        let mut d = mixed_group();
+        let mut req = d.join_req("", &[]);
+        req.group_instance_id = Some("s-2".into());
+        let id = req.request_id;
+        let out = d.c.join_with(req, &d.topics, d.now);
+        d.apply(out);
+        let classic = match d.take(id) {
+            Some(Response::Join(j)) => j,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(classic.error, ErrorCode::None);
+        // The same instance comes back speaking the consumer protocol, without having left.
+        let mut j = consumer_join("s2-new", &["t"]);
+        j.instance_id = Some("s-2".into());
+        let r = d.consumer(j);
+        assert_eq!(r.error, ErrorCode::None, "{:?}", r.message);
+        let described = d.c.consumer_describe(&["g".into()]).remove(0);
+        let ids: Vec<(&str, bool)> = described
+            .members
+            .iter()
+            .filter(|m| m.instance_id.as_deref() == Some("s-2"))
+            .map(|m| (m.member_id.as_str(), m.classic))
+            .collect();
+        assert_eq!(ids, [("s2-new", false)]);
+        // The old classic id is fenced.
+        d.ids.insert("s".into(), classic.member_id.clone());
+        assert_eq!(
+            d.heartbeat("s", classic.generation_id),
+            ErrorCode::UnknownMemberId
+        );
     }
 
     #[test]
