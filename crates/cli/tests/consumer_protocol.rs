@@ -7,9 +7,8 @@ mod common;
 
 use std::collections::BTreeSet;
 use std::net::TcpStream;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
 use std::time::Duration;
 
 use bytes::Buf;
@@ -39,8 +38,7 @@ struct Member {
     name: String,
     assigned: Arc<Mutex<BTreeSet<(String, i32)>>>,
     read: Arc<AtomicUsize>,
-    stop: Arc<AtomicBool>,
-    handle: Option<JoinHandle<()>>,
+    poller: Background,
 }
 
 impl Member {
@@ -70,31 +68,26 @@ impl Member {
         consumer.subscribe(subscription).expect("subscribe");
         let assigned: Arc<Mutex<BTreeSet<(String, i32)>>> = Arc::default();
         let read = Arc::new(AtomicUsize::new(0));
-        let stop = Arc::new(AtomicBool::new(false));
-        let (a, r, s) = (assigned.clone(), read.clone(), stop.clone());
-        let handle = std::thread::spawn(move || {
-            while !s.load(Ordering::Relaxed) {
-                if let Some(Ok(m)) = consumer.poll(Duration::from_millis(50)) {
-                    r.fetch_add(1, Ordering::SeqCst);
-                    let _ = consumer.commit_message(&m, CommitMode::Async);
-                }
-                if let Ok(tpl) = consumer.assignment() {
-                    *a.lock().expect("lock") = tpl
-                        .elements()
-                        .iter()
-                        .map(|e| (e.topic().to_string(), e.partition()))
-                        .collect();
-                }
+        let (a, r) = (assigned.clone(), read.clone());
+        // Stopping drops the consumer, which closes it: it leaves the group.
+        let poller = Background::spawn(move || {
+            if let Some(Ok(m)) = consumer.poll(Duration::from_millis(50)) {
+                r.fetch_add(1, Ordering::SeqCst);
+                let _ = consumer.commit_message(&m, CommitMode::Async);
             }
-            // Dropping the consumer closes it: it leaves the group (member epoch -1).
-            drop(consumer);
+            if let Ok(tpl) = consumer.assignment() {
+                *a.lock().expect("lock") = tpl
+                    .elements()
+                    .iter()
+                    .map(|e| (e.topic().to_string(), e.partition()))
+                    .collect();
+            }
         });
         Member {
             name: name.to_string(),
             assigned,
             read,
-            stop,
-            handle: Some(handle),
+            poller,
         }
     }
 
@@ -102,20 +95,8 @@ impl Member {
         self.assigned.lock().expect("lock").clone()
     }
 
-    fn close(mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(h) = self.handle.take() {
-            h.join().expect("member thread");
-        }
-    }
-}
-
-impl Drop for Member {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(h) = self.handle.take() {
-            let _ = h.join();
-        }
+    fn close(self) {
+        self.poller.stop();
     }
 }
 

@@ -6,9 +6,8 @@ mod common;
 
 use std::collections::BTreeSet;
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
 use std::time::Duration;
 
 use common::*;
@@ -41,8 +40,7 @@ struct Member {
     name: String,
     assigned: Arc<Mutex<BTreeSet<i32>>>,
     context: Arc<AtomicUsize>,
-    stop: Arc<AtomicBool>,
-    handle: Option<JoinHandle<()>>,
+    poller: Background,
 }
 
 impl Member {
@@ -71,31 +69,26 @@ impl Member {
         consumer.subscribe(&[topic]).expect("subscribe");
         let assigned: Arc<Mutex<BTreeSet<i32>>> = Arc::default();
         let rebalances = Arc::new(AtomicUsize::new(0));
-        let stop = Arc::new(AtomicBool::new(false));
-        let (a, r, s) = (assigned.clone(), rebalances.clone(), stop.clone());
-        let handle = std::thread::spawn(move || {
-            while !s.load(Ordering::Relaxed) {
-                if let Some(Ok(m)) = consumer.poll(Duration::from_millis(50)) {
-                    // Process, then commit the next offset to read, as applications do.
-                    let _ = consumer.commit_message(&m, CommitMode::Async);
-                }
-                if let Ok(tpl) = consumer.assignment() {
-                    *a.lock().expect("lock") =
-                        tpl.elements().iter().map(|e| e.partition()).collect();
-                }
-                r.store(
-                    consumer.context().rebalances.load(Ordering::SeqCst),
-                    Ordering::SeqCst,
-                );
+        let (a, r) = (assigned.clone(), rebalances.clone());
+        // Stopping drops the consumer, which closes it: a dynamic member leaves the group.
+        let poller = Background::spawn(move || {
+            if let Some(Ok(m)) = consumer.poll(Duration::from_millis(50)) {
+                // Process, then commit the next offset to read, as applications do.
+                let _ = consumer.commit_message(&m, CommitMode::Async);
             }
-            // Dropping the consumer closes it: a dynamic member leaves the group.
+            if let Ok(tpl) = consumer.assignment() {
+                *a.lock().expect("lock") = tpl.elements().iter().map(|e| e.partition()).collect();
+            }
+            r.store(
+                consumer.context().rebalances.load(Ordering::SeqCst),
+                Ordering::SeqCst,
+            );
         });
         Member {
             name: name.to_string(),
             assigned,
             context: rebalances,
-            stop,
-            handle: Some(handle),
+            poller,
         }
     }
 
@@ -107,20 +100,8 @@ impl Member {
         self.context.load(Ordering::SeqCst)
     }
 
-    fn close(mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(h) = self.handle.take() {
-            h.join().expect("member thread");
-        }
-    }
-}
-
-impl Drop for Member {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(h) = self.handle.take() {
-            let _ = h.join();
-        }
+    fn close(self) {
+        self.poller.stop();
     }
 }
 

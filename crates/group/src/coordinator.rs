@@ -616,17 +616,14 @@ impl GroupCoordinator {
             .instance_id
             .as_ref()
             .is_none_or(|i| c.instances.get(i) == Some(&member_id));
-        if epoch == consumer::LEAVE_EPOCH
-            && named
-            && migration::may_downgrade(c, &member_id, &self.config.consumer, self.config.max_size)
-        {
+        if epoch == consumer::LEAVE_EPOCH && named {
             let mut cx = Cx {
                 config: &self.config,
                 rng: &mut self.rng,
                 now: now_ms,
                 out,
             };
-            if downgrade(g, &member_id, &mut cx) {
+            if maybe_downgrade(g, &member_id, &mut cx) {
                 return ConsumerHeartbeatResponse {
                     member_id: Some(member_id),
                     member_epoch: epoch,
@@ -686,27 +683,22 @@ impl GroupCoordinator {
                 return ConsumerHeartbeatResponse::error(ErrorCode::GroupIdNotFound, message)
             }
         };
-        let mut upgraded = Group::new(&group_id, now_ms);
-        upgraded.offsets = g.offsets.clone();
-        upgraded.modern = Some(Box::new(converted));
-        let classic = std::mem::replace(g, upgraded);
-        let c = g.modern.as_mut().expect("just set");
-        let mut records = vec![(
-            RecordKey::GroupMetadata {
-                group: group_id.clone(),
-            }
-            .encode(),
-            None,
-        )];
-        records.append(&mut c.records);
-        let resp = consumer::heartbeat(c, &group_id, &req, member_id, topics, config, now_ms);
+        // The heartbeat runs on the converted group before it replaces the classic one, so
+        // a failed heartbeat leaves the group as it was.
+        let mut c = converted;
+        let resp = consumer::heartbeat(&mut c, &group_id, &req, member_id, topics, config, now_ms);
         if !resp.error.is_ok() {
-            *g = classic;
             return resp;
         }
-        tracing::info!(group = %group_id, generation = classic.generation, "classic group upgraded to a consumer group");
-        records.append(&mut c.records);
-        c.records = records;
+        tracing::info!(group = %group_id, generation = g.generation, "classic group upgraded to a consumer group");
+        let tombstone = RecordKey::GroupMetadata {
+            group: group_id.clone(),
+        };
+        c.records.insert(0, (tombstone.encode(), None));
+        let mut upgraded = Group::new(&group_id, now_ms);
+        upgraded.offsets = std::mem::take(&mut g.offsets);
+        upgraded.modern = Some(Box::new(c));
+        let classic = std::mem::replace(g, upgraded);
         for m in classic.members.values() {
             if let Some(r) = m.awaiting_join {
                 out.respond(
@@ -2156,14 +2148,9 @@ fn expire_consumer_members(g: &mut Group, cx: &mut Cx<'_>) {
     };
     let gone = c.expired(cx.now);
     for id in &gone {
-        let Some(c) = g.modern.as_mut() else {
-            break;
-        };
-        tracing::info!(group = %c.id, member = %id, "consumer group member expired");
-        if migration::may_downgrade(c, id, &cx.config.consumer, cx.config.max_size)
-            && downgrade(g, id, cx)
-        {
-            break;
+        tracing::info!(group = %g.id, member = %id, "consumer group member expired");
+        if maybe_downgrade(g, id, cx) {
+            return;
         }
         if let Some(c) = g.modern.as_mut() {
             c.remove_member(id);
@@ -2177,11 +2164,16 @@ fn expire_consumer_members(g: &mut Group, cx: &mut Cx<'_>) {
     }
 }
 
-/// The consumer-protocol group becomes classic without `leaving`, its last
-/// consumer-protocol member: its records go, the classic group's record is written, and
-/// the group rebalances at once. False (nothing changed) if the members cannot form one.
-fn downgrade(g: &mut Group, leaving: &str, cx: &mut Cx<'_>) -> bool {
-    let Some(c) = g.modern.as_mut() else {
+/// When `leaving` is the last consumer-protocol member and the members left may form a
+/// classic group (see [`migration::may_downgrade`]), the group becomes classic without it:
+/// the consumer records go, the classic group's record is written, and the group
+/// rebalances at once. False (nothing changed) otherwise.
+fn maybe_downgrade(g: &mut Group, leaving: &str, cx: &mut Cx<'_>) -> bool {
+    let Some(c) = g
+        .modern
+        .as_mut()
+        .filter(|c| migration::may_downgrade(c, leaving, &cx.config.consumer, cx.config.max_size))
+    else {
         return false;
     };
     let mut classic = match migration::downgrade(c, leaving, cx.now) {

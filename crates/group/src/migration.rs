@@ -352,16 +352,22 @@ pub(crate) fn heartbeat(
     now: i64,
 ) -> ErrorCode {
     let group_epoch = c.group_epoch;
-    let waiting = c.members.get(member_id).is_some_and(|m| {
-        let empty = Assignment::new();
-        let target = c.target.get(member_id).unwrap_or(&empty);
-        target.iter().any(|(t, ps)| {
-            ps.iter().any(|p| {
-                !m.assigned.get(t).is_some_and(|a| a.contains(p))
-                    && c.owners.get(&(*t, *p)).is_some_and(|o| o != member_id)
+    // Whether some partition of its target is still held by another member (asked only of
+    // members waiting for partitions).
+    let waiting = c
+        .members
+        .get(member_id)
+        .filter(|m| m.state == MemberState::UnreleasedPartitions)
+        .is_some_and(|m| {
+            c.target.get(member_id).is_some_and(|target| {
+                target.iter().any(|(t, ps)| {
+                    ps.iter().any(|p| {
+                        !m.assigned.get(t).is_some_and(|a| a.contains(p))
+                            && c.owners.get(&(*t, *p)).is_some_and(|o| o != member_id)
+                    })
+                })
             })
-        })
-    });
+        });
     let m = match classic_member(c, member_id, instance_id, generation) {
         Ok(m) => m,
         Err(e) => return e,
@@ -569,6 +575,10 @@ mod tests {
             owned: &[(&str, &[i32])],
         ) -> (RequestId, Option<JoinResponse>) {
             let req = self.join_req(member, owned);
+            self.send(req)
+        }
+
+        fn send(&mut self, req: JoinRequest) -> (RequestId, Option<JoinResponse>) {
             let id = req.request_id;
             let out = self.c.join_with(req, &self.topics, self.now);
             self.apply(out);
@@ -577,6 +587,31 @@ mod tests {
                 None => (id, None),
                 other => panic!("{other:?}"),
             }
+        }
+
+        /// A new member's JoinGroup v3 (no member id round trip); its request id.
+        fn join_new(&mut self) -> RequestId {
+            let mut req = self.join_req("", &[]);
+            req.api_version = 3;
+            self.send(req).0
+        }
+
+        /// A static member's JoinGroup without a member id, answered at once.
+        fn join_static(&mut self, instance: &str) -> JoinResponse {
+            let mut req = self.join_req("", &[]);
+            req.group_instance_id = Some(instance.into());
+            let j = self.send(req).1.expect("answered at once");
+            assert_eq!(j.error, ErrorCode::None);
+            j
+        }
+
+        /// A coordinator rebuilt from every record written.
+        fn replayed(&self) -> GroupCoordinator {
+            let mut fresh = GroupCoordinator::new(GroupConfig::default(), 1);
+            for (k, v) in &self.records {
+                fresh.replay(k, v.as_deref(), self.now).expect("replay");
+            }
+            fresh
         }
 
         fn sync(
@@ -676,11 +711,7 @@ mod tests {
         let mut d = D::new(config);
         let mut held = Vec::new();
         for name in ["a", "b"] {
-            let mut req = d.join_req("", &[]);
-            req.api_version = 3;
-            let id = req.request_id;
-            let out = d.c.join_with(req, &d.topics, d.now);
-            d.apply(out);
+            let id = d.join_new();
             held.push((name, id));
         }
         // The initial delay, extended once by b's join.
@@ -760,30 +791,22 @@ mod tests {
     #[test]
     fn a_consumer_member_upgrades_a_classic_group_and_its_members_follow() {
         let d = mixed_group();
-        // Written as Kafka writes it: the classic record goes first.
-        let first = RecordKey::decode(
-            &d.records
-                .iter()
-                .position(|(k, v)| {
-                    v.is_none()
-                        && RecordKey::decode(k)
-                            .is_ok_and(|k| matches!(k, RecordKey::GroupMetadata { .. }))
-                })
-                .map(|i| d.records[i].0.clone())
-                .expect("tombstone"),
-        );
-        assert!(first.is_ok());
+        // Written as Kafka writes it: the classic record's tombstone before the consumer
+        // group's records.
+        let tombstone = d.records.iter().position(|(k, v)| {
+            v.is_none() && matches!(RecordKey::decode(k), Ok(RecordKey::GroupMetadata { .. }))
+        });
+        let consumer = d.records.iter().position(|(k, _)| {
+            matches!(crate::consumer_records::ConsumerKey::decode(k), Ok(Some(_)))
+        });
+        assert!(tombstone.expect("tombstone") < consumer.expect("consumer records"));
         let described = d.c.consumer_describe(&["g".into()]).remove(0);
         assert_eq!(described.members.iter().filter(|m| m.classic).count(), 2);
         assert_eq!(described.state, "Stable");
         assert_eq!(d.c.describe(&["g".into()])[0].state, GroupState::Dead);
         // The log rebuilds the same group, classic members included.
-        let mut fresh = GroupCoordinator::new(GroupConfig::default(), 1);
-        for (k, v) in &d.records {
-            fresh.replay(k, v.as_deref(), d.now).expect("replay");
-        }
         assert_eq!(
-            fresh.consumer_describe(&["g".into()]),
+            d.replayed().consumer_describe(&["g".into()]),
             d.c.consumer_describe(&["g".into()])
         );
     }
@@ -864,10 +887,7 @@ mod tests {
         let s = d.sync(leader, generation + 1, assignments);
         assert_eq!(s.error, ErrorCode::None);
         // The log holds the classic group and no consumer group.
-        let mut fresh = GroupCoordinator::new(GroupConfig::default(), 1);
-        for (k, v) in &d.records {
-            fresh.replay(k, v.as_deref(), d.now).expect("replay");
-        }
+        let fresh = d.replayed();
         assert!(fresh.consumer_describe(&["g".into()])[0].error == ErrorCode::GroupIdNotFound);
         assert_eq!(fresh.generation("g"), Some(generation + 1));
     }
@@ -936,10 +956,7 @@ mod tests {
             other => panic!("{other:?}"),
         }
         let mut d = D::new(GroupConfig::default());
-        let mut req = d.join_req("", &[]);
-        req.api_version = 3;
-        let out = d.c.join_with(req, &d.topics, d.now);
-        d.apply(out);
+        d.join_new();
         let r = d.consumer(consumer_join("c", &["t"]));
         assert_eq!(r.error, ErrorCode::GroupIdNotFound);
         assert!(r.message.unwrap_or_default().contains("malformed"));
@@ -949,36 +966,14 @@ mod tests {
     fn a_static_classic_member_back_under_a_new_id_takes_over_and_is_written() {
         let mut d = mixed_group();
         // s joins as a static classic member, then comes back under a new member id.
-        let mut req = d.join_req("", &[]);
-        req.group_instance_id = Some("s-1".into());
-        let id = req.request_id;
-        let out = d.c.join_with(req, &d.topics, d.now);
-        d.apply(out);
-        let first = match d.take(id) {
-            Some(Response::Join(j)) => j,
-            other => panic!("{other:?}"),
-        };
-        assert_eq!(first.error, ErrorCode::None);
-        let mut req = d.join_req("", &[]);
-        req.group_instance_id = Some("s-1".into());
-        let id = req.request_id;
-        let out = d.c.join_with(req, &d.topics, d.now);
-        d.apply(out);
-        let second = match d.take(id) {
-            Some(Response::Join(j)) => j,
-            other => panic!("{other:?}"),
-        };
-        assert_eq!(second.error, ErrorCode::None);
+        let first = d.join_static("s-1");
+        let second = d.join_static("s-1");
         assert_ne!(second.member_id, first.member_id);
         // The old id is fenced; the log rebuilds the member under its new id.
         d.ids.insert("old".into(), first.member_id.clone());
         let s = d.sync("old", first.generation_id, vec![]);
         assert_eq!(s.error, ErrorCode::UnknownMemberId);
-        let mut fresh = GroupCoordinator::new(GroupConfig::default(), 1);
-        for (k, v) in &d.records {
-            fresh.replay(k, v.as_deref(), d.now).expect("replay");
-        }
-        let rebuilt = fresh.consumer_describe(&["g".into()]).remove(0);
+        let rebuilt = d.replayed().consumer_describe(&["g".into()]).remove(0);
         assert_eq!(rebuilt, d.c.consumer_describe(&["g".into()]).remove(0));
         let m = rebuilt
             .members
@@ -991,16 +986,7 @@ mod tests {
     #[test]
     fn a_static_classic_member_restarts_on_the_consumer_protocol() {
         let mut d = mixed_group();
-        let mut req = d.join_req("", &[]);
-        req.group_instance_id = Some("s-2".into());
-        let id = req.request_id;
-        let out = d.c.join_with(req, &d.topics, d.now);
-        d.apply(out);
-        let classic = match d.take(id) {
-            Some(Response::Join(j)) => j,
-            other => panic!("{other:?}"),
-        };
-        assert_eq!(classic.error, ErrorCode::None);
+        let classic = d.join_static("s-2");
         // The same instance comes back speaking the consumer protocol, without having left.
         let mut j = consumer_join("s2-new", &["t"]);
         j.instance_id = Some("s-2".into());

@@ -300,3 +300,45 @@ pub fn mutated_requests_neither_crash_nor_bloat(
         }
     }
 }
+
+/// A thread that runs until told to stop (a client polled on its own thread): stopping or
+/// dropping it sets the flag and joins the thread.
+pub struct Background {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    handle: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Background {
+    /// Runs `step` again and again until stopped; what it owns (a client) is dropped on
+    /// the thread before stopping returns.
+    pub fn spawn(mut step: impl FnMut() + Send + 'static) -> Background {
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let s = stop.clone();
+        let handle = std::thread::spawn(move || {
+            while !s.load(std::sync::atomic::Ordering::Relaxed) {
+                step();
+            }
+        });
+        Background {
+            stop,
+            handle: Some(handle),
+        }
+    }
+
+    /// Stops the thread and waits for it; a panic on it fails the caller.
+    pub fn stop(mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(h) = self.handle.take() {
+            h.join().expect("background thread");
+        }
+    }
+}
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
+    }
+}
