@@ -48,4 +48,5 @@ fn confluent_kafka_uses_the_consumer_group_protocol() {
     ]);
     let stdout = run_script(&node, "consumer_protocol.py");
     assert!(stdout.contains("consumer protocol: ok"), "{stdout}");
+    assert!(stdout.contains("mixed protocols: ok"), "{stdout}");
 }

@@ -71,9 +71,11 @@ pub(crate) fn may_upgrade(g: &Group, config: &ConsumerGroupConfig) -> bool {
 }
 
 /// The consumer group a classic group with members becomes: every member at the
-/// generation, with the partitions of its last assignment as its target. `Err` when a
-/// member's subscription or assignment cannot be read (one that never got an assignment
-/// included), as Kafka refuses those.
+/// generation, with the partitions of its last assignment as its target. A member that has
+/// no assignment yet (the group is forming or rebalancing) has no partitions, and a group
+/// that never chose a protocol reads each member's preferred one: Kafka refuses those as
+/// malformed, which librdkafka 2.16 takes as fatal for the joining member. `Err` when a
+/// subscription or assignment cannot be read.
 pub(crate) fn upgrade(
     g: &Group,
     topics: &dyn TopicView,
@@ -85,7 +87,6 @@ pub(crate) fn upgrade(
             g.id
         )
     };
-    let protocol = g.protocol_name.as_deref().ok_or_else(malformed)?;
     let mut c = ConsumerGroup {
         id: g.id.clone(),
         group_epoch: g.generation,
@@ -93,11 +94,23 @@ pub(crate) fn upgrade(
         ..Default::default()
     };
     for m in g.members_by_seq() {
-        let sub = embedded::decode_subscription(&m.metadata(protocol)).ok_or_else(malformed)?;
-        let assigned = to_ids(
-            &embedded::decode_assignment(&m.assignment).ok_or_else(malformed)?,
-            topics,
-        );
+        let metadata = match g.protocol_name.as_deref() {
+            Some(p) => m.metadata(p),
+            None => m
+                .protocols
+                .first()
+                .map(|(_, b)| b.clone())
+                .unwrap_or_default(),
+        };
+        let sub = embedded::decode_subscription(&metadata).ok_or_else(malformed)?;
+        let assigned = if m.assignment.is_empty() {
+            Assignment::new()
+        } else {
+            to_ids(
+                &embedded::decode_assignment(&m.assignment).ok_or_else(malformed)?,
+                topics,
+            )
+        };
         let mut topic_names = sub.topics;
         topic_names.sort();
         topic_names.dedup();
@@ -944,8 +957,9 @@ mod tests {
         assert_eq!(r.error, ErrorCode::GroupMaxSizeReached);
         assert_eq!(d.c.group_state("g"), Some(GroupState::Stable));
         assert_eq!(d.heartbeat("a", 1), ErrorCode::None);
-        // Mid-rebalance: a held JoinGroup is told to rejoin; a member that never got an
-        // assignment makes the group unreadable as a consumer group, as in Kafka.
+        // Mid-rebalance: a held JoinGroup is told to rejoin. A group still forming (its
+        // member has no assignment yet) upgrades too; an assignment that cannot be read
+        // refuses it.
         let mut d = classic_group(GroupConfig::default());
         let (held, answer) = d.join("a", &[("t", &[0, 1])]);
         assert!(answer.is_none());
@@ -956,7 +970,23 @@ mod tests {
             other => panic!("{other:?}"),
         }
         let mut d = D::new(GroupConfig::default());
-        d.join_new();
+        let forming = d.join_new();
+        let r = d.consumer(consumer_join("c", &["t"]));
+        assert_eq!(r.error, ErrorCode::None, "{:?}", r.message);
+        assert_eq!(count(&r.assignment), 2, "its half, none of it held");
+        match d.take(forming) {
+            Some(Response::Join(j)) => assert_eq!(j.error, ErrorCode::RebalanceInProgress),
+            other => panic!("{other:?}"),
+        }
+        let mut d = classic_group(GroupConfig::default());
+        let leader = d.c.leader("g").expect("leader");
+        let leader = if leader == d.mid("a") { "a" } else { "b" };
+        let (_, rejoined) = d.join(leader, &[]);
+        assert!(rejoined.is_none(), "held until the other member rejoins");
+        let (_, other) = d.join(if leader == "a" { "b" } else { "a" }, &[]);
+        let generation = other.expect("the join phase completed").generation_id;
+        let garbled = vec![(d.mid("a"), Bytes::from_static(b"xx"))];
+        assert_eq!(d.sync(leader, generation, garbled).error, ErrorCode::None);
         let r = d.consumer(consumer_join("c", &["t"]));
         assert_eq!(r.error, ErrorCode::GroupIdNotFound);
         assert!(r.message.unwrap_or_default().contains("malformed"));

@@ -1,6 +1,8 @@
 """Two confluent-kafka consumers with group.protocol=consumer (KIP-848) share a topic's
 partitions, read every record once between them, and the admin API describes their group
-as Kafka 4 does.
+as Kafka 4 does. Then a classic member and a consumer-protocol member join one group at
+the same time (the consumer-protocol one while the classic group is still forming): the
+group becomes a consumer group, they share the partitions, and neither fails.
 
 argv: bootstrap. Exits non-zero on the first failed check."""
 
@@ -73,6 +75,41 @@ def main():
     for c in members:
         c.close()
     print("consumer protocol: ok")
+
+    # A rolling upgrade's first step, at the worst moment: the classic member's first
+    # JoinGroup is held (group.initial.rebalance.delay.ms) when the other one arrives.
+    group = GROUP + "-mixed"
+    def member(protocol, name):
+        c = Consumer({"bootstrap.servers": BOOTSTRAP, "group.id": group,
+                      "group.protocol": protocol, "client.id": name,
+                      "auto.offset.reset": "earliest", "enable.auto.commit": False})
+        c.subscribe([TOPIC])
+        return c
+
+    old = member("classic", "py-old")
+    old.poll(0.2)
+    new = member("consumer", "py-new")
+    members = [old, new]
+    seen = set()
+    deadline = time.time() + DEADLINE_S
+    while True:
+        for c in members:
+            m = c.poll(0.05)
+            if m is None:
+                continue
+            check(m.error() is None or not m.error().fatal(), f"fatal: {m.error()}")
+            if m.error() is None:
+                seen.add(m.value())
+        owned = [{(tp.topic, tp.partition) for tp in c.assignment()} for c in members]
+        if len(seen) == 400 and all(len(o) == 2 for o in owned) and not owned[0] & owned[1]:
+            break
+        check(time.time() < deadline,
+              f"mixed: read {len(seen)} of 400; assignments {owned}")
+    desc = admin.describe_consumer_groups([group])[group].result(DEADLINE_S)
+    check(len(desc.members) == 2, f"mixed members {desc.members}")
+    for c in members:
+        c.close()
+    print("mixed protocols: ok")
 
 
 main()
