@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use common::*;
 use kafka_protocol::messages::*;
-use kafka_protocol::protocol::{Decodable, HeaderVersion, StrBytes};
+use kafka_protocol::protocol::StrBytes;
 use krust_testkit::cli::{run, stderr, stdout};
 use krust_testkit::Cluster;
 use rdkafka::config::ClientConfig;
@@ -74,41 +74,6 @@ fn command_config(
     )
     .expect("write command config");
     path.display().to_string()
-}
-
-/// Sends one request frame and reads the answer; `None` once the broker closed.
-fn call<R: kafka_protocol::protocol::Request>(
-    s: &mut TcpStream,
-    corr: i32,
-    version: i16,
-    req: &R,
-) -> Option<R::Response> {
-    let key = ApiKey::try_from(R::KEY).expect("key");
-    s.write_all(&frame(key, version, corr, req)).ok()?;
-    let mut size = [0u8; 4];
-    std::io::Read::read_exact(s, &mut size).ok()?;
-    let mut data = vec![0u8; i32::from_be_bytes(size) as usize];
-    std::io::Read::read_exact(s, &mut data).ok()?;
-    let header = if R::Response::header_version(version) >= 1 {
-        5
-    } else {
-        4
-    };
-    let mut body = Bytes::from(data).split_off(header);
-    Some(R::Response::decode(&mut body, version).expect("response"))
-}
-
-fn connect(node: &Node) -> TcpStream {
-    let s = TcpStream::connect(node.client_addr()).expect("connect");
-    s.set_read_timeout(Some(Duration::from_secs(10)))
-        .expect("timeout");
-    s
-}
-
-/// Whether the broker closed the connection (reads end) within a few seconds.
-fn closed(s: &mut TcpStream) -> bool {
-    let mut b = [0u8; 1];
-    matches!(std::io::Read::read(s, &mut b), Ok(0) | Err(_))
 }
 
 /// Authenticates a raw connection with PLAIN at SaslAuthenticate v2; the session lifetime.

@@ -29,6 +29,8 @@ use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Request, Str
 use krust_protocol::sasl;
 pub use krust_protocol::sasl::Mechanism;
 
+pub mod http;
+pub mod oauth;
 pub mod tls;
 use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpSocket, TcpStream};
@@ -185,6 +187,8 @@ pub struct SaslCredentials {
     pub mechanism: Mechanism,
     pub username: String,
     pub password: String,
+    /// OAUTHBEARER: where the token comes from (`username` and `password` are unused).
+    pub oauth: Option<Arc<oauth::OAuthLogin>>,
 }
 
 impl std::fmt::Debug for SaslCredentials {
@@ -407,6 +411,25 @@ impl Connection {
                     .verify_final(&server_final)
                     .map_err(|e| ClientError::Authentication(e.0))?;
                 Ok(lifetime)
+            }
+            Mechanism::OAuthBearer => {
+                let login = creds.oauth.as_ref().ok_or_else(|| {
+                    ClientError::Authentication("no OAUTHBEARER login settings".into())
+                })?;
+                let (token, extensions) =
+                    login.token().await.map_err(ClientError::Authentication)?;
+                let msg = sasl::oauth_bearer_message(&token, &extensions);
+                let (challenge, lifetime) = self.sasl_step(av, msg).await?;
+                if challenge.is_empty() {
+                    return Ok(lifetime);
+                }
+                // An error challenge (RFC 7628): acknowledged, the broker then fails the
+                // exchange with it as the message.
+                self.sasl_step(av, vec![1]).await?;
+                Err(ClientError::Authentication(format!(
+                    "the broker refused the token: {}",
+                    String::from_utf8_lossy(&challenge)
+                )))
             }
         }
     }

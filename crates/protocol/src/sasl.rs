@@ -1,6 +1,7 @@
-//! The SASL mechanisms krust speaks, on both ends of a connection: PLAIN (RFC 4616) and
-//! SCRAM-SHA-256 / SCRAM-SHA-512 (RFC 5802, RFC 7677), as Kafka uses them, plus the JAAS
-//! option syntax Kafka's `sasl.jaas.config` settings are written in.
+//! The SASL mechanisms krust speaks, on both ends of a connection: PLAIN (RFC 4616),
+//! SCRAM-SHA-256 / SCRAM-SHA-512 (RFC 5802, RFC 7677) and OAUTHBEARER's messages
+//! (RFC 7628), as Kafka uses them, plus the JAAS option syntax Kafka's `sasl.jaas.config`
+//! settings are written in.
 //!
 //! Nothing here does I/O. Every message from the other side is checked: a malformed one is
 //! an [`SaslError`], never a panic.
@@ -32,13 +33,15 @@ pub enum Mechanism {
     Plain,
     ScramSha256,
     ScramSha512,
+    OAuthBearer,
 }
 
 impl Mechanism {
-    pub const ALL: [Mechanism; 3] = [
+    pub const ALL: [Mechanism; 4] = [
         Mechanism::Plain,
         Mechanism::ScramSha256,
         Mechanism::ScramSha512,
+        Mechanism::OAuthBearer,
     ];
 
     /// The IANA name, as in `sasl.enabled.mechanisms`.
@@ -47,6 +50,7 @@ impl Mechanism {
             Mechanism::Plain => "PLAIN",
             Mechanism::ScramSha256 => "SCRAM-SHA-256",
             Mechanism::ScramSha512 => "SCRAM-SHA-512",
+            Mechanism::OAuthBearer => "OAUTHBEARER",
         }
     }
 
@@ -57,7 +61,7 @@ impl Mechanism {
     /// Kafka's `ScramMechanism` type (1 = SHA-256, 2 = SHA-512) of a SCRAM mechanism.
     pub fn scram_type(self) -> Option<i8> {
         match self {
-            Mechanism::Plain => None,
+            Mechanism::Plain | Mechanism::OAuthBearer => None,
             Mechanism::ScramSha256 => Some(1),
             Mechanism::ScramSha512 => Some(2),
         }
@@ -75,7 +79,12 @@ impl Mechanism {
     pub fn login_module(self) -> &'static str {
         match self {
             Mechanism::Plain => "org.apache.kafka.common.security.plain.PlainLoginModule",
-            _ => "org.apache.kafka.common.security.scram.ScramLoginModule",
+            Mechanism::OAuthBearer => {
+                "org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule"
+            }
+            Mechanism::ScramSha256 | Mechanism::ScramSha512 => {
+                "org.apache.kafka.common.security.scram.ScramLoginModule"
+            }
         }
     }
 }
@@ -122,6 +131,119 @@ pub fn parse_plain(msg: &[u8]) -> Result<(String, String), SaslError> {
         );
     }
     Ok((user.to_string(), password.to_string()))
+}
+
+// ---------------------------------------------------------------------------------------
+// OAUTHBEARER (RFC 7628)
+
+/// A client's OAUTHBEARER message: its bearer token, the authorization id it asks for
+/// (empty: the token's principal) and its extensions (RFC 7628 section 3.1).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OAuthBearerResponse {
+    pub authzid: String,
+    pub token: String,
+    pub extensions: Vec<(String, String)>,
+}
+
+/// The client's message: `n,[a=authzid],` then `\x01`, `key=value\x01` pairs with
+/// `auth=Bearer <token>` among them, and a final `\x01`.
+pub fn oauth_bearer_message(token: &str, extensions: &[(String, String)]) -> Vec<u8> {
+    let mut m = format!("n,,\x01auth=Bearer {token}\x01");
+    for (k, v) in extensions {
+        m.push_str(&format!("{k}={v}\x01"));
+    }
+    m.push('\x01');
+    m.into_bytes()
+}
+
+fn oauth_key_ok(k: &str) -> bool {
+    !k.is_empty() && k.bytes().all(|b| b.is_ascii_alphabetic())
+}
+
+fn oauth_value_ok(v: &str) -> bool {
+    !v.is_empty()
+        && v.bytes()
+            .all(|b| (0x21..=0x7e).contains(&b) || matches!(b, b' ' | b'\t' | b'\r' | b'\n'))
+}
+
+/// Whether an extension's name and value follow RFC 7628 (a name of letters, a value of
+/// printable characters and spaces), and the name is not the reserved `auth`.
+pub fn oauth_extension_ok(k: &str, v: &str) -> bool {
+    k != "auth" && oauth_key_ok(k) && oauth_value_ok(v)
+}
+
+/// Parses a client's OAUTHBEARER message as Kafka does: a GS2 header `n,` with an optional
+/// `a=` authorization id, the `auth` pair with scheme `Bearer` (any case) and a token of
+/// base64url/JWT characters, and extensions whose names are letters.
+pub fn parse_oauth_bearer(msg: &[u8]) -> Result<OAuthBearerResponse, SaslError> {
+    const BAD: &str = "Invalid OAUTHBEARER client first message";
+    let msg = std::str::from_utf8(msg).or_else(|_| fail(BAD))?;
+    let rest = msg
+        .strip_prefix("n,")
+        .ok_or_else(|| SaslError(BAD.into()))?;
+    let (authzid, rest) = rest.split_once(',').ok_or_else(|| SaslError(BAD.into()))?;
+    let authzid = match authzid {
+        "" => String::new(),
+        a => {
+            let name = a.strip_prefix("a=").ok_or_else(|| SaslError(BAD.into()))?;
+            if name.is_empty()
+                || !name
+                    .bytes()
+                    .all(|b| (0x01..=0x7f).contains(&b) && b != b',')
+            {
+                return fail(BAD);
+            }
+            name.to_string()
+        }
+    };
+    let body = rest
+        .strip_prefix('\x01')
+        .and_then(|r| r.strip_suffix('\x01'))
+        .ok_or_else(|| SaslError(BAD.into()))?;
+    let mut pairs: Vec<(String, String)> = Vec::new();
+    if !body.is_empty() {
+        let body = body
+            .strip_suffix('\x01')
+            .ok_or_else(|| SaslError(BAD.into()))?;
+        for kv in body.split('\x01') {
+            let (k, v) = kv.split_once('=').ok_or_else(|| SaslError(BAD.into()))?;
+            if !oauth_key_ok(k) || !oauth_value_ok(v) {
+                return fail(BAD);
+            }
+            // A repeated key keeps its last value, as in Kafka.
+            pairs.retain(|(old, _)| old != k);
+            pairs.push((k.to_string(), v.to_string()));
+        }
+    }
+    let auth = pairs
+        .iter()
+        .position(|(k, _)| k == "auth")
+        .map(|i| pairs.remove(i).1)
+        .ok_or_else(|| SaslError(format!("{BAD}: 'auth' not specified")))?;
+    let invalid_auth = || SaslError(format!("{BAD}: invalid 'auth' format"));
+    let (scheme, token) = auth.split_once(' ').ok_or_else(invalid_auth)?;
+    let token = token.trim_start_matches(' ');
+    let body_len = token.trim_end_matches('=').len();
+    let token_ok = body_len > 0
+        && token[..body_len]
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_~+/.".contains(&b));
+    if scheme.is_empty()
+        || !scheme
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_')
+        || !token_ok
+    {
+        return Err(invalid_auth());
+    }
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return fail(format!("{BAD}: invalid scheme in 'auth': {scheme}"));
+    }
+    Ok(OAuthBearerResponse {
+        authzid,
+        token: token.to_string(),
+        extensions: pairs,
+    })
 }
 
 // ---------------------------------------------------------------------------------------
@@ -761,5 +883,36 @@ mod tests {
             assert!(parse_jaas(bad).is_err(), "{bad}");
         }
         assert_eq!(parse_jaas("M optional;").map(|j| j.options.len()), Ok(0));
+    }
+
+    #[test]
+    fn oauth_bearer_messages() {
+        let ext = vec![("traceId".to_string(), "a b".to_string())];
+        let m = oauth_bearer_message("eyJh.eyJz.", &ext);
+        assert_eq!(m, b"n,,\x01auth=Bearer eyJh.eyJz.\x01traceId=a b\x01\x01");
+        let r = parse_oauth_bearer(&m).expect("parses");
+        assert_eq!(r.token, "eyJh.eyJz.");
+        assert_eq!(r.authzid, "");
+        assert_eq!(r.extensions, ext);
+        let r = parse_oauth_bearer(b"n,a=alice,\x01auth=bearer  tok==\x01\x01").expect("parses");
+        assert_eq!((r.authzid.as_str(), r.token.as_str()), ("alice", "tok=="));
+        for bad in [
+            &b""[..],
+            b"y,,\x01auth=Bearer t\x01\x01",
+            b"n,,\x01auth=Bearer t\x01",
+            b"n,,auth=Bearer t\x01\x01",
+            b"n,,\x01\x01",
+            b"n,,\x01auth=Basic dXNlcg==\x01\x01",
+            b"n,,\x01auth=Bearer t!\x01\x01",
+            b"n,,\x01auth=Bearer t\x01k1=v\x01\x01",
+            b"n,,\x01auth=Bearer t\x01k=\x01\x01",
+            b"n,x=y,\x01auth=Bearer t\x01\x01",
+            b"n,,\x01auth=Bearer \xff\x01\x01",
+        ] {
+            assert!(parse_oauth_bearer(bad).is_err(), "{bad:?}");
+        }
+        assert!(oauth_extension_ok("k", "v"));
+        assert!(!oauth_extension_ok("auth", "v"));
+        assert!(!oauth_extension_ok("k_1", "v"));
     }
 }

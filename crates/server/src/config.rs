@@ -712,7 +712,7 @@ const BROKER_KEYS: &[BrokerKeyDef] = &[
         T::List,
         Some("GSSAPI"),
         "SASL mechanisms of SASL_PLAINTEXT listeners (listener.name.<listener>.sasl.enabled.mechanisms \
-         overrides it for one): PLAIN, SCRAM-SHA-256, SCRAM-SHA-512.",
+         overrides it for one): PLAIN, SCRAM-SHA-256, SCRAM-SHA-512, OAUTHBEARER.",
     ),
     key(
         "sasl.mechanism.inter.broker.protocol",
@@ -720,6 +720,70 @@ const BROKER_KEYS: &[BrokerKeyDef] = &[
         Some("GSSAPI"),
         "The SASL mechanism brokers authenticate with to each other when the inter-broker \
          listener is SASL_PLAINTEXT.",
+    ),
+    key(
+        "sasl.oauthbearer.clock.skew.seconds",
+        T::Int,
+        Some("30"),
+        "OAUTHBEARER signed tokens: how far the token's times may be off this node's clock.",
+    ),
+    key(
+        "sasl.oauthbearer.expected.audience",
+        T::List,
+        None,
+        "OAUTHBEARER signed tokens: audiences of which a token's aud must hold one; unset, a \
+         token must carry no aud.",
+    ),
+    key(
+        "sasl.oauthbearer.expected.issuer",
+        T::String,
+        None,
+        "OAUTHBEARER signed tokens: the iss a token must carry.",
+    ),
+    key(
+        "sasl.oauthbearer.jwks.endpoint.refresh.ms",
+        T::Long,
+        Some("3600000"),
+        "OAUTHBEARER signed tokens: how often the keys at an http(s) JWKS URL are fetched again.",
+    ),
+    key(
+        "sasl.oauthbearer.jwks.endpoint.retry.backoff.max.ms",
+        T::Long,
+        Some("10000"),
+        "OAUTHBEARER signed tokens: how long a failed fetch of the keys is retried.",
+    ),
+    key(
+        "sasl.oauthbearer.jwks.endpoint.retry.backoff.ms",
+        T::Long,
+        Some("100"),
+        "OAUTHBEARER signed tokens: the first wait before a failed fetch of the keys is retried \
+         (doubling after each).",
+    ),
+    key(
+        "sasl.oauthbearer.jwks.endpoint.url",
+        T::String,
+        None,
+        "OAUTHBEARER signed tokens: the identity provider's keys (JWKS), an https:// or http:// \
+         URL fetched at startup and refreshed, or a file: read at startup.",
+    ),
+    key(
+        "sasl.oauthbearer.scope.claim.name",
+        T::String,
+        Some("scope"),
+        "OAUTHBEARER signed tokens: the claim holding the token's scope.",
+    ),
+    key(
+        "sasl.oauthbearer.sub.claim.name",
+        T::String,
+        Some("sub"),
+        "OAUTHBEARER signed tokens: the claim naming the token's principal.",
+    ),
+    key(
+        "sasl.oauthbearer.token.endpoint.url",
+        T::String,
+        None,
+        "OAUTHBEARER between brokers: where a broker gets its token, an http(s) token endpoint \
+         (client credentials from the JAAS config's clientId and clientSecret) or a file:.",
     ),
     key(
         "sasl.server.max.receive.size",
@@ -1972,6 +2036,11 @@ fn listener_sasl_key(key: &str) -> Option<(&str, &str)> {
     let rest = key.strip_prefix("listener.name.")?;
     let (listener, setting) = rest.split_once('.')?;
     let known = setting == "sasl.enabled.mechanisms"
+        || setting == "oauthbearer.sasl.server.callback.handler.class"
+        || setting
+            .strip_prefix("oauthbearer.")
+            .unwrap_or(setting)
+            .starts_with("sasl.oauthbearer.")
         || setting
             .strip_suffix(".sasl.jaas.config")
             .is_some_and(|m| !m.is_empty() && !m.contains('.'));
@@ -2290,7 +2359,7 @@ fn sasl_settings(
                     list,
                     format!(
                         "SASL mechanism {name} of listener {} is not supported: krust implements \
-                         PLAIN, SCRAM-SHA-256 and SCRAM-SHA-512",
+                         PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 and OAUTHBEARER",
                         l.name
                     ),
                 )
@@ -2312,6 +2381,9 @@ fn sasl_settings(
         };
         for &m in &mechanisms {
             let j = jaas(&l.name, m)?;
+            if m == Mechanism::OAuthBearer {
+                listener.oauth = Some(oauth_validator(raw, &l.name, j.as_ref())?);
+            }
             if m == Mechanism::Plain {
                 let key = format!(
                     "listener.name.{}.plain.sasl.jaas.config",
@@ -2361,13 +2433,46 @@ fn sasl_settings(
                 l.name.to_ascii_lowercase(),
                 m.name().to_ascii_lowercase()
             );
-            let creds = jaas(&l.name, m)?.and_then(|j| {
+            let creds = if m == Mechanism::OAuthBearer {
+                let j = jaas(&l.name, m)?;
+                let options = j.map(|j| j.options).unwrap_or_default();
+                let endpoint = [
+                    "oauthbearer.sasl.oauthbearer.token.endpoint.url",
+                    "sasl.oauthbearer.token.endpoint.url",
+                ]
+                .iter()
+                .find_map(|s| listener_key(&l.name, s))
+                .or_else(|| {
+                    raw.get("sasl.oauthbearer.token.endpoint.url")
+                        .map(|v| ("sasl.oauthbearer.token.endpoint.url", v))
+                });
+                let login = krust_client::oauth::OAuthLogin::from_options(
+                    &options,
+                    endpoint.map(|(_, v)| v),
+                )
+                .map_err(|e| {
+                    err(format!(
+                        "Brokers authenticate to each other with OAUTHBEARER on listener {}: \
+                         {jaas_key}: {e}",
+                        l.name
+                    ))
+                })?;
                 Some(krust_client::SaslCredentials {
                     mechanism: m,
-                    username: j.option("username")?.to_string(),
-                    password: j.option("password")?.to_string(),
+                    username: String::new(),
+                    password: String::new(),
+                    oauth: Some(std::sync::Arc::new(login)),
                 })
-            });
+            } else {
+                jaas(&l.name, m)?.and_then(|j| {
+                    Some(krust_client::SaslCredentials {
+                        mechanism: m,
+                        username: j.option("username")?.to_string(),
+                        password: j.option("password")?.to_string(),
+                        oauth: None,
+                    })
+                })
+            };
             let Some(creds) = creds else {
                 return Err(err(format!(
                     "Brokers authenticate to each other with {m} on listener {}: {jaas_key} \
@@ -2382,6 +2487,170 @@ fn sasl_settings(
             .insert(l.name.clone(), std::sync::Arc::new(listener));
     }
     Ok(settings)
+}
+
+/// How listener `l` validates OAUTHBEARER tokens, from
+/// `listener.name.<l>.oauthbearer.sasl.server.callback.handler.class` (Kafka's unsecured
+/// validator when unset), the options of its OAUTHBEARER JAAS config, and the
+/// `sasl.oauthbearer.*` settings (each looked up as
+/// `listener.name.<l>.oauthbearer.<key>`, then `listener.name.<l>.<key>`, then `<key>`).
+fn oauth_validator(
+    raw: &Raw,
+    l: &str,
+    jaas: Option<&krust_protocol::sasl::JaasConfig>,
+) -> Result<crate::oauth::Validator, ConfigError> {
+    use crate::oauth::{
+        KeySource, SignedSettings, SignedValidator, UnsecuredOptions, Validator, SECURED_HANDLERS,
+        UNSECURED_HANDLER,
+    };
+    let setting = |name: &str| -> Option<(String, String)> {
+        raw.listener_value(l, &format!("oauthbearer.{name}"))
+            .or_else(|| raw.listener_value(l, name))
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .or_else(|| raw.get(name).map(|v| (name.to_string(), v.to_string())))
+    };
+    let number = |name: &str, default: i64, min: i64| -> Result<i64, ConfigError> {
+        match setting(name) {
+            None => Ok(default),
+            Some((k, v)) => match v.trim().parse::<i64>() {
+                Ok(n) if n >= min => Ok(n),
+                Ok(_) => Err(invalid(&k, &v, format!("Value must be at least {min}"))),
+                Err(_) => Err(invalid(&k, &v, "Not a number of type LONG")),
+            },
+        }
+    };
+    let handler = raw.listener_value(l, "oauthbearer.sasl.server.callback.handler.class");
+    let secured = match handler {
+        None => false,
+        Some((_, v)) if v.trim() == UNSECURED_HANDLER => false,
+        Some((_, v)) if SECURED_HANDLERS.contains(&v.trim()) => true,
+        Some((k, v)) => {
+            return Err(invalid(
+                k,
+                v,
+                format!(
+                    "krust validates OAUTHBEARER tokens with Kafka's unsecured validator \
+                     ({UNSECURED_HANDLER}) or its JWKS validator ({})",
+                    SECURED_HANDLERS[0]
+                ),
+            ))
+        }
+    };
+    let option = |name: &str| jaas.and_then(|j| j.option(name));
+    if !secured {
+        let mut o = UnsecuredOptions::default();
+        let jaas_key = format!(
+            "listener.name.{}.oauthbearer.sasl.jaas.config",
+            l.to_ascii_lowercase()
+        );
+        if let Some(v) = option("unsecuredValidatorPrincipalClaimName") {
+            o.principal_claim = v.trim().to_string();
+        }
+        if let Some(v) = option("unsecuredValidatorScopeClaimName") {
+            o.scope_claim = v.trim().to_string();
+        }
+        if o.principal_claim.is_empty() || o.scope_claim.is_empty() {
+            return Err(invalid(
+                &jaas_key,
+                "[hidden]",
+                "a claim name option is blank",
+            ));
+        }
+        if let Some(v) = option("unsecuredValidatorRequiredScope") {
+            for item in v.split(' ').filter(|i| !i.is_empty()) {
+                let ok = item
+                    .bytes()
+                    .all(|b| b == 0x21 || (0x23..=0x5b).contains(&b) || (0x5d..=0x7e).contains(&b));
+                if !ok {
+                    return Err(invalid(
+                        &jaas_key,
+                        "[hidden]",
+                        format!(
+                            "unsecuredValidatorRequiredScope has an invalid scope item {item:?}"
+                        ),
+                    ));
+                }
+                o.required_scope.push(item.to_string());
+            }
+        }
+        if let Some(v) = option("unsecuredValidatorAllowableClockSkewMs") {
+            o.clock_skew_ms = v.trim().parse::<i64>().ok().filter(|n| *n >= 0).ok_or_else(|| {
+                invalid(
+                    &jaas_key,
+                    "[hidden]",
+                    format!("unsecuredValidatorAllowableClockSkewMs must be an integer, 0 or more, not {v:?}"),
+                )
+            })?;
+        }
+        return Ok(Validator::Unsecured(o));
+    }
+    let url_key = "sasl.oauthbearer.jwks.endpoint.url";
+    let Some((key, url)) = setting(url_key) else {
+        return Err(err(format!(
+            "Listener {l} validates OAUTHBEARER tokens with {}: set {url_key} (an https://, \
+             http:// or file: URL of the identity provider's keys)",
+            SECURED_HANDLERS[0]
+        )));
+    };
+    let url = url.trim().to_string();
+    let source = if let Some(rest) = url.strip_prefix("file:") {
+        let path = rest
+            .strip_prefix("//localhost")
+            .or_else(|| rest.strip_prefix("//").filter(|r| r.starts_with('/')))
+            .unwrap_or(rest);
+        if !path.starts_with('/') {
+            return Err(invalid(&key, &url, "a file: URL needs an absolute path"));
+        }
+        KeySource::File(std::path::PathBuf::from(path))
+    } else if url.starts_with("http://") || url.starts_with("https://") {
+        krust_client::http::Url::parse(&url).map_err(|e| invalid(&key, &url, e))?;
+        KeySource::Url(url.clone())
+    } else {
+        return Err(invalid(
+            &key,
+            &url,
+            "the URL must be https://, http:// or file:",
+        ));
+    };
+    let list = |name: &str| {
+        setting(name).map(|(_, v)| {
+            v.split(',')
+                .map(|a| a.trim().to_string())
+                .filter(|a| !a.is_empty())
+                .collect::<Vec<_>>()
+        })
+    };
+    let claim = |name: &str, default: &str| -> Result<String, ConfigError> {
+        match setting(name) {
+            None => Ok(default.to_string()),
+            Some((k, v)) if v.trim().is_empty() => {
+                Err(invalid(&k, &v, "a claim name cannot be blank"))
+            }
+            Some((_, v)) => Ok(v.trim().to_string()),
+        }
+    };
+    let settings = SignedSettings {
+        source,
+        refresh_ms: number("sasl.oauthbearer.jwks.endpoint.refresh.ms", 3_600_000, 1)?
+            .unsigned_abs(),
+        retry_backoff_ms: number("sasl.oauthbearer.jwks.endpoint.retry.backoff.ms", 100, 0)?
+            .unsigned_abs(),
+        retry_backoff_max_ms: number(
+            "sasl.oauthbearer.jwks.endpoint.retry.backoff.max.ms",
+            10_000,
+            0,
+        )?
+        .unsigned_abs(),
+        audience: list("sasl.oauthbearer.expected.audience"),
+        issuer: setting("sasl.oauthbearer.expected.issuer")
+            .map(|(_, v)| v.trim().to_string())
+            .filter(|v| !v.is_empty()),
+        sub_claim: claim("sasl.oauthbearer.sub.claim.name", "sub")?,
+        scope_claim: claim("sasl.oauthbearer.scope.claim.name", "scope")?,
+        clock_skew_s: number("sasl.oauthbearer.clock.skew.seconds", 30, 0)?,
+    };
+    let validator = SignedValidator::new(settings).map_err(|e| invalid(&key, &url, e))?;
+    Ok(Validator::Signed(std::sync::Arc::new(validator)))
 }
 
 /// `max.connections.per.ip.overrides`: `host:count` or `ip:count` entries, comma
@@ -3381,7 +3650,7 @@ mod tests {
 
         for (change, wanted) in [
             (("sasl.enabled.mechanisms", None), "GSSAPI"),
-            (("sasl.enabled.mechanisms", Some("PLAIN,OAUTHBEARER")), "OAUTHBEARER"),
+            (("sasl.enabled.mechanisms", Some("PLAIN,SCRAM-SHA-1")), "SCRAM-SHA-1"),
             (("sasl.enabled.mechanisms", Some(" , ")), "enables no SASL mechanism"),
             (
                 ("listener.name.sasl_plaintext.plain.sasl.jaas.config", None),
@@ -3427,6 +3696,116 @@ mod tests {
             // A JAAS value is never echoed in an error.
             assert!(!e.contains("user_admin"), "{e}");
         }
+        // OAUTHBEARER: Kafka's unsecured validator by default, or signed tokens checked
+        // against a JWKS; the sasl.oauthbearer.* keys per listener or for all.
+        let mut oauth = sasl.to_vec();
+        oauth.retain(|(k, _)| *k != "sasl.enabled.mechanisms");
+        oauth.push(("sasl.enabled.mechanisms", Some("PLAIN,OAUTHBEARER")));
+        let c = ok(COMBINED, &oauth);
+        let v = c.sasl.listeners["SASL_PLAINTEXT"].oauth.clone();
+        assert!(
+            matches!(&v, Some(crate::oauth::Validator::Unsecured(o)) if *o == crate::oauth::UnsecuredOptions::default()),
+            "{v:?}"
+        );
+        let dir = tempfile::tempdir().expect("dir");
+        let jwks = dir.path().join("jwks.json");
+        std::fs::write(&jwks, r#"{"keys":[{"kty":"oct","k":"c2VjcmV0"}]}"#).expect("write");
+        let jwks_url = format!("file:{}", jwks.display());
+        const HANDLER_KEY: &str =
+            "listener.name.sasl_plaintext.oauthbearer.sasl.server.callback.handler.class";
+        let mut signed = oauth.clone();
+        signed.extend([
+            (HANDLER_KEY, Some(crate::oauth::SECURED_HANDLERS[1])),
+            (
+                "listener.name.sasl_plaintext.sasl.oauthbearer.jwks.endpoint.url",
+                Some(jwks_url.as_str()),
+            ),
+            ("sasl.oauthbearer.expected.audience", Some("a, b")),
+            (
+                "listener.name.sasl_plaintext.oauthbearer.sasl.oauthbearer.sub.claim.name",
+                Some("client_id"),
+            ),
+        ]);
+        let c = ok(COMBINED, &signed);
+        match &c.sasl.listeners["SASL_PLAINTEXT"].oauth {
+            Some(crate::oauth::Validator::Signed(v)) => {
+                assert_eq!(
+                    v.settings.audience,
+                    Some(vec!["a".to_string(), "b".to_string()])
+                );
+                assert_eq!(v.settings.sub_claim, "client_id");
+                assert_eq!(v.settings.clock_skew_s, 30);
+                assert_eq!(
+                    v.settings.source,
+                    crate::oauth::KeySource::File(jwks.clone())
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        for (change, wanted) in [
+            ((HANDLER_KEY, Some("com.example.Mine")), "JWKS validator"),
+            (
+                (
+                    "listener.name.sasl_plaintext.sasl.oauthbearer.jwks.endpoint.url",
+                    None,
+                ),
+                "set sasl.oauthbearer.jwks.endpoint.url",
+            ),
+            (
+                (
+                    "listener.name.sasl_plaintext.sasl.oauthbearer.jwks.endpoint.url",
+                    Some("ftp://idp/keys"),
+                ),
+                "https://, http:// or file:",
+            ),
+            (
+                (
+                    "listener.name.sasl_plaintext.sasl.oauthbearer.jwks.endpoint.url",
+                    Some("file:/nonexistent/jwks"),
+                ),
+                "cannot read the JWKS file",
+            ),
+            (
+                ("sasl.oauthbearer.clock.skew.seconds", Some("-1")),
+                "at least 0",
+            ),
+            (
+                ("sasl.oauthbearer.jwks.endpoint.refresh.ms", Some("0")),
+                "at least 1",
+            ),
+        ] {
+            let mut changes = signed.clone();
+            changes.retain(|(k, _)| *k != change.0);
+            if change.1.is_some() {
+                changes.push(change);
+            }
+            let e = fails(COMBINED, &changes);
+            assert!(e.contains(wanted), "{change:?}: {e}");
+        }
+        let mut scoped = oauth.clone();
+        scoped.push((
+            "listener.name.sasl_plaintext.oauthbearer.sasl.jaas.config",
+            Some(
+                "org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required \
+                  unsecuredValidatorRequiredScope=\"a\\\\b\";",
+            ),
+        ));
+        let e = fails(COMBINED, &scoped);
+        assert!(e.contains("invalid scope item"), "{e}");
+        scoped.pop();
+        scoped.push((
+            "listener.name.sasl_plaintext.oauthbearer.sasl.jaas.config",
+            Some("org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required \
+                  unsecuredValidatorRequiredScope=\"read write\" unsecuredValidatorAllowableClockSkewMs=\"500\";"),
+        ));
+        match &ok(COMBINED, &scoped).sasl.listeners["SASL_PLAINTEXT"].oauth {
+            Some(crate::oauth::Validator::Unsecured(o)) => {
+                assert_eq!(o.required_scope, ["read", "write"]);
+                assert_eq!(o.clock_skew_ms, 500);
+            }
+            other => panic!("{other:?}"),
+        }
+
         // The authorizer: none by default, StandardAuthorizer, nothing else.
         assert_eq!(ok(COMBINED, &[]).authorizer, None);
         let c = ok(

@@ -53,7 +53,7 @@ pub fn scram_records(values: &[String]) -> Result<Vec<MetadataRecord>, FormatErr
             .split_once('=')
             .ok_or_else(|| bad("expected MECHANISM=[...]"))?;
         let mech = Mechanism::parse(mech.trim())
-            .filter(|m| *m != Mechanism::Plain)
+            .filter(|m| m.scram_type().is_some())
             .ok_or_else(|| bad("the mechanism must be SCRAM-SHA-256 or SCRAM-SHA-512"))?;
         let inner = rest
             .trim()

@@ -21,6 +21,7 @@ pub mod meta_properties;
 pub mod metadata_log;
 pub mod metrics;
 pub mod network;
+pub mod oauth;
 pub mod outbound;
 pub mod partition;
 pub mod principal;

@@ -1,5 +1,6 @@
-//! SASL authentication on SASL_PLAINTEXT listeners: PLAIN users from the listener's JAAS
-//! config, SCRAM-SHA-256/512 credentials from the cluster metadata.
+//! SASL authentication on SASL_PLAINTEXT and SASL_SSL listeners: PLAIN users from the
+//! listener's JAAS config, SCRAM-SHA-256/512 credentials from the cluster metadata, and
+//! OAUTHBEARER tokens checked by the listener's validator ([`crate::oauth`]).
 //!
 //! Each connection of such a listener starts unauthenticated. It may send ApiVersions and
 //! SaslHandshake (v1: the mechanism), then SaslAuthenticate until the exchange ends. Any
@@ -7,7 +8,7 @@
 //! `connection.failed.authentication.delay.ms` and the failure's answer). With
 //! `connections.max.reauth.ms`, a session ends after that long: the client re-authenticates
 //! on the same connection (KIP-368, same mechanism and principal) or it is closed at its
-//! next request. Until a connection is authenticated, its requests may be at most
+//! next request. An OAUTHBEARER session also ends when its token expires. Until a connection is authenticated, its requests may be at most
 //! `sasl.server.max.receive.size` bytes.
 
 use std::collections::HashMap;
@@ -20,7 +21,9 @@ use kafka_protocol::messages::{
     SaslHandshakeResponse,
 };
 use kafka_protocol::protocol::StrBytes;
-use krust_protocol::sasl::{constant_time_eq, parse_plain, Mechanism, ScramServer};
+use krust_protocol::sasl::{
+    constant_time_eq, parse_oauth_bearer, parse_plain, Mechanism, ScramServer,
+};
 use krust_protocol::ErrorCode;
 
 use crate::broker::Broker;
@@ -47,6 +50,8 @@ pub struct ListenerSasl {
     pub mechanisms: Vec<Mechanism>,
     /// `user_<name>="<password>"` of its PLAIN JAAS config.
     pub plain_users: HashMap<String, String>,
+    /// How it validates OAUTHBEARER tokens, when it enables OAUTHBEARER.
+    pub oauth: Option<crate::oauth::Validator>,
 }
 
 impl std::fmt::Debug for ListenerSasl {
@@ -56,6 +61,7 @@ impl std::fmt::Debug for ListenerSasl {
         f.debug_struct("ListenerSasl")
             .field("mechanisms", &self.mechanisms)
             .field("plain_users", &users)
+            .field("oauth", &self.oauth)
             .finish()
     }
 }
@@ -71,8 +77,11 @@ enum State {
     /// being renewed, for a re-authentication.
     Exchange {
         mechanism: Mechanism,
-        scram: Option<ScramServer>,
+        scram: Option<Box<ScramServer>>,
         previous: Option<Session>,
+        /// OAUTHBEARER: the error challenge sent for a refused token, until the client
+        /// acknowledges it (RFC 7628 section 3.2.3).
+        refused: Option<String>,
     },
     Authenticated(Session),
 }
@@ -234,8 +243,11 @@ impl ConnAuth {
         }
         self.state = State::Exchange {
             mechanism,
-            scram: (mechanism != Mechanism::Plain).then(|| ScramServer::new(mechanism)),
+            scram: mechanism
+                .scram_type()
+                .map(|_| Box::new(ScramServer::new(mechanism))),
             previous,
+            refused: None,
         };
         Answer {
             response: SaslHandshakeResponse::default().with_mechanisms(enabled),
@@ -252,6 +264,7 @@ impl ConnAuth {
             mechanism,
             scram,
             previous,
+            refused,
         } = &mut self.state
         else {
             // Out of turn: refused, and the connection closed unless it is authenticated
@@ -270,6 +283,9 @@ impl ConnAuth {
         let mechanism = *mechanism;
         let step = match (mechanism, scram) {
             (Mechanism::Plain, _) => plain_step(self.listener.as_deref(), &req.auth_bytes),
+            (Mechanism::OAuthBearer, _) => {
+                oauth_step(self.listener.as_deref(), refused, &req.auth_bytes)
+            }
             (_, Some(s)) => scram_step(broker, mechanism, s, &req.auth_bytes),
             (_, None) => Err("no SCRAM exchange".to_string()),
         };
@@ -285,10 +301,13 @@ impl ConnAuth {
                 response: SaslAuthenticateResponse::default().with_auth_bytes(Bytes::from(bytes)),
                 close: None,
             },
-            Ok(Step::Done { bytes, principal }) => {
-                let reauth = broker.config.sasl.reauth_ms;
-                let expires =
-                    (reauth > 0).then(|| Instant::now() + std::time::Duration::from_millis(reauth));
+            Ok(Step::Done {
+                bytes,
+                principal,
+                credential_expires_ms,
+            }) => {
+                let (lifetime, expires) =
+                    session_lifetime(broker.config.sasl.reauth_ms, credential_expires_ms);
                 tracing::debug!(%principal, %mechanism, "SASL authentication succeeded");
                 if *self.principal != *principal {
                     self.principal = Arc::from(principal.as_str());
@@ -301,7 +320,7 @@ impl ConnAuth {
                 Answer {
                     response: SaslAuthenticateResponse::default()
                         .with_auth_bytes(Bytes::from(bytes))
-                        .with_session_lifetime_ms(i64::try_from(reauth).unwrap_or(i64::MAX)),
+                        .with_session_lifetime_ms(i64::try_from(lifetime).unwrap_or(i64::MAX)),
                     close: None,
                 }
             }
@@ -324,7 +343,33 @@ impl ConnAuth {
 
 enum Step {
     Continue(Vec<u8>),
-    Done { bytes: Vec<u8>, principal: String },
+    Done {
+        bytes: Vec<u8>,
+        principal: String,
+        /// When the credential itself expires (epoch ms): an OAUTHBEARER token's `exp`.
+        credential_expires_ms: Option<i64>,
+    },
+}
+
+/// A new session's lifetime in ms (0: it does not end) and when it ends, as Kafka
+/// computes them: `connections.max.reauth.ms` (0: unset), bounded by the credential's
+/// expiry. A credential that has already expired (within the validator's clock skew) gives
+/// a session that ends at once: the client's next request other than SaslHandshake closes
+/// the connection.
+fn session_lifetime(reauth_ms: u64, credential_expires_ms: Option<i64>) -> (u64, Option<Instant>) {
+    let now = Instant::now();
+    let left = credential_expires_ms
+        .map(|exp| u64::try_from(exp.saturating_sub(crate::broker::now_ms())).unwrap_or(0));
+    let lifetime = match (reauth_ms, left) {
+        (0, None) => return (0, None),
+        (r, None) => r,
+        (0, Some(l)) => l,
+        (r, Some(l)) => r.min(l),
+    };
+    (
+        lifetime,
+        Some(now + std::time::Duration::from_millis(lifetime)),
+    )
 }
 
 fn plain_step(listener: Option<&ListenerSasl>, msg: &[u8]) -> Result<Step, String> {
@@ -338,7 +383,54 @@ fn plain_step(listener: Option<&ListenerSasl>, msg: &[u8]) -> Result<Step, Strin
     Ok(Step::Done {
         bytes: Vec::new(),
         principal: format!("User:{user}"),
+        credential_expires_ms: None,
     })
+}
+
+/// One OAUTHBEARER message: the client's token, or its acknowledgement (`\x01`) of the
+/// error challenge that refused one. A refused token is answered with the challenge, as
+/// RFC 7628 asks; the exchange then fails with the challenge as its message.
+fn oauth_step(
+    listener: Option<&ListenerSasl>,
+    refused: &mut Option<String>,
+    msg: &[u8],
+) -> Result<Step, String> {
+    if let Some(challenge) = refused.take() {
+        if msg == [1] {
+            return Err(challenge);
+        }
+    }
+    let response = parse_oauth_bearer(msg).map_err(|e| {
+        tracing::debug!("OAUTHBEARER: {e}");
+        "Authentication failed during authentication due to invalid credentials with SASL \
+         mechanism OAUTHBEARER"
+            .to_string()
+    })?;
+    let Some(validator) = listener.and_then(|l| l.oauth.as_ref()) else {
+        return Err("OAUTHBEARER is not enabled on this listener".into());
+    };
+    match validator.validate(&response.token, crate::broker::now_ms()) {
+        Ok(token) => {
+            if !response.authzid.is_empty() && response.authzid != token.principal {
+                return Err(format!(
+                    "Authentication failed: Client requested an authorization id ({}) that is \
+                     different from the token's principal name ({})",
+                    response.authzid, token.principal
+                ));
+            }
+            Ok(Step::Done {
+                bytes: Vec::new(),
+                principal: format!("User:{}", token.principal),
+                credential_expires_ms: Some(token.expires_ms),
+            })
+        }
+        Err(invalid) => {
+            tracing::info!(reason = %invalid.reason, "OAUTHBEARER token refused");
+            let challenge = invalid.challenge();
+            *refused = Some(challenge.clone());
+            Ok(Step::Continue(challenge.into_bytes()))
+        }
+    }
 }
 
 fn scram_step(
@@ -352,6 +444,7 @@ fn scram_step(
         return Ok(Step::Done {
             bytes,
             principal: format!("User:{user}"),
+            credential_expires_ms: None,
         });
     }
     let image = broker.image();

@@ -114,6 +114,16 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<RunningServer> {
     broker.replication.start(&broker, shutdown_rx.clone());
 
     let mut tasks = Vec::new();
+    // Listeners that verify OAUTHBEARER tokens against keys at a URL fetch them now: a
+    // node that could not check a token does not start.
+    for (name, l) in &broker.config.sasl.listeners {
+        if let Some(crate::oauth::Validator::Signed(v)) = &l.oauth {
+            v.load().await.map_err(|e| {
+                anyhow::anyhow!("cannot load the OAUTHBEARER keys of listener {name}: {e}")
+            })?;
+            tasks.push(tokio::spawn(v.clone().refresh(shutdown_rx.clone())));
+        }
+    }
     let mut addresses = Vec::new();
     let controller_names = broker.config.controller_listener_names.clone();
     let mut broker_listeners = Vec::new();

@@ -180,9 +180,12 @@ fn tls_config(
     .map_err(|e| anyhow::anyhow!("Invalid TLS settings: {e}"))
 }
 
-/// The SASL credentials of client properties: `sasl.mechanism` (PLAIN, SCRAM-SHA-256 or
-/// SCRAM-SHA-512), and the `username` and `password` options of `sasl.jaas.config` (or
-/// librdkafka's `sasl.username` and `sasl.password`).
+/// The SASL credentials of client properties: `sasl.mechanism` (PLAIN, SCRAM-SHA-256,
+/// SCRAM-SHA-512 or OAUTHBEARER), and the `username` and `password` options of
+/// `sasl.jaas.config` (or librdkafka's `sasl.username` and `sasl.password`). OAUTHBEARER
+/// takes its token as Kafka's clients do: from `sasl.oauthbearer.token.endpoint.url` (an
+/// `http(s)` token endpoint with the `clientId` and `clientSecret` options, or a `file:`
+/// holding the token), else an unsecured token built from the `unsecuredLogin*` options.
 fn sasl_credentials(
     props: &BTreeMap<String, String>,
 ) -> anyhow::Result<krust_client::SaslCredentials> {
@@ -190,18 +193,37 @@ fn sasl_credentials(
     let Some(mechanism) = krust_client::Mechanism::parse(name) else {
         bail!(
             "Invalid value {name} for configuration sasl.mechanism: krust's tools support \
-             PLAIN, SCRAM-SHA-256 and SCRAM-SHA-512"
+             PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 and OAUTHBEARER"
         );
     };
-    let (username, password) = match props.get("sasl.jaas.config") {
-        Some(jaas) => {
-            let j = krust_protocol::sasl::parse_jaas(jaas)
-                .map_err(|e| anyhow::anyhow!("Invalid sasl.jaas.config: {e}"))?;
-            (
-                j.option("username").map(str::to_string),
-                j.option("password").map(str::to_string),
-            )
-        }
+    let jaas = props
+        .get("sasl.jaas.config")
+        .map(|jaas| {
+            krust_protocol::sasl::parse_jaas(jaas)
+                .map_err(|e| anyhow::anyhow!("Invalid sasl.jaas.config: {e}"))
+        })
+        .transpose()?;
+    if mechanism == krust_client::Mechanism::OAuthBearer {
+        let options = jaas.map(|j| j.options).unwrap_or_default();
+        let login = krust_client::oauth::OAuthLogin::from_options(
+            &options,
+            props
+                .get("sasl.oauthbearer.token.endpoint.url")
+                .map(String::as_str),
+        )
+        .map_err(|e| anyhow::anyhow!("Invalid OAUTHBEARER settings: {e}"))?;
+        return Ok(krust_client::SaslCredentials {
+            mechanism,
+            username: String::new(),
+            password: String::new(),
+            oauth: Some(std::sync::Arc::new(login)),
+        });
+    }
+    let (username, password) = match jaas {
+        Some(j) => (
+            j.option("username").map(str::to_string),
+            j.option("password").map(str::to_string),
+        ),
         None => (
             props.get("sasl.username").cloned(),
             props.get("sasl.password").cloned(),
@@ -212,6 +234,7 @@ fn sasl_credentials(
             mechanism,
             username,
             password,
+            oauth: None,
         }),
         _ => bail!(
             "security.protocol=SASL_PLAINTEXT needs a username and a password: set \

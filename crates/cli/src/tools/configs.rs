@@ -896,7 +896,7 @@ async fn describe_users(client: &mut Client, user: Option<&str>) -> anyhow::Resu
 /// The SCRAM mechanism a user config key names.
 fn scram_key(key: &str) -> anyhow::Result<Mechanism> {
     match Mechanism::parse(key) {
-        Some(m) if m != Mechanism::Plain => Ok(m),
+        Some(m) if m.scram_type().is_some() => Ok(m),
         _ => bail!(
             "Invalid config(s): {key} (a user's configs are its SCRAM credentials, \
              SCRAM-SHA-256 and SCRAM-SHA-512, and its client quotas)"

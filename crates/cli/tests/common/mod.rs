@@ -342,3 +342,42 @@ impl Drop for Background {
         }
     }
 }
+
+/// Sends one request frame and reads the answer; `None` once the broker closed.
+pub fn call<R: kafka_protocol::protocol::Request>(
+    s: &mut TcpStream,
+    corr: i32,
+    version: i16,
+    req: &R,
+) -> Option<R::Response> {
+    let key = kafka_protocol::messages::ApiKey::try_from(R::KEY).expect("key");
+    std::io::Write::write_all(s, &frame(key, version, corr, req)).ok()?;
+    let mut size = [0u8; 4];
+    std::io::Read::read_exact(s, &mut size).ok()?;
+    let mut data = vec![0u8; i32::from_be_bytes(size) as usize];
+    std::io::Read::read_exact(s, &mut data).ok()?;
+    let header =
+        if <R::Response as kafka_protocol::protocol::HeaderVersion>::header_version(version) >= 1 {
+            5
+        } else {
+            4
+        };
+    let mut body = bytes::Bytes::from(data).split_off(header);
+    Some(
+        <R::Response as kafka_protocol::protocol::Decodable>::decode(&mut body, version)
+            .expect("response"),
+    )
+}
+
+pub fn connect(node: &Node) -> TcpStream {
+    let s = TcpStream::connect(node.client_addr()).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    s
+}
+
+/// Whether the broker closed the connection (reads end) within a few seconds.
+pub fn closed(s: &mut TcpStream) -> bool {
+    let mut b = [0u8; 1];
+    matches!(std::io::Read::read(s, &mut b), Ok(0) | Err(_))
+}
