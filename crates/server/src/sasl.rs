@@ -150,8 +150,8 @@ impl ConnAuth {
             State::Open => Gate::Serve,
             State::Authenticated(s) => match s.expires {
                 Some(t) if Instant::now() >= t => Gate::Close(format!(
-                    "the SASL session of {} expired (connections.max.reauth.ms) without \
-                     re-authentication",
+                    "the SASL session of {} ended (connections.max.reauth.ms, or its \
+                     token's expiry) without re-authentication",
                     s.principal
                 )),
                 _ => Gate::Serve,
