@@ -10,7 +10,7 @@ use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use base64::Engine;
 use bytes::Bytes;
@@ -132,7 +132,7 @@ fn unsecured_tokens_name_their_principal() {
     let broker_jaas = format!(
         "listener.name.sasl_plaintext.oauthbearer.sasl.jaas.config={MODULE} required \
          unsecuredLoginStringClaim_sub=\"broker\" unsecuredLoginListClaim_scope=\",kafka\" \
-         unsecuredValidatorRequiredScope=\"kafka\" unsecuredValidatorAllowableClockSkewMs=\"1000\";"
+         unsecuredValidatorRequiredScope=\"kafka\";"
     );
     let node = Node::start_listener(
         BIN,
@@ -212,6 +212,69 @@ fn unsecured_tokens_name_their_principal() {
         ),
         Err(r#"{"status":"invalid_token"}"#.to_string())
     );
+    // A session ends with its token: the connection is served until the token expires,
+    // then closed at its next request.
+    let mut s = connect(&node);
+    let exp_ms = (now_s() + 3) * 1000;
+    let r = login(
+        &mut s,
+        &unsecured_token(&format!(
+            r#"{{"sub":"alice","scope":"kafka","exp":{}}}"#,
+            exp_ms / 1000
+        )),
+    );
+    assert_eq!(r.error_code, 0);
+    assert!(r.session_lifetime_ms > 0 && r.session_lifetime_ms <= 3000);
+    let mut corr = 10;
+    wait_for(
+        "the token's session to end",
+        Duration::from_secs(20),
+        || {
+            corr += 1;
+            match call(&mut s, corr, 12, &MetadataRequest::default()) {
+                Some(_) => {
+                    std::thread::sleep(Duration::from_millis(100));
+                    None
+                }
+                None => Some(()),
+            }
+        },
+    );
+    let ended = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis());
+    assert!(
+        ended >= u128::from(exp_ms),
+        "closed before the token expired"
+    );
+    // An authorization id other than the token's principal is refused.
+    let mut s = connect(&node);
+    call(
+        &mut s,
+        1,
+        1,
+        &SaslHandshakeRequest::default().with_mechanism(StrBytes::from_static_str("OAUTHBEARER")),
+    )
+    .expect("handshake");
+    let msg = format!(
+        "n,a=bob,\x01auth=Bearer {}\x01\x01",
+        unsecured_token(&format!(r#"{{"sub":"alice","scope":"kafka","exp":{exp}}}"#))
+    );
+    let r = call(
+        &mut s,
+        2,
+        2,
+        &SaslAuthenticateRequest::default().with_auth_bytes(Bytes::from(msg)),
+    )
+    .expect("answer");
+    assert_eq!(r.error_code, 58);
+    assert!(
+        r.error_message
+            .as_deref()
+            .is_some_and(|m| m.contains("(bob)")),
+        "{r:?}"
+    );
+    assert!(closed(&mut s));
     // A malformed message fails at once, without a challenge.
     let mut s = connect(&node);
     call(
@@ -369,8 +432,10 @@ fn serve(mut s: TcpStream, jwks: &Mutex<String>, token: &Mutex<String>, fetches:
     let (status, body) = if head.starts_with("GET /jwks ") {
         fetches.fetch_add(1, Ordering::SeqCst);
         (200, jwks.lock().expect("jwks").clone())
-    } else if head.starts_with("POST /token ") && head.lines().any(|l| l == basic) {
-        assert!(body.starts_with("grant_type=client_credentials"), "{body}");
+    } else if head.starts_with("POST /token ")
+        && head.lines().any(|l| l == basic)
+        && body.starts_with("grant_type=client_credentials")
+    {
         let t = token.lock().expect("token").clone();
         (
             200,
@@ -528,10 +593,9 @@ fn signed_tokens_are_checked_against_the_providers_keys() {
 
 #[test]
 fn a_listener_without_its_keys_does_not_start() {
-    // The keys' URL answers nothing: the node refuses to start, and says why.
-    let unused = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let url = format!("http://{}/jwks", unused.local_addr().expect("addr"));
-    drop(unused);
+    // The keys' URL answers 401: the node refuses to start, and says why.
+    let idp = Idp::start(String::new());
+    let url = idp.url("/missing");
     let dir = tempfile::tempdir().expect("dir");
     let (p1, p2) = (krust_testkit::free_port(), krust_testkit::free_port());
     let overrides = [
@@ -552,15 +616,36 @@ fn a_listener_without_its_keys_does_not_start() {
             .to_string(),
         format!("sasl.oauthbearer.jwks.endpoint.url={url}"),
     ];
-    let mut args = vec!["server"];
+    let mut cmd = std::process::Command::new(BIN);
+    cmd.arg("server");
     for o in &overrides {
-        args.extend(["--override", o.as_str()]);
+        cmd.args(["--override", o.as_str()]);
     }
-    let o = run(BIN, &args);
-    assert!(!o.status.success());
+    let log = dir.path().join("node.log");
+    let mut child = cmd
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log).expect("log"))
+        .spawn()
+        .expect("spawn");
+    // Stopped in any case: a node that started would otherwise run on.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break Some(status);
+        }
+        if Instant::now() > deadline {
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let _ = child.kill();
+    let _ = child.wait();
+    let status = status.expect("the node exits within 30 s");
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(!status.success());
     assert!(
-        stderr(&o).contains("cannot load the OAUTHBEARER keys of listener SASL_PLAINTEXT"),
-        "{}",
-        stderr(&o)
+        text.contains("cannot load the OAUTHBEARER keys of listener SASL_PLAINTEXT")
+            && text.contains("HTTP 401"),
+        "{text}"
     );
 }

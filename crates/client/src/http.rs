@@ -76,6 +76,12 @@ impl Url {
         if host.is_empty() {
             return Err(format!("{url}: no host"));
         }
+        if host
+            .bytes()
+            .any(|b| b <= b' ' || b == 0x7f || b"/?#[]@\\".contains(&b))
+        {
+            return Err(format!("{url}: bad host {host:?}"));
+        }
         if target.bytes().any(|b| b <= b' ' || b == 0x7f) {
             return Err(format!("{url}: the path has spaces or control characters"));
         }
@@ -157,6 +163,7 @@ async fn exchange(
     stream.flush().await.map_err(|e| format!("send: {e}"))?;
     let mut raw = Vec::new();
     let mut buf = [0u8; 16384];
+    let mut head_seen = false;
     loop {
         match stream.read(&mut buf).await {
             Ok(0) => break,
@@ -165,8 +172,14 @@ async fn exchange(
                 if raw.len() > MAX_RESPONSE {
                     return Err(format!("the response exceeds {MAX_RESPONSE} bytes"));
                 }
-                if let Some(r) = parse_response(&raw, false)? {
-                    return Ok(r);
+                // Parsed once the head has come (a new read cannot complete a head
+                // whose end is not in the last few bytes plus the new ones).
+                let from = raw.len().saturating_sub(n + 3);
+                if head_seen || raw[from..].windows(4).any(|w| w == b"\r\n\r\n") {
+                    head_seen = true;
+                    if let Some(r) = parse_response(&raw, false)? {
+                        return Ok(r);
+                    }
                 }
             }
             // A server that closes without TLS's close_notify after a whole response.
@@ -178,24 +191,32 @@ async fn exchange(
 }
 
 /// The response in `raw`, or `None` while more is to come. `eof`: the connection ended.
-fn parse_response(raw: &[u8], eof: bool) -> Result<Option<Response>, String> {
-    let Some(end) = raw.windows(4).position(|w| w == b"\r\n\r\n") else {
-        return Ok(None);
+fn parse_response(mut raw: &[u8], eof: bool) -> Result<Option<Response>, String> {
+    // Interim answers (100 Continue...) come before the real one.
+    let (status, lines, rest) = loop {
+        let Some(end) = raw.windows(4).position(|w| w == b"\r\n\r\n") else {
+            return Ok(None);
+        };
+        let head = std::str::from_utf8(&raw[..end]).map_err(|_| "the header is not UTF-8")?;
+        let rest = &raw[end + 4..];
+        let mut lines = head.split("\r\n");
+        let status_line = lines.next().unwrap_or_default();
+        let mut parts = status_line.splitn(3, ' ');
+        let (Some(version), Some(code)) = (parts.next(), parts.next()) else {
+            return Err(format!("bad status line {status_line:?}"));
+        };
+        if !version.starts_with("HTTP/1.") {
+            return Err(format!("bad status line {status_line:?}"));
+        }
+        let status: u16 = code
+            .parse()
+            .map_err(|_| format!("bad status line {status_line:?}"))?;
+        if (100..200).contains(&status) {
+            raw = rest;
+            continue;
+        }
+        break (status, lines, rest);
     };
-    let head = std::str::from_utf8(&raw[..end]).map_err(|_| "the header is not UTF-8")?;
-    let rest = &raw[end + 4..];
-    let mut lines = head.split("\r\n");
-    let status_line = lines.next().unwrap_or_default();
-    let mut parts = status_line.splitn(3, ' ');
-    let (Some(version), Some(code)) = (parts.next(), parts.next()) else {
-        return Err(format!("bad status line {status_line:?}"));
-    };
-    if !version.starts_with("HTTP/1.") {
-        return Err(format!("bad status line {status_line:?}"));
-    }
-    let status: u16 = code
-        .parse()
-        .map_err(|_| format!("bad status line {status_line:?}"))?;
     let mut length = None;
     let mut chunked = false;
     for line in lines {
@@ -324,6 +345,14 @@ mod tests {
         assert_eq!(
             parse_response(b"HTTP/1.0 404 Nope\r\n\r\nmissing", true).map(|r| r.map(|r| r.status)),
             Ok(Some(404))
+        );
+        assert_eq!(
+            parse_response(
+                b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n",
+                false
+            )
+            .map(|r| r.map(|r| r.status)),
+            Ok(Some(200))
         );
         for bad in [
             &b"SMTP 200\r\n\r\n"[..],

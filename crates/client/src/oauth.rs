@@ -20,6 +20,31 @@ use krust_protocol::sasl::oauth_extension_ok;
 /// How long a token endpoint may take to answer.
 const ENDPOINT_TIMEOUT: Duration = Duration::from_secs(30);
 
+fn epoch_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// A token from a token endpoint, kept until 80 % of its lifetime has passed (as Kafka's
+/// clients refresh theirs), so that connections and re-authentications reuse it.
+#[derive(Default)]
+pub struct TokenCache(std::sync::Mutex<Option<(String, u64)>>);
+
+impl PartialEq for TokenCache {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl Eq for TokenCache {}
+
+impl Clone for TokenCache {
+    fn clone(&self) -> Self {
+        TokenCache::default()
+    }
+}
+
 /// An OAUTHBEARER client's source of tokens.
 #[derive(Clone, PartialEq, Eq)]
 pub enum OAuthLogin {
@@ -42,6 +67,7 @@ pub enum OAuthLogin {
         client_secret: String,
         scope: Option<String>,
         extensions: Vec<(String, String)>,
+        cache: TokenCache,
     },
 }
 
@@ -126,6 +152,7 @@ impl OAuthLogin {
                 client_secret: client_secret.to_string(),
                 scope: option("scope").map(str::to_string),
                 extensions,
+                cache: TokenCache::default(),
             });
         }
         let principal_claim = option("unsecuredLoginPrincipalClaimName").unwrap_or("sub");
@@ -196,11 +223,17 @@ impl OAuthLogin {
                 lifetime_ms,
                 extensions,
             } => {
-                let lifetime_s = *lifetime_ms as f64 / 1000.0;
-                let now = std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map_or(0.0, |d| d.as_secs_f64());
-                let mut body = format!("{{\"iat\":{now:.3},\"exp\":{:.3}", now + lifetime_s);
+                // Whole milliseconds, never ahead of the clock: a broker checking `iat`
+                // without clock skew must not see it in the future.
+                let now_ms = epoch_ms();
+                let exp_ms = now_ms.saturating_add(*lifetime_ms);
+                let mut body = format!(
+                    "{{\"iat\":{}.{:03},\"exp\":{}.{:03}",
+                    now_ms / 1000,
+                    now_ms % 1000,
+                    exp_ms / 1000,
+                    exp_ms % 1000
+                );
                 for (k, v) in claims {
                     body.push_str(&format!(",{}:{v}", json_string(k)));
                 }
@@ -229,7 +262,15 @@ impl OAuthLogin {
                 client_secret,
                 scope,
                 extensions,
+                cache,
             } => {
+                if let Ok(c) = cache.0.lock() {
+                    if let Some((token, until)) = c.as_ref() {
+                        if epoch_ms() < *until {
+                            return Ok((token.clone(), extensions.clone()));
+                        }
+                    }
+                }
                 let basic = base64::engine::general_purpose::STANDARD.encode(format!(
                     "{}:{}",
                     crate::http::form_encode(client_id),
@@ -266,10 +307,32 @@ impl OAuthLogin {
                     .and_then(serde_json::Value::as_str)
                     .filter(|t| !t.is_empty())
                     .ok_or("the token endpoint's answer has no access_token")?;
+                let now = epoch_ms();
+                let lifetime_ms = doc
+                    .get("expires_in")
+                    .and_then(serde_json::Value::as_f64)
+                    .filter(|s| s.is_finite() && *s > 0.0)
+                    .map(|s| (s * 1000.0) as u64)
+                    .or_else(|| jwt_exp_ms(token).map(|exp| exp.saturating_sub(now)))
+                    .unwrap_or(0);
+                if let Ok(mut c) = cache.0.lock() {
+                    *c = Some((token.to_string(), now.saturating_add(lifetime_ms / 5 * 4)));
+                }
                 Ok((token.to_string(), extensions.clone()))
             }
         }
     }
+}
+
+/// The `exp` of a JWT, read without checking it (the broker does).
+fn jwt_exp_ms(token: &str) -> Option<u64> {
+    let payload = token.split('.').nth(1)?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload.trim_end_matches('='))
+        .ok()?;
+    let doc: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+    let exp = doc.get("exp")?.as_f64()?;
+    (exp.is_finite() && exp > 0.0).then_some((exp * 1000.0) as u64)
 }
 
 #[cfg(test)]

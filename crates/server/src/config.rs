@@ -2519,6 +2519,23 @@ fn oauth_validator(
             },
         }
     };
+    if let Some((k, v)) = raw
+        .listener_value(l, "sasl.server.callback.handler.class")
+        .or_else(|| {
+            raw.get("sasl.server.callback.handler.class")
+                .map(|v| ("sasl.server.callback.handler.class", v))
+        })
+    {
+        return Err(invalid(
+            k,
+            v,
+            format!(
+                "a server callback handler is set per listener and mechanism: \
+                 listener.name.{}.oauthbearer.sasl.server.callback.handler.class",
+                l.to_ascii_lowercase()
+            ),
+        ));
+    }
     let handler = raw.listener_value(l, "oauthbearer.sasl.server.callback.handler.class");
     let secured = match handler {
         None => false,
@@ -2538,6 +2555,34 @@ fn oauth_validator(
     };
     let option = |name: &str| jaas.and_then(|j| j.option(name));
     if !secured {
+        // Settings for signed tokens on a listener that does not check signatures are a
+        // mistake that would leave it open to any token: refused.
+        for name in [
+            "sasl.oauthbearer.jwks.endpoint.url",
+            "sasl.oauthbearer.expected.audience",
+            "sasl.oauthbearer.expected.issuer",
+        ] {
+            if let Some((k, v)) = setting(name) {
+                return Err(invalid(
+                    &k,
+                    &v,
+                    format!(
+                        "listener {l} validates OAUTHBEARER tokens with Kafka's unsecured \
+                         validator, which checks no signature: set \
+                         listener.name.{}.oauthbearer.sasl.server.callback.handler.class={} \
+                         for signed tokens",
+                        l.to_ascii_lowercase(),
+                        SECURED_HANDLERS[0]
+                    ),
+                ));
+            }
+        }
+        tracing::warn!(
+            listener = l,
+            "OAUTHBEARER tokens on this listener are not signed and anyone may claim any \
+             principal (Kafka's unsecured validator, for development): set \
+             oauthbearer.sasl.server.callback.handler.class for signed tokens"
+        );
         let mut o = UnsecuredOptions::default();
         let jaas_key = format!(
             "listener.name.{}.oauthbearer.sasl.jaas.config",
@@ -3709,7 +3754,11 @@ mod tests {
         );
         let dir = tempfile::tempdir().expect("dir");
         let jwks = dir.path().join("jwks.json");
-        std::fs::write(&jwks, r#"{"keys":[{"kty":"oct","k":"c2VjcmV0"}]}"#).expect("write");
+        std::fs::write(
+            &jwks,
+            r#"{"keys":[{"kty":"oct","k":"MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY"}]}"#,
+        )
+        .expect("write");
         let jwks_url = format!("file:{}", jwks.display());
         const HANDLER_KEY: &str =
             "listener.name.sasl_plaintext.oauthbearer.sasl.server.callback.handler.class";
@@ -3781,6 +3830,36 @@ mod tests {
             }
             let e = fails(COMBINED, &changes);
             assert!(e.contains(wanted), "{change:?}: {e}");
+        }
+        // Signed-token settings on a listener that checks no signature, or a handler set
+        // without its mechanism: refused.
+        for (extra, wanted) in [
+            (
+                (
+                    "sasl.oauthbearer.jwks.endpoint.url",
+                    Some(jwks_url.as_str()),
+                ),
+                "unsecured validator",
+            ),
+            (
+                (
+                    "listener.name.sasl_plaintext.sasl.oauthbearer.expected.issuer",
+                    Some("x"),
+                ),
+                "unsecured validator",
+            ),
+            (
+                (
+                    "sasl.server.callback.handler.class",
+                    Some(crate::oauth::SECURED_HANDLERS[0]),
+                ),
+                "per listener and mechanism",
+            ),
+        ] {
+            let mut changes = oauth.clone();
+            changes.push(extra);
+            let e = fails(COMBINED, &changes);
+            assert!(e.contains(wanted), "{extra:?}: {e}");
         }
         let mut scoped = oauth.clone();
         scoped.push((

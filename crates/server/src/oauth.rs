@@ -283,9 +283,16 @@ impl std::fmt::Debug for Jwk {
     }
 }
 
+fn strip_zeros(mut v: Vec<u8>) -> Vec<u8> {
+    let zeros = v.iter().take_while(|b| **b == 0).count();
+    v.drain(..zeros.min(v.len().saturating_sub(1)));
+    v
+}
+
 /// Parses a JWKS document: the signature keys it holds that krust can verify with
-/// (others are skipped, as a JWKS may carry encryption keys or unknown types).
-fn parse_jwks(bytes: &[u8]) -> Result<Vec<Jwk>, String> {
+/// (others are skipped, as a JWKS may carry encryption keys or unknown types). Shared
+/// secrets (`oct` keys, at least 32 bytes) are taken only when `secrets` is set.
+fn parse_jwks(bytes: &[u8], secrets: bool) -> Result<Vec<Jwk>, String> {
     let doc: Value = serde_json::from_slice(bytes).map_err(|e| format!("not JSON: {e}"))?;
     let keys = doc
         .get("keys")
@@ -302,7 +309,12 @@ fn parse_jwks(bytes: &[u8]) -> Result<Vec<Jwk>, String> {
         let field = |name: &str| k.get(name).and_then(Value::as_str).and_then(b64_decode);
         let material = match k.get("kty").and_then(Value::as_str) {
             Some("RSA") => match (field("n"), field("e")) {
-                (Some(n), Some(e)) => KeyMaterial::Rsa { n, e },
+                // Some providers write the modulus with a leading zero byte; ring wants it
+                // without.
+                (Some(n), Some(e)) => KeyMaterial::Rsa {
+                    n: strip_zeros(n),
+                    e: strip_zeros(e),
+                },
                 _ => continue,
             },
             Some("EC") => {
@@ -328,8 +340,10 @@ fn parse_jwks(bytes: &[u8]) -> Result<Vec<Jwk>, String> {
                     _ => continue,
                 }
             }
-            Some("oct") => match field("k") {
-                Some(secret) if !secret.is_empty() => KeyMaterial::Hmac(secret),
+            // A shared secret is only taken from a file: a JWKS URL is public, and anyone
+            // reading it could sign tokens with such a key.
+            Some("oct") if secrets => match field("k") {
+                Some(secret) if secret.len() >= 32 => KeyMaterial::Hmac(secret),
                 _ => continue,
             },
             _ => continue,
@@ -383,11 +397,15 @@ fn verify(alg: &str, key: &KeyMaterial, message: &[u8], signature: &[u8]) -> Opt
             .verify(message, signature)
             .is_ok(),
         ("HS256" | "HS384" | "HS512", KeyMaterial::Hmac(secret)) => {
-            let algorithm = match alg {
-                "HS256" => ring::hmac::HMAC_SHA256,
-                "HS384" => ring::hmac::HMAC_SHA384,
-                _ => ring::hmac::HMAC_SHA512,
+            let (algorithm, min_len) = match alg {
+                "HS256" => (ring::hmac::HMAC_SHA256, 32),
+                "HS384" => (ring::hmac::HMAC_SHA384, 48),
+                _ => (ring::hmac::HMAC_SHA512, 64),
             };
+            // A key shorter than the hash is refused, as RFC 7518 asks.
+            if secret.len() < min_len {
+                return Some(false);
+            }
             ring::hmac::verify(&ring::hmac::Key::new(algorithm, secret), message, signature).is_ok()
         }
         _ => return None,
@@ -432,7 +450,7 @@ impl SignedValidator {
             KeySource::File(path) => {
                 let bytes = std::fs::read(path)
                     .map_err(|e| format!("cannot read the JWKS file {}: {e}", path.display()))?;
-                let keys = parse_jwks(&bytes)
+                let keys = parse_jwks(&bytes, true)
                     .map_err(|e| format!("the JWKS file {}: {e}", path.display()))?;
                 if keys.is_empty() {
                     return Err(format!(
@@ -466,7 +484,13 @@ impl SignedValidator {
         if resp.status != 200 {
             return Err(format!("{url} answered HTTP {}", resp.status));
         }
-        let keys = parse_jwks(&resp.body).map_err(|e| format!("the JWKS at {url}: {e}"))?;
+        let keys = parse_jwks(&resp.body, false).map_err(|e| format!("the JWKS at {url}: {e}"))?;
+        if keys.is_empty() {
+            return Err(format!(
+                "the JWKS at {url} holds no signature key krust can use (RSA, EC P-256 or \
+                 P-384, Ed25519)"
+            ));
+        }
         tracing::debug!(%url, keys = keys.len(), "loaded the OAUTHBEARER verification keys");
         if let Ok(mut k) = self.keys.write() {
             *k = Arc::new(keys);
@@ -492,7 +516,11 @@ impl SignedValidator {
             let give_up =
                 Instant::now() + Duration::from_millis(self.settings.retry_backoff_max_ms);
             loop {
-                match self.load().await {
+                let loaded = tokio::select! {
+                    r = self.load() => r,
+                    _ = shutdown.changed() => return,
+                };
+                match loaded {
                     Ok(()) => break,
                     Err(e) if Instant::now() + backoff > give_up => {
                         tracing::warn!("cannot refresh the OAUTHBEARER keys: {e}");
@@ -542,6 +570,11 @@ impl SignedValidator {
             return Err(Invalid::token("the token has an empty part"));
         }
         let header = json_object(header_b64, "header")?;
+        if header.contains_key("crit") {
+            return Err(Invalid::token(
+                "the token has critical header extensions (crit), none of which krust knows",
+            ));
+        }
         let alg = header.get("alg").and_then(Value::as_str).unwrap_or("none");
         if alg == "none" {
             return Err(Invalid::token("the token is not signed"));
@@ -629,7 +662,14 @@ impl SignedValidator {
         if scope.iter().any(String::is_empty) {
             return Err(Invalid::token("the scope has a blank item"));
         }
-        let principal = principal_of(&claims, &s.sub_claim)?;
+        if scope
+            .iter()
+            .enumerate()
+            .any(|(i, a)| scope[..i].contains(a))
+        {
+            return Err(Invalid::token("the scope names an item twice"));
+        }
+        let principal = principal_of(&claims, &s.sub_claim)?.trim().to_string();
         Ok(Validated {
             principal,
             expires_ms: exp,
@@ -840,11 +880,14 @@ mod tests {
     #[test]
     fn hmac_and_jwks_parsing() {
         let secret = b"0123456789abcdef0123456789abcdef";
-        let keys = parse_jwks(
-            format!(r#"{{"keys":[{{"kty":"oct","k":"{}","alg":"HS256"}},{{"kty":"EC","crv":"P-521","x":"AA","y":"AA"}},{{"kty":"RSA"}}]}}"#, b64(secret)).as_bytes(),
-        )
-        .expect("jwks");
+        let doc = format!(
+            r#"{{"keys":[{{"kty":"oct","k":"{}","alg":"HS256"}},{{"kty":"EC","crv":"P-521","x":"AA","y":"AA"}},{{"kty":"RSA"}}]}}"#,
+            b64(secret)
+        );
+        let keys = parse_jwks(doc.as_bytes(), true).expect("jwks");
         assert_eq!(keys.len(), 1);
+        // A JWKS fetched from a URL gives no shared secrets.
+        assert!(parse_jwks(doc.as_bytes(), false).expect("jwks").is_empty());
         let input = b"a.b";
         let tag = ring::hmac::sign(
             &ring::hmac::Key::new(ring::hmac::HMAC_SHA256, secret),
@@ -859,8 +902,152 @@ mod tests {
             Some(false)
         );
         assert_eq!(verify("ES256", &keys[0].key, input, tag.as_ref()), None);
+        // Shorter than HS384's hash: refused.
+        let tag384 = ring::hmac::sign(
+            &ring::hmac::Key::new(ring::hmac::HMAC_SHA384, secret),
+            input,
+        );
+        assert_eq!(
+            verify("HS384", &keys[0].key, input, tag384.as_ref()),
+            Some(false)
+        );
         for bad in [&b"nope"[..], b"{}", b"{\"keys\":3}"] {
-            assert!(parse_jwks(bad).is_err());
+            assert!(parse_jwks(bad, true).is_err());
+        }
+    }
+
+    #[test]
+    fn rsa_ec_and_eddsa_signatures() {
+        use ring::signature::{self as sig, KeyPair};
+        let rng = ring::rand::SystemRandom::new();
+        let input = b"header.payload";
+        // RSA, from a test key; its modulus written with a leading zero, as some providers do.
+        let rsa = sig::RsaKeyPair::from_der(include_bytes!("../testdata/oauth-test-rsa2048.der"))
+            .expect("rsa key");
+        let components: sig::RsaPublicKeyComponents<Vec<u8>> = rsa.public().into();
+        let (n, e) = (components.n, components.e);
+        let mut padded = vec![0];
+        padded.extend_from_slice(&n);
+        let doc = format!(
+            r#"{{"keys":[{{"kty":"RSA","kid":"r","n":"{}","e":"{}"}}]}}"#,
+            b64(&padded),
+            b64(&e)
+        );
+        let keys = parse_jwks(doc.as_bytes(), false).expect("jwks");
+        for (alg, encoding) in [
+            ("RS256", &sig::RSA_PKCS1_SHA256 as &dyn sig::RsaEncoding),
+            ("RS512", &sig::RSA_PKCS1_SHA512),
+            ("PS256", &sig::RSA_PSS_SHA256),
+            ("PS384", &sig::RSA_PSS_SHA384),
+        ] {
+            let mut signature = vec![0; rsa.public().modulus_len()];
+            rsa.sign(encoding, &rng, input, &mut signature)
+                .expect("sign");
+            assert_eq!(
+                verify(alg, &keys[0].key, input, &signature),
+                Some(true),
+                "{alg}"
+            );
+            assert_eq!(
+                verify(alg, &keys[0].key, b"other", &signature),
+                Some(false),
+                "{alg}"
+            );
+        }
+        assert_eq!(verify("ES256", &keys[0].key, input, &[0; 64]), None);
+
+        // ES384.
+        let pkcs8 = sig::EcdsaKeyPair::generate_pkcs8(&sig::ECDSA_P384_SHA384_FIXED_SIGNING, &rng)
+            .expect("key");
+        let ec = sig::EcdsaKeyPair::from_pkcs8(
+            &sig::ECDSA_P384_SHA384_FIXED_SIGNING,
+            pkcs8.as_ref(),
+            &rng,
+        )
+        .expect("key");
+        let point = ec.public_key().as_ref();
+        let doc = format!(
+            r#"{{"keys":[{{"kty":"EC","crv":"P-384","x":"{}","y":"{}"}}]}}"#,
+            b64(&point[1..49]),
+            b64(&point[49..97])
+        );
+        let keys = parse_jwks(doc.as_bytes(), false).expect("jwks");
+        let signature = ec.sign(&rng, input).expect("sign");
+        assert_eq!(
+            verify("ES384", &keys[0].key, input, signature.as_ref()),
+            Some(true)
+        );
+        assert_eq!(
+            verify("ES256", &keys[0].key, input, signature.as_ref()),
+            None
+        );
+
+        // EdDSA (Ed25519).
+        let pkcs8 = sig::Ed25519KeyPair::generate_pkcs8(&rng).expect("key");
+        let ed = sig::Ed25519KeyPair::from_pkcs8(pkcs8.as_ref()).expect("key");
+        let doc = format!(
+            r#"{{"keys":[{{"kty":"OKP","crv":"Ed25519","x":"{}"}}]}}"#,
+            b64(ed.public_key().as_ref())
+        );
+        let keys = parse_jwks(doc.as_bytes(), false).expect("jwks");
+        let signature = ed.sign(input);
+        assert_eq!(
+            verify("EdDSA", &keys[0].key, input, signature.as_ref()),
+            Some(true)
+        );
+        assert_eq!(
+            verify("EdDSA", &keys[0].key, b"x", signature.as_ref()),
+            Some(false)
+        );
+    }
+
+    #[test]
+    fn signed_token_details() {
+        let (pair, jwks) = es256_key();
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("jwks.json");
+        std::fs::write(&path, jwks).expect("write");
+        let v = SignedValidator::new(SignedSettings {
+            source: KeySource::File(path),
+            refresh_ms: 3_600_000,
+            retry_backoff_ms: 100,
+            retry_backoff_max_ms: 10_000,
+            audience: None,
+            issuer: None,
+            sub_claim: "sub".into(),
+            scope_claim: "scope".into(),
+            clock_skew_s: 0,
+        })
+        .expect("keys");
+        let rng = ring::rand::SystemRandom::new();
+        let signed = |head: &str, claims: &str| {
+            let input = format!("{}.{}", b64(head.as_bytes()), b64(claims.as_bytes()));
+            let sig = pair.sign(&rng, input.as_bytes()).expect("sign");
+            format!("{input}.{}", b64(sig.as_ref()))
+        };
+        // No kid: any key of the algorithm may verify it. The principal is trimmed.
+        let claims = r#"{"sub":" svc ","iat":1,"exp":1700000100,"scope":["a","b"]}"#;
+        assert_eq!(
+            v.validate(&signed(r#"{"alg":"ES256"}"#, claims), NOW)
+                .map(|t| t.principal),
+            Ok("svc".to_string())
+        );
+        for (head, claims, why) in [
+            (r#"{"alg":"ES256","crit":["x"]}"#, claims, "crit"),
+            (
+                r#"{"alg":"ES256"}"#,
+                r#"{"sub":"s","iat":1,"exp":1700000100,"scope":["a","a"]}"#,
+                "twice",
+            ),
+            (
+                r#"{"alg":"ES256"}"#,
+                r#"{"sub":"s","iat":1,"exp":1700000000}"#,
+                "expired",
+            ),
+            (r#"{"alg":"HS256"}"#, claims, "no key"),
+        ] {
+            let e = v.validate(&signed(head, claims), NOW).expect_err(why);
+            assert!(e.reason.contains(why), "{why}: {}", e.reason);
         }
     }
 }

@@ -425,7 +425,10 @@ fn oauth_step(
             })
         }
         Err(invalid) => {
-            tracing::info!(reason = %invalid.reason, "OAUTHBEARER token refused");
+            // The reason may quote the token's header and claims: bounded and escaped, as
+            // any client may send them.
+            let reason: String = invalid.reason.chars().take(200).collect();
+            tracing::info!(reason = %reason.escape_debug(), "OAUTHBEARER token refused");
             let challenge = invalid.challenge();
             *refused = Some(challenge.clone());
             Ok(Step::Continue(challenge.into_bytes()))

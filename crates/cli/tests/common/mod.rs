@@ -376,8 +376,16 @@ pub fn connect(node: &Node) -> TcpStream {
     s
 }
 
-/// Whether the broker closed the connection (reads end) within a few seconds.
+/// Whether the broker closed the connection (reads end, or it was reset) within the
+/// socket's read timeout; a timeout, or bytes, mean it is still open.
 pub fn closed(s: &mut TcpStream) -> bool {
     let mut b = [0u8; 1];
-    matches!(std::io::Read::read(s, &mut b), Ok(0) | Err(_))
+    match std::io::Read::read(s, &mut b) {
+        Ok(0) => true,
+        Ok(_) => false,
+        Err(e) => !matches!(
+            e.kind(),
+            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+        ),
+    }
 }
