@@ -342,9 +342,11 @@ impl Key {
 }
 
 /// A tiny identity provider on loopback: the JWKS at `/jwks` and a client credentials
-/// token endpoint at `/token` (client `krust`, secret `s3cret`).
+/// token endpoint at `/token` (client `krust`, secret `s3cret`), over https when given a
+/// TLS setting.
 struct Idp {
     addr: std::net::SocketAddr,
+    https: bool,
     jwks: Arc<Mutex<String>>,
     token: Arc<Mutex<String>>,
     jwks_fetches: Arc<AtomicUsize>,
@@ -353,7 +355,8 @@ struct Idp {
 }
 
 impl Idp {
-    fn start(jwks: String) -> Idp {
+    fn start(jwks: String, tls: Option<Arc<rustls::ServerConfig>>) -> Idp {
+        let https = tls.is_some();
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
         listener.set_nonblocking(true).expect("nonblocking");
         let addr = listener.local_addr().expect("addr");
@@ -369,14 +372,29 @@ impl Idp {
         );
         let thread = std::thread::spawn(move || {
             while !st.load(Ordering::Relaxed) {
-                match listener.accept() {
-                    Ok((s, _)) => serve(s, &j, &t, &f),
-                    Err(_) => std::thread::sleep(Duration::from_millis(10)),
+                let Ok((s, _)) = listener.accept() else {
+                    std::thread::sleep(Duration::from_millis(10));
+                    continue;
+                };
+                let _ = s.set_nonblocking(false);
+                let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+                match &tls {
+                    None => serve(s, &j, &t, &f),
+                    Some(config) => {
+                        let Ok(conn) = rustls::ServerConnection::new(config.clone()) else {
+                            continue;
+                        };
+                        let mut stream = rustls::StreamOwned::new(conn, s);
+                        serve(&mut stream, &j, &t, &f);
+                        stream.conn.send_close_notify();
+                        let _ = stream.flush();
+                    }
                 }
             }
         });
         Idp {
             addr,
+            https,
             jwks,
             token,
             jwks_fetches,
@@ -386,7 +404,8 @@ impl Idp {
     }
 
     fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.addr)
+        let scheme = if self.https { "https" } else { "http" };
+        format!("{scheme}://{}{path}", self.addr)
     }
 }
 
@@ -399,9 +418,28 @@ impl Drop for Idp {
     }
 }
 
-fn serve(mut s: TcpStream, jwks: &Mutex<String>, token: &Mutex<String>, fetches: &AtomicUsize) {
-    let _ = s.set_nonblocking(false);
-    let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+/// A self-signed certificate for 127.0.0.1: the identity provider's TLS setting, and the
+/// certificate (PEM) its clients trust.
+fn idp_tls() -> (Arc<rustls::ServerConfig>, String) {
+    let c = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string()]).expect("cert");
+    let key = rustls::pki_types::PrivateKeyDer::Pkcs8(c.key_pair.serialize_der().into());
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .expect("versions")
+    .with_no_client_auth()
+    .with_single_cert(vec![c.cert.der().clone()], key)
+    .expect("server config");
+    (Arc::new(config), c.cert.pem())
+}
+
+fn serve(
+    mut s: impl Read + Write,
+    jwks: &Mutex<String>,
+    token: &Mutex<String>,
+    fetches: &AtomicUsize,
+) {
     let mut req = Vec::new();
     let mut buf = [0u8; 4096];
     // The head, then a body of Content-Length bytes.
@@ -455,16 +493,27 @@ fn serve(mut s: TcpStream, jwks: &Mutex<String>, token: &Mutex<String>, fetches:
 fn signed_tokens_are_checked_against_the_providers_keys() {
     let k1 = Key::new("k1");
     let k2 = Key::new("k2");
-    let idp = Idp::start(format!(r#"{{"keys":[{}]}}"#, k1.jwk()));
+    // The provider serves https with a certificate the broker and the tools trust through
+    // the JAAS config's ssl.truststore.* options.
+    let (tls, ca) = idp_tls();
+    let idp = Idp::start(format!(r#"{{"keys":[{}]}}"#, k1.jwk()), Some(tls));
     *idp.token.lock().expect("token") = k1.token("svc-tool", 300);
     let dir = tempfile::tempdir().expect("dir");
+    let ca_path = dir.path().join("idp-ca.pem");
+    std::fs::write(&ca_path, ca).expect("write");
+    let trust = format!(
+        "ssl.truststore.type=\"PEM\" ssl.truststore.location=\"{}\"",
+        ca_path.display()
+    );
     // The brokers' own token, in a file (Kafka's file: token endpoint).
     let broker_token = dir.path().join("broker.token");
     std::fs::write(&broker_token, k1.token("broker", 3600)).expect("write");
     let settings = [
         "sasl.enabled.mechanisms=OAUTHBEARER".to_string(),
         "sasl.mechanism.inter.broker.protocol=OAUTHBEARER".to_string(),
-        format!("listener.name.sasl_plaintext.oauthbearer.sasl.jaas.config={MODULE} required ;"),
+        format!(
+            "listener.name.sasl_plaintext.oauthbearer.sasl.jaas.config={MODULE} required {trust};"
+        ),
         "listener.name.sasl_plaintext.oauthbearer.sasl.server.callback.handler.class=\
          org.apache.kafka.common.security.oauthbearer.OAuthBearerValidatorCallbackHandler"
             .to_string(),
@@ -506,7 +555,7 @@ fn signed_tokens_are_checked_against_the_providers_keys() {
         "endpoint.properties",
         &[
             &format!("sasl.oauthbearer.token.endpoint.url={}", idp.url("/token")),
-            &format!("sasl.jaas.config={MODULE} required clientId=\"krust\" clientSecret=\"s3cret\" scope=\"kafka\";"),
+            &format!("sasl.jaas.config={MODULE} required clientId=\"krust\" clientSecret=\"s3cret\" scope=\"kafka\" {trust};"),
         ],
     );
     let o = list_topics(&node, &endpoint);
@@ -522,7 +571,7 @@ fn signed_tokens_are_checked_against_the_providers_keys() {
         &[
             &format!("sasl.oauthbearer.token.endpoint.url={}", idp.url("/token")),
             &format!(
-                "sasl.jaas.config={MODULE} required clientId=\"krust\" clientSecret=\"nope\";"
+                "sasl.jaas.config={MODULE} required clientId=\"krust\" clientSecret=\"nope\" {trust};"
             ),
         ],
     );
@@ -594,7 +643,7 @@ fn signed_tokens_are_checked_against_the_providers_keys() {
 #[test]
 fn a_listener_without_its_keys_does_not_start() {
     // The keys' URL answers 401: the node refuses to start, and says why.
-    let idp = Idp::start(String::new());
+    let idp = Idp::start(String::new(), None);
     let url = idp.url("/missing");
     let dir = tempfile::tempdir().expect("dir");
     let (p1, p2) = (krust_testkit::free_port(), krust_testkit::free_port());

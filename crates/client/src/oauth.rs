@@ -67,6 +67,9 @@ pub enum OAuthLogin {
         client_secret: String,
         scope: Option<String>,
         extensions: Vec<(String, String)>,
+        /// The certificates an https endpoint is checked against (PEM); the operating
+        /// system's when `None`.
+        trust_pem: Option<Vec<u8>>,
         cache: TokenCache,
     },
 }
@@ -97,6 +100,41 @@ fn json_string(s: &str) -> String {
     }
     out.push('"');
     out
+}
+
+/// The certificates an https identity provider is checked against, from the `ssl.*`
+/// options of a JAAS config as Kafka reads them: `ssl.truststore.location` (a PEM file)
+/// or `ssl.truststore.certificates` (PEM text), with `ssl.truststore.type=PEM`. `None`:
+/// the operating system's certificate authorities.
+pub fn jaas_truststore(options: &[(String, String)]) -> Result<Option<Vec<u8>>, String> {
+    let option = |name: &str| {
+        options
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    };
+    let location = option("ssl.truststore.location");
+    let inline = option("ssl.truststore.certificates");
+    if location.is_none() && inline.is_none() {
+        return Ok(None);
+    }
+    if !option("ssl.truststore.type").is_some_and(|t| t.trim().eq_ignore_ascii_case("PEM")) {
+        return Err(
+            "krust reads PEM truststores: set ssl.truststore.type=\"PEM\" with \
+             ssl.truststore.location or ssl.truststore.certificates"
+                .into(),
+        );
+    }
+    let pem = match (location, inline) {
+        (Some(path), None) => std::fs::read(path.trim())
+            .map_err(|e| format!("cannot read ssl.truststore.location {path}: {e}"))?,
+        (None, Some(text)) => text.as_bytes().to_vec(),
+        _ => {
+            return Err("set one of ssl.truststore.location and ssl.truststore.certificates".into())
+        }
+    };
+    crate::tls::client_config(Some(&pem), None)?;
+    Ok(Some(pem))
 }
 
 fn extensions(options: &[(String, String)], prefix: &str) -> Result<Vec<(String, String)>, String> {
@@ -152,6 +190,7 @@ impl OAuthLogin {
                 client_secret: client_secret.to_string(),
                 scope: option("scope").map(str::to_string),
                 extensions,
+                trust_pem: jaas_truststore(options)?,
                 cache: TokenCache::default(),
             });
         }
@@ -262,6 +301,7 @@ impl OAuthLogin {
                 client_secret,
                 scope,
                 extensions,
+                trust_pem,
                 cache,
             } => {
                 if let Ok(c) = cache.0.lock() {
@@ -289,7 +329,10 @@ impl OAuthLogin {
                         ("Content-Type", "application/x-www-form-urlencoded"),
                     ],
                     Some(form.as_bytes()),
-                    None,
+                    trust_pem
+                        .as_deref()
+                        .map(|pem| crate::tls::client_config(Some(pem), None))
+                        .transpose()?,
                     ENDPOINT_TIMEOUT,
                 )
                 .await?;
@@ -394,6 +437,30 @@ mod tests {
             );
         }
         assert!(OAuthLogin::from_options(&[], Some("http://idp/token")).is_err());
+        // The truststore of an https endpoint: PEM only, and readable.
+        let endpoint = [("clientId", "c"), ("clientSecret", "s")];
+        for (extra, wanted) in [
+            (&[("ssl.truststore.location", "/etc/ca.jks")][..], "PEM"),
+            (
+                &[
+                    ("ssl.truststore.type", "PEM"),
+                    ("ssl.truststore.location", "/nonexistent/ca.pem"),
+                ],
+                "cannot read",
+            ),
+            (
+                &[
+                    ("ssl.truststore.type", "PEM"),
+                    ("ssl.truststore.certificates", "not a certificate"),
+                ],
+                "certificate",
+            ),
+        ] {
+            let mut o = opts(&endpoint);
+            o.extend(opts(extra));
+            let e = OAuthLogin::from_options(&o, Some("https://idp/token")).expect_err("refused");
+            assert!(e.contains(wanted), "{extra:?}: {e}");
+        }
         assert!(matches!(
             OAuthLogin::from_options(&[], Some("file:///tmp/t")),
             Ok(OAuthLogin::File { .. })

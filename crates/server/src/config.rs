@@ -2693,6 +2693,13 @@ fn oauth_validator(
         sub_claim: claim("sasl.oauthbearer.sub.claim.name", "sub")?,
         scope_claim: claim("sasl.oauthbearer.scope.claim.name", "scope")?,
         clock_skew_s: number("sasl.oauthbearer.clock.skew.seconds", 30, 0)?,
+        trust_pem: krust_client::oauth::jaas_truststore(jaas.map_or(&[][..], |j| &j.options))
+            .map_err(|e| {
+                err(format!(
+                    "listener.name.{}.oauthbearer.sasl.jaas.config: {e}",
+                    l.to_ascii_lowercase()
+                ))
+            })?,
     };
     let validator = SignedValidator::new(settings).map_err(|e| invalid(&key, &url, e))?;
     Ok(Validator::Signed(std::sync::Arc::new(validator)))

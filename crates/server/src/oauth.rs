@@ -248,6 +248,10 @@ pub struct SignedSettings {
     pub scope_claim: String,
     /// `sasl.oauthbearer.clock.skew.seconds`.
     pub clock_skew_s: i64,
+    /// The certificates an https JWKS URL is checked against (PEM, from the `ssl.*`
+    /// options of the listener's OAUTHBEARER JAAS config); the operating system's when
+    /// `None`.
+    pub trust_pem: Option<Vec<u8>>,
 }
 
 /// One verification key of a JWKS.
@@ -480,7 +484,11 @@ impl SignedValidator {
         let KeySource::Url(url) = &self.settings.source else {
             return Ok(());
         };
-        let resp = krust_client::http::request("GET", url, &[], None, None, FETCH_TIMEOUT).await?;
+        let tls = match &self.settings.trust_pem {
+            Some(pem) => Some(krust_client::tls::client_config(Some(pem), None)?),
+            None => None,
+        };
+        let resp = krust_client::http::request("GET", url, &[], None, tls, FETCH_TIMEOUT).await?;
         if resp.status != 200 {
             return Err(format!("{url} answered HTTP {}", resp.status));
         }
@@ -787,6 +795,7 @@ mod tests {
             sub_claim: "sub".into(),
             scope_claim: "scope".into(),
             clock_skew_s: 30,
+            trust_pem: None,
         };
         let v = Validator::Signed(Arc::new(
             SignedValidator::new(settings.clone()).expect("keys"),
@@ -1017,6 +1026,7 @@ mod tests {
             sub_claim: "sub".into(),
             scope_claim: "scope".into(),
             clock_skew_s: 0,
+            trust_pem: None,
         })
         .expect("keys");
         let rng = ring::rand::SystemRandom::new();
