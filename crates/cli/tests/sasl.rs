@@ -560,3 +560,104 @@ async fn replicate_over_sasl(extra: &[&str], format_args: &[&str]) {
         assert!(!log.contains("authentication failed"), "{log}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_controller_listener_authenticates_and_authorizes() {
+    // The quorum's traffic, the brokers' registrations, heartbeats and forwarded requests
+    // go over a SASL_PLAINTEXT controller listener (PLAIN) as `User:admin`, a super user,
+    // with an authorizer on: another user may authenticate there but not act as a node.
+    let extra = [
+        "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:SASL_PLAINTEXT",
+        "sasl.enabled.mechanisms=PLAIN",
+        "sasl.mechanism.controller.protocol=PLAIN",
+        "listener.name.controller.plain.sasl.jaas.config=\
+         org.apache.kafka.common.security.plain.PlainLoginModule required \
+         username=\"admin\" password=\"admin-secret\" \
+         user_admin=\"admin-secret\" user_alice=\"alice-secret\";",
+        "authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+        // The client listener is PLAINTEXT: its clients and the brokers' replication there
+        // are ANONYMOUS.
+        "super.users=User:admin;User:ANONYMOUS",
+        "default.replication.factor=3",
+    ];
+    let cluster = Cluster::start_listener(BIN, 3, "PLAINTEXT", &extra, &[]);
+    let b = cluster.bootstrap();
+    // A topic (created by the active controller, forwarded to it by whichever node got it)
+    // replicated on all three, written with acks=all.
+    let mut c = rdkafka::config::ClientConfig::new();
+    c.set("bootstrap.servers", &b);
+    let admin: rdkafka::admin::AdminClient<rdkafka::client::DefaultClientContext> =
+        c.create().expect("admin");
+    let topic = rdkafka::admin::NewTopic::new("ctl", 1, rdkafka::admin::TopicReplication::Fixed(3))
+        .set("min.insync.replicas", "3");
+    let res = admin
+        .create_topics([&topic], &rdkafka::admin::AdminOptions::new())
+        .await
+        .expect("create");
+    assert!(res.iter().all(Result::is_ok), "{res:?}");
+    let p: FutureProducer = c
+        .clone()
+        .set("acks", "all")
+        .set("linger.ms", "0")
+        .create()
+        .expect("producer");
+    for i in 0..10 {
+        p.send(
+            FutureRecord::<(), _>::to("ctl").payload("x").partition(0),
+            Duration::from_secs(30),
+        )
+        .await
+        .unwrap_or_else(|(e, _)| panic!("delivery {i}: {e:?}"));
+    }
+
+    // The quorum, described through the controller listener by krust's tool.
+    let dir = tempfile::tempdir().expect("temp dir");
+    let admin_cfg = command_config(
+        dir.path(),
+        "admin.properties",
+        "PLAIN",
+        "admin",
+        ADMIN_PASSWORD,
+    );
+    let ctl = format!("127.0.0.1:{}", cluster.nodes[0].controller_port);
+    let o = run(
+        BIN,
+        &[
+            "metadata-quorum",
+            "--bootstrap-controller",
+            &ctl,
+            "--command-config",
+            &admin_cfg,
+            "describe",
+            "--status",
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains("CurrentVoters"), "{}", stdout(&o));
+
+    let vote = VoteRequest::default();
+    // Unauthenticated: closed.
+    let connect_ctl = || {
+        let s = TcpStream::connect(&ctl).expect("connect");
+        s.set_read_timeout(Some(Duration::from_secs(10)))
+            .expect("timeout");
+        s
+    };
+    let mut s = connect_ctl();
+    assert!(call(&mut s, 1, 2, &vote).is_none(), "served before SASL");
+    // As alice: authenticated, but no node.
+    let mut s = connect_ctl();
+    let r = plain_login(&mut s, "alice", "alice-secret").expect("login");
+    assert_eq!(r.error_code, 0);
+    let r = call(&mut s, 5, 2, &vote).expect("answer");
+    assert_eq!(r.error_code, 31, "CLUSTER_AUTHORIZATION_FAILED");
+    // As admin: a node's request, answered on its merits.
+    let mut s = connect_ctl();
+    plain_login(&mut s, "admin", ADMIN_PASSWORD).expect("login");
+    let r = call(&mut s, 5, 2, &vote).expect("answer");
+    assert_ne!(r.error_code, 31);
+    for n in &cluster.nodes {
+        let log = n.log();
+        assert!(!log.contains("authentication failed"), "{log}");
+    }
+}

@@ -290,11 +290,15 @@ fn an_ssl_listener_serves_verified_clients() {
 #[test]
 fn a_sasl_ssl_cluster_replicates_over_tls() {
     // Three brokers whose only client and inter-broker listener is SASL_SSL: clients and
-    // the brokers' own fetches are encrypted and authenticated.
+    // the brokers' own fetches are encrypted and authenticated. Their controller listener
+    // is SSL with client certificates required: the quorum's traffic, registrations and
+    // forwarded requests go over mutual TLS.
     let dir = tempfile::tempdir().expect("temp dir");
     let (ca, keystore) = certificates(dir.path(), "cluster");
     let mut settings = tls_settings(&ca, &keystore);
     settings.extend([
+        "listener.security.protocol.map=SASL_SSL:SASL_SSL,CONTROLLER:SSL".to_string(),
+        "listener.name.controller.ssl.client.auth=required".to_string(),
         "sasl.enabled.mechanisms=PLAIN".to_string(),
         "sasl.mechanism.inter.broker.protocol=PLAIN".into(),
         "listener.name.sasl_ssl.plain.sasl.jaas.config=\
@@ -363,6 +367,30 @@ fn a_sasl_ssl_cluster_replicates_over_tls() {
             "50",
         ],
     );
+    // The quorum, through the controller listener, with a client certificate.
+    let ctl_cfg = client_config(
+        dir.path(),
+        "controller.properties",
+        &[
+            "security.protocol=SSL".into(),
+            format!("ssl.truststore.location={}", ca.display()),
+            "ssl.keystore.type=PEM".into(),
+            format!("ssl.keystore.location={}", keystore.display()),
+        ],
+    );
+    let q = run(
+        BIN,
+        &[
+            "metadata-quorum",
+            "--bootstrap-controller",
+            &format!("127.0.0.1:{}", cluster.nodes[0].controller_port),
+            "--command-config",
+            &ctl_cfg,
+            "describe",
+            "--status",
+        ],
+    );
+    assert!(stdout(&q).contains("CurrentVoters"), "{}", stderr(&q));
     assert_eq!(
         stdout(&o).lines().collect::<Vec<_>>(),
         records,

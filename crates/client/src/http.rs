@@ -277,6 +277,17 @@ fn dechunk(mut rest: &[u8]) -> Result<Option<Vec<u8>>, String> {
     }
 }
 
+/// The path of a `file:` URL (`file:/p`, `file:///p`, `file://localhost/p`); `None` for
+/// other URLs.
+pub fn file_url_path(url: &str) -> Option<&str> {
+    let rest = url.strip_prefix("file:")?;
+    Some(
+        rest.strip_prefix("//localhost")
+            .or_else(|| rest.strip_prefix("//").filter(|r| r.starts_with('/')))
+            .unwrap_or(rest),
+    )
+}
+
 /// `application/x-www-form-urlencoded` encoding of one value.
 pub fn form_encode(v: &str) -> String {
     let mut out = String::with_capacity(v.len());
@@ -365,5 +376,9 @@ mod tests {
             assert!(parse_response(bad, true).is_err(), "{bad:?}");
         }
         assert_eq!(form_encode("a b/c=d"), "a+b%2Fc%3Dd");
+        for url in ["file:/a/b", "file:///a/b", "file://localhost/a/b"] {
+            assert_eq!(file_url_path(url), Some("/a/b"), "{url}");
+        }
+        assert_eq!(file_url_path("http://h/a"), None);
     }
 }

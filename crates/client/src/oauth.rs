@@ -88,18 +88,7 @@ impl std::fmt::Debug for OAuthLogin {
 
 /// A JSON string literal.
 fn json_string(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
+    serde_json::Value::from(s).to_string()
 }
 
 /// The certificates an https identity provider is checked against, from the `ssl.*`
@@ -164,11 +153,7 @@ impl OAuthLogin {
         };
         if let Some(url) = token_endpoint_url.map(str::trim).filter(|u| !u.is_empty()) {
             let extensions = extensions(options, "extension_")?;
-            if let Some(rest) = url.strip_prefix("file:") {
-                let path = rest
-                    .strip_prefix("//localhost")
-                    .or_else(|| rest.strip_prefix("//").filter(|r| r.starts_with('/')))
-                    .unwrap_or(rest);
+            if let Some(path) = crate::http::file_url_path(url) {
                 return Ok(OAuthLogin::File {
                     path: PathBuf::from(path),
                     extensions,

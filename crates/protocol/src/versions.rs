@@ -71,8 +71,8 @@ pub const SUPPORTED_APIS: &[ApiRange] = &[
     broker(ApiKey::OffsetForLeaderEpoch, 2, 4),
     both(ApiKey::ApiVersions, 0, 4),
     // Handshake v0 (raw SASL tokens after it) is not served: clients use v1.
-    broker(ApiKey::SaslHandshake, 1, 1),
-    broker(ApiKey::SaslAuthenticate, 0, 2),
+    both(ApiKey::SaslHandshake, 1, 1),
+    both(ApiKey::SaslAuthenticate, 0, 2),
     broker(ApiKey::DescribeUserScramCredentials, 0, 0),
     // No authorizer: answered with SECURITY_DISABLED, as Kafka's are without one.
     broker(ApiKey::DescribeLogDirs, 1, 4),

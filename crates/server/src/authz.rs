@@ -87,8 +87,17 @@ impl Authz {
         principal: &Arc<str>,
         peer: SocketAddr,
     ) -> Authz {
-        match (&broker.config.authorizer, listener) {
-            (Some(settings), Listener::Broker) => Authz {
+        // A PLAINTEXT controller listener knows no principal (everyone is ANONYMOUS): its
+        // requests are not authorized, and only the cluster's nodes should reach it.
+        let authorized = match listener {
+            Listener::Broker => true,
+            Listener::Controller => {
+                broker.config.controller_security_protocol
+                    != crate::config::SecurityProtocol::Plaintext
+            }
+        };
+        match &broker.config.authorizer {
+            Some(settings) if authorized => Authz {
                 inner: Some(Arc::new(Inner {
                     acls: broker.image().acls.clone(),
                     settings: settings.clone(),

@@ -139,7 +139,6 @@ pub const ACCEPTED_UNUSED_KEYS: &[&str] = &[
     "replication.quota.window.num",
     "replication.quota.window.size.seconds",
     "reserved.broker.max.id",
-    "sasl.mechanism.controller.protocol",
     "security.inter.broker.protocol",
     "security.providers",
     "server.max.startup.time.ms",
@@ -715,6 +714,13 @@ const BROKER_KEYS: &[BrokerKeyDef] = &[
          overrides it for one): PLAIN, SCRAM-SHA-256, SCRAM-SHA-512, OAUTHBEARER.",
     ),
     key(
+        "sasl.mechanism.controller.protocol",
+        T::String,
+        Some("GSSAPI"),
+        "The SASL mechanism nodes authenticate with to the controllers when the controller \
+         listener is SASL_PLAINTEXT or SASL_SSL: PLAIN or OAUTHBEARER.",
+    ),
+    key(
         "sasl.mechanism.inter.broker.protocol",
         T::String,
         Some("GSSAPI"),
@@ -1108,6 +1114,12 @@ pub struct ServerConfig {
     /// How this broker reaches other brokers' inter-broker listener: TLS (trusting
     /// `ssl.truststore.*`) and SASL as that listener needs.
     pub inter_broker_security: krust_client::Security,
+    /// How this node reaches the controllers' listener: TLS and SASL as its security
+    /// protocol needs (`listener.name.<controller>.ssl.*`, `sasl.mechanism.controller.protocol`).
+    pub controller_security: krust_client::Security,
+    /// The security protocol of the controller listener: requests on it are authorized
+    /// (with an authorizer) unless it is PLAINTEXT.
+    pub controller_security_protocol: SecurityProtocol,
     /// The authorizer (`authorizer.class.name`): None allows everything.
     pub authorizer: Option<std::sync::Arc<krust_metadata::acl::AuthorizerSettings>>,
     /// `quota.window.num` and `quota.window.size.seconds`: how client byte rates are
@@ -2126,15 +2138,20 @@ fn authorizer_settings(
 fn tls_settings(
     raw: &Raw,
     listeners: &[Listener],
+    controller: &Listener,
     inter_broker_listener_name: &str,
     is_broker: bool,
 ) -> Result<
     (
         std::collections::HashMap<String, std::sync::Arc<rustls::ServerConfig>>,
         Option<std::sync::Arc<rustls::ClientConfig>>,
+        Option<std::sync::Arc<rustls::ClientConfig>>,
     ),
     ConfigError,
 > {
+    // A broker that does not bind the controller listener still reaches it with its
+    // settings (truststore, and the certificate it shows).
+    let listeners = &with_controller(listeners, controller)[..];
     // A listener's own value (`listener.name.<l>.<key>`) wins over the broker's.
     let get = |l: &str, key: &str| -> Option<(String, String)> {
         raw.listener_value(l, key)
@@ -2151,6 +2168,7 @@ fn tls_settings(
     raw.check_listener_keys(listeners, is_tls_key)?;
     let mut out = std::collections::HashMap::new();
     let mut inter_broker_tls = None;
+    let mut controller_tls = None;
     for l in listeners {
         if !matches!(
             l.security_protocol,
@@ -2284,8 +2302,14 @@ fn tls_settings(
                 .map_err(|e| err(format!("The TLS truststore of listener {name}: {e}")))?;
             inter_broker_tls = Some(client);
         }
+        if *name == controller.name {
+            let trust = truststore("Nodes reach the controllers over TLS")?;
+            let client = krust_client::tls::client_config(Some(&trust), Some((&chain, &key)))
+                .map_err(|e| err(format!("The TLS truststore of listener {name}: {e}")))?;
+            controller_tls = Some(client);
+        }
     }
-    Ok((out, inter_broker_tls))
+    Ok((out, inter_broker_tls, controller_tls))
 }
 
 /// The SASL settings of the SASL_PLAINTEXT listeners, checked: mechanisms krust
@@ -2293,13 +2317,15 @@ fn tls_settings(
 fn sasl_settings(
     raw: &Raw,
     listeners: &[Listener],
-    controller_listener_names: &[String],
+    controller: &Listener,
     inter_broker_listener_name: &str,
     is_broker: bool,
 ) -> Result<crate::sasl::SaslSettings, ConfigError> {
     use krust_protocol::sasl::{parse_jaas, JaasConfig, Mechanism};
     let listener_key = |l: &str, setting: &str| raw.listener_value(l, setting);
-    raw.check_listener_keys(listeners, |k| listener_sasl_key(k).is_some())?;
+    raw.check_listener_keys(&with_controller(listeners, controller), |k| {
+        listener_sasl_key(k).is_some()
+    })?;
     let jaas = |l: &str, m: Mechanism| -> Result<Option<JaasConfig>, ConfigError> {
         let setting = format!("{}.sasl.jaas.config", m.name().to_ascii_lowercase());
         let Some((key, v)) = listener_key(l, &setting) else {
@@ -2315,6 +2341,60 @@ fn sasl_settings(
         }
         Ok(Some(j))
     };
+    // The credentials this node authenticates with on listener `lname`'s mechanism `m`
+    // (the username and password of its JAAS config, or an OAUTHBEARER login).
+    let credentials = |lname: &str,
+                       m: Mechanism,
+                       purpose: &str|
+     -> Result<krust_client::SaslCredentials, ConfigError> {
+        let jaas_key = format!(
+            "listener.name.{}.{}.sasl.jaas.config",
+            lname.to_ascii_lowercase(),
+            m.name().to_ascii_lowercase()
+        );
+        let creds = if m == Mechanism::OAuthBearer {
+            let j = jaas(lname, m)?;
+            let options = j.map(|j| j.options).unwrap_or_default();
+            let endpoint = [
+                "oauthbearer.sasl.oauthbearer.token.endpoint.url",
+                "sasl.oauthbearer.token.endpoint.url",
+            ]
+            .iter()
+            .find_map(|s| listener_key(lname, s))
+            .or_else(|| {
+                raw.get("sasl.oauthbearer.token.endpoint.url")
+                    .map(|v| ("sasl.oauthbearer.token.endpoint.url", v))
+            });
+            let login =
+                krust_client::oauth::OAuthLogin::from_options(&options, endpoint.map(|(_, v)| v))
+                    .map_err(|e| {
+                    err(format!(
+                        "{purpose} with OAUTHBEARER on listener {lname}: {jaas_key}: {e}"
+                    ))
+                })?;
+            Some(krust_client::SaslCredentials {
+                mechanism: m,
+                username: String::new(),
+                password: String::new(),
+                oauth: Some(std::sync::Arc::new(login)),
+            })
+        } else {
+            jaas(lname, m)?.and_then(|j| {
+                Some(krust_client::SaslCredentials {
+                    mechanism: m,
+                    username: j.option("username")?.to_string(),
+                    password: j.option("password")?.to_string(),
+                    oauth: None,
+                })
+            })
+        };
+        creds.ok_or_else(|| {
+            err(format!(
+                "{purpose} with {m} on listener {lname}: {jaas_key} must give the username \
+                 and password options they use"
+            ))
+        })
+    };
     let mut settings = crate::sasl::SaslSettings {
         reauth_ms: u64::try_from(raw.long("connections.max.reauth.ms", 0, i64::MIN)?).unwrap_or(0),
         failed_auth_delay_ms: raw
@@ -2327,16 +2407,6 @@ fn sasl_settings(
         ..Default::default()
     };
     for l in listeners {
-        if controller_listener_names.contains(&l.name)
-            && l.security_protocol != SecurityProtocol::Plaintext
-        {
-            return Err(err(format!(
-                "Controller listener {} uses {}, but krust's connections between controllers \
-                 are neither encrypted nor authenticated yet: map it to PLAINTEXT in \
-                 listener.security.protocol.map",
-                l.name, l.security_protocol
-            )));
-        }
         if !matches!(
             l.security_protocol,
             SecurityProtocol::SaslPlaintext | SecurityProtocol::SaslSsl
@@ -2428,65 +2498,66 @@ fn sasl_settings(
                         ),
                     )
                 })?;
-            let jaas_key = format!(
-                "listener.name.{}.{}.sasl.jaas.config",
-                l.name.to_ascii_lowercase(),
-                m.name().to_ascii_lowercase()
-            );
-            let creds = if m == Mechanism::OAuthBearer {
-                let j = jaas(&l.name, m)?;
-                let options = j.map(|j| j.options).unwrap_or_default();
-                let endpoint = [
-                    "oauthbearer.sasl.oauthbearer.token.endpoint.url",
-                    "sasl.oauthbearer.token.endpoint.url",
-                ]
-                .iter()
-                .find_map(|s| listener_key(&l.name, s))
-                .or_else(|| {
-                    raw.get("sasl.oauthbearer.token.endpoint.url")
-                        .map(|v| ("sasl.oauthbearer.token.endpoint.url", v))
-                });
-                let login = krust_client::oauth::OAuthLogin::from_options(
-                    &options,
-                    endpoint.map(|(_, v)| v),
-                )
-                .map_err(|e| {
-                    err(format!(
-                        "Brokers authenticate to each other with OAUTHBEARER on listener {}: \
-                         {jaas_key}: {e}",
-                        l.name
-                    ))
-                })?;
-                Some(krust_client::SaslCredentials {
-                    mechanism: m,
-                    username: String::new(),
-                    password: String::new(),
-                    oauth: Some(std::sync::Arc::new(login)),
-                })
-            } else {
-                jaas(&l.name, m)?.and_then(|j| {
-                    Some(krust_client::SaslCredentials {
-                        mechanism: m,
-                        username: j.option("username")?.to_string(),
-                        password: j.option("password")?.to_string(),
-                        oauth: None,
-                    })
-                })
-            };
-            let Some(creds) = creds else {
-                return Err(err(format!(
-                    "Brokers authenticate to each other with {m} on listener {}: {jaas_key} \
-                     must give the username and password options they use",
-                    l.name
-                )));
-            };
-            settings.inter_broker = Some(creds);
+            settings.inter_broker = Some(credentials(
+                &l.name,
+                m,
+                "Brokers authenticate to each other",
+            )?);
         }
         settings
             .listeners
             .insert(l.name.clone(), std::sync::Arc::new(listener));
     }
+    // How this node authenticates to the controllers (the quorum's traffic, a broker's
+    // registration and forwarded requests), when their listener is SASL.
+    if matches!(
+        controller.security_protocol,
+        SecurityProtocol::SaslPlaintext | SecurityProtocol::SaslSsl
+    ) {
+        let key = "sasl.mechanism.controller.protocol";
+        let name = raw.get(key).unwrap_or("GSSAPI");
+        let enabled = settings
+            .listeners
+            .get(&controller.name)
+            .map(|l| l.mechanisms.clone());
+        let m = Mechanism::parse(name)
+            // SCRAM credentials live in the metadata the controllers are still agreeing on.
+            .filter(|m| m.scram_type().is_none())
+            .filter(|m| enabled.as_ref().is_none_or(|e| e.contains(m)))
+            .ok_or_else(|| {
+                invalid(
+                    key,
+                    name,
+                    format!(
+                        "the controller listener {} is {}, so sasl.mechanism.controller.protocol \
+                         must be PLAIN or OAUTHBEARER{}",
+                        controller.name,
+                        controller.security_protocol,
+                        if enabled.is_some() {
+                            ", enabled on that listener"
+                        } else {
+                            ""
+                        }
+                    ),
+                )
+            })?;
+        settings.controller = Some(credentials(
+            &controller.name,
+            m,
+            "Nodes authenticate to the controllers",
+        )?);
+    }
     Ok(settings)
+}
+
+/// `listeners` and the controller listener, when this node does not bind it (a broker
+/// reaching the controllers): the listeners whose `listener.name.<l>.` keys are accepted.
+fn with_controller(listeners: &[Listener], controller: &Listener) -> Vec<Listener> {
+    let mut all = listeners.to_vec();
+    if !all.iter().any(|l| l.name == controller.name) {
+        all.push(controller.clone());
+    }
+    all
 }
 
 /// How listener `l` validates OAUTHBEARER tokens, from
@@ -2638,11 +2709,7 @@ fn oauth_validator(
         )));
     };
     let url = url.trim().to_string();
-    let source = if let Some(rest) = url.strip_prefix("file:") {
-        let path = rest
-            .strip_prefix("//localhost")
-            .or_else(|| rest.strip_prefix("//").filter(|r| r.starts_with('/')))
-            .unwrap_or(rest);
+    let source = if let Some(path) = krust_client::http::file_url_path(&url) {
         if !path.starts_with('/') {
             return Err(invalid(&key, &url, "a file: URL needs an absolute path"));
         }
@@ -3189,15 +3256,36 @@ fn build(
         (None, None) => "PLAINTEXT".to_string(),
     };
 
+    // The listener this node reaches the controllers on (the first controller listener).
+    let controller_listener = {
+        let name = controller_listener_names
+            .first()
+            .cloned()
+            .unwrap_or_else(|| "CONTROLLER".to_string());
+        match listeners.iter().find(|l| l.name == name) {
+            Some(l) => l.clone(),
+            None => Listener {
+                security_protocol: protocol_of(&name)?,
+                name,
+                host: String::new(),
+                port: 0,
+            },
+        }
+    };
     let sasl = sasl_settings(
         raw,
         &listeners,
-        &controller_listener_names,
+        &controller_listener,
         &inter_broker_listener_name,
         is_broker,
     )?;
-    let (tls_listeners, inter_broker_tls) =
-        tls_settings(raw, &listeners, &inter_broker_listener_name, is_broker)?;
+    let (tls_listeners, inter_broker_tls, controller_tls) = tls_settings(
+        raw,
+        &listeners,
+        &controller_listener,
+        &inter_broker_listener_name,
+        is_broker,
+    )?;
     let authorizer = authorizer_settings(raw)?;
     // `ssl.principal.mapping.rules` of each SSL listener (its own value, else the broker's).
     if let Some(text) = raw.get("ssl.principal.mapping.rules") {
@@ -3222,10 +3310,11 @@ fn build(
     }
     let quota_window_num = raw.int("quota.window.num", 11, 1)? as u32;
     let quota_window_size_seconds = raw.int("quota.window.size.seconds", 1, 1)? as u32;
-    if authorizer.is_some() {
-        // Requests on a controller listener are not authorized (it serves the quorum, the
-        // brokers and requests other nodes forwarded after checking them), and it is
-        // PLAINTEXT: only the cluster's nodes should reach it.
+    if authorizer.is_some() && controller_listener.security_protocol == SecurityProtocol::Plaintext
+    {
+        // Requests on a PLAINTEXT controller listener are not authorized (it serves the
+        // quorum, the brokers and requests other nodes forwarded after checking them): only
+        // the cluster's nodes should reach it.
         for l in listeners
             .iter()
             .filter(|l| controller_listener_names.contains(&l.name))
@@ -3233,7 +3322,8 @@ fn build(
         {
             tracing::warn!(
                 "controller listener {} binds every address ({}): its requests are neither \
-                 authenticated nor authorized, so keep port {} reachable only by the cluster's nodes",
+                 authenticated nor authorized (it is PLAINTEXT), so keep port {} reachable only \
+                 by the cluster's nodes",
                 l.name,
                 l.bind_address(),
                 l.port
@@ -3408,6 +3498,11 @@ fn build(
             tls: inter_broker_tls,
             sasl: sasl.inter_broker.clone(),
         },
+        controller_security: krust_client::Security {
+            tls: controller_tls,
+            sasl: sasl.controller.clone(),
+        },
+        controller_security_protocol: controller_listener.security_protocol,
         sasl,
         tls_listeners,
         authorizer,
@@ -3606,7 +3701,7 @@ mod tests {
                     "listener.security.protocol.map",
                     Some("PLAINTEXT:PLAINTEXT,SSL:SSL,CONTROLLER:SSL"),
                 ),
-                "Controller listener CONTROLLER",
+                "Listener CONTROLLER uses TLS",
             ),
         ] {
             let mut changes = base.to_vec();
@@ -3735,7 +3830,7 @@ mod tests {
             ),
             (
                 ("listener.security.protocol.map", Some("PLAINTEXT:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT,CONTROLLER:SASL_PLAINTEXT")),
-                "Controller listener CONTROLLER",
+                "listener.name.controller.plain.sasl.jaas.config",
             ),
             (("connection.failed.authentication.delay.ms", Some("-1")), "at least 0"),
             (("sasl.server.max.receive.size", Some("0")), "at least 1"),
@@ -3891,6 +3986,56 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+
+        // A SASL controller listener: the nodes authenticate to it with
+        // sasl.mechanism.controller.protocol, PLAIN or OAUTHBEARER only.
+        const CONTROLLER_JAAS: &str = "org.apache.kafka.common.security.plain.PlainLoginModule \
+            required username=\"node\" password=\"pw\" user_node=\"pw\";";
+        let ctl = [
+            (
+                "listener.security.protocol.map",
+                Some("PLAINTEXT:PLAINTEXT,CONTROLLER:SASL_PLAINTEXT"),
+            ),
+            ("sasl.enabled.mechanisms", Some("PLAIN")),
+            ("sasl.mechanism.controller.protocol", Some("PLAIN")),
+            (
+                "listener.name.controller.plain.sasl.jaas.config",
+                Some(CONTROLLER_JAAS),
+            ),
+        ];
+        let c = ok(COMBINED, &ctl);
+        let creds = c.controller_security.sasl.expect("controller credentials");
+        assert_eq!(
+            (creds.mechanism, creds.username.as_str()),
+            (Mechanism::Plain, "node")
+        );
+        assert_eq!(
+            c.controller_security_protocol,
+            SecurityProtocol::SaslPlaintext
+        );
+        assert!(c.sasl.listeners.contains_key("CONTROLLER"));
+        for (change, wanted) in [
+            (
+                ("sasl.mechanism.controller.protocol", Some("SCRAM-SHA-512")),
+                "PLAIN or OAUTHBEARER",
+            ),
+            (("sasl.mechanism.controller.protocol", None), "GSSAPI"),
+        ] {
+            let mut changes = ctl.to_vec();
+            changes.retain(|(k, _)| *k != change.0);
+            if change.1.is_some() {
+                changes.push(change);
+            }
+            let e = fails(COMBINED, &changes);
+            assert!(e.contains(wanted), "{change:?}: {e}");
+        }
+        // A broker-only node reaches such controllers with the controller listener's keys,
+        // though it does not bind that listener.
+        let c = ok(BROKER, &ctl);
+        assert!(c.controller_security.sasl.is_some());
+        assert!(!c.sasl.listeners.contains_key("CONTROLLER"));
+        // A PLAINTEXT controller listener: no credentials.
+        assert!(ok(COMBINED, &[]).controller_security.sasl.is_none());
 
         // The authorizer: none by default, StandardAuthorizer, nothing else.
         assert_eq!(ok(COMBINED, &[]).authorizer, None);
@@ -4717,7 +4862,7 @@ mod tests {
                 Some("CONTROLLER:SASL_PLAINTEXT,PLAINTEXT:PLAINTEXT"),
             )],
         );
-        assert!(e.contains("SASL_PLAINTEXT"), "{e}");
+        assert!(e.contains("GSSAPI"), "{e}");
         let e = fails(
             COMBINED,
             &[(

@@ -84,6 +84,58 @@ fn encode_wire(
     }
 }
 
+/// For a request between nodes, the answer that denies it (CLUSTER_AUTHORIZATION_FAILED).
+#[allow(clippy::type_complexity)]
+fn node_request_denied(key: ApiKey) -> Option<fn(&mut Outbound, i32, i16) -> Outcome> {
+    use crate::raft_wire::{error_response, WireKind};
+    const DENIED: i16 = ErrorCode::ClusterAuthorizationFailed.code();
+    fn wire(kind: WireKind) -> WireResponse {
+        error_response(kind, DENIED)
+    }
+    Some(match key {
+        ApiKey::Vote => |o, c, v| encode_wire(o, c, v, &wire(WireKind::Vote)),
+        ApiKey::BeginQuorumEpoch => {
+            |o, c, v| encode_wire(o, c, v, &wire(WireKind::BeginQuorumEpoch))
+        }
+        ApiKey::EndQuorumEpoch => |o, c, v| encode_wire(o, c, v, &wire(WireKind::EndQuorumEpoch)),
+        ApiKey::Fetch => |o, c, v| encode_wire(o, c, v, &wire(WireKind::Fetch)),
+        ApiKey::FetchSnapshot => |o, c, v| encode_wire(o, c, v, &wire(WireKind::FetchSnapshot)),
+        ApiKey::BrokerRegistration => |o, c, v| {
+            encode(
+                o,
+                c,
+                v,
+                &BrokerRegistrationResponse::default().with_error_code(DENIED),
+            )
+        },
+        ApiKey::BrokerHeartbeat => |o, c, v| {
+            encode(
+                o,
+                c,
+                v,
+                &BrokerHeartbeatResponse::default().with_error_code(DENIED),
+            )
+        },
+        ApiKey::AlterPartition => |o, c, v| {
+            encode(
+                o,
+                c,
+                v,
+                &AlterPartitionResponse::default().with_error_code(DENIED),
+            )
+        },
+        ApiKey::AllocateProducerIds => |o, c, v| {
+            encode(
+                o,
+                c,
+                v,
+                &AllocateProducerIdsResponse::default().with_error_code(DENIED),
+            )
+        },
+        _ => return None,
+    })
+}
+
 /// The outcome of an answer already queued, followed by closing the connection when
 /// `close` says so (the answer is still sent first).
 fn answer_then(encoded: Outcome, close: Option<String>) -> Outcome {
@@ -358,6 +410,16 @@ async fn dispatch_inner(
         }};
     }
 
+    // Requests between nodes on an authorized controller listener (the quorum's, a
+    // broker's registration and heartbeats, ISR changes, producer id blocks) need
+    // CLUSTER_ACTION on the cluster, as in Kafka: the nodes' principals are super users.
+    if listener == Listener::Controller && az.is_on() {
+        if let Some(denied) = node_request_denied(key) {
+            if !az.cluster(krust_metadata::acl::op::CLUSTER_ACTION) {
+                return denied(out, corr, v);
+            }
+        }
+    }
     match key {
         ApiKey::SaslHandshake => {
             let req = decode!(SaslHandshakeRequest);

@@ -244,10 +244,11 @@ impl Broker {
         let mut conn = match slot.take() {
             Some(c) if c.addr() == addr && !c.is_broken() => c,
             _ => {
-                Connection::connect(
+                Connection::connect_secured(
                     addr,
                     FORWARDED_CLIENT_ID,
                     COMMIT_TIMEOUT + Duration::from_secs(5),
+                    &self.config.controller_security,
                 )
                 .await?
             }

@@ -89,6 +89,8 @@ pub struct QuorumConfig {
     pub fetch_timeout_ms: u64,
     pub request_timeout_ms: u64,
     pub snapshots: SnapshotPolicy,
+    /// TLS and SASL of the connections to the other voters' controller listener.
+    pub security: krust_client::Security,
 }
 
 impl QuorumConfig {
@@ -605,7 +607,14 @@ impl MetadataLog {
             .and_then(|v| v.pop());
         let mut conn = match pooled {
             Some(c) => c,
-            None => match Connection::connect(&addr, "krust-raft", timeout).await {
+            None => match Connection::connect_secured(
+                &addr,
+                "krust-raft",
+                timeout,
+                &self.config.security,
+            )
+            .await
+            {
                 Ok(c) => c,
                 Err(e) => {
                     debug!(peer = to.0, %addr, error = %e, "cannot reach metadata quorum peer");
@@ -863,6 +872,7 @@ mod tests {
                 max_record_bytes: u64::MAX,
                 max_interval_ms: 0,
             },
+            security: Default::default(),
         }
     }
 

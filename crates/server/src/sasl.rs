@@ -42,6 +42,8 @@ pub struct SaslSettings {
     /// How this broker authenticates to other brokers, when the inter-broker listener is
     /// SASL_PLAINTEXT.
     pub inter_broker: Option<krust_client::SaslCredentials>,
+    /// How this node authenticates to the controllers, when their listener is SASL.
+    pub controller: Option<krust_client::SaslCredentials>,
 }
 
 /// One SASL listener: its mechanisms, and its PLAIN users.

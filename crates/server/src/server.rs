@@ -67,6 +67,7 @@ fn quorum_config(config: &ServerConfig) -> QuorumConfig {
                 .max(1) as u64,
             max_interval_ms: config.metadata_log_max_snapshot_interval_ms.max(0) as u64,
         },
+        security: config.controller_security.clone(),
     }
 }
 

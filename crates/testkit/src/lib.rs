@@ -69,6 +69,8 @@ pub fn free_port() -> u16 {
 /// A running (or stopped) krust node.
 pub struct Node {
     binary: PathBuf,
+    /// The log's length when the process last started: what it logs since is after it.
+    log_start: usize,
     pub data_dir: PathBuf,
     _temp: Option<tempfile::TempDir>,
     pub client_port: u16,
@@ -121,6 +123,7 @@ impl Node {
             voters: String::new(),
             internal: None,
             client_listener: "PLAINTEXT".into(),
+            log_start: 0,
             format_args: Vec::new(),
         }
     }
@@ -259,6 +262,7 @@ impl Node {
     }
 
     fn spawn_process(&mut self) {
+        self.log_start = self.log().len();
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -266,7 +270,11 @@ impl Node {
             .expect("node log file");
         let child = Command::new(&self.binary)
             .args(self.args())
-            .env("KRUST_LOG", "info")
+            // `KRUST_TEST_LOG` sets the nodes' log filter (default `info`) when debugging.
+            .env(
+                "KRUST_LOG",
+                std::env::var("KRUST_TEST_LOG").unwrap_or_else(|_| "info".to_string()),
+            )
             .stdout(log.try_clone().expect("clone log handle"))
             .stderr(log)
             .stdin(Stdio::null())
@@ -286,11 +294,16 @@ impl Node {
     }
 
     /// Waits until the client port (the controller port on a controller-only node) answers
-    /// an ApiVersions request.
+    /// an ApiVersions request, or, where both listeners are TLS, until the node logs that it
+    /// started.
     pub fn wait_ready(&mut self) {
         // A TLS client listener does not answer a plain ApiVersions: the node's controller
-        // listener (PLAINTEXT) does.
+        // listener does, unless it is TLS too.
         let tls = self.client_listener.ends_with("SSL");
+        let controller_tls = self.extra.iter().any(|e| {
+            e.strip_prefix("listener.security.protocol.map=")
+                .is_some_and(|m| m.contains("CONTROLLER:SSL") || m.contains("CONTROLLER:SASL_SSL"))
+        });
         let addr = if self.is_broker() && !(tls && self.is_controller()) {
             self.client_addr()
         } else {
@@ -303,7 +316,14 @@ impl Node {
                     panic!("krust exited during startup ({status}):\n{}", self.log());
                 }
             }
-            if api_versions_ok(addr) {
+            let ready = if tls && controller_tls {
+                self.log()
+                    .get(self.log_start..)
+                    .is_some_and(|l| l.contains("krust node started"))
+            } else {
+                api_versions_ok(addr)
+            };
+            if ready {
                 return;
             }
             if Instant::now() > deadline {

@@ -109,15 +109,11 @@ pub fn run(args: Vec<OsString>) -> ExitCode {
         Err(e) => return common::fail("Error: ", &e),
     };
     let result = common::block_on(async move {
-        // Controller listeners are PLAINTEXT in krust; client listeners may need TLS and
-        // SASL.
-        let security = if controller {
-            krust_client::Security::default()
-        } else {
-            krust_client::Security {
-                tls: config.tls.clone(),
-                sasl: config.sasl.clone(),
-            }
+        // The command config's TLS and SASL, for the controller listener as for a client
+        // listener.
+        let security = krust_client::Security {
+            tls: config.tls.clone(),
+            sasl: config.sasl.clone(),
         };
         let (cluster_id, quorum) = query(
             &bootstrap,
@@ -182,7 +178,7 @@ async fn query(
         let active = cluster.controller_id.0;
         if let Some(b) = cluster.brokers.iter().find(|b| b.broker_id.0 == active) {
             let addr = format!("{}:{}", b.host, b.port);
-            if let Ok(c) = Connection::connect(&addr, client_id, timeout).await {
+            if let Ok(c) = Connection::connect_secured(&addr, client_id, timeout, security).await {
                 conn = c;
             }
         }
