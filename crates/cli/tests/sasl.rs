@@ -651,6 +651,8 @@ async fn the_controller_listener_authenticates_and_authorizes() {
     assert_eq!(r.error_code, 0);
     let r = call(&mut s, 5, 2, &vote).expect("answer");
     assert_eq!(r.error_code, 31, "CLUSTER_AUTHORIZATION_FAILED");
+    let hb = call(&mut s, 6, 1, &BrokerHeartbeatRequest::default()).expect("answer");
+    assert_eq!(hb.error_code, 31, "a heartbeat from alice");
     // As admin: a node's request, answered on its merits.
     let mut s = connect_ctl();
     plain_login(&mut s, "admin", ADMIN_PASSWORD).expect("login");

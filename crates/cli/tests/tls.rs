@@ -408,6 +408,29 @@ fn a_sasl_ssl_cluster_replicates_over_tls() {
     for n in &cluster.nodes {
         assert!(!n.log().contains("TLS handshake failed"), "{}", n.log());
     }
+    // Without a client certificate the controller listener lets nothing through (checked
+    // last: its handshake fails, which the nodes log).
+    let no_cert = client_config(
+        dir.path(),
+        "no-cert.properties",
+        &[
+            "security.protocol=SSL".into(),
+            format!("ssl.truststore.location={}", ca.display()),
+        ],
+    );
+    let q = run(
+        BIN,
+        &[
+            "metadata-quorum",
+            "--bootstrap-controller",
+            &format!("127.0.0.1:{}", cluster.nodes[0].controller_port),
+            "--command-config",
+            &no_cert,
+            "describe",
+            "--status",
+        ],
+    );
+    assert!(!q.status.success(), "{}", stdout(&q));
 }
 
 #[test]

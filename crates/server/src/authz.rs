@@ -8,10 +8,12 @@
 //! served. A gate here either answers the whole request (`Err`) or lets it through,
 //! possibly with a step that completes its response (`Ok(Some(..))`).
 //!
-//! Requests on a controller listener are not checked: that listener serves the quorum,
-//! the brokers and requests other nodes forward after checking them. Kafka's usual setup
-//! with a PLAINTEXT controller listener (its principal, `User:ANONYMOUS`, among the super
-//! users) amounts to the same.
+//! Requests on a PLAINTEXT controller listener are not checked: that listener serves the
+//! quorum, the brokers and requests other nodes forward after checking them, and knows no
+//! principal. Kafka's usual setup with a PLAINTEXT controller listener (its principal,
+//! `User:ANONYMOUS`, among the super users) amounts to the same. A controller listener with
+//! TLS or SASL is checked like a broker listener, the requests between nodes needing
+//! CLUSTER_ACTION (`dispatch`).
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -80,10 +82,11 @@ impl Authz {
         Authz::default()
     }
 
-    /// For a request from `principal` at `peer` on a listener of kind `listener`.
+    /// For a request from `principal` at `peer` on listener `name`, of kind `listener`.
     pub fn new(
         broker: &Broker,
         listener: Listener,
+        name: &str,
         principal: &Arc<str>,
         peer: SocketAddr,
     ) -> Authz {
@@ -91,10 +94,12 @@ impl Authz {
         // requests are not authorized, and only the cluster's nodes should reach it.
         let authorized = match listener {
             Listener::Broker => true,
-            Listener::Controller => {
-                broker.config.controller_security_protocol
-                    != crate::config::SecurityProtocol::Plaintext
-            }
+            Listener::Controller => broker
+                .config
+                .listeners
+                .iter()
+                .find(|l| l.name == name)
+                .is_some_and(|l| l.security_protocol != crate::config::SecurityProtocol::Plaintext),
         };
         match &broker.config.authorizer {
             Some(settings) if authorized => Authz {

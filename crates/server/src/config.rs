@@ -2150,7 +2150,8 @@ fn tls_settings(
     ConfigError,
 > {
     // A broker that does not bind the controller listener still reaches it with its
-    // settings (truststore, and the certificate it shows).
+    // settings (truststore, and the certificate it shows if it has one).
+    let bound: Vec<String> = listeners.iter().map(|l| l.name.clone()).collect();
     let listeners = &with_controller(listeners, controller)[..];
     // A listener's own value (`listener.name.<l>.<key>`) wins over the broker's.
     let get = |l: &str, key: &str| -> Option<(String, String)> {
@@ -2166,6 +2167,16 @@ fn tls_settings(
         std::fs::read(path).map_err(|e| invalid(key, path, format!("cannot read it: {e}")))
     };
     raw.check_listener_keys(listeners, is_tls_key)?;
+    let check_identification = |name: &str| -> Result<(), ConfigError> {
+        match get(name, "ssl.endpoint.identification.algorithm") {
+            Some((k, v)) if !v.eq_ignore_ascii_case("https") => Err(invalid(
+                &k,
+                &v,
+                "krust always verifies that a node's certificate names it (https)",
+            )),
+            _ => Ok(()),
+        }
+    };
     let mut out = std::collections::HashMap::new();
     let mut inter_broker_tls = None;
     let mut controller_tls = None;
@@ -2190,7 +2201,9 @@ fn tls_settings(
                 _ => Ok(()),
             }
         };
-        pem_only("ssl.keystore.type")?;
+        if bound.contains(name) || get(name, "ssl.keystore.type").is_some() {
+            pem_only("ssl.keystore.type")?;
+        }
         for refused in ["ssl.key.password", "ssl.keystore.password"] {
             if let Some((k, v)) = get(name, refused).filter(|(_, v)| !v.is_empty()) {
                 let _ = v;
@@ -2238,6 +2251,33 @@ fn tls_settings(
                 ))),
             }
         };
+        if !bound.contains(name) {
+            // The controller listener of a broker that does not bind it: only how to reach
+            // it, with the broker's certificate when one is configured.
+            check_identification(name)?;
+            let trust = truststore("Nodes reach the controllers over TLS")?;
+            let identity = match (
+                get(name, "ssl.keystore.location"),
+                get(name, "ssl.keystore.certificate.chain"),
+                get(name, "ssl.keystore.key"),
+            ) {
+                (Some((k, path)), None, None) => {
+                    let pem = read_file(&k, &path)?;
+                    Some((pem.clone(), pem))
+                }
+                (None, Some((_, chain)), Some((_, key))) => {
+                    Some((chain.into_bytes(), key.into_bytes()))
+                }
+                _ => None,
+            };
+            let client = krust_client::tls::client_config(
+                Some(&trust),
+                identity.as_ref().map(|(c, k)| (c.as_slice(), k.as_slice())),
+            )
+            .map_err(|e| err(format!("The TLS settings of listener {name}: {e}")))?;
+            controller_tls = Some(client);
+            continue;
+        }
         let client_roots = match client_auth {
             None => None,
             Some(required) => Some((truststore("Client certificates are checked")?, required)),
@@ -2287,15 +2327,7 @@ fn tls_settings(
 
         if is_broker && name == inter_broker_listener_name {
             let trust = truststore("Brokers reach each other over TLS")?;
-            if let Some((k, v)) = get(name, "ssl.endpoint.identification.algorithm") {
-                if !v.eq_ignore_ascii_case("https") {
-                    return Err(invalid(
-                        &k,
-                        &v,
-                        "krust always verifies that a broker's certificate names it (https)",
-                    ));
-                }
-            }
+            check_identification(name)?;
             // A broker shows its own certificate to the others, as Kafka's does, which
             // listeners that check client certificates need.
             let client = krust_client::tls::client_config(Some(&trust), Some((&chain, &key)))
@@ -2303,6 +2335,7 @@ fn tls_settings(
             inter_broker_tls = Some(client);
         }
         if *name == controller.name {
+            check_identification(name)?;
             let trust = truststore("Nodes reach the controllers over TLS")?;
             let client = krust_client::tls::client_config(Some(&trust), Some((&chain, &key)))
                 .map_err(|e| err(format!("The TLS truststore of listener {name}: {e}")))?;
@@ -3264,8 +3297,12 @@ fn build(
             .unwrap_or_else(|| "CONTROLLER".to_string());
         match listeners.iter().find(|l| l.name == name) {
             Some(l) => l.clone(),
+            // (A controller whose listener is missing gets its own error below.)
             None => Listener {
-                security_protocol: protocol_of(&name)?,
+                security_protocol: protocol_map
+                    .get(&name)
+                    .copied()
+                    .unwrap_or(SecurityProtocol::Plaintext),
                 name,
                 host: String::new(),
                 port: 0,
@@ -3310,6 +3347,35 @@ fn build(
     }
     let quota_window_num = raw.int("quota.window.num", 11, 1)? as u32;
     let quota_window_size_seconds = raw.int("quota.window.size.seconds", 1, 1)? as u32;
+    // With an authorizer, the nodes' requests on a secured controller listener need
+    // CLUSTER_ACTION, which only super users have before the quorum holds any ACL.
+    if let (Some(a), true) = (
+        &authorizer,
+        controller_listener.security_protocol != SecurityProtocol::Plaintext,
+    ) {
+        let principal = match &sasl.controller {
+            Some(c) if c.mechanism == krust_protocol::sasl::Mechanism::Plain => {
+                Some(format!("User:{}", c.username))
+            }
+            Some(_) => None,
+            None => {
+                let required = raw
+                    .listener_value(&controller_listener.name, "ssl.client.auth")
+                    .map(|(_, v)| v)
+                    .or_else(|| raw.get("ssl.client.auth"))
+                    .is_some_and(|v| v.trim().eq_ignore_ascii_case("required"));
+                (!required).then(|| "User:ANONYMOUS".to_string())
+            }
+        };
+        if let Some(p) = principal.filter(|p| !a.super_users.contains(p)) {
+            tracing::warn!(
+                "this node reaches the controller listener {} as {p}, which is not in \
+                 super.users: the controllers will refuse its requests \
+                 (CLUSTER_AUTHORIZATION_FAILED) unless an ACL lets it CLUSTER_ACTION",
+                controller_listener.name
+            );
+        }
+    }
     if authorizer.is_some() && controller_listener.security_protocol == SecurityProtocol::Plaintext
     {
         // Requests on a PLAINTEXT controller listener are not authorized (it serves the
@@ -3711,6 +3777,42 @@ mod tests {
             assert!(e.contains(wanted), "{change:?}: {e}");
             assert!(!e.contains("PRIVATE KEY") && !e.contains("secret"), "{e}");
         }
+        // An SSL controller listener: the nodes reach it with its truststore, names checked.
+        let ctl = [
+            (
+                "listener.security.protocol.map",
+                Some("PLAINTEXT:PLAINTEXT,CONTROLLER:SSL"),
+            ),
+            ("ssl.keystore.type", Some("PEM")),
+            ("ssl.keystore.location", Some(ks.as_str())),
+            ("ssl.truststore.type", Some("PEM")),
+            ("ssl.truststore.location", Some(ts.as_str())),
+        ];
+        let c = ok(COMBINED, &ctl);
+        assert!(c.tls_listeners.contains_key("CONTROLLER"));
+        assert!(c.controller_security.tls.is_some());
+        let mut no_check = ctl.to_vec();
+        no_check.push((
+            "listener.name.controller.ssl.endpoint.identification.algorithm",
+            Some(""),
+        ));
+        assert!(fails(COMBINED, &no_check).contains("https"));
+        // A broker-only node needs only the truststore to reach it.
+        let broker_ctl = [
+            (
+                "listener.security.protocol.map",
+                Some("PLAINTEXT:PLAINTEXT,CONTROLLER:SSL"),
+            ),
+            ("listener.name.controller.ssl.truststore.type", Some("PEM")),
+            (
+                "listener.name.controller.ssl.truststore.location",
+                Some(ts.as_str()),
+            ),
+        ];
+        let c = ok(BROKER, &broker_ctl);
+        assert!(c.controller_security.tls.is_some());
+        assert!(!c.tls_listeners.contains_key("CONTROLLER"));
+
         // A broker-wide ssl.client.auth does not reach a SASL_SSL listener (KIP-684).
         let sasl_ssl = [
             (

@@ -307,7 +307,7 @@ async fn dispatch_inner(
         client_id: header.client_id.clone().unwrap_or_default(),
         client_host: format!("/{}", peer.ip()),
         listener_name: listener_name.to_string(),
-        authz: crate::authz::Authz::new(broker, listener, auth.principal(), peer),
+        authz: crate::authz::Authz::new(broker, listener, listener_name, auth.principal(), peer),
         principal: auth.principal().clone(),
     };
     let az = &ctx.authz;

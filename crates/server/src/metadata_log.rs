@@ -616,6 +616,11 @@ impl MetadataLog {
             .await
             {
                 Ok(c) => c,
+                // A refused login is a setting to fix, not a peer that is down: said aloud.
+                Err(e @ krust_client::ClientError::Authentication(_)) => {
+                    warn!(peer = to.0, %addr, error = %e, "cannot authenticate to metadata quorum peer");
+                    return;
+                }
                 Err(e) => {
                     debug!(peer = to.0, %addr, error = %e, "cannot reach metadata quorum peer");
                     return;
@@ -640,7 +645,7 @@ impl MetadataLog {
         let response = match raft_wire::response_from_wire(result) {
             Ok(r) => r,
             Err(e) => {
-                warn!(peer = to.0, error = %e, "malformed metadata quorum response");
+                warn!(peer = to.0, error = %e, "unusable metadata quorum response");
                 return;
             }
         };

@@ -953,7 +953,15 @@ fn top_level_error(resp: &Response) -> Option<i16> {
 }
 
 fn raft_error(code: i16) -> Result<ErrorCode, String> {
-    ErrorCode::from_code(code).ok_or_else(|| format!("error code {code}"))
+    ErrorCode::from_code(code).ok_or_else(|| {
+        if code == krust_protocol::ErrorCode::ClusterAuthorizationFailed.code() {
+            "CLUSTER_AUTHORIZATION_FAILED: the peer's authorizer does not let this node's \
+             principal CLUSTER_ACTION (make it a super user)"
+                .to_string()
+        } else {
+            format!("error code {code}")
+        }
+    })
 }
 
 fn leader_to_wire(leader: Option<NodeId>) -> BrokerId {

@@ -316,7 +316,7 @@ impl Node {
                     panic!("krust exited during startup ({status}):\n{}", self.log());
                 }
             }
-            let ready = if tls && controller_tls {
+            let ready = if controller_tls && (tls || !self.is_broker()) {
                 self.log()
                     .get(self.log_start..)
                     .is_some_and(|l| l.contains("krust node started"))
