@@ -637,12 +637,7 @@ async fn the_controller_listener_authenticates_and_authorizes() {
 
     let vote = VoteRequest::default();
     // Unauthenticated: closed.
-    let connect_ctl = || {
-        let s = TcpStream::connect(&ctl).expect("connect");
-        s.set_read_timeout(Some(Duration::from_secs(10)))
-            .expect("timeout");
-        s
-    };
+    let connect_ctl = || connect_to(ctl.as_str());
     let mut s = connect_ctl();
     assert!(call(&mut s, 1, 2, &vote).is_none(), "served before SASL");
     // As alice: authenticated, but no node.

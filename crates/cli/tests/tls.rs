@@ -83,6 +83,23 @@ fn tls_settings(ca: &Path, keystore: &Path) -> Vec<String> {
     ]
 }
 
+/// `metadata-quorum describe --status` through the controller listener at `port`.
+fn quorum_status(port: u16, config: &str) -> std::process::Output {
+    let controller = format!("127.0.0.1:{port}");
+    run(
+        BIN,
+        &[
+            "metadata-quorum",
+            "--bootstrap-controller",
+            &controller,
+            "--command-config",
+            config,
+            "describe",
+            "--status",
+        ],
+    )
+}
+
 fn client_config(dir: &Path, name: &str, lines: &[String]) -> String {
     let path = dir.join(name);
     std::fs::write(&path, lines.join("\n") + "\n").expect("write client config");
@@ -378,18 +395,7 @@ fn a_sasl_ssl_cluster_replicates_over_tls() {
             format!("ssl.keystore.location={}", keystore.display()),
         ],
     );
-    let q = run(
-        BIN,
-        &[
-            "metadata-quorum",
-            "--bootstrap-controller",
-            &format!("127.0.0.1:{}", cluster.nodes[0].controller_port),
-            "--command-config",
-            &ctl_cfg,
-            "describe",
-            "--status",
-        ],
-    );
+    let q = quorum_status(cluster.nodes[0].controller_port, &ctl_cfg);
     assert!(stdout(&q).contains("CurrentVoters"), "{}", stderr(&q));
     assert_eq!(
         stdout(&o).lines().collect::<Vec<_>>(),
@@ -418,18 +424,7 @@ fn a_sasl_ssl_cluster_replicates_over_tls() {
             format!("ssl.truststore.location={}", ca.display()),
         ],
     );
-    let q = run(
-        BIN,
-        &[
-            "metadata-quorum",
-            "--bootstrap-controller",
-            &format!("127.0.0.1:{}", cluster.nodes[0].controller_port),
-            "--command-config",
-            &no_cert,
-            "describe",
-            "--status",
-        ],
-    );
+    let q = quorum_status(cluster.nodes[0].controller_port, &no_cert);
     assert!(!q.status.success(), "{}", stdout(&q));
 }
 

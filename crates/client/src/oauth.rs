@@ -15,7 +15,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use base64::Engine;
-use krust_protocol::sasl::oauth_extension_ok;
+use krust_protocol::sasl::{jaas_option, oauth_extension_ok};
 
 /// How long a token endpoint may take to answer.
 const ENDPOINT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -96,12 +96,7 @@ fn json_string(s: &str) -> String {
 /// or `ssl.truststore.certificates` (PEM text), with `ssl.truststore.type=PEM`. `None`:
 /// the operating system's certificate authorities.
 pub fn jaas_truststore(options: &[(String, String)]) -> Result<Option<Vec<u8>>, String> {
-    let option = |name: &str| {
-        options
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-    };
+    let option = |name: &str| jaas_option(options, name);
     let location = option("ssl.truststore.location");
     let inline = option("ssl.truststore.certificates");
     if location.is_none() && inline.is_none() {
@@ -145,12 +140,7 @@ impl OAuthLogin {
         options: &[(String, String)],
         token_endpoint_url: Option<&str>,
     ) -> Result<OAuthLogin, String> {
-        let option = |name: &str| {
-            options
-                .iter()
-                .find(|(k, _)| k == name)
-                .map(|(_, v)| v.as_str())
-        };
+        let option = |name: &str| jaas_option(options, name);
         if let Some(url) = token_endpoint_url.map(str::trim).filter(|u| !u.is_empty()) {
             let extensions = extensions(options, "extension_")?;
             if let Some(path) = crate::http::file_url_path(url) {

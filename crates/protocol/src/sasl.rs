@@ -631,11 +631,16 @@ pub struct JaasConfig {
 
 impl JaasConfig {
     pub fn option(&self, key: &str) -> Option<&str> {
-        self.options
-            .iter()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v.as_str())
+        jaas_option(&self.options, key)
     }
+}
+
+/// The value of option `key` among a JAAS entry's options.
+pub fn jaas_option<'a>(options: &'a [(String, String)], key: &str) -> Option<&'a str> {
+    options
+        .iter()
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v.as_str())
 }
 
 /// Parses a `sasl.jaas.config` value holding exactly one login module, as Kafka requires.

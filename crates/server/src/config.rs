@@ -1117,9 +1117,6 @@ pub struct ServerConfig {
     /// How this node reaches the controllers' listener: TLS and SASL as its security
     /// protocol needs (`listener.name.<controller>.ssl.*`, `sasl.mechanism.controller.protocol`).
     pub controller_security: krust_client::Security,
-    /// The security protocol of the controller listener: requests on it are authorized
-    /// (with an authorizer) unless it is PLAINTEXT.
-    pub controller_security_protocol: SecurityProtocol,
     /// The authorizer (`authorizer.class.name`): None allows everything.
     pub authorizer: Option<std::sync::Arc<krust_metadata::acl::AuthorizerSettings>>,
     /// `quota.window.num` and `quota.window.size.seconds`: how client byte rates are
@@ -3568,7 +3565,6 @@ fn build(
             tls: controller_tls,
             sasl: sasl.controller.clone(),
         },
-        controller_security_protocol: controller_listener.security_protocol,
         sasl,
         tls_listeners,
         authorizer,
@@ -4106,14 +4102,14 @@ mod tests {
             ),
         ];
         let c = ok(COMBINED, &ctl);
-        let creds = c.controller_security.sasl.expect("controller credentials");
+        let creds = c.controller_security.sasl.clone().expect("controller credentials");
         assert_eq!(
             (creds.mechanism, creds.username.as_str()),
             (Mechanism::Plain, "node")
         );
         assert_eq!(
-            c.controller_security_protocol,
-            SecurityProtocol::SaslPlaintext
+            c.controller_listener().map(|l| l.security_protocol),
+            Some(SecurityProtocol::SaslPlaintext)
         );
         assert!(c.sasl.listeners.contains_key("CONTROLLER"));
         for (change, wanted) in [

@@ -370,7 +370,12 @@ pub fn call<R: kafka_protocol::protocol::Request>(
 }
 
 pub fn connect(node: &Node) -> TcpStream {
-    let s = TcpStream::connect(node.client_addr()).expect("connect");
+    connect_to(node.client_addr())
+}
+
+/// A raw connection to `addr`, reads timing out after 10 s.
+pub fn connect_to(addr: impl std::net::ToSocketAddrs) -> TcpStream {
+    let s = TcpStream::connect(addr).expect("connect");
     s.set_read_timeout(Some(Duration::from_secs(10)))
         .expect("timeout");
     s
