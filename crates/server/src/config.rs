@@ -4102,7 +4102,11 @@ mod tests {
             ),
         ];
         let c = ok(COMBINED, &ctl);
-        let creds = c.controller_security.sasl.clone().expect("controller credentials");
+        let creds = c
+            .controller_security
+            .sasl
+            .clone()
+            .expect("controller credentials");
         assert_eq!(
             (creds.mechanism, creds.username.as_str()),
             (Mechanism::Plain, "node")
